@@ -1,0 +1,1 @@
+"""Diabetes status model: schema, data preparation, training, evaluation, tracking and inference."""
