@@ -82,9 +82,9 @@ def read_csv(path: str | Path, *, target: TargetMode = "required") -> pd.DataFra
     keep_target = _check_columns(header, target, source)
     wanted = [TARGET, *FEATURE_NAMES] if keep_target else list(FEATURE_NAMES)
     try:
+        # All columns (the header was checked): with usecols pandas would silently drop surplus fields.
         raw = pd.read_csv(
             path,
-            usecols=wanted,
             keep_default_na=False,
             na_values=[""],
             skip_blank_lines=False,
@@ -93,9 +93,10 @@ def read_csv(path: str | Path, *, target: TargetMode = "required") -> pd.DataFra
         )
     except (pd.errors.ParserError, ValueError, OSError, EOFError) as err:
         raise DataValidationError(
-            f"{source} cannot be parsed as CSV: {err}. Every line must hold {len(header)} comma-separated "
-            f"values, like the header."
+            f"{source} cannot be parsed as CSV ({' '.join(str(err).split())}; line 1 is the header). "
+            f"Every line must hold {len(header)} comma-separated values, like the header."
         ) from None
+    raw = raw[wanted]
     if raw.empty:
         raise DataValidationError(
             f"{source} has a header but no data rows; it needs at least one row of values under the header."
