@@ -11,6 +11,7 @@ About 8% of rows repeat an earlier feature vector, as in the real file.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import sys
@@ -170,14 +171,13 @@ def write_synthetic(path: str | Path, n_rows: int, seed: int = 0) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     frame = make_synthetic(n_rows, seed).astype(np.float64)
-    compression: dict[str, object] | None = (
-        {"method": "gzip", "mtime": 0} if path.name.endswith(".gz") else None
-    )
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        frame.to_csv(tmp, index=False, compression=compression)  # type: ignore[arg-type]
+        data = frame.to_csv(index=False).encode("utf-8")
+        # gzip.compress stores no file name and, with mtime=0, no time: same seed, same bytes.
+        tmp.write_bytes(gzip.compress(data, mtime=0) if path.name.endswith(".gz") else data)
         meta = {
             "synthetic": True,
             "generator": "ml.synthetic",
