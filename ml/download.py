@@ -11,10 +11,10 @@ import argparse
 import os
 import shutil
 import sys
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,9 +55,8 @@ def existing_file(output_dir: Path) -> Path | None:
 
 
 def _temp_path(output_dir: Path, suffix: str) -> Path:
-    fd, name = tempfile.mkstemp(dir=output_dir, prefix=".download-", suffix=suffix)
-    os.close(fd)
-    return Path(name)
+    """A fresh hidden name in ``output_dir`` (same file system, so the final rename is atomic)."""
+    return output_dir / f".download-{uuid.uuid4().hex}{suffix}"
 
 
 def _install(candidate: Path, output_dir: Path, final_name: str) -> Path:

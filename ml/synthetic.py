@@ -15,7 +15,7 @@ import gzip
 import json
 import os
 import sys
-import tempfile
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from statistics import NormalDist
@@ -171,9 +171,8 @@ def write_synthetic(path: str | Path, n_rows: int, seed: int = 0) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     frame = make_synthetic(n_rows, seed).astype(np.float64)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    sidecar, sidecar_tmp = synthetic_sidecar(path), tmp.with_suffix(".json.tmp")
     try:
         data = frame.to_csv(index=False).encode("utf-8")
         # gzip.compress stores no file name and, with mtime=0, no time: same seed, same bytes.
@@ -185,13 +184,12 @@ def write_synthetic(path: str | Path, n_rows: int, seed: int = 0) -> Path:
             "rows": n_rows,
             "sha256": file_sha256(tmp),
         }
-        sidecar = synthetic_sidecar(path)
-        sidecar_tmp = sidecar.with_name(f".{sidecar.name}.tmp")
         sidecar_tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         os.replace(tmp, path)
         os.replace(sidecar_tmp, sidecar)
     finally:
         tmp.unlink(missing_ok=True)
+        sidecar_tmp.unlink(missing_ok=True)
     return path
 
 
