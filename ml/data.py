@@ -96,7 +96,7 @@ def read_csv(path: str | Path, *, target: TargetMode = "required") -> pd.DataFra
             f"{source} cannot be parsed as CSV ({' '.join(str(err).split())}; line 1 is the header). "
             f"Every line must hold {len(header)} comma-separated values, like the header."
         ) from None
-    raw = raw[wanted]
+    raw = raw.rename(columns=str.strip)[wanted]
     if raw.empty:
         raise DataValidationError(
             f"{source} has a header but no data rows; it needs at least one row of values under the header."
@@ -109,14 +109,14 @@ def read_csv(path: str | Path, *, target: TargetMode = "required") -> pd.DataFra
         columns = [c for c in COLUMNS if c in hit]
         text = pd.read_csv(
             path,
-            usecols=columns,
+            usecols=lambda name: name.strip() in hit,
             dtype=str,
             keep_default_na=False,
             na_values=[""],
             skip_blank_lines=False,
             encoding="utf-8-sig",
         )
-        _validated(text, keep_target, source, columns=columns)
+        _validated(text.rename(columns=str.strip), keep_target, source, columns=columns)
         raise  # pragma: no cover - the text pass always finds the same problems and raises itself
 
 
@@ -140,7 +140,9 @@ def _open_text(path: Path) -> io.TextIOWrapper:
 def _read_header(path: Path) -> list[str]:
     try:
         with _open_text(path) as handle:
-            first = next(csv.reader(handle), None)
+            reader = csv.reader(handle)
+            first = next(reader, None)
+            second = next(reader, None)
     except (OSError, EOFError, UnicodeDecodeError) as err:
         raise DataValidationError(
             f"{path} cannot be read as a UTF-8 CSV file ({type(err).__name__}: {err}). "
@@ -149,6 +151,12 @@ def _read_header(path: Path) -> list[str]:
     if first is None or not any(cell.strip() for cell in first):
         raise DataValidationError(
             f"{path} is empty: expected the header line {','.join(COLUMNS)} followed by data rows."
+        )
+    if second is not None and len(second) > len(first):
+        # pandas would silently turn the surplus leading fields of such rows into an index.
+        raise DataValidationError(
+            f"{path}: the first data row has {len(second)} values but the header names {len(first)} "
+            "columns; check for a missing header name or a trailing comma on every line."
         )
     return [cell.strip() for cell in first]
 

@@ -59,12 +59,13 @@ def _temp_path(output_dir: Path, suffix: str) -> Path:
     return output_dir / f".download-{uuid.uuid4().hex}{suffix}"
 
 
-def _install(candidate: Path, output_dir: Path, final_name: str) -> Path:
+def _install(candidate: Path, output_dir: Path, final_name: str, origin: str) -> Path:
     """Validate a fully written temp file, then move it into place atomically (replacing older copies)."""
     try:
         read_csv(candidate)
     except DataValidationError as err:
-        raise DownloadError(f"the downloaded file is not the expected 3-class file:\n{err}") from None
+        message = str(err).replace(str(candidate), origin)
+        raise DownloadError(f"the downloaded file is not the expected 3-class file:\n{message}") from None
     final = output_dir / final_name
     os.replace(candidate, final)
     for name in (REAL_DATA_FILE, f"{REAL_DATA_FILE}.gz"):
@@ -98,7 +99,7 @@ def fetch_from_kaggle(output_dir: Path, *, handle: str = KAGGLE_DATASET, force: 
     candidate = _temp_path(output_dir, ".csv")
     try:
         shutil.copyfile(source, candidate)
-        return _install(candidate, output_dir, REAL_DATA_FILE)
+        return _install(candidate, output_dir, REAL_DATA_FILE, f"{handle}/{REAL_DATA_FILE}")
     finally:
         candidate.unlink(missing_ok=True)
 
@@ -164,7 +165,7 @@ def fetch_from_url(url: str, output_dir: Path, *, timeout: float = DEFAULT_TIMEO
             candidate = raw.with_suffix(".csv.gz" if magic.startswith(_GZIP_MAGIC) else ".csv")
             os.replace(raw, candidate)
         final_name = REAL_DATA_FILE + (".gz" if candidate.name.endswith(".gz") else "")
-        return _install(candidate, output_dir, final_name)
+        return _install(candidate, output_dir, final_name, url)
     finally:
         raw.unlink(missing_ok=True)
         if candidate is not None:

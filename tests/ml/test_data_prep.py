@@ -394,3 +394,29 @@ def test_split_rejects_bad_fraction(synthetic_frame: pd.DataFrame, fraction: flo
 def test_split_rejects_misaligned_strata(synthetic_frame: pd.DataFrame):
     with pytest.raises(ValueError, match="stratify_on"):
         grouped_split(synthetic_frame, test_fraction=0.2, seed=0, stratify_on=np.zeros(3))
+
+
+@pytest.mark.parametrize("edit", ["trailing comma", "unnamed first column"])
+def test_rows_longer_than_header_are_refused(tmp_path: Path, synthetic_frame: pd.DataFrame, edit: str):
+    header, *rows = text_frame(synthetic_frame.head(5)).to_csv(index=False).splitlines()
+    if edit == "trailing comma":
+        rows = [f"{row}," for row in rows]
+    else:
+        rows = [f"{i},{row}" for i, row in enumerate(rows)]
+    path = tmp_path / "d.csv"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    with pytest.raises(DataValidationError, match="first data row has 23 values but the header names 22"):
+        read_csv(path)
+
+
+def test_header_names_may_be_padded(tmp_path: Path, synthetic_frame: pd.DataFrame):
+    header, *rows = text_frame(synthetic_frame.head(5)).to_csv(index=False).splitlines()
+    path = tmp_path / "d.csv"
+    path.write_text("\n".join([", ".join(header.split(",")), *rows]) + "\n")
+    pd.testing.assert_frame_equal(read_csv(path), synthetic_frame.head(5))
+    frame = text_frame(synthetic_frame.head(5))
+    frame.loc[1, "Sex"] = "male"
+    padded = frame.rename(columns=lambda name: f" {name}")
+    with pytest.raises(DataValidationError) as info:
+        read_csv(write_text_frame(tmp_path / "e.csv", padded))
+    assert problem(info.value, "Sex", "not a number").values == ("male",)

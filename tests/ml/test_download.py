@@ -120,6 +120,8 @@ def test_wrong_content_is_not_installed(served, tmp_path: Path, capsys, name: st
     assert code == 1
     assert "not the expected 3-class file" in err
     assert expected in err
+    assert f"{base}/{name}" in err  # names the URL, not the temp file
+    assert ".download-" not in err
     assert leftovers(tmp_path) == []
 
 
