@@ -97,6 +97,9 @@ def read_csv(path: str | Path, *, target: TargetMode = "required") -> pd.DataFra
             f"Every line must hold {len(header)} comma-separated values, like the header."
         ) from None
     raw = raw.rename(columns=str.strip)[wanted]
+    # Empty lines at the very end carry no data (editors add them); empty lines inside are reported.
+    filled = np.flatnonzero(raw.notna().any(axis=1).to_numpy())
+    raw = raw.iloc[: filled[-1] + 1 if filled.size else 0]
     if raw.empty:
         raise DataValidationError(
             f"{source} has a header but no data rows; it needs at least one row of values under the header."
@@ -116,8 +119,8 @@ def read_csv(path: str | Path, *, target: TargetMode = "required") -> pd.DataFra
             skip_blank_lines=False,
             encoding="utf-8-sig",
         )
-        _validated(text.rename(columns=str.strip), keep_target, source, columns=columns)
-        raise  # pragma: no cover - the text pass always finds the same problems and raises itself
+        _validated(text.rename(columns=str.strip).iloc[: len(raw)], keep_target, source, columns=columns)
+        raise  # the text pass normally raises first, quoting the values as written
 
 
 def validate_frame(df: pd.DataFrame, *, target: TargetMode = "required") -> pd.DataFrame:

@@ -420,3 +420,16 @@ def test_header_names_may_be_padded(tmp_path: Path, synthetic_frame: pd.DataFram
     with pytest.raises(DataValidationError) as info:
         read_csv(write_text_frame(tmp_path / "e.csv", padded))
     assert problem(info.value, "Sex", "not a number").values == ("male",)
+
+
+def test_trailing_empty_lines_are_ignored_but_inner_ones_reported(
+    tmp_path: Path, synthetic_frame: pd.DataFrame
+):
+    header, *rows = text_frame(synthetic_frame.head(4)).to_csv(index=False).splitlines()
+    path = tmp_path / "d.csv"
+    path.write_text("\n".join([header, *rows]) + "\n\n\n")
+    pd.testing.assert_frame_equal(read_csv(path), synthetic_frame.head(4))
+    path.write_text("\n".join([header, rows[0], "", *rows[1:]]) + "\n")
+    with pytest.raises(DataValidationError) as info:
+        read_csv(path)
+    assert problem(info.value, "HighBP", "missing value").rows == (2,)
