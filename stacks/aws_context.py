@@ -1,0 +1,74 @@
+"""Account, partition and region of the deployment, and small IAM document builders.
+
+IAM policies in this program name exact ARNs; building them needs the account and partition, which are looked
+up once here instead of being hard-coded or scattered across modules.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi_aws as aws
+
+
+@dataclass(frozen=True)
+class AwsContext:
+    """Where the stack deploys; used to build ARNs."""
+
+    account_id: str
+    partition: str
+    region: str
+
+    def arn(self, service: str, resource: str, *, region: bool = True, account: bool = True) -> str:
+        """An ARN in this account and region, e.g. arn(`logs`, `log-group:/ecs/x:*`)."""
+        return (
+            f"arn:{self.partition}:{service}:{self.region if region else ''}:"
+            f"{self.account_id if account else ''}:{resource}"
+        )
+
+
+def lookup_context(region: str) -> AwsContext:
+    """Ask AWS who we are (one invoke each; mocked in tests)."""
+    identity = aws.get_caller_identity()
+    partition = aws.get_partition()
+    return AwsContext(account_id=identity.account_id, partition=partition.partition, region=region)
+
+
+def statement(
+    actions: Sequence[str],
+    resources: Sequence[str] | str,
+    condition: Mapping[str, Mapping[str, Any]] | None = None,
+    sid: str | None = None,
+) -> dict[str, Any]:
+    """One Allow statement; actions are always explicit (no wildcards, enforced by the policy pack)."""
+    body: dict[str, Any] = {"Effect": "Allow", "Action": sorted(actions), "Resource": resources}
+    if condition:
+        body["Condition"] = condition
+    if sid:
+        body["Sid"] = sid
+    return body
+
+
+def policy_json(statements: Sequence[Mapping[str, Any]]) -> str:
+    """An IAM policy document as JSON."""
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def service_trust_policy(service: str, ctx: AwsContext, source_arn: str | None = None) -> str:
+    """Trust policy letting one AWS service assume a role, only for this account (confused deputy)."""
+    condition: dict[str, dict[str, Any]] = {"StringEquals": {"aws:SourceAccount": ctx.account_id}}
+    if source_arn:
+        condition["ArnLike"] = {"aws:SourceArn": source_arn}
+    return policy_json(
+        [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": service},
+                "Action": "sts:AssumeRole",
+                "Condition": condition,
+            }
+        ]
+    )

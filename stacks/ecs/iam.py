@@ -1,0 +1,98 @@
+"""ECS roles with exactly the permissions the tasks use.
+
+The execution role (used by the ECS agent) may pull from this stack's repositories and write to this stack's
+log group. The API task role may read the model prefix in S3, and only when the model lives in S3. No AWS-
+managed policy is attached: they grant `Resource: *`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pulumi
+import pulumi_aws as aws
+
+from stacks.aws_context import AwsContext, policy_json, service_trust_policy, statement
+from stacks.config import S3Location
+
+ECR_PULL_ACTIONS = ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
+
+
+def execution_policy(repository_arns: Sequence[str], log_group_arn: str) -> str:
+    """Pull images from the given repositories and write logs to one group."""
+    return policy_json(
+        [
+            # GetAuthorizationToken has no resource-level permissions: AWS only accepts "*" here.
+            statement(["ecr:GetAuthorizationToken"], "*", sid="EcrLogin"),
+            statement(ECR_PULL_ACTIONS, list(repository_arns), sid="EcrPull"),
+            statement(
+                ["logs:CreateLogStream", "logs:PutLogEvents"], f"{log_group_arn}:log-stream:*", sid="Logs"
+            ),
+        ]
+    )
+
+
+def model_read_policy(location: S3Location, partition: str) -> str:
+    """Read exactly one model prefix: GetObject below it, ListBucket restricted to it."""
+    prefix = location.prefix.rstrip("/")
+    return policy_json(
+        [
+            statement(
+                ["s3:GetObject"], f"arn:{partition}:s3:::{location.bucket}/{prefix}/*", sid="ReadModel"
+            ),
+            statement(
+                ["s3:ListBucket"],
+                f"arn:{partition}:s3:::{location.bucket}",
+                condition={"StringLike": {"s3:prefix": [prefix, f"{prefix}/*"]}},
+                sid="ListModel",
+            ),
+        ]
+    )
+
+
+def ecs_task_role(
+    name: str, ctx: AwsContext, tags: dict[str, str], opts: pulumi.ResourceOptions
+) -> aws.iam.Role:
+    """A role only ECS tasks of this account can assume."""
+    return aws.iam.Role(
+        name,
+        assume_role_policy=service_trust_policy(
+            "ecs-tasks.amazonaws.com", ctx, source_arn=ctx.arn("ecs", "*")
+        ),
+        tags=tags,
+        opts=opts,
+    )
+
+
+def execution_role(
+    name: str,
+    *,
+    ctx: AwsContext,
+    repositories: Sequence[aws.ecr.Repository],
+    log_group: aws.cloudwatch.LogGroup,
+    tags: dict[str, str],
+    opts: pulumi.ResourceOptions,
+) -> aws.iam.Role:
+    """The ECS agent's role: image pulls and log writes, scoped to this stack's ARNs."""
+    role = ecs_task_role(f"{name}-execution", ctx, tags, opts)
+    aws.iam.RolePolicy(
+        f"{name}-execution",
+        role=role.id,
+        policy=pulumi.Output.all(log_group.arn, *[repo.arn for repo in repositories]).apply(
+            lambda arns: execution_policy(arns[1:], arns[0])
+        ),
+        opts=opts,
+    )
+    return role
+
+
+def api_task_role(
+    name: str, ctx: AwsContext, model: S3Location | None, tags: dict[str, str], opts: pulumi.ResourceOptions
+) -> aws.iam.Role:
+    """The API's own role: nothing, or read access to the model prefix when MODEL_URI is s3://."""
+    role = ecs_task_role(f"{name}-api-task", ctx, tags, opts)
+    if model is not None:
+        aws.iam.RolePolicy(
+            f"{name}-api-task-model", role=role.id, policy=model_read_policy(model, ctx.partition), opts=opts
+        )
+    return role

@@ -1,0 +1,179 @@
+"""The public entry point on ECS: an ALB in the public subnets, open to the world on 80 (and 443 with a
+certificate).
+
+With a certificate, HTTP only redirects to HTTPS. The UI (when enabled) owns `/` with sticky sessions and a
+long idle timeout for Streamlit's websocket; the API's public routes are forwarded by path rules. Without the
+UI the API owns `/`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pulumi
+import pulumi_aws as aws
+
+from stacks.config import StackSettings
+from stacks.workloads import API_PUBLIC_PATHS, Workload
+
+#: TLS 1.3 with a TLS 1.2 fallback, forward secrecy only.
+SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+#: Streamlit keeps one websocket per browser session open; the ALB must not cut it after the default 60 s.
+UI_IDLE_TIMEOUT = 3600
+API_IDLE_TIMEOUT = 60
+#: Marks the one security group that may accept traffic from the internet (checked by the policy pack).
+PUBLIC_ROLE_TAG = {"diabetes:role": "load-balancer"}
+#: Maximum path values one ALB listener rule may hold.
+MAX_RULE_VALUES = 5
+
+
+def path_chunks(paths: Sequence[str], size: int = MAX_RULE_VALUES) -> list[list[str]]:
+    """Split path patterns into groups an ALB rule accepts."""
+    return [list(paths[start : start + size]) for start in range(0, len(paths), size)]
+
+
+class LoadBalancer(pulumi.ComponentResource):
+    """ALB, its security group, one target group per workload, listeners and path rules."""
+
+    security_group: aws.ec2.SecurityGroup
+    alb: aws.lb.LoadBalancer
+    target_groups: dict[str, aws.lb.TargetGroup]
+    listener: aws.lb.Listener
+    url: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        settings: StackSettings,
+        *,
+        vpc_id: pulumi.Input[str],
+        public_subnet_ids: Sequence[pulumi.Input[str]],
+        workloads: Sequence[Workload],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("diabetes:ecs:LoadBalancer", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = settings.tags_for("ecs-alb")
+        https = settings.certificate_arn is not None
+
+        self.security_group = aws.ec2.SecurityGroup(
+            f"{name}-alb",
+            vpc_id=vpc_id,
+            description=f"{settings.name} ALB: HTTP/HTTPS from the internet",
+            tags={**tags, **PUBLIC_ROLE_TAG, "Name": f"{settings.name}-alb"},
+            opts=child,
+        )
+        for port in (80, 443) if https else (80,):
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-alb-{port}",
+                security_group_id=self.security_group.id,
+                ip_protocol="tcp",
+                from_port=port,
+                to_port=port,
+                cidr_ipv4="0.0.0.0/0",
+                description=f"public {port}",
+                tags={**tags, **PUBLIC_ROLE_TAG},
+                opts=child,
+            )
+
+        has_ui = any(workload.name == "ui" for workload in workloads)
+        self.alb = aws.lb.LoadBalancer(
+            f"{name}-alb",
+            name=f"{settings.name}-alb"[:32],
+            load_balancer_type="application",
+            internal=False,
+            security_groups=[self.security_group.id],
+            subnets=list(public_subnet_ids),
+            idle_timeout=UI_IDLE_TIMEOUT if has_ui else API_IDLE_TIMEOUT,
+            drop_invalid_header_fields=True,
+            tags=tags,
+            opts=child,
+        )
+
+        self.target_groups = {}
+        for workload in workloads:
+            self.target_groups[workload.name] = aws.lb.TargetGroup(
+                f"{name}-{workload.name}",
+                name=f"{settings.name}-{workload.name}"[:32],
+                port=workload.port,
+                protocol="HTTP",
+                target_type="ip",
+                vpc_id=vpc_id,
+                deregistration_delay=30,
+                health_check=aws.lb.TargetGroupHealthCheckArgs(
+                    path=workload.readiness_path,
+                    matcher="200",
+                    interval=15,
+                    timeout=5,
+                    healthy_threshold=2,
+                    unhealthy_threshold=3,
+                ),
+                stickiness=aws.lb.TargetGroupStickinessArgs(
+                    enabled=workload.sticky, type="lb_cookie", cookie_duration=86400
+                ),
+                tags={**tags, "Workload": workload.name},
+                opts=child,
+            )
+
+        default_target = self.target_groups["ui" if has_ui else "api"]
+        forward_default = [
+            aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=default_target.arn)
+        ]
+        redirect = aws.lb.ListenerDefaultActionArgs(
+            type="redirect",
+            redirect=aws.lb.ListenerDefaultActionRedirectArgs(
+                port="443", protocol="HTTPS", status_code="HTTP_301"
+            ),
+        )
+        # With a certificate, port 80 only redirects and 443 serves; without one, port 80 serves.
+        http = aws.lb.Listener(
+            f"{name}-http",
+            load_balancer_arn=self.alb.arn,
+            port=80,
+            protocol="HTTP",
+            default_actions=[redirect] if https else forward_default,
+            tags=tags,
+            opts=child,
+        )
+        self.listener = http
+        if https:
+            self.listener = aws.lb.Listener(
+                f"{name}-https",
+                load_balancer_arn=self.alb.arn,
+                port=443,
+                protocol="HTTPS",
+                ssl_policy=SSL_POLICY,
+                certificate_arn=settings.certificate_arn,
+                default_actions=forward_default,
+                tags=tags,
+                opts=child,
+            )
+
+        if has_ui:
+            for index, paths in enumerate(path_chunks(API_PUBLIC_PATHS)):
+                aws.lb.ListenerRule(
+                    f"{name}-api-paths-{index}",
+                    listener_arn=self.listener.arn,
+                    priority=10 + index,
+                    actions=[
+                        aws.lb.ListenerRuleActionArgs(
+                            type="forward", target_group_arn=self.target_groups["api"].arn
+                        )
+                    ],
+                    conditions=[
+                        aws.lb.ListenerRuleConditionArgs(
+                            path_pattern=aws.lb.ListenerRuleConditionPathPatternArgs(values=paths)
+                        )
+                    ],
+                    tags=tags,
+                    opts=child,
+                )
+
+        scheme = "https" if https else "http"
+        self.url = self.alb.dns_name.apply(lambda dns: f"{scheme}://{dns}")
+        self.register_outputs({"url": self.url})
+
+    @property
+    def arn_suffix(self) -> pulumi.Output[str]:
+        """The ALB's ARN suffix (CloudWatch dimension, request-count scaling label)."""
+        return self.alb.arn_suffix

@@ -1,0 +1,134 @@
+"""The ECS platform: cluster with Container Insights, logs, roles, ALB and the Fargate services.
+
+The UI reaches the API inside the VPC through ECS Service Connect (`http://api:8000`), never through the
+public load balancer, so the API's security group admits only the ALB and the UI.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from stacks.config import StackSettings
+from stacks.ecs.iam import api_task_role, execution_role
+from stacks.ecs.loadbalancer import LoadBalancer
+from stacks.ecs.service import PORT_NAME, FargateService, ServiceInputs
+from stacks.security import allow_between
+from stacks.shared import Shared
+from stacks.workloads import Workload, api_workload, ui_workload
+
+#: The API's name inside the Service Connect namespace (the client alias below); the UI's API_URL.
+API_INTERNAL_URL = "http://api:8000"
+
+
+class EcsPlatform(pulumi.ComponentResource):
+    """Everything ECS needs on top of the shared network and registry."""
+
+    url: pulumi.Output[str]
+    cluster: aws.ecs.Cluster
+    services: dict[str, FargateService]
+    load_balancer: LoadBalancer
+
+    def __init__(
+        self,
+        name: str,
+        settings: StackSettings,
+        shared: Shared,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("diabetes:ecs:Platform", name, None, opts)
+        ctx, registry = shared.ctx, shared.registry
+        child = pulumi.ResourceOptions(parent=self)
+        tags = settings.tags_for("ecs")
+
+        workloads: list[Workload] = [api_workload(settings)]
+        if settings.ui.enabled:
+            workloads.append(ui_workload(settings, API_INTERNAL_URL))
+
+        namespace = aws.servicediscovery.HttpNamespace(
+            name, name=f"{settings.name}.internal", description="Service Connect names", tags=tags, opts=child
+        )
+        self.cluster = aws.ecs.Cluster(
+            name,
+            name=name,
+            settings=[{"name": "containerInsights", "value": "enabled"}],
+            service_connect_defaults={"namespace": namespace.arn},
+            tags=tags,
+            opts=child,
+        )
+        log_group = aws.cloudwatch.LogGroup(
+            name, name=f"/ecs/{name}", retention_in_days=settings.log_retention_days, tags=tags, opts=child
+        )
+        repositories = [registry.repositories[workload.name] for workload in workloads]
+        exec_role = execution_role(
+            name, ctx=ctx, repositories=repositories, log_group=log_group, tags=tags, opts=child
+        )
+        task_role = api_task_role(name, ctx, settings.model_s3, tags, child)
+
+        self.load_balancer = LoadBalancer(
+            f"{name}-lb",
+            settings,
+            vpc_id=shared.vpc_id,
+            public_subnet_ids=shared.public_subnet_ids,
+            workloads=workloads,
+            opts=child,
+        )
+
+        self.services = {}
+        for workload in workloads:
+            is_api = workload.name == "api"
+            # The API publishes itself as `api`; the UI only consumes names.
+            published = [
+                aws.ecs.ServiceServiceConnectConfigurationServiceArgs(
+                    port_name=PORT_NAME,
+                    discovery_name=workload.name,
+                    client_alias=[
+                        aws.ecs.ServiceServiceConnectConfigurationServiceClientAliasArgs(
+                            port=workload.port, dns_name=workload.name
+                        )
+                    ],
+                )
+            ]
+            service_connect = aws.ecs.ServiceServiceConnectConfigurationArgs(
+                enabled=True, namespace=namespace.arn, services=published if is_api else None
+            )
+            self.services[workload.name] = FargateService(
+                f"{name}-{workload.name}",
+                workload,
+                ServiceInputs(
+                    cluster_name=self.cluster.name,
+                    cluster_arn=self.cluster.arn,
+                    vpc_id=shared.vpc_id,
+                    private_subnet_ids=shared.private_subnet_ids,
+                    alb_security_group_id=self.load_balancer.security_group.id,
+                    alb_arn_suffix=self.load_balancer.arn_suffix,
+                    target_group=self.load_balancer.target_groups[workload.name],
+                    listener=self.load_balancer.listener,
+                    image=registry.image(workload.name, settings.image_tag),
+                    log_group_name=log_group.name,
+                    region=settings.region,
+                    execution_role_arn=exec_role.arn,
+                    task_role_arn=task_role.arn if is_api else None,
+                    env=dict(workload.env),
+                    service_connect=service_connect,
+                    tags=tags,
+                ),
+                # The UI starts after the API so its Service Connect alias resolves.
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[self.services["api"]] if not is_api else None
+                ),
+            )
+
+        if "ui" in self.services:
+            allow_between(
+                f"{name}-ui-to-api",
+                source_group_id=self.services["ui"].security_group.id,
+                target_group_id=self.services["api"].security_group.id,
+                port=workloads[0].port,
+                description="UI to API through Service Connect",
+                tags=tags,
+                opts=child,
+            )
+
+        self.url = self.load_balancer.url
+        self.register_outputs({"url": self.url})

@@ -1,0 +1,233 @@
+"""One Fargate service: its security group, task definition, ECS service and autoscaling.
+
+Tasks run in private subnets without public IPs, as uid 10001 on a read-only root filesystem with a per-task
+/tmp, and accept traffic only from the ALB's security group (and, for the API, from the UI's). A failed
+rollout trips the deployment circuit breaker and rolls back to the last healthy task definition.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from stacks.security import allow_between
+from stacks.workloads import RUN_AS_USER, TMP_PATH, Workload, health_command
+
+#: The port mapping name Service Connect refers to.
+PORT_NAME = "http"
+
+
+def container_definitions(
+    workload: Workload, image: str, log_group: str, region: str, env: dict[str, str]
+) -> str:
+    """The task's single container, hardened; JSON as ECS expects it."""
+    return json.dumps(
+        [
+            {
+                "name": workload.name,
+                "image": image,
+                "essential": True,
+                "user": f"{RUN_AS_USER}:{RUN_AS_USER}",
+                "readonlyRootFilesystem": True,
+                "privileged": False,
+                "portMappings": [
+                    {
+                        "name": PORT_NAME,
+                        "containerPort": workload.port,
+                        "protocol": "tcp",
+                        "appProtocol": "http",
+                    }
+                ],
+                "environment": [{"name": key, "value": value} for key, value in sorted(env.items())],
+                "mountPoints": [{"sourceVolume": "tmp", "containerPath": TMP_PATH, "readOnly": False}],
+                "linuxParameters": {"initProcessEnabled": True, "capabilities": {"drop": ["ALL"]}},
+                "healthCheck": {
+                    "command": health_command(workload.port, workload.liveness_path),
+                    "interval": 15,
+                    "timeout": 5,
+                    "retries": 3,
+                    "startPeriod": 60,
+                },
+                "logConfiguration": {
+                    "logDriver": "awslogs",
+                    "options": {
+                        "awslogs-group": log_group,
+                        "awslogs-region": region,
+                        "awslogs-stream-prefix": workload.name,
+                    },
+                },
+            }
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class ServiceInputs:
+    """Everything a Fargate service needs from the rest of the stack."""
+
+    cluster_name: pulumi.Input[str]
+    cluster_arn: pulumi.Input[str]
+    vpc_id: pulumi.Input[str]
+    private_subnet_ids: Sequence[pulumi.Input[str]]
+    alb_security_group_id: pulumi.Input[str]
+    alb_arn_suffix: pulumi.Input[str]
+    target_group: aws.lb.TargetGroup
+    listener: aws.lb.Listener
+    image: pulumi.Input[str]
+    log_group_name: pulumi.Input[str]
+    region: str
+    execution_role_arn: pulumi.Input[str]
+    task_role_arn: pulumi.Input[str] | None
+    env: dict[str, str]
+    service_connect: aws.ecs.ServiceServiceConnectConfigurationArgs
+    tags: dict[str, str]
+
+
+class FargateService(pulumi.ComponentResource):
+    """A load-balanced, autoscaled Fargate service for one workload."""
+
+    security_group: aws.ec2.SecurityGroup
+    service: aws.ecs.Service
+    task_definition: aws.ecs.TaskDefinition
+
+    def __init__(
+        self, name: str, workload: Workload, inputs: ServiceInputs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("diabetes:ecs:FargateService", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = {**inputs.tags, "Workload": workload.name}
+
+        self.security_group = aws.ec2.SecurityGroup(
+            name,
+            vpc_id=inputs.vpc_id,
+            description=f"{workload.name} tasks: only from the load balancer",
+            tags={**tags, "Name": name},
+            opts=child,
+        )
+        allow_between(
+            f"{name}-alb-to-tasks",
+            source_group_id=inputs.alb_security_group_id,
+            target_group_id=self.security_group.id,
+            port=workload.port,
+            description=f"ALB to {workload.name} tasks",
+            tags=tags,
+            opts=child,
+        )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-https-out",
+            security_group_id=self.security_group.id,
+            cidr_ipv4="0.0.0.0/0",
+            ip_protocol="tcp",
+            from_port=443,
+            to_port=443,
+            description="HTTPS to AWS APIs (ECR, S3, CloudWatch) via NAT / endpoints",
+            tags=tags,
+            opts=child,
+        )
+
+        self.task_definition = aws.ecs.TaskDefinition(
+            name,
+            family=name,
+            cpu=str(workload.size.cpu),
+            memory=str(workload.size.memory),
+            network_mode="awsvpc",
+            requires_compatibilities=["FARGATE"],
+            runtime_platform={"operating_system_family": "LINUX", "cpu_architecture": "X86_64"},
+            execution_role_arn=inputs.execution_role_arn,
+            task_role_arn=inputs.task_role_arn,
+            volumes=[{"name": "tmp"}],
+            container_definitions=pulumi.Output.all(inputs.image, inputs.log_group_name).apply(
+                lambda values: container_definitions(
+                    workload, values[0], values[1], inputs.region, inputs.env
+                )
+            ),
+            tags=tags,
+            opts=child,
+        )
+
+        self.service = aws.ecs.Service(
+            name,
+            name=name,
+            cluster=inputs.cluster_arn,
+            task_definition=self.task_definition.arn,
+            desired_count=workload.size.desired_count,
+            launch_type="FARGATE",
+            platform_version="LATEST",
+            network_configuration={
+                "subnets": list(inputs.private_subnet_ids),
+                "security_groups": [self.security_group.id],
+                "assign_public_ip": False,
+            },
+            load_balancers=[
+                {
+                    "target_group_arn": inputs.target_group.arn,
+                    "container_name": workload.name,
+                    "container_port": workload.port,
+                }
+            ],
+            health_check_grace_period_seconds=60,
+            deployment_circuit_breaker={"enable": True, "rollback": True},
+            deployment_minimum_healthy_percent=100,
+            deployment_maximum_percent=200,
+            service_connect_configuration=inputs.service_connect,
+            propagate_tags="SERVICE",
+            enable_ecs_managed_tags=True,
+            wait_for_steady_state=True,
+            tags=tags,
+            # The autoscaler owns the running count after the first deployment.
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[inputs.listener], ignore_changes=["desiredCount"]
+            ),
+        )
+
+        resource_id = pulumi.Output.concat("service/", inputs.cluster_name, "/", self.service.name)
+        target = aws.appautoscaling.Target(
+            name,
+            service_namespace="ecs",
+            scalable_dimension="ecs:service:DesiredCount",
+            resource_id=resource_id,
+            min_capacity=workload.size.min_count,
+            max_capacity=workload.size.max_count,
+            tags=tags,
+            opts=child,
+        )
+        metric_spec = (
+            aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs
+        )
+        scaling = {
+            "cpu": (
+                metric_spec(predefined_metric_type="ECSServiceAverageCPUUtilization"),
+                workload.size.cpu_target_percent,
+            ),
+            "requests": (
+                metric_spec(
+                    predefined_metric_type="ALBRequestCountPerTarget",
+                    resource_label=pulumi.Output.concat(
+                        inputs.alb_arn_suffix, "/", inputs.target_group.arn_suffix
+                    ),
+                ),
+                workload.size.requests_per_target,
+            ),
+        }
+        for kind, (metric, value) in scaling.items():
+            aws.appautoscaling.Policy(
+                f"{name}-{kind}",
+                policy_type="TargetTrackingScaling",
+                service_namespace=target.service_namespace,
+                scalable_dimension=target.scalable_dimension,
+                resource_id=target.resource_id,
+                target_tracking_scaling_policy_configuration=(
+                    aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs(
+                        predefined_metric_specification=metric,
+                        target_value=value,
+                        scale_in_cooldown=120,
+                        scale_out_cooldown=60,
+                    )
+                ),
+                opts=child,
+            )
+        self.register_outputs({"serviceName": self.service.name})

@@ -1,0 +1,68 @@
+"""What runs, independent of where: the API and the optional UI, with their ports, probes and environment.
+
+ECS task definitions and Kubernetes Deployments are both generated from these specs, so the two platforms
+cannot drift apart on a port, a health path or an environment variable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from stacks.config import ServiceSize, StackSettings
+
+#: The image's non-root user (uid and gid) baked into both targets.
+RUN_AS_USER = 10001
+#: The only writable path in the container (an emptyDir / ephemeral volume); the root filesystem is read-only.
+TMP_PATH = "/tmp"  # noqa: S108 - a dedicated, per-task volume, not the host's /tmp
+
+#: API routes the load balancer sends to the API when the UI owns `/` (ALB rules take at most 5 values each).
+API_PUBLIC_PATHS = ("/predict", "/predict/*", "/health", "/ready", "/model", "/docs", "/openapi.json")
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One container workload: identity, port, probes, size, environment."""
+
+    name: str
+    port: int
+    liveness_path: str
+    readiness_path: str
+    size: ServiceSize
+    env: Mapping[str, str] = field(default_factory=dict)
+    sticky: bool = False
+
+
+def api_workload(settings: StackSettings) -> Workload:
+    """The prediction API: liveness on /health, readiness on /ready (200 only once the model is loaded)."""
+    return Workload(
+        name="api",
+        port=8000,
+        liveness_path="/health",
+        readiness_path="/ready",
+        size=settings.api,
+        env={"MODEL_URI": settings.model_uri, "LOG_LEVEL": settings.log_level},
+    )
+
+
+def ui_workload(settings: StackSettings, api_url: str) -> Workload:
+    """The Streamlit UI: one health path, sticky sessions for its websocket, API_URL pointing at the API."""
+    return Workload(
+        name="ui",
+        port=8501,
+        liveness_path="/_stcore/health",
+        readiness_path="/_stcore/health",
+        size=settings.ui,
+        env={"API_URL": api_url},
+        sticky=True,
+    )
+
+
+def health_command(port: int, path: str) -> list[str]:
+    """A container health check that needs only Python (the slim image has no curl)."""
+    return [
+        "CMD",
+        "python3",
+        "-c",
+        f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}{path}', timeout=4)",
+    ]
