@@ -1,0 +1,112 @@
+"""Fixtures for the infrastructure tests: the Pulumi program run under mocks, and a real moto server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.stacks.harness import Run, run_program, settings_for
+
+S3_MODEL = "s3://models-bucket/diabetes/champion"
+CERTIFICATE = "arn:aws:acm:eu-west-1:123456789012:certificate/0f6b1a2c-1111-4222-8333-944455556666"
+
+
+@pytest.fixture(scope="session")
+def full_run() -> Run:
+    """Both platforms, the UI, a certificate and a model in S3: every optional branch on."""
+    return run_program(
+        settings_for(
+            ecsEnabled=True,
+            eksEnabled=True,
+            ui={"enabled": True},
+            api={"cpu": 512, "memory": 1024, "desiredCount": 2, "minCount": 2, "maxCount": 6},
+            certificateArn=CERTIFICATE,
+            modelUri=S3_MODEL,
+            logRetentionDays=14,
+            ecrKeepLast=12,
+            natGateways="perAz",
+        )
+    )
+
+
+@pytest.fixture(scope="session")
+def ecs_only_run() -> Run:
+    """The minimal ECS stack: API only, HTTP only, model baked into the image."""
+    return run_program(settings_for(ecsEnabled=True, eksEnabled=False))
+
+
+@pytest.fixture(scope="session")
+def eks_only_run() -> Run:
+    """EKS only, API only."""
+    return run_program(settings_for(ecsEnabled=False, eksEnabled=True))
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+#: Tasks never run on moto; this makes its ECS services report this many running tasks.
+MOTO_RUNNING_TASKS = 2
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real moto server on 127.0.0.1 (ECR, ECS, ELBv2, EKS, S3) for the whole session."""
+    port = _free_port()
+    executable = Path(sys.executable).parent / "moto_server"
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    env = {**os.environ, "MOTO_ECS_SERVICE_RUNNING": str(MOTO_RUNNING_TASKS)}
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [str(executable), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto_server did not start: {log.read_text()[-2000:]}") from None
+                time.sleep(0.2)
+        yield endpoint
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """AWS_* variables pointing boto3 (in-process and in subprocesses) at the moto server, never at AWS."""
+    values = {
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_REGION": "eu-west-1",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }
+    for key in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return values
