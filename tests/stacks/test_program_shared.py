@@ -104,7 +104,7 @@ def test_every_taggable_aws_resource_is_tagged(fixture: str, request: pytest.Fix
             continue
         checked += 1
         tags = resource.inputs.get("tags") or {}
-        assert TAG_KEYS <= tags.keys(), f"{resource.typ} {resource.name} lacks tags: {sorted(tags)}"
+        assert tags.keys() >= TAG_KEYS, f"{resource.typ} {resource.name} lacks tags: {sorted(tags)}"
         assert tags["Environment"] == "dev"
     assert checked >= 15
 
