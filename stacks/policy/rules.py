@@ -105,8 +105,9 @@ def _pod_container_problems(pod: Mapping[str, Any], container: Mapping[str, Any]
     name = container.get("name", "?")
     pod_ctx = pod.get("securityContext") or {}
     ctx = container.get("securityContext") or {}
-    non_root = ctx.get("runAsNonRoot", pod_ctx.get("runAsNonRoot"))
-    user = ctx.get("runAsUser", pod_ctx.get("runAsUser"))
+    # A container's own setting wins; an unset (or null) one inherits the pod's.
+    non_root = ctx.get("runAsNonRoot") if ctx.get("runAsNonRoot") is not None else pod_ctx.get("runAsNonRoot")
+    user = ctx.get("runAsUser") if ctx.get("runAsUser") is not None else pod_ctx.get("runAsUser")
     if non_root is not True or user == 0:
         yield f"container '{name}' must set runAsNonRoot = true (and not runAsUser 0)"
     if ctx.get("readOnlyRootFilesystem") is not True:
