@@ -1,4 +1,4 @@
-"""CrossGuard rules: each one with passing and failing inputs, then applied to everything the program creates."""
+"""CrossGuard rules: passing and failing inputs for each, then applied to all the program creates."""
 
 from __future__ import annotations
 
