@@ -237,10 +237,11 @@ _OBJECT_KEYS = ("api", "ui", "eks", "tags")
 def load_settings() -> StackSettings:
     """Read the current stack's config once (the region comes from the AWS provider's `aws:region`)."""
     import pulumi
-    from pulumi.runtime.config import get_config_env
+    from pulumi.runtime.config import CONFIG, get_config_env
 
     known = {f"{NAMESPACE}:{key}" for key in (*_SCALAR_KEYS, *_OBJECT_KEYS)}
-    unknown = sorted(key for key in get_config_env() if key.startswith(f"{NAMESPACE}:") and key not in known)
+    present = {*CONFIG.get(), *get_config_env()}  # set by the engine, or by PULUMI_CONFIG in older hosts
+    unknown = sorted(key for key in present if key.startswith(f"{NAMESPACE}:") and key not in known)
     if unknown:
         raise ConfigError(
             f"Unknown config key(s) {', '.join(unknown)}: the program reads only {', '.join(sorted(known))}. "
