@@ -8,7 +8,6 @@ import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
@@ -60,7 +59,7 @@ def _manifest(seed: str) -> str:
 
 @pytest.fixture
 def repository(aws_env: dict[str, str]) -> str:
-    """An immutable repository holding one image under tag `3f2c1ab` (as CI pushes it) and another under `old`."""
+    """An immutable repository with one image tagged `3f2c1ab` (as CI pushes it) and another tagged `old`."""
     ecr = boto3.client("ecr")
     name = _unique("diabetes-dev/api")
     ecr.create_repository(
@@ -154,7 +153,7 @@ class EcsStack:
 
 
 def _ecs_stack(desired: int, targets: int) -> EcsStack:
-    """A cluster, an ALB target group with `targets` registered IPs and a Fargate service wanting `desired` tasks."""
+    """A cluster, a target group with `targets` registered IPs, a Fargate service wanting `desired` tasks."""
     ec2, elbv2, ecs = boto3.client("ec2"), boto3.client("elbv2"), boto3.client("ecs")
     vpc = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
     subnets = [
