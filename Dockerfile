@@ -1,0 +1,124 @@
+# Diabetes status images from one file. Targets:
+#   api          the prediction API with the model baked in (the default, last stage)
+#   api-nomodel  the same API without a model: MODEL_URI names one at run time
+#   ui           the Streamlit UI (talks to the API over HTTP, no LightGBM)
+#
+#   docker build --target api -t diabetes-api .            # needs artifacts/model (run `make train` first)
+#   docker build --target api-nomodel -t diabetes-api:nomodel .
+#   docker build --target ui -t diabetes-ui .
+#   docker run --rm -p 8000:8000 --read-only --tmpfs /tmp diabetes-api
+#   docker run --rm -p 8501:8501 --read-only --tmpfs /tmp -e API_URL=http://<api-host>:8000 diabetes-ui
+#
+# How the model gets into the API container, two ways:
+#   1. Baked at build time (target `api`): the directory MODEL_DIR of the build context (default artifacts/model,
+#      i.e. model.txt + manifest.json as written by `python -m ml.train --output artifacts/model`) is copied to
+#      /app/artifacts/model, which is where MODEL_URI points by default. The image is self-contained and its digest
+#      pins the model. MODEL_DIR must be a path the .dockerignore lets through (artifacts/model is).
+#   2. Fetched at start (target `api-nomodel`, or `api` with MODEL_URI overridden): set MODEL_URI to
+#      s3://bucket/prefix (boto3 is installed; credentials come from the ECS task role or the pod's IRSA role)
+#      or to models:/diabetes-status@champion with MLFLOW_TRACKING_URI. The service downloads it under /tmp, so the
+#      root filesystem stays read-only; /ready answers 503 until the model is loaded.
+#
+# Build arguments:
+#   BASE_IMAGE  a Debian-bookworm image with CPython 3.11 (`python3`, `python3 -m venv`, ca-certificates). The
+#               builder and the runtime share it, so the venv's interpreter path exists in both. The offline
+#               container test substitutes a debootstrap-made bookworm base.
+#   UV_VERSION  uv is installed with pip from PyPI in the builder (not copied from an image on another registry),
+#               so the file builds wherever PyPI is reachable. uv and pip's venv stay in the builder.
+#   MODEL_DIR   see above.
+# Behind a TLS-intercepting proxy, mount its CA bundle for the build only (never bake it in), e.g.
+#   buildah bud -v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro ...
+
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+
+# ---------------------------------------------------------------------------------------------------------------
+# Builder: uv and the lock. Dependencies only: this is a virtual project, the code is never installed.
+FROM ${BASE_IMAGE} AS builder
+ARG UV_VERSION=0.13.9
+ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    UV_NATIVE_TLS=1 \
+    UV_PYTHON=python3 \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_PROJECT_ENVIRONMENT=/app/.venv
+RUN --mount=type=cache,target=/root/.cache/pip \
+    python3 -m venv /opt/uv \
+    && /opt/uv/bin/pip install "uv==${UV_VERSION}"
+WORKDIR /app
+COPY pyproject.toml uv.lock ./
+
+# The API: the project's runtime dependencies plus the `s3` extra, no dependency groups. The test suites that
+# numpy, scipy, pandas and pyarrow ship inside their packages are never imported at run time (~50 MB each image).
+FROM builder AS api-deps
+RUN --mount=type=cache,target=/root/.cache/uv \
+    /opt/uv/bin/uv sync --frozen --no-default-groups --extra s3 --no-install-project \
+    && find /app/.venv/lib -depth -type d -name tests \
+       \( -path '*/numpy/*' -o -path '*/scipy/*' -o -path '*/pandas/*' -o -path '*/pyarrow/*' \) -exec rm -rf {} +
+
+# The UI: only its group.
+FROM builder AS ui-deps
+RUN --mount=type=cache,target=/root/.cache/uv \
+    /opt/uv/bin/uv sync --frozen --only-group ui --no-install-project \
+    && find /app/.venv/lib -depth -type d -name tests \
+       \( -path '*/numpy/*' -o -path '*/scipy/*' -o -path '*/pandas/*' -o -path '*/pyarrow/*' \) -exec rm -rf {} +
+
+# ---------------------------------------------------------------------------------------------------------------
+# Runtime base: no compilers, no uv; an unprivileged user with a fixed uid (Kubernetes runAsNonRoot checks it).
+# HOME is /tmp, the one writable path when the root filesystem is read-only.
+FROM ${BASE_IMAGE} AS runtime
+ENV PATH=/app/.venv/bin:${PATH} \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+       --shell /usr/sbin/nologin app
+WORKDIR /app
+
+# ---------------------------------------------------------------------------------------------------------------
+FROM runtime AS ui
+COPY --from=ui-deps /app/.venv /app/.venv
+COPY ml/__init__.py ml/schema.py ml/
+COPY frontend/ frontend/
+RUN python -m compileall -q ml frontend
+ENV API_URL=http://127.0.0.1:8000 \
+    STREAMLIT_SERVER_ADDRESS=0.0.0.0 \
+    STREAMLIT_SERVER_PORT=8501 \
+    STREAMLIT_SERVER_HEADLESS=true \
+    STREAMLIT_SERVER_FILE_WATCHER_TYPE=none \
+    STREAMLIT_BROWSER_GATHER_USAGE_STATS=false
+USER 10001:10001
+EXPOSE 8501
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:' + os.environ['STREAMLIT_SERVER_PORT'] + '/_stcore/health', timeout=4)"]
+CMD ["streamlit", "run", "frontend/app.py"]
+
+# ---------------------------------------------------------------------------------------------------------------
+FROM runtime AS api-nomodel
+# LightGBM's wheel links the system OpenMP runtime. The base image fixes the Debian release and its security
+# updates are wanted, so the package version is left to the release.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=api-deps /app/.venv /app/.venv
+COPY ml/ ml/
+COPY service/ service/
+RUN python -m compileall -q ml service \
+    && mkdir -p artifacts/model
+# uvicorn reads UVICORN_* variables, so the port can be changed without replacing the command.
+ENV MODEL_URI=/app/artifacts/model \
+    UVICORN_HOST=0.0.0.0 \
+    UVICORN_PORT=8000
+USER 10001:10001
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:' + os.environ['UVICORN_PORT'] + '/ready', timeout=4)"]
+CMD ["uvicorn", "service.api:app"]
+
+# ---------------------------------------------------------------------------------------------------------------
+FROM api-nomodel AS api
+ARG MODEL_DIR=artifacts/model
+COPY ${MODEL_DIR}/ artifacts/model/
