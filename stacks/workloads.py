@@ -62,7 +62,7 @@ def health_command(port: int, path: str) -> list[str]:
     """A container health check that needs only Python (the slim image has no curl)."""
     return [
         "CMD",
-        "python3",
+        "python",
         "-c",
         f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}{path}', timeout=4)",
     ]

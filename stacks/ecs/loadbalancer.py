@@ -39,6 +39,8 @@ class LoadBalancer(pulumi.ComponentResource):
     alb: aws.lb.LoadBalancer
     target_groups: dict[str, aws.lb.TargetGroup]
     listener: aws.lb.Listener
+    #: Listeners and rules: a service may only be created once its target group is wired to the ALB.
+    routing: list[pulumi.Resource]
     url: pulumi.Output[str]
 
     def __init__(
@@ -136,6 +138,7 @@ class LoadBalancer(pulumi.ComponentResource):
             opts=child,
         )
         self.listener = http
+        self.routing = [http]
         if https:
             self.listener = aws.lb.Listener(
                 f"{name}-https",
@@ -148,10 +151,11 @@ class LoadBalancer(pulumi.ComponentResource):
                 tags=tags,
                 opts=child,
             )
+            self.routing.append(self.listener)
 
         if has_ui:
             for index, paths in enumerate(path_chunks(API_PUBLIC_PATHS)):
-                aws.lb.ListenerRule(
+                rule = aws.lb.ListenerRule(
                     f"{name}-api-paths-{index}",
                     listener_arn=self.listener.arn,
                     priority=10 + index,
@@ -168,6 +172,7 @@ class LoadBalancer(pulumi.ComponentResource):
                     tags=tags,
                     opts=child,
                 )
+                self.routing.append(rule)
 
         scheme = "https" if https else "http"
         self.url = self.alb.dns_name.apply(lambda dns: f"{scheme}://{dns}")

@@ -103,7 +103,7 @@ class EcsPlatform(pulumi.ComponentResource):
                     alb_security_group_id=self.load_balancer.security_group.id,
                     alb_arn_suffix=self.load_balancer.arn_suffix,
                     target_group=self.load_balancer.target_groups[workload.name],
-                    listener=self.load_balancer.listener,
+                    routing=self.load_balancer.routing,
                     image=registry.image(workload.name, settings.image_tag),
                     log_group_name=log_group.name,
                     region=settings.region,

@@ -76,7 +76,7 @@ class ServiceInputs:
     alb_security_group_id: pulumi.Input[str]
     alb_arn_suffix: pulumi.Input[str]
     target_group: aws.lb.TargetGroup
-    listener: aws.lb.Listener
+    routing: Sequence[pulumi.Resource]
     image: pulumi.Input[str]
     log_group_name: pulumi.Input[str]
     region: str
@@ -180,7 +180,7 @@ class FargateService(pulumi.ComponentResource):
             tags=tags,
             # The autoscaler owns the running count after the first deployment.
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[inputs.listener], ignore_changes=["desiredCount"]
+                parent=self, depends_on=list(inputs.routing), ignore_changes=["desiredCount"]
             ),
         )
 
