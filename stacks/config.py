@@ -114,6 +114,7 @@ class StackSettings(_Model):
     environment: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,15}$")
     region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
     image_tag: str
+    # Both off is the bootstrap state: only the registry and the network, so the first images can be pushed.
     ecs_enabled: bool = True
     eks_enabled: bool = False
     api: ServiceSize = ServiceSize()
@@ -166,12 +167,6 @@ class StackSettings(_Model):
                 f"logRetentionDays {value} is not accepted by CloudWatch; use one of {LOG_RETENTION_DAYS}"
             )
         return value
-
-    @model_validator(mode="after")
-    def _platforms(self) -> StackSettings:
-        if not (self.ecs_enabled or self.eks_enabled):
-            raise ValueError("both ecsEnabled and eksEnabled are false: enable at least one platform")
-        return self
 
     @property
     def name(self) -> str:

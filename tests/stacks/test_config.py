@@ -50,7 +50,6 @@ def test_dev_stack_file_is_valid_with_both_platforms_on() -> None:
         ({"api": {"cpus": 256}}, "diabetes:api.cpus: Extra inputs are not permitted"),
         ({"imageTag": "latest"}, "diabetes:imageTag: imageTag must be an immutable ECR tag"),
         ({"logRetentionDays": 42}, "logRetentionDays 42 is not accepted by CloudWatch"),
-        ({"ecsEnabled": False, "eksEnabled": False}, "enable at least one platform"),
         ({"modelUri": "s3://models-bucket"}, "modelUri must look like s3://<bucket>/<prefix>"),
         ({"modelUri": "models/champion"}, "absolute path inside the image"),
         (

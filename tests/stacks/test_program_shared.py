@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.stacks.conftest import S3_MODEL
-from tests.stacks.harness import REGION, Run
+from tests.stacks.harness import REGION, Run, run_program, settings_for
 
 TAG_KEYS = {"Project", "Environment", "Component", "ManagedBy"}
 #: Actions AWS only authorizes on Resource "*" (no resource-level permissions), and read-only ones.
@@ -158,3 +158,12 @@ def test_s3_model_access_is_limited_to_the_model_prefix(full_run: Run) -> None:
 def test_no_model_policy_when_the_model_is_baked_into_the_image(ecs_only_run: Run) -> None:
     names = [r.name for r in ecs_only_run.recorder.of_type("aws:iam/rolePolicy:RolePolicy")]
     assert names == ["diabetes-dev-ecs-execution"]
+
+
+def test_bootstrap_stack_creates_only_the_registry_and_network() -> None:
+    run = run_program(settings_for(ecsEnabled="false", eksEnabled="false"))
+    types = {resource.typ for resource in run.recorder.resources}
+    assert "aws:ecr/repository:Repository" in types
+    assert "aws:ec2/vpc:Vpc" in types
+    assert not [t for t in types if t.startswith(("aws:ecs", "aws:eks", "eks:", "kubernetes:", "aws:lb"))]
+    assert run.outputs == {}
