@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import runpy
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +121,18 @@ def test_load_settings_requires_a_region() -> None:
     _with_config({"diabetes:imageTag": "9b1c2d3"})
     with pytest.raises(ConfigError, match=r"pulumi config set aws:region"):
         load_settings()
+
+
+def test_the_pulumi_entry_point_builds_the_stack_from_config() -> None:
+    recorder = Recorder()
+    pulumi.runtime.set_mocks(recorder, project="diabetes", stack="dev", preview=False)
+    pulumi.runtime.set_all_config({"aws:region": "eu-west-1", "diabetes:imageTag": "3f2c1ab"})
+
+    @pulumi.runtime.test
+    def program() -> None:
+        runpy.run_path(str(ROOT / "stacks" / "__main__.py"), run_name="__main__")
+
+    program()
+    cluster = recorder.one("aws:ecs/cluster:Cluster")
+    assert cluster.inputs["name"] == "diabetes-dev-ecs"
+    assert not recorder.of_type("eks:index:Cluster")  # EKS is off by default
