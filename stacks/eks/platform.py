@@ -204,7 +204,20 @@ class EksPlatform(pulumi.ComponentResource):
         )
 
         provider = k8s.Provider(f"{name}-k8s", kubeconfig=cluster.kubeconfig_json, opts=child)
-        on_cluster = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[coredns])
+        # Fargate reads its log routing when a pod starts: set it up before any pod of ours is scheduled.
+        observability_ns = create_object(
+            f"{name}-observability-ns",
+            "Namespace",
+            manifests.observability_namespace(),
+            pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[coredns]),
+        )
+        logging = create_object(
+            f"{name}-logging",
+            "ConfigMap",
+            pod_logs.name.apply(lambda group: manifests.logging_config(settings.region, group)),
+            pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[observability_ns]),
+        )
+        on_cluster = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[coredns, logging])
 
         metrics_server = helm_release(
             f"{name}-metrics-server",
@@ -237,16 +250,6 @@ class EksPlatform(pulumi.ComponentResource):
                 "replicaCount": 2,
             },
             opts=on_cluster,
-        )
-
-        observability_ns = create_object(
-            f"{name}-observability-ns", "Namespace", manifests.observability_namespace(), on_cluster
-        )
-        create_object(
-            f"{name}-logging",
-            "ConfigMap",
-            pod_logs.name.apply(lambda group: manifests.logging_config(settings.region, group)),
-            pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[observability_ns]),
         )
 
         app_ns = create_object(f"{name}-ns", "Namespace", manifests.namespace(settings), on_cluster)
