@@ -191,6 +191,7 @@ def check_ecs(
     service_name: str,
     target_group_arns: Sequence[str],
     min_count: int,
+    image_tag: str | None = None,
 ) -> list[str]:
     """One pass of the ECS checks; raises OpsError when the service is missing or the rollout has failed."""
     response = ecs.describe_services(cluster=cluster, services=[service_name])
@@ -210,6 +211,8 @@ def check_ecs(
             f"{primary.get('rolloutStateReason', 'no reason given')}; see the service events and task logs"
         )
     problems = ecs_service_problems(service, min_count)
+    if image_tag:
+        problems.extend(image_problems(ecs, service, image_tag))
     arns = list(target_group_arns) or [lb["targetGroupArn"] for lb in service.get("loadBalancers", [])]
     for arn in arns:
         health = elbv2.describe_target_health(TargetGroupArn=arn)
@@ -219,6 +222,22 @@ def check_ecs(
             )
         )
     return problems
+
+
+def image_problems(ecs: ECSClient, service: Mapping[str, Any], image_tag: str) -> list[str]:
+    """Whether the primary deployment runs `image_tag` (so a verified rollout is the one CI just started)."""
+    primary = next((d for d in service.get("deployments", []) if d.get("status") == "PRIMARY"), None)
+    definition = primary["taskDefinition"] if primary else service.get("taskDefinition")
+    if not definition:
+        return [f"service {service.get('serviceName')} has no task definition"]
+    containers = ecs.describe_task_definition(taskDefinition=definition)["taskDefinition"][
+        "containerDefinitions"
+    ]
+    return [
+        f"container {c['name']} of {definition.rsplit('/', 1)[-1]} runs {c['image']}, not tag {image_tag}"
+        for c in containers
+        if c.get("essential", True) and not str(c.get("image", "")).endswith(f":{image_tag}")
+    ]
 
 
 def check_eks(eks: EKSClient, cluster: str, fargate_profiles: Sequence[str]) -> list[str]:
@@ -308,6 +327,7 @@ def _parser() -> argparse.ArgumentParser:
                 help="target group to check (repeatable; default: the service's own target groups)",
             )
             sub.add_argument("--min-count", type=int, default=1, help="fewest desired tasks accepted (1)")
+            sub.add_argument("--image-tag", help="also require the primary deployment to run this image tag")
         else:
             sub.add_argument(
                 "--fargate-profile", action="append", required=True, help="Fargate profile name (repeatable)"
@@ -332,6 +352,7 @@ def run(args: argparse.Namespace) -> str:
                 service_name=args.service,
                 target_group_arns=args.target_group_arn,
                 min_count=args.min_count,
+                image_tag=args.image_tag,
             ),
             f"ECS service {args.service}",
             timeout=args.timeout,

@@ -250,6 +250,15 @@ def test_verify_ecs_names_every_failing_check(aws_env: dict[str, str]) -> None:
     assert "Traceback" not in stderr
 
 
+def test_verify_ecs_checks_the_deployed_image_tag(aws_env: dict[str, str]) -> None:
+    stack = _ecs_stack(desired=MOTO_RUNNING_TASKS, targets=MOTO_RUNNING_TASKS)
+    base = ["verify-ecs", "--cluster", stack.cluster, "--service", stack.service, "--timeout", "0"]
+    assert _ops(*base, "--image-tag", "3f2c1ab").returncode == 0
+    completed = _ops(*base, "--image-tag", "deadbee")
+    assert completed.returncode == 1
+    assert f"container api of {stack.service}:1 runs api:3f2c1ab, not tag deadbee" in completed.stderr
+
+
 def test_verify_ecs_reports_a_missing_service(aws_env: dict[str, str]) -> None:
     stack = _ecs_stack(desired=1, targets=1)
     completed = _ops("verify-ecs", "--cluster", stack.cluster, "--service", "nope", "--timeout", "0")
