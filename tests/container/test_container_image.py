@@ -1,0 +1,117 @@
+"""The Dockerfile, built and run for real: buildah builds the `api` and `ui` targets on an offline Debian
+bookworm base, podman runs them as uid 10001 on a read-only root filesystem, and the API serves /ready and
+/predict from the model baked into the image.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Callable
+
+import pytest
+
+from ml.schema import CLASS_NAMES, FEATURES
+from tests.container.conftest import Image, Running
+from tests.container.engine import Engine, run
+
+pytestmark = [pytest.mark.container, pytest.mark.timeout(1800)]
+
+APP_UID = 10001
+#: Uncompressed size budgets on the debootstrap base (about 130 MB of it is Debian and Python): a broken
+#: budget means a dependency or stray files crept into an image.
+SIZE_BUDGET_MB = {"api": 600, "ui": 600}
+BOTH = pytest.mark.parametrize("target", ["api", "ui"])
+
+
+@pytest.fixture
+def container(request: pytest.FixtureRequest, target: str) -> Running:
+    return request.getfixturevalue(f"{target}_container")  # type: ignore[no-any-return]
+
+
+def test_api_predicts_from_the_baked_model(api_container: Running) -> None:
+    body = json.dumps({feature.name: feature.default for feature in FEATURES}).encode()
+    request = urllib.request.Request(
+        f"{api_container.url}/predict", data=body, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+        answer = json.loads(response.read())
+    assert any(name in json.dumps(answer) for name in CLASS_NAMES), (
+        f"no class name in the prediction: {answer}"
+    )
+
+
+def test_api_image_bakes_the_model_where_model_uri_points(engine: Engine, api_container: Running) -> None:
+    model_uri = engine.exec(api_container.name, "printenv", "MODEL_URI")
+    assert model_uri.stdout.strip() == "/app/artifacts/model"
+    listing = engine.exec(api_container.name, "ls", "/app/artifacts/model")
+    assert {"manifest.json", "model.txt"} <= set(listing.stdout.split()), listing.stdout
+
+
+@BOTH
+def test_process_runs_as_unprivileged_user(engine: Engine, container: Running) -> None:
+    status = engine.exec(container.name, "cat", "/proc/1/status")
+    uid_line = next(line for line in status.stdout.splitlines() if line.startswith("Uid:"))
+    assert uid_line.split()[1:] == [str(APP_UID)] * 4, uid_line
+
+
+@BOTH
+def test_image_user_is_numeric_for_run_as_non_root(
+    engine: Engine, target: str, request: pytest.FixtureRequest
+) -> None:
+    image: Image = request.getfixturevalue(f"{target}_image")
+    assert engine.inspect(image.tag, "{{.Config.User}}") == f"{APP_UID}:{APP_UID}"
+
+
+@BOTH
+def test_root_filesystem_read_only_and_tmp_writable(engine: Engine, container: Running) -> None:
+    denied = engine.exec(container.name, "touch", "/app/written-at-runtime")
+    assert denied.returncode != 0
+    assert "Read-only file system" in denied.stderr
+    assert engine.exec(container.name, "touch", "/tmp/written-at-runtime").returncode == 0
+
+
+@BOTH
+def test_healthcheck_passes(engine: Engine, container: Running) -> None:
+    health = run(engine.podman("healthcheck", "run", container.name), check=False)
+    assert health.returncode == 0, (
+        f"HEALTHCHECK failed: {health.stdout}{health.stderr}\n{engine.logs(container.name)}"
+    )
+
+
+@BOTH
+def test_runtime_has_no_uv_and_no_compilers(engine: Engine, container: Running) -> None:
+    for tool in ("uv", "gcc", "cc", "g++", "make"):
+        found = engine.exec(container.name, "sh", "-c", f"command -v {tool}")
+        assert found.returncode != 0, f"{tool} is in the runtime image at {found.stdout.strip()}"
+    assert engine.exec(container.name, "test", "-e", "/opt/uv").returncode != 0
+
+
+@BOTH
+def test_image_size_within_budget(
+    target: str, request: pytest.FixtureRequest, record_property: Callable[[str, object], None]
+) -> None:
+    image: Image = request.getfixturevalue(f"{target}_image")
+    size_mb = image.size_bytes / 1e6
+    record_property(f"{target}_image_size_mb", round(size_mb))
+    record_property(f"{target}_build_seconds", round(image.seconds))
+    assert size_mb <= SIZE_BUDGET_MB[target], (
+        f"{target} image is {size_mb:.0f} MB (budget {SIZE_BUDGET_MB[target]})"
+    )
+
+
+def test_ui_is_lean_and_reaches_the_api(engine: Engine, ui_container: Running) -> None:
+    lightgbm = engine.exec(ui_container.name, "python", "-c", "import lightgbm")
+    assert lightgbm.returncode != 0, "the ui image ships LightGBM, which only the api needs"
+    schema = engine.exec(ui_container.name, "python", "-c", "import ml.schema, frontend")
+    assert schema.returncode == 0, schema.stderr
+    probe = "import os, urllib.request as u; u.urlopen(os.environ['API_URL'] + '/ready', timeout=5)"
+    reached = engine.exec(ui_container.name, "python", "-c", probe)
+    assert reached.returncode == 0, f"the ui container cannot reach API_URL: {reached.stderr}"
+
+
+def test_ui_serves_the_app_page(ui_container: Running) -> None:
+    with urllib.request.urlopen(f"{ui_container.url}/", timeout=10) as response:
+        assert response.status == 200
+        assert b"<noscript>" in response.read()
