@@ -1,0 +1,39 @@
+"""MLflow pyfunc wrapper, logged as "models from code": MLflow stores this file, not a pickle.
+
+`mlflow models serve` and `mlflow.pyfunc.load_model` run it; it loads the verified artifact that was logged
+next to it and answers with the same columns as `python -m ml.predict`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from ml.predict import Predictor
+from ml.schema import FEATURE_NAMES
+
+
+class DiabetesStatusModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
+    def load_context(self, context: Any) -> None:
+        self._predictor = Predictor.load(context.artifacts["model_dir"])
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        missing = [name for name in FEATURE_NAMES if name not in model_input.columns]
+        if missing:
+            raise ValueError(f"missing feature columns: {', '.join(missing)}")
+        rows = model_input[list(FEATURE_NAMES)].to_numpy(dtype=np.float64)
+        proba = self._predictor.predict_proba(rows)
+        return pd.DataFrame(
+            {
+                "prediction": self._predictor.decide(proba),
+                "proba_0": proba[:, 0],
+                "proba_1": proba[:, 1],
+                "proba_2": proba[:, 2],
+            }
+        )
+
+
+mlflow.models.set_model(DiabetesStatusModel())

@@ -1,0 +1,226 @@
+"""Inference: a Predictor that loads and verifies an artifact once, then predicts numpy rows fast.
+
+It imports only numpy and LightGBM (plus boto3 or MLflow lazily, for s3:// and models:/ URIs), so the service
+that embeds it stays small. `python -m ml.predict` is the batch CLI over a CSV file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ml.artifact import MANIFEST_FILE, ArtifactError, LoadedArtifact, load_artifact
+from ml.schema import CLASSES, FEATURES, N_CLASSES
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """How much one feature's value pushed the predicted class's score (calibrated log-odds units)."""
+
+    feature: str
+    value: float
+    value_label: str
+    contribution: float
+
+
+@dataclass(frozen=True)
+class Prediction:
+    class_id: int
+    name: str
+    label: str
+    probabilities: tuple[float, ...]
+    explanation: tuple[Contribution, ...] | None = None
+
+
+class Predictor:
+    """A verified model ready to serve; thread-safe for prediction."""
+
+    def __init__(self, artifact: LoadedArtifact) -> None:
+        self._artifact = artifact
+        self._booster = artifact.booster
+        self._calibration = artifact.calibration
+        self._rule = artifact.decision_rule
+        self._n_features = len(FEATURES)
+
+    @classmethod
+    def load(cls, uri: str | Path) -> Predictor:
+        """Load from a local directory, `s3://bucket/prefix` or `models:/name@alias` (MLflow registry)."""
+        text = str(uri)
+        if text.startswith("s3://"):
+            with tempfile.TemporaryDirectory(prefix="model-") as tmp:
+                return cls(load_artifact(_download_s3(text, Path(tmp))))
+        if text.startswith(("models:/", "runs:/")):
+            with tempfile.TemporaryDirectory(prefix="model-") as tmp:
+                return cls(load_artifact(_download_mlflow(text, Path(tmp))))
+        return cls(load_artifact(Path(text)))
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self._artifact.manifest
+
+    @property
+    def version(self) -> str:
+        return self._artifact.version
+
+    def _check(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.float64)
+        if rows.ndim == 1:
+            rows = rows.reshape(1, -1)
+        if rows.ndim != 2 or rows.shape[1] != self._n_features:
+            raise ValueError(f"expected rows of {self._n_features} features in schema order, got shape {rows.shape}")
+        return rows
+
+    def predict_proba(self, rows: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities, shape (n, 3), rows in schema feature order."""
+        raw = self._booster.predict(self._check(rows), raw_score=True, num_threads=1)
+        return self._calibration.proba(np.asarray(raw, dtype=np.float64).reshape(-1, N_CLASSES))
+
+    def decide(self, proba: np.ndarray) -> np.ndarray:
+        """Class ids from probabilities through the artifact's decision rule."""
+        return self._rule.decide(proba)
+
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        return self.decide(self.predict_proba(rows))
+
+    def explain(self, rows: np.ndarray, classes: np.ndarray, top_k: int = 5) -> list[tuple[Contribution, ...]]:
+        """Top contributions (TreeSHAP, LightGBM `pred_contrib`) towards each row's given class."""
+        rows = self._check(rows)
+        contrib = np.asarray(self._booster.predict(rows, pred_contrib=True, num_threads=1))
+        contrib = contrib.reshape(len(rows), N_CLASSES, self._n_features + 1)[:, :, :-1]
+        contrib = contrib / self._calibration.temperature
+        explanations: list[tuple[Contribution, ...]] = []
+        for i, cls in enumerate(classes):
+            values = contrib[i, int(cls)]
+            order = np.argsort(-np.abs(values))[:top_k]
+            explanations.append(
+                tuple(
+                    Contribution(
+                        FEATURES[j].name,
+                        float(rows[i, j]),
+                        FEATURES[j].label(rows[i, j]),
+                        float(values[j]),
+                    )
+                    for j in order
+                )
+            )
+        return explanations
+
+    def predict_rows(self, rows: np.ndarray, *, explain: bool = False, top_k: int = 5) -> list[Prediction]:
+        """Full answers for API responses: class, names, probabilities and, on request, the top factors."""
+        proba = self.predict_proba(rows)
+        classes = self.decide(proba)
+        explanations = self.explain(rows, classes, top_k) if explain else [None] * len(classes)
+        return [
+            Prediction(int(k), CLASSES[k].name, CLASSES[k].label, tuple(float(p) for p in proba[i]), explanations[i])
+            for i, k in enumerate(classes)
+        ]
+
+
+def _download_s3(uri: str, target: Path) -> Path:
+    """Copy every object under the prefix into `target`; the loader then verifies them as usual."""
+    try:
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:
+        raise ArtifactError("MODEL_URI is s3:// but boto3 is not installed (install the 's3' extra)") from None
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    prefix = prefix.rstrip("/") + "/" if prefix else ""
+    client = boto3.client("s3")
+    found = 0
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                relative = obj["Key"][len(prefix) :]
+                if not relative or relative.endswith("/"):
+                    continue
+                destination = (target / relative).resolve()
+                if target.resolve() not in destination.parents:
+                    raise ArtifactError(f"refusing object key {obj['Key']!r} that escapes the model directory")
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                client.download_file(bucket, obj["Key"], str(destination))
+                found += 1
+    except (BotoCoreError, ClientError) as exc:
+        raise ArtifactError(f"cannot read the model from {uri}: {exc}") from None
+    if not found:
+        raise ArtifactError(f"no objects under {uri}; check the bucket and prefix")
+    return _artifact_root(target, uri)
+
+
+def _download_mlflow(uri: str, target: Path) -> Path:
+    try:
+        import mlflow
+    except ImportError:
+        raise ArtifactError(f"MODEL_URI is {uri} but MLflow is not installed in this environment") from None
+    try:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(target))
+    except Exception as exc:  # MLflow raises many types (registry, REST, storage); report them as one error
+        raise ArtifactError(f"cannot fetch {uri} from MLflow: {exc}") from None
+    return _artifact_root(Path(local), uri)
+
+
+def _artifact_root(directory: Path, uri: str) -> Path:
+    """The folder holding manifest.json: the root itself, or the one nested inside an MLflow model."""
+    if (directory / MANIFEST_FILE).is_file():
+        return directory
+    matches = sorted(directory.rglob(MANIFEST_FILE))
+    if len(matches) != 1:
+        raise ArtifactError(f"expected exactly one {MANIFEST_FILE} under {uri}, found {len(matches)}")
+    return matches[0].parent
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ml.predict",
+        description="Predict the diabetes status of every row of a CSV with the 21 indicator columns.",
+    )
+    parser.add_argument(
+        "--model", required=True, help="model artifact: a directory, s3://bucket/prefix or models:/name@alias"
+    )
+    parser.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        help="CSV or CSV.gz with the 21 feature columns (Diabetes_012 is ignored)",
+    )
+    parser.add_argument(
+        "--output",
+        required=True,
+        type=Path,
+        help="where to write prediction,proba_0,proba_1,proba_2 (one row per input row, input order)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from ml.data import DataValidationError, features_matrix, read_csv
+
+    try:
+        predictor = Predictor.load(args.model)
+        frame = read_csv(args.data, target="ignore")
+    except (ArtifactError, DataValidationError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    proba = predictor.predict_proba(features_matrix(frame))
+    classes = predictor.decide(proba)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    with args.output.open("w") as out:
+        out.write("prediction,proba_0,proba_1,proba_2\n")
+        for k, p in zip(classes, proba, strict=True):
+            out.write(f"{k},{p[0]:.6f},{p[1]:.6f},{p[2]:.6f}\n")
+    print(f"wrote {len(classes)} predictions to {args.output} (model {predictor.version})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
