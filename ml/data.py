@@ -129,9 +129,7 @@ def validate_frame(df: pd.DataFrame, *, target: TargetMode = "required") -> pd.D
     keep_target = _check_columns([str(c) for c in df.columns], target, source)
     if df.empty:
         raise DataValidationError(f"{source} has no rows; it needs at least one row of values.")
-    return _validated(
-        df.reset_index(drop=True), keep_target, source, first_row="row 1 is the frame's first row"
-    )
+    return _validated(df.reset_index(drop=True), keep_target, source, first_row="row 1 is the frame's first row")
 
 
 def _open_text(path: Path) -> io.TextIOWrapper:
@@ -176,19 +174,14 @@ def _check_columns(header: Sequence[str], target: TargetMode, source: str) -> bo
     allowed = set(COLUMNS)
     required = list(COLUMNS) if target == "required" else list(FEATURE_NAMES)
     problems = [ColumnProblem(c, "missing column", (), (), 0) for c in required if c not in header]
-    problems += [
-        ColumnProblem(c, "unexpected column", (), (), 0) for c in dict.fromkeys(header) if c not in allowed
-    ]
-    problems += [
-        ColumnProblem(c, "duplicate column", (), (), 0) for c in dict.fromkeys(header) if header.count(c) > 1
-    ]
+    problems += [ColumnProblem(c, "unexpected column", (), (), 0) for c in dict.fromkeys(header) if c not in allowed]
+    problems += [ColumnProblem(c, "duplicate column", (), (), 0) for c in dict.fromkeys(header) if header.count(c) > 1]
     if problems:
         lines = "\n".join(p.describe() for p in problems)
         expected = ",".join(COLUMNS) if target == "required" else ",".join(FEATURE_NAMES)
         extra = f" (optionally preceded by {TARGET})" if target != "required" else ""
         raise DataValidationError(
-            f"{source} does not have the expected columns:\n{lines}\n"
-            f"Expected header (any order){extra}:\n  {expected}",
+            f"{source} does not have the expected columns:\n{lines}\nExpected header (any order){extra}:\n  {expected}",
             problems,
         )
     return target != "ignore" and TARGET in header
@@ -299,11 +292,7 @@ def is_synthetic(path: str | Path) -> bool:
         meta = json.loads(sidecar.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    if (
-        not isinstance(meta, dict)
-        or meta.get("synthetic") is not True
-        or meta.get("generator") != "ml.synthetic"
-    ):
+    if not isinstance(meta, dict) or meta.get("synthetic") is not True or meta.get("generator") != "ml.synthetic":
         return False
     recorded = meta.get("sha256")
     return recorded is None or recorded == file_sha256(path)
@@ -360,9 +349,7 @@ class Split:
     protocol: dict[str, Any]
 
 
-def grouped_split(
-    df: pd.DataFrame, *, test_fraction: float, seed: int, stratify_on: np.ndarray | None = None
-) -> Split:
+def grouped_split(df: pd.DataFrame, *, test_fraction: float, seed: int, stratify_on: np.ndarray | None = None) -> Split:
     """Split rows so identical feature vectors stay together, stratified by each group's (max) label.
 
     Within each stratum the groups are shuffled with ``seed`` and the shortest prefix whose row count is
@@ -412,8 +399,7 @@ def grouped_split(
             "rows": int(rows.size),
             "groups": int(np.unique(groups[rows]).size),
             "classes": {
-                str(v.item() if hasattr(v, "item") else v): int(c)
-                for v, c in zip(values, counts, strict=True)
+                str(v.item() if hasattr(v, "item") else v): int(c) for v, c in zip(values, counts, strict=True)
             },
         }
 

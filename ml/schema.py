@@ -146,9 +146,7 @@ FEATURES: tuple[Feature, ...] = (
         "In the past 30 days, did you do any physical activity or exercise other than your regular job?",
         default=1,
     ),
-    _binary(
-        "Fruits", "Eats fruit one or more times per day.", "Do you eat fruit at least once a day?", default=1
-    ),
+    _binary("Fruits", "Eats fruit one or more times per day.", "Do you eat fruit at least once a day?", default=1),
     _binary(
         "Veggies",
         "Eats vegetables one or more times per day.",
@@ -280,9 +278,7 @@ SUBGROUP_BANDS: Mapping[str, Mapping[str, tuple[int, ...]]] = MappingProxyType(
     {
         "Sex": MappingProxyType({"Female": (0,), "Male": (1,)}),
         "Age": MappingProxyType({"18-44": (1, 2, 3, 4, 5), "45-64": (6, 7, 8, 9), "65+": (10, 11, 12, 13)}),
-        "Income": MappingProxyType(
-            {"< $25,000": (1, 2, 3, 4), "$25,000-$74,999": (5, 6, 7), "$75,000+": (8,)}
-        ),
+        "Income": MappingProxyType({"< $25,000": (1, 2, 3, 4), "$25,000-$74,999": (5, 6, 7), "$75,000+": (8,)}),
     }
 )
 
