@@ -59,8 +59,7 @@ class ServiceSize(_Model):
             raise ValueError(f"cpu {self.cpu} is not a Fargate size; use one of {sorted(FARGATE_SIZES)}")
         if self.memory not in FARGATE_SIZES[self.cpu]:
             raise ValueError(
-                f"memory {self.memory} MiB is not valid with cpu {self.cpu}; "
-                f"use one of {FARGATE_SIZES[self.cpu]}"
+                f"memory {self.memory} MiB is not valid with cpu {self.cpu}; use one of {FARGATE_SIZES[self.cpu]}"
             )
         if not self.min_count <= self.desired_count <= self.max_count:
             raise ValueError(
@@ -134,8 +133,7 @@ class StackSettings(_Model):
     def _tag(cls, value: str) -> str:
         if not _IMAGE_TAG.match(value) or value == "latest":
             raise ValueError(
-                "imageTag must be an immutable ECR tag such as a git sha "
-                "(letters, digits, '.', '_', '-'; not 'latest')"
+                "imageTag must be an immutable ECR tag such as a git sha (letters, digits, '.', '_', '-'; not 'latest')"
             )
         return value
 
@@ -144,8 +142,7 @@ class StackSettings(_Model):
     def _certificate(cls, value: str | None) -> str | None:
         if value and not _ACM_ARN.match(value):
             raise ValueError(
-                "certificateArn must be an ACM certificate ARN "
-                "(arn:aws:acm:<region>:<account>:certificate/<id>)"
+                "certificateArn must be an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>)"
             )
         return value or None
 
@@ -163,9 +160,7 @@ class StackSettings(_Model):
     @classmethod
     def _retention(cls, value: int) -> int:
         if value not in LOG_RETENTION_DAYS:
-            raise ValueError(
-                f"logRetentionDays {value} is not accepted by CloudWatch; use one of {LOG_RETENTION_DAYS}"
-            )
+            raise ValueError(f"logRetentionDays {value} is not accepted by CloudWatch; use one of {LOG_RETENTION_DAYS}")
         return value
 
     @property
@@ -253,7 +248,5 @@ def load_settings() -> StackSettings:
         if obj is not None:
             values[key] = obj
     if values["region"] is None:
-        raise ConfigError(
-            "aws:region is not set: run `pulumi config set aws:region <region>` for this stack."
-        )
+        raise ConfigError("aws:region is not set: run `pulumi config set aws:region <region>` for this stack.")
     return parse_settings(values)

@@ -94,8 +94,7 @@ def promote_image(ecr: ECRClient, repository: str, source_tag: str, target_tag: 
             for failure in response.get("failures", [])
         )
         raise OpsError(
-            f"image {repository}:{source_tag} not found ({reasons or 'no image returned'}); "
-            "push it before promoting"
+            f"image {repository}:{source_tag} not found ({reasons or 'no image returned'}); push it before promoting"
         )
     image = images[0]
     digest = image["imageId"]["imageDigest"]
@@ -122,9 +121,7 @@ def promote_image(ecr: ECRClient, repository: str, source_tag: str, target_tag: 
         if _error_code(exc) in {"ImageAlreadyExistsException", "ImageTagAlreadyExistsException"}:
             if _digest_of(ecr, repository, target_tag) == digest:
                 return Promotion(repository, digest, target_tag, created=False)
-            raise OpsError(
-                f"{repository}:{target_tag} was taken by another image meanwhile; use a new tag"
-            ) from None
+            raise OpsError(f"{repository}:{target_tag} was taken by another image meanwhile; use a new tag") from None
         raise
     return Promotion(repository, digest, target_tag, created=True)
 
@@ -146,9 +143,7 @@ def ecs_service_problems(service: Mapping[str, Any], min_count: int) -> list[str
         problems.append(f"service {name} has no PRIMARY deployment")
     elif primary.get("rolloutState") != "COMPLETED":
         reason = primary.get("rolloutStateReason", "")
-        problems.append(
-            f"deployment {primary.get('id')} is {primary.get('rolloutState')}: {reason}".rstrip(": ")
-        )
+        problems.append(f"deployment {primary.get('id')} is {primary.get('rolloutState')}: {reason}".rstrip(": "))
     if len(deployments) > 1:
         problems.append(f"service {name} still has {len(deployments)} deployments (old tasks are draining)")
     return problems
@@ -157,8 +152,7 @@ def ecs_service_problems(service: Mapping[str, Any], min_count: int) -> list[str
 def rollout_failed(service: Mapping[str, Any]) -> bool:
     """True when the circuit breaker has given up: waiting longer cannot help."""
     return any(
-        d.get("status") == "PRIMARY" and d.get("rolloutState") == "FAILED"
-        for d in service.get("deployments", [])
+        d.get("status") == "PRIMARY" and d.get("rolloutState") == "FAILED" for d in service.get("deployments", [])
     )
 
 
@@ -169,9 +163,7 @@ def target_health_problems(
     healthy = [d for d in descriptions if d.get("TargetHealth", {}).get("State") == "healthy"]
     if len(healthy) >= max(expected, 1):
         return []
-    problems = [
-        f"target group {target_group_arn} has {len(healthy)} healthy target(s), expected {max(expected, 1)}"
-    ]
+    problems = [f"target group {target_group_arn} has {len(healthy)} healthy target(s), expected {max(expected, 1)}"]
     for description in descriptions:
         health = description.get("TargetHealth", {})
         if health.get("State") != "healthy":
@@ -217,9 +209,7 @@ def check_ecs(
     for arn in arns:
         health = elbv2.describe_target_health(TargetGroupArn=arn)
         problems.extend(
-            target_health_problems(
-                arn, health.get("TargetHealthDescriptions", []), int(service.get("desiredCount", 0))
-            )
+            target_health_problems(arn, health.get("TargetHealthDescriptions", []), int(service.get("desiredCount", 0)))
         )
     return problems
 
@@ -230,9 +220,7 @@ def image_problems(ecs: ECSClient, service: Mapping[str, Any], image_tag: str) -
     definition = primary["taskDefinition"] if primary else service.get("taskDefinition")
     if not definition:
         return [f"service {service.get('serviceName')} has no task definition"]
-    containers = ecs.describe_task_definition(taskDefinition=definition)["taskDefinition"][
-        "containerDefinitions"
-    ]
+    containers = ecs.describe_task_definition(taskDefinition=definition)["taskDefinition"]["containerDefinitions"]
     return [
         f"container {c['name']} of {definition.rsplit('/', 1)[-1]} runs {c['image']}, not tag {image_tag}"
         for c in containers
@@ -247,8 +235,7 @@ def check_eks(eks: EKSClient, cluster: str, fargate_profiles: Sequence[str]) -> 
     except ClientError as exc:
         if _error_code(exc) == "ResourceNotFoundException":
             raise OpsError(
-                f"EKS cluster '{cluster}' not found; "
-                "check `pulumi stack output eksClusterName` and the region"
+                f"EKS cluster '{cluster}' not found; check `pulumi stack output eksClusterName` and the region"
             ) from None
         raise
     problems = [] if status == "ACTIVE" else [f"cluster {cluster} is {status}, not ACTIVE"]
@@ -287,9 +274,7 @@ def wait_until_healthy(
         if not problems:
             return
         if clock() + interval > deadline:
-            raise OpsError(
-                f"{what} is not healthy after {timeout:g}s:\n" + "\n".join(f"  - {p}" for p in problems)
-            )
+            raise OpsError(f"{what} is not healthy after {timeout:g}s:\n" + "\n".join(f"  - {p}" for p in problems))
         sleep(interval)
 
 

@@ -32,9 +32,7 @@ def build(settings: StackSettings) -> Deployment:
     """Create every resource for these settings and export the outputs operators and CI use."""
     ctx = lookup_context(settings.region)
     registry = Registry(f"{settings.name}-registry", settings)
-    network = Network(
-        f"{settings.name}-net", settings, settings.eks_cluster_name if settings.eks_enabled else None
-    )
+    network = Network(f"{settings.name}-net", settings, settings.eks_cluster_name if settings.eks_enabled else None)
     for target, repository in registry.repositories.items():
         pulumi.export(f"{target}RepositoryUrl", repository.repository_url)
     pulumi.export("imageTag", settings.image_tag)
@@ -47,9 +45,7 @@ def build(settings: StackSettings) -> Deployment:
         pulumi.export("ecsUrl", ecs.url)
         pulumi.export("ecsClusterName", ecs.cluster.name)
         pulumi.export("ecsServiceNames", {name: svc.service.name for name, svc in ecs.services.items()})
-        pulumi.export(
-            "ecsTargetGroupArns", {name: tg.arn for name, tg in ecs.load_balancer.target_groups.items()}
-        )
+        pulumi.export("ecsTargetGroupArns", {name: tg.arn for name, tg in ecs.load_balancer.target_groups.items()})
 
     eks = None
     if settings.eks_enabled:

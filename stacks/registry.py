@@ -62,9 +62,7 @@ class Registry(pulumi.ComponentResource):
 
     repositories: dict[str, aws.ecr.Repository]
 
-    def __init__(
-        self, name: str, settings: StackSettings, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
+    def __init__(self, name: str, settings: StackSettings, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("diabetes:shared:Registry", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.repositories = {}
@@ -73,12 +71,8 @@ class Registry(pulumi.ComponentResource):
                 f"{name}-{target}",
                 name=f"{settings.name}/{target}",
                 image_tag_mutability="IMMUTABLE",
-                image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(
-                    scan_on_push=True
-                ),
-                encryption_configurations=[
-                    aws.ecr.RepositoryEncryptionConfigurationArgs(encryption_type="AES256")
-                ],
+                image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(scan_on_push=True),
+                encryption_configurations=[aws.ecr.RepositoryEncryptionConfigurationArgs(encryption_type="AES256")],
                 tags=settings.tags_for("registry"),
                 opts=child,
             )

@@ -25,9 +25,7 @@ def execution_policy(repository_arns: Sequence[str], log_group_arn: str) -> str:
             # GetAuthorizationToken has no resource-level permissions: AWS only accepts "*" here.
             statement(["ecr:GetAuthorizationToken"], "*", sid="EcrLogin"),
             statement(ECR_PULL_ACTIONS, list(repository_arns), sid="EcrPull"),
-            statement(
-                ["logs:CreateLogStream", "logs:PutLogEvents"], f"{log_group_arn}:log-stream:*", sid="Logs"
-            ),
+            statement(["logs:CreateLogStream", "logs:PutLogEvents"], f"{log_group_arn}:log-stream:*", sid="Logs"),
         ]
     )
 
@@ -37,9 +35,7 @@ def model_read_policy(location: S3Location, partition: str) -> str:
     prefix = location.prefix.rstrip("/")
     return policy_json(
         [
-            statement(
-                ["s3:GetObject"], f"arn:{partition}:s3:::{location.bucket}/{prefix}/*", sid="ReadModel"
-            ),
+            statement(["s3:GetObject"], f"arn:{partition}:s3:::{location.bucket}/{prefix}/*", sid="ReadModel"),
             statement(
                 ["s3:ListBucket"],
                 f"arn:{partition}:s3:::{location.bucket}",
@@ -50,15 +46,11 @@ def model_read_policy(location: S3Location, partition: str) -> str:
     )
 
 
-def ecs_task_role(
-    name: str, ctx: AwsContext, tags: dict[str, str], opts: pulumi.ResourceOptions
-) -> aws.iam.Role:
+def ecs_task_role(name: str, ctx: AwsContext, tags: dict[str, str], opts: pulumi.ResourceOptions) -> aws.iam.Role:
     """A role only ECS tasks of this account can assume."""
     return aws.iam.Role(
         name,
-        assume_role_policy=service_trust_policy(
-            "ecs-tasks.amazonaws.com", ctx, source_arn=ctx.arn("ecs", "*")
-        ),
+        assume_role_policy=service_trust_policy("ecs-tasks.amazonaws.com", ctx, source_arn=ctx.arn("ecs", "*")),
         tags=tags,
         opts=opts,
     )

@@ -118,14 +118,10 @@ class LoadBalancer(pulumi.ComponentResource):
             )
 
         default_target = self.target_groups["ui" if has_ui else "api"]
-        forward_default = [
-            aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=default_target.arn)
-        ]
+        forward_default = [aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=default_target.arn)]
         redirect = aws.lb.ListenerDefaultActionArgs(
             type="redirect",
-            redirect=aws.lb.ListenerDefaultActionRedirectArgs(
-                port="443", protocol="HTTPS", status_code="HTTP_301"
-            ),
+            redirect=aws.lb.ListenerDefaultActionRedirectArgs(port="443", protocol="HTTPS", status_code="HTTP_301"),
         )
         # With a certificate, port 80 only redirects and 443 serves; without one, port 80 serves.
         http = aws.lb.Listener(
@@ -160,9 +156,7 @@ class LoadBalancer(pulumi.ComponentResource):
                     listener_arn=self.listener.arn,
                     priority=10 + index,
                     actions=[
-                        aws.lb.ListenerRuleActionArgs(
-                            type="forward", target_group_arn=self.target_groups["api"].arn
-                        )
+                        aws.lb.ListenerRuleActionArgs(type="forward", target_group_arn=self.target_groups["api"].arn)
                     ],
                     conditions=[
                         aws.lb.ListenerRuleConditionArgs(

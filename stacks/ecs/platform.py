@@ -60,9 +60,7 @@ class EcsPlatform(pulumi.ComponentResource):
             name, name=f"/ecs/{name}", retention_in_days=settings.log_retention_days, tags=tags, opts=child
         )
         repositories = [registry.repositories[workload.name] for workload in workloads]
-        exec_role = execution_role(
-            name, ctx=ctx, repositories=repositories, log_group=log_group, tags=tags, opts=child
-        )
+        exec_role = execution_role(name, ctx=ctx, repositories=repositories, log_group=log_group, tags=tags, opts=child)
         task_role = api_task_role(name, ctx, settings.model_s3, tags, child)
 
         self.load_balancer = LoadBalancer(
@@ -114,9 +112,7 @@ class EcsPlatform(pulumi.ComponentResource):
                     tags=tags,
                 ),
                 # The UI starts after the API so its Service Connect alias resolves.
-                opts=pulumi.ResourceOptions(
-                    parent=self, depends_on=[self.services["api"]] if not is_api else None
-                ),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.services["api"]] if not is_api else None),
             )
 
         if "ui" in self.services:

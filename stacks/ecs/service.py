@@ -21,9 +21,7 @@ from stacks.workloads import RUN_AS_USER, TMP_PATH, Workload, health_command
 PORT_NAME = "http"
 
 
-def container_definitions(
-    workload: Workload, image: str, log_group: str, region: str, env: dict[str, str]
-) -> str:
+def container_definitions(workload: Workload, image: str, log_group: str, region: str, env: dict[str, str]) -> str:
     """The task's single container, hardened; JSON as ECS expects it."""
     return json.dumps(
         [
@@ -141,9 +139,7 @@ class FargateService(pulumi.ComponentResource):
             task_role_arn=inputs.task_role_arn,
             volumes=[{"name": "tmp"}],
             container_definitions=pulumi.Output.all(inputs.image, inputs.log_group_name).apply(
-                lambda values: container_definitions(
-                    workload, values[0], values[1], inputs.region, inputs.env
-                )
+                lambda values: container_definitions(workload, values[0], values[1], inputs.region, inputs.env)
             ),
             tags=tags,
             opts=child,
@@ -179,9 +175,7 @@ class FargateService(pulumi.ComponentResource):
             wait_for_steady_state=True,
             tags=tags,
             # The autoscaler owns the running count after the first deployment.
-            opts=pulumi.ResourceOptions(
-                parent=self, depends_on=list(inputs.routing), ignore_changes=["desiredCount"]
-            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(inputs.routing), ignore_changes=["desiredCount"]),
         )
 
         resource_id = pulumi.Output.concat("service/", inputs.cluster_name, "/", self.service.name)
@@ -195,9 +189,7 @@ class FargateService(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        metric_spec = (
-            aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs
-        )
+        metric_spec = aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs
         scaling = {
             "cpu": (
                 metric_spec(predefined_metric_type="ECSServiceAverageCPUUtilization"),
@@ -206,9 +198,7 @@ class FargateService(pulumi.ComponentResource):
             "requests": (
                 metric_spec(
                     predefined_metric_type="ALBRequestCountPerTarget",
-                    resource_label=pulumi.Output.concat(
-                        inputs.alb_arn_suffix, "/", inputs.target_group.arn_suffix
-                    ),
+                    resource_label=pulumi.Output.concat(inputs.alb_arn_suffix, "/", inputs.target_group.arn_suffix),
                 ),
                 workload.size.requests_per_target,
             ),

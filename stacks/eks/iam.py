@@ -89,13 +89,8 @@ def lbc_policy(ctx: AwsContext, vpc_id: str) -> str:
     security_groups = ctx.arn("ec2", "security-group/*")
     vpc = ctx.arn("ec2", f"vpc/{vpc_id}")
     tagged: dict[str, dict[str, Any]] = {"Null": {f"aws:ResourceTag/{_CLUSTER_TAG}": "false"}}
-    tagging_own = {
-        "Null": {f"aws:RequestTag/{_CLUSTER_TAG}": "true", f"aws:ResourceTag/{_CLUSTER_TAG}": "false"}
-    }
-    slr = (
-        f"arn:{ctx.partition}:iam::{ctx.account_id}:role/aws-service-role/"
-        "elasticloadbalancing.amazonaws.com/*"
-    )
+    tagging_own = {"Null": {f"aws:RequestTag/{_CLUSTER_TAG}": "true", f"aws:ResourceTag/{_CLUSTER_TAG}": "false"}}
+    slr = f"arn:{ctx.partition}:iam::{ctx.account_id}:role/aws-service-role/elasticloadbalancing.amazonaws.com/*"
     return policy_json(
         [
             statement(
@@ -151,9 +146,7 @@ def lbc_policy(ctx: AwsContext, vpc_id: str) -> str:
                 ["elasticloadbalancing:AddTags"],
                 [*elb, target_groups],
                 {
-                    "StringEquals": {
-                        "elasticloadbalancing:CreateAction": ["CreateTargetGroup", "CreateLoadBalancer"]
-                    },
+                    "StringEquals": {"elasticloadbalancing:CreateAction": ["CreateTargetGroup", "CreateLoadBalancer"]},
                     "Null": {f"aws:RequestTag/{_CLUSTER_TAG}": "false"},
                 },
                 sid="TagOnCreate",

@@ -139,9 +139,7 @@ class EksPlatform(pulumi.ComponentResource):
         workloads: list[Workload] = [api_workload(settings)]
         if settings.ui.enabled:
             api = workloads[0]
-            workloads.append(
-                ui_workload(settings, f"http://{api.name}.{namespace}.svc.cluster.local:{api.port}")
-            )
+            workloads.append(ui_workload(settings, f"http://{api.name}.{namespace}.svc.cluster.local:{api.port}"))
         repositories = [registry.repositories[workload.name] for workload in workloads]
 
         pod_role = aws.iam.Role(
@@ -281,13 +279,9 @@ class EksPlatform(pulumi.ComponentResource):
             account = role_arn.apply(partial(manifests.service_account, settings, workload))
             create_object(f"{prefix}-sa", "ServiceAccount", account, in_app)
             image = registry.image(workload.name, settings.image_tag)
-            create_object(
-                prefix, "Deployment", image.apply(partial(manifests.deployment, settings, workload)), in_app
-            )
+            create_object(prefix, "Deployment", image.apply(partial(manifests.deployment, settings, workload)), in_app)
             create_object(f"{prefix}-svc", "Service", manifests.service(settings, workload), in_app)
-            create_object(
-                f"{prefix}-hpa", "HorizontalPodAutoscaler", manifests.autoscaler(settings, workload), in_app
-            )
+            create_object(f"{prefix}-hpa", "HorizontalPodAutoscaler", manifests.autoscaler(settings, workload), in_app)
             create_object(
                 f"{prefix}-pdb",
                 "PodDisruptionBudget",

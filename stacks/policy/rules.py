@@ -46,9 +46,7 @@ def check_public_ingress(resource_type: str, props: Props) -> Iterator[str]:
     if resource_type == "aws:ec2/securityGroup:SecurityGroup":
         for rule in props.get("ingress") or []:
             cidrs = {*(rule.get("cidrBlocks") or []), *(rule.get("ipv6CidrBlocks") or [])}
-            rules.append(
-                (cidrs, rule.get("fromPort"), rule.get("toPort"), _is_lb_group(props), "inline ingress")
-            )
+            rules.append((cidrs, rule.get("fromPort"), rule.get("toPort"), _is_lb_group(props), "inline ingress"))
     elif resource_type == "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule":
         cidrs = {cidr for cidr in (props.get("cidrIpv4"), props.get("cidrIpv6")) if cidr}
         rules.append((cidrs, props.get("fromPort"), props.get("toPort"), _is_lb_group(props), "ingress rule"))
@@ -79,15 +77,9 @@ def check_public_ips(resource_type: str, props: Props) -> Iterator[str]:
     if resource_type == "aws:ecs/service:Service":
         network = props.get("networkConfiguration") or {}
         if network.get("assignPublicIp") is True:
-            yield (
-                "ECS service must set networkConfiguration.assignPublicIp = false "
-                "(tasks run in private subnets)"
-            )
+            yield ("ECS service must set networkConfiguration.assignPublicIp = false (tasks run in private subnets)")
     elif resource_type == "aws:ec2/subnet:Subnet" and props.get("mapPublicIpOnLaunch") is True:
-        yield (
-            "subnet must not set mapPublicIpOnLaunch = true; "
-            "load balancers get public addresses, tasks do not"
-        )
+        yield ("subnet must not set mapPublicIpOnLaunch = true; load balancers get public addresses, tasks do not")
 
 
 def _ecs_container_problems(container: Mapping[str, Any]) -> Iterator[str]:
@@ -126,10 +118,7 @@ def check_containers(resource_type: str, props: Props) -> Iterator[str]:
         for container in definitions:
             yield from _ecs_container_problems(container)
         return
-    if (
-        not resource_type.startswith("kubernetes:")
-        or resource_type.rsplit(":", maxsplit=1)[-1] not in WORKLOAD_KINDS
-    ):
+    if not resource_type.startswith("kubernetes:") or resource_type.rsplit(":", maxsplit=1)[-1] not in WORKLOAD_KINDS:
         return
     spec = props.get("spec") or {}
     pod = (spec.get("template") or {}).get("spec") or {}

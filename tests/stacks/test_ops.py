@@ -56,9 +56,7 @@ def test_a_failed_rollout_is_detected_and_explained() -> None:
     )
     assert rollout_failed(failed)
     problems = ecs_service_problems(failed, min_count=1)
-    assert (
-        "deployment ecs-svc/3 is FAILED: ECS deployment circuit breaker: tasks failed to start." in problems
-    )
+    assert "deployment ecs-svc/3 is FAILED: ECS deployment circuit breaker: tasks failed to start." in problems
     assert "service diabetes-dev-ecs-api runs 0 of 2 desired task(s)" in problems
 
 
@@ -104,9 +102,7 @@ class FakeClock:
 def test_waiting_stops_as_soon_as_the_checks_pass() -> None:
     clock = FakeClock()
     results = iter([["not yet"], ["not yet"], []])
-    wait_until_healthy(
-        lambda: next(results), "thing", timeout=60, interval=10, sleep=clock.sleep, clock=clock.time
-    )
+    wait_until_healthy(lambda: next(results), "thing", timeout=60, interval=10, sleep=clock.sleep, clock=clock.time)
     assert clock.sleeps == [10, 10]
 
 

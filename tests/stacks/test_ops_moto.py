@@ -112,9 +112,7 @@ def test_promote_cli_prints_the_digest(repository: str) -> None:
 
 
 def test_promote_cli_refuses_to_move_an_immutable_tag(repository: str) -> None:
-    completed = _ops(
-        "promote-image", "--repository", repository, "--source-tag", "3f2c1ab", "--target-tag", "old"
-    )
+    completed = _ops("promote-image", "--repository", repository, "--source-tag", "3f2c1ab", "--target-tag", "old")
     assert completed.returncode == 1
     assert f"{repository}:old already names {_digest(repository, 'old')}" in completed.stderr
     assert "promote under a new tag" in completed.stderr
@@ -157,19 +155,17 @@ def _ecs_stack(desired: int, targets: int) -> EcsStack:
     ec2, elbv2, ecs = boto3.client("ec2"), boto3.client("elbv2"), boto3.client("ecs")
     vpc = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
     subnets = [
-        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.40.{i}.0/24", AvailabilityZone=f"eu-west-1{zone}")[
-            "Subnet"
-        ]["SubnetId"]
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.40.{i}.0/24", AvailabilityZone=f"eu-west-1{zone}")["Subnet"][
+            "SubnetId"
+        ]
         for i, zone in enumerate("ab")
     ]
     group = ec2.create_security_group(GroupName=_unique("tasks"), Description="tasks", VpcId=vpc)["GroupId"]
     name = _unique("api")
-    balancer = elbv2.create_load_balancer(Name=_unique("alb"), Subnets=subnets)["LoadBalancers"][0][
-        "LoadBalancerArn"
-    ]
-    target_group = elbv2.create_target_group(
-        Name=name, Protocol="HTTP", Port=8000, VpcId=vpc, TargetType="ip"
-    )["TargetGroups"][0]["TargetGroupArn"]
+    balancer = elbv2.create_load_balancer(Name=_unique("alb"), Subnets=subnets)["LoadBalancers"][0]["LoadBalancerArn"]
+    target_group = elbv2.create_target_group(Name=name, Protocol="HTTP", Port=8000, VpcId=vpc, TargetType="ip")[
+        "TargetGroups"
+    ][0]["TargetGroupArn"]
     elbv2.create_listener(
         LoadBalancerArn=balancer,
         Protocol="HTTP",
@@ -189,9 +185,7 @@ def _ecs_stack(desired: int, targets: int) -> EcsStack:
         requiresCompatibilities=["FARGATE"],
         cpu="256",
         memory="512",
-        containerDefinitions=[
-            {"name": "api", "image": "api:3f2c1ab", "portMappings": [{"containerPort": 8000}]}
-        ],
+        containerDefinitions=[{"name": "api", "image": "api:3f2c1ab", "portMappings": [{"containerPort": 8000}]}],
     )["taskDefinition"]["taskDefinitionArn"]
     ecs.create_service(
         cluster=cluster,
@@ -269,9 +263,7 @@ def test_verify_ecs_reports_a_missing_service(aws_env: dict[str, str]) -> None:
 def _eks_cluster(profiles: list[str]) -> str:
     ec2, eks = boto3.client("ec2"), boto3.client("eks")
     vpc = ec2.create_vpc(CidrBlock="10.41.0.0/16")["Vpc"]["VpcId"]
-    subnets = [
-        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.41.{i}.0/24")["Subnet"]["SubnetId"] for i in range(2)
-    ]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.41.{i}.0/24")["Subnet"]["SubnetId"] for i in range(2)]
     name = _unique("diabetes-dev-eks")
     eks.create_cluster(name=name, roleArn=ROLE, resourcesVpcConfig={"subnetIds": subnets})
     for profile in profiles:

@@ -165,9 +165,7 @@ FAILING = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("rule", "typ", "props"), PASSING, ids=[f"{r}-{i}" for i, (r, *_) in enumerate(PASSING)]
-)
+@pytest.mark.parametrize(("rule", "typ", "props"), PASSING, ids=[f"{r}-{i}" for i, (r, *_) in enumerate(PASSING)])
 def test_rule_accepts_compliant_resources(rule: str, typ: str, props: dict[str, Any]) -> None:
     assert [v for v in violations(typ, props) if v[0] == rule] == []
 
@@ -193,9 +191,7 @@ def test_policy_pack_wrappers_are_mandatory_and_report_through_crossguard() -> N
     assert all(policy.enforcement_level == EnforcementLevel.MANDATORY for policy in wrapped.values())
     reported: list[str] = []
     options = PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
-    args = ResourceValidationArgs(
-        LOG_GROUP, {"name": "/x"}, "urn:pulumi:dev::diabetes::lg", "lg", options, None
-    )
+    args = ResourceValidationArgs(LOG_GROUP, {"name": "/x"}, "urn:pulumi:dev::diabetes::lg", "lg", options, None)
     wrapped["log-retention"].validate(args, lambda message, urn: reported.append(message))
     assert reported == ["log group must set retentionInDays (e.g. 30)"]
 
@@ -219,7 +215,7 @@ def test_rules_catch_a_regression_in_the_program_output(full_run: Run) -> None:
     containers[0]["readonlyRootFilesystem"] = False
     service = full_run.recorder.one("aws:ecs/service:Service", "-ecs-api").inputs
     exposed = {**service, "networkConfiguration": {**service["networkConfiguration"], "assignPublicIp": True}}
-    assert [
-        name for name, _ in violations(TASK, {**task.inputs, "containerDefinitions": json.dumps(containers)})
-    ] == ["containers-hardened"]
+    assert [name for name, _ in violations(TASK, {**task.inputs, "containerDefinitions": json.dumps(containers)})] == [
+        "containers-hardened"
+    ]
     assert [name for name, _ in violations(ECS_SERVICE, exposed)] == ["no-public-ips"]

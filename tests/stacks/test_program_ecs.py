@@ -70,9 +70,7 @@ def test_ui_container_reaches_the_api_inside_the_vpc(full_run: Run) -> None:
 
 def test_log_group_retention_comes_from_config(full_run: Run, ecs_only_run: Run) -> None:
     assert full_run.recorder.one("aws:cloudwatch/logGroup:LogGroup", "ecs").inputs["retentionInDays"] == 14
-    assert (
-        ecs_only_run.recorder.one("aws:cloudwatch/logGroup:LogGroup", "ecs").inputs["retentionInDays"] == 30
-    )
+    assert ecs_only_run.recorder.one("aws:cloudwatch/logGroup:LogGroup", "ecs").inputs["retentionInDays"] == 30
 
 
 def test_target_groups_use_ip_targets_and_readiness_paths(full_run: Run) -> None:
@@ -91,9 +89,7 @@ def test_alb_is_public_with_a_websocket_friendly_idle_timeout(full_run: Run, ecs
     assert alb.inputs["internal"] is False
     assert alb.inputs["loadBalancerType"] == "application"
     assert alb.inputs["dropInvalidHeaderFields"] is True
-    public_ids = {
-        f"{s.name}-id" for s in full_run.recorder.of_type("aws:ec2/subnet:Subnet") if "public" in s.name
-    }
+    public_ids = {f"{s.name}-id" for s in full_run.recorder.of_type("aws:ec2/subnet:Subnet") if "public" in s.name}
     assert set(alb.inputs["subnets"]) == public_ids
     assert alb.inputs["idleTimeout"] == 3600
     assert ecs_only_run.recorder.one("aws:lb/loadBalancer:LoadBalancer").inputs["idleTimeout"] == 60
@@ -157,9 +153,7 @@ def test_tasks_accept_traffic_only_from_the_alb_and_the_ui(full_run: Run) -> Non
 
 
 def test_services_run_privately_with_circuit_breaker(full_run: Run) -> None:
-    private_ids = {
-        f"{s.name}-id" for s in full_run.recorder.of_type("aws:ec2/subnet:Subnet") if "private" in s.name
-    }
+    private_ids = {f"{s.name}-id" for s in full_run.recorder.of_type("aws:ec2/subnet:Subnet") if "private" in s.name}
     for workload, port in (("api", 8000), ("ui", 8501)):
         inputs = _service(full_run, workload).inputs
         assert inputs["launchType"] == "FARGATE"

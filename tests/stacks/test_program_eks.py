@@ -40,16 +40,12 @@ def _object(run: Run, kind: str, name: str) -> dict[str, Any]:
 
 
 def _release(run: Run, chart: str) -> Resource:
-    (release,) = [
-        r for r in run.recorder.of_type("kubernetes:helm.sh/v3:Release") if r.inputs["chart"] == chart
-    ]
+    (release,) = [r for r in run.recorder.of_type("kubernetes:helm.sh/v3:Release") if r.inputs["chart"] == chart]
     return release
 
 
 @pytest.mark.parametrize("fixture", ["full_run", "eks_only_run"])
-def test_every_kubernetes_object_is_valid_against_the_schema(
-    fixture: str, request: pytest.FixtureRequest
-) -> None:
+def test_every_kubernetes_object_is_valid_against_the_schema(fixture: str, request: pytest.FixtureRequest) -> None:
     run: Run = request.getfixturevalue(fixture)
     objects = _objects(run)
     kinds = sorted({o["kind"] for o in objects})
@@ -95,14 +91,11 @@ def test_cluster_is_fargate_only_with_oidc(full_run: Run) -> None:
 
 def test_fargate_profiles_cover_kube_system_and_the_app_namespace(full_run: Run) -> None:
     profiles = {
-        p.inputs["fargateProfileName"]: p
-        for p in full_run.recorder.of_type("aws:eks/fargateProfile:FargateProfile")
+        p.inputs["fargateProfileName"]: p for p in full_run.recorder.of_type("aws:eks/fargateProfile:FargateProfile")
     }
     assert profiles["diabetes-dev-system"].inputs["selectors"] == [{"namespace": "kube-system"}]
     assert profiles["diabetes-dev-app"].inputs["selectors"] == [{"namespace": "diabetes"}]
-    private_ids = {
-        f"{s.name}-id" for s in full_run.recorder.of_type("aws:ec2/subnet:Subnet") if "private" in s.name
-    }
+    private_ids = {f"{s.name}-id" for s in full_run.recorder.of_type("aws:ec2/subnet:Subnet") if "private" in s.name}
     for profile in profiles.values():
         assert set(profile.inputs["subnetIds"]) == private_ids
         assert profile.inputs["clusterName"] == "diabetes-dev-eks"
@@ -123,20 +116,12 @@ def test_load_balancer_controller_role_trusts_only_its_service_account(full_run:
         f"{OIDC_ISSUER}:sub": "system:serviceaccount:kube-system:aws-load-balancer-controller",
         f"{OIDC_ISSUER}:aud": "sts.amazonaws.com",
     }
-    policy = json.loads(
-        full_run.recorder.one("aws:iam/rolePolicy:RolePolicy", "lb-controller").inputs["policy"]
-    )
+    policy = json.loads(full_run.recorder.one("aws:iam/rolePolicy:RolePolicy", "lb-controller").inputs["policy"])
     statements = {s["Sid"]: s for s in policy["Statement"]}
     # Writes are limited to resources the controller tagged itself, in this VPC, account and region.
-    assert statements["ModifyOwn"]["Condition"] == {
-        "Null": {"aws:ResourceTag/elbv2.k8s.aws/cluster": "false"}
-    }
-    assert statements["IngressRulesInVpc"]["Condition"]["ArnEquals"]["ec2:Vpc"].endswith(
-        ":vpc/diabetes-dev-net-vpc-id"
-    )
-    assert all(":eu-west-1:123456789012:" in arn for arn in statements["Targets"]["Resource"].split(",")), (
-        statements
-    )
+    assert statements["ModifyOwn"]["Condition"] == {"Null": {"aws:ResourceTag/elbv2.k8s.aws/cluster": "false"}}
+    assert statements["IngressRulesInVpc"]["Condition"]["ArnEquals"]["ec2:Vpc"].endswith(":vpc/diabetes-dev-net-vpc-id")
+    assert all(":eu-west-1:123456789012:" in arn for arn in statements["Targets"]["Resource"].split(",")), statements
 
 
 def test_load_balancer_controller_is_configured_for_fargate(full_run: Run) -> None:
@@ -168,11 +153,7 @@ def test_api_deployment_is_hardened_with_probes_and_limits(full_run: Run) -> Non
     assert security["readOnlyRootFilesystem"] is True
     assert security["allowPrivilegeEscalation"] is False
     assert security["runAsUser"] == 10001
-    assert (
-        container["resources"]["requests"]
-        == container["resources"]["limits"]
-        == {"cpu": "512m", "memory": "1024Mi"}
-    )
+    assert container["resources"]["requests"] == container["resources"]["limits"] == {"cpu": "512m", "memory": "1024Mi"}
     assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
     assert pod["volumes"][0]["emptyDir"]["sizeLimit"] == "1Gi"
 
@@ -197,9 +178,7 @@ def test_api_service_account_assumes_the_model_reader_role(full_run: Run, eks_on
 def test_service_is_cluster_ip_with_alb_health_path(eks_only_run: Run) -> None:
     service = _object(eks_only_run, "Service", "api")
     assert service["spec"]["type"] == "ClusterIP"
-    assert service["spec"]["ports"] == [
-        {"name": "http", "port": 8000, "targetPort": "http", "protocol": "TCP"}
-    ]
+    assert service["spec"]["ports"] == [{"name": "http", "port": 8000, "targetPort": "http", "protocol": "TCP"}]
     assert service["metadata"]["annotations"]["alb.ingress.kubernetes.io/healthcheck-path"] == "/ready"
 
 
@@ -212,10 +191,7 @@ def test_ingress_is_an_internet_facing_alb_with_ip_targets(full_run: Run, eks_on
     assert annotations["alb.ingress.kubernetes.io/healthcheck-path"] == "/ready"
     assert annotations["alb.ingress.kubernetes.io/certificate-arn"] == CERTIFICATE
     assert annotations["alb.ingress.kubernetes.io/ssl-redirect"] == "443"
-    assert (
-        "idle_timeout.timeout_seconds=3600"
-        in annotations["alb.ingress.kubernetes.io/load-balancer-attributes"]
-    )
+    assert "idle_timeout.timeout_seconds=3600" in annotations["alb.ingress.kubernetes.io/load-balancer-attributes"]
     paths = {
         (p["path"], p["pathType"]): p["backend"]["service"]["name"]
         for p in ingress["spec"]["rules"][0]["http"]["paths"]
@@ -228,9 +204,7 @@ def test_ingress_is_an_internet_facing_alb_with_ip_targets(full_run: Run, eks_on
     simple = _object(eks_only_run, "Ingress", "diabetes-dev")
     (only,) = simple["spec"]["rules"][0]["http"]["paths"]
     assert (only["path"], only["backend"]["service"]["name"]) == ("/", "api")
-    assert json.loads(simple["metadata"]["annotations"]["alb.ingress.kubernetes.io/listen-ports"]) == [
-        {"HTTP": 80}
-    ]
+    assert json.loads(simple["metadata"]["annotations"]["alb.ingress.kubernetes.io/listen-ports"]) == [{"HTTP": 80}]
 
 
 def test_autoscaler_and_disruption_budget_follow_config(full_run: Run) -> None:

@@ -45,9 +45,7 @@ def test_ecr_lifecycle_keeps_last_n_from_config(full_run: Run) -> None:
     rules = json.loads(policies[0].inputs["policy"])["rules"]
     assert [rule["rulePriority"] for rule in rules] == [1, 2, 3]
     counts = [
-        rule["selection"]["countNumber"]
-        for rule in rules
-        if rule["selection"]["countType"] == "imageCountMoreThan"
+        rule["selection"]["countNumber"] for rule in rules if rule["selection"]["countType"] == "imageCountMoreThan"
     ]
     assert counts == [12, 12]
     assert rules[0]["selection"]["tagPrefixList"] == ["release-"]
@@ -120,13 +118,11 @@ def test_iam_names_actions_and_scopes_resources(fixture: str, request: pytest.Fi
         assert all("*" not in action for action in actions), actions
         if statement["Resource"] == "*":
             # Only calls without resource-level permissions: the ECR login and read-only describes/lists.
-            assert all(
-                a in STAR_RESOURCE_OK or a.split(":")[1].startswith(("Describe", "Get")) for a in actions
-            ), actions
-        else:
-            resources = (
-                statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            assert all(a in STAR_RESOURCE_OK or a.split(":")[1].startswith(("Describe", "Get")) for a in actions), (
+                actions
             )
+        else:
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
             assert all(r.startswith("arn:aws:") for r in resources), resources
 
 
@@ -141,9 +137,7 @@ def test_service_trust_policies_are_bound_to_this_account(full_run: Run) -> None
 
 def test_s3_model_access_is_limited_to_the_model_prefix(full_run: Run) -> None:
     bucket, prefix = S3_MODEL.removeprefix("s3://").split("/", 1)
-    model_policies = [
-        r for r in full_run.recorder.of_type("aws:iam/rolePolicy:RolePolicy") if "model" in r.name
-    ]
+    model_policies = [r for r in full_run.recorder.of_type("aws:iam/rolePolicy:RolePolicy") if "model" in r.name]
     assert len(model_policies) == 2  # the ECS task role and the EKS IRSA role
     for policy in model_policies:
         statements = {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
