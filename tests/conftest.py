@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -18,3 +19,15 @@ def _free_port() -> int:
 def free_port() -> Callable[[], int]:
     """Return a function giving a TCP port on 127.0.0.1 that was free a moment ago."""
     return _free_port
+
+
+@pytest.fixture(scope="session")
+def trained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model artifact trained once per session on synthetic data (no MLflow), shared by every test package."""
+    from ml.synthetic import write_synthetic
+    from ml.train import TrainingConfig, train
+
+    folder = tmp_path_factory.mktemp("trained-model")
+    data = write_synthetic(folder / "synthetic.csv.gz", 4_000, seed=3)
+    train(data, folder / "model", TrainingConfig(max_rounds=300))
+    return folder / "model"
