@@ -49,12 +49,8 @@ def measure(targets: Sequence[str], work: Path) -> dict[str, dict[str, float]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--target", action="append", choices=sorted(CODE_FILE), help="target (default: api, ui)"
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--target", action="append", choices=sorted(CODE_FILE), help="target (default: api, ui)")
     parser.add_argument(
         "--output", type=Path, default=ROOT / "tests/benchmarks/results/image.json", help="JSON results file"
     )
@@ -75,9 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(
-        json.dumps({"storage": Engine.create().driver, "targets": results}, indent=2) + "\n"
-    )
+    args.output.write_text(json.dumps({"storage": Engine.create().driver, "targets": results}, indent=2) + "\n")
     print(f"wrote {args.output}")
     return 0
 

