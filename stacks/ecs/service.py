@@ -165,7 +165,8 @@ class FargateService(pulumi.ComponentResource):
                     "container_port": workload.port,
                 }
             ],
-            health_check_grace_period_seconds=60,
+            # Room for the API to fetch and verify its model before the ALB verdict counts (/ready is 503 until then).
+            health_check_grace_period_seconds=120,
             deployment_circuit_breaker={"enable": True, "rollback": True},
             deployment_minimum_healthy_percent=100,
             deployment_maximum_percent=200,
