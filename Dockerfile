@@ -15,9 +15,10 @@
 #      /app/artifacts/model, which is where MODEL_URI points by default. The image is self-contained and its digest
 #      pins the model. MODEL_DIR must be a path the .dockerignore lets through (artifacts/model is).
 #   2. Fetched at start (target `api-nomodel`, or `api` with MODEL_URI overridden): set MODEL_URI to
-#      s3://bucket/prefix (boto3 is installed; credentials come from the ECS task role or the pod's IRSA role)
-#      or to models:/diabetes-status@champion with MLFLOW_TRACKING_URI. The service downloads it under /tmp, so the
-#      root filesystem stays read-only; /ready answers 503 until the model is loaded.
+#      s3://bucket/prefix holding the model directory's files (boto3 is installed through the `s3` extra;
+#      credentials come from the ECS task role or the pod's IRSA role). The service downloads it under /tmp, so
+#      the root filesystem stays read-only; /ready answers 503 until the model is loaded. models:/name@alias URIs
+#      need MLflow, which the image leaves out on purpose (~180 MB): export the champion to S3 or bake it.
 #
 # Build arguments:
 #   BASE_IMAGE  a Debian-bookworm image with CPython 3.11 (`python3`, `python3 -m venv`, ca-certificates). The

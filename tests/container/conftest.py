@@ -15,6 +15,9 @@ import pytest
 
 from tests.container.engine import Engine, EngineError, free_port, make_context, missing_tools
 
+# The session's real moto_server (S3 for the api-nomodel test), shared with the infrastructure tests.
+from tests.stacks.conftest import moto_endpoint  # noqa: F401
+
 #: Printed at the end of the run (image sizes, build times), so every CI log shows them.
 MEASUREMENTS: list[str] = []
 
@@ -128,3 +131,9 @@ def ui_container(engine: Engine, ui_image: Image, api_container: Running) -> Ite
         "API_URL": api_container.url,
     }
     yield from _serve(engine, ui_image, env, port, "/_stcore/health")
+
+
+@pytest.fixture(scope="session")
+def api_nomodel_image(engine: Engine, base_image: str, build_context: Path, api_image: Image) -> Image:
+    """The api image minus the model: every layer comes from the api build's cache."""
+    return _build(engine, base_image, build_context, "api-nomodel")

@@ -1,6 +1,6 @@
-"""The Dockerfile, built and run for real: buildah builds the `api` and `ui` targets on an offline Debian
-bookworm base, podman runs them as uid 10001 on a read-only root filesystem, and the API serves /ready and
-/predict from the model baked into the image.
+"""The Dockerfile, built and run for real: buildah builds the `api`, `api-nomodel` and `ui` targets on an offline
+Debian bookworm base, podman runs them as uid 10001 on a read-only root filesystem, and the API serves /ready and
+/predict from the model baked into the image, or from the model it fetched from S3 (moto) at start.
 """
 
 from __future__ import annotations
@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 
+import boto3
 import pytest
 
 from ml.schema import CLASS_NAMES, FEATURES
 from tests.container.conftest import Image, Running
-from tests.container.engine import Engine, run
+from tests.container.engine import Engine, free_port, run
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(1800)]
 
@@ -29,15 +31,20 @@ def container(request: pytest.FixtureRequest, target: str) -> Running:
     return request.getfixturevalue(f"{target}_container")  # type: ignore[no-any-return]
 
 
-def test_api_predicts_from_the_baked_model(api_container: Running) -> None:
+def _predict(base_url: str) -> dict[str, object]:
     body = json.dumps({feature.name: feature.default for feature in FEATURES}).encode()
     request = urllib.request.Request(
-        f"{api_container.url}/predict", data=body, headers={"Content-Type": "application/json"}, method="POST"
+        f"{base_url}/predict", data=body, headers={"Content-Type": "application/json"}, method="POST"
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200
-        answer = json.loads(response.read())
+        answer: dict[str, object] = json.loads(response.read())
     assert any(name in json.dumps(answer) for name in CLASS_NAMES), f"no class name in the prediction: {answer}"
+    return answer
+
+
+def test_api_predicts_from_the_baked_model(api_container: Running) -> None:
+    _predict(api_container.url)
 
 
 def test_api_image_bakes_the_model_where_model_uri_points(engine: Engine, api_container: Running) -> None:
@@ -107,3 +114,36 @@ def test_ui_serves_the_app_page(ui_container: Running) -> None:
     with urllib.request.urlopen(f"{ui_container.url}/", timeout=10) as response:
         assert response.status == 200
         assert b"<noscript>" in response.read()
+
+
+def test_api_nomodel_fetches_the_model_from_s3_at_start(
+    engine: Engine, api_nomodel_image: Image, trained_model_dir: Path, moto_endpoint: str
+) -> None:
+    """The second way in (MODEL_URI=s3://...): downloaded under /tmp on a read-only root, then served."""
+    credentials = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=moto_endpoint,
+        region_name="eu-west-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    s3.create_bucket(Bucket="image-test-models", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    for path in trained_model_dir.iterdir():
+        s3.upload_file(str(path), "image-test-models", f"champion/{path.name}")
+    port = free_port()
+    env = {
+        **credentials,
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "MODEL_URI": "s3://image-test-models/champion",
+        "UVICORN_HOST": "127.0.0.1",
+        "UVICORN_PORT": str(port),
+    }
+    with engine.container(api_nomodel_image.tag, env) as name:
+        assert engine.exec(name, "ls", "/app/artifacts/model").stdout.strip() == "", "api-nomodel ships a model"
+        engine.wait_http(name, f"http://127.0.0.1:{port}/ready", timeout=120)
+        _predict(f"http://127.0.0.1:{port}")
