@@ -422,9 +422,7 @@ def test_header_names_may_be_padded(tmp_path: Path, synthetic_frame: pd.DataFram
     assert problem(info.value, "Sex", "not a number").values == ("male",)
 
 
-def test_trailing_empty_lines_are_ignored_but_inner_ones_reported(
-    tmp_path: Path, synthetic_frame: pd.DataFrame
-):
+def test_trailing_empty_lines_are_ignored_but_inner_ones_reported(tmp_path: Path, synthetic_frame: pd.DataFrame):
     header, *rows = text_frame(synthetic_frame.head(4)).to_csv(index=False).splitlines()
     path = tmp_path / "d.csv"
     path.write_text("\n".join([header, *rows]) + "\n\n\n")

@@ -111,9 +111,7 @@ def test_zip_without_the_file(served, tmp_path: Path, capsys):
     assert leftovers(tmp_path) == []
 
 
-@pytest.mark.parametrize(
-    ("name", "expected"), [("binary.csv", BINARY_TARGET), ("page.html", "expected columns")]
-)
+@pytest.mark.parametrize(("name", "expected"), [("binary.csv", BINARY_TARGET), ("page.html", "expected columns")])
 def test_wrong_content_is_not_installed(served, tmp_path: Path, capsys, name: str, expected: str):
     base, _ = served
     code, _, err = run(capsys, "--url", f"{base}/{name}", "--output-dir", str(tmp_path))
@@ -137,9 +135,7 @@ def test_http_404(served, tmp_path: Path, capsys):
 
 
 def test_server_down(tmp_path: Path, capsys, free_port: Callable[[], int]):
-    code, _, err = run(
-        capsys, "--url", f"http://127.0.0.1:{free_port()}/x.csv", "--output-dir", str(tmp_path)
-    )
+    code, _, err = run(capsys, "--url", f"http://127.0.0.1:{free_port()}/x.csv", "--output-dir", str(tmp_path))
     assert code == 1
     assert "cannot reach" in err
     assert "Connection refused" in err
@@ -229,10 +225,7 @@ def test_kaggle_offline_gives_one_clear_message(tmp_path: Path, free_port: Calla
     result = run_cli(kaggle_env(tmp_path, free_port()), "--output-dir", str(tmp_path / "data"))
     assert result.returncode == 1
     assert "Traceback" not in result.stderr + result.stdout
-    assert (
-        "could not download the Kaggle dataset 'alexteboul/diabetes-health-indicators-dataset'"
-        in result.stderr
-    )
+    assert "could not download the Kaggle dataset 'alexteboul/diabetes-health-indicators-dataset'" in result.stderr
     assert "--url" in result.stderr
     assert "place the file yourself" in result.stderr
     assert leftovers(tmp_path / "data") == []

@@ -53,9 +53,7 @@ def test_class_balance_matches_real_file(large: pd.DataFrame):
         ("PhysHlth", 4.24, 0.5),
     ],
 )
-def test_marginals_are_close_to_the_real_file(
-    large: pd.DataFrame, column: str, expected: float, tolerance: float
-):
+def test_marginals_are_close_to_the_real_file(large: pd.DataFrame, column: str, expected: float, tolerance: float):
     assert abs(large[column].mean() - expected) < tolerance
 
 
@@ -65,9 +63,7 @@ def test_bmi_shape(large: pd.DataFrame):
     assert (large["BMI"] % 1 == 0).all()  # whole numbers, as in the real file
 
 
-@pytest.mark.parametrize(
-    "column", ["GenHlth", "HighBP", "HighChol", "Age", "DiffWalk", "HeartDiseaseorAttack"]
-)
+@pytest.mark.parametrize("column", ["GenHlth", "HighBP", "HighChol", "Age", "DiffWalk", "HeartDiseaseorAttack"])
 def test_diabetes_rate_rises_with_risk_factors(large: pd.DataFrame, column: str):
     rate = (large[TARGET] == 2).groupby(large[column]).mean()
     counts = large[column].value_counts()
