@@ -1,0 +1,79 @@
+# Everyday verbs; each is a thin wrapper over a `uv run` command that also works by itself.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+MODEL_DIR ?= artifacts/model
+REAL_DATA ?= data/diabetes_012_health_indicators_BRFSS2015.csv.gz
+SYNTHETIC_DATA ?= data/synthetic.csv.gz
+API_PORT ?= 8000
+UI_PORT ?= 8501
+
+.PHONY: help install test lint format typecheck data synthetic train demo serve ui docs image bench
+
+help: ## list the verbs
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+install: ## create the environment from uv.lock
+	uv sync --frozen
+
+test: ## the README's test command (what CI runs)
+	uv run pytest
+
+lint: ## ruff lint + format check, mypy
+	uv run ruff check .
+	uv run ruff format --check .
+	uv run mypy
+
+format: ## apply ruff fixes and formatting
+	uv run ruff check --fix .
+	uv run ruff format .
+
+typecheck: ## mypy (strict) on ml, service, frontend, stacks
+	uv run mypy
+
+data: ## download the real file (Kaggle via kagglehub; --url for a mirror)
+	uv run python -m ml.download --output-dir data
+
+synthetic: ## write a synthetic file with the real schema
+	uv run python -m ml.synthetic --rows 20000 --seed 0 --output $(SYNTHETIC_DATA)
+
+train: ## train on the real file (data/), log to MLflow, write the artifact
+	uv run python -m ml.train --data $(REAL_DATA) --output $(MODEL_DIR)
+
+$(MODEL_DIR)/manifest.json:
+	@if [ -f "$(REAL_DATA)" ]; then \
+	  uv run python -m ml.train --data "$(REAL_DATA)" --output "$(MODEL_DIR)"; \
+	else \
+	  echo "################################################################################"; \
+	  echo "# $(REAL_DATA) not found: training on SYNTHETIC data. Predictions are not real. #"; \
+	  echo "# Get the real file with 'make data' (see README), then 'make train'.          #"; \
+	  echo "################################################################################"; \
+	  uv run python -m ml.synthetic --rows 20000 --seed 0 --output "$(SYNTHETIC_DATA)" && \
+	  uv run python -m ml.train --data "$(SYNTHETIC_DATA)" --output "$(MODEL_DIR)"; \
+	fi
+
+demo: $(MODEL_DIR)/manifest.json ## train if needed, then serve the API (:8000) and the UI (:8501) until Ctrl-C
+	@echo "API: http://127.0.0.1:$(API_PORT)/docs   UI: http://127.0.0.1:$(UI_PORT)   (Ctrl-C stops both)"
+	@trap 'kill 0' INT TERM EXIT; \
+	MODEL_URI="$(MODEL_DIR)" uv run uvicorn service.api:app --host 127.0.0.1 --port $(API_PORT) & \
+	API_URL="http://127.0.0.1:$(API_PORT)" uv run streamlit run frontend/app.py --server.headless true \
+	  --server.address 127.0.0.1 --server.port $(UI_PORT) --browser.gatherUsageStats false & \
+	wait
+
+serve: ## serve the API on 127.0.0.1:8000 (MODEL_URI defaults to artifacts/model)
+	MODEL_URI="$(MODEL_DIR)" uv run uvicorn service.api:app --host 127.0.0.1 --port $(API_PORT)
+
+ui: ## serve the Streamlit UI on 127.0.0.1:8501 against API_URL
+	API_URL="$${API_URL:-http://127.0.0.1:$(API_PORT)}" uv run streamlit run frontend/app.py --server.headless true \
+	  --server.address 127.0.0.1 --server.port $(UI_PORT) --browser.gatherUsageStats false
+
+docs: ## build the Sphinx docs (executes the notebooks)
+	uv run sphinx-build -W -b html docs docs/_build/html
+
+image: ## build the api and ui images (Docker with BuildKit)
+	docker build --target api -t diabetes-status-api .
+	docker build --target ui -t diabetes-status-ui .
+
+bench: ## model quality on the real file, then the serving benchmark
+	uv run python tests/benchmarks/model_quality.py
+	uv run python tests/benchmarks/serve.py

@@ -1,0 +1,73 @@
+"""Model-quality benchmark on the real BRFSS 2015 3-class file (not collected by pytest).
+
+    uv run python tests/benchmarks/model_quality.py [--data PATH]
+
+Trains exactly as `python -m ml.train` does (grouped 80/20 split by identical feature vector, stratified, seed 42;
+validation fold carved from the training part) and checks the issue's targets. Prints one JSON report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script from anywhere
+
+from ml.schema import REAL_DATA_FILE
+from ml.train import TrainingConfig, format_report, train
+
+CANDIDATE_PATHS = (
+    Path("data") / f"{REAL_DATA_FILE}.gz",
+    Path("data") / REAL_DATA_FILE,
+    Path("..") / "shared" / "data" / f"{REAL_DATA_FILE}.gz",
+)
+TARGETS = {"weighted_f1": (">=", 0.826), "macro_roc_auc": (">=", 0.788), "log_loss": ("<=", 0.393)}
+MAX_SECONDS = 120.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, help="the real 3-class file (default: data/ or ../shared/data/)")
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+    data = args.data or next((p for p in CANDIDATE_PATHS if p.is_file()), None)
+    if data is None:
+        print("real data file not found; run `uv run python -m ml.download` or pass --data", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        result = train(data, Path(tmp) / "model", TrainingConfig(seed=args.seed))
+        wall = time.perf_counter() - started
+    print(format_report(result), file=sys.stderr)
+    checks = {}
+    for name, (op, bound) in TARGETS.items():
+        value = result.test_metrics[name]
+        checks[name] = {
+            "value": round(value, 4),
+            "target": f"{op} {bound}",
+            "met": value >= bound if op == ">=" else value <= bound,
+        }
+    checks["training_seconds"] = {"value": round(wall, 1), "target": f"<= {MAX_SECONDS}", "met": wall <= MAX_SECONDS}
+    report = {
+        "data": str(data),
+        "protocol": result.manifest["split"]["test"],
+        "strategy": result.manifest["imbalance_strategy"]["chosen"],
+        "decision_rule": result.manifest["decision_rule"],
+        "calibration": result.manifest["calibration"],
+        "test_metrics": {k: round(v, 4) for k, v in result.test_metrics.items()},
+        "candidates": {
+            k: {m: round(v, 4) for m, v in s.items() if m.startswith("test_")} for k, s in result.candidates.items()
+        },
+        "subgroups": result.subgroups.round(4).to_dict(orient="records"),
+        "checks": checks,
+    }
+    print(json.dumps(report, indent=2))
+    return 0 if all(c["met"] for c in checks.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
