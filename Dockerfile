@@ -84,8 +84,8 @@ COPY --from=ui-deps /app/.venv /app/.venv
 COPY ml/__init__.py ml/schema.py ml/
 COPY frontend/ frontend/
 RUN python -m compileall -q ml frontend
-ENV API_URL=http://127.0.0.1:8000 \
-    STREAMLIT_SERVER_ADDRESS=0.0.0.0 \
+# API_URL (the prediction service's base URL) has no default on purpose: set it at run time.
+ENV STREAMLIT_SERVER_ADDRESS=0.0.0.0 \
     STREAMLIT_SERVER_PORT=8501 \
     STREAMLIT_SERVER_HEADLESS=true \
     STREAMLIT_SERVER_FILE_WATCHER_TYPE=none \
