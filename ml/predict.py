@@ -7,15 +7,22 @@ that embeds it stays small. `python -m ml.predict` is the batch CLI over a CSV f
 from __future__ import annotations
 
 import argparse
+import ctypes
 import logging
+import math
 import sys
 import tempfile
+import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import lightgbm as lgb
 import numpy as np
+from lightgbm.basic import _safe_call
+from lightgbm.libpath import _LIB
 
 from ml.artifact import MANIFEST_FILE, ArtifactError, LoadedArtifact, load_artifact
 from ml.schema import CLASSES, FEATURES, N_CLASSES
@@ -42,6 +49,55 @@ class Prediction:
     explanation: tuple[Contribution, ...] | None = None
 
 
+# LightGBM C API constants (c_api.h).
+_PREDICT_RAW_SCORE = 1
+_PREDICT_CONTRIB = 3
+_DTYPE_FLOAT64 = 1
+
+
+def _free_fast_config(handle: ctypes.c_void_p, booster: lgb.Booster) -> None:
+    """Free a FastConfig; `booster` is passed only to keep it alive until then (the config locks it)."""
+    _LIB.LGBM_FastConfigFree(handle)
+
+
+class _SingleRow:
+    """LightGBM's FastConfig for one row: the per-call setup `Booster.predict` repeats (parameter parsing,
+    predictor construction, numpy checks) is done once, so one row scores in a few microseconds.
+
+    A FastConfig reuses internal buffers, so calls on one instance are serialised by a lock.
+    """
+
+    def __init__(self, booster: lgb.Booster, predict_type: int, n_features: int, n_outputs: int) -> None:
+        self._handle = ctypes.c_void_p()
+        _safe_call(
+            _LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
+                booster._handle,
+                ctypes.c_int(predict_type),
+                ctypes.c_int(0),
+                ctypes.c_int(booster.best_iteration),
+                ctypes.c_int(_DTYPE_FLOAT64),
+                ctypes.c_int32(n_features),
+                ctypes.c_char_p(b"num_threads=1"),
+                ctypes.byref(self._handle),
+            )
+        )
+        weakref.finalize(self, _free_fast_config, self._handle, booster)
+        self._row_type = ctypes.c_double * n_features
+        self._out_type = ctypes.c_double * n_outputs
+        self._n_outputs = n_outputs
+        self._lock = threading.Lock()
+
+    def __call__(self, row: Sequence[float]) -> list[float]:
+        data = self._row_type(*row)
+        out = self._out_type()
+        length = ctypes.c_int64(0)
+        with self._lock:
+            _safe_call(_LIB.LGBM_BoosterPredictForMatSingleRowFast(self._handle, data, ctypes.byref(length), out))
+        if length.value != self._n_outputs:
+            raise RuntimeError(f"LightGBM returned {length.value} values for one row, expected {self._n_outputs}")
+        return list(out)
+
+
 class Predictor:
     """A verified model ready to serve; thread-safe for prediction."""
 
@@ -51,6 +107,13 @@ class Predictor:
         self._calibration = artifact.calibration
         self._rule = artifact.decision_rule
         self._n_features = len(FEATURES)
+        self._raw_one = _SingleRow(self._booster, _PREDICT_RAW_SCORE, self._n_features, N_CLASSES)
+        self._contrib_one = _SingleRow(
+            self._booster, _PREDICT_CONTRIB, self._n_features, N_CLASSES * (self._n_features + 1)
+        )
+        self._temperature = self._calibration.temperature
+        self._bias = tuple(self._calibration.bias)
+        self._weights = tuple(self._rule.class_weights)
 
     @classmethod
     def load(cls, uri: str | Path) -> Predictor:
@@ -98,22 +161,31 @@ class Predictor:
         contrib = np.asarray(self._booster.predict(rows, pred_contrib=True, num_threads=1))
         contrib = contrib.reshape(len(rows), N_CLASSES, self._n_features + 1)[:, :, :-1]
         contrib = contrib / self._calibration.temperature
-        explanations: list[tuple[Contribution, ...]] = []
-        for i, cls in enumerate(classes):
-            values = contrib[i, int(cls)]
-            order = np.argsort(-np.abs(values))[:top_k]
-            explanations.append(
-                tuple(
-                    Contribution(
-                        FEATURES[j].name,
-                        float(rows[i, j]),
-                        FEATURES[j].label(rows[i, j]),
-                        float(values[j]),
-                    )
-                    for j in order
-                )
-            )
-        return explanations
+        return [_top_contributions(rows[i], contrib[i, int(cls)], top_k) for i, cls in enumerate(classes)]
+
+    def predict_one(self, row: Sequence[float], *, explain: bool = False, top_k: int = 5) -> Prediction:
+        """One row (schema order) on the single-row fast path; the same answer as `predict_rows` for that row.
+
+        Calibration and the decision rule are applied in plain Python: on three numbers that is several times
+        cheaper than numpy's per-call overhead. Results agree with the vectorised path to rounding (1e-12).
+        """
+        if len(row) != self._n_features:
+            raise ValueError(f"expected {self._n_features} features in schema order, got {len(row)}")
+        raw = self._raw_one(row)
+        logits = [score / self._temperature + bias for score, bias in zip(raw, self._bias, strict=True)]
+        top = max(logits)
+        exps = [math.exp(z - top) for z in logits]
+        total = sum(exps)
+        proba = tuple(e / total for e in exps)
+        weighted = [p * w for p, w in zip(proba, self._weights, strict=True)]
+        k = weighted.index(max(weighted))
+        explanation = None
+        if explain:
+            contrib = self._contrib_one(row)
+            start = k * (self._n_features + 1)
+            values = [v / self._temperature for v in contrib[start : start + self._n_features]]
+            explanation = _top_contributions(row, values, top_k)
+        return Prediction(k, CLASSES[k].name, CLASSES[k].label, proba, explanation)
 
     def predict_rows(self, rows: np.ndarray, *, explain: bool = False, top_k: int = 5) -> list[Prediction]:
         """Full answers for API responses: class, names, probabilities and, on request, the top factors."""
@@ -124,6 +196,14 @@ class Predictor:
             Prediction(int(k), CLASSES[k].name, CLASSES[k].label, tuple(float(p) for p in proba[i]), explanations[i])
             for i, k in enumerate(classes)
         ]
+
+
+def _top_contributions(row: Sequence[float], values: Sequence[float], top_k: int) -> tuple[Contribution, ...]:
+    """The `top_k` largest contributions by magnitude; ties (often exact zeros) keep schema order."""
+    order = sorted(range(len(values)), key=lambda j: -abs(values[j]))[:top_k]
+    return tuple(
+        Contribution(FEATURES[j].name, float(row[j]), FEATURES[j].label(row[j]), float(values[j])) for j in order
+    )
 
 
 def _download_s3(uri: str, target: Path) -> Path:

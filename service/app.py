@@ -1,0 +1,78 @@
+"""The app factory: settings, logging, metrics, middleware, routes, and the model loaded in the background."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from service import middleware
+from service.errors import install_handlers
+from service.model_state import ModelState
+from service.observability import Metrics, configure_logging
+from service.openapi import install_openapi
+from service.routes import metrics, model_info, predict, probes
+from service.schemas import PatientRecord, batch_request_model
+from service.settings import Settings
+
+API_VERSION = "1.0.0"
+
+DESCRIPTION = """
+Predicts diabetes status (healthy, pre-diabetic, diabetic) from the 21 CDC BRFSS 2015 health indicators.
+
+Send the indicators as one flat JSON object keyed by the survey's column names. Integer-coded fields take whole
+numbers (`1` or `1.0`, never `1.5` or `"1"`); BMI may be fractional. Every error is JSON with the field, the reason
+and a request id. This is a statistical estimate from survey answers, not a diagnosis.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+    app_metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # A fresh state per start; the daemon thread never holds up shutdown, even mid-download.
+        state = ModelState(settings.model_uri)
+        app.state.model = state
+        threading.Thread(target=state.load, name="model-loader", daemon=True).start()
+        yield
+
+    app = FastAPI(
+        title="Diabetes status API",
+        version=API_VERSION,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        redoc_url=None,
+        # FastAPI's native OpenTelemetry probes global providers on every request; this service exports
+        # Prometheus metrics and JSON logs instead, so the probe is pure overhead.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
+    app.state.settings = settings
+    app.state.metrics = app_metrics
+    app.state.model = ModelState(settings.model_uri)
+
+    batch_model = batch_request_model(settings.batch_limit)
+    app.include_router(predict.build_router(batch_model, settings.batch_limit))
+    app.include_router(probes.router)
+    app.include_router(model_info.router)
+    app.include_router(metrics.router)
+    install_handlers(app)
+    install_openapi(app, (PatientRecord, batch_model))
+
+    app.add_middleware(middleware.BodyLimit, limit=settings.body_limit_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["content-type", "x-request-id"],
+            expose_headers=["x-request-id"],
+        )
+    # Added last, so outermost: it sees every response, the 413s and CORS preflights included.
+    app.add_middleware(middleware.RequestContext, metrics=app_metrics, access_log=settings.access_log)
+    return app

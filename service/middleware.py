@@ -1,0 +1,166 @@
+"""Pure ASGI middleware (no BaseHTTPMiddleware: it would add a task and a stream per request).
+
+`RequestContext` (outermost) gives each request an id, logs one JSON line, records the metrics and turns any
+unhandled exception into a JSON 500 that names the request id. `BodyLimit` reads the body up front and refuses
+it with 413 once it passes the limit, before any JSON parsing or validation runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.errors import ApiError, Problem, error_body, request_id_of
+from service.observability import ACCESS_LOGGER, Metrics
+
+logger = logging.getLogger(ACCESS_LOGGER)
+_error_logger = logging.getLogger("service.errors")
+_INCOMING_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _request_id(scope: Scope) -> str:
+    """The caller's X-Request-ID when it is short and safe to log, else a fresh one."""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            text = str(value.decode("latin-1"))
+            if _INCOMING_ID.fullmatch(text):
+                return text
+            break
+    return uuid.uuid4().hex
+
+
+class RequestContext:
+    def __init__(self, app: ASGIApp, metrics: Metrics, *, access_log: bool) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = _request_id(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
+        id_header = (b"x-request-id", request_id.encode())
+        status = 500
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                message["headers"] = [*message.get("headers", ()), id_header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            status = 500
+            _error_logger.exception(
+                "unhandled error", extra={"request_id": request_id, "method": scope["method"], "path": scope["path"]}
+            )
+            if not response_started:
+                reason = f"Internal error; quote request id {request_id} when reporting it"
+                body = error_body("internal_error", reason, (Problem("server", reason),), request_id)
+                await send_with_id(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            self.metrics.observe(method, template, status, elapsed)
+            if self.access_log:
+                logger.info(
+                    "request",
+                    extra={
+                        "request_id": request_id,
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "route": template,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 3),
+                        "client": _client(scope),
+                    },
+                )
+
+
+def _client(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else None
+
+
+class BodyLimit:
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.limit:
+            await self._refuse(scope, send, f"declared {declared:,} bytes")
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await self._refuse(scope, send, f"more than {self.limit:,} bytes received")
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, send: Send, seen: str) -> None:
+        reason = f"Request body too large ({seen}); the limit is {self.limit:,} bytes. Send fewer records per request."
+        error = ApiError(413, "body_too_large", reason, (Problem("body", reason),))
+        body = error_body(error.code, error.reason, error.problems, request_id_of(scope))
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", b"%d" % len(body)),
+            (b"connection", b"close"),
+        ]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None

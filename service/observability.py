@@ -1,0 +1,113 @@
+"""JSON logs on standard output and Prometheus metrics, each app with its own registry."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.json import JsonFormatter
+
+from ml.schema import CLASSES
+
+ACCESS_LOGGER = "service.access"
+_HANDLER_NAME = "service-json"
+#: Request latency buckets in seconds: fine below 10 ms where single predictions land, coarse above.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+def configure_logging(level: str) -> None:
+    """One JSON line per record on stdout, uvicorn's own lines included; its access log is replaced by ours."""
+    root = logging.getLogger()
+    handler = next((h for h in root.handlers if h.get_name() == _HANDLER_NAME), None)
+    if handler is None:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.set_name(_HANDLER_NAME)
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+                datefmt="%Y-%m-%dT%H:%M:%S%z",
+                # uvicorn adds an ANSI-coloured copy of some messages; the plain one is enough.
+                reserved_attrs=[*RESERVED_ATTRS, "color_message"],
+            )
+        )
+        root.addHandler(handler)
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error"):
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers.clear()
+        uvicorn_logger.propagate = True
+    # uvicorn writes access lines only when this logger has handlers: none, and the middleware logs instead.
+    access = logging.getLogger("uvicorn.access")
+    access.handlers.clear()
+    access.propagate = False
+
+
+class Metrics:
+    """Requests and latency by route and status, predictions by class, model readiness."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        labels = ("method", "route", "status")
+        self.requests = Counter(
+            "http_requests_total",
+            "HTTP requests answered, by route template and status.",
+            labels,
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "http_request_duration_seconds",
+            "Time from receiving a request to the end of its response, by route template and status.",
+            labels,
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.predictions = Counter(
+            "model_predictions_total", "Predictions returned, by predicted class.", ("class",), registry=self.registry
+        )
+        self.ready = Gauge("model_ready", "1 when the model is loaded and verified, else 0.", registry=self.registry)
+        self.info = Gauge(
+            "model_info", "The served model's version (value always 1).", ("version",), registry=self.registry
+        )
+        self._by_class = [self.predictions.labels(c.name) for c in CLASSES]
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            label = (method, route, str(status))
+            children = (self.requests.labels(*label), self.latency.labels(*label))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def count_prediction(self, class_id: int) -> None:
+        self._by_class[class_id].inc()
+
+    def count_predictions(self, class_ids: Sequence[int]) -> None:
+        counts = [0] * len(self._by_class)
+        for class_id in class_ids:
+            counts[class_id] += 1
+        for counter, count in zip(self._by_class, counts, strict=True):
+            if count:
+                counter.inc(count)
+
+    def model_loaded(self, version: str) -> None:
+        self.ready.set(1)
+        self.info.labels(version).set(1)

@@ -1,0 +1,1 @@
+"""Routes, one module per concern: prediction, probes, model information, metrics."""

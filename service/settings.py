@@ -1,0 +1,40 @@
+"""The service's settings: one class, read from environment variables once at start."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ml.artifact import DEFAULT_MODEL_DIR
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. `MODEL_URI` is read as is; the others carry the `SERVICE_` prefix."""
+
+    model_config = SettingsConfigDict(env_prefix="SERVICE_", frozen=True, extra="ignore")
+
+    model_uri: str = Field(
+        default=str(DEFAULT_MODEL_DIR),
+        validation_alias="MODEL_URI",
+        min_length=1,
+        description="Model artifact to serve: a directory, s3://bucket/prefix or models:/name@alias.",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description='Origins allowed to call the API from a browser, as JSON (e.g. ["http://localhost:8501"]); '
+        "empty (the default) turns CORS off.",
+    )
+    batch_limit: int = Field(default=1_000, ge=1, le=10_000, description="Most records one /predict/batch accepts.")
+    body_limit_bytes: int = Field(
+        default=2 * 1024 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="Largest request body, in bytes; larger ones are refused with 413 before they are parsed.",
+    )
+    explain_top_k: int = Field(default=5, ge=1, le=21, description="Features listed in an explanation.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Level of the JSON logs on standard output."
+    )
+    access_log: bool = Field(default=True, description="Log one JSON line per request.")
