@@ -1,0 +1,325 @@
+"""Docs generated from the code at every build, so they cannot drift from it.
+
+- ``_generated/features.md``, ``classes.md``, ``subgroups.md``: tables from :mod:`ml.schema`.
+- ``_generated/real_*.md`` and the ``{{ name }}`` substitutions: the numbers measured on the real file, kept in
+  one place, ``docs/_data/real_metrics.json``.
+- ``api/packages.rst``: one autosummary entry per module of ml, service, frontend and stacks found on disk
+  (entry scripts are skipped: importing them would run a Pulumi program or the Streamlit page).
+"""
+
+from __future__ import annotations
+
+import json
+import pkgutil
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sphinx.application import Sphinx
+
+DOCS = Path(__file__).resolve().parent.parent
+ROOT = DOCS.parent
+GENERATED = DOCS / "_generated"
+REAL_METRICS = DOCS / "_data" / "real_metrics.json"
+API_PAGE = DOCS / "api" / "packages.rst"
+#: Top-level packages documented in the API reference (those present on disk).
+PACKAGES = ("ml", "service", "frontend", "stacks")
+#: Scripts that run an app when imported (besides ``__main__`` modules); their logic lives in documented modules.
+ENTRY_SCRIPTS = frozenset({"frontend.app"})
+#: Generated file -> the pydantic-settings class it documents (written when the module exists).
+SETTINGS = {"service_settings.md": "service.settings:Settings", "ui_settings.md": "frontend.settings:Settings"}
+_PACKAGE_TITLES = {
+    "ml": "ml: data, training, evaluation, artifact, inference, tracking",
+    "service": "service: the FastAPI prediction service",
+    "frontend": "frontend: the Streamlit app",
+    "stacks": "stacks: the Pulumi program and operations CLI",
+}
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def _write(path: Path, text: str) -> None:
+    """Write only on change, so Sphinx's incremental build does not see every page as outdated."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
+
+
+def _cell(value: object) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------------ schema tables
+
+
+def features_table() -> str:
+    from ml.schema import FEATURES, FeatureKind
+
+    def allowed(f: Any) -> str:
+        if f.kind is FeatureKind.CONTINUOUS:
+            return f"{f.minimum} to {f.maximum} (decimal)"
+        return f"{f.minimum} to {f.maximum}"
+
+    def codes(f: Any) -> str:
+        return "; ".join(f"{code} = {label}" for code, label in f.labels.items()) or "(the number itself)"
+
+    rows = [(f"`{f.name}`", f.kind.value, allowed(f), codes(f), f.label(f.default), f.description) for f in FEATURES]
+    return markdown_table(("Column", "Kind", "Allowed", "Codes", "Form default", "Meaning"), rows)
+
+
+def questions_table() -> str:
+    from ml.schema import FEATURES
+
+    return markdown_table(("Column", "Question asked in the UI"), ((f"`{f.name}`", f.question) for f in FEATURES))
+
+
+def classes_table() -> str:
+    from ml.schema import CLASSES, TARGET
+
+    rows = ((f"`{TARGET}` = {c.id}", f"`{c.name}`", c.label, c.description) for c in CLASSES)
+    return markdown_table(("Value", "API name", "Label", "Meaning"), rows)
+
+
+def subgroups_table() -> str:
+    from ml.schema import FEATURES_BY_NAME, SUBGROUP_BANDS
+
+    rows = []
+    for column, bands in SUBGROUP_BANDS.items():
+        spec = FEATURES_BY_NAME[column]
+        for band, values in bands.items():
+            rows.append((f"`{column}`", band, ", ".join(f"{v} ({spec.label(v)})" for v in values)))
+    return markdown_table(("Feature", "Band", "Codes"), rows)
+
+
+def example_record() -> str:
+    """The API's example body (every feature at its schema default), as a JSON code block."""
+    from ml.schema import FEATURES
+
+    body = json.dumps({f.name: f.default for f in FEATURES}, indent=2)
+    return f"```json\n{body}\n```\n"
+
+
+def settings_table(target: str) -> str:
+    """Environment variables of a pydantic-settings class (``module:Class``): name, default, meaning."""
+    import importlib
+
+    module_name, class_name = target.split(":")
+    settings = getattr(importlib.import_module(module_name), class_name)
+    prefix = settings.model_config.get("env_prefix", "")
+    rows = []
+    for name, info in settings.model_fields.items():
+        env = info.validation_alias if isinstance(info.validation_alias, str) else f"{prefix}{name}".upper()
+        if info.is_required():
+            default = "(required)"
+        elif info.default_factory is not None:
+            default = f"`{json.dumps(info.default_factory())}`"
+        else:
+            default = f"`{info.default}`"
+        rows.append((f"`{env}`", default, info.description or ""))
+    return markdown_table(("Variable", "Default", "Meaning"), rows)
+
+
+# -------------------------------------------------------------------------------------- measured numbers
+
+
+def load_real_metrics(path: Path = REAL_METRICS) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def _f(value: float, digits: int = 4) -> str:
+    return f"{value:.{digits}f}"
+
+
+def substitutions(data: Mapping[str, Any]) -> dict[str, str]:
+    """Flat ``{{ name }}`` values for the prose; every number in the text comes from here."""
+    test = data["test"]
+    subs = {f"real_{k}": _f(v) for k, v in test.items() if isinstance(v, float)}
+    subs["real_test_rows"] = f"{data['split']['test_rows']:,}"
+    subs["real_rows"] = f"{data['data']['rows']:,}"
+    subs["real_split_id"] = data["split"]["split_id"]
+    subs["real_seed"] = str(data["split"]["seed"])
+    subs["real_strategy"] = data["chosen"]["description"]
+    subs["real_rule_weights"] = " / ".join(f"{w:g}" for w in data["chosen"]["decision_rule_weights"])
+    subs["real_training_seconds"] = data["chosen"]["training_seconds"]
+    subs["real_measured"] = data["measured"]
+    subs["real_command"] = data["command"]
+    for name, scores in data["per_class"].items():
+        for metric, value in scores.items():
+            subs[f"real_{metric}_{name}"] = _f(value, 3) if isinstance(value, float) else f"{value:,}"
+    for name, count in data["data"]["class_counts"].items():
+        subs[f"real_count_{name}"] = f"{count:,}"
+        subs[f"real_share_{name}"] = f"{100 * count / data['data']['rows']:.1f}%"
+    for name, count in data["data"]["duplicates"].items():
+        subs[f"real_dup_{name}"] = f"{count:,}"
+    rule = data["macro_f1_rule"]
+    subs["real_macro_rule_weights"] = " / ".join(f"{w:g}" for w in rule["weights"])
+    for metric, value in rule.items():
+        if isinstance(value, float):
+            subs[f"real_macro_rule_{metric}"] = _f(value, 3)
+    subs["real_elevated_auc"] = _f(data["elevated_risk_roc_auc"], 3)
+    for strategy in data["strategies"]:
+        for metric in ("weighted_f1", "macro_f1"):
+            if strategy.get(metric) is not None:
+                subs[f"real_{strategy['key']}_{metric}"] = _f(strategy[metric])
+    return subs
+
+
+def _optional(value: float | None) -> str:
+    return "" if value is None else _f(value)
+
+
+def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
+    from ml.schema import CLASSES
+
+    test = data["test"]
+    overall = markdown_table(
+        ("Metric", "Test split"),
+        [
+            ("Weighted F1 (primary)", _f(test["weighted_f1"])),
+            ("Macro F1", _f(test["macro_f1"])),
+            ("Macro one-vs-rest ROC-AUC", _f(test["macro_roc_auc"])),
+            ("Log loss", _f(test["log_loss"])),
+            ("Expected calibration error (top label, 15 bins)", _f(test["ece"])),
+            ("Balanced accuracy", _f(test["balanced_accuracy"])),
+            ("Accuracy", _f(test["accuracy"])),
+        ],
+    )
+    labels = {c.name: c.label for c in CLASSES}
+    per_class = markdown_table(
+        ("Class", "Test rows", "Precision", "Recall", "F1"),
+        [
+            (labels[name], f"{s['support']:,}", _f(s["precision"], 3), _f(s["recall"], 3), _f(s["f1"], 3))
+            for name, s in data["per_class"].items()
+        ],
+    )
+    strategies = markdown_table(
+        ("Strategy", "Validation weighted F1", "Test weighted F1", "Test macro F1", "Test macro ROC-AUC", "Note"),
+        [
+            (
+                s["label"],
+                _optional(s.get("validation_weighted_f1")),
+                _optional(s.get("weighted_f1")),
+                _optional(s.get("macro_f1")),
+                _optional(s.get("macro_roc_auc")),
+                s.get("note", ""),
+            )
+            for s in data["strategies"]
+        ],
+    )
+    subgroups = markdown_table(
+        (
+            "Feature",
+            "Group",
+            "Test rows",
+            "Weighted F1",
+            "Macro F1",
+            "Macro AUC",
+            "Recall: pre-diabetes",
+            "Recall: diabetes",
+            "ECE",
+        ),
+        [
+            (
+                g["feature"],
+                g["group"],
+                f"{g['rows']:,}",
+                _f(g["weighted_f1"]),
+                _f(g["macro_f1"]),
+                _f(g["macro_roc_auc"]),
+                _f(g["recall_prediabetic"], 3),
+                _f(g["recall_diabetic"], 3),
+                _f(g["ece"]),
+            )
+            for g in data["subgroups"]
+        ],
+    )
+    duplicates = markdown_table(
+        ("Count", "Rows"),
+        [
+            ("Rows in the file", f"{data['data']['rows']:,}"),
+            (
+                "Exact duplicate rows (features and label repeat an earlier row)",
+                f"{data['data']['duplicates']['exact']:,}",
+            ),
+            ("Rows whose feature vector repeats an earlier row", f"{data['data']['duplicates']['feature_vector']:,}"),
+            ("Feature vectors seen with more than one label", f"{data['data']['duplicates']['mixed_label_vectors']:,}"),
+        ],
+    )
+    return {
+        "real_overall.md": overall,
+        "real_per_class.md": per_class,
+        "real_strategies.md": strategies,
+        "real_subgroups.md": subgroups,
+        "real_duplicates.md": duplicates,
+    }
+
+
+# ---------------------------------------------------------------------------------------- API reference
+
+
+def discover_modules(packages: Sequence[str] = PACKAGES, root: Path = ROOT) -> dict[str, list[str]]:
+    """Importable module names per top-level package, found on disk without importing anything."""
+    found: dict[str, list[str]] = {}
+    for package in packages:
+        if not (root / package / "__init__.py").is_file():
+            continue
+        names = [package]
+        for info in pkgutil.walk_packages([str(root / package)], prefix=f"{package}."):
+            if info.name.rsplit(".", 1)[-1] == "__main__" or info.name in ENTRY_SCRIPTS:
+                continue
+            names.append(info.name)
+        found[package] = sorted(names)
+    return found
+
+
+def api_page(modules: Mapping[str, Sequence[str]]) -> str:
+    lines = [
+        ".. This page is generated by docs/_ext/project_tables.py at every build; do not edit.",
+        "",
+        "Modules",
+        "=======",
+        "",
+    ]
+    for package, names in modules.items():
+        title = _PACKAGE_TITLES.get(package, package)
+        lines += [title, "-" * len(title), "", ".. autosummary::", "   :toctree: _autosummary", ""]
+        lines += [f"   {name}" for name in names]
+        lines.append("")
+    return "\n".join(lines)
+
+
+# -------------------------------------------------------------------------------------------- the hooks
+
+
+def generate(app: Sphinx) -> None:
+    _write(GENERATED / "features.md", features_table())
+    _write(GENERATED / "questions.md", questions_table())
+    _write(GENERATED / "classes.md", classes_table())
+    _write(GENERATED / "subgroups.md", subgroups_table())
+    _write(GENERATED / "example_record.md", example_record())
+    for name, target in SETTINGS.items():
+        if (ROOT / target.split(":")[0].replace(".", "/")).with_suffix(".py").is_file():
+            _write(GENERATED / name, settings_table(target))
+    for name, text in real_tables(load_real_metrics()).items():
+        _write(GENERATED / name, text)
+    modules = discover_modules()
+    _write(API_PAGE, api_page(modules))
+    # Pages of modules that were removed or are no longer documented would otherwise break the -W build.
+    documented = {name for names in modules.values() for name in names}
+    for stale in (API_PAGE.parent / "_autosummary").glob("*.*"):
+        if stale.name.rsplit(".", 1)[0] not in documented:
+            stale.unlink()
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    # Before autosummary (priority 500) scans the sources for the modules to document.
+    app.connect("builder-inited", generate, priority=400)
+    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,77 @@
+"""Sphinx configuration: MyST pages, executed notebooks, API reference from docstrings; builds offline with -W."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+# The project is a virtual uv project (nothing installed): make ml, service, frontend and stacks importable.
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(DOCS / "_ext"))
+
+import project_tables  # noqa: E402  (needs the paths above)
+
+# Notebook kernels inherit the environment: they find the project and the build's data choice the same way.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+# Headless plotting in the build process and in the kernels.
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+project = "Diabetes status"
+author = "The diabetes-status contributors"
+copyright = "2026, the diabetes-status contributors"
+
+extensions = [
+    "myst_nb",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.napoleon",
+    "sphinx_autodoc_typehints",
+    "sphinx.ext.viewcode",
+    "project_tables",
+    "markdown_code_spans",
+]
+
+exclude_patterns = ["_build", "_generated", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints"]
+# .rst first: autosummary writes its generated (reStructuredText) pages with the first suffix.
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
+root_doc = "index"
+
+# MyST
+myst_enable_extensions = ["colon_fence", "deflist", "fieldlist", "substitution"]
+# Every number measured on the real file comes from docs/_data/real_metrics.json, as {{ real_... }} substitutions.
+myst_substitutions = project_tables.substitutions(project_tables.load_real_metrics())
+myst_heading_anchors = 3
+
+# Notebooks: committed without outputs, executed at every build; a failing cell fails the build.
+nb_execution_mode = "force"
+nb_execution_timeout = int(os.environ.get("DOCS_NB_TIMEOUT", "300"))
+nb_execution_raise_on_error = True
+nb_execution_show_tb = True
+nb_merge_streams = True
+
+# API reference
+autosummary_generate = True
+# Annotations that only exist for type checkers (pulumi.Output, boto3 stubs) cannot be resolved at docs time; the
+# signature still shows them as written.
+suppress_warnings = ["sphinx_autodoc_typehints.forward_reference", "sphinx_autodoc_typehints.guarded_import"]
+autosummary_imported_members = False
+autodoc_default_options = {"members": True, "show-inheritance": True}
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_preserve_defaults = True
+# Inherited docstrings come from third-party bases (mlflow, pydantic) written for their own docs.
+autodoc_inherit_docstrings = False
+typehints_fully_qualified = False
+always_document_param_types = False
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+
+# HTML
+html_theme = "furo"
+html_title = "Diabetes status"
+html_static_path = ["_static"]
+html_last_updated_fmt = ""
+html_show_sourcelink = False
