@@ -1,0 +1,285 @@
+"""The page: a form for one person, a batch tab for a CSV file, and the service's status in the sidebar.
+
+Every call to the service goes through `frontend.client`; its errors are shown as plain messages with a way to
+try again, and anything unexpected is logged and shown as a short apology, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+from pydantic import ValidationError
+
+from frontend.batch import (
+    BatchOutcome,
+    CsvFileError,
+    CsvTable,
+    errors_frame,
+    predict_table,
+    probability_column,
+    read_csv,
+    results_frame,
+)
+from frontend.client import ApiClient, ApiError, PredictionResult
+from frontend.form import Answers, render_form, reset_answers
+from frontend.result import render_prediction
+from frontend.settings import Settings
+from ml.schema import CLASSES, FEATURES, FEATURES_BY_NAME, FeatureKind
+
+logger = logging.getLogger("frontend")
+
+TITLE = "Diabetes screening"
+#: Test metrics of `GET /model` shown in the sidebar, with names a non-specialist can look up.
+TEST_METRICS = {
+    "accuracy": "Accuracy",
+    "balanced_accuracy": "Balanced accuracy",
+    "macro_f1": "Macro F1",
+    "macro_roc_auc": "ROC AUC (macro)",
+}
+
+
+@dataclass(frozen=True)
+class SingleOutcome:
+    """The last answer to "Predict": the answers it was for, and a result or the error to show."""
+
+    answers: Answers
+    result: PredictionResult | None
+    error: ApiError | None
+
+
+@dataclass(frozen=True)
+class BatchRun:
+    """The last batch run: which file it was for, and its outcome or the error to show."""
+
+    digest: str
+    outcome: BatchOutcome | None
+    error: ApiError | None
+
+
+@st.cache_resource(show_spinner=False)
+def _client(base_url: str, timeout_seconds: float, connect_timeout_seconds: float) -> ApiClient:
+    return ApiClient(base_url, timeout_seconds=timeout_seconds, connect_timeout_seconds=connect_timeout_seconds)
+
+
+def main() -> None:
+    st.set_page_config(page_title=TITLE, page_icon=":material/health_and_safety:", layout="wide")
+    st.set_option("client.showErrorDetails", "none")
+    try:
+        settings = Settings()  # type: ignore[call-arg]  # API_URL comes from the environment
+    except ValidationError as exc:
+        st.error(
+            "This app is not configured: set the environment variable API_URL to the prediction service's address, "
+            f"for example API_URL=http://127.0.0.1:8000 (problem: {_first_error(exc)})."
+        )
+        return
+    client = _client(settings.base_url, settings.timeout_seconds, settings.connect_timeout_seconds)
+    try:
+        _page(client, settings)
+    except Exception:
+        logger.exception("unexpected error while drawing the page")
+        st.error("Something went wrong in this app. Reload the page to start again; if it keeps happening, tell us.")
+
+
+def _page(client: ApiClient, settings: Settings) -> None:
+    st.title(TITLE)
+    st.markdown(
+        "Answer a few questions about your health and habits. A model trained on a large US health survey "
+        "estimates the chances of **no diabetes**, **pre-diabetes** and **diabetes** for people who answer alike."
+    )
+    single, many = st.tabs(["One person", "Many people (CSV file)"])
+    with single:
+        _single_tab(client)
+    with many:
+        _batch_tab(client, settings)
+    with st.sidebar:
+        _service_status(client)
+
+
+def _single_tab(client: ApiClient) -> None:
+    answers, _ = render_form()
+    predict_col, reset_col, _ = st.columns([1, 1, 4])
+    predict = predict_col.button("Predict", type="primary", key="predict", width="stretch")
+    reset_col.button("Start over", key="reset", on_click=reset_answers, width="stretch")
+    last: SingleOutcome | None = st.session_state.get("single_outcome")
+    retry = last is not None and last.error is not None and _pressed("single_retry")
+    if predict or retry:
+        last = _predict_one(client, answers)
+        st.session_state["single_outcome"] = last
+    if last is None:
+        return
+    if last.error is not None:
+        _show_failure(last.error, "single_retry")
+    elif last.result is not None:
+        render_prediction(last.result, stale=last.answers != answers)
+
+
+def _predict_one(client: ApiClient, answers: Answers) -> SingleOutcome:
+    record = {name: int(v) if FEATURES_BY_NAME[name].integer else v for name, v in answers.items()}
+    with st.spinner("Asking the model..."):
+        try:
+            return SingleOutcome(answers, client.predict(record, explain=True), None)
+        except ApiError as exc:
+            return SingleOutcome(answers, None, exc)
+
+
+def _batch_tab(client: ApiClient, settings: Settings) -> None:
+    st.markdown(
+        "Upload a CSV file with one row per person and a header naming the 21 columns below (other columns are "
+        "kept and returned untouched). Each row is checked; you get either a list of the values to fix, with their "
+        "row number, or a table of predictions to download."
+    )
+    with st.expander("The 21 columns and their allowed values"):
+        st.dataframe(_columns_help(), hide_index=True, width="stretch")
+    template = pd.DataFrame([{f.name: f.default for f in FEATURES}])
+    _download_csv("Download an example file", template, "diabetes-screening-example.csv", key="batch_template")
+    uploaded = st.file_uploader("CSV file", type=["csv"], key="batch_file")
+    if uploaded is None:
+        return
+    content = uploaded.getvalue()
+    try:
+        table = read_csv(content, max_rows=settings.batch_max_rows)
+    except CsvFileError as exc:
+        st.error(str(exc))
+        return
+    st.caption(f"{len(table.rows):,} rows read from {uploaded.name}.")
+    digest = hashlib.sha256(content).hexdigest()
+    last: BatchRun | None = st.session_state.get("batch_run")
+    if last is not None and last.digest != digest:
+        last = None
+    retry = last is not None and last.error is not None and _pressed("batch_retry")
+    if st.button("Predict all rows", type="primary", key="batch_predict") or retry:
+        last = _predict_many(client, table, digest, settings.batch_size)
+        st.session_state["batch_run"] = last
+    if last is None:
+        return
+    if last.error is not None:
+        _show_failure(last.error, "batch_retry")
+    elif last.outcome is not None and last.outcome.errors:
+        _show_row_errors(last.outcome)
+    elif last.outcome is not None:
+        _show_predictions(table, last.outcome)
+
+
+def _predict_many(client: ApiClient, table: CsvTable, digest: str, batch_size: int) -> BatchRun:
+    bar = st.progress(0.0, text="Sending rows to the model...")
+
+    def progress(done: int, total: int) -> None:
+        bar.progress(done / total, text=f"{done:,} of {total:,} rows checked")
+
+    try:
+        outcome = predict_table(client, table, batch_size=batch_size, progress=progress)
+    except ApiError as exc:
+        return BatchRun(digest, None, exc)
+    finally:
+        bar.empty()
+    return BatchRun(digest, outcome, None)
+
+
+def _show_row_errors(outcome: BatchOutcome) -> None:
+    rows = {e.row for e in outcome.errors}
+    st.error(
+        f"{len(outcome.errors):,} value(s) in {len(rows):,} row(s) need fixing before any prediction is made. "
+        "Row 1 is the first line under the header."
+    )
+    frame = errors_frame(outcome.errors)
+    st.dataframe(frame, hide_index=True, width="stretch")
+    _download_csv("Download the list of problems (CSV)", frame, "problems.csv", key="batch_errors_download")
+
+
+def _show_predictions(table: CsvTable, outcome: BatchOutcome) -> None:
+    frame = results_frame(table, outcome.predictions)
+    counts = frame["predicted_status"].value_counts()
+    summary = ", ".join(f"{int(counts.get(c.label, 0)):,} {c.label.lower()}" for c in CLASSES)
+    st.success(f"{len(frame):,} rows predicted: {summary}.")
+    config: dict[str, Any] = {
+        "predicted_status": st.column_config.TextColumn("Predicted status"),
+        "predicted_class": None,
+        "model_version": None,
+    }
+    for cls in CLASSES:
+        config[probability_column(cls.name)] = st.column_config.NumberColumn(f"Chance: {cls.label}", format="percent")
+    shown = ["predicted_status", *(probability_column(c.name) for c in CLASSES), *table.columns]
+    st.dataframe(frame, hide_index=True, width="stretch", column_config=config, column_order=shown)
+    _download_csv("Download results (CSV)", frame, "predictions.csv", key="batch_download", primary=True)
+    st.warning("These are screening estimates, not diagnoses.", icon=":material/medical_information:")
+
+
+def _service_status(client: ApiClient) -> None:
+    st.header("About the model")
+    info: dict[str, Any] | ApiError | None = st.session_state.get("model_info")
+    if info is None or (isinstance(info, ApiError) and _pressed("model_info_retry")):
+        try:
+            info = client.model_info()
+        except ApiError as exc:
+            info = exc
+        st.session_state["model_info"] = info
+    if isinstance(info, ApiError):
+        _show_failure(info, "model_info_retry", "Check again")
+        return
+    st.markdown(f"**Version:** {info.get('model_version', 'unknown')}")
+    st.markdown(f"**Trained:** {str(info.get('created_at', 'unknown'))[:10]}")
+    data = info.get("data")
+    if isinstance(data, dict) and data.get("synthetic"):
+        st.warning("This model was trained on **synthetic** data, for demonstration only.")
+    test = (info.get("metrics") or {}).get("test")
+    if isinstance(test, dict):
+        shown = {label: test[key] for key, label in TEST_METRICS.items() if isinstance(test.get(key), int | float)}
+        if shown:
+            st.markdown("**On people it never saw in training**")
+            st.dataframe(
+                pd.DataFrame({"Measure": list(shown), "Value": [f"{v:.2f}" for v in shown.values()]}),
+                hide_index=True,
+            )
+    st.caption(f"Service: {client.base_url}")
+
+
+def _columns_help() -> pd.DataFrame:
+    def allowed(name: str) -> str:
+        f = FEATURES_BY_NAME[name]
+        if f.labels:
+            return "; ".join(f"{code} = {label}" for code, label in f.labels.items())
+        unit = "days" if f.kind is FeatureKind.DAYS else ""
+        return f"{f.minimum} to {f.maximum} {unit}".strip()
+
+    return pd.DataFrame(
+        {
+            "Column": [f.name for f in FEATURES],
+            "Question": [f.question for f in FEATURES],
+            "Allowed values": [allowed(f.name) for f in FEATURES],
+        }
+    )
+
+
+def _show_failure(error: ApiError, retry_key: str, retry_label: str = "Try again") -> None:
+    """The error in plain words and a button to try again (read back with `_pressed` on the next run)."""
+    st.error(error.message, icon=":material/cloud_off:")
+    st.button(retry_label, key=retry_key)
+
+
+def _pressed(key: str) -> bool:
+    """Whether the button `key` was clicked to start this run; readable before the button is drawn again."""
+    return bool(st.session_state.get(key, False))
+
+
+def _download_csv(label: str, frame: pd.DataFrame, file_name: str, *, key: str, primary: bool = False) -> None:
+    """A download button that does not rerun the page (the shown results stay as they are)."""
+    st.download_button(
+        label,
+        frame.to_csv(index=False),
+        file_name=file_name,
+        mime="text/csv",
+        type="primary" if primary else "secondary",
+        key=key,
+        on_click="ignore",
+    )
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error.get("loc", ())) or "settings"
+    return f"{where}: {error.get('msg', 'invalid')}"

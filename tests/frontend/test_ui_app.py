@@ -1,0 +1,230 @@
+"""The Streamlit app through `AppTest`, over HTTP to real uvicorn servers (healthy, without model, slow, none)."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from streamlit.testing.v1 import AppTest
+from ui_servers import ROOT
+
+from frontend.client import ApiClient
+from frontend.form import answer_key, is_yes_no
+from frontend.result import DISCLAIMER, percent
+from ml.schema import AGE_BANDS, CLASSES, FEATURE_NAMES, FEATURES, FeatureKind
+
+APP = str(ROOT / "frontend" / "app.py")
+
+
+@pytest.fixture
+def start(monkeypatch: pytest.MonkeyPatch):
+    """Open the app against `url` (optionally with more UI_* settings) and check it drew without an exception."""
+
+    def _start(url: str, **env: str) -> AppTest:
+        monkeypatch.setenv("API_URL", url)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        at = AppTest.from_file(APP, default_timeout=30).run()
+        assert not at.exception
+        return at
+
+    return _start
+
+
+def widget(at: AppTest, name: str):
+    return at.get_by_key(answer_key(name))
+
+
+def click(at: AppTest, key: str) -> AppTest:
+    at.button(key=key).click().run()
+    assert not at.exception
+    return at
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def test_form_is_built_from_the_schema_with_plain_questions_and_defaults(start, api_url: str) -> None:
+    at = start(api_url)
+    for f in FEATURES:
+        w = widget(at, f.name)
+        assert w.label == f.question
+        assert w.value == f.default
+        if is_yes_no(f):
+            assert w.type == "radio"
+            assert w.options == ["No", "Yes"]
+        elif f.kind is FeatureKind.DAYS:
+            assert (w.type, w.min, w.max) == ("slider", f.minimum, f.maximum)
+        elif f.kind is FeatureKind.CONTINUOUS:
+            assert w.type == "number_input"
+        else:
+            assert w.options == [f.labels[code] for code in sorted(f.labels)]
+    assert widget(at, "Age").options == list(AGE_BANDS.values())
+    assert widget(at, "GenHlth").options[0] == "Excellent"
+    assert at.button(key="predict").label == "Predict"
+
+
+def test_predict_shows_status_chances_factors_version_and_disclaimer(start, api_url: str) -> None:
+    at = start(api_url)
+    changes = {"HighBP": 1, "HighChol": 1, "BMI": 38.0, "GenHlth": 4, "Age": 11, "DiffWalk": 1}
+    for name, value in changes.items():
+        widget(at, name).set_value(value)
+    click(at.run(), "predict")
+
+    record = {f.name: f.default for f in FEATURES} | changes
+    expected = ApiClient(api_url, timeout_seconds=10, connect_timeout_seconds=2).predict(record, explain=True)
+    metrics = {m.label: m.value for m in at.metric}
+    chances = zip(CLASSES, expected.probabilities, strict=True)
+    assert metrics == {f"Chance of: {c.label}": percent(p) for c, p in chances}
+    shown = texts(at.markdown)
+    assert f"the model's screening result is **{CLASSES[expected.prediction].label}**" in shown
+    assert "What weighed most in this result" in shown
+    question = next(f.question for f in FEATURES if f.name == expected.explanation[0].feature)
+    assert question in shown
+    assert DISCLAIMER in texts(at.warning)
+    assert f"Model version: {expected.model_version}" in texts(at.caption)
+    assert not at.error
+
+
+def test_changing_an_answer_marks_the_result_as_out_of_date(start, api_url: str) -> None:
+    at = click(start(api_url), "predict")
+    assert not at.info
+    widget(at, "Smoker").set_value(1).run()
+    assert "Press **Predict** again" in texts(at.info)
+    click(at, "predict")
+    assert not at.info
+
+
+def test_bmi_calculator_fills_in_the_bmi(start, api_url: str) -> None:
+    at = start(api_url)
+    at.number_input(key="bmi_height_cm").set_value(180.0)
+    at.number_input(key="bmi_weight_kg").set_value(81.0).run()
+    assert at.button(key="bmi_use").label == "Use BMI 25.0"
+    click(at, "bmi_use")
+    assert widget(at, "BMI").value == 25.0
+
+    at.radio(key="bmi_units").set_value("Imperial (ft, in, lb)").run()
+    at.number_input(key="bmi_height_ft").set_value(5)
+    at.number_input(key="bmi_height_in").set_value(4)
+    at.number_input(key="bmi_weight_lb").set_value(200.0).run()
+    click(at, "bmi_use")
+    assert widget(at, "BMI").value == 34.3
+
+
+def test_impossible_height_and_weight_are_explained_and_not_used(start, api_url: str) -> None:
+    at = start(api_url)
+    at.number_input(key="bmi_height_cm").set_value(100.0)
+    at.number_input(key="bmi_weight_kg").set_value(300.0).run()
+    assert "outside the range the model knows (12 to 98)" in texts(at.error)
+    assert at.button(key="bmi_use").disabled
+
+
+def test_contradictory_answers_are_pointed_out(start, api_url: str) -> None:
+    at = start(api_url)
+    assert not at.main.warning
+    widget(at, "GenHlth").set_value(1)
+    widget(at, "PhysHlth").set_value(20).run()
+    assert "You rated your health as excellent but had 20 days" in texts(at.warning)
+
+
+def test_start_over_restores_the_defaults(start, api_url: str) -> None:
+    at = start(api_url)
+    widget(at, "Age").set_value(13)
+    widget(at, "BMI").set_value(40.0).run()
+    click(at, "reset")
+    assert widget(at, "Age").value == 8
+    assert widget(at, "BMI").value == 27.0
+
+
+def test_service_down_gives_a_message_and_a_retry_that_recovers(start, down_api_url: str, api_url: str, monkeypatch):
+    at = click(start(down_api_url), "predict")
+    assert "cannot be reached" in texts(at.error)
+    assert not at.metric
+    assert at.button(key="single_retry").label == "Try again"
+    assert at.button(key="model_info_retry").label == "Check again"
+
+    monkeypatch.setenv("API_URL", api_url)  # the service is back
+    click(at, "single_retry")
+    assert len(at.metric) == len(CLASSES)
+    assert "cannot be reached" not in texts(at.main.error)
+
+
+def test_slow_service_times_out_with_a_message(start, slow_api_url: str) -> None:
+    at = click(start(slow_api_url, UI_TIMEOUT_SECONDS="0.5"), "predict")
+    assert "did not answer within 0.5 seconds" in texts(at.error)
+    assert at.button(key="single_retry")
+    assert not at.metric
+
+
+def test_service_without_model_says_it_cannot_answer(start, unready_api_url: str) -> None:
+    at = click(start(unready_api_url), "predict")
+    assert "cannot answer right now" in texts(at.error)
+    assert not at.metric
+
+
+def test_missing_api_url_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("API_URL", raising=False)
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    assert not at.exception
+    assert "set the environment variable API_URL" in texts(at.error)
+
+
+def batch_csv(rows: list[dict[str, object]]) -> bytes:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=["person", *FEATURE_NAMES])
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue().encode()
+
+
+def person(i: int, **changes: object) -> dict[str, object]:
+    return {"person": f"p{i}", **{f.name: f.default for f in FEATURES}, **changes}
+
+
+def upload(at: AppTest, content: bytes) -> AppTest:
+    at.get_by_key("batch_file").set_value(("people.csv", content, "text/csv"))
+    at.run()
+    assert not at.exception
+    return at
+
+
+def table_with(at: AppTest, column: str):
+    """The one data frame on the page that has `column` (the page also shows help and metrics tables)."""
+    (frame,) = [d.value for d in at.dataframe if column in d.value.columns]
+    return frame
+
+
+def test_batch_upload_gives_a_predictions_table_to_download(start, api_url: str) -> None:
+    at = upload(start(api_url), batch_csv([person(i, Age=1 + i % 13) for i in range(30)]))
+    assert "30 rows read from people.csv" in texts(at.caption)
+    click(at, "batch_predict")
+    assert "30 rows predicted" in texts(at.success)
+    table = table_with(at, "predicted_status")
+    assert len(table) == 30
+    assert list(table["person"]) == [f"p{i}" for i in range(30)]
+    assert set(table["predicted_status"]) <= {c.label for c in CLASSES}
+    assert at.get_by_key("batch_download").label == "Download results (CSV)"
+
+
+def test_batch_with_bad_values_lists_row_column_value_and_reason(start, api_url: str) -> None:
+    rows = [person(i) for i in range(5)]
+    rows[2] = person(2, Income=9)
+    at = click(upload(start(api_url), batch_csv(rows)), "batch_predict")
+    assert "1 value(s) in 1 row(s) need fixing" in texts(at.error)
+    problems = table_with(at, "Problem")
+    assert list(problems.columns) == ["Row", "Column", "Value", "Problem"]
+    assert problems.iloc[0][["Row", "Column", "Value"]].tolist() == [3, "Income", "9"]
+    assert problems.iloc[0]["Problem"]
+
+
+def test_batch_file_without_the_columns_is_refused(start, api_url: str) -> None:
+    at = upload(start(api_url), b"name,age\nann,40\n")
+    assert "lacks 21 required column(s)" in texts(at.error)
+
+
+def test_batch_with_service_down_offers_a_retry(start, down_api_url: str) -> None:
+    at = click(upload(start(down_api_url), batch_csv([person(0)])), "batch_predict")
+    assert "cannot be reached" in texts(at.error)
+    assert at.button(key="batch_retry").label == "Try again"

@@ -1,0 +1,101 @@
+"""End to end in headless Chromium: a real `streamlit run` server, talking to the real service.
+
+Skipped only when /usr/bin/chromium is missing and REQUIRE_BROWSER_TESTS is not 1; CI sets it, so there a missing
+browser fails the run instead of hiding the test.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from ui_servers import free_port, running, streamlit_command
+
+from frontend.client import ApiClient
+from frontend.result import percent
+from ml.schema import CLASSES, FEATURES
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+#: Tall enough for the form and the answer on one screenshot (Streamlit scrolls inside the page, not the window).
+VIEWPORT = {"width": 1400, "height": 2700}
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Path:
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing; install it with: apt-get install -y chromium"
+        if os.environ.get("REQUIRE_BROWSER_TESTS") == "1":
+            pytest.fail(f"{message} (REQUIRE_BROWSER_TESTS=1 forbids skipping)")
+        pytest.skip(message)
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def ui_url(api_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
+    with running(streamlit_command(port), f"{url}/_stcore/health", env={"API_URL": api_url}, log=log):
+        yield url
+
+
+def test_fill_the_form_predict_and_read_the_answer(chromium: Path, ui_url: str, api_url: str, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    answers = {f.name: f.default for f in FEATURES} | {"HighBP": 1, "DiffWalk": 1, "BMI": 34.5, "Age": 11}
+    expected = ApiClient(api_url, timeout_seconds=10, connect_timeout_seconds=2).predict(answers, explain=False)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            page.goto(ui_url)
+            predict = page.get_by_role("button", name="Predict", exact=True)
+            expect(predict).to_be_visible(timeout=30_000)
+
+            page.locator(".st-key-answer_HighBP").get_by_text("Yes", exact=True).click()
+            page.locator(".st-key-answer_DiffWalk").get_by_text("Yes", exact=True).click()
+            bmi = page.locator(".st-key-answer_BMI input")
+            bmi.fill("34.5")
+            bmi.press("Tab")
+            page.locator(".st-key-answer_Age").click()
+            page.get_by_role("option", name="70-74", exact=True).click()
+            expect(page.locator(".st-key-answer_Age input")).to_have_value("70-74")
+            page.wait_for_timeout(500)  # let the last rerun settle before pressing the button
+            predict.click()
+
+            result = page.locator(".st-key-prediction_result")
+            expect(result).to_contain_text("screening result is", timeout=30_000)
+            expect(result).to_contain_text(CLASSES[expected.prediction].label)
+            values = result.locator('[data-testid="stMetricValue"]')
+            expect(values).to_have_count(len(CLASSES))
+            shown = [v.strip() for v in values.all_inner_texts()]
+            assert all(re.fullmatch(r"(<1|>99|\d{1,3})%", v) for v in shown), shown
+            assert shown == [percent(p) for p in expected.probabilities]
+            expect(result).to_contain_text("screening aid, not a diagnosis")
+            expect(result).to_contain_text(f"Model version: {expected.model_version}")
+            page.wait_for_timeout(500)  # the bar chart draws after the text
+
+            screenshot = tmp_path / "ui-prediction.png"
+            page.screenshot(path=screenshot, full_page=True)
+        finally:
+            browser.close()
+    assert screenshot.stat().st_size > 50_000
+    if target := os.environ.get("UI_SCREENSHOT_COPY"):
+        shutil.copyfile(screenshot, target)
