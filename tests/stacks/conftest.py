@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.servers import running_server
 from tests.stacks.harness import Run, run_program, settings_for
 
 S3_MODEL = "s3://models-bucket/diabetes/champion"
@@ -66,32 +64,10 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     executable = Path(sys.executable).parent / "moto_server"
     log = tmp_path_factory.mktemp("moto") / "moto.log"
     env = {**os.environ, "MOTO_ECS_SERVICE_RUNNING": str(MOTO_RUNNING_TASKS)}
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [str(executable), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
     endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto_server did not start: {log.read_text()[-2000:]}") from None
-                time.sleep(0.2)
+    command = [str(executable), "-H", "127.0.0.1", "-p", str(port)]
+    with running_server(command, f"{endpoint}/moto-api/", log, env=env, timeout=30):
         yield endpoint
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture

@@ -1,0 +1,44 @@
+"""Start a real server process for a test and wait until it answers; always stop it afterwards."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def running_server(
+    command: Sequence[str],
+    ready_url: str,
+    log: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 60.0,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `command`, poll `ready_url` until it answers 2xx, yield the process, then terminate it."""
+    with log.open("wb") as sink:
+        process = subprocess.Popen(list(command), stdout=sink, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(ready_url, timeout=2):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    state = "exited" if process.poll() is not None else f"not ready after {timeout:.0f} s"
+                    raise RuntimeError(f"{command[0]} {state}: {log.read_text(errors='replace')[-2000:]}") from None
+                time.sleep(0.2)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
