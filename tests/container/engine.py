@@ -232,6 +232,7 @@ def make_context(context: Path, model_dir: Path) -> Path:
     Building from a copy keeps the working tree's own artifacts/model untouched and proves that the allow-list
     is enough to build every target.
     """
+    context.mkdir(parents=True, exist_ok=True)
     for name in ("Dockerfile", ".dockerignore"):
         shutil.copy2(ROOT / name, context / name)
     allowed = [
