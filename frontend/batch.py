@@ -18,6 +18,9 @@ import pandas as pd
 from frontend.client import ApiClient, InvalidInputError, PredictionResult
 from ml.schema import CLASSES, FEATURE_NAMES
 
+#: How an empty cell is shown in the list of problems.
+EMPTY = "(empty)"
+
 
 class CsvFileError(ValueError):
     """The file cannot be used at all (not CSV text, missing columns, too many rows); the message says why."""
@@ -156,7 +159,8 @@ def _row_errors(table: CsvTable, exc: InvalidInputError, start: int) -> list[Row
             errors.append(RowError(None, e.field, "", e.reason))
             continue
         i = start + e.index
-        errors.append(RowError(i + 1, e.field, table.value(i, e.field) if e.field else "", e.reason))
+        value = table.value(i, e.field) if e.field in table.columns else ""
+        errors.append(RowError(i + 1, e.field, value or EMPTY, e.reason))
     return errors
 
 

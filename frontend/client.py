@@ -18,11 +18,12 @@ Record = Mapping[str, float | int | str | None]
 
 
 class ApiError(Exception):
-    """Any failure to get an answer; `message` is what the user reads."""
+    """Any failure to get an answer; `message` is what the user reads, `detail` what support needs (if any)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(f"{message} ({detail})" if detail else message)
         self.message = message
+        self.detail = detail
 
 
 class ServiceUnreachableError(ApiError):
@@ -139,14 +140,20 @@ class ApiClient:
         except ValueError:
             body = None
         if response.status_code == 503:
-            reason = _reason(body) or "it is not ready"
-            raise ServiceNotReadyError(f"The prediction service cannot answer right now: {reason}. Try again shortly.")
+            raise ServiceNotReadyError(
+                "The prediction service is running but cannot make predictions right now (its model is not "
+                "loaded). Try again in a minute; if this keeps happening, tell the people who run the service.",
+                _reason(body),
+            )
         if response.status_code in (413, 422):
             errors = _field_errors(body)
             raise InvalidInputError(_invalid_message(errors, response.status_code), errors)
         if response.status_code >= 400 or body is None:
-            reason = _reason(body) or f"HTTP {response.status_code}"
-            raise ServiceError(f"The prediction service answered with an error ({reason}). Try again later.")
+            reason = _reason(body)
+            raise ServiceError(
+                "The prediction service answered with an error. Try again later.",
+                f"HTTP {response.status_code}: {reason}" if reason else f"HTTP {response.status_code}",
+            )
         return body
 
     def _prediction(self, body: Any, path: str) -> PredictionResult:

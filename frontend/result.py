@@ -26,11 +26,13 @@ def percent(probability: float) -> str:
 
 
 def status_sentence(result: PredictionResult) -> str:
+    """The predicted class in words, with its description when that adds anything to the label."""
     predicted = CLASSES[result.prediction]
-    return (
-        f"Based on your answers, the model's screening result is **{predicted.label}** "
-        f"({predicted.description[0].lower()}{predicted.description[1:].rstrip('.')})."
-    )
+    sentence = f"Based on your answers, the model's screening result is **{predicted.label}**"
+    description = predicted.description.rstrip(".")
+    if description.lower() != predicted.label.lower():
+        sentence += f" ({description[0].lower()}{description[1:]})"
+    return sentence + "."
 
 
 def factor_sentence(factor: Factor, predicted_label: str) -> str:

@@ -69,6 +69,7 @@ def _client(base_url: str, timeout_seconds: float, connect_timeout_seconds: floa
 def main() -> None:
     st.set_page_config(page_title=TITLE, page_icon=":material/health_and_safety:", layout="wide")
     st.set_option("client.showErrorDetails", "none")
+    st.set_option("client.toolbarMode", "minimal")
     try:
         settings = Settings()  # type: ignore[call-arg]  # API_URL comes from the environment
     except ValidationError as exc:
@@ -258,6 +259,8 @@ def _columns_help() -> pd.DataFrame:
 def _show_failure(error: ApiError, retry_key: str, retry_label: str = "Try again") -> None:
     """The error in plain words and a button to try again (read back with `_pressed` on the next run)."""
     st.error(error.message, icon=":material/cloud_off:")
+    if error.detail:
+        st.caption(f"Details for the people who run the service: {error.detail}")
     st.button(retry_label, key=retry_key)
 
 

@@ -160,7 +160,8 @@ def test_slow_service_times_out_with_a_message(start, slow_api_url: str) -> None
 
 def test_service_without_model_says_it_cannot_answer(start, unready_api_url: str) -> None:
     at = click(start(unready_api_url), "predict")
-    assert "cannot answer right now" in texts(at.error)
+    assert "cannot make predictions right now" in texts(at.error)
+    assert "Details for the people who run the service: " in texts(at.main.caption)  # the service's own reason
     assert not at.metric
 
 

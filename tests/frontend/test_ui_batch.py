@@ -104,5 +104,5 @@ def test_invalid_values_are_reported_by_file_row_across_chunks(api_url: str) -> 
     outcome = predict_table(client, table, batch_size=10)
     assert outcome.predictions == ()
     found = {(e.row, e.column, e.value) for e in outcome.errors}
-    assert found == {(4, "GenHlth", "7"), (22, "Sex", "male"), (22, "Income", "")}
+    assert found == {(4, "GenHlth", "7"), (22, "Sex", "male"), (22, "Income", "(empty)")}
     assert all(e.reason for e in outcome.errors)

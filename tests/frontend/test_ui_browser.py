@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,5 +96,3 @@ def test_fill_the_form_predict_and_read_the_answer(chromium: Path, ui_url: str, 
         finally:
             browser.close()
     assert screenshot.stat().st_size > 50_000
-    if target := os.environ.get("UI_SCREENSHOT_COPY"):
-        shutil.copyfile(screenshot, target)

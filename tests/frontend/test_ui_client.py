@@ -74,8 +74,9 @@ def test_nothing_listening_is_unreachable(down_api_url: str) -> None:
 
 def test_service_without_model_is_not_ready(unready_api_url: str) -> None:
     api = client(unready_api_url)
-    with pytest.raises(ServiceNotReadyError, match="cannot answer right now"):
+    with pytest.raises(ServiceNotReadyError, match="cannot make predictions right now") as caught:
         api.ready()
+    assert caught.value.detail  # the service's reason, for whoever runs it
     with pytest.raises(ServiceNotReadyError):
         api.predict(defaults())
 
