@@ -16,8 +16,6 @@ import project_tables  # noqa: E402  (needs the paths above)
 
 # Notebook kernels inherit the environment: they find the project and the build's data choice the same way.
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-# Headless plotting in the build process and in the kernels.
-os.environ.setdefault("MPLBACKEND", "Agg")
 
 project = "Diabetes status"
 author = "The diabetes-status contributors"
