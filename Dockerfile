@@ -66,8 +66,9 @@ RUN --mount=type=cache,target=/root/.cache/uv \
        \( -path '*/numpy/*' -o -path '*/scipy/*' -o -path '*/pandas/*' -o -path '*/pyarrow/*' \) -exec rm -rf {} +
 
 # ---------------------------------------------------------------------------------------------------------------
-# Runtime base: no compilers, no uv; an unprivileged user with a fixed uid (Kubernetes runAsNonRoot checks it).
-# HOME is /tmp, the one writable path when the root filesystem is read-only.
+# Runtime base: no compilers, no uv; an unprivileged user with a fixed uid (Kubernetes runAsNonRoot checks it),
+# and no setuid/setgid programs left to escalate with. HOME is /tmp, the one writable path when the root
+# filesystem is read-only.
 FROM ${BASE_IMAGE} AS runtime
 ENV PATH=/app/.venv/bin:${PATH} \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -75,7 +76,8 @@ ENV PATH=/app/.venv/bin:${PATH} \
     HOME=/tmp
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
-       --shell /usr/sbin/nologin app
+       --shell /usr/sbin/nologin app \
+    && find / -xdev -type f -perm /6000 -exec chmod a-s {} +
 WORKDIR /app
 
 # ---------------------------------------------------------------------------------------------------------------

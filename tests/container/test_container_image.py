@@ -90,6 +90,12 @@ def test_runtime_has_no_uv_and_no_compilers(engine: Engine, container: Running) 
 
 
 @BOTH
+def test_no_setuid_or_setgid_programs(engine: Engine, container: Running) -> None:
+    found = engine.exec(container.name, "sh", "-c", "find / -xdev -type f -perm /6000 2>/dev/null")
+    assert found.stdout.split() == [], f"setuid/setgid programs left in the image: {found.stdout.split()}"
+
+
+@BOTH
 def test_image_size_within_budget(
     target: str, request: pytest.FixtureRequest, record_property: Callable[[str, object], None]
 ) -> None:
