@@ -128,13 +128,14 @@ class ApiClient:
             response = self._http.request(method, path, **kwargs)
         except httpx.TimeoutException as exc:
             if isinstance(exc, httpx.ConnectTimeout):
-                raise ServiceUnreachableError(self._unreachable()) from exc
+                raise self._unreachable() from exc
             raise ServiceTimeoutError(
-                f"The prediction service at {self.base_url} did not answer within "
-                f"{self._http.timeout.read:g} seconds. It may be busy: try again in a moment."
+                f"The prediction service did not answer within {self._http.timeout.read:g} seconds. "
+                "It may be busy: try again in a moment.",
+                f"{method} {self.base_url}{path} timed out",
             ) from exc
         except httpx.TransportError as exc:
-            raise ServiceUnreachableError(self._unreachable()) from exc
+            raise self._unreachable() from exc
         try:
             body = response.json()
         except ValueError:
@@ -162,10 +163,11 @@ class ApiClient:
         except (KeyError, TypeError, ValueError) as exc:
             raise ServiceError(self._unreadable(path)) from exc
 
-    def _unreachable(self) -> str:
-        return (
-            f"The prediction service at {self.base_url} cannot be reached. Check that it is running "
-            "(and that API_URL points to it), then try again."
+    def _unreachable(self) -> ServiceUnreachableError:
+        return ServiceUnreachableError(
+            "The prediction service cannot be reached right now. Try again in a minute; if this keeps happening, "
+            "tell the people who run the service.",
+            f"nothing answers at {self.base_url}: check that the service runs and that API_URL points to it",
         )
 
     def _unreadable(self, path: str) -> str:

@@ -111,6 +111,8 @@ def _single_tab(client: ApiClient) -> None:
     if predict or retry:
         last = _predict_one(client, answers)
         st.session_state["single_outcome"] = last
+        if last.result is not None and isinstance(st.session_state.get("model_info"), ApiError):
+            del st.session_state["model_info"]  # the service is back: let the sidebar ask again
     if last is None:
         return
     if last.error is not None:
@@ -236,7 +238,6 @@ def _service_status(client: ApiClient) -> None:
                 pd.DataFrame({"Measure": list(shown), "Value": [f"{v:.2f}" for v in shown.values()]}),
                 hide_index=True,
             )
-    st.caption(f"Service: {client.base_url}")
 
 
 def _columns_help() -> pd.DataFrame:

@@ -145,10 +145,13 @@ def test_service_down_gives_a_message_and_a_retry_that_recovers(start, down_api_
     assert at.button(key="single_retry").label == "Try again"
     assert at.button(key="model_info_retry").label == "Check again"
 
+    assert f"nothing answers at {down_api_url}" in texts(at.main.caption)
+
     monkeypatch.setenv("API_URL", api_url)  # the service is back
     click(at, "single_retry")
     assert len(at.metric) == len(CLASSES)
-    assert "cannot be reached" not in texts(at.main.error)
+    assert not at.error  # the sidebar asked again too
+    assert "**Version:**" in texts(at.sidebar.markdown)
 
 
 def test_slow_service_times_out_with_a_message(start, slow_api_url: str) -> None:
