@@ -32,8 +32,8 @@ def reset_answers() -> None:
         st.session_state[answer_key(f.name)] = _default(f)
 
 
-def render_form() -> tuple[Answers, list[Notice]]:
-    """Draw the questions; return the answers and the notices shown next to the fields."""
+def render_form() -> Answers:
+    """Draw the questions, with a notice under any field whose answer looks wrong; return the answers."""
     for f in FEATURES:
         st.session_state.setdefault(answer_key(f.name), _default(f))
     slots: dict[str, Callable[[Notice], None]] = {}
@@ -57,10 +57,9 @@ def render_form() -> tuple[Answers, list[Notice]]:
             slots[f.name] = _notice_slot()
 
     answers = {f.name: _value(f) for f in FEATURES}
-    notices = review(answers)
-    for notice in notices:
+    for notice in review(answers):
         slots[notice.field](notice)
-    return answers, notices
+    return answers
 
 
 def _default(f: Feature) -> float | int:

@@ -83,7 +83,10 @@ def main() -> None:
         _page(client, settings)
     except Exception:
         logger.exception("unexpected error while drawing the page")
-        st.error("Something went wrong in this app. Reload the page to start again; if it keeps happening, tell us.")
+        st.error(
+            "Something went wrong in this app. Reload the page to start again; if it keeps happening, tell the "
+            "people who run it."
+        )
 
 
 def _page(client: ApiClient, settings: Settings) -> None:
@@ -102,7 +105,7 @@ def _page(client: ApiClient, settings: Settings) -> None:
 
 
 def _single_tab(client: ApiClient) -> None:
-    answers, _ = render_form()
+    answers = render_form()
     predict_col, reset_col, _ = st.columns([1, 1, 4])
     predict = predict_col.button("Predict", type="primary", key="predict", width="stretch")
     reset_col.button("Start over", key="reset", on_click=reset_answers, width="stretch")
