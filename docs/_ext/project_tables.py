@@ -22,7 +22,6 @@ ROOT = DOCS.parent
 GENERATED = DOCS / "_generated"
 REAL_METRICS = DOCS / "_data" / "real_metrics.json"
 API_PAGE = DOCS / "api" / "packages.rst"
-SCREENSHOT = "ui-screenshot.png"
 #: Top-level packages documented in the API reference (those present on disk).
 PACKAGES = ("ml", "service", "frontend", "stacks")
 #: Scripts that run an app when imported (besides ``__main__`` modules); their logic lives in documented modules.
@@ -105,23 +104,6 @@ def example_record() -> str:
 
     body = json.dumps({f.name: f.default for f in FEATURES}, indent=2)
     return f"```json\n{body}\n```\n"
-
-
-def ui_screenshot(static: Path = DOCS / "_static") -> str:
-    """The UI screenshot figure, once the UI's browser test has produced ``_static/ui-screenshot.png``."""
-    if not (static / SCREENSHOT).is_file():
-        return (
-            "The screenshot (`docs/_static/ui-screenshot.png`) is produced by the UI's end-to-end browser test; "
-            "it is not in this checkout yet.\n"
-        )
-    return (
-        f"```{{figure}} /_static/{SCREENSHOT}\n"
-        ":alt: The app after pressing Predict: the questions on the left, the screening result with the chance of "
-        "each class, the factors that weighed most, the model version and the screening-aid notice.\n"
-        ":width: 100%\n\n"
-        "The app after **Predict** (headless Chromium, end-to-end test against a real API).\n"
-        "```\n"
-    )
 
 
 def settings_table(target: str) -> str:
@@ -323,7 +305,6 @@ def generate(app: Sphinx) -> None:
     _write(GENERATED / "classes.md", classes_table())
     _write(GENERATED / "subgroups.md", subgroups_table())
     _write(GENERATED / "example_record.md", example_record())
-    _write(GENERATED / "ui_screenshot.md", ui_screenshot())
     for name, target in SETTINGS.items():
         if (ROOT / target.split(":")[0].replace(".", "/")).with_suffix(".py").is_file():
             _write(GENERATED / name, settings_table(target))

@@ -95,6 +95,12 @@ def test_every_page_is_built(site: Path) -> None:
         assert f'href="{name}.html' in index, f"{name} is not linked from the index"
 
 
+def test_ui_guide_shows_the_screenshot(site: Path) -> None:
+    html = _page(site, "ui-guide")
+    assert re.search(r'<img [^>]*src="_images/ui-screenshot.png"', html)
+    assert (site / "_images" / "ui-screenshot.png").is_file()
+
+
 def test_feature_table_is_generated_from_the_schema(site: Path) -> None:
     text = _text(_page(site, "data"))
     for name in FEATURE_NAMES:
