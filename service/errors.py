@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from ml.schema import FEATURES_BY_NAME, Feature
+from service.schemas import WHOLE_NUMBER_ERROR
 
 #: A garbage batch can hold 21,000 problems; the first ones are enough to fix the input.
 MAX_REPORTED_ERRORS = 100
@@ -116,6 +117,11 @@ def problems_from(errors: Sequence[ErrorDetails], *, batch: bool) -> list[Proble
     problems: list[Problem] = []
     for error in errors:
         path, index = _location(error["loc"], batch=batch)
+        if error["type"] == WHOLE_NUMBER_ERROR:  # raised once per record, naming every field concerned
+            for name in str((error.get("ctx") or {}).get("fields", "")).split(", "):
+                feature = FEATURES_BY_NAME[name]
+                problems.append(Problem(name, f"Input should be a whole number ({_allowed(feature)})", index))
+            continue
         problems.append(Problem(path, _reason(error, path), index))
     return problems
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic_core import PydanticCustomError
 
 from ml.schema import CLASSES, FEATURES, N_CLASSES, Feature
 
+#: Error type of a near-integer in a whole-number field; its context lists the fields.
+WHOLE_NUMBER_ERROR = "whole_number"
 #: A record with every feature at its schema default: the OpenAPI example and a handy test fixture.
 EXAMPLE_RECORD: dict[str, int] = {f.name: f.default for f in FEATURES}
 
@@ -55,12 +58,31 @@ def _field(feature: Feature) -> Any:
     return Annotated[float, Field(json_schema_extra={"x-kind": feature.kind.value}, **common)]
 
 
+_WHOLE_NUMBER_FIELDS = tuple(f.name for f in FEATURES if f.integer)
+
+
+def _exactly_whole(record: BaseModel) -> BaseModel:
+    """pydantic-core's `multiple_of` allows a float epsilon of slack (2.6e-42 passes as 0): refuse any fraction.
+
+    One error names every such field in its context; `service.errors` turns it into one problem per field.
+    """
+    values = record.__dict__
+    fractional = [name for name in _WHOLE_NUMBER_FIELDS if not values[name].is_integer()]
+    if fractional:
+        raise PydanticCustomError(
+            WHOLE_NUMBER_ERROR, "Input should be a whole number", {"fields": ", ".join(fractional)}
+        )
+    return record
+
+
 _record_fields: dict[str, Any] = {f.name: (_field(f), ...) for f in FEATURES}
+_record_validators: dict[str, Any] = {"exactly_whole": model_validator(mode="after")(_exactly_whole)}
 _record_examples: dict[str, Any] = {"examples": [EXAMPLE_RECORD]}
 PatientRecord: type[BaseModel] = create_model(
     "PatientRecord",
     __config__=ConfigDict(extra="forbid", frozen=True, title="PatientRecord", json_schema_extra=_record_examples),
     __doc__="One person's 21 health indicators, keyed by the survey's column names.",
+    __validators__=_record_validators,
     **_record_fields,
 )
 

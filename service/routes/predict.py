@@ -60,7 +60,8 @@ def wants_explanation(request: Request) -> bool:
     """The `explain` flag with pydantic's boolean spellings; anything else is a 422 naming the parameter."""
     if not request.scope["query_string"]:
         return False
-    values = [v for k, v in parse_qsl(request.scope["query_string"].decode("latin-1")) if k == "explain"]
+    query = request.scope["query_string"].decode("latin-1")
+    values = [v for k, v in parse_qsl(query, keep_blank_values=True) if k == "explain"]
     if not values:
         return False
     value = values[-1].strip().lower()

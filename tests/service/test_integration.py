@@ -1,0 +1,96 @@
+"""A real uvicorn process on a free 127.0.0.1 port, called over HTTP with httpx, as a deployment would run it."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import httpx
+
+from ml.schema import CLASSES
+from tests.service.helpers import Server, free_port, record, start_server, stop_server, wait_ready
+
+
+def test_predict_batch_ready_and_metrics_over_http(live_server: Server) -> None:
+    with httpx.Client(base_url=live_server.url, timeout=10) as http:
+        ready = http.get("/ready")
+        assert ready.status_code == 200
+        answer = http.post("/predict?explain=true", json=record(HighBP=1, GenHlth=4), headers={"X-Request-ID": "it-1"})
+        assert answer.status_code == 200
+        assert answer.headers["x-request-id"] == "it-1"
+        body = answer.json()
+        assert body["model_version"] == ready.json()["model_version"]
+        assert list(body["probabilities"]) == [c.label for c in CLASSES]
+        assert len(body["explanation"]) == 5
+
+        batch = http.post("/predict/batch", json={"records": [record(Age=a) for a in range(1, 14)]})
+        assert batch.status_code == 200
+        assert len(batch.json()["predictions"]) == 13
+
+        invalid = http.post("/predict", json=record(HighBP=1.5))
+        assert invalid.status_code == 422
+        assert invalid.json()["errors"][0]["field"] == "HighBP"
+
+        metrics = http.get("/metrics")
+        assert metrics.headers["content-type"].startswith("text/plain")
+        assert 'http_requests_total{method="POST",route="/predict",status="200"} 1.0' in metrics.text
+        assert 'http_requests_total{method="POST",route="/predict/batch",status="200"} 1.0' in metrics.text
+        assert (
+            sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in metrics.text.splitlines()
+                if line.startswith("model_predictions_total{")
+            )
+            == 14.0
+        )
+
+
+def test_oversized_body_is_refused_on_the_wire(live_server: Server) -> None:
+    """A 3 MB body with its Content-Length is refused before the server reads it."""
+    body = b'{"records": [' + b" " * 3_000_000 + b"]}"
+    headers = {"Content-Type": "application/json"}
+    response = httpx.post(f"{live_server.url}/predict/batch", content=body, headers=headers)
+    assert response.status_code == 413
+    assert response.json()["error"] == "body_too_large"
+
+
+def test_raw_malformed_request_gets_json(live_server: Server) -> None:
+    host, port = live_server.url.removeprefix("http://").split(":")
+    payload = b'{"HighBP": 1,'
+    request = (
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(payload), payload)
+    )
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 422")
+    assert json.loads(body)["errors"][0]["reason"].startswith("Malformed JSON")
+
+
+def test_logs_are_json_lines_with_the_request_id(live_server: Server) -> None:
+    httpx.get(f"{live_server.url}/health", headers={"X-Request-ID": "log-check-7"})
+    lines = [json.loads(line) for line in live_server.log.read_text().splitlines() if line.strip()]
+    access = [line for line in lines if line.get("request_id") == "log-check-7"]
+    assert len(access) == 1
+    assert access[0]["logger"] == "service.access"
+    assert access[0]["status"] == 200
+    assert access[0]["route"] == "/health"
+    assert any(line.get("message") == "model loaded" for line in lines)
+
+
+def test_server_with_a_corrupt_model_stays_up_and_explains(corrupt_model_dir: Path, tmp_path: Path) -> None:
+    server = start_server(str(corrupt_model_dir), free_port(), tmp_path / "server.log")
+    try:
+        ready = wait_ready(server.url)
+        assert ready.status_code == 503
+        assert "sha256" in ready.json()["reason"]
+        assert httpx.get(f"{server.url}/health").status_code == 200
+        assert httpx.post(f"{server.url}/predict", json=record()).status_code == 503
+        assert server.process.poll() is None
+    finally:
+        stop_server(server)

@@ -1,0 +1,126 @@
+"""Answers through the app with its lifespan: shape, agreement with the Predictor, explanations, probes, metrics."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from fastapi.testclient import TestClient
+
+from ml.predict import Predictor
+from ml.schema import CLASSES, FEATURE_NAMES
+from ml.synthetic import make_synthetic
+from tests.service.helpers import record
+
+LABELS = [c.label for c in CLASSES]
+
+
+def test_predict_answers_with_class_labels_probabilities_and_version(client: TestClient) -> None:
+    response = client.post("/predict", json=record(HighBP=1, BMI=34.5, GenHlth=4, Age=11))
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"prediction", "name", "label", "probabilities", "model_version"}
+    assert list(body["probabilities"]) == LABELS
+    assert math.isclose(sum(body["probabilities"].values()), 1.0, abs_tol=1e-9)
+    assert all(0.0 <= p <= 1.0 for p in body["probabilities"].values())
+    cls = CLASSES[body["prediction"]]
+    assert (body["name"], body["label"]) == (cls.name, cls.label)
+    assert body["model_version"] == client.get("/ready").json()["model_version"]
+
+
+def test_single_and_batch_answers_match_the_predictor(client: TestClient, trained_model_dir: Path) -> None:
+    frame = make_synthetic(40, seed=21)
+    rows = frame[list(FEATURE_NAMES)].to_numpy(dtype=np.float64)
+    records = [
+        {name: float(v) if name == "BMI" else int(v) for name, v in zip(FEATURE_NAMES, row, strict=True)}
+        for row in rows
+    ]
+    expected = Predictor.load(trained_model_dir).predict_rows(rows)
+
+    batch = client.post("/predict/batch", json={"records": records})
+    assert batch.status_code == 200, batch.text
+    answers = batch.json()["predictions"]
+    assert len(answers) == len(records)
+    for record_body, answer, want in zip(records, answers, expected, strict=True):
+        single = client.post("/predict", json=record_body).json()
+        single_probabilities = single.pop("probabilities")
+        batch_probabilities = answer.pop("probabilities")
+        assert single == answer  # the single-row fast path and the batch path agree to rounding
+        assert np.allclose(list(single_probabilities.values()), list(batch_probabilities.values()), atol=1e-12)
+        answer["probabilities"] = batch_probabilities
+        assert answer["prediction"] == want.class_id
+        assert np.allclose(list(answer["probabilities"].values()), want.probabilities, atol=1e-12)
+
+
+def test_explanation_lists_top_factors_with_human_labels(client: TestClient) -> None:
+    body = client.post("/predict?explain=true", json=record(HighBP=1, GenHlth=5, Age=12)).json()
+    factors = body["explanation"]
+    assert len(factors) == 5
+    assert {f["feature"] for f in factors} <= set(FEATURE_NAMES)
+    magnitudes = [abs(f["contribution"]) for f in factors]
+    assert magnitudes == sorted(magnitudes, reverse=True)
+    by_name = {f["feature"]: f for f in factors}
+    if "GenHlth" in by_name:
+        assert by_name["GenHlth"]["value_label"] == "Poor"
+    batch = client.post("/predict/batch?explain=1", json={"records": [record(), record(Age=13)]}).json()
+    assert all(len(p["explanation"]) == 5 for p in batch["predictions"])
+    assert "explanation" not in client.post("/predict?explain=false", json=record()).json()
+
+
+def test_probes_and_model_information(client: TestClient) -> None:
+    assert client.get("/health").json() == {"status": "ok"}
+    ready = client.get("/ready")
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "ready"
+    info = client.get("/model").json()
+    assert info["model_version"] == ready.json()["model_version"]
+    assert info["created_at"]
+    assert "test" in info["metrics"]
+    assert [f["name"] for f in info["schema"]["features"]] == list(FEATURE_NAMES)
+
+
+def test_request_id_is_echoed_or_generated(client: TestClient) -> None:
+    assert client.get("/health", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"] == "abc-123"
+    generated = client.get("/health", headers={"X-Request-ID": "bad id with spaces"}).headers["x-request-id"]
+    assert generated != "bad id with spaces"
+    assert len(generated) == 32
+
+
+def test_metrics_count_requests_latency_and_predictions_by_class(client: TestClient) -> None:
+    predicted = {client.post("/predict", json=record()).json()["name"] for _ in range(3)}
+    client.post("/predict", json={})
+    text = client.get("/metrics").text
+    assert 'http_requests_total{method="POST",route="/predict",status="200"} 3.0' in text
+    assert 'http_requests_total{method="POST",route="/predict",status="422"} 1.0' in text
+    assert 'http_request_duration_seconds_count{method="POST",route="/predict",status="200"} 3.0' in text
+    (name,) = predicted
+    assert f'model_predictions_total{{class="{name}"}} 3.0' in text
+    assert "model_ready 1.0" in text
+    assert 'model_info{version="' in text
+
+
+def test_openapi_documents_fields_codes_and_an_example(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    record_schema = schema["components"]["schemas"]["PatientRecord"]
+    assert record_schema["additionalProperties"] is False
+    assert record_schema["required"] == list(FEATURE_NAMES)
+    assert record_schema["examples"][0] == record()
+    gen_hlth = record_schema["properties"]["GenHlth"]
+    assert (gen_hlth["type"], gen_hlth["minimum"], gen_hlth["maximum"]) == ("integer", 1, 5)
+    assert "5 = Poor" in gen_hlth["description"]
+    assert record_schema["properties"]["BMI"]["type"] == "number"
+    batch = schema["components"]["schemas"]["BatchRequest"]["properties"]["records"]
+    assert (batch["minItems"], batch["maxItems"]) == (1, 1000)
+    predict = schema["paths"]["/predict"]["post"]
+    assert predict["parameters"][0]["name"] == "explain"
+    assert set(predict["responses"]) >= {"200", "413", "415", "422", "503"}
+
+
+def test_cors_is_off_by_default_and_configurable(make_client: object, trained_model_dir: Path) -> None:
+    preflight = {"Origin": "http://ui.example", "Access-Control-Request-Method": "POST"}
+    default = make_client(MODEL_URI=str(trained_model_dir))  # type: ignore[operator]
+    assert "access-control-allow-origin" not in default.options("/predict", headers=preflight).headers
+    allowed = make_client(MODEL_URI=str(trained_model_dir), cors_origins=["http://ui.example"])  # type: ignore[operator]
+    answer = allowed.options("/predict", headers=preflight)
+    assert answer.headers["access-control-allow-origin"] == "http://ui.example"

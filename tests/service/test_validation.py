@@ -1,0 +1,205 @@
+"""Every kind of bad input gets a JSON error naming the field and the reason; none reaches the model."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from ml.schema import FEATURE_NAMES
+from tests.service.helpers import record
+
+
+def _problems(response: Any) -> list[dict[str, Any]]:
+    body = response.json()
+    assert set(body) == {"error", "reason", "errors", "request_id"}, body
+    assert body["request_id"] == response.headers["x-request-id"]
+    assert "Traceback" not in response.text
+    assert body["errors"], body
+    for problem in body["errors"]:
+        assert problem["field"], problem
+        assert problem["reason"], problem
+    problems: list[dict[str, Any]] = body["errors"]
+    return problems
+
+
+def _post(client: TestClient, body: Any, path: str = "/predict") -> Any:
+    return client.post(path, json=body)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "words"),
+    [
+        ({"HighBP": 1.5}, "HighBP", "whole number"),
+        ({"HighBP": 2}, "HighBP", "less than or equal to 1"),
+        ({"Age": 0}, "Age", "greater than or equal to 1"),
+        ({"Age": 14}, "Age", "from 1 to 13"),
+        ({"GenHlth": 6}, "GenHlth", "less than or equal to 5"),
+        ({"MentHlth": 31}, "MentHlth", "less than or equal to 30"),
+        ({"MentHlth": -1}, "MentHlth", "greater than or equal to 0"),
+        ({"BMI": 11.9}, "BMI", "greater than or equal to 12"),
+        ({"BMI": 98.01}, "BMI", "less than or equal to 98"),
+        ({"HighBP": "1"}, "HighBP", "whole number"),
+        ({"HighBP": True}, "HighBP", "whole number"),
+        ({"HighBP": None}, "HighBP", "whole number"),
+        ({"BMI": "27"}, "BMI", "a number"),
+        ({"BMI": [27]}, "BMI", "a number"),
+        ({"Sex": 2.6e-42}, "Sex", "whole number"),
+        ({"Income": 6.000000000000001}, "Income", "whole number"),
+    ],
+)
+def test_out_of_range_and_wrong_types_are_refused(
+    client: TestClient, changes: dict[str, Any], field: str, words: str
+) -> None:
+    response = _post(client, record(**changes))
+    assert response.status_code == 422
+    problems = _problems(response)
+    assert [p["field"] for p in problems] == [field]
+    assert words in problems[0]["reason"]
+
+
+def test_whole_floats_are_accepted_as_integers(client: TestClient) -> None:
+    as_integers = _post(client, record())
+    as_floats = _post(client, {name: float(value) for name, value in record().items()})
+    assert as_integers.status_code == as_floats.status_code == 200, as_floats.text
+    assert as_integers.json() == as_floats.json()
+
+
+def test_bmi_may_be_fractional(client: TestClient) -> None:
+    response = _post(client, record(BMI=27.35))
+    assert response.status_code == 200, response.text
+
+
+def test_missing_and_unknown_fields_are_named(client: TestClient) -> None:
+    body = record(Colour="blue")
+    del body["Income"]
+    problems = _problems(_post(client, body))
+    reasons = {p["field"]: p["reason"] for p in problems}
+    assert set(reasons) == {"Income", "Colour"}
+    assert reasons["Income"] == "Field required"
+    assert reasons["Colour"].startswith("Unknown field; the body takes exactly the 21 feature columns")
+
+
+def test_every_field_is_required(client: TestClient) -> None:
+    problems = _problems(_post(client, {}))
+    assert sorted(p["field"] for p in problems) == sorted(FEATURE_NAMES)
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        (b'{"HighBP": 1,', "Malformed JSON"),
+        (b"", "Malformed JSON"),
+        (b"not json", "Malformed JSON"),
+        (b"[1, 2, 3]", "object"),
+        (b'"text"', "object"),
+        (b"null", "object"),
+        (b"\xff\xfe", "Malformed JSON"),
+    ],
+)
+def test_malformed_bodies_are_422(client: TestClient, raw: bytes, words: str) -> None:
+    response = client.post("/predict", content=raw, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    problems = _problems(response)
+    assert problems[0]["field"] == "body"
+    assert words in problems[0]["reason"]
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_non_finite_numbers_are_refused(client: TestClient, literal: str) -> None:
+    body = json.dumps(record()).replace('"BMI": 27', f'"BMI": {literal}')
+    response = client.post("/predict", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert _problems(response)[0]["field"] == "BMI"
+
+
+def test_body_without_content_type_is_read_as_json(client: TestClient) -> None:
+    response = client.post("/predict", content=json.dumps(record()))
+    assert response.status_code == 200, response.text
+
+
+def test_non_json_media_type_is_415(client: TestClient) -> None:
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    response = client.post("/predict", content="HighBP=1", headers=form)
+    assert response.status_code == 415
+    assert "application/json" in _problems(response)[0]["reason"]
+
+
+def test_invalid_explain_flag_is_named(client: TestClient) -> None:
+    response = client.post("/predict?explain=maybe", json=record())
+    assert response.status_code == 422
+    assert _problems(response)[0]["field"] == "query.explain"
+
+
+def test_declared_oversized_body_is_413_before_parsing(make_client: Any, trained_model_dir: Any) -> None:
+    client = make_client(MODEL_URI=str(trained_model_dir), body_limit_bytes=2048)
+    response = client.post("/predict", content=b"{" + b" " * 4096 + b"}", headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    problems = _problems(response)
+    assert problems[0]["field"] == "body"
+    assert "2,048" in problems[0]["reason"]
+
+
+def test_streamed_oversized_body_is_413(make_client: Any, trained_model_dir: Any) -> None:
+    client = make_client(MODEL_URI=str(trained_model_dir), body_limit_bytes=2048)
+
+    def chunks() -> Any:  # no Content-Length: the limit must hold while the body streams in
+        for _ in range(10):
+            yield b" " * 1024
+
+    response = client.post("/predict", content=chunks(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert "more than 2,048 bytes" in _problems(response)[0]["reason"]
+
+
+def test_batch_reports_index_and_field(client: TestClient) -> None:
+    records = [record(), record(HighBP=1.5), record(), record(Age=99, Colour=1), "text"]
+    response = _post(client, {"records": records}, "/predict/batch")
+    assert response.status_code == 422
+    located = {(p["index"], p["field"]) for p in _problems(response)}
+    assert located == {(1, "HighBP"), (3, "Age"), (3, "Colour"), (4, "record")}
+    assert "3 record(s)" in response.json()["reason"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"records": []}, "records"),
+        ({}, "records"),
+        ({"records": [record()], "extra": 1}, "extra"),
+        ([record()], "body"),
+    ],
+)
+def test_batch_shape_errors(client: TestClient, body: Any, field: str) -> None:
+    response = _post(client, body, "/predict/batch")
+    assert response.status_code == 422
+    assert _problems(response)[0]["field"] == field
+
+
+def test_batch_over_the_record_limit_is_refused(make_client: Any, trained_model_dir: Any) -> None:
+    client = make_client(MODEL_URI=str(trained_model_dir), batch_limit=5)
+    response = _post(client, {"records": [record()] * 6}, "/predict/batch")
+    assert response.status_code == 422
+    problem = _problems(response)[0]
+    assert problem["field"] == "records"
+    assert "at most 5" in problem["reason"]
+    assert _post(client, {"records": [record()] * 5}, "/predict/batch").status_code == 200
+
+
+def test_a_garbage_batch_lists_at_most_100_problems(client: TestClient) -> None:
+    response = _post(client, {"records": [{}] * 50}, "/predict/batch")
+    assert response.status_code == 422
+    body = response.json()
+    assert len(body["errors"]) == 100
+    assert body["reason"].startswith("1050 invalid value(s) in 50 record(s); the first 100 are listed")
+
+
+def test_unknown_route_and_method_are_json(client: TestClient) -> None:
+    missing = client.get("/nowhere")
+    assert missing.status_code == 404
+    assert _problems(missing)[0]["field"] == "path"
+    wrong = client.delete("/predict")
+    assert wrong.status_code == 405
+    assert _problems(wrong)[0]["field"] == "method"
