@@ -62,16 +62,14 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> s
 def features_table() -> str:
     from ml.schema import FEATURES, FeatureKind
 
-    def allowed(f: Any) -> str:
-        if f.kind is FeatureKind.CONTINUOUS:
-            return f"{f.minimum} to {f.maximum} (decimal)"
-        return f"{f.minimum} to {f.maximum}"
+    def values(f: Any) -> str:
+        if f.labels:
+            return "; ".join(f"{code} = {label}" for code, label in f.labels.items())
+        unit = " days" if f.kind is FeatureKind.DAYS else " (decimals allowed)"
+        return f"{f.minimum} to {f.maximum}{unit}"
 
-    def codes(f: Any) -> str:
-        return "; ".join(f"{code} = {label}" for code, label in f.labels.items()) or "(the number itself)"
-
-    rows = [(f"`{f.name}`", f.kind.value, allowed(f), codes(f), f.label(f.default), f.description) for f in FEATURES]
-    return markdown_table(("Column", "Kind", "Allowed", "Codes", "Form default", "Meaning"), rows)
+    rows = [(f"`{f.name}`", f.description, f.kind.value, values(f), f.label(f.default)) for f in FEATURES]
+    return markdown_table(("Column", "Meaning", "Kind", "Values", "Form default"), rows)
 
 
 def questions_table() -> str:
