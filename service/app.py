@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
 
 from service import middleware
 from service.errors import install_handlers
@@ -57,10 +58,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.model = ModelState(settings.model_uri)
 
     batch_model = batch_request_model(settings.batch_limit)
-    app.include_router(predict.build_router(batch_model, settings.batch_limit))
-    app.include_router(probes.router)
-    app.include_router(model_info.router)
-    app.include_router(metrics.router)
+    prediction = predict.build_router(batch_model, settings.batch_limit)
+    routers = (prediction, probes.router, model_info.router, metrics.router)
+    for router in routers:
+        app.include_router(router)
     install_handlers(app)
     install_openapi(app, (PatientRecord, batch_model))
 
@@ -74,5 +75,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["x-request-id"],
         )
     # Added last, so outermost: it sees every response, the 413s and CORS preflights included.
-    app.add_middleware(middleware.RequestContext, metrics=app_metrics, access_log=settings.access_log)
+    paths = frozenset(route.path for router in routers for route in router.routes if isinstance(route, APIRoute))
+    app.add_middleware(middleware.RequestContext, metrics=app_metrics, access_log=settings.access_log, paths=paths)
     return app

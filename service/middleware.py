@@ -36,10 +36,11 @@ def _request_id(scope: Scope) -> str:
 
 
 class RequestContext:
-    def __init__(self, app: ASGIApp, metrics: Metrics, *, access_log: bool) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, *, access_log: bool, paths: frozenset[str]) -> None:
         self.app = app
         self.metrics = metrics
         self.access_log = access_log
+        self.paths = paths  # route templates without parameters: requests refused before routing keep their route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -81,7 +82,7 @@ class RequestContext:
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = getattr(route, "path", None) or (scope["path"] if scope["path"] in self.paths else "unmatched")
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
             self.metrics.observe(method, template, status, elapsed)
             if self.access_log:

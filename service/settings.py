@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ml.artifact import DEFAULT_MODEL_DIR
@@ -38,3 +38,8 @@ class Settings(BaseSettings):
         default="INFO", description="Level of the JSON logs on standard output."
     )
     access_log: bool = Field(default=True, description="Log one JSON line per request.")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value

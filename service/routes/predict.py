@@ -75,9 +75,9 @@ def wants_explanation(request: Request) -> bool:
 
 async def json_bytes(request: Request) -> bytes:
     """The raw body, refusing non-JSON media types (FastAPI's rule: no Content-Type is read as JSON)."""
-    content_type = request.headers.get("content-type")
+    content_type = next((value for name, value in request.scope["headers"] if name == b"content-type"), None)
     if content_type:
-        media = content_type.split(";", 1)[0].strip().lower()
+        media = content_type.decode("latin-1").split(";", 1)[0].strip().lower()
         if not (media == "application/json" or (media.startswith("application/") and media.endswith("+json"))):
             reason = f"Send the body as JSON with Content-Type: application/json (got {media or 'an empty type'})"
             raise ApiError(415, "unsupported_media_type", reason, (Problem("body", reason),))

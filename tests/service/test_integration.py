@@ -53,6 +53,8 @@ def test_oversized_body_is_refused_on_the_wire(live_server: Server) -> None:
     response = httpx.post(f"{live_server.url}/predict/batch", content=body, headers=headers)
     assert response.status_code == 413
     assert response.json()["error"] == "body_too_large"
+    metrics = httpx.get(f"{live_server.url}/metrics").text
+    assert 'http_requests_total{method="POST",route="/predict/batch",status="413"} 1.0' in metrics
 
 
 def test_raw_malformed_request_gets_json(live_server: Server) -> None:
