@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sphinx.application import Sphinx
+from sphinx.config import Config
 
 DOCS = Path(__file__).resolve().parent.parent
 ROOT = DOCS.parent
@@ -297,7 +298,7 @@ def api_page(modules: Mapping[str, Sequence[str]]) -> str:
 # -------------------------------------------------------------------------------------------- the hooks
 
 
-def generate(app: Sphinx) -> None:
+def generate(app: Sphinx, config: Config) -> None:
     _write(GENERATED / "features.md", features_table())
     _write(GENERATED / "questions.md", questions_table())
     _write(GENERATED / "classes.md", classes_table())
@@ -318,6 +319,7 @@ def generate(app: Sphinx) -> None:
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
-    # Before autosummary (priority 500) scans the sources for the modules to document.
-    app.connect("builder-inited", generate, priority=400)
+    # At config time, before Sphinx lists the source files: the generated pages must exist by then, and autosummary
+    # (at builder-inited) must find api/packages.rst among them.
+    app.connect("config-inited", generate)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
