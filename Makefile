@@ -3,12 +3,12 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 MODEL_DIR ?= artifacts/model
-REAL_DATA ?= data/diabetes_012_health_indicators_BRFSS2015.csv.gz
+REAL_DATA ?= $(firstword $(wildcard data/diabetes_012_health_indicators_BRFSS2015.csv data/diabetes_012_health_indicators_BRFSS2015.csv.gz) data/diabetes_012_health_indicators_BRFSS2015.csv)
 SYNTHETIC_DATA ?= data/synthetic.csv.gz
 API_PORT ?= 8000
 UI_PORT ?= 8501
 
-.PHONY: help install test lint format typecheck data synthetic train demo serve ui docs image bench
+.PHONY: help install test lint format typecheck data synthetic train demo serve ui docs image image-test bench
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -70,10 +70,14 @@ ui: ## serve the Streamlit UI on 127.0.0.1:8501 against API_URL
 docs: ## build the Sphinx docs (executes the notebooks)
 	uv run sphinx-build -W -b html docs docs/_build/html
 
-image: ## build the api and ui images (Docker with BuildKit)
+image: ## build the api (with artifacts/model) and ui images (Docker with BuildKit)
+	test -f $(MODEL_DIR)/manifest.json || $(MAKE) $(MODEL_DIR)/manifest.json
 	docker build --target api -t diabetes-status-api .
 	docker build --target ui -t diabetes-status-ui .
 
 bench: ## model quality on the real file, then the serving benchmark
 	uv run python tests/benchmarks/model_quality.py
-	uv run python tests/benchmarks/serve.py
+	uv run python -m tests.benchmarks.serve --model $(MODEL_DIR)
+
+image-test: ## build and run the images offline with buildah/podman (the container tests)
+	uv run pytest -m container
