@@ -41,7 +41,7 @@ def api_workload(settings: StackSettings) -> Workload:
         liveness_path="/health",
         readiness_path="/ready",
         size=settings.api,
-        env={"MODEL_URI": settings.model_uri, "LOG_LEVEL": settings.log_level},
+        env={"MODEL_URI": settings.model_uri, "SERVICE_LOG_LEVEL": settings.log_level},
     )
 
 

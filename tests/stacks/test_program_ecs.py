@@ -44,7 +44,7 @@ def test_api_container_is_hardened_and_observable(full_run: Run) -> None:
     assert container["portMappings"][0]["containerPort"] == 8000
     assert {e["name"]: e["value"] for e in container["environment"]} == {
         "MODEL_URI": S3_MODEL,
-        "LOG_LEVEL": "INFO",
+        "SERVICE_LOG_LEVEL": "INFO",
     }
     assert "http://127.0.0.1:8000/health" in container["healthCheck"]["command"][-1]
     logging = container["logConfiguration"]
