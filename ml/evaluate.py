@@ -107,14 +107,12 @@ def confusion_matrices(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarr
 
 def plot_confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, path: Path, title: str) -> Path:
     """Write counts and row-normalised confusion matrices side by side as one PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend (e.g. a notebook's) alone
 
     counts, normalised = confusion_matrices(y_true, y_pred)
     names = [c.label for c in CLASSES]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    fig = Figure(figsize=(11, 4.5))
+    axes = fig.subplots(1, 2)
     panels: Mapping[str, tuple[np.ndarray, str]] = {
         "Counts": (counts, "{:,.0f}"),
         "Row-normalised (recall on the diagonal)": (normalised, "{:.1%}"),
@@ -135,5 +133,4 @@ def plot_confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, path: Path, ti
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
