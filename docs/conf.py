@@ -45,7 +45,7 @@ myst_heading_anchors = 3
 
 # Notebooks: committed without outputs, executed at every build; a failing cell fails the build.
 nb_execution_mode = "force"
-nb_execution_timeout = int(os.environ.get("DOCS_NB_TIMEOUT", "300"))
+nb_execution_timeout = int(os.environ.get("DOCS_NB_TIMEOUT", "900"))
 nb_execution_raise_on_error = True
 nb_execution_show_tb = True
 nb_merge_streams = True
