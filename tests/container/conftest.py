@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.container.engine import Engine, EngineError, free_port, make_context, missing_tools
+from tests.container.engine import Engine, EngineError, make_context, missing_tools
+from tests.servers import free_port
 
 # The session's real moto_server (S3 for the api-nomodel test), shared with the infrastructure tests.
 from tests.stacks.conftest import moto_endpoint  # noqa: F401

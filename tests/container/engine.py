@@ -11,7 +11,6 @@ import fcntl
 import hashlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -54,13 +53,6 @@ def missing_tools() -> list[str]:
     if shutil.which("debootstrap") is None and not any((CACHE_DIR / "base").glob("*.tar")):
         missing.append("debootstrap")
     return missing
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def run(cmd: Sequence[str], *, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -15,7 +15,8 @@ import pytest
 
 from ml.schema import CLASS_NAMES, FEATURES
 from tests.container.conftest import Image, Running
-from tests.container.engine import Engine, free_port, run
+from tests.container.engine import Engine, run
+from tests.servers import free_port
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(1800)]
 

@@ -6,7 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ui_servers import free_port, running, uvicorn_command
+from ui_servers import running, uvicorn_command
+
+from tests.servers import free_port
 
 API_APP = "service.api:app"
 

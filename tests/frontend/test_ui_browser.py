@@ -12,11 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ui_servers import free_port, running, streamlit_command
+from ui_servers import running, streamlit_command
 
 from frontend.client import ApiClient
 from frontend.result import percent
 from ml.schema import CLASSES, FEATURES
+from tests.servers import free_port
 
 pytestmark = pytest.mark.browser
 

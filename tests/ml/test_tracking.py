@@ -14,17 +14,13 @@ from mlflow import MlflowClient
 from ml.predict import Predictor
 from ml.tracking import CHAMPION, MODEL_NAME, log_training_run
 from ml.train import TrainingConfig, train
-from tests.servers import running_server
+from tests.servers import free_port, running_server
 
 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real MLflow tracking server (sqlite store, served artifacts) on a free loopback port."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     root = tmp_path_factory.mktemp("mlflow-server")
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     command = [

@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.settings import Settings
-from tests.service.helpers import Server, free_port, start_server, stop_server, wait_ready
+from tests.servers import free_port
+from tests.service.helpers import Server, start_server, stop_server, wait_ready
 
 
 @pytest.fixture

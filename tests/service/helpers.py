@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,12 +20,6 @@ ROOT = Path(__file__).resolve().parents[2]
 def record(**changes: Any) -> dict[str, Any]:
     """A valid record (every feature at its default) with some values changed."""
     return {**EXAMPLE_RECORD, **changes}
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 
 from ml.schema import CLASSES
-from tests.service.helpers import Server, free_port, record, start_server, stop_server, wait_ready
+from tests.servers import free_port
+from tests.service.helpers import Server, record, start_server, stop_server, wait_ready
 
 
 def test_predict_batch_ready_and_metrics_over_http(live_server: Server) -> None:

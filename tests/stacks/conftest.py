@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.servers import running_server
+from tests.servers import free_port, running_server
 from tests.stacks.harness import Run, run_program, settings_for
 
 S3_MODEL = "s3://models-bucket/diabetes/champion"
@@ -47,12 +46,6 @@ def eks_only_run() -> Run:
     return run_program(settings_for(ecsEnabled=False, eksEnabled=True))
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 #: Tasks never run on moto; this makes its ECS services report this many running tasks.
 MOTO_RUNNING_TASKS = 2
 
@@ -60,7 +53,7 @@ MOTO_RUNNING_TASKS = 2
 @pytest.fixture(scope="session")
 def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real moto server on 127.0.0.1 (ECR, ECS, ELBv2, EKS, S3) for the whole session."""
-    port = _free_port()
+    port = free_port()
     executable = Path(sys.executable).parent / "moto_server"
     log = tmp_path_factory.mktemp("moto") / "moto.log"
     env = {**os.environ, "MOTO_ECS_SERVICE_RUNNING": str(MOTO_RUNNING_TASKS)}
