@@ -63,6 +63,23 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def _clear_previous_artifact(directory: Path) -> None:
+    """Remove the files of an artifact being replaced; never touch a folder that holds anything else."""
+    if not directory.exists() or not any(directory.iterdir()):
+        return
+    manifest = directory / MANIFEST_FILE
+    if not manifest.is_file():
+        raise ArtifactError(
+            f"{directory} is not empty and holds no {MANIFEST_FILE}: refusing to write a model over other files; "
+            "choose an empty or new --output directory"
+        )
+    listed = json.loads(manifest.read_text()).get("files", {})
+    for name in (*listed, MANIFEST_FILE):
+        path = directory / Path(name).name
+        if path.is_file():
+            path.unlink()
+
+
 def save_artifact(
     directory: Path,
     booster: lgb.Booster,
@@ -72,10 +89,8 @@ def save_artifact(
     extra_files: tuple[Path, ...] = (),
 ) -> dict[str, Any]:
     """Write model.txt, copy `extra_files` (reports) in, and write the manifest that seals them all."""
+    _clear_previous_artifact(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    for stale in directory.iterdir():
-        if stale.is_file():
-            stale.unlink()
     model_path = directory / MODEL_FILE
     booster.save_model(str(model_path), num_iteration=booster.best_iteration or None)
     for source in extra_files:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -132,20 +131,11 @@ def log_training_run(result: TrainingResult, *, experiment: str = MODEL_NAME) ->
         return TrackingOutcome(run.info.run_id, run.info.experiment_id, version, champion, reason)
 
 
-def _champion_score_on(result: TrainingResult, client: MlflowClient, champion_run_id: str) -> float:
+def _champion_score_on(result: TrainingResult, champion_run_id: str) -> float:
     """Re-score the champion on this run's test split (used only when the champion's split differs)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        local = client.download_artifacts(champion_run_id, "model/artifacts", tmp)
-        predictor = Predictor.load(_only_manifest_dir(Path(local)))
-        proba = predictor.predict_proba(result.test_features)
-        return classification_metrics(result.test_labels, predictor.decide(proba), proba)["weighted_f1"]
-
-
-def _only_manifest_dir(root: Path) -> Path:
-    found = sorted(root.rglob("manifest.json"))
-    if len(found) != 1:
-        raise MlflowException(f"expected one manifest.json under {root}, found {len(found)}")
-    return found[0].parent
+    predictor = Predictor.load(f"runs:/{champion_run_id}/model")
+    proba = predictor.predict_proba(result.test_features)
+    return classification_metrics(result.test_labels, predictor.decide(proba), proba)["weighted_f1"]
 
 
 def _maybe_promote(result: TrainingResult, version: str, split_id: str) -> tuple[bool, str]:
@@ -162,7 +152,7 @@ def _maybe_promote(result: TrainingResult, version: str, split_id: str) -> tuple
         old_score = champion_run.data.metrics["test_weighted_f1"]
         basis = f"same split {split_id}"
     else:
-        old_score = _champion_score_on(result, client, champion_run_id)
+        old_score = _champion_score_on(result, champion_run_id)
         basis = f"champion re-scored on this run's split {split_id}"
     if new_score > old_score:
         client.set_registered_model_alias(MODEL_NAME, CHAMPION, version)

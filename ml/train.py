@@ -22,7 +22,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from ml.artifact import DEFAULT_MODEL_DIR, save_artifact
+from ml.artifact import DEFAULT_MODEL_DIR, ArtifactError, save_artifact
 from ml.data import (
     DataValidationError,
     duplicate_report,
@@ -182,13 +182,15 @@ def train(data_path: Path, output_dir: Path, config: TrainingConfig | None = Non
     best = max(candidates, key=lambda c: (round(c.validation["weighted_f1"], 6), c.validation["macro_roc_auc"]))
     logger.info("chose %s (validation weighted F1 %.4f)", best.name, best.validation["weighted_f1"])
 
-    proba = best.calibration.proba(_raw_scores(best.booster, x_test))
+    # Candidates of one weighting share a booster and its calibration: score the test split once per booster.
+    test_proba = {c.weighting: c.calibration.proba(_raw_scores(c.booster, x_test)) for c in candidates}
+    proba = test_proba[best.weighting]
     predicted = best.rule.decide(proba)
     test_metrics = classification_metrics(y_test, predicted, proba)
     # The other candidates' test scores are reported for the record, not used for the choice.
     candidate_report = {}
     for c in candidates:
-        c_proba = c.calibration.proba(_raw_scores(c.booster, x_test))
+        c_proba = test_proba[c.weighting]
         c_test = classification_metrics(y_test, c.rule.decide(c_proba), c_proba)
         candidate_report[c.name] = {
             **{f"validation_{k}": v for k, v in c.validation.items()},
@@ -327,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         result = train(args.data, args.output, config)
-    except (DataValidationError, FileNotFoundError, ValueError) as exc:
+    except (DataValidationError, ArtifactError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(format_report(result))

@@ -6,7 +6,7 @@ cannot drift apart on a port, a health path or an environment variable.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from stacks.config import ServiceSize, StackSettings
@@ -56,6 +56,12 @@ def ui_workload(settings: StackSettings, api_url: str) -> Workload:
         env={"API_URL": api_url},
         sticky=True,
     )
+
+
+def stack_workloads(settings: StackSettings, api_url: Callable[[Workload], str]) -> list[Workload]:
+    """The API, plus the UI when enabled; `api_url` says how the UI reaches the API on that platform."""
+    api = api_workload(settings)
+    return [api, ui_workload(settings, api_url(api))] if settings.ui.enabled else [api]
 
 
 def health_command(port: int, path: str) -> list[str]:

@@ -15,7 +15,7 @@ from stacks.ecs.loadbalancer import LoadBalancer
 from stacks.ecs.service import PORT_NAME, FargateService, ServiceInputs
 from stacks.security import allow_between
 from stacks.shared import Shared
-from stacks.workloads import Workload, api_workload, ui_workload
+from stacks.workloads import stack_workloads
 
 #: The API's name inside the Service Connect namespace (the client alias below); the UI's API_URL.
 API_INTERNAL_URL = "http://api:8000"
@@ -41,9 +41,7 @@ class EcsPlatform(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         tags = settings.tags_for("ecs")
 
-        workloads: list[Workload] = [api_workload(settings)]
-        if settings.ui.enabled:
-            workloads.append(ui_workload(settings, API_INTERNAL_URL))
+        workloads = stack_workloads(settings, lambda _api: API_INTERNAL_URL)
 
         namespace = aws.servicediscovery.HttpNamespace(
             name, name=f"{settings.name}.internal", description="Service Connect names", tags=tags, opts=child

@@ -23,7 +23,7 @@ from stacks.ecs.iam import model_read_policy
 from stacks.eks import manifests
 from stacks.eks.iam import LBC_SERVICE_ACCOUNT, irsa_role, lbc_policy, pod_execution_policy
 from stacks.shared import Shared
-from stacks.workloads import API_PUBLIC_PATHS, Workload, api_workload, ui_workload
+from stacks.workloads import API_PUBLIC_PATHS, stack_workloads
 
 LBC_CHART_REPO = "https://aws.github.io/eks-charts"
 METRICS_SERVER_CHART_REPO = "https://kubernetes-sigs.github.io/metrics-server/"
@@ -136,10 +136,7 @@ class EksPlatform(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        workloads: list[Workload] = [api_workload(settings)]
-        if settings.ui.enabled:
-            api = workloads[0]
-            workloads.append(ui_workload(settings, f"http://{api.name}.{namespace}.svc.cluster.local:{api.port}"))
+        workloads = stack_workloads(settings, lambda api: f"http://{api.name}.{namespace}.svc.cluster.local:{api.port}")
         repositories = [registry.repositories[workload.name] for workload in workloads]
 
         pod_role = aws.iam.Role(

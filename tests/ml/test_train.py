@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from ml import train as train_cli
+from ml.artifact import ArtifactError
 from ml.postprocess import Calibration, DecisionRule
 from ml.synthetic import make_synthetic
 from ml.train import TrainingConfig, train
@@ -100,3 +101,14 @@ def test_train_cli_refuses_bad_data_naming_the_column(tmp_path: Path, capsys: py
     assert "BMI" in err
     assert "heavy" in err
     assert not (tmp_path / "m").exists()
+
+
+def test_output_folder_with_other_files_is_never_overwritten(synthetic_csv: Path, tmp_path: Path) -> None:
+    precious = tmp_path / "notes.txt"
+    precious.write_text("keep me")
+    with pytest.raises(ArtifactError, match=r"not empty and holds no manifest\.json"):
+        train(synthetic_csv, tmp_path, FAST)
+    assert precious.read_text() == "keep me"
+    first = train(synthetic_csv, tmp_path / "m", FAST)
+    second = train(synthetic_csv, tmp_path / "m", FAST)  # an artifact is replaced in place
+    assert second.manifest["files"] == first.manifest["files"]
