@@ -164,6 +164,11 @@ def substitutions(data: Mapping[str, Any]) -> dict[str, str]:
         if isinstance(value, float):
             subs[f"real_macro_rule_{metric}"] = _f(value, 3)
     subs["real_elevated_auc"] = _f(data["elevated_risk_roc_auc"], 3)
+    spread = data["split_spread"]
+    subs["real_spread_splits"] = str(len(spread["seeds"]))
+    for metric, summary in spread["summary"].items():
+        for stat, value in summary.items():
+            subs[f"real_spread_{metric}_{stat}"] = _f(value)
     for strategy in data["strategies"]:
         for metric in ("weighted_f1", "macro_f1"):
             if strategy.get(metric) is not None:
@@ -171,8 +176,11 @@ def substitutions(data: Mapping[str, Any]) -> dict[str, str]:
     return subs
 
 
-def _optional(value: float | None) -> str:
-    return "" if value is None else _f(value)
+def _optional(value: float | str | None) -> str:
+    """A measured figure, a range written by hand (e.g. "0.7854-0.7865"), or blank when not measured."""
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else _f(value)
 
 
 def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
@@ -193,9 +201,16 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
     )
     labels = {c.name: c.label for c in CLASSES}
     per_class = markdown_table(
-        ("Class", "Test rows", "Precision", "Recall", "F1"),
+        ("Class", "Test rows", "Precision", "Recall", "F1", "One-vs-rest ROC-AUC"),
         [
-            (labels[name], f"{s['support']:,}", _f(s["precision"], 3), _f(s["recall"], 3), _f(s["f1"], 3))
+            (
+                labels[name],
+                f"{s['support']:,}",
+                _f(s["precision"], 3),
+                _f(s["recall"], 3),
+                _f(s["f1"], 3),
+                _f(s["roc_auc"], 3),
+            )
             for name, s in data["per_class"].items()
         ],
     )
@@ -252,8 +267,42 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
             ("Feature vectors seen with more than one label", f"{data['data']['duplicates']['mixed_label_vectors']:,}"),
         ],
     )
+    targets = data["split_spread"]["targets"]
+    spread = data["split_spread"]["summary"]
+    split_spread = markdown_table(
+        ("Metric", "Target", f"Seed {data['split']['seed']} (the reported split)", "Mean ± sd, other splits", "Range"),
+        [
+            (
+                name,
+                targets[key],
+                _f(test[key]),
+                f"{_f(spread[key]['mean'])} ± {_f(spread[key]['sd'])}",
+                f"{_f(spread[key]['min'])} to {_f(spread[key]['max'])}",
+            )
+            for key, name in (
+                ("weighted_f1", "Weighted F1"),
+                ("macro_roc_auc", "Macro one-vs-rest ROC-AUC"),
+                ("log_loss", "Log loss"),
+            )
+        ],
+    )
+    alternatives = markdown_table(
+        ("Model", "Validation macro AUC", "Test macro AUC", "Test log loss", "Note"),
+        [
+            (
+                a["label"],
+                _optional(a.get("validation_macro_roc_auc")),
+                _optional(a.get("macro_roc_auc")),
+                _optional(a.get("log_loss")),
+                a.get("note", ""),
+            )
+            for a in data["alternatives"]
+        ],
+    )
     return {
         "real_overall.md": overall,
+        "real_split_spread.md": split_spread,
+        "real_alternatives.md": alternatives,
         "real_per_class.md": per_class,
         "real_strategies.md": strategies,
         "real_subgroups.md": subgroups,

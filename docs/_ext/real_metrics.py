@@ -3,11 +3,17 @@
     uv run python -m ml.train --data data/diabetes_012_health_indicators_BRFSS2015.csv --output artifacts/model
     uv run python docs/_ext/real_metrics.py --data data/diabetes_012_health_indicators_BRFSS2015.csv \\
         --model artifacts/model --training-seconds "37-45 s"
+    uv run python tests/benchmarks/model_quality.py --repeat-seeds 1 2 3 4 5 6 7 8 > quality.json
+    uv run python docs/_ext/real_metrics.py ... --spread quality.json
 
 The model's figures come from its manifest and subgroup table. The same test split is then re-created (the
 manifest records the protocol) to score, on the same rows: the majority-class and logistic-regression baselines,
 a decision rule tuned for macro F1 instead of weighted F1, and how well p(pre-diabetes) + p(diabetes) ranks people
 with raised blood sugar. Synthetic data is refused unless ``--allow-synthetic`` (used by the tests).
+
+``--spread`` takes the benchmark's JSON report and records how the target metrics move across other grouped
+splits. That section and the table of alternative models (measured by hand in throw-away experiments) are carried
+over from the existing file otherwise.
 """
 
 from __future__ import annotations
@@ -43,6 +49,8 @@ _CANDIDATES = {
 }
 #: Rows measured once by hand and carried over from the existing file (no code path trains them any more).
 _CARRIED_OVER = ("balanced",)
+#: Whole sections carried over unless refreshed: the split spread (from the benchmark) and the alternatives.
+_CARRIED_SECTIONS = ("split_spread", "alternatives")
 
 
 def _r(value: float) -> float:
@@ -204,6 +212,7 @@ def measure(data: Path, model: Path, previous: dict[str, Any]) -> dict[str, Any]
                 "precision": _r(test[f"precision_{c.name}"]),
                 "recall": _r(test[f"recall_{c.name}"]),
                 "f1": _r(test[f"f1_{c.name}"]),
+                "roc_auc": _r(roc_auc_score(y_test == c.id, proba_test[:, c.id])),
                 "support": int(test[f"support_{c.name}"]),
             }
             for c in CLASSES
@@ -227,6 +236,22 @@ def measure(data: Path, model: Path, previous: dict[str, Any]) -> dict[str, Any]
         },
         "elevated_risk_roc_auc": _r(roc_auc_score(y_test > 0, proba_test[:, 1] + proba_test[:, 2])),
         "subgroups": subgroups,
+        **{key: previous[key] for key in _CARRIED_SECTIONS if key in previous},
+    }
+
+
+def split_spread(report: dict[str, Any]) -> dict[str, Any]:
+    """The `other_splits` section of a `tests/benchmarks/model_quality.py --repeat-seeds ...` report."""
+    if "other_splits" not in report:
+        raise ValueError("the benchmark report has no other_splits section: run it with --repeat-seeds SEED ...")
+    spread = report["other_splits"]
+    seeds = [int(seed) for seed in spread["per_seed"]]
+    return {
+        "command": "uv run python tests/benchmarks/model_quality.py --repeat-seeds " + " ".join(map(str, seeds)),
+        "seeds": seeds,
+        "targets": {name: report["checks"][name]["target"] for name in spread["summary"]},
+        "per_seed": spread["per_seed"],
+        "summary": spread["summary"],
     }
 
 
@@ -237,6 +262,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON file to (re)write")
     parser.add_argument("--training-seconds", help='training time to print in the docs, e.g. "37-45 s"')
     parser.add_argument("--allow-synthetic", action="store_true", help="accept synthetic data (tests only)")
+    parser.add_argument(
+        "--spread",
+        type=Path,
+        help="JSON report of tests/benchmarks/model_quality.py --repeat-seeds ...: refresh the split spread",
+    )
     args = parser.parse_args(argv)
     if is_synthetic(args.data) and not args.allow_synthetic:
         parser.error(f"{args.data} is synthetic; the docs' real-data figures must come from the real file")
@@ -244,7 +274,12 @@ def main(argv: list[str] | None = None) -> int:
     result = measure(args.data, args.model, previous)
     if args.training_seconds:
         result["chosen"]["training_seconds"] = args.training_seconds
-    args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    if args.spread:
+        try:
+            result["split_spread"] = split_spread(json.loads(args.spread.read_text(encoding="utf-8")))
+        except (ValueError, KeyError) as exc:
+            parser.error(f"--spread {args.spread}: {exc}")
+    args.output.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"wrote {args.output}: test weighted F1 {result['test']['weighted_f1']}, split {result['split']['split_id']}")
     return 0
 

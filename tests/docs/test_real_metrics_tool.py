@@ -53,6 +53,60 @@ def test_regenerated_file_matches_the_model(regenerated: dict, trained_model_dir
     assert sum(1 for s in regenerated["strategies"] if s.get("chosen")) == 1
     assert "balanced" in keys  # the hand-measured row is carried over
     assert len(regenerated["subgroups"]) >= 6
+    committed = project_tables.load_real_metrics()
+    for section in ("split_spread", "alternatives"):  # measured by hand or by the benchmark: carried over
+        assert regenerated[section] == committed[section]
+    for name, scores in regenerated["per_class"].items():
+        assert 0.5 < scores["roc_auc"] <= 1.0, name
+
+
+def _benchmark_report(seeds: dict[int, tuple[float, float, float]]) -> dict:
+    """The shape `tests/benchmarks/model_quality.py --repeat-seeds ...` prints (only what --spread reads)."""
+    names = ("weighted_f1", "macro_roc_auc", "log_loss")
+    per_seed = {str(seed): dict(zip(names, values, strict=True)) for seed, values in seeds.items()}
+    summary = {
+        name: {
+            "mean": sum(v[name] for v in per_seed.values()) / len(per_seed),
+            "sd": 0.001,
+            "min": min(v[name] for v in per_seed.values()),
+            "max": max(v[name] for v in per_seed.values()),
+        }
+        for name in names
+    }
+    checks = {name: {"value": 0.0, "target": f">= {i}", "met": False} for i, name in enumerate(names)}
+    return {"checks": checks, "other_splits": {"per_seed": per_seed, "summary": summary}}
+
+
+def test_spread_option_refreshes_the_split_spread(trained_model_dir: Path, tmp_path: Path) -> None:
+    report = tmp_path / "quality.json"
+    report.write_text(json.dumps(_benchmark_report({7: (0.81, 0.77, 0.41), 9: (0.83, 0.79, 0.39)})))
+    output = tmp_path / "real_metrics.json"
+    output.write_text((DOCS / "_data" / "real_metrics.json").read_text(encoding="utf-8"), encoding="utf-8")
+    data = trained_model_dir.parent / "synthetic.csv.gz"
+    args = ["--data", str(data), "--model", str(trained_model_dir), "--output", str(output), "--allow-synthetic"]
+    assert real_metrics.main([*args, "--spread", str(report)]) == 0
+    spread = json.loads(output.read_text(encoding="utf-8"))["split_spread"]
+    assert spread["seeds"] == [7, 9]
+    assert spread["command"].endswith("--repeat-seeds 7 9")
+    assert spread["summary"]["macro_roc_auc"]["mean"] == pytest.approx(0.78)
+    assert spread["targets"]["log_loss"] == ">= 2"
+    table = project_tables.real_tables(json.loads(output.read_text(encoding="utf-8")))["real_split_spread.md"]
+    assert "0.7800 ± 0.0010" in table
+
+
+def test_spread_option_refuses_a_report_without_other_splits(
+    trained_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "quality.json"
+    report.write_text(json.dumps({"checks": {}}))
+    data = trained_model_dir.parent / "synthetic.csv.gz"
+    output = tmp_path / "real_metrics.json"
+    args = ["--data", str(data), "--model", str(trained_model_dir), "--output", str(output), "--allow-synthetic"]
+    with pytest.raises(SystemExit) as exit_info:
+        real_metrics.main([*args, "--spread", str(report)])
+    assert exit_info.value.code == 2
+    assert "--repeat-seeds" in capsys.readouterr().err
+    assert not output.exists()
 
 
 def test_synthetic_data_is_refused_by_default(trained_model_dir: Path, tmp_path: Path) -> None:
