@@ -70,8 +70,7 @@ ui: ## serve the Streamlit UI on 127.0.0.1:8501 against API_URL
 docs: ## build the Sphinx docs (executes the notebooks)
 	uv run sphinx-build -W -b html docs docs/_build/html
 
-image: ## build the api (with artifacts/model) and ui images (Docker with BuildKit)
-	test -f $(MODEL_DIR)/manifest.json || $(MAKE) $(MODEL_DIR)/manifest.json
+image: $(MODEL_DIR)/manifest.json ## build the api (with artifacts/model) and ui images (Docker with BuildKit)
 	docker build --target api -t diabetes-status-api .
 	docker build --target ui -t diabetes-status-ui .
 

@@ -159,8 +159,7 @@ def _row_errors(table: CsvTable, exc: InvalidInputError, start: int) -> list[Row
             errors.append(RowError(None, e.field, "", e.reason))
             continue
         i = start + e.index
-        value = table.value(i, e.field) if e.field in table.columns else ""
-        errors.append(RowError(i + 1, e.field, value or EMPTY, e.reason))
+        errors.append(RowError(i + 1, e.field, table.value(i, e.field) or EMPTY, e.reason))
     return errors
 
 
@@ -168,10 +167,6 @@ def _number(text: str) -> float | int | str | None:
     """The cell as a number when it is one; otherwise the text, for the service to explain what is wrong."""
     if text == "":
         return None
-    try:
-        return int(text)
-    except ValueError:
-        pass
     try:
         value = float(text)
     except ValueError:

@@ -7,12 +7,11 @@ from collections.abc import Callable
 import streamlit as st
 
 from frontend.checks import Notice, bmi_imperial, bmi_metric, check_calculated_bmi, review
-from ml.schema import FEATURES, Feature, FeatureKind, feature
+from ml.schema import FEATURES, NO_YES, Feature, FeatureKind, feature
 
 #: Ordinal features with at most this many named levels are shown as a row of buttons, more as a drop-down.
 RADIO_MAX_OPTIONS = 5
 _BMI = feature("BMI")
-_YES_NO = {0: "No", 1: "Yes"}
 
 Answers = dict[str, float]
 
@@ -23,7 +22,7 @@ def answer_key(name: str) -> str:
 
 
 def is_yes_no(f: Feature) -> bool:
-    return f.kind is FeatureKind.BINARY and dict(f.labels) == _YES_NO
+    return f.kind is FeatureKind.BINARY and f.labels == NO_YES
 
 
 def reset_answers() -> None:

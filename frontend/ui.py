@@ -29,7 +29,7 @@ from frontend.client import ApiClient, ApiError, PredictionResult
 from frontend.form import Answers, render_form, reset_answers
 from frontend.result import render_prediction
 from frontend.settings import Settings
-from ml.schema import CLASSES, FEATURES, FEATURES_BY_NAME, FeatureKind
+from ml.schema import CLASSES, DEFAULT_RECORD, FEATURES, FEATURES_BY_NAME, Feature
 
 logger = logging.getLogger("frontend")
 
@@ -141,7 +141,7 @@ def _batch_tab(client: ApiClient, settings: Settings) -> None:
     )
     with st.expander("The 21 columns and their allowed values"):
         st.dataframe(_columns_help(), hide_index=True, width="stretch")
-    template = pd.DataFrame([{f.name: f.default for f in FEATURES}])
+    template = pd.DataFrame([dict(DEFAULT_RECORD)])
     _download_csv("Download an example file", template, "diabetes-screening-example.csv", key="batch_template")
     uploaded = st.file_uploader("CSV file", type=["csv"], key="batch_file")
     if uploaded is None:
@@ -244,18 +244,14 @@ def _service_status(client: ApiClient) -> None:
 
 
 def _columns_help() -> pd.DataFrame:
-    def allowed(name: str) -> str:
-        f = FEATURES_BY_NAME[name]
-        if f.labels:
-            return "; ".join(f"{code} = {label}" for code, label in f.labels.items())
-        unit = "days" if f.kind is FeatureKind.DAYS else ""
-        return f"{f.minimum} to {f.maximum} {unit}".strip()
+    def allowed(f: Feature) -> str:
+        return "; ".join(f.code_texts()) or f"{f.minimum} to {f.maximum} {f.unit}".strip()
 
     return pd.DataFrame(
         {
             "Column": [f.name for f in FEATURES],
             "Question": [f.question for f in FEATURES],
-            "Allowed values": [allowed(f.name) for f in FEATURES],
+            "Allowed values": [allowed(f) for f in FEATURES],
         }
     )
 

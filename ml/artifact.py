@@ -18,6 +18,7 @@ from typing import Any
 
 import lightgbm as lgb
 
+from ml.digest import file_sha256
 from ml.postprocess import Calibration, DecisionRule
 from ml.schema import CLASS_NAMES, FEATURE_NAMES, SCHEMA_VERSION, schema_dict
 
@@ -43,14 +44,6 @@ class LoadedArtifact:
     @property
     def version(self) -> str:
         return str(self.manifest["model_version"])
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def library_versions() -> dict[str, str]:
@@ -95,7 +88,8 @@ def save_artifact(
     booster.save_model(str(model_path), num_iteration=booster.best_iteration or None)
     for source in extra_files:
         (directory / source.name).write_bytes(source.read_bytes())
-    files = {p.name: sha256_file(p) for p in sorted(directory.iterdir()) if p.is_file()}
+    # Seal only what was written here: a file a user drops into the folder is neither adopted nor later deleted.
+    files = {name: file_sha256(directory / name) for name in sorted({MODEL_FILE, *(s.name for s in extra_files)})}
     created = datetime.now(UTC)
     manifest = {
         "format_version": FORMAT_VERSION,
@@ -136,8 +130,11 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
     return manifest
 
 
-def verify_manifest(manifest: dict[str, Any], directory: Path) -> None:
-    """Check compatibility with this code and the integrity of every file the manifest lists."""
+def verify_manifest(manifest: dict[str, Any], directory: Path) -> bytes:
+    """Check compatibility with this code and the integrity of every file the manifest lists.
+
+    Returns the verified bytes of the model file, so the loader parses exactly what was checked, read once.
+    """
     problems: list[str] = []
     if manifest.get("format_version") != FORMAT_VERSION:
         problems.append(f"format_version {manifest.get('format_version')!r}, this code reads {FORMAT_VERSION}")
@@ -155,30 +152,35 @@ def verify_manifest(manifest: dict[str, Any], directory: Path) -> None:
     files: dict[str, str] = manifest.get("files", {})
     if MODEL_FILE not in files:
         raise ArtifactError(f"manifest of {directory} does not list {MODEL_FILE}; the artifact is corrupt")
+    model = b""
     for name, expected in files.items():
         path = directory / name
         if Path(name).name != name:
             raise ArtifactError(f"manifest of {directory} lists a path outside the artifact: {name!r}")
         if not path.is_file():
             raise ArtifactError(f"{path} is listed in the manifest but missing; copy the whole artifact directory")
-        actual = sha256_file(path)
+        content = path.read_bytes()
+        actual = hashlib.sha256(content).hexdigest()
+        if name == MODEL_FILE:
+            model = content
         if actual != expected:
             raise ArtifactError(
                 f"{path} has sha256 {actual[:12]}..., the manifest says {expected[:12]}...: the file was modified "
                 "after training; refusing to load it. Restore the original or retrain."
             )
+    return model
 
 
 def load_artifact(directory: str | Path) -> LoadedArtifact:
     """Verify, then load; every failure is an ArtifactError with the reason."""
     directory = Path(directory)
     manifest = _read_manifest(directory)
-    verify_manifest(manifest, directory)
+    model = verify_manifest(manifest, directory)
     try:
-        booster = lgb.Booster(model_file=str(directory / MODEL_FILE))
+        booster = lgb.Booster(model_str=model.decode("utf-8"))
         calibration = Calibration.from_dict(manifest["calibration"])
         rule = DecisionRule.from_dict(manifest["decision_rule"])
-    except (lgb.basic.LightGBMError, KeyError, TypeError, ValueError) as exc:
+    except (lgb.basic.LightGBMError, KeyError, TypeError, ValueError) as exc:  # ValueError covers bad UTF-8
         raise ArtifactError(f"cannot load the model in {directory}: {exc}") from None
     if booster.num_feature() != len(FEATURE_NAMES):
         raise ArtifactError(

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from ml.digest import file_sha256
 from ml.schema import BINARY_TARGET, CLASSES, COLUMNS, FEATURE_NAMES, FEATURES, REAL_DATA_FILE, TARGET
 
 TargetMode = Literal["required", "optional", "ignore"]
@@ -267,22 +268,16 @@ def features_matrix(df: pd.DataFrame) -> np.ndarray:
     return np.ascontiguousarray(df[list(FEATURE_NAMES)].to_numpy(dtype=np.float64))
 
 
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes (recorded in manifests and MLflow runs)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def synthetic_sidecar(path: str | Path) -> Path:
     """Where ``ml.synthetic`` records that a data file is synthetic."""
     return Path(f"{path}{SYNTHETIC_SUFFIX}")
 
 
-def is_synthetic(path: str | Path) -> bool:
-    """Whether ``path`` was written by ``ml.synthetic`` (its sidecar exists and matches the file's hash)."""
+def is_synthetic(path: str | Path, sha256: str | None = None) -> bool:
+    """Whether ``path`` was written by ``ml.synthetic`` (its sidecar exists and matches the file's hash).
+
+    ``sha256``: the file's hash when the caller already has it, so a large file is not read twice.
+    """
     import json
 
     sidecar = synthetic_sidecar(path)
@@ -295,7 +290,7 @@ def is_synthetic(path: str | Path) -> bool:
     if not isinstance(meta, dict) or meta.get("synthetic") is not True or meta.get("generator") != "ml.synthetic":
         return False
     recorded = meta.get("sha256")
-    return recorded is None or recorded == file_sha256(path)
+    return recorded is None or recorded == (sha256 or file_sha256(path))
 
 
 # -------------------------------------------------------------------------------------------- duplicates
@@ -332,7 +327,7 @@ def duplicate_report(df: pd.DataFrame) -> DuplicateReport:
 
 def feature_groups(df: pd.DataFrame) -> np.ndarray:
     """int64 group id per row; rows with identical feature vectors share an id (ids follow sorted vectors)."""
-    features_matrix(df[list(FEATURE_NAMES)].iloc[:0])  # same clear error when columns are missing
+    features_matrix(df.iloc[:0])  # the same clear error when columns are missing
     ids = df.groupby(list(FEATURE_NAMES), sort=True, dropna=False).ngroup()
     return ids.to_numpy(dtype=np.int64)
 

@@ -19,7 +19,8 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from ml.data import DataValidationError, file_sha256, read_csv
+from ml.data import DataValidationError, read_csv
+from ml.digest import file_sha256
 from ml.schema import CLASSES, REAL_DATA_FILE, TARGET
 
 KAGGLE_DATASET = "alexteboul/diabetes-health-indicators-dataset"

@@ -86,15 +86,7 @@ def subgroup_table(features: pd.DataFrame, y_true: np.ndarray, y_pred: np.ndarra
     return pd.DataFrame(rows)
 
 
-_SUBGROUP_COLUMNS = (
-    "weighted_f1",
-    "macro_f1",
-    "macro_roc_auc",
-    "recall_healthy",
-    "recall_prediabetic",
-    "recall_diabetic",
-    "ece",
-)
+_SUBGROUP_COLUMNS = ("weighted_f1", "macro_f1", "macro_roc_auc", *(f"recall_{c.name}" for c in CLASSES), "ece")
 
 
 def confusion_matrices(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -118,11 +110,10 @@ def plot_confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, path: Path, ti
         "Row-normalised (recall on the diagonal)": (normalised, "{:.1%}"),
     }
     for ax, (name, (matrix, fmt)) in zip(axes, panels.items(), strict=True):
-        shade = normalised
-        ax.imshow(shade, cmap="Blues", vmin=0, vmax=1)
+        ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)  # both panels shaded by recall
         for i in range(N_CLASSES):
             for j in range(N_CLASSES):
-                colour = "white" if shade[i, j] > 0.5 else "black"
+                colour = "white" if normalised[i, j] > 0.5 else "black"
                 ax.text(j, i, fmt.format(matrix[i, j]), ha="center", va="center", color=colour)
         ax.set_xticks(LABELS, names)
         ax.set_yticks(LABELS, names)

@@ -12,7 +12,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from ml.predict import Predictor
+from ml.predict import PREDICTION_COLUMNS, Predictor
 from ml.schema import FEATURE_NAMES
 
 
@@ -26,13 +26,9 @@ class DiabetesStatusModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-
             raise ValueError(f"missing feature columns: {', '.join(missing)}")
         rows = model_input[list(FEATURE_NAMES)].to_numpy(dtype=np.float64)
         proba = self._predictor.predict_proba(rows)
+        prediction, *proba_columns = PREDICTION_COLUMNS
         return pd.DataFrame(
-            {
-                "prediction": self._predictor.decide(proba),
-                "proba_0": proba[:, 0],
-                "proba_1": proba[:, 1],
-                "proba_2": proba[:, 2],
-            }
+            {prediction: self._predictor.decide(proba), **{name: proba[:, k] for k, name in enumerate(proba_columns)}}
         )
 
 

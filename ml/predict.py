@@ -27,6 +27,9 @@ from lightgbm.libpath import _LIB
 from ml.artifact import MANIFEST_FILE, ArtifactError, LoadedArtifact, load_artifact
 from ml.schema import CLASSES, FEATURES, N_CLASSES
 
+#: Columns of `python -m ml.predict` output and of the MLflow pyfunc's answer.
+PREDICTION_COLUMNS = ("prediction", *(f"proba_{c.id}" for c in CLASSES))
+
 logger = logging.getLogger(__name__)
 
 
@@ -119,13 +122,11 @@ class Predictor:
     def load(cls, uri: str | Path) -> Predictor:
         """Load from a local directory, `s3://bucket/prefix` or `models:/name@alias` (MLflow registry)."""
         text = str(uri)
-        if text.startswith("s3://"):
-            with tempfile.TemporaryDirectory(prefix="model-") as tmp:
-                return cls(load_artifact(_download_s3(text, Path(tmp))))
-        if text.startswith(("models:/", "runs:/")):
-            with tempfile.TemporaryDirectory(prefix="model-") as tmp:
-                return cls(load_artifact(_download_mlflow(text, Path(tmp))))
-        return cls(load_artifact(Path(text)))
+        if not text.startswith(("s3://", "models:/", "runs:/")):
+            return cls(load_artifact(Path(text)))
+        download = _download_s3 if text.startswith("s3://") else _download_mlflow
+        with tempfile.TemporaryDirectory(prefix="model-") as tmp:  # the booster is in memory once loaded
+            return cls(load_artifact(download(text, Path(tmp))))
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -276,7 +277,7 @@ def _parser() -> argparse.ArgumentParser:
         "--output",
         required=True,
         type=Path,
-        help="where to write prediction,proba_0,proba_1,proba_2 (one row per input row, input order)",
+        help=f"where to write {','.join(PREDICTION_COLUMNS)} (one row per input row, input order)",
     )
     return parser
 
@@ -295,9 +296,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     classes = predictor.decide(proba)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     with args.output.open("w") as out:
-        out.write("prediction,proba_0,proba_1,proba_2\n")
+        out.write(",".join(PREDICTION_COLUMNS) + "\n")
         for k, p in zip(classes, proba, strict=True):
-            out.write(f"{k},{p[0]:.6f},{p[1]:.6f},{p[2]:.6f}\n")
+            out.write(f"{k}," + ",".join(f"{v:.6f}" for v in p) + "\n")
     print(f"wrote {len(classes)} predictions to {args.output} (model {predictor.version})")
     return 0
 

@@ -46,6 +46,18 @@ class Feature:
         """Whether only whole numbers are valid (every kind but continuous)."""
         return self.kind is not FeatureKind.CONTINUOUS
 
+    @property
+    def unit(self) -> str:
+        """Unit of a value in the range: "days" for a count of days, "" otherwise (BMI has none)."""
+        return "days" if self.kind is FeatureKind.DAYS else ""
+
+    def code_texts(self) -> tuple[str, ...]:
+        """Each named code as "1 = Excellent", in code order; empty for a feature without named codes.
+
+        With `unit` and the range, the facts every "allowed values" text is worded from.
+        """
+        return tuple(f"{code} = {label}" for code, label in self.labels.items())
+
     def label(self, value: float) -> str:
         """Human label of a value (the code's name, or the number itself)."""
         if self.labels and float(value).is_integer() and int(value) in self.labels:
@@ -79,11 +91,12 @@ def _codes(*names: str, start: int = 1) -> Mapping[int, str]:
     return MappingProxyType({start + i: name for i, name in enumerate(names)})
 
 
-_NO_YES = _codes("No", "Yes", start=0)
+#: Codes of the yes/no questions (every binary feature but Sex).
+NO_YES = _codes("No", "Yes", start=0)
 
 
 def _binary(name: str, description: str, question: str, default: int = 0) -> Feature:
-    return Feature(name, FeatureKind.BINARY, 0, 1, description, question, default, _NO_YES)
+    return Feature(name, FeatureKind.BINARY, 0, 1, description, question, default, NO_YES)
 
 
 AGE_BANDS = _codes(
@@ -262,6 +275,8 @@ FEATURES: tuple[Feature, ...] = (
 
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 FEATURES_BY_NAME: Mapping[str, Feature] = MappingProxyType({f.name: f for f in FEATURES})
+#: A record with every feature at its default (read-only; copy it with `dict(...)` or `{**DEFAULT_RECORD, ...}`).
+DEFAULT_RECORD: Mapping[str, int] = MappingProxyType({f.name: f.default for f in FEATURES})
 #: Column order of the Kaggle 3-class file.
 COLUMNS: tuple[str, ...] = (TARGET, *FEATURE_NAMES)
 

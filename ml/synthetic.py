@@ -23,7 +23,8 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
-from ml.data import file_sha256, synthetic_sidecar
+from ml.data import synthetic_sidecar
+from ml.digest import file_sha256
 from ml.schema import COLUMNS, FEATURES_BY_NAME, TARGET
 
 #: Class shares of the real 3-class file (no diabetes, pre-diabetes, diabetes).

@@ -25,13 +25,14 @@ import pandas as pd
 from ml.artifact import DEFAULT_MODEL_DIR, ArtifactError, save_artifact
 from ml.data import (
     DataValidationError,
+    Split,
     duplicate_report,
     features_matrix,
-    file_sha256,
     grouped_split,
     is_synthetic,
     read_csv,
 )
+from ml.digest import file_sha256
 from ml.evaluate import classification_metrics, plot_confusion_matrix, subgroup_table
 from ml.postprocess import Calibration, DecisionRule
 from ml.schema import CLASSES, N_CLASSES, TARGET
@@ -93,16 +94,64 @@ class Candidate:
 
 @dataclass
 class TrainingResult:
+    """The written artifact's manifest (the record of the run) plus what only the caller needs in memory."""
+
     artifact_dir: Path
     manifest: dict[str, Any]
-    test_metrics: dict[str, float]
-    candidates: dict[str, dict[str, float]]
     subgroups: pd.DataFrame
-    config: TrainingConfig
-    seconds: float
-    synthetic: bool
     test_features: np.ndarray = field(repr=False)
     test_labels: np.ndarray = field(repr=False)
+
+    @property
+    def test_metrics(self) -> dict[str, float]:
+        metrics: dict[str, float] = self.manifest["metrics"]["test"]
+        return metrics
+
+    @property
+    def candidates(self) -> dict[str, dict[str, float]]:
+        compared: dict[str, dict[str, float]] = self.manifest["imbalance_strategy"]["compared"]
+        return compared
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self.manifest["data"]["synthetic"])
+
+    @property
+    def seconds(self) -> float:
+        return float(self.manifest["training"]["seconds"])
+
+
+@dataclass(frozen=True)
+class Folds:
+    """The disjoint row sets of one run: fit (boosting), validation (every choice) and test (reporting only)."""
+
+    x_fit: np.ndarray
+    y_fit: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    outer: Split
+    inner: Split
+
+
+def split_folds(frame: pd.DataFrame, config: TrainingConfig) -> Folds:
+    """The grouped test split, then the grouped validation fold inside the training part (seed + 1)."""
+    x_all, y_all = features_matrix(frame), frame[TARGET].to_numpy(dtype=np.int64)
+    outer = grouped_split(frame, test_fraction=config.test_fraction, seed=config.seed)
+    train_frame = frame.iloc[outer.train].reset_index(drop=True)
+    inner = grouped_split(train_frame, test_fraction=config.validation_fraction, seed=config.seed + 1)
+    x_train, y_train = x_all[outer.train], y_all[outer.train]
+    return Folds(
+        x_train[inner.train],
+        y_train[inner.train],
+        x_train[inner.test],
+        y_train[inner.test],
+        x_all[outer.test],
+        y_all[outer.test],
+        outer,
+        inner,
+    )
 
 
 def _class_weights(y: np.ndarray, weighting: str) -> np.ndarray | None:
@@ -165,18 +214,13 @@ def train(data_path: Path, output_dir: Path, config: TrainingConfig | None = Non
     config = config or TrainingConfig()
     started = time.perf_counter()
     frame = read_csv(data_path, target="required")
-    synthetic = is_synthetic(data_path)
     data_sha = file_sha256(data_path)
+    synthetic = is_synthetic(data_path, data_sha)
     duplicates = duplicate_report(frame)
-    x_all, y_all = features_matrix(frame), frame[TARGET].to_numpy(dtype=np.int64)
-
-    outer = grouped_split(frame, test_fraction=config.test_fraction, seed=config.seed)
-    train_frame = frame.iloc[outer.train].reset_index(drop=True)
-    inner = grouped_split(train_frame, test_fraction=config.validation_fraction, seed=config.seed + 1)
-    x_train, y_train = x_all[outer.train], y_all[outer.train]
-    x_fit, y_fit = x_train[inner.train], y_train[inner.train]
-    x_val, y_val = x_train[inner.test], y_train[inner.test]
-    x_test, y_test = x_all[outer.test], y_all[outer.test]
+    folds = split_folds(frame, config)
+    outer, inner = folds.outer, folds.inner
+    x_fit, y_fit, x_val, y_val = folds.x_fit, folds.y_fit, folds.x_val, folds.y_val
+    x_test, y_test = folds.x_test, folds.y_test
 
     candidates = _candidates(config, x_fit, y_fit, x_val, y_val)
     best = max(candidates, key=lambda c: (round(c.validation["weighted_f1"], 6), c.validation["macro_roc_auc"]))
@@ -233,24 +277,13 @@ def train(data_path: Path, output_dir: Path, config: TrainingConfig | None = Non
                     "rows": len(frame),
                     "synthetic": synthetic,
                     "duplicates": duplicates.to_dict(),
-                    "class_counts": {c.name: int((y_all == c.id).sum()) for c in CLASSES},
+                    "class_counts": {c.name: int((frame[TARGET] == c.id).sum()) for c in CLASSES},
                 },
                 "split": {"test": outer.protocol, "validation": inner.protocol},
             },
             extra_files=(png, csv),
         )
-    return TrainingResult(
-        output_dir,
-        manifest,
-        test_metrics,
-        candidate_report,
-        subgroups,
-        config,
-        seconds,
-        synthetic,
-        x_test,
-        y_test,
-    )
+    return TrainingResult(output_dir, manifest, subgroups, x_test, y_test)
 
 
 def format_report(result: TrainingResult) -> str:

@@ -22,13 +22,17 @@ def fit_calibration(raw: np.ndarray, y: np.ndarray) -> Calibration:
     return Calibration(float(np.exp(result.x[0])), tuple(float(b) for b in bias))
 
 
-def weighted_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Support-weighted F1 from a confusion matrix (fast enough to call thousands of times)."""
+def per_class_f1(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """F1 and support of each class from a confusion matrix (fast enough to call thousands of times)."""
     cm = np.bincount(y_true * N_CLASSES + y_pred, minlength=N_CLASSES**2).reshape(N_CLASSES, N_CLASSES)
     tp = np.diag(cm).astype(float)
     denom = cm.sum(axis=0) + cm.sum(axis=1)
-    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-    support = cm.sum(axis=1)
+    return np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0), cm.sum(axis=1)
+
+
+def weighted_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Support-weighted F1, the metric the decision rule is tuned for."""
+    f1, support = per_class_f1(y_true, y_pred)
     return float((f1 * support).sum() / support.sum())
 
 
@@ -39,9 +43,8 @@ def tune_decision_rule(proba: np.ndarray, y: np.ndarray) -> tuple[DecisionRule, 
     plain argmax, so the rule only moves away from it when the validation fold says it pays.
     """
     best = (weighted_f1(y, proba.argmax(axis=1)), 0.0, (1.0, 1.0))
-    grids = [(np.geomspace(0.5, 16, 41), np.geomspace(0.5, 8, 41))]
-    for stage in range(2):
-        w1_grid, w2_grid = grids[stage]
+    w1_grid, w2_grid = np.geomspace(0.5, 16, 41), np.geomspace(0.5, 8, 41)
+    for _ in range(2):
         for w1 in w1_grid:
             for w2 in w2_grid:
                 score = weighted_f1(y, np.argmax(proba * np.array([1.0, w1, w2]), axis=1))
@@ -49,6 +52,6 @@ def tune_decision_rule(proba: np.ndarray, y: np.ndarray) -> tuple[DecisionRule, 
                 if score > best[0] + 1e-12 or (abs(score - best[0]) <= 1e-12 and distance < best[1]):
                     best = (score, distance, (float(w1), float(w2)))
         w1, w2 = best[2]
-        grids.append((w1 * np.geomspace(0.85, 1.18, 15), w2 * np.geomspace(0.85, 1.18, 15)))
-    w1, w2 = best[2]
-    return DecisionRule((1.0, round(w1, 4), round(w2, 4))), best[0]
+        w1_grid, w2_grid = w1 * np.geomspace(0.85, 1.18, 15), w2 * np.geomspace(0.85, 1.18, 15)
+    rule = DecisionRule((1.0, round(best[2][0], 4), round(best[2][1], 4)))
+    return rule, weighted_f1(y, rule.decide(proba))  # the score of the rule as stored (rounded weights)

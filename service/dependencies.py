@@ -31,19 +31,22 @@ async def _metrics(request: Request) -> Metrics:
     return metrics
 
 
-def not_ready(state: ModelState) -> ApiError:
-    """503 naming why the model cannot answer; clients should retry while it is still loading."""
-    headers = {"Retry-After": "5"} if state.status is ModelStatus.LOADING else None
-    code = "model_loading" if state.status is ModelStatus.LOADING else "model_unavailable"
+def ready_predictor(state: ModelState) -> Predictor:
+    """The loaded predictor, or a 503 naming why the model cannot answer; clients should retry while it loads.
+
+    A plain function, not only a dependency: the /predict hot path calls it directly, without `Depends`.
+    """
+    if state.predictor is not None:
+        return state.predictor
+    loading = state.status is ModelStatus.LOADING
+    headers = {"Retry-After": "5"} if loading else None
+    code = "model_loading" if loading else "model_unavailable"
     reason = f"The model is not ready: {state.reason}"
-    return ApiError(503, code, reason, (Problem("model", state.reason),), headers)
+    raise ApiError(503, code, reason, (Problem("model", state.reason),), headers)
 
 
 async def _predictor(request: Request) -> Predictor:
-    state: ModelState = request.app.state.model
-    if state.predictor is None:
-        raise not_ready(state)
-    return state.predictor
+    return ready_predictor(request.app.state.model)
 
 
 ModelStateDep = Annotated[ModelState, Depends(_model_state)]

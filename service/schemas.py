@@ -13,20 +13,16 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 from pydantic_core import PydanticCustomError
 
-from ml.schema import CLASSES, FEATURES, N_CLASSES, Feature
+from ml.schema import CLASSES, DEFAULT_RECORD, FEATURES, N_CLASSES, Feature
 
 #: Error type of a near-integer in a whole-number field; its context lists the fields.
 WHOLE_NUMBER_ERROR = "whole_number"
-#: A record with every feature at its schema default: the OpenAPI example and a handy test fixture.
-EXAMPLE_RECORD: dict[str, int] = {f.name: f.default for f in FEATURES}
 
 
 def _codes_text(feature: Feature) -> str:
-    if not feature.labels:
-        unit = "days" if feature.kind.value == "days" else "value"
-        return f"Allowed: {feature.minimum} to {feature.maximum} ({unit})."
-    codes = ", ".join(f"{code} = {label}" for code, label in feature.labels.items())
-    return f"Codes: {codes}."
+    if codes := feature.code_texts():
+        return f"Codes: {', '.join(codes)}."
+    return f"Allowed: {feature.minimum} to {feature.maximum} ({feature.unit or 'value'})."
 
 
 def _as_integer(schema: dict[str, Any]) -> None:
@@ -77,7 +73,7 @@ def _exactly_whole(record: BaseModel) -> BaseModel:
 
 _record_fields: dict[str, Any] = {f.name: (_field(f), ...) for f in FEATURES}
 _record_validators: dict[str, Any] = {"exactly_whole": model_validator(mode="after")(_exactly_whole)}
-_record_examples: dict[str, Any] = {"examples": [EXAMPLE_RECORD]}
+_record_examples: dict[str, Any] = {"examples": [dict(DEFAULT_RECORD)]}
 PatientRecord: type[BaseModel] = create_model(
     "PatientRecord",
     __config__=ConfigDict(extra="forbid", frozen=True, title="PatientRecord", json_schema_extra=_record_examples),
@@ -89,7 +85,7 @@ PatientRecord: type[BaseModel] = create_model(
 
 def batch_request_model(limit: int) -> type[BaseModel]:
     """The /predict/batch body; the record limit is a setting, so the model is made per app."""
-    examples: dict[str, Any] = {"examples": [{"records": [EXAMPLE_RECORD, {**EXAMPLE_RECORD, "BMI": 31.5}]}]}
+    examples: dict[str, Any] = {"examples": [{"records": [dict(DEFAULT_RECORD), {**DEFAULT_RECORD, "BMI": 31.5}]}]}
     fields: dict[str, Any] = {
         "records": (Annotated[list[PatientRecord], Field(min_length=1, max_length=limit)], ...)  # type: ignore[valid-type]
     }

@@ -13,6 +13,11 @@ from typing import Any
 
 import pulumi_aws as aws
 
+from stacks.config import S3Location
+
+#: What pulling an image needs on the repository itself (ecr:GetAuthorizationToken is account-wide).
+ECR_PULL_ACTIONS = ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
+
 
 @dataclass(frozen=True)
 class AwsContext:
@@ -55,6 +60,32 @@ def statement(
 def policy_json(statements: Sequence[Mapping[str, Any]]) -> str:
     """An IAM policy document as JSON."""
     return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def ecr_pull_statements(repository_arns: Sequence[str]) -> list[dict[str, Any]]:
+    """Log in to ECR and pull images from the given repositories only."""
+    return [
+        # GetAuthorizationToken has no resource-level permissions: AWS only accepts "*" here.
+        statement(["ecr:GetAuthorizationToken"], "*", sid="EcrLogin"),
+        statement(ECR_PULL_ACTIONS, list(repository_arns), sid="EcrPull"),
+    ]
+
+
+def model_read_policy(location: S3Location, ctx: AwsContext) -> str:
+    """Read exactly one model prefix: GetObject below it, ListBucket restricted to it."""
+    prefix = location.prefix.rstrip("/")
+    bucket = ctx.arn("s3", location.bucket, region=False, account=False)
+    return policy_json(
+        [
+            statement(["s3:GetObject"], f"{bucket}/{prefix}/*", sid="ReadModel"),
+            statement(
+                ["s3:ListBucket"],
+                bucket,
+                condition={"StringLike": {"s3:prefix": [prefix, f"{prefix}/*"]}},
+                sid="ListModel",
+            ),
+        ]
+    )
 
 
 def service_trust_policy(service: str, ctx: AwsContext, source_arn: str | None = None) -> str:

@@ -126,6 +126,11 @@ def promote_image(ecr: ECRClient, repository: str, source_tag: str, target_tag: 
     return Promotion(repository, digest, target_tag, created=True)
 
 
+def _primary(service: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The service's PRIMARY deployment (the one being rolled out), if it has one."""
+    return next((d for d in service.get("deployments", []) if d.get("status") == "PRIMARY"), None)
+
+
 def ecs_service_problems(service: Mapping[str, Any], min_count: int) -> list[str]:
     """Why an ECS service (a describe_services entry) is not yet a healthy, finished rollout; [] if it is."""
     name = service.get("serviceName", "?")
@@ -138,7 +143,7 @@ def ecs_service_problems(service: Mapping[str, Any], min_count: int) -> list[str
     if running != desired:
         problems.append(f"service {name} runs {running} of {desired} desired task(s)")
     deployments = service.get("deployments", [])
-    primary = next((d for d in deployments if d.get("status") == "PRIMARY"), None)
+    primary = _primary(service)
     if primary is None:
         problems.append(f"service {name} has no PRIMARY deployment")
     elif primary.get("rolloutState") != "COMPLETED":
@@ -151,9 +156,8 @@ def ecs_service_problems(service: Mapping[str, Any], min_count: int) -> list[str
 
 def rollout_failed(service: Mapping[str, Any]) -> bool:
     """True when the circuit breaker has given up: waiting longer cannot help."""
-    return any(
-        d.get("status") == "PRIMARY" and d.get("rolloutState") == "FAILED" for d in service.get("deployments", [])
-    )
+    primary = _primary(service)
+    return primary is not None and primary.get("rolloutState") == "FAILED"
 
 
 def target_health_problems(
@@ -197,10 +201,10 @@ def check_ecs(
         )
     service: Mapping[str, Any] = services[0]
     if rollout_failed(service):
-        primary = next(d for d in service["deployments"] if d.get("status") == "PRIMARY")
+        reason = (_primary(service) or {}).get("rolloutStateReason", "no reason given")
         raise OpsError(
             f"deployment of {service_name} FAILED and was rolled back by the circuit breaker: "
-            f"{primary.get('rolloutStateReason', 'no reason given')}; see the service events and task logs"
+            f"{reason}; see the service events and task logs"
         )
     problems = ecs_service_problems(service, min_count)
     if image_tag:
@@ -216,7 +220,7 @@ def check_ecs(
 
 def image_problems(ecs: ECSClient, service: Mapping[str, Any], image_tag: str) -> list[str]:
     """Whether the primary deployment runs `image_tag` (so a verified rollout is the one CI just started)."""
-    primary = next((d for d in service.get("deployments", []) if d.get("status") == "PRIMARY"), None)
+    primary = _primary(service)
     definition = primary["taskDefinition"] if primary else service.get("taskDefinition")
     if not definition:
         return [f"service {service.get('serviceName')} has no task definition"]

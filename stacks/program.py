@@ -20,10 +20,8 @@ from stacks.shared import Shared
 
 @dataclass
 class Deployment:
-    """What the program created (for tests and exports)."""
+    """The platforms the program created (for tests)."""
 
-    registry: Registry
-    network: Network
     ecs: EcsPlatform | None
     eks: EksPlatform | None
 
@@ -54,4 +52,4 @@ def build(settings: StackSettings) -> Deployment:
         pulumi.export("eksFargateProfiles", eks.fargate_profiles)
         pulumi.export("eksIngressHostname", eks.ingress_hostname)
         pulumi.export("kubeconfig", pulumi.Output.secret(eks.kubeconfig))
-    return Deployment(registry=registry, network=network, ecs=ecs, eks=eks)
+    return Deployment(ecs=ecs, eks=eks)

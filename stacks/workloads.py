@@ -1,12 +1,13 @@
 """What runs, independent of where: the API and the optional UI, with their ports, probes and environment.
 
-ECS task definitions and Kubernetes Deployments are both generated from these specs, so the two platforms
-cannot drift apart on a port, a health path or an environment variable.
+ECS task definitions and Kubernetes Deployments are both generated from these specs, and both load balancers
+(the ECS ALB and the EKS Ingress) share the settings below, so the two platforms cannot drift apart on a port, a
+health path, an environment variable, a TLS policy or a timeout.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from stacks.config import ServiceSize, StackSettings
@@ -18,6 +19,14 @@ TMP_PATH = "/tmp"  # noqa: S108 - a dedicated, per-task volume, not the host's /
 
 #: API routes the load balancer sends to the API when the UI owns `/` (ALB rules take at most 5 values each).
 API_PUBLIC_PATHS = ("/predict", "/predict/*", "/health", "/ready", "/model", "/docs", "/openapi.json")
+
+#: Load balancer TLS policy: TLS 1.3 with a TLS 1.2 fallback, forward secrecy only.
+SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+#: Streamlit keeps one websocket per browser session open; the ALB must not cut it after the default 60 s.
+UI_IDLE_TIMEOUT = 3600
+API_IDLE_TIMEOUT = 60
+#: How long the load balancer's cookie keeps a browser on one UI task (sticky workloads only).
+STICKY_SESSION_SECONDS = 86400
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,11 @@ def stack_workloads(settings: StackSettings, api_url: Callable[[Workload], str])
     """The API, plus the UI when enabled; `api_url` says how the UI reaches the API on that platform."""
     api = api_workload(settings)
     return [api, ui_workload(settings, api_url(api))] if settings.ui.enabled else [api]
+
+
+def by_name(workloads: Sequence[Workload]) -> dict[str, Workload]:
+    """The workloads keyed by name (`api`, and `ui` when enabled), so no caller relies on their order."""
+    return {workload.name: workload for workload in workloads}
 
 
 def health_command(port: int, path: str) -> list[str]:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.servers import free_port as _find_free_port
+from tests.servers import running_server
+
+#: Tasks never run on moto; this makes its ECS services report this many running tasks.
+MOTO_RUNNING_TASKS = 2
 
 
 @pytest.fixture
@@ -26,3 +32,16 @@ def trained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = write_synthetic(folder / "synthetic.csv.gz", 4_000, seed=3)
     train(data, folder / "model", TrainingConfig(max_rounds=300))
     return folder / "model"
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real moto server on 127.0.0.1 (ECR, ECS, ELBv2, EKS, S3), one for the whole session and every package."""
+    port = _find_free_port()
+    executable = Path(sys.executable).parent / "moto_server"
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    env = {**os.environ, "MOTO_ECS_SERVICE_RUNNING": str(MOTO_RUNNING_TASKS)}
+    endpoint = f"http://127.0.0.1:{port}"
+    command = [str(executable), "-H", "127.0.0.1", "-p", str(port)]
+    with running_server(command, f"{endpoint}/moto-api/", log, env=env, timeout=30):
+        yield endpoint

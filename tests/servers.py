@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+
+#: The repository root: where servers run from, so `service.api:app` and `frontend/app.py` resolve.
+ROOT = Path(__file__).resolve().parents[1]
+#: The service's ASGI app, as `uvicorn` is told to load it.
+SERVICE_APP = "service.api:app"
 
 
 def free_port() -> int:
@@ -50,3 +56,13 @@ def running_server(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def uvicorn_command(
+    app: str, port: int, *, python: str | Path = sys.executable, app_dir: Path | None = None
+) -> list[str]:
+    """`python -m uvicorn app` on 127.0.0.1:port, as the README runs the service."""
+    command = [str(python), "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
+    if app_dir is not None:
+        command += ["--app-dir", str(app_dir)]
+    return command

@@ -61,13 +61,12 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> s
 
 
 def features_table() -> str:
-    from ml.schema import FEATURES, FeatureKind
+    from ml.schema import FEATURES
 
     def values(f: Any) -> str:
         if f.labels:
-            return "; ".join(f"{code} = {label}" for code, label in f.labels.items())
-        unit = " days" if f.kind is FeatureKind.DAYS else " (decimals allowed)"
-        return f"{f.minimum} to {f.maximum}{unit}"
+            return "; ".join(f.code_texts())
+        return f"{f.minimum} to {f.maximum} {f.unit or '(decimals allowed)'}"
 
     rows = [(f"`{f.name}`", f.description, f.kind.value, values(f), f.label(f.default)) for f in FEATURES]
     return markdown_table(("Column", "Meaning", "Kind", "Values", "Form default"), rows)
@@ -99,9 +98,9 @@ def subgroups_table() -> str:
 
 def example_record() -> str:
     """The API's example body (every feature at its schema default), as a JSON code block."""
-    from ml.schema import FEATURES
+    from ml.schema import DEFAULT_RECORD
 
-    body = json.dumps({f.name: f.default for f in FEATURES}, indent=2)
+    body = json.dumps(dict(DEFAULT_RECORD), indent=2)
     return f"```json\n{body}\n```\n"
 
 
@@ -149,13 +148,15 @@ def substitutions(data: Mapping[str, Any]) -> dict[str, str]:
     subs["real_rule_weights"] = " / ".join(f"{w:g}" for w in data["chosen"]["decision_rule_weights"])
     subs["real_training_seconds"] = data["chosen"]["training_seconds"]
     subs["real_measured"] = data["measured"]
-    subs["real_command"] = data["command"]
     for name, scores in data["per_class"].items():
         for metric, value in scores.items():
             subs[f"real_{metric}_{name}"] = _f(value, 3) if isinstance(value, float) else f"{value:,}"
-    for name, count in data["data"]["class_counts"].items():
+    counts = data["data"]["class_counts"]
+    for name, count in counts.items():
         subs[f"real_count_{name}"] = f"{count:,}"
         subs[f"real_share_{name}"] = f"{100 * count / data['data']['rows']:.1f}%"
+        # the sqrt-balanced training weight sqrt(n / (3 * n_class)); ml.train uses its fit fold's counts (same to 2 digits)
+        subs[f"real_class_weight_{name}"] = f"{(data['data']['rows'] / (len(counts) * count)) ** 0.5:.2g}"
     for name, count in data["data"]["duplicates"].items():
         subs[f"real_dup_{name}"] = f"{count:,}"
     rule = data["macro_f1_rule"]
@@ -165,7 +166,7 @@ def substitutions(data: Mapping[str, Any]) -> dict[str, str]:
             subs[f"real_macro_rule_{metric}"] = _f(value, 3)
     subs["real_elevated_auc"] = _f(data["elevated_risk_roc_auc"], 3)
     spread = data["split_spread"]
-    subs["real_spread_splits"] = str(len(spread["seeds"]))
+    subs["real_spread_splits"] = str(len(spread["per_seed"]))
     for metric, summary in spread["summary"].items():
         for stat, value in summary.items():
             subs[f"real_spread_{metric}_{stat}"] = _f(value)

@@ -2,7 +2,7 @@
 
     uv run python -m ml.train --data data/diabetes_012_health_indicators_BRFSS2015.csv --output artifacts/model
     uv run python docs/_ext/real_metrics.py --data data/diabetes_012_health_indicators_BRFSS2015.csv \\
-        --model artifacts/model --training-seconds "37-45 s"
+        --model artifacts/model --training-seconds "22-45 s"
     uv run python tests/benchmarks/model_quality.py --repeat-seeds 1 2 3 4 5 6 7 8 > quality.json
     uv run python docs/_ext/real_metrics.py ... --spread quality.json
 
@@ -32,13 +32,13 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from ml.data import duplicate_report, features_matrix, grouped_split, is_synthetic, read_csv  # noqa: E402
+from ml.data import duplicate_report, is_synthetic, read_csv  # noqa: E402
 from ml.evaluate import classification_metrics  # noqa: E402
 from ml.postprocess import DecisionRule  # noqa: E402
 from ml.predict import Predictor  # noqa: E402
 from ml.schema import CLASSES, N_CLASSES, TARGET  # noqa: E402
-from ml.train import SUBGROUPS_CSV  # noqa: E402
-from ml.tuning import tune_decision_rule  # noqa: E402
+from ml.train import SUBGROUPS_CSV, TrainingConfig, split_folds  # noqa: E402
+from ml.tuning import per_class_f1, tune_decision_rule  # noqa: E402
 
 DEFAULT_OUTPUT = ROOT / "docs" / "_data" / "real_metrics.json"
 _CANDIDATES = {
@@ -58,11 +58,8 @@ def _r(value: float) -> float:
 
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Unweighted mean of the per-class F1 scores, from the confusion matrix (fast enough for a grid search)."""
-    cm = np.bincount(y_true * N_CLASSES + y_pred, minlength=N_CLASSES**2).reshape(N_CLASSES, N_CLASSES)
-    tp = np.diag(cm).astype(float)
-    denom = cm.sum(axis=0) + cm.sum(axis=1)
-    return float(np.mean(np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)))
+    """Unweighted mean of the per-class F1 scores (fast enough for a grid search)."""
+    return float(per_class_f1(y_true, y_pred)[0].mean())
 
 
 def tune_macro_rule(proba: np.ndarray, y: np.ndarray) -> DecisionRule:
@@ -124,19 +121,12 @@ def measure(data: Path, model: Path, previous: dict[str, Any]) -> dict[str, Any]
     predictor = Predictor.load(model)
     manifest = predictor.manifest
     frame = read_csv(data)
-    config = manifest["training"]["config"]
-    x, y = features_matrix(frame), frame[TARGET].to_numpy(dtype=np.int64)
-    outer = grouped_split(frame, test_fraction=config["test_fraction"], seed=config["seed"])
-    if outer.protocol["split_id"] != manifest["split"]["test"]["split_id"]:
+    config = TrainingConfig(**manifest["training"]["config"])
+    folds = split_folds(frame, config)
+    if folds.outer.protocol["split_id"] != manifest["split"]["test"]["split_id"]:
         raise SystemExit(f"error: {data} is not the file {model} was trained on (the split differs)")
-    inner = grouped_split(
-        frame.iloc[outer.train].reset_index(drop=True),
-        test_fraction=config["validation_fraction"],
-        seed=config["seed"] + 1,
-    )
-    x_train, y_train = x[outer.train], y[outer.train]
-    x_fit, y_fit, x_val, y_val = x_train[inner.train], y_train[inner.train], x_train[inner.test], y_train[inner.test]
-    x_test, y_test = x[outer.test], y[outer.test]
+    x_fit, y_fit, x_val, y_val = folds.x_fit, folds.y_fit, folds.x_val, folds.y_val
+    x_test, y_test = folds.x_test, folds.y_test
 
     test = manifest["metrics"]["test"]
     chosen = manifest["imbalance_strategy"]["chosen"]
@@ -185,7 +175,7 @@ def measure(data: Path, model: Path, previous: dict[str, Any]) -> dict[str, Any]
             "file": manifest["data"]["file"],
             "sha256": manifest["data"]["sha256"],
             "rows": len(frame),
-            "class_counts": {c.name: int((y == c.id).sum()) for c in CLASSES},
+            "class_counts": {c.name: int((frame[TARGET] == c.id).sum()) for c in CLASSES},
             "duplicates": {
                 "exact": duplicates.exact_duplicate_rows,
                 "feature_vector": duplicates.feature_duplicate_rows,
@@ -194,8 +184,8 @@ def measure(data: Path, model: Path, previous: dict[str, Any]) -> dict[str, Any]
         },
         "split": {
             "method": previous.get("split", {}).get("method", "grouped by identical feature vector, stratified"),
-            "seed": config["seed"],
-            "split_id": outer.protocol["split_id"],
+            "seed": config.seed,
+            "split_id": folds.outer.protocol["split_id"],
             "test_rows": len(y_test),
         },
         "chosen": {
@@ -245,10 +235,8 @@ def split_spread(report: dict[str, Any]) -> dict[str, Any]:
     if "other_splits" not in report:
         raise ValueError("the benchmark report has no other_splits section: run it with --repeat-seeds SEED ...")
     spread = report["other_splits"]
-    seeds = [int(seed) for seed in spread["per_seed"]]
     return {
-        "command": "uv run python tests/benchmarks/model_quality.py --repeat-seeds " + " ".join(map(str, seeds)),
-        "seeds": seeds,
+        "command": "uv run python tests/benchmarks/model_quality.py --repeat-seeds " + " ".join(spread["per_seed"]),
         "targets": {name: report["checks"][name]["target"] for name in spread["summary"]},
         "per_seed": spread["per_seed"],
         "summary": spread["summary"],
@@ -260,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="the real 3-class file the model was trained on")
     parser.add_argument("--model", type=Path, required=True, help="artifact directory written by ml.train")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON file to (re)write")
-    parser.add_argument("--training-seconds", help='training time to print in the docs, e.g. "37-45 s"')
+    parser.add_argument("--training-seconds", help='training time to print in the docs, e.g. "22-45 s"')
     parser.add_argument("--allow-synthetic", action="store_true", help="accept synthetic data (tests only)")
     parser.add_argument(
         "--spread",
@@ -270,15 +258,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if is_synthetic(args.data) and not args.allow_synthetic:
         parser.error(f"{args.data} is synthetic; the docs' real-data figures must come from the real file")
+    spread = None
+    if args.spread:  # checked before the minutes of measuring
+        try:
+            spread = split_spread(json.loads(args.spread.read_text(encoding="utf-8")))
+        except (ValueError, KeyError) as exc:
+            parser.error(f"--spread {args.spread}: {exc}")
     previous = json.loads(args.output.read_text(encoding="utf-8")) if args.output.is_file() else {}
     result = measure(args.data, args.model, previous)
     if args.training_seconds:
         result["chosen"]["training_seconds"] = args.training_seconds
-    if args.spread:
-        try:
-            result["split_spread"] = split_spread(json.loads(args.spread.read_text(encoding="utf-8")))
-        except (ValueError, KeyError) as exc:
-            parser.error(f"--spread {args.spread}: {exc}")
+    if spread:
+        result["split_spread"] = spread
     args.output.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"wrote {args.output}: test weighted F1 {result['test']['weighted_f1']}, split {result['split']['split_id']}")
     return 0

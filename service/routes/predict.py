@@ -21,7 +21,7 @@ from starlette.responses import Response
 
 from ml.predict import Prediction, Predictor
 from ml.schema import CLASSES, FEATURE_NAMES
-from service.dependencies import not_ready
+from service.dependencies import ready_predictor
 from service.errors import ApiError, Problem, invalid_input
 from service.model_state import ModelState
 from service.observability import Metrics
@@ -84,16 +84,10 @@ async def json_bytes(request: Request) -> bytes:
     return await request.body()
 
 
-def _ready_predictor(request: Request) -> Predictor:
-    state: ModelState = request.app.state.model
-    if state.predictor is None:
-        raise not_ready(state)
-    return state.predictor
-
-
 async def _accept(request: Request, model: type[BaseModel], *, batch: bool) -> tuple[Predictor, bool, BaseModel]:
     """Checks in the order a client can act on: model ready (503), query (422), media type (415), body (422)."""
-    predictor = _ready_predictor(request)
+    state: ModelState = request.app.state.model
+    predictor = ready_predictor(state)
     explain = wants_explanation(request)
     try:
         return predictor, explain, model.model_validate_json(await json_bytes(request))

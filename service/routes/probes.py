@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from service.dependencies import ModelStateDep, not_ready
+from service.dependencies import ModelStateDep, ready_predictor
 from service.responses import json_response
 from service.schemas import ErrorResponse, HealthResponse, ReadyResponse
 
@@ -26,6 +26,4 @@ async def health() -> Response:
     responses={503: {"model": ErrorResponse, "description": "Not ready; the reason says why (loading or failed)."}},
 )
 async def ready(state: ModelStateDep) -> Response:
-    if state.predictor is None:
-        raise not_ready(state)
-    return json_response({"status": "ready", "model_version": state.predictor.version})
+    return json_response({"status": "ready", "model_version": ready_predictor(state).version})

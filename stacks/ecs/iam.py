@@ -12,36 +12,23 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_aws as aws
 
-from stacks.aws_context import AwsContext, policy_json, service_trust_policy, statement
+from stacks.aws_context import (
+    AwsContext,
+    ecr_pull_statements,
+    model_read_policy,
+    policy_json,
+    service_trust_policy,
+    statement,
+)
 from stacks.config import S3Location
-
-ECR_PULL_ACTIONS = ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
 
 
 def execution_policy(repository_arns: Sequence[str], log_group_arn: str) -> str:
     """Pull images from the given repositories and write logs to one group."""
     return policy_json(
         [
-            # GetAuthorizationToken has no resource-level permissions: AWS only accepts "*" here.
-            statement(["ecr:GetAuthorizationToken"], "*", sid="EcrLogin"),
-            statement(ECR_PULL_ACTIONS, list(repository_arns), sid="EcrPull"),
+            *ecr_pull_statements(repository_arns),
             statement(["logs:CreateLogStream", "logs:PutLogEvents"], f"{log_group_arn}:log-stream:*", sid="Logs"),
-        ]
-    )
-
-
-def model_read_policy(location: S3Location, partition: str) -> str:
-    """Read exactly one model prefix: GetObject below it, ListBucket restricted to it."""
-    prefix = location.prefix.rstrip("/")
-    return policy_json(
-        [
-            statement(["s3:GetObject"], f"arn:{partition}:s3:::{location.bucket}/{prefix}/*", sid="ReadModel"),
-            statement(
-                ["s3:ListBucket"],
-                f"arn:{partition}:s3:::{location.bucket}",
-                condition={"StringLike": {"s3:prefix": [prefix, f"{prefix}/*"]}},
-                sid="ListModel",
-            ),
         ]
     )
 
@@ -84,7 +71,5 @@ def api_task_role(
     """The API's own role: nothing, or read access to the model prefix when MODEL_URI is s3://."""
     role = ecs_task_role(f"{name}-api-task", ctx, tags, opts)
     if model is not None:
-        aws.iam.RolePolicy(
-            f"{name}-api-task-model", role=role.id, policy=model_read_policy(model, ctx.partition), opts=opts
-        )
+        aws.iam.RolePolicy(f"{name}-api-task-model", role=role.id, policy=model_read_policy(model, ctx), opts=opts)
     return role

@@ -14,13 +14,15 @@ import pulumi
 import pulumi_aws as aws
 
 from stacks.config import StackSettings
-from stacks.workloads import API_PUBLIC_PATHS, Workload
+from stacks.workloads import (
+    API_IDLE_TIMEOUT,
+    API_PUBLIC_PATHS,
+    SSL_POLICY,
+    STICKY_SESSION_SECONDS,
+    UI_IDLE_TIMEOUT,
+    Workload,
+)
 
-#: TLS 1.3 with a TLS 1.2 fallback, forward secrecy only.
-SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
-#: Streamlit keeps one websocket per browser session open; the ALB must not cut it after the default 60 s.
-UI_IDLE_TIMEOUT = 3600
-API_IDLE_TIMEOUT = 60
 #: Marks the one security group that may accept traffic from the internet (checked by the policy pack).
 PUBLIC_ROLE_TAG = {"diabetes:role": "load-balancer"}
 #: Maximum path values one ALB listener rule may hold.
@@ -111,7 +113,7 @@ class LoadBalancer(pulumi.ComponentResource):
                     unhealthy_threshold=3,
                 ),
                 stickiness=aws.lb.TargetGroupStickinessArgs(
-                    enabled=workload.sticky, type="lb_cookie", cookie_duration=86400
+                    enabled=workload.sticky, type="lb_cookie", cookie_duration=STICKY_SESSION_SECONDS
                 ),
                 tags={**tags, "Workload": workload.name},
                 opts=child,

@@ -15,10 +15,7 @@ from stacks.ecs.loadbalancer import LoadBalancer
 from stacks.ecs.service import PORT_NAME, FargateService, ServiceInputs
 from stacks.security import allow_between
 from stacks.shared import Shared
-from stacks.workloads import stack_workloads
-
-#: The API's name inside the Service Connect namespace (the client alias below); the UI's API_URL.
-API_INTERNAL_URL = "http://api:8000"
+from stacks.workloads import by_name, stack_workloads
 
 
 class EcsPlatform(pulumi.ComponentResource):
@@ -41,7 +38,8 @@ class EcsPlatform(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         tags = settings.tags_for("ecs")
 
-        workloads = stack_workloads(settings, lambda _api: API_INTERNAL_URL)
+        # The API's Service Connect client alias (below) is its name and port: the UI's API_URL.
+        workloads = stack_workloads(settings, lambda api: f"http://{api.name}:{api.port}")
 
         namespace = aws.servicediscovery.HttpNamespace(
             name, name=f"{settings.name}.internal", description="Service Connect names", tags=tags, opts=child
@@ -105,7 +103,6 @@ class EcsPlatform(pulumi.ComponentResource):
                     region=settings.region,
                     execution_role_arn=exec_role.arn,
                     task_role_arn=task_role.arn if is_api else None,
-                    env=dict(workload.env),
                     service_connect=service_connect,
                     tags=tags,
                 ),
@@ -118,7 +115,7 @@ class EcsPlatform(pulumi.ComponentResource):
                 f"{name}-ui-to-api",
                 source_group_id=self.services["ui"].security_group.id,
                 target_group_id=self.services["api"].security_group.id,
-                port=workloads[0].port,
+                port=by_name(workloads)["api"].port,
                 description="UI to API through Service Connect",
                 tags=tags,
                 opts=child,

@@ -21,7 +21,7 @@ from stacks.workloads import RUN_AS_USER, TMP_PATH, Workload, health_command
 PORT_NAME = "http"
 
 
-def container_definitions(workload: Workload, image: str, log_group: str, region: str, env: dict[str, str]) -> str:
+def container_definitions(workload: Workload, image: str, log_group: str, region: str) -> str:
     """The task's single container, hardened; JSON as ECS expects it."""
     return json.dumps(
         [
@@ -40,7 +40,7 @@ def container_definitions(workload: Workload, image: str, log_group: str, region
                         "appProtocol": "http",
                     }
                 ],
-                "environment": [{"name": key, "value": value} for key, value in sorted(env.items())],
+                "environment": [{"name": key, "value": value} for key, value in sorted(workload.env.items())],
                 "mountPoints": [{"sourceVolume": "tmp", "containerPath": TMP_PATH, "readOnly": False}],
                 "linuxParameters": {"initProcessEnabled": True, "capabilities": {"drop": ["ALL"]}},
                 "healthCheck": {
@@ -80,7 +80,6 @@ class ServiceInputs:
     region: str
     execution_role_arn: pulumi.Input[str]
     task_role_arn: pulumi.Input[str] | None
-    env: dict[str, str]
     service_connect: aws.ecs.ServiceServiceConnectConfigurationArgs
     tags: dict[str, str]
 
@@ -139,7 +138,7 @@ class FargateService(pulumi.ComponentResource):
             task_role_arn=inputs.task_role_arn,
             volumes=[{"name": "tmp"}],
             container_definitions=pulumi.Output.all(inputs.image, inputs.log_group_name).apply(
-                lambda values: container_definitions(workload, values[0], values[1], inputs.region, inputs.env)
+                lambda values: container_definitions(workload, values[0], values[1], inputs.region)
             ),
             tags=tags,
             opts=child,

@@ -2,9 +2,13 @@
 access).
 
 IRSA trust is pinned to one service account in one namespace of this cluster's OIDC issuer. The Load Balancer
-Controller policy lists its actions explicitly and confines writes to load balancers, target groups and
-security groups that carry the controller's `elbv2.k8s.aws/cluster` tag, in this account and region; only the
-read-only Describe calls (which AWS does not scope by resource) use `Resource: *`.
+Controller policy lists its actions explicitly and confines its writes, in this account and region, to what the
+controller itself creates. It may create load balancers and target groups only with its `elbv2.k8s.aws/cluster`
+tag, and change or delete only those named `k8s-*` (its naming scheme; no `load-balancer-name` annotation is used)
+that carry the tag. It may edit ingress rules only of security groups in this VPC that carry that tag, and of the
+EKS cluster security group the Fargate pods use (where it opens the target port to its backend group). The ECS ALB,
+its listeners, target groups and security groups in the same VPC are therefore out of reach. Only the read-only
+Describe calls (which AWS does not scope by resource) use `Resource: *`.
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from stacks.aws_context import AwsContext, policy_json, statement
+from stacks.aws_context import AwsContext, ecr_pull_statements, policy_json, statement
 
 LBC_SERVICE_ACCOUNT = "aws-load-balancer-controller"
 _CLUSTER_TAG = "elbv2.k8s.aws/cluster"
+#: Names the controller gives the load balancers and target groups it creates (`k8s-<namespace>-<name>-<hash>`).
+LBC_NAME_PATTERN = "k8s-*"
 
 _LBC_DESCRIBE = (
     "acm:ListCertificates",
@@ -77,20 +83,31 @@ _LBC_LISTENERS = (
 )
 
 
-def lbc_policy(ctx: AwsContext, vpc_id: str) -> str:
-    """The AWS Load Balancer Controller's permissions, scoped to this account, region and VPC."""
-    elb = [ctx.arn("elasticloadbalancing", f"loadbalancer/{kind}/*/*") for kind in ("app", "net")]
-    target_groups = ctx.arn("elasticloadbalancing", "targetgroup/*/*")
+def lbc_policy(ctx: AwsContext, vpc_id: str, cluster_name: str) -> str:
+    """The AWS Load Balancer Controller's permissions, scoped to its own resources in this account, region and VPC."""
+    kinds = ("app", "net")
+    own = LBC_NAME_PATTERN
+    elb = [ctx.arn("elasticloadbalancing", f"loadbalancer/{kind}/{own}/*") for kind in kinds]
+    target_groups = ctx.arn("elasticloadbalancing", f"targetgroup/{own}/*")
+    # Creating (and tagging while creating) is scoped by the request tag alone, as upstream does: whether IAM matches
+    # the new resource's name at creation is not documented, and a create cannot touch existing resources.
+    any_new = [
+        *(ctx.arn("elasticloadbalancing", f"loadbalancer/{kind}/*/*") for kind in kinds),
+        ctx.arn("elasticloadbalancing", "targetgroup/*/*"),
+    ]
     listeners = [
         ctx.arn("elasticloadbalancing", resource)
-        for kind in ("app", "net")
-        for resource in (f"listener/{kind}/*/*/*", f"listener-rule/{kind}/*/*/*/*")
+        for kind in kinds
+        for resource in (f"listener/{kind}/{own}/*/*", f"listener-rule/{kind}/{own}/*/*/*")
     ]
     security_groups = ctx.arn("ec2", "security-group/*")
     vpc = ctx.arn("ec2", f"vpc/{vpc_id}")
+    in_vpc = {"ArnEquals": {"ec2:Vpc": vpc}}
     tagged: dict[str, dict[str, Any]] = {"Null": {f"aws:ResourceTag/{_CLUSTER_TAG}": "false"}}
     tagging_own = {"Null": {f"aws:RequestTag/{_CLUSTER_TAG}": "true", f"aws:ResourceTag/{_CLUSTER_TAG}": "false"}}
-    slr = f"arn:{ctx.partition}:iam::{ctx.account_id}:role/aws-service-role/elasticloadbalancing.amazonaws.com/*"
+    # EKS tags the cluster security group (the one Fargate pods use) with kubernetes.io/cluster/<name> = owned.
+    cluster_security_group = {"StringEquals": {f"aws:ResourceTag/kubernetes.io/cluster/{cluster_name}": "owned"}}
+    slr = ctx.arn("iam", "role/aws-service-role/elasticloadbalancing.amazonaws.com/*", region=False)
     return policy_json(
         [
             statement(
@@ -120,13 +137,19 @@ def lbc_policy(ctx: AwsContext, vpc_id: str) -> str:
             statement(
                 ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],
                 security_groups,
-                {"ArnEquals": {"ec2:Vpc": vpc}},
+                {**in_vpc, **tagged},
                 sid="IngressRulesInVpc",
+            ),
+            statement(
+                ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],
+                security_groups,
+                {**in_vpc, **cluster_security_group},
+                sid="IngressRulesOnClusterSecurityGroup",
             ),
             statement(["ec2:DeleteSecurityGroup"], security_groups, tagged, sid="DeleteOwnSecurityGroup"),
             statement(
                 ["elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:CreateTargetGroup"],
-                [*elb, target_groups],
+                any_new,
                 {"Null": {f"aws:RequestTag/{_CLUSTER_TAG}": "false"}},
                 sid="CreateTagged",
             ),
@@ -144,7 +167,7 @@ def lbc_policy(ctx: AwsContext, vpc_id: str) -> str:
             ),
             statement(
                 ["elasticloadbalancing:AddTags"],
-                [*elb, target_groups],
+                any_new,
                 {
                     "StringEquals": {"elasticloadbalancing:CreateAction": ["CreateTargetGroup", "CreateLoadBalancer"]},
                     "Null": {f"aws:RequestTag/{_CLUSTER_TAG}": "false"},
@@ -203,15 +226,11 @@ def irsa_role(
 
 def pod_execution_policy(ctx: AwsContext, repository_arns: list[str], log_group_arn: str) -> str:
     """What Fargate needs to start pods: pull our images and the EKS add-on images, ship logs to one group."""
+    # EKS add-on images (CoreDNS) live in AWS-owned accounts that differ by region, under eks/.
+    addon_images = f"arn:{ctx.partition}:ecr:{ctx.region}:*:repository/eks/*"
     return policy_json(
         [
-            statement(["ecr:GetAuthorizationToken"], "*", sid="EcrLogin"),
-            statement(
-                ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-                # EKS add-on images (CoreDNS) live in AWS-owned accounts that differ by region, under eks/.
-                [*repository_arns, f"arn:{ctx.partition}:ecr:{ctx.region}:*:repository/eks/*"],
-                sid="EcrPull",
-            ),
+            *ecr_pull_statements([*repository_arns, addon_images]),
             statement(
                 ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
                 [log_group_arn, f"{log_group_arn}:log-stream:*"],

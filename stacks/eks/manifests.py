@@ -11,7 +11,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from stacks.config import StackSettings
-from stacks.workloads import RUN_AS_USER, TMP_PATH, Workload
+from stacks.workloads import (
+    API_IDLE_TIMEOUT,
+    RUN_AS_USER,
+    SSL_POLICY,
+    STICKY_SESSION_SECONDS,
+    TMP_PATH,
+    UI_IDLE_TIMEOUT,
+    Workload,
+    by_name,
+)
 
 Manifest = dict[str, Any]
 ALB = "alb.ingress.kubernetes.io"
@@ -148,7 +157,8 @@ def service(settings: StackSettings, workload: Workload) -> Manifest:
     annotations = {f"{ALB}/healthcheck-path": workload.readiness_path, f"{ALB}/success-codes": "200"}
     if workload.sticky:
         annotations[f"{ALB}/target-group-attributes"] = (
-            "stickiness.enabled=true,stickiness.type=lb_cookie,stickiness.lb_cookie.duration_seconds=86400"
+            "stickiness.enabled=true,stickiness.type=lb_cookie,"
+            f"stickiness.lb_cookie.duration_seconds={STICKY_SESSION_SECONDS}"
         )
     return {
         "apiVersion": "v1",
@@ -204,10 +214,10 @@ def _backend(workload: Workload) -> dict[str, Any]:
 
 def ingress(settings: StackSettings, workloads: Sequence[Workload], api_paths: Sequence[str]) -> Manifest:
     """Internet-facing ALB (IP targets) `/` to the UI when enabled, the API's public routes to the API."""
-    api = next(workload for workload in workloads if workload.name == "api")
-    ui = next((workload for workload in workloads if workload.name == "ui"), None)
+    named = by_name(workloads)
+    api, ui = named["api"], named.get("ui")
     tags = ",".join(f"{key}={value}" for key, value in settings.tags_for("eks-ingress").items())
-    idle = 3600 if ui else 60
+    idle = UI_IDLE_TIMEOUT if ui else API_IDLE_TIMEOUT
     annotations = {
         f"{ALB}/scheme": "internet-facing",
         f"{ALB}/target-type": "ip",
@@ -222,7 +232,7 @@ def ingress(settings: StackSettings, workloads: Sequence[Workload], api_paths: S
             f"{ALB}/listen-ports": json.dumps([{"HTTP": 80}, {"HTTPS": 443}]),
             f"{ALB}/certificate-arn": settings.certificate_arn,
             f"{ALB}/ssl-redirect": "443",
-            f"{ALB}/ssl-policy": "ELBSecurityPolicy-TLS13-1-2-2021-06",
+            f"{ALB}/ssl-policy": SSL_POLICY,
         }
     else:
         annotations[f"{ALB}/listen-ports"] = json.dumps([{"HTTP": 80}])

@@ -17,9 +17,8 @@ import pulumi_aws as aws
 import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
-from stacks.aws_context import service_trust_policy
+from stacks.aws_context import model_read_policy, service_trust_policy
 from stacks.config import StackSettings
-from stacks.ecs.iam import model_read_policy
 from stacks.eks import manifests
 from stacks.eks.iam import LBC_SERVICE_ACCOUNT, irsa_role, lbc_policy, pod_execution_policy
 from stacks.shared import Shared
@@ -194,7 +193,7 @@ class EksPlatform(pulumi.ComponentResource):
         aws.iam.RolePolicy(
             f"{name}-lb-controller",
             role=lbc_role.id,
-            policy=vpc_id.apply(lambda vpc: lbc_policy(ctx, vpc)),
+            policy=vpc_id.apply(lambda vpc: lbc_policy(ctx, vpc, cluster_name)),
             opts=child,
         )
 
@@ -268,7 +267,7 @@ class EksPlatform(pulumi.ComponentResource):
                 aws.iam.RolePolicy(
                     f"{name}-api-model",
                     role=model_role.id,
-                    policy=model_read_policy(model, ctx.partition),
+                    policy=model_read_policy(model, ctx),
                     opts=child,
                 )
                 role_arn = model_role.arn

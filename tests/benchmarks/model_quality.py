@@ -68,7 +68,7 @@ def main() -> int:
         type=int,
         nargs="*",
         default=[],
-        help="also retrain on these split seeds and report the spread of the target metrics (about 40 s each)",
+        help="also retrain on these split seeds and report the spread of the target metrics (about 25 s each, idle)",
     )
     args = parser.parse_args()
     data = args.data or next((p for p in CANDIDATE_PATHS if p.is_file()), None)

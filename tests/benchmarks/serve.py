@@ -22,7 +22,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,10 +36,10 @@ from typing import Any
 
 import psutil
 
-from ml.schema import FEATURE_NAMES
+from ml.schema import FEATURE_NAMES, FEATURES_BY_NAME
 from ml.synthetic import make_synthetic
+from tests.servers import ROOT, SERVICE_APP, free_port, uvicorn_command
 
-ROOT = Path(__file__).resolve().parents[2]
 CONCURRENCY = (1, 8, 32)
 BATCH_ROWS = 100
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
@@ -57,16 +56,10 @@ class Load:
     requests: int
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def records(n: int) -> list[dict[str, float]]:
     frame = make_synthetic(max(n, 50), seed=99).head(n)
     return [
-        {name: float(row[name]) if name == "BMI" else int(row[name]) for name in FEATURE_NAMES}
+        {name: int(row[name]) if FEATURES_BY_NAME[name].integer else float(row[name]) for name in FEATURE_NAMES}
         for _, row in frame.iterrows()
     ]
 
@@ -152,7 +145,7 @@ def measure_service(python: Path, model: Path, work: Path, seconds: float, soak:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "MODEL_URI": str(model), "SERVICE_LOG_LEVEL": "INFO"}
-    command = [str(python), "-m", "uvicorn", "service.api:app", "--host", "127.0.0.1", "--port", str(port)]
+    command = uvicorn_command(SERVICE_APP, port, python=python)
     one = records(1)[0]
     batch = {"records": records(BATCH_ROWS)}
     result: dict[str, Any] = {}

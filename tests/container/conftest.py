@@ -16,9 +16,6 @@ import pytest
 from tests.container.engine import Engine, EngineError, make_context, missing_tools
 from tests.servers import free_port
 
-# The session's real moto_server (S3 for the api-nomodel test), shared with the infrastructure tests.
-from tests.stacks.conftest import moto_endpoint  # noqa: F401
-
 #: Printed at the end of the run (image sizes, build times), so every CI log shows them.
 MEASUREMENTS: list[str] = []
 

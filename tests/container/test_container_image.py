@@ -13,7 +13,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from ml.schema import CLASS_NAMES, FEATURES
+from ml.schema import CLASS_NAMES, DEFAULT_RECORD
 from tests.container.conftest import Image, Running
 from tests.container.engine import Engine, run
 from tests.servers import free_port
@@ -33,7 +33,7 @@ def container(request: pytest.FixtureRequest, target: str) -> Running:
 
 
 def _predict(base_url: str) -> dict[str, object]:
-    body = json.dumps({feature.name: feature.default for feature in FEATURES}).encode()
+    body = json.dumps(dict(DEFAULT_RECORD)).encode()
     request = urllib.request.Request(
         f"{base_url}/predict", data=body, headers={"Content-Type": "application/json"}, method="POST"
     )

@@ -77,32 +77,25 @@ def _benchmark_report(seeds: dict[int, tuple[float, float, float]]) -> dict:
     return {"checks": checks, "other_splits": {"per_seed": per_seed, "summary": summary}}
 
 
-def test_spread_option_refreshes_the_split_spread(trained_model_dir: Path, tmp_path: Path) -> None:
-    report = tmp_path / "quality.json"
-    report.write_text(json.dumps(_benchmark_report({7: (0.81, 0.77, 0.41), 9: (0.83, 0.79, 0.39)})))
-    output = tmp_path / "real_metrics.json"
-    output.write_text((DOCS / "_data" / "real_metrics.json").read_text(encoding="utf-8"), encoding="utf-8")
-    data = trained_model_dir.parent / "synthetic.csv.gz"
-    args = ["--data", str(data), "--model", str(trained_model_dir), "--output", str(output), "--allow-synthetic"]
-    assert real_metrics.main([*args, "--spread", str(report)]) == 0
-    spread = json.loads(output.read_text(encoding="utf-8"))["split_spread"]
-    assert spread["seeds"] == [7, 9]
+def test_spread_section_comes_from_the_benchmark_report() -> None:
+    report = _benchmark_report({7: (0.81, 0.77, 0.41), 9: (0.83, 0.79, 0.39)})
+    spread = real_metrics.split_spread(report)
+    assert list(spread["per_seed"]) == ["7", "9"]
     assert spread["command"].endswith("--repeat-seeds 7 9")
     assert spread["summary"]["macro_roc_auc"]["mean"] == pytest.approx(0.78)
     assert spread["targets"]["log_loss"] == ">= 2"
-    table = project_tables.real_tables(json.loads(output.read_text(encoding="utf-8")))["real_split_spread.md"]
-    assert "0.7800 ± 0.0010" in table
+    table = project_tables.real_tables({**project_tables.load_real_metrics(), "split_spread": spread})
+    assert "0.7800 ± 0.0010" in table["real_split_spread.md"]
 
 
-def test_spread_option_refuses_a_report_without_other_splits(
-    trained_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_spread_option_refuses_a_report_without_other_splits_before_measuring(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     report = tmp_path / "quality.json"
     report.write_text(json.dumps({"checks": {}}))
-    data = trained_model_dir.parent / "synthetic.csv.gz"
     output = tmp_path / "real_metrics.json"
-    args = ["--data", str(data), "--model", str(trained_model_dir), "--output", str(output), "--allow-synthetic"]
-    with pytest.raises(SystemExit) as exit_info:
+    args = ["--data", str(tmp_path / "none.csv"), "--model", str(tmp_path / "none"), "--output", str(output)]
+    with pytest.raises(SystemExit) as exit_info:  # data and model do not exist: nothing is measured first
         real_metrics.main([*args, "--spread", str(report)])
     assert exit_info.value.code == 2
     assert "--repeat-seeds" in capsys.readouterr().err

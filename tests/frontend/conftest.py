@@ -6,11 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ui_servers import running, uvicorn_command
+from ui_servers import running
 
-from tests.servers import free_port
-
-API_APP = "service.api:app"
+from tests.servers import SERVICE_APP, free_port, uvicorn_command
 
 
 @pytest.fixture(scope="session")
@@ -19,7 +17,8 @@ def api_url(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path_factory.mktemp("api") / "uvicorn.log"
-    with running(uvicorn_command(API_APP, port), f"{url}/ready", env={"MODEL_URI": str(trained_model_dir)}, log=log):
+    command = uvicorn_command(SERVICE_APP, port)
+    with running(command, f"{url}/ready", env={"MODEL_URI": str(trained_model_dir)}, log=log):
         yield url
 
 
@@ -30,7 +29,7 @@ def unready_api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with running(
-        uvicorn_command(API_APP, port), f"{url}/health", env={"MODEL_URI": str(folder)}, log=folder / "uvicorn.log"
+        uvicorn_command(SERVICE_APP, port), f"{url}/health", env={"MODEL_URI": str(folder)}, log=folder / "uvicorn.log"
     ):
         yield url
 

@@ -7,12 +7,12 @@ import io
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from ui_servers import ROOT
 
 from frontend.client import ApiClient
 from frontend.form import answer_key, is_yes_no
 from frontend.result import DISCLAIMER, percent
-from ml.schema import AGE_BANDS, CLASSES, FEATURE_NAMES, FEATURES, FeatureKind
+from ml.schema import AGE_BANDS, CLASSES, DEFAULT_RECORD, FEATURE_NAMES, FEATURES, FeatureKind
+from tests.servers import ROOT
 
 APP = str(ROOT / "frontend" / "app.py")
 
@@ -73,7 +73,7 @@ def test_predict_shows_status_chances_factors_version_and_disclaimer(start, api_
         widget(at, name).set_value(value)
     click(at.run(), "predict")
 
-    record = {f.name: f.default for f in FEATURES} | changes
+    record = {**DEFAULT_RECORD, **changes}
     expected = ApiClient(api_url, timeout_seconds=10, connect_timeout_seconds=2).predict(record, explain=True)
     metrics = {m.label: m.value for m in at.metric}
     chances = zip(CLASSES, expected.probabilities, strict=True)
@@ -184,7 +184,7 @@ def batch_csv(rows: list[dict[str, object]]) -> bytes:
 
 
 def person(i: int, **changes: object) -> dict[str, object]:
-    return {"person": f"p{i}", **{f.name: f.default for f in FEATURES}, **changes}
+    return {"person": f"p{i}", **DEFAULT_RECORD, **changes}
 
 
 def upload(at: AppTest, content: bytes) -> AppTest:

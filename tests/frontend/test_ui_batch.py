@@ -10,7 +10,7 @@ import pytest
 
 from frontend.batch import CsvFileError, predict_table, probability_column, read_csv, results_frame
 from frontend.client import ApiClient
-from ml.schema import CLASSES, FEATURE_NAMES, FEATURES
+from ml.schema import CLASSES, DEFAULT_RECORD, FEATURE_NAMES
 
 
 def csv_bytes(rows: list[dict[str, object]], columns: list[str] | None = None) -> bytes:
@@ -22,7 +22,7 @@ def csv_bytes(rows: list[dict[str, object]], columns: list[str] | None = None) -
 
 
 def default_row(**changes: object) -> dict[str, object]:
-    return {**{f.name: f.default for f in FEATURES}, **changes}
+    return {**DEFAULT_RECORD, **changes}
 
 
 class CountingTransport(httpx.HTTPTransport):

@@ -16,7 +16,7 @@ from ui_servers import running, streamlit_command
 
 from frontend.client import ApiClient
 from frontend.result import percent
-from ml.schema import CLASSES, FEATURES
+from ml.schema import CLASSES, DEFAULT_RECORD
 from tests.servers import free_port
 
 pytestmark = pytest.mark.browser
@@ -58,7 +58,7 @@ def ui_url(api_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
 def test_fill_the_form_predict_and_read_the_answer(chromium: Path, ui_url: str, api_url: str, tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    answers = {f.name: f.default for f in FEATURES} | {"HighBP": 1, "DiffWalk": 1, "BMI": 34.5, "Age": 11}
+    answers = {**DEFAULT_RECORD, "HighBP": 1, "DiffWalk": 1, "BMI": 34.5, "Age": 11}
     expected = ApiClient(api_url, timeout_seconds=10, connect_timeout_seconds=2).predict(answers, explain=False)
 
     with sync_playwright() as p:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 
+import httpx
 import pytest
 
 from frontend.client import (
@@ -14,11 +15,11 @@ from frontend.client import (
     ServiceTimeoutError,
     ServiceUnreachableError,
 )
-from ml.schema import CLASSES, FEATURE_NAMES, FEATURES
+from ml.schema import CLASSES, DEFAULT_RECORD, FEATURE_NAMES
 
 
 def defaults() -> dict[str, float | int | str | None]:
-    return {f.name: f.default for f in FEATURES}
+    return {**DEFAULT_RECORD}
 
 
 def client(url: str, timeout: float = 10.0) -> ApiClient:
@@ -33,6 +34,21 @@ def test_prediction_has_three_probabilities_in_class_order_and_factors(api_url: 
     assert result.model_version
     assert result.explanation
     assert {f.feature for f in result.explanation} <= set(FEATURE_NAMES)
+
+
+def test_probabilities_follow_the_class_order_of_the_raw_answer(api_url: str) -> None:
+    """Checked against the service's JSON read with plain httpx, not against the client itself."""
+    record = {**defaults(), "HighBP": 1, "BMI": 40, "GenHlth": 5, "Age": 11}
+    raw = httpx.post(f"{api_url}/predict", json=record, timeout=10).raise_for_status().json()
+    expected = tuple(raw["probabilities"][c.label] for c in CLASSES)
+    assert len(set(expected)) == len(CLASSES)  # distinct, so any other order would fail
+    result = client(api_url).predict(record, explain=False)
+    assert result.probabilities == expected
+    assert (result.prediction, result.label, result.model_version) == (
+        raw["prediction"],
+        raw["label"],
+        raw["model_version"],
+    )
 
 
 def test_prediction_without_explanation_has_no_factors(api_url: str) -> None:

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.servers import ROOT, running_server
 
 
 @contextmanager
@@ -25,28 +21,9 @@ def running(
     log: Path,
     timeout: float = 60.0,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run `command` until `probe_url` answers 200, yield, then stop it (SIGTERM, then SIGKILL)."""
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            list(command), cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
-        )
-        try:
-            _wait(process, probe_url, log, timeout)
-            yield process
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-
-
-def uvicorn_command(app: str, port: int, *, app_dir: Path | None = None) -> list[str]:
-    command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
-    if app_dir is not None:
-        command += ["--app-dir", str(app_dir)]
-    return command
+    """`tests.servers.running_server` from the repository root, with `env` added to this process's environment."""
+    with running_server(command, probe_url, log, env={**os.environ, **env}, cwd=ROOT, timeout=timeout) as process:
+        yield process
 
 
 def streamlit_command(port: int) -> list[str]:
@@ -67,17 +44,3 @@ def streamlit_command(port: int) -> list[str]:
         "--server.fileWatcherType",
         "none",
     ]
-
-
-def _wait(process: subprocess.Popen[bytes], url: str, log: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url}: the server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer 200 within {timeout:.0f} s:\n{log.read_text()[-3000:]}")

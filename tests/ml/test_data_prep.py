@@ -16,12 +16,12 @@ from ml.data import (
     duplicate_report,
     feature_groups,
     features_matrix,
-    file_sha256,
     grouped_split,
     is_synthetic,
     read_csv,
     validate_frame,
 )
+from ml.digest import file_sha256
 from ml.schema import BINARY_TARGET, COLUMNS, FEATURE_NAMES, REAL_DATA_FILE, TARGET
 from ml.synthetic import write_synthetic
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ml.data import file_sha256, read_csv
+from ml.data import read_csv
+from ml.digest import file_sha256
 from ml.download import main
 from ml.schema import BINARY_TARGET, REAL_DATA_FILE, TARGET
 from ml.synthetic import make_synthetic, write_synthetic

@@ -124,6 +124,19 @@ def test_contributions_add_up_to_the_raw_score(trained_model_dir: Path, rows: np
     np.testing.assert_allclose(contrib.sum(axis=2), raw, rtol=1e-6, atol=1e-6)
 
 
+def test_single_row_path_explains_like_the_batch_path(predictor: Predictor, rows: np.ndarray) -> None:
+    """predict_one's explanation (class offset into the contributions, scaled by temperature) matches explain()."""
+    for i in range(10):
+        one = predictor.predict_one(rows[i].tolist(), explain=True, top_k=21)
+        [batch] = predictor.predict_rows(rows[i : i + 1], explain=True, top_k=21)
+        assert one.explanation is not None
+        assert batch.explanation is not None
+        assert [c.feature for c in one.explanation] == [c.feature for c in batch.explanation]
+        np.testing.assert_allclose(
+            [c.contribution for c in one.explanation], [c.contribution for c in batch.explanation], atol=1e-12
+        )
+
+
 @pytest.mark.parametrize(("feature", "low", "high"), [("GenHlth", 1, 5), ("HighBP", 0, 1), ("Age", 2, 11)])
 def test_risk_factors_do_not_lower_the_probability_of_diabetes(
     predictor: Predictor, rows: np.ndarray, feature: str, low: int, high: int

@@ -112,3 +112,13 @@ def test_output_folder_with_other_files_is_never_overwritten(synthetic_csv: Path
     first = train(synthetic_csv, tmp_path / "m", FAST)
     second = train(synthetic_csv, tmp_path / "m", FAST)  # an artifact is replaced in place
     assert second.manifest["files"] == first.manifest["files"]
+
+
+def test_a_file_added_to_an_artifact_is_neither_sealed_nor_deleted(synthetic_csv: Path, tmp_path: Path) -> None:
+    train(synthetic_csv, tmp_path / "m", FAST)
+    added = tmp_path / "m" / "notes.txt"
+    added.write_text("keep me")
+    for _ in range(2):  # retraining in place twice: the second would delete it if the first had sealed it
+        result = train(synthetic_csv, tmp_path / "m", FAST)
+        assert "notes.txt" not in result.manifest["files"]
+    assert added.read_text() == "keep me"

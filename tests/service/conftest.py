@@ -12,8 +12,7 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.settings import Settings
-from tests.servers import free_port
-from tests.service.helpers import Server, start_server, stop_server, wait_ready
+from tests.service.helpers import Server, serving, wait_ready
 
 
 @pytest.fixture
@@ -50,9 +49,6 @@ def corrupt_model_dir(trained_model_dir: Path, tmp_path: Path) -> Path:
 def live_server(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A real uvicorn process serving the session's trained model, ready."""
     log = tmp_path_factory.mktemp("uvicorn") / "server.log"
-    server = start_server(str(trained_model_dir), free_port(), log)
-    try:
+    with serving(str(trained_model_dir), log) as server:
         assert wait_ready(server.url).status_code == 200, log.read_text()
         yield server
-    finally:
-        stop_server(server)

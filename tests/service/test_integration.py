@@ -9,8 +9,7 @@ from pathlib import Path
 import httpx
 
 from ml.schema import CLASSES
-from tests.servers import free_port
-from tests.service.helpers import Server, record, start_server, stop_server, wait_ready
+from tests.service.helpers import Server, record, serving, wait_ready
 
 
 def test_predict_batch_ready_and_metrics_over_http(live_server: Server) -> None:
@@ -87,13 +86,10 @@ def test_logs_are_json_lines_with_the_request_id(live_server: Server) -> None:
 
 
 def test_server_with_a_corrupt_model_stays_up_and_explains(corrupt_model_dir: Path, tmp_path: Path) -> None:
-    server = start_server(str(corrupt_model_dir), free_port(), tmp_path / "server.log")
-    try:
+    with serving(str(corrupt_model_dir), tmp_path / "server.log") as server:
         ready = wait_ready(server.url)
         assert ready.status_code == 503
         assert "sha256" in ready.json()["reason"]
         assert httpx.get(f"{server.url}/health").status_code == 200
         assert httpx.post(f"{server.url}/predict", json=record()).status_code == 503
         assert server.process.poll() is None
-    finally:
-        stop_server(server)

@@ -9,7 +9,7 @@ import numpy as np
 from fastapi.testclient import TestClient
 
 from ml.predict import Predictor
-from ml.schema import CLASSES, FEATURE_NAMES
+from ml.schema import CLASSES, FEATURE_NAMES, FEATURES_BY_NAME
 from ml.synthetic import make_synthetic
 from tests.service.helpers import record
 
@@ -33,7 +33,10 @@ def test_single_and_batch_answers_match_the_predictor(client: TestClient, traine
     frame = make_synthetic(40, seed=21)
     rows = frame[list(FEATURE_NAMES)].to_numpy(dtype=np.float64)
     records = [
-        {name: float(v) if name == "BMI" else int(v) for name, v in zip(FEATURE_NAMES, row, strict=True)}
+        {
+            name: int(v) if FEATURES_BY_NAME[name].integer else float(v)
+            for name, v in zip(FEATURE_NAMES, row, strict=True)
+        }
         for row in rows
     ]
     expected = Predictor.load(trained_model_dir).predict_rows(rows)
@@ -54,15 +57,16 @@ def test_single_and_batch_answers_match_the_predictor(client: TestClient, traine
 
 
 def test_explanation_lists_top_factors_with_human_labels(client: TestClient) -> None:
-    body = client.post("/predict?explain=true", json=record(HighBP=1, GenHlth=5, Age=12)).json()
+    sent = record(HighBP=1, GenHlth=5, Age=12)
+    body = client.post("/predict?explain=true", json=sent).json()
     factors = body["explanation"]
     assert len(factors) == 5
     assert {f["feature"] for f in factors} <= set(FEATURE_NAMES)
     magnitudes = [abs(f["contribution"]) for f in factors]
     assert magnitudes == sorted(magnitudes, reverse=True)
-    by_name = {f["feature"]: f for f in factors}
-    if "GenHlth" in by_name:
-        assert by_name["GenHlth"]["value_label"] == "Poor"
+    for factor in factors:  # e.g. GenHlth 5 -> "Poor", Age 12 -> "75-79", BMI 27 -> "27"
+        assert factor["value"] == sent[factor["feature"]]
+        assert factor["value_label"] == FEATURES_BY_NAME[factor["feature"]].label(sent[factor["feature"]])
     batch = client.post("/predict/batch?explain=1", json={"records": [record(), record(Age=13)]}).json()
     assert all(len(p["explanation"]) == 5 for p in batch["predictions"])
     assert "explanation" not in client.post("/predict?explain=false", json=record()).json()

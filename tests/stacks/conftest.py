@@ -1,15 +1,12 @@
-"""Fixtures for the infrastructure tests: the Pulumi program run under mocks, and a real moto server."""
+"""Fixtures for the infrastructure tests: the Pulumi program run under mocks, and AWS_* pointing at moto.
+
+The moto server itself (`moto_endpoint`) lives in tests/conftest.py: the container tests use it too.
+"""
 
 from __future__ import annotations
 
-import os
-import sys
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
-from tests.servers import free_port, running_server
 from tests.stacks.harness import Run, run_program, settings_for
 
 S3_MODEL = "s3://models-bucket/diabetes/champion"
@@ -44,23 +41,6 @@ def ecs_only_run() -> Run:
 def eks_only_run() -> Run:
     """EKS only, API only."""
     return run_program(settings_for(ecsEnabled=False, eksEnabled=True))
-
-
-#: Tasks never run on moto; this makes its ECS services report this many running tasks.
-MOTO_RUNNING_TASKS = 2
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real moto server on 127.0.0.1 (ECR, ECS, ELBv2, EKS, S3) for the whole session."""
-    port = free_port()
-    executable = Path(sys.executable).parent / "moto_server"
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    env = {**os.environ, "MOTO_ECS_SERVICE_RUNNING": str(MOTO_RUNNING_TASKS)}
-    endpoint = f"http://127.0.0.1:{port}"
-    command = [str(executable), "-H", "127.0.0.1", "-p", str(port)]
-    with running_server(command, f"{endpoint}/moto-api/", log, env=env, timeout=30):
-        yield endpoint
 
 
 @pytest.fixture

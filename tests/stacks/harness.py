@@ -22,13 +22,11 @@ class Resource:
     typ: str
     name: str
     inputs: dict[str, Any]
-    state: dict[str, Any]
 
 
 @dataclass
 class Recorder(pulumi.runtime.Mocks):
     resources: list[Resource] = field(default_factory=list)
-    calls: list[str] = field(default_factory=list)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         state = dict(args.inputs)
@@ -58,11 +56,10 @@ class Recorder(pulumi.runtime.Mocks):
             }
         elif args.typ == "kubernetes:networking.k8s.io/v1:Ingress":
             state["status"] = {"loadBalancer": {"ingress": [{"hostname": INGRESS_HOST}]}}
-        self.resources.append(Resource(args.typ, name, dict(args.inputs), state))
+        self.resources.append(Resource(args.typ, name, dict(args.inputs)))
         return f"{name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-        self.calls.append(args.token)
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
             return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/ci", "userId": "AIDA"}, []
         if args.token == "aws:index/getPartition:getPartition":
@@ -85,6 +82,11 @@ class Run:
     settings: StackSettings
     recorder: Recorder
     outputs: dict[str, Any]
+
+
+def subnet_ids(run: Run, tier: str) -> set[str]:
+    """The mock ids of the `public` or `private` subnets, as other resources reference them."""
+    return {f"{subnet.name}-id" for subnet in run.recorder.of_type("aws:ec2/subnet:Subnet") if tier in subnet.name}
 
 
 def settings_for(**overrides: Any) -> StackSettings:

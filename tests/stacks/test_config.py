@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from stacks.config import ConfigError, load_settings, parse_settings
-from tests.stacks.harness import Recorder
+from tests.stacks.harness import Recorder, settings_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,9 +61,8 @@ def test_dev_stack_file_is_valid_with_both_platforms_on() -> None:
     ],
 )
 def test_invalid_values_name_the_key_and_the_fix(overrides: dict[str, Any], fragment: str) -> None:
-    values = {"environment": "dev", "region": "eu-west-1", "imageTag": "3f2c1ab", **overrides}
     with pytest.raises(ConfigError) as caught:
-        parse_settings(values)
+        settings_for(**overrides)
     message = str(caught.value)
     assert fragment in message
     assert "pulumi config set --path diabetes:<key>" in message

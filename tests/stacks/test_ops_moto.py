@@ -13,7 +13,7 @@ import boto3
 import pytest
 
 from stacks.ops import promote_image
-from tests.stacks.conftest import MOTO_RUNNING_TASKS
+from tests.conftest import MOTO_RUNNING_TASKS
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from tests.stacks.conftest import CERTIFICATE, S3_MODEL
-from tests.stacks.harness import Resource, Run
+from tests.stacks.harness import Resource, Run, subnet_ids
 
 
 def _containers(run: Run, workload: str) -> list[dict[str, Any]]:
@@ -89,7 +89,7 @@ def test_alb_is_public_with_a_websocket_friendly_idle_timeout(full_run: Run, ecs
     assert alb.inputs["internal"] is False
     assert alb.inputs["loadBalancerType"] == "application"
     assert alb.inputs["dropInvalidHeaderFields"] is True
-    public_ids = {f"{s.name}-id" for s in full_run.recorder.of_type("aws:ec2/subnet:Subnet") if "public" in s.name}
+    public_ids = subnet_ids(full_run, "public")
     assert set(alb.inputs["subnets"]) == public_ids
     assert alb.inputs["idleTimeout"] == 3600
     assert ecs_only_run.recorder.one("aws:lb/loadBalancer:LoadBalancer").inputs["idleTimeout"] == 60
@@ -153,7 +153,7 @@ def test_tasks_accept_traffic_only_from_the_alb_and_the_ui(full_run: Run) -> Non
 
 
 def test_services_run_privately_with_circuit_breaker(full_run: Run) -> None:
-    private_ids = {f"{s.name}-id" for s in full_run.recorder.of_type("aws:ec2/subnet:Subnet") if "private" in s.name}
+    private_ids = subnet_ids(full_run, "private")
     for workload, port in (("api", 8000), ("ui", 8501)):
         inputs = _service(full_run, workload).inputs
         assert inputs["launchType"] == "FARGATE"

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+from fnmatch import fnmatchcase
 from typing import Any
 
 import kubernetes_validate
 import pytest
 
 from tests.stacks.conftest import CERTIFICATE
-from tests.stacks.harness import INGRESS_HOST, OIDC_ISSUER, Resource, Run
+from tests.stacks.harness import INGRESS_HOST, OIDC_ISSUER, Resource, Run, subnet_ids
 
 K8S_VERSION = "1.33.0"
+TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
+SG_WRITES = ("ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress", "ec2:DeleteSecurityGroup")
 
 
 def _integral(value: Any) -> Any:
@@ -95,7 +98,7 @@ def test_fargate_profiles_cover_kube_system_and_the_app_namespace(full_run: Run)
     }
     assert profiles["diabetes-dev-system"].inputs["selectors"] == [{"namespace": "kube-system"}]
     assert profiles["diabetes-dev-app"].inputs["selectors"] == [{"namespace": "diabetes"}]
-    private_ids = {f"{s.name}-id" for s in full_run.recorder.of_type("aws:ec2/subnet:Subnet") if "private" in s.name}
+    private_ids = subnet_ids(full_run, "private")
     for profile in profiles.values():
         assert set(profile.inputs["subnetIds"]) == private_ids
         assert profile.inputs["clusterName"] == "diabetes-dev-eks"
@@ -121,7 +124,52 @@ def test_load_balancer_controller_role_trusts_only_its_service_account(full_run:
     # Writes are limited to resources the controller tagged itself, in this VPC, account and region.
     assert statements["ModifyOwn"]["Condition"] == {"Null": {"aws:ResourceTag/elbv2.k8s.aws/cluster": "false"}}
     assert statements["IngressRulesInVpc"]["Condition"]["ArnEquals"]["ec2:Vpc"].endswith(":vpc/diabetes-dev-net-vpc-id")
+    assert statements["IngressRulesInVpc"]["Condition"]["Null"] == {"aws:ResourceTag/elbv2.k8s.aws/cluster": "false"}
+    assert statements["IngressRulesOnClusterSecurityGroup"]["Condition"]["StringEquals"] == {
+        "aws:ResourceTag/kubernetes.io/cluster/diabetes-dev-eks": "owned"
+    }
     assert all(":eu-west-1:123456789012:" in arn for arn in statements["Targets"]["Resource"].split(",")), statements
+
+
+def test_load_balancer_controller_cannot_touch_the_ecs_load_balancer(full_run: Run) -> None:
+    """Same account, region and VPC as the ECS ALB: the controller may only change what it names `k8s-*`."""
+    policy = json.loads(full_run.recorder.one("aws:iam/rolePolicy:RolePolicy", "lb-controller").inputs["policy"])
+    creating = [s for s in policy["Statement"] if s["Sid"] in ("CreateTagged", "TagOnCreate")]
+    assert len(creating) == 2
+    for statement in creating:  # a create touches nothing existing; it must carry the controller's tag
+        assert statement["Condition"]["Null"] == {"aws:RequestTag/elbv2.k8s.aws/cluster": "false"}
+    # "*" only for Describe (checked elsewhere)
+    scoped = [s for s in policy["Statement"] if s["Resource"] != "*" and s not in creating]
+    resources = [r for s in scoped for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])]
+    elb = [r for r in resources if ":elasticloadbalancing:" in r]
+    assert elb
+    assert all("/k8s-*/" in r for r in elb), elb
+
+    arn = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:"
+    alb = f"app/{full_run.recorder.one('aws:lb/loadBalancer:LoadBalancer').inputs['name']}/50dc6c495c0c9188"
+    ecs = [
+        f"{arn}loadbalancer/{alb}",
+        f"{arn}listener/{alb}/f2f7dc8efc522ab2",
+        f"{arn}listener-rule/{alb}/f2f7dc8efc522ab2/9683b2d02a6cabee",
+        *(f"{arn}targetgroup/{tg.inputs['name']}/73e2d6bc24d8a067" for tg in full_run.recorder.of_type(TARGET_GROUP)),
+    ]
+    assert not [(target, r) for target in ecs for r in resources if fnmatchcase(target, r)]
+    own = f"{arn}loadbalancer/app/k8s-diabetes-diabetes-0a1b2c3d4e/50dc6c495c0c9188"
+    assert any(fnmatchcase(own, r) for r in elb)
+
+    # Security-group edits need a tag the controller (or EKS, on the cluster group) set; ECS groups carry neither.
+    ecs_groups = [g for g in full_run.recorder.of_type("aws:ec2/securityGroup:SecurityGroup") if "-ecs-" in g.name]
+    assert ecs_groups
+    for statement in scoped:
+        if not any(a in statement["Action"] for a in SG_WRITES):
+            continue
+        condition = statement["Condition"]
+        required = {k for k, v in condition.get("Null", {}).items() if v == "false"} | set(
+            condition.get("StringEquals", {})
+        )
+        keys = {k.removeprefix("aws:ResourceTag/") for k in required if k.startswith("aws:ResourceTag/")}
+        assert keys, statement
+        assert not [g.name for g in ecs_groups if keys & set(g.inputs["tags"])], statement
 
 
 def test_load_balancer_controller_is_configured_for_fargate(full_run: Run) -> None:

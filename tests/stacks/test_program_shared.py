@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.stacks.conftest import S3_MODEL
-from tests.stacks.harness import REGION, Run, run_program, settings_for
+from tests.stacks.harness import REGION, Run, run_program, settings_for, subnet_ids
 
 TAG_KEYS = {"Project", "Environment", "Component", "ManagedBy"}
 #: Actions AWS only authorizes on Resource "*" (no resource-level permissions), and read-only ones.
@@ -78,7 +78,7 @@ def test_nat_gateways_follow_config_and_private_routes_use_them(
     run: Run = request.getfixturevalue(fixture)
     nats = run.recorder.of_type("aws:ec2/natGateway:NatGateway")
     assert len(nats) == expected
-    public_ids = {f"{s.name}-id" for s in run.recorder.of_type("aws:ec2/subnet:Subnet") if "public" in s.name}
+    public_ids = subnet_ids(run, "public")
     assert {nat.inputs["subnetId"] for nat in nats} <= public_ids
     private_tables = [t for t in run.recorder.of_type("aws:ec2/routeTable:RouteTable") if "private" in t.name]
     assert len(private_tables) == 2
