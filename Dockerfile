@@ -33,7 +33,8 @@
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 # ---------------------------------------------------------------------------------------------------------------
-# Builder: uv and the lock. Dependencies only: this is a virtual project, the code is never installed.
+# Builder: uv and the lock. Dependencies only: the code is copied next to the venv, never installed into it
+# (each image copies only the packages it runs; PYTHONPATH=/app makes them importable).
 FROM ${BASE_IMAGE} AS builder
 ARG UV_VERSION=0.13.9
 ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
@@ -71,6 +72,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 # filesystem is read-only.
 FROM ${BASE_IMAGE} AS runtime
 ENV PATH=/app/.venv/bin:${PATH} \
+    PYTHONPATH=/app \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp
