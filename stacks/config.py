@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-#: Namespace of every project key in Pulumi.<stack>.yaml (`diabetes:imageTag`, `diabetes:api`, ...).
+#: Namespace of every project key in Pulumi.<stack>.yaml (the prefix before the colon of `imageTag`, `api`, ...).
 NAMESPACE = "diabetes"
 
 #: Valid Fargate task sizes: CPU units -> allowed memory (MiB).

@@ -37,7 +37,7 @@ from typing import Any
 import psutil
 
 from ml.schema import FEATURE_NAMES, FEATURES_BY_NAME
-from ml.synthetic import make_synthetic
+from ml.training.synthetic import make_synthetic
 from tests.servers import ROOT, SERVICE_APP, free_port, uvicorn_command
 
 CONCURRENCY = (1, 8, 32)
@@ -175,7 +175,7 @@ def measure_mlflow(model: Path, work: Path, seconds: float) -> dict[str, Any]:
     """Log the same artifact as the project's pyfunc to a throwaway sqlite store, then serve it with MLflow."""
     import mlflow
 
-    from ml.tracking import MODEL_NAME, PROJECT_ROOT, PYFUNC_CODE
+    from ml.training.tracking import MODEL_NAME, PROJECT_ROOT, PYFUNC_CODE
 
     store = f"sqlite:///{work / 'mlflow.db'}"
     mlflow.set_tracking_uri(store)
