@@ -12,20 +12,41 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from itertools import islice
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    create_model,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from ml.manifest import Calibration, DataRecord, DecisionRule, Metrics
-from ml.schema import CLASSES, DEFAULT_RECORD, FEATURE_NAMES, FEATURES, N_CLASSES, Feature
+from ml.schema import CLASSES, DEFAULT_RECORD, FEATURE_NAMES, FEATURES, FEATURES_BY_NAME, N_CLASSES, Feature
 
 #: Records one `POST /predict/batch` accepts unless the service is configured otherwise (`SERVICE_BATCH_LIMIT`).
 DEFAULT_BATCH_LIMIT = 1_000
 #: The most `SERVICE_BATCH_LIMIT` may be set to.
 MAX_BATCH_LIMIT = 10_000
+#: The most problems one refused request lists. Validating a batch stops once it has found this many, so refusing a
+#: hostile body costs about as much as refusing a small one (one 2 MB batch once built 314,000 problems, 1.5 GB).
+MAX_REPORTED_ERRORS = 100
+#: Unknown keys of one record that are each named as a problem; a record with more gets one problem for them all.
+MAX_NAMED_UNKNOWN_FIELDS = 10
+#: The most keys a record can hold and still have each problem named; a body with more keys than its records could
+#: hold is refused before it is parsed (`service.json_body`).
+MAX_KEYS_PER_RECORD = len(FEATURES) + MAX_NAMED_UNKNOWN_FIELDS
 #: Error type of a fraction in a whole-number field; its context lists every such field of the record.
 WHOLE_NUMBER_ERROR = "whole_number"
+#: Error type of a record with more than `MAX_NAMED_UNKNOWN_FIELDS` unknown keys; its context has their
+#: `count` and the first few names as `examples`.
+UNKNOWN_FIELDS_ERROR = "too_many_unknown_fields"
 _WHOLE_NUMBER_FIELDS = tuple(f.name for f in FEATURES if f.integer)
 
 
@@ -69,6 +90,18 @@ class _Record(BaseModel):
         extra="forbid", frozen=True, title="PatientRecord", json_schema_extra={"examples": [dict(DEFAULT_RECORD)]}
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _few_unknown_fields(cls, data: Any) -> Any:
+        """A record of 216,699 unknown keys is one problem, not 216,699 (each an object pydantic would build)."""
+        if isinstance(data, dict) and len(data) > MAX_KEYS_PER_RECORD:
+            unknown = [str(key) for key in data if key not in FEATURES_BY_NAME]
+            examples = [name[:40] for name in islice(unknown, 3)]
+            raise PydanticCustomError(
+                UNKNOWN_FIELDS_ERROR, "{count} unknown fields", {"count": len(unknown), "examples": examples}
+            )
+        return data
+
     @model_validator(mode="after")
     def _exactly_whole(self) -> _Record:
         """pydantic-core's `multiple_of` allows a float epsilon of slack (2.6e-42 passes as 0): refuse any fraction.
@@ -101,12 +134,50 @@ else:
     )
 
 
+def _until_enough_problems(limit: int) -> WrapValidator:
+    """Validate the records one by one and stop after `MAX_REPORTED_ERRORS` problems.
+
+    pydantic validates a whole list before it reports, so a batch of 1,000 empty records would build 21,000 problems
+    to list 100. A record holds at most 21 + `MAX_NAMED_UNKNOWN_FIELDS` problems, so this builds fewer than 132.
+    """
+
+    def validate_records(records: Any, validate: ValidatorFunctionWrapHandler) -> Any:
+        if not isinstance(records, list) or not 1 <= len(records) <= limit:
+            return validate(records)  # not a list, empty or too long: pydantic's one problem
+        valid: list[Any] = []
+        problems: list[InitErrorDetails] = []
+        for index, record in enumerate(records):
+            try:
+                valid.extend(validate([record]))
+            except ValidationError as exc:
+                problems.extend(_at_index(exc, index))
+                if len(problems) >= MAX_REPORTED_ERRORS:
+                    break
+        if problems:
+            raise ValidationError.from_exception_data("records", problems)
+        return valid
+
+    return WrapValidator(validate_records)
+
+
+def _at_index(exc: ValidationError, index: int) -> list[InitErrorDetails]:
+    """The problems of the one-record list `[records[index]]`, located at `index`, with type, message and context."""
+    return [
+        InitErrorDetails(
+            type=PydanticCustomError(error["type"], error["msg"], error.get("ctx")),
+            loc=(index, *error["loc"][1:]),
+            input=error["input"],
+        )
+        for error in exc.errors(include_url=False)
+    ]
+
+
 def batch_request_model(limit: int) -> type[BaseModel]:
     """The `POST /predict/batch` body; the record limit is a setting of the service, so the model is made per app."""
     if not 1 <= limit <= MAX_BATCH_LIMIT:
         raise ValueError(f"the batch limit must be from 1 to {MAX_BATCH_LIMIT:,}, got {limit}")
     examples: dict[str, Any] = {"examples": [{"records": [dict(DEFAULT_RECORD), {**DEFAULT_RECORD, "BMI": 31.5}]}]}
-    records = Annotated[list[PatientRecord], Field(min_length=1, max_length=limit)]
+    records = Annotated[list[PatientRecord], Field(min_length=1, max_length=limit), _until_enough_problems(limit)]
     fields: dict[str, Any] = {"records": (records, ...)}
     return create_model(
         "BatchRequest",

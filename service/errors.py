@@ -15,22 +15,23 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from ml.contract import WHOLE_NUMBER_ERROR, ErrorResponse, FieldError
+from ml.contract import MAX_REPORTED_ERRORS, UNKNOWN_FIELDS_ERROR, WHOLE_NUMBER_ERROR, ErrorResponse, FieldError
 from ml.schema import FEATURES_BY_NAME, Feature
-
-#: A garbage batch can hold 21,000 problems; the first ones are enough to fix the input.
-MAX_REPORTED_ERRORS = 100
 
 _NUMBER_TYPES = frozenset({"float_type", "float_parsing", "int_type", "int_parsing", "multiple_of"})
 _RANGE_TYPES = frozenset({"greater_than_equal", "less_than_equal", "finite_number"})
+_EXACTLY_THE_FEATURES = "the body takes exactly the 21 feature columns (see the OpenAPI schema)"
 _FIXED_REASONS = {
     "missing": "Field required",
-    "extra_forbidden": "Unknown field; the body takes exactly the 21 feature columns (see the OpenAPI schema)",
+    "extra_forbidden": f"Unknown field; {_EXACTLY_THE_FEATURES}",
 }
 
 
-class ProblemError(Exception):
-    """Raised by routes, dependencies and middleware; answered as an ErrorResponse with this status."""
+class ProblemError(StarletteHTTPException):
+    """Raised by routes, dependencies, body parsing and middleware; answered as an ErrorResponse with this status.
+
+    An HTTPException, so FastAPI lets it through from `Request.json()` as it does its own.
+    """
 
     def __init__(
         self,
@@ -40,7 +41,7 @@ class ProblemError(Exception):
         errors: Sequence[FieldError] = (),
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(reason)
+        super().__init__(status, reason, headers)
         self.status = status
         self.code = code
         self.reason = reason
@@ -80,6 +81,9 @@ def _reason(error: dict[str, Any], name: str) -> str:
         return _FIXED_REASONS[kind]
     if kind == "json_invalid":
         return f"Malformed JSON: {(error.get('ctx') or {}).get('error', error['msg'])}"
+    if kind == UNKNOWN_FIELDS_ERROR:
+        context = error["ctx"]
+        return f"{context['count']:,} unknown fields ({', '.join(context['examples'])}, ...); {_EXACTLY_THE_FEATURES}"
     feature = FEATURES_BY_NAME.get(name)
     reason = str(error["msg"])
     if feature is not None:
@@ -133,14 +137,20 @@ def not_json(errors: Sequence[dict[str, Any]], content_type: str | None) -> Prob
 
 
 def invalid_input(errors: Sequence[dict[str, Any]]) -> ProblemError:
-    """422 from validation errors: at most MAX_REPORTED_ERRORS problems, the total stated in the reason."""
+    """422 from validation errors: at most MAX_REPORTED_ERRORS problems.
+
+    Validation stops once it found that many (`ml.contract`), so then the reason says so instead of a total.
+    """
     problems = field_errors(errors)
     shown = problems[:MAX_REPORTED_ERRORS]
-    records = {p.index for p in problems if p.index is not None}
-    where = f" in {len(records)} record(s)" if records else ""
-    more = f"; the first {len(shown)} are listed" if len(problems) > len(shown) else ""
+    records = len({p.index for p in shown if p.index is not None})
     summary = "; ".join(f"{p.field}: {p.reason}" for p in shown[:3])
-    return ProblemError(422, "invalid_input", f"{len(problems)} invalid value(s){where}{more}. {summary}", shown)
+    if len(problems) >= MAX_REPORTED_ERRORS:
+        reason = f"Checking stopped at {len(shown)} problems ({records} record(s)); fix these and send again. {summary}"
+    else:
+        where = f" in {records} record(s)" if records else ""
+        reason = f"{len(problems)} invalid value(s){where}. {summary}"
+    return ProblemError(422, "invalid_input", reason, shown)
 
 
 def install_handlers(app: FastAPI) -> None:

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ml.contract import (
+    MAX_KEYS_PER_RECORD,
     BatchResponse,
     ErrorResponse,
     HealthResponse,
@@ -25,7 +26,7 @@ from ml.contract import (
 )
 from ml.inference.predictor import Predictions
 from service.dependencies import MetricsDep, ModelStateDep, PredictorDep, SettingsDep
-from service.json_body import JsonBodyRoute
+from service.json_body import json_body_route
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorResponse, "description": "Body larger than the configured limit."},
@@ -57,7 +58,10 @@ def answers(predictions: Predictions, rows: np.ndarray, model_version: str, top_
 def prediction_router(batch_limit: int) -> APIRouter:
     """The prediction routes; the batch body's record limit is a setting, hence a router per app."""
     BatchRequest = batch_request_model(batch_limit)  # noqa: N806  (a class)
-    router = APIRouter(tags=["prediction"], route_class=JsonBodyRoute)
+    # A full batch's keys, plus "records": the most any body needs (a single record needs fewer, but this bound
+    # already keeps parsing short).
+    route_class = json_body_route(max_keys=batch_limit * MAX_KEYS_PER_RECORD + 1)
+    router = APIRouter(tags=["prediction"], route_class=route_class)
 
     @router.post(
         "/predict",

@@ -39,6 +39,7 @@ import psutil
 
 from ml.schema import FEATURE_NAMES, FEATURES_BY_NAME
 from ml.training.synthetic import make_synthetic
+from tests.benchmarks.reporting import report
 from tests.servers import ROOT, SERVICE_APP, free_port, uvicorn_command
 
 CONCURRENCY = (1, 8, 32)
@@ -261,14 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             results["mlflow"] = measure_mlflow(model, work, args.duration)
         results["load_average_at_end"] = os.getloadavg()
         checks = summarise(results)
-    results["targets"] = checks
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.output:
-        args.output.write_text(text + "\n")
-    for name, ok in checks.items():
-        print(f"{'PASS' if ok else 'MISS'}  {name}")
-    return 0 if all(checks.values()) else 1
+    return report(results, checks, args.output)
 
 
 if __name__ == "__main__":

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 
 from ml.schema import CLASSES
 from tests.service.helpers import Server, record, serving, wait_ready
+from tests.service.hostile import hostile_batch, hostile_record
 
 
 def test_predict_batch_ready_and_metrics_over_http(live_server: Server) -> None:
@@ -55,6 +57,17 @@ def test_oversized_body_is_refused_on_the_wire(live_server: Server) -> None:
     assert response.json()["error"] == "body_too_large"
     metrics = httpx.get(f"{live_server.url}/metrics").text
     assert 'http_requests_total{method="POST",route="/predict/batch",status="413"} 1.0' in metrics
+
+
+def test_four_hostile_bodies_at_once_are_refused_on_the_wire(live_server: Server) -> None:
+    """Issue 15's 2 MB bodies, two of each at once: refused with one problem each, the server still answering."""
+    sent = [("/predict/batch", hostile_batch()), ("/predict", hostile_record())] * 2
+    headers = {"Content-Type": "application/json"}
+    with httpx.Client(base_url=live_server.url, timeout=60) as http, ThreadPoolExecutor(len(sent)) as pool:
+        answers = list(pool.map(lambda request: http.post(request[0], content=request[1], headers=headers), sent))
+        assert http.get("/health").status_code == 200
+    assert [a.status_code for a in answers] == [422] * len(sent)
+    assert all(len(a.json()["errors"]) == 1 for a in answers)
 
 
 def test_raw_malformed_request_gets_json(live_server: Server) -> None:

@@ -8,8 +8,19 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from ml.contract import MAX_REPORTED_ERRORS
 from ml.schema import FEATURE_NAMES
+from service.settings import Settings
 from tests.service.helpers import record
+from tests.service.hostile import (
+    BATCH_RECORDS,
+    BATCH_UNKNOWN_KEYS,
+    SINGLE_UNKNOWN_KEYS,
+    compact,
+    hostile_batch,
+    hostile_record,
+    unknown_keys,
+)
 
 
 def _problems(response: Any) -> list[dict[str, Any]]:
@@ -203,7 +214,8 @@ def test_a_garbage_batch_lists_at_most_100_problems(client: TestClient) -> None:
     assert response.status_code == 422
     body = response.json()
     assert len(body["errors"]) == 100
-    assert body["reason"].startswith("1050 invalid value(s) in 50 record(s); the first 100 are listed")
+    assert body["reason"].startswith("Checking stopped at 100 problems (5 record(s)); fix these and send again.")
+    assert {p["index"] for p in body["errors"]} == {0, 1, 2, 3, 4}
 
 
 def test_unknown_route_and_method_are_json(client: TestClient) -> None:
@@ -213,3 +225,75 @@ def test_unknown_route_and_method_are_json(client: TestClient) -> None:
     wrong = client.delete("/predict")
     assert wrong.status_code == 405
     assert _problems(wrong)[0]["field"] == "method"
+
+
+def _post_raw(client: TestClient, body: bytes, path: str = "/predict") -> Any:
+    return client.post(path, content=body, headers={"Content-Type": "application/json"})
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "keys"),
+    [
+        ("/predict/batch", hostile_batch(), BATCH_RECORDS * BATCH_UNKNOWN_KEYS + 1),
+        ("/predict", hostile_record(), SINGLE_UNKNOWN_KEYS),
+    ],
+    ids=["batch", "single"],
+)
+def test_the_2_mb_bodies_of_unknown_keys_are_refused_unparsed(
+    client: TestClient, path: str, body: bytes, keys: int
+) -> None:
+    """Issue 15: these built 314,000 and 216,720 problems (1.5 GB, 3.4 s) to list 100."""
+    assert len(body) < Settings().body_limit_bytes
+    response = _post_raw(client, body, path)
+    assert response.status_code == 422
+    problems = _problems(response)
+    assert [p["field"] for p in problems] == ["body"]
+    assert problems[0]["reason"].startswith(f"The body holds {keys:,} keys")
+
+
+def test_records_of_many_unknown_keys_get_one_problem_each(client: TestClient) -> None:
+    body = compact({"records": [unknown_keys(BATCH_UNKNOWN_KEYS)] * 100})
+    response = _post_raw(client, body, "/predict/batch")
+    assert response.status_code == 422
+    problems = _problems(response)
+    assert [(p["index"], p["field"]) for p in problems] == [(i, "record") for i in range(MAX_REPORTED_ERRORS)]
+    assert problems[0]["reason"].startswith(f"{BATCH_UNKNOWN_KEYS} unknown fields (0, 1, 2, ...)")
+    assert response.json()["reason"].startswith(f"Checking stopped at {MAX_REPORTED_ERRORS} problems")
+
+
+def test_a_record_of_many_unknown_keys_is_one_problem(client: TestClient) -> None:
+    response = _post_raw(client, compact(unknown_keys(5_000)))
+    assert response.status_code == 422
+    problems = _problems(response)
+    assert [p["field"] for p in problems] == ["body"]
+    assert problems[0]["reason"].startswith("5,000 unknown fields")
+
+
+@pytest.mark.parametrize(("first", "last"), [(99, 10), (10, 99)])
+def test_duplicate_keys_are_refused_naming_the_key(client: TestClient, first: int, last: int) -> None:
+    """Last-wins parsing answered 200 for one order and 422 for the other; a key may appear once."""
+    body = json.dumps(record(Age=first))[:-1] + f', "Age": {last}}}'
+    response = _post_raw(client, body.encode())
+    assert response.status_code == 422
+    assert _problems(response)[0]["reason"] == 'Malformed JSON: duplicate key "Age"'
+
+
+def test_duplicate_keys_inside_a_batch_record_are_refused(client: TestClient) -> None:
+    body = '{"records": [' + json.dumps(record())[:-1] + ', "BMI": 40}]}'
+    response = _post_raw(client, body.encode(), "/predict/batch")
+    assert response.status_code == 422
+    assert _problems(response)[0]["reason"] == 'Malformed JSON: duplicate key "BMI"'
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'{"BMI": 1' + b"0" * 5_000 + b"}", "a number with too many digits"),
+    ],
+    ids=["deep", "long-integer"],
+)
+def test_bodies_the_json_parser_gives_up_on_are_malformed_json(client: TestClient, raw: bytes, words: str) -> None:
+    response = _post_raw(client, raw)
+    assert response.status_code == 422, response.text
+    assert words in _problems(response)[0]["reason"]
