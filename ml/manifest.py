@@ -11,7 +11,7 @@ import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from ml.schema import CLASS_NAMES, FEATURE_NAMES, N_CLASSES, SCHEMA_VERSION
 
@@ -20,6 +20,18 @@ FORMAT_VERSION = 2
 #: `<UTC time of training>-<first 8 hex digits of model.txt's sha256>`, e.g. 20261201T122723Z-8278e4c8.
 MODEL_VERSION_PATTERN = r"^\d{8}T\d{6}Z-[0-9a-f]{8}$"
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
+
+
+def _non_finite_number(data: Any, where: str = "") -> str | None:
+    """The dotted path of the first NaN or infinite number anywhere in `data` (JSON-like), or None."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return f"{where or 'value'} is {data}"
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for key, value in items:
+        found = _non_finite_number(value, f"{where}.{key}" if where else str(key))
+        if found:
+            return found
+    return None
 
 
 def _finite(value: float) -> float:
@@ -161,6 +173,15 @@ class Manifest(TrainingReport):
     model: ModelFile
     versions: dict[str, str]
     files: dict[_FileName, _Sha256]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _every_number_finite(cls, data: Any) -> Any:
+        """Free-form parts (metrics, schema, training record) reach `/model` and the UI too: no NaN anywhere."""
+        found = _non_finite_number(data)
+        if found:
+            raise ValueError(f"every number must be finite: {found}")
+        return data
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, indent=2) + "\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,6 +33,12 @@ def trained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = write_synthetic(folder / "synthetic.csv.gz", 4_000, seed=3)
     train(data, folder / "model", TrainingConfig(max_rounds=300))
     return folder / "model"
+
+
+@pytest.fixture
+def model_copy(trained_model_dir: Path, tmp_path: Path) -> Path:
+    """A private copy of the trained artifact that a test may damage."""
+    return Path(shutil.copytree(trained_model_dir, tmp_path / "model"))
 
 
 @pytest.fixture(scope="session")

@@ -64,7 +64,8 @@ def parse_manifest(raw: bytes, source: str) -> Manifest:
         manifest = Manifest.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors(include_url=False)
+            f"{'.'.join(str(part) for part in error['loc']) or 'manifest'}: {error['msg']}"
+            for error in exc.errors(include_url=False)
         )
         raise ArtifactError(f"invalid {MANIFEST_FILE} in {source}: {problems}. Retrain it.") from None
     trained_with = manifest.versions.get("lightgbm", "?")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +20,6 @@ from ml.schema import FEATURE_NAMES, TARGET
 from ml.training.data import features_matrix, read_csv
 from ml.training.synthetic import make_synthetic, write_synthetic
 from ml.training.tuning import weighted_f1
-
-
-@pytest.fixture
-def model_copy(trained_model_dir: Path, tmp_path: Path) -> Path:
-    """A private copy of the trained artifact that a test may damage."""
-    return Path(shutil.copytree(trained_model_dir, tmp_path / "model"))
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,13 +35,11 @@ def client(make_client: Callable[..., TestClient], trained_model_dir: Path) -> T
 
 
 @pytest.fixture
-def corrupt_model_dir(trained_model_dir: Path, tmp_path: Path) -> Path:
+def corrupt_model_dir(model_copy: Path) -> Path:
     """A copy of the trained model whose model.txt was changed after training (sha256 no longer matches)."""
-    target = tmp_path / "corrupt-model"
-    shutil.copytree(trained_model_dir, target)
-    with (target / "model.txt").open("a") as handle:
+    with (model_copy / "model.txt").open("a") as handle:
         handle.write("\n# tampered\n")
-    return target
+    return model_copy
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.service.helpers import record
+
+NAN = float("nan")
+INF = float("inf")
 
 
 def _assert_not_ready(client: TestClient, words: str) -> None:
@@ -39,6 +43,58 @@ def test_unparseable_manifest(make_client: Any, corrupt_model_dir: Path) -> None
     (corrupt_model_dir / "manifest.json").write_text("{not json")
     client = make_client(MODEL_URI=str(corrupt_model_dir))
     _assert_not_ready(client, "not valid JSON")
+
+
+def _edit_manifest(model_dir: Path, where: str, value: Any) -> None:
+    """Set the manifest's value at a dotted path (`calibration.bias`), written as Python's json writes NaN."""
+    path = model_dir / "manifest.json"
+    manifest = json.loads(path.read_text())
+    *parents, name = where.split(".")
+    target = manifest
+    for key in parents:
+        target = target[key]
+    target[name] = value
+    path.write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [
+        ("calibration.bias", [NAN, 0.0, 0.0]),
+        ("calibration.bias", [INF, 0.0, 0.0]),
+        ("calibration.bias", [-INF, 0.0, 0.0]),
+        ("calibration.temperature", 1e-320),
+        ("calibration.temperature", NAN),
+        ("decision_rule.class_weights", [INF, 1.0, 1.0]),
+        ("decision_rule.class_weights", [0.0, 1.0, 1.0]),
+        ("calibration.bias", [0.0, 0.0]),
+        ("decision_rule.class_weights", [1.0, 1.0, 1.0, 1.0]),
+        ("model_version", "20261201T131129Z-8278e4c8\n<script>"),
+        ("metrics.test.accuracy", NAN),
+        ("schema.features", INF),
+    ],
+    ids=[
+        "nan-bias",
+        "inf-bias",
+        "minus-inf-bias",
+        "tiny-temperature",
+        "nan-temperature",
+        "inf-weight",
+        "zero-weight",
+        "short-bias",
+        "long-weights",
+        "version-format",
+        "nan-metric",
+        "inf-in-schema",
+    ],
+)
+def test_a_manifest_the_model_cannot_answer_with_is_refused_at_load(
+    make_client: Any, model_copy: Path, where: str, value: Any
+) -> None:
+    """Issue 15: these loaded (`/ready` 200), then every `/predict` or `/model` answered 500 or a wrong class."""
+    _edit_manifest(model_copy, where, value)
+    client = make_client(MODEL_URI=str(model_copy))
+    _assert_not_ready(client, where)
 
 
 def test_unhandled_error_is_a_json_500_with_the_request_id(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
