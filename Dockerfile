@@ -88,11 +88,14 @@ COPY --from=ui-deps /app/.venv /app/.venv
 COPY ml/__init__.py ml/schema.py ml/manifest.py ml/contract.py ml/
 COPY frontend/ frontend/
 RUN python -m compileall -q ml frontend
-# API_URL (the prediction service's base URL) has no default on purpose: set it at run time.
+# API_URL (the prediction service's base URL) has no default on purpose: set it at run time. The upload limit (MB)
+# is what the batch tab's 100,000 rows need (frontend/settings.py); Streamlit's default of 200 MB let one upload
+# take the 512 MiB task down.
 ENV STREAMLIT_SERVER_ADDRESS=0.0.0.0 \
     STREAMLIT_SERVER_PORT=8501 \
     STREAMLIT_SERVER_HEADLESS=true \
     STREAMLIT_SERVER_FILE_WATCHER_TYPE=none \
+    STREAMLIT_SERVER_MAX_UPLOAD_SIZE=20 \
     STREAMLIT_BROWSER_GATHER_USAGE_STATS=false
 USER 10001:10001
 EXPOSE 8501

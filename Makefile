@@ -7,6 +7,8 @@ REAL_DATA ?= $(firstword $(wildcard data/diabetes_012_health_indicators_BRFSS201
 SYNTHETIC_DATA ?= data/synthetic.csv.gz
 API_PORT ?= 8000
 UI_PORT ?= 8501
+# The batch tab's upload limit in MB: what UI_BATCH_MAX_ROWS (100,000) rows need (frontend/settings.py).
+UI_UPLOAD_MB ?= 20
 
 .PHONY: help install test lint format typecheck data synthetic train demo serve ui docs image image-test bench
 
@@ -57,7 +59,8 @@ demo: $(MODEL_DIR)/manifest.json ## train if needed, then serve the API (:8000) 
 	@trap 'kill 0' INT TERM EXIT; \
 	MODEL_URI="$(MODEL_DIR)" uv run uvicorn service.api:app --host 127.0.0.1 --port $(API_PORT) & \
 	API_URL="http://127.0.0.1:$(API_PORT)" uv run streamlit run frontend/app.py --server.headless true \
-	  --server.address 127.0.0.1 --server.port $(UI_PORT) --browser.gatherUsageStats false & \
+	  --server.address 127.0.0.1 --server.port $(UI_PORT) --browser.gatherUsageStats false \
+	  --server.maxUploadSize $(UI_UPLOAD_MB) & \
 	wait
 
 serve: ## serve the API on 127.0.0.1:8000 (MODEL_URI defaults to artifacts/model)
@@ -65,7 +68,8 @@ serve: ## serve the API on 127.0.0.1:8000 (MODEL_URI defaults to artifacts/model
 
 ui: ## serve the Streamlit UI on 127.0.0.1:8501 against API_URL
 	API_URL="$${API_URL:-http://127.0.0.1:$(API_PORT)}" uv run streamlit run frontend/app.py --server.headless true \
-	  --server.address 127.0.0.1 --server.port $(UI_PORT) --browser.gatherUsageStats false
+	  --server.address 127.0.0.1 --server.port $(UI_PORT) --browser.gatherUsageStats false \
+	  --server.maxUploadSize $(UI_UPLOAD_MB)
 
 docs: ## build the Sphinx docs (executes the notebooks)
 	uv run sphinx-build -W -b html docs docs/_build/html

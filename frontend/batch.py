@@ -1,8 +1,13 @@
 """Batch predictions from a CSV file: read it, send it in chunks the service accepts, report row-level problems.
 
 The service is the judge of every value (it validates against `ml.schema`); this module only checks the file's
-shape, keeps each row's original text to show next to its errors, and maps the service's record index back to a
-row number of the file.
+shape, keeps each cell's original text (shown next to its errors, returned untouched), maps the service's record
+index back to a row number of the file, and writes CSV files a spreadsheet opens as values, never as formulas.
+
+Memory follows the size of the upload, not its content: a file larger than its row limit could need is refused
+unread, rows are counted as they are read (reading stops at the first row past the limit), the cells are kept as
+Arrow strings, built `CHUNK_ROWS` rows at a time (one Python string per cell took 210 MB for 100,000 rows), and
+the answers as arrays, one service chunk at a time (100,000 response objects took 190 MB).
 """
 
 from __future__ import annotations
@@ -10,17 +15,36 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from frontend.client import ApiClient, InvalidInputError
+from frontend.settings import upload_limit_bytes
 from ml.contract import PredictionResponse
 from ml.schema import CLASSES, FEATURE_NAMES
 
 #: How an empty cell is shown in the list of problems.
 EMPTY = "(empty)"
+#: Rows parsed into Python strings at once before they become Arrow strings.
+CHUNK_ROWS = 2_000
+#: What the result columns are called; an upload may not use these names (its values would be overwritten).
+STATUS_COLUMN = "predicted_status"
+CLASS_COLUMN = "predicted_class"
+VERSION_COLUMN = "model_version"
+#: Cells a spreadsheet would run as a formula start with one of these (OWASP, CSV injection)...
+_FORMULA_START = r"^[=+\-@\t\r]"
+#: ...unless they are a plain number, which stays as it is.
+_PLAIN_NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+
+
+def probability_column(class_name: str) -> str:
+    return f"probability_{class_name}"
+
+
+RESULT_COLUMNS = (STATUS_COLUMN, CLASS_COLUMN, *(probability_column(c.name) for c in CLASSES), VERSION_COLUMN)
 
 
 class CsvFileError(ValueError):
@@ -29,18 +53,28 @@ class CsvFileError(ValueError):
 
 @dataclass(frozen=True)
 class CsvTable:
-    """The uploaded file: its header and rows as text, in file order."""
+    """The uploaded file: every cell as its original text (Arrow strings), one row per data row, in file order."""
 
-    columns: tuple[str, ...]
-    rows: tuple[tuple[str, ...], ...]
+    frame: pd.DataFrame
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(self.frame.columns)
+
+    @property
+    def row_count(self) -> int:
+        return len(self.frame)
+
+    def records(self, start: int, stop: int) -> list[dict[str, float | int | str | None]]:
+        """Rows `start` to `stop` as the service expects them: the 21 features, numbers where the text is one."""
+        cells = self.frame.iloc[start:stop][list(FEATURE_NAMES)].to_numpy(dtype=object)
+        return [{name: _number(text) for name, text in zip(FEATURE_NAMES, row, strict=True)} for row in cells]
 
     def record(self, i: int) -> dict[str, float | int | str | None]:
-        """Row `i` as the service expects it: the 21 features, numbers where the text is a number."""
-        row = dict(zip(self.columns, self.rows[i], strict=True))
-        return {name: _number(row[name]) for name in FEATURE_NAMES}
+        return self.records(i, i + 1)[0]
 
     def value(self, i: int, column: str) -> str:
-        return dict(zip(self.columns, self.rows[i], strict=True)).get(column, "")
+        return str(self.frame.at[i, column]) if column in self.frame.columns else ""
 
 
 @dataclass(frozen=True)
@@ -54,25 +88,96 @@ class RowError:
 
 
 @dataclass(frozen=True)
-class BatchOutcome:
-    """Either predictions for every row, or the rows that must be fixed first."""
+class RowPredictions:
+    """The service's answers for consecutive rows, as columns: class ids, probabilities (n, 3), model versions."""
 
-    predictions: tuple[PredictionResponse, ...]
+    classes: np.ndarray
+    probabilities: np.ndarray
+    versions: np.ndarray
+
+    @classmethod
+    def of(cls, answers: Sequence[PredictionResponse]) -> RowPredictions:
+        return cls(
+            np.array([a.prediction for a in answers], dtype=np.int64),
+            np.array([a.probabilities.ordered() for a in answers], dtype=np.float64).reshape(-1, len(CLASSES)),
+            np.array([a.model_version for a in answers], dtype=object),
+        )
+
+    @classmethod
+    def joined(cls, parts: Sequence[RowPredictions]) -> RowPredictions:
+        if not parts:
+            return cls.of(())
+        return cls(
+            np.concatenate([p.classes for p in parts]),
+            np.concatenate([p.probabilities for p in parts]),
+            np.concatenate([p.versions for p in parts]),
+        )
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """Either predictions for every row, or the rows that must be fixed first (and no predictions)."""
+
+    predictions: RowPredictions
     errors: tuple[RowError, ...]
 
 
 def read_csv(content: bytes, *, max_rows: int) -> CsvTable:
-    """Parse an uploaded file; refuse it with a plain message when it cannot be used."""
+    """Parse an uploaded file; refuse it with a plain message when it cannot be used.
+
+    A file with more lines than `max_rows` has its rows counted first, without keeping them.
+    """
+    most = upload_limit_bytes(max_rows)
+    if len(content) > most:
+        raise CsvFileError(
+            f"The file is {len(content) / 2**20:.1f} MB; at most {most // 2**20} MB are accepted (for {max_rows:,} "
+            "rows). Split it up."
+        )
     try:
-        text = content.decode("utf-8-sig")
+        rows = _rows(content)
+        columns = _checked_header(next(rows, None))
+        if content.count(b"\n") > max_rows:  # perhaps too many rows (a quoted cell may hold a line break)
+            _count_rows(rows, max_rows)
+            rows = _rows(content)
+            next(rows)
+        chunks = [
+            pd.DataFrame(chunk, columns=list(columns), dtype="str") for chunk in _row_chunks(rows, columns, max_rows)
+        ]
     except UnicodeDecodeError as exc:
         raise CsvFileError("The file is not UTF-8 text. Save it as CSV (UTF-8) and upload it again.") from exc
-    try:
-        reader = csv.reader(io.StringIO(text, newline=""))
-        header = next(reader, None)
-        rows = [tuple(cell.strip() for cell in row) for row in reader if any(cell.strip() for cell in row)]
     except csv.Error as exc:
         raise CsvFileError(f"The file is not valid CSV: {exc}.") from exc
+    if not chunks:
+        raise CsvFileError("The file has a header but no rows.")
+    return CsvTable(pd.concat(chunks, ignore_index=True))
+
+
+def _rows(content: bytes) -> Iterator[list[str]]:
+    """The file's rows, decoded as they are read (a `str` of the whole file would take up to 4 bytes a character)."""
+    return csv.reader(io.TextIOWrapper(io.BytesIO(content), encoding="utf-8-sig", newline=""))
+
+
+def _blank(row: list[str]) -> bool:
+    return not any(cell.strip() for cell in row)
+
+
+def _count_rows(rows: Iterator[list[str]], max_rows: int) -> None:
+    """Count the non-blank rows, keeping none; refuse the file at the first row past `max_rows`."""
+    count = 0
+    for row in rows:
+        count += not _blank(row)
+        _within_limit(count, max_rows)
+
+
+def _within_limit(count: int, max_rows: int) -> None:
+    if count > max_rows:
+        raise CsvFileError(f"The file has more than {max_rows:,} rows; at most {max_rows:,} are accepted. Split it up.")
+
+
+def _checked_header(header: list[str] | None) -> tuple[str, ...]:
     if not header:
         raise CsvFileError("The file is empty. It needs a header with the 21 column names, then one row per person.")
     columns = tuple(name.strip() for name in header)
@@ -85,17 +190,35 @@ def read_csv(content: bytes, *, max_rows: int) -> CsvTable:
     duplicated = sorted({name for name in columns if columns.count(name) > 1})
     if duplicated:
         raise CsvFileError(f"These columns appear more than once: {', '.join(duplicated)}. Keep one of each.")
-    if not rows:
-        raise CsvFileError("The file has a header but no rows.")
-    if len(rows) > max_rows:
-        raise CsvFileError(f"The file has {len(rows):,} rows; at most {max_rows:,} are accepted. Split it up.")
-    for number, row in enumerate(rows, start=1):
+    taken = [name for name in columns if name in RESULT_COLUMNS]
+    if taken:
+        raise CsvFileError(
+            f"These columns have the names of the results this app adds: {', '.join(taken)}. Rename them (or "
+            "remove them, if they hold the results of an earlier run) and upload the file again."
+        )
+    return columns
+
+
+def _row_chunks(rows: Iterator[list[str]], columns: tuple[str, ...], max_rows: int) -> Iterator[list[list[str]]]:
+    """The non-blank rows, `CHUNK_ROWS` at a time, each checked to be as long as the header, `max_rows` at most."""
+    chunk: list[list[str]] = []
+    number = 0
+    for row in rows:
+        if _blank(row):
+            continue
+        number += 1
+        _within_limit(number, max_rows)
         if len(row) != len(columns):
             raise CsvFileError(
                 f"Row {number} has {len(row)} values but the header has {len(columns)} columns. "
                 "Check for missing or extra commas."
             )
-    return CsvTable(columns, tuple(rows))
+        chunk.append(row)
+        if len(chunk) == CHUNK_ROWS:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def predict_table(
@@ -109,46 +232,70 @@ def predict_table(
 
     Service failures other than invalid input (down, slow, not ready) propagate as `ApiError` exceptions.
     """
-    predictions: list[PredictionResponse] = []
+    parts: list[RowPredictions] = []
     errors: list[RowError] = []
-    total = len(table.rows)
+    total = table.row_count
     for start in range(0, total, batch_size):
-        indices = range(start, min(start + batch_size, total))
+        stop = min(start + batch_size, total)
         try:
-            predictions.extend(client.predict_batch([table.record(i) for i in indices]))
+            parts.append(RowPredictions.of(client.predict_batch(table.records(start, stop))))
         except InvalidInputError as exc:
             errors.extend(_row_errors(table, exc, start))
         if progress is not None:
-            progress(indices.stop, total)
+            progress(stop, total)
     if errors:
-        return BatchOutcome((), tuple(errors))
-    return BatchOutcome(tuple(predictions), ())
+        return BatchOutcome(RowPredictions.joined(()), tuple(errors))
+    return BatchOutcome(RowPredictions.joined(parts), ())
 
 
-def results_frame(table: CsvTable, predictions: Sequence[PredictionResponse]) -> pd.DataFrame:
+def results_frame(table: CsvTable, predictions: RowPredictions) -> pd.DataFrame:
     """The uploaded columns plus the predicted status and the chance of each class (0..1)."""
-    frame = pd.DataFrame(list(table.rows), columns=list(table.columns))
-    frame["predicted_status"] = [CLASSES[p.prediction].label for p in predictions]
-    frame["predicted_class"] = [p.prediction for p in predictions]
-    for k, cls in enumerate(CLASSES):
-        frame[probability_column(cls.name)] = [p.probabilities.ordered()[k] for p in predictions]
-    frame["model_version"] = [p.model_version for p in predictions]
-    return frame
+    labels = np.array([c.label for c in CLASSES], dtype=object)
+    results = pd.DataFrame(
+        {
+            STATUS_COLUMN: pd.array(labels[predictions.classes], dtype="str"),
+            CLASS_COLUMN: predictions.classes,
+            **{probability_column(c.name): predictions.probabilities[:, k] for k, c in enumerate(CLASSES)},
+            VERSION_COLUMN: pd.array(predictions.versions, dtype="str"),
+        }
+    )
+    return pd.concat([table.frame, results], axis=1)
 
 
 def errors_frame(errors: Sequence[RowError]) -> pd.DataFrame:
     return pd.DataFrame(
         {
-            "Row": [e.row for e in errors],
-            "Column": [e.column for e in errors],
-            "Value": [e.value for e in errors],
-            "Problem": [e.reason for e in errors],
+            "Row": pd.array([e.row for e in errors], dtype="Int64"),
+            "Column": pd.array([e.column for e in errors], dtype="str"),
+            "Value": pd.array([e.value for e in errors], dtype="str"),
+            "Problem": pd.array([e.reason for e in errors], dtype="str"),
         }
     )
 
 
-def probability_column(class_name: str) -> str:
-    return f"probability_{class_name}"
+def csv_file(frame: pd.DataFrame) -> bytes:
+    """The frame as a UTF-8 CSV file that a spreadsheet opens as values (OWASP's advice on CSV injection).
+
+    Every text cell and column name that would start a formula gets a leading `'`; numbers, and text that is a plain
+    number, stay as they are. Text is quoted, so a `;` or a carriage return inside a cell cannot start a new one.
+    Written `CHUNK_ROWS` rows at a time, so only the file itself grows with the rows.
+    """
+    header = _neutralised(pd.Series(frame.columns, dtype="str")).tolist()
+    out = io.BytesIO()
+    for start in range(0, max(len(frame), 1), CHUNK_ROWS):
+        part = frame.iloc[start : start + CHUNK_ROWS].copy()
+        for position, dtype in enumerate(part.dtypes):
+            if isinstance(dtype, pd.StringDtype):
+                part.isetitem(position, _neutralised(part.iloc[:, position]).array)
+        part.to_csv(out, index=False, header=header if start == 0 else False, quoting=csv.QUOTE_NONNUMERIC)
+    return out.getvalue()
+
+
+def _neutralised(texts: pd.Series) -> pd.Series:
+    risky = texts.str.match(_FORMULA_START) & ~texts.str.fullmatch(_PLAIN_NUMBER)
+    if not risky.any():
+        return texts
+    return texts.mask(risky, "'" + texts[risky])
 
 
 def _row_errors(table: CsvTable, exc: InvalidInputError, start: int) -> list[RowError]:
@@ -160,13 +307,14 @@ def _row_errors(table: CsvTable, exc: InvalidInputError, start: int) -> list[Row
             errors.append(RowError(None, e.field, "", e.reason))
             continue
         i = start + e.index
-        errors.append(RowError(i + 1, e.field, table.value(i, e.field) or EMPTY, e.reason))
+        value = table.value(i, e.field)
+        errors.append(RowError(i + 1, e.field, value if value.strip() else EMPTY, e.reason))
     return errors
 
 
 def _number(text: str) -> float | int | str | None:
     """The cell as a number when it is one; otherwise the text, for the service to explain what is wrong."""
-    if text == "":
+    if not text.strip():
         return None
     try:
         value = float(text)

@@ -6,6 +6,7 @@ try again, and anything unexpected is logged and shown as a short apology, never
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from frontend.batch import (
     BatchOutcome,
     CsvFileError,
     CsvTable,
+    csv_file,
     errors_frame,
     predict_table,
     probability_column,
@@ -35,6 +37,8 @@ from ml.schema import CLASSES, DEFAULT_RECORD, FEATURES, FEATURES_BY_NAME
 logger = logging.getLogger("frontend")
 
 TITLE = "Diabetes screening"
+#: Rows of a batch's results shown on the page (the download has them all).
+SHOWN_ROWS = 1_000
 #: Test metrics of `GET /model` shown in the sidebar, with names a non-specialist can look up.
 TEST_METRICS = {
     "accuracy": "Accuracy",
@@ -71,6 +75,9 @@ def main() -> None:
     st.set_page_config(page_title=TITLE, page_icon=":material/health_and_safety:", layout="wide")
     st.set_option("client.showErrorDetails", "none")
     st.set_option("client.toolbarMode", "minimal")
+    # The tables' own "Download as CSV" would write the user's cells as they are (formulas included): the app's
+    # download buttons write them neutralised (`frontend.batch.csv_file`).
+    st.set_option("client.disableDataExport", True)
     try:
         settings = Settings()  # type: ignore[call-arg]  # API_URL comes from the environment
     except ValidationError as exc:
@@ -144,7 +151,7 @@ def _batch_tab(client: ApiClient, settings: Settings) -> None:
         st.dataframe(_columns_help(), hide_index=True, width="stretch")
     template = pd.DataFrame([dict(DEFAULT_RECORD)])
     _download_csv("Download an example file", template, "diabetes-screening-example.csv", key="batch_template")
-    uploaded = st.file_uploader("CSV file", type=["csv"], key="batch_file")
+    uploaded = st.file_uploader("CSV file", type=["csv"], key="batch_file", max_upload_size=settings.upload_limit_mb)
     if uploaded is None:
         return
     content = uploaded.getvalue()
@@ -153,7 +160,7 @@ def _batch_tab(client: ApiClient, settings: Settings) -> None:
     except CsvFileError as exc:
         st.error(str(exc))
         return
-    st.caption(f"{len(table.rows):,} rows read from {uploaded.name}.")
+    st.caption(f"{table.row_count:,} rows read from {uploaded.name}.")
     digest = hashlib.sha256(content).hexdigest()
     last: BatchRun | None = st.session_state.get("batch_run")
     if last is not None and last.digest != digest:
@@ -212,7 +219,10 @@ def _show_predictions(table: CsvTable, outcome: BatchOutcome) -> None:
     for cls in CLASSES:
         config[probability_column(cls.name)] = st.column_config.NumberColumn(f"Chance: {cls.label}", format="percent")
     shown = ["predicted_status", *(probability_column(c.name) for c in CLASSES), *table.columns]
-    st.dataframe(frame, hide_index=True, width="stretch", column_config=config, column_order=shown)
+    # Sending 100,000 rows to the browser took 240 MB of the UI's memory: the page shows the first ones.
+    st.dataframe(frame.head(SHOWN_ROWS), hide_index=True, width="stretch", column_config=config, column_order=shown)
+    if len(frame) > SHOWN_ROWS:
+        st.caption(f"The first {SHOWN_ROWS:,} of {len(frame):,} rows; the download has them all.")
     _download_csv("Download results (CSV)", frame, "predictions.csv", key="batch_download", primary=True)
     st.warning("These are screening estimates, not diagnoses.", icon=":material/medical_information:")
 
@@ -267,10 +277,11 @@ def _pressed(key: str) -> bool:
 
 
 def _download_csv(label: str, frame: pd.DataFrame, file_name: str, *, key: str, primary: bool = False) -> None:
-    """A download button that does not rerun the page (the shown results stay as they are)."""
+    """A download button that does not rerun the page (the shown results stay as they are); the file is written
+    (neutralised, `frontend.batch.csv_file`) when it is clicked, not on every rerun."""
     st.download_button(
         label,
-        frame.to_csv(index=False),
+        functools.partial(csv_file, frame),
         file_name=file_name,
         mime="text/csv",
         type="primary" if primary else "secondary",

@@ -88,7 +88,7 @@ class Outcome:
     health_max_ms: float
 
 
-def _memory_mb(pid: int, field: str) -> float:
+def memory_mb(pid: int, field: str) -> float:
     """`VmRSS` (now) or `VmHWM` (the peak since the process started) from /proc, in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(f"{field}:"):
@@ -139,7 +139,7 @@ def replay(scenario: Scenario, model: Path, work: Path) -> Outcome:
         wait_http(f"http://127.0.0.1:{port}/ready", 60, process)
         _post(port, "/predict/batch", b'{"records": [{}]}')  # warm the validation and error paths
         time.sleep(0.5)
-        rss_before = _memory_mb(process.pid, "VmRSS")
+        rss_before = memory_mb(process.pid, "VmRSS")
         prober = HealthProber(port)
         prober.start()
         time.sleep(0.2)
@@ -148,7 +148,7 @@ def replay(scenario: Scenario, model: Path, work: Path) -> Outcome:
         time.sleep(0.2)
         prober.stopped.set()
         prober.join()
-        peak = _memory_mb(process.pid, "VmHWM")
+        peak = memory_mb(process.pid, "VmHWM")
     latencies_ms = [1000 * s for s in prober.latencies]
     return Outcome(
         scenario=scenario.name,

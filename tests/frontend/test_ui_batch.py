@@ -6,10 +6,22 @@ import csv
 import io
 
 import httpx
+import pandas as pd
 import pytest
 
-from frontend.batch import CsvFileError, predict_table, probability_column, read_csv, results_frame
+from frontend.batch import (
+    CsvFileError,
+    RowError,
+    RowPredictions,
+    csv_file,
+    errors_frame,
+    predict_table,
+    probability_column,
+    read_csv,
+    results_frame,
+)
 from frontend.client import ApiClient
+from ml.contract import PredictionResponse
 from ml.schema import CLASSES, DEFAULT_RECORD, FEATURE_NAMES
 
 
@@ -88,7 +100,7 @@ def test_large_file_goes_in_chunks_and_keeps_row_order(api_url: str) -> None:
     assert len(outcome.predictions) == len(rows)
     for i in (0, 999, 1_000, 2_344):  # either side of each chunk boundary
         single = client.predict(table.record(i), explain=False)
-        assert outcome.predictions[i].probabilities.ordered() == pytest.approx(single.probabilities.ordered())
+        assert list(outcome.predictions.probabilities[i]) == pytest.approx(single.probabilities.ordered())
     frame = results_frame(table, outcome.predictions)
     assert list(frame.columns[: len(FEATURE_NAMES)]) == list(FEATURE_NAMES)
     sums = sum(frame[probability_column(c.name)] for c in CLASSES)
@@ -102,7 +114,94 @@ def test_invalid_values_are_reported_by_file_row_across_chunks(api_url: str) -> 
     table = read_csv(csv_bytes(rows), max_rows=100)
     client = ApiClient(api_url, timeout_seconds=30, connect_timeout_seconds=2)
     outcome = predict_table(client, table, batch_size=10)
-    assert outcome.predictions == ()
+    assert len(outcome.predictions) == 0
     found = {(e.row, e.column, e.value) for e in outcome.errors}
     assert found == {(4, "GenHlth", "7"), (22, "Sex", "male"), (22, "Income", "(empty)")}
     assert all(e.reason for e in outcome.errors)
+
+
+HOSTILE_IDS = [
+    '=HYPERLINK("http://x","y")',
+    "+cmd|' /C calc'!A0",
+    "@SUM(1)",
+    "-2+3",
+    "\t=1+2",  # a user's own defence: the leading tab stays
+    "\r=1+2",
+]
+
+
+def _written(frame: pd.DataFrame) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(csv_file(frame).decode(), newline="")))
+
+
+def _answer(class_id: int) -> PredictionResponse:
+    return PredictionResponse.of(class_id, [0.7, 0.1, 0.2], "20261201T122723Z-8278e4c8")
+
+
+def test_a_users_leading_tab_is_kept() -> None:
+    table = read_csv(csv_bytes([default_row(id="\t=1+2")]), max_rows=10)
+    assert table.value(0, "id") == "\t=1+2"
+
+
+def test_downloads_neutralise_formulas_and_keep_numbers() -> None:
+    rows = [default_row(id=text, note="-1.5", BMI="31.5") for text in HOSTILE_IDS]
+    table = read_csv(csv_bytes(rows), max_rows=10)
+    frame = results_frame(table, RowPredictions.of([_answer(i % 3) for i in range(len(rows))]))
+    written = _written(frame)
+    assert [row["id"] for row in written] == [f"'{text}" for text in HOSTILE_IDS]
+    assert {row["note"] for row in written} == {"-1.5"}
+    assert {row["BMI"] for row in written} == {"31.5"}
+    assert [float(row[probability_column(CLASSES[0].name)]) for row in written] == [0.7] * len(rows)
+
+
+def test_the_list_of_problems_is_neutralised_too() -> None:
+    formula = '=HYPERLINK("http://x","y")'
+    errors = [RowError(3, "Sex", formula, "Input should be a whole number"), RowError(None, "", "", "x")]
+    written = _written(errors_frame(errors))
+    assert written[0] == {
+        "Row": "3",
+        "Column": "Sex",
+        "Value": '\'=HYPERLINK("http://x","y")',
+        "Problem": "Input should be a whole number",
+    }
+    assert written[1]["Row"] == ""
+
+
+def test_a_header_that_is_a_formula_is_neutralised() -> None:
+    table = read_csv(csv_bytes([default_row(**{"=cmd": "x"})]), max_rows=10)
+    frame = results_frame(table, RowPredictions.of([_answer(0)]))
+    header = next(csv.reader(io.StringIO(csv_file(frame).decode(), newline="")))
+    assert "'=cmd" in header
+
+
+@pytest.mark.parametrize("column", ["predicted_status", "model_version", probability_column(CLASSES[2].name)])
+def test_a_column_named_like_a_result_is_refused(column: str) -> None:
+    with pytest.raises(CsvFileError, match=f"names of the results this app adds: {column}"):
+        read_csv(csv_bytes([default_row(**{column: "mine"})]), max_rows=10)
+
+
+def test_rows_past_the_limit_are_not_read() -> None:
+    """A 1,000-row file against a limit of 500 is refused while reading row 501, not after parsing everything."""
+    content = csv_bytes([default_row()] * 1_000)
+    with pytest.raises(CsvFileError, match="more than 500 rows; at most 500 are accepted"):
+        read_csv(content, max_rows=500)
+
+
+def test_a_file_larger_than_its_rows_can_need_is_refused_unread() -> None:
+    content = csv_bytes([default_row(note="x" * 1_100_000)])
+    with pytest.raises(CsvFileError, match=r"The file is 1\.0 MB; at most 1 MB are accepted \(for 10 rows\)"):
+        read_csv(content, max_rows=10)
+
+
+def test_cells_are_kept_as_compact_text() -> None:
+    """Arrow strings, not one Python object per cell: 100,000 rows took 210 MB as tuples of str."""
+    table = read_csv(csv_bytes([default_row(id=f"p{i}") for i in range(25_000)]), max_rows=100_000)
+    assert table.row_count == 25_000
+    assert all(isinstance(dtype, pd.StringDtype) for dtype in table.frame.dtypes)
+    assert table.frame.memory_usage(deep=True).sum() < 40 * table.row_count * len(table.columns)
+
+
+def test_the_row_limit_holds_for_carriage_return_line_ends() -> None:
+    content = csv_bytes([default_row()] * 30).replace(b"\r\n", b"\r")
+    with pytest.raises(CsvFileError, match="more than 20 rows"):
+        read_csv(content, max_rows=20)

@@ -6,10 +6,13 @@ browser fails the run instead of hiding the test.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ui_servers import running, streamlit_command
@@ -97,3 +100,55 @@ def test_fill_the_form_predict_and_read_the_answer(chromium: Path, ui_url: str, 
         finally:
             browser.close()
     assert screenshot.stat().st_size > 50_000
+
+
+FORMULAS = ['=HYPERLINK("http://x","y")', "+cmd|' /C calc'!A0", "@SUM(1)", "\t=1+2"]
+
+
+def _download(page: Any, key: str, folder: Path) -> list[dict[str, str]]:
+    """Click the download button `key` and read the file the browser saved."""
+    with page.expect_download(timeout=30_000) as download:
+        page.locator(f".st-key-{key} button").click()
+    path = folder / download.value.suggested_filename
+    download.value.save_as(path)
+    return list(csv.DictReader(io.StringIO(path.read_text(), newline="")))
+
+
+def test_downloaded_csv_files_open_as_values_not_formulas(chromium: Path, ui_url: str, tmp_path: Path) -> None:
+    """Issue 15: `predictions.csv` and `problems.csv` returned the uploaded formulas verbatim."""
+    from playwright.sync_api import expect, sync_playwright
+
+    good = tmp_path / "people.csv"
+    good.write_text(_csv([{"id": text, **DEFAULT_RECORD} for text in FORMULAS]))
+    bad = tmp_path / "bad-people.csv"
+    bad.write_text(_csv([{"id": "p1", **DEFAULT_RECORD, "Sex": FORMULAS[0]}]))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=VIEWPORT, accept_downloads=True)
+            page.goto(ui_url)
+            page.get_by_role("tab", name="Many people (CSV file)").click()
+            upload = page.locator('[data-testid="stFileUploaderDropzoneInput"]')
+
+            upload.set_input_files(good)
+            expect(page.get_by_text("4 rows read from people.csv")).to_be_visible(timeout=30_000)
+            page.get_by_role("button", name="Predict all rows").click()
+            predictions = _download(page, "batch_download", tmp_path)
+
+            upload.set_input_files(bad)
+            expect(page.get_by_text("1 rows read from bad-people.csv")).to_be_visible(timeout=30_000)
+            page.get_by_role("button", name="Predict all rows").click()
+            problems = _download(page, "batch_errors_download", tmp_path)
+        finally:
+            browser.close()
+    assert [row["id"] for row in predictions] == [f"'{text}" for text in FORMULAS]
+    assert {row["BMI"] for row in predictions} == {str(DEFAULT_RECORD["BMI"])}
+    assert [(row["Column"], row["Value"]) for row in problems] == [("Sex", f"'{FORMULAS[0]}")]
+
+
+def _csv(rows: list[dict[str, object]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()

@@ -27,6 +27,7 @@ def running(
 
 
 def streamlit_command(port: int) -> list[str]:
+    """`streamlit run frontend/app.py` as `make ui` runs it, with the upload limit of the image."""
     return [
         sys.executable,
         "-m",
@@ -43,4 +44,6 @@ def streamlit_command(port: int) -> list[str]:
         "false",
         "--server.fileWatcherType",
         "none",
+        "--server.maxUploadSize",
+        "20",
     ]
