@@ -134,7 +134,7 @@ class EksCluster(pulumi.ComponentResource):
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[logs, attachment]),
         )
-        issuer_url = self.cluster.identities.apply(lambda ids: str(ids[0].oidcs[0].issuer))  # type: ignore[index]
+        issuer_url = self.cluster.identities.apply(lambda ids: str(ids[0]["oidcs"][0]["issuer"]))  # type: ignore[index]
         provider = aws.iam.OpenIdConnectProvider(
             f"{name}-oidc", url=issuer_url, client_id_lists=["sts.amazonaws.com"], tags=tags, opts=child
         )
@@ -159,7 +159,7 @@ class EksCluster(pulumi.ComponentResource):
             )
 
         self.kubeconfig = pulumi.Output.all(self.cluster.endpoint, self.cluster.certificate_authority).apply(
-            lambda values: kubeconfig(self.cluster_name, values[0], values[1].data, settings.region)
+            lambda values: kubeconfig(self.cluster_name, values[0], values[1]["data"], settings.region)
         )
         self.provider = k8s.Provider(
             f"{name}-k8s",

@@ -1,20 +1,32 @@
-"""Run the Pulumi program under mocks and record every resource it registers (no CLI, no cloud)."""
+"""Run the three Pulumi programs under mocks and record every resource they register (no CLI, no cloud).
+
+The root runs first; what it exports is what the platforms' StackReference returns, so the contract between the
+projects (output names and shapes) is exercised, not assumed.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from unittest import mock
 
 import pulumi
 
-from stacks.config import StackSettings, parse_settings
+from stacks.config import EcsStackSettings, EksStackSettings, SharedSettings, StackSettings, parse_settings
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
 ZONES = ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
 INGRESS_HOST = "k8s-diabetes-abc123.eu-west-1.elb.amazonaws.com"
 OIDC_ISSUER = "oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
+ELB_ACCOUNT = "arn:aws:iam::156460612806:root"
+#: The role the mocked caller assumed (the CI deploy role of the dev stack).
+DEPLOYER = f"arn:aws:iam::{ACCOUNT}:role/diabetes-dev-github-deploy"
+PREVIEWER = f"arn:aws:iam::{ACCOUNT}:role/diabetes-dev-github-preview"
+EKS_ACCESS = {"admins": ["role/diabetes-dev-github-deploy"], "viewers": ["role/diabetes-dev-github-preview"]}
+PROJECTS = {SharedSettings: "diabetes", EcsStackSettings: "diabetes-ecs", EksStackSettings: "diabetes-eks"}
 
 
 @dataclass
@@ -22,13 +34,18 @@ class Resource:
     typ: str
     name: str
     inputs: dict[str, Any]
+    state: dict[str, Any]
 
 
 @dataclass
 class Recorder(pulumi.runtime.Mocks):
+    shared_outputs: dict[str, Any] = field(default_factory=dict)
+    deployer: str = DEPLOYER
     resources: list[Resource] = field(default_factory=list)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        if args.typ == "pulumi:pulumi:StackReference":
+            return f"{args.name}-id", {"name": args.inputs["name"], "outputs": self.shared_outputs}
         state = dict(args.inputs)
         name = args.name
         service = args.typ.split(":")[1].split("/")[0]
@@ -36,36 +53,42 @@ class Recorder(pulumi.runtime.Mocks):
         state.setdefault("name", name)
         if args.typ == "aws:ecr/repository:Repository":
             state["repositoryUrl"] = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{args.inputs['name']}"
+            state["arn"] = f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{args.inputs['name']}"
         elif args.typ == "aws:lb/loadBalancer:LoadBalancer":
-            state |= {
-                "arnSuffix": f"app/{name}/50dc6c495c0c9188",
-                "dnsName": f"{name}.{REGION}.elb.amazonaws.com",
-            }
+            state |= {"arnSuffix": f"app/{name}/50dc6c495c0c9188", "dnsName": f"{name}.{REGION}.elb.amazonaws.com"}
         elif args.typ == "aws:lb/targetGroup:TargetGroup":
             state["arnSuffix"] = f"targetgroup/{name}/73e2d6bc24d8a067"
         elif args.typ == "aws:cloudwatch/logGroup:LogGroup":
             state["arn"] = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{args.inputs['name']}"
-        elif args.typ == "eks:index:Cluster":
-            kubeconfig = {"apiVersion": "v1", "clusters": [], "contexts": [], "users": []}
+        elif args.typ == "aws:s3/bucket:Bucket":
+            state |= {"bucket": f"{name}-bucket", "arn": f"arn:aws:s3:::{name}-bucket"}
+        elif args.typ == "aws:eks/cluster:Cluster":
             state |= {
-                "kubeconfig": kubeconfig,
-                "kubeconfigJson": json.dumps(kubeconfig),
-                "oidcProviderArn": f"arn:aws:iam::{ACCOUNT}:oidc-provider/{OIDC_ISSUER}",
-                "oidcProviderUrl": f"https://{OIDC_ISSUER}",
-                "oidcIssuer": OIDC_ISSUER,
+                "identities": [{"oidcs": [{"issuer": f"https://{OIDC_ISSUER}"}]}],
+                "endpoint": "https://EXAMPLE.gr7.eu-west-1.eks.amazonaws.com",
+                "certificateAuthority": {"data": "Q0VSVElGSUNBVEU="},
             }
+        elif args.typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+            state["arn"] = f"arn:aws:iam::{ACCOUNT}:oidc-provider/{OIDC_ISSUER}"
+        elif args.typ == "aws:eks/fargateProfile:FargateProfile":
+            state["fargateProfileName"] = f"{name}-profile"
         elif args.typ == "kubernetes:networking.k8s.io/v1:Ingress":
             state["status"] = {"loadBalancer": {"ingress": [{"hostname": INGRESS_HOST}]}}
-        self.resources.append(Resource(args.typ, name, dict(args.inputs)))
+        self.resources.append(Resource(args.typ, name, dict(args.inputs), state))
         return f"{name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
-            return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/ci", "userId": "AIDA"}, []
+            session = self.deployer.replace(":iam::", ":sts::").replace(":role/", ":assumed-role/") + "/ci"
+            return {"accountId": ACCOUNT, "arn": session, "userId": "AROA:ci"}, []
+        if args.token == "aws:iam/getSessionContext:getSessionContext":
+            return {"arn": args.args["arn"], "issuerArn": self.deployer, "issuerName": "ci"}, []
         if args.token == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "reverseDnsPrefix": "com.amazonaws"}, []
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             return {"names": ZONES, "zoneIds": ["euw1-az1", "euw1-az2", "euw1-az3"], "id": REGION}, []
+        if args.token == "aws:elb/getServiceAccount:getServiceAccount":
+            return {"arn": ELB_ACCOUNT, "id": "156460612806"}, []
         raise AssertionError(f"unexpected invoke {args.token}")
 
     def of_type(self, typ: str) -> list[Resource]:
@@ -89,30 +112,62 @@ def subnet_ids(run: Run, tier: str) -> set[str]:
     return {f"{subnet.name}-id" for subnet in run.recorder.of_type("aws:ec2/subnet:Subnet") if tier in subnet.name}
 
 
-def settings_for(**overrides: Any) -> StackSettings:
-    values: dict[str, Any] = {"environment": "dev", "region": REGION, "imageTag": "3f2c1ab"}
+def settings_for(model: type[StackSettings], **overrides: Any) -> Any:
+    """Settings of one project for the `dev` stack in eu-west-1 (EKS: the dev access entries)."""
+    values: dict[str, Any] = {"environment": "dev", "region": REGION}
+    if model is not SharedSettings:
+        values["imageTag"] = "3f2c1ab"
+    if model is EksStackSettings:
+        values["eks"] = {"access": EKS_ACCESS, **overrides.pop("eks", {})}
     values.update(overrides)
-    return parse_settings(values)
+    return parse_settings(model, values, PROJECTS[model])
 
 
-def run_program(settings: StackSettings) -> Run:
-    """Build the whole program under fresh mocks; resolve the stack outputs the program exports."""
-    from stacks.program import build
-
-    recorder = Recorder()
-    pulumi.runtime.set_mocks(recorder, project="diabetes", stack=settings.environment, preview=False)
+def run_program(
+    build: Callable[[Any], Any],
+    settings: StackSettings,
+    shared_outputs: dict[str, Any] | None = None,
+    *,
+    deployer: str = DEPLOYER,
+    preview: bool = False,
+) -> Run:
+    """Build one program under fresh mocks; resolve what it exports."""
+    recorder = Recorder(shared_outputs or {}, deployer)
+    project = PROJECTS[type(settings)]
+    pulumi.runtime.set_mocks(
+        recorder, project=project, stack=settings.environment, preview=preview, organization="organization"
+    )
+    exported: dict[str, Any] = {}
     outputs: dict[str, Any] = {}
 
     @pulumi.runtime.test
     def program() -> pulumi.Output[Any]:
-        deployment = build(settings)
-        values: dict[str, Any] = {}
-        if deployment.ecs is not None:
-            values["ecsUrl"] = deployment.ecs.url
-        if deployment.eks is not None:
-            values["eksIngressHostname"] = deployment.eks.ingress_hostname
-            values["eksFargateProfiles"] = pulumi.Output.all(*deployment.eks.fargate_profiles)
-        return pulumi.Output.all(**values).apply(outputs.update)
+        with mock.patch("pulumi.export", side_effect=exported.__setitem__):
+            build(settings)
+        return pulumi.Output.all(**exported).apply(outputs.update)
 
     program()
     return Run(settings, recorder, outputs)
+
+
+def run_root(**overrides: Any) -> Run:
+    from stacks.root import build
+
+    return run_program(build, settings_for(SharedSettings, **overrides))
+
+
+def run_ecs(shared: Run, **overrides: Any) -> Run:
+    from stacks.ecs.program import build
+
+    return run_program(build, settings_for(EcsStackSettings, **overrides), shared.outputs)
+
+
+def run_eks(shared: Run, **overrides: Any) -> Run:
+    from stacks.eks.program import build
+
+    return run_program(build, settings_for(EksStackSettings, **overrides), shared.outputs)
+
+
+def json_inputs(resource: Resource, key: str) -> Any:
+    """A JSON-string input (policy documents, container definitions) parsed."""
+    return json.loads(resource.inputs[key])
