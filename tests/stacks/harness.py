@@ -35,6 +35,33 @@ class Resource:
     name: str
     inputs: dict[str, Any]
     state: dict[str, Any]
+    #: What the engine would get besides the inputs: URNs this resource waits for, and its replace options.
+    depends_on: list[str] = field(default_factory=list)
+    delete_before_replace: bool = False
+    ignore_changes: list[str] = field(default_factory=list)
+    urn: str = ""
+
+    def waits_for(self, other: Resource) -> bool:
+        """Whether this resource depends on `other` directly (depends_on or an input that is other's output)."""
+        return other.urn in self.depends_on
+
+
+class RecordingMonitor(pulumi.runtime.mocks.MockMonitor):
+    """The mock engine, also keeping each registration's dependencies and options (the Mocks API drops them)."""
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        recorder: Recorder = self.mocks
+        # Registrations run on executor threads: find this one by type and name, not by position.
+        for last in recorder.resources:
+            if last.typ == request.type and last.name == request.name and not last.urn:
+                last.urn = response.urn
+                property_urns = (urn for deps in request.propertyDependencies.values() for urn in deps.urns)
+                last.depends_on = sorted({*request.dependencies, *property_urns})
+                last.delete_before_replace = bool(request.deleteBeforeReplace)
+                last.ignore_changes = list(request.ignoreChanges)
+                break
+        return response
 
 
 @dataclass
@@ -108,7 +135,10 @@ class Run:
 
 
 def subnet_ids(run: Run, tier: str) -> set[str]:
-    """The mock ids of the `public` or `private` subnets, as other resources reference them."""
+    """The mock ids of the `public` or `private` subnets, as other resources reference them (a platform: as the
+    root exported them)."""
+    if run.recorder.shared_outputs:
+        return set(run.recorder.shared_outputs[f"{tier}SubnetIds"])
     return {f"{subnet.name}-id" for subnet in run.recorder.of_type("aws:ec2/subnet:Subnet") if tier in subnet.name}
 
 
@@ -135,7 +165,12 @@ def run_program(
     recorder = Recorder(shared_outputs or {}, deployer)
     project = PROJECTS[type(settings)]
     pulumi.runtime.set_mocks(
-        recorder, project=project, stack=settings.environment, preview=preview, organization="organization"
+        recorder,
+        project=project,
+        stack=settings.environment,
+        preview=preview,
+        organization="organization",
+        monitor=RecordingMonitor(recorder),
     )
     exported: dict[str, Any] = {}
     outputs: dict[str, Any] = {}
