@@ -80,10 +80,9 @@ def pod_execution_policy(ctx: AwsContext, repository_arns: Sequence[str], log_gr
     return policy_json(
         [
             *ecr_pull_statements([*repository_arns, addon_images]),
+            statement(["logs:DescribeLogStreams"], log_group_arn, sid="FargateLogStreams"),
             statement(
-                ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
-                [log_group_arn, f"{log_group_arn}:log-stream:*"],
-                sid="FargateLogs",
+                ["logs:CreateLogStream", "logs:PutLogEvents"], f"{log_group_arn}:log-stream:*", sid="FargateLogs"
             ),
         ]
     )

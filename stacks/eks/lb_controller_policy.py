@@ -54,6 +54,7 @@ DROPPED: dict[str, str] = {
         "Shield integration is off (chart value enableShield: false)",
     ),
     "cognito-idp:DescribeUserPoolClient": "no Ingress authenticates with Cognito",
+    "ec2:GetCoipPoolUsage": "no customer-owned IP pools (Outposts)",
     "iam:GetServerCertificate": "certificates come from ACM, never from IAM server certificates",
     "iam:ListServerCertificates": "certificates come from ACM, never from IAM server certificates",
 }
@@ -74,8 +75,6 @@ _DESCRIBE = (
     "ec2:DescribeTags",
     "ec2:DescribeVpcPeeringConnections",
     "ec2:DescribeVpcs",
-    "ec2:GetCoipPoolUsage",
-    "ec2:GetSecurityGroupsForVpc",
     "elasticloadbalancing:DescribeCapacityReservation",
     "elasticloadbalancing:DescribeListenerAttributes",
     "elasticloadbalancing:DescribeListenerCertificates",
@@ -158,6 +157,7 @@ def lb_controller_policy(ctx: AwsContext, vpc_id: str, cluster_name: str) -> str
                 sid="ServiceLinkedRole",
             ),
             statement(_DESCRIBE, "*", sid="ReadOnlyDescribe"),
+            statement(["ec2:GetSecurityGroupsForVpc"], vpc, sid="SecurityGroupsOfVpc"),
             statement(["acm:DescribeCertificate"], ctx.arn("acm", "certificate/*"), sid="Certificates"),
             statement(["ec2:CreateSecurityGroup"], [vpc, security_groups], sid="CreateSecurityGroupInVpc"),
             statement(
@@ -181,10 +181,10 @@ def lb_controller_policy(ctx: AwsContext, vpc_id: str, cluster_name: str) -> str
             ),
             statement(["ec2:DeleteSecurityGroup"], security_groups, tagged, sid="DeleteOwnSecurityGroup"),
             statement(
-                ["elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:CreateTargetGroup"],
-                any_new,
-                request_tagged,
-                sid="CreateTagged",
+                ["elasticloadbalancing:CreateLoadBalancer"], any_new[:2], request_tagged, sid="CreateTaggedLoadBalancer"
+            ),
+            statement(
+                ["elasticloadbalancing:CreateTargetGroup"], any_new[2:], request_tagged, sid="CreateTaggedTargetGroup"
             ),
             statement(
                 ["elasticloadbalancing:AddTags"],

@@ -251,7 +251,6 @@ _EKS = (
     "eks:AssociateAccessPolicy",
     "eks:CreateAccessEntry",
     "eks:CreateAddon",
-    "eks:CreateCluster",
     "eks:CreateFargateProfile",
     "eks:DeleteAccessEntry",
     "eks:DeleteAddon",
@@ -332,12 +331,12 @@ def deploy_policy(setup: CiSetup) -> str:
             statement(_EC2, "*", in_region, sid="Network"),
             statement(_ELB, "*", in_region, sid="LoadBalancers"),
             statement(_ECS, "*", in_region, sid="Ecs"),
-            statement(["ecr:DescribeRepositories"], "*", sid="ListRepositories"),
             statement(
                 [
                     "ecr:CreateRepository",
                     "ecr:DeleteLifecyclePolicy",
                     "ecr:DeleteRepository",
+                    "ecr:DescribeRepositories",
                     "ecr:GetLifecyclePolicy",
                     "ecr:ListTagsForResource",
                     "ecr:PutImageScanningConfiguration",
@@ -400,7 +399,7 @@ def deploy_policy(setup: CiSetup) -> str:
                 ctx.arn("iam", f"oidc-provider/oidc.eks.{setup.region}.amazonaws.com/id/*", region=False),
                 sid="ClusterOidc",
             ),
-            statement(["eks:DescribeAddonVersions"], "*", sid="AddonVersions"),
+            statement(["eks:CreateCluster", "eks:DescribeAddonVersions"], "*", in_region, sid="CreateCluster"),
             statement(
                 _EKS,
                 [
