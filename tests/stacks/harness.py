@@ -26,6 +26,18 @@ ELB_ACCOUNT = "arn:aws:iam::156460612806:root"
 DEPLOYER = f"arn:aws:iam::{ACCOUNT}:role/diabetes-dev-github-deploy"
 PREVIEWER = f"arn:aws:iam::{ACCOUNT}:role/diabetes-dev-github-preview"
 EKS_ACCESS = {"admins": ["role/diabetes-dev-github-deploy"], "viewers": ["role/diabetes-dev-github-preview"]}
+#: What the root stack exports under mocks (the platforms' StackReference answer when no root run is at hand).
+ROOT_OUTPUTS_FOR_CONFIG = {
+    "vpcId": "vpc-id",
+    "publicSubnetIds": ["public-0", "public-1"],
+    "privateSubnetIds": ["private-0", "private-1"],
+    "apiRepositoryUrl": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/diabetes-dev/api",
+    "uiRepositoryUrl": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/diabetes-dev/ui",
+    "apiRepositoryArn": f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/diabetes-dev/api",
+    "uiRepositoryArn": f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/diabetes-dev/ui",
+    "accessLogBucket": "access-logs",
+    "modelBucket": "models",
+}
 PROJECTS = {SharedSettings: "diabetes", EcsStackSettings: "diabetes-ecs", EksStackSettings: "diabetes-eks"}
 
 
