@@ -6,6 +6,7 @@ projects (output names and shapes) is exercised, not assumed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,6 +48,8 @@ class Resource:
     name: str
     inputs: dict[str, Any]
     state: dict[str, Any]
+    #: The id the mock engine gave it (unique across types, so a reference names one resource).
+    mock_id: str = ""
     #: What the engine would get besides the inputs: URNs this resource waits for, and its replace options.
     depends_on: list[str] = field(default_factory=list)
     delete_before_replace: bool = False
@@ -88,15 +91,21 @@ class Recorder(pulumi.runtime.Mocks):
         state = dict(args.inputs)
         name = args.name
         service = args.typ.split(":")[1].split("/")[0]
-        state.setdefault("arn", f"arn:aws:{service}:{REGION}:{ACCOUNT}:{name}")
-        state.setdefault("name", name)
+        kind = args.typ.rsplit(":", 1)[-1].lower()
+        # Ids, ARNs and autonames unique per type and name, as AWS's are: a logical name may recur across types
+        # (a service, its task definition, its security group), and the replay test maps each back to one resource.
+        state.setdefault("arn", f"arn:aws:{service}:{REGION}:{ACCOUNT}:{kind}/{name}")
+        state.setdefault("name", autoname(args.typ, name))
         if args.typ == "aws:ecr/repository:Repository":
             state["repositoryUrl"] = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{args.inputs['name']}"
             state["arn"] = f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{args.inputs['name']}"
         elif args.typ == "aws:lb/loadBalancer:LoadBalancer":
-            state |= {"arnSuffix": f"app/{name}/50dc6c495c0c9188", "dnsName": f"{name}.{REGION}.elb.amazonaws.com"}
+            state |= {
+                "arnSuffix": f"app/{state['name']}/50dc6c495c0c9188",
+                "dnsName": f"{state['name']}.{REGION}.elb.amazonaws.com",
+            }
         elif args.typ == "aws:lb/targetGroup:TargetGroup":
-            state["arnSuffix"] = f"targetgroup/{name}/73e2d6bc24d8a067"
+            state["arnSuffix"] = f"targetgroup/{state['name']}/73e2d6bc24d8a067"
         elif args.typ == "aws:cloudwatch/logGroup:LogGroup":
             state["arn"] = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{args.inputs['name']}"
         elif args.typ == "aws:s3/bucket:Bucket":
@@ -113,8 +122,9 @@ class Recorder(pulumi.runtime.Mocks):
             state["fargateProfileName"] = f"{name}-profile"
         elif args.typ == "kubernetes:networking.k8s.io/v1:Ingress":
             state["status"] = {"loadBalancer": {"ingress": [{"hostname": INGRESS_HOST}]}}
-        self.resources.append(Resource(args.typ, name, dict(args.inputs), state))
-        return f"{name}-id", state
+        mock_id = f"{name}-{kind}-id"
+        self.resources.append(Resource(args.typ, name, dict(args.inputs), state, mock_id))
+        return mock_id, state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
@@ -146,12 +156,17 @@ class Run:
     outputs: dict[str, Any]
 
 
+def autoname(typ: str, name: str) -> str:
+    """A physical name as Pulumi autonames it (`<logical name>-<7 hex>`), stable per type and name."""
+    return f"{name}-{hashlib.sha256(f'{typ}::{name}'.encode()).hexdigest()[:7]}"
+
+
 def subnet_ids(run: Run, tier: str) -> set[str]:
     """The mock ids of the `public` or `private` subnets, as other resources reference them (a platform: as the
     root exported them)."""
     if run.recorder.shared_outputs:
         return set(run.recorder.shared_outputs[f"{tier}SubnetIds"])
-    return {f"{subnet.name}-id" for subnet in run.recorder.of_type("aws:ec2/subnet:Subnet") if tier in subnet.name}
+    return {subnet.mock_id for subnet in run.recorder.of_type("aws:ec2/subnet:Subnet") if tier in subnet.name}
 
 
 def settings_for(model: type[StackSettings], **overrides: Any) -> Any:

@@ -142,7 +142,7 @@ def test_alb_security_group_is_the_only_one_open_to_the_world(ecs_full_run: Run)
     ]
     assert sorted(r.inputs["fromPort"] for r in public) == [80, 443]
     alb_sg = ecs_full_run.recorder.one("aws:ec2/securityGroup:SecurityGroup", "-alb")
-    assert {r.inputs["securityGroupId"] for r in public} == {f"{alb_sg.name}-id"}
+    assert {r.inputs["securityGroupId"] for r in public} == {alb_sg.mock_id}
 
 
 def test_tasks_accept_traffic_only_from_the_alb_and_the_ui(ecs_full_run: Run) -> None:
@@ -151,9 +151,9 @@ def test_tasks_accept_traffic_only_from_the_alb_and_the_ui(ecs_full_run: Run) ->
     for rule in rules:
         source = rule.inputs.get("referencedSecurityGroupId") or rule.inputs["cidrIpv4"]
         by_group.setdefault(rule.inputs["securityGroupId"], set()).add((source, rule.inputs["fromPort"]))
-    alb = "diabetes-dev-ecs-lb-alb-id"
-    assert by_group["diabetes-dev-ecs-api-id"] == {(alb, 8000), ("diabetes-dev-ecs-ui-id", 8000)}
-    assert by_group["diabetes-dev-ecs-ui-id"] == {(alb, 8501)}
+    alb, api, ui = (f"diabetes-dev-ecs-{name}-securitygroup-id" for name in ("lb-alb", "api", "ui"))
+    assert by_group[api] == {(alb, 8000), (ui, 8000)}
+    assert by_group[ui] == {(alb, 8501)}
 
 
 def test_services_run_privately_with_circuit_breaker(ecs_full_run: Run) -> None:
@@ -166,7 +166,7 @@ def test_services_run_privately_with_circuit_breaker(ecs_full_run: Run) -> None:
         assert inputs["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}
         assert inputs["loadBalancers"] == [
             {
-                "targetGroupArn": f"arn:aws:lb:eu-west-1:123456789012:diabetes-dev-{workload}",
+                "targetGroupArn": f"arn:aws:lb:eu-west-1:123456789012:targetgroup/diabetes-dev-{workload}",
                 "containerName": workload,
                 "containerPort": port,
             }
@@ -178,7 +178,8 @@ def test_services_run_privately_with_circuit_breaker(ecs_full_run: Run) -> None:
 def test_autoscaling_tracks_cpu_and_requests_per_target(ecs_full_run: Run) -> None:
     target = ecs_full_run.recorder.one("aws:appautoscaling/target:Target", "-api")
     assert (target.inputs["minCapacity"], target.inputs["maxCapacity"]) == (2, 6)
-    assert target.inputs["resourceId"] == "service/diabetes-dev-ecs/diabetes-dev-ecs-api"  # the mock's autoname
+    service = ecs_full_run.recorder.one("aws:ecs/service:Service", "-api")
+    assert target.inputs["resourceId"] == f"service/diabetes-dev-ecs/{service.state['name']}"  # the mock's autoname
     policies = {
         p.name: p.inputs["targetTrackingScalingPolicyConfiguration"]
         for p in ecs_full_run.recorder.of_type("aws:appautoscaling/policy:Policy")
@@ -189,9 +190,10 @@ def test_autoscaling_tracks_cpu_and_requests_per_target(ecs_full_run: Run) -> No
     assert cpu["targetValue"] == 60
     requests = policies["diabetes-dev-ecs-api-requests"]["predefinedMetricSpecification"]
     assert requests["predefinedMetricType"] == "ALBRequestCountPerTarget"
-    assert requests["resourceLabel"] == (
-        "app/diabetes-dev-lb/50dc6c495c0c9188/targetgroup/diabetes-dev-api/73e2d6bc24d8a067"
-    )
+    balancer = ecs_full_run.recorder.one("aws:lb/loadBalancer:LoadBalancer")
+    group = ecs_full_run.recorder.one("aws:lb/targetGroup:TargetGroup", "-api")
+    assert requests["resourceLabel"] == f"{balancer.state['arnSuffix']}/{group.state['arnSuffix']}"
+    assert requests["resourceLabel"].startswith("app/diabetes-dev-lb-")
 
 
 def test_execution_role_pulls_only_this_stacks_images(ecs_full_run: Run) -> None:

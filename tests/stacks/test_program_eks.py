@@ -195,7 +195,7 @@ def test_load_balancer_controller_is_pinned_and_waits_for_its_iam_policy(eks_ful
     assert release.waits_for(eks_full_run.recorder.one(ROLE_POLICY, "lb-controller"))
     values = release.inputs["values"]
     assert values["clusterName"] == "diabetes-dev-eks"
-    assert values["vpcId"] == "diabetes-dev-net-vpc-id"
+    assert values["vpcId"] == "diabetes-dev-net-vpc-vpc-id"
     assert values["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"].endswith("lb-controller")
     assert (values["enableWaf"], values["enableWafv2"], values["enableShield"]) == (False, False, False)
     assert _release(eks_full_run, "metrics-server").inputs["values"]["containerPort"] == 4443

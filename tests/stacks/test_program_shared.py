@@ -88,7 +88,7 @@ def test_nat_gateways_follow_config_and_private_routes_use_them(root_run: Run) -
     assert len(nats) == 2  # perAz
     assert {nat.inputs["subnetId"] for nat in nats} <= subnet_ids(root_run, "public")
     private_tables = [t for t in root_run.recorder.of_type("aws:ec2/routeTable:RouteTable") if "private" in t.name]
-    nat_ids = {f"{nat.name}-id" for nat in nats}
+    nat_ids = {nat.mock_id for nat in nats}
     for table in private_tables:
         (route,) = table.inputs["routes"]
         assert route["natGatewayId"] in nat_ids
@@ -106,7 +106,7 @@ def test_buckets_are_private_encrypted_and_tls_only(root_run: Run) -> None:
         deny = [s for s in json.loads(policy.inputs["policy"])["Statement"] if s["Effect"] == "Deny"]
         assert deny[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     versioning = root_run.recorder.one("aws:s3/bucketVersioning:BucketVersioning")
-    assert versioning.inputs["bucket"] == "diabetes-dev-models-id"
+    assert versioning.inputs["bucket"] == "diabetes-dev-models-bucket-id"
 
 
 def test_access_log_bucket_lets_elb_write_only_under_the_platform_prefixes(root_run: Run) -> None:
