@@ -24,7 +24,7 @@ INGRESS_HOST = "k8s-diabetes-abc123.eu-west-1.elb.amazonaws.com"
 OIDC_ISSUER = "oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
 ELB_ACCOUNT = "arn:aws:iam::156460612806:root"
 #: The role the mocked caller assumed (the CI deploy role of the dev stack).
-DEPLOYER = f"arn:aws:iam::{ACCOUNT}:role/diabetes-dev-github-deploy"
+DEPLOYER = f"arn:aws:iam::{ACCOUNT}:role/diabetes-dev-github-deploy"  # deploy_role(ACCOUNT)
 PREVIEWER = f"arn:aws:iam::{ACCOUNT}:role/diabetes-dev-github-preview"
 EKS_ACCESS = {"admins": ["role/diabetes-dev-github-deploy"], "viewers": ["role/diabetes-dev-github-preview"]}
 #: What the root stack exports under mocks (the platforms' StackReference answer when no root run is at hand).
@@ -84,6 +84,7 @@ class Recorder(pulumi.runtime.Mocks):
     shared_outputs: dict[str, Any] = field(default_factory=dict)
     deployer: str = DEPLOYER
     resources: list[Resource] = field(default_factory=list)
+    account: str = ACCOUNT
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         if args.typ == "pulumi:pulumi:StackReference":
@@ -94,11 +95,12 @@ class Recorder(pulumi.runtime.Mocks):
         kind = args.typ.rsplit(":", 1)[-1].lower()
         # Ids, ARNs and autonames unique per type and name, as AWS's are: a logical name may recur across types
         # (a service, its task definition, its security group), and the replay test maps each back to one resource.
-        state.setdefault("arn", f"arn:aws:{service}:{REGION}:{ACCOUNT}:{kind}/{name}")
+        account = self.account
+        state.setdefault("arn", f"arn:aws:{service}:{REGION}:{account}:{kind}/{name}")
         state.setdefault("name", autoname(args.typ, name))
         if args.typ == "aws:ecr/repository:Repository":
-            state["repositoryUrl"] = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{args.inputs['name']}"
-            state["arn"] = f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{args.inputs['name']}"
+            state["repositoryUrl"] = f"{account}.dkr.ecr.{REGION}.amazonaws.com/{args.inputs['name']}"
+            state["arn"] = f"arn:aws:ecr:{REGION}:{account}:repository/{args.inputs['name']}"
         elif args.typ == "aws:lb/loadBalancer:LoadBalancer":
             state |= {
                 "arnSuffix": f"app/{state['name']}/50dc6c495c0c9188",
@@ -107,7 +109,7 @@ class Recorder(pulumi.runtime.Mocks):
         elif args.typ == "aws:lb/targetGroup:TargetGroup":
             state["arnSuffix"] = f"targetgroup/{state['name']}/73e2d6bc24d8a067"
         elif args.typ == "aws:cloudwatch/logGroup:LogGroup":
-            state["arn"] = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{args.inputs['name']}"
+            state["arn"] = f"arn:aws:logs:{REGION}:{account}:log-group:{args.inputs['name']}"
         elif args.typ == "aws:s3/bucket:Bucket":
             state |= {"bucket": f"{name}-bucket", "arn": f"arn:aws:s3:::{name}-bucket"}
         elif args.typ == "aws:eks/cluster:Cluster":
@@ -117,7 +119,7 @@ class Recorder(pulumi.runtime.Mocks):
                 "certificateAuthority": {"data": "Q0VSVElGSUNBVEU="},
             }
         elif args.typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
-            state["arn"] = f"arn:aws:iam::{ACCOUNT}:oidc-provider/{OIDC_ISSUER}"
+            state["arn"] = f"arn:aws:iam::{account}:oidc-provider/{OIDC_ISSUER}"
         elif args.typ == "aws:eks/fargateProfile:FargateProfile":
             state["fargateProfileName"] = f"{name}-profile"
         elif args.typ == "kubernetes:networking.k8s.io/v1:Ingress":
@@ -129,7 +131,7 @@ class Recorder(pulumi.runtime.Mocks):
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
             session = self.deployer.replace(":iam::", ":sts::").replace(":role/", ":assumed-role/") + "/ci"
-            return {"accountId": ACCOUNT, "arn": session, "userId": "AROA:ci"}, []
+            return {"accountId": self.account, "arn": session, "userId": "AROA:ci"}, []
         if args.token == "aws:iam/getSessionContext:getSessionContext":
             return {"arn": args.args["arn"], "issuerArn": self.deployer, "issuerName": "ci"}, []
         if args.token == "aws:index/getPartition:getPartition":
@@ -187,9 +189,10 @@ def run_program(
     *,
     deployer: str = DEPLOYER,
     preview: bool = False,
+    account: str = ACCOUNT,
 ) -> Run:
-    """Build one program under fresh mocks; resolve what it exports."""
-    recorder = Recorder(shared_outputs or {}, deployer)
+    """Build one program under fresh mocks in one AWS account; resolve what it exports."""
+    recorder = Recorder(shared_outputs or {}, deployer, account=account)
     project = PROJECTS[type(settings)]
     pulumi.runtime.set_mocks(
         recorder,
@@ -212,22 +215,44 @@ def run_program(
     return Run(settings, recorder, outputs)
 
 
-def run_root(**overrides: Any) -> Run:
+def deploy_role(account: str) -> str:
+    """The CI deploy role of the dev stacks in one account (the identity the mocked update runs as)."""
+    return f"arn:aws:iam::{account}:role/diabetes-dev-github-deploy"
+
+
+def run_root(*, account: str = ACCOUNT, **overrides: Any) -> Run:
     from stacks.root import build
 
-    return run_program(build, settings_for(SharedSettings, **overrides))
+    settings = settings_for(SharedSettings, **overrides)
+    return run_program(build, settings, deployer=deploy_role(account), account=account)
 
 
 def run_ecs(shared: Run, **overrides: Any) -> Run:
     from stacks.ecs.program import build
 
-    return run_program(build, settings_for(EcsStackSettings, **overrides), shared.outputs)
+    settings = settings_for(EcsStackSettings, **overrides)
+    account = shared.recorder.account
+    return run_program(build, settings, shared.outputs, deployer=deploy_role(account), account=account)
 
 
 def run_eks(shared: Run, **overrides: Any) -> Run:
     from stacks.eks.program import build
 
-    return run_program(build, settings_for(EksStackSettings, **overrides), shared.outputs)
+    settings = settings_for(EksStackSettings, **overrides)
+    account = shared.recorder.account
+    return run_program(build, settings, shared.outputs, deployer=deploy_role(account), account=account)
+
+
+def integral(value: Any) -> Any:
+    """Inputs with whole numbers as ints: the mock transport carries every number as a double, where the provider
+    (and Kubernetes) send integer fields as integers."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: integral(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [integral(item) for item in value]
+    return value
 
 
 def json_inputs(resource: Resource, key: str) -> Any:

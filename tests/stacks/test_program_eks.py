@@ -21,6 +21,7 @@ from tests.stacks.harness import (
     PREVIEWER,
     Resource,
     Run,
+    integral,
     run_eks,
     run_program,
     settings_for,
@@ -34,17 +35,6 @@ SG_WRITES = ("ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngres
 APP_KINDS = {"Namespace", "ServiceAccount", "Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
 
 
-def _integral(value: Any) -> Any:
-    """The mock transport carries every number as a double; Kubernetes integers must be ints again."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {key: _integral(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_integral(item) for item in value]
-    return value
-
-
 def _objects(run: Run, *, app_only: bool = False) -> list[dict[str, Any]]:
     objects = []
     for resource in run.recorder.resources:
@@ -54,7 +44,7 @@ def _objects(run: Run, *, app_only: bool = False) -> list[dict[str, Any]]:
             continue
         _, group_version, kind = resource.typ.split(":")
         api_version = group_version.removeprefix("core/")
-        objects.append({"apiVersion": api_version, "kind": kind, **_integral(resource.inputs)})
+        objects.append({"apiVersion": api_version, "kind": kind, **integral(resource.inputs)})
     return objects
 
 
