@@ -5,9 +5,14 @@ The moto server itself (`moto_endpoint`) lives in tests/conftest.py: the contain
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from tests.stacks.harness import Run, run_ecs, run_eks, run_root
+
+if TYPE_CHECKING:  # the replay imports this module's constants
+    from tests.stacks.replay.stacks import Replayed
 
 S3_MODEL = "s3://models-bucket/diabetes/champion"
 MODEL_SHA256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
@@ -50,6 +55,22 @@ def eks_full_run(root_run: Run) -> Run:
 def eks_minimal_run(root_run: Run) -> Run:
     """EKS, API only, private endpoint."""
     return run_eks(root_run)
+
+
+@pytest.fixture(scope="session")
+def full_replay(moto_endpoint: str) -> Replayed:
+    """The full variant of the three programs created in moto (tests/stacks/replay), in an account of its own."""
+    from tests.stacks.replay.stacks import ACCOUNTS, full_programs, replay_stacks
+
+    return replay_stacks(moto_endpoint, ACCOUNTS["full"], full_programs)
+
+
+@pytest.fixture(scope="session")
+def minimal_replay(moto_endpoint: str) -> Replayed:
+    """The minimal variant of the three programs created in moto, in another account."""
+    from tests.stacks.replay.stacks import ACCOUNTS, minimal_programs, replay_stacks
+
+    return replay_stacks(moto_endpoint, ACCOUNTS["minimal"], minimal_programs)
 
 
 @pytest.fixture

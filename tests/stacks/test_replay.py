@@ -13,73 +13,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, ParamValidationError
 
-from tests.stacks.conftest import CERTIFICATE, FULL
-from tests.stacks.harness import Resource, Run, run_ecs, run_eks, run_root
+from tests.stacks.harness import Resource
 from tests.stacks.replay.api_model import ApiModelError
-from tests.stacks.replay.calls import Clients
 from tests.stacks.replay.catalog import NOT_REPLAYABLE, REPLAYED, unlisted
-from tests.stacks.replay.engine import Created, DanglingReferenceError, Replay, skipped
+from tests.stacks.replay.engine import DanglingReferenceError, Replay, skipped
+from tests.stacks.replay.stacks import STACKS, Replayed
 
 ALL_RUNS = ["root_run", "ecs_full_run", "ecs_minimal_run", "eks_full_run", "eks_minimal_run"]
-STACKS = ("root", "ecs", "eks")
-
-
-def _full(account: str) -> dict[str, Run]:
-    root = run_root(account=account, logRetentionDays=14, ecrKeepLast=12, natGateways="perAz")
-    eks = run_eks(root, **FULL, eks={"publicAccessCidrs": ["203.0.113.0/24"]})
-    return {"root": root, "ecs": run_ecs(root, **FULL), "eks": eks}
-
-
-def _minimal(account: str) -> dict[str, Run]:
-    root = run_root(account=account)
-    return {"root": root, "ecs": run_ecs(root), "eks": run_eks(root)}
-
-
-@dataclass
-class Replayed:
-    replay: Replay
-    runs: dict[str, Run]
-    created: dict[str, list[Created]]
-
-    @property
-    def clients(self) -> Clients:
-        return self.replay.clients
-
-    def one(self, stack: str, typ: str, name_part: str = "") -> Created:
-        (found,) = [c for c in self.created[stack] if c.typ == typ and name_part in c.name]
-        return found
-
-    def declared(self, stack: str, typ: str, name_part: str = "") -> Resource:
-        return self.runs[stack].recorder.one(typ, name_part)
-
-
-def _replay(endpoint: str, account: str, programs: Callable[[str], dict[str, Run]]) -> Replayed:
-    runs = programs(account)
-    clients = Clients(endpoint, account)
-    replay = Replay(clients)
-    # The HTTPS listener's certificate exists before the stacks: request one in ACM and use it for the config's ARN.
-    certificate = clients("acm").request_certificate(DomainName="diabetes.example.com")["CertificateArn"]
-    replay.provide(CERTIFICATE, certificate)
-    return Replayed(replay, runs, {stack: replay.replay(runs[stack]) for stack in STACKS})
-
-
-@pytest.fixture(scope="module")
-def full(moto_endpoint: str) -> Replayed:
-    """Every optional branch on (UI, HTTPS, S3 model, public EKS endpoint, NAT per AZ)."""
-    return _replay(moto_endpoint, "210987654321", _full)
-
-
-@pytest.fixture(scope="module")
-def minimal(moto_endpoint: str) -> Replayed:
-    """The defaults (API only, HTTP, model in the image, private EKS endpoint, one NAT)."""
-    return _replay(moto_endpoint, "210987654322", _minimal)
 
 
 def _copy(resource: Resource, **inputs: Any) -> Resource:
@@ -99,44 +44,44 @@ def test_every_resource_type_is_replayed_or_listed_as_not_replayable(request: py
 def test_every_aws_resource_of_each_stack_is_created_in_moto(
     variant: str, stack: str, request: pytest.FixtureRequest
 ) -> None:
-    replayed: Replayed = request.getfixturevalue(variant)
+    replayed: Replayed = request.getfixturevalue(f"{variant}_replay")
     declared = [r for r in replayed.runs[stack].recorder.resources if not skipped(r.typ)]
     created = replayed.created[stack]
     assert sorted((c.typ, c.name) for c in created) == sorted((r.typ, r.name) for r in declared)
     assert all(c.outputs["id"] for c in created)
 
 
-def test_ecs_services_run_the_real_task_definitions_behind_the_real_target_groups(full: Replayed) -> None:
-    ecs = full.clients("ecs")
-    private = {c.outputs["id"] for c in full.created["root"] if c.name.startswith("diabetes-dev-net-private-")}
+def test_ecs_services_run_the_real_task_definitions_behind_the_real_target_groups(full_replay: Replayed) -> None:
+    ecs = full_replay.clients("ecs")
+    private = full_replay.ids("root", "aws:ec2/subnet:Subnet", "-private-")
     for workload in ("api", "ui"):
-        service = full.one("ecs", "aws:ecs/service:Service", f"-{workload}")
+        service = full_replay.one("ecs", "aws:ecs/service:Service", f"-{workload}")
         (described,) = ecs.describe_services(cluster="diabetes-dev-ecs", services=[service.outputs["arn"]])["services"]
-        task = full.one("ecs", "aws:ecs/taskDefinition:TaskDefinition", f"-{workload}")
+        task = full_replay.one("ecs", "aws:ecs/taskDefinition:TaskDefinition", f"-{workload}")
         assert described["taskDefinition"] == task.outputs["arn"]
-        group = full.one("ecs", "aws:lb/targetGroup:TargetGroup", f"-{workload}")
+        group = full_replay.one("ecs", "aws:lb/targetGroup:TargetGroup", f"-{workload}")
         assert [lb["targetGroupArn"] for lb in described["loadBalancers"]] == [group.outputs["arn"]]
         subnets = described["networkConfiguration"]["awsvpcConfiguration"]["subnets"]
-        assert set(subnets) == {s for s in private if s.startswith("subnet-")}
+        assert set(subnets) == private
 
 
-def test_ecs_scaling_policies_track_the_real_load_balancer(full: Replayed) -> None:
-    scaling = full.clients("application-autoscaling")
+def test_ecs_scaling_policies_track_the_real_load_balancer(full_replay: Replayed) -> None:
+    scaling = full_replay.clients("application-autoscaling")
     policies = scaling.describe_scaling_policies(ServiceNamespace="ecs")["ScalingPolicies"]
     labels = {
         p["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"].get("ResourceLabel")
         for p in policies
     }
-    balancer = full.one("ecs", "aws:lb/loadBalancer:LoadBalancer")
-    group = full.one("ecs", "aws:lb/targetGroup:TargetGroup", "-api")
+    balancer = full_replay.one("ecs", "aws:lb/loadBalancer:LoadBalancer")
+    group = full_replay.one("ecs", "aws:lb/targetGroup:TargetGroup", "-api")
     assert f"{balancer.outputs['arnSuffix']}/{group.outputs['arnSuffix']}" in labels
 
 
-def test_fargate_profiles_use_the_real_pod_role_and_private_subnets(full: Replayed) -> None:
-    eks = full.clients("eks")
-    role = full.one("eks", "aws:iam/role:Role", "-pod-execution")
-    private = {c.outputs["id"] for c in full.created["root"] if c.typ.endswith(":Subnet") and "-private-" in c.name}
-    for profile in (c for c in full.created["eks"] if c.typ == "aws:eks/fargateProfile:FargateProfile"):
+def test_fargate_profiles_use_the_real_pod_role_and_private_subnets(full_replay: Replayed) -> None:
+    eks = full_replay.clients("eks")
+    role = full_replay.one("eks", "aws:iam/role:Role", "-pod-execution")
+    private = full_replay.ids("root", "aws:ec2/subnet:Subnet", "-private-")
+    for profile in (c for c in full_replay.created["eks"] if c.typ == "aws:eks/fargateProfile:FargateProfile"):
         described = eks.describe_fargate_profile(
             clusterName="diabetes-dev-eks", fargateProfileName=profile.outputs["fargateProfileName"]
         )["fargateProfile"]
@@ -144,11 +89,11 @@ def test_fargate_profiles_use_the_real_pod_role_and_private_subnets(full: Replay
         assert set(described["subnets"]) == private
 
 
-def test_irsa_roles_trust_the_real_cluster_issuer(full: Replayed) -> None:
-    provider = full.one("eks", "aws:iam/openIdConnectProvider:OpenIdConnectProvider")
-    issuer = full.one("eks", "aws:eks/cluster:Cluster").outputs["identities"][0]["oidcs"][0]["issuer"]
-    role = full.one("eks", "aws:iam/role:Role", "-lb-controller")
-    trust = full.clients("iam").get_role(RoleName=role.outputs["name"])["Role"]["AssumeRolePolicyDocument"]
+def test_irsa_roles_trust_the_real_cluster_issuer(full_replay: Replayed) -> None:
+    provider = full_replay.one("eks", "aws:iam/openIdConnectProvider:OpenIdConnectProvider")
+    issuer = full_replay.one("eks", "aws:eks/cluster:Cluster").outputs["identities"][0]["oidcs"][0]["issuer"]
+    role = full_replay.one("eks", "aws:iam/role:Role", "-lb-controller")
+    trust = full_replay.clients("iam").get_role(RoleName=role.outputs["name"])["Role"]["AssumeRolePolicyDocument"]
     trust = json.loads(trust) if isinstance(trust, str) else trust
     (statement,) = trust["Statement"]
     assert statement["Principal"] == {"Federated": provider.outputs["arn"]}
@@ -159,42 +104,42 @@ def test_irsa_roles_trust_the_real_cluster_issuer(full: Replayed) -> None:
 # The replay must be able to fail: each fault below is one a real `pulumi up` would hit.
 
 
-def test_an_invalid_policy_document_fails(full: Replayed) -> None:
-    policy = full.declared("ecs", "aws:iam/rolePolicy:RolePolicy", "-execution")
+def test_an_invalid_policy_document_fails(full_replay: Replayed) -> None:
+    policy = full_replay.declared("ecs", "aws:iam/rolePolicy:RolePolicy", "-execution")
     broken = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "logs PutLogEvents"}]})
     with pytest.raises(ClientError, match="MalformedPolicyDocument"):
-        full.replay.create(_copy(policy, policy=broken))
+        full_replay.replay.create(_copy(policy, policy=broken))
 
 
-def test_a_bad_enum_fails(full: Replayed) -> None:
-    group = full.declared("ecs", "aws:lb/targetGroup:TargetGroup", "-api")
+def test_a_bad_enum_fails(full_replay: Replayed) -> None:
+    group = full_replay.declared("ecs", "aws:lb/targetGroup:TargetGroup", "-api")
     with pytest.raises(ApiModelError, match="'HTTP2' is not one of"):
-        full.replay.create(_copy(group, protocol="HTTP2"))
+        full_replay.replay.create(_copy(group, protocol="HTTP2"))
 
 
-def test_a_wrong_shape_fails(full: Replayed) -> None:
-    task = full.declared("ecs", "aws:ecs/taskDefinition:TaskDefinition", "-api")
+def test_a_wrong_shape_fails(full_replay: Replayed) -> None:
+    task = full_replay.declared("ecs", "aws:ecs/taskDefinition:TaskDefinition", "-api")
     containers = json.loads(task.inputs["containerDefinitions"])
     containers[0]["readOnlyRootFilesystem"] = containers[0].pop("readonlyRootFilesystem")
     with pytest.raises(ParamValidationError, match="readOnlyRootFilesystem"):
-        full.replay.create(_copy(task, containerDefinitions=json.dumps(containers)))
+        full_replay.replay.create(_copy(task, containerDefinitions=json.dumps(containers)))
 
 
-def test_a_reference_to_nothing_fails(full: Replayed) -> None:
-    group = full.declared("ecs", "aws:lb/targetGroup:TargetGroup", "-api")
+def test_a_reference_to_nothing_fails(full_replay: Replayed) -> None:
+    group = full_replay.declared("ecs", "aws:lb/targetGroup:TargetGroup", "-api")
     with pytest.raises(ClientError, match="VPC ID 'vpc-0123456789abcdef0' is not found"):
-        full.replay.create(_copy(group, vpcId="vpc-0123456789abcdef0"))
+        full_replay.replay.create(_copy(group, vpcId="vpc-0123456789abcdef0"))
 
 
-def test_a_reference_to_a_resource_not_created_yet_fails(full: Replayed) -> None:
+def test_a_reference_to_a_resource_not_created_yet_fails(full_replay: Replayed) -> None:
     """A replay that knows the programs' mock values but has created nothing: a subnet's VPC dangles."""
-    replay = Replay(full.clients, owners=dict(full.replay.owners))
-    subnet = full.declared("root", "aws:ec2/subnet:Subnet", "-private-0")
+    replay = Replay(full_replay.clients, owners=dict(full_replay.replay.owners))
+    subnet = full_replay.declared("root", "aws:ec2/subnet:Subnet", "-private-0")
     with pytest.raises(DanglingReferenceError, match=r"input vpcId refers to .* aws:ec2/vpc:Vpc diabetes-dev-net-vpc,"):
         replay.create(subnet)
 
 
-def test_an_input_the_replay_does_not_translate_fails(full: Replayed) -> None:
-    repository = full.declared("root", "aws:ecr/repository:Repository", "-api")
+def test_an_input_the_replay_does_not_translate_fails(full_replay: Replayed) -> None:
+    repository = full_replay.declared("root", "aws:ecr/repository:Repository", "-api")
     with pytest.raises(AssertionError, match=r"inputs not replayed: \{'forceDelete'\}"):
-        full.replay.create(_copy(repository, name="diabetes-dev/extra", forceDelete=True))
+        full_replay.replay.create(_copy(repository, name="diabetes-dev/extra", forceDelete=True))

@@ -80,8 +80,11 @@ def skipped(typ: str) -> bool:
 
 @dataclass(frozen=True)
 class Created:
+    """One resource created in moto: its inputs (real values) and outputs (Pulumi's names)."""
+
     typ: str
     name: str
+    inputs: dict[str, Any]
     outputs: dict[str, Any]
 
 
@@ -117,7 +120,7 @@ class Replay:
         outputs = self.replayers[resource.typ](self.clients, declared)
         assert not declared.unused(), f"{resource.typ} {resource.name}: inputs not replayed: {declared.unused()}"
         self.learn(resource, outputs)
-        return Created(resource.typ, resource.name, outputs)
+        return Created(resource.typ, resource.name, declared.inputs, outputs)
 
     def learn(self, resource: Resource, outputs: dict[str, Any]) -> None:
         """Map the resource's mock values to the real ones its creation returned."""
