@@ -166,6 +166,7 @@ _EC2 = (
     "ec2:DescribeAvailabilityZones",
     "ec2:DescribeInternetGateways",
     "ec2:DescribeNatGateways",
+    "ec2:DescribeNetworkAcls",
     "ec2:DescribeNetworkInterfaces",
     "ec2:DescribePrefixLists",
     "ec2:DescribeRouteTables",
@@ -184,6 +185,7 @@ _EC2 = (
     "ec2:ModifyVpcEndpoint",
     "ec2:ReleaseAddress",
     "ec2:ReplaceRoute",
+    "ec2:ReplaceRouteTableAssociation",
     "ec2:RevokeSecurityGroupEgress",
     "ec2:RevokeSecurityGroupIngress",
     "ec2:UpdateSecurityGroupRuleDescriptionsEgress",
@@ -199,6 +201,7 @@ _ELB = (
     "elasticloadbalancing:DeleteLoadBalancer",
     "elasticloadbalancing:DeleteRule",
     "elasticloadbalancing:DeleteTargetGroup",
+    "elasticloadbalancing:DescribeCapacityReservation",
     "elasticloadbalancing:DescribeListenerAttributes",
     "elasticloadbalancing:DescribeListeners",
     "elasticloadbalancing:DescribeLoadBalancerAttributes",
@@ -319,12 +322,29 @@ _S3_BUCKETS = (
 )
 
 
+#: The services that create a service-linked role on first use (with the caller's iam:CreateServiceLinkedRole) and
+#: look it up first (with the caller's iam:GetRole).
+SERVICE_LINKED_ROLES = (
+    "ecs.amazonaws.com",
+    "ecs.application-autoscaling.amazonaws.com",
+    "eks.amazonaws.com",
+    "eks-fargate.amazonaws.com",
+    "elasticloadbalancing.amazonaws.com",
+)
+#: Services the deploy role passes this stack's roles to: ECS tasks, the EKS cluster, EKS Fargate's pod role (AWS
+#: does not document which of the two EKS names CreateFargateProfile passes it to).
+PASSED_TO = ("ecs-tasks.amazonaws.com", "eks.amazonaws.com", "eks-fargate-pods.amazonaws.com")
+
+
 def deploy_policy(setup: CiSetup) -> str:
     """`pulumi up` of the root, ECS and EKS stacks: the resource kinds the programs declare, and no others."""
     ctx, name = setup.ctx, setup.name
     in_region = {"StringEquals": {"aws:RequestedRegion": setup.region}}
     log_groups = [ctx.arn("logs", f"log-group:{prefix}{name}-*") for prefix in ("/ecs/", "/eks/", "/aws/eks/")]
     cluster = f"{name}-eks"
+    linked_roles = [
+        ctx.arn("iam", f"role/aws-service-role/{service}/*", region=False) for service in SERVICE_LINKED_ROLES
+    ]
     return policy_json(
         [
             *_state(setup, write=True),
@@ -369,24 +389,21 @@ def deploy_policy(setup: CiSetup) -> str:
             statement(
                 ["iam:PassRole"],
                 ctx.arn("iam", f"role/{name}-*", region=False),
-                {"StringEquals": {"iam:PassedToService": ["ecs-tasks.amazonaws.com", "eks.amazonaws.com"]}},
+                {"StringEquals": {"iam:PassedToService": list(PASSED_TO)}},
                 sid="PassRoles",
             ),
             statement(
                 ["iam:CreateServiceLinkedRole"],
-                ctx.arn("iam", "role/aws-service-role/*", region=False),
-                {
-                    "StringEquals": {
-                        "iam:AWSServiceName": [
-                            "ecs.amazonaws.com",
-                            "ecs.application-autoscaling.amazonaws.com",
-                            "eks.amazonaws.com",
-                            "eks-fargate.amazonaws.com",
-                            "elasticloadbalancing.amazonaws.com",
-                        ]
-                    }
-                },
+                linked_roles,
+                {"StringEquals": {"iam:AWSServiceName": list(SERVICE_LINKED_ROLES)}},
                 sid="ServiceLinkedRoles",
+            ),
+            statement(["iam:GetRole"], linked_roles, sid="LookUpServiceLinkedRoles"),
+            # Application Auto Scaling creates and removes a target-tracking policy's alarms with the caller's rights.
+            statement(
+                ["cloudwatch:DeleteAlarms", "cloudwatch:DescribeAlarms", "cloudwatch:PutMetricAlarm"],
+                ctx.arn("cloudwatch", f"alarm:TargetTracking-service/{name}-ecs/*"),
+                sid="ScalingAlarms",
             ),
             statement(
                 [

@@ -1,12 +1,14 @@
 """IAM policy checks with parliament: its lint, and a stricter check that every action of a statement is granted
 only on resources of a type AWS authorizes that action on (parliament's copy of the service authorization
 reference), which catches a writable action left on the wrong kind of ARN even when the statement also lists a
-right one."""
+right one; and a small evaluator of what a policy allows."""
 
 from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Mapping
+from fnmatch import fnmatchcase
 from typing import Any
 
 with warnings.catch_warnings():
@@ -46,3 +48,23 @@ def resource_type_mismatches(document: str) -> list[str]:
                 if not any(is_arn_match(kind, arn, resource) for kind, arn in zip(types, formats, strict=True)):
                     problems.append(f"{action} on {resource} (it is authorized on {types})")
     return problems
+
+
+def allows(document: str, action: str, resource: str, context: Mapping[str, str]) -> bool:
+    """Whether an Allow statement of an identity policy grants `action` on `resource` for a request carrying the
+    `context` condition keys. Only `StringEquals` is evaluated (the one operator the CI policies use; another one
+    fails); IAM's `*` and `?` match like shell patterns, across `/` and `:`."""
+    for item in json.loads(document)["Statement"]:
+        if item["Effect"] != "Allow":
+            continue
+        if not any(fnmatchcase(action.lower(), granted.lower()) for granted in _listed(item["Action"])):
+            continue
+        if not any(fnmatchcase(resource, granted) for granted in _listed(item["Resource"])):
+            continue
+        conditions = item.get("Condition", {})
+        unsupported = set(conditions) - {"StringEquals"}
+        assert not unsupported, f"condition operators {unsupported} are not evaluated here"
+        equals = conditions.get("StringEquals", {})
+        if all(context.get(key) in _listed(values) for key, values in equals.items()):
+            return True
+    return False
