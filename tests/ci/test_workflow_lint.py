@@ -162,6 +162,26 @@ def test_pushed_images_are_checked_for_critical_findings() -> None:
     assert "--fail-on CRITICAL" in scans[0]["run"]
 
 
+def test_a_rerun_of_publish_pushes_only_the_images_still_missing() -> None:
+    """Tags are immutable, so pushing one again fails: a re-run of a half-finished publish (api pushed, ui not) must
+    look each target's tag up in the repository it pushes to and build and push only the missing ones."""
+    steps = dict(_jobs())["ci.yml:publish"]["steps"]
+    probes = [step for step in steps if step.get("id") == "missing"]
+    assert probes, "no step looks up which images this commit still needs"
+    probe = probes[0]["run"]
+    assert "for target in api ui; do" in probe
+    assert 'describe-images --repository-name "diabetes-${STACK}/${target}"' in probe
+    assert '--image-ids "imageTag=${GITHUB_SHA}"' in probe
+    pushes = [step for step in steps if step.get("with", {}).get("push") is True]
+    assert sorted(step["with"]["target"] for step in pushes) == ["api", "ui"]
+    for step in pushes:
+        target = step["with"]["target"]
+        assert step.get("if") == f"steps.missing.outputs.{target} == 'true'", f"the {target} push always runs"
+        assert step["with"]["tags"].endswith(f"/diabetes-${{{{ matrix.stack }}}}/{target}:${{{{ github.sha }}}}")
+    fetches = [step for step in steps if "aws s3 cp" in step.get("run", "")]
+    assert [step.get("if") for step in fetches] == ["steps.missing.outputs.api == 'true'"]
+
+
 def test_workflow_triggers_are_pull_requests_and_main() -> None:
     for path in WORKFLOWS:
         triggers = _load(path)["on"]
