@@ -92,7 +92,8 @@ def renamed(values: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, An
 
 
 def tag_list(tags: Mapping[str, str], key: str = "Key", value: str = "Value") -> list[dict[str, str]]:
-    """Tags as the list of pairs most AWS APIs take (EC2, IAM, ELB: Key/Value; ECS, EKS-less APIs: key/value)."""
+    """Tags as the list of pairs most AWS APIs take (Key/Value; ECS spells them key/value). EKS, Logs and
+    Application Auto Scaling take a plain mapping."""
     return [{key: k, value: v} for k, v in tags.items()]
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import graphlib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from tests.stacks.harness import Resource, Run, integral
-from tests.stacks.replay.calls import Clients, Declared, Replayer
+from tests.stacks.replay.calls import Clients, Declared
 from tests.stacks.replay.catalog import NOT_REPLAYABLE, REPLAYED, is_component, unlisted
 
 #: Characters that continue an id or a name: a mock value only matches where none of them is next to it.
@@ -54,7 +54,7 @@ def _bare(url: str) -> str:
     return url.removeprefix("https://")
 
 
-def _with_bare_urls(pairs: Iterator[tuple[str, str]]) -> Iterator[tuple[str, str]]:
+def _with_bare_urls(pairs: Iterable[tuple[str, str]]) -> Iterator[tuple[str, str]]:
     for mock, real in pairs:
         yield mock, real
         if mock.startswith("https://"):
@@ -93,7 +93,6 @@ class Replay:
     """One AWS account's worth of stacks, replayed in the order they deploy (root, then the platforms)."""
 
     clients: Clients
-    replayers: Mapping[str, Replayer] = field(default_factory=lambda: REPLAYED)
     #: mock value -> real value, for everything created so far (or provided: what exists before the stacks).
     real: dict[str, str] = field(default_factory=dict)
     #: mock value -> the resource it stands for, for every run seen.
@@ -117,7 +116,7 @@ class Replay:
     def create(self, resource: Resource) -> Created:
         """Create one resource with real inputs; learn its real outputs."""
         declared = Declared(resource.typ, resource.name, self.resolve(resource))
-        outputs = self.replayers[resource.typ](self.clients, declared)
+        outputs = REPLAYED[resource.typ](self.clients, declared)
         assert not declared.unused(), f"{resource.typ} {resource.name}: inputs not replayed: {declared.unused()}"
         self.learn(resource, outputs)
         return Created(resource.typ, resource.name, declared.inputs, outputs)
@@ -128,7 +127,7 @@ class Replay:
         for key, real in outputs.items():
             if key != "id" and key in resource.state and key not in resource.inputs:
                 pairs.extend(_pairs(resource.state[key], real))
-        self.real.update(_with_bare_urls(iter(pairs)))
+        self.real.update(_with_bare_urls(pairs))
 
     def resolve(self, resource: Resource) -> dict[str, Any]:
         """The resource's inputs with real values in place of mock ones, numbers as the provider sends them."""
@@ -144,7 +143,7 @@ class Replay:
             return self.real[match[0]]
 
         def walk(value: Any, path: str) -> Any:
-            if isinstance(value, str):
+            if isinstance(value, str) and tokens:
                 return pattern.sub(lambda match: real(match, path), value)
             if isinstance(value, Mapping):
                 return {key: walk(item, f"{path}.{key}") for key, item in value.items()}
