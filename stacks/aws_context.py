@@ -106,6 +106,20 @@ def model_read_policy(location: S3Location, ctx: AwsContext) -> str:
     )
 
 
+def web_identity_trust_policy(provider_arn: str, issuer: str, subject: str) -> str:
+    """Trust the tokens of one OIDC provider for one subject, with the STS audience (GitHub Actions, EKS IRSA)."""
+    return policy_json(
+        [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": provider_arn},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {"StringEquals": {f"{issuer}:aud": "sts.amazonaws.com", f"{issuer}:sub": subject}},
+            }
+        ]
+    )
+
+
 def service_trust_policy(service: str, ctx: AwsContext, source_arn: str | None = None) -> str:
     """Trust policy letting one AWS service assume a role, only for this account (confused deputy)."""
     condition: dict[str, dict[str, Any]] = {"StringEquals": {"aws:SourceAccount": ctx.account_id}}

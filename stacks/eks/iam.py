@@ -11,7 +11,14 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_aws as aws
 
-from stacks.aws_context import AwsContext, RoleWithPolicies, ecr_pull_statements, policy_json, statement
+from stacks.aws_context import (
+    AwsContext,
+    RoleWithPolicies,
+    ecr_pull_statements,
+    policy_json,
+    statement,
+    web_identity_trust_policy,
+)
 
 #: The policy EKS requires on the cluster's own role (it manages ENIs and security groups for the control plane).
 CLUSTER_POLICY = "AmazonEKSClusterPolicy"
@@ -33,21 +40,8 @@ def cluster_trust_policy(ctx: AwsContext) -> str:
 
 def irsa_trust_policy(oidc_provider_arn: str, oidc_issuer: str, namespace: str, service_account: str) -> str:
     """Trust one Kubernetes service account of this cluster (audience sts.amazonaws.com)."""
-    return policy_json(
-        [
-            {
-                "Effect": "Allow",
-                "Principal": {"Federated": oidc_provider_arn},
-                "Action": "sts:AssumeRoleWithWebIdentity",
-                "Condition": {
-                    "StringEquals": {
-                        f"{oidc_issuer}:sub": f"system:serviceaccount:{namespace}:{service_account}",
-                        f"{oidc_issuer}:aud": "sts.amazonaws.com",
-                    }
-                },
-            }
-        ]
-    )
+    subject = f"system:serviceaccount:{namespace}:{service_account}"
+    return web_identity_trust_policy(oidc_provider_arn, oidc_issuer, subject)
 
 
 def irsa_role(

@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from stacks.aws_context import AwsContext, policy_json, statement
+from stacks.aws_context import AwsContext, policy_json, statement, web_identity_trust_policy
 from stacks.shared import TARGETS
 
 GITHUB_OIDC = "token.actions.githubusercontent.com"
@@ -55,21 +55,7 @@ class CiSetup:
 def trust_policy(setup: CiSetup, subject: str) -> str:
     """Only GitHub's OIDC tokens for this repository and subject, with the STS audience."""
     provider = setup.ctx.arn("iam", f"oidc-provider/{GITHUB_OIDC}", region=False)
-    return policy_json(
-        [
-            {
-                "Effect": "Allow",
-                "Principal": {"Federated": provider},
-                "Action": "sts:AssumeRoleWithWebIdentity",
-                "Condition": {
-                    "StringEquals": {
-                        f"{GITHUB_OIDC}:aud": "sts.amazonaws.com",
-                        f"{GITHUB_OIDC}:sub": f"repo:{setup.repository}:{subject}",
-                    }
-                },
-            }
-        ]
-    )
+    return web_identity_trust_policy(provider, GITHUB_OIDC, f"repo:{setup.repository}:{subject}")
 
 
 def _state(setup: CiSetup, *, write: bool) -> list[dict[str, Any]]:
