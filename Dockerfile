@@ -85,7 +85,7 @@ WORKDIR /app
 # ---------------------------------------------------------------------------------------------------------------
 FROM runtime AS ui
 COPY --from=ui-deps /app/.venv /app/.venv
-COPY ml/__init__.py ml/schema.py ml/
+COPY ml/__init__.py ml/schema.py ml/manifest.py ml/contract.py ml/
 COPY frontend/ frontend/
 RUN python -m compileall -q ml frontend
 # API_URL (the prediction service's base URL) has no default on purpose: set it at run time.
@@ -109,7 +109,9 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends libgomp1 \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=api-deps /app/.venv /app/.venv
-COPY ml/ ml/
+# Only what serving imports: the schema, the wire contract, the manifest and ml/inference (no training code).
+COPY ml/__init__.py ml/schema.py ml/manifest.py ml/contract.py ml/
+COPY ml/inference/ ml/inference/
 COPY service/ service/
 RUN python -m compileall -q ml service \
     && mkdir -p artifacts/model

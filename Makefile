@@ -75,7 +75,7 @@ image: $(MODEL_DIR)/manifest.json ## build the api (with artifacts/model) and ui
 	docker build --target ui -t diabetes-status-ui .
 
 bench: ## model quality on the real file, then the serving benchmark
-	uv run python tests/benchmarks/model_quality.py
+	uv run python -m tests.benchmarks.model_quality
 	uv run python -m tests.benchmarks.serve --model $(MODEL_DIR)
 
 image-test: ## build and run the images offline with buildah/podman (the container tests)

@@ -5,17 +5,13 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 DOCS = Path(__file__).resolve().parent
-ROOT = DOCS.parent
-# The project is a virtual uv project (nothing installed): make ml, service, frontend and stacks importable.
-sys.path.insert(0, str(ROOT))
+# The project itself is installed (`uv sync`); only Sphinx's own extension folder goes on the path.
 sys.path.insert(0, str(DOCS / "_ext"))
 
-import project_tables  # noqa: E402  (needs the paths above)
-
-# Notebook kernels inherit the environment: they find the project and the build's data choice the same way.
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+import project_tables  # noqa: E402  (needs the path above)
 
 project = "Diabetes status"
 author = "The diabetes-status contributors"
@@ -29,8 +25,9 @@ extensions = [
     "sphinx_autodoc_typehints",
     "sphinx.ext.viewcode",
     "project_tables",
-    "markdown_code_spans",
 ]
+# Docstrings use one markup, Markdown-style code spans: a single-backtick span is inline code.
+default_role = "code"
 
 exclude_patterns = ["_build", "_generated", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints"]
 # .rst first: autosummary writes its generated (reStructuredText) pages with the first suffix.
@@ -73,3 +70,16 @@ html_title = "Diabetes status"
 html_static_path = ["_static"]
 html_last_updated_fmt = ""
 html_show_sourcelink = False
+
+
+def _drop_foreign_docstrings(app: Any, what: str, name: str, obj: Any, options: Any, lines: list[str]) -> None:
+    """Autodoc reads the docstring of every name a module imports before it leaves them out; those of third-party
+    classes and functions (FastAPI, pydantic, ...) are written for their own tools, so they are not parsed here."""
+    if what in ("class", "exception", "function", "method"):
+        module = getattr(obj, "__module__", None) or ""
+        if module.split(".", 1)[0] not in project_tables.PACKAGES:
+            lines.clear()
+
+
+def setup(app: Any) -> None:
+    app.connect("autodoc-process-docstring", _drop_foreign_docstrings, priority=100)

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from frontend.client import ApiClient, InvalidInputError, PredictionResult
+from frontend.client import ApiClient, InvalidInputError
+from ml.contract import PredictionResponse
 from ml.schema import CLASSES, FEATURE_NAMES
 
 #: How an empty cell is shown in the list of problems.
@@ -56,7 +57,7 @@ class RowError:
 class BatchOutcome:
     """Either predictions for every row, or the rows that must be fixed first."""
 
-    predictions: tuple[PredictionResult, ...]
+    predictions: tuple[PredictionResponse, ...]
     errors: tuple[RowError, ...]
 
 
@@ -106,9 +107,9 @@ def predict_table(
 ) -> BatchOutcome:
     """Send every row in chunks of `batch_size`; collect all row errors before giving up on predictions.
 
-    Service failures other than invalid input (down, slow, not ready) propagate as `ApiError`s.
+    Service failures other than invalid input (down, slow, not ready) propagate as `ApiError` exceptions.
     """
-    predictions: list[PredictionResult] = []
+    predictions: list[PredictionResponse] = []
     errors: list[RowError] = []
     total = len(table.rows)
     for start in range(0, total, batch_size):
@@ -124,13 +125,13 @@ def predict_table(
     return BatchOutcome(tuple(predictions), ())
 
 
-def results_frame(table: CsvTable, predictions: Sequence[PredictionResult]) -> pd.DataFrame:
+def results_frame(table: CsvTable, predictions: Sequence[PredictionResponse]) -> pd.DataFrame:
     """The uploaded columns plus the predicted status and the chance of each class (0..1)."""
     frame = pd.DataFrame(list(table.rows), columns=list(table.columns))
     frame["predicted_status"] = [CLASSES[p.prediction].label for p in predictions]
     frame["predicted_class"] = [p.prediction for p in predictions]
     for k, cls in enumerate(CLASSES):
-        frame[probability_column(cls.name)] = [p.probabilities[k] for p in predictions]
+        frame[probability_column(cls.name)] = [p.probabilities.ordered()[k] for p in predictions]
     frame["model_version"] = [p.model_version for p in predictions]
     return frame
 

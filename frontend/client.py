@@ -1,20 +1,20 @@
-"""A small HTTP client for the prediction service, with timeouts and one error type per way a call can fail.
+"""A small HTTP client for the prediction service: answers parsed with `ml.contract`, one error type per failure.
 
 Every error carries a message written for the person using the UI; the UI shows it as is, never a traceback.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
-from ml.schema import CLASSES
+from ml.contract import BatchResponse, ErrorResponse, FieldError, ModelResponse, PredictionResponse
 
 Record = Mapping[str, float | int | str | None]
+Answer = TypeVar("Answer", bound=BaseModel)
 
 
 class ApiError(Exception):
@@ -38,17 +38,8 @@ class ServiceNotReadyError(ApiError):
     """The service runs but cannot predict yet (HTTP 503), e.g. its model is missing or still loading."""
 
 
-class ServiceError(ApiError):
-    """The service answered with an unexpected status or a body the UI cannot read."""
-
-
-@dataclass(frozen=True)
-class FieldError:
-    """One problem with one value of one record, as the service reported it."""
-
-    field: str
-    reason: str
-    index: int | None = None
+class UnexpectedAnswerError(ApiError):
+    """The service answered with an unexpected status or a body that does not follow `ml.contract`."""
 
 
 class InvalidInputError(ApiError):
@@ -57,27 +48,6 @@ class InvalidInputError(ApiError):
     def __init__(self, message: str, errors: Sequence[FieldError]) -> None:
         super().__init__(message)
         self.errors = tuple(errors)
-
-
-@dataclass(frozen=True)
-class Factor:
-    """One feature's push on the predicted class (positive: towards it)."""
-
-    feature: str
-    value: float
-    value_label: str
-    contribution: float
-
-
-@dataclass(frozen=True)
-class PredictionResult:
-    """The service's answer for one record; probabilities in the order of `ml.schema.CLASSES`."""
-
-    prediction: int
-    label: str
-    probabilities: tuple[float, ...]
-    model_version: str
-    explanation: tuple[Factor, ...] = ()
 
 
 class ApiClient:
@@ -102,26 +72,23 @@ class ApiClient:
         """Return when the service can predict; raise an `ApiError` saying why it cannot."""
         self._call("GET", "/ready")
 
-    def model_info(self) -> dict[str, Any]:
-        """The `/model` document: version, training date, metrics, schema."""
-        body = self._call("GET", "/model")
-        if not isinstance(body, dict):
-            raise ServiceError(self._unreadable("/model"))
-        return body
+    def model_info(self) -> ModelResponse:
+        """The `/model` document: version, training date, metrics, schema, batch limit."""
+        return self._parse(ModelResponse, self._call("GET", "/model"), "/model")
 
-    def predict(self, record: Record, *, explain: bool = True) -> PredictionResult:
+    def predict(self, record: Record, *, explain: bool = True) -> PredictionResponse:
         """One prediction; with `explain`, the top factors too."""
         params = {"explain": "true"} if explain else None
         body = self._call("POST", "/predict", json=dict(record), params=params)
-        return self._prediction(body, "/predict")
+        return self._parse(PredictionResponse, body, "/predict")
 
-    def predict_batch(self, records: Sequence[Record]) -> list[PredictionResult]:
-        """Predictions for up to the service's batch limit of records, in order."""
+    def predict_batch(self, records: Sequence[Record]) -> list[PredictionResponse]:
+        """Predictions for up to the service's batch limit of records (`model_info().batch_limit`), in order."""
         body = self._call("POST", "/predict/batch", json={"records": [dict(r) for r in records]})
-        items = body.get("predictions") if isinstance(body, dict) else None
-        if not isinstance(items, list) or len(items) != len(records):
-            raise ServiceError(self._unreadable("/predict/batch"))
-        return [self._prediction(item, "/predict/batch") for item in items]
+        answers = self._parse(BatchResponse, body, "/predict/batch").predictions
+        if len(answers) != len(records):
+            raise UnexpectedAnswerError(_unreadable("/predict/batch"))
+        return answers
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
@@ -140,28 +107,27 @@ class ApiClient:
             body = response.json()
         except ValueError:
             body = None
+        if response.status_code < 400 and body is not None:
+            return body
+        error = _error(body)
         if response.status_code == 503:
             raise ServiceNotReadyError(
                 "The prediction service is running but cannot make predictions right now (its model is not "
                 "loaded). Try again in a minute; if this keeps happening, tell the people who run the service.",
-                _reason(body),
+                error.reason if error else None,
             )
-        if response.status_code in (413, 422):
-            errors = _field_errors(body)
-            raise InvalidInputError(_invalid_message(errors, response.status_code), errors)
-        if response.status_code >= 400 or body is None:
-            reason = _reason(body)
-            raise ServiceError(
-                "The prediction service answered with an error. Try again later.",
-                f"HTTP {response.status_code}: {reason}" if reason else f"HTTP {response.status_code}",
-            )
-        return body
+        if response.status_code in (413, 422) and error is not None:
+            raise InvalidInputError(_invalid_message(error, response.status_code), error.errors)
+        raise UnexpectedAnswerError(
+            "The prediction service answered with an error. Try again later.",
+            f"HTTP {response.status_code}: {error.reason}" if error else f"HTTP {response.status_code}",
+        )
 
-    def _prediction(self, body: Any, path: str) -> PredictionResult:
+    def _parse(self, model: type[Answer], body: Any, path: str) -> Answer:
         try:
-            return _parse_prediction(body)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ServiceError(self._unreadable(path)) from exc
+            return model.model_validate(body)
+        except ValidationError as exc:
+            raise UnexpectedAnswerError(_unreadable(path)) from exc
 
     def _unreachable(self) -> ServiceUnreachableError:
         return ServiceUnreachableError(
@@ -170,68 +136,22 @@ class ApiClient:
             f"nothing answers at {self.base_url}: check that the service runs and that API_URL points to it",
         )
 
-    def _unreadable(self, path: str) -> str:
-        return f"The prediction service sent an answer to {path} that this app cannot read; is it the same version?"
+
+def _unreadable(path: str) -> str:
+    return f"The prediction service sent an answer to {path} that this app cannot read; is it the same version?"
 
 
-def _parse_prediction(body: Any) -> PredictionResult:
-    probabilities = body["probabilities"]
-    by_key = {str(k): float(v) for k, v in probabilities.items()}
-    ordered = tuple(by_key[c.label] for c in CLASSES)
-    if not all(math.isfinite(p) and 0.0 <= p <= 1.0 for p in ordered):
-        raise ValueError("probabilities outside [0, 1]")
-    prediction = int(body["prediction"])
-    if not 0 <= prediction < len(CLASSES):
-        raise ValueError(f"unknown class {prediction}")
-    factors = tuple(
-        Factor(str(f["feature"]), float(f["value"]), str(f["value_label"]), float(f["contribution"]))
-        for f in body.get("explanation") or ()
-    )
-    return PredictionResult(prediction, str(body["label"]), ordered, str(body["model_version"]), factors)
+def _error(body: Any) -> ErrorResponse | None:
+    """The service's error body, or None when the answer is not one (a proxy's page, an empty body)."""
+    try:
+        return ErrorResponse.model_validate(body)
+    except ValidationError:
+        return None
 
 
-def _reason(body: Any) -> str | None:
-    """The human part of an error body, whatever its exact layout."""
-    if isinstance(body, dict):
-        for key in ("reason", "detail", "message", "error"):
-            value = body.get(key)
-            if isinstance(value, str) and value:
-                return value
-            if isinstance(value, dict):
-                nested = _reason(value)
-                if nested:
-                    return nested
-        errors = _field_errors(body)
-        if errors:
-            return "; ".join(f"{e.field}: {e.reason}" for e in errors)
-    return None
-
-
-def _field_errors(body: Any) -> list[FieldError]:
-    if not isinstance(body, dict):
-        return []
-    items = body.get("errors", body.get("detail"))
-    if not isinstance(items, list):
-        return []
-    errors = []
-    for item in items:
-        if isinstance(item, dict):
-            index = item.get("index")
-            errors.append(
-                FieldError(
-                    field=str(item.get("field") or ""),
-                    reason=str(item.get("reason") or item.get("msg") or "invalid value"),
-                    index=int(index) if isinstance(index, int) else None,
-                )
-            )
-    return errors
-
-
-def _invalid_message(errors: Sequence[FieldError], status: int) -> str:
+def _invalid_message(error: ErrorResponse, status: int) -> str:
     if status == 413:
         return "The request was too large for the prediction service; send fewer rows at a time."
-    if not errors:
-        return "The prediction service refused the input."
-    shown = "; ".join(f"{e.field or 'input'}: {e.reason}" for e in errors[:3])
-    more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+    shown = "; ".join(f"{e.field}: {e.reason}" for e in error.errors[:3])
+    more = f" (and {len(error.errors) - 3} more)" if len(error.errors) > 3 else ""
     return f"The prediction service refused the input: {shown}{more}."

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from frontend.client import Factor, PredictionResult
+from ml.contract import Contribution, PredictionResponse
 from ml.schema import CLASSES, feature
 
 DISCLAIMER = (
@@ -25,7 +25,7 @@ def percent(probability: float) -> str:
     return f"{value}%"
 
 
-def status_sentence(result: PredictionResult) -> str:
+def status_sentence(result: PredictionResponse) -> str:
     """The predicted class in words, with its description when that adds anything to the label."""
     predicted = CLASSES[result.prediction]
     sentence = f"Based on your answers, the model's screening result is **{predicted.label}**"
@@ -35,14 +35,14 @@ def status_sentence(result: PredictionResult) -> str:
     return sentence + "."
 
 
-def factor_sentence(factor: Factor, predicted_label: str) -> str:
+def factor_sentence(factor: Contribution, predicted_label: str) -> str:
     """One factor in plain words: the question, the answer given and which way it pushed."""
     question = feature(factor.feature).question
     direction = "points towards" if factor.contribution > 0 else "points away from"
     return f"{question} You answered **{factor.value_label}**: this {direction} *{predicted_label}*."
 
 
-def render_prediction(result: PredictionResult, *, stale: bool) -> None:
+def render_prediction(result: PredictionResponse, *, stale: bool) -> None:
     """Draw the answer; `stale` when the form changed since this prediction was made."""
     with st.container(border=True, key="prediction_result"):
         st.subheader("Your result")
@@ -50,12 +50,13 @@ def render_prediction(result: PredictionResult, *, stale: bool) -> None:
             st.info("You changed some answers since this result. Press **Predict** again to update it.")
         st.markdown(status_sentence(result))
         columns = st.columns(len(CLASSES))
-        for column, cls, probability in zip(columns, CLASSES, result.probabilities, strict=True):
+        probabilities = result.probabilities.ordered()
+        for column, cls, probability in zip(columns, CLASSES, probabilities, strict=True):
             column.metric(f"Chance of: {cls.label}", percent(probability))
         chart = pd.DataFrame(
             {
                 "Status": [c.label for c in CLASSES],
-                "Chance (%)": [round(p * 100, 1) for p in result.probabilities],
+                "Chance (%)": [round(p * 100, 1) for p in probabilities],
             }
         )
         st.bar_chart(chart, x="Status", y="Chance (%)", horizontal=True, sort=False, height=180)

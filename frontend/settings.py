@@ -5,9 +5,6 @@ from __future__ import annotations
 from pydantic import AnyHttpUrl, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-#: The service refuses larger batch requests (see `POST /predict/batch`).
-SERVICE_BATCH_LIMIT = 1_000
-
 
 class Settings(BaseSettings):
     """Where the prediction service is and how long to wait for it.
@@ -25,12 +22,6 @@ class Settings(BaseSettings):
     )
     connect_timeout_seconds: float = Field(
         default=3.0, gt=0, le=60, description="How long to wait for the service to accept a connection."
-    )
-    batch_size: int = Field(
-        default=SERVICE_BATCH_LIMIT,
-        ge=1,
-        le=SERVICE_BATCH_LIMIT,
-        description="Records per batch request (the service accepts at most 1,000).",
     )
     batch_max_rows: int = Field(default=100_000, ge=1, description="Largest CSV file, in rows, the batch tab accepts.")
 

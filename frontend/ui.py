@@ -25,11 +25,12 @@ from frontend.batch import (
     read_csv,
     results_frame,
 )
-from frontend.client import ApiClient, ApiError, PredictionResult
+from frontend.client import ApiClient, ApiError
 from frontend.form import Answers, render_form, reset_answers
 from frontend.result import render_prediction
 from frontend.settings import Settings
-from ml.schema import CLASSES, DEFAULT_RECORD, FEATURES, FEATURES_BY_NAME, Feature
+from ml.contract import ModelResponse, PredictionResponse
+from ml.schema import CLASSES, DEFAULT_RECORD, FEATURES, FEATURES_BY_NAME
 
 logger = logging.getLogger("frontend")
 
@@ -48,7 +49,7 @@ class SingleOutcome:
     """The last answer to "Predict": the answers it was for, and a result or the error to show."""
 
     answers: Answers
-    result: PredictionResult | None
+    result: PredictionResponse | None
     error: ApiError | None
 
 
@@ -159,7 +160,7 @@ def _batch_tab(client: ApiClient, settings: Settings) -> None:
         last = None
     retry = last is not None and last.error is not None and _pressed("batch_retry")
     if st.button("Predict all rows", type="primary", key="batch_predict") or retry:
-        last = _predict_many(client, table, digest, settings.batch_size)
+        last = _predict_many(client, table, digest)
         st.session_state["batch_run"] = last
     if last is None:
         return
@@ -171,14 +172,15 @@ def _batch_tab(client: ApiClient, settings: Settings) -> None:
         _show_predictions(table, last.outcome)
 
 
-def _predict_many(client: ApiClient, table: CsvTable, digest: str, batch_size: int) -> BatchRun:
+def _predict_many(client: ApiClient, table: CsvTable, digest: str) -> BatchRun:
     bar = st.progress(0.0, text="Sending rows to the model...")
 
     def progress(done: int, total: int) -> None:
         bar.progress(done / total, text=f"{done:,} of {total:,} rows checked")
 
     try:
-        outcome = predict_table(client, table, batch_size=batch_size, progress=progress)
+        batch_limit = client.model_info().batch_limit  # the service says how many records one request may hold
+        outcome = predict_table(client, table, batch_size=batch_limit, progress=progress)
     except ApiError as exc:
         return BatchRun(digest, None, exc)
     finally:
@@ -217,7 +219,7 @@ def _show_predictions(table: CsvTable, outcome: BatchOutcome) -> None:
 
 def _service_status(client: ApiClient) -> None:
     st.header("About the model")
-    info: dict[str, Any] | ApiError | None = st.session_state.get("model_info")
+    info: ModelResponse | ApiError | None = st.session_state.get("model_info")
     if info is None or (isinstance(info, ApiError) and _pressed("model_info_retry")):
         try:
             info = client.model_info()
@@ -227,31 +229,26 @@ def _service_status(client: ApiClient) -> None:
     if isinstance(info, ApiError):
         _show_failure(info, "model_info_retry", "Check again")
         return
-    st.markdown(f"**Version:** {info.get('model_version', 'unknown')}")
-    st.markdown(f"**Trained:** {str(info.get('created_at', 'unknown'))[:10]}")
-    data = info.get("data")
-    if isinstance(data, dict) and data.get("synthetic"):
+    st.markdown(f"**Version:** {info.model_version}")
+    st.markdown(f"**Trained:** {info.created_at:%Y-%m-%d}")
+    if info.data.synthetic:
         st.warning("This model was trained on **synthetic** data, for demonstration only.")
-    test = (info.get("metrics") or {}).get("test")
-    if isinstance(test, dict):
-        shown = {label: test[key] for key, label in TEST_METRICS.items() if isinstance(test.get(key), int | float)}
-        if shown:
-            st.markdown("**On people it never saw in training**")
-            st.dataframe(
-                pd.DataFrame({"Measure": list(shown), "Value": [f"{v:.2f}" for v in shown.values()]}),
-                hide_index=True,
-            )
+    test = info.metrics.test
+    shown = {label: test[key] for key, label in TEST_METRICS.items() if key in test}
+    if shown:
+        st.markdown("**On people it never saw in training**")
+        st.dataframe(
+            pd.DataFrame({"Measure": list(shown), "Value": [f"{v:.2f}" for v in shown.values()]}),
+            hide_index=True,
+        )
 
 
 def _columns_help() -> pd.DataFrame:
-    def allowed(f: Feature) -> str:
-        return "; ".join(f.code_texts()) or f"{f.minimum} to {f.maximum} {f.unit}".strip()
-
     return pd.DataFrame(
         {
             "Column": [f.name for f in FEATURES],
             "Question": [f.question for f in FEATURES],
-            "Allowed values": [allowed(f) for f in FEATURES],
+            "Allowed values": [f.allowed_values() for f in FEATURES],
         }
     )
 

@@ -52,11 +52,21 @@ class Feature:
         return "days" if self.kind is FeatureKind.DAYS else ""
 
     def code_texts(self) -> tuple[str, ...]:
-        """Each named code as "1 = Excellent", in code order; empty for a feature without named codes.
-
-        With `unit` and the range, the facts every "allowed values" text is worded from.
-        """
+        """Each named code as "1 = Excellent", in code order; empty for a feature without named codes."""
         return tuple(f"{code} = {label}" for code, label in self.labels.items())
+
+    def allowed_values(self) -> str:
+        """The one wording of what this feature accepts, e.g. "whole numbers from 1 to 5: 1 = Excellent, ...".
+
+        Validation errors (data files and the API), the API schema, the UI's column help and the docs all quote
+        it, so the rule is stated the same way everywhere.
+        """
+        text = f"{'whole numbers' if self.integer else 'numbers'} from {self.minimum} to {self.maximum}"
+        if self.unit:
+            text += f" ({self.unit})"
+        if self.labels:
+            text += ": " + ", ".join(self.code_texts())
+        return text
 
     def label(self, value: float) -> str:
         """Human label of a value (the code's name, or the number itself)."""

@@ -1,1 +1,1 @@
-"""The prediction service: FastAPI over `ml.predict.Predictor`, with request models derived from `ml.schema`."""
+"""The prediction service: FastAPI over `ml.inference.predictor.Predictor`, speaking `ml.contract`."""

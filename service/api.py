@@ -1,7 +1,83 @@
-"""The ASGI app for uvicorn: `MODEL_URI=DIR uv run uvicorn service.api:app` (settings from the environment)."""
+"""The prediction service, FastAPI over `ml.inference.Predictor`: `MODEL_URI=DIR uv run uvicorn service.api:app`.
+
+`create_app(settings)` builds an app (tests make several); `app` is the one uvicorn serves, configured from the
+environment. The model loads in a background thread after start, so `/health` answers at once and `/ready` says
+why the model cannot answer until it can.
+"""
 
 from __future__ import annotations
 
-from service.app import create_app
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
+
+from service import middleware
+from service.errors import install_handlers
+from service.model_state import ModelState
+from service.observability import Metrics, configure_logging
+from service.routes import operations_router, prediction_router
+from service.settings import Settings
+
+API_VERSION = "1.0.0"
+
+DESCRIPTION = """
+Predicts diabetes status (healthy, pre-diabetic, diabetic) from the 21 CDC BRFSS 2015 health indicators.
+
+Send the indicators as one flat JSON object keyed by the survey's column names. Integer-coded fields take whole
+numbers (`1` or `1.0`, never `1.5` or `"1"`); BMI may be fractional. Every error is JSON with the field, the reason
+and a request id. This is a statistical estimate from survey answers, not a diagnosis.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # A fresh state per start; the daemon thread never holds up shutdown, even mid-download.
+        state = ModelState(settings.model_uri)
+        app.state.model = state
+        threading.Thread(target=state.load, name="model-loader", daemon=True).start()
+        yield
+
+    app = FastAPI(
+        title="Diabetes status API",
+        version=API_VERSION,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        redoc_url=None,
+        # FastAPI's native OpenTelemetry probes global providers on every request; this service exports
+        # Prometheus metrics and JSON logs instead, so the probe is pure overhead.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    app.state.model = ModelState(settings.model_uri)
+    routers = (prediction_router(settings.batch_limit), operations_router)
+    for router in routers:
+        app.include_router(router)
+    install_handlers(app)
+
+    app.add_middleware(middleware.BodyLimit, limit=settings.body_limit_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["content-type", "x-request-id"],
+            expose_headers=["x-request-id"],
+        )
+    # Added last, so outermost: it sees every response, the 413s and CORS preflights included.
+    paths = frozenset(route.path for router in routers for route in router.routes if isinstance(route, APIRoute))
+    app.add_middleware(
+        middleware.RequestContext, metrics=app.state.metrics, access_log=settings.access_log, paths=paths
+    )
+    return app
+
 
 app = create_app()

@@ -1,4 +1,4 @@
-"""Per-request access to the app's state, as `Annotated` aliases routes can declare.
+"""What routes declare they need, as `Annotated` aliases: the model, the settings, the metrics.
 
 All are `async def`: FastAPI would run plain functions in a thread pool, which costs more than they do.
 """
@@ -9,8 +9,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from ml.predict import Predictor
-from service.errors import ApiError, Problem
+from ml.contract import FieldError
+from ml.inference.predictor import Predictor
+from service.errors import ProblemError
 from service.model_state import ModelState, ModelStatus
 from service.observability import Metrics
 from service.settings import Settings
@@ -31,25 +32,23 @@ async def _metrics(request: Request) -> Metrics:
     return metrics
 
 
-def ready_predictor(state: ModelState) -> Predictor:
-    """The loaded predictor, or a 503 naming why the model cannot answer; clients should retry while it loads.
-
-    A plain function, not only a dependency: the /predict hot path calls it directly, without `Depends`.
-    """
+async def _predictor(request: Request) -> Predictor:
+    """The loaded predictor, or a 503 naming why the model cannot answer; clients should retry while it loads."""
+    state: ModelState = request.app.state.model
     if state.predictor is not None:
         return state.predictor
     loading = state.status is ModelStatus.LOADING
     headers = {"Retry-After": "5"} if loading else None
     code = "model_loading" if loading else "model_unavailable"
     reason = f"The model is not ready: {state.reason}"
-    raise ApiError(503, code, reason, (Problem("model", state.reason),), headers)
+    raise ProblemError(503, code, reason, (FieldError(field="model", reason=state.reason),), headers)
 
 
-async def _predictor(request: Request) -> Predictor:
-    return ready_predictor(request.app.state.model)
-
-
+#: The model's loading state (loading, ready or failed, with the reason).
 ModelStateDep = Annotated[ModelState, Depends(_model_state)]
+#: The app's settings.
 SettingsDep = Annotated[Settings, Depends(_settings)]
+#: The app's Prometheus metrics.
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
+#: The ready predictor; a 503 naming why when the model is not loaded.
 PredictorDep = Annotated[Predictor, Depends(_predictor)]

@@ -14,7 +14,8 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import ApiError, Problem, error_body, request_id_of
+from ml.contract import FieldError
+from service.errors import ProblemError, error_body, request_id_of
 from service.observability import ACCESS_LOGGER, Metrics
 
 logger = logging.getLogger(ACCESS_LOGGER)
@@ -70,7 +71,8 @@ class RequestContext:
             )
             if not response_started:
                 reason = f"Internal error; quote request id {request_id} when reporting it"
-                body = error_body("internal_error", reason, (Problem("server", reason),), request_id)
+                problem = ProblemError(500, "internal_error", reason, (FieldError(field="server", reason=reason),))
+                body = error_body(problem, request_id)
                 await send_with_id(
                     {
                         "type": "http.response.start",
@@ -146,8 +148,7 @@ class BodyLimit:
 
     async def _refuse(self, scope: Scope, send: Send, seen: str) -> None:
         reason = f"Request body too large ({seen}); the limit is {self.limit:,} bytes. Send fewer records per request."
-        error = ApiError(413, "body_too_large", reason, (Problem("body", reason),))
-        body = error_body(error.code, error.reason, error.problems, request_id_of(scope))
+        body = error_body(ProblemError(413, "body_too_large", reason), request_id_of(scope))
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", b"%d" % len(body)),

@@ -12,8 +12,8 @@ import threading
 import time
 from enum import StrEnum
 
-from ml.artifact import ArtifactError
-from ml.predict import Predictor
+from ml.inference.artifact import ArtifactError
+from ml.inference.predictor import Predictor
 
 logger = logging.getLogger("service.model")
 

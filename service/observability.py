@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import (
@@ -97,10 +97,7 @@ class Metrics:
         children[0].inc()
         children[1].observe(seconds)
 
-    def count_prediction(self, class_id: int) -> None:
-        self._by_class[class_id].inc()
-
-    def count_predictions(self, class_ids: Sequence[int]) -> None:
+    def count_predictions(self, class_ids: Iterable[int]) -> None:
         counts = [0] * len(self._by_class)
         for class_id in class_ids:
             counts[class_id] += 1

@@ -7,7 +7,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ml.artifact import DEFAULT_MODEL_DIR
+from ml.contract import DEFAULT_BATCH_LIMIT, MAX_BATCH_LIMIT
+from ml.inference.artifact import DEFAULT_MODEL_DIR
 
 
 class Settings(BaseSettings):
@@ -19,14 +20,16 @@ class Settings(BaseSettings):
         default=str(DEFAULT_MODEL_DIR),
         validation_alias="MODEL_URI",
         min_length=1,
-        description="Model artifact to serve: a directory, s3://bucket/prefix or models:/name@alias.",
+        description="Model artifact to serve: a directory, s3://bucket/prefix or models:/name@alias (needs MLflow).",
     )
     cors_origins: list[str] = Field(
         default_factory=list,
         description='Origins allowed to call the API from a browser, as JSON (e.g. ["http://localhost:8501"]); '
         "empty (the default) turns CORS off.",
     )
-    batch_limit: int = Field(default=1_000, ge=1, le=10_000, description="Most records one /predict/batch accepts.")
+    batch_limit: int = Field(
+        default=DEFAULT_BATCH_LIMIT, ge=1, le=MAX_BATCH_LIMIT, description="Most records one /predict/batch accepts."
+    )
     body_limit_bytes: int = Field(
         default=2 * 1024 * 1024,
         ge=1024,

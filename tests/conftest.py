@@ -25,8 +25,8 @@ def free_port() -> Callable[[], int]:
 @pytest.fixture(scope="session")
 def trained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model artifact trained once per session on synthetic data (no MLflow), shared by every test package."""
-    from ml.synthetic import write_synthetic
-    from ml.train import TrainingConfig, train
+    from ml.training.synthetic import write_synthetic
+    from ml.training.train import TrainingConfig, train
 
     folder = tmp_path_factory.mktemp("trained-model")
     data = write_synthetic(folder / "synthetic.csv.gz", 4_000, seed=3)

@@ -63,12 +63,7 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> s
 def features_table() -> str:
     from ml.schema import FEATURES
 
-    def values(f: Any) -> str:
-        if f.labels:
-            return "; ".join(f.code_texts())
-        return f"{f.minimum} to {f.maximum} {f.unit or '(decimals allowed)'}"
-
-    rows = [(f"`{f.name}`", f.description, f.kind.value, values(f), f.label(f.default)) for f in FEATURES]
+    rows = [(f"`{f.name}`", f.description, f.kind.value, f.allowed_values(), f.label(f.default)) for f in FEATURES]
     return markdown_table(("Column", "Meaning", "Kind", "Values", "Form default"), rows)
 
 

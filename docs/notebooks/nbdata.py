@@ -1,26 +1,23 @@
 """Which data the notebooks use, decided in one place: the real file when available, else synthetic data.
 
-Order: ``DIABETES_DATA`` (a path, or ``synthetic`` to force synthetic data); else the real file in ``data/``
-(``.csv`` or ``.csv.gz``); else ``DIABETES_SYNTHETIC_ROWS`` rows (default 20,000) from ``ml.synthetic``, cached in
+Order: `DIABETES_DATA` (a path, or `synthetic` to force synthetic data); else the real file in `data/`
+(`.csv` or `.csv.gz`); else `DIABETES_SYNTHETIC_ROWS` rows (default 20,000) from `ml.synthetic`, cached in
 the temp folder. The notebooks print which one they used, so a rendered page never passes synthetic numbers off as
-real ones. Importing this module also makes the project importable when a notebook runs from ``docs/notebooks``.
+real ones.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from ml.schema import REAL_DATA_FILE
+from ml.training.data import is_synthetic
+from ml.training.synthetic import write_synthetic
 
-from ml.data import is_synthetic  # noqa: E402
-from ml.schema import REAL_DATA_FILE  # noqa: E402
-from ml.synthetic import write_synthetic  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 DEFAULT_SYNTHETIC_ROWS = 20_000
 SYNTHETIC_SEED = 0

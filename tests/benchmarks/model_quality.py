@@ -1,6 +1,6 @@
 """Model-quality benchmark on the real BRFSS 2015 3-class file (not collected by pytest).
 
-    uv run python tests/benchmarks/model_quality.py [--data PATH] [--repeat-seeds 1 2 3 4 5]
+    uv run python -m tests.benchmarks.model_quality [--data PATH] [--repeat-seeds 1 2 3 4 5]
 
 Trains exactly as `python -m ml.train` does (grouped 80/20 split by identical feature vector, stratified, seed 42;
 validation fold carved from the training part) and checks the issue's targets. Prints one JSON report.
@@ -19,10 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script from anywhere
-
 from ml.schema import REAL_DATA_FILE
-from ml.train import TrainingConfig, TrainingResult, format_report, train
+from ml.training.train import TrainingConfig, TrainingResult, format_report, train
 
 CANDIDATE_PATHS = (
     Path("data") / f"{REAL_DATA_FILE}.gz",
@@ -88,13 +86,14 @@ def main() -> int:
     checks["training_seconds"] = {"value": round(wall, 1), "target": f"<= {MAX_SECONDS}", "met": wall <= MAX_SECONDS}
     report = {
         "data": str(data),
-        "protocol": result.manifest["split"]["test"],
-        "strategy": result.manifest["imbalance_strategy"]["chosen"],
-        "decision_rule": result.manifest["decision_rule"],
-        "calibration": result.manifest["calibration"],
+        "protocol": result.manifest.split.test,
+        "strategy": result.manifest.imbalance_strategy.chosen,
+        "decision_rule": result.manifest.decision_rule.model_dump(),
+        "calibration": result.manifest.calibration.model_dump(),
         "test_metrics": {k: round(v, 4) for k, v in result.test_metrics.items()},
         "candidates": {
-            k: {m: round(v, 4) for m, v in s.items() if m.startswith("test_")} for k, s in result.candidates.items()
+            k: {m: round(v, 4) for m, v in s.items() if m.startswith("test_")}
+            for k, s in result.manifest.imbalance_strategy.compared.items()
         },
         "subgroups": result.subgroups.round(4).to_dict(orient="records"),
         "checks": checks,

@@ -7,8 +7,9 @@ Measures, on loopback with wrk (one load thread, so the server keeps a core):
   - rows/s of `/predict/batch` with 100 rows,
   - the same model behind `mlflow models serve` (pyfunc of ml/mlflow_model.py, logged to a temporary sqlite store),
   - a soak at concurrency 32: errors and resident-memory growth.
-Targets (issue 3): /predict >= 60% of /health req/s; >= 5x mlflow serve; p50 <= 2 ms at c=1; ready <= 3 s;
-runtime deps <= 300 MB; soak with zero errors and RSS growth <= 10%.
+Targets: /predict >= 10x `mlflow models serve` at c=8 and c=32; p50 <= 1 ms at c=1; ready <= 3 s; runtime deps
+<= 300 MB; soak with zero errors and RSS growth <= 10%. /health is measured as the ceiling of the framework, for
+reference (the old "60% of /health" target is retired: routes are written the FastAPI way on purpose).
 
 Needs `apt-get install -y wrk` and the dev environment (MLflow, psutil). Not collected by pytest. Usage:
 
@@ -37,10 +38,13 @@ from typing import Any
 import psutil
 
 from ml.schema import FEATURE_NAMES, FEATURES_BY_NAME
-from ml.synthetic import make_synthetic
+from ml.training.synthetic import make_synthetic
 from tests.servers import ROOT, SERVICE_APP, free_port, uvicorn_command
 
 CONCURRENCY = (1, 8, 32)
+#: /predict must serve at least this many times the requests per second of `mlflow models serve`, at these loads.
+MIN_SPEEDUP = 10
+SPEEDUP_CONCURRENCY = (8, 32)
 BATCH_ROWS = 100
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
@@ -175,7 +179,7 @@ def measure_mlflow(model: Path, work: Path, seconds: float) -> dict[str, Any]:
     """Log the same artifact as the project's pyfunc to a throwaway sqlite store, then serve it with MLflow."""
     import mlflow
 
-    from ml.tracking import MODEL_NAME, PROJECT_ROOT, PYFUNC_CODE
+    from ml.training.tracking import MODEL_NAME, PROJECT_ROOT, PYFUNC_CODE
 
     store = f"sqlite:///{work / 'mlflow.db'}"
     mlflow.set_tracking_uri(store)
@@ -219,7 +223,7 @@ def measure_mlflow(model: Path, work: Path, seconds: float) -> dict[str, Any]:
 def summarise(results: dict[str, Any]) -> dict[str, bool]:
     service, peer = results["service"], results.get("mlflow")
     checks = {
-        "p50 <= 2 ms at c=1": service["predict_c1"]["p50_ms"] <= 2.0,
+        "p50 <= 1 ms at c=1": service["predict_c1"]["p50_ms"] <= 1.0,
         "ready <= 3 s": service["ready_seconds"] <= 3.0,
         "runtime deps <= 300 MB": results["runtime_deps_mb"] <= 300,
         "soak: zero errors": service["soak"]["errors"] == 0,
@@ -228,11 +232,11 @@ def summarise(results: dict[str, Any]) -> dict[str, bool]:
     for c in CONCURRENCY:
         ratio = service[f"predict_c{c}"]["requests_per_second"] / service[f"health_c{c}"]["requests_per_second"]
         results[f"predict_over_health_c{c}"] = ratio
-        checks[f"/predict >= 60% of /health at c={c}"] = ratio >= 0.6
         if peer:
             speedup = service[f"predict_c{c}"]["requests_per_second"] / peer[f"predict_c{c}"]["requests_per_second"]
             results[f"speedup_over_mlflow_c{c}"] = speedup
-            checks[f">= 5x mlflow serve at c={c}"] = speedup >= 5
+            if c in SPEEDUP_CONCURRENCY:
+                checks[f">= {MIN_SPEEDUP}x mlflow serve at c={c}"] = speedup >= MIN_SPEEDUP
     return checks
 
 

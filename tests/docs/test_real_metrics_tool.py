@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
-sys.path.insert(0, str(DOCS / "_ext"))
-
-import project_tables  # noqa: E402
-import real_metrics  # noqa: E402
+from tests.benchmarks import real_metrics
+from tests.docs.extensions import DOCS, project_tables
 
 _SUBSTITUTION = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 

@@ -76,7 +76,7 @@ def test_predict_shows_status_chances_factors_version_and_disclaimer(start, api_
     record = {**DEFAULT_RECORD, **changes}
     expected = ApiClient(api_url, timeout_seconds=10, connect_timeout_seconds=2).predict(record, explain=True)
     metrics = {m.label: m.value for m in at.metric}
-    chances = zip(CLASSES, expected.probabilities, strict=True)
+    chances = zip(CLASSES, expected.probabilities.ordered(), strict=True)
     assert metrics == {f"Chance of: {c.label}": percent(p) for c, p in chances}
     shown = texts(at.markdown)
     assert f"the model's screening result is **{CLASSES[expected.prediction].label}**" in shown

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ml.synthetic import make_synthetic, write_synthetic
+from ml.training.synthetic import make_synthetic, write_synthetic
 
 SYNTHETIC_ROWS = 6_000
 SYNTHETIC_SEED = 7

@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.data import (
+from ml.inference.digest import file_sha256
+from ml.schema import BINARY_TARGET, COLUMNS, FEATURE_NAMES, REAL_DATA_FILE, TARGET, feature
+from ml.training.data import (
     DataValidationError,
     duplicate_report,
     feature_groups,
@@ -21,9 +23,7 @@ from ml.data import (
     read_csv,
     validate_frame,
 )
-from ml.digest import file_sha256
-from ml.schema import BINARY_TARGET, COLUMNS, FEATURE_NAMES, REAL_DATA_FILE, TARGET
-from ml.synthetic import write_synthetic
+from ml.training.synthetic import write_synthetic
 
 
 def write_text_frame(path: Path, frame: pd.DataFrame) -> Path:
@@ -163,9 +163,10 @@ def test_out_of_range_value_names_allowed_range(tmp_path: Path, synthetic_frame:
     with pytest.raises(DataValidationError) as info:
         read_csv(write_text_frame(tmp_path / "d.csv", frame))
     age = problem(info.value, "Age", "out of range")
-    assert "1..13" in age.reason
+    assert age.reason == f"out of range: allowed {feature('Age').allowed_values()}"
+    assert "whole numbers from 1 to 13: 1 = 18-24" in age.reason
     assert (age.rows, age.values) == ((6, 7), ("14.0", "0"))
-    assert "0..2" in problem(info.value, TARGET, "out of range").reason
+    assert "0 = healthy, 1 = prediabetic, 2 = diabetic" in problem(info.value, TARGET, "out of range").reason
 
 
 def test_missing_value_and_short_row(tmp_path: Path, synthetic_frame: pd.DataFrame):

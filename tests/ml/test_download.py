@@ -17,11 +17,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ml.data import read_csv
-from ml.digest import file_sha256
 from ml.download import main
+from ml.inference.digest import file_sha256
 from ml.schema import BINARY_TARGET, REAL_DATA_FILE, TARGET
-from ml.synthetic import make_synthetic, write_synthetic
+from ml.training.data import read_csv
+from ml.training.synthetic import make_synthetic, write_synthetic
 
 ROOT = Path(__file__).resolve().parents[2]
 ROWS = 400

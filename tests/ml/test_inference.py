@@ -11,11 +11,16 @@ import pandas as pd
 import pytest
 
 from ml import predict as predict_cli
-from ml.artifact import MANIFEST_FILE, MODEL_FILE, ArtifactError, load_artifact
-from ml.data import features_matrix, read_csv
-from ml.predict import Predictor
-from ml.schema import FEATURE_NAMES, FEATURES_BY_NAME, TARGET
-from ml.synthetic import make_synthetic, write_synthetic
+from ml.inference.artifact import MANIFEST_FILE, MODEL_FILE, ArtifactError
+from ml.inference.digest import artifact_digest
+from ml.inference.loader import load_artifact, read_folder
+from ml.inference.postprocess import calibrate, decide
+from ml.inference.predictor import Predictor
+from ml.manifest import Manifest
+from ml.schema import FEATURE_NAMES, TARGET
+from ml.training.data import features_matrix, read_csv
+from ml.training.synthetic import make_synthetic, write_synthetic
+from ml.training.tuning import weighted_f1
 
 
 @pytest.fixture
@@ -34,40 +39,51 @@ def rows() -> np.ndarray:
     return features_matrix(make_synthetic(3_000, seed=21))
 
 
+def _edit_manifest(directory: Path, **changes: object) -> None:
+    manifest = json.loads((directory / MANIFEST_FILE).read_text())
+    manifest.update(changes)
+    (directory / MANIFEST_FILE).write_text(json.dumps(manifest))
+
+
 def test_tampered_model_file_is_refused(model_copy: Path) -> None:
     with (model_copy / MODEL_FILE).open("a") as handle:
         handle.write("\n")
-    with pytest.raises(ArtifactError, match=r"model\.txt has sha256 .* modified after training"):
+    with pytest.raises(ArtifactError, match=r"model\.txt in .* has sha256 .* modified after training"):
         load_artifact(model_copy)
 
 
 def test_manifest_with_other_feature_order_is_refused(model_copy: Path) -> None:
-    manifest = json.loads((model_copy / MANIFEST_FILE).read_text())
-    manifest["feature_names"] = list(reversed(manifest["feature_names"]))
-    (model_copy / MANIFEST_FILE).write_text(json.dumps(manifest))
-    with pytest.raises(ArtifactError, match="feature_names differ"):
+    _edit_manifest(model_copy, feature_names=list(reversed(FEATURE_NAMES)))
+    with pytest.raises(ArtifactError, match=r"feature_names .* differs from this code's"):
         load_artifact(model_copy)
 
 
 def test_other_lightgbm_major_version_is_refused(model_copy: Path) -> None:
-    manifest = json.loads((model_copy / MANIFEST_FILE).read_text())
-    manifest["versions"]["lightgbm"] = "1.0.0"
-    (model_copy / MANIFEST_FILE).write_text(json.dumps(manifest))
+    versions = json.loads((model_copy / MANIFEST_FILE).read_text())["versions"]
+    _edit_manifest(model_copy, versions={**versions, "lightgbm": "1.0.0"})
     with pytest.raises(ArtifactError, match=r"trained with lightgbm 1\.0\.0"):
         load_artifact(model_copy)
 
 
+def test_other_format_version_is_refused_before_anything_else(model_copy: Path) -> None:
+    _edit_manifest(model_copy, format_version=1, calibration="not even an object")
+    with pytest.raises(ArtifactError, match="format_version 1, this code reads 2"):
+        load_artifact(model_copy)
+
+
 def test_manifest_pointing_outside_the_artifact_is_refused(model_copy: Path) -> None:
-    manifest = json.loads((model_copy / MANIFEST_FILE).read_text())
-    manifest["files"]["../escape.txt"] = "0" * 64
-    (model_copy / MANIFEST_FILE).write_text(json.dumps(manifest))
-    with pytest.raises(ArtifactError, match="outside the artifact"):
+    files = json.loads((model_copy / MANIFEST_FILE).read_text())["files"]
+    _edit_manifest(model_copy, files={**files, "../escape.txt": "0" * 64})
+    with pytest.raises(ArtifactError, match=r"files\.\.\./escape\.txt"):
         load_artifact(model_copy)
 
 
 def test_missing_files_are_explained(model_copy: Path, tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="does not exist; train one"):
         load_artifact(tmp_path / "nowhere")
+    (model_copy / "subgroup_metrics.csv").unlink()
+    with pytest.raises(ArtifactError, match=r"lacks subgroup_metrics\.csv, which its manifest lists"):
+        load_artifact(model_copy)
     (model_copy / MANIFEST_FILE).write_text("{not json")
     with pytest.raises(ArtifactError, match="not valid JSON"):
         load_artifact(model_copy)
@@ -76,65 +92,78 @@ def test_missing_files_are_explained(model_copy: Path, tmp_path: Path) -> None:
         load_artifact(model_copy)
 
 
-def test_manifest_records_what_reproduces_the_model(trained_model_dir: Path) -> None:
-    manifest = json.loads((trained_model_dir / MANIFEST_FILE).read_text())
-    assert manifest["feature_names"] == list(FEATURE_NAMES)
-    assert manifest["data"]["synthetic"] is True
-    assert len(manifest["data"]["sha256"]) == 64
-    assert manifest["split"]["test"]["split_id"]
-    assert manifest["training"]["config"]["seed"] == 42
-    assert set(manifest["files"]) >= {MODEL_FILE, "confusion_matrix.png", "subgroup_metrics.csv"}
-    assert {"lightgbm", "numpy", "python"} <= set(manifest["versions"])
-    compared = manifest["imbalance_strategy"]["compared"]
+def test_manifest_is_typed_and_records_what_reproduces_the_model(trained_model_dir: Path) -> None:
+    manifest = Manifest.model_validate_json((trained_model_dir / MANIFEST_FILE).read_text())
+    assert manifest.feature_names == FEATURE_NAMES
+    assert manifest.data.synthetic is True
+    assert manifest.split.test_split_id
+    assert manifest.training.config["seed"] == 42
+    assert set(manifest.files) >= {MODEL_FILE, "confusion_matrix.png", "subgroup_metrics.csv"}
+    assert {"lightgbm", "numpy", "python"} <= set(manifest.versions)
+    compared = manifest.imbalance_strategy.compared
     assert set(compared) == {"none+argmax", "none+tuned_rule", "class_weights+argmax", "class_weights+tuned_rule"}
-    assert manifest["imbalance_strategy"]["chosen"] in compared
+    assert manifest.imbalance_strategy.chosen in compared
+    # What training wrote reads back to the same model (the file is exactly the typed manifest).
+    assert Manifest.model_validate_json(manifest.to_json()) == manifest
+
+
+def test_digest_covers_every_file_and_matches_sha256sum(trained_model_dir: Path, predictor: Predictor) -> None:
+    import hashlib
+    import subprocess
+
+    files = read_folder(trained_model_dir)
+    assert predictor.digest == artifact_digest(files)
+    listing = subprocess.run(
+        "LC_ALL=C sha256sum -- *", shell=True, cwd=trained_model_dir, capture_output=True, check=True
+    ).stdout
+    assert predictor.digest == hashlib.sha256(listing).hexdigest()
+    assert artifact_digest({**files, MANIFEST_FILE: files[MANIFEST_FILE] + b" "}) != predictor.digest
 
 
 def test_probabilities_are_a_distribution_and_decisions_follow_the_rule(predictor: Predictor, rows: np.ndarray) -> None:
-    proba = predictor.predict_proba(rows)
+    predictions = predictor.predict(rows)
+    proba = predictions.probabilities
     assert proba.shape == (len(rows), 3)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-9)
-    weights = np.array(predictor.manifest["decision_rule"]["class_weights"])
-    np.testing.assert_array_equal(predictor.predict(rows), np.argmax(proba * weights, axis=1))
-    # One row alone gives the same answer as inside a batch.
-    np.testing.assert_allclose(predictor.predict_proba(rows[5]), proba[5:6], rtol=1e-12)
+    weights = np.array(predictor.manifest.decision_rule.class_weights)
+    np.testing.assert_array_equal(predictions.classes, np.argmax(proba * weights, axis=1))
+    raw = np.asarray(predictor._booster.predict(rows, raw_score=True))
+    np.testing.assert_allclose(proba, calibrate(raw, predictor.manifest.calibration), rtol=1e-12)
+    np.testing.assert_array_equal(predictions.classes, decide(proba, predictor.manifest.decision_rule))
+
+
+def test_one_row_alone_answers_as_inside_a_batch(predictor: Predictor, rows: np.ndarray) -> None:
+    """The single-row fast path and LightGBM's own batch prediction agree to rounding, row by row."""
+    batch = predictor.predict(rows[:200])
+    for i in range(200):
+        one = predictor.predict(rows[i])
+        np.testing.assert_allclose(one.probabilities, batch.probabilities[i : i + 1], rtol=1e-12, atol=1e-15)
+        assert one.classes[0] == batch.classes[i]
 
 
 def test_wrong_row_width_is_a_clear_error(predictor: Predictor) -> None:
     with pytest.raises(ValueError, match="expected rows of 21 features"):
-        predictor.predict_proba(np.zeros((2, 20)))
+        predictor.predict(np.zeros((2, 20)))
+    with pytest.raises(ValueError, match="expected rows of 21 features"):
+        predictor.predict(np.zeros(20))
 
 
-def test_explanation_names_features_with_human_labels(predictor: Predictor, rows: np.ndarray) -> None:
-    [answer] = predictor.predict_rows(rows[:1], explain=True, top_k=4)
-    assert answer.explanation is not None
-    assert len(answer.explanation) == 4
-    magnitudes = [abs(c.contribution) for c in answer.explanation]
-    assert magnitudes == sorted(magnitudes, reverse=True)
-    for item in answer.explanation:
-        assert item.feature in FEATURE_NAMES
-        assert item.value_label == FEATURES_BY_NAME[item.feature].label(item.value)
-
-
-def test_contributions_add_up_to_the_raw_score(trained_model_dir: Path, rows: np.ndarray) -> None:
-    """TreeSHAP is exact: all contributions plus the bias equal the booster's raw score for the class."""
+def test_contributions_are_those_of_the_decided_class(
+    trained_model_dir: Path, predictor: Predictor, rows: np.ndarray
+) -> None:
+    """TreeSHAP is exact: a class's contributions plus its bias equal its raw score; the service shows the decided
+    class's, on the calibrated scale (divided by the temperature)."""
     booster = load_artifact(trained_model_dir).booster
     raw = booster.predict(rows[:20], raw_score=True)
     contrib = booster.predict(rows[:20], pred_contrib=True).reshape(20, 3, len(FEATURE_NAMES) + 1)
     np.testing.assert_allclose(contrib.sum(axis=2), raw, rtol=1e-6, atol=1e-6)
-
-
-def test_single_row_path_explains_like_the_batch_path(predictor: Predictor, rows: np.ndarray) -> None:
-    """predict_one's explanation (class offset into the contributions, scaled by temperature) matches explain()."""
-    for i in range(10):
-        one = predictor.predict_one(rows[i].tolist(), explain=True, top_k=21)
-        [batch] = predictor.predict_rows(rows[i : i + 1], explain=True, top_k=21)
-        assert one.explanation is not None
-        assert batch.explanation is not None
-        assert [c.feature for c in one.explanation] == [c.feature for c in batch.explanation]
-        np.testing.assert_allclose(
-            [c.contribution for c in one.explanation], [c.contribution for c in batch.explanation], atol=1e-12
-        )
+    predictions = predictor.predict(rows[:20], explain=True)
+    assert predictions.contributions is not None
+    chosen = contrib[np.arange(20), predictions.classes, :-1] / predictor.manifest.calibration.temperature
+    np.testing.assert_allclose(predictions.contributions, chosen, rtol=1e-12)
+    single = predictor.predict(rows[3], explain=True).contributions
+    assert single is not None
+    np.testing.assert_allclose(single[0], chosen[3], rtol=1e-12)
 
 
 @pytest.mark.parametrize(("feature", "low", "high"), [("GenHlth", 1, 5), ("HighBP", 0, 1), ("Age", 2, 11)])
@@ -144,15 +173,14 @@ def test_risk_factors_do_not_lower_the_probability_of_diabetes(
     column = FEATURE_NAMES.index(feature)
     lower, higher = rows.copy(), rows.copy()
     lower[:, column], higher[:, column] = low, high
-    assert predictor.predict_proba(higher)[:, 2].mean() > predictor.predict_proba(lower)[:, 2].mean()
+    p_high = predictor.predict(higher).probabilities[:, 2].mean()
+    assert p_high > predictor.predict(lower).probabilities[:, 2].mean()
 
 
 def test_model_beats_the_majority_baseline(predictor: Predictor) -> None:
     frame = make_synthetic(4_000, seed=99)
     y = frame[TARGET].to_numpy()
-    predicted = predictor.predict(features_matrix(frame))
-    from ml.tuning import weighted_f1
-
+    predicted = predictor.predict(features_matrix(frame)).classes
     assert weighted_f1(y, predicted) > weighted_f1(y, np.zeros_like(y)) + 0.02
 
 
@@ -165,10 +193,10 @@ def test_predict_cli_round_trips_in_input_order(
     assert code == 0, capsys.readouterr().err
     result = pd.read_csv(out)
     assert list(result.columns) == ["prediction", "proba_0", "proba_1", "proba_2"]
-    expected = predictor.predict_proba(features_matrix(read_csv(data, target="ignore")))
+    expected = predictor.predict(features_matrix(read_csv(data, target="ignore")))
     assert len(result) == 500
-    np.testing.assert_allclose(result[["proba_0", "proba_1", "proba_2"]].to_numpy(), expected, atol=2e-6)
-    np.testing.assert_array_equal(result["prediction"].to_numpy(), predictor.decide(expected))
+    np.testing.assert_allclose(result[["proba_0", "proba_1", "proba_2"]].to_numpy(), expected.probabilities, atol=2e-6)
+    np.testing.assert_array_equal(result["prediction"].to_numpy(), expected.classes)
 
 
 def test_predict_cli_rejects_bad_rows_naming_the_column(

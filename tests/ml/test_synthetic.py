@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.data import duplicate_report, is_synthetic, read_csv, validate_frame
-from ml.schema import COLUMNS, TARGET
-from ml.synthetic import CLASS_SHARES, main, make_synthetic, write_synthetic
+from ml.schema import COLUMNS, FEATURE_NAMES, TARGET
+from ml.synthetic import main
+from ml.training.data import duplicate_report, is_synthetic, read_csv, validate_frame
+from ml.training.synthetic import CLASS_SHARES, SPECS, make_synthetic, write_synthetic
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +83,10 @@ def test_has_feature_duplicates_some_with_conflicting_labels(large: pd.DataFrame
     assert 0.05 < report.feature_duplicate_rows / report.rows < 0.2
     assert 0 < report.exact_duplicate_rows < report.feature_duplicate_rows
     assert report.conflicting_label_groups > 0
+
+
+def test_generator_has_one_spec_per_schema_feature_in_schema_order():
+    assert tuple(SPECS) == FEATURE_NAMES
 
 
 def test_same_seed_same_frame_other_seed_other_frame():

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from ml.predict import Predictor
-from ml.tracking import CHAMPION, MODEL_NAME, log_training_run
-from ml.train import TrainingConfig, train
+from ml.inference.predictor import Predictor
+from ml.training.tracking import CHAMPION, MODEL_NAME, log_training_run
+from ml.training.train import TrainingConfig, train
 from tests.servers import free_port, running_server
 
 
@@ -60,7 +60,7 @@ def test_run_holds_params_metrics_images_tables_and_lineage(
     for key in ("test_macro_f1", "test_macro_roc_auc", "test_log_loss", "test_ece", "test_recall_prediabetic"):
         assert key in run.data.metrics
     assert run.data.params["cfg_seed"] == "42"
-    assert run.data.tags["data_sha256"] == result.manifest["data"]["sha256"]
+    assert run.data.tags["data_sha256"] == result.manifest.data.sha256
     assert run.data.tags["data_synthetic"] == "true"
     assert len(run.data.tags["git_commit"]) in (40, len("unknown"))
     logged = {a.path for a in tracking.list_artifacts(outcome.run_id, "evaluation")}
@@ -106,5 +106,5 @@ def test_service_can_load_the_champion_from_the_registry(
     predictor = Predictor.load(f"models:/{MODEL_NAME}@{CHAMPION}")
     expected = tracking.get_run(champion.run_id).data.tags["model_version"]
     assert predictor.version == expected
-    proba = predictor.predict_proba(result.test_features[:10])
+    proba = predictor.predict(result.test_features[:10]).probabilities
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 
 from ml import train as train_cli
-from ml.artifact import ArtifactError
-from ml.postprocess import Calibration, DecisionRule
-from ml.synthetic import make_synthetic
-from ml.train import TrainingConfig, train
-from ml.tuning import fit_calibration, tune_decision_rule, weighted_f1
+from ml.inference.artifact import ArtifactError
+from ml.inference.postprocess import calibrate, decide
+from ml.manifest import Calibration, DecisionRule
+from ml.training.synthetic import make_synthetic
+from ml.training.train import TrainingConfig, train
+from ml.training.tuning import fit_calibration, tune_decision_rule, weighted_f1
 
 FAST = TrainingConfig(max_rounds=150)
 
@@ -22,23 +23,24 @@ def test_same_seed_gives_the_same_model_and_metrics(synthetic_csv: Path, tmp_pat
     first = train(synthetic_csv, tmp_path / "a", FAST)
     second = train(synthetic_csv, tmp_path / "b", FAST)
     assert first.test_metrics == second.test_metrics
-    assert first.manifest["files"]["model.txt"] == second.manifest["files"]["model.txt"]
+    assert first.manifest.files["model.txt"] == second.manifest.files["model.txt"]
     other_seed = train(synthetic_csv, tmp_path / "c", TrainingConfig(max_rounds=150, seed=7))
-    assert other_seed.manifest["split"]["test"]["split_id"] != first.manifest["split"]["test"]["split_id"]
+    assert other_seed.manifest.split.test_split_id != first.manifest.split.test_split_id
 
 
 def test_choice_is_made_on_validation_not_test(synthetic_csv: Path, tmp_path: Path) -> None:
     result = train(synthetic_csv, tmp_path / "m", FAST)
-    chosen = result.manifest["imbalance_strategy"]["chosen"]
-    best_validation = max(v["validation_weighted_f1"] for v in result.candidates.values())
-    assert result.candidates[chosen]["validation_weighted_f1"] == pytest.approx(best_validation)
-    assert result.test_metrics["weighted_f1"] == pytest.approx(result.candidates[chosen]["test_weighted_f1"])
+    chosen = result.manifest.imbalance_strategy.chosen
+    candidates = result.manifest.imbalance_strategy.compared
+    best_validation = max(v["validation_weighted_f1"] for v in candidates.values())
+    assert candidates[chosen]["validation_weighted_f1"] == pytest.approx(best_validation)
+    assert result.test_metrics["weighted_f1"] == pytest.approx(candidates[chosen]["test_weighted_f1"])
 
 
 def test_calibration_recovers_a_known_temperature() -> None:
     rng = np.random.default_rng(0)
     logits = rng.normal(0, 2, size=(20_000, 3))
-    y = np.array([rng.choice(3, p=p) for p in Calibration(1.0).proba(logits)])
+    y = np.array([rng.choice(3, p=p) for p in calibrate(logits, Calibration())])
     fitted = fit_calibration(logits * 2.5, y)  # scores 2.5x over-confident
     assert fitted.temperature == pytest.approx(2.5, rel=0.08)
     assert max(abs(b) for b in fitted.bias) < 0.1
@@ -53,8 +55,8 @@ def test_decision_rule_never_scores_below_argmax_on_its_fold() -> None:
     proba /= proba.sum(axis=1, keepdims=True)
     rule, score = tune_decision_rule(proba, y)
     assert score >= weighted_f1(y, proba.argmax(axis=1))
-    assert score == pytest.approx(weighted_f1(y, rule.decide(proba)))
-    assert DecisionRule().is_argmax
+    assert score == pytest.approx(weighted_f1(y, decide(proba, rule)))
+    assert DecisionRule().method == "argmax"
 
 
 def test_weighted_f1_matches_scikit_learn() -> None:
@@ -111,7 +113,7 @@ def test_output_folder_with_other_files_is_never_overwritten(synthetic_csv: Path
     assert precious.read_text() == "keep me"
     first = train(synthetic_csv, tmp_path / "m", FAST)
     second = train(synthetic_csv, tmp_path / "m", FAST)  # an artifact is replaced in place
-    assert second.manifest["files"] == first.manifest["files"]
+    assert second.manifest.files == first.manifest.files
 
 
 def test_a_file_added_to_an_artifact_is_neither_sealed_nor_deleted(synthetic_csv: Path, tmp_path: Path) -> None:
@@ -120,5 +122,5 @@ def test_a_file_added_to_an_artifact_is_neither_sealed_nor_deleted(synthetic_csv
     added.write_text("keep me")
     for _ in range(2):  # retraining in place twice: the second would delete it if the first had sealed it
         result = train(synthetic_csv, tmp_path / "m", FAST)
-        assert "notes.txt" not in result.manifest["files"]
+        assert "notes.txt" not in result.manifest.files
     assert added.read_text() == "keep me"

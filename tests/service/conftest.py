@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
+from service.api import create_app
 from service.settings import Settings
 from tests.service.helpers import Server, serving, wait_ready
 

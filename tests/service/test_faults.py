@@ -47,7 +47,7 @@ def test_unhandled_error_is_a_json_500_with_the_request_id(client: TestClient, m
     def explode(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(predictor, "predict_one", explode)
+    monkeypatch.setattr(predictor, "predict", explode)
     response = client.post("/predict", json=record(), headers={"X-Request-ID": "req-42"})
     assert response.status_code == 500
     body = response.json()

@@ -21,7 +21,7 @@ def test_predict_batch_ready_and_metrics_over_http(live_server: Server) -> None:
         assert answer.headers["x-request-id"] == "it-1"
         body = answer.json()
         assert body["model_version"] == ready.json()["model_version"]
-        assert list(body["probabilities"]) == [c.label for c in CLASSES]
+        assert list(body["probabilities"]) == [c.name for c in CLASSES]
         assert len(body["explanation"]) == 5
 
         batch = http.post("/predict/batch", json={"records": [record(Age=a) for a in range(1, 14)]})

@@ -35,7 +35,7 @@ def _post(client: TestClient, body: Any, path: str = "/predict") -> Any:
         ({"HighBP": 1.5}, "HighBP", "whole number"),
         ({"HighBP": 2}, "HighBP", "less than or equal to 1"),
         ({"Age": 0}, "Age", "greater than or equal to 1"),
-        ({"Age": 14}, "Age", "from 1 to 13"),
+        ({"Age": 14}, "Age", "whole numbers from 1 to 13: 1 = 18-24"),
         ({"GenHlth": 6}, "GenHlth", "less than or equal to 5"),
         ({"MentHlth": 31}, "MentHlth", "less than or equal to 30"),
         ({"MentHlth": -1}, "MentHlth", "greater than or equal to 0"),
@@ -91,7 +91,7 @@ def test_every_field_is_required(client: TestClient) -> None:
     ("raw", "words"),
     [
         (b'{"HighBP": 1,', "Malformed JSON"),
-        (b"", "Malformed JSON"),
+        (b"", "The body is empty"),
         (b"not json", "Malformed JSON"),
         (b"[1, 2, 3]", "object"),
         (b'"text"', "object"),
@@ -115,8 +115,18 @@ def test_non_finite_numbers_are_refused(client: TestClient, literal: str) -> Non
     assert _problems(response)[0]["field"] == "BMI"
 
 
-def test_body_without_content_type_is_read_as_json(client: TestClient) -> None:
-    response = client.post("/predict", content=json.dumps(record()))
+@pytest.mark.parametrize("content_type", [None, "", "text/plain", "application/xml"])
+def test_a_body_not_sent_as_json_is_415(client: TestClient, content_type: str | None) -> None:
+    """FastAPI's rule: only application/json and application/*+json bodies are read as JSON; no type is not JSON."""
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    response = client.post("/predict", content=json.dumps(record()), headers=headers)
+    assert response.status_code == 415, response.text
+    assert "application/json" in _problems(response)[0]["reason"]
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "application/problem+json"])
+def test_json_media_types_are_read(client: TestClient, content_type: str) -> None:
+    response = client.post("/predict", content=json.dumps(record()), headers={"Content-Type": content_type})
     assert response.status_code == 200, response.text
 
 

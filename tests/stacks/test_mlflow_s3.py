@@ -16,10 +16,10 @@ import boto3
 import numpy as np
 import pytest
 
-from ml.artifact import MANIFEST_FILE, MODEL_FILE
-from ml.predict import Predictor
+from ml.inference.artifact import MANIFEST_FILE, MODEL_FILE
+from ml.inference.predictor import Predictor
 from ml.schema import FEATURE_NAMES
-from ml.synthetic import make_synthetic, write_synthetic
+from ml.training.synthetic import make_synthetic, write_synthetic
 
 ROOT = Path(__file__).resolve().parents[2]
 ROWS = 3000
@@ -84,8 +84,8 @@ def test_training_logs_to_s3_and_the_service_loader_reads_it_back(s3_training_ru
     local = Predictor.load(local_dir)
     assert from_s3.version == local.version
     rows = make_synthetic(50, seed=SEED + 1)[list(FEATURE_NAMES)].to_numpy(dtype=np.float64)
-    proba = from_s3.predict_proba(rows)
-    assert proba.shape == (50, 3)
-    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-9)
-    np.testing.assert_allclose(proba, local.predict_proba(rows), rtol=0, atol=0)
-    assert set(from_s3.predict(rows)) <= {0, 1, 2}
+    answer = from_s3.predict(rows)
+    assert answer.probabilities.shape == (50, 3)
+    np.testing.assert_allclose(answer.probabilities.sum(axis=1), 1.0, rtol=1e-9)
+    np.testing.assert_array_equal(answer.probabilities, local.predict(rows).probabilities)
+    assert set(answer.classes) <= {0, 1, 2}

@@ -20,15 +20,15 @@ import numpy as np
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from ml.evaluate import classification_metrics
-from ml.predict import Predictor
-from ml.train import CONFUSION_PNG, SUBGROUPS_CSV, TrainingResult
+from ml.inference.predictor import Predictor
+from ml.training.evaluate import classification_metrics
+from ml.training.train import CONFUSION_PNG, SUBGROUPS_CSV, TrainingResult
 
 logger = logging.getLogger(__name__)
 
 MODEL_NAME = "diabetes-status"
 CHAMPION = "champion"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TRACKING_URI = f"sqlite:///{PROJECT_ROOT / 'mlflow.db'}"
 PYFUNC_CODE = Path(__file__).with_name("mlflow_model.py")
 
@@ -71,23 +71,24 @@ def git_commit() -> str:
 
 def _flat_params(result: TrainingResult) -> dict[str, Any]:
     manifest = result.manifest
-    params: dict[str, Any] = {f"lgb_{k}": v for k, v in manifest["training"]["lightgbm_params"].items()}
-    params.update({f"cfg_{k}": v for k, v in manifest["training"]["config"].items()})
-    params["imbalance_strategy"] = manifest["imbalance_strategy"]["chosen"]
-    params["decision_rule_weights"] = manifest["decision_rule"]["class_weights"]
-    params["calibration_temperature"] = round(manifest["calibration"]["temperature"], 6)
-    params["best_iteration"] = manifest["training"]["best_iteration"]
+    params: dict[str, Any] = {f"lgb_{k}": v for k, v in manifest.training.lightgbm_params.items()}
+    params.update({f"cfg_{k}": v for k, v in manifest.training.config.items()})
+    params["imbalance_strategy"] = manifest.imbalance_strategy.chosen
+    params["decision_rule_weights"] = list(manifest.decision_rule.class_weights)
+    params["calibration_temperature"] = round(manifest.calibration.temperature, 6)
+    params["best_iteration"] = manifest.training.best_iteration
     return params
 
 
 def _metrics(result: TrainingResult) -> dict[str, float]:
-    metrics = {f"test_{k}": v for k, v in result.test_metrics.items()}
-    metrics["weighted_f1"] = result.test_metrics["weighted_f1"]
-    metrics.update({f"validation_{k}": v for k, v in result.manifest["metrics"]["validation"].items()})
-    for name, scores in result.candidates.items():
+    manifest = result.manifest
+    metrics = {f"test_{k}": v for k, v in manifest.metrics.test.items()}
+    metrics["weighted_f1"] = manifest.metrics.test["weighted_f1"]
+    metrics.update({f"validation_{k}": v for k, v in manifest.metrics.validation.items()})
+    for name, scores in manifest.imbalance_strategy.compared.items():
         key = name.replace("+", "__")
         metrics.update({f"candidate_{key}_{metric}": value for metric, value in scores.items()})
-    metrics["training_seconds"] = result.seconds
+    metrics["training_seconds"] = manifest.training.seconds
     return {k: float(v) for k, v in metrics.items() if np.isfinite(v)}
 
 
@@ -96,22 +97,22 @@ def log_training_run(result: TrainingResult, *, experiment: str = MODEL_NAME) ->
     mlflow.set_tracking_uri(tracking_uri())
     mlflow.set_experiment(experiment)
     manifest = result.manifest
-    split_id = manifest["split"]["test"]["split_id"]
+    split_id = manifest.split.test_split_id
     tags = {
-        "data_sha256": manifest["data"]["sha256"],
-        "data_synthetic": str(result.synthetic).lower(),
-        "data_file": manifest["data"]["file"],
+        "data_sha256": manifest.data.sha256,
+        "data_synthetic": str(manifest.data.synthetic).lower(),
+        "data_file": manifest.data.file,
         "split_id": split_id,
         "git_commit": git_commit(),
-        "model_version": manifest["model_version"],
+        "model_version": manifest.model_version,
     }
-    with mlflow.start_run(run_name=manifest["model_version"], tags=tags) as run:
+    with mlflow.start_run(run_name=manifest.model_version, tags=tags) as run:
         mlflow.log_params(_flat_params(result))
         mlflow.log_metrics(_metrics(result))
         mlflow.log_artifact(str(result.artifact_dir / CONFUSION_PNG), artifact_path="evaluation")
         mlflow.log_artifact(str(result.artifact_dir / SUBGROUPS_CSV), artifact_path="evaluation")
         mlflow.log_table(result.subgroups, artifact_file="evaluation/subgroup_metrics.json")
-        mlflow.log_dict(manifest, "manifest.json")
+        mlflow.log_dict(manifest.model_dump(mode="json", by_alias=True), "manifest.json")
         model_info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(PYFUNC_CODE),
@@ -134,8 +135,8 @@ def log_training_run(result: TrainingResult, *, experiment: str = MODEL_NAME) ->
 def _champion_score_on(result: TrainingResult, champion_run_id: str) -> float:
     """Re-score the champion on this run's test split (used only when the champion's split differs)."""
     predictor = Predictor.load(f"runs:/{champion_run_id}/model")
-    proba = predictor.predict_proba(result.test_features)
-    return classification_metrics(result.test_labels, predictor.decide(proba), proba)["weighted_f1"]
+    predictions = predictor.predict(result.test_features)
+    return classification_metrics(result.test_labels, predictions.classes, predictions.probabilities)["weighted_f1"]
 
 
 def _maybe_promote(result: TrainingResult, version: str, split_id: str) -> tuple[bool, str]:

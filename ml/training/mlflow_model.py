@@ -12,7 +12,8 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from ml.predict import PREDICTION_COLUMNS, Predictor
+from ml.inference.predictor import Predictor
+from ml.predict import PREDICTION_COLUMNS
 from ml.schema import FEATURE_NAMES
 
 
@@ -24,11 +25,13 @@ class DiabetesStatusModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-
         missing = [name for name in FEATURE_NAMES if name not in model_input.columns]
         if missing:
             raise ValueError(f"missing feature columns: {', '.join(missing)}")
-        rows = model_input[list(FEATURE_NAMES)].to_numpy(dtype=np.float64)
-        proba = self._predictor.predict_proba(rows)
+        predictions = self._predictor.predict(model_input[list(FEATURE_NAMES)].to_numpy(dtype=np.float64))
         prediction, *proba_columns = PREDICTION_COLUMNS
         return pd.DataFrame(
-            {prediction: self._predictor.decide(proba), **{name: proba[:, k] for k, name in enumerate(proba_columns)}}
+            {
+                prediction: predictions.classes,
+                **{name: predictions.probabilities[:, k] for k, name in enumerate(proba_columns)},
+            }
         )
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize
 
-from ml.postprocess import Calibration, DecisionRule, softmax
+from ml.inference.postprocess import decide, softmax
+from ml.manifest import Calibration, DecisionRule
 from ml.schema import N_CLASSES
 
 
@@ -19,7 +20,7 @@ def fit_calibration(raw: np.ndarray, y: np.ndarray) -> Calibration:
 
     result = minimize(loss, np.zeros(1 + N_CLASSES), method="L-BFGS-B")
     bias = result.x[1:] - result.x[1]  # only differences matter; anchor class 0 at 0
-    return Calibration(float(np.exp(result.x[0])), tuple(float(b) for b in bias))
+    return Calibration(temperature=float(np.exp(result.x[0])), bias=tuple(float(b) for b in bias))
 
 
 def per_class_f1(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -53,5 +54,5 @@ def tune_decision_rule(proba: np.ndarray, y: np.ndarray) -> tuple[DecisionRule, 
                     best = (score, distance, (float(w1), float(w2)))
         w1, w2 = best[2]
         w1_grid, w2_grid = w1 * np.geomspace(0.85, 1.18, 15), w2 * np.geomspace(0.85, 1.18, 15)
-    rule = DecisionRule((1.0, round(best[2][0], 4), round(best[2][1], 4)))
-    return rule, weighted_f1(y, rule.decide(proba))  # the score of the rule as stored (rounded weights)
+    rule = DecisionRule.from_weights((1.0, round(best[2][0], 4), round(best[2][1], 4)))
+    return rule, weighted_f1(y, decide(proba, rule))  # the score of the rule as stored (rounded weights)

@@ -1,10 +1,10 @@
 """Regenerate ``docs/_data/real_metrics.json`` from a model trained on the real file (aggregates only, never rows).
 
     uv run python -m ml.train --data data/diabetes_012_health_indicators_BRFSS2015.csv --output artifacts/model
-    uv run python docs/_ext/real_metrics.py --data data/diabetes_012_health_indicators_BRFSS2015.csv \\
+    uv run python -m tests.benchmarks.real_metrics --data data/diabetes_012_health_indicators_BRFSS2015.csv \\
         --model artifacts/model --training-seconds "22-45 s"
-    uv run python tests/benchmarks/model_quality.py --repeat-seeds 1 2 3 4 5 6 7 8 > quality.json
-    uv run python docs/_ext/real_metrics.py ... --spread quality.json
+    uv run python -m tests.benchmarks.model_quality --repeat-seeds 1 2 3 4 5 6 7 8 > quality.json
+    uv run python -m tests.benchmarks.real_metrics ... --spread quality.json
 
 The model's figures come from its manifest and subgroup table. The same test split is then re-created (the
 manifest records the protocol) to score, on the same rows: the majority-class and logistic-regression baselines,
@@ -21,24 +21,22 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from ml.inference.postprocess import decide
+from ml.inference.predictor import Predictor
+from ml.manifest import DecisionRule
+from ml.schema import CLASSES, N_CLASSES, TARGET
+from ml.training.data import duplicate_report, is_synthetic, read_csv
+from ml.training.evaluate import classification_metrics
+from ml.training.train import SUBGROUPS_CSV, TrainingConfig, split_folds
+from ml.training.tuning import per_class_f1, tune_decision_rule
 
-from ml.data import duplicate_report, is_synthetic, read_csv  # noqa: E402
-from ml.evaluate import classification_metrics  # noqa: E402
-from ml.postprocess import DecisionRule  # noqa: E402
-from ml.predict import Predictor  # noqa: E402
-from ml.schema import CLASSES, N_CLASSES, TARGET  # noqa: E402
-from ml.train import SUBGROUPS_CSV, TrainingConfig, split_folds  # noqa: E402
-from ml.tuning import per_class_f1, tune_decision_rule  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 DEFAULT_OUTPUT = ROOT / "docs" / "_data" / "real_metrics.json"
 _CANDIDATES = {
@@ -70,7 +68,7 @@ def tune_macro_rule(proba: np.ndarray, y: np.ndarray) -> DecisionRule:
             score = macro_f1(y, np.argmax(proba * np.array([1.0, w1, w2]), axis=1))
             if score > best[0] + 1e-12:
                 best = (score, (float(w1), float(w2)))
-    return DecisionRule((1.0, round(best[1][0], 2), round(best[1][1], 2)))
+    return DecisionRule.from_weights((1.0, round(best[1][0], 2), round(best[1][1], 2)))
 
 
 def _baselines(x_fit: np.ndarray, y_fit: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, x_test: np.ndarray,
@@ -85,7 +83,7 @@ def _baselines(x_fit: np.ndarray, y_fit: np.ndarray, x_val: np.ndarray, y_val: n
     proba = logistic.predict_proba(x_test)
     plain = classification_metrics(y_test, proba.argmax(axis=1), proba)
     rule, _ = tune_decision_rule(logistic.predict_proba(x_val), y_val)
-    tuned = classification_metrics(y_test, rule.decide(proba), proba)
+    tuned = classification_metrics(y_test, decide(proba, rule), proba)
 
     def row(key: str, label: str, m: dict[str, float], note: str) -> dict[str, Any]:
         scores = {k: _r(m[k]) for k in ("weighted_f1", "macro_f1", "macro_roc_auc")}
@@ -121,17 +119,17 @@ def measure(data: Path, model: Path, previous: dict[str, Any]) -> dict[str, Any]
     predictor = Predictor.load(model)
     manifest = predictor.manifest
     frame = read_csv(data)
-    config = TrainingConfig(**manifest["training"]["config"])
+    config = TrainingConfig(**manifest.training.config)
     folds = split_folds(frame, config)
-    if folds.outer.protocol["split_id"] != manifest["split"]["test"]["split_id"]:
+    if folds.outer.protocol["split_id"] != manifest.split.test_split_id:
         raise SystemExit(f"error: {data} is not the file {model} was trained on (the split differs)")
     x_fit, y_fit, x_val, y_val = folds.x_fit, folds.y_fit, folds.x_val, folds.y_val
     x_test, y_test = folds.x_test, folds.y_test
 
-    test = manifest["metrics"]["test"]
-    chosen = manifest["imbalance_strategy"]["chosen"]
+    test = manifest.metrics.test
+    chosen = manifest.imbalance_strategy.chosen
     strategies = _baselines(x_fit, y_fit, x_val, y_val, x_test, y_test)
-    for name, scores in manifest["imbalance_strategy"]["compared"].items():
+    for name, scores in manifest.imbalance_strategy.compared.items():
         key, label = _CANDIDATES.get(name, (name.replace("+", "_"), name))
         strategies.append(
             {
@@ -145,9 +143,9 @@ def measure(data: Path, model: Path, previous: dict[str, Any]) -> dict[str, Any]
         )
     strategies += [s for s in previous.get("strategies", []) if s.get("key") in _CARRIED_OVER]
 
-    proba_val, proba_test = predictor.predict_proba(x_val), predictor.predict_proba(x_test)
+    proba_val, proba_test = predictor.predict(x_val).probabilities, predictor.predict(x_test).probabilities
     macro_rule = tune_macro_rule(proba_val, y_val)
-    decided = macro_rule.decide(proba_test)
+    decided = decide(proba_test, macro_rule)
     macro = classification_metrics(y_test, decided, proba_test)
     from sklearn.metrics import roc_auc_score
 
@@ -162,9 +160,7 @@ def measure(data: Path, model: Path, previous: dict[str, Any]) -> dict[str, Any]
             }
             for row in csv.DictReader(handle)
         ]
-    weighting = (
-        "sqrt-balanced class weights" if manifest["imbalance_strategy"]["weighting"] != "none" else "no weighting"
-    )
+    weighting = "sqrt-balanced class weights" if manifest.imbalance_strategy.weighting != "none" else "no weighting"
     rule = "tuned decision rule" if chosen.endswith("tuned_rule") else "argmax"
     return {
         "_about": previous.get("_about", "Numbers measured on the real file; aggregates only, never rows."),
@@ -172,8 +168,8 @@ def measure(data: Path, model: Path, previous: dict[str, Any]) -> dict[str, Any]
         "command": "uv run python -m ml.train --data data/diabetes_012_health_indicators_BRFSS2015.csv "
         "--output artifacts/model",
         "data": {
-            "file": manifest["data"]["file"],
-            "sha256": manifest["data"]["sha256"],
+            "file": manifest.data.file,
+            "sha256": manifest.data.sha256,
             "rows": len(frame),
             "class_counts": {c.name: int((frame[TARGET] == c.id).sum()) for c in CLASSES},
             "duplicates": {
@@ -190,8 +186,8 @@ def measure(data: Path, model: Path, previous: dict[str, Any]) -> dict[str, Any]
         },
         "chosen": {
             "description": f"{weighting} + {rule}",
-            "decision_rule_weights": [round(w, 2) for w in manifest["decision_rule"]["class_weights"]],
-            "training_seconds": f"{manifest['training']['seconds']:.0f} s",
+            "decision_rule_weights": [round(w, 2) for w in manifest.decision_rule.class_weights],
+            "training_seconds": f"{manifest.training.seconds:.0f} s",
         },
         "test": {
             k: _r(test[k])
@@ -236,7 +232,7 @@ def split_spread(report: dict[str, Any]) -> dict[str, Any]:
         raise ValueError("the benchmark report has no other_splits section: run it with --repeat-seeds SEED ...")
     spread = report["other_splits"]
     return {
-        "command": "uv run python tests/benchmarks/model_quality.py --repeat-seeds " + " ".join(spread["per_seed"]),
+        "command": "uv run python -m tests.benchmarks.model_quality --repeat-seeds " + " ".join(spread["per_seed"]),
         "targets": {name: report["checks"][name]["target"] for name in spread["summary"]},
         "per_seed": spread["per_seed"],
         "summary": spread["summary"],

@@ -1,4 +1,4 @@
-"""Load the BRFSS 2015 3-class file, validate every row against ``ml.schema``, count duplicates and split.
+"""Load the BRFSS 2015 3-class file, validate every row against `ml.schema`, count duplicates and split.
 
 Validation is all-or-nothing: a bad file raises one :class:`DataValidationError` listing every problem per
 column (reason, first rows with their values as written, total count), so a user fixes the file in one pass.
@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from ml.digest import file_sha256
+from ml.inference.digest import file_sha256
 from ml.schema import BINARY_TARGET, CLASSES, COLUMNS, FEATURE_NAMES, FEATURES, REAL_DATA_FILE, TARGET
 
 TargetMode = Literal["required", "optional", "ignore"]
@@ -56,7 +56,7 @@ class ColumnProblem:
 
 
 class DataValidationError(ValueError):
-    """The data does not match ``ml.schema``; ``str(err)`` is the complete message for a person."""
+    """The data does not match `ml.schema`; `str(err)` is the complete message for a person."""
 
     def __init__(self, message: str, problems: Sequence[ColumnProblem] = ()) -> None:
         super().__init__(message)
@@ -67,9 +67,9 @@ class DataValidationError(ValueError):
 
 
 def read_csv(path: str | Path, *, target: TargetMode = "required") -> pd.DataFrame:
-    """Read and validate a ``.csv`` or ``.csv.gz`` file with the Kaggle 3-class columns (any column order).
+    """Read and validate a `.csv` or `.csv.gz` file with the Kaggle 3-class columns (any column order).
 
-    Returns the target (unless absent or ``target="ignore"``) then the 21 features in schema order; integer
+    Returns the target (unless absent or `target="ignore"`) then the 21 features in schema order; integer
     columns as int64, BMI as float64, index 0..n-1 in file order.
     """
     path = Path(path)
@@ -191,10 +191,11 @@ def _check_columns(header: Sequence[str], target: TargetMode, source: str) -> bo
 # --------------------------------------------------------------------------------------------- validation
 
 
-def _rules() -> dict[str, tuple[float, float, bool]]:
-    """Column -> (minimum, maximum, whole numbers only), from ml.schema."""
-    rules = {f.name: (float(f.minimum), float(f.maximum), f.integer) for f in FEATURES}
-    rules[TARGET] = (float(min(_CLASS_IDS)), float(max(_CLASS_IDS)), True)
+def _rules() -> dict[str, tuple[float, float, bool, str]]:
+    """Column -> (minimum, maximum, whole numbers only, the allowed values in words), from ml.schema."""
+    rules = {f.name: (float(f.minimum), float(f.maximum), f.integer, f.allowed_values()) for f in FEATURES}
+    classes = ", ".join(f"{c.id} = {c.name}" for c in CLASSES)
+    rules[TARGET] = (float(min(_CLASS_IDS)), float(max(_CLASS_IDS)), True, f"whole numbers: {classes}")
     return rules
 
 
@@ -231,16 +232,13 @@ def _validated(
     out: dict[str, np.ndarray] = {}
     problems: list[ColumnProblem] = []
     for name in names:
-        low, high, whole = rules[name]
+        low, high, whole, allowed = rules[name]
         values, missing, not_number = _as_numbers(df[name])
         finite = ~missing & ~not_number
         checks: list[tuple[str, np.ndarray]] = [("missing value", missing), ("not a number", not_number)]
         with np.errstate(invalid="ignore"):
             if whole:
                 checks.append(("not a whole number", finite & (values != np.floor(values))))
-            allowed = f"{low:g}..{high:g}"
-            if name == TARGET:
-                allowed += " (" + ", ".join(f"{c.id} {c.name}" for c in CLASSES) + ")"
             checks.append((f"out of range: allowed {allowed}", finite & ((values < low) | (values > high))))
         bad = [(reason, mask) for reason, mask in checks if mask.any()]
         problems += [_problem(name, reason, mask, df[name]) for reason, mask in bad]
@@ -269,14 +267,14 @@ def features_matrix(df: pd.DataFrame) -> np.ndarray:
 
 
 def synthetic_sidecar(path: str | Path) -> Path:
-    """Where ``ml.synthetic`` records that a data file is synthetic."""
+    """Where `ml.synthetic` records that a data file is synthetic."""
     return Path(f"{path}{SYNTHETIC_SUFFIX}")
 
 
 def is_synthetic(path: str | Path, sha256: str | None = None) -> bool:
-    """Whether ``path`` was written by ``ml.synthetic`` (its sidecar exists and matches the file's hash).
+    """Whether `path` was written by `ml.synthetic` (its sidecar exists and matches the file's hash).
 
-    ``sha256``: the file's hash when the caller already has it, so a large file is not read twice.
+    `sha256`: the file's hash when the caller already has it, so a large file is not read twice.
     """
     import json
 
@@ -347,8 +345,8 @@ class Split:
 def grouped_split(df: pd.DataFrame, *, test_fraction: float, seed: int, stratify_on: np.ndarray | None = None) -> Split:
     """Split rows so identical feature vectors stay together, stratified by each group's (max) label.
 
-    Within each stratum the groups are shuffled with ``seed`` and the shortest prefix whose row count is
-    closest to ``test_fraction`` of the stratum goes to test. Deterministic for a given frame and seed.
+    Within each stratum the groups are shuffled with `seed` and the shortest prefix whose row count is
+    closest to `test_fraction` of the stratum goes to test. Deterministic for a given frame and seed.
     """
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be strictly between 0 and 1, got {test_fraction}")

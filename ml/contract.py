@@ -1,0 +1,256 @@
+"""The prediction API's wire contract: request, response and error models, all derived from `ml.schema`.
+
+The service declares its routes with these models and the UI's client reads the service's answers with them, so
+the two cannot drift apart. It needs only pydantic, and ships in the UI image next to `ml/schema.py`.
+
+Integer-coded features are JSON numbers that must be whole (`1` and `1.0` pass; `1.5`, `"1"` and `true` do not):
+JSON Schema's `integer` means exactly that, and the survey file stores every code as `1.0`. They are parsed as
+floats, because the model reads float64 rows; the published schema still says `integer`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic_core import PydanticCustomError
+
+from ml.manifest import Calibration, DataRecord, DecisionRule, Metrics
+from ml.schema import CLASSES, DEFAULT_RECORD, FEATURE_NAMES, FEATURES, N_CLASSES, Feature
+
+#: Records one `POST /predict/batch` accepts unless the service is configured otherwise (`SERVICE_BATCH_LIMIT`).
+DEFAULT_BATCH_LIMIT = 1_000
+#: The most `SERVICE_BATCH_LIMIT` may be set to.
+MAX_BATCH_LIMIT = 10_000
+#: Error type of a fraction in a whole-number field; its context lists every such field of the record.
+WHOLE_NUMBER_ERROR = "whole_number"
+_WHOLE_NUMBER_FIELDS = tuple(f.name for f in FEATURES if f.integer)
+
+
+# ------------------------------------------------------------------------------------------------ requests
+
+
+def _as_integer(schema: dict[str, Any]) -> None:
+    """Publish whole-number fields as JSON Schema integers (their float parsing is an implementation detail)."""
+    schema["type"] = "integer"
+    schema.pop("multipleOf", None)
+
+
+def _field(feature: Feature) -> Any:
+    """The annotated type of one feature: its kind decides integer or number, its range the bounds."""
+    extra: dict[str, Any] = {"x-kind": feature.kind.value}
+    if feature.labels:
+        extra["x-labels"] = {str(code): label for code, label in feature.labels.items()}
+
+    def schema_extra(schema: dict[str, Any]) -> None:
+        if feature.integer:
+            _as_integer(schema)
+        schema.update(extra)
+
+    return Annotated[
+        float,
+        Field(
+            ge=feature.minimum,
+            le=feature.maximum,
+            multiple_of=1 if feature.integer else None,
+            strict=True,
+            allow_inf_nan=False,
+            description=f"{feature.description} Allowed: {feature.allowed_values()}.",
+            examples=[feature.default],
+            json_schema_extra=schema_extra,
+        ),
+    ]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, title="PatientRecord", json_schema_extra={"examples": [dict(DEFAULT_RECORD)]}
+    )
+
+    @model_validator(mode="after")
+    def _exactly_whole(self) -> _Record:
+        """pydantic-core's `multiple_of` allows a float epsilon of slack (2.6e-42 passes as 0): refuse any fraction.
+
+        One error names every such field in its context; the service turns it into one problem per field.
+        """
+        values = self.__dict__
+        fractional = [name for name in _WHOLE_NUMBER_FIELDS if not values[name].is_integer()]
+        if fractional:
+            raise PydanticCustomError(
+                WHOLE_NUMBER_ERROR, "Input should be a whole number", {"fields": ", ".join(fractional)}
+            )
+        return self
+
+    def as_row(self) -> list[float]:
+        """The values in schema order, as the model reads them."""
+        values = self.__dict__
+        return [values[name] for name in FEATURE_NAMES]
+
+
+_record_fields: dict[str, Any] = {f.name: (_field(f), ...) for f in FEATURES}
+if TYPE_CHECKING:  # the fields are generated; type checkers see the base class and its methods
+    PatientRecord = _Record
+else:
+    PatientRecord = create_model(
+        "PatientRecord",
+        __base__=_Record,
+        __doc__="One person's 21 health indicators, keyed by the survey's column names; no other keys.",
+        **_record_fields,
+    )
+
+
+def batch_request_model(limit: int) -> type[BaseModel]:
+    """The `POST /predict/batch` body; the record limit is a setting of the service, so the model is made per app."""
+    if not 1 <= limit <= MAX_BATCH_LIMIT:
+        raise ValueError(f"the batch limit must be from 1 to {MAX_BATCH_LIMIT:,}, got {limit}")
+    examples: dict[str, Any] = {"examples": [{"records": [dict(DEFAULT_RECORD), {**DEFAULT_RECORD, "BMI": 31.5}]}]}
+    records = Annotated[list[PatientRecord], Field(min_length=1, max_length=limit)]
+    fields: dict[str, Any] = {"records": (records, ...)}
+    return create_model(
+        "BatchRequest",
+        __config__=ConfigDict(extra="forbid", title="BatchRequest", json_schema_extra=examples),
+        __doc__=f"1 to {limit:,} records, answered in order.",
+        **fields,
+    )
+
+
+# ----------------------------------------------------------------------------------------------- responses
+
+
+class _Probabilities(BaseModel):
+    model_config = ConfigDict(title="Probabilities", frozen=True)
+
+    def ordered(self) -> tuple[float, ...]:
+        """The probabilities in class-id order (`ml.schema.CLASSES`)."""
+        values = self.__dict__
+        return tuple(values[c.name] for c in CLASSES)
+
+    @classmethod
+    def of(cls, probabilities: Sequence[float]) -> _Probabilities:
+        return cls(**{c.name: float(p) for c, p in zip(CLASSES, probabilities, strict=True)})
+
+
+_probability_fields: dict[str, Any] = {
+    c.name: (Annotated[float, Field(ge=0.0, le=1.0, description=f"{c.label}: {c.description}")], ...) for c in CLASSES
+}
+if TYPE_CHECKING:
+    Probabilities = _Probabilities
+else:
+    Probabilities = create_model(
+        "Probabilities",
+        __base__=_Probabilities,
+        __doc__="Calibrated probability of each class, keyed by the class's stable name; they sum to 1.",
+        **_probability_fields,
+    )
+
+
+class Contribution(BaseModel):
+    """One feature's push on the predicted class's calibrated score (positive: towards that class)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    feature: str = Field(description="Column name of the feature.")
+    value: float = Field(description="The value sent.")
+    value_label: str = Field(description="Human label of the value (the code's meaning, or the number).")
+    contribution: float = Field(description="TreeSHAP contribution towards the predicted class.")
+
+
+def top_contributions(row: Sequence[float], contributions: Sequence[float], top_k: int) -> list[Contribution]:
+    """The `top_k` largest contributions by magnitude; ties (often exact zeros) keep schema order."""
+    order = sorted(range(len(FEATURES)), key=lambda j: -abs(contributions[j]))[:top_k]
+    return [
+        Contribution(
+            feature=FEATURES[j].name,
+            value=float(row[j]),
+            value_label=FEATURES[j].label(row[j]),
+            contribution=float(contributions[j]),
+        )
+        for j in order
+    ]
+
+
+class PredictionResponse(BaseModel):
+    """The answer for one record."""
+
+    prediction: int = Field(ge=0, le=N_CLASSES - 1, description="Class id: 0 healthy, 1 pre-diabetic, 2 diabetic.")
+    name: str = Field(description="Stable machine name of the class.", examples=[CLASSES[0].name])
+    label: str = Field(description="Human label of the class, for display.", examples=[CLASSES[0].label])
+    probabilities: Probabilities
+    model_version: str = Field(description="Version of the model that answered (see GET /model).")
+    explanation: list[Contribution] | None = Field(
+        default=None, description="Top features behind the prediction; only with ?explain=true."
+    )
+
+    @classmethod
+    def of(
+        cls,
+        class_id: int,
+        probabilities: Sequence[float],
+        model_version: str,
+        explanation: list[Contribution] | None = None,
+    ) -> PredictionResponse:
+        predicted = CLASSES[class_id]
+        return cls(
+            prediction=predicted.id,
+            name=predicted.name,
+            label=predicted.label,
+            probabilities=Probabilities.of(probabilities),
+            model_version=model_version,
+            explanation=explanation,
+        )
+
+
+class BatchResponse(BaseModel):
+    """Answers for every record of a batch, in input order."""
+
+    predictions: list[PredictionResponse]
+    model_version: str
+
+
+class FieldError(BaseModel):
+    """What is wrong with one part of the request."""
+
+    model_config = ConfigDict(frozen=True)
+
+    field: str = Field(
+        description="Column name, or `body`, `record`, `records`, `query.<name>`, `path`, `model`, `server`."
+    )
+    reason: str = Field(description="Why it was refused, and what is accepted.")
+    index: int | None = Field(default=None, description="Position of the record in a batch.")
+
+
+class ErrorResponse(BaseModel):
+    """Every error the API returns has this shape; it never carries a stack trace."""
+
+    error: str = Field(description="Machine-readable error code, e.g. invalid_input, model_loading.")
+    reason: str = Field(description="Human-readable summary.")
+    errors: list[FieldError] = Field(description="Each problem with its field (and record index in a batch).")
+    request_id: str = Field(description="Quote it when reporting a problem; it is in the logs too.")
+
+
+class HealthResponse(BaseModel):
+    status: str = Field(examples=["ok"])
+
+
+class ReadyResponse(BaseModel):
+    status: str = Field(examples=["ready"])
+    model_version: str
+
+
+class ModelResponse(BaseModel):
+    """What the served model is, how good it was on held-out data, and what the service accepts."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    model_version: str
+    created_at: datetime = Field(description="When the model was trained (UTC).")
+    model_uri: str = Field(description="Where the service loaded it from.")
+    metrics: Metrics = Field(description="Test and validation metrics recorded at training time.")
+    decision_rule: DecisionRule
+    calibration: Calibration
+    data: DataRecord = Field(description="Training data fingerprint: sha256, rows, class counts, synthetic flag.")
+    versions: dict[str, str] = Field(description="Library versions the model was trained with.")
+    schema_: dict[str, Any] = Field(alias="schema", description="Features and classes, as in ml.schema.")
+    batch_limit: int = Field(description="Most records one POST /predict/batch accepts.")

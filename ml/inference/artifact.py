@@ -1,0 +1,110 @@
+"""The model artifact: LightGBM's own text model plus `manifest.json`, verified and loaded without pickle.
+
+Loading a LightGBM text model parses numbers; it cannot execute code. The artifact's files are read into memory
+first (from a folder, S3 or MLflow: `ml.inference.loader`), checked against the sha256 of each that the manifest
+records, and the manifest itself is validated (`ml.manifest`: every number finite and in range), so a tampered,
+half-broken or incompatible artifact is refused with the reason before it serves a single prediction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightgbm as lgb
+from pydantic import ValidationError
+
+from ml.inference.digest import artifact_digest
+from ml.manifest import FORMAT_VERSION, Manifest
+
+MODEL_FILE = "model.txt"
+MANIFEST_FILE = "manifest.json"
+#: Where `ml.train` writes by default and where the service looks when MODEL_URI is unset.
+DEFAULT_MODEL_DIR = Path("artifacts/model")
+
+
+class ArtifactError(RuntimeError):
+    """The artifact is missing, tampered with or incompatible; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class LoadedArtifact:
+    """A verified artifact in memory: the booster, its manifest and the digest of all its files."""
+
+    booster: lgb.Booster
+    manifest: Manifest
+    digest: str
+
+    @property
+    def version(self) -> str:
+        return self.manifest.model_version
+
+
+def _major(version: str) -> str:
+    return version.split(".", maxsplit=1)[0]
+
+
+def parse_manifest(raw: bytes, source: str) -> Manifest:
+    """Validate `manifest.json`'s bytes; an incompatible or invalid one raises ArtifactError naming each problem."""
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{MANIFEST_FILE} of {source} is not valid JSON ({exc}); the artifact is corrupt") from None
+    if not isinstance(data, dict):
+        raise ArtifactError(f"{MANIFEST_FILE} of {source} is not a JSON object; the artifact is corrupt")
+    if data.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(
+            f"incompatible model artifact {source}: format_version {data.get('format_version')!r}, this code reads "
+            f"{FORMAT_VERSION}. Retrain it with `python -m ml.train`."
+        )
+    try:
+        manifest = Manifest.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors(include_url=False)
+        )
+        raise ArtifactError(f"invalid {MANIFEST_FILE} in {source}: {problems}. Retrain it.") from None
+    trained_with = manifest.versions.get("lightgbm", "?")
+    if _major(trained_with) != _major(lgb.__version__):
+        raise ArtifactError(
+            f"incompatible model artifact {source}: trained with lightgbm {trained_with}, installed "
+            f"{lgb.__version__} (major differs). Retrain it."
+        )
+    return manifest
+
+
+def _verified_model(files: Mapping[str, bytes], manifest: Manifest, source: str) -> bytes:
+    """Check every file the manifest seals; return the model file's bytes, exactly what was checked."""
+    if MODEL_FILE not in manifest.files:
+        raise ArtifactError(f"the manifest of {source} does not list {MODEL_FILE}; the artifact is corrupt")
+    for name, expected in manifest.files.items():
+        if name not in files:
+            raise ArtifactError(f"{source} lacks {name}, which its manifest lists; copy the whole artifact")
+        actual = hashlib.sha256(files[name]).hexdigest()
+        if actual != expected:
+            raise ArtifactError(
+                f"{name} in {source} has sha256 {actual[:12]}..., the manifest says {expected[:12]}...: the file was "
+                "modified after training; refusing to load it. Restore the original or retrain."
+            )
+    return files[MODEL_FILE]
+
+
+def load_files(files: Mapping[str, bytes], source: str) -> LoadedArtifact:
+    """Verify and load an artifact whose files (name -> bytes) are already in memory."""
+    if MANIFEST_FILE not in files:
+        raise ArtifactError(f"{source} holds no {MANIFEST_FILE}: it is not a model artifact written by ml.train")
+    manifest = parse_manifest(files[MANIFEST_FILE], source)
+    model = _verified_model(files, manifest, source)
+    try:
+        booster = lgb.Booster(model_str=model.decode("utf-8"))
+    except (lgb.basic.LightGBMError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"cannot load {MODEL_FILE} of {source}: {exc}") from None
+    if booster.num_feature() != len(manifest.feature_names):
+        raise ArtifactError(
+            f"{MODEL_FILE} of {source} expects {booster.num_feature()} features, the schema has "
+            f"{len(manifest.feature_names)}"
+        )
+    return LoadedArtifact(booster, manifest, artifact_digest(files))

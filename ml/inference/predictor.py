@@ -1,0 +1,88 @@
+"""The Predictor: a verified model loaded once, then one method that turns feature rows into decisions.
+
+Every caller (the service, `python -m ml.predict`, the MLflow pyfunc, champion scoring, the benchmarks) goes
+through `Predictor.predict`, so "raw scores, calibrate, decide" exists once. It imports only numpy and LightGBM
+(plus boto3 or MLflow lazily, for `s3://` and `models:/` URIs), so the service that embeds it stays small.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+from numpy.typing import ArrayLike
+
+from ml.inference.artifact import LoadedArtifact
+from ml.inference.lightgbm_single_row import SingleRowScorer
+from ml.inference.loader import load_artifact
+from ml.inference.postprocess import calibrate, decide
+from ml.manifest import Manifest
+from ml.schema import FEATURE_NAMES, N_CLASSES
+
+_N_FEATURES = len(FEATURE_NAMES)
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Decisions for n rows: class ids (n,), calibrated probabilities (n, 3) and, on request, contributions.
+
+    `contributions` (n, 21): each feature's TreeSHAP contribution to the decided class's calibrated score.
+    """
+
+    classes: np.ndarray
+    probabilities: np.ndarray
+    contributions: np.ndarray | None = None
+
+
+class Predictor:
+    """A verified model ready to serve; thread-safe."""
+
+    def __init__(self, artifact: LoadedArtifact) -> None:
+        self._booster: lgb.Booster = artifact.booster
+        self._artifact = artifact
+        self._score_one_row = SingleRowScorer(artifact.booster, N_CLASSES)
+
+    @classmethod
+    def load(cls, uri: str | Path) -> Predictor:
+        """Load from a local directory, `s3://bucket/prefix` or MLflow (`models:/name@alias`, `runs:/id/model`)."""
+        return cls(load_artifact(uri))
+
+    @property
+    def manifest(self) -> Manifest:
+        return self._artifact.manifest
+
+    @property
+    def version(self) -> str:
+        return self._artifact.version
+
+    @property
+    def digest(self) -> str:
+        """sha256 over every file of the artifact (see `ml.inference.digest.artifact_digest`)."""
+        return self._artifact.digest
+
+    def predict(self, rows: ArrayLike, *, explain: bool = False) -> Predictions:
+        """Rows of the 21 features in schema order (one row may be a flat sequence)."""
+        matrix = np.asarray(rows, dtype=np.float64)
+        if matrix.ndim == 1:
+            matrix = matrix.reshape(1, -1)
+        if matrix.ndim != 2 or matrix.shape[1] != _N_FEATURES:
+            raise ValueError(f"expected rows of {_N_FEATURES} features in schema order, got shape {matrix.shape}")
+        probabilities = calibrate(self._raw_scores(matrix), self.manifest.calibration)
+        classes = decide(probabilities, self.manifest.decision_rule)
+        contributions = self._contributions(matrix, classes) if explain else None
+        return Predictions(classes, probabilities, contributions)
+
+    def _raw_scores(self, matrix: np.ndarray) -> np.ndarray:
+        if len(matrix) == 1:  # the service's hot path: one request, one row
+            return self._score_one_row(np.ascontiguousarray(matrix[0]))
+        raw = self._booster.predict(matrix, raw_score=True, num_threads=1)
+        return np.asarray(raw, dtype=np.float64).reshape(-1, N_CLASSES)
+
+    def _contributions(self, matrix: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        """TreeSHAP (LightGBM `pred_contrib`) of each row's decided class, on the calibrated scale."""
+        contrib = np.asarray(self._booster.predict(matrix, pred_contrib=True, num_threads=1))
+        per_class = contrib.reshape(len(matrix), N_CLASSES, _N_FEATURES + 1)[:, :, :-1]
+        chosen: np.ndarray = per_class[np.arange(len(matrix)), classes] / self.manifest.calibration.temperature
+        return chosen

@@ -1,0 +1,166 @@
+"""`manifest.json`, typed: the contract between training, the artifact loader, the service's `/model` and the UI.
+
+Training writes one, the loader refuses any that does not validate (every number finite and in range, every list
+the right length, the version in its format), and the service and the UI read its fields by name, not by string
+keys. It needs only pydantic, so the UI image can read it too.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from ml.schema import CLASS_NAMES, FEATURE_NAMES, N_CLASSES, SCHEMA_VERSION
+
+#: Version of this file's layout; the loader reads exactly this one.
+FORMAT_VERSION = 2
+#: `<UTC time of training>-<first 8 hex digits of model.txt's sha256>`, e.g. 20261201T122723Z-8278e4c8.
+MODEL_VERSION_PATTERN = r"^\d{8}T\d{6}Z-[0-9a-f]{8}$"
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError(f"must be a finite number, got {value}")
+    return value
+
+
+_Finite = Annotated[float, AfterValidator(_finite)]
+_PerClass = Annotated[tuple[_Finite, ...], Field(min_length=N_CLASSES, max_length=N_CLASSES)]
+_Sha256 = Annotated[str, Field(pattern=SHA256_PATTERN)]
+# A file of the artifact's own folder: no path separators, not hidden.
+_FileName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Calibration(_Record):
+    """p = softmax(raw / temperature + bias), fitted on the validation fold by log loss."""
+
+    method: Literal["vector_scaling"] = "vector_scaling"
+    #: Bounded so that a damaged value (1e-320, 1e300) is refused at load instead of producing NaNs later.
+    temperature: Annotated[_Finite, Field(ge=1e-4, le=1e4)] = 1.0
+    bias: Annotated[_PerClass, AfterValidator(lambda b: _bounded(b, 1e4))] = (0.0,) * N_CLASSES
+
+
+class DecisionRule(_Record):
+    """Predicted class = argmax(p * class_weights); equal weights are the plain argmax."""
+
+    method: Literal["argmax", "cost_sensitive_argmax"] = "argmax"
+    class_weights: Annotated[_PerClass, AfterValidator(lambda w: _positive(w, 1e3))] = (1.0,) * N_CLASSES
+
+    @classmethod
+    def from_weights(cls, weights: tuple[float, ...]) -> DecisionRule:
+        if len(set(weights)) == 1:
+            return cls(method="argmax", class_weights=weights)
+        return cls(method="cost_sensitive_argmax", class_weights=weights)
+
+
+def _bounded(values: tuple[float, ...], limit: float) -> tuple[float, ...]:
+    if any(abs(v) > limit for v in values):
+        raise ValueError(f"every value must be within +-{limit:g}, got {list(values)}")
+    return values
+
+
+def _positive(values: tuple[float, ...], limit: float) -> tuple[float, ...]:
+    if any(not 0 < v <= limit for v in values):
+        raise ValueError(f"every weight must be > 0 and <= {limit:g}, got {list(values)}")
+    return values
+
+
+class ModelFile(_Record):
+    file: str
+    type: Literal["lightgbm.Booster"] = "lightgbm.Booster"
+    num_trees: int = Field(ge=1)
+
+
+class ImbalanceStrategy(_Record):
+    """Which strategy won on the validation fold, and every candidate's scores (test ones for the record only)."""
+
+    chosen: str
+    weighting: str
+    compared: dict[str, dict[str, float]]
+
+
+class TrainingRecord(_Record):
+    config: dict[str, Any]
+    lightgbm_params: dict[str, Any]
+    best_iteration: int
+    seconds: float
+
+
+class Metrics(_Record):
+    """Scalar metrics by name (see `ml.training.evaluate.classification_metrics`)."""
+
+    test: dict[str, float]
+    validation: dict[str, float]
+
+
+class DataRecord(_Record):
+    """The training file's fingerprint."""
+
+    file: str
+    sha256: _Sha256
+    rows: int = Field(ge=1)
+    synthetic: bool
+    duplicates: dict[str, int]
+    class_counts: dict[str, int]
+
+
+class SplitRecord(_Record):
+    """The protocols of the test split and of the validation fold (`ml.training.data.Split.protocol`)."""
+
+    test: dict[str, Any]
+    validation: dict[str, Any]
+
+    @property
+    def test_split_id(self) -> str:
+        return str(self.test["split_id"])
+
+
+def _equal(expected: Any, what: str) -> AfterValidator:
+    """A field that must hold what this code was written for; anything else means: retrain with this code."""
+
+    def check(value: Any) -> Any:
+        if value != expected:
+            raise ValueError(f"{what} {value!r} differs from this code's {expected!r}; retrain the model")
+        return value
+
+    return AfterValidator(check)
+
+
+class TrainingReport(_Record):
+    """What training decided and measured: the part of the manifest `ml.training.train` writes."""
+
+    calibration: Calibration
+    decision_rule: DecisionRule
+    imbalance_strategy: ImbalanceStrategy
+    training: TrainingRecord
+    metrics: Metrics
+    data: DataRecord
+    split: SplitRecord
+
+
+class Manifest(TrainingReport):
+    """Everything known about one trained model; `files` seals the other files of the artifact by sha256."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    format_version: Annotated[int, _equal(FORMAT_VERSION, "format_version")] = FORMAT_VERSION
+    model_version: str = Field(pattern=MODEL_VERSION_PATTERN)
+    created_at: datetime
+    schema_version: Annotated[str, _equal(SCHEMA_VERSION, "schema_version")] = SCHEMA_VERSION
+    feature_names: Annotated[tuple[str, ...], _equal(FEATURE_NAMES, "feature_names")] = FEATURE_NAMES
+    class_names: Annotated[tuple[str, ...], _equal(CLASS_NAMES, "class_names")] = CLASS_NAMES
+    schema_: dict[str, Any] = Field(alias="schema")
+    model: ModelFile
+    versions: dict[str, str]
+    files: dict[_FileName, _Sha256]
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, indent=2) + "\n"

@@ -1,0 +1,163 @@
+"""The endpoints: prediction (`POST /predict`, `POST /predict/batch`) and operations (`/health`, `/ready`, `/model`,
+`/metrics`). Routes declare their body, query and dependencies; FastAPI validates, documents and serialises them.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the batch body's model, made per app, from the signature.
+
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, Query
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from ml.contract import (
+    BatchResponse,
+    ErrorResponse,
+    HealthResponse,
+    ModelResponse,
+    PatientRecord,
+    PredictionResponse,
+    ReadyResponse,
+    batch_request_model,
+    top_contributions,
+)
+from ml.inference.predictor import Predictions
+from service.dependencies import MetricsDep, ModelStateDep, PredictorDep, SettingsDep
+from service.json_body import JsonBodyRoute
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorResponse, "description": "Body larger than the configured limit."},
+    415: {"model": ErrorResponse, "description": "Body not sent as JSON (Content-Type application/json)."},
+    422: {"model": ErrorResponse, "description": "Invalid body or query: each problem with its field (and index)."},
+    503: {"model": ErrorResponse, "description": "The model is not loaded; the reason says why."},
+}
+NOT_READY: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorResponse, "description": "The model is not loaded; the reason says why."}
+}
+
+Explain = Annotated[bool, Query(description="Also return the top features behind each prediction (TreeSHAP); slower.")]
+
+
+def answers(predictions: Predictions, rows: np.ndarray, model_version: str, top_k: int) -> list[PredictionResponse]:
+    """One response per row, with its top factors when the predictions carry contributions."""
+    contributions = predictions.contributions
+    return [
+        PredictionResponse.of(
+            int(k),
+            predictions.probabilities[i],
+            model_version,
+            None if contributions is None else top_contributions(rows[i], contributions[i], top_k),
+        )
+        for i, k in enumerate(predictions.classes)
+    ]
+
+
+def prediction_router(batch_limit: int) -> APIRouter:
+    """The prediction routes; the batch body's record limit is a setting, hence a router per app."""
+    BatchRequest = batch_request_model(batch_limit)  # noqa: N806  (a class)
+    router = APIRouter(tags=["prediction"], route_class=JsonBodyRoute)
+
+    @router.post(
+        "/predict",
+        summary="Predict the diabetes status of one person",
+        response_model=PredictionResponse,
+        response_model_exclude_none=True,
+        responses=ERROR_RESPONSES,
+    )
+    async def predict(
+        record: PatientRecord,
+        predictor: PredictorDep,
+        settings: SettingsDep,
+        metrics: MetricsDep,
+        explain: Explain = False,
+    ) -> PredictionResponse:
+        row = np.array([record.as_row()])
+        predictions = predictor.predict(row, explain=explain)
+        metrics.count_predictions(predictions.classes)
+        return answers(predictions, row, predictor.version, settings.explain_top_k)[0]
+
+    @router.post(
+        "/predict/batch",
+        summary=f"Predict up to {batch_limit:,} records at once",
+        response_model=BatchResponse,
+        response_model_exclude_none=True,
+        responses=ERROR_RESPONSES,
+    )
+    async def predict_batch(
+        batch: BatchRequest,  # type: ignore[valid-type]
+        predictor: PredictorDep,
+        settings: SettingsDep,
+        metrics: MetricsDep,
+        explain: Explain = False,
+    ) -> BatchResponse:
+        rows = np.array([record.as_row() for record in batch.records])  # type: ignore[attr-defined]
+        if explain:  # TreeSHAP on many rows would block the event loop; LightGBM releases the GIL
+            predictions = await run_in_threadpool(predictor.predict, rows, explain=True)
+        else:
+            predictions = predictor.predict(rows)
+        metrics.count_predictions(predictions.classes)
+        version = predictor.version
+        return BatchResponse(
+            predictions=answers(predictions, rows, version, settings.explain_top_k), model_version=version
+        )
+
+    return router
+
+
+operations_router = APIRouter()
+
+
+@operations_router.get(
+    "/health", tags=["probes"], summary="Liveness: the process serves requests", response_model=HealthResponse
+)
+async def health() -> HealthResponse:
+    return HealthResponse(status="ok")
+
+
+@operations_router.get(
+    "/ready",
+    tags=["probes"],
+    summary="Readiness: the model is loaded and verified",
+    response_model=ReadyResponse,
+    responses=NOT_READY,
+)
+async def ready(predictor: PredictorDep) -> ReadyResponse:
+    return ReadyResponse(status="ready", model_version=predictor.version)
+
+
+@operations_router.get(
+    "/model",
+    tags=["model"],
+    summary="The served model: version, training date, metrics, schema",
+    response_model=ModelResponse,
+    responses=NOT_READY,
+)
+async def model_info(predictor: PredictorDep, state: ModelStateDep, settings: SettingsDep) -> ModelResponse:
+    manifest = predictor.manifest
+    return ModelResponse(
+        model_version=manifest.model_version,
+        created_at=manifest.created_at,
+        model_uri=state.uri,
+        metrics=manifest.metrics,
+        decision_rule=manifest.decision_rule,
+        calibration=manifest.calibration,
+        data=manifest.data,
+        versions=manifest.versions,
+        schema=manifest.schema_,
+        batch_limit=settings.batch_limit,
+    )
+
+
+@operations_router.get(
+    "/metrics",
+    tags=["observability"],
+    summary="Prometheus metrics: requests and latency by route and status, predictions by class",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}, "description": "Metrics."}},
+)
+async def metrics(metrics: MetricsDep, state: ModelStateDep) -> Response:
+    if state.predictor is not None:
+        metrics.model_loaded(state.predictor.version)
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,1 +1,0 @@
-"""Routes, one module per concern: prediction, probes, model information, metrics."""
