@@ -19,7 +19,7 @@ TMP_PATH = "/tmp"  # noqa: S108 - a dedicated, per-task volume, not the host's /
 
 #: API routes the load balancer sends to the API when the UI owns `/` (ALB rules take at most 5 values each).
 API_PUBLIC_PATHS = ("/predict", "/predict/*", "/health", "/ready", "/model")
-#: The interactive docs and the schema, public only with `publicApiDocs: true`.
+#: The interactive docs and the schema, public only when `publicApiDocs` is true.
 API_DOCS_PATHS = ("/docs", "/openapi.json")
 
 #: Load balancer TLS policy: TLS 1.3 with a TLS 1.2 fallback, forward secrecy only.
