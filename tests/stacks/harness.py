@@ -23,8 +23,15 @@ ZONES = ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
 INGRESS_HOST = "k8s-diabetes-abc123.eu-west-1.elb.amazonaws.com"
 OIDC_ISSUER = "oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
 ELB_ACCOUNT = "arn:aws:iam::156460612806:root"
+
+
+def deploy_role(account: str) -> str:
+    """The CI deploy role of the dev stacks in one account (the identity the mocked update runs as)."""
+    return f"arn:aws:iam::{account}:role/diabetes-dev-github-deploy"
+
+
 #: The role the mocked caller assumed (the CI deploy role of the dev stack).
-DEPLOYER = f"arn:aws:iam::{ACCOUNT}:role/diabetes-dev-github-deploy"  # deploy_role(ACCOUNT)
+DEPLOYER = deploy_role(ACCOUNT)
 PREVIEWER = f"arn:aws:iam::{ACCOUNT}:role/diabetes-dev-github-preview"
 EKS_ACCESS = {"admins": ["role/diabetes-dev-github-deploy"], "viewers": ["role/diabetes-dev-github-preview"]}
 #: What the root stack exports under mocks (the platforms' StackReference answer when no root run is at hand).
@@ -215,12 +222,8 @@ def run_program(
     return Run(settings, recorder, outputs)
 
 
-def deploy_role(account: str) -> str:
-    """The CI deploy role of the dev stacks in one account (the identity the mocked update runs as)."""
-    return f"arn:aws:iam::{account}:role/diabetes-dev-github-deploy"
-
-
 def run_root(*, account: str = ACCOUNT, **overrides: Any) -> Run:
+    """The root program, in the given AWS account."""
     from stacks.root import build
 
     settings = settings_for(SharedSettings, **overrides)
@@ -228,17 +231,20 @@ def run_root(*, account: str = ACCOUNT, **overrides: Any) -> Run:
 
 
 def run_ecs(shared: Run, **overrides: Any) -> Run:
+    """The ECS program on a root run's outputs, in its account."""
     from stacks.ecs.program import build
 
-    settings = settings_for(EcsStackSettings, **overrides)
-    account = shared.recorder.account
-    return run_program(build, settings, shared.outputs, deployer=deploy_role(account), account=account)
+    return _run_platform(build, settings_for(EcsStackSettings, **overrides), shared)
 
 
 def run_eks(shared: Run, **overrides: Any) -> Run:
+    """The EKS program on a root run's outputs, in its account."""
     from stacks.eks.program import build
 
-    settings = settings_for(EksStackSettings, **overrides)
+    return _run_platform(build, settings_for(EksStackSettings, **overrides), shared)
+
+
+def _run_platform(build: Callable[[Any], Any], settings: StackSettings, shared: Run) -> Run:
     account = shared.recorder.account
     return run_program(build, settings, shared.outputs, deployer=deploy_role(account), account=account)
 
