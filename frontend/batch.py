@@ -7,7 +7,7 @@ index back to a row number of the file, and writes CSV files a spreadsheet opens
 Memory follows the size of the upload, not its content: a file larger than its row limit could need is refused
 unread, rows are counted as they are read (reading stops at the first row past the limit), the cells are kept as
 Arrow strings, built `CHUNK_ROWS` rows at a time (one Python string per cell took 210 MB for 100,000 rows), and
-the answers as arrays, one service chunk at a time (100,000 response objects took 190 MB).
+the answers as a frame of result columns, one service chunk at a time (100,000 response objects took 190 MB).
 """
 
 from __future__ import annotations
@@ -18,33 +18,21 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from frontend.client import ApiClient, InvalidInputError
 from frontend.settings import upload_limit_bytes
-from ml.contract import PredictionResponse
-from ml.schema import CLASSES, FEATURE_NAMES
+from ml.contract import RESULT_COLUMNS, PredictionResponse
+from ml.schema import FEATURE_NAMES
 
 #: How an empty cell is shown in the list of problems.
 EMPTY = "(empty)"
 #: Rows parsed into Python strings at once before they become Arrow strings.
 CHUNK_ROWS = 2_000
-#: What the result columns are called; an upload may not use these names (its values would be overwritten).
-STATUS_COLUMN = "predicted_status"
-CLASS_COLUMN = "predicted_class"
-VERSION_COLUMN = "model_version"
 #: Cells a spreadsheet would run as a formula start with one of these (OWASP, CSV injection)...
 _FORMULA_START = r"^[=+\-@\t\r]"
 #: ...unless they are a plain number, which stays as it is.
 _PLAIN_NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
-
-
-def probability_column(class_name: str) -> str:
-    return f"probability_{class_name}"
-
-
-RESULT_COLUMNS = (STATUS_COLUMN, CLASS_COLUMN, *(probability_column(c.name) for c in CLASSES), VERSION_COLUMN)
 
 
 class CsvFileError(ValueError):
@@ -88,40 +76,13 @@ class RowError:
 
 
 @dataclass(frozen=True)
-class RowPredictions:
-    """The service's answers for consecutive rows, as columns: class ids, probabilities (n, 3), model versions."""
-
-    classes: np.ndarray
-    probabilities: np.ndarray
-    versions: np.ndarray
-
-    @classmethod
-    def of(cls, answers: Sequence[PredictionResponse]) -> RowPredictions:
-        return cls(
-            np.array([a.prediction for a in answers], dtype=np.int64),
-            np.array([a.probabilities.ordered() for a in answers], dtype=np.float64).reshape(-1, len(CLASSES)),
-            np.array([a.model_version for a in answers], dtype=object),
-        )
-
-    @classmethod
-    def joined(cls, parts: Sequence[RowPredictions]) -> RowPredictions:
-        if not parts:
-            return cls.of(())
-        return cls(
-            np.concatenate([p.classes for p in parts]),
-            np.concatenate([p.probabilities for p in parts]),
-            np.concatenate([p.versions for p in parts]),
-        )
-
-    def __len__(self) -> int:
-        return len(self.classes)
-
-
-@dataclass(frozen=True)
 class BatchOutcome:
-    """Either predictions for every row, or the rows that must be fixed first (and no predictions)."""
+    """Either the result columns (`ml.contract.RESULT_COLUMNS`) of every row, or the rows that must be fixed first.
 
-    predictions: RowPredictions
+    The results are a frame, filled one service chunk at a time: 100,000 response objects took 190 MB.
+    """
+
+    predictions: pd.DataFrame
     errors: tuple[RowError, ...]
 
 
@@ -232,34 +193,29 @@ def predict_table(
 
     Service failures other than invalid input (down, slow, not ready) propagate as `ApiError` exceptions.
     """
-    parts: list[RowPredictions] = []
+    parts: list[pd.DataFrame] = []
     errors: list[RowError] = []
     total = table.row_count
     for start in range(0, total, batch_size):
         stop = min(start + batch_size, total)
         try:
-            parts.append(RowPredictions.of(client.predict_batch(table.records(start, stop))))
+            parts.append(_result_rows(client.predict_batch(table.records(start, stop))))
         except InvalidInputError as exc:
             errors.extend(_row_errors(table, exc, start))
         if progress is not None:
             progress(stop, total)
-    if errors:
-        return BatchOutcome(RowPredictions.joined(()), tuple(errors))
-    return BatchOutcome(RowPredictions.joined(parts), ())
+    if errors or not parts:
+        return BatchOutcome(_result_rows(()), tuple(errors))
+    return BatchOutcome(pd.concat(parts, ignore_index=True), ())
 
 
-def results_frame(table: CsvTable, predictions: RowPredictions) -> pd.DataFrame:
-    """The uploaded columns plus the predicted status and the chance of each class (0..1)."""
-    labels = np.array([c.label for c in CLASSES], dtype=object)
-    results = pd.DataFrame(
-        {
-            STATUS_COLUMN: pd.array(labels[predictions.classes], dtype="str"),
-            CLASS_COLUMN: predictions.classes,
-            **{probability_column(c.name): predictions.probabilities[:, k] for k, c in enumerate(CLASSES)},
-            VERSION_COLUMN: pd.array(predictions.versions, dtype="str"),
-        }
-    )
-    return pd.concat([table.frame, results], axis=1)
+def _result_rows(answers: Sequence[PredictionResponse]) -> pd.DataFrame:
+    return pd.DataFrame([a.result_row() for a in answers], columns=list(RESULT_COLUMNS))
+
+
+def results_frame(table: CsvTable, predictions: pd.DataFrame) -> pd.DataFrame:
+    """The uploaded columns, then `ml.contract.RESULT_COLUMNS`: the same file `python -m ml.predict` writes."""
+    return pd.concat([table.frame, predictions], axis=1)
 
 
 def errors_frame(errors: Sequence[RowError]) -> pd.DataFrame:

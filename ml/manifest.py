@@ -146,11 +146,46 @@ def _equal(expected: Any, what: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+_Probability = Annotated[_Finite, Field(ge=0.0, le=1.0)]
+
+
+class ScreeningPerformance(_Record):
+    """How the raised level did on the test rows, people the model never saw in training."""
+
+    rows: int = Field(ge=1)
+    flagged: _Probability = Field(description="Share of people whose risk is raised or high.")
+    precision: _Probability = Field(description="Share of the flagged people who have pre-diabetes or diabetes.")
+    sensitivity: _Probability = Field(description="Share of the people with pre-diabetes or diabetes who are flagged.")
+    sensitivity_diabetes: _Probability = Field(description="Share of the people with diabetes who are flagged.")
+
+
+class ScreeningRule(_Record):
+    """How a risk r = p(pre-diabetes) + p(diabetes) is told to a person (`ml.training.screening` chooses it)."""
+
+    average: _Probability = Field(description="Share of adults in the training file with pre-diabetes or diabetes.")
+    raised: _Probability = Field(
+        description="r from which a blood test is advised: the model's threshold with the ADA risk test's "
+        "sensitivity at its cut-off of 5 points, on the validation fold."
+    )
+    high: _Probability = Field(
+        description="r from which at least half of the people at or above it have pre-diabetes or diabetes, on the "
+        "validation fold."
+    )
+    test: ScreeningPerformance
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ScreeningRule:
+        if not self.raised <= self.high:
+            raise ValueError(f"the raised threshold {self.raised} is above the high one {self.high}")
+        return self
+
+
 class TrainingReport(_Record):
     """What training decided and measured: the part of the manifest `ml.training.train` writes."""
 
     calibration: Calibration
     decision_rule: DecisionRule
+    screening: ScreeningRule
     imbalance_strategy: ImbalanceStrategy
     training: TrainingRecord
     metrics: Metrics

@@ -160,6 +160,11 @@ def substitutions(data: Mapping[str, Any]) -> dict[str, str]:
         if isinstance(value, float):
             subs[f"real_macro_rule_{metric}"] = _f(value, 3)
     subs["real_elevated_auc"] = _f(data["elevated_risk_roc_auc"], 3)
+    screening = data["screening"]
+    for name in ("average", "raised", "high"):
+        subs[f"real_screening_{name}"] = f"{100 * screening[name]:.1f}%"
+    for name, value in screening["test"].items():
+        subs[f"real_screening_{name}"] = f"{value:,}" if isinstance(value, int) else f"{100 * value:.1f}%"
     spread = data["split_spread"]
     subs["real_spread_splits"] = str(len(spread["per_seed"]))
     for metric, summary in spread["summary"].items():

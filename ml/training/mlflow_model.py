@@ -1,7 +1,7 @@
 """MLflow pyfunc wrapper, logged as "models from code": MLflow stores this file, not a pickle.
 
 `mlflow models serve` and `mlflow.pyfunc.load_model` run it; it loads the verified artifact that was logged
-next to it and answers with the same columns as `python -m ml.predict`.
+next to it and answers with the same result columns as `python -m ml.predict` (`ml.contract.RESULT_COLUMNS`).
 """
 
 from __future__ import annotations
@@ -9,11 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import mlflow
-import numpy as np
 import pandas as pd
 
 from ml.inference.predictor import Predictor
-from ml.predict import PREDICTION_COLUMNS
+from ml.predict import result_frame
 from ml.schema import FEATURE_NAMES
 
 
@@ -25,14 +24,7 @@ class DiabetesStatusModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-
         missing = [name for name in FEATURE_NAMES if name not in model_input.columns]
         if missing:
             raise ValueError(f"missing feature columns: {', '.join(missing)}")
-        predictions = self._predictor.predict(model_input[list(FEATURE_NAMES)].to_numpy(dtype=np.float64))
-        prediction, *proba_columns = PREDICTION_COLUMNS
-        return pd.DataFrame(
-            {
-                prediction: predictions.classes,
-                **{name: predictions.probabilities[:, k] for k, name in enumerate(proba_columns)},
-            }
-        )
+        return result_frame(self._predictor, model_input)
 
 
 mlflow.models.set_model(DiabetesStatusModel())

@@ -221,6 +221,10 @@ def measure(data: Path, model: Path, previous: dict[str, Any]) -> dict[str, Any]
             },
         },
         "elevated_risk_roc_auc": _r(roc_auc_score(y_test > 0, proba_test[:, 1] + proba_test[:, 2])),
+        "screening": {
+            **{k: _r(v) for k, v in manifest.screening.model_dump(exclude={"test"}).items()},
+            "test": {k: v if isinstance(v, int) else _r(v) for k, v in manifest.screening.test.model_dump().items()},
+        },
         "subgroups": subgroups,
         **{key: previous[key] for key in _CARRIED_SECTIONS if key in previous},
     }

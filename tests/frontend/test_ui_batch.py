@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 import httpx
+import numpy as np
 import pandas as pd
 import pytest
 
-from frontend.batch import (
-    CsvFileError,
-    RowError,
-    RowPredictions,
-    csv_file,
-    errors_frame,
-    predict_table,
-    probability_column,
-    read_csv,
-    results_frame,
-)
+from frontend.batch import CsvFileError, RowError, csv_file, errors_frame, predict_table, read_csv, results_frame
 from frontend.client import ApiClient
-from ml.contract import PredictionResponse
+from ml import predict as predict_cli
+from ml.contract import RESULT_COLUMNS
 from ml.schema import CLASSES, DEFAULT_RECORD, FEATURE_NAMES
 
 
@@ -100,10 +93,11 @@ def test_large_file_goes_in_chunks_and_keeps_row_order(api_url: str) -> None:
     assert len(outcome.predictions) == len(rows)
     for i in (0, 999, 1_000, 2_344):  # either side of each chunk boundary
         single = client.predict(table.record(i), explain=False)
-        assert list(outcome.predictions.probabilities[i]) == pytest.approx(single.probabilities.ordered())
+        probabilities = outcome.predictions.loc[i, [f"proba_{c.id}" for c in CLASSES]]
+        assert list(probabilities) == pytest.approx(single.probabilities.ordered())
     frame = results_frame(table, outcome.predictions)
     assert list(frame.columns[: len(FEATURE_NAMES)]) == list(FEATURE_NAMES)
-    sums = sum(frame[probability_column(c.name)] for c in CLASSES)
+    sums = sum(frame[f"proba_{c.id}"] for c in CLASSES)
     assert sums.round(6).eq(1.0).all()
 
 
@@ -134,8 +128,9 @@ def _written(frame: pd.DataFrame) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(csv_file(frame).decode(), newline="")))
 
 
-def _answer(class_id: int) -> PredictionResponse:
-    return PredictionResponse.of(class_id, [0.7, 0.1, 0.2], "20261201T122723Z-8278e4c8")
+def _results(rows: int) -> pd.DataFrame:
+    """What the service's answers add to `rows` rows (`ml.contract.RESULT_COLUMNS`)."""
+    return pd.DataFrame([(2, 0.7, 0.1, 0.2, 0.3, "raised", "20261201T122723Z-8278e4c8")] * rows, columns=RESULT_COLUMNS)
 
 
 def test_a_users_leading_tab_is_kept() -> None:
@@ -146,12 +141,13 @@ def test_a_users_leading_tab_is_kept() -> None:
 def test_downloads_neutralise_formulas_and_keep_numbers() -> None:
     rows = [default_row(id=text, note="-1.5", BMI="31.5") for text in HOSTILE_IDS]
     table = read_csv(csv_bytes(rows), max_rows=10)
-    frame = results_frame(table, RowPredictions.of([_answer(i % 3) for i in range(len(rows))]))
+    frame = results_frame(table, _results(len(rows)))
     written = _written(frame)
     assert [row["id"] for row in written] == [f"'{text}" for text in HOSTILE_IDS]
     assert {row["note"] for row in written} == {"-1.5"}
     assert {row["BMI"] for row in written} == {"31.5"}
-    assert [float(row[probability_column(CLASSES[0].name)]) for row in written] == [0.7] * len(rows)
+    assert [float(row["proba_0"]) for row in written] == [0.7] * len(rows)
+    assert {row["risk_level"] for row in written} == {"raised"}
 
 
 def test_the_list_of_problems_is_neutralised_too() -> None:
@@ -169,12 +165,12 @@ def test_the_list_of_problems_is_neutralised_too() -> None:
 
 def test_a_header_that_is_a_formula_is_neutralised() -> None:
     table = read_csv(csv_bytes([default_row(**{"=cmd": "x"})]), max_rows=10)
-    frame = results_frame(table, RowPredictions.of([_answer(0)]))
+    frame = results_frame(table, _results(1))
     header = next(csv.reader(io.StringIO(csv_file(frame).decode(), newline="")))
     assert "'=cmd" in header
 
 
-@pytest.mark.parametrize("column", ["predicted_status", "model_version", probability_column(CLASSES[2].name)])
+@pytest.mark.parametrize("column", RESULT_COLUMNS)
 def test_a_column_named_like_a_result_is_refused(column: str) -> None:
     with pytest.raises(CsvFileError, match=f"names of the results this app adds: {column}"):
         read_csv(csv_bytes([default_row(**{column: "mine"})]), max_rows=10)
@@ -205,3 +201,29 @@ def test_the_row_limit_holds_for_carriage_return_line_ends() -> None:
     content = csv_bytes([default_row()] * 30).replace(b"\r\n", b"\r")
     with pytest.raises(CsvFileError, match="more than 20 rows"):
         read_csv(content, max_rows=20)
+
+
+def test_the_download_has_the_same_columns_and_answers_as_the_command_line(
+    api_url: str, trained_model_dir: Path, tmp_path: Path
+) -> None:
+    """One CSV behaviour: the UI's download and `python -m ml.predict` keep the user's columns and add the same
+    result columns, with the same answers, for the same file."""
+    rows = [default_row(patient_id=f"p-{i}", Age=1 + i % 13, BMI=20 + i) for i in range(12)]
+    content = csv_bytes(rows, columns=["patient_id", *FEATURE_NAMES])
+    (tmp_path / "people.csv").write_bytes(content)
+    out = tmp_path / "cli.csv"
+    args = ["--model", str(trained_model_dir), "--data", str(tmp_path / "people.csv"), "--output", str(out)]
+    assert predict_cli.main(args) == 0
+    from_cli = pd.read_csv(out, dtype={"patient_id": str})
+
+    table = read_csv(content, max_rows=100)
+    client = ApiClient(api_url, timeout_seconds=30, connect_timeout_seconds=2)
+    download = csv_file(results_frame(table, predict_table(client, table, batch_size=5).predictions))
+    from_ui = pd.read_csv(io.BytesIO(download), dtype={"patient_id": str})
+
+    assert list(from_ui.columns) == list(from_cli.columns) == ["patient_id", *FEATURE_NAMES, *RESULT_COLUMNS]
+    assert list(from_cli["patient_id"]) == [f"p-{i}" for i in range(12)]
+    for column in ("patient_id", "prediction", "risk_level", "model_version"):
+        assert from_ui[column].tolist() == from_cli[column].tolist(), column
+    probabilities = [f"proba_{c.id}" for c in CLASSES] + ["risk"]
+    np.testing.assert_allclose(from_ui[probabilities].to_numpy(), from_cli[probabilities].to_numpy(), atol=1e-6)
