@@ -118,10 +118,17 @@ COPY ml/inference/ ml/inference/
 COPY service/ service/
 RUN python -m compileall -q ml service \
     && mkdir -p artifacts/model
-# uvicorn reads UVICORN_* variables, so the port can be changed without replacing the command.
+# uvicorn reads UVICORN_* variables, so each can be changed without replacing the command: the service's protocol
+# (a deadline for request heads, JSON errors), keep-alive longer than the load balancer's idle timeout (60 s for the
+# API; an ALB shared with the UI idles 3600 s, then raise this above it), at most 128 connections and tasks (each may
+# hold a 2 MiB body), no `server` header.
 ENV MODEL_URI=/app/artifacts/model \
     UVICORN_HOST=0.0.0.0 \
-    UVICORN_PORT=8000
+    UVICORN_PORT=8000 \
+    UVICORN_HTTP=service.http_protocol:HttpProtocol \
+    UVICORN_TIMEOUT_KEEP_ALIVE=75 \
+    UVICORN_LIMIT_CONCURRENCY=128 \
+    UVICORN_SERVER_HEADER=false
 USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \

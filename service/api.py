@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     install_handlers(app)
 
-    app.add_middleware(middleware.BodyLimit, limit=settings.body_limit_bytes)
+    app.add_middleware(middleware.BodyLimit, limit=settings.body_limit_bytes, timeout=settings.body_timeout_seconds)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

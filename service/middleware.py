@@ -2,11 +2,13 @@
 
 `RequestContext` (outermost) gives each request an id, logs one JSON line, records the metrics and turns any
 unhandled exception into a JSON 500 that names the request id. `BodyLimit` reads the body up front and refuses
-it with 413 once it passes the limit, before any JSON parsing or validation runs.
+it with 413 once it passes the size limit, or with 408 when it is not all there in time (a client sending one byte
+a second holds no task for long), before any JSON parsing or validation runs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -108,9 +110,10 @@ def _client(scope: Scope) -> str | None:
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, timeout: float) -> None:
         self.app = app
         self.limit = limit
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
@@ -118,23 +121,22 @@ class BodyLimit:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.limit:
-            await self._refuse(scope, send, f"declared {declared:,} bytes")
+            reason = f"declared {declared:,} bytes"
+            await _refuse(scope, send, 413, "body_too_large", self._too_large(reason))
             return
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.limit:
-                await self._refuse(scope, send, f"more than {self.limit:,} bytes received")
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
+        try:
+            async with asyncio.timeout(self.timeout):
+                body = await self._read(receive)
+        except TimeoutError:
+            reason = f"The request body did not arrive within {self.timeout:g} s; send it at once."
+            await _refuse(scope, send, 408, "request_timeout", reason)
+            return
+        except _BodyTooLargeError:
+            reason = self._too_large(f"more than {self.limit:,} bytes received")
+            await _refuse(scope, send, 413, "body_too_large", reason)
+            return
+        if body is None:  # the client went away
+            return
         replayed = False
 
         async def replay() -> Message:
@@ -146,16 +148,38 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, scope: Scope, send: Send, seen: str) -> None:
-        reason = f"Request body too large ({seen}); the limit is {self.limit:,} bytes. Send fewer records per request."
-        body = error_body(ProblemError(413, "body_too_large", reason), request_id_of(scope))
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", b"%d" % len(body)),
-            (b"connection", b"close"),
-        ]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+    async def _read(self, receive: Receive) -> bytes | None:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                raise _BodyTooLargeError
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    def _too_large(self, seen: str) -> str:
+        return f"Request body too large ({seen}); the limit is {self.limit:,} bytes. Send fewer records per request."
+
+
+class _BodyTooLargeError(Exception):
+    """The body passed the limit while it was read."""
+
+
+async def _refuse(scope: Scope, send: Send, status: int, code: str, reason: str) -> None:
+    body = error_body(ProblemError(status, code, reason), request_id_of(scope))
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", b"%d" % len(body)),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -36,6 +36,20 @@ class Settings(BaseSettings):
         le=64 * 1024 * 1024,
         description="Largest request body, in bytes; larger ones are refused with 413 before they are parsed.",
     )
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=60,
+        description="How long a connection may take to send a request's head (from its first byte, or from the "
+        "connection's start); past it, 408 and the connection closed. Needs `--http "
+        "service.http_protocol:HttpProtocol`, as the image, `make serve` and the tests start uvicorn.",
+    )
+    body_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=300,
+        description="How long a request's body may take to arrive once its head has; past it, 408.",
+    )
     explain_top_k: int = Field(default=5, ge=1, le=21, description="Features listed in an explanation.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Level of the JSON logs on standard output."

@@ -15,6 +15,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 #: The service's ASGI app, as `uvicorn` is told to load it.
 SERVICE_APP = "service.api:app"
+#: How the image (as UVICORN_* variables) and `make serve` start uvicorn for the service: its own protocol (a
+#: deadline for request heads, JSON errors), keep-alive longer than the load balancer's 60 s idle timeout, a
+#: concurrency limit and no `server` header.
+SERVICE_OPTIONS = (
+    "--http",
+    "service.http_protocol:HttpProtocol",
+    "--timeout-keep-alive",
+    "75",
+    "--limit-concurrency",
+    "128",
+    "--no-server-header",
+)
 
 
 def free_port() -> int:
@@ -61,8 +73,10 @@ def running_server(
 def uvicorn_command(
     app: str, port: int, *, python: str | Path = sys.executable, app_dir: Path | None = None
 ) -> list[str]:
-    """`python -m uvicorn app` on 127.0.0.1:port, as the README runs the service."""
+    """`python -m uvicorn app` on 127.0.0.1:port; the service with the options the image and `make serve` use."""
     command = [str(python), "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
+    if app == SERVICE_APP:
+        command += SERVICE_OPTIONS
     if app_dir is not None:
         command += ["--app-dir", str(app_dir)]
     return command

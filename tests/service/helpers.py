@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +30,15 @@ class Server:
 
 
 @contextmanager
-def serving(model_uri: str, log: Path) -> Iterator[Server]:
-    """`uvicorn service.api:app` on a free 127.0.0.1 port, as the README runs it; yields once /health answers."""
+def serving(
+    model_uri: str, log: Path, *, settings: Mapping[str, str] | None = None, options: Sequence[str] = ()
+) -> Iterator[Server]:
+    """`uvicorn service.api:app` on a free 127.0.0.1 port as `make serve` runs it (with more `settings` in the
+    environment and more uvicorn `options`, if any); yields once /health answers."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "MODEL_URI": model_uri}
-    command = uvicorn_command(SERVICE_APP, port)
+    env = {**os.environ, "MODEL_URI": model_uri, **(settings or {})}
+    command = [*uvicorn_command(SERVICE_APP, port), *options]
     with running_server(command, f"{url}/health", log, env=env, cwd=ROOT, timeout=90) as process:
         yield Server(url, log, process)
 

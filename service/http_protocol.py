@@ -1,0 +1,132 @@
+"""uvicorn's HTTP protocol with a deadline and the service's error shape (`--http service.http_protocol:HttpProtocol`).
+
+uvicorn 0.54 has no timeout for a request's head: its keep-alive timeout covers only the idle time between requests,
+and every byte received resets it, so a client trickling headers holds a connection forever (encode/uvicorn#157).
+It also answers requests the app never sees (malformed HTTP, or over `--limit-concurrency`) in plain text. This
+subclass of its httptools protocol adds:
+
+- a deadline for the request head (`SERVICE_HEADER_TIMEOUT_SECONDS`, from the connection's start or the request's
+  first byte): past it, a 408 and the connection closed. Idle keep-alive connections are left to uvicorn's
+  `--timeout-keep-alive`, which must outlast the load balancer's idle timeout. The body has its own deadline in
+  `service.middleware.BodyLimit`;
+- uvicorn's 400 and 503 in the service's `ErrorResponse` shape, with a request id.
+
+It overrides uvicorn's protocol hooks (`send_400_response`, `_start_asgi_task`), hence the version pin in
+`pyproject.toml`; `tests/service/test_http_protocol.py` checks each behaviour on a real server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import uuid
+from typing import Any
+
+from uvicorn.config import Config
+from uvicorn.protocols.http.flow_control import service_unavailable
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
+from uvicorn.server import ServerState
+
+from ml.contract import FieldError
+from service.errors import ProblemError, error_body
+from service.settings import Settings
+
+MALFORMED = (
+    "The request is not valid HTTP/1.1 (for example a malformed or conflicting Content-Length and "
+    "Transfer-Encoding, an unknown method, or a request line or header too large); nothing was processed"
+)
+OVERLOADED = "The service is answering as many requests as it can; retry in a second"
+
+
+@functools.cache
+def _head_timeout_seconds() -> float:
+    return Settings().header_timeout_seconds
+
+
+def _response(status: int, code: str, reason: str, field: str) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """An `ErrorResponse` body under a fresh request id, and its headers (the connection closes after it)."""
+    request_id = uuid.uuid4().hex
+    body = error_body(ProblemError(status, code, reason, (FieldError(field=field, reason=reason),)), request_id)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", b"%d" % len(body)),
+        (b"x-request-id", request_id.encode()),
+        (b"connection", b"close"),
+    ]
+    return body, headers
+
+
+async def overloaded(scope: Any, receive: Any, send: Any) -> None:
+    """uvicorn's answer over `--limit-concurrency` (`service_unavailable`), as an `ErrorResponse`."""
+    body, headers = _response(503, "overloaded", OVERLOADED, "server")
+    await send({"type": "http.response.start", "status": 503, "headers": [*headers, (b"retry-after", b"1")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class HttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a deadline for request heads and JSON for its own errors."""
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.head_timeout = _head_timeout_seconds()
+        self._head_deadline: asyncio.TimerHandle | None = None
+        self._head_started = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[arg-type]
+        self._arm_head_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_deadline()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_started = True
+        self._arm_head_deadline()
+
+    def on_headers_complete(self) -> None:
+        self._cancel_head_deadline()
+        self._head_started = False
+        super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        self._cancel_head_deadline()
+        self._send_error(400, "bad_request", MALFORMED)
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        super()._start_asgi_task(cycle, overloaded if app is service_unavailable else app)
+
+    def _arm_head_deadline(self) -> None:
+        self._cancel_head_deadline()
+        self._head_deadline = self.loop.call_later(self.head_timeout, self._head_timed_out)
+
+    def _cancel_head_deadline(self) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
+
+    def _head_timed_out(self) -> None:
+        self._head_deadline = None
+        if self.transport.is_closing():
+            return
+        answering = self.cycle is not None and not self.cycle.response_complete
+        if self._head_started and not answering:
+            reason = f"The request's head did not arrive within {self.head_timeout:g} s; the connection is closed"
+            self._send_error(408, "request_timeout", reason)
+        else:  # nothing sent yet, or a response under way on this connection: just close
+            self.transport.close()
+
+    def _send_error(self, status: int, code: str, reason: str) -> None:
+        body, headers = _response(status, code, reason, "request")
+        head = [STATUS_LINE[status]]
+        for name, value in [*self.server_state.default_headers, *headers]:
+            head += [name, b": ", value, b"\r\n"]
+        self.transport.write(b"".join([*head, b"\r\n", body]))
+        self.transport.close()

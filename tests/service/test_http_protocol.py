@@ -1,0 +1,128 @@
+"""What uvicorn answers itself, on a real server started as `make serve` starts it (`service.http_protocol`).
+
+Issue 15: slow clients were never timed out, uvicorn's own 400s were plain text, and every answer said
+`server: uvicorn`. Deadlines are shortened to 1 s here so the tests wait little.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.service.helpers import Server, serving
+
+QUICK = {"SERVICE_HEADER_TIMEOUT_SECONDS": "1", "SERVICE_BODY_TIMEOUT_SECONDS": "1"}
+
+
+@pytest.fixture(scope="module")
+def quick_server(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    log = tmp_path_factory.mktemp("uvicorn") / "server.log"
+    with serving(str(trained_model_dir), log, settings=QUICK) as server:
+        yield server
+
+
+def _connect(server: Server) -> socket.socket:
+    host, port = server.url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+def _answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """Read one response (headers, then Content-Length bytes of body); the status, headers and body."""
+    raw = b""
+    while b"\r\n\r\n" not in raw:
+        chunk = sock.recv(65536)
+        assert chunk, f"the connection closed before an answer: {raw!r}"
+        raw += chunk
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+    while len(body) < int(headers.get("content-length", 0)):
+        body += sock.recv(65536)
+    return int(status_line.split()[1]), headers, body
+
+
+def _error(status: int, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+    assert headers["content-type"] == "application/json", (status, headers, body)
+    answer: dict[str, Any] = json.loads(body)
+    assert set(answer) == {"error", "reason", "errors", "request_id"}
+    assert answer["request_id"] == headers["x-request-id"]
+    return answer
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"GET /health?q=" + b"a" * 81_920 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"BREW /health HTTP/1.1\r\nHost: x\r\n\r\n",
+    ],
+    ids=["bad-content-length", "transfer-encoding-and-content-length", "80-kb-query", "unknown-method"],
+)
+def test_malformed_requests_get_the_json_error_shape(quick_server: Server, request_bytes: bytes) -> None:
+    with _connect(quick_server) as sock:
+        sock.sendall(request_bytes)
+        status, headers, body = _answer(sock)
+    assert status == 400
+    answer = _error(status, headers, body)
+    assert answer["error"] == "bad_request"
+    assert answer["errors"][0]["field"] == "request"
+    assert "not valid HTTP/1.1" in answer["reason"]
+
+
+def test_a_trickled_head_is_cut_off_with_408(quick_server: Server) -> None:
+    with _connect(quick_server) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # and never the blank line that ends the head
+        status, headers, body = _answer(sock)
+        assert sock.recv(1) == b""  # closed
+    assert status == 408
+    assert _error(status, headers, body)["error"] == "request_timeout"
+
+
+def test_a_connection_that_sends_nothing_is_closed(quick_server: Server) -> None:
+    with _connect(quick_server) as sock:
+        assert sock.recv(1) == b""
+
+
+def test_a_trickled_body_is_cut_off_with_408(quick_server: Server) -> None:
+    with _connect(quick_server) as sock:
+        head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+        sock.sendall(head + b'{"HighBP"')
+        status, headers, body = _answer(sock)
+    assert status == 408
+    answer = _error(status, headers, body)
+    assert answer["error"] == "request_timeout"
+    assert "did not arrive within 1 s" in answer["reason"]
+
+
+def test_an_idle_keep_alive_connection_outlives_the_head_deadline(quick_server: Server) -> None:
+    """Between requests only uvicorn's keep-alive timeout (75 s) applies: the load balancer reuses connections."""
+    with _connect(quick_server) as sock:
+        for _ in range(2):
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert _answer(sock)[0] == 200
+            time.sleep(2)
+
+
+def test_no_server_header(quick_server: Server) -> None:
+    with _connect(quick_server) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        _, headers, _ = _answer(sock)
+    assert "server" not in headers
+
+
+def test_over_the_concurrency_limit_is_a_json_503(trained_model_dir: Path, tmp_path: Path) -> None:
+    limited = serving(str(trained_model_dir), tmp_path / "server.log", options=["--limit-concurrency", "2"])
+    with limited as server, _connect(server) as first, _connect(server) as second:
+        first.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # an open connection, still sending its head
+        second.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers, body = _answer(second)
+    assert status == 503
+    assert headers["retry-after"] == "1"
+    assert _error(status, headers, body)["error"] == "overloaded"
