@@ -1,10 +1,13 @@
 """A small HTTP client for the prediction service: answers parsed with `ml.contract`, one error type per failure.
 
-Every error carries a message written for the person using the UI; the UI shows it as is, never a traceback.
+Every error carries a message written for the person using the UI; the UI shows it as is, never a traceback. What
+the people who run the service need (the service's internal address, its status and reason) is logged here, never
+shown on the page.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -16,9 +19,11 @@ from ml.contract import BatchResponse, ErrorResponse, FieldError, ModelResponse,
 Record = Mapping[str, float | int | str | None]
 Answer = TypeVar("Answer", bound=BaseModel)
 
+logger = logging.getLogger("frontend.client")
+
 
 class ApiError(Exception):
-    """Any failure to get an answer; `message` is what the user reads, `detail` what support needs (if any)."""
+    """Any failure to get an answer; `message` is what the user reads, `detail` what support needs (logged)."""
 
     def __init__(self, message: str, detail: str | None = None) -> None:
         super().__init__(f"{message} ({detail})" if detail else message)
@@ -91,6 +96,18 @@ class ApiClient:
         return answers
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            return self._request(method, path, **kwargs)
+        except ApiError as exc:
+            if exc.detail:
+                logger.warning(
+                    "call to the prediction service failed: %s",
+                    exc.detail,
+                    extra={"call": f"{method} {path}", "api_url": self.base_url},
+                )
+            raise
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TimeoutException as exc:

@@ -260,9 +260,7 @@ def _columns_help() -> pd.DataFrame:
 
 def _show_failure(error: ApiError, retry_key: str, retry_label: str = "Try again") -> None:
     """The error in plain words and a button to try again (read back with `_pressed` on the next run)."""
-    st.error(error.message, icon=":material/cloud_off:")
-    if error.detail:
-        st.caption(f"Details for the people who run the service: {error.detail}")
+    st.error(error.message, icon=":material/cloud_off:")  # the details (the service's address) are in the log
     st.button(retry_label, key=retry_key)
 
 

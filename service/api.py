@@ -16,6 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
 from service import middleware
+from service.docs import docs_router
 from service.errors import install_handlers
 from service.model_state import ModelState
 from service.observability import Metrics, configure_logging
@@ -50,7 +51,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=API_VERSION,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by `service.docs`, without a CDN
         redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
         # FastAPI's native OpenTelemetry probes global providers on every request; this service exports
         # Prometheus metrics and JSON logs instead, so the probe is pure overhead.
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -58,7 +61,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.model = ModelState(settings.model_uri)
-    routers = (prediction_router(settings.batch_limit), operations_router)
+    routers = (
+        prediction_router(settings.batch_limit),
+        operations_router,
+        *([docs_router] if settings.docs_enabled else []),
+    )
     for router in routers:
         app.include_router(router)
     install_handlers(app)
@@ -72,8 +79,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["content-type", "x-request-id"],
             expose_headers=["x-request-id"],
         )
-    # Added last, so outermost: it sees every response, the 413s and CORS preflights included.
+    # Added last, so outermost: it sees every response, the 413s and CORS preflights included. The route templates
+    # (FastAPI's own /openapi.json among them) label the metrics of requests refused before routing.
     paths = frozenset(route.path for router in routers for route in router.routes if isinstance(route, APIRoute))
+    paths |= {app.openapi_url} if app.openapi_url else set()
     app.add_middleware(
         middleware.RequestContext, metrics=app.state.metrics, access_log=settings.access_log, paths=paths
     )

@@ -5,16 +5,19 @@ All are `async def`: FastAPI would run plain functions in a thread pool, which c
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from ml.contract import FieldError
 from ml.inference.predictor import Predictor
-from service.errors import ProblemError
+from service.errors import ProblemError, request_id_of
 from service.model_state import ModelState, ModelStatus
 from service.observability import Metrics
 from service.settings import Settings
+
+logger = logging.getLogger("service.model")
 
 
 async def _model_state(request: Request) -> ModelState:
@@ -33,15 +36,23 @@ async def _metrics(request: Request) -> Metrics:
 
 
 async def _predictor(request: Request) -> Predictor:
-    """The loaded predictor, or a 503 naming why the model cannot answer; clients should retry while it loads."""
+    """The loaded predictor, or a 503 saying whether to retry; clients should retry while it loads.
+
+    The answer is public: it says what a caller can act on. Why the model failed (a path, a bucket, a command to run)
+    is for the people who run the service, so it goes to the log, with the request id the caller can quote.
+    """
     state: ModelState = request.app.state.model
     if state.predictor is not None:
         return state.predictor
-    loading = state.status is ModelStatus.LOADING
-    headers = {"Retry-After": "5"} if loading else None
-    code = "model_loading" if loading else "model_unavailable"
-    reason = f"The model is not ready: {state.reason}"
-    raise ProblemError(503, code, reason, (FieldError(field="model", reason=state.reason),), headers)
+    request_id = request_id_of(request.scope)
+    logger.warning("model not ready", extra={"request_id": request_id, "status": state.status, "reason": state.reason})
+    if state.status is ModelStatus.LOADING:
+        reason = "The model is still loading; retry in a few seconds."
+        code, headers = "model_loading", {"Retry-After": "5"}
+    else:
+        reason = f"The model could not be loaded; the service's log says why (request id {request_id})."
+        code, headers = "model_unavailable", None
+    raise ProblemError(503, code, reason, (FieldError(field="model", reason=reason),), headers)
 
 
 #: The model's loading state (loading, ready or failed, with the reason).
@@ -50,5 +61,5 @@ ModelStateDep = Annotated[ModelState, Depends(_model_state)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 #: The app's Prometheus metrics.
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
-#: The ready predictor; a 503 naming why when the model is not loaded.
+#: The ready predictor; a 503 when the model is not loaded (why: in the log).
 PredictorDep = Annotated[Predictor, Depends(_predictor)]

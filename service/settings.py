@@ -55,6 +55,11 @@ class Settings(BaseSettings):
         default="INFO", description="Level of the JSON logs on standard output."
     )
     access_log: bool = Field(default=True, description="Log one JSON line per request.")
+    docs_enabled: bool = Field(
+        default=True,
+        description="Serve `/docs` (Swagger UI, from the service itself) and `/openapi.json`; the deployed stacks "
+        "turn them off unless `publicApiDocs` is set.",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod

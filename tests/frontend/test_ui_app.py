@@ -143,14 +143,26 @@ def test_start_over_restores_the_defaults(start, api_url: str) -> None:
     assert widget(at, "BMI").value == 27.0
 
 
-def test_service_down_gives_a_message_and_a_retry_that_recovers(start, down_api_url: str, api_url: str, monkeypatch):
+def page_text(at: AppTest) -> str:
+    """Everything the page shows in text."""
+    return "\n".join(texts(getattr(at, kind)) for kind in ("error", "warning", "info", "caption", "markdown"))
+
+
+def test_service_down_gives_a_message_and_a_retry_that_recovers(
+    start, down_api_url: str, api_url: str, monkeypatch, caplog
+):
     at = click(start(down_api_url), "predict")
     assert "cannot be reached" in texts(at.error)
     assert not has_result(at)
     assert at.button(key="single_retry").label == "Try again"
     assert at.button(key="model_info_retry").label == "Check again"
 
-    assert f"nothing answers at {down_api_url}" in texts(at.main.caption)
+    # Issue 15: the page showed the service's internal address; it goes to the log instead.
+    assert down_api_url.removeprefix("http://") not in page_text(at)
+    logged = [r for r in caplog.records if r.name == "frontend.client"]
+    assert logged
+    assert all(r.api_url == down_api_url for r in logged)
+    assert f"nothing answers at {down_api_url}" in logged[0].getMessage()
 
     monkeypatch.setenv("API_URL", api_url)  # the service is back
     click(at, "single_retry")
@@ -169,7 +181,9 @@ def test_slow_service_times_out_with_a_message(start, slow_api_url: str) -> None
 def test_service_without_model_says_it_cannot_answer(start, unready_api_url: str) -> None:
     at = click(start(unready_api_url), "predict")
     assert "cannot make predictions right now" in texts(at.error)
-    assert "Details for the people who run the service: " in texts(at.main.caption)  # the service's own reason
+    shown = page_text(at)
+    assert unready_api_url.removeprefix("http://") not in shown
+    assert "manifest.json" not in shown  # why the model is missing is for the people who run the service
     assert not has_result(at)
 
 

@@ -155,3 +155,21 @@ def _csv(rows: list[dict[str, object]]) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()
+
+
+def test_the_api_docs_render_with_nothing_from_another_origin(chromium: Path, api_url: str) -> None:
+    """Issue 15: `/docs` loaded Swagger UI from a CDN without integrity checks; now every file is the service's."""
+    from playwright.sync_api import expect, sync_playwright
+
+    requested: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            page.on("request", lambda request: requested.append(request.url))
+            page.goto(f"{api_url}/docs")
+            expect(page.get_by_text("POST/predict/batch")).to_be_visible(timeout=30_000)
+        finally:
+            browser.close()
+    assert requested
+    assert all(url.startswith(api_url) for url in requested), requested

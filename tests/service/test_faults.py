@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,34 +16,48 @@ NAN = float("nan")
 INF = float("inf")
 
 
-def _assert_not_ready(client: TestClient, words: str) -> None:
-    assert client.get("/health").status_code == 200
-    for method, path, body in (("GET", "/ready", None), ("GET", "/model", None), ("POST", "/predict", record())):
-        response = client.request(method, path, json=body)
-        assert response.status_code == 503, (path, response.text)
-        answer = response.json()
-        assert answer["error"] == "model_unavailable"
-        assert answer["errors"][0]["field"] == "model"
-        assert words in answer["reason"], answer["reason"]
-    batch = client.post("/predict/batch", json={"records": [record()]})
-    assert batch.status_code == 503
-    assert "model_ready 0.0" in client.get("/metrics").text
+@pytest.fixture
+def assert_not_ready(caplog: pytest.LogCaptureFixture) -> Callable[[TestClient, str, str], None]:
+    """Check that every route needing the model answers a public 503 (no path, no command, nothing of `detail`),
+    and that the log has `detail` under the request id the answer quotes."""
+
+    def check(client: TestClient, model_uri: str, detail: str) -> None:
+        assert client.get("/health").status_code == 200
+        for method, path, body in (("GET", "/ready", None), ("GET", "/model", None), ("POST", "/predict", record())):
+            request_id = f"not-ready{path.replace('/', '-')}"
+            response = client.request(method, path, json=body, headers={"X-Request-ID": request_id})
+            assert response.status_code == 503, (path, response.text)
+            answer = response.json()
+            assert answer["error"] == "model_unavailable"
+            assert answer["errors"][0]["field"] == "model"
+            assert f"request id {request_id}" in answer["reason"]
+            for private in (model_uri, "ml.train", detail):
+                assert private not in response.text, (private, response.text)
+            model_log = [r for r in caplog.records if r.name == "service.model"]
+            logged = [r for r in model_log if getattr(r, "request_id", "") == request_id]
+            assert [r.getMessage() for r in logged] == ["model not ready"]
+            assert detail in logged[0].reason, logged[0].reason
+        batch = client.post("/predict/batch", json={"records": [record()]})
+        assert batch.status_code == 503
+        assert "model_ready 0.0" in client.get("/metrics").text
+
+    return check
 
 
-def test_missing_model_directory(make_client: Any, tmp_path: Path) -> None:
-    client = make_client(MODEL_URI=str(tmp_path / "no-model-here"))
-    _assert_not_ready(client, "does not exist")
+def test_missing_model_directory(make_client: Any, tmp_path: Path, assert_not_ready: Any) -> None:
+    uri = str(tmp_path / "no-model-here")
+    assert_not_ready(make_client(MODEL_URI=uri), uri, "does not exist")
 
 
-def test_corrupted_model_file(make_client: Any, corrupt_model_dir: Path) -> None:
-    client = make_client(MODEL_URI=str(corrupt_model_dir))
-    _assert_not_ready(client, "sha256")
+def test_corrupted_model_file(make_client: Any, corrupt_model_dir: Path, assert_not_ready: Any) -> None:
+    uri = str(corrupt_model_dir)
+    assert_not_ready(make_client(MODEL_URI=uri), uri, "sha256")
 
 
-def test_unparseable_manifest(make_client: Any, corrupt_model_dir: Path) -> None:
+def test_unparseable_manifest(make_client: Any, corrupt_model_dir: Path, assert_not_ready: Any) -> None:
     (corrupt_model_dir / "manifest.json").write_text("{not json")
-    client = make_client(MODEL_URI=str(corrupt_model_dir))
-    _assert_not_ready(client, "not valid JSON")
+    uri = str(corrupt_model_dir)
+    assert_not_ready(make_client(MODEL_URI=uri), uri, "not valid JSON")
 
 
 def _edit_manifest(model_dir: Path, where: str, value: Any) -> None:
@@ -89,12 +104,11 @@ def _edit_manifest(model_dir: Path, where: str, value: Any) -> None:
     ],
 )
 def test_a_manifest_the_model_cannot_answer_with_is_refused_at_load(
-    make_client: Any, model_copy: Path, where: str, value: Any
+    make_client: Any, model_copy: Path, assert_not_ready: Any, where: str, value: Any
 ) -> None:
     """Issue 15: these loaded (`/ready` 200), then every `/predict` or `/model` answered 500 or a wrong class."""
     _edit_manifest(model_copy, where, value)
-    client = make_client(MODEL_URI=str(model_copy))
-    _assert_not_ready(client, where)
+    assert_not_ready(make_client(MODEL_URI=str(model_copy)), str(model_copy), where)
 
 
 def test_unhandled_error_is_a_json_500_with_the_request_id(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
