@@ -28,7 +28,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from ml.manifest import Calibration, DataRecord, DecisionRule, Metrics, ScreeningRule
+from ml.manifest import Calibration, DecisionRule, Metrics, ScreeningRule
 from ml.schema import CLASSES, DEFAULT_RECORD, FEATURE_NAMES, FEATURES, FEATURES_BY_NAME, N_CLASSES, Feature
 
 #: Records one `POST /predict/batch` accepts unless the service is configured otherwise (`SERVICE_BATCH_LIMIT`).
@@ -393,20 +393,30 @@ class ReadyResponse(BaseModel):
     synthetic: bool = Field(description="True when the served model was trained on synthetic data.")
 
 
+class TrainingData(BaseModel):
+    """What a caller may know of the training data: how much there was, and whether it was real."""
+
+    rows: int = Field(ge=1, description="Rows the model learnt from (training, validation and test split together).")
+    synthetic: bool = Field(description="True when the rows were synthetic.")
+    class_counts: dict[str, int] = Field(description="Rows of each class, by class id.")
+
+
 class ModelResponse(BaseModel):
-    """What the served model is, how good it was on held-out data, and what the service accepts."""
+    """What the served model is, how good it was on held-out data, and what the service accepts.
+
+    Public: where the model was loaded from, the training file's name and sha256, and the library versions are for
+    the operator view (`service.operator`) and the logs.
+    """
 
     model_config = ConfigDict(populate_by_name=True)
 
     model_version: str
     created_at: datetime = Field(description="When the model was trained (UTC).")
-    model_uri: str = Field(description="Where the service loaded it from.")
     metrics: Metrics = Field(description="Test and validation metrics recorded at training time.")
     decision_rule: DecisionRule
     calibration: Calibration
     synthetic: bool = Field(description="True when the model was trained on synthetic data.")
     screening: ScreeningRule = Field(description="The screening levels' thresholds and how they did on test rows.")
-    data: DataRecord = Field(description="Training data fingerprint: sha256, rows, class counts, synthetic flag.")
-    versions: dict[str, str] = Field(description="Library versions the model was trained with.")
+    data: TrainingData = Field(description="How many rows the model learnt from, by class, and whether they were real.")
     schema_: dict[str, Any] = Field(alias="schema", description="Features and classes, as in ml.schema.")
     batch_limit: int = Field(description="Most records one POST /predict/batch accepts.")

@@ -20,6 +20,7 @@ from service.docs import docs_router
 from service.errors import install_handlers
 from service.model_state import ModelState
 from service.observability import Metrics, configure_logging
+from service.operator import operator_router
 from service.routes import operations_router, prediction_router
 from service.settings import Settings
 
@@ -61,11 +62,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.model = ModelState(settings.model_uri)
-    routers = (
-        prediction_router(settings.batch_limit),
-        operations_router,
-        *([docs_router] if settings.docs_enabled else []),
-    )
+    routers = [prediction_router(settings.batch_limit), operations_router, operator_router]
+    if settings.docs_enabled:
+        routers.append(docs_router)
     for router in routers:
         app.include_router(router)
     install_handlers(app)

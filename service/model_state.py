@@ -53,6 +53,9 @@ class ModelState:
                 extra={
                     "model_uri": self.uri,
                     "model_version": predictor.version,
+                    "data_file": predictor.manifest.data.file,
+                    "data_sha256": predictor.manifest.data.sha256,
+                    "versions": predictor.manifest.versions,
                     "load_seconds": round(time.perf_counter() - started, 3),
                 },
             )

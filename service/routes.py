@@ -21,6 +21,7 @@ from ml.contract import (
     PatientRecord,
     PredictionResponse,
     ReadyResponse,
+    TrainingData,
     batch_request_model,
     top_contributions,
 )
@@ -140,19 +141,17 @@ async def ready(predictor: PredictorDep) -> ReadyResponse:
     response_model=ModelResponse,
     responses=NOT_READY,
 )
-async def model_info(predictor: PredictorDep, state: ModelStateDep, settings: SettingsDep) -> ModelResponse:
+async def model_info(predictor: PredictorDep, settings: SettingsDep) -> ModelResponse:
     manifest = predictor.manifest
     return ModelResponse(
         model_version=manifest.model_version,
         created_at=manifest.created_at,
-        model_uri=state.uri,
         metrics=manifest.metrics,
         decision_rule=manifest.decision_rule,
         calibration=manifest.calibration,
         synthetic=manifest.data.synthetic,
         screening=manifest.screening,
-        data=manifest.data,
-        versions=manifest.versions,
+        data=TrainingData.model_validate(manifest.data, from_attributes=True),
         schema=manifest.schema_,
         batch_limit=settings.batch_limit,
     )

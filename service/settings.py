@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ml.contract import DEFAULT_BATCH_LIMIT, MAX_BATCH_LIMIT
@@ -55,6 +55,12 @@ class Settings(BaseSettings):
         default="INFO", description="Level of the JSON logs on standard output."
     )
     access_log: bool = Field(default=True, description="Log one JSON line per request.")
+    operator_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token for `GET /operator/model` (where the model came from, what it was trained on and "
+        "with, why it is not loaded); unset (the default), that view does not exist and those details are only in "
+        "the logs.",
+    )
     docs_enabled: bool = Field(
         default=True,
         description="Serve `/docs` (Swagger UI, from the service itself) and `/openapi.json`; the deployed stacks "

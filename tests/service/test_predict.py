@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -159,3 +160,51 @@ def test_cors_is_off_by_default_and_configurable(make_client: object, trained_mo
     allowed = make_client(MODEL_URI=str(trained_model_dir), cors_origins=["http://ui.example"])  # type: ignore[operator]
     answer = allowed.options("/predict", headers=preflight)
     assert answer.headers["access-control-allow-origin"] == "http://ui.example"
+
+
+PRIVATE = ("model_uri", "versions", "sha256", "file", "duplicates")
+
+
+def test_model_information_leaves_the_operators_details_out(client: TestClient, trained_model_dir: Path) -> None:
+    """Issue 15: `/model` told anyone the model's path, the training file's sha256 and the library versions."""
+    info = client.get("/model").json()
+    assert not set(PRIVATE) & set(info)
+    assert set(info["data"]) == {"rows", "synthetic", "class_counts"}
+    assert str(trained_model_dir) not in client.get("/model").text
+
+
+def test_the_operator_view_is_off_without_a_token(client: TestClient) -> None:
+    assert client.get("/operator/model").status_code == 404
+
+
+def test_the_operator_view_needs_the_token(make_client: Any, trained_model_dir: Path) -> None:
+    client = make_client(MODEL_URI=str(trained_model_dir), operator_token="s3cret-token")
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic czNjcmV0LXRva2Vu"}):
+        refused = client.get("/operator/model", headers=headers)
+        assert refused.status_code == 401, headers
+        assert refused.headers["www-authenticate"] == "Bearer"
+        assert refused.json()["error"] == "unauthorized"
+    view = client.get("/operator/model", headers={"Authorization": "Bearer s3cret-token"}).json()
+    assert view["status"] == "ready"
+    assert view["model_uri"] == str(trained_model_dir)
+    assert {"lightgbm", "numpy"} <= set(view["versions"])
+    assert len(view["data"]["sha256"]) == 64
+    assert "/operator/model" not in client.get("/openapi.json").text
+
+
+def test_the_operator_view_says_why_the_model_is_not_loaded(make_client: Any, tmp_path: Path) -> None:
+    client = make_client(MODEL_URI=str(tmp_path / "nowhere"), operator_token="s3cret-token")
+    view = client.get("/operator/model", headers={"Authorization": "Bearer s3cret-token"}).json()
+    assert view["status"] == "failed"
+    assert "does not exist" in view["reason"]
+    assert "versions" not in view
+
+
+def test_the_model_loaded_log_line_has_the_operators_details(
+    make_client: Any, trained_model_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    make_client(MODEL_URI=str(trained_model_dir))
+    (loaded,) = [r for r in caplog.records if r.getMessage() == "model loaded"]
+    assert loaded.model_uri == str(trained_model_dir)
+    assert len(loaded.data_sha256) == 64
+    assert "lightgbm" in loaded.versions
