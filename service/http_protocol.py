@@ -64,7 +64,11 @@ async def overloaded(scope: Any, receive: Any, send: Any) -> None:
 
 
 class HttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a deadline for request heads and JSON for its own errors."""
+    """uvicorn's httptools protocol with a deadline for request heads and JSON for its own errors.
+
+    The deadline timer is lazy: it is armed when a connection starts waiting for a head and re-armed only when it
+    fires early, so a busy keep-alive connection costs a timer every `head_timeout` seconds, not one per request.
+    """
 
     def __init__(
         self,
@@ -76,45 +80,48 @@ class HttpProtocol(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         self.head_timeout = _head_timeout_seconds()
         self._head_deadline: asyncio.TimerHandle | None = None
-        self._head_started = False
+        self._waiting_since: float | None = None  # for a head: since the connection opened or a request began
+        self._head_started = False  # bytes of that head have arrived
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[arg-type]
-        self._arm_head_deadline()
+        self._wait_for_head()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_head_deadline()
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
         super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._wait_for_head()
         self._head_started = True
-        self._arm_head_deadline()
 
     def on_headers_complete(self) -> None:
-        self._cancel_head_deadline()
+        self._waiting_since = None
         self._head_started = False
         super().on_headers_complete()
 
     def send_400_response(self, msg: str) -> None:
-        self._cancel_head_deadline()
+        self._waiting_since = None
         self._send_error(400, "bad_request", MALFORMED)
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         super()._start_asgi_task(cycle, overloaded if app is service_unavailable else app)
 
-    def _arm_head_deadline(self) -> None:
-        self._cancel_head_deadline()
-        self._head_deadline = self.loop.call_later(self.head_timeout, self._head_timed_out)
-
-    def _cancel_head_deadline(self) -> None:
-        if self._head_deadline is not None:
-            self._head_deadline.cancel()
-            self._head_deadline = None
+    def _wait_for_head(self) -> None:
+        self._waiting_since = self.loop.time()
+        if self._head_deadline is None:
+            self._head_deadline = self.loop.call_later(self.head_timeout, self._head_timed_out)
 
     def _head_timed_out(self) -> None:
         self._head_deadline = None
-        if self.transport.is_closing():
+        if self._waiting_since is None or self.transport.is_closing():
+            return  # no head awaited (between requests the keep-alive timeout applies)
+        remaining = self._waiting_since + self.head_timeout - self.loop.time()
+        if remaining > 0:  # this head began after the timer was armed
+            self._head_deadline = self.loop.call_later(remaining, self._head_timed_out)
             return
         answering = self.cycle is not None and not self.cycle.response_complete
         if self._head_started and not answering:

@@ -149,6 +149,7 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def _read(self, receive: Receive) -> bytes | None:
+        """The whole body, or None when the client went away."""
         chunks: list[bytes] = []
         size = 0
         while True:
