@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from ml.inference.artifact import ArtifactError
 from ml.inference.predictor import Predictor
+from ml.manifest import SHA256_PATTERN
 from ml.schema import CLASSES
 
 #: Columns of the output file and of the MLflow pyfunc's answer; other tools read them, keep them stable.
 PREDICTION_COLUMNS = ("prediction", *(f"proba_{c.id}" for c in CLASSES))
+
+
+def _sha256(text: str) -> str:
+    if not re.fullmatch(SHA256_PATTERN, text):
+        raise argparse.ArgumentTypeError(f"expected 64 lowercase hex digits (as ml.train prints), got {text!r}")
+    return text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help=f"where to write {','.join(PREDICTION_COLUMNS)} (one row per input row, input order)",
     )
+    parser.add_argument(
+        "--expect-sha256",
+        type=_sha256,
+        help="refuse the model unless its digest is this one (what ml.train prints; checked before parsing it)",
+    )
     return parser
 
 
@@ -45,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ml.training.data import DataValidationError, features_matrix, read_csv
 
     try:
-        predictor = Predictor.load(args.model)
+        predictor = Predictor.load(args.model, expected_sha256=args.expect_sha256)
         frame = read_csv(args.data, target="ignore")
     except (ArtifactError, DataValidationError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
