@@ -141,6 +141,21 @@ def _metrics(result: TrainingResult) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if np.isfinite(v)}
 
 
+def log_pyfunc(artifact_dir: Path, name: str) -> str:
+    """Log an artifact folder as the active run's pyfunc model (data only; `PYFUNC_LOADER` is its code), register
+    it as `name` and return the new version."""
+    model_info = mlflow.pyfunc.log_model(
+        name="model",
+        loader_module=PYFUNC_LOADER,
+        data_path=str(artifact_dir),
+        pip_requirements=[
+            f"{package}=={metadata.version(package)}" for package in ("lightgbm", "numpy", "pandas", "mlflow")
+        ],
+        registered_model_name=name,
+    )
+    return str(model_info.registered_model_version)
+
+
 def log_training_run(result: TrainingResult, *, experiment: str = MODEL_NAME) -> TrackingOutcome:
     """Log params, metrics, images, tables, manifest and the model; register it and decide the champion."""
     mlflow.set_tracking_uri(tracking_uri())
@@ -164,19 +179,7 @@ def log_training_run(result: TrainingResult, *, experiment: str = MODEL_NAME) ->
             mlflow.log_artifact(str(result.artifact_dir / file), artifact_path="evaluation")
         mlflow.log_table(result.subgroups, artifact_file="evaluation/subgroup_metrics.json")
         mlflow.log_dict(manifest.model_dump(mode="json", by_alias=True), "manifest.json")
-        model_info = mlflow.pyfunc.log_model(
-            name="model",
-            loader_module=PYFUNC_LOADER,
-            data_path=str(result.artifact_dir),
-            pip_requirements=[
-                f"lightgbm=={metadata.version('lightgbm')}",
-                f"numpy=={metadata.version('numpy')}",
-                f"pandas=={metadata.version('pandas')}",
-                f"mlflow=={metadata.version('mlflow')}",
-            ],
-            registered_model_name=name,
-        )
-        version = str(model_info.registered_model_version)
+        version = log_pyfunc(result.artifact_dir, name)
         client = MlflowClient()
         client.set_model_version_tag(name, version, DIGEST_TAG, result.digest)
         decision = decide_promotion(client, name, version, result)
