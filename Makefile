@@ -5,13 +5,17 @@ SHELL := /bin/bash
 MODEL_DIR ?= artifacts/model
 REAL_DATA ?= $(firstword $(wildcard data/diabetes_012_health_indicators_BRFSS2015.csv data/diabetes_012_health_indicators_BRFSS2015.csv.gz) data/diabetes_012_health_indicators_BRFSS2015.csv)
 SYNTHETIC_DATA ?= data/synthetic.csv.gz
+DATA_DIR ?= data
+# A mirror of the real file for `make demo` (empty: Kaggle).
+DATA_URL ?=
 API_PORT ?= 8000
 UI_PORT ?= 8501
+MLFLOW_PORT ?= 5000
 
-.PHONY: help install test lint format typecheck data synthetic train demo serve ui docs image image-test bench
+.PHONY: help install test lint format typecheck data synthetic train demo-model demo serve ui mlflow-ui docs image image-test bench
 
 help: ## list the verbs
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 install: ## create the environment from uv.lock
 	uv sync --frozen
@@ -40,25 +44,16 @@ synthetic: ## write a synthetic file with the real schema
 train: ## train on the real file (data/), log to MLflow, write the artifact
 	uv run python -m ml.train --data $(REAL_DATA) --output $(MODEL_DIR)
 
-$(MODEL_DIR)/manifest.json:
-	@if [ -f "$(REAL_DATA)" ]; then \
-	  uv run python -m ml.train --data "$(REAL_DATA)" --output "$(MODEL_DIR)"; \
-	else \
-	  echo "################################################################################"; \
-	  echo "# $(REAL_DATA) not found: training on SYNTHETIC data. Predictions are not real. #"; \
-	  echo "# Get the real file with 'make data' (see README), then 'make train'.          #"; \
-	  echo "################################################################################"; \
-	  uv run python -m ml.synthetic --rows 20000 --seed 0 --output "$(SYNTHETIC_DATA)" && \
-	  uv run python -m ml.train --data "$(SYNTHETIC_DATA)" --output "$(MODEL_DIR)"; \
-	fi
+demo-model: ## the model make demo serves: the real file if it can be had (else SYNTHETIC data, loudly), trained when needed
+	@uv run python -m ml.demo --data-dir "$(DATA_DIR)" --model-dir "$(MODEL_DIR)" $(if $(DATA_URL),--url "$(DATA_URL)")
 
-demo: $(MODEL_DIR)/manifest.json ## train if needed, then serve the API (:8000) and the UI (:8501) until Ctrl-C
+demo: demo-model ## make sure of the model (demo-model), then serve the API (:8000) and the UI (:8501) until Ctrl-C
 	@echo "API: http://127.0.0.1:$(API_PORT)/docs   UI: http://127.0.0.1:$(UI_PORT)   (Ctrl-C stops both)"
-	@trap 'kill 0' INT TERM EXIT; \
-	MODEL_URI="$(MODEL_DIR)" uv run uvicorn service.api:app --host 127.0.0.1 --port $(API_PORT) & \
+	@trap 'trap - INT TERM EXIT; kill $$api $$ui 2>/dev/null; wait $$api $$ui 2>/dev/null; exit 0' INT TERM EXIT; \
+	MODEL_URI="$(MODEL_DIR)" uv run uvicorn service.api:app --host 127.0.0.1 --port $(API_PORT) & api=$$!; \
 	API_URL="http://127.0.0.1:$(API_PORT)" uv run streamlit run frontend/app.py --server.headless true \
-	  --server.address 127.0.0.1 --server.port $(UI_PORT) --browser.gatherUsageStats false & \
-	wait
+	  --server.address 127.0.0.1 --server.port $(UI_PORT) --browser.gatherUsageStats false & ui=$$!; \
+	wait $$api $$ui
 
 serve: ## serve the API on 127.0.0.1:8000 (MODEL_URI defaults to artifacts/model)
 	MODEL_URI="$(MODEL_DIR)" uv run uvicorn service.api:app --host 127.0.0.1 --port $(API_PORT)
@@ -67,10 +62,14 @@ ui: ## serve the Streamlit UI on 127.0.0.1:8501 against API_URL
 	API_URL="$${API_URL:-http://127.0.0.1:$(API_PORT)}" uv run streamlit run frontend/app.py --server.headless true \
 	  --server.address 127.0.0.1 --server.port $(UI_PORT) --browser.gatherUsageStats false
 
+mlflow-ui: ## open the MLflow UI on the project's tracking store (MLFLOW_TRACKING_URI, default sqlite:///mlflow.db)
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false uv run mlflow ui \
+	  --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}" --host 127.0.0.1 --port $(MLFLOW_PORT)
+
 docs: ## build the Sphinx docs (executes the notebooks)
 	uv run sphinx-build -W -b html docs docs/_build/html
 
-image: $(MODEL_DIR)/manifest.json ## build the api (with artifacts/model) and ui images (Docker with BuildKit)
+image: demo-model ## build the api (with artifacts/model) and ui images (Docker with BuildKit)
 	docker build --target api -t diabetes-status-api .
 	docker build --target ui -t diabetes-status-ui .
 

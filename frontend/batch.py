@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from frontend.client import ApiClient, InvalidInputError
-from ml.contract import PredictionResponse
-from ml.schema import CLASSES, FEATURE_NAMES
+from ml.contract import RESULT_COLUMNS, PredictionResponse
+from ml.schema import FEATURE_NAMES
 
 #: How an empty cell is shown in the list of problems.
 EMPTY = "(empty)"
@@ -126,14 +126,10 @@ def predict_table(
 
 
 def results_frame(table: CsvTable, predictions: Sequence[PredictionResponse]) -> pd.DataFrame:
-    """The uploaded columns plus the predicted status and the chance of each class (0..1)."""
+    """The uploaded columns, then `ml.contract.RESULT_COLUMNS`: the same file `python -m ml.predict` writes."""
     frame = pd.DataFrame(list(table.rows), columns=list(table.columns))
-    frame["predicted_status"] = [CLASSES[p.prediction].label for p in predictions]
-    frame["predicted_class"] = [p.prediction for p in predictions]
-    for k, cls in enumerate(CLASSES):
-        frame[probability_column(cls.name)] = [p.probabilities.ordered()[k] for p in predictions]
-    frame["model_version"] = [p.model_version for p in predictions]
-    return frame
+    results = pd.DataFrame([p.result_row() for p in predictions], columns=list(RESULT_COLUMNS))
+    return pd.concat([frame, results], axis=1)
 
 
 def errors_frame(errors: Sequence[RowError]) -> pd.DataFrame:
@@ -145,10 +141,6 @@ def errors_frame(errors: Sequence[RowError]) -> pd.DataFrame:
             "Problem": [e.reason for e in errors],
         }
     )
-
-
-def probability_column(class_name: str) -> str:
-    return f"probability_{class_name}"
 
 
 def _row_errors(table: CsvTable, exc: InvalidInputError, start: int) -> list[RowError]:

@@ -15,13 +15,13 @@ import pandas as pd
 import streamlit as st
 from pydantic import ValidationError
 
+from frontend import about
 from frontend.batch import (
     BatchOutcome,
     CsvFileError,
     CsvTable,
     errors_frame,
     predict_table,
-    probability_column,
     read_csv,
     results_frame,
 )
@@ -29,19 +29,12 @@ from frontend.client import ApiClient, ApiError
 from frontend.form import Answers, render_form, reset_answers
 from frontend.result import render_prediction
 from frontend.settings import Settings
-from ml.contract import ModelResponse, PredictionResponse
+from ml.contract import ModelResponse, PredictionResponse, ScreeningLevel
 from ml.schema import CLASSES, DEFAULT_RECORD, FEATURES, FEATURES_BY_NAME
 
 logger = logging.getLogger("frontend")
 
 TITLE = "Diabetes screening"
-#: Test metrics of `GET /model` shown in the sidebar, with names a non-specialist can look up.
-TEST_METRICS = {
-    "accuracy": "Accuracy",
-    "balanced_accuracy": "Balanced accuracy",
-    "macro_f1": "Macro F1",
-    "macro_roc_auc": "ROC AUC (macro)",
-}
 
 
 @dataclass(frozen=True)
@@ -92,17 +85,19 @@ def main() -> None:
 
 def _page(client: ApiClient, settings: Settings) -> None:
     st.title(TITLE)
-    st.markdown(
-        "Answer a few questions about your health and habits. A model trained on a large US health survey "
-        "estimates the chances of **no diabetes**, **pre-diabetes** and **diabetes** for people who answer alike."
-    )
+    info = _model_info(client)
+    intro = about.intro(info if isinstance(info, ModelResponse) else None)
+    if isinstance(info, ModelResponse) and info.synthetic:
+        st.error(intro, icon=":material/science:")
+    else:
+        st.markdown(intro)
     single, many = st.tabs(["One person", "Many people (CSV file)"])
     with single:
         _single_tab(client)
     with many:
         _batch_tab(client, settings)
     with st.sidebar:
-        _service_status(client)
+        _service_status(_model_info(client))  # asked again if a prediction just showed the service is back
 
 
 def _single_tab(client: ApiClient) -> None:
@@ -201,24 +196,25 @@ def _show_row_errors(outcome: BatchOutcome) -> None:
 
 def _show_predictions(table: CsvTable, outcome: BatchOutcome) -> None:
     frame = results_frame(table, outcome.predictions)
-    counts = frame["predicted_status"].value_counts()
-    summary = ", ".join(f"{int(counts.get(c.label, 0)):,} {c.label.lower()}" for c in CLASSES)
-    st.success(f"{len(frame):,} rows predicted: {summary}.")
+    counts = frame["risk_level"].value_counts()
+    summary = ", ".join(f"{int(counts.get(level.value, 0)):,} {level.value}" for level in ScreeningLevel)
+    st.success(f"{len(frame):,} rows predicted. Risk of pre-diabetes or diabetes: {summary}.")
     config: dict[str, Any] = {
-        "predicted_status": st.column_config.TextColumn("Predicted status"),
-        "predicted_class": None,
+        "risk": st.column_config.NumberColumn("Risk of pre-diabetes or diabetes", format="percent"),
+        "risk_level": st.column_config.TextColumn("Risk level"),
+        "prediction": st.column_config.NumberColumn("Class (0 no diabetes, 1 pre-diabetes, 2 diabetes)"),
         "model_version": None,
     }
     for cls in CLASSES:
-        config[probability_column(cls.name)] = st.column_config.NumberColumn(f"Chance: {cls.label}", format="percent")
-    shown = ["predicted_status", *(probability_column(c.name) for c in CLASSES), *table.columns]
+        config[f"proba_{cls.id}"] = st.column_config.NumberColumn(f"Chance: {cls.label}", format="percent")
+    shown = ["risk", "risk_level", *(f"proba_{c.id}" for c in CLASSES), "prediction", *table.columns]
     st.dataframe(frame, hide_index=True, width="stretch", column_config=config, column_order=shown)
     _download_csv("Download results (CSV)", frame, "predictions.csv", key="batch_download", primary=True)
     st.warning("These are screening estimates, not diagnoses.", icon=":material/medical_information:")
 
 
-def _service_status(client: ApiClient) -> None:
-    st.header("About the model")
+def _model_info(client: ApiClient) -> ModelResponse | ApiError:
+    """`GET /model`, asked once per session and again after a failure when the user asks (or a prediction works)."""
     info: ModelResponse | ApiError | None = st.session_state.get("model_info")
     if info is None or (isinstance(info, ApiError) and _pressed("model_info_retry")):
         try:
@@ -226,21 +222,20 @@ def _service_status(client: ApiClient) -> None:
         except ApiError as exc:
             info = exc
         st.session_state["model_info"] = info
+    return info
+
+
+def _service_status(info: ModelResponse | ApiError) -> None:
+    st.header("About the model")
     if isinstance(info, ApiError):
         _show_failure(info, "model_info_retry", "Check again")
         return
-    st.markdown(f"**Version:** {info.model_version}")
-    st.markdown(f"**Trained:** {info.created_at:%Y-%m-%d}")
-    if info.data.synthetic:
-        st.warning("This model was trained on **synthetic** data, for demonstration only.")
-    test = info.metrics.test
-    shown = {label: test[key] for key, label in TEST_METRICS.items() if key in test}
-    if shown:
-        st.markdown("**On people it never saw in training**")
-        st.dataframe(
-            pd.DataFrame({"Measure": list(shown), "Value": [f"{v:.2f}" for v in shown.values()]}),
-            hide_index=True,
-        )
+    if info.synthetic:
+        st.error("Trained on **made-up (synthetic) data**: its results are examples only.", icon=":material/science:")
+    else:
+        st.markdown(f"Learnt from {info.data.rows:,} answers to the CDC's 2015 health survey (BRFSS).")
+    st.markdown("\n".join(f"- {sentence}" for sentence in about.track_record(info)))
+    st.caption(f"Version {info.model_version}, trained {info.created_at:%Y-%m-%d}.")
 
 
 def _columns_help() -> pd.DataFrame:

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 from pydantic_core import PydanticCustomError
 
-from ml.manifest import SHA256_PATTERN, Calibration, DataRecord, DecisionRule, Metrics
+from ml.manifest import SHA256_PATTERN, Calibration, DataRecord, DecisionRule, Metrics, ScreeningRule
 from ml.schema import CLASSES, DEFAULT_RECORD, FEATURE_NAMES, FEATURES, N_CLASSES, Feature
 
 #: Records one `POST /predict/batch` accepts unless the service is configured otherwise (`SERVICE_BATCH_LIMIT`).
@@ -176,14 +177,79 @@ def top_contributions(row: Sequence[float], contributions: Sequence[float], top_
     ]
 
 
-class PredictionResponse(BaseModel):
-    """The answer for one record."""
+class ScreeningLevel(StrEnum):
+    """How a risk compares with the thresholds the model was given on its validation fold."""
 
-    prediction: int = Field(ge=0, le=N_CLASSES - 1, description="Class id: 0 healthy, 1 pre-diabetic, 2 diabetic.")
+    LOWER = "lower"
+    RAISED = "raised"
+    HIGH = "high"
+
+    @classmethod
+    def of(cls, risk: float, rule: ScreeningRule) -> ScreeningLevel:
+        if risk >= rule.high:
+            return cls.HIGH
+        if risk >= rule.raised:
+            return cls.RAISED
+        return cls.LOWER
+
+
+class ScreeningThresholds(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    raised: float = Field(ge=0.0, le=1.0, description="`raised` from this risk up: a blood test is advised.")
+    high: float = Field(ge=0.0, le=1.0, description="`high` from this risk up: most people this high are affected.")
+
+
+class Screening(BaseModel):
+    """What a screening says first: the chance of pre-diabetes or diabetes, against the survey's average."""
+
+    model_config = ConfigDict(frozen=True)
+
+    risk: float = Field(ge=0.0, le=1.0, description="p(prediabetic) + p(diabetic), calibrated.")
+    average: float = Field(
+        ge=0.0, le=1.0, description="Share of adults with pre-diabetes or diabetes in the survey the model learnt from."
+    )
+    ratio: float = Field(ge=0.0, description="risk / average.")
+    level: ScreeningLevel = Field(description="`lower`, `raised` or `high`, from `thresholds`.")
+    thresholds: ScreeningThresholds = Field(
+        description="Chosen on the validation fold: `raised` is the model's threshold with the ADA risk test's "
+        "sensitivity at 5 points; `high` the lowest at which at least half of the people are affected."
+    )
+
+    @classmethod
+    def of(cls, probabilities: Sequence[float], rule: ScreeningRule) -> Screening:
+        risk = min(max(1.0 - float(probabilities[0]), 0.0), 1.0)
+        return cls(
+            risk=risk,
+            average=rule.average,
+            ratio=risk / rule.average if rule.average > 0 else 0.0,
+            level=ScreeningLevel.of(risk, rule),
+            thresholds=ScreeningThresholds(raised=rule.raised, high=rule.high),
+        )
+
+
+#: What every predictions CSV adds after the user's own columns, `python -m ml.predict` and the UI's download alike.
+#: `prediction,proba_0,proba_1,proba_2` come first and never change: other tools read them.
+RESULT_COLUMNS = ("prediction", *(f"proba_{c.id}" for c in CLASSES), "risk", "risk_level", "model_version")
+
+
+class PredictionResponse(BaseModel):
+    """The answer for one record: the screening first, then the class and its probabilities."""
+
+    screening: Screening
+    prediction: int = Field(
+        ge=0,
+        le=N_CLASSES - 1,
+        description="Class id chosen by the model's decision rule (tuned for weighted F1): 0 healthy, 1 pre-diabetic, "
+        "2 diabetic. For scoring and automation; tell a person the `screening` first.",
+    )
     name: str = Field(description="Stable machine name of the class.", examples=[CLASSES[0].name])
     label: str = Field(description="Human label of the class, for display.", examples=[CLASSES[0].label])
     probabilities: Probabilities
     model_version: str = Field(description="Version of the model that answered (see GET /model).")
+    synthetic: bool = Field(
+        description="True when the model was trained on synthetic data: then the answer says nothing about anyone."
+    )
     explanation: list[Contribution] | None = Field(
         default=None,
         description="The features that moved the screening risk p(pre-diabetes) + p(diabetes) most, largest effect "
@@ -195,17 +261,33 @@ class PredictionResponse(BaseModel):
         cls,
         class_id: int,
         probabilities: Sequence[float],
+        rule: ScreeningRule,
+        *,
         model_version: str,
+        synthetic: bool,
         explanation: list[Contribution] | None = None,
     ) -> PredictionResponse:
         predicted = CLASSES[class_id]
         return cls(
+            screening=Screening.of(probabilities, rule),
             prediction=predicted.id,
             name=predicted.name,
             label=predicted.label,
             probabilities=Probabilities.of(probabilities),
             model_version=model_version,
+            synthetic=synthetic,
             explanation=explanation,
+        )
+
+    def result_row(self) -> tuple[int | float | str, ...]:
+        """This answer as one row of `RESULT_COLUMNS`."""
+        screening = self.screening
+        return (
+            self.prediction,
+            *self.probabilities.ordered(),
+            screening.risk,
+            screening.level.value,
+            self.model_version,
         )
 
 
@@ -244,6 +326,7 @@ class HealthResponse(BaseModel):
 class ReadyResponse(BaseModel):
     status: str = Field(examples=["ready"])
     model_version: str
+    synthetic: bool = Field(description="True when the served model was trained on synthetic data.")
 
 
 class ModelResponse(BaseModel):
@@ -259,9 +342,13 @@ class ModelResponse(BaseModel):
         description="sha256 over every file of the artifact, manifest included (what `MODEL_SHA256` pins; "
         "`LC_ALL=C sha256sum -- * | sha256sum` in the model folder).",
     )
-    metrics: Metrics = Field(description="Test and validation metrics recorded at training time.")
+    metrics: Metrics = Field(
+        description="Test metrics, and the validation fold's that the rule was tuned on, recorded at training time."
+    )
     decision_rule: DecisionRule
     calibration: Calibration
+    synthetic: bool = Field(description="True when the model was trained on synthetic data.")
+    screening: ScreeningRule = Field(description="The screening levels' thresholds and how they did on test rows.")
     data: DataRecord = Field(description="Training data fingerprint: sha256, rows, class counts, synthetic flag.")
     versions: dict[str, str] = Field(description="Library versions the model was trained with.")
     schema_: dict[str, Any] = Field(alias="schema", description="Features and classes, as in ml.schema.")

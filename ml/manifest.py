@@ -11,7 +11,7 @@ import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from ml.schema import CLASS_NAMES, FEATURE_NAMES, N_CLASSES, SCHEMA_VERSION
 
@@ -29,7 +29,7 @@ def _finite(value: float) -> float:
 
 
 _Finite = Annotated[float, AfterValidator(_finite)]
-_Share = Annotated[_Finite, Field(ge=0.0, le=1.0)]
+_Probability = Annotated[_Finite, Field(ge=0.0, le=1.0)]
 _PerClass = Annotated[tuple[_Finite, ...], Field(min_length=N_CLASSES, max_length=N_CLASSES)]
 _Sha256 = Annotated[str, Field(pattern=SHA256_PATTERN)]
 # A file of the artifact's own folder: no path separators, not hidden.
@@ -83,10 +83,10 @@ class RuleOutcome(_Record):
 
     candidate: str
     class_weights: Annotated[_PerClass, AfterValidator(lambda w: _positive(w, 1e3))]
-    validation_weighted_f1: _Share
-    test_weighted_f1: _Share
+    validation_weighted_f1: _Probability
+    test_weighted_f1: _Probability
     test_named: Annotated[tuple[int, ...], Field(min_length=N_CLASSES, max_length=N_CLASSES)]
-    test_precision: Annotated[tuple[_Share, ...], Field(min_length=N_CLASSES, max_length=N_CLASSES)]
+    test_precision: Annotated[tuple[_Probability, ...], Field(min_length=N_CLASSES, max_length=N_CLASSES)]
 
 
 class PrecisionFloor(_Record):
@@ -148,7 +148,7 @@ class HoldoutRecord(_Record):
     """The promotion holdout's rows in this data file (`ml.training.holdout`): left out of every fold."""
 
     definition: str
-    share: _Share
+    share: _Probability
     rows: int = Field(ge=0)
     groups: int = Field(ge=0)
     class_counts: dict[str, int]
@@ -175,13 +175,13 @@ class ScreeningComparison(_Record):
 
     positives: int = Field(ge=1)
     negatives: int = Field(ge=1)
-    ada_roc_auc: _Share
-    model_roc_auc: _Share
-    ada_sensitivity: _Share
-    ada_specificity: _Share
+    ada_roc_auc: _Probability
+    model_roc_auc: _Probability
+    ada_sensitivity: _Probability
+    ada_specificity: _Probability
     model_threshold: _Finite
-    model_sensitivity: _Share
-    model_specificity: _Share
+    model_sensitivity: _Probability
+    model_specificity: _Probability
 
 
 class AdaComparison(_Record):
@@ -210,12 +210,44 @@ def _equal(expected: Any, what: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+class ScreeningPerformance(_Record):
+    """How the raised level did on the test rows, people the model never saw in training."""
+
+    rows: int = Field(ge=1)
+    flagged: _Probability = Field(description="Share of people whose risk is raised or high.")
+    precision: _Probability = Field(description="Share of the flagged people who have pre-diabetes or diabetes.")
+    sensitivity: _Probability = Field(description="Share of the people with pre-diabetes or diabetes who are flagged.")
+    sensitivity_diabetes: _Probability = Field(description="Share of the people with diabetes who are flagged.")
+
+
+class ScreeningRule(_Record):
+    """How a risk r = p(pre-diabetes) + p(diabetes) is told to a person (`ml.training.screening` chooses it)."""
+
+    average: _Probability = Field(description="Share of adults in the training file with pre-diabetes or diabetes.")
+    raised: _Probability = Field(
+        description="r from which a blood test is advised: the model's threshold with the ADA risk test's "
+        "sensitivity at its cut-off of 5 points, on the validation fold."
+    )
+    high: _Probability = Field(
+        description="r from which at least half of the people at or above it have pre-diabetes or diabetes, on the "
+        "validation fold."
+    )
+    test: ScreeningPerformance
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ScreeningRule:
+        if not self.raised <= self.high:
+            raise ValueError(f"the raised threshold {self.raised} is above the high one {self.high}")
+        return self
+
+
 class TrainingReport(_Record):
     """What training decided and measured: the part of the manifest `ml.training.train` writes."""
 
     calibration: Calibration
     decision_rule: DecisionRule
     precision_floor: PrecisionFloor
+    screening: ScreeningRule
     imbalance_strategy: ImbalanceStrategy
     training: TrainingRecord
     metrics: Metrics

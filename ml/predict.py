@@ -8,13 +8,17 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import pandas as pd
+
+from ml.contract import RESULT_COLUMNS, PredictionResponse
 from ml.inference.artifact import ArtifactError
 from ml.inference.predictor import Predictor
 from ml.manifest import SHA256_PATTERN
-from ml.schema import CLASSES
+from ml.schema import FEATURE_NAMES
 
-#: Columns of the output file and of the MLflow pyfunc's answer; other tools read them, keep them stable.
-PREDICTION_COLUMNS = ("prediction", *(f"proba_{c.id}" for c in CLASSES))
+
+class ColumnClashError(ValueError):
+    """A column of the input file has the name of a result column; it would be overwritten."""
 
 
 def _sha256(text: str) -> str:
@@ -37,13 +41,13 @@ def _parser() -> argparse.ArgumentParser:
         "--data",
         required=True,
         type=Path,
-        help="CSV or CSV.gz with the 21 feature columns (Diabetes_012 is ignored)",
+        help="CSV or CSV.gz with the 21 feature columns; other columns (an id, Diabetes_012) are copied unchanged",
     )
     parser.add_argument(
         "--output",
         required=True,
         type=Path,
-        help=f"where to write {','.join(PREDICTION_COLUMNS)} (one row per input row, input order)",
+        help=f"where to write the input's columns, then {','.join(RESULT_COLUMNS)} (one row per input row, in order)",
     )
     parser.add_argument(
         "--expect-sha256",
@@ -53,23 +57,43 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def result_frame(predictor: Predictor, features: pd.DataFrame) -> pd.DataFrame:
+    """`RESULT_COLUMNS` for every row of a frame holding the 21 feature columns (the MLflow pyfunc answers this)."""
+    answers = predictor.predict(features[list(FEATURE_NAMES)].to_numpy(dtype="float64"))
+    manifest = predictor.manifest
+    rows = [
+        PredictionResponse.of(
+            int(k), p, manifest.screening, model_version=manifest.model_version, synthetic=manifest.data.synthetic
+        ).result_row()
+        for k, p in zip(answers.classes, answers.probabilities, strict=True)
+    ]
+    return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+
+
+def predictions_frame(predictor: Predictor, frame: pd.DataFrame) -> pd.DataFrame:
+    """Every input column, then `RESULT_COLUMNS` for every row (the UI's download has the same shape)."""
+    clashes = [c for c in frame.columns if c in RESULT_COLUMNS]
+    if clashes:
+        raise ColumnClashError(
+            f"the input has column(s) {', '.join(clashes)}, which the output writes; rename them and run again"
+        )
+    return pd.concat([frame.reset_index(drop=True), result_frame(predictor, frame)], axis=1)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from ml.training.data import DataValidationError, features_matrix, read_csv
+    from ml.training.data import DataValidationError, read_csv
 
     try:
         predictor = Predictor.load(args.model, expected_sha256=args.expect_sha256)
-        frame = read_csv(args.data, target="ignore")
-    except (ArtifactError, DataValidationError, FileNotFoundError) as exc:
+        frame = read_csv(args.data, target="ignore", others="keep")
+        output = predictions_frame(predictor, frame)
+    except (ArtifactError, DataValidationError, FileNotFoundError, ColumnClashError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    predictions = predictor.predict(features_matrix(frame))
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    with args.output.open("w") as out:
-        out.write(",".join(PREDICTION_COLUMNS) + "\n")
-        for k, p in zip(predictions.classes, predictions.probabilities, strict=True):
-            out.write(f"{k}," + ",".join(f"{v:.6f}" for v in p) + "\n")
-    print(f"wrote {len(predictions.classes)} predictions to {args.output} (model {predictor.version})")
+    output.to_csv(args.output, index=False, float_format="%.6f")
+    print(f"wrote {len(output)} predictions to {args.output} (model {predictor.version})")
     return 0
 
 

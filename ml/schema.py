@@ -291,7 +291,7 @@ DEFAULT_RECORD: Mapping[str, int] = MappingProxyType({f.name: f.default for f in
 COLUMNS: tuple[str, ...] = (TARGET, *FEATURE_NAMES)
 
 CLASSES: tuple[DiabetesClass, ...] = (
-    DiabetesClass(0, "healthy", "No diabetes", "No diabetes, or diabetes only during pregnancy."),
+    DiabetesClass(0, "healthy", "No diabetes", "Women who had diabetes only while pregnant count here too."),
     DiabetesClass(1, "prediabetic", "Pre-diabetes", "Pre-diabetes or borderline diabetes."),
     DiabetesClass(2, "diabetic", "Diabetes", "Diabetes."),
 )

@@ -23,7 +23,7 @@ from ml.contract import (
     batch_request_model,
     top_contributions,
 )
-from ml.inference.predictor import Predictions
+from ml.inference.predictor import Predictions, Predictor
 from service.dependencies import MetricsDep, ModelStateDep, PredictorDep, SettingsDep
 from service.json_body import JsonBodyRoute
 
@@ -40,15 +40,18 @@ NOT_READY: dict[int | str, dict[str, Any]] = {
 Explain = Annotated[bool, Query(description="Also return the top features behind each prediction (TreeSHAP); slower.")]
 
 
-def answers(predictions: Predictions, rows: np.ndarray, model_version: str, top_k: int) -> list[PredictionResponse]:
-    """One response per row, with its top factors when the predictions carry contributions."""
+def answers(predictions: Predictions, rows: np.ndarray, predictor: Predictor, top_k: int) -> list[PredictionResponse]:
+    """One response per row, with its screening, and its top factors when the predictions carry contributions."""
+    manifest = predictor.manifest
     contributions = predictions.contributions
     return [
         PredictionResponse.of(
             int(k),
             predictions.probabilities[i],
-            model_version,
-            None if contributions is None else top_contributions(rows[i], contributions[i], top_k),
+            manifest.screening,
+            model_version=manifest.model_version,
+            synthetic=manifest.data.synthetic,
+            explanation=None if contributions is None else top_contributions(rows[i], contributions[i], top_k),
         )
         for i, k in enumerate(predictions.classes)
     ]
@@ -76,7 +79,7 @@ def prediction_router(batch_limit: int) -> APIRouter:
         row = np.array([record.as_row()])
         predictions = predictor.predict(row, explain=explain)
         metrics.count_predictions(predictions.classes)
-        return answers(predictions, row, predictor.version, settings.explain_top_k)[0]
+        return answers(predictions, row, predictor, settings.explain_top_k)[0]
 
     @router.post(
         "/predict/batch",
@@ -98,9 +101,8 @@ def prediction_router(batch_limit: int) -> APIRouter:
         else:
             predictions = predictor.predict(rows)
         metrics.count_predictions(predictions.classes)
-        version = predictor.version
         return BatchResponse(
-            predictions=answers(predictions, rows, version, settings.explain_top_k), model_version=version
+            predictions=answers(predictions, rows, predictor, settings.explain_top_k), model_version=predictor.version
         )
 
     return router
@@ -124,7 +126,7 @@ async def health() -> HealthResponse:
     responses=NOT_READY,
 )
 async def ready(predictor: PredictorDep) -> ReadyResponse:
-    return ReadyResponse(status="ready", model_version=predictor.version)
+    return ReadyResponse(status="ready", model_version=predictor.version, synthetic=predictor.manifest.data.synthetic)
 
 
 @operations_router.get(
@@ -144,6 +146,8 @@ async def model_info(predictor: PredictorDep, state: ModelStateDep, settings: Se
         metrics=manifest.metrics,
         decision_rule=manifest.decision_rule,
         calibration=manifest.calibration,
+        synthetic=manifest.data.synthetic,
+        screening=manifest.screening,
         data=manifest.data,
         versions=manifest.versions,
         schema=manifest.schema_,

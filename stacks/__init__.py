@@ -1,5 +1,6 @@
-"""Pulumi infrastructure for the diabetes-status service: shared ECR + network, ECS Fargate, EKS Fargate.
+"""Pulumi infrastructure for the diabetes-status service, three projects: the shared root (ECR, VPC, buckets;
+`stacks/__main__.py`), `stacks/ecs` and `stacks/eks`, each with its own `Pulumi.yaml`.
 
-The program entry is `stacks/__main__.py` (see Pulumi.yaml); `stacks.ops` is the boto3 CLI that CI and
-operators run after a deployment (promote an image, verify a rollout).
+`stacks.ops` is the CLI that CI and operators run around a deployment (CI role policies, model digest, image
+promotion and scan findings, rollout verification, the app's Kubernetes objects as YAML).
 """

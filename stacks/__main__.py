@@ -1,14 +1,6 @@
-"""Pulumi entry point (Pulumi.yaml `main: stacks/`): read the stack's settings once and build it."""
+"""Entry point of the root project (Pulumi.yaml `main: stacks/`): the shared ECR repositories, VPC and buckets."""
 
-import sys
-from pathlib import Path
+from stacks.config import SharedSettings, load_settings
+from stacks.root import build
 
-# Pulumi runs this file with stacks/ as the working directory; the project root must be importable.
-_ROOT = str(Path(__file__).resolve().parent.parent)
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-from stacks.config import load_settings  # noqa: E402
-from stacks.program import build  # noqa: E402
-
-build(load_settings())
+build(load_settings(SharedSettings))

@@ -20,12 +20,23 @@ ECR_PULL_ACTIONS = ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr
 
 
 @dataclass(frozen=True)
+class RoleWithPolicies:
+    """A role and its inline policies: whatever assumes the role depends on the policies too, so a first task or
+    pod does not start before IAM (eventually consistent) has them."""
+
+    role: aws.iam.Role
+    policies: list[aws.iam.RolePolicy]
+
+
+@dataclass(frozen=True)
 class AwsContext:
     """Where the stack deploys; used to build ARNs."""
 
     account_id: str
     partition: str
     region: str
+    #: Who runs this update (an assumed-role session ARN; `deployer_arn` resolves it to the role).
+    caller_arn: str
 
     def arn(self, service: str, resource: str, *, region: bool = True, account: bool = True) -> str:
         """An ARN in this account and region, e.g. arn(`logs`, `log-group:/ecs/x:*`)."""
@@ -39,7 +50,14 @@ def lookup_context(region: str) -> AwsContext:
     """Ask AWS who we are (one invoke each; mocked in tests)."""
     identity = aws.get_caller_identity()
     partition = aws.get_partition()
-    return AwsContext(account_id=identity.account_id, partition=partition.partition, region=region)
+    return AwsContext(
+        account_id=identity.account_id, partition=partition.partition, region=region, caller_arn=identity.arn
+    )
+
+
+def deployer_arn(ctx: AwsContext) -> str:
+    """The IAM role (or user) behind the identity running Pulumi, as EKS access entries name it."""
+    return str(aws.iam.get_session_context(arn=ctx.caller_arn).issuer_arn)
 
 
 def statement(
@@ -84,6 +102,20 @@ def model_read_policy(location: S3Location, ctx: AwsContext) -> str:
                 condition={"StringLike": {"s3:prefix": [prefix, f"{prefix}/*"]}},
                 sid="ListModel",
             ),
+        ]
+    )
+
+
+def web_identity_trust_policy(provider_arn: str, issuer: str, subject: str) -> str:
+    """Trust the tokens of one OIDC provider for one subject, with the STS audience (GitHub Actions, EKS IRSA)."""
+    return policy_json(
+        [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": provider_arn},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {"StringEquals": {f"{issuer}:aud": "sts.amazonaws.com", f"{issuer}:sub": subject}},
+            }
         ]
     )
 

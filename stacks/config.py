@@ -1,21 +1,21 @@
-"""Typed, validated stack settings, read once from the Pulumi config.
+"""Typed, validated settings of the three Pulumi projects, read once from the stack's config.
 
-Every knob the program has lives here, so a typo or an impossible value (a Fargate size that does not exist, a
-log retention CloudWatch refuses) fails at the start of `pulumi preview` with the key name and how to fix it,
-instead of half-way through a deployment.
+Every knob lives here, so a typo or an impossible value (a Fargate size that does not exist, an S3 model without
+its digest, a log retention CloudWatch refuses) fails at the start of `pulumi preview` with the key name and how to
+fix it, instead of half-way through a deployment. Each project reads the keys of its own namespace (the project
+name: `diabetes:` for the shared root, `diabetes-ecs:` and `diabetes-eks:` for the platforms).
 """
 
 from __future__ import annotations
 
 import re
+import types
+import typing
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
-
-#: Namespace of every project key in Pulumi.<stack>.yaml (the prefix before the colon of `imageTag`, `api`, ...).
-NAMESPACE = "diabetes"
 
 #: Valid Fargate task sizes: CPU units -> allowed memory (MiB).
 FARGATE_SIZES: Mapping[int, tuple[int, ...]] = {
@@ -28,10 +28,16 @@ FARGATE_SIZES: Mapping[int, tuple[int, ...]] = {
 
 #: Retention periods CloudWatch Logs accepts.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557)
+#: Longest `<project>-<environment>`: autonamed load balancers and target groups (name + 8 characters) must fit
+#: in the 32 characters ELB allows.
+MAX_NAME_LENGTH = 20
 
 _IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$")
 _S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<prefix>[^\s]+?)/?$")
+#: An IAM role or user: a full ARN, or `role/<name>` / `user/<name>` in the stack's own account.
+_PRINCIPAL = re.compile(r"^(arn:aws[a-z-]*:iam::\d{12}:)?(role|user)/[\w+=,.@/-]+$")
+_CIDR = re.compile(r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$")
 
 
 class ConfigError(ValueError):
@@ -88,14 +94,50 @@ class UiSettings(ServiceSize):
     max_count: int = Field(default=2, ge=1, le=100)
 
 
+class ClusterAccess(_Model):
+    """Who may use the EKS cluster's Kubernetes API (EKS access entries; the cluster bootstraps nobody)."""
+
+    #: Cluster admins: the CI deploy role and the operators who run `pulumi up -C stacks/eks`.
+    admins: tuple[str, ...] = Field(min_length=1)
+    #: Read-only: the CI preview role, people who only look.
+    viewers: tuple[str, ...] = ()
+
+    @field_validator("admins", "viewers")
+    @classmethod
+    def _arns(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [value for value in values if not _PRINCIPAL.match(value)]
+        if bad:
+            raise ValueError(f"not IAM roles or users: {bad} (use role/<name> or arn:aws:iam::<account>:role/<name>)")
+        if len(set(values)) != len(values):
+            raise ValueError(f"an ARN is listed twice: {sorted(values)}")
+        return values
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> ClusterAccess:
+        both = sorted(set(self.admins) & set(self.viewers))
+        if both:
+            raise ValueError(f"{both} are both admins and viewers; an identity has one access entry")
+        return self
+
+
 class EksSettings(_Model):
     """EKS-only knobs."""
 
     version: str = Field(default="1.33", pattern=r"^1\.\d{2}$")
     namespace: str = Field(default="diabetes", pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-    lb_controller_chart_version: str = Field(default="1.13.4", pattern=r"^\d+\.\d+\.\d+$")
+    lb_controller_chart_version: Literal["1.13.4"] = "1.13.4"
     metrics_server_chart_version: str = Field(default="3.13.0", pattern=r"^\d+\.\d+\.\d+$")
-    public_access_cidrs: tuple[str, ...] = ("0.0.0.0/0",)
+    #: Who may reach the public API endpoint; empty (the default) makes the endpoint private to the VPC.
+    public_access_cidrs: tuple[str, ...] = ()
+    access: ClusterAccess
+
+    @field_validator("public_access_cidrs")
+    @classmethod
+    def _cidrs(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [value for value in values if not _CIDR.match(value)]
+        if bad:
+            raise ValueError(f"publicAccessCidrs must be IPv4 CIDRs, got {bad}")
+        return values
 
 
 class S3Location(BaseModel):
@@ -107,26 +149,69 @@ class S3Location(BaseModel):
 
 
 class StackSettings(_Model):
-    """The whole stack configuration (keys under `diabetes:` in Pulumi.<stack>.yaml)."""
+    """What every project shares: naming, region, tags, log retention."""
 
-    project: str = Field(default="diabetes", pattern=r"^[a-z][a-z0-9-]{1,20}$")
+    project: str = Field(default="diabetes", pattern=r"^[a-z][a-z0-9-]{1,19}$")
     environment: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,15}$")
     region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
-    image_tag: str
-    # Both off is the bootstrap state: only the registry and the network, so the first images can be pushed.
-    ecs_enabled: bool = True
-    eks_enabled: bool = False
-    api: ServiceSize = ServiceSize()
-    ui: UiSettings = UiSettings()
-    eks: EksSettings = EksSettings()
-    certificate_arn: str | None = None
-    model_uri: str = "/app/artifacts/model"
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    ecr_keep_last: int = Field(default=30, ge=1, le=1000)
     log_retention_days: int = 30
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(f"logRetentionDays {value} is not accepted by CloudWatch; use one of {LOG_RETENTION_DAYS}")
+        return value
+
+    @model_validator(mode="after")
+    def _name_fits(self) -> StackSettings:
+        if len(self.name) > MAX_NAME_LENGTH:
+            raise ValueError(
+                f"'{self.name}' (project-environment) is longer than {MAX_NAME_LENGTH} characters; shorten the "
+                "project or the stack name (load balancer names are limited to 32)"
+            )
+        return self
+
+    @property
+    def name(self) -> str:
+        """Prefix of every physical name: `<project>-<environment>`."""
+        return f"{self.project}-{self.environment}"
+
+    def tags_for(self, component: str) -> dict[str, str]:
+        """Tags for every resource: who owns it, which stack, which component, and the user's own tags."""
+        return {
+            **self.tags,
+            "Project": self.project,
+            "Environment": self.environment,
+            "Component": component,
+            "ManagedBy": "pulumi",
+        }
+
+
+class SharedSettings(StackSettings):
+    """The root project: ECR repositories, VPC, the model and access-log buckets."""
+
+    ecr_keep_last: int = Field(default=30, ge=1, le=1000)
     vpc_cidr: str = Field(default="10.40.0.0/16", pattern=r"^10\.\d{1,3}\.0\.0/16$")
     nat_gateways: Literal["single", "perAz"] = "single"
-    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class PlatformSettings(StackSettings):
+    """What both platforms (ECS, EKS) run: the images, their size, the model, the public entry point."""
+
+    image_tag: str
+    #: The root stack to read (`<org>/<project>/<stack>`); default: the same organization and stack name.
+    shared_stack: str | None = Field(default=None, pattern=r"^[\w.-]+/[\w.-]+/[\w.-]+$")
+    api: ServiceSize = ServiceSize()
+    ui: UiSettings = UiSettings()
+    certificate_arn: str | None = None
+    model_uri: str = "/app/artifacts/model"
+    #: Digest of the model directory (see `stacks.ops model-digest`); required for an S3 model.
+    model_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    #: Serve /docs and /openapi.json to the internet; off by default (the schema is in the docs site).
+    public_api_docs: bool = False
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("image_tag")
     @classmethod
@@ -156,22 +241,14 @@ class StackSettings(_Model):
             raise ValueError("modelUri must be s3://<bucket>/<prefix> or an absolute path inside the image")
         return value
 
-    @field_validator("log_retention_days")
-    @classmethod
-    def _retention(cls, value: int) -> int:
-        if value not in LOG_RETENTION_DAYS:
-            raise ValueError(f"logRetentionDays {value} is not accepted by CloudWatch; use one of {LOG_RETENTION_DAYS}")
-        return value
-
-    @property
-    def name(self) -> str:
-        """Prefix of every physical name: `<project>-<environment>`."""
-        return f"{self.project}-{self.environment}"
-
-    @property
-    def eks_cluster_name(self) -> str:
-        """Physical name of the EKS cluster (also used in the subnets' kubernetes.io/cluster tag)."""
-        return f"{self.name}-eks"
+    @model_validator(mode="after")
+    def _pinned_s3_model(self) -> PlatformSettings:
+        if self.model_s3 is not None and self.model_sha256 is None:
+            raise ValueError(
+                "modelSha256 is required when modelUri is s3://...: set it to the digest "
+                "`python -m stacks.ops model-digest <model dir>` prints"
+            )
+        return self
 
     @property
     def model_s3(self) -> S3Location | None:
@@ -179,74 +256,82 @@ class StackSettings(_Model):
         match = _S3_URI.match(self.model_uri)
         return S3Location(bucket=match["bucket"], prefix=match["prefix"]) if match else None
 
-    def tags_for(self, component: str) -> dict[str, str]:
-        """Tags for every resource: who owns it, which stack, which component, and the user's own tags."""
-        return {
-            **self.tags,
-            "Project": self.project,
-            "Environment": self.environment,
-            "Component": component,
-            "ManagedBy": "pulumi",
-        }
+
+class EcsStackSettings(PlatformSettings):
+    """The `stacks/ecs` project."""
 
 
-def parse_settings(values: Mapping[str, Any]) -> StackSettings:
+class EksStackSettings(PlatformSettings):
+    """The `stacks/eks` project."""
+
+    eks: EksSettings
+
+    @property
+    def eks_cluster_name(self) -> str:
+        """Physical name of the EKS cluster."""
+        return f"{self.name}-eks"
+
+
+Settings = TypeVar("Settings", bound=StackSettings)
+
+
+def parse_settings(model: type[Settings], values: Mapping[str, Any], namespace: str) -> Settings:
     """Validate raw config values (camelCase keys) into settings, or raise ConfigError naming each bad key."""
     try:
-        return StackSettings.model_validate(dict(values))
+        return model.model_validate(dict(values))
     except ValidationError as exc:
         lines = []
         for error in exc.errors():
             key = ".".join(str(part) for part in error["loc"]) or "(stack)"
             message = str(error["msg"]).removeprefix("Value error, ")
-            lines.append(f"  {NAMESPACE}:{key}: {message}")
+            lines.append(f"  {namespace}:{key}: {message}")
         raise ConfigError(
             "Invalid stack configuration:\n"
             + "\n".join(lines)
-            + f"\nFix it in Pulumi.<stack>.yaml or with `pulumi config set --path {NAMESPACE}:<key> <value>`."
+            + f"\nFix it in Pulumi.<stack>.yaml or with `pulumi config set --path {namespace}:<key> <value>`."
         ) from None
 
 
-#: Keys read from the `diabetes:` namespace; objects (api, ui, eks, tags) are read as structured config.
-_SCALAR_KEYS = (
-    "project",
-    "imageTag",
-    "ecsEnabled",
-    "eksEnabled",
-    "certificateArn",
-    "modelUri",
-    "logLevel",
-    "ecrKeepLast",
-    "logRetentionDays",
-    "vpcCidr",
-    "natGateways",
-)
-_OBJECT_KEYS = ("api", "ui", "eks", "tags")
+def _is_object(annotation: Any) -> bool:
+    """Whether a field is read as structured config (a model, mapping or list) rather than a string."""
+    origin = typing.get_origin(annotation)
+    if origin in (types.UnionType, typing.Union):
+        return any(_is_object(arg) for arg in typing.get_args(annotation) if arg is not type(None))
+    if origin in (dict, tuple, list):
+        return True
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
-def load_settings() -> StackSettings:
-    """Read the current stack's config once (the region comes from the AWS provider's `aws:region`)."""
+def config_keys(model: type[StackSettings]) -> dict[str, bool]:
+    """The config keys a project reads (camelCase) and whether each is structured; environment and region come
+    from the stack name and `aws:region`."""
+    hints = typing.get_type_hints(model)
+    return {
+        to_camel(name): _is_object(hints[name]) for name in model.model_fields if name not in ("environment", "region")
+    }
+
+
+def load_settings(model: type[Settings]) -> Settings:
+    """Read the current stack's config once (namespace = project name; region from `aws:region`)."""
     import pulumi
     from pulumi.runtime.config import CONFIG, get_config_env
 
-    known = {f"{NAMESPACE}:{key}" for key in (*_SCALAR_KEYS, *_OBJECT_KEYS)}
+    namespace = pulumi.get_project()
+    keys = config_keys(model)
+    known = {f"{namespace}:{key}" for key in keys}
     present = {*CONFIG.get(), *get_config_env()}  # set by the engine, or by PULUMI_CONFIG in older hosts
-    unknown = sorted(key for key in present if key.startswith(f"{NAMESPACE}:") and key not in known)
+    unknown = sorted(key for key in present if key.startswith(f"{namespace}:") and key not in known)
     if unknown:
         raise ConfigError(
             f"Unknown config key(s) {', '.join(unknown)}: the program reads only {', '.join(sorted(known))}. "
             "Check the spelling in Pulumi.<stack>.yaml."
         )
-    config = pulumi.Config(NAMESPACE)
+    config = pulumi.Config(namespace)
     values: dict[str, Any] = {"environment": pulumi.get_stack(), "region": pulumi.Config("aws").get("region")}
-    for key in _SCALAR_KEYS:
-        raw = config.get(key)
+    for key, structured in keys.items():
+        raw = config.get_object(key) if structured else config.get(key)
         if raw is not None:
             values[key] = raw
-    for key in _OBJECT_KEYS:
-        obj = config.get_object(key)
-        if obj is not None:
-            values[key] = obj
     if values["region"] is None:
         raise ConfigError("aws:region is not set: run `pulumi config set aws:region <region>` for this stack.")
-    return parse_settings(values)
+    return parse_settings(model, values, namespace)

@@ -1,8 +1,9 @@
 """The VPC both platforms share: two AZs, public subnets for load balancers, private ones for tasks and pods.
 
 Tasks and pods never get public IPs; they reach ECR, CloudWatch and S3 through NAT (and a free S3 gateway
-endpoint that keeps image-layer and model downloads off the NAT bill). Subnet tags let the AWS Load Balancer
-Controller find where to put internet-facing and internal load balancers.
+endpoint that keeps image-layer and model downloads off the NAT bill). Subnet role tags let the AWS Load Balancer
+Controller find where to put internet-facing and internal load balancers; since controller v2.1.1 no
+`kubernetes.io/cluster/<name>` tag is needed, so the network knows nothing of the EKS cluster.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import ipaddress
 import pulumi
 import pulumi_aws as aws
 
-from stacks.config import StackSettings
+from stacks.config import SharedSettings
 
 AZ_COUNT = 2
 
@@ -41,8 +42,7 @@ class Network(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        settings: StackSettings,
-        eks_cluster_name: str | None,
+        settings: SharedSettings,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("diabetes:shared:Network", name, None, opts)
@@ -50,7 +50,6 @@ class Network(pulumi.ComponentResource):
         tags = settings.tags_for("network")
         zones = pick_zones(settings.region)
         public_cidrs, private_cidrs = subnet_cidrs(settings.vpc_cidr)
-        cluster_tag = {f"kubernetes.io/cluster/{eks_cluster_name}": "shared"} if eks_cluster_name else {}
 
         vpc = aws.ec2.Vpc(
             f"{name}-vpc",
@@ -88,7 +87,6 @@ class Network(pulumi.ComponentResource):
                         map_public_ip_on_launch=False,
                         tags={
                             **tags,
-                            **cluster_tag,
                             "Name": f"{settings.name}-{tier}-{zone}",
                             "Tier": tier,
                             role_tag: "1",

@@ -14,10 +14,9 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from stacks.config import StackSettings
+from stacks.config import SharedSettings
+from stacks.shared import TARGETS
 
-#: The image targets, one ECR repository each.
-TARGETS = ("api", "ui")
 #: Tags promoted by `stacks.ops promote-image` start with this; the lifecycle policy keeps them longest.
 RELEASE_PREFIX = "release-"
 
@@ -62,7 +61,7 @@ class Registry(pulumi.ComponentResource):
 
     repositories: dict[str, aws.ecr.Repository]
 
-    def __init__(self, name: str, settings: StackSettings, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, settings: SharedSettings, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("diabetes:shared:Registry", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.repositories = {}
@@ -83,10 +82,4 @@ class Registry(pulumi.ComponentResource):
                 opts=child,
             )
             self.repositories[target] = repository
-        self.register_outputs(
-            {f"{target}RepositoryUrl": repo.repository_url for target, repo in self.repositories.items()}
-        )
-
-    def image(self, target: str, tag: str) -> pulumi.Output[str]:
-        """The full image reference of one target at one tag."""
-        return self.repositories[target].repository_url.apply(lambda url: f"{url}:{tag}")
+        self.register_outputs({})

@@ -1,22 +1,76 @@
-"""What both platforms receive from the shared layer: account context, image registry and network ids."""
+"""The contract between the root project and the platforms: the outputs the root exports and the platforms read.
+
+The platforms (`stacks/ecs`, `stacks/eks`) never create shared resources; they read these outputs through a
+`pulumi.StackReference` to the root stack, so each platform deploys alone and an update of one never touches the
+other.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 
-from stacks.aws_context import AwsContext
-from stacks.registry import Registry
+from stacks.config import PlatformSettings
+
+#: The image targets, one ECR repository each.
+TARGETS = ("api", "ui")
+VPC_ID = "vpcId"
+PUBLIC_SUBNET_IDS = "publicSubnetIds"
+PRIVATE_SUBNET_IDS = "privateSubnetIds"
+MODEL_BUCKET = "modelBucket"
+ACCESS_LOG_BUCKET = "accessLogBucket"
+#: Key prefix of each platform's load balancer logs in the access-log bucket.
+ECS_ACCESS_LOG_PREFIX = "ecs"
+EKS_ACCESS_LOG_PREFIX = "eks"
+
+
+def repository_url_output(target: str) -> str:
+    """Name of the output holding one target's repository URL (`apiRepositoryUrl`, `uiRepositoryUrl`)."""
+    return f"{target}RepositoryUrl"
+
+
+def repository_arn_output(target: str) -> str:
+    """Name of the output holding one target's repository ARN."""
+    return f"{target}RepositoryArn"
+
+
+def shared_stack_name(settings: PlatformSettings) -> str:
+    """The root stack a platform reads: configured, or `<organization>/<project>/<this stack's name>`."""
+    return settings.shared_stack or f"{pulumi.get_organization()}/{settings.project}/{settings.environment}"
 
 
 @dataclass(frozen=True)
-class Shared:
-    """Shared resources a platform builds on."""
+class SharedOutputs:
+    """The root stack's outputs, as the platforms use them."""
 
-    ctx: AwsContext
-    registry: Registry
     vpc_id: pulumi.Output[str]
-    public_subnet_ids: Sequence[pulumi.Output[str]]
-    private_subnet_ids: Sequence[pulumi.Output[str]]
+    public_subnet_ids: pulumi.Output[list[str]]
+    private_subnet_ids: pulumi.Output[list[str]]
+    repository_urls: dict[str, pulumi.Output[str]]
+    repository_arns: dict[str, pulumi.Output[str]]
+    access_log_bucket: pulumi.Output[str]
+
+    @classmethod
+    def read(cls, settings: PlatformSettings) -> SharedOutputs:
+        """Reference the root stack once and pick its outputs (a missing output fails the preview)."""
+        ref = pulumi.StackReference("shared", shared_stack_name(settings))
+
+        def out(name: str) -> pulumi.Output[str]:
+            return ref.require_output(name)  # type: ignore[no-any-return]
+
+        def out_list(name: str) -> pulumi.Output[list[str]]:
+            return ref.require_output(name)  # type: ignore[no-any-return]
+
+        return cls(
+            vpc_id=out(VPC_ID),
+            public_subnet_ids=out_list(PUBLIC_SUBNET_IDS),
+            private_subnet_ids=out_list(PRIVATE_SUBNET_IDS),
+            repository_urls={target: out(repository_url_output(target)) for target in TARGETS},
+            repository_arns={target: out(repository_arn_output(target)) for target in TARGETS},
+            access_log_bucket=out(ACCESS_LOG_BUCKET),
+        )
+
+    def image(self, target: str, tag: str) -> pulumi.Output[str]:
+        """The full image reference of one target at one tag."""
+        return pulumi.Output.concat(self.repository_urls[target], ":", tag)

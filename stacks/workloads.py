@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from stacks.config import ServiceSize, StackSettings
+from stacks.config import PlatformSettings, ServiceSize
 
 #: The image's non-root user (uid and gid) baked into both targets.
 RUN_AS_USER = 10001
@@ -18,11 +18,15 @@ RUN_AS_USER = 10001
 TMP_PATH = "/tmp"  # noqa: S108 - a dedicated, per-task volume, not the host's /tmp
 
 #: API routes the load balancer sends to the API when the UI owns `/` (ALB rules take at most 5 values each).
-API_PUBLIC_PATHS = ("/predict", "/predict/*", "/health", "/ready", "/model", "/docs", "/openapi.json")
+API_PUBLIC_PATHS = ("/predict", "/predict/*", "/health", "/ready", "/model")
+#: The interactive docs and the schema, public only when `publicApiDocs` is true.
+API_DOCS_PATHS = ("/docs", "/openapi.json")
 
 #: Load balancer TLS policy: TLS 1.3 with a TLS 1.2 fallback, forward secrecy only.
 SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
-#: Streamlit keeps one websocket per browser session open; the ALB must not cut it after the default 60 s.
+#: Load balancer idle timeouts, set explicitly: the first line against slow clients holding connections open.
+#: Streamlit keeps one websocket per browser session open, so the UI's must outlast a user's pause; the API's
+#: answers take milliseconds, so it keeps the AWS default, stated here so it is a decision, not an accident.
 UI_IDLE_TIMEOUT = 3600
 API_IDLE_TIMEOUT = 60
 #: How long the load balancer's cookie keeps a browser on one UI task (sticky workloads only).
@@ -42,7 +46,24 @@ class Workload:
     sticky: bool = False
 
 
-def api_workload(settings: StackSettings) -> Workload:
+def api_public_paths(settings: PlatformSettings) -> tuple[str, ...]:
+    """The API routes the load balancer exposes (the docs only when the stack publishes them)."""
+    return API_PUBLIC_PATHS + (API_DOCS_PATHS if settings.public_api_docs else ())
+
+
+def api_environment(settings: PlatformSettings) -> dict[str, str]:
+    """The API's settings (service/settings.py): the model, its pinned digest, log level, whether /docs exists."""
+    env = {
+        "MODEL_URI": settings.model_uri,
+        "SERVICE_LOG_LEVEL": settings.log_level,
+        "SERVICE_DOCS_ENABLED": "true" if settings.public_api_docs else "false",
+    }
+    if settings.model_sha256:
+        env["MODEL_SHA256"] = settings.model_sha256
+    return env
+
+
+def api_workload(settings: PlatformSettings) -> Workload:
     """The prediction API: liveness on /health, readiness on /ready (200 only once the model is loaded)."""
     return Workload(
         name="api",
@@ -50,11 +71,11 @@ def api_workload(settings: StackSettings) -> Workload:
         liveness_path="/health",
         readiness_path="/ready",
         size=settings.api,
-        env={"MODEL_URI": settings.model_uri, "SERVICE_LOG_LEVEL": settings.log_level},
+        env=api_environment(settings),
     )
 
 
-def ui_workload(settings: StackSettings, api_url: str) -> Workload:
+def ui_workload(settings: PlatformSettings, api_url: str) -> Workload:
     """The Streamlit UI: one health path, sticky sessions for its websocket, API_URL pointing at the API."""
     return Workload(
         name="ui",
@@ -67,7 +88,7 @@ def ui_workload(settings: StackSettings, api_url: str) -> Workload:
     )
 
 
-def stack_workloads(settings: StackSettings, api_url: Callable[[Workload], str]) -> list[Workload]:
+def stack_workloads(settings: PlatformSettings, api_url: Callable[[Workload], str]) -> list[Workload]:
     """The API, plus the UI when enabled; `api_url` says how the UI reaches the API on that platform."""
     api = api_workload(settings)
     return [api, ui_workload(settings, api_url(api))] if settings.ui.enabled else [api]

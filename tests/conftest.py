@@ -40,7 +40,8 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _find_free_port()
     executable = Path(sys.executable).parent / "moto_server"
     log = tmp_path_factory.mktemp("moto") / "moto.log"
-    env = {**os.environ, "MOTO_ECS_SERVICE_RUNNING": str(MOTO_RUNNING_TASKS)}
+    # AWS's managed policies exist (as in any account), so attaching one by a wrong name fails.
+    env = {**os.environ, "MOTO_ECS_SERVICE_RUNNING": str(MOTO_RUNNING_TASKS), "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
     endpoint = f"http://127.0.0.1:{port}"
     command = [str(executable), "-H", "127.0.0.1", "-p", str(port)]
     with running_server(command, f"{endpoint}/moto-api/", log, env=env, timeout=30):

@@ -15,6 +15,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from ml.manifest import AdaComparison, ScreeningComparison
 from ml.training.ada import HIGH_RISK_POINTS, UNAVAILABLE_ITEMS, ada_risk_points
+from ml.training.screening import risk_of
 
 #: Panel title and model-score label of each target, in the order of `AdaComparison`'s fields.
 TARGETS = {
@@ -26,7 +27,7 @@ TARGETS = {
 def _targets(y: np.ndarray, proba: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per target: who is positive, and the model's score."""
     return {
-        "prediabetes_or_diabetes": (y > 0, proba[:, 1] + proba[:, 2]),
+        "prediabetes_or_diabetes": (y > 0, risk_of(proba)),
         "diabetes": (y == 2, proba[:, 2]),
     }
 

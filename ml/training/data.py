@@ -24,6 +24,8 @@ from ml.inference.digest import file_sha256
 from ml.schema import BINARY_TARGET, CLASSES, COLUMNS, FEATURE_NAMES, FEATURES, REAL_DATA_FILE, TARGET
 
 TargetMode = Literal["required", "optional", "ignore"]
+#: What to do with columns that are not the schema's: refuse the file, or keep them verbatim (an id, a note).
+OtherColumns = Literal["refuse", "keep"]
 
 #: How many offending rows each problem quotes.
 MAX_ROWS_SHOWN = 10
@@ -66,11 +68,12 @@ class DataValidationError(ValueError):
 # ----------------------------------------------------------------------------------------------- reading
 
 
-def read_csv(path: str | Path, *, target: TargetMode = "required") -> pd.DataFrame:
+def read_csv(path: str | Path, *, target: TargetMode = "required", others: OtherColumns = "refuse") -> pd.DataFrame:
     """Read and validate a `.csv` or `.csv.gz` file with the Kaggle 3-class columns (any column order).
 
     Returns the target (unless absent or `target="ignore"`) then the 21 features in schema order; integer
-    columns as int64, BMI as float64, index 0..n-1 in file order.
+    columns as int64, BMI as float64, index 0..n-1 in file order. With `others="keep"`, every column of the file
+    is returned in the file's order, the others as the text written in the file (an ignored target is one of them).
     """
     path = Path(path)
     source = str(path)
@@ -80,8 +83,9 @@ def read_csv(path: str | Path, *, target: TargetMode = "required") -> pd.DataFra
             f"(it writes data/{REAL_DATA_FILE}) or make a synthetic one with `python -m ml.synthetic`."
         )
     header = _read_header(path)
-    keep_target = _check_columns(header, target, source)
+    keep_target = _check_columns(header, target, source, others)
     wanted = [TARGET, *FEATURE_NAMES] if keep_target else list(FEATURE_NAMES)
+    kept = [c for c in header if c not in wanted] if others == "keep" else []
     try:
         # All columns (the header was checked): with usecols pandas would silently drop surplus fields.
         raw = pd.read_csv(
@@ -106,7 +110,7 @@ def read_csv(path: str | Path, *, target: TargetMode = "required") -> pd.DataFra
             f"{source} has a header but no data rows; it needs at least one row of values under the header."
         )
     try:
-        return _validated(raw, keep_target, source)
+        validated = _validated(raw, keep_target, source)
     except DataValidationError as err:
         # Quote the offending values exactly as written: re-read only the columns with problems as text.
         hit = {p.column for p in err.problems}
@@ -122,6 +126,18 @@ def read_csv(path: str | Path, *, target: TargetMode = "required") -> pd.DataFra
         )
         _validated(text.rename(columns=str.strip).iloc[: len(raw)], keep_target, source, columns=columns)
         raise  # the text pass normally raises first, quoting the values as written
+    if not kept:
+        return validated
+    verbatim = pd.read_csv(
+        path,
+        usecols=lambda name: name.strip() in kept,
+        dtype=str,
+        keep_default_na=False,
+        skip_blank_lines=False,
+        encoding="utf-8-sig",
+    )
+    verbatim = verbatim.rename(columns=str.strip)[kept].iloc[: len(validated)].reset_index(drop=True)
+    return pd.concat([validated, verbatim], axis=1)[[c for c in header if c in wanted or c in kept]]
 
 
 def validate_frame(df: pd.DataFrame, *, target: TargetMode = "required") -> pd.DataFrame:
@@ -163,7 +179,7 @@ def _read_header(path: Path) -> list[str]:
     return [cell.strip() for cell in first]
 
 
-def _check_columns(header: Sequence[str], target: TargetMode, source: str) -> bool:
+def _check_columns(header: Sequence[str], target: TargetMode, source: str, others: OtherColumns = "refuse") -> bool:
     """Check the header against the schema; return whether the target column is kept."""
     if BINARY_TARGET in header:
         raise DataValidationError(
@@ -172,7 +188,7 @@ def _check_columns(header: Sequence[str], target: TargetMode, source: str) -> bo
             "get it with `python -m ml.download`.",
             [ColumnProblem(BINARY_TARGET, "binary target: use the 3-class file", (), (), 0)],
         )
-    allowed = set(COLUMNS)
+    allowed = set(header) if others == "keep" else set(COLUMNS)
     required = list(COLUMNS) if target == "required" else list(FEATURE_NAMES)
     problems = [ColumnProblem(c, "missing column", (), (), 0) for c in required if c not in header]
     problems += [ColumnProblem(c, "unexpected column", (), (), 0) for c in dict.fromkeys(header) if c not in allowed]

@@ -86,9 +86,8 @@ def fetch_from_kaggle(output_dir: Path, *, handle: str = KAGGLE_DATASET, force: 
         folder = Path(kagglehub.dataset_download(handle, force_download=force))
     except Exception as err:  # kagglehub raises requests, HTTP and its own errors alike
         raise DownloadError(
-            f"could not download the Kaggle dataset {handle!r}: {error_text(err)}\n"
-            "Kaggle is unreachable from here, or the dataset needs credentials "
-            "(set KAGGLE_USERNAME and KAGGLE_KEY, see https://www.kaggle.com/settings)."
+            f"could not download the Kaggle dataset {handle!r}: {error_text(err)}. Public datasets download "
+            "without an account, so Kaggle is most likely unreachable from here (no network, or a proxy)."
         ) from None
     source = next((p for p in folder.rglob(REAL_DATA_FILE) if p.is_file()), None)
     if source is None:

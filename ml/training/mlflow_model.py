@@ -4,7 +4,8 @@
 `loader_module`, and nothing else: no `code_paths`, no models-from-code file, no pickle. `mlflow.pyfunc.load_model`
 then imports this module from the environment and calls `_load_pyfunc`, which loads the artifact through
 `Predictor` (every file verified against the manifest; pinned when `MODEL_SHA256` or the model config's
-`model_sha256` is set) and answers with the same columns as `python -m ml.predict`.
+`model_sha256` is set) and answers with the same result columns as `python -m ml.predict`
+(`ml.contract.RESULT_COLUMNS`).
 
 An MLmodel file is still read from the store, and a tampered one could name code of its own (a `code` folder put
 first on `sys.path`, another loader module, a models-from-code file). `load_pinned` is the verified path: it
@@ -21,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import numpy as np
 import pandas as pd
 import yaml
 from mlflow.pyfunc import PyFuncModel
@@ -30,7 +30,7 @@ from ml.inference.artifact import ArtifactError, check_pin
 from ml.inference.digest import artifact_digest
 from ml.inference.loader import read_folder
 from ml.inference.predictor import Predictor
-from ml.predict import PREDICTION_COLUMNS
+from ml.predict import result_frame
 from ml.schema import FEATURE_NAMES
 
 #: The pyfunc flavour keys this module's models carry (MLflow writes them all); any other is refused.
@@ -49,14 +49,7 @@ class DiabetesStatusPyfunc:
         missing = [name for name in FEATURE_NAMES if name not in model_input.columns]
         if missing:
             raise ValueError(f"missing feature columns: {', '.join(missing)}")
-        predictions = self.predictor.predict(model_input[list(FEATURE_NAMES)].to_numpy(dtype=np.float64))
-        prediction, *proba_columns = PREDICTION_COLUMNS
-        return pd.DataFrame(
-            {
-                prediction: predictions.classes,
-                **{name: predictions.probabilities[:, k] for k, name in enumerate(proba_columns)},
-            }
-        )
+        return result_frame(self.predictor, model_input)
 
 
 def _load_pyfunc(data_path: str, model_config: dict[str, Any] | None = None) -> DiabetesStatusPyfunc:

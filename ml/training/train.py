@@ -50,6 +50,7 @@ from ml.training.data import (
 from ml.training.evaluate import classification_metrics, plot_confusion_matrix, subgroup_table
 from ml.training.export import save_artifact
 from ml.training.holdout import HOLDOUT_DEFINITION, HOLDOUT_SHARE, in_holdout
+from ml.training.screening import choose_screening
 from ml.training.tuning import MIN_PRECISION_LIFT, confusion, fit_calibration, tune_decision_rule, weighted_f1
 
 logger = logging.getLogger(__name__)
@@ -310,21 +311,27 @@ def train(data_path: Path, output_dir: Path, config: TrainingConfig | None = Non
     )
     subgroups = subgroup_table(folds.test_frame, y_test, predicted, proba)
     ada = compare_with_ada(x_test, y_test, proba)
+    class_counts = {c.name: int((frame[TARGET] == c.id).sum()) for c in CLASSES}
+    screening = choose_screening(
+        (x_val, y_val, calibrate(_raw_scores(best.booster, x_val), best.calibration)),
+        (x_test, y_test, proba),
+        average=1.0 - class_counts[CLASSES[0].name] / len(frame),
+    )
 
-    data_kind = "SYNTHETIC data" if synthetic else "data"
+    data_name = f"{Path(data_path).name} ({'SYNTHETIC data' if synthetic else 'real data'})"
     with tempfile.TemporaryDirectory() as tmp:
         png = plot_confusion_matrix(
             y_test,
             predicted,
             Path(tmp) / CONFUSION_PNG,
-            f"Test split ({len(y_test):,} rows, {data_kind}): weighted F1 {test_metrics['weighted_f1']:.3f}",
+            f"{data_name}, test split of {len(y_test):,} rows: weighted F1 {test_metrics['weighted_f1']:.3f}",
         )
         roc = plot_ada_roc(
             x_test,
             y_test,
             proba,
             Path(tmp) / ADA_ROC_PNG,
-            f"Model vs ADA risk test, test split ({len(y_test):,} rows, {data_kind})",
+            f"{data_name}, test split of {len(y_test):,} rows: the model against the ADA risk test",
         )
         csv = Path(tmp) / SUBGROUPS_CSV
         subgroups.to_csv(csv, index=False, float_format="%.4f")
@@ -332,6 +339,7 @@ def train(data_path: Path, output_dir: Path, config: TrainingConfig | None = Non
             calibration=best.calibration,
             decision_rule=best.rule,
             precision_floor=floor,
+            screening=screening,
             imbalance_strategy=ImbalanceStrategy(chosen=best.name, weighting=best.weighting, compared=candidate_report),
             training=TrainingRecord(
                 config=asdict(config),
@@ -347,7 +355,7 @@ def train(data_path: Path, output_dir: Path, config: TrainingConfig | None = Non
                 rows=len(frame),
                 synthetic=synthetic,
                 duplicates=duplicates.to_dict(),
-                class_counts={c.name: int((frame[TARGET] == c.id).sum()) for c in CLASSES},
+                class_counts=class_counts,
             ),
             split=SplitRecord(
                 promotion_holdout=holdout_record(folds), test=folds.outer.protocol, validation=folds.inner.protocol
@@ -403,5 +411,13 @@ def format_report(result: TrainingResult) -> str:
             f"{compared.ada_sensitivity:.3f}, specificity {compared.model_specificity:.3f} "
             f"vs {compared.ada_specificity:.3f}"
         )
-    lines.append(f"training time    {manifest.training.seconds:.1f} s")
+    rule = manifest.screening
+    lines += [
+        f"screening        average risk {rule.average:.1%}; raised from {rule.raised:.1%}, high from {rule.high:.1%} "
+        "(validation fold)",
+        f"  raised or high on the test rows: {rule.test.flagged:.1%} of people, {rule.test.precision:.1%} of them "
+        f"with pre-diabetes or diabetes; finds {rule.test.sensitivity:.1%} of those and "
+        f"{rule.test.sensitivity_diabetes:.1%} of the people with diabetes",
+        f"training time    {manifest.training.seconds:.1f} s",
+    ]
     return "\n".join(lines)

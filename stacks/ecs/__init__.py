@@ -1,5 +1,1 @@
-"""ECS Fargate platform: cluster, ALB, the API service and the optional UI service."""
-
-from stacks.ecs.platform import EcsPlatform
-
-__all__ = ["EcsPlatform"]
+"""ECS Fargate platform, a Pulumi project of its own: cluster, ALB, the API service and the optional UI service."""

@@ -14,6 +14,7 @@ import pulumi_aws as aws
 
 from stacks.aws_context import (
     AwsContext,
+    RoleWithPolicies,
     ecr_pull_statements,
     model_read_policy,
     policy_json,
@@ -47,29 +48,33 @@ def execution_role(
     name: str,
     *,
     ctx: AwsContext,
-    repositories: Sequence[aws.ecr.Repository],
+    repository_arns: Sequence[pulumi.Input[str]],
     log_group: aws.cloudwatch.LogGroup,
     tags: dict[str, str],
     opts: pulumi.ResourceOptions,
-) -> aws.iam.Role:
-    """The ECS agent's role: image pulls and log writes, scoped to this stack's ARNs."""
+) -> RoleWithPolicies:
+    """The ECS agent's role: image pulls and log writes, scoped to this stack's ARNs.
+
+    Returns the role and its policy: the services depend on the policy, so the first tasks do not start before
+    IAM has it (IAM is eventually consistent)."""
     role = ecs_task_role(f"{name}-execution", ctx, tags, opts)
-    aws.iam.RolePolicy(
+    policy = aws.iam.RolePolicy(
         f"{name}-execution",
         role=role.id,
-        policy=pulumi.Output.all(log_group.arn, *[repo.arn for repo in repositories]).apply(
+        policy=pulumi.Output.all(log_group.arn, *repository_arns).apply(
             lambda arns: execution_policy(arns[1:], arns[0])
         ),
         opts=opts,
     )
-    return role
+    return RoleWithPolicies(role, [policy])
 
 
 def api_task_role(
     name: str, ctx: AwsContext, model: S3Location | None, tags: dict[str, str], opts: pulumi.ResourceOptions
-) -> aws.iam.Role:
+) -> RoleWithPolicies:
     """The API's own role: nothing, or read access to the model prefix when MODEL_URI is s3://."""
     role = ecs_task_role(f"{name}-api-task", ctx, tags, opts)
-    if model is not None:
-        aws.iam.RolePolicy(f"{name}-api-task-model", role=role.id, policy=model_read_policy(model, ctx), opts=opts)
-    return role
+    if model is None:
+        return RoleWithPolicies(role, [])
+    policy = aws.iam.RolePolicy(f"{name}-api-task-model", role=role.id, policy=model_read_policy(model, ctx), opts=opts)
+    return RoleWithPolicies(role, [policy])

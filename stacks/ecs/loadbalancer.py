@@ -3,7 +3,9 @@ certificate).
 
 With a certificate, HTTP only redirects to HTTPS. The UI (when enabled) owns `/` with sticky sessions and a
 long idle timeout for Streamlit's websocket; the API's public routes are forwarded by path rules. Without the
-UI the API owns `/`.
+UI the API owns `/`. The load balancer and its target groups are autonamed (`<name>-<random>`), so a change that
+replaces one creates the new one before deleting the old, without a name clash. Access logs go to the root's
+access-log bucket under `ecs/`.
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_aws as aws
 
-from stacks.config import StackSettings
+from stacks.config import EcsStackSettings
+from stacks.shared import ECS_ACCESS_LOG_PREFIX
 from stacks.workloads import (
     API_IDLE_TIMEOUT,
-    API_PUBLIC_PATHS,
     SSL_POLICY,
     STICKY_SESSION_SECONDS,
     UI_IDLE_TIMEOUT,
     Workload,
+    api_public_paths,
 )
 
 #: Marks the one security group that may accept traffic from the internet (checked by the policy pack).
@@ -48,10 +51,11 @@ class LoadBalancer(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        settings: StackSettings,
+        settings: EcsStackSettings,
         *,
         vpc_id: pulumi.Input[str],
-        public_subnet_ids: Sequence[pulumi.Input[str]],
+        public_subnet_ids: pulumi.Input[Sequence[str]],
+        access_log_bucket: pulumi.Input[str],
         workloads: Sequence[Workload],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -82,14 +86,16 @@ class LoadBalancer(pulumi.ComponentResource):
 
         has_ui = any(workload.name == "ui" for workload in workloads)
         self.alb = aws.lb.LoadBalancer(
-            f"{name}-alb",
-            name=f"{settings.name}-alb"[:32],
+            f"{settings.name}-lb",
             load_balancer_type="application",
             internal=False,
             security_groups=[self.security_group.id],
-            subnets=list(public_subnet_ids),
+            subnets=public_subnet_ids,
             idle_timeout=UI_IDLE_TIMEOUT if has_ui else API_IDLE_TIMEOUT,
             drop_invalid_header_fields=True,
+            access_logs=aws.lb.LoadBalancerAccessLogsArgs(
+                bucket=access_log_bucket, prefix=ECS_ACCESS_LOG_PREFIX, enabled=True
+            ),
             tags=tags,
             opts=child,
         )
@@ -97,8 +103,7 @@ class LoadBalancer(pulumi.ComponentResource):
         self.target_groups = {}
         for workload in workloads:
             self.target_groups[workload.name] = aws.lb.TargetGroup(
-                f"{name}-{workload.name}",
-                name=f"{settings.name}-{workload.name}"[:32],
+                f"{settings.name}-{workload.name}",
                 port=workload.port,
                 protocol="HTTP",
                 target_type="ip",
@@ -152,7 +157,7 @@ class LoadBalancer(pulumi.ComponentResource):
             self.routing.append(self.listener)
 
         if has_ui:
-            for index, paths in enumerate(path_chunks(API_PUBLIC_PATHS)):
+            for index, paths in enumerate(path_chunks(api_public_paths(settings))):
                 rule = aws.lb.ListenerRule(
                     f"{name}-api-paths-{index}",
                     listener_arn=self.listener.arn,

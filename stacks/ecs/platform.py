@@ -9,12 +9,13 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from stacks.config import StackSettings
+from stacks.aws_context import AwsContext
+from stacks.config import EcsStackSettings
 from stacks.ecs.iam import api_task_role, execution_role
 from stacks.ecs.loadbalancer import LoadBalancer
 from stacks.ecs.service import PORT_NAME, FargateService, ServiceInputs
 from stacks.security import allow_between
-from stacks.shared import Shared
+from stacks.shared import SharedOutputs
 from stacks.workloads import by_name, stack_workloads
 
 
@@ -29,12 +30,12 @@ class EcsPlatform(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        settings: StackSettings,
-        shared: Shared,
+        settings: EcsStackSettings,
+        ctx: AwsContext,
+        shared: SharedOutputs,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("diabetes:ecs:Platform", name, None, opts)
-        ctx, registry = shared.ctx, shared.registry
         child = pulumi.ResourceOptions(parent=self)
         tags = settings.tags_for("ecs")
 
@@ -55,15 +56,18 @@ class EcsPlatform(pulumi.ComponentResource):
         log_group = aws.cloudwatch.LogGroup(
             name, name=f"/ecs/{name}", retention_in_days=settings.log_retention_days, tags=tags, opts=child
         )
-        repositories = [registry.repositories[workload.name] for workload in workloads]
-        exec_role = execution_role(name, ctx=ctx, repositories=repositories, log_group=log_group, tags=tags, opts=child)
-        task_role = api_task_role(name, ctx, settings.model_s3, tags, child)
+        repository_arns = [shared.repository_arns[workload.name] for workload in workloads]
+        execution = execution_role(
+            name, ctx=ctx, repository_arns=repository_arns, log_group=log_group, tags=tags, opts=child
+        )
+        api_task = api_task_role(name, ctx, settings.model_s3, tags, child)
 
         self.load_balancer = LoadBalancer(
             f"{name}-lb",
             settings,
             vpc_id=shared.vpc_id,
             public_subnet_ids=shared.public_subnet_ids,
+            access_log_bucket=shared.access_log_bucket,
             workloads=workloads,
             opts=child,
         )
@@ -86,6 +90,13 @@ class EcsPlatform(pulumi.ComponentResource):
             service_connect = aws.ecs.ServiceServiceConnectConfigurationArgs(
                 enabled=True, namespace=namespace.arn, services=published if is_api else None
             )
+            # First tasks wait for the routing and their roles' policies; the UI starts after the API so its
+            # Service Connect alias resolves.
+            waits_for: list[pulumi.Resource] = [
+                *self.load_balancer.routing,
+                *execution.policies,
+                *(api_task.policies if is_api else [self.services["api"]]),
+            ]
             self.services[workload.name] = FargateService(
                 f"{name}-{workload.name}",
                 workload,
@@ -97,17 +108,16 @@ class EcsPlatform(pulumi.ComponentResource):
                     alb_security_group_id=self.load_balancer.security_group.id,
                     alb_arn_suffix=self.load_balancer.arn_suffix,
                     target_group=self.load_balancer.target_groups[workload.name],
-                    routing=self.load_balancer.routing,
-                    image=registry.image(workload.name, settings.image_tag),
+                    depends_on=waits_for,
+                    image=shared.image(workload.name, settings.image_tag),
                     log_group_name=log_group.name,
                     region=settings.region,
-                    execution_role_arn=exec_role.arn,
-                    task_role_arn=task_role.arn if is_api else None,
+                    execution_role_arn=execution.role.arn,
+                    task_role_arn=api_task.role.arn if is_api else None,
                     service_connect=service_connect,
                     tags=tags,
                 ),
-                # The UI starts after the API so its Service Connect alias resolves.
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.services["api"]] if not is_api else None),
+                opts=child,
             )
 
         if "ui" in self.services:

@@ -2,7 +2,8 @@
 
 Tasks run in private subnets without public IPs, as uid 10001 on a read-only root filesystem with a per-task
 /tmp, and accept traffic only from the ALB's security group (and, for the API, from the UI's). A failed
-rollout trips the deployment circuit breaker and rolls back to the last healthy task definition.
+rollout trips the deployment circuit breaker and rolls back to the last healthy task definition. The service is
+autonamed, so a replacement starts the new service before it deletes the old one.
 """
 
 from __future__ import annotations
@@ -70,11 +71,12 @@ class ServiceInputs:
     cluster_name: pulumi.Input[str]
     cluster_arn: pulumi.Input[str]
     vpc_id: pulumi.Input[str]
-    private_subnet_ids: Sequence[pulumi.Input[str]]
+    private_subnet_ids: pulumi.Input[Sequence[str]]
     alb_security_group_id: pulumi.Input[str]
     alb_arn_suffix: pulumi.Input[str]
     target_group: aws.lb.TargetGroup
-    routing: Sequence[pulumi.Resource]
+    #: What must exist before the first task starts: the ALB's listeners and rules, the roles' policies.
+    depends_on: Sequence[pulumi.Resource]
     image: pulumi.Input[str]
     log_group_name: pulumi.Input[str]
     region: str
@@ -146,14 +148,13 @@ class FargateService(pulumi.ComponentResource):
 
         self.service = aws.ecs.Service(
             name,
-            name=name,
             cluster=inputs.cluster_arn,
             task_definition=self.task_definition.arn,
             desired_count=workload.size.desired_count,
             launch_type="FARGATE",
             platform_version="LATEST",
             network_configuration={
-                "subnets": list(inputs.private_subnet_ids),
+                "subnets": inputs.private_subnet_ids,
                 "security_groups": [self.security_group.id],
                 "assign_public_ip": False,
             },
@@ -175,7 +176,9 @@ class FargateService(pulumi.ComponentResource):
             wait_for_steady_state=True,
             tags=tags,
             # The autoscaler owns the running count after the first deployment.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(inputs.routing), ignore_changes=["desiredCount"]),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=list(inputs.depends_on), ignore_changes=["desiredCount"]
+            ),
         )
 
         resource_id = pulumi.Output.concat("service/", inputs.cluster_name, "/", self.service.name)

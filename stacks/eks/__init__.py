@@ -1,5 +1,2 @@
-"""EKS Fargate platform: cluster, Load Balancer Controller, and the app's Kubernetes objects."""
-
-from stacks.eks.platform import EksPlatform
-
-__all__ = ["EksPlatform"]
+"""EKS Fargate platform, a Pulumi project of its own: cluster and access, add-ons and the Load Balancer Controller,
+and the app's Kubernetes objects."""

@@ -1,7 +1,9 @@
 """The Kubernetes objects of the app, as plain manifests built from the workload specs.
 
-Plain dicts (apiVersion/kind/metadata/spec) keep the objects readable, let tests validate them against the
-Kubernetes schema, and are handed unchanged to the typed pulumi_kubernetes resources.
+Plain dicts (apiVersion/kind/metadata/spec) keep the objects readable and are handed unchanged to the typed
+pulumi_kubernetes resources. Values only known at deploy time (the image, the IRSA role, the log bucket) are
+Pulumi inputs inside the dicts, which Pulumi resolves itself; given plain strings, the same builders render the
+YAML of `python -m stacks.ops render-k8s`, so the program and the rendered files cannot drift.
 """
 
 from __future__ import annotations
@@ -10,7 +12,10 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from stacks.config import StackSettings
+import pulumi
+
+from stacks.config import EksStackSettings
+from stacks.shared import EKS_ACCESS_LOG_PREFIX
 from stacks.workloads import (
     API_IDLE_TIMEOUT,
     RUN_AS_USER,
@@ -19,6 +24,7 @@ from stacks.workloads import (
     TMP_PATH,
     UI_IDLE_TIMEOUT,
     Workload,
+    api_public_paths,
     by_name,
 )
 
@@ -28,7 +34,7 @@ ALB = "alb.ingress.kubernetes.io"
 OBSERVABILITY_NAMESPACE = "aws-observability"
 
 
-def labels(settings: StackSettings, workload: str | None = None) -> dict[str, str]:
+def labels(settings: EksStackSettings, workload: str | None = None) -> dict[str, str]:
     """Recommended Kubernetes labels; the workload's name is the selector."""
     result = {
         "app.kubernetes.io/part-of": settings.project,
@@ -47,7 +53,7 @@ def _meta(name: str, namespace: str | None, labels_: Mapping[str, str], **extra:
     return meta
 
 
-def namespace(settings: StackSettings) -> Manifest:
+def namespace(settings: EksStackSettings) -> Manifest:
     """The app namespace; the Load Balancer Controller injects readiness gates (rollouts wait for the ALB)."""
     return {
         "apiVersion": "v1",
@@ -60,7 +66,7 @@ def namespace(settings: StackSettings) -> Manifest:
     }
 
 
-def service_account(settings: StackSettings, workload: Workload, role_arn: str | None) -> Manifest:
+def service_account(settings: EksStackSettings, workload: Workload, role_arn: pulumi.Input[str] | None) -> Manifest:
     """One identity per workload; the API's carries the IRSA role that reads the model prefix in S3."""
     annotations = {"eks.amazonaws.com/role-arn": role_arn} if role_arn else {}
     return {
@@ -73,8 +79,10 @@ def service_account(settings: StackSettings, workload: Workload, role_arn: str |
     }
 
 
-def deployment(settings: StackSettings, workload: Workload, image: str) -> Manifest:
-    """A hardened Deployment: non-root, read-only root filesystem, no privilege escalation, probes, limits."""
+def deployment(settings: EksStackSettings, workload: Workload, image: pulumi.Input[str]) -> Manifest:
+    """A hardened Deployment: non-root, read-only root filesystem, no privilege escalation, probes, limits.
+
+    No `replicas`: the HorizontalPodAutoscaler owns the count, so a deployment never resets it under load."""
     size = workload.size
     resources = {"cpu": size.k8s_cpu, "memory": size.k8s_memory}
     selector = {"app.kubernetes.io/name": workload.name}
@@ -119,7 +127,6 @@ def deployment(settings: StackSettings, workload: Workload, image: str) -> Manif
         "kind": "Deployment",
         "metadata": _meta(workload.name, settings.eks.namespace, pod_labels),
         "spec": {
-            "replicas": size.desired_count,
             "revisionHistoryLimit": 5,
             "selector": {"matchLabels": selector},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
@@ -152,7 +159,7 @@ def deployment(settings: StackSettings, workload: Workload, image: str) -> Manif
     }
 
 
-def service(settings: StackSettings, workload: Workload) -> Manifest:
+def service(settings: EksStackSettings, workload: Workload) -> Manifest:
     """ClusterIP Service; annotations set the ALB target group's health path (and UI stickiness)."""
     annotations = {f"{ALB}/healthcheck-path": workload.readiness_path, f"{ALB}/success-codes": "200"}
     if workload.sticky:
@@ -174,7 +181,7 @@ def service(settings: StackSettings, workload: Workload) -> Manifest:
     }
 
 
-def autoscaler(settings: StackSettings, workload: Workload) -> Manifest:
+def autoscaler(settings: EksStackSettings, workload: Workload) -> Manifest:
     """CPU-based HorizontalPodAutoscaler between the configured min and max replicas."""
     size = workload.size
     return {
@@ -198,7 +205,7 @@ def autoscaler(settings: StackSettings, workload: Workload) -> Manifest:
     }
 
 
-def disruption_budget(settings: StackSettings, workload: Workload) -> Manifest:
+def disruption_budget(settings: EksStackSettings, workload: Workload) -> Manifest:
     """At most one pod of a workload down at a time during Fargate patching or evictions."""
     return {
         "apiVersion": "policy/v1",
@@ -212,18 +219,36 @@ def _backend(workload: Workload) -> dict[str, Any]:
     return {"service": {"name": workload.name, "port": {"name": "http"}}}
 
 
-def ingress(settings: StackSettings, workloads: Sequence[Workload], api_paths: Sequence[str]) -> Manifest:
+def load_balancer_attributes(idle_timeout: int, access_log_bucket: pulumi.Input[str] | None) -> pulumi.Input[str]:
+    """The ALB's attributes: explicit idle timeout, invalid headers dropped, access logs to the shared bucket."""
+    fixed = f"idle_timeout.timeout_seconds={idle_timeout},routing.http.drop_invalid_header_fields.enabled=true"
+    if access_log_bucket is None:
+        return fixed
+    if isinstance(access_log_bucket, str):
+        return f"{fixed},access_logs.s3.enabled=true,access_logs.s3.bucket={access_log_bucket}," + (
+            f"access_logs.s3.prefix={EKS_ACCESS_LOG_PREFIX}"
+        )
+    return pulumi.Output.concat(
+        fixed,
+        ",access_logs.s3.enabled=true,access_logs.s3.bucket=",
+        access_log_bucket,
+        f",access_logs.s3.prefix={EKS_ACCESS_LOG_PREFIX}",
+    )
+
+
+def ingress(
+    settings: EksStackSettings, workloads: Sequence[Workload], access_log_bucket: pulumi.Input[str] | None
+) -> Manifest:
     """Internet-facing ALB (IP targets) `/` to the UI when enabled, the API's public routes to the API."""
     named = by_name(workloads)
     api, ui = named["api"], named.get("ui")
     tags = ",".join(f"{key}={value}" for key, value in settings.tags_for("eks-ingress").items())
-    idle = UI_IDLE_TIMEOUT if ui else API_IDLE_TIMEOUT
-    annotations = {
+    annotations: dict[str, pulumi.Input[str]] = {
         f"{ALB}/scheme": "internet-facing",
         f"{ALB}/target-type": "ip",
         f"{ALB}/healthcheck-path": api.readiness_path,
-        f"{ALB}/load-balancer-attributes": (
-            f"idle_timeout.timeout_seconds={idle},routing.http.drop_invalid_header_fields.enabled=true"
+        f"{ALB}/load-balancer-attributes": load_balancer_attributes(
+            UI_IDLE_TIMEOUT if ui else API_IDLE_TIMEOUT, access_log_bucket
         ),
         f"{ALB}/tags": tags,
     }
@@ -241,7 +266,7 @@ def ingress(settings: StackSettings, workloads: Sequence[Workload], api_paths: S
     if ui:
         # ALB patterns -> Kubernetes paths: "/x/*" becomes Prefix "/x" (which also matches "/x" itself).
         kinds: dict[str, str] = {}
-        for pattern in api_paths:
+        for pattern in api_public_paths(settings):
             path = pattern.removesuffix("/*")
             kinds[path] = "Prefix" if pattern.endswith("/*") or kinds.get(path) == "Prefix" else "Exact"
         paths = [{"path": path, "pathType": kind, "backend": _backend(api)} for path, kind in kinds.items()]
@@ -265,16 +290,18 @@ def observability_namespace() -> Manifest:
     }
 
 
-def logging_config(region: str, log_group: str) -> Manifest:
+def logging_config(region: str, log_group: pulumi.Input[str]) -> Manifest:
     """Fargate's Fluent Bit output: container logs to one CloudWatch group that has a retention."""
-    output = (
-        "[OUTPUT]\n"
-        "    Name cloudwatch_logs\n"
-        "    Match *\n"
-        f"    region {region}\n"
-        f"    log_group_name {log_group}\n"
-        "    log_stream_prefix fargate-\n"
-        "    auto_create_group false\n"
+    output = pulumi.Output.concat(
+        "[OUTPUT]\n",
+        "    Name cloudwatch_logs\n",
+        "    Match *\n",
+        f"    region {region}\n",
+        "    log_group_name ",
+        log_group,
+        "\n",
+        "    log_stream_prefix fargate-\n",
+        "    auto_create_group false\n",
     )
     return {
         "apiVersion": "v1",
@@ -282,3 +309,25 @@ def logging_config(region: str, log_group: str) -> Manifest:
         "metadata": {"name": "aws-logging", "namespace": OBSERVABILITY_NAMESPACE},
         "data": {"flb_log_cw": "false", "output.conf": output},
     }
+
+
+def app_manifests(
+    settings: EksStackSettings,
+    workloads: Sequence[Workload],
+    images: Mapping[str, pulumi.Input[str]],
+    api_role_arn: pulumi.Input[str] | None,
+    access_log_bucket: pulumi.Input[str] | None,
+) -> list[Manifest]:
+    """Every object of the app, in apply order: namespace; per workload its service account, Deployment, Service,
+    HPA and PDB; the Ingress."""
+    objects = [namespace(settings)]
+    for workload in workloads:
+        objects += [
+            service_account(settings, workload, api_role_arn if workload.name == "api" else None),
+            deployment(settings, workload, images[workload.name]),
+            service(settings, workload),
+            autoscaler(settings, workload),
+            disruption_budget(settings, workload),
+        ]
+    objects.append(ingress(settings, workloads, access_log_bucket))
+    return objects

@@ -128,7 +128,58 @@ def test_aws_access_is_oidc_only_and_deploys_run_from_main_only() -> None:
             assert "environment" in job, f"{name}: publish from a GitHub environment"
         if deploys:
             assert "environment" in job, f"{name}: deploy from a GitHub environment"
-            assert "publish" in job["needs"], f"{name}: deploy only after the images are published"
+    # The order on main: root up -> publish the images -> the platforms' up.
+    assert "deploy-root" in jobs["ci.yml:publish"]["needs"]
+    assert "publish" in jobs["ci.yml:deploy"]["needs"]
+    assert jobs["ci.yml:deploy"]["strategy"]["matrix"]["platform"] == ["ecs", "eks"]
+
+
+def test_sessions_fit_iams_default_maximum_and_previews_use_the_deploys_backend() -> None:
+    jobs = dict(_jobs())
+    backends = set()
+    for name, job in jobs.items():
+        for step in job.get("steps", []):
+            uses, options = str(step.get("uses", "")), step.get("with", {})
+            if uses.startswith("aws-actions/configure-aws-credentials@"):
+                assert int(options["role-duration-seconds"]) <= 3600, name
+            if uses.startswith("pulumi/actions@"):
+                backends.add(options["cloud-url"])
+                assert options["policyPacks"].endswith("/stacks/policy"), name
+    assert backends == {"${{ vars.PULUMI_BACKEND_URL }}"}
+
+
+def test_previews_cover_the_three_projects_and_skip_dependabot() -> None:
+    preview = dict(_jobs())["ci.yml:preview"]
+    assert "github.actor != 'dependabot[bot]'" in preview["if"]
+    dirs = [project["dir"] for project in preview["strategy"]["matrix"]["project"]]
+    assert dirs == [".", "stacks/ecs", "stacks/eks"]
+
+
+def test_pushed_images_are_checked_for_critical_findings() -> None:
+    steps = dict(_jobs())["ci.yml:publish"]["steps"]
+    scans = [step for step in steps if "stacks.ops scan-findings" in step.get("run", "")]
+    assert scans
+    assert "--fail-on CRITICAL" in scans[0]["run"]
+
+
+def test_a_rerun_of_publish_pushes_only_the_images_still_missing() -> None:
+    """Tags are immutable, so pushing one again fails: a re-run of a half-finished publish (api pushed, ui not) must
+    look each target's tag up in the repository it pushes to and build and push only the missing ones."""
+    steps = dict(_jobs())["ci.yml:publish"]["steps"]
+    probes = [step for step in steps if step.get("id") == "missing"]
+    assert probes, "no step looks up which images this commit still needs"
+    probe = probes[0]["run"]
+    assert "for target in api ui; do" in probe
+    assert 'describe-images --repository-name "diabetes-${STACK}/${target}"' in probe
+    assert '--image-ids "imageTag=${GITHUB_SHA}"' in probe
+    pushes = [step for step in steps if step.get("with", {}).get("push") is True]
+    assert sorted(step["with"]["target"] for step in pushes) == ["api", "ui"]
+    for step in pushes:
+        target = step["with"]["target"]
+        assert step.get("if") == f"steps.missing.outputs.{target} == 'true'", f"the {target} push always runs"
+        assert step["with"]["tags"].endswith(f"/diabetes-${{{{ matrix.stack }}}}/{target}:${{{{ github.sha }}}}")
+    fetches = [step for step in steps if "aws s3 cp" in step.get("run", "")]
+    assert [step.get("if") for step in fetches] == ["steps.missing.outputs.api == 'true'"]
 
 
 def test_workflow_triggers_are_pull_requests_and_main() -> None:
@@ -147,6 +198,8 @@ def test_workflow_triggers_are_pull_requests_and_main() -> None:
         ("ml.train", ["--data", "--output", "--no-mlflow"]),
         ("stacks.ops verify-ecs", ["--cluster", "--service", "--image-tag"]),
         ("stacks.ops verify-eks", ["--cluster", "--fargate-profile"]),
+        ("stacks.ops scan-findings", ["--repository", "--tag", "--fail-on"]),
+        ("stacks.ops model-digest", ["directory"]),
     ],
 )
 def test_clis_the_workflow_calls_accept_its_flags(module: str, flags: list[str]) -> None:

@@ -137,12 +137,19 @@ class Engine:
         return time.monotonic() - started
 
     @contextmanager
-    def container(self, image: str, env: Mapping[str, str], *, read_only: bool = True) -> Iterator[str]:
-        """Run the image detached on the host network as the image's own user; always removed afterwards."""
+    def container(
+        self, image: str, env: Mapping[str, str], *, read_only: bool = True, tmp: Path | None = None
+    ) -> Iterator[str]:
+        """Run the image detached on the host network as the image's own user; always removed afterwards.
+
+        A read-only container gets a world-writable tmpfs at /tmp, or `tmp` (a host directory) mounted there, as
+        Fargate mounts its empty volume: root-owned, mode 0755."""
         name = f"diabetes-test-{os.getpid()}-{time.monotonic_ns()}"
-        options = (
-            ["--read-only", "--read-only-tmpfs=false", "--tmpfs", "/tmp:rw,mode=1777,size=256m"] if read_only else []
-        )
+        options = ["--read-only", "--read-only-tmpfs=false"] if read_only else []
+        if tmp is not None:
+            options += ["--volume", f"{tmp}:/tmp:rw"]
+        elif read_only:
+            options += ["--tmpfs", "/tmp:rw,mode=1777,size=256m"]
         env_args = [f"--env={key}={value}" for key, value in env.items()]
         try:
             run(

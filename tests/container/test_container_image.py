@@ -6,6 +6,7 @@ Debian bookworm base, podman runs them as uid 10001 on a read-only root filesyst
 from __future__ import annotations
 
 import json
+import os
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -123,10 +124,9 @@ def test_ui_serves_the_app_page(ui_container: Running) -> None:
         assert b"<noscript>" in response.read()
 
 
-def test_api_nomodel_fetches_the_model_from_s3_at_start(
-    engine: Engine, api_nomodel_image: Image, trained_model_dir: Path, moto_endpoint: str
-) -> None:
-    """The second way in (MODEL_URI=s3://...): downloaded under /tmp on a read-only root, then served."""
+@pytest.fixture(scope="module")
+def s3_model(trained_model_dir: Path, moto_endpoint: str) -> dict[str, str]:
+    """The session's model uploaded to a moto bucket; the environment that points the API at it."""
     credentials = {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -142,15 +142,34 @@ def test_api_nomodel_fetches_the_model_from_s3_at_start(
     s3.create_bucket(Bucket="image-test-models", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     for path in trained_model_dir.iterdir():
         s3.upload_file(str(path), "image-test-models", f"champion/{path.name}")
+    return {**credentials, "AWS_ENDPOINT_URL": moto_endpoint, "MODEL_URI": "s3://image-test-models/champion"}
+
+
+def _serves_the_s3_model(engine: Engine, image: Image, env: dict[str, str], tmp: Path | None = None) -> None:
     port = free_port()
-    env = {
-        **credentials,
-        "AWS_ENDPOINT_URL": moto_endpoint,
-        "MODEL_URI": "s3://image-test-models/champion",
-        "UVICORN_HOST": "127.0.0.1",
-        "UVICORN_PORT": str(port),
-    }
-    with engine.container(api_nomodel_image.tag, env) as name:
+    with engine.container(image.tag, {**env, "UVICORN_HOST": "127.0.0.1", "UVICORN_PORT": str(port)}, tmp=tmp) as name:
         assert engine.exec(name, "ls", "/app/artifacts/model").stdout.strip() == "", "api-nomodel ships a model"
+        if tmp is not None:
+            denied = engine.exec(name, "touch", "/tmp/probe")
+            assert "Permission denied" in denied.stderr, "the /tmp volume must be as Fargate's: not writable by 10001"
         engine.wait_http(name, f"http://127.0.0.1:{port}/ready", timeout=120)
         _predict(f"http://127.0.0.1:{port}")
+
+
+def test_api_nomodel_fetches_the_model_from_s3_at_start(
+    engine: Engine, api_nomodel_image: Image, s3_model: dict[str, str]
+) -> None:
+    """The second way in (MODEL_URI=s3://...) on a read-only root with a writable /tmp (as on EKS: an emptyDir)."""
+    _serves_the_s3_model(engine, api_nomodel_image, s3_model)
+
+
+def test_api_nomodel_loads_the_s3_model_with_the_tmp_volume_fargate_mounts(
+    engine: Engine, api_nomodel_image: Image, s3_model: dict[str, str], tmp_path: Path
+) -> None:
+    """As the ECS task runs it: read-only root, uid 10001, and at /tmp the empty bind volume Fargate mounts,
+    root-owned 0755, so nothing of the app may write there; the model must load all the same (into memory)."""
+    fargate_tmp = tmp_path / "fargate-tmp"
+    fargate_tmp.mkdir()
+    os.chown(fargate_tmp, 0, 0)
+    fargate_tmp.chmod(0o755)
+    _serves_the_s3_model(engine, api_nomodel_image, s3_model, tmp=fargate_tmp)

@@ -43,6 +43,10 @@ PAGES = (
 GENERATED = ("_build", "_generated", "_autosummary", "packages.rst", "jupyter_execute", ".ipynb_checkpoints")
 #: What the docs read outside docs/: the packages they document and the contributor guide they include.
 LINKED = ("ml", "service", "frontend", "stacks", "CONTRIBUTING.md")
+#: The build's standard error, kept next to the site.
+BUILD_LOG = "build-stderr.log"
+#: Lines the build may print that are not about the docs: the notebook kernel's note on its local TCP transport.
+HARMLESS = ("Kernel is running over TCP without encryption",)
 #: Small enough for CI, large enough for every class to appear on both sides of each split.
 SYNTHETIC_ROWS = "8000"
 
@@ -85,6 +89,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         timeout=900,
     )
     seconds = time.perf_counter() - started
+    (tmp / BUILD_LOG).write_text(result.stderr, encoding="utf-8")
     if result.returncode != 0:
         warnings = [line for line in result.stderr.splitlines() if "WARNING" in line or "ERROR" in line]
         pytest.fail(
@@ -105,6 +110,20 @@ def test_every_page_is_built(site: Path) -> None:
     index = _page(site, "index")
     for name in PAGES[1:]:
         assert f'href="{name}.html' in index, f"{name} is not linked from the index"
+
+
+def test_the_build_log_is_quiet_so_a_new_warning_stands_out(site: Path) -> None:
+    log = (site.parent / BUILD_LOG).read_text(encoding="utf-8")
+    assert "RemovedInSphinx10Warning" not in log
+    noisy = [line for line in log.splitlines() if "warning" in line.lower() and not any(h in line for h in HARMLESS)]
+    assert not noisy, noisy[:10]
+    assert len(log.splitlines()) < 20, log[-2000:]
+
+
+def test_notebook_tables_scroll_inside_the_text_column(site: Path) -> None:
+    css = (site / "_static" / "notebook-tables.css").read_text(encoding="utf-8")
+    assert "overflow-x: auto" in css
+    assert "notebook-tables.css" in _page(site, "notebooks/02_model_dev")
 
 
 def test_ui_guide_shows_the_screenshot(site: Path) -> None:

@@ -8,9 +8,11 @@ import io
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from frontend import about
 from frontend.client import ApiClient
 from frontend.form import answer_key, is_yes_no
-from frontend.result import DISCLAIMER, percent
+from frontend.result import ADVICE, DISCLAIMER, SYNTHETIC_WARNING, factor_sentence, risk_sentence, status_sentence
+from ml.contract import ScreeningLevel
 from ml.schema import AGE_BANDS, CLASSES, DEFAULT_RECORD, FEATURE_NAMES, FEATURES, FeatureKind
 from tests.servers import ROOT
 
@@ -66,7 +68,7 @@ def test_form_is_built_from_the_schema_with_plain_questions_and_defaults(start, 
     assert at.button(key="predict").label == "Predict"
 
 
-def test_predict_shows_status_chances_factors_version_and_disclaimer(start, api_url: str) -> None:
+def test_predict_leads_with_the_risk_then_advice_status_factors_and_disclaimer(start, api_url: str) -> None:
     at = start(api_url)
     changes = {"HighBP": 1, "HighChol": 1, "BMI": 38.0, "GenHlth": 4, "Age": 11, "DiffWalk": 1}
     for name, value in changes.items():
@@ -75,26 +77,28 @@ def test_predict_shows_status_chances_factors_version_and_disclaimer(start, api_
 
     record = {**DEFAULT_RECORD, **changes}
     expected = ApiClient(api_url, timeout_seconds=10, connect_timeout_seconds=2).predict(record, explain=True)
-    metrics = {m.label: m.value for m in at.metric}
-    chances = zip(CLASSES, expected.probabilities.ordered(), strict=True)
-    assert metrics == {f"Chance of: {c.label}": percent(p) for c, p in chances}
     shown = texts(at.markdown)
-    assert f"the model's screening result is **{CLASSES[expected.prediction].label}**" in shown
-    assert "What weighed most in this result" in shown
-    question = next(f.question for f in FEATURES if f.name == expected.explanation[0].feature)
-    assert question in shown
+    assert risk_sentence(expected.screening) in shown
+    assert shown.index(risk_sentence(expected.screening)) < shown.index(status_sentence(expected))
+    assert ADVICE[expected.screening.level] in texts(at.warning) + texts(at.info)
+    assert expected.explanation
+    for factor in expected.explanation:
+        assert factor_sentence(factor) in shown
+    assert "points away" not in shown
     assert DISCLAIMER in texts(at.warning)
     assert f"Model version: {expected.model_version}" in texts(at.caption)
-    assert not at.error
+    # The session's model was trained on synthetic rows: the card and the page say so.
+    assert SYNTHETIC_WARNING in texts(at.error)
+    assert about.SYNTHETIC_INTRO in texts(at.error)
 
 
 def test_changing_an_answer_marks_the_result_as_out_of_date(start, api_url: str) -> None:
     at = click(start(api_url), "predict")
-    assert not at.info
+    assert "Press **Predict** again" not in texts(at.info)
     widget(at, "Smoker").set_value(1).run()
     assert "Press **Predict** again" in texts(at.info)
     click(at, "predict")
-    assert not at.info
+    assert "Press **Predict** again" not in texts(at.info)
 
 
 def test_bmi_calculator_fills_in_the_bmi(start, api_url: str) -> None:
@@ -141,7 +145,7 @@ def test_start_over_restores_the_defaults(start, api_url: str) -> None:
 def test_service_down_gives_a_message_and_a_retry_that_recovers(start, down_api_url: str, api_url: str, monkeypatch):
     at = click(start(down_api_url), "predict")
     assert "cannot be reached" in texts(at.error)
-    assert not at.metric
+    assert not has_result(at)
     assert at.button(key="single_retry").label == "Try again"
     assert at.button(key="model_info_retry").label == "Check again"
 
@@ -149,23 +153,23 @@ def test_service_down_gives_a_message_and_a_retry_that_recovers(start, down_api_
 
     monkeypatch.setenv("API_URL", api_url)  # the service is back
     click(at, "single_retry")
-    assert len(at.metric) == len(CLASSES)
-    assert not at.error  # the sidebar asked again too
-    assert "**Version:**" in texts(at.sidebar.markdown)
+    assert has_result(at)
+    assert "cannot be reached" not in texts(at.error)  # the sidebar asked again too
+    assert "Tested on" in texts(at.sidebar.markdown)
 
 
 def test_slow_service_times_out_with_a_message(start, slow_api_url: str) -> None:
     at = click(start(slow_api_url, UI_TIMEOUT_SECONDS="0.5"), "predict")
     assert "did not answer within 0.5 seconds" in texts(at.error)
     assert at.button(key="single_retry")
-    assert not at.metric
+    assert not has_result(at)
 
 
 def test_service_without_model_says_it_cannot_answer(start, unready_api_url: str) -> None:
     at = click(start(unready_api_url), "predict")
     assert "cannot make predictions right now" in texts(at.error)
     assert "Details for the people who run the service: " in texts(at.main.caption)  # the service's own reason
-    assert not at.metric
+    assert not has_result(at)
 
 
 def test_missing_api_url_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -194,6 +198,10 @@ def upload(at: AppTest, content: bytes) -> AppTest:
     return at
 
 
+def has_result(at: AppTest) -> bool:
+    return "Your estimated chance of having pre-diabetes or diabetes" in texts(at.markdown)
+
+
 def table_with(at: AppTest, column: str):
     """The one data frame on the page that has `column` (the page also shows help and metrics tables)."""
     (frame,) = [d.value for d in at.dataframe if column in d.value.columns]
@@ -205,10 +213,11 @@ def test_batch_upload_gives_a_predictions_table_to_download(start, api_url: str)
     assert "30 rows read from people.csv" in texts(at.caption)
     click(at, "batch_predict")
     assert "30 rows predicted" in texts(at.success)
-    table = table_with(at, "predicted_status")
+    table = table_with(at, "risk_level")
     assert len(table) == 30
     assert list(table["person"]) == [f"p{i}" for i in range(30)]
-    assert set(table["predicted_status"]) <= {c.label for c in CLASSES}
+    assert set(table["risk_level"]) <= {level.value for level in ScreeningLevel}
+    assert set(table["prediction"]) <= {c.id for c in CLASSES}
     assert at.get_by_key("batch_download").label == "Download results (CSV)"
 
 

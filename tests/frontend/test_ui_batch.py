@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 import httpx
+import numpy as np
+import pandas as pd
 import pytest
 
-from frontend.batch import CsvFileError, predict_table, probability_column, read_csv, results_frame
+from frontend.batch import CsvFileError, predict_table, read_csv, results_frame
 from frontend.client import ApiClient
+from ml import predict as predict_cli
+from ml.contract import RESULT_COLUMNS
 from ml.schema import CLASSES, DEFAULT_RECORD, FEATURE_NAMES
 
 
@@ -91,7 +96,7 @@ def test_large_file_goes_in_chunks_and_keeps_row_order(api_url: str) -> None:
         assert outcome.predictions[i].probabilities.ordered() == pytest.approx(single.probabilities.ordered())
     frame = results_frame(table, outcome.predictions)
     assert list(frame.columns[: len(FEATURE_NAMES)]) == list(FEATURE_NAMES)
-    sums = sum(frame[probability_column(c.name)] for c in CLASSES)
+    sums = sum(frame[f"proba_{c.id}"] for c in CLASSES)
     assert sums.round(6).eq(1.0).all()
 
 
@@ -106,3 +111,29 @@ def test_invalid_values_are_reported_by_file_row_across_chunks(api_url: str) -> 
     found = {(e.row, e.column, e.value) for e in outcome.errors}
     assert found == {(4, "GenHlth", "7"), (22, "Sex", "male"), (22, "Income", "(empty)")}
     assert all(e.reason for e in outcome.errors)
+
+
+def test_the_download_has_the_same_columns_and_answers_as_the_command_line(
+    api_url: str, trained_model_dir: Path, tmp_path: Path
+) -> None:
+    """One CSV behaviour: the UI's download and `python -m ml.predict` keep the user's columns and add the same
+    result columns, with the same answers, for the same file."""
+    rows = [default_row(patient_id=f"p-{i}", Age=1 + i % 13, BMI=20 + i) for i in range(12)]
+    content = csv_bytes(rows, columns=["patient_id", *FEATURE_NAMES])
+    (tmp_path / "people.csv").write_bytes(content)
+    out = tmp_path / "cli.csv"
+    args = ["--model", str(trained_model_dir), "--data", str(tmp_path / "people.csv"), "--output", str(out)]
+    assert predict_cli.main(args) == 0
+    from_cli = pd.read_csv(out, dtype={"patient_id": str})
+
+    table = read_csv(content, max_rows=100)
+    client = ApiClient(api_url, timeout_seconds=30, connect_timeout_seconds=2)
+    download = results_frame(table, predict_table(client, table, batch_size=5).predictions).to_csv(index=False)
+    from_ui = pd.read_csv(io.StringIO(download), dtype={"patient_id": str})
+
+    assert list(from_ui.columns) == list(from_cli.columns) == ["patient_id", *FEATURE_NAMES, *RESULT_COLUMNS]
+    assert list(from_cli["patient_id"]) == [f"p-{i}" for i in range(12)]
+    for column in ("patient_id", "prediction", "risk_level", "model_version"):
+        assert from_ui[column].tolist() == from_cli[column].tolist(), column
+    probabilities = [f"proba_{c.id}" for c in CLASSES] + ["risk"]
+    np.testing.assert_allclose(from_ui[probabilities].to_numpy(), from_cli[probabilities].to_numpy(), atol=1e-6)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from ml import predict as predict_cli
-from ml.contract import top_contributions
+from ml.contract import RESULT_COLUMNS, ScreeningLevel, top_contributions
 from ml.inference.artifact import MANIFEST_FILE, MODEL_FILE, ArtifactError
 from ml.inference.digest import artifact_digest
 from ml.inference.loader import load_artifact, read_folder
@@ -228,11 +228,33 @@ def test_predict_cli_round_trips_in_input_order(
     code = predict_cli.main(["--model", str(trained_model_dir), "--data", str(data), "--output", str(out)])
     assert code == 0, capsys.readouterr().err
     result = pd.read_csv(out)
-    assert list(result.columns) == ["prediction", "proba_0", "proba_1", "proba_2"]
+    # The input's columns (Diabetes_012 included, ignored for prediction), then the result columns.
+    assert list(result.columns) == [TARGET, *FEATURE_NAMES, *RESULT_COLUMNS]
+    assert list(RESULT_COLUMNS[:4]) == ["prediction", "proba_0", "proba_1", "proba_2"]
     expected = predictor.predict(features_matrix(read_csv(data, target="ignore")))
     assert len(result) == 500
     np.testing.assert_allclose(result[["proba_0", "proba_1", "proba_2"]].to_numpy(), expected.probabilities, atol=2e-6)
     np.testing.assert_array_equal(result["prediction"].to_numpy(), expected.classes)
+    np.testing.assert_allclose(result["risk"], 1 - expected.probabilities[:, 0], atol=2e-6)
+    assert set(result["risk_level"]) <= {level.value for level in ScreeningLevel}
+    assert set(result["model_version"]) == {predictor.version}
+
+
+def test_predict_cli_keeps_an_id_column_and_refuses_a_clashing_one(
+    trained_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = make_synthetic(20, seed=3).drop(columns=[TARGET])
+    frame.insert(0, "patient_id", [f"00{i}" for i in range(20)])
+    data = tmp_path / "with-id.csv"
+    frame.to_csv(data, index=False)
+    out = tmp_path / "out.csv"
+    assert predict_cli.main(["--model", str(trained_model_dir), "--data", str(data), "--output", str(out)]) == 0
+    written = pd.read_csv(out, dtype={"patient_id": str})
+    assert list(written["patient_id"]) == [f"00{i}" for i in range(20)]  # verbatim, leading zeros included
+
+    frame.rename(columns={"patient_id": "risk"}).to_csv(data, index=False)
+    assert predict_cli.main(["--model", str(trained_model_dir), "--data", str(data), "--output", str(out)]) == 2
+    assert "column(s) risk, which the output writes" in capsys.readouterr().err
 
 
 def test_predict_cli_rejects_bad_rows_naming_the_column(

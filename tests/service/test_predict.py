@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 
 from ml.inference.predictor import Predictor
@@ -21,13 +22,44 @@ def test_predict_answers_with_class_labels_probabilities_and_version(client: Tes
     response = client.post("/predict", json=record(HighBP=1, BMI=34.5, GenHlth=4, Age=11))
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"prediction", "name", "label", "probabilities", "model_version"}
+    assert set(body) == {"screening", "prediction", "name", "label", "probabilities", "model_version", "synthetic"}
     assert list(body["probabilities"]) == NAMES
     assert math.isclose(sum(body["probabilities"].values()), 1.0, abs_tol=1e-9)
     assert all(0.0 <= p <= 1.0 for p in body["probabilities"].values())
     cls = CLASSES[body["prediction"]]
     assert (body["name"], body["label"]) == (cls.name, cls.label)
     assert body["model_version"] == client.get("/ready").json()["model_version"]
+
+
+def test_every_answer_leads_with_the_screening_risk_against_the_average(
+    client: TestClient, trained_model_dir: Path
+) -> None:
+    rule = Predictor.load(trained_model_dir).manifest.screening
+    low = client.post("/predict", json=record()).json()
+    high = client.post("/predict", json=record(HighBP=1, HighChol=1, BMI=45, GenHlth=5, Age=12, DiffWalk=1)).json()
+    for body in (low, high):
+        screening = body["screening"]
+        assert screening["risk"] == pytest.approx(
+            body["probabilities"]["prediabetic"] + body["probabilities"]["diabetic"]
+        )
+        assert screening["average"] == pytest.approx(rule.average)
+        assert screening["ratio"] == pytest.approx(screening["risk"] / rule.average)
+        assert screening["thresholds"] == {"raised": rule.raised, "high": rule.high}
+        expected = (
+            "high" if screening["risk"] >= rule.high else "raised" if screening["risk"] >= rule.raised else "lower"
+        )
+        assert screening["level"] == expected
+    assert low["screening"]["risk"] < high["screening"]["risk"]
+    assert (low["screening"]["level"], high["screening"]["level"]) == ("lower", "high")
+
+
+def test_a_synthetic_model_says_so_in_every_answer(client: TestClient) -> None:
+    """The session's model was trained on synthetic rows: /ready, /model and every prediction carry the fact."""
+    assert client.get("/ready").json()["synthetic"] is True
+    assert client.get("/model").json()["synthetic"] is True
+    assert client.post("/predict", json=record()).json()["synthetic"] is True
+    batch = client.post("/predict/batch", json={"records": [record(), record(Age=3)]}).json()
+    assert [p["synthetic"] for p in batch["predictions"]] == [True, True]
 
 
 def test_single_and_batch_answers_match_the_predictor(client: TestClient, trained_model_dir: Path) -> None:

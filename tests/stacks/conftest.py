@@ -1,46 +1,76 @@
-"""Fixtures for the infrastructure tests: the Pulumi program run under mocks, and AWS_* pointing at moto.
+"""Fixtures for the infrastructure tests: the three programs run under mocks, and AWS_* pointing at moto.
 
 The moto server itself (`moto_endpoint`) lives in tests/conftest.py: the container tests use it too.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
-from tests.stacks.harness import Run, run_program, settings_for
+from tests.stacks.harness import Run, run_ecs, run_eks, run_root
+
+if TYPE_CHECKING:  # the replay imports this module's constants
+    from tests.stacks.replay.stacks import Replayed
 
 S3_MODEL = "s3://models-bucket/diabetes/champion"
+MODEL_SHA256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 CERTIFICATE = "arn:aws:acm:eu-west-1:123456789012:certificate/0f6b1a2c-1111-4222-8333-944455556666"
+FULL = {
+    "ui": {"enabled": True},
+    "api": {"cpu": 512, "memory": 1024, "desiredCount": 2, "minCount": 2, "maxCount": 6},
+    "certificateArn": CERTIFICATE,
+    "modelUri": S3_MODEL,
+    "modelSha256": MODEL_SHA256,
+    "logRetentionDays": 14,
+}
 
 
 @pytest.fixture(scope="session")
-def full_run() -> Run:
-    """Both platforms, the UI, a certificate and a model in S3: every optional branch on."""
-    return run_program(
-        settings_for(
-            ecsEnabled=True,
-            eksEnabled=True,
-            ui={"enabled": True},
-            api={"cpu": 512, "memory": 1024, "desiredCount": 2, "minCount": 2, "maxCount": 6},
-            certificateArn=CERTIFICATE,
-            modelUri=S3_MODEL,
-            logRetentionDays=14,
-            ecrKeepLast=12,
-            natGateways="perAz",
-        )
-    )
+def root_run() -> Run:
+    """The shared root with every knob set."""
+    return run_root(logRetentionDays=14, ecrKeepLast=12, natGateways="perAz")
 
 
 @pytest.fixture(scope="session")
-def ecs_only_run() -> Run:
+def ecs_full_run(root_run: Run) -> Run:
+    """ECS with the UI, a certificate and a model in S3: every optional branch on."""
+    return run_ecs(root_run, **FULL)
+
+
+@pytest.fixture(scope="session")
+def ecs_minimal_run(root_run: Run) -> Run:
     """The minimal ECS stack: API only, HTTP only, model baked into the image."""
-    return run_program(settings_for(ecsEnabled=True, eksEnabled=False))
+    return run_ecs(root_run)
 
 
 @pytest.fixture(scope="session")
-def eks_only_run() -> Run:
-    """EKS only, API only."""
-    return run_program(settings_for(ecsEnabled=False, eksEnabled=True))
+def eks_full_run(root_run: Run) -> Run:
+    """EKS with the UI, a certificate and a model in S3, a public endpoint for one CIDR."""
+    return run_eks(root_run, **FULL, eks={"publicAccessCidrs": ["203.0.113.0/24"]})
+
+
+@pytest.fixture(scope="session")
+def eks_minimal_run(root_run: Run) -> Run:
+    """EKS, API only, private endpoint."""
+    return run_eks(root_run)
+
+
+@pytest.fixture(scope="session")
+def full_replay(moto_endpoint: str) -> Replayed:
+    """The full variant of the three programs created in moto (tests/stacks/replay), in an account of its own."""
+    from tests.stacks.replay.stacks import ACCOUNTS, full_programs, replay_stacks
+
+    return replay_stacks(moto_endpoint, ACCOUNTS["full"], full_programs)
+
+
+@pytest.fixture(scope="session")
+def minimal_replay(moto_endpoint: str) -> Replayed:
+    """The minimal variant of the three programs created in moto, in another account."""
+    from tests.stacks.replay.stacks import ACCOUNTS, minimal_programs, replay_stacks
+
+    return replay_stacks(moto_endpoint, ACCOUNTS["minimal"], minimal_programs)
 
 
 @pytest.fixture

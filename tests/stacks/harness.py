@@ -1,20 +1,52 @@
-"""Run the Pulumi program under mocks and record every resource it registers (no CLI, no cloud)."""
+"""Run the three Pulumi programs under mocks and record every resource they register (no CLI, no cloud).
+
+The root runs first; what it exports is what the platforms' StackReference returns, so the contract between the
+projects (output names and shapes) is exercised, not assumed.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from unittest import mock
 
 import pulumi
 
-from stacks.config import StackSettings, parse_settings
+from stacks.config import EcsStackSettings, EksStackSettings, SharedSettings, StackSettings, parse_settings
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
 ZONES = ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
 INGRESS_HOST = "k8s-diabetes-abc123.eu-west-1.elb.amazonaws.com"
 OIDC_ISSUER = "oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
+ELB_ACCOUNT = "arn:aws:iam::156460612806:root"
+
+
+def deploy_role(account: str) -> str:
+    """The CI deploy role of the dev stacks in one account (the identity the mocked update runs as)."""
+    return f"arn:aws:iam::{account}:role/diabetes-dev-github-deploy"
+
+
+#: The role the mocked caller assumed (the CI deploy role of the dev stack).
+DEPLOYER = deploy_role(ACCOUNT)
+PREVIEWER = f"arn:aws:iam::{ACCOUNT}:role/diabetes-dev-github-preview"
+EKS_ACCESS = {"admins": ["role/diabetes-dev-github-deploy"], "viewers": ["role/diabetes-dev-github-preview"]}
+#: What the root stack exports under mocks (the platforms' StackReference answer when no root run is at hand).
+ROOT_OUTPUTS_FOR_CONFIG = {
+    "vpcId": "vpc-id",
+    "publicSubnetIds": ["public-0", "public-1"],
+    "privateSubnetIds": ["private-0", "private-1"],
+    "apiRepositoryUrl": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/diabetes-dev/api",
+    "uiRepositoryUrl": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/diabetes-dev/ui",
+    "apiRepositoryArn": f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/diabetes-dev/api",
+    "uiRepositoryArn": f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/diabetes-dev/ui",
+    "accessLogBucket": "access-logs",
+    "modelBucket": "models",
+}
+PROJECTS = {SharedSettings: "diabetes", EcsStackSettings: "diabetes-ecs", EksStackSettings: "diabetes-eks"}
 
 
 @dataclass
@@ -22,50 +54,99 @@ class Resource:
     typ: str
     name: str
     inputs: dict[str, Any]
+    state: dict[str, Any]
+    #: The id the mock engine gave it (unique across types, so a reference names one resource).
+    mock_id: str = ""
+    #: What the engine would get besides the inputs: URNs this resource waits for, and its replace options.
+    depends_on: list[str] = field(default_factory=list)
+    delete_before_replace: bool = False
+    ignore_changes: list[str] = field(default_factory=list)
+    urn: str = ""
+
+    def waits_for(self, other: Resource) -> bool:
+        """Whether this resource depends on `other` directly (depends_on or an input that is other's output)."""
+        return other.urn in self.depends_on
+
+
+class RecordingMonitor(pulumi.runtime.mocks.MockMonitor):
+    """The mock engine, also keeping each registration's dependencies and options (the Mocks API drops them)."""
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        recorder: Recorder = self.mocks
+        # Registrations run on executor threads: find this one by type and name, not by position.
+        for last in recorder.resources:
+            if last.typ == request.type and last.name == request.name and not last.urn:
+                last.urn = response.urn
+                property_urns = (urn for deps in request.propertyDependencies.values() for urn in deps.urns)
+                last.depends_on = sorted({*request.dependencies, *property_urns})
+                last.delete_before_replace = bool(request.deleteBeforeReplace)
+                last.ignore_changes = list(request.ignoreChanges)
+                break
+        return response
 
 
 @dataclass
 class Recorder(pulumi.runtime.Mocks):
+    shared_outputs: dict[str, Any] = field(default_factory=dict)
+    deployer: str = DEPLOYER
     resources: list[Resource] = field(default_factory=list)
+    account: str = ACCOUNT
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        if args.typ == "pulumi:pulumi:StackReference":
+            return f"{args.name}-id", {"name": args.inputs["name"], "outputs": self.shared_outputs}
         state = dict(args.inputs)
         name = args.name
         service = args.typ.split(":")[1].split("/")[0]
-        state.setdefault("arn", f"arn:aws:{service}:{REGION}:{ACCOUNT}:{name}")
-        state.setdefault("name", name)
+        kind = args.typ.rsplit(":", 1)[-1].lower()
+        # Ids, ARNs and autonames unique per type and name, as AWS's are: a logical name may recur across types
+        # (a service, its task definition, its security group), and the replay test maps each back to one resource.
+        account = self.account
+        state.setdefault("arn", f"arn:aws:{service}:{REGION}:{account}:{kind}/{name}")
+        state.setdefault("name", autoname(args.typ, name))
         if args.typ == "aws:ecr/repository:Repository":
-            state["repositoryUrl"] = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{args.inputs['name']}"
+            state["repositoryUrl"] = f"{account}.dkr.ecr.{REGION}.amazonaws.com/{args.inputs['name']}"
+            state["arn"] = f"arn:aws:ecr:{REGION}:{account}:repository/{args.inputs['name']}"
         elif args.typ == "aws:lb/loadBalancer:LoadBalancer":
             state |= {
-                "arnSuffix": f"app/{name}/50dc6c495c0c9188",
-                "dnsName": f"{name}.{REGION}.elb.amazonaws.com",
+                "arnSuffix": f"app/{state['name']}/50dc6c495c0c9188",
+                "dnsName": f"{state['name']}.{REGION}.elb.amazonaws.com",
             }
         elif args.typ == "aws:lb/targetGroup:TargetGroup":
-            state["arnSuffix"] = f"targetgroup/{name}/73e2d6bc24d8a067"
+            state["arnSuffix"] = f"targetgroup/{state['name']}/73e2d6bc24d8a067"
         elif args.typ == "aws:cloudwatch/logGroup:LogGroup":
-            state["arn"] = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{args.inputs['name']}"
-        elif args.typ == "eks:index:Cluster":
-            kubeconfig = {"apiVersion": "v1", "clusters": [], "contexts": [], "users": []}
+            state["arn"] = f"arn:aws:logs:{REGION}:{account}:log-group:{args.inputs['name']}"
+        elif args.typ == "aws:s3/bucket:Bucket":
+            state |= {"bucket": f"{name}-bucket", "arn": f"arn:aws:s3:::{name}-bucket"}
+        elif args.typ == "aws:eks/cluster:Cluster":
             state |= {
-                "kubeconfig": kubeconfig,
-                "kubeconfigJson": json.dumps(kubeconfig),
-                "oidcProviderArn": f"arn:aws:iam::{ACCOUNT}:oidc-provider/{OIDC_ISSUER}",
-                "oidcProviderUrl": f"https://{OIDC_ISSUER}",
-                "oidcIssuer": OIDC_ISSUER,
+                "identities": [{"oidcs": [{"issuer": f"https://{OIDC_ISSUER}"}]}],
+                "endpoint": "https://EXAMPLE.gr7.eu-west-1.eks.amazonaws.com",
+                "certificateAuthority": {"data": "Q0VSVElGSUNBVEU="},
             }
+        elif args.typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+            state["arn"] = f"arn:aws:iam::{account}:oidc-provider/{OIDC_ISSUER}"
+        elif args.typ == "aws:eks/fargateProfile:FargateProfile":
+            state["fargateProfileName"] = f"{name}-profile"
         elif args.typ == "kubernetes:networking.k8s.io/v1:Ingress":
             state["status"] = {"loadBalancer": {"ingress": [{"hostname": INGRESS_HOST}]}}
-        self.resources.append(Resource(args.typ, name, dict(args.inputs)))
-        return f"{name}-id", state
+        mock_id = f"{name}-{kind}-id"
+        self.resources.append(Resource(args.typ, name, dict(args.inputs), state, mock_id))
+        return mock_id, state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
-            return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/ci", "userId": "AIDA"}, []
+            session = self.deployer.replace(":iam::", ":sts::").replace(":role/", ":assumed-role/") + "/ci"
+            return {"accountId": self.account, "arn": session, "userId": "AROA:ci"}, []
+        if args.token == "aws:iam/getSessionContext:getSessionContext":
+            return {"arn": args.args["arn"], "issuerArn": self.deployer, "issuerName": "ci"}, []
         if args.token == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "reverseDnsPrefix": "com.amazonaws"}, []
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             return {"names": ZONES, "zoneIds": ["euw1-az1", "euw1-az2", "euw1-az3"], "id": REGION}, []
+        if args.token == "aws:elb/getServiceAccount:getServiceAccount":
+            return {"arn": ELB_ACCOUNT, "id": "156460612806"}, []
         raise AssertionError(f"unexpected invoke {args.token}")
 
     def of_type(self, typ: str) -> list[Resource]:
@@ -84,35 +165,102 @@ class Run:
     outputs: dict[str, Any]
 
 
+def autoname(typ: str, name: str) -> str:
+    """A physical name as Pulumi autonames it (`<logical name>-<7 hex>`), stable per type and name."""
+    return f"{name}-{hashlib.sha256(f'{typ}::{name}'.encode()).hexdigest()[:7]}"
+
+
 def subnet_ids(run: Run, tier: str) -> set[str]:
-    """The mock ids of the `public` or `private` subnets, as other resources reference them."""
-    return {f"{subnet.name}-id" for subnet in run.recorder.of_type("aws:ec2/subnet:Subnet") if tier in subnet.name}
+    """The mock ids of the `public` or `private` subnets, as other resources reference them (a platform: as the
+    root exported them)."""
+    if run.recorder.shared_outputs:
+        return set(run.recorder.shared_outputs[f"{tier}SubnetIds"])
+    return {subnet.mock_id for subnet in run.recorder.of_type("aws:ec2/subnet:Subnet") if tier in subnet.name}
 
 
-def settings_for(**overrides: Any) -> StackSettings:
-    values: dict[str, Any] = {"environment": "dev", "region": REGION, "imageTag": "3f2c1ab"}
+def settings_for(model: type[StackSettings], **overrides: Any) -> Any:
+    """Settings of one project for the `dev` stack in eu-west-1 (EKS: the dev access entries)."""
+    values: dict[str, Any] = {"environment": "dev", "region": REGION}
+    if model is not SharedSettings:
+        values["imageTag"] = "3f2c1ab"
+    if model is EksStackSettings:
+        values["eks"] = {"access": EKS_ACCESS, **overrides.pop("eks", {})}
     values.update(overrides)
-    return parse_settings(values)
+    return parse_settings(model, values, PROJECTS[model])
 
 
-def run_program(settings: StackSettings) -> Run:
-    """Build the whole program under fresh mocks; resolve the stack outputs the program exports."""
-    from stacks.program import build
-
-    recorder = Recorder()
-    pulumi.runtime.set_mocks(recorder, project="diabetes", stack=settings.environment, preview=False)
+def run_program(
+    build: Callable[[Any], Any],
+    settings: StackSettings,
+    shared_outputs: dict[str, Any] | None = None,
+    *,
+    deployer: str = DEPLOYER,
+    preview: bool = False,
+    account: str = ACCOUNT,
+) -> Run:
+    """Build one program under fresh mocks in one AWS account; resolve what it exports."""
+    recorder = Recorder(shared_outputs or {}, deployer, account=account)
+    project = PROJECTS[type(settings)]
+    pulumi.runtime.set_mocks(
+        recorder,
+        project=project,
+        stack=settings.environment,
+        preview=preview,
+        organization="organization",
+        monitor=RecordingMonitor(recorder),
+    )
+    exported: dict[str, Any] = {}
     outputs: dict[str, Any] = {}
 
     @pulumi.runtime.test
     def program() -> pulumi.Output[Any]:
-        deployment = build(settings)
-        values: dict[str, Any] = {}
-        if deployment.ecs is not None:
-            values["ecsUrl"] = deployment.ecs.url
-        if deployment.eks is not None:
-            values["eksIngressHostname"] = deployment.eks.ingress_hostname
-            values["eksFargateProfiles"] = pulumi.Output.all(*deployment.eks.fargate_profiles)
-        return pulumi.Output.all(**values).apply(outputs.update)
+        with mock.patch("pulumi.export", side_effect=exported.__setitem__):
+            build(settings)
+        return pulumi.Output.all(**exported).apply(outputs.update)
 
     program()
     return Run(settings, recorder, outputs)
+
+
+def run_root(*, account: str = ACCOUNT, **overrides: Any) -> Run:
+    """The root program, in the given AWS account."""
+    from stacks.root import build
+
+    settings = settings_for(SharedSettings, **overrides)
+    return run_program(build, settings, deployer=deploy_role(account), account=account)
+
+
+def run_ecs(shared: Run, **overrides: Any) -> Run:
+    """The ECS program on a root run's outputs, in its account."""
+    from stacks.ecs.program import build
+
+    return _run_platform(build, settings_for(EcsStackSettings, **overrides), shared)
+
+
+def run_eks(shared: Run, **overrides: Any) -> Run:
+    """The EKS program on a root run's outputs, in its account."""
+    from stacks.eks.program import build
+
+    return _run_platform(build, settings_for(EksStackSettings, **overrides), shared)
+
+
+def _run_platform(build: Callable[[Any], Any], settings: StackSettings, shared: Run) -> Run:
+    account = shared.recorder.account
+    return run_program(build, settings, shared.outputs, deployer=deploy_role(account), account=account)
+
+
+def integral(value: Any) -> Any:
+    """Inputs with whole numbers as ints: the mock transport carries every number as a double, where the provider
+    (and Kubernetes) send integer fields as integers."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: integral(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [integral(item) for item in value]
+    return value
+
+
+def json_inputs(resource: Resource, key: str) -> Any:
+    """A JSON-string input (policy documents, container definitions) parsed."""
+    return json.loads(resource.inputs[key])

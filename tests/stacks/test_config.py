@@ -1,4 +1,4 @@
-"""Stack settings: the dev stack file parses, and bad values fail early with the key name and the fix."""
+"""Stack settings: the three projects and their stack files, and bad values failing early with the key and fix."""
 
 from __future__ import annotations
 
@@ -11,127 +11,182 @@ import pulumi
 import pytest
 import yaml
 
-from stacks.config import ConfigError, load_settings, parse_settings
-from tests.stacks.harness import Recorder, settings_for
+from stacks.config import (
+    ConfigError,
+    EcsStackSettings,
+    EksStackSettings,
+    SharedSettings,
+    StackSettings,
+    load_settings,
+    parse_settings,
+)
+from tests.stacks.conftest import MODEL_SHA256
+from tests.stacks.harness import DEPLOYER, EKS_ACCESS, ROOT_OUTPUTS_FOR_CONFIG, Recorder, RecordingMonitor, settings_for
 
 ROOT = Path(__file__).resolve().parents[2]
+PROJECTS = {
+    ROOT: ("diabetes", SharedSettings),
+    ROOT / "stacks" / "ecs": ("diabetes-ecs", EcsStackSettings),
+    ROOT / "stacks" / "eks": ("diabetes-eks", EksStackSettings),
+}
 
 
-def _stack_file_values(path: Path) -> dict[str, Any]:
+def _stack_file_values(path: Path, namespace: str) -> dict[str, Any]:
     config = yaml.safe_load(path.read_text())["config"]
-    values = {key.split(":", 1)[1]: value for key, value in config.items() if key.startswith("diabetes:")}
+    values = {key.split(":", 1)[1]: value for key, value in config.items() if key.startswith(f"{namespace}:")}
     return {**values, "region": config["aws:region"], "environment": "dev"}
 
 
-def test_pulumi_project_points_at_the_stacks_package() -> None:
-    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
-    assert project["name"] == "diabetes"  # so `--config imageTag=...` lands in the diabetes: namespace
-    assert project["main"] == "stacks/"
+@pytest.mark.parametrize("folder", list(PROJECTS), ids=lambda folder: PROJECTS[folder][0])
+def test_each_project_runs_in_the_repositorys_uv_environment(folder: Path) -> None:
+    """`toolchain: uv` without `virtualenv`: Pulumi uses the .venv next to the nearest uv.lock, found by searching up
+    from the project folder, so no project may have a pyproject.toml or requirements.txt of its own."""
+    project = yaml.safe_load((folder / "Pulumi.yaml").read_text())
+    assert project["name"] == PROJECTS[folder][0]
     assert project["runtime"] == {"name": "python", "options": {"toolchain": "uv"}}
-    assert (ROOT / "stacks" / "__main__.py").is_file()
+    nearest = next(d for d in [folder, *folder.parents] if (d / "uv.lock").exists() or (d / "pyproject.toml").exists())
+    assert nearest == ROOT
+    assert not (folder / "requirements.txt").exists()
+    program = ROOT / project.get("main", ".") if folder == ROOT else folder
+    assert (program / "__main__.py").is_file()
 
 
-def test_dev_stack_file_is_valid_with_both_platforms_on() -> None:
-    settings = parse_settings({**_stack_file_values(ROOT / "Pulumi.dev.yaml"), "imageTag": "3f2c1ab"})
-    assert settings.ecs_enabled
-    assert settings.eks_enabled
-    assert settings.ui.enabled
-    assert settings.region == "eu-west-1"
-    assert (settings.api.cpu, settings.api.memory) == (512, 1024)
+@pytest.mark.parametrize("folder", list(PROJECTS), ids=lambda folder: PROJECTS[folder][0])
+def test_each_dev_stack_file_is_valid_and_names_its_secrets_provider(folder: Path) -> None:
+    namespace, model = PROJECTS[folder]
+    stack_file = folder / "Pulumi.dev.yaml"
+    assert yaml.safe_load(stack_file.read_text())["secretsprovider"].startswith("awskms://alias/")
+    values = _stack_file_values(stack_file, namespace)
+    if model is not SharedSettings:
+        values["imageTag"] = "3f2c1ab"  # CI passes it with --config
+    settings: StackSettings = parse_settings(model, values, namespace)
     assert settings.name == "diabetes-dev"
     assert settings.tags_for("x")["Owner"] == "ml-platform"
 
 
+def test_platform_stack_files_have_no_on_off_switches() -> None:
+    for folder in PROJECTS:
+        keys = yaml.safe_load((folder / "Pulumi.dev.yaml").read_text())["config"]
+        assert not [key for key in keys if key.endswith(("Enabled", "enabled"))], keys
+
+
 @pytest.mark.parametrize(
-    ("overrides", "fragment"),
+    ("model", "overrides", "fragment"),
     [
-        ({"api": {"cpu": 300}}, "diabetes:api: cpu 300 is not a Fargate size"),
-        ({"api": {"cpu": 256, "memory": 4096}}, "memory 4096 MiB is not valid with cpu 256"),
-        ({"api": {"desiredCount": 9, "maxCount": 4}}, "minCount <= desiredCount <= maxCount"),
-        ({"api": {"cpus": 256}}, "diabetes:api.cpus: Extra inputs are not permitted"),
-        ({"imageTag": "latest"}, "diabetes:imageTag: imageTag must be an immutable ECR tag"),
-        ({"logRetentionDays": 42}, "logRetentionDays 42 is not accepted by CloudWatch"),
-        ({"modelUri": "s3://models-bucket"}, "modelUri must look like s3://<bucket>/<prefix>"),
-        ({"modelUri": "models/champion"}, "absolute path inside the image"),
+        (EcsStackSettings, {"api": {"cpu": 300}}, "diabetes-ecs:api: cpu 300 is not a Fargate size"),
+        (EcsStackSettings, {"api": {"cpu": 256, "memory": 4096}}, "memory 4096 MiB is not valid with cpu 256"),
+        (EcsStackSettings, {"api": {"desiredCount": 9, "maxCount": 4}}, "minCount <= desiredCount <= maxCount"),
+        (EcsStackSettings, {"api": {"cpus": 256}}, "diabetes-ecs:api.cpus: Extra inputs are not permitted"),
+        (EcsStackSettings, {"imageTag": "latest"}, "diabetes-ecs:imageTag: imageTag must be an immutable ECR tag"),
+        (SharedSettings, {"logRetentionDays": 42}, "logRetentionDays 42 is not accepted by CloudWatch"),
+        (EcsStackSettings, {"modelUri": "s3://models-bucket"}, "modelUri must look like s3://<bucket>/<prefix>"),
+        (EcsStackSettings, {"modelUri": "models/champion"}, "absolute path inside the image"),
+        (EcsStackSettings, {"modelUri": "s3://models-bucket/champion"}, "modelSha256 is required"),
+        (EcsStackSettings, {"modelSha256": "ABC"}, "diabetes-ecs:modelSha256"),
+        (EcsStackSettings, {"certificateArn": "arn:aws:iam::123456789012:server-certificate/x"}, "ACM certificate"),
+        (SharedSettings, {"natGateways": "three"}, "diabetes:natGateways"),
+        (SharedSettings, {"project": "diabetes-status-prod"}, "longer than 20 characters"),
+        (EksStackSettings, {"eks": {"access": {"admins": []}}}, "diabetes-eks:eks.access.admins"),
+        (EksStackSettings, {"eks": {"access": {"admins": ["deploy"]}}}, "not IAM roles or users"),
+        (EksStackSettings, {"eks": {"publicAccessCidrs": ["everyone"]}}, "publicAccessCidrs must be IPv4 CIDRs"),
+        (EksStackSettings, {"eks": {"lbControllerChartVersion": "1.14.0"}}, "lbControllerChartVersion"),
         (
-            {"certificateArn": "arn:aws:iam::123456789012:server-certificate/x"},
-            "must be an ACM certificate ARN",
+            EksStackSettings,
+            {"eks": {"access": {"admins": ["role/a"], "viewers": ["role/a"]}}},
+            "both admins and viewers",
         ),
-        ({"natGateways": "three"}, "diabetes:natGateways"),
     ],
 )
-def test_invalid_values_name_the_key_and_the_fix(overrides: dict[str, Any], fragment: str) -> None:
+def test_invalid_values_name_the_key_and_the_fix(model: type, overrides: dict[str, Any], fragment: str) -> None:
+    if model is EksStackSettings and "access" not in overrides.get("eks", {"access": 1}):
+        overrides = {"eks": {**overrides["eks"], "access": EKS_ACCESS}}
     with pytest.raises(ConfigError) as caught:
-        settings_for(**overrides)
+        settings_for(model, **overrides)
     message = str(caught.value)
     assert fragment in message
-    assert "pulumi config set --path diabetes:<key>" in message
+    assert "pulumi config set --path" in message
 
 
-def test_missing_image_tag_is_reported() -> None:
-    with pytest.raises(ConfigError, match=r"diabetes:imageTag: Field required"):
-        parse_settings({"environment": "dev", "region": "eu-west-1"})
+def test_the_eks_stack_requires_its_access_entries() -> None:
+    with pytest.raises(ConfigError, match=r"diabetes-eks:eks.access: Field required"):
+        parse_settings(
+            EksStackSettings, {"environment": "dev", "region": "eu-west-1", "imageTag": "a", "eks": {}}, "diabetes-eks"
+        )
 
 
-def test_string_config_values_are_coerced() -> None:
-    settings = parse_settings(
-        {
-            "environment": "dev",
-            "region": "eu-west-1",
-            "imageTag": "abc",
-            "eksEnabled": "true",
-            "ecrKeepLast": "7",
-        }
-    )
-    assert settings.eks_enabled is True
-    assert settings.ecr_keep_last == 7
-    assert settings.model_s3 is None
+def test_an_s3_model_with_its_digest_is_accepted() -> None:
+    settings = settings_for(EcsStackSettings, modelUri="s3://models-bucket/m/v3", modelSha256=MODEL_SHA256)
+    assert settings.model_s3 is not None
+    assert (settings.model_s3.bucket, settings.model_s3.prefix) == ("models-bucket", "m/v3")
 
 
-def _with_config(values: dict[str, str]) -> None:
-    pulumi.runtime.set_mocks(Recorder(), project="diabetes", stack="staging", preview=False)
+def _with_config(project: str, values: dict[str, str]) -> None:
+    pulumi.runtime.set_mocks(Recorder(), project=project, stack="staging", preview=False)
     pulumi.runtime.set_all_config(values)
 
 
-def test_load_settings_reads_the_pulumi_config_once() -> None:
+def test_load_settings_reads_the_projects_own_namespace() -> None:
     _with_config(
+        "diabetes-ecs",
         {
             "aws:region": "us-east-2",
-            "diabetes:imageTag": "9b1c2d3",
-            "diabetes:eksEnabled": "true",
-            "diabetes:api": json.dumps({"cpu": 1024, "memory": 2048}),
-            "diabetes:modelUri": "s3://models-bucket/diabetes/v3",
-        }
+            "diabetes-ecs:imageTag": "9b1c2d3",
+            "diabetes-ecs:api": json.dumps({"cpu": 1024, "memory": 2048}),
+            "diabetes-ecs:publicApiDocs": "true",
+        },
     )
-    settings = load_settings()
+    settings = load_settings(EcsStackSettings)
     assert (settings.environment, settings.region, settings.image_tag) == ("staging", "us-east-2", "9b1c2d3")
     assert settings.api.cpu == 1024
-    assert settings.model_s3 is not None
-    assert (settings.model_s3.bucket, settings.model_s3.prefix) == ("models-bucket", "diabetes/v3")
+    assert settings.public_api_docs is True
 
 
 def test_load_settings_rejects_unknown_keys() -> None:
-    _with_config({"aws:region": "us-east-2", "diabetes:imageTag": "9b1c2d3", "diabetes:imagetag": "x"})
-    with pytest.raises(ConfigError, match=r"Unknown config key\(s\) diabetes:imagetag"):
-        load_settings()
+    _with_config(
+        "diabetes-ecs", {"aws:region": "us-east-2", "diabetes-ecs:imageTag": "1", "diabetes-ecs:ecsEnabled": "x"}
+    )
+    with pytest.raises(ConfigError, match=r"Unknown config key\(s\) diabetes-ecs:ecsEnabled"):
+        load_settings(EcsStackSettings)
 
 
 def test_load_settings_requires_a_region() -> None:
-    _with_config({"diabetes:imageTag": "9b1c2d3"})
+    _with_config("diabetes", {})
     with pytest.raises(ConfigError, match=r"pulumi config set aws:region"):
-        load_settings()
+        load_settings(SharedSettings)
 
 
-def test_the_pulumi_entry_point_builds_the_stack_from_config() -> None:
-    recorder = Recorder()
-    pulumi.runtime.set_mocks(recorder, project="diabetes", stack="dev", preview=False)
-    pulumi.runtime.set_all_config({"aws:region": "eu-west-1", "diabetes:imageTag": "3f2c1ab"})
+@pytest.mark.parametrize(
+    ("entry", "project", "config", "expected"),
+    [
+        ("stacks/__main__.py", "diabetes", {}, "aws:ecr/repository:Repository"),
+        ("stacks/ecs/__main__.py", "diabetes-ecs", {"diabetes-ecs:imageTag": "3f2c1ab"}, "aws:ecs/cluster:Cluster"),
+        (
+            "stacks/eks/__main__.py",
+            "diabetes-eks",
+            {"diabetes-eks:imageTag": "3f2c1ab", "diabetes-eks:eks": json.dumps({"access": EKS_ACCESS})},
+            "aws:eks/cluster:Cluster",
+        ),
+    ],
+)
+def test_each_entry_point_builds_its_stack_from_config(
+    entry: str, project: str, config: dict[str, str], expected: str
+) -> None:
+    recorder = Recorder(ROOT_OUTPUTS_FOR_CONFIG, DEPLOYER)
+    pulumi.runtime.set_mocks(
+        recorder,
+        project=project,
+        stack="dev",
+        preview=False,
+        organization="organization",
+        monitor=RecordingMonitor(recorder),
+    )
+    pulumi.runtime.set_all_config({"aws:region": "eu-west-1", **config})
 
     @pulumi.runtime.test
     def program() -> None:
-        runpy.run_path(str(ROOT / "stacks" / "__main__.py"), run_name="__main__")
+        runpy.run_path(str(ROOT / entry), run_name="__main__")
 
     program()
-    cluster = recorder.one("aws:ecs/cluster:Cluster")
-    assert cluster.inputs["name"] == "diabetes-dev-ecs"
-    assert not recorder.of_type("eks:index:Cluster")  # EKS is off by default
+    assert recorder.of_type(expected)
+    reference = [r for r in recorder.resources if r.typ == "pulumi:pulumi:StackReference"]
+    assert not reference  # the mock answers StackReference without recording it

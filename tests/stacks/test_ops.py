@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from stacks.ops import (
-    OpsError,
+from stacks.ops import OpsError
+from stacks.ops.verify import (
     ecs_service_problems,
     rollout_failed,
     target_health_problems,

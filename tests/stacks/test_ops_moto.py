@@ -12,7 +12,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from stacks.ops import promote_image
+from stacks.ops.promote import promote_image
 from tests.conftest import MOTO_RUNNING_TASKS
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,35 +4,47 @@ from __future__ import annotations
 
 import json
 from fnmatch import fnmatchcase
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
+import yaml
 
-from tests.stacks.conftest import CERTIFICATE
-from tests.stacks.harness import INGRESS_HOST, OIDC_ISSUER, Resource, Run, subnet_ids
+from stacks.config import ConfigError, EksStackSettings
+from stacks.eks.lb_controller_policy import CHART_VERSION
+from stacks.ops.__main__ import main as ops_main
+from tests.stacks.conftest import CERTIFICATE, FULL, MODEL_SHA256
+from tests.stacks.harness import (
+    INGRESS_HOST,
+    OIDC_ISSUER,
+    PREVIEWER,
+    Resource,
+    Run,
+    integral,
+    run_eks,
+    run_program,
+    settings_for,
+    subnet_ids,
+)
 
 K8S_VERSION = "1.33.0"
 TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 SG_WRITES = ("ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress", "ec2:DeleteSecurityGroup")
+APP_KINDS = {"Namespace", "ServiceAccount", "Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
 
 
-def _integral(value: Any) -> Any:
-    """The mock transport carries every number as a double; Kubernetes integers must be ints again."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {key: _integral(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_integral(item) for item in value]
-    return value
-
-
-def _objects(run: Run) -> list[dict[str, Any]]:
+def _objects(run: Run, *, app_only: bool = False) -> list[dict[str, Any]]:
     objects = []
     for resource in run.recorder.resources:
-        if resource.typ.startswith("kubernetes:") and resource.typ.split(":")[1] != "helm.sh/v3":
-            objects.append(_integral(resource.inputs))
+        if not resource.typ.startswith("kubernetes:") or resource.typ.split(":")[1] == "helm.sh/v3":
+            continue
+        if app_only and "-eks-app-" not in resource.name:
+            continue
+        _, group_version, kind = resource.typ.split(":")
+        api_version = group_version.removeprefix("core/")
+        objects.append({"apiVersion": api_version, "kind": kind, **integral(resource.inputs)})
     return objects
 
 
@@ -47,119 +59,169 @@ def _release(run: Run, chart: str) -> Resource:
     return release
 
 
-@pytest.mark.parametrize("fixture", ["full_run", "eks_only_run"])
+def _lbc_policy(run: Run) -> dict[str, Any]:
+    return dict(json.loads(run.recorder.one(ROLE_POLICY, "lb-controller").inputs["policy"]))
+
+
+@pytest.mark.parametrize("fixture", ["eks_full_run", "eks_minimal_run"])
 def test_every_kubernetes_object_is_valid_against_the_schema(fixture: str, request: pytest.FixtureRequest) -> None:
     run: Run = request.getfixturevalue(fixture)
     objects = _objects(run)
-    kinds = sorted({o["kind"] for o in objects})
-    assert kinds == [
-        "ConfigMap",
-        "Deployment",
-        "HorizontalPodAutoscaler",
-        "Ingress",
-        "Namespace",
-        "PodDisruptionBudget",
-        "Service",
-        "ServiceAccount",
-    ]
+    assert {o["kind"] for o in objects} == {*APP_KINDS, "ConfigMap", "Ingress"}
     for obj in objects:
-        assert obj["metadata"]["name"], obj
         kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
 
 
-def test_schema_validation_rejects_an_unknown_field(full_run: Run) -> None:
-    deployment = _object(full_run, "Deployment", "api")
+def test_schema_validation_rejects_an_unknown_field(eks_full_run: Run) -> None:
+    deployment = _object(eks_full_run, "Deployment", "api")
     deployment["spec"]["template"]["spec"]["containers"][0]["readOnlyRootFileSystem"] = True  # misspelt
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deployment, K8S_VERSION, strict=True)
 
 
-def test_cluster_is_fargate_only_with_oidc(full_run: Run) -> None:
-    cluster = full_run.recorder.one("eks:index:Cluster")
-    inputs = cluster.inputs
-    assert inputs["name"] == "diabetes-dev-eks"
-    assert inputs["version"] == "1.33"
-    assert inputs["createOidcProvider"] is True
-    assert inputs["skipDefaultNodeGroup"] is True
-    assert inputs["authenticationMode"] == "API"
-    assert inputs["corednsAddonOptions"]["enabled"] is False  # managed explicitly on Fargate below
-    assert inputs["endpointPrivateAccess"] is True
-    assert len(inputs["privateSubnetIds"]) == len(inputs["publicSubnetIds"]) == 2
-    assert inputs["tags"]["Project"] == "diabetes"
-    assert set(inputs["enabledClusterLogTypes"]) == {"api", "audit", "authenticator"}
-    log_group = full_run.recorder.one("aws:cloudwatch/logGroup:LogGroup", "control-plane")
-    assert log_group.inputs["name"] == "/aws/eks/diabetes-dev-eks/cluster"
-    assert log_group.inputs["retentionInDays"] == 14
+def test_the_autoscaler_owns_the_replica_count(eks_full_run: Run) -> None:
+    """With `replicas` in the Deployment, every image deploy would reset the API to it under load."""
+    for workload in ("api", "ui"):
+        hpa = _object(eks_full_run, "HorizontalPodAutoscaler", workload)
+        assert hpa["spec"]["scaleTargetRef"]["name"] == workload
+        assert "replicas" not in _object(eks_full_run, "Deployment", workload)["spec"]
 
 
-def test_fargate_profiles_cover_kube_system_and_the_app_namespace(full_run: Run) -> None:
-    profiles = {
-        p.inputs["fargateProfileName"]: p for p in full_run.recorder.of_type("aws:eks/fargateProfile:FargateProfile")
+def test_cluster_authenticates_with_explicit_access_entries_only(eks_full_run: Run) -> None:
+    cluster = eks_full_run.recorder.one("aws:eks/cluster:Cluster")
+    assert cluster.inputs["accessConfig"] == {
+        "authenticationMode": "API",
+        "bootstrapClusterCreatorAdminPermissions": False,
     }
-    assert profiles["diabetes-dev-system"].inputs["selectors"] == [{"namespace": "kube-system"}]
-    assert profiles["diabetes-dev-app"].inputs["selectors"] == [{"namespace": "diabetes"}]
-    private_ids = subnet_ids(full_run, "private")
+    entries = {e.inputs["principalArn"] for e in eks_full_run.recorder.of_type("aws:eks/accessEntry:AccessEntry")}
+    assert entries == {
+        "arn:aws:iam::123456789012:role/diabetes-dev-github-deploy",
+        "arn:aws:iam::123456789012:role/diabetes-dev-github-preview",
+    }
+    policies = {
+        a.inputs["principalArn"].rsplit("/", 1)[-1]: a.inputs["policyArn"].rsplit("/", 1)[-1]
+        for a in eks_full_run.recorder.of_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
+    }
+    assert policies == {
+        "diabetes-dev-github-deploy": "AmazonEKSClusterAdminPolicy",
+        "diabetes-dev-github-preview": "AmazonEKSViewPolicy",
+    }
+
+
+def test_kubernetes_objects_wait_for_the_access_entries(eks_full_run: Run) -> None:
+    provider = eks_full_run.recorder.one("pulumi:providers:kubernetes")
+    for association in eks_full_run.recorder.of_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation"):
+        assert provider.waits_for(association)
+    kubeconfig = json.loads(provider.inputs["kubeconfig"])
+    args = kubeconfig["users"][0]["user"]["exec"]["args"]
+    assert args[:4] == ["eks", "get-token", "--cluster-name", "diabetes-dev-eks"]
+
+
+def test_a_deployer_without_cluster_access_is_refused_before_anything_is_created(root_run: Run) -> None:
+    from stacks.eks.program import build
+
+    eks_settings = settings_for(EksStackSettings)
+    stranger = "arn:aws:iam::123456789012:role/someone-else"
+    with pytest.raises(ConfigError, match="is not an admin of the cluster"):
+        run_program(build, eks_settings, root_run.outputs, deployer=stranger)
+    # The preview role may preview (it views), but not update.
+    run_program(build, eks_settings, root_run.outputs, deployer=PREVIEWER, preview=True)
+    with pytest.raises(ConfigError, match="is not an admin"):
+        run_program(build, eks_settings, root_run.outputs, deployer=PREVIEWER)
+
+
+def test_api_endpoint_is_private_unless_cidrs_are_given(eks_minimal_run: Run, eks_full_run: Run) -> None:
+    private = eks_minimal_run.recorder.one("aws:eks/cluster:Cluster").inputs["vpcConfig"]
+    assert private["endpointPublicAccess"] is False
+    assert private["endpointPrivateAccess"] is True
+    assert "publicAccessCidrs" not in private
+    public = eks_full_run.recorder.one("aws:eks/cluster:Cluster").inputs["vpcConfig"]
+    assert public["endpointPublicAccess"] is True
+    assert public["publicAccessCidrs"] == ["203.0.113.0/24"]
+    assert set(public["subnetIds"]) == subnet_ids(eks_full_run, "private")
+
+
+def test_cluster_logs_and_oidc_provider(eks_full_run: Run) -> None:
+    cluster = eks_full_run.recorder.one("aws:eks/cluster:Cluster")
+    assert cluster.inputs["name"] == "diabetes-dev-eks"
+    assert cluster.inputs["version"] == "1.33"
+    assert set(cluster.inputs["enabledClusterLogTypes"]) == {"api", "audit", "authenticator"}
+    log_group = eks_full_run.recorder.one("aws:cloudwatch/logGroup:LogGroup", "control-plane")
+    assert cluster.waits_for(log_group)
+    assert log_group.inputs["name"] == "/aws/eks/diabetes-dev-eks/cluster"
+    oidc = eks_full_run.recorder.one("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
+    assert oidc.inputs["url"] == f"https://{OIDC_ISSUER}"
+    assert oidc.inputs["clientIdLists"] == ["sts.amazonaws.com"]
+
+
+def test_fargate_profiles_one_at_a_time_after_their_role_policy(eks_full_run: Run) -> None:
+    """EKS changes one Fargate profile of a cluster at a time; the pods' role must have its policy first."""
+    profiles = {
+        p.inputs["selectors"][0]["namespace"]: p
+        for p in eks_full_run.recorder.of_type("aws:eks/fargateProfile:FargateProfile")
+    }
+    assert profiles.keys() == {"kube-system", "diabetes"}
+    policy = eks_full_run.recorder.one(ROLE_POLICY, "pod-execution")
+    assert profiles["diabetes"].waits_for(profiles["kube-system"])
     for profile in profiles.values():
-        assert set(profile.inputs["subnetIds"]) == private_ids
-        assert profile.inputs["clusterName"] == "diabetes-dev-eks"
-    assert full_run.outputs["eksFargateProfiles"] == ["diabetes-dev-system", "diabetes-dev-app"]
+        assert profile.waits_for(policy)
+        assert "fargateProfileName" not in profile.inputs  # autonamed: a replacement never clashes
+        assert set(profile.inputs["subnetIds"]) == subnet_ids(eks_full_run, "private")
+    assert eks_full_run.outputs["eksFargateProfiles"] == [
+        profiles["kube-system"].state["fargateProfileName"],
+        profiles["diabetes"].state["fargateProfileName"],
+    ]
 
 
-def test_coredns_runs_on_fargate(full_run: Run) -> None:
-    addon = full_run.recorder.one("aws:eks/addon:Addon")
+def test_coredns_runs_on_fargate(eks_full_run: Run) -> None:
+    addon = eks_full_run.recorder.one("aws:eks/addon:Addon")
     assert addon.inputs["addonName"] == "coredns"
     assert json.loads(addon.inputs["configurationValues"]) == {"computeType": "Fargate"}
 
 
-def test_load_balancer_controller_role_trusts_only_its_service_account(full_run: Run) -> None:
-    role = full_run.recorder.one("aws:iam/role:Role", "lb-controller")
+def test_load_balancer_controller_is_pinned_and_waits_for_its_iam_policy(eks_full_run: Run) -> None:
+    release = _release(eks_full_run, "aws-load-balancer-controller")
+    assert release.inputs["version"] == CHART_VERSION == "1.13.4"
+    assert release.waits_for(eks_full_run.recorder.one(ROLE_POLICY, "lb-controller"))
+    values = release.inputs["values"]
+    assert values["clusterName"] == "diabetes-dev-eks"
+    assert values["vpcId"] == "diabetes-dev-net-vpc-vpc-id"
+    assert values["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"].endswith("lb-controller")
+    assert (values["enableWaf"], values["enableWafv2"], values["enableShield"]) == (False, False, False)
+    assert _release(eks_full_run, "metrics-server").inputs["values"]["containerPort"] == 4443
+
+
+def test_load_balancer_controller_role_trusts_only_its_service_account(eks_full_run: Run) -> None:
+    role = eks_full_run.recorder.one("aws:iam/role:Role", "lb-controller")
     (statement,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
     assert statement["Principal"] == {"Federated": f"arn:aws:iam::123456789012:oidc-provider/{OIDC_ISSUER}"}
     assert statement["Condition"]["StringEquals"] == {
         f"{OIDC_ISSUER}:sub": "system:serviceaccount:kube-system:aws-load-balancer-controller",
         f"{OIDC_ISSUER}:aud": "sts.amazonaws.com",
     }
-    policy = json.loads(full_run.recorder.one("aws:iam/rolePolicy:RolePolicy", "lb-controller").inputs["policy"])
-    statements = {s["Sid"]: s for s in policy["Statement"]}
-    # Writes are limited to resources the controller tagged itself, in this VPC, account and region.
-    assert statements["ModifyOwn"]["Condition"] == {"Null": {"aws:ResourceTag/elbv2.k8s.aws/cluster": "false"}}
-    assert statements["IngressRulesInVpc"]["Condition"]["ArnEquals"]["ec2:Vpc"].endswith(":vpc/diabetes-dev-net-vpc-id")
-    assert statements["IngressRulesInVpc"]["Condition"]["Null"] == {"aws:ResourceTag/elbv2.k8s.aws/cluster": "false"}
-    assert statements["IngressRulesOnClusterSecurityGroup"]["Condition"]["StringEquals"] == {
-        "aws:ResourceTag/kubernetes.io/cluster/diabetes-dev-eks": "owned"
-    }
-    assert all(":eu-west-1:123456789012:" in arn for arn in statements["Targets"]["Resource"].split(",")), statements
 
 
-def test_load_balancer_controller_cannot_touch_the_ecs_load_balancer(full_run: Run) -> None:
+def test_load_balancer_controller_cannot_touch_the_ecs_load_balancer(eks_full_run: Run, ecs_full_run: Run) -> None:
     """Same account, region and VPC as the ECS ALB: the controller may only change what it names `k8s-*`."""
-    policy = json.loads(full_run.recorder.one("aws:iam/rolePolicy:RolePolicy", "lb-controller").inputs["policy"])
-    creating = [s for s in policy["Statement"] if s["Sid"] in ("CreateTagged", "TagOnCreate")]
-    assert len(creating) == 2
-    for statement in creating:  # a create touches nothing existing; it must carry the controller's tag
-        assert statement["Condition"]["Null"] == {"aws:RequestTag/elbv2.k8s.aws/cluster": "false"}
-    # "*" only for Describe (checked elsewhere)
+    policy = _lbc_policy(eks_full_run)
+    creating = [s for s in policy["Statement"] if s["Sid"].startswith(("CreateTagged", "TagOnCreate"))]
     scoped = [s for s in policy["Statement"] if s["Resource"] != "*" and s not in creating]
     resources = [r for s in scoped for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])]
     elb = [r for r in resources if ":elasticloadbalancing:" in r]
     assert elb
     assert all("/k8s-*/" in r for r in elb), elb
-
     arn = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:"
-    alb = f"app/{full_run.recorder.one('aws:lb/loadBalancer:LoadBalancer').inputs['name']}/50dc6c495c0c9188"
+    alb = f"app/{ecs_full_run.recorder.one('aws:lb/loadBalancer:LoadBalancer').name}-1a2b3c4/50dc6c495c0c9188"
     ecs = [
         f"{arn}loadbalancer/{alb}",
         f"{arn}listener/{alb}/f2f7dc8efc522ab2",
         f"{arn}listener-rule/{alb}/f2f7dc8efc522ab2/9683b2d02a6cabee",
-        *(f"{arn}targetgroup/{tg.inputs['name']}/73e2d6bc24d8a067" for tg in full_run.recorder.of_type(TARGET_GROUP)),
+        *(f"{arn}targetgroup/{tg.name}-1a2b3c4/73e2d6bc24d8a067" for tg in ecs_full_run.recorder.of_type(TARGET_GROUP)),
     ]
     assert not [(target, r) for target in ecs for r in resources if fnmatchcase(target, r)]
     own = f"{arn}loadbalancer/app/k8s-diabetes-diabetes-0a1b2c3d4e/50dc6c495c0c9188"
     assert any(fnmatchcase(own, r) for r in elb)
-
-    # Security-group edits need a tag the controller (or EKS, on the cluster group) set; ECS groups carry neither.
-    ecs_groups = [g for g in full_run.recorder.of_type("aws:ec2/securityGroup:SecurityGroup") if "-ecs-" in g.name]
-    assert ecs_groups
+    ecs_groups = ecs_full_run.recorder.of_type("aws:ec2/securityGroup:SecurityGroup")
     for statement in scoped:
         if not any(a in statement["Action"] for a in SG_WRITES):
             continue
@@ -172,103 +234,96 @@ def test_load_balancer_controller_cannot_touch_the_ecs_load_balancer(full_run: R
         assert not [g.name for g in ecs_groups if keys & set(g.inputs["tags"])], statement
 
 
-def test_load_balancer_controller_is_configured_for_fargate(full_run: Run) -> None:
-    release = _release(full_run, "aws-load-balancer-controller")
-    values = release.inputs["values"]
-    assert values["clusterName"] == "diabetes-dev-eks"
-    assert values["region"] == "eu-west-1"
-    assert values["vpcId"] == "diabetes-dev-net-vpc-id"
-    assert values["serviceAccount"]["name"] == "aws-load-balancer-controller"
-    assert values["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"].endswith("lb-controller")
-    assert release.inputs["namespace"] == "kube-system"
-    assert release.inputs["version"] == "1.13.4"
-    assert release.inputs["repositoryOpts"]["repo"] == "https://aws.github.io/eks-charts"
-    assert _release(full_run, "metrics-server").inputs["values"]["containerPort"] == 4443
-
-
-def test_api_deployment_is_hardened_with_probes_and_limits(full_run: Run) -> None:
-    deployment = _object(full_run, "Deployment", "api")
-    assert deployment["metadata"]["namespace"] == "diabetes"
-    spec = deployment["spec"]
-    assert spec["replicas"] == 2
-    pod = spec["template"]["spec"]
-    assert pod["securityContext"]["runAsNonRoot"] is True
+def test_api_deployment_is_hardened_pinned_and_waits_for_its_model_role(eks_full_run: Run) -> None:
+    deployment = _object(eks_full_run, "Deployment", "api")
+    pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["image"].endswith("/diabetes-dev/api:3f2c1ab")
-    assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
-    security = container["securityContext"]
-    assert security["readOnlyRootFilesystem"] is True
-    assert security["allowPrivilegeEscalation"] is False
-    assert security["runAsUser"] == 10001
-    assert container["resources"]["requests"] == container["resources"]["limits"] == {"cpu": "512m", "memory": "1024Mi"}
-    assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
-    assert pod["volumes"][0]["emptyDir"]["sizeLimit"] == "1Gi"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["runAsUser"] == 10001
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["MODEL_SHA256"] == MODEL_SHA256
+    assert env["SERVICE_DOCS_ENABLED"] == "false"
+    resource = eks_full_run.recorder.one("kubernetes:apps/v1:Deployment", "-api-")
+    assert resource.waits_for(eks_full_run.recorder.one(ROLE_POLICY, "api-model"))
+    assert resource.waits_for(_release(eks_full_run, "aws-load-balancer-controller"))
 
 
-def test_ui_deployment_calls_the_api_service_in_cluster(full_run: Run) -> None:
-    deployment = _object(full_run, "Deployment", "ui")
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+def test_ui_deployment_calls_the_api_service_in_cluster(eks_full_run: Run) -> None:
+    (container,) = _object(eks_full_run, "Deployment", "ui")["spec"]["template"]["spec"]["containers"]
     assert container["env"] == [{"name": "API_URL", "value": "http://api.diabetes.svc.cluster.local:8000"}]
-    service = _object(full_run, "Service", "ui")
-    annotations = service["metadata"]["annotations"]
-    assert annotations["alb.ingress.kubernetes.io/healthcheck-path"] == "/_stcore/health"
-    assert "stickiness.enabled=true" in annotations["alb.ingress.kubernetes.io/target-group-attributes"]
 
 
-def test_api_service_account_assumes_the_model_reader_role(full_run: Run, eks_only_run: Run) -> None:
-    account = _object(full_run, "ServiceAccount", "api")
-    assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].endswith("eks-api-model")
-    assert account["automountServiceAccountToken"] is False
-    assert not _object(eks_only_run, "ServiceAccount", "api")["metadata"].get("annotations")
+def test_api_service_account_assumes_the_model_reader_role(eks_full_run: Run, eks_minimal_run: Run) -> None:
+    account = _object(eks_full_run, "ServiceAccount", "api")
+    assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].endswith("eks-app-api-model")
+    assert not _object(eks_minimal_run, "ServiceAccount", "api")["metadata"].get("annotations")
 
 
-def test_service_is_cluster_ip_with_alb_health_path(eks_only_run: Run) -> None:
-    service = _object(eks_only_run, "Service", "api")
-    assert service["spec"]["type"] == "ClusterIP"
-    assert service["spec"]["ports"] == [{"name": "http", "port": 8000, "targetPort": "http", "protocol": "TCP"}]
-    assert service["metadata"]["annotations"]["alb.ingress.kubernetes.io/healthcheck-path"] == "/ready"
-
-
-def test_ingress_is_an_internet_facing_alb_with_ip_targets(full_run: Run, eks_only_run: Run) -> None:
-    ingress = _object(full_run, "Ingress", "diabetes-dev")
+def test_ingress_is_an_internet_facing_alb_with_access_logs(eks_full_run: Run, eks_minimal_run: Run) -> None:
+    ingress = _object(eks_full_run, "Ingress", "diabetes-dev")
     annotations = ingress["metadata"]["annotations"]
-    assert ingress["spec"]["ingressClassName"] == "alb"
     assert annotations["alb.ingress.kubernetes.io/scheme"] == "internet-facing"
     assert annotations["alb.ingress.kubernetes.io/target-type"] == "ip"
-    assert annotations["alb.ingress.kubernetes.io/healthcheck-path"] == "/ready"
     assert annotations["alb.ingress.kubernetes.io/certificate-arn"] == CERTIFICATE
-    assert annotations["alb.ingress.kubernetes.io/ssl-redirect"] == "443"
-    assert "idle_timeout.timeout_seconds=3600" in annotations["alb.ingress.kubernetes.io/load-balancer-attributes"]
-    paths = {
-        (p["path"], p["pathType"]): p["backend"]["service"]["name"]
-        for p in ingress["spec"]["rules"][0]["http"]["paths"]
-    }
+    attributes = annotations["alb.ingress.kubernetes.io/load-balancer-attributes"].split(",")
+    assert "idle_timeout.timeout_seconds=3600" in attributes
+    assert "access_logs.s3.bucket=diabetes-dev-access-logs-bucket" in attributes
+    assert "access_logs.s3.prefix=eks" in attributes
+    rules = ingress["spec"]["rules"][0]["http"]["paths"]
+    paths = {(p["path"], p["pathType"]): p["backend"]["service"]["name"] for p in rules}
     assert paths[("/", "Prefix")] == "ui"
     assert paths[("/predict", "Prefix")] == "api"
-    assert paths[("/ready", "Exact")] == "api"
-    assert full_run.outputs["eksIngressHostname"] == INGRESS_HOST
-
-    simple = _object(eks_only_run, "Ingress", "diabetes-dev")
-    (only,) = simple["spec"]["rules"][0]["http"]["paths"]
+    assert ("/docs", "Exact") not in paths
+    assert eks_full_run.outputs["eksIngressHostname"] == INGRESS_HOST
+    (only,) = _object(eks_minimal_run, "Ingress", "diabetes-dev")["spec"]["rules"][0]["http"]["paths"]
     assert (only["path"], only["backend"]["service"]["name"]) == ("/", "api")
-    assert json.loads(simple["metadata"]["annotations"]["alb.ingress.kubernetes.io/listen-ports"]) == [{"HTTP": 80}]
 
 
-def test_autoscaler_and_disruption_budget_follow_config(full_run: Run) -> None:
-    hpa = _object(full_run, "HorizontalPodAutoscaler", "api")["spec"]
-    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (2, 6)
-    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "api"}
-    assert hpa["metrics"][0]["resource"]["target"] == {"type": "Utilization", "averageUtilization": 60}
-    pdb = _object(full_run, "PodDisruptionBudget", "api")["spec"]
-    assert pdb == {"maxUnavailable": 1, "selector": {"matchLabels": {"app.kubernetes.io/name": "api"}}}
-
-
-def test_fargate_logs_go_to_a_log_group_with_retention(full_run: Run) -> None:
-    namespace = _object(full_run, "Namespace", "aws-observability")
-    assert namespace["metadata"]["labels"] == {"aws-observability": "enabled"}
-    config = _object(full_run, "ConfigMap", "aws-logging")
+def test_fargate_logs_go_to_a_log_group_with_retention(eks_full_run: Run) -> None:
+    config = _object(eks_full_run, "ConfigMap", "aws-logging")
     assert "log_group_name /eks/diabetes-dev-eks/pods" in config["data"]["output.conf"]
-    assert "auto_create_group false" in config["data"]["output.conf"]
-    group = full_run.recorder.one("aws:cloudwatch/logGroup:LogGroup", "-pods")
-    assert group.inputs["retentionInDays"] == 14
+    assert eks_full_run.recorder.one("aws:cloudwatch/logGroup:LogGroup", "-pods").inputs["retentionInDays"] == 14
+
+
+def test_rendered_yaml_is_what_the_program_applies(root_run: Run, tmp_path: Path) -> None:
+    """`render-k8s` with the stack file's settings equals, object for object, what the EKS program creates."""
+    stack_file = tmp_path / "Pulumi.dev.yaml"
+    config = {"aws:region": "eu-west-1"} | {
+        f"diabetes-eks:{key}": value for key, value in {**FULL, "eks": {"access": {"admins": ["role/x"]}}}.items()
+    }
+    stack_file.write_text(yaml.safe_dump({"config": config}))
+    program = run_eks(root_run, **FULL)
+    registry = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/diabetes-dev"
+    api_role = program.recorder.one("aws:iam/role:Role", "api-model").state["arn"]
+    out = tmp_path / "k8s"
+    status = ops_main(
+        [
+            "render-k8s",
+            f"--stack-file={stack_file}",
+            f"--api-image={registry}/api:3f2c1ab",
+            f"--ui-image={registry}/ui:3f2c1ab",
+            "--namespace=diabetes",
+            f"--api-role-arn={api_role}",
+            "--access-log-bucket=diabetes-dev-access-logs-bucket",
+            f"--output={out}",
+        ]
+    )
+    assert status == 0
+    rendered = [yaml.safe_load(path.read_text()) for path in sorted(out.glob("*.yaml"))]
+    for obj in rendered:
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+    assert rendered == _objects(program, app_only=True)
+    assert {o["kind"] for o in rendered} == {*APP_KINDS, "Ingress"}
+
+
+def test_rendering_into_another_namespace_moves_every_object(tmp_path: Path) -> None:
+    out = tmp_path / "k8s"
+    stack_file = Path(__file__).resolve().parents[2] / "stacks" / "eks" / "Pulumi.dev.yaml"
+    args = ["render-k8s", f"--stack-file={stack_file}", "--api-image=r/api:1", "--ui-image=r/ui:1"]
+    assert ops_main([*args, "--namespace=team-ml", f"--output={out}"]) == 0
+    objects = [yaml.safe_load(path.read_text()) for path in sorted(out.glob("*.yaml"))]
+    assert objects[0] == {**objects[0], "kind": "Namespace"}
+    assert objects[0]["metadata"]["name"] == "team-ml"
+    assert all(o["metadata"].get("namespace") == "team-ml" for o in objects[1:])
+    assert ops_main([*args[:-1], "--namespace=x", f"--output={tmp_path / 'y'}"]) == 1  # the UI needs its image

@@ -1,0 +1,223 @@
+"""The AWS Load Balancer Controller's IAM policy, derived from upstream's and narrowed to this stack.
+
+Source: `docs/install/iam_policy.json` of kubernetes-sigs/aws-load-balancer-controller at tag `v2.13.4`, the app
+version of Helm chart `1.13.4` (eks-charts) that the EKS stack installs. Changing the chart version means
+re-deriving this file from that version's policy: the settings only accept the version it was derived for.
+
+Every upstream action is either granted here or listed in `DROPPED` with the reason. Each granted action names
+the resource type AWS authorizes it on (tests check every action against its resource type with parliament's
+copy of the service authorization reference); where upstream says `*`, the grant is narrowed to this account and
+region, to names the controller gives what it creates (`k8s-*`), to the controller's `elbv2.k8s.aws/cluster` tag,
+and for security groups to this VPC. The ECS load balancer, its listeners and target groups in the same VPC are
+out of reach. Only Describe/Get calls without resource-level permissions keep `*`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stacks.aws_context import AwsContext, policy_json, statement
+
+#: The Helm chart the policy was derived for, and the controller version it installs.
+CHART_VERSION = "1.13.4"
+APP_VERSION = "v2.13.4"
+SERVICE_ACCOUNT = "aws-load-balancer-controller"
+
+CLUSTER_TAG = "elbv2.k8s.aws/cluster"
+#: Names the controller gives the load balancers and target groups it creates (`k8s-<namespace>-<name>-<hash>`).
+NAME_PATTERN = "k8s-*"
+KINDS = ("app", "net")
+
+#: Upstream actions this stack does not grant, and why.
+DROPPED: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "elasticloadbalancing:SetWebAcl",
+            "waf-regional:AssociateWebACL",
+            "waf-regional:DisassociateWebACL",
+            "waf-regional:GetWebACL",
+            "waf-regional:GetWebACLForResource",
+            "wafv2:AssociateWebACL",
+            "wafv2:DisassociateWebACL",
+            "wafv2:GetWebACL",
+            "wafv2:GetWebACLForResource",
+        ),
+        "WAF integration is off (chart values enableWaf/enableWafv2: false)",
+    ),
+    **dict.fromkeys(
+        (
+            "shield:CreateProtection",
+            "shield:DeleteProtection",
+            "shield:DescribeProtection",
+            "shield:GetSubscriptionState",
+        ),
+        "Shield integration is off (chart value enableShield: false)",
+    ),
+    "cognito-idp:DescribeUserPoolClient": "no Ingress authenticates with Cognito",
+    "ec2:GetCoipPoolUsage": "no customer-owned IP pools (Outposts)",
+    "iam:GetServerCertificate": "certificates come from ACM, never from IAM server certificates",
+    "iam:ListServerCertificates": "certificates come from ACM, never from IAM server certificates",
+}
+
+_DESCRIBE = (
+    "acm:ListCertificates",
+    "ec2:DescribeAccountAttributes",
+    "ec2:DescribeAddresses",
+    "ec2:DescribeAvailabilityZones",
+    "ec2:DescribeCoipPools",
+    "ec2:DescribeInstances",
+    "ec2:DescribeInternetGateways",
+    "ec2:DescribeIpamPools",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeRouteTables",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeTags",
+    "ec2:DescribeVpcPeeringConnections",
+    "ec2:DescribeVpcs",
+    "elasticloadbalancing:DescribeCapacityReservation",
+    "elasticloadbalancing:DescribeListenerAttributes",
+    "elasticloadbalancing:DescribeListenerCertificates",
+    "elasticloadbalancing:DescribeListeners",
+    "elasticloadbalancing:DescribeLoadBalancerAttributes",
+    "elasticloadbalancing:DescribeLoadBalancers",
+    "elasticloadbalancing:DescribeRules",
+    "elasticloadbalancing:DescribeSSLPolicies",
+    "elasticloadbalancing:DescribeTags",
+    "elasticloadbalancing:DescribeTargetGroupAttributes",
+    "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeTargetHealth",
+    "elasticloadbalancing:DescribeTrustStores",
+)
+#: Writes on a load balancer the controller tagged (resource type loadbalancer/app|net).
+_MODIFY_LOAD_BALANCER = (
+    "elasticloadbalancing:DeleteLoadBalancer",
+    "elasticloadbalancing:ModifyCapacityReservation",
+    "elasticloadbalancing:ModifyIpPools",
+    "elasticloadbalancing:ModifyLoadBalancerAttributes",
+    "elasticloadbalancing:SetIpAddressType",
+    "elasticloadbalancing:SetSecurityGroups",
+    "elasticloadbalancing:SetSubnets",
+)
+#: Writes on a target group the controller tagged (resource type targetgroup).
+_MODIFY_TARGET_GROUP = (
+    "elasticloadbalancing:DeleteTargetGroup",
+    "elasticloadbalancing:ModifyTargetGroup",
+    "elasticloadbalancing:ModifyTargetGroupAttributes",
+)
+#: Listener actions (resource type listener/app|net) on the controller's load balancers.
+_LISTENERS = (
+    "elasticloadbalancing:AddListenerCertificates",
+    "elasticloadbalancing:CreateRule",
+    "elasticloadbalancing:DeleteListener",
+    "elasticloadbalancing:ModifyListener",
+    "elasticloadbalancing:RemoveListenerCertificates",
+)
+#: Rule actions (resource type listener-rule/app|net).
+_RULES = (
+    "elasticloadbalancing:DeleteRule",
+    "elasticloadbalancing:ModifyRule",
+    "elasticloadbalancing:SetRulePriorities",
+)
+
+
+def lb_controller_policy(ctx: AwsContext, vpc_id: str, cluster_name: str) -> str:
+    """The controller's permissions, scoped to its own resources in this account, region and VPC."""
+    own = NAME_PATTERN
+
+    def elb(resource: str) -> str:
+        return ctx.arn("elasticloadbalancing", resource)
+
+    load_balancers = [elb(f"loadbalancer/{kind}/{own}/*") for kind in KINDS]
+    target_groups = elb(f"targetgroup/{own}/*")
+    listeners = [elb(f"listener/{kind}/{own}/*/*") for kind in KINDS]
+    rules = [elb(f"listener-rule/{kind}/{own}/*/*/*") for kind in KINDS]
+    # Creating (and tagging while creating) is scoped by the request tag alone, as upstream does: whether IAM matches
+    # the new resource's name at creation is not documented, and a create cannot touch existing resources.
+    any_new = [*(elb(f"loadbalancer/{kind}/*/*") for kind in KINDS), elb("targetgroup/*/*")]
+    security_groups = ctx.arn("ec2", "security-group/*")
+    vpc = ctx.arn("ec2", f"vpc/{vpc_id}")
+    in_vpc = {"ArnEquals": {"ec2:Vpc": vpc}}
+    tagged: dict[str, dict[str, Any]] = {"Null": {f"aws:ResourceTag/{CLUSTER_TAG}": "false"}}
+    request_tagged = {"Null": {f"aws:RequestTag/{CLUSTER_TAG}": "false"}}
+    tagging_own = {"Null": {f"aws:RequestTag/{CLUSTER_TAG}": "true", f"aws:ResourceTag/{CLUSTER_TAG}": "false"}}
+    # EKS tags the cluster security group (the one Fargate pods use) with kubernetes.io/cluster/<name> = owned.
+    cluster_security_group = {"StringEquals": {f"aws:ResourceTag/kubernetes.io/cluster/{cluster_name}": "owned"}}
+    service_linked_role = ctx.arn(
+        "iam",
+        "role/aws-service-role/elasticloadbalancing.amazonaws.com/AWSServiceRoleForElasticLoadBalancing",
+        region=False,
+    )
+    return policy_json(
+        [
+            statement(
+                ["iam:CreateServiceLinkedRole"],
+                service_linked_role,
+                {"StringEquals": {"iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"}},
+                sid="ServiceLinkedRole",
+            ),
+            statement(_DESCRIBE, "*", sid="ReadOnlyDescribe"),
+            statement(["ec2:GetSecurityGroupsForVpc"], vpc, sid="SecurityGroupsOfVpc"),
+            statement(["acm:DescribeCertificate"], ctx.arn("acm", "certificate/*"), sid="Certificates"),
+            statement(["ec2:CreateSecurityGroup"], [vpc, security_groups], sid="CreateSecurityGroupInVpc"),
+            statement(
+                ["ec2:CreateTags"],
+                security_groups,
+                {"StringEquals": {"ec2:CreateAction": "CreateSecurityGroup"}, **request_tagged},
+                sid="TagNewSecurityGroup",
+            ),
+            statement(["ec2:CreateTags", "ec2:DeleteTags"], security_groups, tagging_own, sid="RetagOwnSecurityGroup"),
+            statement(
+                ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],
+                security_groups,
+                {**in_vpc, **tagged},
+                sid="IngressRulesInVpc",
+            ),
+            statement(
+                ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],
+                security_groups,
+                {**in_vpc, **cluster_security_group},
+                sid="IngressRulesOnClusterSecurityGroup",
+            ),
+            statement(["ec2:DeleteSecurityGroup"], security_groups, tagged, sid="DeleteOwnSecurityGroup"),
+            statement(
+                ["elasticloadbalancing:CreateLoadBalancer"], any_new[:2], request_tagged, sid="CreateTaggedLoadBalancer"
+            ),
+            statement(
+                ["elasticloadbalancing:CreateTargetGroup"], any_new[2:], request_tagged, sid="CreateTaggedTargetGroup"
+            ),
+            statement(
+                ["elasticloadbalancing:AddTags"],
+                any_new,
+                {
+                    "StringEquals": {"elasticloadbalancing:CreateAction": ["CreateTargetGroup", "CreateLoadBalancer"]},
+                    **request_tagged,
+                },
+                sid="TagOnCreate",
+            ),
+            statement(
+                ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
+                [*load_balancers, target_groups],
+                tagging_own,
+                sid="RetagOwnLoadBalancers",
+            ),
+            statement(
+                ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
+                [*listeners, *rules],
+                sid="TagListenersAndRules",
+            ),
+            statement(["elasticloadbalancing:CreateListener"], load_balancers, sid="CreateListener"),
+            statement(_LISTENERS, listeners, sid="Listeners"),
+            statement(_RULES, rules, sid="Rules"),
+            statement(_MODIFY_LOAD_BALANCER, load_balancers, tagged, sid="ModifyOwnLoadBalancers"),
+            statement(_MODIFY_TARGET_GROUP, [target_groups], tagged, sid="ModifyOwnTargetGroups"),
+            statement(
+                ["elasticloadbalancing:ModifyListenerAttributes"], listeners, tagged, sid="ModifyOwnListenerAttributes"
+            ),
+            statement(
+                ["elasticloadbalancing:DeregisterTargets", "elasticloadbalancing:RegisterTargets"],
+                target_groups,
+                sid="Targets",
+            ),
+        ]
+    )

@@ -1,0 +1,432 @@
+"""The three IAM roles GitHub Actions assumes through OIDC, with their exact trust and permission policies.
+
+`python -m stacks.ops ci-roles ...` prints them; docs/deploy.md shows the output for example values and a test
+checks the two agree, so the bootstrap in the docs is always what the code says.
+
+- preview: pull requests of the repository (`repo:<org>/<repo>:pull_request`); reads the state and the cloud
+  (`pulumi preview` of the three stacks), views the EKS cluster (its access entry is in the EKS stack's config).
+- publish: the GitHub environment (`repo:<org>/<repo>:environment:<env>`); pushes the two images, reads their scan
+  findings and reads the model bucket (the recursive copy of the model to bake needs s3:ListBucket).
+- deploy: the same environment; `pulumi up` of the three stacks, so it manages exactly the resource kinds the
+  programs declare, named after the stack where AWS lets a policy say so.
+
+Sessions last at most one hour (MaxSessionDuration 3600, IAM's default): each `up` job fits in it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from stacks.aws_context import AwsContext, policy_json, statement, web_identity_trust_policy
+from stacks.shared import TARGETS
+
+GITHUB_OIDC = "token.actions.githubusercontent.com"
+MAX_SESSION_SECONDS = 3600
+#: The root's buckets are autonamed `<project>-<env>-<kind>-<random>` (stacks/buckets.py).
+BUCKET_KINDS = ("models", "access-logs")
+
+
+@dataclass(frozen=True)
+class CiSetup:
+    """Where CI deploys: the repository, its GitHub environment (= stack name), the account and the state."""
+
+    repository: str
+    environment: str
+    account_id: str
+    region: str
+    state_bucket: str
+    kms_key_id: str
+    project: str = "diabetes"
+
+    @property
+    def name(self) -> str:
+        return f"{self.project}-{self.environment}"
+
+    @property
+    def ctx(self) -> AwsContext:
+        return AwsContext(account_id=self.account_id, partition="aws", region=self.region, caller_arn="")
+
+    def role_name(self, job: str) -> str:
+        return f"{self.name}-github-{job}"
+
+
+def trust_policy(setup: CiSetup, subject: str) -> str:
+    """Only GitHub's OIDC tokens for this repository and subject, with the STS audience."""
+    provider = setup.ctx.arn("iam", f"oidc-provider/{GITHUB_OIDC}", region=False)
+    return web_identity_trust_policy(provider, GITHUB_OIDC, f"repo:{setup.repository}:{subject}")
+
+
+def _state(setup: CiSetup, *, write: bool) -> list[dict[str, Any]]:
+    """The Pulumi S3 backend: read every stack's state (StackReference too), take the lock, and with `write`
+    save checkpoints and history; the KMS key that encrypts the stacks' secrets."""
+    bucket = f"arn:aws:s3:::{setup.state_bucket}"
+    key = setup.ctx.arn("kms", f"key/{setup.kms_key_id}")
+    objects = f"{bucket}/.pulumi/*"
+    return [
+        statement(["s3:ListBucket", "s3:GetBucketLocation"], bucket, sid="StateBucket"),
+        statement(["s3:GetObject"], objects, sid="ReadState"),
+        statement(
+            ["s3:DeleteObject", "s3:PutObject"], objects if write else f"{bucket}/.pulumi/locks/*", sid="WriteState"
+        ),
+        statement(
+            ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"] if write else ["kms:Decrypt"],
+            key,
+            sid="StateSecrets",
+        ),
+    ]
+
+
+def _repositories(setup: CiSetup) -> list[str]:
+    return [setup.ctx.arn("ecr", f"repository/{setup.name}/{target}") for target in TARGETS]
+
+
+def preview_policy(setup: CiSetup) -> str:
+    """Read the state and what the programs look up (availability zones, its own role for the EKS access check)."""
+    ctx = setup.ctx
+    return policy_json(
+        [
+            *_state(setup, write=False),
+            statement(["ec2:DescribeAvailabilityZones"], "*", sid="LookUpZones"),
+            statement(["iam:GetRole"], ctx.arn("iam", f"role/{setup.role_name('preview')}", region=False), sid="Self"),
+            statement(["eks:DescribeCluster"], ctx.arn("eks", f"cluster/{setup.name}-eks"), sid="Cluster"),
+        ]
+    )
+
+
+def publish_policy(setup: CiSetup) -> str:
+    """Push both images, read their scan findings, copy the model from the model bucket."""
+    models = f"arn:aws:s3:::{setup.name}-models-*"
+    return policy_json(
+        [
+            statement(["ecr:GetAuthorizationToken"], "*", sid="EcrLogin"),
+            statement(
+                [
+                    "ecr:BatchCheckLayerAvailability",
+                    "ecr:BatchGetImage",
+                    "ecr:CompleteLayerUpload",
+                    "ecr:DescribeImageScanFindings",
+                    "ecr:DescribeImages",
+                    "ecr:GetDownloadUrlForLayer",
+                    "ecr:InitiateLayerUpload",
+                    "ecr:PutImage",
+                    "ecr:UploadLayerPart",
+                ],
+                _repositories(setup),
+                sid="PushImages",
+            ),
+            statement(["s3:ListBucket"], models, sid="ListModels"),
+            statement(["s3:GetObject"], f"{models}/*", sid="ReadModels"),
+        ]
+    )
+
+
+_EC2 = (
+    "ec2:AllocateAddress",
+    "ec2:AssociateRouteTable",
+    "ec2:AttachInternetGateway",
+    "ec2:AuthorizeSecurityGroupEgress",
+    "ec2:AuthorizeSecurityGroupIngress",
+    "ec2:CreateInternetGateway",
+    "ec2:CreateNatGateway",
+    "ec2:CreateRoute",
+    "ec2:CreateRouteTable",
+    "ec2:CreateSecurityGroup",
+    "ec2:CreateSubnet",
+    "ec2:CreateTags",
+    "ec2:CreateVpc",
+    "ec2:CreateVpcEndpoint",
+    "ec2:DeleteInternetGateway",
+    "ec2:DeleteNatGateway",
+    "ec2:DeleteRoute",
+    "ec2:DeleteRouteTable",
+    "ec2:DeleteSecurityGroup",
+    "ec2:DeleteSubnet",
+    "ec2:DeleteTags",
+    "ec2:DeleteVpc",
+    "ec2:DeleteVpcEndpoints",
+    "ec2:DescribeAccountAttributes",
+    "ec2:DescribeAddresses",
+    "ec2:DescribeAddressesAttribute",
+    "ec2:DescribeAvailabilityZones",
+    "ec2:DescribeInternetGateways",
+    "ec2:DescribeNatGateways",
+    "ec2:DescribeNetworkAcls",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribePrefixLists",
+    "ec2:DescribeRouteTables",
+    "ec2:DescribeSecurityGroupRules",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeVpcAttribute",
+    "ec2:DescribeVpcEndpoints",
+    "ec2:DescribeVpcs",
+    "ec2:DetachInternetGateway",
+    "ec2:DisassociateAddress",
+    "ec2:DisassociateRouteTable",
+    "ec2:ModifySecurityGroupRules",
+    "ec2:ModifySubnetAttribute",
+    "ec2:ModifyVpcAttribute",
+    "ec2:ModifyVpcEndpoint",
+    "ec2:ReleaseAddress",
+    "ec2:ReplaceRoute",
+    "ec2:ReplaceRouteTableAssociation",
+    "ec2:RevokeSecurityGroupEgress",
+    "ec2:RevokeSecurityGroupIngress",
+    "ec2:UpdateSecurityGroupRuleDescriptionsEgress",
+    "ec2:UpdateSecurityGroupRuleDescriptionsIngress",
+)
+_ELB = (
+    "elasticloadbalancing:AddTags",
+    "elasticloadbalancing:CreateListener",
+    "elasticloadbalancing:CreateLoadBalancer",
+    "elasticloadbalancing:CreateRule",
+    "elasticloadbalancing:CreateTargetGroup",
+    "elasticloadbalancing:DeleteListener",
+    "elasticloadbalancing:DeleteLoadBalancer",
+    "elasticloadbalancing:DeleteRule",
+    "elasticloadbalancing:DeleteTargetGroup",
+    "elasticloadbalancing:DescribeCapacityReservation",
+    "elasticloadbalancing:DescribeListenerAttributes",
+    "elasticloadbalancing:DescribeListeners",
+    "elasticloadbalancing:DescribeLoadBalancerAttributes",
+    "elasticloadbalancing:DescribeLoadBalancers",
+    "elasticloadbalancing:DescribeRules",
+    "elasticloadbalancing:DescribeTags",
+    "elasticloadbalancing:DescribeTargetGroupAttributes",
+    "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:ModifyListener",
+    "elasticloadbalancing:ModifyLoadBalancerAttributes",
+    "elasticloadbalancing:ModifyRule",
+    "elasticloadbalancing:ModifyTargetGroup",
+    "elasticloadbalancing:ModifyTargetGroupAttributes",
+    "elasticloadbalancing:RemoveTags",
+    "elasticloadbalancing:SetSecurityGroups",
+    "elasticloadbalancing:SetSubnets",
+)
+_ECS = (
+    "application-autoscaling:DeleteScalingPolicy",
+    "application-autoscaling:DeregisterScalableTarget",
+    "application-autoscaling:DescribeScalableTargets",
+    "application-autoscaling:DescribeScalingPolicies",
+    "application-autoscaling:ListTagsForResource",
+    "application-autoscaling:PutScalingPolicy",
+    "application-autoscaling:RegisterScalableTarget",
+    "application-autoscaling:TagResource",
+    "ecs:CreateCluster",
+    "ecs:CreateService",
+    "ecs:DeleteCluster",
+    "ecs:DeleteService",
+    "ecs:DeregisterTaskDefinition",
+    "ecs:DescribeClusters",
+    "ecs:DescribeServices",
+    "ecs:DescribeTaskDefinition",
+    "ecs:ListTagsForResource",
+    "ecs:RegisterTaskDefinition",
+    "ecs:TagResource",
+    "ecs:UntagResource",
+    "ecs:UpdateCluster",
+    "ecs:UpdateService",
+    "servicediscovery:CreateHttpNamespace",
+    "servicediscovery:DeleteNamespace",
+    "servicediscovery:GetNamespace",
+    "servicediscovery:GetOperation",
+    "servicediscovery:ListTagsForResource",
+    "servicediscovery:TagResource",
+    "servicediscovery:UntagResource",
+)
+_EKS = (
+    "eks:AssociateAccessPolicy",
+    "eks:CreateAccessEntry",
+    "eks:CreateAddon",
+    "eks:CreateFargateProfile",
+    "eks:DeleteAccessEntry",
+    "eks:DeleteAddon",
+    "eks:DeleteCluster",
+    "eks:DeleteFargateProfile",
+    "eks:DescribeAccessEntry",
+    "eks:DescribeAddon",
+    "eks:DescribeCluster",
+    "eks:DescribeFargateProfile",
+    "eks:DescribeUpdate",
+    "eks:DisassociateAccessPolicy",
+    "eks:ListAssociatedAccessPolicies",
+    "eks:TagResource",
+    "eks:UntagResource",
+    "eks:UpdateAccessEntry",
+    "eks:UpdateAddon",
+    "eks:UpdateClusterConfig",
+    "eks:UpdateClusterVersion",
+)
+_IAM_ROLES = (
+    "iam:AttachRolePolicy",
+    "iam:CreateRole",
+    "iam:DeleteRole",
+    "iam:DeleteRolePolicy",
+    "iam:DetachRolePolicy",
+    "iam:GetRole",
+    "iam:GetRolePolicy",
+    "iam:ListAttachedRolePolicies",
+    "iam:ListInstanceProfilesForRole",
+    "iam:ListRolePolicies",
+    "iam:PutRolePolicy",
+    "iam:TagRole",
+    "iam:UntagRole",
+    "iam:UpdateAssumeRolePolicy",
+)
+_S3_BUCKETS = (
+    "s3:CreateBucket",
+    "s3:DeleteBucket",
+    "s3:DeleteBucketPolicy",
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+    "s3:GetAccelerateConfiguration",
+    "s3:GetBucketAcl",
+    "s3:GetBucketCORS",
+    "s3:GetBucketLogging",
+    "s3:GetBucketObjectLockConfiguration",
+    "s3:GetBucketOwnershipControls",
+    "s3:GetBucketPolicy",
+    "s3:GetBucketPublicAccessBlock",
+    "s3:GetBucketRequestPayment",
+    "s3:GetBucketTagging",
+    "s3:GetBucketVersioning",
+    "s3:GetBucketWebsite",
+    "s3:GetEncryptionConfiguration",
+    "s3:GetLifecycleConfiguration",
+    "s3:GetReplicationConfiguration",
+    "s3:ListBucket",
+    "s3:ListBucketVersions",
+    "s3:PutBucketOwnershipControls",
+    "s3:PutBucketPolicy",
+    "s3:PutBucketPublicAccessBlock",
+    "s3:PutBucketTagging",
+    "s3:PutBucketVersioning",
+    "s3:PutEncryptionConfiguration",
+    "s3:PutLifecycleConfiguration",
+)
+
+
+#: The services that create a service-linked role on first use (with the caller's iam:CreateServiceLinkedRole) and
+#: look it up first (with the caller's iam:GetRole).
+SERVICE_LINKED_ROLES = (
+    "ecs.amazonaws.com",
+    "ecs.application-autoscaling.amazonaws.com",
+    "eks.amazonaws.com",
+    "eks-fargate.amazonaws.com",
+    "elasticloadbalancing.amazonaws.com",
+)
+#: Services the deploy role passes this stack's roles to: ECS tasks, the EKS cluster, EKS Fargate's pod role (AWS
+#: does not document which of the two EKS names CreateFargateProfile passes it to).
+PASSED_TO = ("ecs-tasks.amazonaws.com", "eks.amazonaws.com", "eks-fargate-pods.amazonaws.com")
+
+
+def deploy_policy(setup: CiSetup) -> str:
+    """`pulumi up` of the root, ECS and EKS stacks: the resource kinds the programs declare, and no others."""
+    ctx, name = setup.ctx, setup.name
+    in_region = {"StringEquals": {"aws:RequestedRegion": setup.region}}
+    log_groups = [ctx.arn("logs", f"log-group:{prefix}{name}-*") for prefix in ("/ecs/", "/eks/", "/aws/eks/")]
+    cluster = f"{name}-eks"
+    linked_roles = [
+        ctx.arn("iam", f"role/aws-service-role/{service}/*", region=False) for service in SERVICE_LINKED_ROLES
+    ]
+    return policy_json(
+        [
+            *_state(setup, write=True),
+            statement(_EC2, "*", in_region, sid="Network"),
+            statement(_ELB, "*", in_region, sid="LoadBalancers"),
+            statement(_ECS, "*", in_region, sid="Ecs"),
+            statement(
+                [
+                    "ecr:CreateRepository",
+                    "ecr:DeleteLifecyclePolicy",
+                    "ecr:DeleteRepository",
+                    "ecr:DescribeRepositories",
+                    "ecr:GetLifecyclePolicy",
+                    "ecr:ListTagsForResource",
+                    "ecr:PutImageScanningConfiguration",
+                    "ecr:PutImageTagMutability",
+                    "ecr:PutLifecyclePolicy",
+                    "ecr:TagResource",
+                    "ecr:UntagResource",
+                ],
+                _repositories(setup),
+                sid="Repositories",
+            ),
+            statement(
+                _S3_BUCKETS, [f"arn:aws:s3:::{name}-{kind}-*" for kind in ("models", "access-logs")], sid="Buckets"
+            ),
+            statement(["logs:DescribeLogGroups"], "*", sid="ListLogGroups"),
+            statement(
+                [
+                    "logs:CreateLogGroup",
+                    "logs:DeleteLogGroup",
+                    "logs:DeleteRetentionPolicy",
+                    "logs:ListTagsForResource",
+                    "logs:PutRetentionPolicy",
+                    "logs:TagResource",
+                    "logs:UntagResource",
+                ],
+                log_groups,
+                sid="LogGroups",
+            ),
+            statement(_IAM_ROLES, ctx.arn("iam", f"role/{name}-*", region=False), sid="Roles"),
+            statement(
+                ["iam:PassRole"],
+                ctx.arn("iam", f"role/{name}-*", region=False),
+                {"StringEquals": {"iam:PassedToService": list(PASSED_TO)}},
+                sid="PassRoles",
+            ),
+            statement(
+                ["iam:CreateServiceLinkedRole"],
+                linked_roles,
+                {"StringEquals": {"iam:AWSServiceName": list(SERVICE_LINKED_ROLES)}},
+                sid="ServiceLinkedRoles",
+            ),
+            statement(["iam:GetRole"], linked_roles, sid="LookUpServiceLinkedRoles"),
+            # Application Auto Scaling creates and removes a target-tracking policy's alarms with the caller's rights.
+            statement(
+                ["cloudwatch:DeleteAlarms", "cloudwatch:DescribeAlarms", "cloudwatch:PutMetricAlarm"],
+                ctx.arn("cloudwatch", f"alarm:TargetTracking-service/{name}-ecs/*"),
+                sid="ScalingAlarms",
+            ),
+            statement(
+                [
+                    "iam:CreateOpenIDConnectProvider",
+                    "iam:DeleteOpenIDConnectProvider",
+                    "iam:GetOpenIDConnectProvider",
+                    "iam:TagOpenIDConnectProvider",
+                    "iam:UntagOpenIDConnectProvider",
+                ],
+                ctx.arn("iam", f"oidc-provider/oidc.eks.{setup.region}.amazonaws.com/id/*", region=False),
+                sid="ClusterOidc",
+            ),
+            statement(["eks:CreateCluster", "eks:DescribeAddonVersions"], "*", in_region, sid="CreateCluster"),
+            statement(
+                _EKS,
+                [
+                    ctx.arn("eks", f"cluster/{cluster}"),
+                    ctx.arn("eks", f"fargateprofile/{cluster}/*"),
+                    ctx.arn("eks", f"addon/{cluster}/*"),
+                    ctx.arn("eks", f"access-entry/{cluster}/*"),
+                ],
+                sid="Cluster",
+            ),
+        ]
+    )
+
+
+def ci_roles(setup: CiSetup) -> dict[str, dict[str, Any]]:
+    """Role name -> its subject's trust policy, permission policy and session limit."""
+    subjects = {"preview": "pull_request", "publish": f"environment:{setup.environment}"}
+    subjects["deploy"] = subjects["publish"]
+    permissions = {"preview": preview_policy, "publish": publish_policy, "deploy": deploy_policy}
+    return {
+        setup.role_name(job): {
+            "maxSessionDuration": MAX_SESSION_SECONDS,
+            "trustPolicy": json.loads(trust_policy(setup, subject)),
+            "permissionPolicy": json.loads(permissions[job](setup)),
+        }
+        for job, subject in subjects.items()
+    }

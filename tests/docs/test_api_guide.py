@@ -1,0 +1,35 @@
+"""Every command of the API guide runs as written against a live service, and answers what the guide shows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.docs.api_guide import GUIDE, guide_server, run, shape, steps
+
+
+@pytest.fixture(scope="module")
+def guide_text() -> str:
+    return GUIDE.read_text(encoding="utf-8")
+
+
+def test_the_guide_shows_an_answer_for_each_request(guide_text: str) -> None:
+    answered = [step for step in steps(guide_text) if step.answer is not None]
+    assert len(answered) >= 4  # one prediction, with explanation, a batch, an error
+    for step in answered:
+        assert step.answer is not None
+        json.loads(step.answer.body)  # each shown answer is a whole JSON document, not a fragment
+
+
+def test_every_command_runs_and_answers_in_the_shape_the_guide_shows(
+    guide_text: str, trained_model_dir: Path, tmp_path: Path
+) -> None:
+    with guide_server(guide_text, trained_model_dir, tmp_path / "server.log") as url:
+        for step in steps(guide_text):
+            output = run(step, url, tmp_path)
+            if step.answer is None:
+                continue
+            live = json.loads(output)
+            assert shape(live) == shape(json.loads(step.answer.body)), step.command.body

@@ -1,0 +1,60 @@
+"""The three programs of one variant replayed in one moto account, in the order they deploy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tests.stacks.conftest import CERTIFICATE, FULL
+from tests.stacks.harness import Resource, Run, run_ecs, run_eks, run_root
+from tests.stacks.replay.calls import Clients
+from tests.stacks.replay.engine import Created, Replay
+
+STACKS = ("root", "ecs", "eks")
+#: One moto account per variant: the replays share nothing with each other or with the other tests.
+ACCOUNTS = {"full": "210987654321", "minimal": "210987654322"}
+
+
+def full_programs(account: str) -> dict[str, Run]:
+    """Every optional branch on (UI, HTTPS, S3 model, public EKS endpoint, NAT per AZ)."""
+    root = run_root(account=account, logRetentionDays=14, ecrKeepLast=12, natGateways="perAz")
+    eks = run_eks(root, **FULL, eks={"publicAccessCidrs": ["203.0.113.0/24"]})
+    return {"root": root, "ecs": run_ecs(root, **FULL), "eks": eks}
+
+
+def minimal_programs(account: str) -> dict[str, Run]:
+    """The defaults (API only, HTTP, model in the image, private EKS endpoint, one NAT)."""
+    root = run_root(account=account)
+    return {"root": root, "ecs": run_ecs(root), "eks": run_eks(root)}
+
+
+@dataclass
+class Replayed:
+    replay: Replay
+    runs: dict[str, Run]
+    created: dict[str, list[Created]]
+
+    @property
+    def clients(self) -> Clients:
+        return self.replay.clients
+
+    def one(self, stack: str, typ: str, name_part: str = "") -> Created:
+        (found,) = [c for c in self.created[stack] if c.typ == typ and name_part in c.name]
+        return found
+
+    def ids(self, stack: str, typ: str, name_part: str = "") -> set[str]:
+        return {c.outputs["id"] for c in self.created[stack] if c.typ == typ and name_part in c.name}
+
+    def declared(self, stack: str, typ: str, name_part: str = "") -> Resource:
+        return self.runs[stack].recorder.one(typ, name_part)
+
+
+def replay_stacks(endpoint: str, account: str, programs: Callable[[str], dict[str, Run]]) -> Replayed:
+    """Run the programs under mocks, then replay root, ECS and EKS in one account."""
+    runs = programs(account)
+    clients = Clients(endpoint, account)
+    replay = Replay(clients)
+    # The HTTPS listener's certificate exists before the stacks: request one in ACM and use it for the config's ARN.
+    certificate = clients("acm").request_certificate(DomainName="diabetes.example.com")["CertificateArn"]
+    replay.provide(CERTIFICATE, certificate)
+    return Replayed(replay, runs, {stack: replay.replay(runs[stack]) for stack in STACKS})
