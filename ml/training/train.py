@@ -224,12 +224,18 @@ def _raw_scores(booster: lgb.Booster, rows: np.ndarray) -> np.ndarray:
 
 
 def _scored(
-    name: str, booster: lgb.Booster, calibration: Calibration, rule: DecisionRule, proba: np.ndarray, y_val: np.ndarray
+    weighting: str,
+    rule_name: str,
+    fitted: tuple[lgb.Booster, Calibration],
+    rule: DecisionRule,
+    proba: np.ndarray,
+    y_val: np.ndarray,
 ) -> Candidate:
-    """A candidate with its validation metrics (`name` is `<weighting>+<rule name>`)."""
+    """A candidate, named `<weighting>+<rule name>`, with its validation metrics."""
+    booster, calibration = fitted
     metrics = classification_metrics(y_val, decide(proba, rule), proba)
     metrics["best_iteration"] = float(booster.best_iteration)
-    return Candidate(name, name.split("+", maxsplit=1)[0], booster, calibration, rule, metrics)
+    return Candidate(f"{weighting}+{rule_name}", weighting, booster, calibration, rule, metrics)
 
 
 def _candidates(
@@ -246,10 +252,10 @@ def _candidates(
         proba = calibrate(raw, calibration)
         tuned = tune_decision_rule(proba, y_val)
         logger.info("fitted %s in %.1fs (%d rounds)", weighting, time.perf_counter() - started, booster.best_iteration)
-        argmax = _scored(f"{weighting}+argmax", booster, calibration, DecisionRule(), proba, y_val)
-        with_floor += [argmax, _scored(f"{weighting}+tuned_rule", booster, calibration, tuned.rule, proba, y_val)]
-        free = _scored(f"{weighting}+tuned_rule", booster, calibration, tuned.without_floor, proba, y_val)
-        without_floor += [argmax, free]
+        fitted = (booster, calibration)
+        argmax = _scored(weighting, "argmax", fitted, DecisionRule(), proba, y_val)
+        with_floor += [argmax, _scored(weighting, "tuned_rule", fitted, tuned.rule, proba, y_val)]
+        without_floor += [argmax, _scored(weighting, "tuned_rule", fitted, tuned.without_floor, proba, y_val)]
     return with_floor, without_floor
 
 
@@ -260,14 +266,15 @@ def _choose(candidates: list[Candidate]) -> Candidate:
 
 def _outcome(candidate: Candidate, proba: np.ndarray, y: np.ndarray) -> RuleOutcome:
     """A candidate's rule on the test split: weighted F1, and how many people get each label, how precisely."""
-    cm = confusion(y, decide(proba, candidate.rule))
+    decided = decide(proba, candidate.rule)
+    cm = confusion(y, decided)
     named = cm.sum(axis=0)
     precision = np.divide(np.diag(cm), named, out=np.zeros(N_CLASSES), where=named > 0)
     return RuleOutcome(
         candidate=candidate.name,
         class_weights=candidate.rule.class_weights,
         validation_weighted_f1=candidate.validation["weighted_f1"],
-        test_weighted_f1=weighted_f1(y, decide(proba, candidate.rule)),
+        test_weighted_f1=weighted_f1(y, decided),
         test_named=tuple(int(n) for n in named),
         test_precision=tuple(float(p) for p in precision),
     )

@@ -127,7 +127,7 @@ def _precision(y: np.ndarray, proba: np.ndarray, rule: DecisionRule, k: int) -> 
     return float(cm[k, k] / cm[:, k].sum())
 
 
-def test_a_class_is_only_named_where_it_is_right_twice_as_often_as_its_base_rate() -> None:
+def test_a_weight_only_leaves_1_where_the_class_is_named_twice_as_precisely_as_its_base_rate() -> None:
     proba, y = _rare_class_fold()
     tuned = tune_decision_rule(proba, y)
     floor = MIN_PRECISION_LIFT * np.bincount(y, minlength=3) / len(y)
