@@ -343,7 +343,7 @@ class ModelResponse(BaseModel):
         "`LC_ALL=C sha256sum -- * | sha256sum` in the model folder).",
     )
     metrics: Metrics = Field(
-        description="Test metrics, and the validation fold's that the rule was tuned on, recorded at training time."
+        description="Test metrics, and the metrics on the validation fold the rule was tuned on (optimistic)."
     )
     decision_rule: DecisionRule
     calibration: Calibration

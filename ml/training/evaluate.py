@@ -36,7 +36,8 @@ def expected_calibration_error(y_true: np.ndarray, proba: np.ndarray, n_bins: in
 
 
 def classwise_ece(y_true: np.ndarray, proba: np.ndarray, n_bins: int = 15) -> np.ndarray:
-    """ECE of each class's own probability, shape (3,): |share of the class - mean p(class)| per bin, bin-weighted.
+    """ECE of each class's own probability, shape (3,): per bin of p(class), the absolute gap between the class's
+    share and the mean p(class), weighted by the bin's share of the rows.
 
     Top-label ECE follows "no diabetes", the most likely class of most people; this one shows each class alone.
     """

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -219,6 +219,15 @@ def test_champion_trained_on_the_other_kind_of_data_is_not_compared(tracking: Ml
     new = log_training_run(models.strong, experiment="test-mixed")
     assert not new.champion
     assert "only compared with models trained on the same kind of data" in new.reason
+    assert _champion(tracking) == old.registered_version
+
+
+def test_a_file_without_holdout_rows_cannot_decide(tracking: MlflowClient, models: Models) -> None:
+    old = log_training_run(models.weak, experiment="test-empty")
+    no_rows = replace(models.strong, holdout_features=np.empty((0, 21)), holdout_labels=np.empty(0, dtype=np.int64))
+    new = log_training_run(no_rows, experiment="test-empty")
+    assert not new.champion
+    assert "has no rows in the promotion holdout" in new.reason
     assert _champion(tracking) == old.registered_version
 
 
