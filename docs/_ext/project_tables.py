@@ -201,6 +201,11 @@ def substitutions(data: Mapping[str, Any]) -> dict[str, str]:
         for name, value in compared.items():
             if isinstance(value, float):
                 subs[f"real_ada_{target}_{name}"] = _f(value, 3) if "auc" in name else f"{value:.1%}"
+    screening = data["screening"]
+    for name in ("average", "raised", "high"):
+        subs[f"real_screening_{name}"] = f"{100 * screening[name]:.1f}%"
+    for name, value in screening["test"].items():
+        subs[f"real_screening_{name}"] = f"{value:,}" if isinstance(value, int) else f"{100 * value:.1f}%"
     spread = data["split_spread"]
     subs["real_spread_splits"] = str(len(spread["per_seed"]))
     for metric, summary in spread["summary"].items():

@@ -246,6 +246,7 @@ def measure(data: Path, model: Path, previous: dict[str, Any]) -> dict[str, Any]
             _rounded(asdict(effect))
             for effect in step_up_effects(lambda rows: predictor.predict(rows).probabilities[:, 2], x_test)
         ],
+        "screening": _rounded(manifest.screening.model_dump()),
         "subgroups": subgroups,
         **{key: previous[key] for key in _CARRIED_SECTIONS if key in previous},
     }
