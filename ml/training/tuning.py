@@ -63,6 +63,8 @@ def weighted_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class _Search:
+    """The decision rule's grid search on one validation fold, with or without the precision floor."""
+
     y: np.ndarray
     proba: np.ndarray
     floor: np.ndarray  # per class: the precision a moved weight must reach (lift x base rate)
@@ -104,12 +106,6 @@ class TunedRule:
 
     rule: DecisionRule
     without_floor: DecisionRule
-
-    @property
-    def held_at_one(self) -> tuple[int, ...]:
-        """Classes whose weight the floor kept at 1."""
-        pairs = zip(self.rule.class_weights, self.without_floor.class_weights, strict=True)
-        return tuple(k for k, (w, free) in enumerate(pairs) if w == 1.0 and free != 1.0)
 
 
 def tune_decision_rule(proba: np.ndarray, y: np.ndarray) -> TunedRule:

@@ -137,7 +137,6 @@ def test_a_weight_only_leaves_1_where_the_class_is_named_twice_as_precisely_as_i
     assert weighted_f1(y, decide(proba, tuned.without_floor)) > weighted_f1(y, decide(proba, tuned.rule))
     # ... with it, its weight stays 1, and the class the floor does not bind keeps a weight of its own.
     assert tuned.rule.class_weights[1] == 1.0
-    assert tuned.held_at_one == (1,)
     assert tuned.rule.class_weights[2] > 1
     assert _precision(y, proba, tuned.rule, 2) >= floor[2]
 
