@@ -136,6 +136,7 @@ async def model_info(predictor: PredictorDep, state: ModelStateDep, settings: Se
         model_version=manifest.model_version,
         created_at=manifest.created_at,
         model_uri=state.uri,
+        digest=predictor.digest,
         metrics=manifest.metrics,
         decision_rule=manifest.decision_rule,
         calibration=manifest.calibration,

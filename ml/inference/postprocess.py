@@ -1,9 +1,10 @@
 """From the booster's raw scores to calibrated probabilities and a decision: the one implementation every caller uses.
 
-Calibration is vector scaling (one temperature and one bias per class, fitted on the validation fold by log loss),
-so it corrects both over-confidence and the prior shift that class weighting introduces. The decision rule
-multiplies the calibrated probabilities by per-class weights before the argmax: a cost-sensitive rule whose weights
-are tuned on the validation fold to maximise weighted F1. Both are numpy on (n, 3) arrays; one row is n = 1.
+Calibration is bias-corrected temperature scaling (one temperature and one bias per class, fitted on the validation
+fold by log loss), so it corrects both over-confidence and the prior shift that class weighting introduces. The
+decision rule multiplies the calibrated probabilities by per-class weights before the argmax: a cost-sensitive rule
+whose weights are tuned on the validation fold to maximise weighted F1. Both are numpy on (n, 3) arrays; one row is
+n = 1.
 """
 
 from __future__ import annotations

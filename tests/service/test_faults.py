@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 
+from service.settings import Settings
 from tests.service.helpers import record
 
 
@@ -39,6 +41,18 @@ def test_unparseable_manifest(make_client: Any, corrupt_model_dir: Path) -> None
     (corrupt_model_dir / "manifest.json").write_text("{not json")
     client = make_client(MODEL_URI=str(corrupt_model_dir))
     _assert_not_ready(client, "not valid JSON")
+
+
+def test_model_other_than_the_pinned_digest_is_refused(make_client: Any, trained_model_dir: Path) -> None:
+    pinned = "0" * 64
+    client = make_client(MODEL_URI=str(trained_model_dir), MODEL_SHA256=pinned)
+    _assert_not_ready(client, f"the pinned digest is {pinned}")
+
+
+def test_malformed_pin_is_refused_at_start() -> None:
+    for bad in ("", "0" * 63, "A" * 64, "sha256:" + "0" * 64):
+        with pytest.raises(ValidationError, match="MODEL_SHA256"):
+            Settings(MODEL_SHA256=bad)
 
 
 def test_unhandled_error_is_a_json_500_with_the_request_id(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
