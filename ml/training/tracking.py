@@ -156,6 +156,20 @@ def log_pyfunc(artifact_dir: Path, name: str) -> str:
     return str(model_info.registered_model_version)
 
 
+def version_description(result: TrainingResult) -> str:
+    """What a registry version is, in one paragraph: the data it learnt from, its test figures, its digest."""
+    manifest = result.manifest
+    data, test = manifest.data, manifest.metrics.test
+    kind = "SYNTHETIC data (says nothing about real people)" if data.synthetic else "the real survey file"
+    return (
+        f"Model {manifest.model_version}, trained on {kind}: {data.file} ({data.rows:,} rows, sha256 "
+        f"{data.sha256[:12]}...). Test split of {int(test['rows']):,} rows: weighted F1 {test['weighted_f1']:.4f}, "
+        f"macro ROC-AUC {test['macro_roc_auc']:.4f}, log loss {test['log_loss']:.4f}. Screening: raised from "
+        f"{manifest.screening.raised:.1%} risk, finds {manifest.screening.test.sensitivity:.1%} of people with "
+        f"pre-diabetes or diabetes. Digest (MODEL_SHA256) {result.digest}."
+    )
+
+
 def log_training_run(result: TrainingResult, *, experiment: str = MODEL_NAME) -> TrackingOutcome:
     """Log params, metrics, images, tables, manifest and the model; register it and decide the champion."""
     mlflow.set_tracking_uri(tracking_uri())
@@ -182,6 +196,7 @@ def log_training_run(result: TrainingResult, *, experiment: str = MODEL_NAME) ->
         version = log_pyfunc(result.artifact_dir, name)
         client = MlflowClient()
         client.set_model_version_tag(name, version, DIGEST_TAG, result.digest)
+        client.update_model_version(name, version, description=version_description(result))
         decision = decide_promotion(client, name, version, result)
         mlflow.set_tag("champion_decision", decision.reason)
         mlflow.log_dict(asdict(decision), "promotion_decision.json")

@@ -152,6 +152,11 @@ def test_run_holds_params_metrics_images_tables_and_lineage(
     assert len(run.data.tags["git_commit"]) in (40, len("unknown"))
     version = tracking.get_model_version(outcome.registered_name, outcome.registered_version)
     assert version.tags[DIGEST_TAG] == result.digest
+    # The registry says what each version is without opening the run: data, test figures, digest.
+    assert "SYNTHETIC data" in version.description
+    assert result.manifest.data.file in version.description
+    assert f"weighted F1 {result.test_metrics['weighted_f1']:.4f}" in version.description
+    assert result.digest in version.description
     logged = {a.path for a in tracking.list_artifacts(outcome.run_id, "evaluation")}
     assert {"evaluation/confusion_matrix.png", "evaluation/ada_roc.png", "evaluation/subgroup_metrics.csv"} <= logged
     png = Path(tracking.download_artifacts(outcome.run_id, "evaluation/ada_roc.png", str(tmp_path)))
