@@ -28,7 +28,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from ml.manifest import Calibration, DecisionRule, Metrics, ScreeningRule
+from ml.manifest import SHA256_PATTERN, Calibration, DecisionRule, Metrics, ScreeningRule
 from ml.schema import CLASSES, DEFAULT_RECORD, FEATURE_NAMES, FEATURES, FEATURES_BY_NAME, N_CLASSES, Feature
 
 #: Records one `POST /predict/batch` accepts unless the service is configured otherwise (`SERVICE_BATCH_LIMIT`).
@@ -219,14 +219,19 @@ else:
 
 
 class Contribution(BaseModel):
-    """One feature's push on the predicted class's calibrated score (positive: towards that class)."""
+    """One feature's effect on the screening risk p(pre-diabetes) + p(diabetes) (positive: raises it)."""
 
     model_config = ConfigDict(frozen=True)
 
     feature: str = Field(description="Column name of the feature.")
     value: float = Field(description="The value sent.")
     value_label: str = Field(description="Human label of the value (the code's meaning, or the number).")
-    contribution: float = Field(description="TreeSHAP contribution towards the predicted class.")
+    contribution: float = Field(
+        description="The feature's first-order effect on the log-odds of the screening risk "
+        "r = p(pre-diabetes) + p(diabetes), in natural-log units: log(r / (1 - r)) moves by about this much "
+        "(the odds of r by a factor of about exp(contribution)), from TreeSHAP values of the three calibrated "
+        "scores. Positive raises the estimated risk, negative lowers it."
+    )
 
 
 def top_contributions(row: Sequence[float], contributions: Sequence[float], top_k: int) -> list[Contribution]:
@@ -317,7 +322,9 @@ class PredictionResponse(BaseModel):
         description="True when the model was trained on synthetic data: then the answer says nothing about anyone."
     )
     explanation: list[Contribution] | None = Field(
-        default=None, description="Top features behind the prediction; only with ?explain=true."
+        default=None,
+        description="The features that moved the screening risk p(pre-diabetes) + p(diabetes) most, largest effect "
+        "first; only with ?explain=true.",
     )
 
     @classmethod
@@ -412,7 +419,14 @@ class ModelResponse(BaseModel):
 
     model_version: str
     created_at: datetime = Field(description="When the model was trained (UTC).")
-    metrics: Metrics = Field(description="Test and validation metrics recorded at training time.")
+    digest: str = Field(
+        pattern=SHA256_PATTERN,
+        description="sha256 over every file of the artifact, manifest included (what `MODEL_SHA256` pins; "
+        "`LC_ALL=C sha256sum -- * | sha256sum` in the model folder).",
+    )
+    metrics: Metrics = Field(
+        description="Test metrics, and the metrics on the validation fold the rule was tuned on (optimistic)."
+    )
     decision_rule: DecisionRule
     calibration: Calibration
     synthetic: bool = Field(description="True when the model was trained on synthetic data.")

@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from ml.schema import CLASS_NAMES, FEATURE_NAMES, N_CLASSES, SCHEMA_VERSION
 
 #: Version of this file's layout; the loader reads exactly this one.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 #: `<UTC time of training>-<first 8 hex digits of model.txt's sha256>`, e.g. 20261201T122723Z-8278e4c8.
 MODEL_VERSION_PATTERN = r"^\d{8}T\d{6}Z-[0-9a-f]{8}$"
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
@@ -41,6 +41,7 @@ def _finite(value: float) -> float:
 
 
 _Finite = Annotated[float, AfterValidator(_finite)]
+_Probability = Annotated[_Finite, Field(ge=0.0, le=1.0)]
 _PerClass = Annotated[tuple[_Finite, ...], Field(min_length=N_CLASSES, max_length=N_CLASSES)]
 _Sha256 = Annotated[str, Field(pattern=SHA256_PATTERN)]
 # A file of the artifact's own folder: no path separators, not hidden.
@@ -52,9 +53,13 @@ class _Record(BaseModel):
 
 
 class Calibration(_Record):
-    """p = softmax(raw / temperature + bias), fitted on the validation fold by log loss."""
+    """p = softmax(raw / temperature + bias), fitted on the validation fold by log loss.
 
-    method: Literal["vector_scaling"] = "vector_scaling"
+    One temperature plus one bias per class: bias-corrected temperature scaling (vector scaling would fit one
+    scale per class).
+    """
+
+    method: Literal["bias_corrected_temperature_scaling"] = "bias_corrected_temperature_scaling"
     #: Bounded so that a damaged value (1e-320, 1e300) is refused at load instead of producing NaNs later.
     temperature: Annotated[_Finite, Field(ge=1e-4, le=1e4)] = 1.0
     bias: Annotated[_PerClass, AfterValidator(lambda b: _bounded(b, 1e4))] = (0.0,) * N_CLASSES
@@ -85,6 +90,30 @@ def _positive(values: tuple[float, ...], limit: float) -> tuple[float, ...]:
     return values
 
 
+class RuleOutcome(_Record):
+    """One decision rule's candidate and what it does: validation score, and test figures for the record only."""
+
+    candidate: str
+    class_weights: Annotated[_PerClass, AfterValidator(lambda w: _positive(w, 1e3))]
+    validation_weighted_f1: _Probability
+    test_weighted_f1: _Probability
+    test_named: Annotated[tuple[int, ...], Field(min_length=N_CLASSES, max_length=N_CLASSES)]
+    test_precision: Annotated[tuple[_Probability, ...], Field(min_length=N_CLASSES, max_length=N_CLASSES)]
+
+
+class PrecisionFloor(_Record):
+    """The decision rule's precision floor, and what training would have served without it.
+
+    A class other than "no diabetes" may get a weight other than 1 only where the rule then names it on the
+    validation fold with a precision of at least `min_precision_lift` times its base rate there. Both outcomes are
+    chosen on the validation fold the same way; `test_named` counts the people each rule gives each label.
+    """
+
+    min_precision_lift: float = Field(ge=1.0)
+    with_floor: RuleOutcome
+    without_floor: RuleOutcome
+
+
 class ModelFile(_Record):
     file: str
     type: Literal["lightgbm.Booster"] = "lightgbm.Booster"
@@ -109,8 +138,11 @@ class TrainingRecord(_Record):
 class Metrics(_Record):
     """Scalar metrics by name (see `ml.training.evaluate.classification_metrics`)."""
 
-    test: dict[str, float]
-    validation: dict[str, float]
+    test: dict[str, float] = Field(description="On the held-out test split: nothing was chosen on these rows.")
+    validation_tuned_on: dict[str, float] = Field(
+        description="On the validation fold that early stopping, the strategy, the calibration and the decision rule "
+        "were tuned on: optimistic, not an estimate for new people."
+    )
 
 
 class DataRecord(_Record):
@@ -124,15 +156,59 @@ class DataRecord(_Record):
     class_counts: dict[str, int]
 
 
+class HoldoutRecord(_Record):
+    """The promotion holdout's rows in this data file (`ml.training.holdout`): left out of every fold."""
+
+    definition: str
+    share: _Probability
+    rows: int = Field(ge=0)
+    groups: int = Field(ge=0)
+    class_counts: dict[str, int]
+
+
 class SplitRecord(_Record):
     """The protocols of the test split and of the validation fold (`ml.training.data.Split.protocol`)."""
 
+    promotion_holdout: HoldoutRecord
     test: dict[str, Any]
     validation: dict[str, Any]
 
     @property
     def test_split_id(self) -> str:
         return str(self.test["split_id"])
+
+
+class ScreeningComparison(_Record):
+    """The model's score and the ADA risk test's points as screening tests for one target, on the same rows.
+
+    `ada_*` at the test's cut-off (points >= `AdaComparison.ada_cutoff`); `model_*` at `model_threshold`, the
+    highest threshold on the model's score whose sensitivity reaches the ADA test's.
+    """
+
+    positives: int = Field(ge=1)
+    negatives: int = Field(ge=1)
+    ada_roc_auc: _Probability
+    model_roc_auc: _Probability
+    ada_sensitivity: _Probability
+    ada_specificity: _Probability
+    model_threshold: _Finite
+    model_sensitivity: _Probability
+    model_specificity: _Probability
+
+
+class AdaComparison(_Record):
+    """The model against the ADA type 2 diabetes risk test on the test split (`ml.training.ada_comparison`).
+
+    `prediabetes_or_diabetes` compares p(pre-diabetes) + p(diabetes) with the points for people with either;
+    `diabetes` compares p(diabetes) with the points for people with diabetes. The items the survey lacks
+    (`unavailable_items`) score 0, so the ADA figures are those of a lower bound of the real test's score.
+    """
+
+    rows: int = Field(ge=1)
+    ada_cutoff: int = Field(ge=0)
+    unavailable_items: tuple[str, ...]
+    prediabetes_or_diabetes: ScreeningComparison
+    diabetes: ScreeningComparison
 
 
 def _equal(expected: Any, what: str) -> AfterValidator:
@@ -144,9 +220,6 @@ def _equal(expected: Any, what: str) -> AfterValidator:
         return value
 
     return AfterValidator(check)
-
-
-_Probability = Annotated[_Finite, Field(ge=0.0, le=1.0)]
 
 
 class ScreeningPerformance(_Record):
@@ -185,10 +258,12 @@ class TrainingReport(_Record):
 
     calibration: Calibration
     decision_rule: DecisionRule
+    precision_floor: PrecisionFloor
     screening: ScreeningRule
     imbalance_strategy: ImbalanceStrategy
     training: TrainingRecord
     metrics: Metrics
+    ada_comparison: AdaComparison
     data: DataRecord
     split: SplitRecord
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,11 +13,18 @@ import pandas as pd
 from ml.contract import RESULT_COLUMNS, PredictionResponse
 from ml.inference.artifact import ArtifactError
 from ml.inference.predictor import Predictor
+from ml.manifest import SHA256_PATTERN
 from ml.schema import FEATURE_NAMES
 
 
 class ColumnClashError(ValueError):
     """A column of the input file has the name of a result column; it would be overwritten."""
+
+
+def _sha256(text: str) -> str:
+    if not re.fullmatch(SHA256_PATTERN, text):
+        raise argparse.ArgumentTypeError(f"expected 64 lowercase hex digits (as ml.train prints), got {text!r}")
+    return text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
         required=True,
         type=Path,
         help=f"where to write the input's columns, then {','.join(RESULT_COLUMNS)} (one row per input row, in order)",
+    )
+    parser.add_argument(
+        "--expect-sha256",
+        type=_sha256,
+        help="refuse the model unless its digest is this one (what ml.train prints; checked before parsing it)",
     )
     return parser
 
@@ -72,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ml.training.data import DataValidationError, read_csv
 
     try:
-        predictor = Predictor.load(args.model)
+        predictor = Predictor.load(args.model, expected_sha256=args.expect_sha256)
         frame = read_csv(args.data, target="ignore", others="keep")
         output = predictions_frame(predictor, frame)
     except (ArtifactError, DataValidationError, FileNotFoundError, ColumnClashError) as exc:

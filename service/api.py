@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # A fresh state per start; the daemon thread never holds up shutdown, even mid-download.
-        state = ModelState(settings.model_uri)
+        state = ModelState(settings.model_uri, settings.model_sha256)
         app.state.model = state
         threading.Thread(target=state.load, name="model-loader", daemon=True).start()
         yield
@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
-    app.state.model = ModelState(settings.model_uri)
+    app.state.model = ModelState(settings.model_uri, settings.model_sha256)
     routers = [prediction_router(settings.batch_limit), operations_router, operator_router]
     if settings.docs_enabled:
         routers.append(docs_router)

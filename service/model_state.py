@@ -27,8 +27,9 @@ class ModelStatus(StrEnum):
 class ModelState:
     """Thread-safe holder of the predictor; written once by the loader, read by every request."""
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, expected_sha256: str | None = None) -> None:
         self.uri = uri
+        self.expected_sha256 = expected_sha256
         self.status = ModelStatus.LOADING
         self.reason = f"the model from {uri} is still loading"
         self.predictor: Predictor | None = None
@@ -38,7 +39,7 @@ class ModelState:
         """Load and verify the artifact; never raises, records the outcome instead."""
         started = time.perf_counter()
         try:
-            predictor = Predictor.load(self.uri)
+            predictor = Predictor.load(self.uri, expected_sha256=self.expected_sha256)
         except ArtifactError as exc:
             self._fail(str(exc))
         except Exception as exc:  # any other failure must still leave a service that says why it is not ready
@@ -53,6 +54,8 @@ class ModelState:
                 extra={
                     "model_uri": self.uri,
                     "model_version": predictor.version,
+                    "model_sha256": predictor.digest,
+                    "pinned": self.expected_sha256 is not None,
                     "data_file": predictor.manifest.data.file,
                     "data_sha256": predictor.manifest.data.sha256,
                     "versions": predictor.manifest.versions,

@@ -98,6 +98,7 @@ class Metrics:
         children[1].observe(seconds)
 
     def count_predictions(self, class_ids: Iterable[int]) -> None:
+        """Count each predicted class (class ids as a sequence or a numpy array)."""
         counts = [0] * len(self._by_class)
         for class_id in class_ids:
             counts[class_id] += 1

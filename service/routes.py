@@ -26,7 +26,7 @@ from ml.contract import (
     top_contributions,
 )
 from ml.inference.predictor import Predictions, Predictor
-from service.dependencies import MetricsDep, ModelStateDep, PredictorDep, SettingsDep
+from service.dependencies import MetricsDep, ModelStateDep, PredictorDep, ServingDep, SettingsDep
 from service.json_body import json_body_route
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -74,17 +74,11 @@ def prediction_router(batch_limit: int) -> APIRouter:
         response_model_exclude_none=True,
         responses=ERROR_RESPONSES,
     )
-    async def predict(
-        record: PatientRecord,
-        predictor: PredictorDep,
-        settings: SettingsDep,
-        metrics: MetricsDep,
-        explain: Explain = False,
-    ) -> PredictionResponse:
+    async def predict(record: PatientRecord, serving: ServingDep, explain: Explain = False) -> PredictionResponse:
         row = np.array([record.as_row()])
-        predictions = predictor.predict(row, explain=explain)
-        metrics.count_predictions(predictions.classes)
-        return answers(predictions, row, predictor, settings.explain_top_k)[0]
+        predictions = serving.predictor.predict(row, explain=explain)
+        serving.metrics.count_predictions(predictions.classes)
+        return answers(predictions, row, serving.predictor, serving.settings.explain_top_k)[0]
 
     @router.post(
         "/predict/batch",
@@ -95,19 +89,19 @@ def prediction_router(batch_limit: int) -> APIRouter:
     )
     async def predict_batch(
         batch: BatchRequest,  # type: ignore[valid-type]
-        predictor: PredictorDep,
-        settings: SettingsDep,
-        metrics: MetricsDep,
+        serving: ServingDep,
         explain: Explain = False,
     ) -> BatchResponse:
+        predictor = serving.predictor
         rows = np.array([record.as_row() for record in batch.records])  # type: ignore[attr-defined]
         if explain:  # TreeSHAP on many rows would block the event loop; LightGBM releases the GIL
             predictions = await run_in_threadpool(predictor.predict, rows, explain=True)
         else:
             predictions = predictor.predict(rows)
-        metrics.count_predictions(predictions.classes)
+        serving.metrics.count_predictions(predictions.classes)
         return BatchResponse(
-            predictions=answers(predictions, rows, predictor, settings.explain_top_k), model_version=predictor.version
+            predictions=answers(predictions, rows, predictor, serving.settings.explain_top_k),
+            model_version=predictor.version,
         )
 
     return router
@@ -146,6 +140,7 @@ async def model_info(predictor: PredictorDep, settings: SettingsDep) -> ModelRes
     return ModelResponse(
         model_version=manifest.model_version,
         created_at=manifest.created_at,
+        digest=predictor.digest,
         metrics=manifest.metrics,
         decision_rule=manifest.decision_rule,
         calibration=manifest.calibration,

@@ -9,10 +9,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ml.contract import DEFAULT_BATCH_LIMIT, MAX_BATCH_LIMIT
 from ml.inference.artifact import DEFAULT_MODEL_DIR
+from ml.manifest import SHA256_PATTERN
 
 
 class Settings(BaseSettings):
-    """Every knob of the service. `MODEL_URI` is read as is; the others carry the `SERVICE_` prefix."""
+    """Every knob of the service. `MODEL_URI` and `MODEL_SHA256` are read as is; the others carry `SERVICE_`."""
 
     model_config = SettingsConfigDict(env_prefix="SERVICE_", frozen=True, extra="ignore")
 
@@ -21,6 +22,13 @@ class Settings(BaseSettings):
         validation_alias="MODEL_URI",
         min_length=1,
         description="Model artifact to serve: a directory, s3://bucket/prefix or models:/name@alias (needs MLflow).",
+    )
+    model_sha256: str | None = Field(
+        default=None,
+        validation_alias="MODEL_SHA256",
+        pattern=SHA256_PATTERN,
+        description="Digest the model must have (64 lowercase hex, as `ml.train` prints it); any other artifact is "
+        "refused before it is parsed and `/ready` says why. Unset: any verified artifact is served.",
     )
     cors_origins: list[str] = Field(
         default_factory=list,

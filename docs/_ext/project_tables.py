@@ -29,6 +29,21 @@ PACKAGES = ("ml", "service", "frontend", "stacks")
 ENTRY_SCRIPTS = frozenset({"frontend.app"})
 #: Generated file -> the pydantic-settings class it documents (written when the module exists).
 SETTINGS = {"service_settings.md": "service.settings:Settings", "ui_settings.md": "frontend.settings:Settings"}
+#: Figures of the split-spread table (keys of the benchmark's per-seed figures), in order, with their label.
+SPREAD_ROWS = {
+    "weighted_f1": "Weighted F1",
+    "macro_roc_auc": "Macro one-vs-rest ROC-AUC",
+    "log_loss": "Log loss",
+    "ece_prediabetic": "Classwise ECE of p(pre-diabetes)",
+    "ece_diabetic": "Classwise ECE of p(diabetes)",
+    "named_prediabetic": "People named pre-diabetic",
+    "named_prediabetic_without_floor": "... without the precision floor",
+    "precision_prediabetic_without_floor": "... their precision",
+    "ada_prediabetes_or_diabetes_model_specificity": "Specificity at the ADA test's sensitivity (pre-diabetes or diabetes)",
+    "ada_prediabetes_or_diabetes_ada_specificity": "... the ADA test's own specificity",
+}
+#: The two targets of the ADA comparison, with their label in the tables.
+ADA_TARGETS = {"prediabetes_or_diabetes": "Pre-diabetes or diabetes", "diabetes": "Diabetes"}
 _PACKAGE_TITLES = {
     "ml": "ml: data, training, evaluation, artifact, inference, tracking",
     "service": "service: the FastAPI prediction service",
@@ -131,6 +146,15 @@ def _f(value: float, digits: int = 4) -> str:
     return f"{value:.{digits}f}"
 
 
+def _figure(key: str, value: float) -> str:
+    """A split figure as the docs print it: counts whole, shares as percentages, scores to 4 digits."""
+    if key.startswith("named_"):
+        return f"{value:,.0f}"
+    if any(word in key for word in ("precision", "sensitivity", "specificity")):
+        return f"{value:.1%}"
+    return _f(value)
+
+
 def substitutions(data: Mapping[str, Any]) -> dict[str, str]:
     """Flat ``{{ name }}`` values for the prose; every number in the text comes from here."""
     test = data["test"]
@@ -159,7 +183,24 @@ def substitutions(data: Mapping[str, Any]) -> dict[str, str]:
     for metric, value in rule.items():
         if isinstance(value, float):
             subs[f"real_macro_rule_{metric}"] = _f(value, 3)
-    subs["real_elevated_auc"] = _f(data["elevated_risk_roc_auc"], 3)
+    holdout = data["split"]["promotion_holdout"]
+    subs["real_holdout_rows"] = f"{holdout['rows']:,}"
+    subs["real_holdout_share"] = f"{holdout['share']:.0%}"
+    subs["real_validation_weighted_f1"] = _f(data["validation_tuned_on"]["weighted_f1"])
+    floor = data["precision_floor"]
+    subs["real_floor_lift"] = f"{floor['min_precision_lift']:g}"
+    for key, outcome in (("floor", floor["with_floor"]), ("nofloor", floor["without_floor"])):
+        subs[f"real_{key}_candidate"] = outcome["candidate"]
+        subs[f"real_{key}_weights"] = " / ".join(f"{w:g}" for w in outcome["class_weights"])
+        subs[f"real_{key}_weighted_f1"] = _f(outcome["test_weighted_f1"])
+        subs[f"real_{key}_named_prediabetic"] = f"{outcome['test_named'][1]:,}"
+        subs[f"real_{key}_precision_prediabetic"] = f"{outcome['test_precision'][1]:.1%}"
+    ada = data["ada_comparison"]
+    subs["real_ada_cutoff"] = str(ada["ada_cutoff"])
+    for target, compared in ((t, ada[t]) for t in ADA_TARGETS):
+        for name, value in compared.items():
+            if isinstance(value, float):
+                subs[f"real_ada_{target}_{name}"] = _f(value, 3) if "auc" in name else f"{value:.1%}"
     screening = data["screening"]
     for name in ("average", "raised", "high"):
         subs[f"real_screening_{name}"] = f"{100 * screening[name]:.1f}%"
@@ -169,7 +210,12 @@ def substitutions(data: Mapping[str, Any]) -> dict[str, str]:
     subs["real_spread_splits"] = str(len(spread["per_seed"]))
     for metric, summary in spread["summary"].items():
         for stat, value in summary.items():
-            subs[f"real_spread_{metric}_{stat}"] = _f(value)
+            subs[f"real_spread_{metric}_{stat}"] = _figure(metric, value)
+    for metric, verdict in spread.get("no_regression", {}).items():
+        if isinstance(verdict, dict):
+            for stat, value in verdict.items():
+                if isinstance(value, float):
+                    subs[f"real_noreg_{metric}_{stat}"] = _f(value)
     for strategy in data["strategies"]:
         for metric in ("weighted_f1", "macro_f1"):
             if strategy.get(metric) is not None:
@@ -188,6 +234,7 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
     from ml.schema import CLASSES
 
     test = data["test"]
+    labels = {c.name: c.label for c in CLASSES}
     overall = markdown_table(
         ("Metric", "Test split"),
         [
@@ -196,11 +243,14 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
             ("Macro one-vs-rest ROC-AUC", _f(test["macro_roc_auc"])),
             ("Log loss", _f(test["log_loss"])),
             ("Expected calibration error (top label, 15 bins)", _f(test["ece"])),
+            *(
+                (f"Expected calibration error of p({labels[name].lower()}) (classwise, 15 bins)", _f(s["ece"]))
+                for name, s in data["per_class"].items()
+            ),
             ("Balanced accuracy", _f(test["balanced_accuracy"])),
             ("Accuracy", _f(test["accuracy"])),
         ],
     )
-    labels = {c.name: c.label for c in CLASSES}
     per_class = markdown_table(
         ("Class", "Test rows", "Precision", "Recall", "F1", "One-vs-rest ROC-AUC"),
         [
@@ -268,22 +318,92 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
             ("Feature vectors seen with more than one label", f"{data['data']['duplicates']['mixed_label_vectors']:,}"),
         ],
     )
-    targets = data["split_spread"]["targets"]
     spread = data["split_spread"]["summary"]
     split_spread = markdown_table(
-        ("Metric", "Target", f"Seed {data['split']['seed']} (the reported split)", "Mean ± sd, other splits", "Range"),
+        ("Figure", f"Seed {data['split']['seed']} (the reported split)", "Mean ± sd, other splits", "Range"),
         [
             (
                 name,
-                targets[key],
-                _f(test[key]),
-                f"{_f(spread[key]['mean'])} ± {_f(spread[key]['sd'])}",
-                f"{_f(spread[key]['min'])} to {_f(spread[key]['max'])}",
+                _figure(key, data["figures"][key]),
+                f"{_figure(key, spread[key]['mean'])} ± {_figure(key, spread[key]['sd'])}",
+                f"{_figure(key, spread[key]['min'])} to {_figure(key, spread[key]['max'])}",
             )
-            for key, name in (
-                ("weighted_f1", "Weighted F1"),
-                ("macro_roc_auc", "Macro one-vs-rest ROC-AUC"),
-                ("log_loss", "Log loss"),
+            for key, name in SPREAD_ROWS.items()
+            if key in spread
+        ],
+    )
+    verdicts = data["split_spread"].get("no_regression", {})
+    no_regression = markdown_table(
+        ("Metric", "Before (same seeds)", "Now", "Mean paired difference", "Allowed drop (1 sd)", "Regression"),
+        [
+            (
+                SPREAD_ROWS[name],
+                _f(v["reference_mean"]),
+                _f(v["new_mean"]),
+                f"{v['mean_paired_difference']:+.4f} ± {_f(v['sd_of_paired_differences'])}",
+                _f(v["allowed_drop"]),
+                "no" if v["met"] else "**yes**",
+            )
+            for name, v in verdicts.items()
+            if isinstance(v, dict)
+        ],
+    )
+    ada = data["ada_comparison"]
+    ada_table = markdown_table(
+        (
+            "People with",
+            "Model score",
+            "ROC-AUC: model / ADA",
+            f"ADA (>= {ada['ada_cutoff']} points): sensitivity",
+            "ADA: specificity",
+            "Model: specificity at the same sensitivity",
+        ),
+        [
+            (
+                label,
+                "p(pre-diabetes) + p(diabetes)" if target == "prediabetes_or_diabetes" else "p(diabetes)",
+                f"{_f(ada[target]['model_roc_auc'], 3)} / {_f(ada[target]['ada_roc_auc'], 3)}",
+                f"{ada[target]['ada_sensitivity']:.1%}",
+                f"{ada[target]['ada_specificity']:.1%}",
+                f"{ada[target]['model_specificity']:.1%}",
+            )
+            for target, label in ADA_TARGETS.items()
+        ],
+    )
+    behaviour = markdown_table(
+        (
+            "Answer one step up",
+            "Rows that can step up",
+            "p(diabetes) falls by > 1 point",
+            "rises by > 1 point",
+            "Mean change (points)",
+        ),
+        [
+            (
+                f"`{b['feature']}`",
+                f"{b['rows']:,}",
+                f"{b['lowered_share']:.1%}",
+                f"{b['raised_share']:.1%}",
+                f"{100 * b['mean_change']:+.2f}",
+            )
+            for b in data["behaviour"]
+        ],
+    )
+    floor = data["precision_floor"]
+    precision_floor = markdown_table(
+        ("Decision rule", "Candidate", "Weights", "Test weighted F1", "Named pre-diabetic", "Their precision"),
+        [
+            (
+                label,
+                outcome["candidate"],
+                " / ".join(f"{w:g}" for w in outcome["class_weights"]),
+                _f(outcome["test_weighted_f1"]),
+                f"{outcome['test_named'][1]:,}",
+                f"{outcome['test_precision'][1]:.1%}",
+            )
+            for label, outcome in (
+                (f"With the floor ({floor['min_precision_lift']:g}x base rate, served)", floor["with_floor"]),
+                ("Without it", floor["without_floor"]),
             )
         ],
     )
@@ -303,6 +423,10 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
     return {
         "real_overall.md": overall,
         "real_split_spread.md": split_spread,
+        "real_no_regression.md": no_regression,
+        "real_ada.md": ada_table,
+        "real_behaviour.md": behaviour,
+        "real_precision_floor.md": precision_floor,
         "real_alternatives.md": alternatives,
         "real_per_class.md": per_class,
         "real_strategies.md": strategies,

@@ -93,8 +93,24 @@ def _verified_model(files: Mapping[str, bytes], manifest: Manifest, source: str)
     return files[MODEL_FILE]
 
 
-def load_files(files: Mapping[str, bytes], source: str) -> LoadedArtifact:
-    """Verify and load an artifact whose files (name -> bytes) are already in memory."""
+def check_pin(digest: str, expected_sha256: str | None, source: str) -> None:
+    """Refuse an artifact whose digest is not the pinned one (`MODEL_SHA256`, `--expect-sha256`)."""
+    if expected_sha256 is not None and digest != expected_sha256:
+        raise ArtifactError(
+            f"the model at {source} has digest {digest}, but the pinned digest is {expected_sha256}: refusing to "
+            "load another artifact than the pinned one. Deploy the pinned model, or pin this one after checking it "
+            "(`cd <model folder> && LC_ALL=C sha256sum -- * | sha256sum`)."
+        )
+
+
+def load_files(files: Mapping[str, bytes], source: str, expected_sha256: str | None = None) -> LoadedArtifact:
+    """Verify and load an artifact whose files (name -> bytes) are already in memory.
+
+    With `expected_sha256`, the digest of the bytes is compared first: another artifact is refused before any of
+    it (JSON or booster) is parsed.
+    """
+    digest = artifact_digest(files)
+    check_pin(digest, expected_sha256, source)
     if MANIFEST_FILE not in files:
         raise ArtifactError(f"{source} holds no {MANIFEST_FILE}: it is not a model artifact written by ml.train")
     manifest = parse_manifest(files[MANIFEST_FILE], source)
@@ -108,4 +124,4 @@ def load_files(files: Mapping[str, bytes], source: str) -> LoadedArtifact:
             f"{MODEL_FILE} of {source} expects {booster.num_feature()} features, the schema has "
             f"{len(manifest.feature_names)}"
         )
-    return LoadedArtifact(booster, manifest, artifact_digest(files))
+    return LoadedArtifact(booster, manifest, digest)

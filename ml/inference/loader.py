@@ -18,10 +18,13 @@ MAX_ARTIFACT_BYTES = 512 * 1024 * 1024
 _MLFLOW_SCHEMES = ("models:/", "runs:/")
 
 
-def load_artifact(uri: str | Path) -> LoadedArtifact:
-    """Read, verify and load the artifact at a folder, `s3://bucket/prefix`, `models:/name@alias` or `runs:/...`."""
+def load_artifact(uri: str | Path, expected_sha256: str | None = None) -> LoadedArtifact:
+    """Read, verify and load the artifact at a folder, `s3://bucket/prefix`, `models:/name@alias` or `runs:/...`.
+
+    `expected_sha256` pins the artifact's digest (`ml.inference.digest.artifact_digest`): any other is refused.
+    """
     text = str(uri)
-    return load_files(read_artifact_files(text), text)
+    return load_files(read_artifact_files(text), text, expected_sha256)
 
 
 def read_artifact_files(uri: str) -> dict[str, bytes]:

@@ -1,12 +1,15 @@
 """From the booster's raw scores to calibrated probabilities and a decision: the one implementation every caller uses.
 
-Calibration is vector scaling (one temperature and one bias per class, fitted on the validation fold by log loss),
-so it corrects both over-confidence and the prior shift that class weighting introduces. The decision rule
-multiplies the calibrated probabilities by per-class weights before the argmax: a cost-sensitive rule whose weights
-are tuned on the validation fold to maximise weighted F1. Both are numpy on (n, 3) arrays; one row is n = 1.
+Calibration is bias-corrected temperature scaling (one temperature and one bias per class, fitted on the validation
+fold by log loss), so it corrects both over-confidence and the prior shift that class weighting introduces. The
+decision rule multiplies the calibrated probabilities by per-class weights before the argmax: a cost-sensitive rule
+whose weights are tuned on the validation fold to maximise weighted F1. Both are numpy on (n, 3) arrays; one row is
+n = 1.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
@@ -23,10 +26,18 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def calibrate(raw: np.ndarray, calibration: Calibration) -> np.ndarray:
     """Calibrated probabilities, shape (n, 3), from raw multiclass scores of the same shape."""
-    return softmax(raw / calibration.temperature + np.asarray(calibration.bias))
+    return softmax(raw / calibration.temperature + _as_array(calibration.bias))
 
 
 def decide(proba: np.ndarray, rule: DecisionRule) -> np.ndarray:
     """Class ids, shape (n,), from calibrated probabilities through the decision rule."""
-    decided: np.ndarray = np.argmax(proba * np.asarray(rule.class_weights), axis=1)
+    decided: np.ndarray = np.argmax(proba * _as_array(rule.class_weights), axis=1)
     return decided
+
+
+@functools.lru_cache(maxsize=64)
+def _as_array(values: tuple[float, ...]) -> np.ndarray:
+    """The manifest's per-class tuples as read-only arrays, converted once (one request would pay it each time)."""
+    array = np.asarray(values, dtype=np.float64)
+    array.flags.writeable = False
+    return array

@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ml.inference.artifact import LoadedArtifact
+from ml.inference.explain import risk_log_odds_contributions
 from ml.inference.lightgbm_single_row import SingleRowScorer
 from ml.inference.loader import load_artifact
 from ml.inference.postprocess import calibrate, decide
@@ -28,7 +29,8 @@ _N_FEATURES = len(FEATURE_NAMES)
 class Predictions:
     """Decisions for n rows: class ids (n,), calibrated probabilities (n, 3) and, on request, contributions.
 
-    `contributions` (n, 21): each feature's TreeSHAP contribution to the decided class's calibrated score.
+    `contributions` (n, 21): each feature's first-order effect on the log-odds of the screening risk
+    p(pre-diabetes) + p(diabetes), from TreeSHAP on the calibrated scale (`ml.inference.explain`).
     """
 
     classes: np.ndarray
@@ -45,9 +47,12 @@ class Predictor:
         self._score_one_row = SingleRowScorer(artifact.booster, N_CLASSES)
 
     @classmethod
-    def load(cls, uri: str | Path) -> Predictor:
-        """Load from a local directory, `s3://bucket/prefix` or MLflow (`models:/name@alias`, `runs:/id/model`)."""
-        return cls(load_artifact(uri))
+    def load(cls, uri: str | Path, *, expected_sha256: str | None = None) -> Predictor:
+        """Load from a local directory, `s3://bucket/prefix` or MLflow (`models:/name@alias`, `runs:/id/model`).
+
+        `expected_sha256`: refuse any artifact but the one with this digest (checked before anything is parsed).
+        """
+        return cls(load_artifact(uri, expected_sha256))
 
     @property
     def manifest(self) -> Manifest:
@@ -71,7 +76,7 @@ class Predictor:
             raise ValueError(f"expected rows of {_N_FEATURES} features in schema order, got shape {matrix.shape}")
         probabilities = calibrate(self._raw_scores(matrix), self.manifest.calibration)
         classes = decide(probabilities, self.manifest.decision_rule)
-        contributions = self._contributions(matrix, classes) if explain else None
+        contributions = self._contributions(matrix, probabilities) if explain else None
         return Predictions(classes, probabilities, contributions)
 
     def _raw_scores(self, matrix: np.ndarray) -> np.ndarray:
@@ -80,9 +85,8 @@ class Predictor:
         raw = self._booster.predict(matrix, raw_score=True, num_threads=1)
         return np.asarray(raw, dtype=np.float64).reshape(-1, N_CLASSES)
 
-    def _contributions(self, matrix: np.ndarray, classes: np.ndarray) -> np.ndarray:
-        """TreeSHAP (LightGBM `pred_contrib`) of each row's decided class, on the calibrated scale."""
+    def _contributions(self, matrix: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+        """TreeSHAP (LightGBM `pred_contrib`) of the three raw scores, as effects on the screening risk's log-odds."""
         contrib = np.asarray(self._booster.predict(matrix, pred_contrib=True, num_threads=1))
-        per_class = contrib.reshape(len(matrix), N_CLASSES, _N_FEATURES + 1)[:, :, :-1]
-        chosen: np.ndarray = per_class[np.arange(len(matrix)), classes] / self.manifest.calibration.temperature
-        return chosen
+        shap = contrib.reshape(len(matrix), N_CLASSES, _N_FEATURES + 1)[:, :, :-1]
+        return risk_log_odds_contributions(shap, probabilities, self.manifest.calibration.temperature)

@@ -35,6 +35,22 @@ def expected_calibration_error(y_true: np.ndarray, proba: np.ndarray, n_bins: in
     return float(total)
 
 
+def classwise_ece(y_true: np.ndarray, proba: np.ndarray, n_bins: int = 15) -> np.ndarray:
+    """ECE of each class's own probability, shape (3,): per bin of p(class), the absolute gap between the class's
+    share and the mean p(class), weighted by the bin's share of the rows.
+
+    Top-label ECE follows "no diabetes", the most likely class of most people; this one shows each class alone.
+    """
+    errors = np.zeros(N_CLASSES)
+    for k in LABELS:
+        p = proba[:, k]
+        bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
+        # sum over bins of |sum(hit - p)| / n is the bin-weighted |share - mean p|
+        gap = np.bincount(bins, weights=(y_true == k) - p, minlength=n_bins)
+        errors[k] = np.abs(gap).sum() / len(p)
+    return errors
+
+
 def macro_roc_auc(y_true: np.ndarray, proba: np.ndarray) -> float:
     """Macro one-vs-rest ROC-AUC over the classes present (NaN when fewer than two classes are present)."""
     present = [k for k in LABELS if 0 < (y_true == k).sum() < len(y_true)]
@@ -56,8 +72,10 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, proba: np.nda
         "ece": expected_calibration_error(y_true, proba),
         "rows": float(len(y_true)),
     }
+    per_class_ece = classwise_ece(y_true, proba)
     for cls in CLASSES:
         k = cls.id
+        metrics[f"ece_{cls.name}"] = float(per_class_ece[k])
         metrics[f"precision_{cls.name}"] = float(precision[k])
         metrics[f"recall_{cls.name}"] = float(recall[k])
         metrics[f"f1_{cls.name}"] = float(f1[k])

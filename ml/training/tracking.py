@@ -1,8 +1,12 @@
 """MLflow tracking and registry: log every training run, register the model, move `champion` only on merit.
 
-The champion alias moves when the new model beats the current champion's weighted F1 on the same test split.
-When the champion was evaluated on another split (other data or seed), it is re-scored on this run's split
-first, so the two numbers are always comparable.
+Models trained on real data are registered as `diabetes-status`, models trained on synthetic data as
+`diabetes-status-synthetic`: a synthetic-data model never becomes a version, let alone the champion, of the
+production model. Within one name, the `champion` alias moves when the new model's weighted F1 beats the
+champion's on the promotion holdout (`ml.training.holdout`) of the new run's data file: rows that neither model
+trained or tuned on, whatever data and split each was trained on. The decision is refused, and says why, when the
+champion was trained under another holdout definition (it may have trained on those rows) or on the other kind of
+data; a change of data file is stated. The decision is logged on the run and printed by `ml.train`.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -21,16 +25,25 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from ml.inference.predictor import Predictor
-from ml.training.evaluate import classification_metrics
-from ml.training.train import CONFUSION_PNG, SUBGROUPS_CSV, TrainingResult
+from ml.training.holdout import HOLDOUT_DEFINITION
+from ml.training.train import ADA_ROC_PNG, CONFUSION_PNG, SUBGROUPS_CSV, TrainingResult
+from ml.training.tuning import weighted_f1
 
 logger = logging.getLogger(__name__)
 
+#: The production model: real-data models only.
 MODEL_NAME = "diabetes-status"
+#: Where models trained on synthetic data (`make demo`, tests) are registered instead.
+SYNTHETIC_MODEL_NAME = "diabetes-status-synthetic"
 CHAMPION = "champion"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TRACKING_URI = f"sqlite:///{PROJECT_ROOT / 'mlflow.db'}"
-PYFUNC_CODE = Path(__file__).with_name("mlflow_model.py")
+#: Tag of runs and model versions: the artifact's digest (what `MODEL_SHA256` pins).
+DIGEST_TAG = "model_sha256"
+#: Tag of runs: the promotion holdout definition the model was trained under.
+HOLDOUT_TAG = "promotion_holdout"
+#: The MLflow model imports nothing from the store: MLflow loads it through this installed module.
+PYFUNC_LOADER = "ml.training.mlflow_model"
 
 
 def tracking_uri() -> str:
@@ -38,19 +51,44 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
+def registered_name(synthetic: bool) -> str:
+    """The registered model a run's model joins: never the production name for synthetic data."""
+    return SYNTHETIC_MODEL_NAME if synthetic else MODEL_NAME
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    """Whether the new version became champion, on which rows, with both scores and the reason."""
+
+    promoted: bool
+    reason: str
+    holdout_rows: int
+    new_weighted_f1: float | None = None
+    champion_version: str | None = None
+    champion_weighted_f1: float | None = None
+
+
 @dataclass(frozen=True)
 class TrackingOutcome:
     run_id: str
     experiment_id: str
+    registered_name: str
     registered_version: str
-    champion: bool
-    reason: str
+    decision: PromotionDecision
+
+    @property
+    def champion(self) -> bool:
+        return self.decision.promoted
+
+    @property
+    def reason(self) -> str:
+        return self.decision.reason
 
     def summary(self) -> str:
         verdict = "is now champion" if self.champion else "champion unchanged"
         return (
-            f"MLflow run {self.run_id} ({tracking_uri()}); registered {MODEL_NAME} v{self.registered_version}, "
-            f"{verdict}: {self.reason}"
+            f"MLflow run {self.run_id} ({tracking_uri()}); registered {self.registered_name} "
+            f"v{self.registered_version}, {verdict}: {self.reason}"
         )
 
 
@@ -75,6 +113,8 @@ def _flat_params(result: TrainingResult) -> dict[str, Any]:
     params.update({f"cfg_{k}": v for k, v in manifest.training.config.items()})
     params["imbalance_strategy"] = manifest.imbalance_strategy.chosen
     params["decision_rule_weights"] = list(manifest.decision_rule.class_weights)
+    params["decision_rule_without_floor"] = list(manifest.precision_floor.without_floor.class_weights)
+    params["calibration_method"] = manifest.calibration.method
     params["calibration_temperature"] = round(manifest.calibration.temperature, 6)
     params["best_iteration"] = manifest.training.best_iteration
     return params
@@ -84,12 +124,50 @@ def _metrics(result: TrainingResult) -> dict[str, float]:
     manifest = result.manifest
     metrics = {f"test_{k}": v for k, v in manifest.metrics.test.items()}
     metrics["weighted_f1"] = manifest.metrics.test["weighted_f1"]
-    metrics.update({f"validation_{k}": v for k, v in manifest.metrics.validation.items()})
+    metrics.update({f"validation_tuned_on_{k}": v for k, v in manifest.metrics.validation_tuned_on.items()})
     for name, scores in manifest.imbalance_strategy.compared.items():
         key = name.replace("+", "__")
         metrics.update({f"candidate_{key}_{metric}": value for metric, value in scores.items()})
+    floor = manifest.precision_floor
+    for what, outcome in (("with", floor.with_floor), ("without", floor.without_floor)):
+        metrics[f"precision_floor_{what}_test_weighted_f1"] = outcome.test_weighted_f1
+        metrics[f"precision_floor_{what}_test_named_prediabetic"] = outcome.test_named[1]
+        metrics[f"precision_floor_{what}_test_precision_prediabetic"] = outcome.test_precision[1]
+    ada = manifest.ada_comparison
+    for target in ("prediabetes_or_diabetes", "diabetes"):
+        compared = getattr(ada, target).model_dump()
+        metrics.update({f"ada_{target}_{k}": v for k, v in compared.items()})
     metrics["training_seconds"] = manifest.training.seconds
     return {k: float(v) for k, v in metrics.items() if np.isfinite(v)}
+
+
+def log_pyfunc(artifact_dir: Path, name: str) -> str:
+    """Log an artifact folder as the active run's pyfunc model (data only; `PYFUNC_LOADER` is its code), register
+    it as `name` and return the new version."""
+    model_info = mlflow.pyfunc.log_model(
+        name="model",
+        loader_module=PYFUNC_LOADER,
+        data_path=str(artifact_dir),
+        pip_requirements=[
+            f"{package}=={metadata.version(package)}" for package in ("lightgbm", "numpy", "pandas", "mlflow")
+        ],
+        registered_model_name=name,
+    )
+    return str(model_info.registered_model_version)
+
+
+def version_description(result: TrainingResult) -> str:
+    """What a registry version is, in one paragraph: the data it learnt from, its test figures, its digest."""
+    manifest = result.manifest
+    data, test = manifest.data, manifest.metrics.test
+    kind = "SYNTHETIC data (says nothing about real people)" if data.synthetic else "the real survey file"
+    return (
+        f"Model {manifest.model_version}, trained on {kind}: {data.file} ({data.rows:,} rows, sha256 "
+        f"{data.sha256[:12]}...). Test split of {int(test['rows']):,} rows: weighted F1 {test['weighted_f1']:.4f}, "
+        f"macro ROC-AUC {test['macro_roc_auc']:.4f}, log loss {test['log_loss']:.4f}. Screening: raised from "
+        f"{manifest.screening.raised:.1%} risk, finds {manifest.screening.test.sensitivity:.1%} of people with "
+        f"pre-diabetes or diabetes. Digest (MODEL_SHA256) {result.digest}."
+    )
 
 
 def log_training_run(result: TrainingResult, *, experiment: str = MODEL_NAME) -> TrackingOutcome:
@@ -97,65 +175,97 @@ def log_training_run(result: TrainingResult, *, experiment: str = MODEL_NAME) ->
     mlflow.set_tracking_uri(tracking_uri())
     mlflow.set_experiment(experiment)
     manifest = result.manifest
-    split_id = manifest.split.test_split_id
+    name = registered_name(manifest.data.synthetic)
     tags = {
         "data_sha256": manifest.data.sha256,
         "data_synthetic": str(manifest.data.synthetic).lower(),
         "data_file": manifest.data.file,
-        "split_id": split_id,
+        "split_id": manifest.split.test_split_id,
+        HOLDOUT_TAG: manifest.split.promotion_holdout.definition,
+        DIGEST_TAG: result.digest,
         "git_commit": git_commit(),
         "model_version": manifest.model_version,
     }
     with mlflow.start_run(run_name=manifest.model_version, tags=tags) as run:
         mlflow.log_params(_flat_params(result))
         mlflow.log_metrics(_metrics(result))
-        mlflow.log_artifact(str(result.artifact_dir / CONFUSION_PNG), artifact_path="evaluation")
-        mlflow.log_artifact(str(result.artifact_dir / SUBGROUPS_CSV), artifact_path="evaluation")
+        for file in (CONFUSION_PNG, ADA_ROC_PNG, SUBGROUPS_CSV):
+            mlflow.log_artifact(str(result.artifact_dir / file), artifact_path="evaluation")
         mlflow.log_table(result.subgroups, artifact_file="evaluation/subgroup_metrics.json")
         mlflow.log_dict(manifest.model_dump(mode="json", by_alias=True), "manifest.json")
-        model_info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(PYFUNC_CODE),
-            artifacts={"model_dir": str(result.artifact_dir)},
-            code_paths=[str(PROJECT_ROOT / "ml")],
-            pip_requirements=[
-                f"lightgbm=={metadata.version('lightgbm')}",
-                f"numpy=={metadata.version('numpy')}",
-                f"pandas=={metadata.version('pandas')}",
-                f"mlflow=={metadata.version('mlflow')}",
-            ],
-            registered_model_name=MODEL_NAME,
-        )
-        version = str(model_info.registered_model_version)
-        champion, reason = _maybe_promote(result, version, split_id)
-        mlflow.set_tag("champion_decision", reason)
-        return TrackingOutcome(run.info.run_id, run.info.experiment_id, version, champion, reason)
+        version = log_pyfunc(result.artifact_dir, name)
+        client = MlflowClient()
+        client.set_model_version_tag(name, version, DIGEST_TAG, result.digest)
+        client.update_model_version(name, version, description=version_description(result))
+        decision = decide_promotion(client, name, version, result)
+        mlflow.set_tag("champion_decision", decision.reason)
+        mlflow.log_dict(asdict(decision), "promotion_decision.json")
+        if decision.new_weighted_f1 is not None:
+            mlflow.log_metric("promotion_holdout_weighted_f1", decision.new_weighted_f1)
+        if decision.champion_weighted_f1 is not None:
+            mlflow.log_metric("promotion_holdout_champion_weighted_f1", decision.champion_weighted_f1)
+        return TrackingOutcome(run.info.run_id, run.info.experiment_id, name, version, decision)
 
 
-def _champion_score_on(result: TrainingResult, champion_run_id: str) -> float:
-    """Re-score the champion on this run's test split (used only when the champion's split differs)."""
-    predictor = Predictor.load(f"runs:/{champion_run_id}/model")
-    predictions = predictor.predict(result.test_features)
-    return classification_metrics(result.test_labels, predictions.classes, predictions.probabilities)["weighted_f1"]
+def _holdout_score(predictor: Predictor, result: TrainingResult) -> float:
+    return weighted_f1(result.holdout_labels, predictor.predict(result.holdout_features).classes)
 
 
-def _maybe_promote(result: TrainingResult, version: str, split_id: str) -> tuple[bool, str]:
-    client = MlflowClient()
-    new_score = result.test_metrics["weighted_f1"]
+def decide_promotion(client: MlflowClient, name: str, version: str, result: TrainingResult) -> PromotionDecision:
+    """Move `champion` of `name` to `version` only when it beats the champion on the promotion holdout."""
+    rows = len(result.holdout_labels)
+    manifest = result.manifest
     try:
-        current = client.get_model_version_by_alias(MODEL_NAME, CHAMPION)
+        current = client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
-        client.set_registered_model_alias(MODEL_NAME, CHAMPION, version)
-        return True, f"no champion yet; v{version} (weighted F1 {new_score:.4f}) becomes champion"
-    champion_run_id = str(current.run_id)
-    champion_run = client.get_run(champion_run_id)
-    if champion_run.data.tags.get("split_id") == split_id:
-        old_score = champion_run.data.metrics["test_weighted_f1"]
-        basis = f"same split {split_id}"
-    else:
-        old_score = _champion_score_on(result, champion_run_id)
-        basis = f"champion re-scored on this run's split {split_id}"
-    if new_score > old_score:
-        client.set_registered_model_alias(MODEL_NAME, CHAMPION, version)
-        return True, f"weighted F1 {new_score:.4f} > champion v{current.version} {old_score:.4f} ({basis})"
-    return False, f"weighted F1 {new_score:.4f} <= champion v{current.version} {old_score:.4f} ({basis})"
+        client.set_registered_model_alias(name, CHAMPION, version)
+        return PromotionDecision(True, f"no champion of {name} yet; v{version} becomes champion", rows)
+    tags = client.get_run(str(current.run_id)).data.tags
+    champion = f"champion v{current.version}"
+    if tags.get(HOLDOUT_TAG) != manifest.split.promotion_holdout.definition:
+        return PromotionDecision(
+            False,
+            f"refused: {champion} was trained without the promotion holdout {HOLDOUT_DEFINITION!r} (its run records "
+            f"{tags.get(HOLDOUT_TAG)!r}), so it may have trained on the rows the two would be compared on; review "
+            f"both and move the alias by hand if v{version} should serve",
+            rows,
+            champion_version=str(current.version),
+        )
+    if tags.get("data_synthetic") != str(manifest.data.synthetic).lower():
+        return PromotionDecision(
+            False,
+            f"refused: {champion} was trained on {'synthetic' if tags.get('data_synthetic') == 'true' else 'real'} "
+            f"data and v{version} on {'synthetic' if manifest.data.synthetic else 'real'} data; models are only "
+            "compared with models trained on the same kind of data",
+            rows,
+            champion_version=str(current.version),
+        )
+    if rows == 0:
+        return PromotionDecision(
+            False, f"refused: {manifest.data.file} has no rows in the promotion holdout to compare on", rows
+        )
+    new_score = _holdout_score(Predictor.load(result.artifact_dir, expected_sha256=result.digest), result)
+    pinned = client.get_model_version(name, str(current.version)).tags.get(DIGEST_TAG)
+    old_score = _holdout_score(Predictor.load(f"models:/{name}/{current.version}", expected_sha256=pinned), result)
+    basis = (
+        f"weighted F1 on the promotion holdout ({rows:,} rows of {manifest.data.file} that neither model trained "
+        "or tuned on)"
+    )
+    if tags.get("data_sha256") != manifest.data.sha256:
+        basis += (
+            f"; the data file changed: {champion} was trained on {tags.get('data_file')} (sha256 "
+            f"{str(tags.get('data_sha256'))[:12]}...), v{version} on {manifest.data.file} "
+            f"(sha256 {manifest.data.sha256[:12]}...)"
+        )
+    promoted = new_score > old_score
+    if promoted:
+        client.set_registered_model_alias(name, CHAMPION, version)
+    verdict = ">" if promoted else "<="
+    return PromotionDecision(
+        promoted,
+        f"v{version} {new_score:.4f} {verdict} {champion} {old_score:.4f}, {basis}",
+        rows,
+        new_weighted_f1=new_score,
+        champion_version=str(current.version),
+        champion_weighted_f1=old_score,
+    )

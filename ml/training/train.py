@@ -1,8 +1,10 @@
 """Training: grouped split, LightGBM with early stopping, imbalance strategies compared, calibration, artifact.
 
-Strategies compared on the validation fold (never on the test split): no weighting and sqrt-balanced class
-weights, each with the plain argmax and with a cost-sensitive decision rule tuned for weighted F1. Every
-candidate is calibrated first, so the comparison is between the probabilities the service would serve.
+The promotion holdout (`ml.training.holdout`) is set aside first and never used here; the test split and the
+validation fold are carved from the rest. Strategies are compared on the validation fold (never on the test split):
+no weighting and sqrt-balanced class weights, each with the plain argmax and with a cost-sensitive decision rule
+tuned for weighted F1. Every candidate is calibrated first, so the comparison is between the probabilities the
+service would serve.
 """
 
 from __future__ import annotations
@@ -18,20 +20,25 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from ml.inference.digest import file_sha256
+from ml.inference.digest import artifact_digest, file_sha256
+from ml.inference.loader import read_folder
 from ml.inference.postprocess import calibrate, decide
 from ml.manifest import (
     Calibration,
     DataRecord,
     DecisionRule,
+    HoldoutRecord,
     ImbalanceStrategy,
     Manifest,
     Metrics,
+    PrecisionFloor,
+    RuleOutcome,
     SplitRecord,
     TrainingRecord,
     TrainingReport,
 )
 from ml.schema import CLASSES, N_CLASSES, TARGET
+from ml.training.ada_comparison import compare_with_ada, plot_ada_roc
 from ml.training.data import (
     Split,
     duplicate_report,
@@ -42,12 +49,14 @@ from ml.training.data import (
 )
 from ml.training.evaluate import classification_metrics, plot_confusion_matrix, subgroup_table
 from ml.training.export import save_artifact
+from ml.training.holdout import HOLDOUT_DEFINITION, HOLDOUT_SHARE, in_holdout
 from ml.training.screening import choose_screening
-from ml.training.tuning import fit_calibration, tune_decision_rule
+from ml.training.tuning import MIN_PRECISION_LIFT, confusion, fit_calibration, tune_decision_rule, weighted_f1
 
 logger = logging.getLogger(__name__)
 
 CONFUSION_PNG = "confusion_matrix.png"
+ADA_ROC_PNG = "ada_roc.png"
 SUBGROUPS_CSV = "subgroup_metrics.csv"
 
 
@@ -101,13 +110,18 @@ class Candidate:
 
 @dataclass
 class TrainingResult:
-    """The written artifact's manifest (the record of the run) plus what only the caller needs in memory."""
+    """The written artifact's manifest (the record of the run) plus what only the caller needs in memory.
+
+    `digest`: the artifact's (`ml.inference.digest.artifact_digest`), what `MODEL_SHA256` pins. The promotion
+    holdout's rows of this data file are kept for `ml.training.tracking`, which alone looks at them.
+    """
 
     artifact_dir: Path
     manifest: Manifest
+    digest: str
     subgroups: pd.DataFrame
-    test_features: np.ndarray = field(repr=False)
-    test_labels: np.ndarray = field(repr=False)
+    holdout_features: np.ndarray = field(repr=False)
+    holdout_labels: np.ndarray = field(repr=False)
 
     @property
     def test_metrics(self) -> dict[str, float]:
@@ -120,7 +134,8 @@ class TrainingResult:
 
 @dataclass(frozen=True)
 class Folds:
-    """The disjoint row sets of one run: fit (boosting), validation (every choice) and test (reporting only)."""
+    """The disjoint row sets of one run: fit (boosting), validation (every choice), test (reporting only) and the
+    promotion holdout (no part of training; `test_frame` holds the test rows' columns, for the subgroup table)."""
 
     x_fit: np.ndarray
     y_fit: np.ndarray
@@ -128,26 +143,47 @@ class Folds:
     y_val: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    x_holdout: np.ndarray
+    y_holdout: np.ndarray
+    test_frame: pd.DataFrame
     outer: Split
     inner: Split
 
 
 def split_folds(frame: pd.DataFrame, config: TrainingConfig) -> Folds:
-    """The grouped test split, then the grouped validation fold inside the training part (seed + 1)."""
+    """The promotion holdout out first; then the grouped test split of the rest, and the grouped validation fold
+    inside its training part (seed + 1)."""
     x_all, y_all = features_matrix(frame), frame[TARGET].to_numpy(dtype=np.int64)
-    outer = grouped_split(frame, test_fraction=config.test_fraction, seed=config.seed)
-    train_frame = frame.iloc[outer.train].reset_index(drop=True)
+    held = in_holdout(x_all)
+    rest = frame.loc[~held].reset_index(drop=True)
+    x_rest, y_rest = x_all[~held], y_all[~held]
+    outer = grouped_split(rest, test_fraction=config.test_fraction, seed=config.seed)
+    train_frame = rest.iloc[outer.train].reset_index(drop=True)
     inner = grouped_split(train_frame, test_fraction=config.validation_fraction, seed=config.seed + 1)
-    x_train, y_train = x_all[outer.train], y_all[outer.train]
+    x_train, y_train = x_rest[outer.train], y_rest[outer.train]
     return Folds(
         x_train[inner.train],
         y_train[inner.train],
         x_train[inner.test],
         y_train[inner.test],
-        x_all[outer.test],
-        y_all[outer.test],
+        x_rest[outer.test],
+        y_rest[outer.test],
+        x_all[held],
+        y_all[held],
+        rest.iloc[outer.test],
         outer,
         inner,
+    )
+
+
+def holdout_record(folds: Folds) -> HoldoutRecord:
+    """What this data file contributes to the promotion holdout."""
+    return HoldoutRecord(
+        definition=HOLDOUT_DEFINITION,
+        share=HOLDOUT_SHARE,
+        rows=len(folds.y_holdout),
+        groups=len(np.unique(folds.x_holdout, axis=0)),
+        class_counts={c.name: int((folds.y_holdout == c.id).sum()) for c in CLASSES},
     )
 
 
@@ -187,27 +223,65 @@ def _raw_scores(booster: lgb.Booster, rows: np.ndarray) -> np.ndarray:
     return np.asarray(booster.predict(rows, raw_score=True), dtype=np.float64)
 
 
+def _scored(
+    weighting: str,
+    rule_name: str,
+    fitted: tuple[lgb.Booster, Calibration],
+    rule: DecisionRule,
+    proba: np.ndarray,
+    y_val: np.ndarray,
+) -> Candidate:
+    """A candidate, named `<weighting>+<rule name>`, with its validation metrics."""
+    booster, calibration = fitted
+    metrics = classification_metrics(y_val, decide(proba, rule), proba)
+    metrics["best_iteration"] = float(booster.best_iteration)
+    return Candidate(f"{weighting}+{rule_name}", weighting, booster, calibration, rule, metrics)
+
+
 def _candidates(
     config: TrainingConfig, x_fit: np.ndarray, y_fit: np.ndarray, x_val: np.ndarray, y_val: np.ndarray
-) -> list[Candidate]:
-    found: list[Candidate] = []
+) -> tuple[list[Candidate], list[Candidate]]:
+    """Every strategy's candidates, with the decision rule's precision floor and (for the record) without it."""
+    with_floor: list[Candidate] = []
+    without_floor: list[Candidate] = []
     for weighting in config.strategies:
         started = time.perf_counter()
         booster = _fit_booster(config, x_fit, y_fit, x_val, y_val, weighting)
         raw = _raw_scores(booster, x_val)
         calibration = fit_calibration(raw, y_val)
         proba = calibrate(raw, calibration)
-        tuned, _ = tune_decision_rule(proba, y_val)
+        tuned = tune_decision_rule(proba, y_val)
         logger.info("fitted %s in %.1fs (%d rounds)", weighting, time.perf_counter() - started, booster.best_iteration)
-        for rule_name, rule in (("argmax", DecisionRule()), ("tuned_rule", tuned)):
-            metrics = classification_metrics(y_val, decide(proba, rule), proba)
-            metrics["best_iteration"] = float(booster.best_iteration)
-            found.append(Candidate(f"{weighting}+{rule_name}", weighting, booster, calibration, rule, metrics))
-    return found
+        fitted = (booster, calibration)
+        argmax = _scored(weighting, "argmax", fitted, DecisionRule(), proba, y_val)
+        with_floor += [argmax, _scored(weighting, "tuned_rule", fitted, tuned.rule, proba, y_val)]
+        without_floor += [argmax, _scored(weighting, "tuned_rule", fitted, tuned.without_floor, proba, y_val)]
+    return with_floor, without_floor
+
+
+def _choose(candidates: list[Candidate]) -> Candidate:
+    """The best validation weighted F1 (to 6 digits), then the best validation macro ROC-AUC."""
+    return max(candidates, key=lambda c: (round(c.validation["weighted_f1"], 6), c.validation["macro_roc_auc"]))
+
+
+def _outcome(candidate: Candidate, proba: np.ndarray, y: np.ndarray) -> RuleOutcome:
+    """A candidate's rule on the test split: weighted F1, and how many people get each label, how precisely."""
+    decided = decide(proba, candidate.rule)
+    cm = confusion(y, decided)
+    named = cm.sum(axis=0)
+    precision = np.divide(np.diag(cm), named, out=np.zeros(N_CLASSES), where=named > 0)
+    return RuleOutcome(
+        candidate=candidate.name,
+        class_weights=candidate.rule.class_weights,
+        validation_weighted_f1=candidate.validation["weighted_f1"],
+        test_weighted_f1=weighted_f1(y, decided),
+        test_named=tuple(int(n) for n in named),
+        test_precision=tuple(float(p) for p in precision),
+    )
 
 
 def train(data_path: Path, output_dir: Path, config: TrainingConfig | None = None) -> TrainingResult:
-    """Train on the rows of `data_path` (own validation and test split) and write the artifact."""
+    """Train on the rows of `data_path` (own validation and test split, holdout left out) and write the artifact."""
     config = config or TrainingConfig()
     started = time.perf_counter()
     frame = read_csv(data_path, target="required")
@@ -215,12 +289,11 @@ def train(data_path: Path, output_dir: Path, config: TrainingConfig | None = Non
     synthetic = is_synthetic(data_path, data_sha)
     duplicates = duplicate_report(frame)
     folds = split_folds(frame, config)
-    outer, inner = folds.outer, folds.inner
     x_fit, y_fit, x_val, y_val = folds.x_fit, folds.y_fit, folds.x_val, folds.y_val
     x_test, y_test = folds.x_test, folds.y_test
 
-    candidates = _candidates(config, x_fit, y_fit, x_val, y_val)
-    best = max(candidates, key=lambda c: (round(c.validation["weighted_f1"], 6), c.validation["macro_roc_auc"]))
+    candidates, without_floor = _candidates(config, x_fit, y_fit, x_val, y_val)
+    best = _choose(candidates)
     logger.info("chose %s (validation weighted F1 %.4f)", best.name, best.validation["weighted_f1"])
 
     # Candidates of one weighting share a booster and its calibration: score the test split once per booster.
@@ -237,7 +310,14 @@ def train(data_path: Path, output_dir: Path, config: TrainingConfig | None = Non
             **{f"validation_{k}": v for k, v in c.validation.items()},
             **{f"test_{k}": v for k, v in c_test.items() if k in ("weighted_f1", "macro_f1", "macro_roc_auc")},
         }
-    subgroups = subgroup_table(frame.iloc[outer.test], y_test, predicted, proba)
+    free = _choose(without_floor)
+    floor = PrecisionFloor(
+        min_precision_lift=MIN_PRECISION_LIFT,
+        with_floor=_outcome(best, proba, y_test),
+        without_floor=_outcome(free, test_proba[free.weighting], y_test),
+    )
+    subgroups = subgroup_table(folds.test_frame, y_test, predicted, proba)
+    ada = compare_with_ada(x_test, y_test, proba)
     class_counts = {c.name: int((frame[TARGET] == c.id).sum()) for c in CLASSES}
     screening = choose_screening(
         (x_val, y_val, calibrate(_raw_scores(best.booster, x_val), best.calibration)),
@@ -253,11 +333,19 @@ def train(data_path: Path, output_dir: Path, config: TrainingConfig | None = Non
             Path(tmp) / CONFUSION_PNG,
             f"{data_name}, test split of {len(y_test):,} rows: weighted F1 {test_metrics['weighted_f1']:.3f}",
         )
+        roc = plot_ada_roc(
+            x_test,
+            y_test,
+            proba,
+            Path(tmp) / ADA_ROC_PNG,
+            f"{data_name}, test split of {len(y_test):,} rows: the model against the ADA risk test",
+        )
         csv = Path(tmp) / SUBGROUPS_CSV
         subgroups.to_csv(csv, index=False, float_format="%.4f")
         report = TrainingReport(
             calibration=best.calibration,
             decision_rule=best.rule,
+            precision_floor=floor,
             screening=screening,
             imbalance_strategy=ImbalanceStrategy(chosen=best.name, weighting=best.weighting, compared=candidate_report),
             training=TrainingRecord(
@@ -266,7 +354,8 @@ def train(data_path: Path, output_dir: Path, config: TrainingConfig | None = Non
                 best_iteration=best.booster.best_iteration,
                 seconds=round(time.perf_counter() - started, 2),
             ),
-            metrics=Metrics(test=test_metrics, validation=best.validation),
+            metrics=Metrics(test=test_metrics, validation_tuned_on=best.validation),
+            ada_comparison=ada,
             data=DataRecord(
                 file=Path(data_path).name,
                 sha256=data_sha,
@@ -275,14 +364,17 @@ def train(data_path: Path, output_dir: Path, config: TrainingConfig | None = Non
                 duplicates=duplicates.to_dict(),
                 class_counts=class_counts,
             ),
-            split=SplitRecord(test=outer.protocol, validation=inner.protocol),
+            split=SplitRecord(
+                promotion_holdout=holdout_record(folds), test=folds.outer.protocol, validation=folds.inner.protocol
+            ),
         )
-        manifest = save_artifact(output_dir, best.booster, report, extra_files=(png, csv))
-    return TrainingResult(output_dir, manifest, subgroups, x_test, y_test)
+        manifest = save_artifact(output_dir, best.booster, report, extra_files=(png, roc, csv))
+    digest = artifact_digest(read_folder(output_dir))
+    return TrainingResult(output_dir, manifest, digest, subgroups, folds.x_holdout, folds.y_holdout)
 
 
 def format_report(result: TrainingResult) -> str:
-    """The test metrics as a short, honest text block (split protocol and data kind included)."""
+    """The test metrics as a short, honest text block (split protocol, data kind and digest included)."""
     m = result.test_metrics
     manifest = result.manifest
     split = manifest.split.test
@@ -291,15 +383,27 @@ def format_report(result: TrainingResult) -> str:
         lines.append("*** SYNTHETIC DATA: these numbers say nothing about the real BRFSS file ***")
     lines += [
         f"model {manifest.model_version} -> {result.artifact_dir}",
+        f"digest (MODEL_SHA256) {result.digest}",
         f"strategy: {manifest.imbalance_strategy.chosen}; "
         f"decision rule weights {list(manifest.decision_rule.class_weights)}",
+    ]
+    floor = manifest.precision_floor
+    for what, outcome in (("with", floor.with_floor), ("without", floor.without_floor)):
+        lines.append(
+            f"{what} the precision floor ({floor.min_precision_lift:g}x base rate): {outcome.candidate} "
+            f"{list(outcome.class_weights)}, names {outcome.test_named[1]:,} test rows pre-diabetic "
+            f"(precision {outcome.test_precision[1]:.3f}), test weighted F1 {outcome.test_weighted_f1:.4f}"
+        )
+    lines += [
         f"protocol: {split.get('method', 'grouped split')}, test fraction {split.get('test_fraction')}, "
-        f"seed {split.get('seed')}, split_id {split.get('split_id')}; {int(m['rows']):,} test rows",
+        f"seed {split.get('seed')}, split_id {split.get('split_id')}; {int(m['rows']):,} test rows; "
+        f"{manifest.split.promotion_holdout.rows:,} rows in the promotion holdout, not used",
         f"weighted F1      {m['weighted_f1']:.4f}   (primary)",
         f"macro F1         {m['macro_f1']:.4f}",
         f"macro ROC-AUC    {m['macro_roc_auc']:.4f}   (one-vs-rest)",
         f"log loss         {m['log_loss']:.4f}",
-        f"ECE              {m['ece']:.4f}",
+        f"ECE              {m['ece']:.4f}   (top label); per class "
+        + ", ".join(f"{c.name} {m[f'ece_{c.name}']:.4f}" for c in CLASSES),
         f"balanced acc.    {m['balanced_accuracy']:.4f}",
     ]
     lines += [
@@ -307,6 +411,13 @@ def format_report(result: TrainingResult) -> str:
         f"F1 {m[f'f1_{c.name}']:.3f}"
         for c in CLASSES
     ]
+    ada = manifest.ada_comparison
+    for name, compared in (("pre-diabetes or diabetes", ada.prediabetes_or_diabetes), ("diabetes", ada.diabetes)):
+        lines.append(
+            f"vs ADA test ({name}): AUC {compared.model_roc_auc:.3f} vs {compared.ada_roc_auc:.3f}; at sensitivity "
+            f"{compared.ada_sensitivity:.3f}, specificity {compared.model_specificity:.3f} "
+            f"vs {compared.ada_specificity:.3f}"
+        )
     rule = manifest.screening
     lines += [
         f"screening        average risk {rule.average:.1%}; raised from {rule.raised:.1%}, high from {rule.high:.1%} "

@@ -6,14 +6,16 @@
     uv run python -m tests.benchmarks.model_quality --repeat-seeds 1 2 3 4 5 6 7 8 > quality.json
     uv run python -m tests.benchmarks.real_metrics ... --spread quality.json
 
-The model's figures come from its manifest and subgroup table. The same test split is then re-created (the
-manifest records the protocol) to score, on the same rows: the majority-class and logistic-regression baselines,
-a decision rule tuned for macro F1 instead of weighted F1, and how well p(pre-diabetes) + p(diabetes) ranks people
-with raised blood sugar. Synthetic data is refused unless ``--allow-synthetic`` (used by the tests).
+The model's figures come from its manifest and subgroup table: metrics, classwise ECE, the decision rule's precision
+floor with its effect, the comparison with the ADA risk test, the promotion holdout. The same test split is then
+re-created (the manifest records the protocol) to score, on the same rows: the majority-class and
+logistic-regression baselines, a decision rule tuned for macro F1 instead of weighted F1, and the behaviour table
+(one step up of each risk factor, `ml.training.behaviour`). Synthetic data is refused unless ``--allow-synthetic``
+(used by the tests).
 
-``--spread`` takes the benchmark's JSON report and records how the target metrics move across other grouped
-splits. That section and the table of alternative models (measured by hand in throw-away experiments) are carried
-over from the existing file otherwise.
+``--spread`` takes the benchmark's JSON report and records how every figure moves across other grouped splits, and
+the no-regression check against the previous figures. That section and the table of alternative models (measured by
+hand in throw-away experiments) are carried over from the existing file otherwise.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,10 +34,12 @@ from ml.inference.postprocess import decide
 from ml.inference.predictor import Predictor
 from ml.manifest import DecisionRule
 from ml.schema import CLASSES, N_CLASSES, TARGET
+from ml.training.behaviour import step_up_effects
 from ml.training.data import duplicate_report, is_synthetic, read_csv
 from ml.training.evaluate import classification_metrics
 from ml.training.train import SUBGROUPS_CSV, TrainingConfig, split_folds
 from ml.training.tuning import per_class_f1, tune_decision_rule
+from tests.benchmarks.model_quality import split_figures
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,6 +58,17 @@ _CARRIED_SECTIONS = ("split_spread", "alternatives")
 
 def _r(value: float) -> float:
     return round(float(value), 4)
+
+
+def _rounded(value: Any) -> Any:
+    """Floats to 4 digits, in nested dicts, lists and tuples (JSON-ready)."""
+    if isinstance(value, float):
+        return _r(value)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_rounded(v) for v in value]
+    return value
 
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -82,7 +98,7 @@ def _baselines(x_fit: np.ndarray, y_fit: np.ndarray, x_val: np.ndarray, y_val: n
     logistic = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x_fit, y_fit)
     proba = logistic.predict_proba(x_test)
     plain = classification_metrics(y_test, proba.argmax(axis=1), proba)
-    rule, _ = tune_decision_rule(logistic.predict_proba(x_val), y_val)
+    rule = tune_decision_rule(logistic.predict_proba(x_val), y_val).rule
     tuned = classification_metrics(y_test, decide(proba, rule), proba)
 
     def row(key: str, label: str, m: dict[str, float], note: str) -> dict[str, Any]:
@@ -183,6 +199,7 @@ def measure(data: Path, model: Path, previous: dict[str, Any]) -> dict[str, Any]
             "seed": config.seed,
             "split_id": folds.outer.protocol["split_id"],
             "test_rows": len(y_test),
+            "promotion_holdout": manifest.split.promotion_holdout.model_dump(),
         },
         "chosen": {
             "description": f"{weighting} + {rule}",
@@ -193,12 +210,15 @@ def measure(data: Path, model: Path, previous: dict[str, Any]) -> dict[str, Any]
             k: _r(test[k])
             for k in ("weighted_f1", "macro_f1", "macro_roc_auc", "log_loss", "ece", "balanced_accuracy", "accuracy")
         },
+        "figures": split_figures(manifest),
+        "validation_tuned_on": {k: _r(manifest.metrics.validation_tuned_on[k]) for k in ("weighted_f1", "macro_f1")},
         "per_class": {
             c.name: {
                 "precision": _r(test[f"precision_{c.name}"]),
                 "recall": _r(test[f"recall_{c.name}"]),
                 "f1": _r(test[f"f1_{c.name}"]),
                 "roc_auc": _r(roc_auc_score(y_test == c.id, proba_test[:, c.id])),
+                "ece": _r(test[f"ece_{c.name}"]),
                 "support": int(test[f"support_{c.name}"]),
             }
             for c in CLASSES
@@ -220,11 +240,13 @@ def measure(data: Path, model: Path, previous: dict[str, Any]) -> dict[str, Any]
                 )
             },
         },
-        "elevated_risk_roc_auc": _r(roc_auc_score(y_test > 0, proba_test[:, 1] + proba_test[:, 2])),
-        "screening": {
-            **{k: _r(v) for k, v in manifest.screening.model_dump(exclude={"test"}).items()},
-            "test": {k: v if isinstance(v, int) else _r(v) for k, v in manifest.screening.test.model_dump().items()},
-        },
+        "precision_floor": _rounded(manifest.precision_floor.model_dump()),
+        "ada_comparison": _rounded(manifest.ada_comparison.model_dump()),
+        "behaviour": [
+            _rounded(asdict(effect))
+            for effect in step_up_effects(lambda rows: predictor.predict(rows).probabilities[:, 2], x_test)
+        ],
+        "screening": _rounded(manifest.screening.model_dump()),
         "subgroups": subgroups,
         **{key: previous[key] for key in _CARRIED_SECTIONS if key in previous},
     }
@@ -237,9 +259,9 @@ def split_spread(report: dict[str, Any]) -> dict[str, Any]:
     spread = report["other_splits"]
     return {
         "command": "uv run python -m tests.benchmarks.model_quality --repeat-seeds " + " ".join(spread["per_seed"]),
-        "targets": {name: report["checks"][name]["target"] for name in spread["summary"]},
         "per_seed": spread["per_seed"],
         "summary": spread["summary"],
+        **({"no_regression": spread["no_regression"]} if "no_regression" in spread else {}),
     }
 
 

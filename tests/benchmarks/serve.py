@@ -5,7 +5,8 @@ Measures, on loopback with wrk (one load thread, so the server keeps a core):
   - time from process start to `/ready` 200 (from that runtime environment, as in the image),
   - req/s, p50 and p99 of `/predict` at concurrency 1, 8 and 32, with `/health` of the same app as the ceiling,
   - rows/s of `/predict/batch` with 100 rows,
-  - the same model behind `mlflow models serve` (pyfunc of ml/mlflow_model.py, logged to a temporary sqlite store),
+  - the same model behind `mlflow models serve` (its pyfunc, `ml.training.mlflow_model`, logged to a temporary
+    sqlite store),
   - a soak at concurrency 32: errors and resident-memory growth.
 Targets: /predict >= 10x `mlflow models serve` at c=8 and c=32; p50 <= 1 ms at c=1; ready <= 3 s; runtime deps
 <= 300 MB; soak with zero errors and RSS growth <= 10%. /health is measured as the ceiling of the framework, for
@@ -180,20 +181,13 @@ def measure_mlflow(model: Path, work: Path, seconds: float) -> dict[str, Any]:
     """Log the same artifact as the project's pyfunc to a throwaway sqlite store, then serve it with MLflow."""
     import mlflow
 
-    from ml.training.tracking import MODEL_NAME, PROJECT_ROOT, PYFUNC_CODE
+    from ml.training.tracking import MODEL_NAME, log_pyfunc
 
     store = f"sqlite:///{work / 'mlflow.db'}"
     mlflow.set_tracking_uri(store)
     mlflow.set_experiment("serve-benchmark")
     with mlflow.start_run():
-        mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(PYFUNC_CODE),
-            artifacts={"model_dir": str(model)},
-            code_paths=[str(PROJECT_ROOT / "ml")],
-            pip_requirements=["lightgbm", "numpy", "pandas", "mlflow"],
-            registered_model_name=MODEL_NAME,
-        )
+        log_pyfunc(model, MODEL_NAME)
     port = free_port()
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "MLFLOW_TRACKING_URI": store, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"}

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from ml import predict as predict_cli
-from ml.contract import RESULT_COLUMNS, ScreeningLevel
+from ml.contract import RESULT_COLUMNS, ScreeningLevel, top_contributions
 from ml.inference.artifact import MANIFEST_FILE, MODEL_FILE, ArtifactError
 from ml.inference.digest import artifact_digest
 from ml.inference.loader import load_artifact, read_folder
@@ -61,7 +61,7 @@ def test_other_lightgbm_major_version_is_refused(model_copy: Path) -> None:
 
 def test_other_format_version_is_refused_before_anything_else(model_copy: Path) -> None:
     _edit_manifest(model_copy, format_version=1, calibration="not even an object")
-    with pytest.raises(ArtifactError, match="format_version 1, this code reads 2"):
+    with pytest.raises(ArtifactError, match="format_version 1, this code reads 3"):
         load_artifact(model_copy)
 
 
@@ -92,7 +92,8 @@ def test_manifest_is_typed_and_records_what_reproduces_the_model(trained_model_d
     assert manifest.data.synthetic is True
     assert manifest.split.test_split_id
     assert manifest.training.config["seed"] == 42
-    assert set(manifest.files) >= {MODEL_FILE, "confusion_matrix.png", "subgroup_metrics.csv"}
+    assert set(manifest.files) >= {MODEL_FILE, "confusion_matrix.png", "ada_roc.png", "subgroup_metrics.csv"}
+    assert manifest.calibration.method == "bias_corrected_temperature_scaling"
     assert {"lightgbm", "numpy", "python"} <= set(manifest.versions)
     compared = manifest.imbalance_strategy.compared
     assert set(compared) == {"none+argmax", "none+tuned_rule", "class_weights+argmax", "class_weights+tuned_rule"}
@@ -142,22 +143,56 @@ def test_wrong_row_width_is_a_clear_error(predictor: Predictor) -> None:
         predictor.predict(np.zeros(20))
 
 
-def test_contributions_are_those_of_the_decided_class(
+def _logit_risk(logits: np.ndarray) -> np.ndarray:
+    """logit(r), r = p(pre-diabetes) + p(diabetes) = softmax(logits)[1] + softmax(logits)[2], computed stably."""
+    return np.logaddexp(logits[..., 1], logits[..., 2]) - logits[..., 0]
+
+
+def test_contributions_are_first_order_effects_on_the_log_odds_of_the_screening_risk(
     trained_model_dir: Path, predictor: Predictor, rows: np.ndarray
 ) -> None:
-    """TreeSHAP is exact: a class's contributions plus its bias equal its raw score; the service shows the decided
-    class's, on the calibrated scale (divided by the temperature)."""
+    """The documented property, checked by finite differences on rows of the synthetic model: removing eps times a
+    feature's TreeSHAP share (of the three calibrated logits) changes logit(r) by eps times its contribution."""
     booster = load_artifact(trained_model_dir).booster
-    raw = booster.predict(rows[:20], raw_score=True)
-    contrib = booster.predict(rows[:20], pred_contrib=True).reshape(20, 3, len(FEATURE_NAMES) + 1)
-    np.testing.assert_allclose(contrib.sum(axis=2), raw, rtol=1e-6, atol=1e-6)
-    predictions = predictor.predict(rows[:20], explain=True)
+    calibration = predictor.manifest.calibration
+    sample = rows[:40]
+    raw = booster.predict(sample, raw_score=True)
+    shap = booster.predict(sample, pred_contrib=True).reshape(len(sample), 3, len(FEATURE_NAMES) + 1)
+    np.testing.assert_allclose(shap.sum(axis=2), raw, rtol=1e-6, atol=1e-6)  # TreeSHAP is exact
+    logits = raw / calibration.temperature + np.asarray(calibration.bias)
+    phi = shap[:, :, :-1] / calibration.temperature  # each feature's share of the calibrated logits
+    predictions = predictor.predict(sample, explain=True)
     assert predictions.contributions is not None
-    chosen = contrib[np.arange(20), predictions.classes, :-1] / predictor.manifest.calibration.temperature
-    np.testing.assert_allclose(predictions.contributions, chosen, rtol=1e-12)
-    single = predictor.predict(rows[3], explain=True).contributions
+    for eps in (1e-3, 1e-5):
+        moved = logits[:, :, None] - eps * phi  # (rows, classes, features)
+        finite = (_logit_risk(logits)[:, None] - _logit_risk(np.moveaxis(moved, 1, -1))) / eps
+        np.testing.assert_allclose(predictions.contributions, finite, rtol=0, atol=50 * eps)
+    # One row alone is explained as inside a batch, and the top factor is the largest effect.
+    single = predictor.predict(sample[3], explain=True).contributions
     assert single is not None
-    np.testing.assert_allclose(single[0], chosen[3], rtol=1e-12)
+    np.testing.assert_allclose(single[0], predictions.contributions[3], rtol=1e-12)
+    assert top_contributions(sample[3], single[0], 1)[0].contribution == single[0][np.abs(single[0]).argmax()]
+
+
+def test_pinned_digest_refuses_any_other_artifact_before_parsing_it(model_copy: Path, predictor: Predictor) -> None:
+    assert Predictor.load(model_copy, expected_sha256=predictor.digest).digest == predictor.digest
+    (model_copy / MANIFEST_FILE).write_text("{not json")  # would fail as "not valid JSON" if it were parsed
+    with pytest.raises(ArtifactError, match=f"has digest [0-9a-f]{{64}}, but the pinned digest is {predictor.digest}"):
+        Predictor.load(model_copy, expected_sha256=predictor.digest)
+
+
+def test_predict_cli_checks_the_pinned_digest(
+    trained_model_dir: Path, predictor: Predictor, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_synthetic(tmp_path / "input.csv", 20, seed=5)
+    common = ["--model", str(trained_model_dir), "--data", str(data), "--output", str(tmp_path / "out.csv")]
+    assert predict_cli.main([*common, "--expect-sha256", predictor.digest]) == 0
+    other = "0" * 64
+    assert predict_cli.main([*common, "--expect-sha256", other]) == 2
+    assert f"the pinned digest is {other}" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        predict_cli.main([*common, "--expect-sha256", predictor.digest.upper()])
+    assert "expected 64 lowercase hex digits" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("feature", "low", "high"), [("GenHlth", 1, 5), ("HighBP", 0, 1), ("Age", 2, 11)])

@@ -1,24 +1,49 @@
-"""MLflow tracking against a real `mlflow server` on 127.0.0.1: run contents, registry, champion alias."""
+"""MLflow tracking against a real `mlflow server` on 127.0.0.1: run contents, registry, promotion, pinned loading."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
+from ml.inference.artifact import ArtifactError
 from ml.inference.predictor import Predictor
-from ml.training.tracking import CHAMPION, MODEL_NAME, log_training_run
-from ml.training.train import TrainingConfig, train
+from ml.training.data import features_matrix, read_csv
+from ml.training.mlflow_model import load_pinned
+from ml.training.synthetic import write_synthetic
+from ml.training.tracking import (
+    CHAMPION,
+    DIGEST_TAG,
+    HOLDOUT_TAG,
+    MODEL_NAME,
+    SYNTHETIC_MODEL_NAME,
+    TrackingOutcome,
+    log_training_run,
+)
+from ml.training.train import TrainingConfig, TrainingResult, split_folds, train
+from ml.training.tuning import weighted_f1
 from tests.servers import free_port, running_server
 
 
+@dataclass(frozen=True)
+class MlflowServer:
+    url: str
+    artifacts: Path  # the server's artifact store on disk, for tampering with it
+
+
 @pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
     """A real MLflow tracking server (sqlite store, served artifacts) on a free loopback port."""
     port = free_port()
     root = tmp_path_factory.mktemp("mlflow-server")
@@ -41,70 +66,243 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     ]
     url = f"http://127.0.0.1:{port}"
     with running_server(command, f"{url}/health", root / "server.log", env=env, cwd=root, timeout=120):
-        yield url
+        yield MlflowServer(url, root / "artifacts")
 
 
 @pytest.fixture
-def tracking(mlflow_server: str, monkeypatch: pytest.MonkeyPatch) -> MlflowClient:
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
-    return MlflowClient(tracking_uri=mlflow_server)
+def tracking(mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch) -> MlflowClient:
+    """The server's client, with both registered models removed: every test starts without a champion."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
+    client = MlflowClient(tracking_uri=mlflow_server.url)
+    for name in (MODEL_NAME, SYNTHETIC_MODEL_NAME):
+        try:
+            client.delete_registered_model(name)
+        except MlflowException:
+            continue
+    return client
+
+
+@dataclass(frozen=True)
+class Models:
+    strong: TrainingResult
+    weak: TrainingResult
+    other_split: TrainingResult  # strong, trained on another split (seed) of the same file
+    other_file: TrainingResult  # strong, trained on another (synthetic) data file
+    real: TrainingResult  # trained on a file without the synthetic sidecar: treated as real data
+
+
+@pytest.fixture(scope="module")
+def models(synthetic_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Models:
+    root = tmp_path_factory.mktemp("tracked-models")
+    other_file = write_synthetic(root / "other.csv.gz", 6_000, seed=8)
+    real_file = root / "survey.csv.gz"
+    shutil.copyfile(synthetic_csv, real_file)  # no sidecar: nothing says these rows are synthetic
+    strong = TrainingConfig(max_rounds=200)
+    return Models(
+        strong=train(synthetic_csv, root / "strong", strong),
+        weak=train(synthetic_csv, root / "weak", TrainingConfig(max_rounds=1, learning_rate=0.01)),
+        other_split=train(synthetic_csv, root / "other-split", TrainingConfig(max_rounds=200, seed=9)),
+        other_file=train(other_file, root / "other-file", strong),
+        real=train(real_file, root / "real", strong),
+    )
+
+
+def _champion(client: MlflowClient, name: str = SYNTHETIC_MODEL_NAME) -> str:
+    return str(client.get_model_version_by_alias(name, CHAMPION).version)
+
+
+def _holdout_score(result: TrainingResult, model: TrainingResult) -> float:
+    """`model`'s weighted F1 on `result`'s promotion holdout rows, computed here independently."""
+    predicted = Predictor.load(model.artifact_dir).predict(result.holdout_features).classes
+    return weighted_f1(result.holdout_labels, predicted)
+
+
+def _logged_decision(client: MlflowClient, outcome: TrackingOutcome, tmp_path: Path) -> dict[str, object]:
+    path = client.download_artifacts(outcome.run_id, "promotion_decision.json", str(tmp_path))
+    decision: dict[str, object] = json.loads(Path(path).read_text())
+    assert client.get_run(outcome.run_id).data.tags["champion_decision"] == outcome.reason == decision["reason"]
+    return decision
 
 
 def test_run_holds_params_metrics_images_tables_and_lineage(
-    tracking: MlflowClient, synthetic_csv: Path, tmp_path: Path
+    tracking: MlflowClient, models: Models, tmp_path: Path
 ) -> None:
-    result = train(synthetic_csv, tmp_path / "model", TrainingConfig(max_rounds=120))
+    result = models.strong
     outcome = log_training_run(result, experiment="test-contents")
     run = tracking.get_run(outcome.run_id)
     assert run.data.metrics["weighted_f1"] == pytest.approx(result.test_metrics["weighted_f1"])
-    for key in ("test_macro_f1", "test_macro_roc_auc", "test_log_loss", "test_ece", "test_recall_prediabetic"):
-        assert key in run.data.metrics
+    for key in (
+        "test_macro_f1",
+        "test_macro_roc_auc",
+        "test_log_loss",
+        "test_ece",
+        "test_ece_prediabetic",
+        "test_recall_prediabetic",
+        "validation_tuned_on_weighted_f1",
+        "ada_prediabetes_or_diabetes_model_specificity",
+        "ada_diabetes_ada_specificity",
+        "precision_floor_without_test_named_prediabetic",
+    ):
+        assert key in run.data.metrics, key
     assert run.data.params["cfg_seed"] == "42"
+    assert run.data.params["calibration_method"] == "bias_corrected_temperature_scaling"
     assert run.data.tags["data_sha256"] == result.manifest.data.sha256
     assert run.data.tags["data_synthetic"] == "true"
+    assert run.data.tags[DIGEST_TAG] == result.digest
     assert len(run.data.tags["git_commit"]) in (40, len("unknown"))
+    version = tracking.get_model_version(outcome.registered_name, outcome.registered_version)
+    assert version.tags[DIGEST_TAG] == result.digest
+    # The registry says what each version is without opening the run: data, test figures, digest.
+    assert "SYNTHETIC data" in version.description
+    assert result.manifest.data.file in version.description
+    assert f"weighted F1 {result.test_metrics['weighted_f1']:.4f}" in version.description
+    assert result.digest in version.description
     logged = {a.path for a in tracking.list_artifacts(outcome.run_id, "evaluation")}
-    assert {"evaluation/confusion_matrix.png", "evaluation/subgroup_metrics.csv"} <= logged
-    png = Path(tracking.download_artifacts(outcome.run_id, "evaluation/confusion_matrix.png", str(tmp_path)))
+    assert {"evaluation/confusion_matrix.png", "evaluation/ada_roc.png", "evaluation/subgroup_metrics.csv"} <= logged
+    png = Path(tracking.download_artifacts(outcome.run_id, "evaluation/ada_roc.png", str(tmp_path)))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "manifest.json" in {a.path for a in tracking.list_artifacts(outcome.run_id)}
 
 
-def test_champion_moves_only_when_weighted_f1_improves(
-    tracking: MlflowClient, synthetic_csv: Path, tmp_path: Path
+def test_synthetic_model_never_joins_the_production_model(tracking: MlflowClient, models: Models) -> None:
+    real = log_training_run(models.real, experiment="test-kind")
+    assert (real.registered_name, real.champion) == (MODEL_NAME, True)
+    synthetic = log_training_run(models.strong, experiment="test-kind")
+    assert synthetic.registered_name == SYNTHETIC_MODEL_NAME
+    production = tracking.search_model_versions(f"name='{MODEL_NAME}'")
+    assert [v.run_id for v in production] == [real.run_id]
+    assert _champion(tracking, MODEL_NAME) == real.registered_version
+
+
+def test_weaker_model_is_refused_on_the_promotion_holdout(
+    tracking: MlflowClient, models: Models, tmp_path: Path
 ) -> None:
-    good = train(synthetic_csv, tmp_path / "good", TrainingConfig(max_rounds=200))
-    first = log_training_run(good, experiment="test-champion")
-    champion = tracking.get_model_version_by_alias(MODEL_NAME, CHAMPION)
-    if not first.champion:  # an earlier test's model already holds the alias and scores at least as well
-        assert "<=" in first.reason
-    weak = train(synthetic_csv, tmp_path / "weak", TrainingConfig(max_rounds=1, learning_rate=0.01))
-    assert weak.test_metrics["weighted_f1"] < good.test_metrics["weighted_f1"]
-    second = log_training_run(weak, experiment="test-champion")
+    first = log_training_run(models.strong, experiment="test-champion")
+    second = log_training_run(models.weak, experiment="test-champion")
     assert not second.champion
-    assert "same split" in second.reason
-    assert tracking.get_model_version_by_alias(MODEL_NAME, CHAMPION).version == champion.version
-    run = tracking.get_run(second.run_id)
-    assert run.data.tags["champion_decision"] == second.reason
+    assert _champion(tracking) == first.registered_version
+    rows = len(models.weak.holdout_labels)
+    assert f"promotion holdout ({rows:,} rows" in second.reason
+    decision = _logged_decision(tracking, second, tmp_path)
+    assert decision["holdout_rows"] == rows
+    assert decision["new_weighted_f1"] == pytest.approx(_holdout_score(models.weak, models.weak))
+    assert decision["champion_weighted_f1"] == pytest.approx(_holdout_score(models.weak, models.strong))
+    assert decision["new_weighted_f1"] < decision["champion_weighted_f1"]  # type: ignore[operator]
 
 
-def test_champion_from_another_split_is_rescored_on_this_split(
-    tracking: MlflowClient, synthetic_csv: Path, tmp_path: Path
+def test_champion_from_another_split_is_compared_on_rows_neither_model_saw(
+    tracking: MlflowClient, models: Models, synthetic_csv: Path, tmp_path: Path
 ) -> None:
-    other = train(synthetic_csv, tmp_path / "other", TrainingConfig(max_rounds=1, learning_rate=0.01, seed=9))
-    outcome = log_training_run(other, experiment="test-champion")
-    assert "re-scored on this run's split" in outcome.reason
-    assert not outcome.champion
+    """No re-scoring on the new run's test split, which the champion partly trained on: both are scored on
+    holdout rows, and neither model's folds hold any of those feature vectors."""
+    log_training_run(models.weak, experiment="test-split")
+    outcome = log_training_run(models.other_split, experiment="test-split")
+    assert outcome.champion
+    decision = _logged_decision(tracking, outcome, tmp_path)
+    assert decision["champion_weighted_f1"] == pytest.approx(_holdout_score(models.other_split, models.weak))
+    frame = read_csv(synthetic_csv)
+    held = {row.tobytes() for row in models.other_split.holdout_features}
+    for seed in (42, 9):
+        folds = split_folds(frame, TrainingConfig(seed=seed))
+        seen = np.concatenate([folds.x_fit, folds.x_val, folds.x_test])
+        assert not held & {row.tobytes() for row in seen}
 
 
-def test_service_can_load_the_champion_from_the_registry(
-    tracking: MlflowClient, synthetic_csv: Path, tmp_path: Path
-) -> None:
-    result = train(synthetic_csv, tmp_path / "m", TrainingConfig(max_rounds=120))
-    log_training_run(result, experiment="test-load")
-    champion = tracking.get_model_version_by_alias(MODEL_NAME, CHAMPION)
-    predictor = Predictor.load(f"models:/{MODEL_NAME}@{CHAMPION}")
-    expected = tracking.get_run(champion.run_id).data.tags["model_version"]
-    assert predictor.version == expected
-    proba = predictor.predict(result.test_features[:10]).probabilities
+def test_champion_trained_without_the_holdout_is_not_compared(tracking: MlflowClient, models: Models) -> None:
+    old = log_training_run(models.weak, experiment="test-old")
+    tracking.delete_tag(old.run_id, HOLDOUT_TAG)  # as a champion trained before the holdout existed
+    new = log_training_run(models.strong, experiment="test-old")
+    assert not new.champion
+    assert "refused" in new.reason
+    assert "trained without the promotion holdout" in new.reason
+    assert _champion(tracking) == old.registered_version
+
+
+def test_champion_trained_on_the_other_kind_of_data_is_not_compared(tracking: MlflowClient, models: Models) -> None:
+    old = log_training_run(models.weak, experiment="test-mixed")
+    tracking.set_tag(old.run_id, "data_synthetic", "false")  # e.g. a real-data model registered here by hand
+    new = log_training_run(models.strong, experiment="test-mixed")
+    assert not new.champion
+    assert "only compared with models trained on the same kind of data" in new.reason
+    assert _champion(tracking) == old.registered_version
+
+
+def test_a_file_without_holdout_rows_cannot_decide(tracking: MlflowClient, models: Models) -> None:
+    old = log_training_run(models.weak, experiment="test-empty")
+    no_rows = replace(models.strong, holdout_features=np.empty((0, 21)), holdout_labels=np.empty(0, dtype=np.int64))
+    new = log_training_run(no_rows, experiment="test-empty")
+    assert not new.champion
+    assert "has no rows in the promotion holdout" in new.reason
+    assert _champion(tracking) == old.registered_version
+
+
+def test_a_change_of_data_file_is_stated_in_the_decision(tracking: MlflowClient, models: Models) -> None:
+    log_training_run(models.weak, experiment="test-data")
+    outcome = log_training_run(models.other_file, experiment="test-data")
+    assert outcome.champion
+    assert "the data file changed" in outcome.reason
+    assert f"on {models.weak.manifest.data.file} (sha256 {models.weak.manifest.data.sha256[:12]}" in outcome.reason
+    assert f"on {models.other_file.manifest.data.file} (sha256" in outcome.reason
+
+
+def test_service_can_load_the_pinned_champion_from_the_registry(tracking: MlflowClient, models: Models) -> None:
+    log_training_run(models.strong, experiment="test-load")
+    champion = tracking.get_model_version_by_alias(SYNTHETIC_MODEL_NAME, CHAMPION)
+    uri = f"models:/{SYNTHETIC_MODEL_NAME}@{CHAMPION}"
+    predictor = Predictor.load(uri, expected_sha256=champion.tags[DIGEST_TAG])
+    assert predictor.version == tracking.get_run(champion.run_id).data.tags["model_version"]
+    proba = predictor.predict(models.strong.holdout_features[:10]).probabilities
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    with pytest.raises(ArtifactError, match="pinned digest"):
+        Predictor.load(uri, expected_sha256="0" * 64)
+
+
+def test_pyfunc_model_holds_no_code_and_loads_only_when_pinned(
+    tracking: MlflowClient, models: Models, synthetic_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+
+    outcome = log_training_run(models.strong, experiment="test-pyfunc")
+    uri = f"models:/{SYNTHETIC_MODEL_NAME}/{outcome.registered_version}"
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp_path / "model")))
+    assert not list(local.rglob("*.py")), "the store holds no code"
+    assert yaml.safe_load((local / "MLmodel").read_text())["flavors"]["python_function"]["code"] is None
+    model = load_pinned(uri, models.strong.digest)
+    frame = read_csv(synthetic_csv).iloc[:20]
+    answer = model.predict(frame)
+    expected = Predictor.load(models.strong.artifact_dir).predict(features_matrix(frame))
+    np.testing.assert_array_equal(answer["prediction"].to_numpy(), expected.classes)
+    with pytest.raises(ArtifactError, match="pinned digest"):
+        load_pinned(uri, "0" * 64)
+    # `mlflow models serve` and `mlflow.pyfunc.load_model` honour MODEL_SHA256 through the loader module.
+    monkeypatch.setenv("MODEL_SHA256", "0" * 64)
+    with pytest.raises(ArtifactError, match="pinned digest"):
+        mlflow.pyfunc.load_model(uri)
+
+
+def test_tampered_store_code_is_refused_before_it_runs(
+    mlflow_server: MlflowServer, tracking: MlflowClient, models: Models, tmp_path: Path
+) -> None:
+    outcome = log_training_run(models.strong, experiment="test-tamper")
+    where = tracking.get_model_version_download_uri(SYNTHETIC_MODEL_NAME, outcome.registered_version)
+    stored = mlflow_server.artifacts / where.removeprefix("mlflow-artifacts:/")
+    assert (stored / "MLmodel").is_file(), where
+    marker = tmp_path / "store code ran"
+    (stored / "code").mkdir()
+    (stored / "code" / "evil_loader.py").write_text(
+        f"from pathlib import Path\nPath({str(marker)!r}).write_text('ran')\n"
+        "from ml.training.mlflow_model import _load_pyfunc\n"
+    )
+    meta = yaml.safe_load((stored / "MLmodel").read_text())
+    meta["flavors"]["python_function"].update(loader_module="evil_loader", code="code")
+    (stored / "MLmodel").write_text(yaml.safe_dump(meta))
+    uri = f"models:/{SYNTHETIC_MODEL_NAME}/{outcome.registered_version}"
+
+    with pytest.raises(ArtifactError, match=r"loader_module 'evil_loader'.*code from the store"):
+        load_pinned(uri, models.strong.digest)
+    assert not marker.exists()
+    # The threat is real: MLflow's own loader runs the store's code (in a child process, to keep this one clean).
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server.url}
+    load = f"import mlflow; mlflow.pyfunc.load_model({uri!r})"
+    subprocess.run([sys.executable, "-c", load], env=env, capture_output=True, timeout=300, check=True)
+    assert marker.read_text() == "ran"

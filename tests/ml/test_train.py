@@ -10,11 +10,22 @@ import pytest
 
 from ml import train as train_cli
 from ml.inference.artifact import ArtifactError
+from ml.inference.digest import artifact_digest
+from ml.inference.loader import read_folder
 from ml.inference.postprocess import calibrate, decide
 from ml.manifest import Calibration, DecisionRule
+from ml.schema import CLASSES
+from ml.training.evaluate import classification_metrics
 from ml.training.synthetic import make_synthetic
 from ml.training.train import TrainingConfig, train
-from ml.training.tuning import fit_calibration, tune_decision_rule, weighted_f1
+from ml.training.tuning import (
+    MIN_PRECISION_LIFT,
+    CalibrationError,
+    confusion,
+    fit_calibration,
+    tune_decision_rule,
+    weighted_f1,
+)
 
 FAST = TrainingConfig(max_rounds=150)
 
@@ -35,15 +46,66 @@ def test_choice_is_made_on_validation_not_test(synthetic_csv: Path, tmp_path: Pa
     best_validation = max(v["validation_weighted_f1"] for v in candidates.values())
     assert candidates[chosen]["validation_weighted_f1"] == pytest.approx(best_validation)
     assert result.test_metrics["weighted_f1"] == pytest.approx(candidates[chosen]["test_weighted_f1"])
+    # The manifest says which metrics the rule was tuned on, and they are the chosen candidate's validation ones.
+    tuned_on = result.manifest.metrics.validation_tuned_on
+    assert tuned_on["weighted_f1"] == pytest.approx(candidates[chosen]["validation_weighted_f1"])
+    assert "tuned on" in type(result.manifest.metrics).model_fields["validation_tuned_on"].description
 
 
-def test_calibration_recovers_a_known_temperature() -> None:
-    rng = np.random.default_rng(0)
-    logits = rng.normal(0, 2, size=(20_000, 3))
+def _labelled_logits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and classes drawn from the probabilities those logits give (so temperature 1 is calibrated)."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 2, size=(n, 3))
     y = np.array([rng.choice(3, p=p) for p in calibrate(logits, Calibration())])
-    fitted = fit_calibration(logits * 2.5, y)  # scores 2.5x over-confident
-    assert fitted.temperature == pytest.approx(2.5, rel=0.08)
+    return logits, y
+
+
+@pytest.mark.parametrize("over_confidence", [2.5, 400.0])
+def test_calibration_recovers_a_known_temperature(over_confidence: float) -> None:
+    """Also for scores so confident that a clipped log loss is flat where the optimiser starts (it used to stop
+    there at once and report temperature 1)."""
+    logits, y = _labelled_logits(20_000, seed=0)
+    fitted = fit_calibration(logits * over_confidence, y)
+    assert fitted.temperature == pytest.approx(over_confidence, rel=0.08)
     assert max(abs(b) for b in fitted.bias) < 0.1
+    assert fitted.method == "bias_corrected_temperature_scaling"
+
+
+def test_calibration_that_does_not_converge_fails_loudly() -> None:
+    logits, y = _labelled_logits(2_000, seed=1)
+    logits[5, 1] = np.nan
+    with pytest.raises(CalibrationError, match=r"did not converge on 2,000 validation rows"):
+        fit_calibration(logits, y)
+
+
+def test_classwise_ece_measures_each_class_on_its_own() -> None:
+    """Top-label ECE misses a class whose own probability is off; classwise ECE names it."""
+    logits, y = _labelled_logits(30_000, seed=2)
+    proba = calibrate(logits, Calibration())
+    calibrated = classification_metrics(y, proba.argmax(axis=1), proba)
+    assert max(calibrated[f"ece_{c.name}"] for c in CLASSES) < 0.02
+    skewed = proba.copy()
+    skewed[:, 1] *= 0.5  # class 1 under-stated by half, the difference given to class 0
+    skewed[:, 0] = 1 - skewed[:, 1] - skewed[:, 2]
+    metrics = classification_metrics(y, skewed.argmax(axis=1), skewed)
+    expected = 0.5 * proba[:, 1].mean()  # the gap, in every bin of p(class 1), sums to this at 15 bins' resolution
+    assert metrics["ece_prediabetic"] == pytest.approx(expected, rel=0.15)
+    assert metrics["ece_diabetic"] < 0.02
+
+
+def _rare_class_fold(n: int = 20_000, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """A validation fold (2% class 1) where naming class 1 buys weighted F1 with labels right 1 time in 30."""
+    rng = np.random.default_rng(seed)
+    y = rng.choice(3, size=n, p=[0.83, 0.02, 0.15])
+    proba = rng.dirichlet([8, 0.3, 1.5], size=n)
+    proba[y == 2, 2] += 0.3
+    proba /= proba.sum(axis=1, keepdims=True)
+    # People the argmax wrongly calls "no diabetes": calling them pre-diabetic raises the precision of class 0.
+    block = rng.choice(n, 300, replace=False)
+    y[block] = 2
+    y[block[:10]] = 1
+    proba[block] = (0.55, 0.40, 0.05)
+    return proba, y
 
 
 def test_decision_rule_never_scores_below_argmax_on_its_fold() -> None:
@@ -53,10 +115,42 @@ def test_decision_rule_never_scores_below_argmax_on_its_fold() -> None:
     proba = rng.dirichlet([8, 0.3, 1.5], size=len(y))
     proba[y == 2, 2] += 0.2
     proba /= proba.sum(axis=1, keepdims=True)
-    rule, score = tune_decision_rule(proba, y)
-    assert score >= weighted_f1(y, proba.argmax(axis=1))
-    assert score == pytest.approx(weighted_f1(y, decide(proba, rule)))
+    tuned = tune_decision_rule(proba, y)
+    argmax = weighted_f1(y, proba.argmax(axis=1))
+    assert weighted_f1(y, decide(proba, tuned.rule)) >= argmax
+    assert weighted_f1(y, decide(proba, tuned.without_floor)) >= weighted_f1(y, decide(proba, tuned.rule))
     assert DecisionRule().method == "argmax"
+
+
+def _precision(y: np.ndarray, proba: np.ndarray, rule: DecisionRule, k: int) -> float:
+    cm = confusion(y, decide(proba, rule))
+    return float(cm[k, k] / cm[:, k].sum())
+
+
+def test_a_weight_only_leaves_1_where_the_class_is_named_twice_as_precisely_as_its_base_rate() -> None:
+    proba, y = _rare_class_fold()
+    tuned = tune_decision_rule(proba, y)
+    floor = MIN_PRECISION_LIFT * np.bincount(y, minlength=3) / len(y)
+    # Without the floor, weighted F1 would buy pre-diabetes labels that are right about 1 time in 30 ...
+    assert tuned.without_floor.class_weights[1] > 1
+    assert _precision(y, proba, tuned.without_floor, 1) < floor[1]
+    assert weighted_f1(y, decide(proba, tuned.without_floor)) > weighted_f1(y, decide(proba, tuned.rule))
+    # ... with it, its weight stays 1, and the class the floor does not bind keeps a weight of its own.
+    assert tuned.rule.class_weights[1] == 1.0
+    assert tuned.rule.class_weights[2] > 1
+    assert _precision(y, proba, tuned.rule, 2) >= floor[2]
+
+
+def test_training_reports_what_the_precision_floor_changed(synthetic_csv: Path, tmp_path: Path) -> None:
+    result = train(synthetic_csv, tmp_path / "m", FAST)
+    floor = result.manifest.precision_floor
+    assert floor.with_floor.candidate == result.manifest.imbalance_strategy.chosen
+    assert floor.with_floor.class_weights == result.manifest.decision_rule.class_weights
+    assert floor.with_floor.test_weighted_f1 == pytest.approx(result.test_metrics["weighted_f1"])
+    assert sum(floor.with_floor.test_named) == result.test_metrics["rows"]
+    assert floor.with_floor.test_precision[1] == pytest.approx(result.test_metrics["precision_prediabetic"])
+    # Chosen the same way: the rule without the floor scores at least as well on the validation fold.
+    assert floor.without_floor.validation_weighted_f1 >= floor.with_floor.validation_weighted_f1
 
 
 def test_weighted_f1_matches_scikit_learn() -> None:
@@ -88,6 +182,7 @@ def test_train_cli_prints_metrics_and_labels_synthetic_data(
     out = capsys.readouterr().out
     assert "SYNTHETIC DATA" in out
     assert "weighted F1" in out
+    assert f"digest (MODEL_SHA256) {artifact_digest(read_folder(tmp_path / 'm'))}" in out
     assert json.loads(metrics.read_text())["weighted_f1"] > 0.5
     assert (tmp_path / "m" / "manifest.json").is_file()
 

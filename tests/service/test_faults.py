@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 
+from service.settings import Settings
 from tests.service.helpers import record
 
 NAN = float("nan")
@@ -109,6 +111,20 @@ def test_a_manifest_the_model_cannot_answer_with_is_refused_at_load(
     """Issue 15: these loaded (`/ready` 200), then every `/predict` or `/model` answered 500 or a wrong class."""
     _edit_manifest(model_copy, where, value)
     assert_not_ready(make_client(MODEL_URI=str(model_copy)), str(model_copy), where)
+
+
+def test_model_other_than_the_pinned_digest_is_refused(
+    make_client: Any, trained_model_dir: Path, assert_not_ready: Any
+) -> None:
+    pinned = "0" * 64
+    client = make_client(MODEL_URI=str(trained_model_dir), MODEL_SHA256=pinned)
+    assert_not_ready(client, str(trained_model_dir), f"the pinned digest is {pinned}")
+
+
+def test_malformed_pin_is_refused_at_start() -> None:
+    for bad in ("", "0" * 63, "A" * 64, "sha256:" + "0" * 64):
+        with pytest.raises(ValidationError, match="MODEL_SHA256"):
+            Settings(MODEL_SHA256=bad)
 
 
 def test_unhandled_error_is_a_json_500_with_the_request_id(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:

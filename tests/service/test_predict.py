@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,15 @@ def test_explanation_lists_top_factors_with_human_labels(client: TestClient) -> 
     batch = client.post("/predict/batch?explain=1", json={"records": [record(), record(Age=13)]}).json()
     assert all(len(p["explanation"]) == 5 for p in batch["predictions"])
     assert "explanation" not in client.post("/predict?explain=false", json=record()).json()
+
+
+def test_model_information_shows_the_digest_the_pin_accepts(
+    make_client: Callable[..., TestClient], trained_model_dir: Path
+) -> None:
+    digest = Predictor.load(trained_model_dir).digest
+    pinned = make_client(MODEL_URI=str(trained_model_dir), MODEL_SHA256=digest)
+    assert pinned.get("/ready").status_code == 200
+    assert pinned.get("/model").json()["digest"] == digest
 
 
 def test_probes_and_model_information(client: TestClient) -> None:

@@ -1,0 +1,41 @@
+"""The permanent promotion holdout: rows that no model ever trains or tunes on, picked by the feature vector itself.
+
+A row is in the holdout when the sha256 of its 21 values (schema order, float64 little-endian, after a fixed label)
+falls in the lowest `HOLDOUT_SHARE` of the hash range. Nothing but the answers decides it: identical feature vectors
+always land on the same side, in every data file and every version of it. So two models trained by this code, on
+any data, have both never seen any holdout row of any file, and `ml.training.tracking` compares them there.
+Changing the label or the share defines another holdout (`HOLDOUT_DEFINITION` changes with them): models trained
+under different definitions are never compared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+#: Share of the hash range, hence of the distinct feature vectors (and, on average, of the rows) held out.
+HOLDOUT_SHARE = 0.10
+_LABEL = b"diabetes-status promotion holdout v1\x00"
+#: What a run records; promotion compares only models whose definitions are equal.
+HOLDOUT_DEFINITION = f"sha256(feature vector) in the lowest {HOLDOUT_SHARE:.0%} (v1)"
+_THRESHOLD = int(HOLDOUT_SHARE * 2**64)
+
+
+def in_holdout(features: np.ndarray) -> np.ndarray:
+    """Boolean mask, one per row of (n, 21) feature rows in schema order: True for the promotion holdout."""
+    rows = np.ascontiguousarray(features, dtype="<f8")
+    if rows.ndim != 2:
+        raise ValueError(f"expected a 2-d array of feature rows, got shape {rows.shape}")
+    rows = rows + 0.0  # -0.0 and 0.0 are the same answer; hash them alike
+    vectors, inverse = np.unique(rows, axis=0, return_inverse=True)
+    chosen = np.fromiter(
+        (
+            int.from_bytes(hashlib.sha256(_LABEL + vector.tobytes()).digest()[:8], "big") < _THRESHOLD
+            for vector in vectors
+        ),
+        dtype=bool,
+        count=len(vectors),
+    )
+    mask: np.ndarray = chosen[inverse.reshape(-1)]
+    return mask
