@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope
 
 from service.errors import ProblemError
 
@@ -66,7 +67,9 @@ def parse_json(body: bytes, max_keys: int) -> Any:
 
 
 class JsonBodyRequest(Request):
-    max_keys: int
+    def __init__(self, scope: Scope, receive: Receive, max_keys: int) -> None:
+        super().__init__(scope, receive)
+        self.max_keys = max_keys
 
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
@@ -85,9 +88,7 @@ class JsonBodyRoute(APIRoute):
         max_keys = self.max_keys
 
         async def strict_json_handler(request: Request) -> Response:
-            json_request = JsonBodyRequest(request.scope, request.receive)
-            json_request.max_keys = max_keys
-            return await handler(json_request)
+            return await handler(JsonBodyRequest(request.scope, request.receive, max_keys))
 
         return strict_json_handler
 

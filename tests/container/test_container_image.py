@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -54,6 +55,22 @@ def test_api_image_bakes_the_model_where_model_uri_points(engine: Engine, api_co
     assert model_uri.stdout.strip() == "/app/artifacts/model"
     listing = engine.exec(api_container.name, "ls", "/app/artifacts/model")
     assert {"manifest.json", "model.txt"} <= set(listing.stdout.split()), listing.stdout
+
+
+def test_api_runs_uvicorn_with_the_services_protocol_and_limits(api_container: Running) -> None:
+    """Issue 15: the image's UVICORN_* variables (tests/ci/test_launch_options.py) take effect: uvicorn's own 400 is
+    the JSON error shape, and no answer says `server: uvicorn`."""
+    host, port = api_container.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), raw
+    assert json.loads(body)["error"] == "bad_request"
+    with urllib.request.urlopen(f"{api_container.url}/health", timeout=10) as response:
+        assert response.headers.get("server") is None
 
 
 @BOTH
