@@ -29,6 +29,9 @@ SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 #: answers take milliseconds, so it keeps the AWS default, stated here so it is a decision, not an accident.
 UI_IDLE_TIMEOUT = 3600
 API_IDLE_TIMEOUT = 60
+#: How much longer the API keeps an idle connection than the load balancer in front of it, so the load balancer,
+#: never the task, closes it (the other way round it may reuse a connection the task just closed: a 502).
+KEEP_ALIVE_MARGIN = 15
 #: How long the load balancer's cookie keeps a browser on one UI task (sticky workloads only).
 STICKY_SESSION_SECONDS = 86400
 
@@ -51,10 +54,19 @@ def api_public_paths(settings: PlatformSettings) -> tuple[str, ...]:
     return API_PUBLIC_PATHS + (API_DOCS_PATHS if settings.public_api_docs else ())
 
 
+def load_balancer_idle_timeout(settings: PlatformSettings) -> int:
+    """The one load balancer's idle timeout: the UI's websocket sets it when the UI shares it, else the API's."""
+    return UI_IDLE_TIMEOUT if settings.ui.enabled else API_IDLE_TIMEOUT
+
+
 def api_environment(settings: PlatformSettings) -> dict[str, str]:
-    """The API's settings (service/settings.py): the model, its pinned digest, log level, whether /docs exists."""
+    """The API's settings (service/settings.py): the model, its pinned digest, log level, whether /docs exists.
+
+    The keep-alive follows the load balancer's idle timeout (the image's default only covers the API's own 60 s).
+    """
     env = {
         "MODEL_URI": settings.model_uri,
+        "UVICORN_TIMEOUT_KEEP_ALIVE": str(load_balancer_idle_timeout(settings) + KEEP_ALIVE_MARGIN),
         "SERVICE_LOG_LEVEL": settings.log_level,
         "SERVICE_DOCS_ENABLED": "true" if settings.public_api_docs else "false",
     }

@@ -18,12 +18,11 @@ import pulumi_aws as aws
 from stacks.config import EcsStackSettings
 from stacks.shared import ECS_ACCESS_LOG_PREFIX
 from stacks.workloads import (
-    API_IDLE_TIMEOUT,
     SSL_POLICY,
     STICKY_SESSION_SECONDS,
-    UI_IDLE_TIMEOUT,
     Workload,
     api_public_paths,
+    load_balancer_idle_timeout,
 )
 
 #: Marks the one security group that may accept traffic from the internet (checked by the policy pack).
@@ -91,7 +90,7 @@ class LoadBalancer(pulumi.ComponentResource):
             internal=False,
             security_groups=[self.security_group.id],
             subnets=public_subnet_ids,
-            idle_timeout=UI_IDLE_TIMEOUT if has_ui else API_IDLE_TIMEOUT,
+            idle_timeout=load_balancer_idle_timeout(settings),
             drop_invalid_header_fields=True,
             access_logs=aws.lb.LoadBalancerAccessLogsArgs(
                 bucket=access_log_bucket, prefix=ECS_ACCESS_LOG_PREFIX, enabled=True

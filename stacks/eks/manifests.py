@@ -17,15 +17,14 @@ import pulumi
 from stacks.config import EksStackSettings
 from stacks.shared import EKS_ACCESS_LOG_PREFIX
 from stacks.workloads import (
-    API_IDLE_TIMEOUT,
     RUN_AS_USER,
     SSL_POLICY,
     STICKY_SESSION_SECONDS,
     TMP_PATH,
-    UI_IDLE_TIMEOUT,
     Workload,
     api_public_paths,
     by_name,
+    load_balancer_idle_timeout,
 )
 
 Manifest = dict[str, Any]
@@ -248,7 +247,7 @@ def ingress(
         f"{ALB}/target-type": "ip",
         f"{ALB}/healthcheck-path": api.readiness_path,
         f"{ALB}/load-balancer-attributes": load_balancer_attributes(
-            UI_IDLE_TIMEOUT if ui else API_IDLE_TIMEOUT, access_log_bucket
+            load_balancer_idle_timeout(settings), access_log_bucket
         ),
         f"{ALB}/tags": tags,
     }

@@ -249,6 +249,18 @@ def test_api_deployment_is_hardened_pinned_and_waits_for_its_model_role(eks_full
     assert resource.waits_for(_release(eks_full_run, "aws-load-balancer-controller"))
 
 
+def test_the_api_outlasts_the_alb_on_idle_connections(eks_full_run: Run, eks_minimal_run: Run) -> None:
+    """The ALB, not the pod, must close an idle connection, or it reuses a closed one and answers 502."""
+    for run in (eks_full_run, eks_minimal_run):
+        (container,) = _object(run, "Deployment", "api")["spec"]["template"]["spec"]["containers"]
+        keep_alive = {e["name"]: e["value"] for e in container["env"]}["UVICORN_TIMEOUT_KEEP_ALIVE"]
+        annotations = _object(run, "Ingress", "diabetes-dev")["metadata"]["annotations"]
+        attributes = dict(
+            item.split("=", 1) for item in annotations["alb.ingress.kubernetes.io/load-balancer-attributes"].split(",")
+        )
+        assert int(keep_alive) > int(attributes["idle_timeout.timeout_seconds"])
+
+
 def test_ui_deployment_calls_the_api_service_in_cluster(eks_full_run: Run) -> None:
     (container,) = _object(eks_full_run, "Deployment", "ui")["spec"]["template"]["spec"]["containers"]
     assert container["env"] == [{"name": "API_URL", "value": "http://api.diabetes.svc.cluster.local:8000"}]
