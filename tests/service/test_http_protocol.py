@@ -1,11 +1,13 @@
 """What uvicorn answers itself, on a real server started as `make serve` starts it (`service.http_protocol`).
 
 Issue 15: slow clients were never timed out, uvicorn's own 400s were plain text, and every answer said
-`server: uvicorn`. Deadlines are shortened to 1 s here so the tests wait little.
+`server: uvicorn`. Deadlines are shortened to 1 s here so the tests wait little. Responses leave in one write
+(`CoalescedWrites`): checked on a fake transport, and on the real server with pipelined and large answers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import time
@@ -15,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.service.helpers import Server, serving
+from service.http_protocol import CoalescedWrites
+from tests.service.helpers import Server, record, serving
 
 QUICK = {"SERVICE_HEADER_TIMEOUT_SECONDS": "1", "SERVICE_BODY_TIMEOUT_SECONDS": "1"}
 
@@ -126,3 +129,92 @@ def test_over_the_concurrency_limit_is_a_json_503(trained_model_dir: Path, tmp_p
     assert status == 503
     assert headers["retry-after"] == "1"
     assert _error(status, headers, body)["error"] == "overloaded"
+
+
+class _RecordingTransport:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        assert not self.closed, "written after close"
+        self.sent.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name: str) -> str:
+        return f"info:{name}"
+
+
+def _coalesced() -> tuple[CoalescedWrites, _RecordingTransport, asyncio.AbstractEventLoop]:
+    loop = asyncio.new_event_loop()
+    transport = _RecordingTransport()
+    return CoalescedWrites(transport, loop), transport, loop  # type: ignore[arg-type]
+
+
+def test_a_response_head_and_body_leave_in_one_write() -> None:
+    coalesced, transport, loop = _coalesced()
+    try:
+        coalesced.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+        coalesced.write(memoryview(b"{}"))
+        assert transport.sent == []  # nothing until the answering task yields
+        loop.run_until_complete(asyncio.sleep(0))
+        assert transport.sent == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"]
+        assert coalesced.get_extra_info("peername") == "info:peername"  # the rest is the transport's own
+    finally:
+        loop.close()
+
+
+def test_pending_bytes_go_before_a_close_and_at_once_past_the_flush_size() -> None:
+    coalesced, transport, loop = _coalesced()
+    try:
+        big = b"x" * CoalescedWrites.FLUSH_BYTES
+        coalesced.write(b"head")
+        coalesced.write(big)
+        assert transport.sent == [b"head" + big]  # a large or streamed body does not wait
+        coalesced.write(b"last")
+        coalesced.close()
+        assert transport.sent[-1] == b"last"
+        assert transport.closed
+        loop.run_until_complete(asyncio.sleep(0))  # the scheduled flush finds nothing left, and no open transport
+        assert len(transport.sent) == 2
+    finally:
+        loop.close()
+
+
+def test_bytes_for_a_lost_connection_are_dropped() -> None:
+    coalesced, transport, loop = _coalesced()
+    try:
+        coalesced.write(b"answer")
+        transport.closed = True  # the peer went away before the loop turned
+        loop.run_until_complete(asyncio.sleep(0))
+        assert transport.sent == []
+    finally:
+        loop.close()
+
+
+def test_pipelined_requests_are_answered_whole_and_in_order(quick_server: Server) -> None:
+    body = json.dumps(record()).encode()
+    predict = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(body),
+        body,
+    )
+    with _connect(quick_server) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n" + predict + b"GET /ready HTTP/1.1\r\nHost: x\r\n\r\n")
+        answers = [_answer(sock) for _ in range(3)]
+    assert [status for status, _, _ in answers] == [200, 200, 200]
+    assert json.loads(answers[0][2]) == {"status": "ok"}
+    assert "screening" in json.loads(answers[1][2])
+    assert json.loads(answers[2][2])["status"] == "ready"
+
+
+def test_a_large_answer_arrives_whole(quick_server: Server) -> None:
+    with _connect(quick_server) as sock:
+        sock.sendall(b"GET /docs/swagger-ui-bundle.js HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers, body = _answer(sock)
+    assert status == 200
+    assert len(body) == int(headers["content-length"]) > CoalescedWrites.FLUSH_BYTES
