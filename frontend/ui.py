@@ -209,7 +209,10 @@ def _show_predictions(table: CsvTable, outcome: BatchOutcome) -> None:
     config: dict[str, Any] = {
         "risk": st.column_config.NumberColumn("Risk of pre-diabetes or diabetes", format="percent"),
         "risk_level": st.column_config.TextColumn("Risk level"),
-        "prediction": st.column_config.NumberColumn("Class (0 no diabetes, 1 pre-diabetes, 2 diabetes)"),
+        # A short header: a long one widened the column past the table's edge, hiding its right-aligned numbers.
+        "prediction": st.column_config.NumberColumn(
+            "Class", help=", ".join(f"{c.id} {c.label.lower()}" for c in CLASSES), width="small"
+        ),
         "model_version": None,
     }
     for cls in CLASSES:
