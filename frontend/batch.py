@@ -22,7 +22,7 @@ import pandas as pd
 
 from frontend.client import ApiClient, InvalidInputError
 from frontend.settings import upload_limit_bytes
-from ml.contract import RESULT_COLUMNS, PredictionResponse
+from ml.contract import RESULT_COLUMNS, PredictionResponse, clashing_columns
 from ml.schema import FEATURE_NAMES
 
 #: How an empty cell is shown in the list of problems.
@@ -151,7 +151,7 @@ def _checked_header(header: list[str] | None) -> tuple[str, ...]:
     duplicated = sorted({name for name in columns if columns.count(name) > 1})
     if duplicated:
         raise CsvFileError(f"These columns appear more than once: {', '.join(duplicated)}. Keep one of each.")
-    taken = [name for name in columns if name in RESULT_COLUMNS]
+    taken = clashing_columns(columns)
     if taken:
         raise CsvFileError(
             f"These columns have the names of the results this app adds: {', '.join(taken)}. Rename them (or "

@@ -10,7 +10,7 @@ floats, because the model reads float64 rows; the published schema still says `i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from enum import StrEnum
 from itertools import islice
@@ -302,6 +302,11 @@ class Screening(BaseModel):
 #: What every predictions CSV adds after the user's own columns, `python -m ml.predict` and the UI's download alike.
 #: `prediction,proba_0,proba_1,proba_2` come first and never change: other tools read them.
 RESULT_COLUMNS = ("prediction", *(f"proba_{c.id}" for c in CLASSES), "risk", "risk_level", "model_version")
+
+
+def clashing_columns(columns: Iterable[str]) -> list[str]:
+    """The user's columns a result column would overwrite: both writers refuse them rather than replace them."""
+    return [name for name in columns if name in RESULT_COLUMNS]
 
 
 class PredictionResponse(BaseModel):

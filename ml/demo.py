@@ -17,6 +17,7 @@ import io
 import logging
 import os
 import sys
+import textwrap
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -121,15 +122,9 @@ def banner(model: DemoModel) -> str:
             f"Model {manifest.model_version} ({'trained now' if model.trained else 'already trained'}).",
         ]
     inner = BANNER_WIDTH - 4
-    wrapped = [piece for line in lines for piece in _wrap(line, inner)]
+    wrapped = [piece for line in lines for piece in textwrap.wrap(line, inner) or [""]]
     frame = "#" * BANNER_WIDTH
     return "\n".join([frame, *(f"# {text:<{inner}} #" for text in wrapped), frame])
-
-
-def _wrap(text: str, width: int) -> list[str]:
-    import textwrap
-
-    return textwrap.wrap(text, width) or [""]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

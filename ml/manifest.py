@@ -34,22 +34,16 @@ def _non_finite_number(data: Any, where: str = "") -> str | None:
     return None
 
 
-def _finite(value: float) -> float:
-    if not math.isfinite(value):
-        raise ValueError(f"must be a finite number, got {value}")
-    return value
-
-
-_Finite = Annotated[float, AfterValidator(_finite)]
-_Probability = Annotated[_Finite, Field(ge=0.0, le=1.0)]
-_PerClass = Annotated[tuple[_Finite, ...], Field(min_length=N_CLASSES, max_length=N_CLASSES)]
+_Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+_PerClass = Annotated[tuple[float, ...], Field(min_length=N_CLASSES, max_length=N_CLASSES)]
 _Sha256 = Annotated[str, Field(pattern=SHA256_PATTERN)]
 # A file of the artifact's own folder: no path separators, not hidden.
 _FileName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")]
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Typed numbers are refused when NaN or infinite; `Manifest` also checks its free-form parts.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Calibration(_Record):
@@ -61,7 +55,7 @@ class Calibration(_Record):
 
     method: Literal["bias_corrected_temperature_scaling"] = "bias_corrected_temperature_scaling"
     #: Bounded so that a damaged value (1e-320, 1e300) is refused at load instead of producing NaNs later.
-    temperature: Annotated[_Finite, Field(ge=1e-4, le=1e4)] = 1.0
+    temperature: Annotated[float, Field(ge=1e-4, le=1e4)] = 1.0
     bias: Annotated[_PerClass, AfterValidator(lambda b: _bounded(b, 1e4))] = (0.0,) * N_CLASSES
 
 
@@ -191,7 +185,7 @@ class ScreeningComparison(_Record):
     model_roc_auc: _Probability
     ada_sensitivity: _Probability
     ada_specificity: _Probability
-    model_threshold: _Finite
+    model_threshold: float
     model_sensitivity: _Probability
     model_specificity: _Probability
 
@@ -271,7 +265,7 @@ class TrainingReport(_Record):
 class Manifest(TrainingReport):
     """Everything known about one trained model; `files` seals the other files of the artifact by sha256."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True)
 
     format_version: Annotated[int, _equal(FORMAT_VERSION, "format_version")] = FORMAT_VERSION
     model_version: str = Field(pattern=MODEL_VERSION_PATTERN)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ml.contract import RESULT_COLUMNS, PredictionResponse
+from ml.contract import RESULT_COLUMNS, PredictionResponse, clashing_columns
 from ml.inference.artifact import ArtifactError
 from ml.inference.predictor import Predictor
 from ml.manifest import SHA256_PATTERN
@@ -72,7 +72,7 @@ def result_frame(predictor: Predictor, features: pd.DataFrame) -> pd.DataFrame:
 
 def predictions_frame(predictor: Predictor, frame: pd.DataFrame) -> pd.DataFrame:
     """Every input column, then `RESULT_COLUMNS` for every row (the UI's download has the same shape)."""
-    clashes = [c for c in frame.columns if c in RESULT_COLUMNS]
+    clashes = clashing_columns(frame.columns)
     if clashes:
         raise ColumnClashError(
             f"the input has column(s) {', '.join(clashes)}, which the output writes; rename them and run again"

@@ -13,7 +13,6 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from ml.contract import FieldError
 from ml.inference.predictor import Predictor
 from service.errors import ProblemError, request_id_of
 from service.model_state import ModelState, ModelStatus
@@ -55,7 +54,7 @@ async def _predictor(request: Request) -> Predictor:
     else:
         reason = f"The model could not be loaded; the service's log says why (request id {request_id})."
         code, headers = "model_unavailable", None
-    raise ProblemError(503, code, reason, (FieldError(field="model", reason=reason),), headers)
+    raise ProblemError(503, code, reason, headers=headers, field="model")
 
 
 @dataclass(frozen=True, slots=True)

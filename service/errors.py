@@ -40,13 +40,14 @@ class ProblemError(StarletteHTTPException):
         reason: str,
         errors: Sequence[FieldError] = (),
         headers: dict[str, str] | None = None,
+        *,
+        field: str = "body",
     ) -> None:
+        """`errors` lists the problems; without them, the reason is the one problem, located at `field`."""
         super().__init__(status, reason, headers)
-        self.status = status
         self.code = code
         self.reason = reason
-        self.errors = tuple(errors) or (FieldError(field="body", reason=reason),)
-        self.headers = headers
+        self.errors = tuple(errors) or (FieldError(field=field, reason=reason),)
 
 
 def request_id_of(scope: Any) -> str:
@@ -59,10 +60,16 @@ def error_body(problem: ProblemError, request_id: str) -> bytes:
     return body.model_dump_json().encode()
 
 
+def raw_error(problem: ProblemError, request_id: str) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """The body and content headers of an answer written below FastAPI (ASGI middleware, uvicorn's protocol)."""
+    body = error_body(problem, request_id)
+    return body, [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+
+
 def error_response(problem: ProblemError, request_id: str) -> Response:
     return Response(
         error_body(problem, request_id),
-        status_code=problem.status,
+        status_code=problem.status_code,
         media_type="application/json",
         headers=problem.headers,
     )
@@ -172,7 +179,7 @@ def install_handlers(app: FastAPI) -> None:
         field = "method" if exc.status_code == 405 else "path"
         reason = f"{exc.detail}: {request.method} {request.url.path}"
         headers = dict(exc.headers) if exc.headers else None
-        problem = ProblemError(exc.status_code, code, reason, (FieldError(field=field, reason=reason),), headers)
+        problem = ProblemError(exc.status_code, code, reason, headers=headers, field=field)
         return error_response(problem, request_id_of(request.scope))
 
     app.add_exception_handler(ProblemError, on_problem)

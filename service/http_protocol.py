@@ -32,8 +32,7 @@ from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
-from ml.contract import FieldError
-from service.errors import ProblemError, error_body
+from service.errors import ProblemError, raw_error
 from service.settings import Settings
 
 MALFORMED = (
@@ -51,14 +50,8 @@ def _head_timeout_seconds() -> float:
 def _response(status: int, code: str, reason: str, field: str) -> tuple[bytes, list[tuple[bytes, bytes]]]:
     """An `ErrorResponse` body under a fresh request id, and its headers (the connection closes after it)."""
     request_id = uuid.uuid4().hex
-    body = error_body(ProblemError(status, code, reason, (FieldError(field=field, reason=reason),)), request_id)
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", b"%d" % len(body)),
-        (b"x-request-id", request_id.encode()),
-        (b"connection", b"close"),
-    ]
-    return body, headers
+    body, headers = raw_error(ProblemError(status, code, reason, field=field), request_id)
+    return body, [*headers, (b"x-request-id", request_id.encode()), (b"connection", b"close")]
 
 
 async def overloaded(scope: Any, receive: Any, send: Any) -> None:

@@ -16,8 +16,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ml.contract import FieldError
-from service.errors import ProblemError, error_body, request_id_of
+from service.errors import ProblemError, raw_error, request_id_of
 from service.observability import ACCESS_LOGGER, Metrics
 
 logger = logging.getLogger(ACCESS_LOGGER)
@@ -73,15 +72,8 @@ class RequestContext:
             )
             if not response_started:
                 reason = f"Internal error; quote request id {request_id} when reporting it"
-                problem = ProblemError(500, "internal_error", reason, (FieldError(field="server", reason=reason),))
-                body = error_body(problem, request_id)
-                await send_with_id(
-                    {
-                        "type": "http.response.start",
-                        "status": 500,
-                        "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))],
-                    }
-                )
+                body, headers = raw_error(ProblemError(500, "internal_error", reason, field="server"), request_id)
+                await send_with_id({"type": "http.response.start", "status": 500, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
         finally:
             elapsed = time.perf_counter() - started
@@ -173,13 +165,8 @@ class _BodyTooLargeError(Exception):
 
 
 async def _refuse(scope: Scope, send: Send, status: int, code: str, reason: str) -> None:
-    body = error_body(ProblemError(status, code, reason), request_id_of(scope))
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", b"%d" % len(body)),
-        (b"connection", b"close"),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+    body, headers = raw_error(ProblemError(status, code, reason), request_id_of(scope))
+    await send({"type": "http.response.start", "status": status, "headers": [*headers, (b"connection", b"close")]})
     await send({"type": "http.response.body", "body": body})
 
 

@@ -90,16 +90,21 @@ def _artifact_folder(paths: list[PurePosixPath], uri: str) -> PurePosixPath:
     return manifests[0].parent
 
 
-def _read_mlflow(uri: str) -> dict[str, bytes]:
+def download_from_mlflow(uri: str, destination: str) -> Path:
+    """The MLflow model or run artifact at `uri`, downloaded into `destination`; any failure is an ArtifactError."""
     try:
         import mlflow
     except ImportError:
         raise ArtifactError(f"MODEL_URI is {uri} but MLflow is not installed in this environment") from None
+    try:
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=destination))
+    except Exception as exc:  # MLflow raises many types (registry, REST, storage); report them as one error
+        raise ArtifactError(f"cannot fetch {uri} from MLflow: {exc}") from None
+
+
+def _read_mlflow(uri: str) -> dict[str, bytes]:
     with tempfile.TemporaryDirectory(prefix="model-") as tmp:
-        try:
-            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
-        except Exception as exc:  # MLflow raises many types (registry, REST, storage); report them as one error
-            raise ArtifactError(f"cannot fetch {uri} from MLflow: {exc}") from None
+        local = download_from_mlflow(uri, tmp)
         manifests = sorted(local.rglob(MANIFEST_FILE))
         if len(manifests) != 1:
             raise ArtifactError(f"expected exactly one {MANIFEST_FILE} under {uri}, found {len(manifests)}")

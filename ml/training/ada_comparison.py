@@ -63,8 +63,11 @@ def compare_with_ada(rows: np.ndarray, y: np.ndarray, proba: np.ndarray) -> AdaC
     return AdaComparison(rows=len(y), ada_cutoff=HIGH_RISK_POINTS, unavailable_items=UNAVAILABLE_ITEMS, **compared)
 
 
-def plot_ada_roc(rows: np.ndarray, y: np.ndarray, proba: np.ndarray, path: Path, title: str) -> Path:
-    """One figure, one panel per target: both ROC curves with their AUCs, the ADA cut-off and the matched point."""
+def plot_ada_roc(
+    rows: np.ndarray, y: np.ndarray, proba: np.ndarray, comparison: AdaComparison, path: Path, title: str
+) -> Path:
+    """One figure, one panel per target: both ROC curves with their AUCs, the ADA cut-off and the matched point
+    (`comparison`: `compare_with_ada` of the same rows)."""
     from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend alone
 
     points = ada_risk_points(rows)
@@ -72,7 +75,7 @@ def plot_ada_roc(rows: np.ndarray, y: np.ndarray, proba: np.ndarray, path: Path,
     axes = fig.subplots(1, len(TARGETS))
     for ax, (name, (positive, score)) in zip(axes, _targets(y, proba).items(), strict=True):
         panel, score_label = TARGETS[name]
-        result = screening_comparison(positive, score, points)
+        result: ScreeningComparison = getattr(comparison, name)
         for values, label, auc in (
             (score, f"model, {score_label}", result.model_roc_auc),
             (points, "ADA risk test points", result.ada_roc_auc),

@@ -28,7 +28,7 @@ from mlflow.pyfunc import PyFuncModel
 
 from ml.inference.artifact import ArtifactError, check_pin
 from ml.inference.digest import artifact_digest
-from ml.inference.loader import read_folder
+from ml.inference.loader import download_from_mlflow, read_folder
 from ml.inference.predictor import Predictor
 from ml.predict import result_frame
 from ml.schema import FEATURE_NAMES
@@ -95,10 +95,7 @@ def load_pinned(model_uri: str, expected_sha256: str) -> PyFuncModel:
     artifact raises `ArtifactError` naming both digests.
     """
     with tempfile.TemporaryDirectory(prefix="pyfunc-") as tmp:
-        try:
-            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp))
-        except Exception as exc:  # MLflow raises many types (registry, REST, storage); report them as one error
-            raise ArtifactError(f"cannot fetch {model_uri} from MLflow: {exc}") from None
+        local = download_from_mlflow(model_uri, tmp)
         data = pyfunc_data_folder(local, model_uri)
         check_pin(artifact_digest(read_folder(data)), expected_sha256, model_uri)
         model: PyFuncModel = mlflow.pyfunc.load_model(str(local), model_config={PIN_KEY: expected_sha256})

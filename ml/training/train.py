@@ -106,6 +106,7 @@ class Candidate:
     calibration: Calibration
     rule: DecisionRule
     validation: dict[str, float]
+    validation_proba: np.ndarray = field(repr=False)  # calibrated, on the validation fold
 
 
 @dataclass
@@ -235,7 +236,7 @@ def _scored(
     booster, calibration = fitted
     metrics = classification_metrics(y_val, decide(proba, rule), proba)
     metrics["best_iteration"] = float(booster.best_iteration)
-    return Candidate(f"{weighting}+{rule_name}", weighting, booster, calibration, rule, metrics)
+    return Candidate(f"{weighting}+{rule_name}", weighting, booster, calibration, rule, metrics, proba)
 
 
 def _candidates(
@@ -320,7 +321,7 @@ def train(data_path: Path, output_dir: Path, config: TrainingConfig | None = Non
     ada = compare_with_ada(x_test, y_test, proba)
     class_counts = {c.name: int((frame[TARGET] == c.id).sum()) for c in CLASSES}
     screening = choose_screening(
-        (x_val, y_val, calibrate(_raw_scores(best.booster, x_val), best.calibration)),
+        (x_val, y_val, best.validation_proba),
         (x_test, y_test, proba),
         average=1.0 - class_counts[CLASSES[0].name] / len(frame),
     )
@@ -337,6 +338,7 @@ def train(data_path: Path, output_dir: Path, config: TrainingConfig | None = Non
             x_test,
             y_test,
             proba,
+            ada,
             Path(tmp) / ADA_ROC_PNG,
             f"{data_name}, test split of {len(y_test):,} rows: the model against the ADA risk test",
         )

@@ -35,19 +35,24 @@ def _connect(server: Server) -> socket.socket:
     return socket.create_connection((host, int(port)), timeout=10)
 
 
+def _answers(sock: socket.socket, count: int) -> list[tuple[int, dict[str, str], bytes]]:
+    """Read `count` responses from one connection, in order (one may arrive in the same packet as the next): the
+    status, headers and body (Content-Length bytes) of each."""
+    answers = []
+    with sock.makefile("rb") as stream:
+        for _ in range(count):
+            status_line = stream.readline()
+            assert status_line, "the connection closed before an answer"
+            headers = {}
+            while (line := stream.readline().decode("latin-1").strip()) != "":
+                name, _, value = line.partition(":")
+                headers[name.lower()] = value.strip()
+            answers.append((int(status_line.split()[1]), headers, stream.read(int(headers.get("content-length", 0)))))
+    return answers
+
+
 def _answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    """Read one response (headers, then Content-Length bytes of body); the status, headers and body."""
-    raw = b""
-    while b"\r\n\r\n" not in raw:
-        chunk = sock.recv(65536)
-        assert chunk, f"the connection closed before an answer: {raw!r}"
-        raw += chunk
-    head, _, body = raw.partition(b"\r\n\r\n")
-    status_line, *lines = head.decode("latin-1").split("\r\n")
-    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
-    while len(body) < int(headers.get("content-length", 0)):
-        body += sock.recv(65536)
-    return int(status_line.split()[1]), headers, body
+    return _answers(sock, 1)[0]
 
 
 def _error(status: int, headers: dict[str, str], body: bytes) -> dict[str, Any]:
@@ -195,20 +200,6 @@ def test_bytes_for_a_lost_connection_are_dropped() -> None:
         assert transport.sent == []
     finally:
         loop.close()
-
-
-def _answers(sock: socket.socket, count: int) -> list[tuple[int, dict[str, str], bytes]]:
-    """Read `count` responses from one connection, in order (one may arrive in the same packet as the next)."""
-    answers = []
-    with sock.makefile("rb") as stream:
-        for _ in range(count):
-            status = int(stream.readline().split()[1])
-            headers = {}
-            while (line := stream.readline().decode("latin-1").strip()) != "":
-                name, _, value = line.partition(":")
-                headers[name.lower()] = value.strip()
-            answers.append((status, headers, stream.read(int(headers["content-length"]))))
-    return answers
 
 
 def test_pipelined_requests_are_answered_whole_and_in_order(quick_server: Server) -> None:
