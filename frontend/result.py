@@ -1,8 +1,12 @@
-"""How one answer is shown: the screening risk first, in words and numbers, and what to do about it; then the
-most likely status, the factors that raised or lowered the estimate, and the model that answered.
+"""How one answer is shown: one message first (what to do, and the screening risk against the average), then the
+bar, the chance of pre-diabetes alone, why the estimate may be too low for someone outside the care system, the
+answers that moved the estimate, and the model that answered.
 
 The wording is written for the person who answered the questions: numbers as whole percentages, comparisons as
-"about twice the average", advice that changes with the level the service reports, no double negatives.
+"about twice the average", advice that changes with the level the service reports, no double negatives. Every
+figure it states comes with the answer, from the model's manifest: nothing is written here by hand. The class the
+decision rule names is left out: beside "a blood test is advised", a "most likely status: no diabetes" left
+readers unsure which number was theirs.
 """
 
 from __future__ import annotations
@@ -11,8 +15,10 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from ml.contract import Contribution, PredictionResponse, Screening, ScreeningLevel
-from ml.schema import CLASSES, feature
+from frontend.about import in_ten
+from ml.contract import Contribution, PredictionResponse, Screening
+from ml.manifest import ScreeningLevel
+from ml.schema import feature
 
 DISCLAIMER = (
     "This is a screening aid, not a diagnosis. It estimates chances from survey answers only. Only a blood test "
@@ -23,23 +29,8 @@ SYNTHETIC_WARNING = (
     "**Made-up model.** This result comes from a model trained on synthetic (made-up) data, for a demonstration. "
     "It says nothing about your health."
 )
-#: What to do, by level; the levels' thresholds come with every answer (see `ml.training.screening`).
-ADVICE = {
-    ScreeningLevel.LOWER: (
-        "This is below the level at which a blood test is advised. Keep an eye on it at your regular check-ups, and "
-        "see a doctor if you notice signs such as strong thirst, passing urine often or unusual tiredness."
-    ),
-    ScreeningLevel.RAISED: (
-        "This is in the range where a blood test is advised. A simple blood test (HbA1c or fasting glucose) shows "
-        "whether you have pre-diabetes or diabetes: ask your doctor or a pharmacy about one."
-    ),
-    ScreeningLevel.HIGH: (
-        "This is high: at least half of the people in the survey with an estimate like yours had pre-diabetes or "
-        "diabetes. Please see a doctor soon for a blood test (HbA1c or fasting glucose)."
-    ),
-}
-#: Two statuses this close (in probability) are a near-tie: the answers do not tell them apart.
-NEAR_TIE = 0.10
+#: Words for the ratio of a risk to the average that could contradict the level are not used (`risk_sentence`).
+_NEUTRAL_RATIOS = (0.8, 1.25)
 _BANDS = {ScreeningLevel.LOWER: "#e8f0fe", ScreeningLevel.RAISED: "#fdf0d5", ScreeningLevel.HIGH: "#fbdada"}
 
 
@@ -51,6 +42,11 @@ def percent(probability: float) -> str:
     if value == 100 and probability < 1:
         return ">99%"
     return f"{value}%"
+
+
+def average_percent(share: float) -> str:
+    """An average as a percentage, with one decimal below 10% (1.8%, not 2%), whole above."""
+    return f"{share:.1%}" if share < 0.1 else percent(share)
 
 
 def compared_with_average(ratio: float) -> str:
@@ -66,35 +62,69 @@ def compared_with_average(ratio: float) -> str:
 
 
 def risk_sentence(screening: Screening) -> str:
-    """The headline: the chance of pre-diabetes or diabetes, against the survey's average."""
-    return (
-        f"Your estimated chance of having pre-diabetes or diabetes is **{percent(screening.risk)}**, "
-        f"{compared_with_average(screening.ratio)} the average of {percent(screening.average)} for adults in the "
-        "survey the model learnt from."
-    )
+    """The chance of pre-diabetes or diabetes against the survey's average, in words that cannot contradict the
+    level: near the average (where the raised level may already start), or where "lower" and "higher" would
+    disagree with the level, the average is stated, not compared."""
+    opening = f"Your estimated chance of having pre-diabetes or diabetes is **{percent(screening.risk)}**"
+    survey = "for adults in the survey the model learnt from"
+    contradicts = (screening.level is ScreeningLevel.LOWER) == (screening.ratio >= 1)
+    if _NEUTRAL_RATIOS[0] <= screening.ratio < _NEUTRAL_RATIOS[1] or contradicts:
+        return f"{opening}; the average {survey} is {percent(screening.average)}."
+    return f"{opening}, {compared_with_average(screening.ratio)} the average of {percent(screening.average)} {survey}."
 
 
-def status_sentence(result: PredictionResponse) -> str:
-    """The most likely status, secondary to the risk; a near-tie between the two likeliest is said to be one."""
-    probabilities = result.probabilities.ordered()
-    first, second = sorted(range(len(CLASSES)), key=lambda k: -probabilities[k])[:2]
-    likeliest = CLASSES[first]
-    sentence = f"Most likely status: **{likeliest.label}** ({percent(probabilities[first])})."
-    if likeliest.description.rstrip(".").lower() != likeliest.label.lower():
-        sentence += f" {likeliest.description}"
-    if probabilities[first] - probabilities[second] < NEAR_TIE:
-        runner_up = CLASSES[second]
-        sentence += (
-            f" But **{runner_up.label}** is almost as likely ({percent(probabilities[second])}): the answers do not "
-            "tell these two apart."
+def level_sentence(screening: Screening) -> str:
+    """What the level means and what to do, with the level's own figures from the model's test split."""
+    level, raised = screening.level, percent(screening.thresholds.raised)
+    affected = screening.affected_at_level
+    if level is ScreeningLevel.HIGH:
+        text = "**Please see a doctor soon for a blood test** (HbA1c or fasting glucose)."
+        if affected is not None:
+            text += (
+                f" Of the people in the survey whose estimate was {percent(screening.thresholds.high)} or more, "
+                f"{in_ten(affected)} ({percent(affected)}) had pre-diabetes or diabetes."
+            )
+        return text
+    if level is ScreeningLevel.RAISED:
+        text = (
+            f"**A blood test is advised.** Your estimate is at or above {raised}, the level from which this screen "
+            "finds at least as many of the people with pre-diabetes or diabetes as the American Diabetes "
+            "Association's risk test. A simple blood test (HbA1c or fasting glucose) shows whether you have "
+            "pre-diabetes or diabetes: ask your doctor or a pharmacy about one."
         )
-    return sentence
+    elif screening.care_access is not None:
+        text = (
+            f"**A blood test is worth having.** Your estimate is below {raised}, the level at which one is advised, "
+            "but it may be too low for you (see below)."
+        )
+    else:
+        text = (
+            f"**No blood test is suggested by this screening.** Your estimate is below {raised}, the level at which "
+            "one is advised. Keep an eye on it at your regular check-ups, and see a doctor if you notice signs such "
+            "as strong thirst, passing urine often or unusual tiredness."
+        )
+    if affected is not None:
+        text += (
+            f" Of the people in the survey whose result was '{level.value}', {in_ten(affected)} "
+            f"({percent(affected)}) had pre-diabetes or diabetes."
+        )
+    return text
+
+
+def prediabetes_sentence(screening: Screening) -> str:
+    """The chance of pre-diabetes alone against its average, and what it cannot say."""
+    chance = screening.prediabetes
+    return (
+        f"Your estimated chance of pre-diabetes alone is **{percent(chance.risk)}**, "
+        f"{compared_with_average(chance.ratio)} the average of {average_percent(chance.average)}. This estimate "
+        "cannot rule pre-diabetes out: only a blood test can."
+    )
 
 
 def factor_sentence(factor: Contribution) -> str:
     """One factor in plain words: the question, the answer given, and which way it moved the estimated risk."""
     question = feature(factor.feature).question
-    effect = "this raises your estimated risk" if factor.contribution > 0 else "this lowers your estimated risk"
+    effect = "this raised your estimate" if factor.contribution > 0 else "this lowered your estimate"
     return f"{question} You answered **{factor.value_label}**: {effect}."
 
 
@@ -152,11 +182,12 @@ def render_prediction(result: PredictionResponse, *, stale: bool) -> None:
             st.error(SYNTHETIC_WARNING, icon=":material/science:")
         if stale:
             st.info("You changed some answers since this result. Press **Predict** again to update it.")
-        st.markdown(risk_sentence(screening))
+        show = st.info if screening.level is ScreeningLevel.LOWER and screening.care_access is None else st.warning
+        show(f"{level_sentence(screening)}\n\n{risk_sentence(screening)}", icon=":material/bloodtype:")
         st.altair_chart(risk_chart(screening), width="stretch")
-        advice = st.warning if screening.level is not ScreeningLevel.LOWER else st.info
-        advice(ADVICE[screening.level], icon=":material/bloodtype:")
-        st.markdown(status_sentence(result))
+        st.markdown(prediabetes_sentence(screening))
+        if screening.care_access is not None:
+            st.warning(screening.care_access.message, icon=":material/local_hospital:")
         if result.explanation:
             st.markdown("**What moved your estimate most** (most important first)")
             st.markdown("\n".join(f"1. {factor_sentence(f)}" for f in result.explanation))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ml.contract import RESULT_COLUMNS, PredictionResponse, clashing_columns
+from ml.contract import RESULT_COLUMNS, PredictionResponse, Screening, clashing_columns
 from ml.inference.artifact import ArtifactError
 from ml.inference.predictor import Predictor
 from ml.manifest import SHA256_PATTERN
@@ -59,13 +59,20 @@ def _parser() -> argparse.ArgumentParser:
 
 def result_frame(predictor: Predictor, features: pd.DataFrame) -> pd.DataFrame:
     """`RESULT_COLUMNS` for every row of a frame holding the 21 feature columns (the MLflow pyfunc answers this)."""
-    answers = predictor.predict(features[list(FEATURE_NAMES)].to_numpy(dtype="float64"))
+    matrix = features[list(FEATURE_NAMES)].to_numpy(dtype="float64")
+    answers = predictor.predict(matrix)
     manifest = predictor.manifest
     rows = [
         PredictionResponse.of(
-            int(k), p, manifest.screening, model_version=manifest.model_version, synthetic=manifest.data.synthetic
+            int(k),
+            p,
+            Screening.of(screened, manifest.screening, row),
+            model_version=manifest.model_version,
+            synthetic=manifest.data.synthetic,
         ).result_row()
-        for k, p in zip(answers.classes, answers.probabilities, strict=True)
+        for k, p, screened, row in zip(
+            answers.classes, answers.probabilities, answers.screening_probabilities, matrix.tolist(), strict=True
+        )
     ]
     return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
 
