@@ -29,8 +29,8 @@ SYNTHETIC_WARNING = (
     "**Made-up model.** This result comes from a model trained on synthetic (made-up) data, for a demonstration. "
     "It says nothing about your health."
 )
-#: Words for the ratio of a risk to the average that could contradict the level are not used (`risk_sentence`).
-_NEUTRAL_RATIOS = (0.8, 1.25)
+#: Ratios to the average said to be "about the same as" it.
+ABOUT_THE_SAME = (0.8, 1.25)
 _BANDS = {ScreeningLevel.LOWER: "#e8f0fe", ScreeningLevel.RAISED: "#fdf0d5", ScreeningLevel.HIGH: "#fbdada"}
 
 
@@ -51,9 +51,9 @@ def average_percent(share: float) -> str:
 
 def compared_with_average(ratio: float) -> str:
     """ "lower than", "about the same as", "about twice", "about 3.5 times": the ratio to the average in words."""
-    if ratio < 0.8:
+    if ratio < ABOUT_THE_SAME[0]:
         return "lower than"
-    if ratio < 1.25:
+    if ratio < ABOUT_THE_SAME[1]:
         return "about the same as"
     halves = max(round(ratio * 2) / 2, 1.5)
     if halves == 2:
@@ -67,41 +67,49 @@ def risk_sentence(screening: Screening) -> str:
     disagree with the level, the average is stated, not compared."""
     opening = f"Your estimated chance of having pre-diabetes or diabetes is **{percent(screening.risk)}**"
     survey = "for adults in the survey the model learnt from"
+    words = compared_with_average(screening.ratio)
     contradicts = (screening.level is ScreeningLevel.LOWER) == (screening.ratio >= 1)
-    if _NEUTRAL_RATIOS[0] <= screening.ratio < _NEUTRAL_RATIOS[1] or contradicts:
+    if words == "about the same as" or contradicts:
         return f"{opening}; the average {survey} is {percent(screening.average)}."
-    return f"{opening}, {compared_with_average(screening.ratio)} the average of {percent(screening.average)} {survey}."
+    return f"{opening}, {words} the average of {percent(screening.average)} {survey}."
+
+
+def headline(screening: Screening) -> str:
+    """The one thing to do, by level; outside the care system a blood test is worth having whatever the level."""
+    if screening.level is ScreeningLevel.HIGH:
+        return "Please see a doctor soon for a blood test (HbA1c or fasting glucose)."
+    if screening.level is ScreeningLevel.RAISED:
+        return "A blood test is advised."
+    if screening.care_access is not None:
+        return "A blood test is worth having."
+    return "No blood test is suggested by this screening."
 
 
 def level_sentence(screening: Screening) -> str:
-    """What the level means and what to do, with the level's own figures from the model's test split."""
-    level, raised = screening.level, percent(screening.thresholds.raised)
-    affected = screening.affected_at_level
+    """What the level means, with the level's own figures from the model's test split."""
+    level, affected = screening.level, screening.affected_at_level
     if level is ScreeningLevel.HIGH:
-        text = "**Please see a doctor soon for a blood test** (HbA1c or fasting glucose)."
-        if affected is not None:
-            text += (
-                f" Of the people in the survey whose estimate was {percent(screening.thresholds.high)} or more, "
-                f"{in_ten(affected)} ({percent(affected)}) had pre-diabetes or diabetes."
-            )
-        return text
+        if affected is None:
+            return ""
+        return (
+            f"Of the people in the survey whose estimate was {percent(screening.thresholds.high)} or more, "
+            f"{in_ten(affected)} ({percent(affected)}) had pre-diabetes or diabetes."
+        )
     if level is ScreeningLevel.RAISED:
         text = (
-            f"**A blood test is advised.** Your estimate is at or above {raised}, the level from which this screen "
-            "finds at least as many of the people with pre-diabetes or diabetes as the American Diabetes "
-            "Association's risk test. A simple blood test (HbA1c or fasting glucose) shows whether you have "
-            "pre-diabetes or diabetes: ask your doctor or a pharmacy about one."
+            f"From {percent(screening.thresholds.raised)}, this screen finds at least as many of the people with "
+            "pre-diabetes or diabetes as the American Diabetes Association's risk test. A simple blood test (HbA1c "
+            "or fasting glucose) shows whether you have pre-diabetes or diabetes: ask your doctor or a pharmacy about "
+            "one."
         )
     elif screening.care_access is not None:
-        text = (
-            f"**A blood test is worth having.** Your estimate is below {raised}, the level at which one is advised, "
-            "but it may be too low for you (see below)."
-        )
+        # No share of affected people here: among people outside care, few were diagnosed because few were tested.
+        return f"Your estimate is {_below(screening)} the level at which one is advised for you."
     else:
         text = (
-            f"**No blood test is suggested by this screening.** Your estimate is below {raised}, the level at which "
-            "one is advised. Keep an eye on it at your regular check-ups, and see a doctor if you notice signs such "
-            "as strong thirst, passing urine often or unusual tiredness."
+            f"Your estimate is {_below(screening)} the level at which one is advised. Keep an eye on it at your "
+            "regular check-ups, and see a doctor if you notice signs such as strong thirst, passing urine often or "
+            "unusual tiredness."
         )
     if affected is not None:
         text += (
@@ -109,6 +117,21 @@ def level_sentence(screening: Screening) -> str:
             f"({percent(affected)}) had pre-diabetes or diabetes."
         )
     return text
+
+
+def message(screening: Screening) -> str:
+    """The card's one message: what to do, the risk against the average, what the level means, and, for a person
+    outside the care system, why a blood test is worth having and the estimate may be too low (the API's words)."""
+    text = f"**{headline(screening)}** {risk_sentence(screening)} {level_sentence(screening)}".rstrip()
+    if screening.care_access is not None:
+        text += f"\n\n{screening.care_access.message}"
+    return text
+
+
+def _below(screening: Screening) -> str:
+    """ "below 13%, " or, where the risk itself shows as 13% too, "just below" (never "13% is below 13%")."""
+    raised = percent(screening.thresholds.raised)
+    return "just below" if percent(screening.risk) == raised else f"below {raised},"
 
 
 def prediabetes_sentence(screening: Screening) -> str:
@@ -183,13 +206,11 @@ def render_prediction(result: PredictionResponse, *, stale: bool) -> None:
         if stale:
             st.info("You changed some answers since this result. Press **Predict** again to update it.")
         show = st.info if screening.level is ScreeningLevel.LOWER and screening.care_access is None else st.warning
-        show(f"{level_sentence(screening)}\n\n{risk_sentence(screening)}", icon=":material/bloodtype:")
+        show(message(screening), icon=":material/bloodtype:")
         st.altair_chart(risk_chart(screening), width="stretch")
         st.markdown(prediabetes_sentence(screening))
-        if screening.care_access is not None:
-            st.warning(screening.care_access.message, icon=":material/local_hospital:")
         if result.explanation:
             st.markdown("**What moved your estimate most** (most important first)")
             st.markdown("\n".join(f"1. {factor_sentence(f)}" for f in result.explanation))
-        st.warning(DISCLAIMER, icon=":material/medical_information:")
+        st.markdown(f":material/medical_information: {DISCLAIMER}")
         st.caption(f"Model version: {result.model_version}")

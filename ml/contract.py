@@ -301,7 +301,7 @@ class CareAccess(BaseModel):
     @classmethod
     def of(cls, row: Sequence[float], rule: ScreeningRule) -> CareAccess | None:
         """None for a person in care (checked, covered, never kept from a doctor by the cost)."""
-        gaps = {name: row[FEATURE_NAMES.index(name)] != value for name, value in CARE_ACCESS.items()}
+        gaps = {name: bool(row[FEATURE_NAMES.index(name)] != value) for name, value in CARE_ACCESS.items()}
         if not any(gaps.values()):
             return None
         not_checked, no_coverage, cost_barrier = gaps["CholCheck"], gaps["AnyHealthcare"], gaps["NoDocbcCost"]

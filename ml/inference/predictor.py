@@ -19,7 +19,7 @@ from ml.inference.explain import risk_log_odds_contributions
 from ml.inference.lightgbm_single_row import SingleRowScorer
 from ml.inference.loader import load_artifact
 from ml.inference.postprocess import calibrate, decide
-from ml.inference.screening import access_columns, in_care
+from ml.inference.screening import access_columns, in_care, in_care_probabilities
 from ml.manifest import Manifest
 from ml.schema import FEATURE_NAMES, N_CLASSES
 
@@ -82,12 +82,10 @@ class Predictor:
         calibration = self.manifest.calibration
         probabilities = calibrate(self._raw_scores(matrix), calibration)
         classes = decide(probabilities, self.manifest.decision_rule)
-        screened, changed = in_care(matrix)
-        screening = probabilities
-        if changed.any():
-            screening = probabilities.copy()
-            screening[changed] = calibrate(self._raw_scores(screened[changed]), calibration)
-        contributions = self._contributions(screened, screening) if explain else None
+        screening = in_care_probabilities(
+            matrix, probabilities, lambda rows: calibrate(self._raw_scores(rows), calibration)
+        )
+        contributions = self._contributions(in_care(matrix)[0], screening) if explain else None
         return Predictions(classes, probabilities, screening, contributions)
 
     def _raw_scores(self, matrix: np.ndarray) -> np.ndarray:

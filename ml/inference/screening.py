@@ -10,6 +10,8 @@ raised threshold (`ml.manifest.ScreeningRule.raised_not_checked`), so an access 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from ml.schema import CARE_ACCESS, FEATURE_NAMES
@@ -32,6 +34,20 @@ def in_care(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     for column, value in _IN_CARE:
         screened[:, column] = value
     return screened, changed
+
+
+def in_care_probabilities(
+    rows: np.ndarray, probabilities: np.ndarray, score: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """The calibrated probabilities of `rows` with the access answers read as "in care": `probabilities` (of the rows
+    as given) where nothing changes, `score` (rows -> calibrated probabilities) of the changed rows elsewhere; the
+    same array when no row changes."""
+    screened, changed = in_care(rows)
+    if not changed.any():
+        return probabilities
+    result = probabilities.copy()
+    result[changed] = score(screened[changed])
+    return result
 
 
 def risk_of(proba: np.ndarray) -> np.ndarray:

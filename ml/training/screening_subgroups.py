@@ -23,11 +23,11 @@ RESAMPLES = 2000
 COVERAGE = 0.95
 #: Seed of the bootstrap, so a run's table is reproducible.
 SEED = 0
-#: How the access groups are named in the table.
+#: How the access groups are named in the table, and in a sentence.
 CARE_GROUPS = {
-    "CholCheck": "Not checked in 5 years",
-    "AnyHealthcare": "No health care coverage",
-    "NoDocbcCost": "Could not afford a doctor",
+    "CholCheck": ("Not checked in 5 years", "people not checked in 5 years"),
+    "AnyHealthcare": ("No health care coverage", "people without health care coverage"),
+    "NoDocbcCost": ("Could not afford a doctor", "people who could not afford a doctor"),
 }
 CARE_FEATURE = "Access to care"
 
@@ -40,7 +40,7 @@ def _groups(rows: np.ndarray) -> Iterator[tuple[str, str, np.ndarray]]:
         for band, codes in bands.items():
             yield column, band, np.isin(values, codes)
     for column, in_care in CARE_ACCESS.items():
-        yield CARE_FEATURE, CARE_GROUPS[column], rows[:, FEATURE_NAMES.index(column)] != in_care
+        yield CARE_FEATURE, CARE_GROUPS[column][0], rows[:, FEATURE_NAMES.index(column)] != in_care
 
 
 def _paired(right_model: np.ndarray, right_ada: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
@@ -100,14 +100,17 @@ def screening_subgroups(rows: np.ndarray, y: np.ndarray, flagged: np.ndarray, ad
 
 
 def _group_name(record: dict[str, Any]) -> str:
+    """A group as a sentence names it: "men", "people aged 65 or older", "households with incomes under $25,000"."""
     group = str(record["group"])
+    readable = group.replace("< ", "under ").replace("+", " or older" if record["feature"] == "Age" else " or more")
+    readable = readable.replace("-$", " to $")
     if record["feature"] == "Sex":
         return {"Female": "women", "Male": "men"}.get(group, group)
     if record["feature"] == "Age":
-        return f"people aged {group}"
+        return f"people aged {readable}"
     if record["feature"] == "Income":
-        return f"households with incomes of {group}"
-    return f"people {group[0].lower()}{group[1:]}"
+        return f"households with incomes of {readable}".replace("of under", "under")
+    return next((phrase for label, phrase in CARE_GROUPS.values() if label == group), group)
 
 
 def _listed(records: list[dict[str, Any]], measure: str) -> str:
@@ -117,24 +120,29 @@ def _listed(records: list[dict[str, Any]], measure: str) -> str:
 
 def who_is_missed(table: pd.DataFrame) -> str:
     """In plain words: in which groups the screen finds fewer (or more) of the people with pre-diabetes or diabetes
-    than the ADA test, where the whole interval of the difference says so."""
+    than the ADA test, and where it raises more false alarms, where the whole interval of the difference says so."""
     records: list[dict[str, Any]] = [{str(k): v for k, v in r.items()} for r in table.to_dict(orient="records")]
     groups = [r for r in records if r["feature"] in (*SUBGROUP_BANDS, CARE_FEATURE)]
     fewer = [r for r in groups if r["sensitivity_difference_high"] < 0]
     more = [r for r in groups if r["sensitivity_difference_low"] > 0]
-    sentences = []
+    alarms = [r for r in groups if r["specificity_difference_high"] < 0]
     if fewer:
-        sentences.append(
+        sentences = [
             "The screen misses more of the people with pre-diabetes or diabetes than the ADA risk test among "
             f"{_listed(fewer, 'sensitivity')}: of them it finds the share shown first, the ADA test the second."
-        )
+        ]
     else:
-        sentences.append(
+        sentences = [
             "In no group does the screen find clearly fewer of the people with pre-diabetes or diabetes than the "
             "ADA risk test."
-        )
+        ]
     if more:
         sentences.append(f"It finds more of them among {_listed(more, 'sensitivity')}.")
+    if alarms:
+        sentences.append(
+            "It advises a blood test to more of the people with neither (lower specificity, shown first) among "
+            f"{_listed(alarms, 'specificity')}."
+        )
     sentences.append(
         f"Elsewhere the two differ by less than the {COVERAGE:.0%} interval of the difference can tell apart."
     )

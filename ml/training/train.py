@@ -23,7 +23,7 @@ import pandas as pd
 from ml.inference.digest import artifact_digest, file_sha256
 from ml.inference.loader import read_folder
 from ml.inference.postprocess import calibrate, decide
-from ml.inference.screening import in_care
+from ml.inference.screening import in_care_probabilities
 from ml.manifest import (
     Calibration,
     DataRecord,
@@ -231,10 +231,9 @@ def _raw_scores(booster: lgb.Booster, rows: np.ndarray) -> np.ndarray:
 def _in_care_proba(candidate: Candidate, rows: np.ndarray, proba: np.ndarray) -> np.ndarray:
     """The calibrated probabilities of `rows` with the access answers read as "in care" (`proba`: as given), as the
     Predictor serves them."""
-    screened, changed = in_care(rows)
-    in_care_proba = proba.copy()
-    in_care_proba[changed] = calibrate(_raw_scores(candidate.booster, screened[changed]), candidate.calibration)
-    return in_care_proba
+    return in_care_probabilities(
+        rows, proba, lambda changed: calibrate(_raw_scores(candidate.booster, changed), candidate.calibration)
+    )
 
 
 def _scored(

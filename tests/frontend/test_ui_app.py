@@ -15,9 +15,8 @@ from frontend.result import (
     DISCLAIMER,
     SYNTHETIC_WARNING,
     factor_sentence,
-    level_sentence,
+    message,
     prediabetes_sentence,
-    risk_sentence,
 )
 from frontend.ui import SHOWN_ROWS
 from ml.manifest import ScreeningLevel
@@ -85,15 +84,14 @@ def test_predict_leads_with_one_message_then_prediabetes_factors_and_disclaimer(
 
     record = {**DEFAULT_RECORD, **changes}
     expected = ApiClient(api_url, timeout_seconds=10, connect_timeout_seconds=2).predict(record, explain=True)
-    message = f"{level_sentence(expected.screening)}\n\n{risk_sentence(expected.screening)}"
-    assert message in texts(at.warning) + texts(at.info)
+    assert message(expected.screening) in texts(at.warning) + texts(at.info)
     shown = texts(at.markdown)
     assert prediabetes_sentence(expected.screening) in shown
     assert expected.explanation
     for factor in expected.explanation:
         assert factor_sentence(factor) in shown
     assert "points away" not in shown
-    assert DISCLAIMER in texts(at.warning)
+    assert DISCLAIMER in shown
     assert f"Model version: {expected.model_version}" in texts(at.caption)
     # The session's model was trained on synthetic rows: the card and the page say so.
     assert SYNTHETIC_WARNING in texts(at.error)

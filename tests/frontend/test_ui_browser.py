@@ -92,6 +92,7 @@ def test_fill_the_form_predict_and_read_the_answer(chromium: Path, ui_url: str, 
             headline = f"Your estimated chance of having pre-diabetes or diabetes is {percent(screening.risk)}"
             expect(result).to_contain_text(headline, timeout=30_000)
             expect(result).to_contain_text(f"{percent(screening.average)} for adults")
+            expect(result).to_contain_text(plain(headline(screening)))
             expect(result).to_contain_text(plain(level_sentence(screening)))
             expect(result).to_contain_text(plain(prediabetes_sentence(screening)))
             expect(result.locator('[data-testid="stVegaLiteChart"]')).to_have_count(1)

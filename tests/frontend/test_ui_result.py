@@ -10,12 +10,14 @@ from frontend.result import (
     average_percent,
     compared_with_average,
     factor_sentence,
+    headline,
     level_sentence,
     percent,
     prediabetes_sentence,
     risk_chart,
     risk_sentence,
 )
+from frontend.result import message as card_message
 from ml.contract import Contribution, ModelResponse, PredictionResponse, Screening
 from ml.manifest import (
     AccessHandling,
@@ -106,12 +108,16 @@ def test_the_headline_is_the_risk_against_the_average_as_in_the_issue() -> None:
 def test_advice_changes_with_the_level_and_names_the_blood_test() -> None:
     answers = [answer(p).screening for p in ((0.95, 0.01, 0.04), (0.8, 0.03, 0.17), (0.4, 0.05, 0.55))]
     assert [a.level for a in answers] == list(ScreeningLevel)
-    sentences = [level_sentence(a) for a in answers]
-    assert len(set(sentences)) == len(ScreeningLevel)
-    assert sentences[0].startswith("**No blood test is suggested by this screening.**")
-    assert sentences[1].startswith("**A blood test is advised.**")
-    assert sentences[2].startswith("**Please see a doctor soon for a blood test**")
-    assert all("HbA1c" in sentence for sentence in sentences[1:])
+    assert [headline(a) for a in answers] == [
+        "No blood test is suggested by this screening.",
+        "A blood test is advised.",
+        "Please see a doctor soon for a blood test (HbA1c or fasting glucose).",
+    ]
+    assert "HbA1c" in level_sentence(answers[1])
+    # The card's one message: what to do first, then the risk, then what the level means.
+    raised = card_message(answers[1])
+    assert raised.startswith("**A blood test is advised.** Your estimated chance of having pre-diabetes or diabetes")
+    assert raised.index(risk_sentence(answers[1])) < raised.index(level_sentence(answers[1]))
 
 
 def test_high_says_what_its_precision_supports_not_at_least_half() -> None:
@@ -127,7 +133,7 @@ def test_every_level_states_its_own_share_of_affected_people() -> None:
     assert "whose result was 'lower', about 1 in 10 (5%) had pre-diabetes or diabetes" in lower
     raised = level_sentence(answer((0.8, 0.03, 0.17)).screening)
     assert "whose result was 'raised', about 2 in 10 (24%) had pre-diabetes or diabetes" in raised
-    assert "at or above 15%" in raised
+    assert raised.startswith("From 15%, this screen finds at least as many")
 
 
 def test_a_raised_risk_near_the_average_is_not_called_average_beside_the_advice() -> None:
@@ -140,7 +146,7 @@ def test_a_raised_risk_near_the_average_is_not_called_average_beside_the_advice(
     assert "about the same as" not in sentence
     assert "lower than" not in sentence
     assert "the average for adults in the survey the model learnt from is 16%" in sentence
-    assert "at or above 15%" in level_sentence(near)
+    assert level_sentence(near).startswith("From 15%, this screen finds")
     # Far from the average, the comparison is said in words, and it agrees with the level.
     assert "about 4 times the average of 16%" in risk_sentence(answer((0.4, 0.05, 0.55)).screening)
     assert "lower than the average of 16%" in risk_sentence(answer((0.95, 0.01, 0.04)).screening)
@@ -172,8 +178,11 @@ def test_a_person_not_checked_is_told_a_blood_test_is_worth_having_whatever_the_
     assert "have not had your cholesterol checked in the past five years" in message
     assert "may be too low for you" in message
     assert "advised from a lower estimate (9% instead of 15%)" in message
-    assert level_sentence(screening).startswith("**A blood test is worth having.**")
-    assert "No blood test is suggested" not in level_sentence(screening)
+    card = card_message(screening)
+    assert card.startswith("**A blood test is worth having.**")
+    assert card.endswith(f"\n\n{message}")  # the API's words, in the card's one message
+    assert "No blood test is suggested" not in card
+    assert "Your estimate is below 9%, the level at which one is advised for you." in card
     # Not checked, the raised level starts at its own threshold, and the bar shows that one.
     assert answer((0.88, 0.02, 0.10), unchecked).screening.level is ScreeningLevel.RAISED
     assert answer((0.88, 0.02, 0.10)).screening.level is ScreeningLevel.LOWER
@@ -247,3 +256,22 @@ def _model_document(*, synthetic: bool) -> dict[str, object]:
         "schema": {},
         "batch_limit": 1000,
     }
+
+
+def test_a_risk_that_rounds_to_the_threshold_is_said_to_be_just_below_it() -> None:
+    """14.6% shows as 15%, like the raised level of 15%: "15% ... below 15%" would contradict itself."""
+    screening = answer((0.854, 0.01, 0.136)).screening
+    assert screening.level is ScreeningLevel.LOWER
+    assert percent(screening.risk) == percent(screening.thresholds.raised)
+    assert "Your estimate is just below the level at which one is advised." in level_sentence(screening)
+    assert "Your estimate is below 15%, the level" in level_sentence(answer((0.95, 0.01, 0.04)).screening)
+
+
+def test_a_person_outside_care_is_not_reassured_with_the_lower_levels_share() -> None:
+    """Few of the people outside the care system carry a diagnosis because few were tested: "fewer than 1 in 10
+    had pre-diabetes or diabetes" would reassure exactly the people the estimate may miss."""
+    row = list(IN_CARE)
+    row[FEATURE_NAMES.index("AnyHealthcare")] = 0.0
+    card = card_message(answer((0.95, 0.01, 0.04), row).screening)
+    assert "whose result was 'lower'" not in card
+    assert "whose result was 'lower'" in card_message(answer((0.95, 0.01, 0.04)).screening)

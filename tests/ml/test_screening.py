@@ -115,27 +115,36 @@ def test_the_subgroup_table_pairs_the_model_with_the_ada_test_by_hand() -> None:
     assert table.loc[table["feature"] == "All", "rows"].item() == 20
 
 
+def _group(feature: str, group: str, sensitivity: tuple[float, ...], specificity: tuple[float, ...]) -> dict:
+    """A table row: (model, ADA, low, high of the difference) for each measure."""
+    row: dict = {"feature": feature, "group": group, "rows": 100, "positives": 50}
+    for measure, (model, ada, low, high) in (("sensitivity", sensitivity), ("specificity", specificity)):
+        row |= {f"{measure}_model": model, f"{measure}_ada": ada}
+        row |= {f"{measure}_difference_low": low, f"{measure}_difference_high": high}
+    return row
+
+
 def test_who_is_missed_names_the_groups_whose_whole_interval_says_so() -> None:
-    base = {"rows": 100, "positives": 50}
     groups = pd.DataFrame(
         [
-            {"feature": "Sex", "group": "Male", "sensitivity_model": 0.815, "sensitivity_ada": 0.893,
-             "sensitivity_difference_low": -0.09, "sensitivity_difference_high": -0.06, **base},
-            {"feature": "Income", "group": "$75,000+", "sensitivity_model": 0.62, "sensitivity_ada": 0.761,
-             "sensitivity_difference_low": -0.164, "sensitivity_difference_high": -0.117, **base},
-            {"feature": "Sex", "group": "Female", "sensitivity_model": 0.85, "sensitivity_ada": 0.75,
-             "sensitivity_difference_low": 0.08, "sensitivity_difference_high": 0.12, **base},
-            {"feature": "Age", "group": "65+", "sensitivity_model": 0.9, "sensitivity_ada": 0.91,
-             "sensitivity_difference_low": -0.03, "sensitivity_difference_high": 0.01, **base},
+            _group("Sex", "Male", (0.815, 0.893, -0.09, -0.06), (0.6, 0.45, 0.1, 0.2)),
+            _group("Income", "$75,000+", (0.62, 0.761, -0.164, -0.117), (0.8, 0.7, 0.05, 0.15)),
+            _group("Sex", "Female", (0.85, 0.75, 0.08, 0.12), (0.66, 0.69, -0.05, -0.01)),
+            _group("Age", "65+", (0.9, 0.91, -0.03, 0.01), (0.4, 0.32, 0.05, 0.11)),
+            _group("Access to care", "Not checked in 5 years", (0.83, 0.63, 0.1, 0.3), (0.7, 0.72, -0.06, 0.02)),
         ]
-    )  # fmt: skip
+    )
     words = who_is_missed(groups)
     assert words.startswith(
         "The screen misses more of the people with pre-diabetes or diabetes than the ADA risk test among men (81.5% "
-        "against 89.3%) and households with incomes of $75,000+ (62.0% against 76.1%)"
+        "against 89.3%) and households with incomes of $75,000 or more (62.0% against 76.1%)"
     )
-    assert "It finds more of them among women (85.0% against 75.0%)." in words
-    assert "65+" not in words
+    assert (
+        "It finds more of them among women (85.0% against 75.0%) and people not checked in 5 years (83.0% against "
+        "63.0%)." in words
+    )
+    assert "lower specificity, shown first) among women (66.0% against 69.0%)." in words
+    assert "65 or older" not in words
     assert f"{COVERAGE:.0%} interval" in words
 
 
