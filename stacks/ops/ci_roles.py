@@ -196,6 +196,7 @@ _ELB = (
     "elasticloadbalancing:DescribeTags",
     "elasticloadbalancing:DescribeTargetGroupAttributes",
     "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeTargetHealth",  # stacks.ops verify-ecs
     "elasticloadbalancing:ModifyListener",
     "elasticloadbalancing:ModifyLoadBalancerAttributes",
     "elasticloadbalancing:ModifyRule",
@@ -220,8 +221,10 @@ _ECS = (
     "ecs:DeleteService",
     "ecs:DeregisterTaskDefinition",
     "ecs:DescribeClusters",
+    "ecs:DescribeServiceDeployments",  # wait_for_steady_state (provider's ecs/service.go)
     "ecs:DescribeServices",
     "ecs:DescribeTaskDefinition",
+    "ecs:ListServiceDeployments",  # wait_for_steady_state (provider's ecs/service.go)
     "ecs:ListTagsForResource",
     "ecs:RegisterTaskDefinition",
     "ecs:TagResource",

@@ -1,11 +1,17 @@
-"""What the CI deploy role must be allowed for each resource type the programs make: the API actions the Pulumi AWS
-provider (pulumi-aws 7, the Terraform AWS provider v6 underneath) calls to create, read, update, tag and delete it,
-and what the service checks on the caller when it is created (the role it is passed, its service-linked role, the
-alarms Application Auto Scaling creates for a target-tracking policy).
+"""What the CI deploy role must be allowed for each resource type the programs make: the AWS API operations the Pulumi
+AWS provider calls to create, read, update, tag, wait for and delete it, and what the service checks on the caller
+when it is created (the role it is passed, its service-linked role, the alarms Application Auto Scaling creates for a
+target-tracking policy).
+
+Derived from the source of the Terraform AWS provider that the pinned pulumi-aws bundles (`SOURCE_FILES` names the
+file of hashicorp/terraform-provider-aws each type's calls were read from; `PROVIDER_VERSION` says which version).
+Where a resource's create/update waits on more than its own describe call, the waiter's calls are listed by the
+function that makes them (the ECS service's `wait_for_steady_state` is the case that was missed once: it polls the
+service's deployments, not only the service). An operation becomes an IAM action by `iam_action` (the service's
+prefix and the operation's name, apart from the S3 operations IAM names differently).
 
 Each action names the resource it is authorized on, as a template filled from the replayed resource: `{arn}` (its
 real ARN), `{inputs[...]}` (its real inputs), `{account}`, `{region}`, `{name}` (`<project>-<env>`), `{cluster}`.
-Compiled from the provider's source and AWS's documentation; not checked against AWS itself (see the report).
 """
 
 from __future__ import annotations
@@ -36,6 +42,55 @@ def service_linked_role(service: str, role: str) -> tuple[Need, ...]:
     arn = f"arn:aws:iam::{{account}}:role/aws-service-role/{service}/{role}"
     return (Need("iam:CreateServiceLinkedRole", arn, {"iam:AWSServiceName": service}), Need("iam:GetRole", arn))
 
+
+#: The provider the pinned pulumi-aws bundles. pulumi-aws 7.51.1 (uv.lock) ships a bridged build of
+#: terraform-provider-aws v6.66 or later: its SDK has `aws.msk.Channel` and the ECS lifecycle hook's
+#: `timeout_configuration`, both new in v6.66.0 (2026-09-21); pulumi-aws 7.43.0 bundled v6.61.0 (its release notes).
+#: The ECS calls below were read from `internal/service/ecs/service.go` as stored in the search index (the
+#: `wait_for_steady_state` code that polls deployments has been in the provider since v6.4.0, July 2025).
+PROVIDER_VERSION = "terraform-provider-aws >= 6.66.0 (bundled by pulumi-aws 7.51.1)"
+
+#: S3 operations whose IAM action has another name (AWS's service authorization reference for S3).
+_S3_ACTIONS = {
+    "HeadBucket": "s3:ListBucket",
+    "ListObjectVersions": "s3:ListBucketVersions",
+    "DeleteObjects": "s3:DeleteObject",
+    "GetBucketEncryption": "s3:GetEncryptionConfiguration",
+    "PutBucketEncryption": "s3:PutEncryptionConfiguration",
+    "GetBucketLifecycleConfiguration": "s3:GetLifecycleConfiguration",
+    "PutBucketLifecycleConfiguration": "s3:PutLifecycleConfiguration",
+    "GetPublicAccessBlock": "s3:GetBucketPublicAccessBlock",
+    "PutPublicAccessBlock": "s3:PutBucketPublicAccessBlock",
+}
+
+
+def iam_action(prefix: str, operation: str) -> str:
+    """The IAM action that authorizes one API operation (`ecs`, `ListServiceDeployments` -> ecs:ListServiceDeployments)."""
+    return _S3_ACTIONS.get(operation, f"{prefix}:{operation}") if prefix == "s3" else f"{prefix}:{operation}"
+
+
+def calls(resource: str, prefix: str, *operations: str) -> tuple[Need, ...]:
+    """The needs of API operations the provider source calls, all on one resource."""
+    return on(resource, *(iam_action(prefix, operation) for operation in operations))
+
+
+#: internal/service/ecs/service.go, by the function that makes each call:
+#: resourceServiceCreate -> retryServiceCreate (CreateService); resourceServiceRead ->
+#: findServiceByTwoPartKeyWaitForActive (DescribeServices, with tags); resourceServiceUpdate (UpdateService) and the
+#: tags_gen.go updateTags (TagResource, UntagResource); resourceServiceDelete (UpdateService to drain, DeleteService,
+#: waitServiceInactive: DescribeServices); with wait_for_steady_state, waitServiceStable ->
+#: statusServiceWaitForStable -> findPrimaryDeploymentARN -> findServiceDeploymentBriefs (ListServiceDeployments,
+#: paged) and findDeploymentStatus -> findServiceDeployments (DescribeServiceDeployments).
+ECS_SERVICE_OPERATIONS = (
+    "CreateService",
+    "DescribeServices",
+    "UpdateService",
+    "TagResource",
+    "UntagResource",
+    "DeleteService",
+    "ListServiceDeployments",
+    "DescribeServiceDeployments",
+)
 
 ROLE = "arn:aws:iam::{account}:role/{inputs[role]}"
 BUCKET = "arn:aws:s3:::{inputs[bucket]}"
@@ -249,9 +304,7 @@ PROVIDER_ACTIONS: dict[str, tuple[Need, ...]] = {
     )
     + passes("{inputs[executionRoleArn]}", "ecs-tasks.amazonaws.com")
     + passes("{inputs[taskRoleArn]}", "ecs-tasks.amazonaws.com"),
-    "aws:ecs/service:Service": on(
-        "*", "ecs:CreateService", "ecs:DescribeServices", "ecs:UpdateService", "ecs:TagResource", "ecs:DeleteService"
-    ),
+    "aws:ecs/service:Service": calls("*", "ecs", *ECS_SERVICE_OPERATIONS),
     "aws:appautoscaling/target:Target": on(
         "*",
         "application-autoscaling:RegisterScalableTarget",
@@ -337,4 +390,52 @@ PROVIDER_ACTIONS: dict[str, tuple[Need, ...]] = {
     "aws:eks/accessPolicyAssociation:AccessPolicyAssociation": on(
         ACCESS_ENTRY, "eks:AssociateAccessPolicy", "eks:ListAssociatedAccessPolicies", "eks:DisassociateAccessPolicy"
     ),
+}
+
+#: The file of hashicorp/terraform-provider-aws (`internal/service/...`) each type's calls were read from; the service
+#: package's `tags_gen.go` adds the tag calls, its `find.go`/`status.go`/`wait.go` the finders and waiters.
+SOURCE_FILES: dict[str, str] = {
+    "aws:ec2/vpc:Vpc": "ec2/vpc_.go",
+    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": "ec2/vpc_default_security_group.go",
+    "aws:ec2/internetGateway:InternetGateway": "ec2/vpc_internet_gateway.go",
+    "aws:ec2/routeTable:RouteTable": "ec2/vpc_route_table.go",
+    "aws:ec2/subnet:Subnet": "ec2/vpc_subnet.go",
+    "aws:ec2/routeTableAssociation:RouteTableAssociation": "ec2/vpc_route_table_association.go",
+    "aws:ec2/eip:Eip": "ec2/ec2_eip.go",
+    "aws:ec2/natGateway:NatGateway": "ec2/vpc_nat_gateway.go",
+    "aws:ec2/vpcEndpoint:VpcEndpoint": "ec2/vpc_endpoint.go",
+    "aws:ec2/securityGroup:SecurityGroup": "ec2/vpc_security_group.go",
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": "ec2/vpc_security_group_ingress_rule.go",
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": "ec2/vpc_security_group_egress_rule.go",
+    "aws:ecr/repository:Repository": "ecr/repository.go",
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy": "ecr/lifecycle_policy.go",
+    "aws:s3/bucket:Bucket": "s3/bucket.go",
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": "s3/bucket_public_access_block.go",
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": "s3/bucket_ownership_controls.go",
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": (
+        "s3/bucket_server_side_encryption_configuration.go"
+    ),
+    "aws:s3/bucketVersioning:BucketVersioning": "s3/bucket_versioning.go",
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": "s3/bucket_lifecycle_configuration.go",
+    "aws:s3/bucketPolicy:BucketPolicy": "s3/bucket_policy.go",
+    "aws:cloudwatch/logGroup:LogGroup": "logs/group.go",
+    "aws:iam/role:Role": "iam/role.go",
+    "aws:iam/rolePolicy:RolePolicy": "iam/role_policy.go",
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": "iam/role_policy_attachment.go",
+    "aws:iam/openIdConnectProvider:OpenIdConnectProvider": "iam/openid_connect_provider.go",
+    "aws:servicediscovery/httpNamespace:HttpNamespace": "servicediscovery/http_namespace.go",
+    "aws:ecs/cluster:Cluster": "ecs/cluster.go",
+    "aws:ecs/taskDefinition:TaskDefinition": "ecs/task_definition.go",
+    "aws:ecs/service:Service": "ecs/service.go",
+    "aws:appautoscaling/target:Target": "appautoscaling/target.go",
+    "aws:appautoscaling/policy:Policy": "appautoscaling/policy.go",
+    "aws:lb/loadBalancer:LoadBalancer": "elbv2/load_balancer.go",
+    "aws:lb/targetGroup:TargetGroup": "elbv2/target_group.go",
+    "aws:lb/listener:Listener": "elbv2/listener.go",
+    "aws:lb/listenerRule:ListenerRule": "elbv2/listener_rule.go",
+    "aws:eks/cluster:Cluster": "eks/cluster.go",
+    "aws:eks/fargateProfile:FargateProfile": "eks/fargate_profile.go",
+    "aws:eks/addon:Addon": "eks/addon.go",
+    "aws:eks/accessEntry:AccessEntry": "eks/access_entry.go",
+    "aws:eks/accessPolicyAssociation:AccessPolicyAssociation": "eks/access_policy_association.go",
 }

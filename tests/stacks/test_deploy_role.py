@@ -15,7 +15,7 @@ import pytest
 from stacks.ops.ci_roles import CiSetup, deploy_policy
 from tests.stacks.harness import REGION, integral
 from tests.stacks.iam_lint import allows
-from tests.stacks.provider_actions import PROVIDER_ACTIONS, Need
+from tests.stacks.provider_actions import ECS_SERVICE_OPERATIONS, PROVIDER_ACTIONS, SOURCE_FILES, Need, iam_action
 from tests.stacks.replay.catalog import is_component
 from tests.stacks.replay.stacks import ACCOUNTS, Replayed
 
@@ -54,6 +54,18 @@ def test_every_aws_resource_type_has_its_provider_actions_listed(request: pytest
     assert not [
         typ for typ in types - aws_types if not typ.startswith(("kubernetes:", "pulumi:")) and not is_component(typ)
     ]
+
+
+def test_every_listed_type_names_the_provider_source_it_was_read_from() -> None:
+    assert SOURCE_FILES.keys() == PROVIDER_ACTIONS.keys()
+
+
+def test_a_steady_state_wait_needs_the_service_deployment_calls() -> None:
+    """The provider's wait_for_steady_state polls the deployments of the service (ecs/service.go): without these two
+    calls every ECS `up` fails after the service was created."""
+    needed = {iam_action("ecs", operation) for operation in ECS_SERVICE_OPERATIONS}
+    assert {"ecs:ListServiceDeployments", "ecs:DescribeServiceDeployments"} <= needed
+    assert iam_action("s3", "HeadBucket") == "s3:ListBucket"
 
 
 def test_the_deploy_role_may_do_what_the_provider_does_on_every_resource(full_replay: Replayed) -> None:
