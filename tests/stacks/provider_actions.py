@@ -65,7 +65,7 @@ _S3_ACTIONS = {
 
 
 def iam_action(prefix: str, operation: str) -> str:
-    """The IAM action that authorizes one API operation (`ecs`, `ListServiceDeployments` -> ecs:ListServiceDeployments)."""
+    """The IAM action of one API operation (`ecs`, `ListServiceDeployments` -> `ecs:ListServiceDeployments`)."""
     return _S3_ACTIONS.get(operation, f"{prefix}:{operation}") if prefix == "s3" else f"{prefix}:{operation}"
 
 

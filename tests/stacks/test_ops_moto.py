@@ -8,6 +8,7 @@ import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import boto3
 import pytest
@@ -332,7 +333,7 @@ def test_cli_rejects_missing_arguments() -> None:
 class CallRecorder:
     """The IAM actions a boto3 session's clients call (service prefix + operation, as IAM names them)."""
 
-    PREFIXES = {"elbv2": "elasticloadbalancing"}
+    PREFIXES: ClassVar[dict[str, str]] = {"elbv2": "elasticloadbalancing"}
 
     def __init__(self) -> None:
         self.actions: set[str] = set()
