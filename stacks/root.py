@@ -29,7 +29,7 @@ class Root:
 
 def build(settings: SharedSettings) -> Root:
     """Create the shared resources and export what the platforms and CI read."""
-    ctx = lookup_context(settings.region)
+    ctx = lookup_context(settings.region, settings.name)
     registry = Registry(f"{settings.name}-registry", settings)
     network = Network(f"{settings.name}-net", settings)
     buckets = Buckets(f"{settings.name}-buckets", settings, ctx)

@@ -18,7 +18,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from stacks.aws_context import AwsContext, service_trust_policy
+from stacks.aws_context import AwsContext, service_trust_policy, stack_role
 from stacks.config import EksStackSettings
 from stacks.eks import manifests
 from stacks.eks.cluster import EksCluster
@@ -78,12 +78,7 @@ class EksAddons(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        pod_role = aws.iam.Role(
-            f"{name}-pod-execution",
-            assume_role_policy=_fargate_trust(ctx, cluster_name),
-            tags=tags,
-            opts=child,
-        )
+        pod_role = stack_role(f"{name}-pod-execution", ctx, _fargate_trust(ctx, cluster_name), tags, child)
         pod_policy = aws.iam.RolePolicy(
             f"{name}-pod-execution",
             role=pod_role.id,
@@ -135,6 +130,7 @@ class EksAddons(pulumi.ComponentResource):
 
         controller_role = irsa_role(
             f"{name}-lb-controller",
+            ctx,
             oidc_provider_arn=cluster.oidc_provider_arn,
             oidc_issuer=cluster.oidc_issuer,
             namespace="kube-system",

@@ -15,7 +15,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from stacks.aws_context import AwsContext
+from stacks.aws_context import AwsContext, stack_role
 from stacks.config import ConfigError, EksStackSettings
 from stacks.eks.iam import CLUSTER_POLICY, cluster_trust_policy
 
@@ -108,7 +108,7 @@ class EksCluster(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        role = aws.iam.Role(f"{name}-cluster", assume_role_policy=cluster_trust_policy(ctx), tags=tags, opts=child)
+        role = stack_role(f"{name}-cluster", ctx, cluster_trust_policy(ctx), tags, child)
         attachment = aws.iam.RolePolicyAttachment(
             f"{name}-cluster",
             role=role.name,

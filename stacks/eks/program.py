@@ -27,7 +27,7 @@ class EksPlatform:
 def build(settings: EksStackSettings) -> EksPlatform:
     """Create the EKS platform and export what `stacks.ops verify-eks`, kubectl and operators read."""
     name = f"{settings.name}-eks"
-    ctx = lookup_context(settings.region)
+    ctx = lookup_context(settings.region, settings.name)
     shared = SharedOutputs.read(settings)
     namespace = settings.eks.namespace
     workloads = stack_workloads(settings, lambda api: f"http://{api.name}.{namespace}.svc.cluster.local:{api.port}")

@@ -46,7 +46,9 @@ class CiSetup:
 
     @property
     def ctx(self) -> AwsContext:
-        return AwsContext(account_id=self.account_id, partition="aws", region=self.region, caller_arn="")
+        return AwsContext(
+            account_id=self.account_id, partition="aws", region=self.region, caller_arn="", stack=self.name
+        )
 
     def role_name(self, job: str) -> str:
         return f"{self.name}-github-{job}"
@@ -262,18 +264,23 @@ _EKS = (
     "eks:UpdateClusterConfig",
     "eks:UpdateClusterVersion",
 )
-_IAM_ROLES = (
+#: Role writes IAM lets a policy hold to a permissions boundary (the `iam:PermissionsBoundary` condition key).
+_IAM_BOUNDED_ROLE_WRITES = (
     "iam:AttachRolePolicy",
     "iam:CreateRole",
-    "iam:DeleteRole",
     "iam:DeleteRolePolicy",
     "iam:DetachRolePolicy",
+    "iam:PutRolePermissionsBoundary",
+    "iam:PutRolePolicy",
+)
+#: The rest of a role's life cycle; only ever on the stack's own roles, which all carry the boundary.
+_IAM_ROLES = (
+    "iam:DeleteRole",
     "iam:GetRole",
     "iam:GetRolePolicy",
     "iam:ListAttachedRolePolicies",
     "iam:ListInstanceProfilesForRole",
     "iam:ListRolePolicies",
-    "iam:PutRolePolicy",
     "iam:TagRole",
     "iam:UntagRole",
     "iam:UpdateAssumeRolePolicy",
@@ -331,6 +338,7 @@ def deploy_policy(setup: CiSetup) -> str:
     in_region = {"StringEquals": {"aws:RequestedRegion": setup.region}}
     log_groups = [ctx.arn("logs", f"log-group:{prefix}{name}-*") for prefix in ("/ecs/", "/eks/", "/aws/eks/")]
     cluster = f"{name}-eks"
+    stack_roles = ctx.arn("iam", f"role{ctx.role_path}*", region=False)
     linked_roles = [
         ctx.arn("iam", f"role/aws-service-role/{service}/*", region=False) for service in SERVICE_LINKED_ROLES
     ]
@@ -374,10 +382,18 @@ def deploy_policy(setup: CiSetup) -> str:
                 log_groups,
                 sid="LogGroups",
             ),
-            statement(_IAM_ROLES, ctx.arn("iam", f"role/{name}-*", region=False), sid="Roles"),
+            # The stack's roles only (path /<project>-<env>/; the CI roles live at / and are out of reach), and each
+            # one created or changed with the workload boundary, so no role the deploy role makes can do more.
+            statement(
+                _IAM_BOUNDED_ROLE_WRITES,
+                stack_roles,
+                {"ArnEquals": {"iam:PermissionsBoundary": ctx.boundary_arn}},
+                sid="BoundedRoles",
+            ),
+            statement(_IAM_ROLES, stack_roles, sid="Roles"),
             statement(
                 ["iam:PassRole"],
-                ctx.arn("iam", f"role/{name}-*", region=False),
+                stack_roles,
                 {"StringEquals": {"iam:PassedToService": list(PASSED_TO)}},
                 sid="PassRoles",
             ),

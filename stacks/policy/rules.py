@@ -158,6 +158,17 @@ def check_iam_actions(resource_type: str, props: Props) -> Iterator[str]:
                 yield f"IAM policy grants {key} '{action}': list the exact actions instead"
 
 
+def check_role_boundary(resource_type: str, props: Props) -> Iterator[str]:
+    """Every role the stacks create sits under the stack's own path with the stack's permissions boundary: the deploy
+    role may manage those and no other, so it cannot make itself (or a role it makes) an administrator."""
+    if resource_type != "aws:iam/role:Role":
+        return
+    if not props.get("permissionsBoundary"):
+        yield "IAM role must set permissionsBoundary (the stack's <project>-<env>-workload-boundary policy)"
+    if (props.get("path") or "/") == "/":
+        yield "IAM role must set path to the stack's own (/<project>-<env>/): the CI roles live at /"
+
+
 @dataclass(frozen=True)
 class Rule:
     """A named, documented check."""
@@ -178,6 +189,9 @@ RULES = (
     Rule("containers-hardened", "Containers are non-root with read-only root filesystems", check_containers),
     Rule("log-retention", "CloudWatch log groups have a retention period", check_log_retention),
     Rule("iam-explicit-actions", "IAM policies list explicit actions (no wildcards)", check_iam_actions),
+    Rule(
+        "iam-role-boundary", "IAM roles sit under the stack's path with its permissions boundary", check_role_boundary
+    ),
 )
 
 

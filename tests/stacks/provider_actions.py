@@ -92,7 +92,16 @@ ECS_SERVICE_OPERATIONS = (
     "DescribeServiceDeployments",
 )
 
-ROLE = "arn:aws:iam::{account}:role/{inputs[role]}"
+ROLE = "arn:aws:iam::{account}:role/{name}/{inputs[role]}"
+#: The stack's roles carry its workload boundary; IAM puts it in `iam:PermissionsBoundary` on these calls.
+BOUNDED = {"iam:PermissionsBoundary": "{boundary}"}
+
+
+def bounded(resource: str, *actions: str) -> tuple[Need, ...]:
+    """Role writes IAM authorizes against the role's permissions boundary."""
+    return tuple(Need(action, resource, BOUNDED) for action in actions)
+
+
 BUCKET = "arn:aws:s3:::{inputs[bucket]}"
 REPOSITORY = "arn:aws:ecr:{region}:{account}:repository/{inputs[repository]}"
 CLUSTER = "arn:aws:eks:{region}:{account}:cluster/{cluster}"
@@ -254,21 +263,22 @@ PROVIDER_ACTIONS: dict[str, tuple[Need, ...]] = {
         "logs:DeleteLogGroup",
     )
     + on("*", "logs:DescribeLogGroups"),
-    "aws:iam/role:Role": on(
+    "aws:iam/role:Role": bounded("{arn}", "iam:CreateRole", "iam:PutRolePermissionsBoundary")
+    + on(
         "{arn}",
-        "iam:CreateRole",
         "iam:GetRole",
         "iam:TagRole",
+        "iam:UntagRole",
         "iam:ListRolePolicies",
         "iam:ListAttachedRolePolicies",
         "iam:ListInstanceProfilesForRole",
         "iam:UpdateAssumeRolePolicy",
         "iam:DeleteRole",
     ),
-    "aws:iam/rolePolicy:RolePolicy": on(ROLE, "iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy"),
-    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": on(
-        ROLE, "iam:AttachRolePolicy", "iam:ListAttachedRolePolicies", "iam:DetachRolePolicy"
-    ),
+    "aws:iam/rolePolicy:RolePolicy": bounded(ROLE, "iam:PutRolePolicy", "iam:DeleteRolePolicy")
+    + on(ROLE, "iam:GetRolePolicy"),
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": bounded(ROLE, "iam:AttachRolePolicy", "iam:DetachRolePolicy")
+    + on(ROLE, "iam:ListAttachedRolePolicies"),
     "aws:iam/openIdConnectProvider:OpenIdConnectProvider": on(
         "{arn}",
         "iam:CreateOpenIDConnectProvider",

@@ -24,6 +24,7 @@ DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 ROLE = "aws:iam/role:Role"
+BOUNDARY = "arn:aws:iam::123456789012:policy/diabetes-dev-workload-boundary"
 
 GOOD_CONTAINER = {"name": "api", "user": "10001:10001", "readonlyRootFilesystem": True, "privileged": False}
 GOOD_SECURITY = {"runAsNonRoot": True, "readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False}
@@ -84,9 +85,12 @@ PASSING = [
     ),
     ("log-retention", LOG_GROUP, {"retentionInDays": 30}),
     ("iam-explicit-actions", ROLE_POLICY, {"policy": _iam("s3:GetObject", "ecr:GetAuthorizationToken")}),
+    ("iam-role-boundary", ROLE, {"path": "/diabetes-dev/", "permissionsBoundary": BOUNDARY}),
 ]
 
 FAILING = [
+    ("iam-role-boundary", ROLE, {"path": "/diabetes-dev/"}, "must set permissionsBoundary"),
+    ("iam-role-boundary", ROLE, {"permissionsBoundary": BOUNDARY}, "must set path"),
     (
         "no-public-ingress",
         SG_INGRESS,

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from stacks.aws_context import AwsContext
+from stacks.ops.boundary import boundary_name, workload_boundary_policy
 from tests.stacks.conftest import CERTIFICATE, FULL
-from tests.stacks.harness import Resource, Run, run_ecs, run_eks, run_root
+from tests.stacks.harness import REGION, Resource, Run, run_ecs, run_eks, run_root
 from tests.stacks.replay.calls import Clients
 from tests.stacks.replay.engine import Created, Replay
 
@@ -57,4 +59,8 @@ def replay_stacks(endpoint: str, account: str, programs: Callable[[str], dict[st
     # The HTTPS listener's certificate exists before the stacks: request one in ACM and use it for the config's ARN.
     certificate = clients("acm").request_certificate(DomainName="diabetes.example.com")["CertificateArn"]
     replay.provide(CERTIFICATE, certificate)
+    # So does the workload boundary every role of the stacks carries (made by the bootstrap).
+    stack = runs["root"].settings.name
+    ctx = AwsContext(account, "aws", REGION, "", stack)
+    clients("iam").create_policy(PolicyName=boundary_name(stack), PolicyDocument=workload_boundary_policy(ctx))
     return Replayed(replay, runs, {stack: replay.replay(runs[stack]) for stack in STACKS})
