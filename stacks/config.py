@@ -123,13 +123,25 @@ class ClusterAccess(_Model):
 class EksSettings(_Model):
     """EKS-only knobs."""
 
-    version: str = Field(default="1.33", pattern=r"^1\.\d{2}$")
+    #: A version in stacks/eks/versions.py (the preview warns 90 days before its standard support ends).
+    version: str = "1.35"
     namespace: str = Field(default="diabetes", pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-    lb_controller_chart_version: Literal["1.13.4"] = "1.13.4"
     metrics_server_chart_version: str = Field(default="3.13.0", pattern=r"^\d+\.\d+\.\d+$")
     #: Who may reach the public API endpoint; empty (the default) makes the endpoint private to the VPC.
     public_access_cidrs: tuple[str, ...] = ()
     access: ClusterAccess
+
+    @field_validator("version")
+    @classmethod
+    def _known_version(cls, value: str) -> str:
+        from stacks.eks.versions import STANDARD_SUPPORT_END
+
+        if value not in STANDARD_SUPPORT_END:
+            raise ValueError(
+                f"EKS version {value!r} has no support dates in stacks/eks/versions.py; use one of "
+                f"{sorted(STANDARD_SUPPORT_END)} or add its row from AWS's EKS release calendar"
+            )
+        return value
 
     @field_validator("public_access_cidrs")
     @classmethod

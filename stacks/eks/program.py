@@ -8,6 +8,7 @@ import pulumi
 
 from stacks.aws_context import deployer_arn, lookup_context
 from stacks.config import EksStackSettings
+from stacks.eks import versions
 from stacks.eks.addons import EksAddons
 from stacks.eks.app import EksApp
 from stacks.eks.cluster import EksCluster
@@ -27,6 +28,9 @@ class EksPlatform:
 def build(settings: EksStackSettings) -> EksPlatform:
     """Create the EKS platform and export what `stacks.ops verify-eks`, kubectl and operators read."""
     name = f"{settings.name}-eks"
+    warning = versions.support_warning(settings.eks.version, versions.today())
+    if warning:
+        pulumi.log.warn(warning)
     ctx = lookup_context(settings.region, settings.name)
     shared = SharedOutputs.read(settings)
     namespace = settings.eks.namespace

@@ -89,7 +89,8 @@ def test_platform_stack_files_have_no_on_off_switches() -> None:
         (EksStackSettings, {"eks": {"access": {"admins": []}}}, "diabetes-eks:eks.access.admins"),
         (EksStackSettings, {"eks": {"access": {"admins": ["deploy"]}}}, "not IAM roles or users"),
         (EksStackSettings, {"eks": {"publicAccessCidrs": ["everyone"]}}, "publicAccessCidrs must be IPv4 CIDRs"),
-        (EksStackSettings, {"eks": {"lbControllerChartVersion": "1.14.0"}}, "lbControllerChartVersion"),
+        (EksStackSettings, {"eks": {"lbControllerChartVersion": "1.14.0"}}, "Extra inputs are not permitted"),
+        (EksStackSettings, {"eks": {"version": "1.29"}}, "has no support dates in stacks/eks/versions.py"),
         (
             EksStackSettings,
             {"eks": {"access": {"admins": ["role/a"], "viewers": ["role/a"]}}},

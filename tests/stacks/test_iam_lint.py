@@ -91,7 +91,7 @@ def test_the_strict_check_catches_an_action_on_the_wrong_resource_type() -> None
 def test_every_upstream_action_is_granted_or_dropped_with_a_reason() -> None:
     ctx = AwsContext("123456789012", "aws", "eu-west-1", "", "diabetes-dev")
     granted = {a for s in json.loads(lb_controller_policy(ctx, "vpc-0abc", "c"))["Statement"] for a in s["Action"]}
-    # The action list of docs/install/iam_policy.json at v2.13.4 (80 actions).
+    # The action list of docs/install/iam_policy.json at v3.5.0 (80 actions, as at v2.13.4).
     assert len(granted | DROPPED.keys()) == 80
     assert not granted & DROPPED.keys()
 

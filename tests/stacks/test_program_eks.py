@@ -28,7 +28,7 @@ from tests.stacks.harness import (
     subnet_ids,
 )
 
-K8S_VERSION = "1.33.0"
+K8S_VERSION = "1.35.0"
 TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 SG_WRITES = ("ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress", "ec2:DeleteSecurityGroup")
@@ -144,7 +144,7 @@ def test_api_endpoint_is_private_unless_cidrs_are_given(eks_minimal_run: Run, ek
 def test_cluster_logs_and_oidc_provider(eks_full_run: Run) -> None:
     cluster = eks_full_run.recorder.one("aws:eks/cluster:Cluster")
     assert cluster.inputs["name"] == "diabetes-dev-eks"
-    assert cluster.inputs["version"] == "1.33"
+    assert cluster.inputs["version"] == "1.35"
     assert set(cluster.inputs["enabledClusterLogTypes"]) == {"api", "audit", "authenticator"}
     log_group = eks_full_run.recorder.one("aws:cloudwatch/logGroup:LogGroup", "control-plane")
     assert cluster.waits_for(log_group)
@@ -181,7 +181,7 @@ def test_coredns_runs_on_fargate(eks_full_run: Run) -> None:
 
 def test_load_balancer_controller_is_pinned_and_waits_for_its_iam_policy(eks_full_run: Run) -> None:
     release = _release(eks_full_run, "aws-load-balancer-controller")
-    assert release.inputs["version"] == CHART_VERSION == "1.13.4"
+    assert release.inputs["version"] == CHART_VERSION == "3.5.0"
     assert release.waits_for(eks_full_run.recorder.one(ROLE_POLICY, "lb-controller"))
     values = release.inputs["values"]
     assert values["clusterName"] == "diabetes-dev-eks"
