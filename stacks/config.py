@@ -8,6 +8,7 @@ name: `diabetes:` for the shared root, `diabetes-ecs:` and `diabetes-eks:` for t
 
 from __future__ import annotations
 
+import os
 import re
 import types
 import typing
@@ -339,11 +340,14 @@ def load_settings(model: type[Settings]) -> Settings:
             "Check the spelling in Pulumi.<stack>.yaml."
         )
     config = pulumi.Config(namespace)
-    values: dict[str, Any] = {"environment": pulumi.get_stack(), "region": pulumi.Config("aws").get("region")}
+    region = pulumi.Config("aws").get("region") or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    values: dict[str, Any] = {"environment": pulumi.get_stack(), "region": region}
     for key, structured in keys.items():
         raw = config.get_object(key) if structured else config.get(key)
         if raw is not None:
             values[key] = raw
     if values["region"] is None:
-        raise ConfigError("aws:region is not set: run `pulumi config set aws:region <region>` for this stack.")
+        raise ConfigError(
+            "aws:region is not set: run `pulumi config set aws:region <region>` for this stack (or set AWS_REGION)."
+        )
     return parse_settings(model, values, namespace)

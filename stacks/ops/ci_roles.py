@@ -6,7 +6,7 @@ checks the two agree, so the bootstrap in the docs is always what the code says.
 - preview: pull requests of the repository (`repo:<org>/<repo>:pull_request`); reads the state and the cloud
   (`pulumi preview` of the three stacks), views the EKS cluster (its access entry is in the EKS stack's config).
 - publish: the GitHub environment (`repo:<org>/<repo>:environment:<env>`); pushes the two images, reads their scan
-  findings and reads the model bucket (the recursive copy of the model to bake needs s3:ListBucket).
+  findings and reads the released models in the state bucket (the recursive copy needs s3:ListBucket).
 - deploy: the same environment; `pulumi up` of the three stacks, so it manages exactly the resource kinds the
   programs declare, named after the stack where AWS lets a policy say so.
 
@@ -98,8 +98,9 @@ def preview_policy(setup: CiSetup) -> str:
 
 
 def publish_policy(setup: CiSetup) -> str:
-    """Push both images, read their scan findings, copy the model from the model bucket."""
-    models = f"arn:aws:s3:::{setup.name}-models-*"
+    """Push both images, read their scan findings, copy the released model (`models/` of the state bucket, where
+    `stacks.ops bootstrap` puts it: it exists before any stack)."""
+    bucket = f"arn:aws:s3:::{setup.state_bucket}"
     return policy_json(
         [
             statement(["ecr:GetAuthorizationToken"], "*", sid="EcrLogin"),
@@ -118,8 +119,8 @@ def publish_policy(setup: CiSetup) -> str:
                 _repositories(setup),
                 sid="PushImages",
             ),
-            statement(["s3:ListBucket"], models, sid="ListModels"),
-            statement(["s3:GetObject"], f"{models}/*", sid="ReadModels"),
+            statement(["s3:ListBucket"], bucket, {"StringLike": {"s3:prefix": ["models/*"]}}, sid="ListModels"),
+            statement(["s3:GetObject"], f"{bucket}/models/*", sid="ReadModels"),
         ]
     )
 

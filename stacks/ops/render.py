@@ -8,6 +8,7 @@ bucket are given here. The cluster needs the AWS Load Balancer Controller (for t
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,11 @@ from stacks.ops import OpsError
 from stacks.workloads import stack_workloads
 
 
-def stack_file_settings(stack_file: Path, namespace: str, image_tag: str) -> EksStackSettings:
-    """The EKS settings of a `Pulumi.<stack>.yaml`, for another namespace and image tag."""
+def stack_file_settings(
+    stack_file: Path, namespace: str, image_tag: str, region: str | None = None
+) -> EksStackSettings:
+    """The EKS settings of a `Pulumi.<stack>.yaml`, for another namespace and image tag (the region: the file's
+    `aws:region`, else `region`, else AWS_REGION)."""
     config = yaml.safe_load(stack_file.read_text())["config"]
     project = "diabetes-eks"
     values: dict[str, Any] = {
@@ -29,7 +33,7 @@ def stack_file_settings(stack_file: Path, namespace: str, image_tag: str) -> Eks
     }
     values |= {
         "environment": stack_file.name.removeprefix("Pulumi.").removesuffix(".yaml"),
-        "region": config["aws:region"],
+        "region": config.get("aws:region") or region or os.environ.get("AWS_REGION"),
         "imageTag": image_tag,
     }
     eks = dict(values.get("eks", {}))

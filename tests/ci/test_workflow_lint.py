@@ -134,6 +134,27 @@ def test_aws_access_is_oidc_only_and_deploys_run_from_main_only() -> None:
     assert jobs["ci.yml:deploy"]["strategy"]["matrix"]["platform"] == ["ecs", "eks"]
 
 
+@pytest.mark.parametrize(("job", "key"), [("ci.yml:preview", "project"), ("ci.yml:deploy", "platform")])
+def test_the_eks_leg_runs_only_where_the_repository_enables_it(job: str, key: str) -> None:
+    """An ECS-only user (no EKS stack) must get green pushes: the EKS leg is excluded unless EKS_ENABLED is 'true'."""
+    matrix = dict(_jobs())[job]["strategy"]["matrix"]
+    assert matrix.get("exclude") == [{key: "${{ vars.EKS_ENABLED != 'true' && 'eks' || 'none' }}"}]
+
+
+def test_pushed_images_are_built_for_the_tasks_architecture() -> None:
+    """Fargate runs X86_64 tasks: an image built on an arm64 laptop or runner fails with an exec format error."""
+    pushes = [s for s in dict(_jobs())["ci.yml:publish"]["steps"] if s.get("with", {}).get("push") is True]
+    assert pushes
+    assert all(step["with"]["platforms"] == "linux/amd64" for step in pushes)
+
+
+def test_the_publish_step_refuses_a_synthetic_model_unless_allowed() -> None:
+    steps = dict(_jobs())["ci.yml:publish"]["steps"]
+    (fetch,) = [step for step in steps if "aws s3 cp" in step.get("run", "")]
+    assert 'model-digest "${allow[@]}" artifacts/model' in fetch["run"]
+    assert fetch["env"]["ALLOW_SYNTHETIC_MODEL"] == "${{ vars.ALLOW_SYNTHETIC_MODEL }}"
+
+
 def test_sessions_fit_iams_default_maximum_and_previews_use_the_deploys_backend() -> None:
     jobs = dict(_jobs())
     backends = set()
@@ -151,8 +172,7 @@ def test_sessions_fit_iams_default_maximum_and_previews_use_the_deploys_backend(
 def test_previews_cover_the_three_projects_and_skip_dependabot() -> None:
     preview = dict(_jobs())["ci.yml:preview"]
     assert "github.actor != 'dependabot[bot]'" in preview["if"]
-    dirs = [project["dir"] for project in preview["strategy"]["matrix"]["project"]]
-    assert dirs == [".", "stacks/ecs", "stacks/eks"]
+    assert preview["strategy"]["matrix"]["project"] == ["root", "ecs", "eks"]
 
 
 def test_pushed_images_are_checked_for_critical_findings() -> None:

@@ -332,7 +332,13 @@ def test_rendered_yaml_is_what_the_program_applies(root_run: Run, tmp_path: Path
 def test_rendering_into_another_namespace_moves_every_object(tmp_path: Path) -> None:
     out = tmp_path / "k8s"
     stack_file = Path(__file__).resolve().parents[2] / "stacks" / "eks" / "Pulumi.dev.yaml"
-    args = ["render-k8s", f"--stack-file={stack_file}", "--api-image=r/api:1", "--ui-image=r/ui:1"]
+    args = [
+        "--region=eu-west-1",
+        "render-k8s",
+        f"--stack-file={stack_file}",
+        "--api-image=r/api:1",
+        "--ui-image=r/ui:1",
+    ]
     assert ops_main([*args, "--namespace=team-ml", f"--output={out}"]) == 0
     objects = [yaml.safe_load(path.read_text()) for path in sorted(out.glob("*.yaml"))]
     assert objects[0] == {**objects[0], "kind": "Namespace"}
