@@ -207,13 +207,14 @@ def next_steps(done: Bootstrap) -> str:
         if done.model_uri
         else "# no model released yet: rerun with --model artifacts/model (trained on the real file)"
     )
-    return f"""Bootstrap of {setup.name} in {setup.region} done: state bucket {setup.state_bucket}, key {done.kms_alias},
-boundary {setup.ctx.boundary_arn}, roles {", ".join(sorted(done.role_arns))}.
+    stack_files = f"Pulumi.{setup.environment}.yaml stacks/*/Pulumi.{setup.environment}.yaml"
+    return f"""Bootstrap of {setup.name} in {setup.region} done: state bucket {setup.state_bucket},
+key {done.kms_alias}, boundary {setup.ctx.boundary_arn}, roles {", ".join(sorted(done.role_arns))}.
 
 Next, once, in this order:
 pulumi login {done.backend}
 {init}
-git add Pulumi.{setup.environment}.yaml stacks/*/Pulumi.{setup.environment}.yaml && git commit -m "Stacks of {setup.environment}"
+git add {stack_files} && git commit -m "Stacks of {setup.environment}"
 gh variable set AWS_REGION --body '{setup.region}'
 gh variable set PULUMI_BACKEND_URL --body '{done.backend}'
 gh variable set AWS_PREVIEW_ROLE_ARN --body '{roles["preview"]}'
