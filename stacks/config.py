@@ -95,13 +95,35 @@ class UiSettings(ServiceSize):
     max_count: int = Field(default=2, ge=1, le=100)
 
 
-class ClusterAccess(_Model):
-    """Who may use the EKS cluster's Kubernetes API (EKS access entries; the cluster bootstraps nobody)."""
+def principal_name(value: str) -> str:
+    """`role/<name>` or `user/<name>` of a config principal, with or without its account's ARN prefix."""
+    return value.split(":", 5)[-1] if value.startswith("arn:") else value
 
-    #: Cluster admins: the CI deploy role and the operators who run `pulumi up -C stacks/eks`.
-    admins: tuple[str, ...] = Field(min_length=1)
+
+class ClusterAccess(_Model):
+    """Who may use the EKS cluster's Kubernetes API: the creator, and EKS access entries for everyone else.
+
+    pulumi-eks always turns on `bootstrapClusterCreatorAdminPermissions`: EKS makes the identity that creates the
+    cluster an admin itself, with an access entry of its own. So the creator gets no entry from this config (a second
+    one for it would fail with ResourceInUseException), and it must be the same identity at every update.
+    """
+
+    #: The identity that creates the cluster (the first `pulumi up -C stacks/eks`); default: the CI deploy role
+    #: `role/<project>-<env>-github-deploy` that `stacks.ops bootstrap` makes.
+    creator: str | None = None
+    #: More cluster admins: operators who run `pulumi up -C stacks/eks` or `kubectl` with full rights.
+    admins: tuple[str, ...] = ()
     #: Read-only: the CI preview role, people who only look.
     viewers: tuple[str, ...] = ()
+
+    @field_validator("creator")
+    @classmethod
+    def _creator(cls, value: str | None) -> str | None:
+        if value is not None and not _PRINCIPAL.match(value):
+            raise ValueError(
+                f"not an IAM role or user: {value!r} (use role/<name> or arn:aws:iam::<account>:role/<name>)"
+            )
+        return value
 
     @field_validator("admins", "viewers")
     @classmethod
@@ -283,6 +305,25 @@ class EksStackSettings(PlatformSettings):
     def eks_cluster_name(self) -> str:
         """Physical name of the EKS cluster."""
         return f"{self.name}-eks"
+
+    @property
+    def eks_creator(self) -> str:
+        """The identity that creates the cluster and is its admin without an access entry."""
+        return self.eks.access.creator or f"role/{self.name}-github-deploy"
+
+    @model_validator(mode="after")
+    def _creator_has_no_entry(self) -> EksStackSettings:
+        access = self.eks.access
+        creator = principal_name(self.eks_creator)
+        listed = [value for value in (*access.admins, *access.viewers) if principal_name(value) == creator]
+        if listed:
+            raise ValueError(
+                f"eks.access lists {listed[0]}, the cluster's creator: EKS makes the creator an admin itself "
+                "(pulumi-eks sets bootstrapClusterCreatorAdminPermissions), and a second access entry for it fails. "
+                "Remove it from eks.access.admins/viewers, or set eks.access.creator to the identity that creates "
+                "the cluster."
+            )
+        return self
 
 
 Settings = TypeVar("Settings", bound=StackSettings)

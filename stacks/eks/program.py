@@ -35,19 +35,20 @@ def build(settings: EksStackSettings) -> EksPlatform:
     shared = SharedOutputs.read(settings)
     namespace = settings.eks.namespace
     workloads = stack_workloads(settings, lambda api: f"http://{api.name}.{namespace}.svc.cluster.local:{api.port}")
-    cluster = EksCluster(name, settings, ctx, deployer_arn(ctx), shared.private_subnet_ids)
-    addons = EksAddons(
-        f"{name}-addons",
+    cluster = EksCluster(
+        name,
         settings,
         ctx,
-        cluster,
-        shared,
+        deployer_arn(ctx),
+        shared.private_subnet_ids,
+        shared.vpc_id,
         [shared.repository_arns[workload.name] for workload in workloads],
     )
+    addons = EksAddons(f"{name}-addons", settings, ctx, cluster, shared)
     app = EksApp(f"{name}-app", settings, ctx, cluster, shared, workloads, addons.ready)
     pulumi.export("imageTag", settings.image_tag)
-    pulumi.export("eksClusterName", cluster.cluster.name)
-    pulumi.export("eksFargateProfiles", addons.fargate_profile_names)
+    pulumi.export("eksClusterName", cluster.cluster_name)
+    pulumi.export("eksFargateProfiles", [cluster.fargate_profile_name])
     pulumi.export("eksIngressHostname", app.ingress_hostname)
     pulumi.export("kubeconfig", pulumi.Output.secret(cluster.kubeconfig))
     return EksPlatform(cluster, addons, app)

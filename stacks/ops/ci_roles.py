@@ -84,13 +84,19 @@ def _repositories(setup: CiSetup) -> list[str]:
     return [setup.ctx.arn("ecr", f"repository/{setup.name}/{target}") for target in TARGETS]
 
 
+#: What the programs look up at every preview, none with resource-level permissions: the availability zones (root),
+#: and inside pulumi-eks's cluster component the Fargate subnets' route tables and CoreDNS's add-on version.
+PREVIEW_LOOKUPS = ("ec2:DescribeAvailabilityZones", "ec2:DescribeRouteTables", "eks:DescribeAddonVersions")
+
+
 def preview_policy(setup: CiSetup) -> str:
-    """Read the state and what the programs look up (availability zones, its own role for the EKS access check)."""
+    """Read the state and what the programs look up (zones, route tables, add-on versions, its own role for the EKS
+    access check)."""
     ctx = setup.ctx
     return policy_json(
         [
             *_state(setup, write=False),
-            statement(["ec2:DescribeAvailabilityZones"], "*", sid="LookUpZones"),
+            statement(PREVIEW_LOOKUPS, "*", {"StringEquals": {"aws:RequestedRegion": setup.region}}, sid="LookUps"),
             statement(["iam:GetRole"], ctx.arn("iam", f"role/{setup.role_name('preview')}", region=False), sid="Self"),
             statement(["eks:DescribeCluster"], ctx.arn("eks", f"cluster/{setup.name}-eks"), sid="Cluster"),
         ]

@@ -10,6 +10,13 @@ function that makes them (the ECS service's `wait_for_steady_state` is the case 
 service's deployments, not only the service). An operation becomes an IAM action by `iam_action` (the service's
 prefix and the operation's name, apart from the S3 operations IAM names differently).
 
+The EKS cluster is pulumi-eks's component (`eks:index:Cluster`), whose children the mocks never see:
+`tests/stacks/eks_component.py` derives them from pulumi-eks's source (nodejs/eks/cluster/cluster.ts at the commit it
+names, matching the locked 4.4.0's schema) for the inputs the program gives it, and the checks below treat each child
+like a resource of the program's own: the cluster, the Fargate profile, CoreDNS as an add-on, the OIDC provider, the
+access entries and their policy associations; its look-ups (`eks_component.INVOKES`: route tables, add-on versions)
+are checked against the deploy and the preview role, since they run at every preview.
+
 Each action names the resource it is authorized on, as a template filled from the replayed resource: `{arn}` (its
 real ARN), `{inputs[...]}` (its real inputs), `{account}`, `{region}`, `{name}` (`<project>-<env>`), `{cluster}`.
 """

@@ -90,7 +90,7 @@ def test_platform_stack_files_have_no_on_off_switches() -> None:
         (EcsStackSettings, {"certificateArn": "arn:aws:iam::123456789012:server-certificate/x"}, "ACM certificate"),
         (SharedSettings, {"natGateways": "three"}, "diabetes:natGateways"),
         (SharedSettings, {"project": "diabetes-status-prod"}, "longer than 20 characters"),
-        (EksStackSettings, {"eks": {"access": {"admins": []}}}, "diabetes-eks:eks.access.admins"),
+        (EksStackSettings, {"eks": {"access": {"creator": "deploy"}}}, "diabetes-eks:eks.access.creator"),
         (EksStackSettings, {"eks": {"access": {"admins": ["deploy"]}}}, "not IAM roles or users"),
         (EksStackSettings, {"eks": {"publicAccessCidrs": ["everyone"]}}, "publicAccessCidrs must be IPv4 CIDRs"),
         (EksStackSettings, {"eks": {"lbControllerChartVersion": "1.14.0"}}, "Extra inputs are not permitted"),
@@ -177,7 +177,7 @@ def test_load_settings_requires_a_region(monkeypatch: pytest.MonkeyPatch) -> Non
             "stacks/eks/__main__.py",
             "diabetes-eks",
             {"diabetes-eks:imageTag": "3f2c1ab", "diabetes-eks:eks": json.dumps({"access": EKS_ACCESS})},
-            "aws:eks/cluster:Cluster",
+            "eks:index:Cluster",
         ),
     ],
 )

@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 
 from stacks.ops.boundary import EKS_CLUSTER_POLICY_ACTIONS, workload_boundary_policy
-from stacks.ops.ci_roles import CiSetup, ci_roles, deploy_policy
+from stacks.ops.ci_roles import CiSetup, ci_roles, deploy_policy, preview_policy
+from tests.stacks import eks_component
 from tests.stacks.harness import REGION, integral
 from tests.stacks.iam_lint import allows
 from tests.stacks.provider_actions import ECS_SERVICE_OPERATIONS, PROVIDER_ACTIONS, SOURCE_FILES, Need, iam_action
-from tests.stacks.replay.catalog import is_component
+from tests.stacks.replay.catalog import declared_types, is_component
 from tests.stacks.replay.stacks import ACCOUNTS, Replayed
 
 ALL_RUNS = ["root_run", "ecs_full_run", "ecs_minimal_run", "eks_full_run", "eks_minimal_run"]
@@ -37,6 +38,10 @@ def _resources(replayed: Replayed) -> Iterator[tuple[str, dict[str, Any]]]:
     created = {(c.typ, c.name): c for stack in replayed.created.values() for c in stack}
     for run in replayed.runs.values():
         for resource in run.recorder.resources:
+            if resource.typ == eks_component.TYPE:  # what the component made, with the inputs it gave each child
+                for child, outputs in created[(resource.typ, resource.name)].outputs["children"]:
+                    yield child.typ, {**base, "inputs": child.inputs, "arn": outputs.get("arn", "")}
+                continue
             if resource.typ not in PROVIDER_ACTIONS:
                 continue
             if (resource.typ, resource.name) in created:
@@ -55,12 +60,14 @@ def _denied(policy: str, need: Need, fields: dict[str, Any]) -> str | None:
 
 
 def test_every_aws_resource_type_has_its_provider_actions_listed(request: pytest.FixtureRequest) -> None:
-    types = {r.typ for fixture in ALL_RUNS for r in request.getfixturevalue(fixture).recorder.resources}
+    types = {t for fixture in ALL_RUNS for t in declared_types(request.getfixturevalue(fixture).recorder.resources)}
     aws_types = {typ for typ in types if typ.startswith("aws:")}
     assert aws_types - PROVIDER_ACTIONS.keys() == set()
     assert PROVIDER_ACTIONS.keys() - aws_types == set(), "listed types no program makes any more"
     assert not [
-        typ for typ in types - aws_types if not typ.startswith(("kubernetes:", "pulumi:")) and not is_component(typ)
+        typ
+        for typ in types - aws_types
+        if not typ.startswith(("kubernetes:", "pulumi:")) and not is_component(typ) and typ != eks_component.TYPE
     ]
 
 
@@ -174,3 +181,23 @@ def test_the_boundary_covers_every_policy_the_programs_give_their_roles(request:
     assert not [
         a for a in allowed if a.startswith(("iam:", "sts:", "organizations:")) and a != "iam:CreateServiceLinkedRole"
     ]
+
+
+@pytest.mark.parametrize("role", ["deploy", "preview"])
+def test_the_lookups_pulumi_eks_makes_at_preview_and_update_are_allowed(role: str) -> None:
+    """pulumi-eks reads route tables (which of the Fargate subnets are private) and CoreDNS's add-on version inside
+    its component, at every preview too: without them the CI preview of the EKS stack fails."""
+    policy = {"deploy": deploy_policy, "preview": preview_policy}[role](SETUP)
+    denied = [
+        i.action for i in eks_component.INVOKES if not allows(policy, i.action, "*", {"aws:RequestedRegion": REGION})
+    ]
+    assert denied == []
+
+
+def test_without_the_programs_roles_pulumi_eks_would_make_roles_the_deploy_role_refuses(eks_full_run: Any) -> None:
+    """pulumi-eks's own roles have no path and no boundary: the cluster and pod roles must be passed in."""
+    cluster = eks_full_run.recorder.one(eks_component.TYPE)
+    inputs = {key: value for key, value in cluster.inputs.items() if key != "serviceRole"}
+    (role,) = [c for c in eks_component.children(cluster.name, inputs) if c.typ == "aws:iam/role:Role"]
+    arn = f"arn:aws:iam::{SETUP.account_id}:role/{role.name}-1a2b3c4"
+    assert not allows(deploy_policy(SETUP), "iam:CreateRole", arn, {"aws:RequestedRegion": REGION})
