@@ -13,6 +13,7 @@ import re
 import types
 import typing
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -76,9 +77,15 @@ class ServiceSize(_Model):
         return self
 
     @property
+    def k8s_cpu_millis(self) -> int:
+        """The CPU units as millicores: 1024 units are one vCPU, 1000m (`512m` would exceed 0.5 vCPU, and Fargate would
+        bill the pod a whole one)."""
+        return self.cpu * 1000 // 1024
+
+    @property
     def k8s_cpu(self) -> str:
         """CPU request/limit as a Kubernetes quantity (Fargate sizes the pod from it)."""
-        return f"{self.cpu}m"
+        return f"{self.k8s_cpu_millis}m"
 
     @property
     def k8s_memory(self) -> str:
@@ -229,7 +236,9 @@ class SharedSettings(StackSettings):
 
     ecr_keep_last: int = Field(default=30, ge=1, le=1000)
     vpc_cidr: str = Field(default="10.40.0.0/16", pattern=r"^10\.\d{1,3}\.0\.0/16$")
-    nat_gateways: Literal["single", "perAz"] = "single"
+    #: `none` leaves the private subnets without internet access: only ECS tasks in the public subnets
+    #: (`diabetes-ecs:taskSubnets: public`) can run then; the EKS stack refuses it (Fargate pods need a NAT).
+    nat_gateways: Literal["single", "perAz", "none"] = "single"
 
 
 class PlatformSettings(StackSettings):
@@ -292,8 +301,25 @@ class PlatformSettings(StackSettings):
         return S3Location(bucket=match["bucket"], prefix=match["prefix"]) if match else None
 
 
+class WafSettings(_Model):
+    """An AWS WAF web ACL on the load balancer with one rate-based rule: a client address sending more than
+    `rateLimit` requests in `windowSeconds` is blocked until its rate falls below it."""
+
+    rate_limit: int = Field(default=1000, ge=10, le=2_000_000_000)
+    window_seconds: Literal[60, 120, 300, 600] = 300
+
+
 class EcsStackSettings(PlatformSettings):
     """The `stacks/ecs` project."""
+
+    #: `private` (the default): tasks without public addresses, out through the root's NAT gateway. `public`: tasks
+    #: in the public subnets with a public address each and no NAT needed, still reachable only from the load
+    #: balancer's security group (the cheap first try; see docs/deploy.md for the trade-off).
+    task_subnets: Literal["private", "public"] = "private"
+    #: CloudWatch Container Insights on the cluster (billed per metric).
+    container_insights: bool = True
+    #: An optional WAF rate-based rule on the load balancer.
+    waf: WafSettings | None = None
 
 
 class EksStackSettings(PlatformSettings):
@@ -344,6 +370,25 @@ def parse_settings(model: type[Settings], values: Mapping[str, Any], namespace: 
             + "\n".join(lines)
             + f"\nFix it in Pulumi.<stack>.yaml or with `pulumi config set --path {namespace}:<key> <value>`."
         ) from None
+
+
+def read_stack_file(
+    model: type[Settings], stack_file: Path, project: str, region: str | None = None, **overrides: Any
+) -> Settings:
+    """The settings a committed `Pulumi.<stack>.yaml` gives a project (environment: the stack's name; region: the
+    file's `aws:region`, else `region`, else AWS_REGION), with `overrides` (camelCase keys) on top."""
+    import yaml
+
+    config = yaml.safe_load(stack_file.read_text())["config"]
+    values: dict[str, Any] = {
+        key.split(":", 1)[1]: value for key, value in config.items() if key.startswith(f"{project}:")
+    }
+    values |= {
+        "environment": stack_file.name.removeprefix("Pulumi.").removesuffix(".yaml"),
+        "region": config.get("aws:region") or region or os.environ.get("AWS_REGION"),
+        **overrides,
+    }
+    return parse_settings(model, values, project)
 
 
 def _is_object(annotation: Any) -> bool:

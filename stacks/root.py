@@ -41,4 +41,5 @@ def build(settings: SharedSettings) -> Root:
     pulumi.export(shared.PRIVATE_SUBNET_IDS, network.private_subnet_ids)
     pulumi.export(shared.MODEL_BUCKET, buckets.model_bucket.bucket)
     pulumi.export(shared.ACCESS_LOG_BUCKET, buckets.access_log_bucket.bucket)
+    pulumi.export(shared.NAT_GATEWAYS, settings.nat_gateways)
     return Root(registry, network, buckets)

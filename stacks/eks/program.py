@@ -40,7 +40,7 @@ def build(settings: EksStackSettings) -> EksPlatform:
         settings,
         ctx,
         deployer_arn(ctx),
-        shared.private_subnet_ids,
+        shared.private_subnets_with_nat("EKS Fargate pods (which run only in private subnets)"),
         shared.vpc_id,
         [shared.repository_arns[workload.name] for workload in workloads],
     )

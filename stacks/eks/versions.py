@@ -1,14 +1,16 @@
 """When each EKS Kubernetes version leaves standard support, and the warning a preview gives before it does.
 
-Past the end of standard support a cluster bills extended support: $0.60 an hour instead of $0.10 (about $438 more a
-month). The dates are AWS's "Amazon EKS Kubernetes release calendar" (docs.aws.amazon.com/eks/latest/userguide/
-kubernetes-versions.html, "End of standard support"), as listed on 2026-12-06 by endoflife.date/amazon-eks, which
+Past the end of standard support a cluster bills extended support, six times the standard hourly price (the
+prices are in `stacks.costs.PRICES`). The dates are AWS's "Amazon EKS Kubernetes release calendar"
+(docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html, "End of standard support"), as listed on 2026-12-06 by endoflife.date/amazon-eks, which
 tracks that page; add a row when AWS releases a version, and move the dev stack before its date.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+
+from stacks.costs import PRICES, dollars
 
 #: Kubernetes minor version -> the last day of EKS standard support (UTC).
 STANDARD_SUPPORT_END: dict[str, dt.date] = {
@@ -33,10 +35,11 @@ def support_warning(version: str, today: dt.date) -> str | None:
     if left > WARN_DAYS:
         return None
     newest = max(STANDARD_SUPPORT_END, key=lambda v: STANDARD_SUPPORT_END[v])
+    rates = f"{dollars(PRICES['eks_extended_hour'].usd)}/h instead of {dollars(PRICES['eks_standard_hour'].usd)}/h"
     if left < 0:
-        when = f"ended on {end.isoformat()}: the cluster bills extended support ($0.60/h instead of $0.10/h)"
+        when = f"ended on {end.isoformat()}: the cluster bills extended support ({rates})"
     else:
-        when = f"ends on {end.isoformat()} ({left} days): after it the cluster bills extended support ($0.60/h)"
+        when = f"ends on {end.isoformat()} ({left} days): after it the cluster bills extended support ({rates})"
     return (
         f"EKS {version} standard support {when}. Upgrade one minor version at a time: set diabetes-eks:eks.version "
         f"to the next one (newest in stacks/eks/versions.py: {newest}) and run `pulumi up -C stacks/eks`."

@@ -8,14 +8,13 @@ bucket are given here. The cluster needs the AWS Load Balancer Controller (for t
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from stacks.config import EksStackSettings, parse_settings
+from stacks.config import EksStackSettings, read_stack_file
 from stacks.eks.manifests import Manifest, app_manifests
 from stacks.ops import OpsError
 from stacks.workloads import stack_workloads
@@ -26,19 +25,10 @@ def stack_file_settings(
 ) -> EksStackSettings:
     """The EKS settings of a `Pulumi.<stack>.yaml`, for another namespace and image tag (the region: the file's
     `aws:region`, else `region`, else AWS_REGION)."""
-    config = yaml.safe_load(stack_file.read_text())["config"]
-    project = "diabetes-eks"
-    values: dict[str, Any] = {
-        key.split(":", 1)[1]: value for key, value in config.items() if key.startswith(f"{project}:")
-    }
-    values |= {
-        "environment": stack_file.name.removeprefix("Pulumi.").removesuffix(".yaml"),
-        "region": config.get("aws:region") or region or os.environ.get("AWS_REGION"),
-        "imageTag": image_tag,
-    }
-    eks = dict(values.get("eks", {}))
-    values["eks"] = {**eks, "namespace": namespace}
-    return parse_settings(EksStackSettings, values, project)
+    eks = yaml.safe_load(stack_file.read_text())["config"].get("diabetes-eks:eks", {})
+    return read_stack_file(
+        EksStackSettings, stack_file, "diabetes-eks", region, imageTag=image_tag, eks={**eks, "namespace": namespace}
+    )
 
 
 def render_objects(

@@ -73,6 +73,14 @@ def minimal_replay(moto_endpoint: str) -> Replayed:
     return replay_stacks(moto_endpoint, ACCOUNTS["minimal"], minimal_programs)
 
 
+@pytest.fixture(scope="session")
+def trial_replay(moto_endpoint: str) -> Replayed:
+    """The cheap first try (root and ECS from the trial stack files, no NAT gateway) created in moto."""
+    from tests.stacks.replay.stacks import ACCOUNTS, replay_stacks, trial_programs
+
+    return replay_stacks(moto_endpoint, ACCOUNTS["trial"], trial_programs)
+
+
 @pytest.fixture
 def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """AWS_* variables pointing boto3 (in-process and in subprocesses) at the moto server, never at AWS."""

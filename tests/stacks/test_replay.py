@@ -104,6 +104,29 @@ def test_irsa_roles_trust_the_real_cluster_issuer(full_replay: Replayed) -> None
     assert subject == "system:serviceaccount:kube-system:aws-load-balancer-controller"
 
 
+def test_the_trial_runs_its_tasks_public_in_a_vpc_without_nat(trial_replay: Replayed) -> None:
+    """The cheap first try as moto creates it: no NAT gateway, the private subnets without a default route, the API
+    task in the public subnets with a public address."""
+    declared = [
+        r for stack in ("root", "ecs") for r in trial_replay.runs[stack].recorder.resources if not skipped(r.typ)
+    ]
+    assert len(declared) == sum(len(created) for created in trial_replay.created.values())
+    ec2 = trial_replay.clients("ec2")
+    vpc = trial_replay.one("root", "aws:ec2/vpc:Vpc").outputs["id"]
+    assert ec2.describe_nat_gateways(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["NatGateways"] == []
+    for table in (c for c in trial_replay.created["root"] if c.typ == "aws:ec2/routeTable:RouteTable"):
+        routes = ec2.describe_route_tables(RouteTableIds=[table.outputs["id"]])["RouteTables"][0]["Routes"]
+        defaults = [r for r in routes if r.get("DestinationCidrBlock") == "0.0.0.0/0"]
+        assert bool(defaults) == ("-public" in table.name), table.name
+    service = trial_replay.one("ecs", "aws:ecs/service:Service", "-api")
+    (described,) = trial_replay.clients("ecs").describe_services(
+        cluster="diabetes-trial-ecs", services=[service.outputs["arn"]]
+    )["services"]
+    network = described["networkConfiguration"]["awsvpcConfiguration"]
+    assert network["assignPublicIp"] == "ENABLED"
+    assert set(network["subnets"]) == trial_replay.ids("root", "aws:ec2/subnet:Subnet", "-public-")
+
+
 # The replay must be able to fail: each fault below is one a real `pulumi up` would hit.
 
 

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from stacks.aws_context import AwsContext
 from stacks.ops.boundary import boundary_name, workload_boundary_policy
 from tests.stacks.conftest import CERTIFICATE, FULL
-from tests.stacks.harness import REGION, Resource, Run, run_ecs, run_eks, run_root
+from tests.stacks.harness import REGION, Resource, Run, deploy_role, run_ecs, run_eks, run_program, run_root
 from tests.stacks.replay.calls import Clients
 from tests.stacks.replay.engine import Created, Replay
 
 STACKS = ("root", "ecs", "eks")
 #: One moto account per variant: the replays share nothing with each other or with the other tests.
-ACCOUNTS = {"full": "210987654321", "minimal": "210987654322"}
+ACCOUNTS = {"full": "210987654321", "minimal": "210987654322", "trial": "210987654323"}
 
 
 def full_programs(account: str) -> dict[str, Run]:
@@ -28,6 +28,18 @@ def minimal_programs(account: str) -> dict[str, Run]:
     """The defaults (API only, HTTP, model in the image, private EKS endpoint, one NAT)."""
     root = run_root(account=account)
     return {"root": root, "ecs": run_ecs(root), "eks": run_eks(root)}
+
+
+def trial_programs(account: str) -> dict[str, Run]:
+    """The committed cheap first try (Pulumi.trial.yaml): no NAT gateway, ECS tasks public, no EKS."""
+    from stacks.costs import profile
+    from stacks.ecs.program import build as build_ecs
+    from stacks.root import build as build_root
+
+    trial = profile("trial")
+    root = run_program(build_root, trial.settings("root"), deployer=deploy_role(account), account=account)
+    ecs = run_program(build_ecs, trial.settings("ecs"), root.outputs, deployer=deploy_role(account), account=account)
+    return {"root": root, "ecs": ecs}
 
 
 @dataclass
@@ -63,4 +75,4 @@ def replay_stacks(endpoint: str, account: str, programs: Callable[[str], dict[st
     stack = runs["root"].settings.name
     ctx = AwsContext(account, "aws", REGION, "", stack)
     clients("iam").create_policy(PolicyName=boundary_name(stack), PolicyDocument=workload_boundary_policy(ctx))
-    return Replayed(replay, runs, {stack: replay.replay(runs[stack]) for stack in STACKS})
+    return Replayed(replay, runs, {stack: replay.replay(run) for stack, run in runs.items()})
