@@ -2,8 +2,9 @@
 
 Past the end of standard support a cluster bills extended support, six times the standard hourly price (the
 prices are in `stacks.costs.PRICES`). The dates are AWS's "Amazon EKS Kubernetes release calendar"
-(docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html, "End of standard support"), as listed on 2026-12-06 by endoflife.date/amazon-eks, which
-tracks that page; add a row when AWS releases a version, and move the dev stack before its date.
+(docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html, "End of standard support"), as listed on
+2026-12-06 by endoflife.date/amazon-eks, which tracks that page; add a row when AWS releases a version, and move the
+dev stack before its date.
 """
 
 from __future__ import annotations
