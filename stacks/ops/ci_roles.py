@@ -271,6 +271,18 @@ _EKS = (
     "eks:UpdateClusterConfig",
     "eks:UpdateClusterVersion",
 )
+_WAFV2 = (
+    "wafv2:AssociateWebACL",
+    "wafv2:CreateWebACL",
+    "wafv2:DeleteWebACL",
+    "wafv2:DisassociateWebACL",
+    "wafv2:GetWebACL",
+    "wafv2:GetWebACLForResource",
+    "wafv2:ListTagsForResource",
+    "wafv2:TagResource",
+    "wafv2:UntagResource",
+    "wafv2:UpdateWebACL",
+)
 #: Role writes IAM lets a policy hold to a permissions boundary (the `iam:PermissionsBoundary` condition key).
 _IAM_BOUNDED_ROLE_WRITES = (
     "iam:AttachRolePolicy",
@@ -428,6 +440,17 @@ def deploy_policy(setup: CiSetup) -> str:
                 ctx.arn("iam", f"oidc-provider/oidc.eks.{setup.region}.amazonaws.com/id/*", region=False),
                 sid="ClusterOidc",
             ),
+            # The optional WAF web ACL of the ECS load balancer (autonamed `<project>-<env>-ecs-waf-*`).
+            statement(
+                _WAFV2,
+                [
+                    ctx.arn("wafv2", f"regional/webacl/{name}-*/*"),
+                    ctx.arn("elasticloadbalancing", f"loadbalancer/app/{name}-*/*"),
+                ],
+                sid="WebAcl",
+            ),
+            # No resource-level permissions (AWS's service authorization reference): any load balancer, this region.
+            statement(["elasticloadbalancing:SetWebAcl"], "*", in_region, sid="LoadBalancerWebAcl"),
             statement(["eks:CreateCluster", "eks:DescribeAddonVersions"], "*", in_region, sid="CreateCluster"),
             statement(
                 _EKS,

@@ -27,6 +27,10 @@ FULL = {
 }
 
 
+#: The ECS stack's own optional branch on top of FULL: the WAF rate-based rule.
+FULL_ECS = {**FULL, "waf": {"rateLimit": 500, "windowSeconds": 300}}
+
+
 @pytest.fixture(scope="session")
 def root_run() -> Run:
     """The shared root with every knob set."""
@@ -35,8 +39,8 @@ def root_run() -> Run:
 
 @pytest.fixture(scope="session")
 def ecs_full_run(root_run: Run) -> Run:
-    """ECS with the UI, a certificate and a model in S3: every optional branch on."""
-    return run_ecs(root_run, **FULL)
+    """ECS with the UI, a certificate, a model in S3 and the WAF: every optional branch on."""
+    return run_ecs(root_run, **FULL_ECS)
 
 
 @pytest.fixture(scope="session")

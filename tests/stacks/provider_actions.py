@@ -402,6 +402,26 @@ PROVIDER_ACTIONS: dict[str, tuple[Need, ...]] = {
     "aws:eks/addon:Addon": on(CLUSTER, "eks:CreateAddon")
     + on(ADDON, "eks:DescribeAddon", "eks:UpdateAddon", "eks:TagResource", "eks:DeleteAddon")
     + on("*", "eks:DescribeAddonVersions"),
+    # web_acl.go: resourceWebACLCreate (CreateWebACL, tags in the request), resourceWebACLRead -> findWebACL
+    # (GetWebACL; tags_gen.go listTags: ListTagsForResource), resourceWebACLUpdate (UpdateWebACL, updateTags:
+    # TagResource, UntagResource), resourceWebACLDelete (DeleteWebACL).
+    "aws:wafv2/webAcl:WebAcl": calls(
+        "{arn}",
+        "wafv2",
+        "CreateWebACL",
+        "GetWebACL",
+        "UpdateWebACL",
+        "DeleteWebACL",
+        "ListTagsForResource",
+        "TagResource",
+        "UntagResource",
+    ),
+    # web_acl_association.go: AssociateWebACL (retried while WAF settles), findWebACLByResourceARN
+    # (GetWebACLForResource), DisassociateWebACL; associating a load balancer also needs the caller's
+    # elasticloadbalancing:SetWebAcl on it (AWS's WAF developer guide, "Associating a web ACL").
+    "aws:wafv2/webAclAssociation:WebAclAssociation": on("{inputs[webAclArn]}", "wafv2:AssociateWebACL")
+    + calls("{inputs[resourceArn]}", "wafv2", "AssociateWebACL", "GetWebACLForResource", "DisassociateWebACL")
+    + on("{inputs[resourceArn]}", "elasticloadbalancing:SetWebAcl"),
     "aws:eks/accessEntry:AccessEntry": on(CLUSTER, "eks:CreateAccessEntry")
     + on(ACCESS_ENTRY, "eks:DescribeAccessEntry", "eks:UpdateAccessEntry", "eks:TagResource", "eks:DeleteAccessEntry"),
     "aws:eks/accessPolicyAssociation:AccessPolicyAssociation": on(
@@ -453,6 +473,8 @@ SOURCE_FILES: dict[str, str] = {
     "aws:eks/cluster:Cluster": "eks/cluster.go",
     "aws:eks/fargateProfile:FargateProfile": "eks/fargate_profile.go",
     "aws:eks/addon:Addon": "eks/addon.go",
+    "aws:wafv2/webAcl:WebAcl": "wafv2/web_acl.go",
+    "aws:wafv2/webAclAssociation:WebAclAssociation": "wafv2/web_acl_association.go",
     "aws:eks/accessEntry:AccessEntry": "eks/access_entry.go",
     "aws:eks/accessPolicyAssociation:AccessPolicyAssociation": "eks/access_policy_association.go",
 }

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from tests.stacks import eks_component
 from tests.stacks.harness import Resource
-from tests.stacks.replay import ecs, eks, elb, iam, network, storage
+from tests.stacks.replay import ecs, eks, elb, iam, network, storage, waf
 from tests.stacks.replay.calls import Replayer
 
 REPLAYED: dict[str, Replayer] = {
@@ -19,6 +19,7 @@ REPLAYED: dict[str, Replayer] = {
     **elb.REPLAYERS,
     **eks.REPLAYERS,
     **eks.COMPONENT_REPLAYERS,
+    **waf.REPLAYERS,
 }
 
 _KUBERNETES = "a Kubernetes object, not an AWS resource: checked by kubernetes-validate (strict) in test_program_eks"

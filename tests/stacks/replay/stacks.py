@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from stacks.aws_context import AwsContext
 from stacks.ops.boundary import boundary_name, workload_boundary_policy
-from tests.stacks.conftest import CERTIFICATE, FULL
+from tests.stacks.conftest import CERTIFICATE, FULL, FULL_ECS
 from tests.stacks.harness import REGION, Resource, Run, deploy_role, run_ecs, run_eks, run_program, run_root
 from tests.stacks.replay.calls import Clients
 from tests.stacks.replay.engine import Created, Replay
@@ -21,7 +21,7 @@ def full_programs(account: str) -> dict[str, Run]:
     """Every optional branch on (UI, HTTPS, S3 model, public EKS endpoint, NAT per AZ)."""
     root = run_root(account=account, logRetentionDays=14, ecrKeepLast=12, natGateways="perAz")
     eks = run_eks(root, **FULL, eks={"publicAccessCidrs": ["203.0.113.0/24"]})
-    return {"root": root, "ecs": run_ecs(root, **FULL), "eks": eks}
+    return {"root": root, "ecs": run_ecs(root, **FULL_ECS), "eks": eks}
 
 
 def minimal_programs(account: str) -> dict[str, Run]:
