@@ -1,5 +1,5 @@
-"""What the cluster runs for the app besides CoreDNS (pulumi-eks's): pod logging, metrics-server and the AWS Load
-Balancer Controller.
+"""What the cluster runs for the app besides CoreDNS (pulumi-eks's): pod logging, metrics-server, the AWS Load
+Balancer Controller, and the dry-run-only rights the CI preview needs (stacks/eks/preview_access.py).
 
 The Helm releases depend on the IRSA policies their pods use, so first starts do not race IAM's eventual
 consistency. Fargate has no instance metadata, so the controller is told its cluster, region and VPC explicitly.
@@ -19,6 +19,7 @@ from stacks.eks.cluster import EksCluster
 from stacks.eks.iam import irsa_role
 from stacks.eks.kubernetes import create_object
 from stacks.eks.lb_controller_policy import CHART_VERSION, SERVICE_ACCOUNT, lb_controller_policy
+from stacks.eks.preview_access import preview_manifests
 from stacks.shared import SharedOutputs
 
 LB_CONTROLLER_CHART_REPO = "https://aws.github.io/eks-charts"
@@ -64,6 +65,13 @@ class EksAddons(pulumi.ComponentResource):
         cluster_name = cluster.cluster_name
 
         on_cluster = pulumi.ResourceOptions(parent=self, provider=cluster.provider)
+        # The guard (admission policy and binding) before the grant (role and binding), each after the previous.
+        previous: list[pulumi.Resource] = []
+        for manifest in preview_manifests():
+            label = f"{name}-preview-{manifest['kind'].lower()}"
+            opts = pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=previous))
+            previous = [create_object(label, manifest, opts)]
+
         # Fargate reads its log routing when a pod starts: set it up before any pod of ours is scheduled.
         observability = create_object(f"{name}-observability-ns", manifests.observability_namespace(), on_cluster)
         logging = create_object(

@@ -24,6 +24,7 @@ import pulumi_kubernetes as k8s
 from stacks.aws_context import AwsContext, RoleWithPolicies, service_trust_policy, stack_role
 from stacks.config import ConfigError, EksStackSettings
 from stacks.eks.iam import CLUSTER_POLICY, cluster_trust_policy, pod_execution_policy
+from stacks.eks.preview_access import PREVIEW_GROUP
 
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator")
 #: EKS access policies by access level (cluster-wide scope).
@@ -57,6 +58,11 @@ def check_deployer(deployer_arn: str, creator_arn: str, entries: dict[str, str],
         )
 
 
+def _groups(level: str) -> list[str]:
+    """Viewers may also send server-side dry runs (stacks/eks/preview_access.py): what a preview needs."""
+    return [PREVIEW_GROUP] if level == "view" else []
+
+
 def cluster_access_entries(
     entries: dict[str, str], ctx: AwsContext, tags: dict[str, str]
 ) -> dict[str, eks.AccessEntryArgs]:
@@ -65,6 +71,7 @@ def cluster_access_entries(
         f"{level}-{arn.rsplit('/', 1)[-1]}": eks.AccessEntryArgs(
             principal_arn=arn,
             type=eks.AccessEntryType.STANDARD,
+            kubernetes_groups=_groups(level),
             access_policies={
                 level: eks.AccessPolicyAssociationArgs(
                     policy_arn=f"arn:{ctx.partition}:eks::aws:cluster-access-policy/{ACCESS_POLICIES[level]}",

@@ -14,6 +14,7 @@ import yaml
 from stacks.config import ConfigError, EksStackSettings
 from stacks.eks.lb_controller_policy import CHART_VERSION
 from stacks.ops.__main__ import main as ops_main
+from stacks.eks import preview_access
 from tests.stacks import eks_component
 from tests.stacks.conftest import CERTIFICATE, FULL, MODEL_SHA256
 from tests.stacks.harness import (
@@ -35,6 +36,7 @@ K8S_VERSION = "1.35.0"
 TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 SG_WRITES = ("ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress", "ec2:DeleteSecurityGroup")
+PREVIEW_KINDS = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "ClusterRole", "ClusterRoleBinding"}
 APP_KINDS = {"Namespace", "ServiceAccount", "Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
 
 
@@ -70,7 +72,7 @@ def _lbc_policy(run: Run) -> dict[str, Any]:
 def test_every_kubernetes_object_is_valid_against_the_schema(fixture: str, request: pytest.FixtureRequest) -> None:
     run: Run = request.getfixturevalue(fixture)
     objects = _objects(run)
-    assert {o["kind"] for o in objects} == {*APP_KINDS, "ConfigMap", "Ingress"}
+    assert {o["kind"] for o in objects} == {*APP_KINDS, *PREVIEW_KINDS, "ConfigMap", "Ingress"}
     for obj in objects:
         kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
 
@@ -402,3 +404,50 @@ def test_rendering_into_another_namespace_moves_every_object(tmp_path: Path) -> 
     assert objects[0]["metadata"]["name"] == "team-ml"
     assert all(o["metadata"].get("namespace") == "team-ml" for o in objects[1:])
     assert ops_main([*args[:-1], "--namespace=x", f"--output={tmp_path / 'y'}"]) == 1  # the UI needs its image
+
+
+def _plural(kind: str) -> str:
+    """A kind's resource name (`Ingress` -> `ingresses`, `ValidatingAdmissionPolicy` -> `...policies`)."""
+    lower = kind.lower()
+    return f"{lower[:-1]}ies" if lower.endswith("y") else f"{lower}es" if lower.endswith("s") else f"{lower}s"
+
+
+def _admission(groups: list[str], **request: Any) -> bool:
+    """Whether the preview guard admits a request: its match condition, then its validation (celpy evaluates the
+    same CEL the API server does)."""
+    import celpy
+
+    policy = next(m for m in preview_access.preview_manifests() if m["kind"] == "ValidatingAdmissionPolicy")
+    env = celpy.Environment()
+    activation = {"request": celpy.json_to_cel({"userInfo": {"groups": groups}, **request})}
+
+    def holds(expression: str) -> bool:
+        return bool(env.program(env.compile(expression)).evaluate(activation))
+
+    if not all(holds(c["expression"]) for c in policy["spec"]["matchConditions"]):
+        return True
+    return all(holds(v["expression"]) for v in policy["spec"]["validations"])
+
+
+def test_the_preview_role_may_dry_run_but_never_write(eks_full_run: Run) -> None:
+    """pulumi-kubernetes previews new objects with server-side dry runs, which RBAC authorizes like the write: the
+    viewers' group gets the write verbs on the program's kinds, and an admission policy lets only dry runs through."""
+    entries = {e["principalArn"]: e for e in _cluster(eks_full_run).inputs["accessEntries"].values()}
+    assert entries[PREVIEWER]["kubernetesGroups"] == [preview_access.PREVIEW_GROUP]
+    assert not entries[OPERATOR].get("kubernetesGroups")
+    previewers = [preview_access.PREVIEW_GROUP, "system:authenticated"]
+    assert _admission(previewers, dryRun=True)
+    assert not _admission(previewers, dryRun=False)
+    assert not _admission(previewers)  # no dryRun field: a real write
+    assert _admission(["system:masters"], dryRun=False)  # admins are not matched
+    binding = _object(eks_full_run, "ValidatingAdmissionPolicyBinding", preview_access.NAME)
+    assert binding["spec"] == {"policyName": preview_access.NAME, "validationActions": ["Deny"]}
+    role = _object(eks_full_run, "ClusterRole", preview_access.NAME)
+    granted = {(g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
+    created = {(o["apiVersion"].rpartition("/")[0], _plural(o["kind"])) for o in _objects(eks_full_run)}
+    assert granted == created
+    assert all(set(rule["verbs"]) == {"create", "patch", "update"} for rule in role["rules"])
+    # The grant waits for the guard.
+    guard = eks_full_run.recorder.one("kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding")
+    grant = eks_full_run.recorder.one("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")
+    assert grant.waits_for(guard)

@@ -38,6 +38,10 @@ NOT_REPLAYABLE: dict[str, str] = {
     "kubernetes:autoscaling/v2:HorizontalPodAutoscaler": _KUBERNETES,
     "kubernetes:policy/v1:PodDisruptionBudget": _KUBERNETES,
     "kubernetes:networking.k8s.io/v1:Ingress": _KUBERNETES,
+    "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole": _KUBERNETES,
+    "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding": _KUBERNETES,
+    "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy": _KUBERNETES,
+    "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding": _KUBERNETES,
 }
 #: The package of the programs' own ComponentResources: a logical grouping, Pulumi creates nothing for them.
 COMPONENT_PACKAGE = "diabetes"
