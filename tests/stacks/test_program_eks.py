@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from stacks.config import ConfigError, EksStackSettings
+from stacks.eks import preview_access
 from stacks.eks.lb_controller_policy import CHART_VERSION
 from stacks.ops.__main__ import main as ops_main
-from stacks.eks import preview_access
 from tests.stacks import eks_component
 from tests.stacks.conftest import CERTIFICATE, FULL, MODEL_SHA256
 from tests.stacks.harness import (
