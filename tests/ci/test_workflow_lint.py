@@ -229,3 +229,32 @@ def test_clis_the_workflow_calls_accept_its_flags(module: str, flags: list[str])
     assert done.returncode == 0, done.stderr
     missing = [flag for flag in flags if flag not in done.stdout]
     assert not missing, f"`python -m {module}` no longer accepts {missing}, which .github/workflows passes"
+
+
+DIGEST_PINNED = re.compile(r"^[a-z0-9./_-]+:[a-z0-9._-]+@sha256:[0-9a-f]{64}$")
+
+
+def test_the_dockerfiles_base_images_are_pinned_by_digest_where_dependabot_updates_them() -> None:
+    """Every FROM names an earlier stage, the BASE_IMAGE argument, or an image by tag and digest; the argument's
+    default is such a stage (Dependabot reads FROM lines, not ARG defaults)."""
+    text = (ROOT / "Dockerfile").read_text()
+    stages: set[str] = set()
+    for image, stage in re.findall(r"^FROM (\S+)(?: AS (\S+))?$", text, re.M):
+        assert image in stages or image == "${BASE_IMAGE}" or DIGEST_PINNED.match(image), image
+        stages.add(stage)
+    default = re.search(r"^ARG BASE_IMAGE=(\S+)$", text, re.M)
+    assert default
+    assert default[1] in stages
+
+
+def test_the_ci_test_container_is_pinned_by_digest_in_a_file_dependabot_updates() -> None:
+    (image,) = re.findall(r"^FROM (\S+)$", (ROOT / ".github" / "ci-image" / "Dockerfile").read_text(), re.M)
+    assert DIGEST_PINNED.match(image), image
+    assert image.startswith("python:3.11-bookworm@")
+    jobs = dict(_jobs())
+    assert jobs["ci.yml:test"]["container"]["image"] == "${{ needs.ci-image.outputs.image }}"
+    reader = jobs["ci.yml:ci-image"]["steps"][-1]["run"]
+    assert "sha256:[0-9a-f]{64}" in reader  # the reader refuses an image without a digest
+    updates = yaml.safe_load((ROOT / ".github" / "dependabot.yml").read_text())["updates"]
+    docker = {u["directory"] for u in updates if u["package-ecosystem"] == "docker"}
+    assert docker == {"/", "/.github/ci-image"}
