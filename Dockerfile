@@ -24,9 +24,8 @@
 #   BASE_IMAGE  a Debian-bookworm image with CPython 3.11 (`python3`, `python3 -m venv`, ca-certificates); default:
 #               the `python-base` stage, python:3.11-slim-bookworm pinned by digest (buildah/podman without
 #               BASE_IMAGE: add --skip-unused-stages=false, they miss that the default names a stage; BuildKit
-#               resolves it). The builder and the runtime
-#               share it, so the venv's interpreter path exists in both. The offline container test substitutes a
-#               debootstrap-made bookworm base.
+#               resolves it). The builder and the runtime share it, so the venv's interpreter path exists in
+#               both. The offline container test substitutes a debootstrap-made bookworm base.
 #   UV_VERSION  uv is installed with pip from PyPI in the builder (not copied from an image on another registry),
 #               so the file builds wherever PyPI is reachable. uv and pip's venv stay in the builder.
 #   MODEL_DIR   see above.
