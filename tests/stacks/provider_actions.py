@@ -5,6 +5,9 @@ target-tracking policy).
 
 Derived from the source of the Terraform AWS provider that the pinned pulumi-aws bundles (`SOURCE_FILES` names the
 file of hashicorp/terraform-provider-aws each type's calls were read from; `PROVIDER_VERSION` says which version).
+Derived call by call, with the functions named: the ECS service, the ECS task definition, the WAFv2 web ACL and its
+association. Listed by hand from the same files (not yet re-read function by function): the EC2 network types,
+ELBv2, IAM, ECR, S3, CloudWatch Logs, Service Discovery, Application Auto Scaling and the EKS types.
 Where a resource's create/update waits on more than its own describe call, the waiter's calls are listed by the
 function that makes them (the ECS service's `wait_for_steady_state` is the case that was missed once: it polls the
 service's deployments, not only the service). An operation becomes an IAM action by `iam_action` (the service's
@@ -97,6 +100,19 @@ ECS_SERVICE_OPERATIONS = (
     "DeleteService",
     "ListServiceDeployments",
     "DescribeServiceDeployments",
+)
+
+#: internal/service/ecs/task_definition.go, by function: resourceTaskDefinitionCreate (RegisterTaskDefinition, tags in
+#: the request), resourceTaskDefinitionRead (DescribeTaskDefinition with Include TAGS), resourceTaskDefinitionUpdate
+#: (only tags: UpdateTags -> TagResource, UntagResource), resourceTaskDefinitionDelete (DeregisterTaskDefinition,
+#: unless skip_destroy). Read from the newest copy the search index holds (commit f1750b86, an aws-sdk-go v1 era
+#: version: older than the bundled provider; the operations' names are the API's and have not changed since).
+ECS_TASK_DEFINITION_OPERATIONS = (
+    "RegisterTaskDefinition",
+    "DescribeTaskDefinition",
+    "TagResource",
+    "UntagResource",
+    "DeregisterTaskDefinition",
 )
 
 ROLE = "arn:aws:iam::{account}:role/{name}/{inputs[role]}"
@@ -312,13 +328,7 @@ PROVIDER_ACTIONS: dict[str, tuple[Need, ...]] = {
         "ecs:DeleteCluster",
     )
     + service_linked_role("ecs.amazonaws.com", "AWSServiceRoleForECS"),
-    "aws:ecs/taskDefinition:TaskDefinition": on(
-        "*",
-        "ecs:RegisterTaskDefinition",
-        "ecs:DescribeTaskDefinition",
-        "ecs:TagResource",
-        "ecs:DeregisterTaskDefinition",
-    )
+    "aws:ecs/taskDefinition:TaskDefinition": calls("*", "ecs", *ECS_TASK_DEFINITION_OPERATIONS)
     + passes("{inputs[executionRoleArn]}", "ecs-tasks.amazonaws.com")
     + passes("{inputs[taskRoleArn]}", "ecs-tasks.amazonaws.com"),
     "aws:ecs/service:Service": calls("*", "ecs", *ECS_SERVICE_OPERATIONS),
