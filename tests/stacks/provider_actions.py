@@ -5,9 +5,9 @@ target-tracking policy).
 
 Derived from the source of the Terraform AWS provider that the pinned pulumi-aws bundles (`SOURCE_FILES` names the
 file of hashicorp/terraform-provider-aws each type's calls were read from; `PROVIDER_VERSION` says which version).
-Derived call by call, with the functions named: the ECS service, the ECS task definition, the WAFv2 web ACL and its
-association. Listed by hand from the same files (not yet re-read function by function): the EC2 network types,
-ELBv2, IAM, ECR, S3, CloudWatch Logs, Service Discovery, Application Auto Scaling and the EKS types.
+Derived call by call, with the functions named: the ECS service, the ECS task definition, the ECR repository, the
+WAFv2 web ACL and its association. Listed by hand from the same files (not yet re-read function by function): the
+EC2 network types, ELBv2, IAM, S3, CloudWatch Logs, Service Discovery, Application Auto Scaling and the EKS types.
 Where a resource's create/update waits on more than its own describe call, the waiter's calls are listed by the
 function that makes them (the ECS service's `wait_for_steady_state` is the case that was missed once: it polls the
 service's deployments, not only the service). An operation becomes an IAM action by `iam_action` (the service's
@@ -113,6 +113,21 @@ ECS_TASK_DEFINITION_OPERATIONS = (
     "TagResource",
     "UntagResource",
     "DeregisterTaskDefinition",
+)
+
+#: internal/service/ecr/repository.go (the index's copy, commit 0072eea2, same era): resourceRepositoryCreate
+#: (CreateRepository, tags in the request), resourceRepositoryRead (DescribeRepositories, retried while new; ListTags:
+#: ListTagsForResource), resourceRepositoryUpdate (PutImageTagMutability, PutImageScanningConfiguration, UpdateTags:
+#: TagResource, UntagResource), resourceRepositoryDelete (DeleteRepository, then DescribeRepositories until gone).
+ECR_REPOSITORY_OPERATIONS = (
+    "CreateRepository",
+    "DescribeRepositories",
+    "ListTagsForResource",
+    "PutImageTagMutability",
+    "PutImageScanningConfiguration",
+    "TagResource",
+    "UntagResource",
+    "DeleteRepository",
 )
 
 ROLE = "arn:aws:iam::{account}:role/{name}/{inputs[role]}"
@@ -227,17 +242,7 @@ PROVIDER_ACTIONS: dict[str, tuple[Need, ...]] = {
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": on(
         "*", "ec2:AuthorizeSecurityGroupEgress", "ec2:RevokeSecurityGroupEgress", *SG_RULE
     ),
-    "aws:ecr/repository:Repository": on(
-        "{arn}",
-        "ecr:CreateRepository",
-        "ecr:DescribeRepositories",
-        "ecr:ListTagsForResource",
-        "ecr:TagResource",
-        "ecr:UntagResource",
-        "ecr:PutImageScanningConfiguration",
-        "ecr:PutImageTagMutability",
-        "ecr:DeleteRepository",
-    ),
+    "aws:ecr/repository:Repository": calls("{arn}", "ecr", *ECR_REPOSITORY_OPERATIONS),
     "aws:ecr/lifecyclePolicy:LifecyclePolicy": on(
         REPOSITORY, "ecr:PutLifecyclePolicy", "ecr:GetLifecyclePolicy", "ecr:DeleteLifecyclePolicy"
     ),
