@@ -46,7 +46,7 @@ class LoadBalancer(pulumi.ComponentResource):
     listener: aws.lb.Listener
     #: Listeners and rules: a service may only be created once its target group is wired to the ALB.
     routing: list[pulumi.Resource]
-    #: The WAF web ACL when `diabetes-ecs:waf` is set.
+    #: The WAF web ACL, when the stack configures one (diabetes-ecs:waf).
     web_acl: aws.wafv2.WebAcl | None
     url: pulumi.Output[str]
 
