@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from tests.stacks.conftest import CERTIFICATE, MODEL_SHA256, S3_MODEL
-from tests.stacks.harness import Resource, Run, run_ecs, subnet_ids
+from tests.stacks.harness import Resource, Run, integral, run_ecs, subnet_ids
 
 
 def _containers(run: Run, workload: str) -> list[dict[str, Any]]:
@@ -245,3 +245,22 @@ def test_api_docs_are_routed_only_when_the_stack_publishes_them(root_run: Run) -
     assert {"/docs", "/openapi.json"} <= set(paths)
     (container,) = _containers(published, "api")
     assert {"name": "SERVICE_DOCS_ENABLED", "value": "true"} in container["environment"]
+
+
+def test_an_optional_waf_rate_rule_guards_the_load_balancer(ecs_full_run: Run, ecs_minimal_run: Run) -> None:
+    acl = ecs_full_run.recorder.one("aws:wafv2/webAcl:WebAcl")
+    assert acl.inputs["scope"] == "REGIONAL"
+    assert acl.inputs["defaultAction"] == {"allow": {}}
+    (rule,) = acl.inputs["rules"]
+    assert rule["action"] == {"block": {}}
+    assert integral(rule["statement"]["rateBasedStatement"]) == {
+        "limit": 500,
+        "aggregateKeyType": "IP",
+        "evaluationWindowSec": 300,
+    }
+    association = ecs_full_run.recorder.one("aws:wafv2/webAclAssociation:WebAclAssociation")
+    assert association.inputs["webAclArn"] == acl.state["arn"]
+    assert (
+        association.inputs["resourceArn"] == ecs_full_run.recorder.one("aws:lb/loadBalancer:LoadBalancer").state["arn"]
+    )
+    assert not ecs_minimal_run.recorder.of_type("aws:wafv2/webAcl:WebAcl")
