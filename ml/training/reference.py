@@ -8,7 +8,8 @@ every later comparison:
 - **Pinned** at the registered model's first promotion, from that model's data file: automatically for the
   synthetic registry and, for the production model, only when the file's holdout is the published survey's
   (`PUBLISHED_HOLDOUTS`: its digest, which this module knows, so no other file can become the first reference by
-  a side effect of training); otherwise, and for every renewal, by a person with `python -m ml.reference renew`.
+  a side effect of training); otherwise, and for every renewal, by the model owner with
+  `python -m ml.reference renew`.
 - **Kept** as a run of the experiment `<name>-reference-holdout`: the rows and labels as a CSV in the data file's
   own format, who pinned them, when, why and what they replaced; the registered model's tag `reference_holdout`
   names that run and the rows' digest.
@@ -127,10 +128,25 @@ def read_record(client: MlflowClient, name: str) -> ReferenceRecord | None:
 
 
 def load_reference(client: MlflowClient, name: str, record: ReferenceRecord) -> ReferenceHoldout:
-    """The pinned rows, downloaded from their run and checked against the digest the registry holds."""
+    """The pinned rows, downloaded from their run and checked against the digest the registry holds.
+
+    The run must be a pinning run of `<name>-reference-holdout` that recorded this digest: where only the model's
+    owner may write to that experiment, nobody else can make the registry point at rows of their own.
+    """
     where = f"run {record.run_id}, {ARTIFACT_PATH}/{ARTIFACT_FILE}"
     with tempfile.TemporaryDirectory(prefix="reference-") as tmp:
         try:
+            run = client.get_run(record.run_id)
+            experiment = client.get_experiment_by_name(experiment_name(name))
+            if (
+                experiment is None
+                or run.info.experiment_id != experiment.experiment_id
+                or run.data.tags.get("reference_sha256") != record.sha256
+            ):
+                raise ReferenceHoldoutError(
+                    f"the reference holdout of {name} names run {record.run_id}, which is not a run of "
+                    f"{experiment_name(name)!r} that pinned {record.sha256[:12]}...; renew the reference on purpose"
+                )
             path = client.download_artifacts(record.run_id, f"{ARTIFACT_PATH}/{ARTIFACT_FILE}", tmp)
             frame = read_csv(path)
         except (MlflowException, OSError, DataValidationError) as exc:

@@ -79,9 +79,7 @@ class PromotionDecision:
     promoted: bool
     reason: str
     holdout_rows: int  # rows of the reference holdout (of the candidate's own holdout when none is pinned yet)
-    new_weighted_f1: float | None = None
     champion_version: str | None = None
-    champion_weighted_f1: float | None = None
     reference_sha256: str | None = None
     reproduces_reference: bool | None = None
     comparison: PairedComparison | None = None
@@ -226,25 +224,29 @@ def log_training_run(result: TrainingResult, *, experiment: str = MODEL_NAME) ->
 
 
 def _decision_metrics(decision: PromotionDecision) -> dict[str, float]:
-    """The decision's figures as run metrics: both scores on the reference, both intervals and their level."""
-    metrics = {}
-    if decision.new_weighted_f1 is not None:
-        metrics["promotion_holdout_weighted_f1"] = decision.new_weighted_f1
-    if decision.champion_weighted_f1 is not None:
-        metrics["promotion_holdout_champion_weighted_f1"] = decision.champion_weighted_f1
+    """The comparison's figures as run metrics: both scores on the reference, both intervals and their level."""
     compared = decision.comparison
-    if compared is not None:
-        metrics["promotion_confidence"] = compared.confidence
-        metrics["promotion_comparison"] = float(compared.comparison)
-        metrics["promotion_holdout_macro_roc_auc"] = compared.new_macro_auc
-        metrics["promotion_holdout_champion_macro_roc_auc"] = compared.champion_macro_auc
-        for key, interval in (
-            ("weighted_f1_gain", compared.weighted_f1_gain),
-            ("macro_roc_auc_change", compared.macro_auc_change),
-        ):
-            metrics[f"promotion_{key}"] = interval.estimate
-            metrics[f"promotion_{key}_low"] = interval.low
-            metrics[f"promotion_{key}_high"] = interval.high
+    if compared is None:
+        return {}
+    metrics = {
+        "promotion_holdout_weighted_f1": compared.new_weighted_f1,
+        "promotion_holdout_champion_weighted_f1": compared.champion_weighted_f1,
+        "promotion_holdout_macro_roc_auc": compared.new_macro_auc,
+        "promotion_holdout_champion_macro_roc_auc": compared.champion_macro_auc,
+        "promotion_confidence": compared.confidence,
+        "promotion_comparison": float(compared.comparison),
+    }
+    for key, interval in (
+        ("weighted_f1_gain", compared.weighted_f1_gain),
+        ("macro_roc_auc_change", compared.macro_auc_change),
+    ):
+        metrics.update(
+            {
+                f"promotion_{key}": interval.estimate,
+                f"promotion_{key}_low": interval.low,
+                f"promotion_{key}_high": interval.high,
+            }
+        )
     return metrics
 
 
@@ -283,7 +285,7 @@ def _first_promotion(
         return PromotionDecision(
             False,
             f"refused: {name} has a champion (v{champion.version}) but no reference holdout to compare on (it was "
-            f"registered before promotions used one); a person pins it on purpose: `{renew}`",
+            f"registered before promotions used one); the model owner pins it on purpose: `{renew}`",
             rows,
             champion_version=str(champion.version),
         )
@@ -295,10 +297,10 @@ def _first_promotion(
             False,
             f"refused: the first {name} champion pins the reference holdout every later model is judged on, and "
             f"{data.file} is not the published survey file (its promotion holdout, {rows:,} rows, has digest "
-            f"{digest[:12]}...); if this file is the data the model must be judged on, a person pins it on purpose: "
+            f"{digest[:12]}...); if this file is the data the model must be judged on, the model owner pins it on "
+            "purpose: "
             f"`{renew}`, then trains again",
             rows,
-            reference_sha256=None,
         )
     pinned = pin_reference(
         client,
@@ -327,9 +329,10 @@ def _reproduction(result: TrainingResult, record: ReferenceRecord, version: str)
     rows = len(result.holdout_labels)
     return (
         f"the promotion holdout of v{version}'s data file {result.manifest.data.file} ({rows:,} rows) is not the "
-        f"reference ({record.rows:,} rows of {record.source}): another, subsampled, relabelled or synthetic file. "
-        "Its model is judged on the reference all the same, but a file that disagrees with it is not promoted; if "
-        "it is new survey data, a person renews the reference on purpose (`python -m ml.reference renew`)"
+        f"reference ({record.rows:,} rows of {record.source}): other rows or other labels (another data set, a "
+        "subsample, relabelled or synthetic rows). Its model is judged on the reference all the same, but a file that "
+        "disagrees with it is not promoted; if it is new survey data, the model owner renews the reference on "
+        "purpose (`python -m ml.reference renew`)"
     )
 
 
@@ -413,9 +416,7 @@ def _compare_with_champion(
         promoted,
         f"{verdict}; {basis}",
         record.rows,
-        new_weighted_f1=compared.new_weighted_f1,
         champion_version=str(current.version),
-        champion_weighted_f1=compared.champion_weighted_f1,
         reference_sha256=record.sha256,
         reproduces_reference=mismatch is None,
         comparison=compared,

@@ -115,8 +115,10 @@ def test_a_synthetic_file_without_its_sidecar_does_not_take_champion(
     assert decision["reproduces_reference"] is False
     # Scored on the reference rows (the survey's holdout), never on the rows its own file supplied.
     assert decision["holdout_rows"] == len(trained.champion.holdout_labels)
-    assert decision["new_weighted_f1"] == pytest.approx(_score(stolen, trained.champion))
-    assert decision["champion_weighted_f1"] == pytest.approx(_score(trained.learnt_nothing, trained.champion))
+    assert decision["comparison"]["new_weighted_f1"] == pytest.approx(_score(stolen, trained.champion))
+    assert decision["comparison"]["champion_weighted_f1"] == pytest.approx(
+        _score(trained.learnt_nothing, trained.champion)
+    )
 
 
 def test_a_subsample_relabelled_to_its_own_predictions_does_not_take_champion(
@@ -136,8 +138,8 @@ def test_a_subsample_relabelled_to_its_own_predictions_does_not_take_champion(
     assert "is not the reference" in outcome.reason
     decision = _decision(tracking, outcome, tmp_path)
     assert decision["reproduces_reference"] is False
-    assert decision["new_weighted_f1"] == pytest.approx(_score(honest, trained.champion))
-    assert decision["new_weighted_f1"] < 1.0  # type: ignore[operator]
+    assert decision["comparison"]["new_weighted_f1"] == pytest.approx(_score(honest, trained.champion))
+    assert decision["comparison"]["new_weighted_f1"] < 1.0  # type: ignore[operator]
 
 
 def test_a_gain_within_noise_is_not_promoted_and_both_intervals_are_recorded(
@@ -262,3 +264,15 @@ def test_an_altered_reference_is_refused(mlflow_server: MlflowServer, tracking: 
     assert not outcome.champion
     assert "the stored rows were altered" in outcome.reason
     assert _champion(tracking) == champion.registered_version
+
+
+def test_a_reference_not_recorded_by_a_pinning_run_is_refused(tracking: MlflowClient, trained: Trained) -> None:
+    """Pointing the registry's tag at rows of one's own (here: a training run) is not a renewal."""
+    _pin(trained.survey)
+    champion = log_training_run(trained.learnt_nothing, experiment="forged")
+    record = json.loads(tracking.get_registered_model(MODEL_NAME).tags[REFERENCE_TAG])
+    forged = {**record, "run_id": champion.run_id}
+    tracking.set_registered_model_tag(MODEL_NAME, REFERENCE_TAG, json.dumps(forged))
+    outcome = log_training_run(trained.champion, experiment="forged")
+    assert not outcome.champion
+    assert f"names run {champion.run_id}, which is not a run of '{experiment_name(MODEL_NAME)}'" in outcome.reason

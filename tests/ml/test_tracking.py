@@ -148,9 +148,9 @@ def test_weaker_model_is_refused_on_the_promotion_holdout(
     assert f"({rows:,} rows of {models.strong.manifest.data.file}" in second.reason
     decision = _logged_decision(tracking, second, tmp_path)
     assert decision["holdout_rows"] == rows
-    assert decision["new_weighted_f1"] == pytest.approx(_holdout_score(models.weak, models.weak))
-    assert decision["champion_weighted_f1"] == pytest.approx(_holdout_score(models.weak, models.strong))
-    assert decision["new_weighted_f1"] < decision["champion_weighted_f1"]  # type: ignore[operator]
+    assert decision["comparison"]["new_weighted_f1"] == pytest.approx(_holdout_score(models.weak, models.weak))
+    assert decision["comparison"]["champion_weighted_f1"] == pytest.approx(_holdout_score(models.weak, models.strong))
+    assert decision["comparison"]["new_weighted_f1"] < decision["comparison"]["champion_weighted_f1"]  # type: ignore[operator]
 
 
 def test_champion_from_another_split_is_compared_on_rows_neither_model_saw(
@@ -162,7 +162,9 @@ def test_champion_from_another_split_is_compared_on_rows_neither_model_saw(
     outcome = log_training_run(models.other_split, experiment="test-split")
     assert outcome.champion
     decision = _logged_decision(tracking, outcome, tmp_path)
-    assert decision["champion_weighted_f1"] == pytest.approx(_holdout_score(models.other_split, models.weak))
+    assert decision["comparison"]["champion_weighted_f1"] == pytest.approx(
+        _holdout_score(models.other_split, models.weak)
+    )
     frame = read_csv(synthetic_csv)
     held = {row.tobytes() for row in models.other_split.holdout_features}
     for seed in (42, 9):
@@ -214,7 +216,7 @@ def test_a_change_of_data_file_is_stated_and_another_file_is_not_promoted(
     decision = _logged_decision(tracking, outcome, tmp_path)
     assert decision["reproduces_reference"] is False
     # Judged on the reference all the same: the first model's holdout, not its own file's.
-    assert decision["new_weighted_f1"] == pytest.approx(_holdout_score(models.weak, models.other_file))
+    assert decision["comparison"]["new_weighted_f1"] == pytest.approx(_holdout_score(models.weak, models.other_file))
 
 
 def test_service_can_load_the_pinned_champion_from_the_registry(tracking: MlflowClient, models: Models) -> None:
