@@ -73,7 +73,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         middleware.Admission,
         limit=settings.body_limit_bytes,
-        timeout=settings.body_timeout_seconds,
         max_pending_bytes=settings.max_pending_body_bytes,
         max_in_flight=settings.max_requests_in_flight,
         always_admitted=PROBE_PATHS,

@@ -10,9 +10,10 @@ adds:
 - limits on the head, counted before the parser buffers anything: the request line (414), each header line, the
   number of headers and the whole head (431). Bytes reach the parser only up to the end of the head
   (`\\r\\n\\r\\n`, the only ending llhttp accepts) or the head's room, whichever comes first;
-- a deadline for the head (from the connection's start or the request's first byte): past it, a 408 and the
-  connection closed. The body's deadline is `service.middleware.Admission`'s; an answer the client stops reading
-  for as long is dropped;
+- deadlines: for the head (from the connection's start or the request's first byte) and for the body of any
+  request that announces one (from the end of its head), past them a 408 and the connection closed; an answer the
+  client stops reading for as long as a body may take is dropped. A body that arrives with its head, as nearly all
+  do, arms no timer;
 - idle connections bounded by time (`keep_alive_seconds`) and by count (`max_idle_connections`: past it the
   longest idle is closed), and never counted against anything else: the work in flight is limited by the app
   (`service.middleware.Admission`), once a request's body has arrived;
@@ -167,6 +168,7 @@ class HttpProtocol(HttpToolsProtocol):
         self.head_timeout = settings.header_timeout_seconds
         self._max_head = settings.max_head_bytes
         self._head_deadline: asyncio.TimerHandle | None = None
+        self._body_deadline: asyncio.TimerHandle | None = None
         self._send_deadline: asyncio.TimerHandle | None = None
         self._waiting_since: float | None = None  # for a head: since the connection opened or its first bytes came
         self._head_clock = False  # bytes of the next head have arrived (its deadline runs from the first)
@@ -182,16 +184,17 @@ class HttpProtocol(HttpToolsProtocol):
     # -- connection lifetime ------------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
-        super().connection_made(CoalescedWrites(cast(asyncio.Transport, transport), self.loop))  # type: ignore[arg-type]
+        self._writes = CoalescedWrites(cast(asyncio.Transport, transport), self.loop)
+        super().connection_made(self._writes)  # type: ignore[arg-type]
         self.pool.idle(self)
         self._wait_for_head()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.pool.busy(self)
-        for timer in (self._head_deadline, self._send_deadline):
+        for timer in (self._head_deadline, self._body_deadline, self._send_deadline):
             if timer is not None:
                 timer.cancel()
-        self._head_deadline = self._send_deadline = None
+        self._head_deadline = self._body_deadline = self._send_deadline = None
         super().connection_lost(exc)
 
     def on_response_complete(self) -> None:
@@ -263,6 +266,8 @@ class HttpProtocol(HttpToolsProtocol):
                     reason = f"The request's head is larger than {self._max_head:,} bytes; send less in its headers"
                     self._refuse(_LimitExceededError(431, "headers_too_large", reason, "headers"))
                     return
+        if self._in_body and self._body_deadline is None and not self._lingering:  # a body still to come
+            self._body_deadline = self.loop.call_later(self.settings.body_timeout_seconds, self._body_timed_out)
 
     def _next_piece(self, data: bytes) -> int:
         """How many bytes of `data` the parser may take now: through the end of a head, or the room the head has
@@ -369,6 +374,9 @@ class HttpProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._in_body = False
+        if self._body_deadline is not None:
+            self._body_deadline.cancel()
+            self._body_deadline = None
         super().on_message_complete()
 
     # -- deadlines and errors -------------------------------------------------------------------------------------
@@ -393,6 +401,20 @@ class HttpProtocol(HttpToolsProtocol):
         else:  # nothing sent yet, or a response under way on this connection: just close
             self.transport.close()
 
+    def _body_timed_out(self) -> None:
+        """The body did not all arrive in time: 408, and the app, still waiting for it, sees a disconnect."""
+        self._body_deadline = None
+        if self.transport.is_closing() or self._lingering:
+            return
+        if self.cycle is not None and not self.cycle.response_started:
+            self.cycle.disconnected = True
+            self.cycle.message_event.set()
+            timeout = self.settings.body_timeout_seconds
+            reason = f"The request body did not arrive within {timeout:g} s; send it at once."
+            self._send_error(408, "request_timeout", reason, "body")
+        else:
+            self.transport.close()
+
     def _send_error(self, status: int, code: str, reason: str, field: str) -> None:
         """Answer and close, lingering: a client still sending (a large head) would otherwise get a reset, which
         may destroy the answer before it reads it; so the answer and a FIN go first, what arrives meanwhile is
@@ -407,6 +429,6 @@ class HttpProtocol(HttpToolsProtocol):
             self.transport.close()
             return
         self._lingering = True
-        self.transport.flush()
+        self._writes.flush()
         self.transport.write_eof()
         self.loop.call_later(LINGER_SECONDS, self.transport.close)

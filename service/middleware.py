@@ -7,7 +7,6 @@ JSON parsing or validation runs, and bounds the work in flight.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
@@ -100,19 +99,20 @@ def _client(scope: Scope) -> str | None:
 
 
 class Admission:
-    """What a request passes before the app handles it: its body, whole and in time, then a place in flight.
+    """What a request passes before the app handles it: its body, whole, then a place in flight.
 
     Any request that announces a body (a `Content-Length` or a `Transfer-Encoding`, whatever its method) has it read
-    here, up front: 413 once it passes `limit` (at once when its `Content-Length` says so), 408 when it is not all
-    there within `timeout`, 503 when the bodies still arriving on all connections together would pass
-    `max_pending_bytes`. A body costs what has arrived, so a client trickling one holds almost nothing, and nothing
-    for longer than `timeout`. Then at most `max_in_flight` requests are handled at once (from here until their
-    answer starts; past it, 503 `overloaded`), except `always_admitted` paths (the probes: a busy task must not look
-    dead to its load balancer). Idle connections and bodies still arriving are not in flight.
+    here, up front: 413 once it passes `limit` (at once when its `Content-Length` says so), 503 when the bodies still
+    arriving on all connections together would pass `max_pending_bytes`. A body costs what has arrived, so a client
+    trickling one holds almost nothing, and not for long: the server's protocol (`service.http_protocol`) answers
+    408 when a body is not all there within `body_timeout_seconds`, and the read here ends. Then at most
+    `max_in_flight` requests are handled at once (past it, 503 `overloaded`), except `always_admitted` paths (the
+    probes: a busy task must not look dead to its load balancer). Idle connections and bodies still arriving are not
+    in flight.
 
-    Not counted here: what a client takes to read the answer (`service.http_protocol` drops an answer left unread
-    for `timeout`), and bodies arriving fast enough, on enough connections, to fill `max_pending_bytes` for
-    `timeout` at a time, which only a rate limit in front of the service (a WAF) can tell from real traffic.
+    Not counted here: bodies arriving fast enough, on enough connections, to fill `max_pending_bytes` for
+    `body_timeout_seconds` at a time, which only a rate limit in front of the service (a WAF) can tell from real
+    traffic.
     """
 
     def __init__(
@@ -120,14 +120,12 @@ class Admission:
         app: ASGIApp,
         *,
         limit: int,
-        timeout: float,
         max_pending_bytes: int,
         max_in_flight: int,
         always_admitted: frozenset[str],
     ) -> None:
         self.app = app
         self.limit = limit
-        self.timeout = timeout
         self.max_pending_bytes = max_pending_bytes
         self.max_in_flight = max_in_flight
         self.always_admitted = always_admitted
@@ -154,29 +152,15 @@ class Admission:
             await _refuse(scope, send, 503, "overloaded", OVERLOADED, close=False, headers=[(b"retry-after", b"1")])
             return
         self.in_flight += 1
-        answering = False
-
-        async def send_and_release(message: Message) -> None:
-            nonlocal answering
-            if not answering and message["type"] == "http.response.start":
-                answering = True
-                self.in_flight -= 1
-            await send(message)
-
         try:
-            await self.app(scope, receive, send_and_release)
+            await self.app(scope, receive, send)
         finally:
-            if not answering:
-                self.in_flight -= 1
+            self.in_flight -= 1
 
     async def _body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
-        """The whole body; None when it was refused (answered here) or the client went away."""
+        """The whole body; None when it was refused (answered here) or the client went away (or ran out of time)."""
         try:
-            async with asyncio.timeout(self.timeout):
-                return await self._read(receive)
-        except TimeoutError:
-            reason = f"The request body did not arrive within {self.timeout:g} s; send it at once."
-            await _refuse(scope, send, 408, "request_timeout", reason)
+            return await self._read(receive)
         except _BodyTooLargeError:
             await _refuse(scope, send, 413, "body_too_large", self._too_large(f"more than {self.limit:,} bytes"))
         except _OverloadedError:

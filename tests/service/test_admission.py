@@ -1,7 +1,7 @@
 """`service.middleware.Admission` in process: what counts as work in flight, and what bodies still arriving cost.
 
 Issue 21: uvicorn's `--limit-concurrency` counted open connections, so idle ones and ones trickling a body refused
-everyone else. Here a request is in flight from the moment its body has arrived until its answer starts; bodies
+everyone else. Here a request is in flight from the moment its body has arrived until it is answered; bodies
 still arriving count only their bytes, against a budget of all of them together. The ASGI calls are driven by hand
 so each state is reached exactly, not by timing.
 """
@@ -74,7 +74,6 @@ async def _turns(count: int = 5) -> None:
 def _admission(app: Any, **limits: Any) -> Admission:
     defaults: dict[str, Any] = {
         "limit": 10_000,
-        "timeout": 5.0,
         "max_pending_bytes": 100_000,
         "max_in_flight": 2,
         "always_admitted": frozenset({"/health"}),
