@@ -86,12 +86,12 @@ def answers(predictions: Predictions, rows: np.ndarray, predictor: Predictor, to
 def prediction_router(batch_limit: int) -> APIRouter:
     """The prediction routes; the batch body's record limit is a setting, hence a router per app."""
     BatchRequest = batch_request_model(batch_limit)  # noqa: N806  (a class)
-    # A full batch of records of as many keys as errors name one by one, the records' array and the outer object:
-    # the most any body needs (a single record needs fewer, but this bound already keeps parsing short).
-    route_class = json_body_route(max_values=batch_limit * (MAX_KEYS_PER_RECORD + 1) + 2)
-    router = APIRouter(tags=["prediction"], route_class=route_class, responses=SERVER_RESPONSES)
+    # What each body may hold (`service.json_body`): a record of as many keys as errors name one by one (the object
+    # and its members); a full batch of them, their array and the object around it.
+    single = APIRouter(route_class=json_body_route(max_values=MAX_KEYS_PER_RECORD + 1))
+    batch = APIRouter(route_class=json_body_route(max_values=batch_limit * (MAX_KEYS_PER_RECORD + 1) + 2))
 
-    @router.post(
+    @single.post(
         "/predict",
         summary="Predict the diabetes status of one person",
         response_model=PredictionResponse,
@@ -104,7 +104,7 @@ def prediction_router(batch_limit: int) -> APIRouter:
         serving.metrics.count_predictions(predictions.classes)
         return answers(predictions, row, serving.predictor, serving.settings.explain_top_k)[0]
 
-    @router.post(
+    @batch.post(
         "/predict/batch",
         summary=f"Predict up to {batch_limit:,} records at once",
         response_model=BatchResponse,
@@ -128,6 +128,9 @@ def prediction_router(batch_limit: int) -> APIRouter:
             model_version=predictor.version,
         )
 
+    router = APIRouter(tags=["prediction"], responses=SERVER_RESPONSES)
+    router.include_router(single)
+    router.include_router(batch)
     return router
 
 
