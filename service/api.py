@@ -21,7 +21,7 @@ from service.errors import install_handlers
 from service.model_state import ModelState
 from service.observability import Metrics, configure_logging
 from service.operator import operator_router
-from service.routes import PROBE_PATHS, operations_router, prediction_router
+from service.routes import PROBE_PATHS, operations_router, prediction_routers
 from service.settings import Settings
 
 API_VERSION = "1.0.0"
@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.draining = False  # set by `service.server` when the service is stopping: `/ready` answers 503
     app.state.metrics = Metrics()
     app.state.model = ModelState(settings.model_uri, settings.model_sha256)
-    routers = [prediction_router(settings.batch_limit), operations_router, operator_router]
+    routers = [*prediction_routers(settings.batch_limit), operations_router, operator_router]
     if settings.docs_enabled:
         routers.append(docs_router)
     for router in routers:

@@ -83,13 +83,15 @@ def answers(predictions: Predictions, rows: np.ndarray, predictor: Predictor, to
     ]
 
 
-def prediction_router(batch_limit: int) -> APIRouter:
-    """The prediction routes; the batch body's record limit is a setting, hence a router per app."""
+def prediction_routers(batch_limit: int) -> list[APIRouter]:
+    """The prediction routes, one router each (each with its own value budget); the batch body's record limit is a
+    setting, hence routers per app."""
     BatchRequest = batch_request_model(batch_limit)  # noqa: N806  (a class)
     # What each body may hold (`service.json_body`): a record of as many keys as errors name one by one (the object
     # and its members); a full batch of them, their array and the object around it.
-    single = APIRouter(route_class=json_body_route(max_values=MAX_KEYS_PER_RECORD + 1))
-    batch = APIRouter(route_class=json_body_route(max_values=batch_limit * (MAX_KEYS_PER_RECORD + 1) + 2))
+    common: dict[str, Any] = {"tags": ["prediction"], "responses": SERVER_RESPONSES}
+    single = APIRouter(route_class=json_body_route(max_values=MAX_KEYS_PER_RECORD + 1), **common)
+    batch = APIRouter(route_class=json_body_route(max_values=batch_limit * (MAX_KEYS_PER_RECORD + 1) + 2), **common)
 
     @single.post(
         "/predict",
@@ -128,10 +130,7 @@ def prediction_router(batch_limit: int) -> APIRouter:
             model_version=predictor.version,
         )
 
-    router = APIRouter(tags=["prediction"], responses=SERVER_RESPONSES)
-    router.include_router(single)
-    router.include_router(batch)
-    return router
+    return [single, batch]
 
 
 operations_router = APIRouter(responses=SERVER_RESPONSES)
