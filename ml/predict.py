@@ -16,7 +16,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ml.batch.scoring import DEFAULT_CHUNK_ROWS, ColumnClashError, Progress, ScoringSummary, score_file
+from ml.batch.scoring import DEFAULT_CHUNK_ROWS, ColumnClashError, Progress, score_file
+from ml.batch.sinks import OutputFormatError
 from ml.contract import RESULT_COLUMNS
 from ml.inference.artifact import ArtifactError
 from ml.inference.predictor import Predictor
@@ -100,16 +101,14 @@ def progress_bar(stream: object = None) -> Iterator[Progress]:
         yield update
 
 
-def _summary(summary: ScoringSummary, predictor: Predictor) -> str:
-    kind = "SYNTHETIC data: these predictions say nothing about real people" if _synthetic(predictor) else "real data"
+def summary_line(rows: int, output: object, seconds: float, model_version: str, synthetic: bool) -> str:
+    """The one line a batch command ends with (`ml.predict`, `ml.predict_spark`)."""
+    kind = "SYNTHETIC data: these predictions say nothing about real people" if synthetic else "real data"
+    rate = f"{rows / seconds:,.0f}" if seconds > 0 else "-"
     return (
-        f"wrote {summary.rows:,} predictions to {summary.output} in {summary.seconds:.1f} s "
-        f"({summary.rows_per_second:,.0f} rows/s; model {predictor.version}, trained on {kind})"
+        f"wrote {rows:,} predictions to {output} in {seconds:.1f} s "
+        f"({rate} rows/s; model {model_version}, trained on {kind})"
     )
-
-
-def _synthetic(predictor: Predictor) -> bool:
-    return predictor.manifest.data.synthetic
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -119,7 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ArtifactError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if _synthetic(predictor):
+    synthetic = predictor.manifest.data.synthetic
+    if synthetic:
         print(
             f"WARNING: model {predictor.version} was trained on SYNTHETIC data; its predictions say nothing about "
             "real people.",
@@ -128,13 +128,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with progress_bar() as progress:
             summary = score_file(predictor, args.data, args.output, chunk_rows=args.chunk_rows, progress=progress)
-    except (DataValidationError, FileNotFoundError, ColumnClashError) as exc:
+    except (DataValidationError, FileNotFoundError, ColumnClashError, OutputFormatError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"interrupted: nothing was written to {args.output}", file=sys.stderr)
         return 130
-    print(_summary(summary, predictor))
+    print(summary_line(summary.rows, summary.output, summary.seconds, predictor.version, synthetic))
     return 0
 
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from ml.contract import RESULT_COLUMNS
 from ml.inference.artifact import ArtifactError
-from ml.predict import sha256_digest
+from ml.predict import sha256_digest, summary_line
 from ml.training.data import DataValidationError
 
 
@@ -51,22 +51,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from ml.batch.spark import score_table
 
-    spark = SparkSession.builder.appName("diabetes-status-scoring").getOrCreate()
+    spark = SparkSession.builder.appName("diabetes-status-scoring").getOrCreate()  # spark-submit's, or local
     try:
         summary = score_table(spark, args.model, args.data, args.output, expected_sha256=args.expect_sha256)
-    except (ArtifactError, DataValidationError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (ArtifactError, DataValidationError, PySparkException) as exc:  # PySpark: a missing input, an output
+        print(f"error: {exc}", file=sys.stderr)  # that exists, ...
         return 2
-    except PySparkException as exc:  # a path that does not exist, an output that does, ...
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        spark.stop()
-    kind = "SYNTHETIC data: these predictions say nothing about real people" if summary.synthetic else "real data"
-    print(
-        f"wrote {summary.rows:,} predictions to {summary.output} in {summary.seconds:.1f} s "
-        f"({summary.rows / summary.seconds:,.0f} rows/s; model {summary.model_version}, trained on {kind})"
-    )
+    print(summary_line(summary.rows, summary.output, summary.seconds, summary.model_version, summary.synthetic))
     return 0
 
 

@@ -54,10 +54,6 @@ class ScoringSummary:
     seconds: float
     output: Path
 
-    @property
-    def rows_per_second(self) -> float:
-        return self.rows / self.seconds if self.seconds > 0 else float("inf")
-
 
 def score_file(
     predictor: Predictor,
@@ -97,7 +93,7 @@ def score_file(
             sink.close()
         found = [*source.row_problems(), *problems.problems()]
         if found:
-            scope = f"in {rows:,} data rows (row 1 is the first row under the header)"
+            scope = f"in {rows:,} data rows (row 1 is the first data row, under the header in CSV)"
             raise DataValidationError(describe_problems(source.source, found, scope, outcome="written"), found)
         if not rows:
             raise DataValidationError(

@@ -67,7 +67,7 @@ def score_table(
     table = spark.read.parquet(data)
     rows = check_table(table, data)
     scorer = _Scorer(spark.sparkContext.broadcast(dict(files)), predictor.digest)
-    scored = table.mapInPandas(scorer, _output_schema(table, predictor))
+    scored = table.mapInPandas(scorer, output_schema(table, predictor))
     scored.write.mode("errorifexists").parquet(output)
     manifest = predictor.manifest
     return SparkSummary(rows, time.perf_counter() - started, output, manifest.model_version, manifest.data.synthetic)
@@ -92,7 +92,7 @@ class _Scorer:
             yield pd.concat([batch, result_frame(predictor, batch)], axis=1)
 
 
-def _output_schema(table: DataFrame, predictor: Predictor) -> StructType:
+def output_schema(table: DataFrame, predictor: Predictor) -> StructType:
     """The table's columns, then the result columns with the Arrow types the local writers give them."""
     answers = predictor.predict([DEFAULT_RECORD[name] for name in FEATURE_NAMES])
     results = [

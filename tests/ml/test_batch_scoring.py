@@ -282,7 +282,8 @@ def test_gzip_in_and_out(trained_model_dir: Path, tmp_path: Path) -> None:
     assert _predict(trained_model_dir, data, out, "--chunk-rows", str(CHUNK)) == 0
     with gzip.open(out, "rt") as handle:
         lines = handle.read().splitlines()
-    assert lines[1:] and [line.split(",")[0] for line in lines[1:]] == frame["member_id"].tolist()
+    assert lines[1:]
+    assert [line.split(",")[0] for line in lines[1:]] == frame["member_id"].tolist()
     plain = tmp_path / "out.csv"
     assert _predict(trained_model_dir, data, plain) == 0
     assert plain.read_text().splitlines() == lines
@@ -294,7 +295,8 @@ def test_parquet_text_is_quoted_in_csv_only_where_it_must_be(predictor: Predicto
     score_file(predictor, _write(frame, tmp_path / "in.parquet"), tmp_path / "out.csv")
     text = (tmp_path / "out.csv").read_text()
     assert [line.split(",")[0] for line in text.splitlines()[1:3]] == ["plain", '"a']
-    assert '\n"say ""x""",' in text and '\n"two\nlines",' in text
+    assert '\n"say ""x""",' in text
+    assert '\n"two\nlines",' in text
     assert pd.read_csv(tmp_path / "out.csv", dtype=str, keep_default_na=False)["member_id"].tolist() == [
         "plain",
         "a,b",
@@ -358,10 +360,12 @@ def test_the_command_line_warns_when_the_model_is_synthetic_and_sums_up(
     data = _write(_frame(30), tmp_path / "in.csv")
     assert _predict(trained_model_dir, data, tmp_path / "out.csv") == 0
     out, err = capsys.readouterr()
-    assert "WARNING" in err and "SYNTHETIC" in err  # the old command said nothing
+    assert "WARNING" in err
+    assert "SYNTHETIC" in err
     assert out.count("\n") == 1
     assert out.startswith(f"wrote 30 predictions to {tmp_path / 'out.csv'} in ")
-    assert "rows/s" in out and "SYNTHETIC" in out
+    assert "rows/s" in out
+    assert "SYNTHETIC" in out
 
 
 def test_a_model_that_cannot_be_loaded_exits_cleanly(
@@ -372,7 +376,8 @@ def test_a_model_that_cannot_be_loaded_exits_cleanly(
     (model_copy / "model.txt").write_text("tree\nnot a model\n")
     assert _predict(model_copy, data, tmp_path / "out.csv") == 2
     err = capsys.readouterr().err
-    assert err.count("error: ") == 2 and "Traceback" not in err
+    assert err.count("error: ") == 2
+    assert "Traceback" not in err
     assert not (tmp_path / "out.csv").exists()
 
 
@@ -387,7 +392,9 @@ def test_the_progress_bar_shows_rows_rate_and_time_left_on_a_terminal_only() -> 
         progress(50_000, None)
         progress(100_000, 400_000)
     shown = terminal.getvalue()
-    assert "100k/400k" in shown and "rows/s" in shown and "<" in shown  # tqdm's "elapsed<left"
+    assert "100k/400k" in shown
+    assert "rows/s" in shown
+    assert "<" in shown
     pipe = io.StringIO()
     with predict_cli.progress_bar(pipe) as progress:
         progress(100_000, 400_000)
