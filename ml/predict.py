@@ -128,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with progress_bar() as progress:
             summary = score_file(predictor, args.data, args.output, chunk_rows=args.chunk_rows, progress=progress)
-    except (DataValidationError, FileNotFoundError, ColumnClashError, OutputFormatError) as exc:
+    except (DataValidationError, ColumnClashError, OutputFormatError, OSError) as exc:  # OSError: not found, ...
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

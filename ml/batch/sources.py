@@ -119,27 +119,31 @@ class CsvInput:
     def chunks(self, chunk_rows: int) -> Iterator[Chunk]:
         read = 0
         with open(self._path, "rb") as self._file:
-            stream = pa.CompressedInputStream(self._file, "gzip") if self._path.name.endswith(".gz") else self._file
-            reader = pa_csv.open_csv(
-                stream,
-                read_options=pa_csv.ReadOptions(
-                    use_threads=False, block_size=CSV_BLOCK_BYTES, skip_rows=1, column_names=self.columns
-                ),
-                parse_options=pa_csv.ParseOptions(
-                    newlines_in_values=True, ignore_empty_lines=False, invalid_row_handler=self._malformed.handle
-                ),
-                convert_options=pa_csv.ConvertOptions(
-                    column_types=dict.fromkeys(self.columns, pa.string()),
-                    strings_can_be_null=False,
-                    quoted_strings_can_be_null=False,
-                ),
-            )
             try:
-                for table in _rechunked(_without_trailing_blank_rows(reader, self.columns), chunk_rows):
+                for table in _rechunked(_without_trailing_blank_rows(self._reader(), self.columns), chunk_rows):
                     yield Chunk(table, self._malformed.row_numbers(read, table.num_rows))
                     read += table.num_rows
             except (pa.ArrowInvalid, OSError, EOFError) as exc:
                 raise DataValidationError(self._unreadable(exc, read)) from None
+
+    def _reader(self) -> pa_csv.CSVStreamingReader:
+        """pyarrow's reader on one thread (so it numbers malformed rows), every cell as text, empty lines as rows."""
+        assert self._file is not None
+        stream = pa.CompressedInputStream(self._file, "gzip") if self._path.name.endswith(".gz") else self._file
+        return pa_csv.open_csv(
+            stream,
+            read_options=pa_csv.ReadOptions(
+                use_threads=False, block_size=CSV_BLOCK_BYTES, skip_rows=1, column_names=self.columns
+            ),
+            parse_options=pa_csv.ParseOptions(
+                newlines_in_values=True, ignore_empty_lines=False, invalid_row_handler=self._malformed.handle
+            ),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=dict.fromkeys(self.columns, pa.string()),
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
 
     def _unreadable(self, exc: Exception, read: int) -> str:
         if len(self._malformed.numbers) > MAX_MALFORMED_ROWS:
@@ -150,7 +154,7 @@ class CsvInput:
                 "Nothing was written."
             )
         return (
-            f"{self.source} cannot be read as a UTF-8 CSV file after data row {read:,} ({' '.join(str(exc).split())}). "
+            f"{self.source} cannot be read as a UTF-8 CSV file past data row {read:,} ({' '.join(str(exc).split())}). "
             "Give a plain .csv or a gzip-compressed .csv.gz file. Nothing was written."
         )
 

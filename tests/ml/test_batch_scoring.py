@@ -183,6 +183,18 @@ def test_empty_lines_inside_are_rows_with_missing_values_and_at_the_end_are_igno
     assert {p.reason for p in caught.value.problems} == {"missing value"}
 
 
+def test_a_file_that_is_not_utf8_text_is_refused_cleanly(
+    trained_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _write(_frame(300), tmp_path / "in.csv")
+    data.write_bytes(data.read_bytes().replace(b"m0000250", b"m\xff\xfe00250"))
+    assert _predict(trained_model_dir, data, tmp_path / "out.csv", "--chunk-rows", str(CHUNK)) == 2
+    err = capsys.readouterr().err
+    assert "cannot be read as a UTF-8 CSV file" in err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
 def test_an_interrupted_run_leaves_no_output_and_keeps_an_earlier_one(predictor: Predictor, tmp_path: Path) -> None:
     data = _write(_frame(500), tmp_path / "in.csv")
     output = tmp_path / "out.csv"
