@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -111,6 +112,14 @@ def summary_line(rows: int, output: object, seconds: float, model_version: str, 
     )
 
 
+class _TerminatedError(BaseException):
+    """SIGTERM arrived (a BaseException, like KeyboardInterrupt, so no handler of errors catches it)."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise _TerminatedError
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -125,15 +134,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             "real people.",
             file=sys.stderr,
         )
+    previous = signal.signal(signal.SIGTERM, _stop)  # a scheduler's stop unwinds like Ctrl-C: no file is left
     try:
         with progress_bar() as progress:
             summary = score_file(predictor, args.data, args.output, chunk_rows=args.chunk_rows, progress=progress)
     except (DataValidationError, ColumnClashError, OutputFormatError, OSError) as exc:  # OSError: not found, ...
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _TerminatedError) as exc:
         print(f"interrupted: nothing was written to {args.output}", file=sys.stderr)
-        return 130
+        return 128 + (signal.SIGTERM if isinstance(exc, _TerminatedError) else signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(summary_line(summary.rows, summary.output, summary.seconds, predictor.version, synthetic))
     return 0
 

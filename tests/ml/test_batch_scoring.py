@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import gzip
 import io
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -208,6 +212,19 @@ def test_an_interrupted_run_leaves_no_output_and_keeps_an_earlier_one(predictor:
         score_file(predictor, data, output, chunk_rows=CHUNK, progress=stop)
     assert output.read_text() == "an earlier result\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.csv"]
+
+
+def test_a_stopped_command_removes_its_temporary_file(trained_model_dir: Path, tmp_path: Path) -> None:
+    """SIGTERM (a scheduler stopping the job) unwinds like Ctrl-C: exit 143, no output, no temporary file."""
+    data = _write(_frame(30_000), tmp_path / "in.csv")
+    command = [sys.executable, "-m", "ml.predict", "--model", str(trained_model_dir), "--data", str(data)]
+    process = subprocess.Popen([*command, "--output", str(tmp_path / "out.csv"), "--chunk-rows", "50"])
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".out.csv.*.partial")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 128 + signal.SIGTERM
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
 
 
 # ------------------------------------------------------------------------------------- cells and formats
