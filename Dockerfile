@@ -21,16 +21,24 @@
 #      need MLflow, which the image leaves out on purpose (~180 MB): export the champion to S3 or bake it.
 #
 # Build arguments:
-#   BASE_IMAGE  a Debian-bookworm image with CPython 3.11 (`python3`, `python3 -m venv`, ca-certificates). The
-#               builder and the runtime share it, so the venv's interpreter path exists in both. The offline
-#               container test substitutes a debootstrap-made bookworm base.
+#   BASE_IMAGE  a Debian-bookworm image with CPython 3.11 (`python3`, `python3 -m venv`, ca-certificates); default:
+#               the `python-base` stage, python:3.11-slim-bookworm pinned by digest (buildah/podman without
+#               BASE_IMAGE: add --skip-unused-stages=false, they miss that the default names a stage; BuildKit
+#               resolves it). The builder and the runtime share it, so the venv's interpreter path exists in
+#               both. The offline container test substitutes a debootstrap-made bookworm base.
 #   UV_VERSION  uv is installed with pip from PyPI in the builder (not copied from an image on another registry),
 #               so the file builds wherever PyPI is reachable. uv and pip's venv stay in the builder.
 #   MODEL_DIR   see above.
 # Behind a TLS-intercepting proxy, mount its CA bundle for the build only (never bake it in), e.g.
 #   buildah bud -v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro ...
 
-ARG BASE_IMAGE=python:3.11-slim-bookworm
+ARG BASE_IMAGE=python-base
+
+# The default base, pinned by digest (the multi-platform index of python:3.11-slim-bookworm as listed on 2026-08-25 in
+# docker-library/repo-info, repos/python/remote/3.11-slim-bookworm.md, commit bc9bbb47: the Docker Official Images'
+# own record of what they published). A stage of its own in a plain FROM line, so Dependabot's docker updates move
+# the digest (it does not read ARG defaults); builds that pass BASE_IMAGE never use this stage.
+FROM python:3.11-slim-bookworm@sha256:fe556eaffd0d96abd8685b83bb8a69addd0dc730fa193669a7df0d49ddcfac02 AS python-base
 
 # ---------------------------------------------------------------------------------------------------------------
 # Builder: uv and the lock. Dependencies only: the code is copied next to the venv, never installed into it
@@ -118,22 +126,19 @@ COPY ml/inference/ ml/inference/
 COPY service/ service/
 RUN python -m compileall -q ml service \
     && mkdir -p artifacts/model
-# uvicorn reads UVICORN_* variables, so each can be changed without replacing the command: the service's protocol
-# (a deadline for request heads, JSON errors), keep-alive longer than the load balancer's idle timeout (60 s for the
-# API; an ALB shared with the UI idles 3600 s, then raise this above it), at most 128 connections and tasks (each may
-# hold a 2 MiB body), no `server` header.
+# `python -m service` starts the server with every option from the service's settings (SERVICE_*, see
+# docs/api-guide.md): its protocol with the head, body and idle-connection limits, the keep-alive (longer than the
+# load balancer's idle timeout: 60 s for the API; an ALB shared with the UI idles 3600 s, then raise it above that),
+# the work in flight, no `server` header, and a drain on SIGTERM (`/ready` 503 first) that fits ECS's and
+# Kubernetes' 30 s stop timeout.
 ENV MODEL_URI=/app/artifacts/model \
-    UVICORN_HOST=0.0.0.0 \
-    UVICORN_PORT=8000 \
-    UVICORN_HTTP=service.http_protocol:HttpProtocol \
-    UVICORN_TIMEOUT_KEEP_ALIVE=75 \
-    UVICORN_LIMIT_CONCURRENCY=128 \
-    UVICORN_SERVER_HEADER=false
+    SERVICE_HOST=0.0.0.0 \
+    SERVICE_PORT=8000
 USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:' + os.environ['UVICORN_PORT'] + '/ready', timeout=4)"]
-CMD ["uvicorn", "service.api:app"]
+    CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:' + os.environ['SERVICE_PORT'] + '/ready', timeout=4)"]
+CMD ["python", "-m", "service"]
 
 # ---------------------------------------------------------------------------------------------------------------
 FROM api-nomodel AS api

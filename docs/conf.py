@@ -43,7 +43,11 @@ root_doc = "index"
 # MyST
 myst_enable_extensions = ["colon_fence", "deflist", "fieldlist", "substitution"]
 # Every number measured on the real file comes from docs/_data/real_metrics.json, as {{ real_... }} substitutions.
-myst_substitutions = project_tables.substitutions(project_tables.load_real_metrics())
+# Every price comes from stacks/costs.py, as {{ cost_... }} substitutions and the generated cost tables.
+myst_substitutions = {
+    **project_tables.substitutions(project_tables.load_real_metrics()),
+    **project_tables.cost_substitutions(),
+}
 myst_heading_anchors = 3
 
 # Notebooks: committed without outputs, executed at every build; a failing cell fails the build.

@@ -100,11 +100,15 @@ class PrecisionFloor(_Record):
     """The decision rule's precision floor, and what training would have served without it.
 
     A class other than "no diabetes" may get a weight other than 1 only where the rule then names it on the
-    validation fold with a precision of at least `min_precision_lift` times its base rate there. Both outcomes are
-    chosen on the validation fold the same way; `test_named` counts the people each rule gives each label.
+    validation fold at least `min_named` times, with a precision whose lower bound (Wilson, one-sided, at
+    `confidence`) is at least `min_precision_lift` times its base rate there. Both outcomes are chosen on the
+    validation fold the same way; `test_named` counts the people each rule gives each label.
     """
 
     min_precision_lift: float = Field(ge=1.0)
+    #: 0 in manifests written before the floor asked for evidence (the precision itself was compared then).
+    min_named: int = Field(default=0, ge=0)
+    confidence: float = Field(default=0.0, ge=0.0, lt=1.0)
     with_floor: RuleOutcome
     without_floor: RuleOutcome
 
@@ -280,7 +284,10 @@ class AccessHandling(_Record):
 class ScreeningCutoffs(_Record):
     """The averages a risk is told against and the thresholds of its levels (`ml.training.screening` chooses them)."""
 
-    average: _Probability = Field(description="Share of adults in the training file with pre-diabetes or diabetes.")
+    average: _Probability = Field(
+        description="Share of adults with pre-diabetes or diabetes among the rows the model was trained on (not "
+        "the test split, not the promotion holdout)."
+    )
     prediabetes_average: _Probability = Field(
         description="Share of adults with pre-diabetes among the rows the model was trained on (fit and validation)."
     )

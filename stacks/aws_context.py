@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pulumi
 import pulumi_aws as aws
 
 from stacks.config import S3Location
@@ -37,6 +38,19 @@ class AwsContext:
     region: str
     #: Who runs this update (an assumed-role session ARN; `deployer_arn` resolves it to the role).
     caller_arn: str
+    #: `<project>-<env>`: every role the stack creates lives under the path `/<stack>/`, bounded by the stack's
+    #: workload boundary (created by `stacks.ops bootstrap`), so the deploy role can manage those roles and no other.
+    stack: str
+
+    @property
+    def role_path(self) -> str:
+        """The IAM path of the stack's own roles (the CI roles, at `/`, are outside it)."""
+        return f"/{self.stack}/"
+
+    @property
+    def boundary_arn(self) -> str:
+        """The permissions boundary every role of the stack carries (`stacks.ops.boundary`)."""
+        return f"arn:{self.partition}:iam::{self.account_id}:policy/{self.stack}-workload-boundary"
 
     def arn(self, service: str, resource: str, *, region: bool = True, account: bool = True) -> str:
         """An ARN in this account and region, e.g. arn(`logs`, `log-group:/ecs/x:*`)."""
@@ -46,12 +60,35 @@ class AwsContext:
         )
 
 
-def lookup_context(region: str) -> AwsContext:
+def lookup_context(region: str, stack: str) -> AwsContext:
     """Ask AWS who we are (one invoke each; mocked in tests)."""
     identity = aws.get_caller_identity()
     partition = aws.get_partition()
     return AwsContext(
-        account_id=identity.account_id, partition=partition.partition, region=region, caller_arn=identity.arn
+        account_id=identity.account_id,
+        partition=partition.partition,
+        region=region,
+        caller_arn=identity.arn,
+        stack=stack,
+    )
+
+
+def stack_role(
+    name: str,
+    ctx: AwsContext,
+    assume_role_policy: pulumi.Input[str],
+    tags: dict[str, str],
+    opts: pulumi.ResourceOptions,
+) -> aws.iam.Role:
+    """A role of this stack: under the stack's path and bounded by its workload boundary (the deploy role may create
+    no other kind)."""
+    return aws.iam.Role(
+        name,
+        path=ctx.role_path,
+        permissions_boundary=ctx.boundary_arn,
+        assume_role_policy=assume_role_policy,
+        tags=tags,
+        opts=opts,
     )
 
 

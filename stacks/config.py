@@ -8,10 +8,12 @@ name: `diabetes:` for the shared root, `diabetes-ecs:` and `diabetes-eks:` for t
 
 from __future__ import annotations
 
+import os
 import re
 import types
 import typing
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -75,9 +77,15 @@ class ServiceSize(_Model):
         return self
 
     @property
+    def k8s_cpu_millis(self) -> int:
+        """The CPU units as millicores: 1024 units are one vCPU, 1000m (`512m` would exceed 0.5 vCPU, and Fargate would
+        bill the pod a whole one)."""
+        return self.cpu * 1000 // 1024
+
+    @property
     def k8s_cpu(self) -> str:
         """CPU request/limit as a Kubernetes quantity (Fargate sizes the pod from it)."""
-        return f"{self.cpu}m"
+        return f"{self.k8s_cpu_millis}m"
 
     @property
     def k8s_memory(self) -> str:
@@ -94,13 +102,35 @@ class UiSettings(ServiceSize):
     max_count: int = Field(default=2, ge=1, le=100)
 
 
-class ClusterAccess(_Model):
-    """Who may use the EKS cluster's Kubernetes API (EKS access entries; the cluster bootstraps nobody)."""
+def principal_name(value: str) -> str:
+    """`role/<name>` or `user/<name>` of a config principal, with or without its account's ARN prefix."""
+    return value.split(":", 5)[-1] if value.startswith("arn:") else value
 
-    #: Cluster admins: the CI deploy role and the operators who run `pulumi up -C stacks/eks`.
-    admins: tuple[str, ...] = Field(min_length=1)
+
+class ClusterAccess(_Model):
+    """Who may use the EKS cluster's Kubernetes API: the creator, and EKS access entries for everyone else.
+
+    pulumi-eks always turns on `bootstrapClusterCreatorAdminPermissions`: EKS makes the identity that creates the
+    cluster an admin itself, with an access entry of its own. So the creator gets no entry from this config (a second
+    one for it would fail with ResourceInUseException), and it must be the same identity at every update.
+    """
+
+    #: The identity that creates the cluster (the first `pulumi up -C stacks/eks`); default: the CI deploy role
+    #: `role/<project>-<env>-github-deploy` that `stacks.ops bootstrap` makes.
+    creator: str | None = None
+    #: More cluster admins: operators who run `pulumi up -C stacks/eks` or `kubectl` with full rights.
+    admins: tuple[str, ...] = ()
     #: Read-only: the CI preview role, people who only look.
     viewers: tuple[str, ...] = ()
+
+    @field_validator("creator")
+    @classmethod
+    def _creator(cls, value: str | None) -> str | None:
+        if value is not None and not _PRINCIPAL.match(value):
+            raise ValueError(
+                f"not an IAM role or user: {value!r} (use role/<name> or arn:aws:iam::<account>:role/<name>)"
+            )
+        return value
 
     @field_validator("admins", "viewers")
     @classmethod
@@ -123,13 +153,25 @@ class ClusterAccess(_Model):
 class EksSettings(_Model):
     """EKS-only knobs."""
 
-    version: str = Field(default="1.33", pattern=r"^1\.\d{2}$")
+    #: A version in stacks/eks/versions.py (the preview warns 90 days before its standard support ends).
+    version: str = "1.35"
     namespace: str = Field(default="diabetes", pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-    lb_controller_chart_version: Literal["1.13.4"] = "1.13.4"
     metrics_server_chart_version: str = Field(default="3.13.0", pattern=r"^\d+\.\d+\.\d+$")
     #: Who may reach the public API endpoint; empty (the default) makes the endpoint private to the VPC.
     public_access_cidrs: tuple[str, ...] = ()
     access: ClusterAccess
+
+    @field_validator("version")
+    @classmethod
+    def _known_version(cls, value: str) -> str:
+        from stacks.eks.versions import STANDARD_SUPPORT_END
+
+        if value not in STANDARD_SUPPORT_END:
+            raise ValueError(
+                f"EKS version {value!r} has no support dates in stacks/eks/versions.py; use one of "
+                f"{sorted(STANDARD_SUPPORT_END)} or add its row from AWS's EKS release calendar"
+            )
+        return value
 
     @field_validator("public_access_cidrs")
     @classmethod
@@ -194,7 +236,9 @@ class SharedSettings(StackSettings):
 
     ecr_keep_last: int = Field(default=30, ge=1, le=1000)
     vpc_cidr: str = Field(default="10.40.0.0/16", pattern=r"^10\.\d{1,3}\.0\.0/16$")
-    nat_gateways: Literal["single", "perAz"] = "single"
+    #: `none` leaves the private subnets without internet access: only ECS tasks in the public subnets
+    #: (`diabetes-ecs:taskSubnets: public`) can run then; the EKS stack refuses it (Fargate pods need a NAT).
+    nat_gateways: Literal["single", "perAz", "none"] = "single"
 
 
 class PlatformSettings(StackSettings):
@@ -257,8 +301,25 @@ class PlatformSettings(StackSettings):
         return S3Location(bucket=match["bucket"], prefix=match["prefix"]) if match else None
 
 
+class WafSettings(_Model):
+    """An AWS WAF web ACL on the load balancer with one rate-based rule: a client address sending more than
+    `rateLimit` requests in `windowSeconds` is blocked until its rate falls below it."""
+
+    rate_limit: int = Field(default=1000, ge=10, le=2_000_000_000)
+    window_seconds: Literal[60, 120, 300, 600] = 300
+
+
 class EcsStackSettings(PlatformSettings):
     """The `stacks/ecs` project."""
+
+    #: `private` (the default): tasks without public addresses, out through the root's NAT gateway. `public`: tasks
+    #: in the public subnets with a public address each and no NAT needed, still reachable only from the load
+    #: balancer's security group (the cheap first try; see docs/deploy.md for the trade-off).
+    task_subnets: Literal["private", "public"] = "private"
+    #: CloudWatch Container Insights on the cluster (billed per metric).
+    container_insights: bool = True
+    #: An optional WAF rate-based rule on the load balancer.
+    waf: WafSettings | None = None
 
 
 class EksStackSettings(PlatformSettings):
@@ -270,6 +331,25 @@ class EksStackSettings(PlatformSettings):
     def eks_cluster_name(self) -> str:
         """Physical name of the EKS cluster."""
         return f"{self.name}-eks"
+
+    @property
+    def eks_creator(self) -> str:
+        """The identity that creates the cluster and is its admin without an access entry."""
+        return self.eks.access.creator or f"role/{self.name}-github-deploy"
+
+    @model_validator(mode="after")
+    def _creator_has_no_entry(self) -> EksStackSettings:
+        access = self.eks.access
+        creator = principal_name(self.eks_creator)
+        listed = [value for value in (*access.admins, *access.viewers) if principal_name(value) == creator]
+        if listed:
+            raise ValueError(
+                f"eks.access lists {listed[0]}, the cluster's creator: EKS makes the creator an admin itself "
+                "(pulumi-eks sets bootstrapClusterCreatorAdminPermissions), and a second access entry for it fails. "
+                "Remove it from eks.access.admins/viewers, or set eks.access.creator to the identity that creates "
+                "the cluster."
+            )
+        return self
 
 
 Settings = TypeVar("Settings", bound=StackSettings)
@@ -290,6 +370,25 @@ def parse_settings(model: type[Settings], values: Mapping[str, Any], namespace: 
             + "\n".join(lines)
             + f"\nFix it in Pulumi.<stack>.yaml or with `pulumi config set --path {namespace}:<key> <value>`."
         ) from None
+
+
+def read_stack_file(
+    model: type[Settings], stack_file: Path, project: str, region: str | None = None, **overrides: Any
+) -> Settings:
+    """The settings a committed `Pulumi.<stack>.yaml` gives a project (environment: the stack's name; region: the
+    file's `aws:region`, else `region`, else AWS_REGION), with `overrides` (camelCase keys) on top."""
+    import yaml
+
+    config = yaml.safe_load(stack_file.read_text())["config"]
+    values: dict[str, Any] = {
+        key.split(":", 1)[1]: value for key, value in config.items() if key.startswith(f"{project}:")
+    }
+    values |= {
+        "environment": stack_file.name.removeprefix("Pulumi.").removesuffix(".yaml"),
+        "region": config.get("aws:region") or region or os.environ.get("AWS_REGION"),
+        **overrides,
+    }
+    return parse_settings(model, values, project)
 
 
 def _is_object(annotation: Any) -> bool:
@@ -327,11 +426,14 @@ def load_settings(model: type[Settings]) -> Settings:
             "Check the spelling in Pulumi.<stack>.yaml."
         )
     config = pulumi.Config(namespace)
-    values: dict[str, Any] = {"environment": pulumi.get_stack(), "region": pulumi.Config("aws").get("region")}
+    region = pulumi.Config("aws").get("region") or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    values: dict[str, Any] = {"environment": pulumi.get_stack(), "region": region}
     for key, structured in keys.items():
         raw = config.get_object(key) if structured else config.get(key)
         if raw is not None:
             values[key] = raw
     if values["region"] is None:
-        raise ConfigError("aws:region is not set: run `pulumi config set aws:region <region>` for this stack.")
+        raise ConfigError(
+            "aws:region is not set: run `pulumi config set aws:region <region>` for this stack (or set AWS_REGION)."
+        )
     return parse_settings(model, values, namespace)

@@ -1,9 +1,12 @@
 """The VPC both platforms share: two AZs, public subnets for load balancers, private ones for tasks and pods.
 
-Tasks and pods never get public IPs; they reach ECR, CloudWatch and S3 through NAT (and a free S3 gateway
-endpoint that keeps image-layer and model downloads off the NAT bill). Subnet role tags let the AWS Load Balancer
-Controller find where to put internet-facing and internal load balancers; since controller v2.1.1 no
-`kubernetes.io/cluster/<name>` tag is needed, so the network knows nothing of the EKS cluster.
+Tasks and pods in the private subnets reach ECR, CloudWatch and S3 through NAT (and a free S3 gateway endpoint that
+keeps image-layer and model downloads off the NAT bill). With `natGateways: none` there is no NAT: the private
+subnets have no way out, and only ECS tasks placed in the public subnets with public addresses can run.
+
+Subnet role tags let the AWS Load Balancer Controller find where to put internet-facing and internal load balancers;
+since controller v2.1.1 no `kubernetes.io/cluster/<name>` tag is needed, so the network knows nothing of the EKS
+cluster.
 """
 
 from __future__ import annotations
@@ -102,7 +105,7 @@ class Network(pulumi.ComponentResource):
             )
         public, private = subnets["public"], subnets["private"]
 
-        nat_count = AZ_COUNT if settings.nat_gateways == "perAz" else 1
+        nat_count = {"none": 0, "single": 1, "perAz": AZ_COUNT}[settings.nat_gateways]
         nats = []
         for index in range(nat_count):
             eip = aws.ec2.Eip(
@@ -126,7 +129,9 @@ class Network(pulumi.ComponentResource):
             route_table = aws.ec2.RouteTable(
                 f"{name}-private-{index}",
                 vpc_id=vpc.id,
-                routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nats[index % nat_count].id)],
+                routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nats[index % nat_count].id)]
+                if nats
+                else [],
                 tags={**tags, "Name": f"{settings.name}-private-{index}"},
                 opts=child,
             )

@@ -29,7 +29,7 @@ class Root:
 
 def build(settings: SharedSettings) -> Root:
     """Create the shared resources and export what the platforms and CI read."""
-    ctx = lookup_context(settings.region)
+    ctx = lookup_context(settings.region, settings.name)
     registry = Registry(f"{settings.name}-registry", settings)
     network = Network(f"{settings.name}-net", settings)
     buckets = Buckets(f"{settings.name}-buckets", settings, ctx)
@@ -41,4 +41,5 @@ def build(settings: SharedSettings) -> Root:
     pulumi.export(shared.PRIVATE_SUBNET_IDS, network.private_subnet_ids)
     pulumi.export(shared.MODEL_BUCKET, buckets.model_bucket.bucket)
     pulumi.export(shared.ACCESS_LOG_BUCKET, buckets.access_log_bucket.bucket)
+    pulumi.export(shared.NAT_GATEWAYS, settings.nat_gateways)
     return Root(registry, network, buckets)

@@ -8,10 +8,11 @@ other.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 
-from stacks.config import PlatformSettings
+from stacks.config import ConfigError, PlatformSettings
 
 #: The image targets, one ECR repository each.
 TARGETS = ("api", "ui")
@@ -20,6 +21,8 @@ PUBLIC_SUBNET_IDS = "publicSubnetIds"
 PRIVATE_SUBNET_IDS = "privateSubnetIds"
 MODEL_BUCKET = "modelBucket"
 ACCESS_LOG_BUCKET = "accessLogBucket"
+#: `none`, `single` or `perAz`: whether the private subnets reach the internet (a platform refuses what cannot run).
+NAT_GATEWAYS = "natGateways"
 #: Key prefix of each platform's load balancer logs in the access-log bucket.
 ECS_ACCESS_LOG_PREFIX = "ecs"
 EKS_ACCESS_LOG_PREFIX = "eks"
@@ -50,6 +53,7 @@ class SharedOutputs:
     repository_urls: dict[str, pulumi.Output[str]]
     repository_arns: dict[str, pulumi.Output[str]]
     access_log_bucket: pulumi.Output[str]
+    nat_gateways: pulumi.Output[str]
 
     @classmethod
     def read(cls, settings: PlatformSettings) -> SharedOutputs:
@@ -69,7 +73,24 @@ class SharedOutputs:
             repository_urls={target: out(repository_url_output(target)) for target in TARGETS},
             repository_arns={target: out(repository_arn_output(target)) for target in TARGETS},
             access_log_bucket=out(ACCESS_LOG_BUCKET),
+            # A root deployed before this output existed always had a NAT gateway.
+            nat_gateways=ref.get_output(NAT_GATEWAYS).apply(lambda value: value or "single"),
         )
+
+    def private_subnets_with_nat(self, who: str) -> pulumi.Output[list[str]]:
+        """The private subnet ids, or a clear error at preview when the root has no NAT gateway to get out through
+        (whatever uses these ids waits for the check, so the error cannot be lost)."""
+
+        def check(values: list[Any]) -> list[str]:
+            if values[0] == "none":
+                raise ConfigError(
+                    f"the root stack runs without a NAT gateway (diabetes:natGateways: none), and {who} need one in "
+                    "the private subnets to pull images and reach AWS APIs. Run `pulumi config set "
+                    "diabetes:natGateways single` and `pulumi up` the root first."
+                )
+            return list(values[1])
+
+        return pulumi.Output.all(self.nat_gateways, self.private_subnet_ids).apply(check)
 
     def image(self, target: str, tag: str) -> pulumi.Output[str]:
         """The full image reference of one target at one tag."""

@@ -3,6 +3,8 @@
 - ``_generated/features.md``, ``classes.md``, ``subgroups.md``: tables from :mod:`ml.schema`.
 - ``_generated/real_*.md`` and the ``{{ name }}`` substitutions: the numbers measured on the real file, kept in
   one place, ``docs/_data/real_metrics.json``.
+- ``_generated/costs.md`` and the ``{{ cost_... }}`` substitutions: the monthly cost of every profile and the unit
+  prices with their sources, from the one cost model, :mod:`stacks.costs`.
 - ``api/packages.rst``: one autosummary entry per module of ml, service, frontend and stacks found on disk
   (entry scripts are skipped: importing them would run a Pulumi program or the Streamlit page).
 """
@@ -235,6 +237,11 @@ def substitutions(data: Mapping[str, Any]) -> dict[str, str]:
     subs["real_validation_weighted_f1"] = _f(data["validation_tuned_on"]["weighted_f1"])
     floor = data["precision_floor"]
     subs["real_floor_lift"] = f"{floor['min_precision_lift']:g}"
+    # The evidence the floor asks for is the code's (the real model was trained under it or under none).
+    from ml.training.tuning import MIN_NAMED, PRECISION_CONFIDENCE
+
+    subs["floor_min_named"] = str(MIN_NAMED)
+    subs["floor_confidence"] = f"{PRECISION_CONFIDENCE:.0%}"
     for key, outcome in (("floor", floor["with_floor"]), ("nofloor", floor["without_floor"])):
         subs[f"real_{key}_candidate"] = outcome["candidate"]
         subs[f"real_{key}_weights"] = " / ".join(f"{w:g}" for w in outcome["class_weights"])
@@ -591,6 +598,67 @@ def _spread_table(data: Mapping[str, Any], rows: Mapping[str, str]) -> str:
     )
 
 
+# ---------------------------------------------------------------------------------------------- costs
+
+
+def cost_tables() -> str:
+    """Every profile's total, each one's lines, the optional extras and the unit prices, from stacks.costs."""
+    from stacks import costs
+
+    parts = [
+        markdown_table(
+            ("Profile", "Stack files", "Per month"),
+            [
+                (
+                    p.title,
+                    ", ".join(f"`{p.stack}` {project}" for project in p.projects),
+                    f"**{costs.dollars(p.monthly)}**",
+                )
+                for p in costs.PROFILES
+            ],
+        )
+    ]
+    for p in costs.PROFILES:
+        rows = [
+            (
+                project,
+                line.item,
+                f"{line.quantity:,.6g} {costs.PRICES[line.price].unit.removeprefix('per ')}",
+                costs.dollars(line.monthly),
+                line.note,
+            )
+            for project, lines in p.lines().items()
+            for line in lines
+        ]
+        parts.append(f"\n**{p.title}** (`{p.key}`): {costs.dollars(p.monthly)} a month\n\n")
+        parts.append(markdown_table(("Stack", "Item", "Quantity", "Per month", "Assumption"), rows))
+    extras = [(line.item, costs.dollars(line.monthly), line.note) for line in costs.OPTION_LINES["waf"]()]
+    parts.append(
+        "\n**Options** on top of a profile: HTTPS (an ACM public certificate) costs nothing; the WAF rule:\n\n"
+    )
+    parts.append(markdown_table(("Item", "Per month", "Assumption"), extras))
+    parts.append(f"\n**Unit prices** ({costs.REGION}, on-demand; a month is {costs.HOURS_PER_MONTH} hours):\n\n")
+    parts.append(
+        markdown_table(
+            ("Price", "USD", "Unit", "Source", "Checked"),
+            [(key, f"{price.usd:g}", price.unit, price.source, price.checked) for key, price in costs.PRICES.items()],
+        )
+    )
+    return "".join(parts)
+
+
+def cost_substitutions() -> dict[str, str]:
+    """`{{ cost_<profile> }}` (monthly total) and `{{ cost_price_<key> }}` (unit price) for the prose."""
+    from stacks import costs
+
+    subs = {f"cost_{p.key.replace('-', '_')}": costs.dollars(p.monthly) for p in costs.PROFILES}
+    subs |= {f"cost_price_{key}": f"${price.usd:g}" for key, price in costs.PRICES.items()}
+    subs["cost_public_ipv4_month"] = costs.dollars(costs.PRICES["public_ipv4_hour"].usd * costs.HOURS_PER_MONTH)
+    subs["cost_nat_month"] = costs.dollars(costs.PRICES["nat_hour"].usd * costs.HOURS_PER_MONTH)
+    subs["cost_waf"] = costs.dollars(costs.total(costs.OPTION_LINES["waf"]()))
+    return subs
+
+
 # ---------------------------------------------------------------------------------------- API reference
 
 
@@ -639,6 +707,7 @@ def generate(app: Sphinx, config: Config) -> None:
             _write(GENERATED / name, settings_table(target))
     for name, text in real_tables(load_real_metrics()).items():
         _write(GENERATED / name, text)
+    _write(GENERATED / "costs.md", cost_tables())
     modules = discover_modules()
     _write(API_PAGE, api_page(modules))
     # Pages of modules that were removed or are no longer documented would otherwise break the -W build.

@@ -19,6 +19,7 @@ from stacks.aws_context import (
     model_read_policy,
     policy_json,
     service_trust_policy,
+    stack_role,
     statement,
 )
 from stacks.config import S3Location
@@ -36,12 +37,8 @@ def execution_policy(repository_arns: Sequence[str], log_group_arn: str) -> str:
 
 def ecs_task_role(name: str, ctx: AwsContext, tags: dict[str, str], opts: pulumi.ResourceOptions) -> aws.iam.Role:
     """A role only ECS tasks of this account can assume."""
-    return aws.iam.Role(
-        name,
-        assume_role_policy=service_trust_policy("ecs-tasks.amazonaws.com", ctx, source_arn=ctx.arn("ecs", "*")),
-        tags=tags,
-        opts=opts,
-    )
+    trust = service_trust_policy("ecs-tasks.amazonaws.com", ctx, source_arn=ctx.arn("ecs", "*"))
+    return stack_role(name, ctx, trust, tags, opts)
 
 
 def execution_role(

@@ -1,5 +1,5 @@
 """The public entry point on ECS: an ALB in the public subnets, open to the world on 80 (and 443 with a
-certificate).
+certificate), with an optional WAF rate-based rule in front.
 
 With a certificate, HTTP only redirects to HTTPS. The UI (when enabled) owns `/` with sticky sessions and a
 long idle timeout for Streamlit's websocket; the API's public routes are forwarded by path rules. Without the
@@ -16,6 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from stacks.config import EcsStackSettings
+from stacks.ecs.waf import rate_limited_acl
 from stacks.shared import ECS_ACCESS_LOG_PREFIX
 from stacks.workloads import (
     SSL_POLICY,
@@ -45,6 +46,8 @@ class LoadBalancer(pulumi.ComponentResource):
     listener: aws.lb.Listener
     #: Listeners and rules: a service may only be created once its target group is wired to the ALB.
     routing: list[pulumi.Resource]
+    #: The WAF web ACL, when the stack configures one (diabetes-ecs:waf).
+    web_acl: aws.wafv2.WebAcl | None
     url: pulumi.Output[str]
 
     def __init__(
@@ -173,6 +176,12 @@ class LoadBalancer(pulumi.ComponentResource):
                     opts=child,
                 )
                 self.routing.append(rule)
+
+        self.web_acl = (
+            rate_limited_acl(f"{settings.name}-ecs-waf", settings.waf, self.alb.arn, tags, child)
+            if settings.waf
+            else None
+        )
 
         scheme = "https" if https else "http"
         self.url = self.alb.dns_name.apply(lambda dns: f"{scheme}://{dns}")

@@ -48,7 +48,7 @@ class EcsPlatform(pulumi.ComponentResource):
         self.cluster = aws.ecs.Cluster(
             name,
             name=name,
-            settings=[{"name": "containerInsights", "value": "enabled"}],
+            settings=[{"name": "containerInsights", "value": "enabled" if settings.container_insights else "disabled"}],
             service_connect_defaults={"namespace": namespace.arn},
             tags=tags,
             opts=child,
@@ -72,6 +72,8 @@ class EcsPlatform(pulumi.ComponentResource):
             opts=child,
         )
 
+        public_tasks = settings.task_subnets == "public"
+        task_subnets = shared.public_subnet_ids if public_tasks else shared.private_subnets_with_nat("ECS tasks")
         self.services = {}
         for workload in workloads:
             is_api = workload.name == "api"
@@ -104,7 +106,8 @@ class EcsPlatform(pulumi.ComponentResource):
                     cluster_name=self.cluster.name,
                     cluster_arn=self.cluster.arn,
                     vpc_id=shared.vpc_id,
-                    private_subnet_ids=shared.private_subnet_ids,
+                    subnet_ids=task_subnets,
+                    assign_public_ip=public_tasks,
                     alb_security_group_id=self.load_balancer.security_group.id,
                     alb_arn_suffix=self.load_balancer.arn_suffix,
                     target_group=self.load_balancer.target_groups[workload.name],

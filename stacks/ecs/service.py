@@ -1,6 +1,7 @@
 """One Fargate service: its security group, task definition, ECS service and autoscaling.
 
-Tasks run in private subnets without public IPs, as uid 10001 on a read-only root filesystem with a per-task
+Tasks run in the private subnets without public IPs (or, with `taskSubnets: public`, in the public subnets with a
+public address each, for a stack without a NAT gateway), as uid 10001 on a read-only root filesystem with a per-task
 /tmp, and accept traffic only from the ALB's security group (and, for the API, from the UI's). A failed
 rollout trips the deployment circuit breaker and rolls back to the last healthy task definition. The service is
 autonamed, so a replacement starts the new service before it deletes the old one.
@@ -71,7 +72,9 @@ class ServiceInputs:
     cluster_name: pulumi.Input[str]
     cluster_arn: pulumi.Input[str]
     vpc_id: pulumi.Input[str]
-    private_subnet_ids: pulumi.Input[Sequence[str]]
+    subnet_ids: pulumi.Input[Sequence[str]]
+    #: Tasks in the public subnets need a public address to reach ECR, S3 and CloudWatch without a NAT gateway.
+    assign_public_ip: bool
     alb_security_group_id: pulumi.Input[str]
     alb_arn_suffix: pulumi.Input[str]
     target_group: aws.lb.TargetGroup
@@ -123,7 +126,7 @@ class FargateService(pulumi.ComponentResource):
             ip_protocol="tcp",
             from_port=443,
             to_port=443,
-            description="HTTPS to AWS APIs (ECR, S3, CloudWatch) via NAT / endpoints",
+            description="HTTPS to AWS APIs (ECR, S3, CloudWatch)",
             tags=tags,
             opts=child,
         )
@@ -154,9 +157,9 @@ class FargateService(pulumi.ComponentResource):
             launch_type="FARGATE",
             platform_version="LATEST",
             network_configuration={
-                "subnets": inputs.private_subnet_ids,
+                "subnets": inputs.subnet_ids,
                 "security_groups": [self.security_group.id],
-                "assign_public_ip": False,
+                "assign_public_ip": inputs.assign_public_ip,
             },
             load_balancers=[
                 {

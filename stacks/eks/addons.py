@@ -1,30 +1,25 @@
-"""What the cluster runs for the app: Fargate profiles, CoreDNS, pod logging, metrics-server, the Load Balancer
-Controller.
+"""What the cluster runs for the app besides CoreDNS (pulumi-eks's): pod logging, metrics-server, the AWS Load
+Balancer Controller, and the dry-run-only rights the CI preview needs (stacks/eks/preview_access.py).
 
-Two Fargate profiles run everything: one for kube-system (CoreDNS as a managed add-on with `computeType: Fargate`,
-the controller, metrics-server) and one for the app namespace. EKS changes one Fargate profile of a cluster at a
-time, so the app profile waits for the system profile. Profiles and the Helm releases depend on the IAM policies
-their pods use (pod execution, IRSA), so first starts do not race IAM's eventual consistency. Fargate has no
-instance metadata, so the controller is told its cluster, region and VPC explicitly.
+The Helm releases depend on the IRSA policies their pods use, so first starts do not race IAM's eventual
+consistency. Fargate has no instance metadata, so the controller is told its cluster, region and VPC explicitly.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
 from typing import Any
 
 import pulumi
-import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from stacks.aws_context import AwsContext, service_trust_policy
+from stacks.aws_context import AwsContext
 from stacks.config import EksStackSettings
 from stacks.eks import manifests
 from stacks.eks.cluster import EksCluster
-from stacks.eks.iam import irsa_role, pod_execution_policy
+from stacks.eks.iam import irsa_role
 from stacks.eks.kubernetes import create_object
 from stacks.eks.lb_controller_policy import CHART_VERSION, SERVICE_ACCOUNT, lb_controller_policy
+from stacks.eks.preview_access import preview_manifests
 from stacks.shared import SharedOutputs
 
 LB_CONTROLLER_CHART_REPO = "https://aws.github.io/eks-charts"
@@ -50,10 +45,9 @@ def helm_release(
 
 
 class EksAddons(pulumi.ComponentResource):
-    """Fargate profiles, CoreDNS, Fargate log routing, metrics-server and the AWS Load Balancer Controller."""
+    """Fargate log routing, metrics-server and the AWS Load Balancer Controller."""
 
-    fargate_profile_names: list[pulumi.Output[str]]
-    #: What the app's objects wait for: the controller's webhook, metrics-server, the app namespace's profile.
+    #: What the app's objects wait for: the controller's webhook, metrics-server, the log routing.
     ready: list[pulumi.Resource]
 
     def __init__(
@@ -63,7 +57,6 @@ class EksAddons(pulumi.ComponentResource):
         ctx: AwsContext,
         cluster: EksCluster,
         shared: SharedOutputs,
-        repository_arns: Sequence[pulumi.Input[str]],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("diabetes:eks:Addons", name, None, opts)
@@ -71,70 +64,25 @@ class EksAddons(pulumi.ComponentResource):
         tags = settings.tags_for("eks")
         cluster_name = cluster.cluster_name
 
-        pod_logs = aws.cloudwatch.LogGroup(
-            f"{name}-pods",
-            name=f"/eks/{cluster_name}/pods",
-            retention_in_days=settings.log_retention_days,
-            tags=tags,
-            opts=child,
-        )
-        pod_role = aws.iam.Role(
-            f"{name}-pod-execution",
-            assume_role_policy=_fargate_trust(ctx, cluster_name),
-            tags=tags,
-            opts=child,
-        )
-        pod_policy = aws.iam.RolePolicy(
-            f"{name}-pod-execution",
-            role=pod_role.id,
-            policy=pulumi.Output.all(pod_logs.arn, *repository_arns).apply(
-                lambda arns: pod_execution_policy(ctx, list(arns[1:]), arns[0])
-            ),
-            opts=child,
-        )
-        # Autonamed: a profile is immutable, so any change replaces it, and a new one is made before the old goes.
-        system = aws.eks.FargateProfile(
-            f"{name}-system",
-            cluster_name=cluster.cluster.name,
-            pod_execution_role_arn=pod_role.arn,
-            subnet_ids=shared.private_subnet_ids,
-            selectors=[{"namespace": "kube-system"}],
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[pod_policy]),
-        )
-        app = aws.eks.FargateProfile(
-            f"{name}-app",
-            cluster_name=cluster.cluster.name,
-            pod_execution_role_arn=pod_role.arn,
-            subnet_ids=shared.private_subnet_ids,
-            selectors=[{"namespace": settings.eks.namespace}],
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[pod_policy, system]),
-        )
-        self.fargate_profile_names = [system.fargate_profile_name, app.fargate_profile_name]
-
-        coredns = aws.eks.Addon(
-            f"{name}-coredns",
-            cluster_name=cluster.cluster.name,
-            addon_name="coredns",
-            configuration_values=json.dumps({"computeType": "Fargate"}),
-            resolve_conflicts_on_create="OVERWRITE",
-            resolve_conflicts_on_update="OVERWRITE",
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[system]),
-        )
-
         on_cluster = pulumi.ResourceOptions(parent=self, provider=cluster.provider)
+        # The guard (admission policy and binding) before the grant (role and binding), each after the previous.
+        previous: list[pulumi.Resource] = []
+        for manifest in preview_manifests():
+            label = f"{name}-preview-{manifest['kind'].lower()}"
+            opts = pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=previous))
+            previous = [create_object(label, manifest, opts)]
+
         # Fargate reads its log routing when a pod starts: set it up before any pod of ours is scheduled.
         observability = create_object(f"{name}-observability-ns", manifests.observability_namespace(), on_cluster)
         logging = create_object(
             f"{name}-logging",
-            manifests.logging_config(settings.region, pod_logs.name),
+            manifests.logging_config(settings.region, cluster.pod_logs.name),
             pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[observability])),
         )
 
         controller_role = irsa_role(
             f"{name}-lb-controller",
+            ctx,
             oidc_provider_arn=cluster.oidc_provider_arn,
             oidc_issuer=cluster.oidc_issuer,
             namespace="kube-system",
@@ -143,9 +91,7 @@ class EksAddons(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        system_ready = pulumi.ResourceOptions.merge(
-            on_cluster, pulumi.ResourceOptions(depends_on=[system, coredns, logging])
-        )
+        system_ready = pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[logging]))
         metrics_server = helm_release(
             f"{name}-metrics-server",
             chart="metrics-server",
@@ -180,12 +126,5 @@ class EksAddons(pulumi.ComponentResource):
                 system_ready, pulumi.ResourceOptions(depends_on=controller_role.policies)
             ),
         )
-        self.ready = [controller, metrics_server, app, logging]
+        self.ready = [controller, metrics_server, logging]
         self.register_outputs({})
-
-
-def _fargate_trust(ctx: AwsContext, cluster_name: str) -> str:
-    """Only EKS Fargate, for this cluster's profiles."""
-    return service_trust_policy(
-        "eks-fargate-pods.amazonaws.com", ctx, source_arn=ctx.arn("eks", f"fargateprofile/{cluster_name}/*")
-    )

@@ -44,6 +44,7 @@ class EksApp(pulumi.ComponentResource):
         if model is not None:
             model_role = irsa_role(
                 f"{name}-api-model",
+                ctx,
                 oidc_provider_arn=cluster.oidc_provider_arn,
                 oidc_issuer=cluster.oidc_issuer,
                 namespace=settings.eks.namespace,

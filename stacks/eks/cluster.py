@@ -1,27 +1,36 @@
-"""The EKS cluster and who may use it: control plane, OIDC provider, access entries, the Kubernetes provider.
+"""The EKS cluster and who may use it, built with `pulumi_eks.Cluster`: control plane, one Fargate profile, CoreDNS on
+Fargate, the OIDC provider and the access entries; plus the Kubernetes provider the rest of the program uses.
 
-The cluster authenticates with EKS access entries only (`authenticationMode: API`) and bootstraps nobody: every
-identity with Kubernetes access is an explicit entry from the stack's config (admins: the CI deploy role and
-operators; viewers: the CI preview role), so access does not depend on who happened to create the cluster. The
-Kubernetes provider waits for those entries, so no object of ours is sent before its deployer may write it. The API
-endpoint is private unless `eks.publicAccessCidrs` names who may reach it.
+The cluster authenticates with EKS access entries only (`authenticationMode: API`). pulumi-eks always lets EKS make
+the creating identity an admin (`bootstrapClusterCreatorAdminPermissions`), so the creator (`eks.access.creator`,
+the CI deploy role by default) gets no entry of ours; every other identity with Kubernetes access is an entry from
+the stack's config (admins: operators; viewers: the CI preview role). The API endpoint is private unless
+`eks.publicAccessCidrs` names who may reach it.
+
+What pulumi-eks cannot express stays here, by hand (docs/deploy.md lists it with the reasons): the roles it would
+create carry no IAM path and no permissions boundary, which the deploy role requires of every role it creates, so the
+cluster role and the pod execution role are ours and passed in; the control-plane log group with a retention (EKS
+would create it without one); and the Kubernetes provider, which waits for the whole component (access entries
+included) before any object of ours is sent.
 """
 
 from __future__ import annotations
 
-import json
-
 import pulumi
 import pulumi_aws as aws
+import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
-from stacks.aws_context import AwsContext
+from stacks.aws_context import AwsContext, RoleWithPolicies, service_trust_policy, stack_role
 from stacks.config import ConfigError, EksStackSettings
-from stacks.eks.iam import CLUSTER_POLICY, cluster_trust_policy
+from stacks.eks.iam import CLUSTER_POLICY, cluster_trust_policy, pod_execution_policy
+from stacks.eks.preview_access import PREVIEW_GROUP
 
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator")
 #: EKS access policies by access level (cluster-wide scope).
 ACCESS_POLICIES = {"admin": "AmazonEKSClusterAdminPolicy", "view": "AmazonEKSViewPolicy"}
+#: The namespaces Fargate runs: the system pods (CoreDNS, the Load Balancer Controller, metrics-server) and the app's.
+SYSTEM_NAMESPACE = "kube-system"
 
 
 def principal_arn(value: str, ctx: AwsContext) -> str:
@@ -29,8 +38,8 @@ def principal_arn(value: str, ctx: AwsContext) -> str:
     return value if value.startswith("arn:") else ctx.arn("iam", value, region=False)
 
 
-def access_levels(settings: EksStackSettings, ctx: AwsContext) -> dict[str, str]:
-    """principal ARN -> access level (`admin` or `view`)."""
+def access_entries(settings: EksStackSettings, ctx: AwsContext) -> dict[str, str]:
+    """principal ARN -> access level (`admin` or `view`) of the identities that get an access entry."""
     access = settings.eks.access
     return {
         **{principal_arn(value, ctx): "admin" for value in access.admins},
@@ -38,51 +47,60 @@ def access_levels(settings: EksStackSettings, ctx: AwsContext) -> dict[str, str]
     }
 
 
-def check_deployer(deployer_arn: str, levels: dict[str, str], *, preview: bool) -> None:
+def check_deployer(deployer_arn: str, creator_arn: str, entries: dict[str, str], *, preview: bool) -> None:
     """Fail early when the identity running Pulumi will not be able to reach the cluster it deploys to."""
     allowed = {"admin", "view"} if preview else {"admin"}
-    if levels.get(deployer_arn) not in allowed:
+    if deployer_arn != creator_arn and entries.get(deployer_arn) not in allowed:
         raise ConfigError(
-            f"{deployer_arn} runs this {'preview' if preview else 'update'} but is not "
-            f"{'an admin or viewer' if preview else 'an admin'} of the cluster: add it to diabetes-eks:eks.access "
+            f"{deployer_arn} runs this {'preview' if preview else 'update'} but is neither the cluster's creator "
+            f"({creator_arn}) nor {'an admin or viewer' if preview else 'an admin'}: add it to diabetes-eks:eks.access "
             "(`pulumi config set --path 'diabetes-eks:eks.access.admins[N]' <arn>`), or every Kubernetes call fails"
         )
 
 
-def kubeconfig(cluster_name: str, endpoint: str, certificate_authority: str, region: str) -> str:
-    """A kubeconfig that gets short-lived tokens from the AWS CLI (`aws eks get-token`); it holds no credential."""
-    user = {
-        "exec": {
-            "apiVersion": "client.authentication.k8s.io/v1beta1",
-            "command": "aws",
-            "args": ["eks", "get-token", "--cluster-name", cluster_name, "--region", region, "--output", "json"],
-        }
+def _groups(level: str) -> list[str]:
+    """Viewers may also send server-side dry runs (stacks/eks/preview_access.py): what a preview needs."""
+    return [PREVIEW_GROUP] if level == "view" else []
+
+
+def cluster_access_entries(
+    entries: dict[str, str], ctx: AwsContext, tags: dict[str, str]
+) -> dict[str, eks.AccessEntryArgs]:
+    """pulumi-eks access entries, one per identity, each with one cluster-wide access policy."""
+    return {
+        f"{level}-{arn.rsplit('/', 1)[-1]}": eks.AccessEntryArgs(
+            principal_arn=arn,
+            type=eks.AccessEntryType.STANDARD,
+            kubernetes_groups=_groups(level),
+            access_policies={
+                level: eks.AccessPolicyAssociationArgs(
+                    policy_arn=f"arn:{ctx.partition}:eks::aws:cluster-access-policy/{ACCESS_POLICIES[level]}",
+                    access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+                )
+            },
+            tags=tags,
+        )
+        for arn, level in entries.items()
     }
-    return json.dumps(
-        {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {
-                    "name": cluster_name,
-                    "cluster": {"server": endpoint, "certificate-authority-data": certificate_authority},
-                }
-            ],
-            "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}],
-            "current-context": cluster_name,
-            "users": [{"name": cluster_name, "user": user}],
-        }
-    )
+
+
+def arn_once_ready(role: RoleWithPolicies) -> pulumi.Output[str]:
+    """The role's ARN, resolved only once its policies exist: whatever is given it waits for them (IAM is eventually
+    consistent, and EKS checks the role when it creates the cluster or starts a pod)."""
+    return pulumi.Output.all(role.role.arn, *(policy.id for policy in role.policies)).apply(lambda values: values[0])
 
 
 class EksCluster(pulumi.ComponentResource):
-    """Control plane, OIDC provider, access entries and the Kubernetes provider that uses them."""
+    """The pulumi-eks cluster with our roles, log group and access entries, and the Kubernetes provider."""
 
     cluster_name: str
-    cluster: aws.eks.Cluster
+    cluster: eks.Cluster
+    #: Where Fargate's log router sends the pods' logs (the pod execution role may write there and nowhere else).
+    pod_logs: aws.cloudwatch.LogGroup
     oidc_provider_arn: pulumi.Output[str]
     oidc_issuer: pulumi.Output[str]
     kubeconfig: pulumi.Output[str]
+    fargate_profile_name: pulumi.Output[str]
     provider: k8s.Provider
 
     def __init__(
@@ -92,14 +110,17 @@ class EksCluster(pulumi.ComponentResource):
         ctx: AwsContext,
         deployer_arn: str,
         private_subnet_ids: pulumi.Input[list[str]],
+        vpc_id: pulumi.Input[str],
+        repository_arns: list[pulumi.Input[str]],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("diabetes:eks:Cluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         tags = settings.tags_for("eks")
         self.cluster_name = settings.eks_cluster_name
-        levels = access_levels(settings, ctx)
-        check_deployer(deployer_arn, levels, preview=pulumi.runtime.is_dry_run())
+        entries = access_entries(settings, ctx)
+        creator = principal_arn(settings.eks_creator, ctx)
+        check_deployer(deployer_arn, creator, entries, preview=pulumi.runtime.is_dry_run())
 
         logs = aws.cloudwatch.LogGroup(
             f"{name}-control-plane",
@@ -108,62 +129,84 @@ class EksCluster(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        role = aws.iam.Role(f"{name}-cluster", assume_role_policy=cluster_trust_policy(ctx), tags=tags, opts=child)
+        self.pod_logs = aws.cloudwatch.LogGroup(
+            f"{name}-pods",
+            name=f"/eks/{self.cluster_name}/pods",
+            retention_in_days=settings.log_retention_days,
+            tags=tags,
+            opts=child,
+        )
+        cluster_role = stack_role(f"{name}-cluster", ctx, cluster_trust_policy(ctx), tags, child)
         attachment = aws.iam.RolePolicyAttachment(
             f"{name}-cluster",
-            role=role.name,
+            role=cluster_role.name,
             policy_arn=f"arn:{ctx.partition}:iam::aws:policy/{CLUSTER_POLICY}",
             opts=child,
         )
+        pod_role = stack_role(f"{name}-pod-execution", ctx, _fargate_trust(ctx, self.cluster_name), tags, child)
+        pod_policy = aws.iam.RolePolicy(
+            f"{name}-pod-execution",
+            role=pod_role.id,
+            policy=pulumi.Output.all(self.pod_logs.arn, *repository_arns).apply(
+                lambda arns: pod_execution_policy(ctx, list(arns[1:]), arns[0])
+            ),
+            opts=child,
+        )
+
         cidrs = list(settings.eks.public_access_cidrs)
-        self.cluster = aws.eks.Cluster(
+        self.cluster = eks.Cluster(
             name,
             name=self.cluster_name,
-            role_arn=role.arn,
             version=settings.eks.version,
-            vpc_config=aws.eks.ClusterVpcConfigArgs(
-                subnet_ids=private_subnet_ids,
-                endpoint_private_access=True,
-                endpoint_public_access=bool(cidrs),
-                public_access_cidrs=cidrs or None,
-            ),
-            access_config=aws.eks.ClusterAccessConfigArgs(
-                authentication_mode="API", bootstrap_cluster_creator_admin_permissions=False
-            ),
+            vpc_id=vpc_id,
+            subnet_ids=private_subnet_ids,
+            endpoint_private_access=True,
+            endpoint_public_access=bool(cidrs),
+            public_access_cidrs=cidrs or None,
             enabled_cluster_log_types=list(CONTROL_PLANE_LOG_TYPES),
+            authentication_mode=eks.AuthenticationMode.API,
+            access_entries=cluster_access_entries(entries, ctx, tags),
+            service_role=cluster_role,
+            create_oidc_provider=True,
+            # Fargate only: no node group, no node role, no security groups of pulumi-eks's own (EKS makes the
+            # cluster security group), no kube-proxy or VPC CNI add-ons (DaemonSets, which Fargate does not run).
+            skip_default_node_group=True,
+            skip_default_security_groups=True,
+            kube_proxy_addon_options=eks.KubeProxyAddonOptionsArgs(enabled=False),
+            use_default_vpc_cni=True,
+            # One autonamed profile for the system pods and the app; pulumi-eks then runs CoreDNS as a managed add-on
+            # with `computeType: Fargate`, after the profile.
+            fargate=eks.FargateProfileArgs(
+                pod_execution_role_arn=arn_once_ready(RoleWithPolicies(pod_role, [pod_policy])),
+                selectors=[
+                    aws.eks.FargateProfileSelectorArgs(namespace=SYSTEM_NAMESPACE),
+                    aws.eks.FargateProfileSelectorArgs(namespace=settings.eks.namespace),
+                ],
+                subnet_ids=private_subnet_ids,
+            ),
+            coredns_addon_options=eks.CoreDnsAddonOptionsArgs(
+                enabled=True,
+                resolve_conflicts_on_create=eks.ResolveConflictsOnCreate.OVERWRITE,
+                resolve_conflicts_on_update=eks.ResolveConflictsOnUpdate.OVERWRITE,
+            ),
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs, attachment]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs, attachment, pod_policy]),
         )
-        issuer_url = self.cluster.identities.apply(lambda ids: str(ids[0]["oidcs"][0]["issuer"]))  # type: ignore[index]
-        provider = aws.iam.OpenIdConnectProvider(
-            f"{name}-oidc", url=issuer_url, client_id_lists=["sts.amazonaws.com"], tags=tags, opts=child
-        )
-        self.oidc_provider_arn = provider.arn
-        self.oidc_issuer = issuer_url.apply(lambda url: url.removeprefix("https://"))
-
-        associations = []
-        for principal, level in levels.items():
-            label = f"{name}-{level}-{principal.rsplit('/', 1)[-1]}"
-            entry = aws.eks.AccessEntry(
-                label, cluster_name=self.cluster.name, principal_arn=principal, type="STANDARD", tags=tags, opts=child
-            )
-            associations.append(
-                aws.eks.AccessPolicyAssociation(
-                    label,
-                    cluster_name=self.cluster.name,
-                    principal_arn=entry.principal_arn,
-                    policy_arn=f"arn:{ctx.partition}:eks::aws:cluster-access-policy/{ACCESS_POLICIES[level]}",
-                    access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
-                    opts=child,
-                )
-            )
-
-        self.kubeconfig = pulumi.Output.all(self.cluster.endpoint, self.cluster.certificate_authority).apply(
-            lambda values: kubeconfig(self.cluster_name, values[0], values[1]["data"], settings.region)
-        )
+        self.oidc_provider_arn = self.cluster.oidc_provider_arn
+        self.oidc_issuer = self.cluster.oidc_issuer
+        self.kubeconfig = self.cluster.kubeconfig_json
+        # pulumi-eks exports the profile's id, `<cluster>:<profile>`.
+        self.fargate_profile_name = self.cluster.fargate_profile_id.apply(lambda value: value.split(":", 1)[-1])
         self.provider = k8s.Provider(
             f"{name}-k8s",
             kubeconfig=self.kubeconfig,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=associations),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.cluster]),
         )
         self.register_outputs({"clusterName": self.cluster_name})
+
+
+def _fargate_trust(ctx: AwsContext, cluster_name: str) -> str:
+    """Only EKS Fargate, for this cluster's profiles."""
+    return service_trust_policy(
+        "eks-fargate-pods.amazonaws.com", ctx, source_arn=ctx.arn("eks", f"fargateprofile/{cluster_name}/*")
+    )

@@ -16,6 +16,7 @@ from stacks.aws_context import (
     RoleWithPolicies,
     ecr_pull_statements,
     policy_json,
+    stack_role,
     statement,
     web_identity_trust_policy,
 )
@@ -46,6 +47,7 @@ def irsa_trust_policy(oidc_provider_arn: str, oidc_issuer: str, namespace: str, 
 
 def irsa_role(
     name: str,
+    ctx: AwsContext,
     *,
     oidc_provider_arn: pulumi.Input[str],
     oidc_issuer: pulumi.Input[str],
@@ -56,14 +58,10 @@ def irsa_role(
     opts: pulumi.ResourceOptions,
 ) -> RoleWithPolicies:
     """A role assumable only by one service account through the cluster's OIDC provider, with one inline policy."""
-    role = aws.iam.Role(
-        name,
-        assume_role_policy=pulumi.Output.all(oidc_provider_arn, oidc_issuer).apply(
-            lambda values: irsa_trust_policy(values[0], values[1], namespace, service_account)
-        ),
-        tags=tags,
-        opts=opts,
+    trust = pulumi.Output.all(oidc_provider_arn, oidc_issuer).apply(
+        lambda values: irsa_trust_policy(values[0], values[1], namespace, service_account)
     )
+    role = stack_role(name, ctx, trust, tags, opts)
     return RoleWithPolicies(role, [aws.iam.RolePolicy(name, role=role.id, policy=policy, opts=opts)])
 
 

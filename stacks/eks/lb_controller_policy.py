@@ -1,8 +1,9 @@
 """The AWS Load Balancer Controller's IAM policy, derived from upstream's and narrowed to this stack.
 
-Source: `docs/install/iam_policy.json` of kubernetes-sigs/aws-load-balancer-controller at tag `v2.13.4`, the app
-version of Helm chart `1.13.4` (eks-charts) that the EKS stack installs. Changing the chart version means
-re-deriving this file from that version's policy: the settings only accept the version it was derived for.
+Source: `docs/install/iam_policy.json` of kubernetes-sigs/aws-load-balancer-controller at tag `v3.5.0`, the app
+version of Helm chart `3.5.0` (`helm/aws-load-balancer-controller/Chart.yaml` at that tag; published in eks-charts)
+that the EKS stack installs; the document is identical to v2.13.4's (80 actions). `CHART_VERSION` is the one place
+the chart version is set: changing it means re-deriving this file from that version's policy.
 
 Every upstream action is either granted here or listed in `DROPPED` with the reason. Each granted action names
 the resource type AWS authorizes it on (tests check every action against its resource type with parliament's
@@ -19,8 +20,8 @@ from typing import Any
 from stacks.aws_context import AwsContext, policy_json, statement
 
 #: The Helm chart the policy was derived for, and the controller version it installs.
-CHART_VERSION = "1.13.4"
-APP_VERSION = "v2.13.4"
+CHART_VERSION = "3.5.0"
+APP_VERSION = "v3.5.0"
 SERVICE_ACCOUNT = "aws-load-balancer-controller"
 
 CLUSTER_TAG = "elbv2.k8s.aws/cluster"

@@ -15,14 +15,16 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from stacks.ops import OpsError
+from stacks.ops.bootstrap import bootstrap, check_model, next_steps
 from stacks.ops.ci_roles import CiSetup, ci_roles
-from stacks.ops.model_digest import directory_digest
 from stacks.ops.promote import promote_image
 from stacks.ops.render import render_objects, stack_file_settings, write_objects
 from stacks.ops.scan import scan_problems
 from stacks.ops.verify import check_ecs, check_eks, wait_until_healthy
 
 EXAMPLES = """examples:
+  python -m stacks.ops bootstrap --repository acme/diabetes --environment dev --region eu-west-1 \\
+      --state-bucket acme-diabetes-pulumi --model artifacts/model
   python -m stacks.ops ci-roles --repository acme/diabetes --environment dev --account-id 111122223333 \\
       --region eu-west-1 --state-bucket acme-pulumi-state --kms-key-id 1234abcd-12ab-34cd-56ef-1234567890ab
   python -m stacks.ops model-digest artifacts/model
@@ -62,8 +64,23 @@ def _parser() -> argparse.ArgumentParser:
     roles.add_argument("--kms-key-id", required=True, help="id of the KMS key of the stacks' secrets provider")
     roles.add_argument("--project", default="diabetes", help="project prefix of every name (diabetes)")
 
+    boot = commands.add_parser(
+        "bootstrap", help="once per account and environment: state bucket, KMS alias, boundary, CI roles, model"
+    )
+    boot.add_argument("--repository", required=True, help="GitHub repository, owner/name")
+    boot.add_argument("--environment", required=True, help="GitHub environment = stack name, e.g. dev")
+    boot.add_argument("--region", dest="role_region", required=True, help="region of the stacks")
+    boot.add_argument("--state-bucket", required=True, help="S3 bucket for Pulumi's state and released models")
+    boot.add_argument("--kms-alias", default="alias/diabetes-pulumi", help="alias of the secrets key")
+    boot.add_argument("--project", default="diabetes", help="project prefix of every name (diabetes)")
+    boot.add_argument("--model", type=Path, help="model folder to release (trained on the real file)")
+    boot.add_argument("--allow-synthetic", action="store_true", help="accept a synthetic-data model (tests only)")
+
     digest = commands.add_parser("model-digest", help="print the digest that pins a model directory (modelSha256)")
     digest.add_argument("directory", type=Path, help="model directory, e.g. artifacts/model")
+    digest.add_argument(
+        "--allow-synthetic", action="store_true", help="accept a model trained on synthetic data (refused by default)"
+    )
 
     scan = commands.add_parser("scan-findings", help="wait for an image's ECR scan; fail on blocking severities")
     scan.add_argument("--repository", required=True, help="ECR repository name, e.g. diabetes-dev/api")
@@ -123,12 +140,28 @@ def _ci_roles(args: argparse.Namespace) -> str:
 
 
 def _model_digest(args: argparse.Namespace) -> str:
-    return directory_digest(args.directory)
+    return check_model(args.directory, allow_synthetic=args.allow_synthetic)
+
+
+def _bootstrap(args: argparse.Namespace) -> str:
+    session = _session(args)
+    account = session.client("sts").get_caller_identity()["Account"]
+    setup = CiSetup(
+        repository=args.repository,
+        environment=args.environment,
+        account_id=account,
+        region=args.role_region,
+        state_bucket=args.state_bucket,
+        kms_key_id="",
+        project=args.project,
+    )
+    done = bootstrap(session, setup, kms_alias=args.kms_alias, model=args.model, allow_synthetic=args.allow_synthetic)
+    return next_steps(done)
 
 
 def _render_k8s(args: argparse.Namespace) -> str:
     tag = args.api_image.rsplit(":", 1)[-1] if ":" in args.api_image else "untagged"
-    settings = stack_file_settings(args.stack_file, args.namespace, tag)
+    settings = stack_file_settings(args.stack_file, args.namespace, tag, args.region)
     images = {"api": args.api_image, **({"ui": args.ui_image} if args.ui_image else {})}
     objects = render_objects(settings, images, args.api_role_arn, args.access_log_bucket)
     return "\n".join(str(path) for path in write_objects(objects, args.output))
@@ -188,6 +221,7 @@ def _verify_eks(args: argparse.Namespace) -> str:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], str]] = {
+    "bootstrap": _bootstrap,
     "ci-roles": _ci_roles,
     "model-digest": _model_digest,
     "render-k8s": _render_k8s,

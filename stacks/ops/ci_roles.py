@@ -6,7 +6,7 @@ checks the two agree, so the bootstrap in the docs is always what the code says.
 - preview: pull requests of the repository (`repo:<org>/<repo>:pull_request`); reads the state and the cloud
   (`pulumi preview` of the three stacks), views the EKS cluster (its access entry is in the EKS stack's config).
 - publish: the GitHub environment (`repo:<org>/<repo>:environment:<env>`); pushes the two images, reads their scan
-  findings and reads the model bucket (the recursive copy of the model to bake needs s3:ListBucket).
+  findings and reads the released models in the state bucket (the recursive copy needs s3:ListBucket).
 - deploy: the same environment; `pulumi up` of the three stacks, so it manages exactly the resource kinds the
   programs declare, named after the stack where AWS lets a policy say so.
 
@@ -46,7 +46,9 @@ class CiSetup:
 
     @property
     def ctx(self) -> AwsContext:
-        return AwsContext(account_id=self.account_id, partition="aws", region=self.region, caller_arn="")
+        return AwsContext(
+            account_id=self.account_id, partition="aws", region=self.region, caller_arn="", stack=self.name
+        )
 
     def role_name(self, job: str) -> str:
         return f"{self.name}-github-{job}"
@@ -82,13 +84,19 @@ def _repositories(setup: CiSetup) -> list[str]:
     return [setup.ctx.arn("ecr", f"repository/{setup.name}/{target}") for target in TARGETS]
 
 
+#: What the programs look up at every preview, none with resource-level permissions: the availability zones (root),
+#: and inside pulumi-eks's cluster component the Fargate subnets' route tables and CoreDNS's add-on version.
+PREVIEW_LOOKUPS = ("ec2:DescribeAvailabilityZones", "ec2:DescribeRouteTables", "eks:DescribeAddonVersions")
+
+
 def preview_policy(setup: CiSetup) -> str:
-    """Read the state and what the programs look up (availability zones, its own role for the EKS access check)."""
+    """Read the state and what the programs look up (zones, route tables, add-on versions, its own role for the EKS
+    access check)."""
     ctx = setup.ctx
     return policy_json(
         [
             *_state(setup, write=False),
-            statement(["ec2:DescribeAvailabilityZones"], "*", sid="LookUpZones"),
+            statement(PREVIEW_LOOKUPS, "*", {"StringEquals": {"aws:RequestedRegion": setup.region}}, sid="LookUps"),
             statement(["iam:GetRole"], ctx.arn("iam", f"role/{setup.role_name('preview')}", region=False), sid="Self"),
             statement(["eks:DescribeCluster"], ctx.arn("eks", f"cluster/{setup.name}-eks"), sid="Cluster"),
         ]
@@ -96,8 +104,9 @@ def preview_policy(setup: CiSetup) -> str:
 
 
 def publish_policy(setup: CiSetup) -> str:
-    """Push both images, read their scan findings, copy the model from the model bucket."""
-    models = f"arn:aws:s3:::{setup.name}-models-*"
+    """Push both images, read their scan findings, copy the released model (`models/` of the state bucket, where
+    `stacks.ops bootstrap` puts it: it exists before any stack)."""
+    bucket = f"arn:aws:s3:::{setup.state_bucket}"
     return policy_json(
         [
             statement(["ecr:GetAuthorizationToken"], "*", sid="EcrLogin"),
@@ -116,8 +125,8 @@ def publish_policy(setup: CiSetup) -> str:
                 _repositories(setup),
                 sid="PushImages",
             ),
-            statement(["s3:ListBucket"], models, sid="ListModels"),
-            statement(["s3:GetObject"], f"{models}/*", sid="ReadModels"),
+            statement(["s3:ListBucket"], bucket, {"StringLike": {"s3:prefix": ["models/*"]}}, sid="ListModels"),
+            statement(["s3:GetObject"], f"{bucket}/models/*", sid="ReadModels"),
         ]
     )
 
@@ -196,6 +205,7 @@ _ELB = (
     "elasticloadbalancing:DescribeTags",
     "elasticloadbalancing:DescribeTargetGroupAttributes",
     "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeTargetHealth",  # stacks.ops verify-ecs
     "elasticloadbalancing:ModifyListener",
     "elasticloadbalancing:ModifyLoadBalancerAttributes",
     "elasticloadbalancing:ModifyRule",
@@ -220,8 +230,10 @@ _ECS = (
     "ecs:DeleteService",
     "ecs:DeregisterTaskDefinition",
     "ecs:DescribeClusters",
+    "ecs:DescribeServiceDeployments",  # wait_for_steady_state (provider's ecs/service.go)
     "ecs:DescribeServices",
     "ecs:DescribeTaskDefinition",
+    "ecs:ListServiceDeployments",  # wait_for_steady_state (provider's ecs/service.go)
     "ecs:ListTagsForResource",
     "ecs:RegisterTaskDefinition",
     "ecs:TagResource",
@@ -259,18 +271,35 @@ _EKS = (
     "eks:UpdateClusterConfig",
     "eks:UpdateClusterVersion",
 )
-_IAM_ROLES = (
+_WAFV2 = (
+    "wafv2:AssociateWebACL",
+    "wafv2:CreateWebACL",
+    "wafv2:DeleteWebACL",
+    "wafv2:DisassociateWebACL",
+    "wafv2:GetWebACL",
+    "wafv2:GetWebACLForResource",
+    "wafv2:ListTagsForResource",
+    "wafv2:TagResource",
+    "wafv2:UntagResource",
+    "wafv2:UpdateWebACL",
+)
+#: Role writes IAM lets a policy hold to a permissions boundary (the `iam:PermissionsBoundary` condition key).
+_IAM_BOUNDED_ROLE_WRITES = (
     "iam:AttachRolePolicy",
     "iam:CreateRole",
-    "iam:DeleteRole",
     "iam:DeleteRolePolicy",
     "iam:DetachRolePolicy",
+    "iam:PutRolePermissionsBoundary",
+    "iam:PutRolePolicy",
+)
+#: The rest of a role's life cycle; only ever on the stack's own roles, which all carry the boundary.
+_IAM_ROLES = (
+    "iam:DeleteRole",
     "iam:GetRole",
     "iam:GetRolePolicy",
     "iam:ListAttachedRolePolicies",
     "iam:ListInstanceProfilesForRole",
     "iam:ListRolePolicies",
-    "iam:PutRolePolicy",
     "iam:TagRole",
     "iam:UntagRole",
     "iam:UpdateAssumeRolePolicy",
@@ -328,6 +357,7 @@ def deploy_policy(setup: CiSetup) -> str:
     in_region = {"StringEquals": {"aws:RequestedRegion": setup.region}}
     log_groups = [ctx.arn("logs", f"log-group:{prefix}{name}-*") for prefix in ("/ecs/", "/eks/", "/aws/eks/")]
     cluster = f"{name}-eks"
+    stack_roles = ctx.arn("iam", f"role{ctx.role_path}*", region=False)
     linked_roles = [
         ctx.arn("iam", f"role/aws-service-role/{service}/*", region=False) for service in SERVICE_LINKED_ROLES
     ]
@@ -371,10 +401,18 @@ def deploy_policy(setup: CiSetup) -> str:
                 log_groups,
                 sid="LogGroups",
             ),
-            statement(_IAM_ROLES, ctx.arn("iam", f"role/{name}-*", region=False), sid="Roles"),
+            # The stack's roles only (path /<project>-<env>/; the CI roles live at / and are out of reach), and each
+            # one created or changed with the workload boundary, so no role the deploy role makes can do more.
+            statement(
+                _IAM_BOUNDED_ROLE_WRITES,
+                stack_roles,
+                {"ArnEquals": {"iam:PermissionsBoundary": ctx.boundary_arn}},
+                sid="BoundedRoles",
+            ),
+            statement(_IAM_ROLES, stack_roles, sid="Roles"),
             statement(
                 ["iam:PassRole"],
-                ctx.arn("iam", f"role/{name}-*", region=False),
+                stack_roles,
                 {"StringEquals": {"iam:PassedToService": list(PASSED_TO)}},
                 sid="PassRoles",
             ),
@@ -402,6 +440,17 @@ def deploy_policy(setup: CiSetup) -> str:
                 ctx.arn("iam", f"oidc-provider/oidc.eks.{setup.region}.amazonaws.com/id/*", region=False),
                 sid="ClusterOidc",
             ),
+            # The optional WAF web ACL of the ECS load balancer (autonamed `<project>-<env>-ecs-waf-*`).
+            statement(
+                _WAFV2,
+                [
+                    ctx.arn("wafv2", f"regional/webacl/{name}-*/*"),
+                    ctx.arn("elasticloadbalancing", f"loadbalancer/app/{name}-*/*"),
+                ],
+                sid="WebAcl",
+            ),
+            # No resource-level permissions (AWS's service authorization reference): any load balancer, this region.
+            statement(["elasticloadbalancing:SetWebAcl"], "*", in_region, sid="LoadBalancerWebAcl"),
             statement(["eks:CreateCluster", "eks:DescribeAddonVersions"], "*", in_region, sid="CreateCluster"),
             statement(
                 _EKS,

@@ -14,27 +14,21 @@ from typing import Any
 
 import yaml
 
-from stacks.config import EksStackSettings, parse_settings
+from stacks.config import EksStackSettings, read_stack_file
 from stacks.eks.manifests import Manifest, app_manifests
 from stacks.ops import OpsError
 from stacks.workloads import stack_workloads
 
 
-def stack_file_settings(stack_file: Path, namespace: str, image_tag: str) -> EksStackSettings:
-    """The EKS settings of a `Pulumi.<stack>.yaml`, for another namespace and image tag."""
-    config = yaml.safe_load(stack_file.read_text())["config"]
-    project = "diabetes-eks"
-    values: dict[str, Any] = {
-        key.split(":", 1)[1]: value for key, value in config.items() if key.startswith(f"{project}:")
-    }
-    values |= {
-        "environment": stack_file.name.removeprefix("Pulumi.").removesuffix(".yaml"),
-        "region": config["aws:region"],
-        "imageTag": image_tag,
-    }
-    eks = dict(values.get("eks", {}))
-    values["eks"] = {**eks, "namespace": namespace}
-    return parse_settings(EksStackSettings, values, project)
+def stack_file_settings(
+    stack_file: Path, namespace: str, image_tag: str, region: str | None = None
+) -> EksStackSettings:
+    """The EKS settings of a `Pulumi.<stack>.yaml`, for another namespace and image tag (the region: the file's
+    `aws:region`, else `region`, else AWS_REGION)."""
+    eks = yaml.safe_load(stack_file.read_text())["config"].get("diabetes-eks:eks", {})
+    return read_stack_file(
+        EksStackSettings, stack_file, "diabetes-eks", region, imageTag=image_tag, eks={**eks, "namespace": namespace}
+    )
 
 
 def render_objects(

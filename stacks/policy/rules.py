@@ -15,6 +15,7 @@ from typing import Any
 from pulumi_policy import (
     EnforcementLevel,
     Policy,
+    PolicyConfigSchema,
     ReportViolation,
     ResourceValidationArgs,
     ResourceValidationPolicy,
@@ -28,7 +29,9 @@ ROOT_USERS = frozenset({"root", "0"})
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet")
 
 Props = Mapping[str, Any]
-Check = Callable[[str, Props], Iterator[str]]
+#: A rule: resource type, its input properties and the rule's configuration (policy-pack config) -> violations.
+Check = Callable[[str, Props, Mapping[str, Any]], Iterator[str]]
+NO_CONFIG: Mapping[str, Any] = {}
 
 
 def _is_lb_group(props: Props) -> bool:
@@ -40,7 +43,7 @@ def _public_web(from_port: Any, to_port: Any) -> bool:
     return from_port == to_port and from_port in PUBLIC_PORTS
 
 
-def check_public_ingress(resource_type: str, props: Props) -> Iterator[str]:
+def check_public_ingress(resource_type: str, props: Props, config: Mapping[str, Any] = NO_CONFIG) -> Iterator[str]:
     """Ingress from 0.0.0.0/0 or ::/0 only on 80/443, only on the load balancer's tagged security group."""
     rules: list[tuple[set[str], Any, Any, bool, str]] = []
     if resource_type == "aws:ec2/securityGroup:SecurityGroup":
@@ -61,7 +64,7 @@ def check_public_ingress(resource_type: str, props: Props) -> Iterator[str]:
             )
 
 
-def check_ecr(resource_type: str, props: Props) -> Iterator[str]:
+def check_ecr(resource_type: str, props: Props, config: Mapping[str, Any] = NO_CONFIG) -> Iterator[str]:
     """ECR repositories scan every push and refuse to overwrite a tag."""
     if resource_type != "aws:ecr/repository:Repository":
         return
@@ -72,12 +75,25 @@ def check_ecr(resource_type: str, props: Props) -> Iterator[str]:
         yield "ECR repository must set imageTagMutability = IMMUTABLE"
 
 
-def check_public_ips(resource_type: str, props: Props) -> Iterator[str]:
-    """No ECS task gets a public IP, and no subnet hands them out automatically."""
+#: The policy-pack config key of the one exception to `no-public-ips` (stacks/policy/<stack>.json).
+ALLOW_PUBLIC_TASK_IPS = "allowPublicTaskIps"
+
+
+def check_public_ips(resource_type: str, props: Props, config: Mapping[str, Any] = NO_CONFIG) -> Iterator[str]:
+    """No ECS task gets a public IP, and no subnet hands them out automatically.
+
+    One exception, switched on per stack in the policy-pack config (`allowPublicTaskIps: true`): a stack without a
+    NAT gateway (the cheap first try) runs its tasks in the public subnets with a public address each, so they can
+    pull images and write logs. That is acceptable because the program still admits inbound traffic to a task only
+    from the load balancer's security group; the address itself is not an opening. Subnets never hand out addresses.
+    """
     if resource_type == "aws:ecs/service:Service":
         network = props.get("networkConfiguration") or {}
-        if network.get("assignPublicIp") is True:
-            yield ("ECS service must set networkConfiguration.assignPublicIp = false (tasks run in private subnets)")
+        if network.get("assignPublicIp") is True and config.get(ALLOW_PUBLIC_TASK_IPS) is not True:
+            yield (
+                "ECS service must set networkConfiguration.assignPublicIp = false (tasks run in private subnets); "
+                f"a stack without a NAT gateway allows it with the policy-pack config {ALLOW_PUBLIC_TASK_IPS}: true"
+            )
     elif resource_type == "aws:ec2/subnet:Subnet" and props.get("mapPublicIpOnLaunch") is True:
         yield ("subnet must not set mapPublicIpOnLaunch = true; load balancers get public addresses, tasks do not")
 
@@ -110,7 +126,7 @@ def _pod_container_problems(pod: Mapping[str, Any], container: Mapping[str, Any]
         yield f"container '{name}' must not be privileged"
 
 
-def check_containers(resource_type: str, props: Props) -> Iterator[str]:
+def check_containers(resource_type: str, props: Props, config: Mapping[str, Any] = NO_CONFIG) -> Iterator[str]:
     """Containers run as non-root on a read-only root filesystem, without privilege (ECS and Kubernetes)."""
     if resource_type == "aws:ecs/taskDefinition:TaskDefinition":
         raw = props.get("containerDefinitions")
@@ -126,7 +142,7 @@ def check_containers(resource_type: str, props: Props) -> Iterator[str]:
         yield from _pod_container_problems(pod, container)
 
 
-def check_log_retention(resource_type: str, props: Props) -> Iterator[str]:
+def check_log_retention(resource_type: str, props: Props, config: Mapping[str, Any] = NO_CONFIG) -> Iterator[str]:
     """CloudWatch log groups expire their events (the default keeps them, and bills for them, forever)."""
     if resource_type == "aws:cloudwatch/logGroup:LogGroup" and not props.get("retentionInDays"):
         yield "log group must set retentionInDays (e.g. 30)"
@@ -145,7 +161,7 @@ def _actions(document: Any) -> Iterator[tuple[str, str]]:
             yield "Action", action
 
 
-def check_iam_actions(resource_type: str, props: Props) -> Iterator[str]:
+def check_iam_actions(resource_type: str, props: Props, config: Mapping[str, Any] = NO_CONFIG) -> Iterator[str]:
     """IAM policies name every action; no `*`, `service:*` or NotAction grants."""
     documents: list[Any] = []
     if resource_type in ("aws:iam/policy:Policy", "aws:iam/rolePolicy:RolePolicy"):
@@ -158,13 +174,25 @@ def check_iam_actions(resource_type: str, props: Props) -> Iterator[str]:
                 yield f"IAM policy grants {key} '{action}': list the exact actions instead"
 
 
+def check_role_boundary(resource_type: str, props: Props, config: Mapping[str, Any] = NO_CONFIG) -> Iterator[str]:
+    """Every role the stacks create sits under the stack's own path with the stack's permissions boundary: the deploy
+    role may manage those and no other, so it cannot make itself (or a role it makes) an administrator."""
+    if resource_type != "aws:iam/role:Role":
+        return
+    if not props.get("permissionsBoundary"):
+        yield "IAM role must set permissionsBoundary (the stack's <project>-<env>-workload-boundary policy)"
+    if (props.get("path") or "/") == "/":
+        yield "IAM role must set path to the stack's own (/<project>-<env>/): the CI roles live at /"
+
+
 @dataclass(frozen=True)
 class Rule:
-    """A named, documented check."""
+    """A named, documented check, with the schema of its policy-pack config when it has one."""
 
     name: str
     description: str
     check: Check
+    config: dict[str, dict[str, Any]] | None = None
 
 
 RULES = (
@@ -174,21 +202,35 @@ RULES = (
         check_public_ingress,
     ),
     Rule("ecr-scan-immutable", "ECR repositories scan on push and have immutable tags", check_ecr),
-    Rule("no-public-ips", "ECS tasks and subnets do not assign public IPs", check_public_ips),
+    Rule(
+        "no-public-ips",
+        "ECS tasks and subnets do not assign public IPs (tasks may, per stack, without a NAT gateway)",
+        check_public_ips,
+        {ALLOW_PUBLIC_TASK_IPS: {"type": "boolean", "default": False}},
+    ),
     Rule("containers-hardened", "Containers are non-root with read-only root filesystems", check_containers),
     Rule("log-retention", "CloudWatch log groups have a retention period", check_log_retention),
     Rule("iam-explicit-actions", "IAM policies list explicit actions (no wildcards)", check_iam_actions),
+    Rule(
+        "iam-role-boundary", "IAM roles sit under the stack's path with its permissions boundary", check_role_boundary
+    ),
 )
 
 
-def violations(resource_type: str, props: Props) -> list[tuple[str, str]]:
-    """All (rule name, message) violations of one resource."""
-    return [(rule.name, message) for rule in RULES for message in rule.check(resource_type, props)]
+def violations(
+    resource_type: str, props: Props, config: Mapping[str, Mapping[str, Any]] = NO_CONFIG
+) -> list[tuple[str, str]]:
+    """All (rule name, message) violations of one resource; `config` maps a rule's name to its policy-pack config."""
+    return [
+        (rule.name, message)
+        for rule in RULES
+        for message in rule.check(resource_type, props, config.get(rule.name, NO_CONFIG))
+    ]
 
 
 def _as_policy(rule: Rule) -> ResourceValidationPolicy:
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-        for message in rule.check(args.resource_type, args.props):
+        for message in rule.check(args.resource_type, args.props, args.get_config()):
             report_violation(message, None)
 
     return ResourceValidationPolicy(
@@ -196,6 +238,7 @@ def _as_policy(rule: Rule) -> ResourceValidationPolicy:
         description=rule.description,
         validate=validate,
         enforcement_level=EnforcementLevel.MANDATORY,
+        config_schema=PolicyConfigSchema(rule.config) if rule.config else None,
     )
 
 

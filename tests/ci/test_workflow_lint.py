@@ -134,6 +134,27 @@ def test_aws_access_is_oidc_only_and_deploys_run_from_main_only() -> None:
     assert jobs["ci.yml:deploy"]["strategy"]["matrix"]["platform"] == ["ecs", "eks"]
 
 
+@pytest.mark.parametrize(("job", "key"), [("ci.yml:preview", "project"), ("ci.yml:deploy", "platform")])
+def test_the_eks_leg_runs_only_where_the_repository_enables_it(job: str, key: str) -> None:
+    """An ECS-only user (no EKS stack) must get green pushes: the EKS leg is excluded unless EKS_ENABLED is 'true'."""
+    matrix = dict(_jobs())[job]["strategy"]["matrix"]
+    assert matrix.get("exclude") == [{key: "${{ vars.EKS_ENABLED != 'true' && 'eks' || 'none' }}"}]
+
+
+def test_pushed_images_are_built_for_the_tasks_architecture() -> None:
+    """Fargate runs X86_64 tasks: an image built on an arm64 laptop or runner fails with an exec format error."""
+    pushes = [s for s in dict(_jobs())["ci.yml:publish"]["steps"] if s.get("with", {}).get("push") is True]
+    assert pushes
+    assert all(step["with"]["platforms"] == "linux/amd64" for step in pushes)
+
+
+def test_the_publish_step_refuses_a_synthetic_model_unless_allowed() -> None:
+    steps = dict(_jobs())["ci.yml:publish"]["steps"]
+    (fetch,) = [step for step in steps if "aws s3 cp" in step.get("run", "")]
+    assert 'model-digest "${allow[@]}" artifacts/model' in fetch["run"]
+    assert fetch["env"]["ALLOW_SYNTHETIC_MODEL"] == "${{ vars.ALLOW_SYNTHETIC_MODEL }}"
+
+
 def test_sessions_fit_iams_default_maximum_and_previews_use_the_deploys_backend() -> None:
     jobs = dict(_jobs())
     backends = set()
@@ -151,8 +172,7 @@ def test_sessions_fit_iams_default_maximum_and_previews_use_the_deploys_backend(
 def test_previews_cover_the_three_projects_and_skip_dependabot() -> None:
     preview = dict(_jobs())["ci.yml:preview"]
     assert "github.actor != 'dependabot[bot]'" in preview["if"]
-    dirs = [project["dir"] for project in preview["strategy"]["matrix"]["project"]]
-    assert dirs == [".", "stacks/ecs", "stacks/eks"]
+    assert preview["strategy"]["matrix"]["project"] == ["root", "ecs", "eks"]
 
 
 def test_pushed_images_are_checked_for_critical_findings() -> None:
@@ -209,3 +229,32 @@ def test_clis_the_workflow_calls_accept_its_flags(module: str, flags: list[str])
     assert done.returncode == 0, done.stderr
     missing = [flag for flag in flags if flag not in done.stdout]
     assert not missing, f"`python -m {module}` no longer accepts {missing}, which .github/workflows passes"
+
+
+DIGEST_PINNED = re.compile(r"^[a-z0-9./_-]+:[a-z0-9._-]+@sha256:[0-9a-f]{64}$")
+
+
+def test_the_dockerfiles_base_images_are_pinned_by_digest_where_dependabot_updates_them() -> None:
+    """Every FROM names an earlier stage, the BASE_IMAGE argument, or an image by tag and digest; the argument's
+    default is such a stage (Dependabot reads FROM lines, not ARG defaults)."""
+    text = (ROOT / "Dockerfile").read_text()
+    stages: set[str] = set()
+    for image, stage in re.findall(r"^FROM (\S+)(?: AS (\S+))?$", text, re.M):
+        assert image in stages or image == "${BASE_IMAGE}" or DIGEST_PINNED.match(image), image
+        stages.add(stage)
+    default = re.search(r"^ARG BASE_IMAGE=(\S+)$", text, re.M)
+    assert default
+    assert default[1] in stages
+
+
+def test_the_ci_test_container_is_pinned_by_digest_in_a_file_dependabot_updates() -> None:
+    (image,) = re.findall(r"^FROM (\S+)$", (ROOT / ".github" / "ci-image" / "Dockerfile").read_text(), re.M)
+    assert DIGEST_PINNED.match(image), image
+    assert image.startswith("python:3.11-bookworm@")
+    jobs = dict(_jobs())
+    assert jobs["ci.yml:test"]["container"]["image"] == "${{ needs.ci-image.outputs.image }}"
+    reader = jobs["ci.yml:ci-image"]["steps"][-1]["run"]
+    assert "sha256:[0-9a-f]{64}" in reader  # the reader refuses an image without a digest
+    updates = yaml.safe_load((ROOT / ".github" / "dependabot.yml").read_text())["updates"]
+    docker = {u["directory"] for u in updates if u["package-ecosystem"] == "docker"}
+    assert docker == {"/", "/.github/ci-image"}

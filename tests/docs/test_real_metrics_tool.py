@@ -15,8 +15,19 @@ from tests.docs.extensions import DOCS, project_tables
 _SUBSTITUTION = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 
-def _used_substitutions() -> set[str]:
+def _all_used_substitutions() -> set[str]:
     return {name for page in DOCS.rglob("*.md") for name in _SUBSTITUTION.findall(page.read_text(encoding="utf-8"))}
+
+
+def _used_substitutions() -> set[str]:
+    """The measured numbers the pages use (prices, `cost_...`, come from stacks/costs.py instead)."""
+    return {name for name in _all_used_substitutions() if not name.startswith("cost_")}
+
+
+def test_every_price_the_pages_use_comes_from_the_cost_model() -> None:
+    used = {name for name in _all_used_substitutions() if name.startswith("cost_")}
+    assert used
+    assert used - set(project_tables.cost_substitutions()) == set()
 
 
 @pytest.fixture(scope="module")

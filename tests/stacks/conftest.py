@@ -27,6 +27,10 @@ FULL = {
 }
 
 
+#: The ECS stack's own optional branch on top of FULL: the WAF rate-based rule.
+FULL_ECS = {**FULL, "waf": {"rateLimit": 500, "windowSeconds": 300}}
+
+
 @pytest.fixture(scope="session")
 def root_run() -> Run:
     """The shared root with every knob set."""
@@ -35,8 +39,8 @@ def root_run() -> Run:
 
 @pytest.fixture(scope="session")
 def ecs_full_run(root_run: Run) -> Run:
-    """ECS with the UI, a certificate and a model in S3: every optional branch on."""
-    return run_ecs(root_run, **FULL)
+    """ECS with the UI, a certificate, a model in S3 and the WAF: every optional branch on."""
+    return run_ecs(root_run, **FULL_ECS)
 
 
 @pytest.fixture(scope="session")
@@ -71,6 +75,14 @@ def minimal_replay(moto_endpoint: str) -> Replayed:
     from tests.stacks.replay.stacks import ACCOUNTS, minimal_programs, replay_stacks
 
     return replay_stacks(moto_endpoint, ACCOUNTS["minimal"], minimal_programs)
+
+
+@pytest.fixture(scope="session")
+def trial_replay(moto_endpoint: str) -> Replayed:
+    """The cheap first try (root and ECS from the trial stack files, no NAT gateway) created in moto."""
+    from tests.stacks.replay.stacks import ACCOUNTS, replay_stacks, trial_programs
+
+    return replay_stacks(moto_endpoint, ACCOUNTS["trial"], trial_programs)
 
 
 @pytest.fixture

@@ -23,6 +23,42 @@ ZONES = ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
 INGRESS_HOST = "k8s-diabetes-abc123.eu-west-1.elb.amazonaws.com"
 OIDC_ISSUER = "oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
 ELB_ACCOUNT = "arn:aws:iam::156460612806:root"
+EKS_ENDPOINT = "https://EXAMPLE.gr7.eu-west-1.eks.amazonaws.com"
+EKS_CA = "Q0VSVElGSUNBVEU="
+#: pulumi-eks's cluster: a remote component, so it reaches the mocks as one resource (its children are invisible).
+EKS_COMPONENT = "eks:index:Cluster"
+
+
+def eks_component_outputs(cluster: str, fargate_profile: str, account: str) -> dict[str, Any]:
+    """What pulumi_eks.Cluster reports and the program reads, shaped as pulumi-eks 4.4.0 builds it (createCluster in
+    nodejs/eks/cluster/cluster.ts): the kubeconfig (an `aws eks get-token` exec), the OIDC provider and issuer, the
+    Fargate profile's id `<cluster>:<profile>`."""
+    kubeconfig = {
+        "apiVersion": "v1",
+        "clusters": [{"cluster": {"server": EKS_ENDPOINT, "certificate-authority-data": EKS_CA}, "name": "kubernetes"}],
+        "contexts": [{"context": {"cluster": "kubernetes", "user": "aws"}, "name": "aws"}],
+        "current-context": "aws",
+        "kind": "Config",
+        "users": [
+            {
+                "name": "aws",
+                "user": {
+                    "exec": {
+                        "apiVersion": "client.authentication.k8s.io/v1beta1",
+                        "command": "aws",
+                        "args": ["eks", "get-token", "--cluster-name", cluster, "--output", "json"],
+                    }
+                },
+            }
+        ],
+    }
+    return {
+        "kubeconfigJson": json.dumps(kubeconfig),
+        "oidcProviderArn": f"arn:aws:iam::{account}:oidc-provider/{OIDC_ISSUER}",
+        "oidcProviderUrl": f"https://{OIDC_ISSUER}",
+        "oidcIssuer": OIDC_ISSUER,
+        "fargateProfileId": f"{cluster}:{fargate_profile}",
+    }
 
 
 def deploy_role(account: str) -> str:
@@ -33,7 +69,10 @@ def deploy_role(account: str) -> str:
 #: The role the mocked caller assumed (the CI deploy role of the dev stack).
 DEPLOYER = deploy_role(ACCOUNT)
 PREVIEWER = f"arn:aws:iam::{ACCOUNT}:role/diabetes-dev-github-preview"
-EKS_ACCESS = {"admins": ["role/diabetes-dev-github-deploy"], "viewers": ["role/diabetes-dev-github-preview"]}
+#: The dev stack's access: the CI deploy role creates the cluster (the default creator: EKS makes it an admin without an
+#: entry of ours), one operator is an admin, the CI preview role views.
+OPERATOR = f"arn:aws:iam::{ACCOUNT}:role/platform-operator"
+EKS_ACCESS = {"admins": ["role/platform-operator"], "viewers": ["role/diabetes-dev-github-preview"]}
 #: What the root stack exports under mocks (the platforms' StackReference answer when no root run is at hand).
 ROOT_OUTPUTS_FOR_CONFIG = {
     "vpcId": "vpc-id",
@@ -103,7 +142,8 @@ class Recorder(pulumi.runtime.Mocks):
         # Ids, ARNs and autonames unique per type and name, as AWS's are: a logical name may recur across types
         # (a service, its task definition, its security group), and the replay test maps each back to one resource.
         account = self.account
-        state.setdefault("arn", f"arn:aws:{service}:{REGION}:{account}:{kind}/{name}")
+        if args.typ != EKS_COMPONENT:  # a component has no ARN of its own
+            state.setdefault("arn", f"arn:aws:{service}:{REGION}:{account}:{kind}/{name}")
         state.setdefault("name", autoname(args.typ, name))
         if args.typ == "aws:ecr/repository:Repository":
             state["repositoryUrl"] = f"{account}.dkr.ecr.{REGION}.amazonaws.com/{args.inputs['name']}"
@@ -119,21 +159,29 @@ class Recorder(pulumi.runtime.Mocks):
             state["arn"] = f"arn:aws:logs:{REGION}:{account}:log-group:{args.inputs['name']}"
         elif args.typ == "aws:s3/bucket:Bucket":
             state |= {"bucket": f"{name}-bucket", "arn": f"arn:aws:s3:::{name}-bucket"}
-        elif args.typ == "aws:eks/cluster:Cluster":
-            state |= {
-                "identities": [{"oidcs": [{"issuer": f"https://{OIDC_ISSUER}"}]}],
-                "endpoint": "https://EXAMPLE.gr7.eu-west-1.eks.amazonaws.com",
-                "certificateAuthority": {"data": "Q0VSVElGSUNBVEU="},
-            }
-        elif args.typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
-            state["arn"] = f"arn:aws:iam::{account}:oidc-provider/{OIDC_ISSUER}"
-        elif args.typ == "aws:eks/fargateProfile:FargateProfile":
-            state["fargateProfileName"] = f"{name}-profile"
         elif args.typ == "kubernetes:networking.k8s.io/v1:Ingress":
             state["status"] = {"loadBalancer": {"ingress": [{"hostname": INGRESS_HOST}]}}
+        elif args.typ == EKS_COMPONENT:
+            state |= eks_component_outputs(
+                args.inputs["name"],
+                autoname("aws:eks/fargateProfile:FargateProfile", f"{name}-fargateProfile"),
+                account,
+            )
         mock_id = f"{name}-{kind}-id"
-        self.resources.append(Resource(args.typ, name, dict(args.inputs), state, mock_id))
+        self.resources.append(Resource(args.typ, name, self.referenced(args.inputs), state, mock_id))
         return mock_id, state
+
+    def referenced(self, value: Any) -> Any:
+        """Inputs with each resource reference (pulumi-eks takes the cluster role as a resource, not an ARN) as the
+        id and ARN of the resource it names."""
+        if isinstance(value, pulumi.Resource):
+            ref = self.one_named(value._type, value._name)
+            return {"id": ref.mock_id, "arn": ref.state["arn"]}
+        if isinstance(value, dict):
+            return {key: self.referenced(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.referenced(item) for item in value]
+        return value
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
@@ -151,6 +199,10 @@ class Recorder(pulumi.runtime.Mocks):
 
     def of_type(self, typ: str) -> list[Resource]:
         return [resource for resource in self.resources if resource.typ == typ]
+
+    def one_named(self, typ: str, name: str) -> Resource:
+        (found,) = [resource for resource in self.of_type(typ) if resource.name == name]
+        return found
 
     def one(self, typ: str, name_part: str = "") -> Resource:
         found = [resource for resource in self.of_type(typ) if name_part in resource.name]

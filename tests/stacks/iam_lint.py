@@ -52,8 +52,8 @@ def resource_type_mismatches(document: str) -> list[str]:
 
 def allows(document: str, action: str, resource: str, context: Mapping[str, str]) -> bool:
     """Whether an Allow statement of an identity policy grants `action` on `resource` for a request carrying the
-    `context` condition keys. Only `StringEquals` is evaluated (the one operator the CI policies use; another one
-    fails); IAM's `*` and `?` match like shell patterns, across `/` and `:`."""
+    `context` condition keys. Only `StringEquals` and `ArnEquals` (both exact, as the CI policies use them; another
+    operator fails) are evaluated; IAM's `*` and `?` match like shell patterns, across `/` and `:`."""
     for item in json.loads(document)["Statement"]:
         if item["Effect"] != "Allow":
             continue
@@ -62,9 +62,9 @@ def allows(document: str, action: str, resource: str, context: Mapping[str, str]
         if not any(fnmatchcase(resource, granted) for granted in _listed(item["Resource"])):
             continue
         conditions = item.get("Condition", {})
-        unsupported = set(conditions) - {"StringEquals"}
+        unsupported = set(conditions) - {"StringEquals", "ArnEquals"}
         assert not unsupported, f"condition operators {unsupported} are not evaluated here"
-        equals = conditions.get("StringEquals", {})
+        equals = {**conditions.get("StringEquals", {}), **conditions.get("ArnEquals", {})}
         if all(context.get(key) in _listed(values) for key, values in equals.items()):
             return True
     return False

@@ -1,11 +1,27 @@
-"""What the CI deploy role must be allowed for each resource type the programs make: the API actions the Pulumi AWS
-provider (pulumi-aws 7, the Terraform AWS provider v6 underneath) calls to create, read, update, tag and delete it,
-and what the service checks on the caller when it is created (the role it is passed, its service-linked role, the
-alarms Application Auto Scaling creates for a target-tracking policy).
+"""What the CI deploy role must be allowed for each resource type the programs make: the AWS API operations the Pulumi
+AWS provider calls to create, read, update, tag, wait for and delete it, and what the service checks on the caller
+when it is created (the role it is passed, its service-linked role, the alarms Application Auto Scaling creates for a
+target-tracking policy).
+
+Derived from the source of the Terraform AWS provider that the pinned pulumi-aws bundles (`SOURCE_FILES` names the
+file of hashicorp/terraform-provider-aws each type's calls were read from; `PROVIDER_VERSION` says which version).
+Derived call by call, with the functions named: the ECS service, the ECS task definition, the ECR repository, the
+WAFv2 web ACL and its association. Listed by hand from the same files (not yet re-read function by function): the
+EC2 network types, ELBv2, IAM, S3, CloudWatch Logs, Service Discovery, Application Auto Scaling and the EKS types.
+Where a resource's create/update waits on more than its own describe call, the waiter's calls are listed by the
+function that makes them (the ECS service's `wait_for_steady_state` is the case that was missed once: it polls the
+service's deployments, not only the service). An operation becomes an IAM action by `iam_action` (the service's
+prefix and the operation's name, apart from the S3 operations IAM names differently).
+
+The EKS cluster is pulumi-eks's component (`eks:index:Cluster`), whose children the mocks never see:
+`tests/stacks/eks_component.py` derives them from pulumi-eks's source (nodejs/eks/cluster/cluster.ts at the commit it
+names, matching the locked 4.4.0's schema) for the inputs the program gives it, and the checks below treat each child
+like a resource of the program's own: the cluster, the Fargate profile, CoreDNS as an add-on, the OIDC provider, the
+access entries and their policy associations; its look-ups (`eks_component.INVOKES`: route tables, add-on versions)
+are checked against the deploy and the preview role, since they run at every preview.
 
 Each action names the resource it is authorized on, as a template filled from the replayed resource: `{arn}` (its
 real ARN), `{inputs[...]}` (its real inputs), `{account}`, `{region}`, `{name}` (`<project>-<env>`), `{cluster}`.
-Compiled from the provider's source and AWS's documentation; not checked against AWS itself (see the report).
 """
 
 from __future__ import annotations
@@ -37,7 +53,93 @@ def service_linked_role(service: str, role: str) -> tuple[Need, ...]:
     return (Need("iam:CreateServiceLinkedRole", arn, {"iam:AWSServiceName": service}), Need("iam:GetRole", arn))
 
 
-ROLE = "arn:aws:iam::{account}:role/{inputs[role]}"
+#: The provider the pinned pulumi-aws bundles. pulumi-aws 7.51.1 (uv.lock) ships a bridged build of
+#: terraform-provider-aws v6.66 or later: its SDK has `aws.msk.Channel` and the ECS lifecycle hook's
+#: `timeout_configuration`, both new in v6.66.0 (2026-09-21); pulumi-aws 7.43.0 bundled v6.61.0 (its release notes).
+#: The ECS calls below were read from `internal/service/ecs/service.go` as stored in the search index (the
+#: `wait_for_steady_state` code that polls deployments has been in the provider since v6.4.0, July 2025).
+PROVIDER_VERSION = "terraform-provider-aws >= 6.66.0 (bundled by pulumi-aws 7.51.1)"
+
+#: S3 operations whose IAM action has another name (AWS's service authorization reference for S3).
+_S3_ACTIONS = {
+    "HeadBucket": "s3:ListBucket",
+    "ListObjectVersions": "s3:ListBucketVersions",
+    "DeleteObjects": "s3:DeleteObject",
+    "GetBucketEncryption": "s3:GetEncryptionConfiguration",
+    "PutBucketEncryption": "s3:PutEncryptionConfiguration",
+    "GetBucketLifecycleConfiguration": "s3:GetLifecycleConfiguration",
+    "PutBucketLifecycleConfiguration": "s3:PutLifecycleConfiguration",
+    "GetPublicAccessBlock": "s3:GetBucketPublicAccessBlock",
+    "PutPublicAccessBlock": "s3:PutBucketPublicAccessBlock",
+}
+
+
+def iam_action(prefix: str, operation: str) -> str:
+    """The IAM action of one API operation (`ecs`, `ListServiceDeployments` -> `ecs:ListServiceDeployments`)."""
+    return _S3_ACTIONS.get(operation, f"{prefix}:{operation}") if prefix == "s3" else f"{prefix}:{operation}"
+
+
+def calls(resource: str, prefix: str, *operations: str) -> tuple[Need, ...]:
+    """The needs of API operations the provider source calls, all on one resource."""
+    return on(resource, *(iam_action(prefix, operation) for operation in operations))
+
+
+#: internal/service/ecs/service.go, by the function that makes each call:
+#: resourceServiceCreate -> retryServiceCreate (CreateService); resourceServiceRead ->
+#: findServiceByTwoPartKeyWaitForActive (DescribeServices, with tags); resourceServiceUpdate (UpdateService) and the
+#: tags_gen.go updateTags (TagResource, UntagResource); resourceServiceDelete (UpdateService to drain, DeleteService,
+#: waitServiceInactive: DescribeServices); with wait_for_steady_state, waitServiceStable ->
+#: statusServiceWaitForStable -> findPrimaryDeploymentARN -> findServiceDeploymentBriefs (ListServiceDeployments,
+#: paged) and findDeploymentStatus -> findServiceDeployments (DescribeServiceDeployments).
+ECS_SERVICE_OPERATIONS = (
+    "CreateService",
+    "DescribeServices",
+    "UpdateService",
+    "TagResource",
+    "UntagResource",
+    "DeleteService",
+    "ListServiceDeployments",
+    "DescribeServiceDeployments",
+)
+
+#: internal/service/ecs/task_definition.go, by function: resourceTaskDefinitionCreate (RegisterTaskDefinition, tags in
+#: the request), resourceTaskDefinitionRead (DescribeTaskDefinition with Include TAGS), resourceTaskDefinitionUpdate
+#: (only tags: UpdateTags -> TagResource, UntagResource), resourceTaskDefinitionDelete (DeregisterTaskDefinition,
+#: unless skip_destroy). Read from the newest copy the search index holds (commit f1750b86, an aws-sdk-go v1 era
+#: version: older than the bundled provider; the operations' names are the API's and have not changed since).
+ECS_TASK_DEFINITION_OPERATIONS = (
+    "RegisterTaskDefinition",
+    "DescribeTaskDefinition",
+    "TagResource",
+    "UntagResource",
+    "DeregisterTaskDefinition",
+)
+
+#: internal/service/ecr/repository.go (the index's copy, commit 0072eea2, same era): resourceRepositoryCreate
+#: (CreateRepository, tags in the request), resourceRepositoryRead (DescribeRepositories, retried while new; ListTags:
+#: ListTagsForResource), resourceRepositoryUpdate (PutImageTagMutability, PutImageScanningConfiguration, UpdateTags:
+#: TagResource, UntagResource), resourceRepositoryDelete (DeleteRepository, then DescribeRepositories until gone).
+ECR_REPOSITORY_OPERATIONS = (
+    "CreateRepository",
+    "DescribeRepositories",
+    "ListTagsForResource",
+    "PutImageTagMutability",
+    "PutImageScanningConfiguration",
+    "TagResource",
+    "UntagResource",
+    "DeleteRepository",
+)
+
+ROLE = "arn:aws:iam::{account}:role/{name}/{inputs[role]}"
+#: The stack's roles carry its workload boundary; IAM puts it in `iam:PermissionsBoundary` on these calls.
+BOUNDED = {"iam:PermissionsBoundary": "{boundary}"}
+
+
+def bounded(resource: str, *actions: str) -> tuple[Need, ...]:
+    """Role writes IAM authorizes against the role's permissions boundary."""
+    return tuple(Need(action, resource, BOUNDED) for action in actions)
+
+
 BUCKET = "arn:aws:s3:::{inputs[bucket]}"
 REPOSITORY = "arn:aws:ecr:{region}:{account}:repository/{inputs[repository]}"
 CLUSTER = "arn:aws:eks:{region}:{account}:cluster/{cluster}"
@@ -140,17 +242,7 @@ PROVIDER_ACTIONS: dict[str, tuple[Need, ...]] = {
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": on(
         "*", "ec2:AuthorizeSecurityGroupEgress", "ec2:RevokeSecurityGroupEgress", *SG_RULE
     ),
-    "aws:ecr/repository:Repository": on(
-        "{arn}",
-        "ecr:CreateRepository",
-        "ecr:DescribeRepositories",
-        "ecr:ListTagsForResource",
-        "ecr:TagResource",
-        "ecr:UntagResource",
-        "ecr:PutImageScanningConfiguration",
-        "ecr:PutImageTagMutability",
-        "ecr:DeleteRepository",
-    ),
+    "aws:ecr/repository:Repository": calls("{arn}", "ecr", *ECR_REPOSITORY_OPERATIONS),
     "aws:ecr/lifecyclePolicy:LifecyclePolicy": on(
         REPOSITORY, "ecr:PutLifecyclePolicy", "ecr:GetLifecyclePolicy", "ecr:DeleteLifecyclePolicy"
     ),
@@ -199,21 +291,22 @@ PROVIDER_ACTIONS: dict[str, tuple[Need, ...]] = {
         "logs:DeleteLogGroup",
     )
     + on("*", "logs:DescribeLogGroups"),
-    "aws:iam/role:Role": on(
+    "aws:iam/role:Role": bounded("{arn}", "iam:CreateRole", "iam:PutRolePermissionsBoundary")
+    + on(
         "{arn}",
-        "iam:CreateRole",
         "iam:GetRole",
         "iam:TagRole",
+        "iam:UntagRole",
         "iam:ListRolePolicies",
         "iam:ListAttachedRolePolicies",
         "iam:ListInstanceProfilesForRole",
         "iam:UpdateAssumeRolePolicy",
         "iam:DeleteRole",
     ),
-    "aws:iam/rolePolicy:RolePolicy": on(ROLE, "iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy"),
-    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": on(
-        ROLE, "iam:AttachRolePolicy", "iam:ListAttachedRolePolicies", "iam:DetachRolePolicy"
-    ),
+    "aws:iam/rolePolicy:RolePolicy": bounded(ROLE, "iam:PutRolePolicy", "iam:DeleteRolePolicy")
+    + on(ROLE, "iam:GetRolePolicy"),
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": bounded(ROLE, "iam:AttachRolePolicy", "iam:DetachRolePolicy")
+    + on(ROLE, "iam:ListAttachedRolePolicies"),
     "aws:iam/openIdConnectProvider:OpenIdConnectProvider": on(
         "{arn}",
         "iam:CreateOpenIDConnectProvider",
@@ -240,18 +333,10 @@ PROVIDER_ACTIONS: dict[str, tuple[Need, ...]] = {
         "ecs:DeleteCluster",
     )
     + service_linked_role("ecs.amazonaws.com", "AWSServiceRoleForECS"),
-    "aws:ecs/taskDefinition:TaskDefinition": on(
-        "*",
-        "ecs:RegisterTaskDefinition",
-        "ecs:DescribeTaskDefinition",
-        "ecs:TagResource",
-        "ecs:DeregisterTaskDefinition",
-    )
+    "aws:ecs/taskDefinition:TaskDefinition": calls("*", "ecs", *ECS_TASK_DEFINITION_OPERATIONS)
     + passes("{inputs[executionRoleArn]}", "ecs-tasks.amazonaws.com")
     + passes("{inputs[taskRoleArn]}", "ecs-tasks.amazonaws.com"),
-    "aws:ecs/service:Service": on(
-        "*", "ecs:CreateService", "ecs:DescribeServices", "ecs:UpdateService", "ecs:TagResource", "ecs:DeleteService"
-    ),
+    "aws:ecs/service:Service": calls("*", "ecs", *ECS_SERVICE_OPERATIONS),
     "aws:appautoscaling/target:Target": on(
         "*",
         "application-autoscaling:RegisterScalableTarget",
@@ -332,9 +417,79 @@ PROVIDER_ACTIONS: dict[str, tuple[Need, ...]] = {
     "aws:eks/addon:Addon": on(CLUSTER, "eks:CreateAddon")
     + on(ADDON, "eks:DescribeAddon", "eks:UpdateAddon", "eks:TagResource", "eks:DeleteAddon")
     + on("*", "eks:DescribeAddonVersions"),
+    # web_acl.go: resourceWebACLCreate (CreateWebACL, tags in the request), resourceWebACLRead -> findWebACL
+    # (GetWebACL; tags_gen.go listTags: ListTagsForResource), resourceWebACLUpdate (UpdateWebACL, updateTags:
+    # TagResource, UntagResource), resourceWebACLDelete (DeleteWebACL).
+    "aws:wafv2/webAcl:WebAcl": calls(
+        "{arn}",
+        "wafv2",
+        "CreateWebACL",
+        "GetWebACL",
+        "UpdateWebACL",
+        "DeleteWebACL",
+        "ListTagsForResource",
+        "TagResource",
+        "UntagResource",
+    ),
+    # web_acl_association.go: AssociateWebACL (retried while WAF settles), findWebACLByResourceARN
+    # (GetWebACLForResource), DisassociateWebACL; associating a load balancer also needs the caller's
+    # elasticloadbalancing:SetWebAcl on it (AWS's WAF developer guide, "Associating a web ACL").
+    "aws:wafv2/webAclAssociation:WebAclAssociation": on("{inputs[webAclArn]}", "wafv2:AssociateWebACL")
+    + calls("{inputs[resourceArn]}", "wafv2", "AssociateWebACL", "GetWebACLForResource", "DisassociateWebACL")
+    + on("{inputs[resourceArn]}", "elasticloadbalancing:SetWebAcl"),
     "aws:eks/accessEntry:AccessEntry": on(CLUSTER, "eks:CreateAccessEntry")
     + on(ACCESS_ENTRY, "eks:DescribeAccessEntry", "eks:UpdateAccessEntry", "eks:TagResource", "eks:DeleteAccessEntry"),
     "aws:eks/accessPolicyAssociation:AccessPolicyAssociation": on(
         ACCESS_ENTRY, "eks:AssociateAccessPolicy", "eks:ListAssociatedAccessPolicies", "eks:DisassociateAccessPolicy"
     ),
+}
+
+#: The file of hashicorp/terraform-provider-aws (`internal/service/...`) each type's calls were read from; the service
+#: package's `tags_gen.go` adds the tag calls, its `find.go`/`status.go`/`wait.go` the finders and waiters.
+SOURCE_FILES: dict[str, str] = {
+    "aws:ec2/vpc:Vpc": "ec2/vpc_.go",
+    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": "ec2/vpc_default_security_group.go",
+    "aws:ec2/internetGateway:InternetGateway": "ec2/vpc_internet_gateway.go",
+    "aws:ec2/routeTable:RouteTable": "ec2/vpc_route_table.go",
+    "aws:ec2/subnet:Subnet": "ec2/vpc_subnet.go",
+    "aws:ec2/routeTableAssociation:RouteTableAssociation": "ec2/vpc_route_table_association.go",
+    "aws:ec2/eip:Eip": "ec2/ec2_eip.go",
+    "aws:ec2/natGateway:NatGateway": "ec2/vpc_nat_gateway.go",
+    "aws:ec2/vpcEndpoint:VpcEndpoint": "ec2/vpc_endpoint.go",
+    "aws:ec2/securityGroup:SecurityGroup": "ec2/vpc_security_group.go",
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": "ec2/vpc_security_group_ingress_rule.go",
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": "ec2/vpc_security_group_egress_rule.go",
+    "aws:ecr/repository:Repository": "ecr/repository.go",
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy": "ecr/lifecycle_policy.go",
+    "aws:s3/bucket:Bucket": "s3/bucket.go",
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": "s3/bucket_public_access_block.go",
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": "s3/bucket_ownership_controls.go",
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": (
+        "s3/bucket_server_side_encryption_configuration.go"
+    ),
+    "aws:s3/bucketVersioning:BucketVersioning": "s3/bucket_versioning.go",
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": "s3/bucket_lifecycle_configuration.go",
+    "aws:s3/bucketPolicy:BucketPolicy": "s3/bucket_policy.go",
+    "aws:cloudwatch/logGroup:LogGroup": "logs/group.go",
+    "aws:iam/role:Role": "iam/role.go",
+    "aws:iam/rolePolicy:RolePolicy": "iam/role_policy.go",
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": "iam/role_policy_attachment.go",
+    "aws:iam/openIdConnectProvider:OpenIdConnectProvider": "iam/openid_connect_provider.go",
+    "aws:servicediscovery/httpNamespace:HttpNamespace": "servicediscovery/http_namespace.go",
+    "aws:ecs/cluster:Cluster": "ecs/cluster.go",
+    "aws:ecs/taskDefinition:TaskDefinition": "ecs/task_definition.go",
+    "aws:ecs/service:Service": "ecs/service.go",
+    "aws:appautoscaling/target:Target": "appautoscaling/target.go",
+    "aws:appautoscaling/policy:Policy": "appautoscaling/policy.go",
+    "aws:lb/loadBalancer:LoadBalancer": "elbv2/load_balancer.go",
+    "aws:lb/targetGroup:TargetGroup": "elbv2/target_group.go",
+    "aws:lb/listener:Listener": "elbv2/listener.go",
+    "aws:lb/listenerRule:ListenerRule": "elbv2/listener_rule.go",
+    "aws:eks/cluster:Cluster": "eks/cluster.go",
+    "aws:eks/fargateProfile:FargateProfile": "eks/fargate_profile.go",
+    "aws:eks/addon:Addon": "eks/addon.go",
+    "aws:wafv2/webAcl:WebAcl": "wafv2/web_acl.go",
+    "aws:wafv2/webAclAssociation:WebAclAssociation": "wafv2/web_acl_association.go",
+    "aws:eks/accessEntry:AccessEntry": "eks/access_entry.go",
+    "aws:eks/accessPolicyAssociation:AccessPolicyAssociation": "eks/access_policy_association.go",
 }

@@ -12,11 +12,13 @@ from typing import Any
 
 import pytest
 
-from stacks.ops.ci_roles import CiSetup, deploy_policy
+from stacks.ops.boundary import EKS_CLUSTER_POLICY_ACTIONS, workload_boundary_policy
+from stacks.ops.ci_roles import CiSetup, ci_roles, deploy_policy, preview_policy
+from tests.stacks import eks_component
 from tests.stacks.harness import REGION, integral
 from tests.stacks.iam_lint import allows
-from tests.stacks.provider_actions import PROVIDER_ACTIONS, Need
-from tests.stacks.replay.catalog import is_component
+from tests.stacks.provider_actions import ECS_SERVICE_OPERATIONS, PROVIDER_ACTIONS, SOURCE_FILES, Need, iam_action
+from tests.stacks.replay.catalog import declared_types, is_component
 from tests.stacks.replay.stacks import ACCOUNTS, Replayed
 
 ALL_RUNS = ["root_run", "ecs_full_run", "ecs_minimal_run", "eks_full_run", "eks_minimal_run"]
@@ -26,10 +28,20 @@ SETUP = CiSetup("acme/diabetes", "dev", ACCOUNTS["full"], REGION, "acme-pulumi-s
 def _resources(replayed: Replayed) -> Iterator[tuple[str, dict[str, Any]]]:
     """(type, template fields) of every AWS resource of the full variant: created ones with their real inputs and
     outputs, the ones moto cannot create with their declared inputs."""
-    base = {"account": SETUP.account_id, "region": REGION, "name": SETUP.name, "cluster": f"{SETUP.name}-eks"}
+    base = {
+        "account": SETUP.account_id,
+        "region": REGION,
+        "name": SETUP.name,
+        "cluster": f"{SETUP.name}-eks",
+        "boundary": SETUP.ctx.boundary_arn,
+    }
     created = {(c.typ, c.name): c for stack in replayed.created.values() for c in stack}
     for run in replayed.runs.values():
         for resource in run.recorder.resources:
+            if resource.typ == eks_component.TYPE:  # what the component made, with the inputs it gave each child
+                for child, outputs in created[(resource.typ, resource.name)].outputs["children"]:
+                    yield child.typ, {**base, "inputs": child.inputs, "arn": outputs.get("arn", "")}
+                continue
             if resource.typ not in PROVIDER_ACTIONS:
                 continue
             if (resource.typ, resource.name) in created:
@@ -41,19 +53,34 @@ def _resources(replayed: Replayed) -> Iterator[tuple[str, dict[str, Any]]]:
 
 def _denied(policy: str, need: Need, fields: dict[str, Any]) -> str | None:
     resource = need.resource.format(**fields)
-    if allows(policy, need.action, resource, {"aws:RequestedRegion": REGION, **need.context}):
+    context = {key: value.format(**fields) for key, value in need.context.items()}
+    if allows(policy, need.action, resource, {"aws:RequestedRegion": REGION, **context}):
         return None
-    return f"{need.action} on {resource} {need.context or ''}"
+    return f"{need.action} on {resource} {context or ''}"
 
 
 def test_every_aws_resource_type_has_its_provider_actions_listed(request: pytest.FixtureRequest) -> None:
-    types = {r.typ for fixture in ALL_RUNS for r in request.getfixturevalue(fixture).recorder.resources}
+    types = {t for fixture in ALL_RUNS for t in declared_types(request.getfixturevalue(fixture).recorder.resources)}
     aws_types = {typ for typ in types if typ.startswith("aws:")}
     assert aws_types - PROVIDER_ACTIONS.keys() == set()
     assert PROVIDER_ACTIONS.keys() - aws_types == set(), "listed types no program makes any more"
     assert not [
-        typ for typ in types - aws_types if not typ.startswith(("kubernetes:", "pulumi:")) and not is_component(typ)
+        typ
+        for typ in types - aws_types
+        if not typ.startswith(("kubernetes:", "pulumi:")) and not is_component(typ) and typ != eks_component.TYPE
     ]
+
+
+def test_every_listed_type_names_the_provider_source_it_was_read_from() -> None:
+    assert SOURCE_FILES.keys() == PROVIDER_ACTIONS.keys()
+
+
+def test_a_steady_state_wait_needs_the_service_deployment_calls() -> None:
+    """The provider's wait_for_steady_state polls the deployments of the service (ecs/service.go): without these two
+    calls every ECS `up` fails after the service was created."""
+    needed = {iam_action("ecs", operation) for operation in ECS_SERVICE_OPERATIONS}
+    assert {"ecs:ListServiceDeployments", "ecs:DescribeServiceDeployments"} <= needed
+    assert iam_action("s3", "HeadBucket") == "s3:ListBucket"
 
 
 def test_the_deploy_role_may_do_what_the_provider_does_on_every_resource(full_replay: Replayed) -> None:
@@ -75,8 +102,102 @@ def test_the_deploy_role_may_do_what_the_provider_does_on_every_resource(full_re
 
 def test_the_check_fails_for_a_name_outside_the_stack() -> None:
     policy = deploy_policy(SETUP)
-    role = f"arn:aws:iam::{SETUP.account_id}:role/diabetes-dev-ecs-execution-1a2b3c4"
-    assert allows(policy, "iam:CreateRole", role, {"aws:RequestedRegion": REGION})
-    assert not allows(policy, "iam:CreateRole", role.replace("diabetes-dev-", "other-"), {})
+    role = f"arn:aws:iam::{SETUP.account_id}:role/diabetes-dev/diabetes-dev-ecs-execution-1a2b3c4"
+    bounded = {"iam:PermissionsBoundary": SETUP.ctx.boundary_arn}
+    assert allows(policy, "iam:CreateRole", role, bounded)
+    assert not allows(policy, "iam:CreateRole", role.replace("diabetes-dev/", "other/"), bounded)
     assert not allows(policy, "iam:PassRole", role, {"iam:PassedToService": "lambda.amazonaws.com"})
     assert not allows(policy, "sqs:CreateQueue", "*", {"aws:RequestedRegion": REGION})
+
+
+CI_ROLES = [f"arn:aws:iam::{SETUP.account_id}:role/{name}" for name in ci_roles(SETUP)]
+IAM_WRITES = (
+    "iam:AttachRolePolicy",
+    "iam:CreateRole",
+    "iam:DeleteRole",
+    "iam:DeleteRolePermissionsBoundary",
+    "iam:DeleteRolePolicy",
+    "iam:DetachRolePolicy",
+    "iam:PutRolePermissionsBoundary",
+    "iam:PutRolePolicy",
+    "iam:TagRole",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:PassRole",
+)
+
+
+@pytest.mark.parametrize("role", CI_ROLES)
+def test_the_deploy_role_cannot_touch_any_ci_role(role: str) -> None:
+    """The deploy role once could put an admin policy on itself (`role/diabetes-dev-*` matched the CI roles)."""
+    policy = deploy_policy(SETUP)
+    for boundary in ("", SETUP.ctx.boundary_arn):
+        context = {
+            "aws:RequestedRegion": REGION,
+            "iam:PermissionsBoundary": boundary,
+            "iam:PassedToService": "ecs-tasks.amazonaws.com",
+        }
+        assert [a for a in IAM_WRITES if allows(policy, a, role, context)] == []
+
+
+def test_every_role_the_deploy_role_creates_or_changes_carries_the_boundary() -> None:
+    policy = deploy_policy(SETUP)
+    role = f"arn:aws:iam::{SETUP.account_id}:role{SETUP.ctx.role_path}diabetes-dev-eks-cluster-1a2b3c4"
+    bounded = {"iam:PermissionsBoundary": SETUP.ctx.boundary_arn}
+    writes = ("iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:PutRolePermissionsBoundary")
+    for action in writes:
+        assert allows(policy, action, role, bounded), action
+        assert not allows(policy, action, role, {}), f"{action} without the boundary"
+        other = f"arn:aws:iam::{SETUP.account_id}:policy/AdministratorAccess"
+        assert not allows(policy, action, role, {"iam:PermissionsBoundary": other}), action
+    # Removing or rewriting the boundary itself is never allowed.
+    assert not allows(policy, "iam:DeleteRolePermissionsBoundary", role, bounded)
+    boundary = SETUP.ctx.boundary_arn
+    for action in ("iam:CreatePolicyVersion", "iam:DeletePolicy", "iam:SetDefaultPolicyVersion", "iam:CreatePolicy"):
+        assert not allows(policy, action, boundary, {}), action
+
+
+def test_the_boundary_covers_every_policy_the_programs_give_their_roles(request: pytest.FixtureRequest) -> None:
+    """A role bounded too tightly fails at run time: every action of every workload policy and of the managed policy
+    the EKS cluster role carries must be inside the boundary."""
+    import json
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+    boundary = json.loads(workload_boundary_policy(SETUP.ctx))
+    allowed = {a for item in boundary["Statement"] for a in item["Action"]}
+    needed: set[str] = set()
+    for fixture in ("ecs_full_run", "eks_full_run"):
+        for resource in request.getfixturevalue(fixture).recorder.of_type("aws:iam/rolePolicy:RolePolicy"):
+            needed |= {a for item in json.loads(resource.inputs["policy"])["Statement"] for a in item["Action"]}
+    managed = json.loads(aws_managed_policies_data)["AmazonEKSClusterPolicy"]["Document"]["Statement"]
+    cluster_policy = {
+        a for item in managed for a in ([item["Action"]] if isinstance(item["Action"], str) else item["Action"])
+    }
+    assert cluster_policy == set(EKS_CLUSTER_POLICY_ACTIONS)
+    assert needed | cluster_policy <= allowed, sorted((needed | cluster_policy) - allowed)
+    assert not [
+        a for a in allowed if a.startswith(("iam:", "sts:", "organizations:")) and a != "iam:CreateServiceLinkedRole"
+    ]
+
+
+@pytest.mark.parametrize("role", ["deploy", "preview"])
+def test_the_lookups_pulumi_eks_makes_at_preview_and_update_are_allowed(role: str) -> None:
+    """pulumi-eks reads route tables (which of the Fargate subnets are private) and CoreDNS's add-on version inside
+    its component, at every preview too: without them the CI preview of the EKS stack fails."""
+    policy = {"deploy": deploy_policy, "preview": preview_policy}[role](SETUP)
+    denied = [
+        i.action for i in eks_component.INVOKES if not allows(policy, i.action, "*", {"aws:RequestedRegion": REGION})
+    ]
+    assert denied == []
+
+
+def test_without_the_programs_roles_pulumi_eks_would_make_roles_the_deploy_role_refuses(eks_full_run: Any) -> None:
+    """pulumi-eks's own roles have no path and no boundary: the cluster and pod roles must be passed in."""
+    cluster = eks_full_run.recorder.one(eks_component.TYPE)
+    inputs = {key: value for key, value in cluster.inputs.items() if key != "serviceRole"}
+    (role,) = [c for c in eks_component.children(cluster.name, inputs) if c.typ == "aws:iam/role:Role"]
+    arn = f"arn:aws:iam::{SETUP.account_id}:role/{role.name}-1a2b3c4"
+    assert not allows(deploy_policy(SETUP), "iam:CreateRole", arn, {"aws:RequestedRegion": REGION})

@@ -8,6 +8,7 @@ import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import boto3
 import pytest
@@ -327,3 +328,55 @@ def test_cli_rejects_missing_arguments() -> None:
     completed = _ops("promote-image", "--repository", "x")
     assert completed.returncode == 2
     assert "--source-tag" in completed.stderr
+
+
+class CallRecorder:
+    """The IAM actions a boto3 session's clients call (service prefix + operation, as IAM names them)."""
+
+    PREFIXES: ClassVar[dict[str, str]] = {"elbv2": "elasticloadbalancing"}
+
+    def __init__(self) -> None:
+        self.actions: set[str] = set()
+        self.session = boto3.session.Session()
+        self.session.events.register("before-call", self._record)
+
+    def _record(self, model: object, **_: object) -> None:
+        endpoint_prefix = model.service_model.endpoint_prefix  # type: ignore[attr-defined]
+        self.actions.add(f"{self.PREFIXES.get(endpoint_prefix, endpoint_prefix)}:{model.name}")  # type: ignore[attr-defined]
+
+
+def test_the_ci_roles_may_make_every_call_the_verify_steps_make(aws_env: dict[str, str]) -> None:
+    """The deploy job runs verify-ecs and verify-eks as the deploy role: each call they make must be allowed (a good
+    rollout once went red because elasticloadbalancing:DescribeTargetHealth was not)."""
+    from stacks.ops.ci_roles import CiSetup, deploy_policy
+    from stacks.ops.verify import check_ecs, check_eks
+    from tests.stacks.iam_lint import allows
+
+    recorder = CallRecorder()
+    ecs_stack = _ecs_stack(desired=MOTO_RUNNING_TASKS, targets=MOTO_RUNNING_TASKS)
+    check_ecs(
+        recorder.session.client("ecs"),
+        elbv2=recorder.session.client("elbv2"),
+        cluster=ecs_stack.cluster,
+        service_name=ecs_stack.service,
+        target_group_arns=[],
+        min_count=1,
+        image_tag="3f2c1ab",
+    )
+    cluster = _eks_cluster(["diabetes-dev-system"])
+    check_eks(recorder.session.client("eks"), cluster, ["diabetes-dev-system"])
+    assert {"ecs:DescribeServices", "elasticloadbalancing:DescribeTargetHealth", "eks:DescribeCluster"} <= (
+        recorder.actions
+    )
+
+    setup = CiSetup("acme/diabetes", "dev", "123456789012", "eu-west-1", "acme-pulumi-state", "1234abcd-0000")
+    policy = deploy_policy(setup)
+    # The stack's own names: the deploy role's EKS statements are scoped to its cluster.
+    eks_arn = "arn:aws:eks:eu-west-1:123456789012:{}/diabetes-dev-eks"
+    resources = {
+        "eks:DescribeCluster": eks_arn.format("cluster"),
+        "eks:DescribeFargateProfile": eks_arn.format("fargateprofile") + "/diabetes-dev-system/0ac7c0a2",
+    }
+    context = {"aws:RequestedRegion": "eu-west-1"}
+    denied = sorted(a for a in recorder.actions if not allows(policy, a, resources.get(a, "*"), context))
+    assert not denied, f"the deploy role may not make these calls of the verify steps: {denied}"

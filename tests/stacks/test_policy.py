@@ -24,6 +24,7 @@ DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 ROLE = "aws:iam/role:Role"
+BOUNDARY = "arn:aws:iam::123456789012:policy/diabetes-dev-workload-boundary"
 
 GOOD_CONTAINER = {"name": "api", "user": "10001:10001", "readonlyRootFilesystem": True, "privileged": False}
 GOOD_SECURITY = {"runAsNonRoot": True, "readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False}
@@ -84,9 +85,12 @@ PASSING = [
     ),
     ("log-retention", LOG_GROUP, {"retentionInDays": 30}),
     ("iam-explicit-actions", ROLE_POLICY, {"policy": _iam("s3:GetObject", "ecr:GetAuthorizationToken")}),
+    ("iam-role-boundary", ROLE, {"path": "/diabetes-dev/", "permissionsBoundary": BOUNDARY}),
 ]
 
 FAILING = [
+    ("iam-role-boundary", ROLE, {"path": "/diabetes-dev/"}, "must set permissionsBoundary"),
+    ("iam-role-boundary", ROLE, {"permissionsBoundary": BOUNDARY}, "must set path"),
     (
         "no-public-ingress",
         SG_INGRESS,
@@ -215,3 +219,19 @@ def test_rules_catch_a_regression_in_the_program_output(ecs_full_run: Run) -> No
         "containers-hardened"
     ]
     assert [name for name, _ in violations(ECS_SERVICE, exposed)] == ["no-public-ips"]
+
+
+def test_the_public_ip_exception_reaches_the_rule_through_crossguards_config() -> None:
+    """The per-stack exception comes from the policy-pack config (`--policy-pack-config`), with a schema and a
+    default that keeps it off."""
+    wrapped = {policy.name: policy for policy in policies()}["no-public-ips"]
+    assert wrapped.config_schema is not None
+    assert wrapped.config_schema.properties["allowPublicTaskIps"] == {"type": "boolean", "default": False}
+    options = PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
+    props = {"networkConfiguration": {"assignPublicIp": True}}
+    for config, expected in ((None, 1), ({"allowPublicTaskIps": False}, 1), ({"allowPublicTaskIps": True}, 0)):
+        reported: list[str] = []
+        urn = "urn:pulumi:trial::diabetes-ecs::svc"
+        args = ResourceValidationArgs(ECS_SERVICE, props, urn, "svc", options, None, config)
+        wrapped.validate(args, lambda message, urn, found=reported: found.append(message))
+        assert len(reported) == expected, config

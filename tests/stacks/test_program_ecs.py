@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from tests.stacks.conftest import CERTIFICATE, MODEL_SHA256, S3_MODEL
-from tests.stacks.harness import Resource, Run, run_ecs, subnet_ids
+from tests.stacks.harness import Resource, Run, integral, run_ecs, subnet_ids
 
 
 def _containers(run: Run, workload: str) -> list[dict[str, Any]]:
@@ -47,7 +47,7 @@ def test_api_container_is_hardened_and_observable(ecs_full_run: Run) -> None:
         "MODEL_SHA256": MODEL_SHA256,
         "SERVICE_LOG_LEVEL": "INFO",
         "SERVICE_DOCS_ENABLED": "false",
-        "UVICORN_TIMEOUT_KEEP_ALIVE": "3615",
+        "SERVICE_KEEP_ALIVE_SECONDS": "3615",
     }
     assert "http://127.0.0.1:8000/health" in container["healthCheck"]["command"][-1]
     logging = container["logConfiguration"]
@@ -103,7 +103,7 @@ def test_the_api_outlasts_the_alb_on_idle_connections(ecs_full_run: Run, ecs_min
     """The ALB, not the task, must close an idle connection, or it reuses a closed one and answers 502."""
     for run in (ecs_full_run, ecs_minimal_run):
         (container,) = _containers(run, "api")
-        keep_alive = {e["name"]: e["value"] for e in container["environment"]}["UVICORN_TIMEOUT_KEEP_ALIVE"]
+        keep_alive = {e["name"]: e["value"] for e in container["environment"]}["SERVICE_KEEP_ALIVE_SECONDS"]
         assert int(keep_alive) > run.recorder.one("aws:lb/loadBalancer:LoadBalancer").inputs["idleTimeout"]
 
 
@@ -245,3 +245,22 @@ def test_api_docs_are_routed_only_when_the_stack_publishes_them(root_run: Run) -
     assert {"/docs", "/openapi.json"} <= set(paths)
     (container,) = _containers(published, "api")
     assert {"name": "SERVICE_DOCS_ENABLED", "value": "true"} in container["environment"]
+
+
+def test_an_optional_waf_rate_rule_guards_the_load_balancer(ecs_full_run: Run, ecs_minimal_run: Run) -> None:
+    acl = ecs_full_run.recorder.one("aws:wafv2/webAcl:WebAcl")
+    assert acl.inputs["scope"] == "REGIONAL"
+    assert acl.inputs["defaultAction"] == {"allow": {}}
+    (rule,) = acl.inputs["rules"]
+    assert rule["action"] == {"block": {}}
+    assert integral(rule["statement"]["rateBasedStatement"]) == {
+        "limit": 500,
+        "aggregateKeyType": "IP",
+        "evaluationWindowSec": 300,
+    }
+    association = ecs_full_run.recorder.one("aws:wafv2/webAclAssociation:WebAclAssociation")
+    assert association.inputs["webAclArn"] == acl.state["arn"]
+    assert (
+        association.inputs["resourceArn"] == ecs_full_run.recorder.one("aws:lb/loadBalancer:LoadBalancer").state["arn"]
+    )
+    assert not ecs_minimal_run.recorder.of_type("aws:wafv2/webAcl:WebAcl")

@@ -12,12 +12,16 @@ import pytest
 import yaml
 
 from stacks.config import ConfigError, EksStackSettings
+from stacks.eks import preview_access
 from stacks.eks.lb_controller_policy import CHART_VERSION
 from stacks.ops.__main__ import main as ops_main
+from tests.stacks import eks_component
 from tests.stacks.conftest import CERTIFICATE, FULL, MODEL_SHA256
 from tests.stacks.harness import (
+    DEPLOYER,
     INGRESS_HOST,
     OIDC_ISSUER,
+    OPERATOR,
     PREVIEWER,
     Resource,
     Run,
@@ -28,10 +32,11 @@ from tests.stacks.harness import (
     subnet_ids,
 )
 
-K8S_VERSION = "1.33.0"
+K8S_VERSION = "1.35.0"
 TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 SG_WRITES = ("ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress", "ec2:DeleteSecurityGroup")
+PREVIEW_KINDS = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "ClusterRole", "ClusterRoleBinding"}
 APP_KINDS = {"Namespace", "ServiceAccount", "Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
 
 
@@ -67,7 +72,7 @@ def _lbc_policy(run: Run) -> dict[str, Any]:
 def test_every_kubernetes_object_is_valid_against_the_schema(fixture: str, request: pytest.FixtureRequest) -> None:
     run: Run = request.getfixturevalue(fixture)
     objects = _objects(run)
-    assert {o["kind"] for o in objects} == {*APP_KINDS, "ConfigMap", "Ingress"}
+    assert {o["kind"] for o in objects} == {*APP_KINDS, *PREVIEW_KINDS, "ConfigMap", "Ingress"}
     for obj in objects:
         kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
 
@@ -87,34 +92,78 @@ def test_the_autoscaler_owns_the_replica_count(eks_full_run: Run) -> None:
         assert "replicas" not in _object(eks_full_run, "Deployment", workload)["spec"]
 
 
-def test_cluster_authenticates_with_explicit_access_entries_only(eks_full_run: Run) -> None:
-    cluster = eks_full_run.recorder.one("aws:eks/cluster:Cluster")
-    assert cluster.inputs["accessConfig"] == {
-        "authenticationMode": "API",
-        "bootstrapClusterCreatorAdminPermissions": False,
-    }
-    entries = {e.inputs["principalArn"] for e in eks_full_run.recorder.of_type("aws:eks/accessEntry:AccessEntry")}
-    assert entries == {
-        "arn:aws:iam::123456789012:role/diabetes-dev-github-deploy",
-        "arn:aws:iam::123456789012:role/diabetes-dev-github-preview",
-    }
+def _cluster(run: Run) -> Resource:
+    return run.recorder.one(eks_component.TYPE)
+
+
+def _children(run: Run, typ: str) -> list[eks_component.Child]:
+    cluster = _cluster(run)
+    return [child for child in eks_component.children(cluster.name, cluster.inputs) if child.typ == typ]
+
+
+def test_the_cluster_is_pulumi_eks_with_api_authentication_and_access_entries_from_the_config(
+    eks_full_run: Run,
+) -> None:
+    """The creator (the CI deploy role) gets no entry: pulumi-eks lets EKS make it an admin itself."""
+    cluster = _cluster(eks_full_run)
+    assert cluster.inputs["authenticationMode"] == "API"
+    entries = {e["principalArn"]: e for e in cluster.inputs["accessEntries"].values()}
+    assert entries.keys() == {OPERATOR, PREVIEWER}
+    assert DEPLOYER not in entries
     policies = {
-        a.inputs["principalArn"].rsplit("/", 1)[-1]: a.inputs["policyArn"].rsplit("/", 1)[-1]
-        for a in eks_full_run.recorder.of_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
+        arn.rsplit("/", 1)[-1]: [p["policyArn"].rsplit("/", 1)[-1] for p in entry["accessPolicies"].values()]
+        for arn, entry in entries.items()
     }
     assert policies == {
-        "diabetes-dev-github-deploy": "AmazonEKSClusterAdminPolicy",
-        "diabetes-dev-github-preview": "AmazonEKSViewPolicy",
+        "platform-operator": ["AmazonEKSClusterAdminPolicy"],
+        "diabetes-dev-github-preview": ["AmazonEKSViewPolicy"],
+    }
+    assert all(p["accessScope"] == {"type": "cluster"} for e in entries.values() for p in e["accessPolicies"].values())
+    (made,) = _children(eks_full_run, "aws:eks/cluster:Cluster")
+    assert made.inputs["accessConfig"] == {"authenticationMode": "API", "bootstrapClusterCreatorAdminPermissions": True}
+
+
+def test_pulumi_eks_makes_no_role_security_group_or_node_of_its_own(eks_full_run: Run) -> None:
+    """Its roles would carry no path or boundary (the deploy role may not create them), its security groups open
+    egress to the internet; a Fargate-only cluster needs neither, nor nodes, kube-proxy or the VPC CNI add-on."""
+    cluster = _cluster(eks_full_run)
+    role = eks_full_run.recorder.one("aws:iam/role:Role", "eks-cluster")
+    assert cluster.inputs["serviceRole"] == {"id": role.mock_id, "arn": role.state["arn"]}
+    assert role.inputs["path"] == "/diabetes-dev/"
+    assert role.inputs["permissionsBoundary"].endswith(":policy/diabetes-dev-workload-boundary")
+    pod_role = eks_full_run.recorder.one("aws:iam/role:Role", "pod-execution")
+    assert cluster.inputs["fargate"]["podExecutionRoleArn"] == pod_role.state["arn"]
+    assert (cluster.inputs["skipDefaultNodeGroup"], cluster.inputs["skipDefaultSecurityGroups"]) == (True, True)
+    assert cluster.inputs["kubeProxyAddonOptions"]["enabled"] is False
+    assert cluster.inputs["useDefaultVpcCni"] is True
+    made = {child.typ for child in eks_component.children(cluster.name, cluster.inputs)}
+    assert made == {
+        "aws:eks/cluster:Cluster",
+        "aws:eks/accessEntry:AccessEntry",
+        "aws:eks/accessPolicyAssociation:AccessPolicyAssociation",
+        "aws:eks/fargateProfile:FargateProfile",
+        "aws:eks/addon:Addon",
+        "aws:iam/openIdConnectProvider:OpenIdConnectProvider",
     }
 
 
-def test_kubernetes_objects_wait_for_the_access_entries(eks_full_run: Run) -> None:
+def test_the_model_of_pulumi_eks_refuses_a_branch_it_does_not_cover(eks_full_run: Run) -> None:
+    cluster = _cluster(eks_full_run)
+    with pytest.raises(eks_component.UnmodelledBranchError, match="node group"):
+        eks_component.children(cluster.name, {**cluster.inputs, "skipDefaultNodeGroup": False})
+    without_role = {key: value for key, value in cluster.inputs.items() if key != "serviceRole"}
+    roles = [c for c in eks_component.children(cluster.name, without_role) if c.typ == "aws:iam/role:Role"]
+    assert [r.name for r in roles] == ["diabetes-dev-eks-eksRole-role"]
+    assert "path" not in roles[0].inputs
+    assert "permissionsBoundary" not in roles[0].inputs
+
+
+def test_kubernetes_objects_wait_for_the_cluster_and_its_access_entries(eks_full_run: Run) -> None:
     provider = eks_full_run.recorder.one("pulumi:providers:kubernetes")
-    for association in eks_full_run.recorder.of_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation"):
-        assert provider.waits_for(association)
-    kubeconfig = json.loads(provider.inputs["kubeconfig"])
-    args = kubeconfig["users"][0]["user"]["exec"]["args"]
-    assert args[:4] == ["eks", "get-token", "--cluster-name", "diabetes-dev-eks"]
+    assert provider.waits_for(_cluster(eks_full_run))
+    assert provider.inputs["kubeconfig"] == _cluster(eks_full_run).state["kubeconfigJson"]
+    deployment = eks_full_run.recorder.one("kubernetes:apps/v1:Deployment", "-api-")
+    assert deployment.inputs["metadata"]["namespace"] == "diabetes"
 
 
 def test_a_deployer_without_cluster_access_is_refused_before_anything_is_created(root_run: Run) -> None:
@@ -122,66 +171,76 @@ def test_a_deployer_without_cluster_access_is_refused_before_anything_is_created
 
     eks_settings = settings_for(EksStackSettings)
     stranger = "arn:aws:iam::123456789012:role/someone-else"
-    with pytest.raises(ConfigError, match="is not an admin of the cluster"):
+    with pytest.raises(ConfigError, match="is neither the cluster's creator"):
         run_program(build, eks_settings, root_run.outputs, deployer=stranger)
-    # The preview role may preview (it views), but not update.
+    # The preview role may preview (it views), but not update; an admin operator may update.
     run_program(build, eks_settings, root_run.outputs, deployer=PREVIEWER, preview=True)
-    with pytest.raises(ConfigError, match="is not an admin"):
+    with pytest.raises(ConfigError, match="nor an admin"):
         run_program(build, eks_settings, root_run.outputs, deployer=PREVIEWER)
+    run_program(build, eks_settings, root_run.outputs, deployer=OPERATOR)
+
+
+def test_the_creator_may_not_also_have_an_access_entry() -> None:
+    with pytest.raises(ConfigError, match="the cluster's creator"):
+        settings_for(EksStackSettings, eks={"access": {"admins": ["role/diabetes-dev-github-deploy"]}})
+    with pytest.raises(ConfigError, match="the cluster's creator"):
+        settings_for(
+            EksStackSettings,
+            eks={"access": {"creator": "role/ops", "viewers": ["arn:aws:iam::123456789012:role/ops"]}},
+        )
+    moved = settings_for(
+        EksStackSettings, eks={"access": {"creator": "role/ops", "admins": ["role/diabetes-dev-github-deploy"]}}
+    )
+    assert moved.eks_creator == "role/ops"
 
 
 def test_api_endpoint_is_private_unless_cidrs_are_given(eks_minimal_run: Run, eks_full_run: Run) -> None:
-    private = eks_minimal_run.recorder.one("aws:eks/cluster:Cluster").inputs["vpcConfig"]
+    private = _cluster(eks_minimal_run).inputs
     assert private["endpointPublicAccess"] is False
     assert private["endpointPrivateAccess"] is True
     assert "publicAccessCidrs" not in private
-    public = eks_full_run.recorder.one("aws:eks/cluster:Cluster").inputs["vpcConfig"]
+    public = _cluster(eks_full_run).inputs
     assert public["endpointPublicAccess"] is True
     assert public["publicAccessCidrs"] == ["203.0.113.0/24"]
     assert set(public["subnetIds"]) == subnet_ids(eks_full_run, "private")
+    assert public["vpcId"] == "diabetes-dev-net-vpc-vpc-id"
 
 
-def test_cluster_logs_and_oidc_provider(eks_full_run: Run) -> None:
-    cluster = eks_full_run.recorder.one("aws:eks/cluster:Cluster")
+def test_cluster_version_logs_and_oidc_provider(eks_full_run: Run) -> None:
+    cluster = _cluster(eks_full_run)
     assert cluster.inputs["name"] == "diabetes-dev-eks"
-    assert cluster.inputs["version"] == "1.33"
+    assert cluster.inputs["version"] == "1.35"
     assert set(cluster.inputs["enabledClusterLogTypes"]) == {"api", "audit", "authenticator"}
     log_group = eks_full_run.recorder.one("aws:cloudwatch/logGroup:LogGroup", "control-plane")
-    assert cluster.waits_for(log_group)
+    assert cluster.waits_for(log_group)  # ours, with a retention: EKS would create it without one
     assert log_group.inputs["name"] == "/aws/eks/diabetes-dev-eks/cluster"
-    oidc = eks_full_run.recorder.one("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
-    assert oidc.inputs["url"] == f"https://{OIDC_ISSUER}"
+    assert cluster.inputs["createOidcProvider"] is True
+    (oidc,) = _children(eks_full_run, "aws:iam/openIdConnectProvider:OpenIdConnectProvider")
     assert oidc.inputs["clientIdLists"] == ["sts.amazonaws.com"]
 
 
-def test_fargate_profiles_one_at_a_time_after_their_role_policy(eks_full_run: Run) -> None:
-    """EKS changes one Fargate profile of a cluster at a time; the pods' role must have its policy first."""
-    profiles = {
-        p.inputs["selectors"][0]["namespace"]: p
-        for p in eks_full_run.recorder.of_type("aws:eks/fargateProfile:FargateProfile")
-    }
-    assert profiles.keys() == {"kube-system", "diabetes"}
+def test_one_fargate_profile_runs_the_system_and_app_namespaces_after_its_role_policy(eks_full_run: Run) -> None:
+    cluster = _cluster(eks_full_run)
+    fargate = cluster.inputs["fargate"]
+    assert fargate["selectors"] == [{"namespace": "kube-system"}, {"namespace": "diabetes"}]
+    assert set(fargate["subnetIds"]) == subnet_ids(eks_full_run, "private")
     policy = eks_full_run.recorder.one(ROLE_POLICY, "pod-execution")
-    assert profiles["diabetes"].waits_for(profiles["kube-system"])
-    for profile in profiles.values():
-        assert profile.waits_for(policy)
-        assert "fargateProfileName" not in profile.inputs  # autonamed: a replacement never clashes
-        assert set(profile.inputs["subnetIds"]) == subnet_ids(eks_full_run, "private")
-    assert eks_full_run.outputs["eksFargateProfiles"] == [
-        profiles["kube-system"].state["fargateProfileName"],
-        profiles["diabetes"].state["fargateProfileName"],
-    ]
+    assert cluster.waits_for(policy)
+    (profile,) = _children(eks_full_run, "aws:eks/fargateProfile:FargateProfile")
+    assert "fargateProfileName" not in profile.inputs  # autonamed: a replacement never clashes
+    assert eks_full_run.outputs["eksFargateProfiles"] == [cluster.state["fargateProfileId"].split(":")[1]]
 
 
 def test_coredns_runs_on_fargate(eks_full_run: Run) -> None:
-    addon = eks_full_run.recorder.one("aws:eks/addon:Addon")
+    assert _cluster(eks_full_run).inputs["corednsAddonOptions"]["enabled"] is True
+    (addon,) = _children(eks_full_run, "aws:eks/addon:Addon")
     assert addon.inputs["addonName"] == "coredns"
     assert json.loads(addon.inputs["configurationValues"]) == {"computeType": "Fargate"}
 
 
 def test_load_balancer_controller_is_pinned_and_waits_for_its_iam_policy(eks_full_run: Run) -> None:
     release = _release(eks_full_run, "aws-load-balancer-controller")
-    assert release.inputs["version"] == CHART_VERSION == "1.13.4"
+    assert release.inputs["version"] == CHART_VERSION == "3.5.0"
     assert release.waits_for(eks_full_run.recorder.one(ROLE_POLICY, "lb-controller"))
     values = release.inputs["values"]
     assert values["clusterName"] == "diabetes-dev-eks"
@@ -253,7 +312,7 @@ def test_the_api_outlasts_the_alb_on_idle_connections(eks_full_run: Run, eks_min
     """The ALB, not the pod, must close an idle connection, or it reuses a closed one and answers 502."""
     for run in (eks_full_run, eks_minimal_run):
         (container,) = _object(run, "Deployment", "api")["spec"]["template"]["spec"]["containers"]
-        keep_alive = {e["name"]: e["value"] for e in container["env"]}["UVICORN_TIMEOUT_KEEP_ALIVE"]
+        keep_alive = {e["name"]: e["value"] for e in container["env"]}["SERVICE_KEEP_ALIVE_SECONDS"]
         annotations = _object(run, "Ingress", "diabetes-dev")["metadata"]["annotations"]
         attributes = dict(
             item.split("=", 1) for item in annotations["alb.ingress.kubernetes.io/load-balancer-attributes"].split(",")
@@ -332,10 +391,63 @@ def test_rendered_yaml_is_what_the_program_applies(root_run: Run, tmp_path: Path
 def test_rendering_into_another_namespace_moves_every_object(tmp_path: Path) -> None:
     out = tmp_path / "k8s"
     stack_file = Path(__file__).resolve().parents[2] / "stacks" / "eks" / "Pulumi.dev.yaml"
-    args = ["render-k8s", f"--stack-file={stack_file}", "--api-image=r/api:1", "--ui-image=r/ui:1"]
+    args = [
+        "--region=eu-west-1",
+        "render-k8s",
+        f"--stack-file={stack_file}",
+        "--api-image=r/api:1",
+        "--ui-image=r/ui:1",
+    ]
     assert ops_main([*args, "--namespace=team-ml", f"--output={out}"]) == 0
     objects = [yaml.safe_load(path.read_text()) for path in sorted(out.glob("*.yaml"))]
     assert objects[0] == {**objects[0], "kind": "Namespace"}
     assert objects[0]["metadata"]["name"] == "team-ml"
     assert all(o["metadata"].get("namespace") == "team-ml" for o in objects[1:])
     assert ops_main([*args[:-1], "--namespace=x", f"--output={tmp_path / 'y'}"]) == 1  # the UI needs its image
+
+
+def _plural(kind: str) -> str:
+    """A kind's resource name (`Ingress` -> `ingresses`, `ValidatingAdmissionPolicy` -> `...policies`)."""
+    lower = kind.lower()
+    return f"{lower[:-1]}ies" if lower.endswith("y") else f"{lower}es" if lower.endswith("s") else f"{lower}s"
+
+
+def _admission(groups: list[str], **request: Any) -> bool:
+    """Whether the preview guard admits a request: its match condition, then its validation (celpy evaluates the
+    same CEL the API server does)."""
+    import celpy
+
+    policy = next(m for m in preview_access.preview_manifests() if m["kind"] == "ValidatingAdmissionPolicy")
+    env = celpy.Environment()
+    activation = {"request": celpy.json_to_cel({"userInfo": {"groups": groups}, **request})}
+
+    def holds(expression: str) -> bool:
+        return bool(env.program(env.compile(expression)).evaluate(activation))
+
+    if not all(holds(c["expression"]) for c in policy["spec"]["matchConditions"]):
+        return True
+    return all(holds(v["expression"]) for v in policy["spec"]["validations"])
+
+
+def test_the_preview_role_may_dry_run_but_never_write(eks_full_run: Run) -> None:
+    """pulumi-kubernetes previews new objects with server-side dry runs, which RBAC authorizes like the write: the
+    viewers' group gets the write verbs on the program's kinds, and an admission policy lets only dry runs through."""
+    entries = {e["principalArn"]: e for e in _cluster(eks_full_run).inputs["accessEntries"].values()}
+    assert entries[PREVIEWER]["kubernetesGroups"] == [preview_access.PREVIEW_GROUP]
+    assert not entries[OPERATOR].get("kubernetesGroups")
+    previewers = [preview_access.PREVIEW_GROUP, "system:authenticated"]
+    assert _admission(previewers, dryRun=True)
+    assert not _admission(previewers, dryRun=False)
+    assert not _admission(previewers)  # no dryRun field: a real write
+    assert _admission(["system:masters"], dryRun=False)  # admins are not matched
+    binding = _object(eks_full_run, "ValidatingAdmissionPolicyBinding", preview_access.NAME)
+    assert binding["spec"] == {"policyName": preview_access.NAME, "validationActions": ["Deny"]}
+    role = _object(eks_full_run, "ClusterRole", preview_access.NAME)
+    granted = {(g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
+    created = {(o["apiVersion"].rpartition("/")[0], _plural(o["kind"])) for o in _objects(eks_full_run)}
+    assert granted == created
+    assert all(set(rule["verbs"]) == {"create", "patch", "update"} for rule in role["rules"])
+    # The grant waits for the guard.
+    guard = eks_full_run.recorder.one("kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding")
+    grant = eks_full_run.recorder.one("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")
+    assert grant.waits_for(guard)

@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError, ParamValidationError
 
 from tests.stacks.harness import Resource
 from tests.stacks.replay.api_model import ApiModelError
-from tests.stacks.replay.catalog import NOT_REPLAYABLE, REPLAYED, unlisted
+from tests.stacks.replay.catalog import NOT_REPLAYABLE, REPLAYED, declared_types, unlisted
 from tests.stacks.replay.engine import DanglingReferenceError, Replay, skipped
 from tests.stacks.replay.stacks import STACKS, Replayed
 
@@ -32,7 +32,7 @@ def _copy(resource: Resource, **inputs: Any) -> Resource:
 
 
 def test_every_resource_type_is_replayed_or_listed_as_not_replayable(request: pytest.FixtureRequest) -> None:
-    types = {r.typ for fixture in ALL_RUNS for r in request.getfixturevalue(fixture).recorder.resources}
+    types = {t for fixture in ALL_RUNS for t in declared_types(request.getfixturevalue(fixture).recorder.resources)}
     assert unlisted(types) == set()
     listed = REPLAYED.keys() | NOT_REPLAYABLE.keys()
     assert listed <= types, f"listed but no program makes them any more: {sorted(listed - types)}"
@@ -77,28 +77,54 @@ def test_ecs_scaling_policies_track_the_real_load_balancer(full_replay: Replayed
     assert f"{balancer.outputs['arnSuffix']}/{group.outputs['arnSuffix']}" in labels
 
 
-def test_fargate_profiles_use_the_real_pod_role_and_private_subnets(full_replay: Replayed) -> None:
+def test_the_fargate_profile_uses_the_real_pod_role_and_private_subnets(full_replay: Replayed) -> None:
     eks = full_replay.clients("eks")
     role = full_replay.one("eks", "aws:iam/role:Role", "-pod-execution")
     private = full_replay.ids("root", "aws:ec2/subnet:Subnet", "-private-")
-    for profile in (c for c in full_replay.created["eks"] if c.typ == "aws:eks/fargateProfile:FargateProfile"):
-        described = eks.describe_fargate_profile(
-            clusterName="diabetes-dev-eks", fargateProfileName=profile.outputs["fargateProfileName"]
-        )["fargateProfile"]
-        assert described["podExecutionRoleArn"] == role.outputs["arn"]
-        assert set(described["subnets"]) == private
+    cluster, profile = full_replay.one("eks", "eks:index:Cluster").outputs["fargateProfileId"].split(":")
+    described = eks.describe_fargate_profile(clusterName=cluster, fargateProfileName=profile)["fargateProfile"]
+    assert cluster == "diabetes-dev-eks"
+    assert described["podExecutionRoleArn"] == role.outputs["arn"]
+    assert set(described["subnets"]) == private
+    assert [s["namespace"] for s in described["selectors"]] == ["kube-system", "diabetes"]
 
 
 def test_irsa_roles_trust_the_real_cluster_issuer(full_replay: Replayed) -> None:
-    provider = full_replay.one("eks", "aws:iam/openIdConnectProvider:OpenIdConnectProvider")
-    issuer = full_replay.one("eks", "aws:eks/cluster:Cluster").outputs["identities"][0]["oidcs"][0]["issuer"]
+    component = full_replay.one("eks", "eks:index:Cluster").outputs
+    provider = {"arn": component["oidcProviderArn"]}
+    issuer = full_replay.clients("eks").describe_cluster(name="diabetes-dev-eks")["cluster"]["identity"]["oidc"][
+        "issuer"
+    ]
     role = full_replay.one("eks", "aws:iam/role:Role", "-lb-controller")
     trust = full_replay.clients("iam").get_role(RoleName=role.outputs["name"])["Role"]["AssumeRolePolicyDocument"]
     trust = json.loads(trust) if isinstance(trust, str) else trust
     (statement,) = trust["Statement"]
-    assert statement["Principal"] == {"Federated": provider.outputs["arn"]}
+    assert statement["Principal"] == {"Federated": provider["arn"]}
     subject = statement["Condition"]["StringEquals"][f"{issuer.removeprefix('https://')}:sub"]
     assert subject == "system:serviceaccount:kube-system:aws-load-balancer-controller"
+
+
+def test_the_trial_runs_its_tasks_public_in_a_vpc_without_nat(trial_replay: Replayed) -> None:
+    """The cheap first try as moto creates it: no NAT gateway, the private subnets without a default route, the API
+    task in the public subnets with a public address."""
+    declared = [
+        r for stack in ("root", "ecs") for r in trial_replay.runs[stack].recorder.resources if not skipped(r.typ)
+    ]
+    assert len(declared) == sum(len(created) for created in trial_replay.created.values())
+    ec2 = trial_replay.clients("ec2")
+    vpc = trial_replay.one("root", "aws:ec2/vpc:Vpc").outputs["id"]
+    assert ec2.describe_nat_gateways(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["NatGateways"] == []
+    for table in (c for c in trial_replay.created["root"] if c.typ == "aws:ec2/routeTable:RouteTable"):
+        routes = ec2.describe_route_tables(RouteTableIds=[table.outputs["id"]])["RouteTables"][0]["Routes"]
+        defaults = [r for r in routes if r.get("DestinationCidrBlock") == "0.0.0.0/0"]
+        assert bool(defaults) == ("-public" in table.name), table.name
+    service = trial_replay.one("ecs", "aws:ecs/service:Service", "-api")
+    (described,) = trial_replay.clients("ecs").describe_services(
+        cluster="diabetes-trial-ecs", services=[service.outputs["arn"]]
+    )["services"]
+    network = described["networkConfiguration"]["awsvpcConfiguration"]
+    assert network["assignPublicIp"] == "ENABLED"
+    assert set(network["subnets"]) == trial_replay.ids("root", "aws:ec2/subnet:Subnet", "-public-")
 
 
 # The replay must be able to fail: each fault below is one a real `pulumi up` would hit.

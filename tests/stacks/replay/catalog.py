@@ -4,7 +4,11 @@ A type in neither list fails the replay test, so a new kind of resource cannot g
 
 from __future__ import annotations
 
-from tests.stacks.replay import ecs, eks, elb, iam, network, storage
+from collections.abc import Iterable
+
+from tests.stacks import eks_component
+from tests.stacks.harness import Resource
+from tests.stacks.replay import ecs, eks, elb, iam, network, storage, waf
 from tests.stacks.replay.calls import Replayer
 
 REPLAYED: dict[str, Replayer] = {
@@ -14,10 +18,13 @@ REPLAYED: dict[str, Replayer] = {
     **ecs.REPLAYERS,
     **elb.REPLAYERS,
     **eks.REPLAYERS,
+    **eks.COMPONENT_REPLAYERS,
+    **waf.REPLAYERS,
 }
 
 _KUBERNETES = "a Kubernetes object, not an AWS resource: checked by kubernetes-validate (strict) in test_program_eks"
 NOT_REPLAYABLE: dict[str, str] = {
+    # Children of pulumi-eks's cluster (tests/stacks/eks_component.py), made by its replayer where moto can.
     "aws:eks/accessEntry:AccessEntry": "moto has no EKS access entries (CreateAccessEntry is not implemented)",
     "aws:eks/accessPolicyAssociation:AccessPolicyAssociation": "moto has no EKS access entries or access policies",
     "aws:eks/addon:Addon": "moto has no EKS add-ons (CreateAddon is not implemented)",
@@ -31,6 +38,10 @@ NOT_REPLAYABLE: dict[str, str] = {
     "kubernetes:autoscaling/v2:HorizontalPodAutoscaler": _KUBERNETES,
     "kubernetes:policy/v1:PodDisruptionBudget": _KUBERNETES,
     "kubernetes:networking.k8s.io/v1:Ingress": _KUBERNETES,
+    "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole": _KUBERNETES,
+    "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding": _KUBERNETES,
+    "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy": _KUBERNETES,
+    "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding": _KUBERNETES,
 }
 #: The package of the programs' own ComponentResources: a logical grouping, Pulumi creates nothing for them.
 COMPONENT_PACKAGE = "diabetes"
@@ -38,6 +49,16 @@ COMPONENT_PACKAGE = "diabetes"
 
 def is_component(typ: str) -> bool:
     return typ.split(":", 1)[0] == COMPONENT_PACKAGE
+
+
+def declared_types(resources: Iterable[Resource]) -> set[str]:
+    """The types of the resources a run declares, and of what pulumi-eks's cluster component makes of its inputs."""
+    types = set()
+    for resource in resources:
+        types.add(resource.typ)
+        if resource.typ == eks_component.TYPE:
+            types |= {child.typ for child in eks_component.children(resource.name, resource.inputs)}
+    return types
 
 
 def unlisted(types: set[str]) -> set[str]:

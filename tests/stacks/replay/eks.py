@@ -1,10 +1,11 @@
-"""EKS: the cluster (moto returns its OIDC issuer, endpoint and certificate, which the IRSA roles and the OIDC
-provider then use) and the Fargate profiles (moto checks the cluster and the selectors)."""
+"""EKS, made by pulumi-eks's cluster component: the cluster (moto returns its OIDC issuer, which the OIDC provider
+and the IRSA roles then use), the Fargate profile (moto checks the cluster and the selectors) and the OIDC provider."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from tests.stacks import eks_component
 from tests.stacks.replay.calls import Clients, Declared, Replayer, renamed
 
 VPC_CONFIG = {
@@ -47,7 +48,7 @@ def fargate_profile(clients: Clients, d: Declared) -> dict[str, Any]:
         podExecutionRoleArn=d["podExecutionRoleArn"],
         subnets=d["subnetIds"],
         selectors=[renamed(selector, {"namespace": "namespace", "labels": "labels"}) for selector in d["selectors"]],
-        tags=d.tags,
+        tags=d.tags,  # pulumi-eks gives the profile none
     )["fargateProfile"]
     return {
         "id": f"{d['clusterName']}:{name}",
@@ -60,3 +61,54 @@ REPLAYERS: dict[str, Replayer] = {
     "aws:eks/cluster:Cluster": cluster,
     "aws:eks/fargateProfile:FargateProfile": fargate_profile,
 }
+
+
+#: Children of pulumi-eks's cluster moto cannot create: EKS access entries, access policy associations and add-ons
+#: (CreateAccessEntry, AssociateAccessPolicy and CreateAddon are not implemented). They are checked against the deploy
+#: role from the model (tests/stacks/eks_component.py), with their declared inputs.
+NOT_CREATED_CHILDREN = (
+    "aws:eks/accessEntry:AccessEntry",
+    "aws:eks/accessPolicyAssociation:AccessPolicyAssociation",
+    "aws:eks/addon:Addon",
+)
+
+
+def cluster_component(clients: Clients, d: Declared) -> dict[str, Any]:
+    """pulumi_eks.Cluster: its children as tests/stacks/eks_component.py models them, each made with the calls the
+    provider makes for it (the cluster, the Fargate profile, the OIDC provider on the cluster's real issuer)."""
+    made = {child.typ: child for child in eks_component.children(d.logical, d)}  # type: ignore[arg-type]
+    unknown = set(made) - {*REPLAYERS, *NOT_CREATED_CHILDREN, "aws:iam/openIdConnectProvider:OpenIdConnectProvider"}
+    assert not unknown, f"pulumi-eks children the replay does not know: {sorted(unknown)}"
+    created: list[tuple[eks_component.Child, dict[str, Any]]] = []
+
+    def create(child: eks_component.Child, replayer: Any, **inputs: Any) -> dict[str, Any]:
+        declared = Declared(child.typ, child.name, {**child.inputs, **inputs})
+        outputs: dict[str, Any] = replayer(clients, declared)
+        created.append((eks_component.Child(child.typ, child.name, declared.inputs), outputs))
+        return outputs
+
+    cluster_child = made["aws:eks/cluster:Cluster"]
+    cluster_inputs = {**cluster_child.inputs, "vpcConfig": cluster_child.inputs["vpcConfig"]}
+    cluster_inputs.pop("bootstrapSelfManagedAddons")  # moto's CreateCluster has no such field: EKS's default is true
+    cluster_out = create(eks_component.Child(cluster_child.typ, cluster_child.name, cluster_inputs), cluster)
+    issuer = cluster_out["identities"][0]["oidcs"][0]["issuer"]
+    profile_out = create(made["aws:eks/fargateProfile:FargateProfile"], fargate_profile)
+    oidc = made["aws:iam/openIdConnectProvider:OpenIdConnectProvider"]
+    provider_arn = clients("iam").create_open_id_connect_provider(
+        Url=issuer, ClientIDList=oidc.inputs["clientIdLists"]
+    )["OpenIDConnectProviderArn"]
+    created.append((eks_component.Child(oidc.typ, oidc.name, {**oidc.inputs, "url": issuer}), {"arn": provider_arn}))
+    for child in eks_component.children(d.logical, d.inputs):
+        if child.typ in NOT_CREATED_CHILDREN:
+            created.append((child, {}))
+    return {
+        "id": cluster_out["name"],
+        "oidcProviderArn": provider_arn,
+        "oidcProviderUrl": issuer,
+        "oidcIssuer": issuer.removeprefix("https://"),
+        "fargateProfileId": profile_out["id"],
+        "children": created,
+    }
+
+
+COMPONENT_REPLAYERS: dict[str, Replayer] = {eks_component.TYPE: cluster_component}

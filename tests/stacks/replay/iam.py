@@ -11,7 +11,11 @@ from tests.stacks.replay.calls import Clients, Declared, Replayer, tag_list
 def role(clients: Clients, d: Declared) -> dict[str, Any]:
     name = d.name()
     created = clients("iam").create_role(
-        RoleName=name, AssumeRolePolicyDocument=d["assumeRolePolicy"], Tags=tag_list(d.tags)
+        RoleName=name,
+        Path=d["path"],
+        PermissionsBoundary=d["permissionsBoundary"],
+        AssumeRolePolicyDocument=d["assumeRolePolicy"],
+        Tags=tag_list(d.tags),
     )["Role"]
     return {"id": name, "name": name, "arn": created["Arn"], "uniqueId": created["RoleId"]}
 

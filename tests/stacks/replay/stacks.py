@@ -5,27 +5,41 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tests.stacks.conftest import CERTIFICATE, FULL
-from tests.stacks.harness import Resource, Run, run_ecs, run_eks, run_root
+from stacks.aws_context import AwsContext
+from stacks.ops.boundary import boundary_name, workload_boundary_policy
+from tests.stacks.conftest import CERTIFICATE, FULL, FULL_ECS
+from tests.stacks.harness import REGION, Resource, Run, deploy_role, run_ecs, run_eks, run_program, run_root
 from tests.stacks.replay.calls import Clients
 from tests.stacks.replay.engine import Created, Replay
 
 STACKS = ("root", "ecs", "eks")
 #: One moto account per variant: the replays share nothing with each other or with the other tests.
-ACCOUNTS = {"full": "210987654321", "minimal": "210987654322"}
+ACCOUNTS = {"full": "210987654321", "minimal": "210987654322", "trial": "210987654323"}
 
 
 def full_programs(account: str) -> dict[str, Run]:
     """Every optional branch on (UI, HTTPS, S3 model, public EKS endpoint, NAT per AZ)."""
     root = run_root(account=account, logRetentionDays=14, ecrKeepLast=12, natGateways="perAz")
     eks = run_eks(root, **FULL, eks={"publicAccessCidrs": ["203.0.113.0/24"]})
-    return {"root": root, "ecs": run_ecs(root, **FULL), "eks": eks}
+    return {"root": root, "ecs": run_ecs(root, **FULL_ECS), "eks": eks}
 
 
 def minimal_programs(account: str) -> dict[str, Run]:
     """The defaults (API only, HTTP, model in the image, private EKS endpoint, one NAT)."""
     root = run_root(account=account)
     return {"root": root, "ecs": run_ecs(root), "eks": run_eks(root)}
+
+
+def trial_programs(account: str) -> dict[str, Run]:
+    """The committed cheap first try (Pulumi.trial.yaml): no NAT gateway, ECS tasks public, no EKS."""
+    from stacks.costs import profile
+    from stacks.ecs.program import build as build_ecs
+    from stacks.root import build as build_root
+
+    trial = profile("trial")
+    root = run_program(build_root, trial.settings("root"), deployer=deploy_role(account), account=account)
+    ecs = run_program(build_ecs, trial.settings("ecs"), root.outputs, deployer=deploy_role(account), account=account)
+    return {"root": root, "ecs": ecs}
 
 
 @dataclass
@@ -57,4 +71,8 @@ def replay_stacks(endpoint: str, account: str, programs: Callable[[str], dict[st
     # The HTTPS listener's certificate exists before the stacks: request one in ACM and use it for the config's ARN.
     certificate = clients("acm").request_certificate(DomainName="diabetes.example.com")["CertificateArn"]
     replay.provide(CERTIFICATE, certificate)
-    return Replayed(replay, runs, {stack: replay.replay(runs[stack]) for stack in STACKS})
+    # So does the workload boundary every role of the stacks carries (made by the bootstrap).
+    stack = runs["root"].settings.name
+    ctx = AwsContext(account, "aws", REGION, "", stack)
+    clients("iam").create_policy(PolicyName=boundary_name(stack), PolicyDocument=workload_boundary_policy(ctx))
+    return Replayed(replay, runs, {stack: replay.replay(run) for stack, run in runs.items()})
