@@ -15,26 +15,24 @@ import pandas as pd
 
 from ml.contract import RESULT_COLUMNS, PredictionResponse, Screening
 from ml.inference.predictor import Predictions, Predictor
+from ml.inference.screening import not_checked, risk_of
 from ml.manifest import Manifest, ScreeningLevel
-from ml.schema import CARE_ACCESS, CLASSES, FEATURE_NAMES
+from ml.schema import CLASSES, FEATURE_NAMES
 
 #: A column from the rows' features (n, 21), the Predictor's answers for them and the model's manifest.
 _Rule = Callable[[np.ndarray, Predictions, Manifest], np.ndarray]
 
-_CHOL_CHECK = FEATURE_NAMES.index("CholCheck")
-
 
 def _risk(features: np.ndarray, answers: Predictions, manifest: Manifest) -> np.ndarray:
     """`Screening.of`: p(pre-diabetes) + p(diabetes) of the in-care answers, as 1 - p(healthy)."""
-    risk: np.ndarray = np.clip(1.0 - answers.screening_probabilities[:, 0], 0.0, 1.0)
+    risk: np.ndarray = np.clip(risk_of(answers.screening_probabilities), 0.0, 1.0)
     return risk
 
 
 def _risk_level(features: np.ndarray, answers: Predictions, manifest: Manifest) -> np.ndarray:
     """`ScreeningRule.level`, on every row: people not checked in five years are raised from their own threshold."""
     risk, rule = _risk(features, answers, manifest), manifest.screening
-    not_checked = features[:, _CHOL_CHECK] != CARE_ACCESS["CholCheck"]
-    raised = np.where(not_checked, rule.raised_for(True), rule.raised_for(False))
+    raised = np.where(not_checked(features), rule.raised_for(True), rule.raised_for(False))
     levels = [ScreeningLevel.HIGH.value, ScreeningLevel.RAISED.value]
     chosen: np.ndarray = np.select([risk >= rule.high, risk >= raised], levels, ScreeningLevel.LOWER.value)
     return chosen.astype(object)
