@@ -15,6 +15,12 @@ _BMI = feature("BMI")
 
 Answers = dict[str, float]
 
+#: The form's help on who the screening is for; the result card leaves it out (it is about the questions).
+WHO_IT_IS_FOR = (
+    "For adults aged 18 or over. Diabetes only during pregnancy (gestational diabetes) is not covered: the survey "
+    "the model learnt from counted women who had diabetes only while pregnant as having no diabetes."
+)
+
 
 def answer_key(name: str) -> str:
     """Session-state key of a feature's widget (also used by tests and the browser to find it)."""
@@ -38,6 +44,7 @@ def render_form() -> Answers:
     slots: dict[str, Callable[[Notice], None]] = {}
 
     st.subheader("About you")
+    st.caption(WHO_IT_IS_FOR)
     about = [f for f in FEATURES if not is_yes_no(f)]
     columns = st.columns(2, gap="large")
     for i, f in enumerate(about):

@@ -1,8 +1,12 @@
-"""How one answer is shown: the screening risk first, in words and numbers, and what to do about it; then the
-most likely status, the factors that raised or lowered the estimate, and the model that answered.
+"""How one answer is shown: one message first (what to do, and the screening risk against the average), then the
+bar, the chance of pre-diabetes alone, why the estimate may be too low for someone outside the care system, the
+answers that moved the estimate, and the model that answered.
 
 The wording is written for the person who answered the questions: numbers as whole percentages, comparisons as
-"about twice the average", advice that changes with the level the service reports, no double negatives.
+"about twice the average", advice that changes with the level the service reports, no double negatives. Every
+figure it states comes with the answer, from the model's manifest: nothing is written here by hand. The class the
+decision rule names is left out: beside "a blood test is advised", a "most likely status: no diabetes" left
+readers unsure which number was theirs.
 """
 
 from __future__ import annotations
@@ -11,8 +15,10 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from ml.contract import Contribution, PredictionResponse, Screening, ScreeningLevel
-from ml.schema import CLASSES, feature
+from frontend.about import in_ten
+from ml.contract import Contribution, PredictionResponse, Screening
+from ml.manifest import ScreeningLevel
+from ml.schema import feature
 
 DISCLAIMER = (
     "This is a screening aid, not a diagnosis. It estimates chances from survey answers only. Only a blood test "
@@ -23,23 +29,8 @@ SYNTHETIC_WARNING = (
     "**Made-up model.** This result comes from a model trained on synthetic (made-up) data, for a demonstration. "
     "It says nothing about your health."
 )
-#: What to do, by level; the levels' thresholds come with every answer (see `ml.training.screening`).
-ADVICE = {
-    ScreeningLevel.LOWER: (
-        "This is below the level at which a blood test is advised. Keep an eye on it at your regular check-ups, and "
-        "see a doctor if you notice signs such as strong thirst, passing urine often or unusual tiredness."
-    ),
-    ScreeningLevel.RAISED: (
-        "This is in the range where a blood test is advised. A simple blood test (HbA1c or fasting glucose) shows "
-        "whether you have pre-diabetes or diabetes: ask your doctor or a pharmacy about one."
-    ),
-    ScreeningLevel.HIGH: (
-        "This is high: at least half of the people in the survey with an estimate like yours had pre-diabetes or "
-        "diabetes. Please see a doctor soon for a blood test (HbA1c or fasting glucose)."
-    ),
-}
-#: Two statuses this close (in probability) are a near-tie: the answers do not tell them apart.
-NEAR_TIE = 0.10
+#: Ratios to the average said to be "about the same as" it.
+ABOUT_THE_SAME = (0.8, 1.25)
 _BANDS = {ScreeningLevel.LOWER: "#e8f0fe", ScreeningLevel.RAISED: "#fdf0d5", ScreeningLevel.HIGH: "#fbdada"}
 
 
@@ -53,11 +44,16 @@ def percent(probability: float) -> str:
     return f"{value}%"
 
 
+def average_percent(share: float) -> str:
+    """An average as a percentage, with one decimal below 10% (1.8%, not 2%), whole above."""
+    return f"{share:.1%}" if share < 0.1 else percent(share)
+
+
 def compared_with_average(ratio: float) -> str:
     """ "lower than", "about the same as", "about twice", "about 3.5 times": the ratio to the average in words."""
-    if ratio < 0.8:
+    if ratio < ABOUT_THE_SAME[0]:
         return "lower than"
-    if ratio < 1.25:
+    if ratio < ABOUT_THE_SAME[1]:
         return "about the same as"
     halves = max(round(ratio * 2) / 2, 1.5)
     if halves == 2:
@@ -66,35 +62,92 @@ def compared_with_average(ratio: float) -> str:
 
 
 def risk_sentence(screening: Screening) -> str:
-    """The headline: the chance of pre-diabetes or diabetes, against the survey's average."""
-    return (
-        f"Your estimated chance of having pre-diabetes or diabetes is **{percent(screening.risk)}**, "
-        f"{compared_with_average(screening.ratio)} the average of {percent(screening.average)} for adults in the "
-        "survey the model learnt from."
-    )
+    """The chance of pre-diabetes or diabetes against the survey's average, in words that cannot contradict the
+    level: near the average (where the raised level may already start), or where "lower" and "higher" would
+    disagree with the level, the average is stated, not compared."""
+    opening = f"Your estimated chance of having pre-diabetes or diabetes is **{percent(screening.risk)}**"
+    survey = "for adults in the survey the model learnt from"
+    words = compared_with_average(screening.ratio)
+    contradicts = (screening.level is ScreeningLevel.LOWER) == (screening.ratio >= 1)
+    if words == "about the same as" or contradicts:
+        return f"{opening}; the average {survey} is {percent(screening.average)}."
+    return f"{opening}, {words} the average of {percent(screening.average)} {survey}."
 
 
-def status_sentence(result: PredictionResponse) -> str:
-    """The most likely status, secondary to the risk; a near-tie between the two likeliest is said to be one."""
-    probabilities = result.probabilities.ordered()
-    first, second = sorted(range(len(CLASSES)), key=lambda k: -probabilities[k])[:2]
-    likeliest = CLASSES[first]
-    sentence = f"Most likely status: **{likeliest.label}** ({percent(probabilities[first])})."
-    if likeliest.description.rstrip(".").lower() != likeliest.label.lower():
-        sentence += f" {likeliest.description}"
-    if probabilities[first] - probabilities[second] < NEAR_TIE:
-        runner_up = CLASSES[second]
-        sentence += (
-            f" But **{runner_up.label}** is almost as likely ({percent(probabilities[second])}): the answers do not "
-            "tell these two apart."
+def headline(screening: Screening) -> str:
+    """The one thing to do, by level; outside the care system a blood test is worth having whatever the level."""
+    if screening.level is ScreeningLevel.HIGH:
+        return "Please see a doctor soon for a blood test (HbA1c or fasting glucose)."
+    if screening.level is ScreeningLevel.RAISED:
+        return "A blood test is advised."
+    if screening.care_access is not None:
+        return "A blood test is worth having."
+    return "No blood test is suggested by this screening."
+
+
+def level_sentence(screening: Screening) -> str:
+    """What the level means, with the level's own figures from the model's test split."""
+    level, affected = screening.level, screening.affected_at_level
+    if level is ScreeningLevel.HIGH:
+        if affected is None:
+            return ""
+        return (
+            f"Of the people in the survey whose estimate was {percent(screening.thresholds.high)} or more, "
+            f"{in_ten(affected)} ({percent(affected)}) had pre-diabetes or diabetes."
         )
-    return sentence
+    if level is ScreeningLevel.RAISED:
+        text = (
+            f"From {percent(screening.thresholds.raised)}, this screen finds at least as many of the people with "
+            "pre-diabetes or diabetes as the American Diabetes Association's risk test. A simple blood test (HbA1c "
+            "or fasting glucose) shows whether you have pre-diabetes or diabetes: ask your doctor or a pharmacy about "
+            "one."
+        )
+    elif screening.care_access is not None:
+        # No share of affected people here: among people outside care, few were diagnosed because few were tested.
+        return f"Your estimate is {_below(screening)} the level at which one is advised for you."
+    else:
+        text = (
+            f"Your estimate is {_below(screening)} the level at which one is advised. Keep an eye on it at your "
+            "regular check-ups, and see a doctor if you notice signs such as strong thirst, passing urine often or "
+            "unusual tiredness."
+        )
+    if affected is not None:
+        text += (
+            f" Of the people in the survey whose result was '{level.value}', {in_ten(affected)} "
+            f"({percent(affected)}) had pre-diabetes or diabetes."
+        )
+    return text
+
+
+def message(screening: Screening) -> str:
+    """The card's one message: what to do, the risk against the average, what the level means, and, for a person
+    outside the care system, why a blood test is worth having and the estimate may be too low (the API's words)."""
+    text = f"**{headline(screening)}** {risk_sentence(screening)} {level_sentence(screening)}".rstrip()
+    if screening.care_access is not None:
+        text += f"\n\n{screening.care_access.message}"
+    return text
+
+
+def _below(screening: Screening) -> str:
+    """ "below 13%, " or, where the risk itself shows as 13% too, "just below" (never "13% is below 13%")."""
+    raised = percent(screening.thresholds.raised)
+    return "just below" if percent(screening.risk) == raised else f"below {raised},"
+
+
+def prediabetes_sentence(screening: Screening) -> str:
+    """The chance of pre-diabetes alone against its average, and what it cannot say."""
+    chance = screening.prediabetes
+    return (
+        f"Your estimated chance of pre-diabetes alone is **{percent(chance.risk)}**, "
+        f"{compared_with_average(chance.ratio)} the average of {average_percent(chance.average)}. This estimate "
+        "cannot rule pre-diabetes out: only a blood test can."
+    )
 
 
 def factor_sentence(factor: Contribution) -> str:
     """One factor in plain words: the question, the answer given, and which way it moved the estimated risk."""
     question = feature(factor.feature).question
-    effect = "this raises your estimated risk" if factor.contribution > 0 else "this lowers your estimated risk"
+    effect = "this raised your estimate" if factor.contribution > 0 else "this lowered your estimate"
     return f"{question} You answered **{factor.value_label}**: {effect}."
 
 
@@ -152,13 +205,12 @@ def render_prediction(result: PredictionResponse, *, stale: bool) -> None:
             st.error(SYNTHETIC_WARNING, icon=":material/science:")
         if stale:
             st.info("You changed some answers since this result. Press **Predict** again to update it.")
-        st.markdown(risk_sentence(screening))
+        show = st.info if screening.level is ScreeningLevel.LOWER and screening.care_access is None else st.warning
+        show(message(screening), icon=":material/bloodtype:")
         st.altair_chart(risk_chart(screening), width="stretch")
-        advice = st.warning if screening.level is not ScreeningLevel.LOWER else st.info
-        advice(ADVICE[screening.level], icon=":material/bloodtype:")
-        st.markdown(status_sentence(result))
+        st.markdown(prediabetes_sentence(screening))
         if result.explanation:
             st.markdown("**What moved your estimate most** (most important first)")
             st.markdown("\n".join(f"1. {factor_sentence(f)}" for f in result.explanation))
-        st.warning(DISCLAIMER, icon=":material/medical_information:")
+        st.markdown(f":material/medical_information: {DISCLAIMER}")
         st.caption(f"Model version: {result.model_version}")

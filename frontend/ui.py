@@ -31,7 +31,8 @@ from frontend.client import ApiClient, ApiError
 from frontend.form import Answers, render_form, reset_answers
 from frontend.result import render_prediction
 from frontend.settings import Settings
-from ml.contract import ModelResponse, PredictionResponse, ScreeningLevel
+from ml.contract import ModelResponse, PredictionResponse
+from ml.manifest import ScreeningLevel
 from ml.schema import CLASSES, DEFAULT_RECORD, FEATURES, FEATURES_BY_NAME
 
 logger = logging.getLogger("frontend")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from enum import StrEnum
 from itertools import islice
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -28,8 +27,17 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from ml.manifest import SHA256_PATTERN, Calibration, DecisionRule, Metrics, ScreeningRule
-from ml.schema import CLASSES, DEFAULT_RECORD, FEATURE_NAMES, FEATURES, FEATURES_BY_NAME, N_CLASSES, Feature
+from ml.manifest import SHA256_PATTERN, Calibration, DecisionRule, Metrics, ScreeningLevel, ScreeningRule
+from ml.schema import (
+    CARE_ACCESS,
+    CLASSES,
+    DEFAULT_RECORD,
+    FEATURE_NAMES,
+    FEATURES,
+    FEATURES_BY_NAME,
+    N_CLASSES,
+    Feature,
+)
 
 #: Records one `POST /predict/batch` accepts unless the service is configured otherwise (`SERVICE_BATCH_LIMIT`).
 DEFAULT_BATCH_LIMIT = 1_000
@@ -219,7 +227,7 @@ else:
 
 
 class Contribution(BaseModel):
-    """One feature's effect on the screening risk p(pre-diabetes) + p(diabetes) (positive: raises it)."""
+    """One answer's share of the screening estimate r = p(pre-diabetes) + p(diabetes) (positive: pushed it up)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -227,16 +235,19 @@ class Contribution(BaseModel):
     value: float = Field(description="The value sent.")
     value_label: str = Field(description="Human label of the value (the code's meaning, or the number).")
     contribution: float = Field(
-        description="The feature's first-order effect on the log-odds of the screening risk "
-        "r = p(pre-diabetes) + p(diabetes), in natural-log units: log(r / (1 - r)) moves by about this much "
-        "(the odds of r by a factor of about exp(contribution)), from TreeSHAP values of the three calibrated "
-        "scores. Positive raises the estimated risk, negative lowers it."
+        description="This answer's share of this estimate, on the log-odds scale of the screening risk "
+        "r = p(pre-diabetes) + p(diabetes) (natural-log units), from TreeSHAP values of the three calibrated "
+        "scores: the shares of all answers make up, to first order, how far this estimate's log-odds lie from the "
+        "model's starting point. Positive shares pushed this estimate up, negative ones down. A share is not a "
+        "what-if: changing the answer can move the estimate by another amount, because answers act together. The "
+        "access-to-care answers have no share: they do not move the screening estimate."
     )
 
 
 def top_contributions(row: Sequence[float], contributions: Sequence[float], top_k: int) -> list[Contribution]:
-    """The `top_k` largest contributions by magnitude; ties (often exact zeros) keep schema order."""
-    order = sorted(range(len(FEATURES)), key=lambda j: -abs(contributions[j]))[:top_k]
+    """The `top_k` largest shares by magnitude, leaving out answers with no share; ties keep schema order."""
+    moved = [j for j in range(len(FEATURES)) if contributions[j] != 0]
+    order = sorted(moved, key=lambda j: -abs(contributions[j]))[:top_k]
     return [
         Contribution(
             feature=FEATURES[j].name,
@@ -248,55 +259,140 @@ def top_contributions(row: Sequence[float], contributions: Sequence[float], top_
     ]
 
 
-class ScreeningLevel(StrEnum):
-    """How a risk compares with the thresholds the model was given on its validation fold."""
-
-    LOWER = "lower"
-    RAISED = "raised"
-    HIGH = "high"
-
-    @classmethod
-    def of(cls, risk: float, rule: ScreeningRule) -> ScreeningLevel:
-        if risk >= rule.high:
-            return cls.HIGH
-        if risk >= rule.raised:
-            return cls.RAISED
-        return cls.LOWER
-
-
 class ScreeningThresholds(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    raised: float = Field(ge=0.0, le=1.0, description="`raised` from this risk up: a blood test is advised.")
-    high: float = Field(ge=0.0, le=1.0, description="`high` from this risk up: most people this high are affected.")
+    raised: float = Field(
+        ge=0.0,
+        le=1.0,
+        description="`raised` from this risk up: a blood test is advised. People whose cholesterol was not checked "
+        "in the past five years have their own, lower one; this is the one that applied to this person.",
+    )
+    high: float = Field(
+        ge=0.0, le=1.0, description="`high` from this risk up: about half of the people this high are affected."
+    )
 
 
-class Screening(BaseModel):
-    """What a screening says first: the chance of pre-diabetes or diabetes, against the survey's average."""
+class PrediabetesChance(BaseModel):
+    """The chance of pre-diabetes alone, against its average: the combined risk is driven by diabetes."""
 
     model_config = ConfigDict(frozen=True)
 
-    risk: float = Field(ge=0.0, le=1.0, description="p(prediabetic) + p(diabetic), calibrated.")
+    risk: float = Field(ge=0.0, le=1.0, description="p(prediabetic), calibrated, of the in-care answers as `risk`.")
+    average: float = Field(
+        ge=0.0, le=1.0, description="Share of adults with pre-diabetes among the survey rows the model was trained on."
+    )
+    ratio: float = Field(ge=0.0, description="risk / average.")
+
+
+class CareAccess(BaseModel):
+    """Present when an answer says the person is outside the care system; `message` says what that means for them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    not_checked: bool = Field(description="Cholesterol not checked in the past five years (`CholCheck` 0).")
+    no_coverage: bool = Field(description="No health care coverage (`AnyHealthcare` 0).")
+    cost_barrier: bool = Field(description="Could not see a doctor because of the cost (`NoDocbcCost` 1).")
+    message: str = Field(
+        description="In plain words: a blood test is worth having whatever the level, and why the estimate may be "
+        "too low for this person."
+    )
+
+    @classmethod
+    def of(cls, row: Sequence[float], rule: ScreeningRule) -> CareAccess | None:
+        """None for a person in care (checked, covered, never kept from a doctor by the cost)."""
+        gaps = {name: bool(row[FEATURE_NAMES.index(name)] != value) for name, value in CARE_ACCESS.items()}
+        if not any(gaps.values()):
+            return None
+        not_checked, no_coverage, cost_barrier = gaps["CholCheck"], gaps["AnyHealthcare"], gaps["NoDocbcCost"]
+        reasons = [
+            text
+            for gap, text in (
+                (not_checked, "have not had your cholesterol checked in the past five years"),
+                (no_coverage, "have no health care coverage"),
+                (cost_barrier, "could not see a doctor because of the cost in the past year"),
+            )
+            if gap
+        ]
+        said = reasons[0] if len(reasons) == 1 else f"{', '.join(reasons[:-1])} and {reasons[-1]}"
+        message = (
+            f"A blood test (HbA1c or fasting glucose) is worth having whatever this result says, because you {said}. "
+            "This estimate may be too low for you: the survey only counts pre-diabetes and diabetes that a doctor "
+            "has found, and people who see a doctor less often are found less often, so answers like yours look "
+            "healthier to the model than they are. Your estimate is therefore worked out as if you had been checked "
+            "and covered"
+        )
+        if not_checked:
+            message += (
+                f", and for people not checked in five years a blood test is advised from a lower estimate "
+                f"({_whole_percent(rule.raised_not_checked)} instead of {_whole_percent(rule.raised)})"
+            )
+        return cls(not_checked=not_checked, no_coverage=no_coverage, cost_barrier=cost_barrier, message=message + ".")
+
+
+def _whole_percent(share: float) -> str:
+    return f"{share:.0%}"
+
+
+class Screening(BaseModel):
+    """What a screening says first: the chance of pre-diabetes or diabetes, against the survey's average.
+
+    Computed from the answers with every access-to-care answer read as "in care" (`care_access` says so when that
+    changed anything): no answer about access to care can lower it.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    risk: float = Field(ge=0.0, le=1.0, description="p(prediabetic) + p(diabetic), calibrated, of the in-care answers.")
     average: float = Field(
         ge=0.0, le=1.0, description="Share of adults with pre-diabetes or diabetes in the survey the model learnt from."
     )
     ratio: float = Field(ge=0.0, description="risk / average.")
     level: ScreeningLevel = Field(description="`lower`, `raised` or `high`, from `thresholds`.")
     thresholds: ScreeningThresholds = Field(
-        description="Chosen on the validation fold: `raised` is the model's threshold with the ADA risk test's "
-        "sensitivity at 5 points; `high` the lowest at which at least half of the people are affected."
+        description="Chosen on the validation fold: `raised` is the highest threshold at which the model finds at "
+        "least as many of the people with pre-diabetes or diabetes, and of the people with pre-diabetes, as the ADA "
+        "risk test at 5 points (lower for people not checked in five years); `high` the lowest at which at least "
+        "half of the people at or above it are affected."
+    )
+    affected_at_level: float | None = Field(
+        ge=0.0,
+        le=1.0,
+        description="Of the people of the model's test split given this level, the share who had pre-diabetes or "
+        "diabetes (a doctor's diagnosis); null when none was.",
+    )
+    prediabetes: PrediabetesChance
+    care_access: CareAccess | None = Field(
+        default=None, description="Present when an answer says the person is outside the care system."
     )
 
     @classmethod
-    def of(cls, probabilities: Sequence[float], rule: ScreeningRule) -> Screening:
+    def of(cls, probabilities: Sequence[float], rule: ScreeningRule, row: Sequence[float]) -> Screening:
+        """`probabilities`: calibrated, of `row` with its access answers read as "in care" (`Predictions`'s
+        `screening_probabilities`); `row`: the answers as given."""
         risk = min(max(1.0 - float(probabilities[0]), 0.0), 1.0)
+        prediabetes = float(probabilities[1])
+        care = CareAccess.of(row, rule)
+        not_checked = care is not None and care.not_checked
+        level = rule.level(risk, not_checked)
         return cls(
             risk=risk,
             average=rule.average,
-            ratio=risk / rule.average if rule.average > 0 else 0.0,
-            level=ScreeningLevel.of(risk, rule),
-            thresholds=ScreeningThresholds(raised=rule.raised, high=rule.high),
+            ratio=_ratio(risk, rule.average),
+            level=level,
+            thresholds=ScreeningThresholds(raised=rule.raised_for(not_checked), high=rule.high),
+            affected_at_level=rule.test_levels[level].affected,
+            prediabetes=PrediabetesChance(
+                risk=prediabetes,
+                average=rule.prediabetes_average,
+                ratio=_ratio(prediabetes, rule.prediabetes_average),
+            ),
+            care_access=care,
         )
+
+
+def _ratio(risk: float, average: float) -> float:
+    return risk / average if average > 0 else 0.0
 
 
 #: What every predictions CSV adds after the user's own columns, `python -m ml.predict` and the UI's download alike.
@@ -321,15 +417,18 @@ class PredictionResponse(BaseModel):
     )
     name: str = Field(description="Stable machine name of the class.", examples=[CLASSES[0].name])
     label: str = Field(description="Human label of the class, for display.", examples=[CLASSES[0].label])
-    probabilities: Probabilities
+    probabilities: Probabilities = Field(
+        description="The model's calibrated class probabilities for the answers as given (for a person outside the "
+        'care system they can be lower than the `screening`\'s, which reads the access answers as "in care").'
+    )
     model_version: str = Field(description="Version of the model that answered (see GET /model).")
     synthetic: bool = Field(
         description="True when the model was trained on synthetic data: then the answer says nothing about anyone."
     )
     explanation: list[Contribution] | None = Field(
         default=None,
-        description="The features that moved the screening risk p(pre-diabetes) + p(diabetes) most, largest effect "
-        "first; only with ?explain=true.",
+        description="The answers with the largest shares of the screening estimate p(pre-diabetes) + p(diabetes), "
+        "largest first; only with ?explain=true.",
     )
 
     @classmethod
@@ -337,15 +436,16 @@ class PredictionResponse(BaseModel):
         cls,
         class_id: int,
         probabilities: Sequence[float],
-        rule: ScreeningRule,
+        screening: Screening,
         *,
         model_version: str,
         synthetic: bool,
         explanation: list[Contribution] | None = None,
     ) -> PredictionResponse:
+        """`probabilities`: of the answers as given; `screening`: `Screening.of` the same person."""
         predicted = CLASSES[class_id]
         return cls(
-            screening=Screening.of(probabilities, rule),
+            screening=screening,
             prediction=predicted.id,
             name=predicted.name,
             label=predicted.label,

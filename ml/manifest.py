@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -16,7 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from ml.schema import CLASS_NAMES, FEATURE_NAMES, N_CLASSES, SCHEMA_VERSION
 
 #: Version of this file's layout; the loader reads exactly this one.
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 #: `<UTC time of training>-<first 8 hex digits of model.txt's sha256>`, e.g. 20261201T122723Z-8278e4c8.
 MODEL_VERSION_PATTERN = r"^\d{8}T\d{6}Z-[0-9a-f]{8}$"
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
@@ -198,8 +199,10 @@ class AdaComparison(_Record):
     """The model against the ADA type 2 diabetes risk test on the test split (`ml.training.ada_comparison`).
 
     `prediabetes_or_diabetes` compares p(pre-diabetes) + p(diabetes) with the points for people with either;
-    `diabetes` compares p(diabetes) with the points for people with diabetes. The items the survey lacks
-    (`unavailable_items`) score 0, so the ADA figures are those of a lower bound of the real test's score.
+    `diabetes` compares p(diabetes) with the points for people with diabetes; `prediabetes` compares
+    p(pre-diabetes) with the points for people with pre-diabetes against people with neither (the rows of people
+    with diabetes left out). The items the survey lacks (`unavailable_items`) score 0, so the ADA figures are those
+    of a lower bound of the real test's score.
     """
 
     rows: int = Field(ge=1)
@@ -207,6 +210,7 @@ class AdaComparison(_Record):
     unavailable_items: tuple[str, ...]
     prediabetes_or_diabetes: ScreeningComparison
     diabetes: ScreeningComparison
+    prediabetes: ScreeningComparison
 
 
 def _equal(expected: Any, what: str) -> AfterValidator:
@@ -220,37 +224,124 @@ def _equal(expected: Any, what: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+class ScreeningLevel(StrEnum):
+    """How a screening risk compares with the thresholds the model was given on its validation fold."""
+
+    LOWER = "lower"
+    RAISED = "raised"
+    HIGH = "high"
+
+
 class ScreeningPerformance(_Record):
-    """How the raised level did on the test rows, people the model never saw in training."""
+    """The raised level (raised or high) on the test rows, people the model never saw in training, beside the ADA
+    risk test at its cut-off (5 points or more) on the same rows."""
 
     rows: int = Field(ge=1)
     flagged: _Probability = Field(description="Share of people whose risk is raised or high.")
     precision: _Probability = Field(description="Share of the flagged people who have pre-diabetes or diabetes.")
     sensitivity: _Probability = Field(description="Share of the people with pre-diabetes or diabetes who are flagged.")
     sensitivity_diabetes: _Probability = Field(description="Share of the people with diabetes who are flagged.")
+    sensitivity_prediabetes: _Probability = Field(description="Share of the people with pre-diabetes who are flagged.")
+    specificity: _Probability = Field(description="Share of the people with neither who are not flagged.")
+    ada_flagged: _Probability = Field(description="Share of people the ADA test flags.")
+    ada_sensitivity: _Probability
+    ada_sensitivity_prediabetes: _Probability
+    ada_specificity: _Probability
 
 
-class ScreeningRule(_Record):
-    """How a risk r = p(pre-diabetes) + p(diabetes) is told to a person (`ml.training.screening` chooses it)."""
+class FlaggedShare(_Record):
+    """How often the people of one group get a raised or high result on the test rows, and how often the ADA test
+    flags the same people."""
+
+    rows: int = Field(ge=0)
+    flagged: _Probability
+    ada_flagged: _Probability
+
+
+class LevelOutcome(_Record):
+    """The people of the test rows given one level: their share, and the share of them with pre-diabetes or
+    diabetes (None when no test row got the level)."""
+
+    people: _Probability
+    affected: _Probability | None
+
+
+class AccessHandling(_Record):
+    """How the answers about access to care (`ml.schema.CARE_ACCESS`) enter the screening risk, and what it costs.
+
+    The risk is the model's, with every access answer read as "in care" (`ml.inference.screening`), so no access
+    answer can lower it. The cost on the test rows: ROC-AUC for pre-diabetes or diabetes, and the specificity at the
+    ADA risk test's sensitivity, of the risk as the answers were given and as it is served.
+    """
+
+    method: Literal["scored_as_if_in_care"] = "scored_as_if_in_care"
+    roc_auc_as_given: _Probability
+    roc_auc_in_care: _Probability
+    specificity_at_ada_sensitivity_as_given: _Probability
+    specificity_at_ada_sensitivity_in_care: _Probability
+
+
+class ScreeningCutoffs(_Record):
+    """The averages a risk is told against and the thresholds of its levels (`ml.training.screening` chooses them)."""
 
     average: _Probability = Field(
         description="Share of adults with pre-diabetes or diabetes among the rows the model was trained on (not "
         "the test split, not the promotion holdout)."
     )
+    prediabetes_average: _Probability = Field(
+        description="Share of adults with pre-diabetes among the rows the model was trained on (fit and validation)."
+    )
     raised: _Probability = Field(
-        description="r from which a blood test is advised: the model's threshold with the ADA risk test's "
-        "sensitivity at its cut-off of 5 points, on the validation fold."
+        description="r from which a blood test is advised, on the validation fold: the highest threshold at which the "
+        "model finds at least as many of the people with pre-diabetes or diabetes, and of the people with "
+        "pre-diabetes, as the ADA risk test at its cut-off of 5 points."
+    )
+    raised_not_checked: _Probability = Field(
+        description="The raised threshold for people whose cholesterol was not checked in the past five years: at "
+        "most `raised`, and low enough that they are flagged at least as often as the ADA risk test flags them, on "
+        "the validation fold."
     )
     high: _Probability = Field(
         description="r from which at least half of the people at or above it have pre-diabetes or diabetes, on the "
         "validation fold."
     )
-    test: ScreeningPerformance
 
     @model_validator(mode="after")
-    def _ordered(self) -> ScreeningRule:
-        if not self.raised <= self.high:
-            raise ValueError(f"the raised threshold {self.raised} is above the high one {self.high}")
+    def _ordered(self) -> ScreeningCutoffs:
+        if not self.raised_not_checked <= self.raised <= self.high:
+            raise ValueError(
+                f"the thresholds must be ordered raised_not_checked <= raised <= high, got {self.raised_not_checked}, "
+                f"{self.raised}, {self.high}"
+            )
+        return self
+
+    def raised_for(self, not_checked: bool) -> float:
+        """The raised threshold of a person whose cholesterol was (not) checked in the past five years."""
+        return self.raised_not_checked if not_checked else self.raised
+
+    def level(self, risk: float, not_checked: bool) -> ScreeningLevel:
+        """The level of a screening risk; a person not checked recently is raised from a lower risk."""
+        if risk >= self.high:
+            return ScreeningLevel.HIGH
+        if risk >= self.raised_for(not_checked):
+            return ScreeningLevel.RAISED
+        return ScreeningLevel.LOWER
+
+
+class ScreeningRule(ScreeningCutoffs):
+    """How a risk r = p(pre-diabetes) + p(diabetes) is told to a person, and how that did on the test rows."""
+
+    access: AccessHandling
+    test: ScreeningPerformance
+    test_not_checked: FlaggedShare = Field(
+        description="The people of the test rows whose cholesterol was not checked in the past five years."
+    )
+    test_levels: dict[ScreeningLevel, LevelOutcome] = Field(description="The people of the test rows, by level.")
+
+    @model_validator(mode="after")
+    def _every_level(self) -> ScreeningRule:
+        if set(self.test_levels) != set(ScreeningLevel):
+            raise ValueError(f"test_levels must hold every level, got {sorted(self.test_levels)}")
         return self
 
 

@@ -308,6 +308,12 @@ SUBGROUP_BANDS: Mapping[str, Mapping[str, tuple[int, ...]]] = MappingProxyType(
 )
 
 
+#: The answers about access to care, each with the answer that means "in the care system" (checked, covered, never
+#: kept from a doctor by the cost). The label is a doctor's diagnosis, so people outside the care system are seldom
+#: diagnosed: the screening estimate reads these answers as "in care" (`ml.inference.screening`).
+CARE_ACCESS: Mapping[str, int] = MappingProxyType({"CholCheck": 1, "AnyHealthcare": 1, "NoDocbcCost": 0})
+
+
 def feature(name: str) -> Feature:
     """Look a feature up by its column name, with an error that lists the valid names."""
     try:

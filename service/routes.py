@@ -21,6 +21,7 @@ from ml.contract import (
     PatientRecord,
     PredictionResponse,
     ReadyResponse,
+    Screening,
     TrainingData,
     batch_request_model,
     top_contributions,
@@ -74,7 +75,7 @@ def answers(predictions: Predictions, rows: np.ndarray, predictor: Predictor, to
         PredictionResponse.of(
             int(k),
             predictions.probabilities[i],
-            manifest.screening,
+            Screening.of(predictions.screening_probabilities[i], manifest.screening, rows[i]),
             model_version=manifest.model_version,
             synthetic=manifest.data.synthetic,
             explanation=None if contributions is None else top_contributions(rows[i], contributions[i], top_k),

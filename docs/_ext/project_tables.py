@@ -44,8 +44,37 @@ SPREAD_ROWS = {
     "ada_prediabetes_or_diabetes_model_specificity": "Specificity at the ADA test's sensitivity (pre-diabetes or diabetes)",
     "ada_prediabetes_or_diabetes_ada_specificity": "... the ADA test's own specificity",
 }
-#: The two targets of the ADA comparison, with their label in the tables.
-ADA_TARGETS = {"prediabetes_or_diabetes": "Pre-diabetes or diabetes", "diabetes": "Diabetes"}
+#: The targets of the ADA comparison, with their label and the model's score in the tables.
+ADA_TARGETS = {
+    "prediabetes_or_diabetes": ("Pre-diabetes or diabetes", "p(pre-diabetes) + p(diabetes)"),
+    "diabetes": ("Diabetes", "p(diabetes)"),
+    "prediabetes": ("Pre-diabetes, against neither (rows with diabetes left out)", "p(pre-diabetes)"),
+}
+#: Screening figures of the benchmark's split spread, in order, with their label: the model's, then the ADA test's.
+SCREENING_SPREAD_ROWS = {
+    "screening_raised": "'raised' starts at (risk)",
+    "screening_raised_not_checked": "... for people not checked in 5 years",
+    "screening_test_sensitivity": "Sensitivity of 'raised' (pre-diabetes or diabetes)",
+    "screening_test_ada_sensitivity": "... the ADA test's",
+    "screening_test_sensitivity_prediabetes": "Sensitivity of 'raised' for pre-diabetes",
+    "screening_test_ada_sensitivity_prediabetes": "... the ADA test's",
+    "screening_test_specificity": "Specificity of 'raised'",
+    "screening_test_ada_specificity": "... the ADA test's",
+    "screening_not_checked_flagged": "People not checked in 5 years given 'raised' or 'high'",
+    "screening_not_checked_ada_flagged": "... flagged by the ADA test",
+    "screening_roc_auc_as_given": "ROC-AUC of the risk, answers as given",
+    "screening_roc_auc_in_care": "... access answers read as in care (served)",
+    "screening_specificity_at_ada_sensitivity_as_given": "Specificity at the ADA test's sensitivity, answers as given",
+    "screening_specificity_at_ada_sensitivity_in_care": "... access answers read as in care (served)",
+}
+#: The access-handling options measured by `tests/benchmarks/access_handling.py`, with their label.
+ACCESS_OPTIONS = {
+    "as_given": "Answers as given (before)",
+    "in_care": "Access answers read as in care (**chosen**)",
+    "max_in_care": "Largest risk over answers at least as in care",
+    "left_out": "Access answers left out of the model",
+    "monotone": "Binary model, monotone in the access answers",
+}
 _PACKAGE_TITLES = {
     "ml": "ml: data, training, evaluation, artifact, inference, tracking",
     "service": "service: the FastAPI prediction service",
@@ -152,9 +181,26 @@ def _figure(key: str, value: float) -> str:
     """A split figure as the docs print it: counts whole, shares as percentages, scores to 4 digits."""
     if key.startswith("named_"):
         return f"{value:,.0f}"
-    if any(word in key for word in ("precision", "sensitivity", "specificity")):
+    if "roc_auc" not in key and (
+        key.startswith("screening_") or any(word in key for word in ("precision", "sensitivity", "specificity"))
+    ):
         return f"{value:.1%}"
     return _f(value)
+
+
+def _interval(record: Mapping[str, Any], name: str) -> str:
+    """A share with its interval, e.g. "81.5% (80.1-82.9%)"; blank when nobody was there to measure it."""
+    if record.get(name) is None:
+        return ""
+    return f"{record[name]:.1%} ({100 * record[f'{name}_low']:.1f}-{100 * record[f'{name}_high']:.1f}%)"
+
+
+def _points(record: Mapping[str, Any], name: str) -> str:
+    """A difference of shares in percentage points with its interval, e.g. "-7.7 (-9.1 to -6.3)"."""
+    if record.get(name) is None:
+        return ""
+    low, high = 100 * record[f"{name}_low"], 100 * record[f"{name}_high"]
+    return f"{100 * record[name]:+.1f} ({low:+.1f} to {high:+.1f})"
 
 
 def substitutions(data: Mapping[str, Any]) -> dict[str, str]:
@@ -209,10 +255,24 @@ def substitutions(data: Mapping[str, Any]) -> dict[str, str]:
             if isinstance(value, float):
                 subs[f"real_ada_{target}_{name}"] = _f(value, 3) if "auc" in name else f"{value:.1%}"
     screening = data["screening"]
-    for name in ("average", "raised", "high"):
+    for name in ("average", "prediabetes_average", "raised", "raised_not_checked", "high"):
         subs[f"real_screening_{name}"] = f"{100 * screening[name]:.1f}%"
-    for name, value in screening["test"].items():
-        subs[f"real_screening_{name}"] = f"{value:,}" if isinstance(value, int) else f"{100 * value:.1f}%"
+    for name, value in (*screening["test"].items(), *screening["test_not_checked"].items()):
+        key = f"real_screening_{name}" if name in screening["test"] else f"real_not_checked_{name}"
+        subs[key] = f"{value:,}" if isinstance(value, int) else f"{100 * value:.1f}%"
+    for name, value in screening["access"].items():
+        if isinstance(value, float):
+            subs[f"real_access_{name}"] = _f(value) if "roc_auc" in name else f"{value:.1%}"
+    for level, outcome in screening["test_levels"].items():
+        for name, value in outcome.items():
+            subs[f"real_level_{level}_{name}"] = "" if value is None else f"{value:.1%}"
+    subs["real_screening_who_is_missed"] = data["screening_who_is_missed"]
+    for name, value in data["prediabetes_probability"].items():
+        subs[f"real_p1_{name}"] = f"{value:.1%}"
+    for option, figures in data["access_options"]["summary"].items():
+        for name, spread in figures.items():
+            subs[f"real_access_{option}_{name}"] = _f(spread["mean"]) if "roc_auc" in name else f"{spread['mean']:.1%}"
+    subs["real_access_splits"] = str(len(data["access_options"]["seeds"]))
     spread = data["split_spread"]
     subs["real_spread_splits"] = str(len(spread["per_seed"]))
     for metric, summary in spread["summary"].items():
@@ -325,20 +385,7 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
             ("Feature vectors seen with more than one label", f"{data['data']['duplicates']['mixed_label_vectors']:,}"),
         ],
     )
-    spread = data["split_spread"]["summary"]
-    split_spread = markdown_table(
-        ("Figure", f"Seed {data['split']['seed']} (the reported split)", "Mean ± sd, other splits", "Range"),
-        [
-            (
-                name,
-                _figure(key, data["figures"][key]),
-                f"{_figure(key, spread[key]['mean'])} ± {_figure(key, spread[key]['sd'])}",
-                f"{_figure(key, spread[key]['min'])} to {_figure(key, spread[key]['max'])}",
-            )
-            for key, name in SPREAD_ROWS.items()
-            if key in spread
-        ],
-    )
+    split_spread = _spread_table(data, SPREAD_ROWS)
     verdicts = data["split_spread"].get("no_regression", {})
     no_regression = markdown_table(
         ("Metric", "Before (same seeds)", "Now", "Mean paired difference", "Allowed drop (1 sd)", "Regression"),
@@ -368,13 +415,13 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
         [
             (
                 label,
-                "p(pre-diabetes) + p(diabetes)" if target == "prediabetes_or_diabetes" else "p(diabetes)",
+                score,
                 f"{_f(ada[target]['model_roc_auc'], 3)} / {_f(ada[target]['ada_roc_auc'], 3)}",
                 f"{ada[target]['ada_sensitivity']:.1%}",
                 f"{ada[target]['ada_specificity']:.1%}",
                 f"{ada[target]['model_specificity']:.1%}",
             )
-            for target, label in ADA_TARGETS.items()
+            for target, (label, score) in ADA_TARGETS.items()
         ],
     )
     behaviour = markdown_table(
@@ -427,7 +474,98 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
             for a in data["alternatives"]
         ],
     )
+    test = data["screening"]["test"]
+    screening = markdown_table(
+        ("On the test split", "'raised' or 'high' (model)", f"ADA test, >= {ada['ada_cutoff']} points"),
+        [
+            ("People flagged", f"{test['flagged']:.1%}", f"{test['ada_flagged']:.1%}"),
+            ("Sensitivity: people with pre-diabetes or diabetes found", f"{test['sensitivity']:.1%}", f"{test['ada_sensitivity']:.1%}"),
+            ("... people with pre-diabetes found", f"{test['sensitivity_prediabetes']:.1%}", f"{test['ada_sensitivity_prediabetes']:.1%}"),
+            ("... people with diabetes found", f"{test['sensitivity_diabetes']:.1%}", f"{ada['diabetes']['ada_sensitivity']:.1%}"),
+            ("Specificity: people with neither not flagged", f"{test['specificity']:.1%}", f"{test['ada_specificity']:.1%}"),
+            (
+                "People not checked in 5 years flagged",
+                f"{data['screening']['test_not_checked']['flagged']:.1%}",
+                f"{data['screening']['test_not_checked']['ada_flagged']:.1%}",
+            ),
+        ],
+    )  # fmt: skip
+    levels = data["screening"]["test_levels"]
+    cutoffs = data["screening"]
+    level_table = markdown_table(
+        ("Level", "Risk", "Share of the test split's people", "Share of them with pre-diabetes or diabetes"),
+        [
+            (
+                level,
+                {
+                    "lower": f"below {cutoffs['raised']:.1%} ({cutoffs['raised_not_checked']:.1%} if not checked)",
+                    "raised": f"from {cutoffs['raised']:.1%} ({cutoffs['raised_not_checked']:.1%} if not checked)",
+                    "high": f"from {cutoffs['high']:.1%}",
+                }[level],
+                f"{outcome['people']:.1%}",
+                "" if outcome["affected"] is None else f"{outcome['affected']:.1%}",
+            )
+            for level, outcome in levels.items()
+        ],
+    )
+    screening_subgroups = markdown_table(
+        (
+            "Feature",
+            "Group",
+            "Test rows",
+            "With pre-diabetes or diabetes",
+            "Sensitivity: model",
+            "ADA test",
+            "Difference (points)",
+            "Specificity: model",
+            "ADA test",
+            "Difference (points)",
+        ),
+        [
+            (
+                g["feature"],
+                g["group"],
+                f"{g['rows']:,}",
+                f"{g['positives']:,}",
+                _interval(g, "sensitivity_model"),
+                _interval(g, "sensitivity_ada"),
+                _points(g, "sensitivity_difference"),
+                _interval(g, "specificity_model"),
+                _interval(g, "specificity_ada"),
+                _points(g, "specificity_difference"),
+            )
+            for g in data["screening_subgroups"]
+        ],
+    )
+    options = data["access_options"]["summary"]
+    access_options = markdown_table(
+        (
+            "Access answers",
+            "ROC-AUC",
+            "Specificity at the ADA test's sensitivity",
+            "In-care people one access answer lowers",
+            "Not checked in 5 years flagged (ADA test)",
+        ),
+        [
+            (
+                label,
+                f"{_f(options[key]['roc_auc']['mean'])} ± {_f(options[key]['roc_auc']['sd'])}",
+                f"{options[key]['specificity_at_ada_sensitivity']['mean']:.1%} ± "
+                f"{options[key]['specificity_at_ada_sensitivity']['sd']:.1%}",
+                f"{options[key]['lowered_by_one_access_answer']['mean']:.1%}",
+                f"{options[key]['not_checked_flagged']['mean']:.1%} "
+                f"({options[key]['not_checked_ada_flagged']['mean']:.1%})",
+            )
+            for key, label in ACCESS_OPTIONS.items()
+            if key in options
+        ],
+    )
     return {
+        "real_screening.md": screening,
+        "real_screening_levels.md": level_table,
+        "real_screening_spread.md": _spread_table(data, SCREENING_SPREAD_ROWS),
+        "real_screening_subgroups.md": screening_subgroups,
+        "real_access_options.md": access_options,
         "real_overall.md": overall,
         "real_split_spread.md": split_spread,
         "real_no_regression.md": no_regression,
@@ -440,6 +578,24 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
         "real_subgroups.md": subgroups,
         "real_duplicates.md": duplicates,
     }
+
+
+def _spread_table(data: Mapping[str, Any], rows: Mapping[str, str]) -> str:
+    """Seed 42's figure, then the mean ± sd and the range over the other grouped splits, for each of `rows`."""
+    spread = data["split_spread"]["summary"]
+    return markdown_table(
+        ("Figure", f"Seed {data['split']['seed']} (the reported split)", "Mean ± sd, other splits", "Range"),
+        [
+            (
+                name,
+                _figure(key, data["figures"][key]),
+                f"{_figure(key, spread[key]['mean'])} ± {_figure(key, spread[key]['sd'])}",
+                f"{_figure(key, spread[key]['min'])} to {_figure(key, spread[key]['max'])}",
+            )
+            for key, name in rows.items()
+            if key in spread and key in data["figures"]
+        ],
+    )
 
 
 # ---------------------------------------------------------------------------------------------- costs

@@ -13,52 +13,66 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from ml.contract import RESULT_COLUMNS, PredictionResponse, ScreeningLevel
+from ml.contract import RESULT_COLUMNS, PredictionResponse, Screening
 from ml.inference.predictor import Predictions, Predictor
-from ml.manifest import Manifest
+from ml.inference.screening import not_checked, risk_of
+from ml.manifest import Manifest, ScreeningLevel
 from ml.schema import CLASSES, FEATURE_NAMES
 
-_Rule = Callable[[Predictions, Manifest], np.ndarray]
+#: A column from the rows' features (n, 21), the Predictor's answers for them and the model's manifest.
+_Rule = Callable[[np.ndarray, Predictions, Manifest], np.ndarray]
 
 
-def _risk(answers: Predictions, manifest: Manifest) -> np.ndarray:
-    """`Screening.of`: p(pre-diabetes) + p(diabetes), as 1 - p(healthy)."""
-    risk: np.ndarray = np.clip(1.0 - answers.probabilities[:, 0], 0.0, 1.0)
+def _risk(features: np.ndarray, answers: Predictions, manifest: Manifest) -> np.ndarray:
+    """`Screening.of`: p(pre-diabetes) + p(diabetes) of the in-care answers, as 1 - p(healthy)."""
+    risk: np.ndarray = np.clip(risk_of(answers.screening_probabilities), 0.0, 1.0)
     return risk
 
 
-def _risk_level(answers: Predictions, manifest: Manifest) -> np.ndarray:
-    """`ScreeningLevel.of`, on every row."""
-    risk, rule = _risk(answers, manifest), manifest.screening
+def _risk_level(features: np.ndarray, answers: Predictions, manifest: Manifest) -> np.ndarray:
+    """`ScreeningRule.level`, on every row: people not checked in five years are raised from their own threshold."""
+    risk, rule = _risk(features, answers, manifest), manifest.screening
+    raised = np.where(not_checked(features), rule.raised_for(True), rule.raised_for(False))
     levels = [ScreeningLevel.HIGH.value, ScreeningLevel.RAISED.value]
-    chosen: np.ndarray = np.select([risk >= rule.high, risk >= rule.raised], levels, ScreeningLevel.LOWER.value)
+    chosen: np.ndarray = np.select([risk >= rule.high, risk >= raised], levels, ScreeningLevel.LOWER.value)
     return chosen.astype(object)
 
 
 def _probability(class_id: int) -> _Rule:
-    return lambda answers, manifest: answers.probabilities[:, class_id]
+    return lambda features, answers, manifest: answers.probabilities[:, class_id]
+
+
+def _model_version(features: np.ndarray, answers: Predictions, manifest: Manifest) -> np.ndarray:
+    return np.full(len(answers.classes), manifest.model_version, dtype=object)
 
 
 #: How each result column is computed from the arrays, by name; `RESULT_COLUMNS` says which columns, in what order.
 _RULES: dict[str, _Rule] = {
-    "prediction": lambda answers, manifest: answers.classes.astype(np.int64),
+    "prediction": lambda features, answers, manifest: answers.classes.astype(np.int64),
     **{f"proba_{c.id}": _probability(c.id) for c in CLASSES},
     "risk": _risk,
     "risk_level": _risk_level,
-    "model_version": lambda answers, manifest: np.full(len(answers.classes), manifest.model_version, dtype=object),
+    "model_version": _model_version,
 }
 
 
-def result_columns(answers: Predictions, manifest: Manifest) -> dict[str, np.ndarray]:
-    """Every column of `RESULT_COLUMNS`, in order, for the rows of `answers`."""
-    columns = {name: _RULES[name](answers, manifest) for name in RESULT_COLUMNS if name in _RULES}
+def result_columns(features: np.ndarray, answers: Predictions, manifest: Manifest) -> dict[str, np.ndarray]:
+    """Every column of `RESULT_COLUMNS`, in order, for the rows `features` (n, 21) the Predictor gave `answers` for."""
+    columns = {name: _RULES[name](features, answers, manifest) for name in RESULT_COLUMNS if name in _RULES}
     unknown = [name for name in RESULT_COLUMNS if name not in _RULES]
     if unknown:
+        rule = manifest.screening
         rows = [
             PredictionResponse.of(
-                int(k), p, manifest.screening, model_version=manifest.model_version, synthetic=manifest.data.synthetic
+                int(k),
+                p,
+                Screening.of(screened, rule, row),
+                model_version=manifest.model_version,
+                synthetic=manifest.data.synthetic,
             ).result_row()
-            for k, p in zip(answers.classes, answers.probabilities, strict=True)
+            for k, p, screened, row in zip(
+                answers.classes, answers.probabilities, answers.screening_probabilities, features, strict=True
+            )
         ]
         for name in unknown:
             position = RESULT_COLUMNS.index(name)
@@ -68,5 +82,5 @@ def result_columns(answers: Predictions, manifest: Manifest) -> dict[str, np.nda
 
 def result_frame(predictor: Predictor, features: pd.DataFrame) -> pd.DataFrame:
     """`RESULT_COLUMNS` for every row of a frame holding the 21 feature columns (the MLflow pyfunc answers this)."""
-    answers = predictor.predict(features[list(FEATURE_NAMES)].to_numpy(dtype=np.float64))
-    return pd.DataFrame(result_columns(answers, predictor.manifest))
+    matrix = features[list(FEATURE_NAMES)].to_numpy(dtype=np.float64)
+    return pd.DataFrame(result_columns(matrix, predictor.predict(matrix), predictor.manifest))

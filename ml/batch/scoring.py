@@ -104,7 +104,7 @@ def score_file(
 
 
 def _with_results(table: pa.Table, predictor: Predictor, features: np.ndarray) -> pa.Table:
-    for name, values in result_columns(predictor.predict(features), predictor.manifest).items():
+    for name, values in result_columns(features, predictor.predict(features), predictor.manifest).items():
         table = table.append_column(name, pa.array(values))
     return table
 

@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 from pyspark import Broadcast
@@ -94,10 +95,10 @@ class _Scorer:
 
 def output_schema(table: DataFrame, predictor: Predictor) -> StructType:
     """The table's columns, then the result columns with the Arrow types the local writers give them."""
-    answers = predictor.predict([DEFAULT_RECORD[name] for name in FEATURE_NAMES])
+    features = np.array([[DEFAULT_RECORD[name] for name in FEATURE_NAMES]], dtype=np.float64)
     results = [
         StructField(name, from_arrow_type(pa.array(values).type))
-        for name, values in result_columns(answers, predictor.manifest).items()
+        for name, values in result_columns(features, predictor.predict(features), predictor.manifest).items()
     ]
     return StructType([*table.schema.fields, *results])
 

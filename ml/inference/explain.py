@@ -1,4 +1,5 @@
-"""Explanations in the units the API names: each feature's effect on the log-odds of the screening risk.
+"""Explanations in the units the API names: each answer's share of this estimate of the screening risk, on its
+log-odds scale (shares, not what-ifs: changing one answer can move the estimate by another amount).
 
 The screening risk is r = p(pre-diabetes) + p(diabetes), the figure the result screen leads with. With calibrated
 logits z = raw / T + b and p = softmax(z), logit(r) = log(exp z1 + exp z2) - z0, whose gradient in z is
@@ -7,7 +8,7 @@ logits by phi_j = (phi_0j, phi_1j, phi_2j) / T, so its first-order effect on log
 
     contribution_j = (p1 / r) phi_1j + (p2 / r) phi_2j - phi_0j        (natural log of the odds of r)
 
-Positive raises the estimated risk. "First order" is exact as phi_j shrinks: removing eps * phi_j from the logits
+Positive pushed the estimated risk up. "First order" is exact as phi_j shrinks: removing eps * phi_j from the logits
 changes logit(r) by eps * contribution_j + O(eps^2) (`tests/ml/test_inference.py` checks it by finite differences).
 """
 

@@ -19,6 +19,7 @@ from ml.inference.explain import risk_log_odds_contributions
 from ml.inference.lightgbm_single_row import SingleRowScorer
 from ml.inference.loader import load_artifact
 from ml.inference.postprocess import calibrate, decide
+from ml.inference.screening import access_columns, in_care, in_care_probabilities
 from ml.manifest import Manifest
 from ml.schema import FEATURE_NAMES, N_CLASSES
 
@@ -29,12 +30,16 @@ _N_FEATURES = len(FEATURE_NAMES)
 class Predictions:
     """Decisions for n rows: class ids (n,), calibrated probabilities (n, 3) and, on request, contributions.
 
-    `contributions` (n, 21): each feature's first-order effect on the log-odds of the screening risk
-    p(pre-diabetes) + p(diabetes), from TreeSHAP on the calibrated scale (`ml.inference.explain`).
+    `screening_probabilities` (n, 3): the calibrated probabilities of the same rows with every access-to-care answer
+    read as "in care" (`ml.inference.screening`), what the screening risk is computed from; the same array as
+    `probabilities` when every row is in care. `contributions` (n, 21): each answer's share of the screening risk's
+    log-odds, from TreeSHAP on the calibrated scale (`ml.inference.explain`); 0 for the access answers, which do
+    not move it.
     """
 
     classes: np.ndarray
     probabilities: np.ndarray
+    screening_probabilities: np.ndarray
     contributions: np.ndarray | None = None
 
 
@@ -80,19 +85,26 @@ class Predictor:
             matrix = matrix.reshape(1, -1)
         if matrix.ndim != 2 or matrix.shape[1] != _N_FEATURES:
             raise ValueError(f"expected rows of {_N_FEATURES} features in schema order, got shape {matrix.shape}")
-        probabilities = calibrate(self._raw_scores(matrix), self.manifest.calibration)
+        calibration = self.manifest.calibration
+        probabilities = calibrate(self._raw_scores(matrix), calibration)
         classes = decide(probabilities, self.manifest.decision_rule)
-        contributions = self._contributions(matrix, probabilities) if explain else None
-        return Predictions(classes, probabilities, contributions)
+        screening = in_care_probabilities(
+            matrix, probabilities, lambda rows: calibrate(self._raw_scores(rows), calibration)
+        )
+        contributions = self._contributions(in_care(matrix)[0], screening) if explain else None
+        return Predictions(classes, probabilities, screening, contributions)
 
     def _raw_scores(self, matrix: np.ndarray) -> np.ndarray:
-        if len(matrix) == 1:  # the service's hot path: one request, one row
+        if len(matrix) == 1:  # the service's hot path: one request, one row (two without access to care)
             return self._score_one_row(np.ascontiguousarray(matrix[0]))
         raw = self._booster.predict(matrix, raw_score=True, num_threads=self._batch_threads)
         return np.asarray(raw, dtype=np.float64).reshape(-1, N_CLASSES)
 
-    def _contributions(self, matrix: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
-        """TreeSHAP (LightGBM `pred_contrib`) of the three raw scores, as effects on the screening risk's log-odds."""
-        contrib = np.asarray(self._booster.predict(matrix, pred_contrib=True, num_threads=1))
-        shap = contrib.reshape(len(matrix), N_CLASSES, _N_FEATURES + 1)[:, :, :-1]
-        return risk_log_odds_contributions(shap, probabilities, self.manifest.calibration.temperature)
+    def _contributions(self, screened: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+        """TreeSHAP (LightGBM `pred_contrib`) of the in-care rows' three raw scores, as shares of the screening
+        risk's log-odds; the access answers, read as "in care" for everyone, get none."""
+        contrib = np.asarray(self._booster.predict(screened, pred_contrib=True, num_threads=1))
+        shap = contrib.reshape(len(screened), N_CLASSES, _N_FEATURES + 1)[:, :, :-1]
+        shares = risk_log_odds_contributions(shap, probabilities, self.manifest.calibration.temperature)
+        shares[:, access_columns()] = 0.0
+        return shares

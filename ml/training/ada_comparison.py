@@ -1,9 +1,11 @@
 """The screening result against the ADA risk test, on the same rows: the comparison a clinician asks for first.
 
-Two targets: people with pre-diabetes or diabetes, ranked by the model's p(pre-diabetes) + p(diabetes) (the
-screening risk the result screen leads with), and people with diabetes, ranked by p(diabetes). For each: both ROC
-curves and AUCs, the ADA test's sensitivity and specificity at its cut-off of 5 points, and the model's
-specificity at the highest threshold where its sensitivity reaches the ADA test's.
+Three targets: people with pre-diabetes or diabetes, ranked by the model's p(pre-diabetes) + p(diabetes) (the
+screening risk the result screen leads with); people with diabetes, ranked by p(diabetes); and people with
+pre-diabetes against people with neither, ranked by p(pre-diabetes) (the rows of people with diabetes left out, so
+the comparison is the fair one for the pre-diabetes line of the result). For each: both ROC curves and AUCs, the
+ADA test's sensitivity and specificity at its cut-off of 5 points, and the model's specificity at the highest
+threshold where its sensitivity reaches the ADA test's.
 """
 
 from __future__ import annotations
@@ -13,22 +15,25 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from ml.inference.screening import risk_of
 from ml.manifest import AdaComparison, ScreeningComparison
 from ml.training.ada import HIGH_RISK_POINTS, UNAVAILABLE_ITEMS, ada_risk_points
-from ml.training.screening import risk_of
 
 #: Panel title and model-score label of each target, in the order of `AdaComparison`'s fields.
 TARGETS = {
     "prediabetes_or_diabetes": ("Pre-diabetes or diabetes", "p(pre-diabetes) + p(diabetes)"),
     "diabetes": ("Diabetes", "p(diabetes)"),
+    "prediabetes": ("Pre-diabetes (vs neither)", "p(pre-diabetes)"),
 }
 
 
-def _targets(y: np.ndarray, proba: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per target: who is positive, and the model's score."""
+def _targets(y: np.ndarray, proba: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per target: the rows it is measured on, who of them is positive, and the model's score."""
+    every = np.ones(len(y), dtype=bool)
     return {
-        "prediabetes_or_diabetes": (y > 0, risk_of(proba)),
-        "diabetes": (y == 2, proba[:, 2]),
+        "prediabetes_or_diabetes": (every, y > 0, risk_of(proba)),
+        "diabetes": (every, y == 2, proba[:, 2]),
+        "prediabetes": (y < 2, y == 1, proba[:, 1]),
     }
 
 
@@ -58,7 +63,8 @@ def compare_with_ada(rows: np.ndarray, y: np.ndarray, proba: np.ndarray) -> AdaC
     """Both targets on the same rows (feature rows in schema order, true classes, calibrated probabilities)."""
     points = ada_risk_points(rows)
     compared = {
-        name: screening_comparison(positive, score, points) for name, (positive, score) in _targets(y, proba).items()
+        name: screening_comparison(positive[rows_of], score[rows_of], points[rows_of])
+        for name, (rows_of, positive, score) in _targets(y, proba).items()
     }
     return AdaComparison(rows=len(y), ada_cutoff=HIGH_RISK_POINTS, unavailable_items=UNAVAILABLE_ITEMS, **compared)
 
@@ -71,16 +77,16 @@ def plot_ada_roc(
     from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend alone
 
     points = ada_risk_points(rows)
-    fig = Figure(figsize=(11, 5))
+    fig = Figure(figsize=(16, 5))
     axes = fig.subplots(1, len(TARGETS))
-    for ax, (name, (positive, score)) in zip(axes, _targets(y, proba).items(), strict=True):
+    for ax, (name, (rows_of, positive, score)) in zip(axes, _targets(y, proba).items(), strict=True):
         panel, score_label = TARGETS[name]
         result: ScreeningComparison = getattr(comparison, name)
         for values, label, auc in (
             (score, f"model, {score_label}", result.model_roc_auc),
             (points, "ADA risk test points", result.ada_roc_auc),
         ):
-            fpr, tpr, _ = roc_curve(positive, values)
+            fpr, tpr, _ = roc_curve(positive[rows_of], values[rows_of])
             ax.plot(fpr, tpr, label=f"{label} (AUC {auc:.3f})")
         ada_fpr = 1 - result.ada_specificity
         model_fpr = 1 - result.model_specificity

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -42,7 +43,8 @@ from ml.training.reference import (
     pin_reference,
     read_record,
 )
-from ml.training.train import ADA_ROC_PNG, CONFUSION_PNG, SUBGROUPS_CSV, TrainingResult
+from ml.training.screening_subgroups import who_is_missed
+from ml.training.train import ADA_ROC_PNG, CONFUSION_PNG, SCREENING_SUBGROUPS_CSV, SUBGROUPS_CSV, TrainingResult
 
 logger = logging.getLogger(__name__)
 
@@ -151,11 +153,33 @@ def _metrics(result: TrainingResult) -> dict[str, float]:
         metrics[f"precision_floor_{what}_test_named_prediabetic"] = outcome.test_named[1]
         metrics[f"precision_floor_{what}_test_precision_prediabetic"] = outcome.test_precision[1]
     ada = manifest.ada_comparison
-    for target in ("prediabetes_or_diabetes", "diabetes"):
+    for target in ("prediabetes_or_diabetes", "diabetes", "prediabetes"):
         compared = getattr(ada, target).model_dump()
         metrics.update({f"ada_{target}_{k}": v for k, v in compared.items()})
+    metrics.update(_screening_metrics(result))
     metrics["training_seconds"] = manifest.training.seconds
     return {k: float(v) for k, v in metrics.items() if np.isfinite(v)}
+
+
+def _screening_metrics(result: TrainingResult) -> dict[str, float]:
+    """The screening rule, its test figures beside the ADA test's, and every group's sensitivity and specificity."""
+    screening = result.manifest.screening
+    metrics = {f"screening_{name}": getattr(screening, name) for name in ("raised", "raised_not_checked", "high")}
+    metrics.update({f"screening_access_{k}": v for k, v in screening.access.model_dump().items() if k != "method"})
+    metrics.update({f"screening_test_{k}": v for k, v in screening.test.model_dump().items()})
+    metrics.update({f"screening_not_checked_{k}": v for k, v in screening.test_not_checked.model_dump().items()})
+    for record in result.screening_subgroups.to_dict(orient="records"):
+        group = f"{record['feature']}_{record['group']}"
+        for measure in ("sensitivity", "specificity"):
+            for test in ("model", "ada"):
+                metrics[_metric_name(f"screening_{group}_{measure}_{test}")] = record[f"{measure}_{test}"]
+    return metrics
+
+
+def _metric_name(text: str) -> str:
+    """MLflow allows letters, digits and _-. /: a group such as "< $25,000" becomes "lt_25000"."""
+    text = text.replace("<", "lt").replace("+", "plus").replace("$", "").replace(",", "")
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
 
 
 def log_pyfunc(artifact_dir: Path, name: str) -> str:
@@ -206,9 +230,11 @@ def log_training_run(result: TrainingResult, *, experiment: str = MODEL_NAME) ->
     with mlflow.start_run(run_name=manifest.model_version, tags=tags) as run:
         mlflow.log_params(_flat_params(result))
         mlflow.log_metrics(_metrics(result))
-        for file in (CONFUSION_PNG, ADA_ROC_PNG, SUBGROUPS_CSV):
+        for file in (CONFUSION_PNG, ADA_ROC_PNG, SUBGROUPS_CSV, SCREENING_SUBGROUPS_CSV):
             mlflow.log_artifact(str(result.artifact_dir / file), artifact_path="evaluation")
         mlflow.log_table(result.subgroups, artifact_file="evaluation/subgroup_metrics.json")
+        mlflow.log_table(result.screening_subgroups, artifact_file="evaluation/screening_subgroups.json")
+        mlflow.log_text(who_is_missed(result.screening_subgroups), "evaluation/screening_who_is_missed.txt")
         mlflow.log_dict(manifest.model_dump(mode="json", by_alias=True), "manifest.json")
         version = log_pyfunc(result.artifact_dir, name)
         client = MlflowClient()

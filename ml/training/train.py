@@ -23,6 +23,7 @@ import pandas as pd
 from ml.inference.digest import artifact_digest, file_sha256
 from ml.inference.loader import read_folder
 from ml.inference.postprocess import calibrate, decide
+from ml.inference.screening import in_care_probabilities
 from ml.manifest import (
     Calibration,
     DataRecord,
@@ -50,7 +51,8 @@ from ml.training.data import (
 from ml.training.evaluate import classification_metrics, plot_confusion_matrix, subgroup_table
 from ml.training.export import save_artifact
 from ml.training.holdout import HOLDOUT_DEFINITION, HOLDOUT_SHARE, in_holdout
-from ml.training.screening import choose_screening
+from ml.training.screening import Scored, choose_screening, raised_flags
+from ml.training.screening_subgroups import screening_subgroups
 from ml.training.tuning import (
     MIN_NAMED,
     MIN_PRECISION_LIFT,
@@ -66,6 +68,7 @@ logger = logging.getLogger(__name__)
 CONFUSION_PNG = "confusion_matrix.png"
 ADA_ROC_PNG = "ada_roc.png"
 SUBGROUPS_CSV = "subgroup_metrics.csv"
+SCREENING_SUBGROUPS_CSV = "screening_subgroups.csv"
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,7 @@ class TrainingResult:
     manifest: Manifest
     digest: str
     subgroups: pd.DataFrame
+    screening_subgroups: pd.DataFrame
     holdout_features: np.ndarray = field(repr=False)
     holdout_labels: np.ndarray = field(repr=False)
 
@@ -239,6 +243,14 @@ def _raw_scores(booster: lgb.Booster, rows: np.ndarray) -> np.ndarray:
     return np.asarray(booster.predict(rows, raw_score=True), dtype=np.float64)
 
 
+def _in_care_proba(candidate: Candidate, rows: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    """The calibrated probabilities of `rows` with the access answers read as "in care" (`proba`: as given), as the
+    Predictor serves them."""
+    return in_care_probabilities(
+        rows, proba, lambda changed: calibrate(_raw_scores(candidate.booster, changed), candidate.calibration)
+    )
+
+
 def _scored(
     weighting: str,
     rule_name: str,
@@ -337,11 +349,15 @@ def train(data_path: Path, output_dir: Path, config: TrainingConfig | None = Non
     subgroups = subgroup_table(folds.test_frame, y_test, predicted, proba)
     ada = compare_with_ada(x_test, y_test, proba)
     class_counts = {c.name: int((frame[TARGET] == c.id).sum()) for c in CLASSES}
+    validation = Scored(x_val, y_val, best.validation_proba, _in_care_proba(best, x_val, best.validation_proba))
+    tested = Scored(x_test, y_test, proba, _in_care_proba(best, x_test, proba))
     screening = choose_screening(
-        (x_val, y_val, best.validation_proba),
-        (x_test, y_test, proba),
+        validation,
+        tested,
         average=training_average(folds),
+        training_labels=np.concatenate((folds.y_fit, folds.y_val)),
     )
+    screening_table = screening_subgroups(x_test, y_test, *raised_flags(screening, tested))
 
     data_name = f"{Path(data_path).name} ({'SYNTHETIC data' if synthetic else 'real data'})"
     with tempfile.TemporaryDirectory() as tmp:
@@ -361,6 +377,8 @@ def train(data_path: Path, output_dir: Path, config: TrainingConfig | None = Non
         )
         csv = Path(tmp) / SUBGROUPS_CSV
         subgroups.to_csv(csv, index=False, float_format="%.4f")
+        screening_csv = Path(tmp) / SCREENING_SUBGROUPS_CSV
+        screening_table.to_csv(screening_csv, index=False, float_format="%.4f")
         report = TrainingReport(
             calibration=best.calibration,
             decision_rule=best.rule,
@@ -387,9 +405,9 @@ def train(data_path: Path, output_dir: Path, config: TrainingConfig | None = Non
                 promotion_holdout=holdout_record(folds), test=folds.outer.protocol, validation=folds.inner.protocol
             ),
         )
-        manifest = save_artifact(output_dir, best.booster, report, extra_files=(png, roc, csv))
+        manifest = save_artifact(output_dir, best.booster, report, extra_files=(png, roc, csv, screening_csv))
     digest = artifact_digest(read_folder(output_dir))
-    return TrainingResult(output_dir, manifest, digest, subgroups, folds.x_holdout, folds.y_holdout)
+    return TrainingResult(output_dir, manifest, digest, subgroups, screening_table, folds.x_holdout, folds.y_holdout)
 
 
 def format_report(result: TrainingResult) -> str:
@@ -439,12 +457,22 @@ def format_report(result: TrainingResult) -> str:
             f"vs {compared.ada_specificity:.3f}"
         )
     rule = manifest.screening
+    test, access, unchecked = rule.test, rule.access, rule.test_not_checked
     lines += [
-        f"screening        average risk {rule.average:.1%}; raised from {rule.raised:.1%}, high from {rule.high:.1%} "
-        "(validation fold)",
-        f"  raised or high on the test rows: {rule.test.flagged:.1%} of people, {rule.test.precision:.1%} of them "
-        f"with pre-diabetes or diabetes; finds {rule.test.sensitivity:.1%} of those and "
-        f"{rule.test.sensitivity_diabetes:.1%} of the people with diabetes",
+        f"screening        average risk {rule.average:.1%} (pre-diabetes {rule.prediabetes_average:.1%}); raised "
+        f"from {rule.raised:.1%} ({rule.raised_not_checked:.1%} if not checked in 5 years), high from "
+        f"{rule.high:.1%} (validation fold)",
+        f"  access answers read as in care: ROC-AUC {access.roc_auc_in_care:.4f} (as given "
+        f"{access.roc_auc_as_given:.4f}); specificity at the ADA sensitivity "
+        f"{access.specificity_at_ada_sensitivity_in_care:.3f} "
+        f"(as given {access.specificity_at_ada_sensitivity_as_given:.3f})",
+        f"  raised or high on the test rows: {test.flagged:.1%} of people (ADA {test.ada_flagged:.1%}), "
+        f"{test.precision:.1%} of them with pre-diabetes or diabetes; finds {test.sensitivity:.1%} of those (ADA "
+        f"{test.ada_sensitivity:.1%}), {test.sensitivity_prediabetes:.1%} of the people with pre-diabetes (ADA "
+        f"{test.ada_sensitivity_prediabetes:.1%}) and {test.sensitivity_diabetes:.1%} of those with diabetes; "
+        f"specificity {test.specificity:.1%} (ADA {test.ada_specificity:.1%})",
+        f"  not checked in 5 years ({unchecked.rows:,} test rows): {unchecked.flagged:.1%} raised or high "
+        f"(ADA {unchecked.ada_flagged:.1%})",
         f"training time    {manifest.training.seconds:.1f} s",
     ]
     return "\n".join(lines)

@@ -37,7 +37,8 @@ CANDIDATE_PATHS = (
 DEFAULT_REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "_data" / "real_metrics.json"
 #: Metrics that must not regress, compared split by split with the reference.
 NO_REGRESSION = ("weighted_f1", "macro_roc_auc")
-_ADA_TARGETS = ("prediabetes_or_diabetes", "diabetes")
+_ADA_TARGETS = ("prediabetes_or_diabetes", "diabetes", "prediabetes")
+_SCREENING_CUTOFFS = ("raised", "raised_not_checked", "high")
 _ADA_FIGURES = ("model_roc_auc", "ada_roc_auc", "ada_sensitivity", "model_specificity", "ada_specificity")
 
 
@@ -55,6 +56,18 @@ def split_figures(manifest: Manifest) -> dict[str, float]:
     for target in _ADA_TARGETS:
         compared = getattr(ada, target)
         figures.update({f"ada_{target}_{name}": getattr(compared, name) for name in _ADA_FIGURES})
+    screening = manifest.screening
+    figures.update({f"screening_{name}": getattr(screening, name) for name in _SCREENING_CUTOFFS})
+    figures.update(
+        {f"screening_{name}": value for name, value in screening.access.model_dump().items() if name != "method"}
+    )
+    figures.update(
+        {f"screening_test_{name}": value for name, value in screening.test.model_dump().items() if name != "rows"}
+    )
+    unchecked = screening.test_not_checked
+    figures.update(
+        screening_not_checked_flagged=unchecked.flagged, screening_not_checked_ada_flagged=unchecked.ada_flagged
+    )
     return {name: round(value, 4) for name, value in figures.items()}
 
 
@@ -153,6 +166,8 @@ def main() -> int:
             for k, s in manifest.imbalance_strategy.compared.items()
         },
         "subgroups": result.subgroups.round(4).to_dict(orient="records"),
+        "screening": manifest.screening.model_dump(mode="json"),
+        "screening_subgroups": result.screening_subgroups.round(4).to_dict(orient="records"),
     }
     if args.repeat_seeds:
         report["other_splits"] = other_splits(data, args.repeat_seeds, reference)

@@ -4,18 +4,21 @@
     uv run python -m tests.benchmarks.real_metrics --data data/diabetes_012_health_indicators_BRFSS2015.csv \\
         --model artifacts/model --training-seconds "22-45 s"
     uv run python -m tests.benchmarks.model_quality --repeat-seeds 1 2 3 4 5 6 7 8 > quality.json
-    uv run python -m tests.benchmarks.real_metrics ... --spread quality.json
+    uv run python -m tests.benchmarks.access_handling --output access.json
+    uv run python -m tests.benchmarks.real_metrics ... --spread quality.json --access access.json
 
-The model's figures come from its manifest and subgroup table: metrics, classwise ECE, the decision rule's precision
-floor with its effect, the comparison with the ADA risk test, the promotion holdout. The same test split is then
+The model's figures come from its manifest and subgroup tables: metrics, classwise ECE, the decision rule's precision
+floor with its effect, the comparison with the ADA risk test, the screening rule with its test figures and its
+sensitivity and specificity by group beside the ADA test's, the promotion holdout. The same test split is then
 re-created (the manifest records the protocol) to score, on the same rows: the majority-class and
 logistic-regression baselines, a decision rule tuned for macro F1 instead of weighted F1, and the behaviour table
 (one step up of each risk factor, `ml.training.behaviour`). Synthetic data is refused unless ``--allow-synthetic``
 (used by the tests).
 
 ``--spread`` takes the benchmark's JSON report and records how every figure moves across other grouped splits, and
-the no-regression check against the previous figures. That section and the table of alternative models (measured by
-hand in throw-away experiments) are carried over from the existing file otherwise.
+the no-regression check against the previous figures; ``--access`` takes the access-handling benchmark's report.
+Those sections and the table of alternative models (measured by hand in throw-away experiments) are carried over
+from the existing file otherwise.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ml.inference.postprocess import decide
 from ml.inference.predictor import Predictor
@@ -37,7 +41,8 @@ from ml.schema import CLASSES, N_CLASSES, TARGET
 from ml.training.behaviour import step_up_effects
 from ml.training.data import duplicate_report, is_synthetic, read_csv
 from ml.training.evaluate import classification_metrics
-from ml.training.train import SUBGROUPS_CSV, TrainingConfig, split_folds
+from ml.training.screening_subgroups import who_is_missed
+from ml.training.train import SCREENING_SUBGROUPS_CSV, SUBGROUPS_CSV, TrainingConfig, split_folds
 from ml.training.tuning import per_class_f1, tune_decision_rule
 from tests.benchmarks.model_quality import split_figures
 
@@ -52,8 +57,9 @@ _CANDIDATES = {
 }
 #: Rows measured once by hand and carried over from the existing file (no code path trains them any more).
 _CARRIED_OVER = ("balanced",)
-#: Whole sections carried over unless refreshed: the split spread (from the benchmark) and the alternatives.
-_CARRIED_SECTIONS = ("split_spread", "alternatives")
+#: Whole sections carried over unless refreshed: the split spread (from the benchmark), the alternatives and the
+#: access-handling options (from `tests/benchmarks/access_handling.py`).
+_CARRIED_SECTIONS = ("split_spread", "alternatives", "access_options")
 
 
 def _r(value: float) -> float:
@@ -130,6 +136,35 @@ def _note(chosen: bool, scores: dict[str, float]) -> str:
     return ""
 
 
+def _table(path: Path) -> list[dict[str, Any]]:
+    """A per-group CSV of the artifact: counts as ints, figures to 4 digits (an empty cell, nobody to measure: None)."""
+    with open(path, encoding="utf-8", newline="") as handle:
+        return [
+            {
+                k: (v if k in ("feature", "group") else int(v) if k in ("rows", "positives") else _cell(v))
+                for k, v in row.items()
+            }
+            for row in csv.DictReader(handle)
+        ]
+
+
+def _cell(value: str) -> float | None:
+    return _r(float(value)) if value else None
+
+
+def prediabetes_probability(y: np.ndarray, p_prediabetes: np.ndarray) -> dict[str, float]:
+    """How p(pre-diabetes) reads on the test rows: the top tenth's mean against its share of people with
+    pre-diabetes, its largest value, and the share of the people with pre-diabetes in the top tenth."""
+    top = p_prediabetes >= np.quantile(p_prediabetes, 0.9)
+    prediabetic = y == 1
+    return {
+        "top_tenth_predicted": _r(p_prediabetes[top].mean()),
+        "top_tenth_observed": _r(prediabetic[top].mean()),
+        "max": _r(p_prediabetes.max()),
+        "top_tenth_share_of_prediabetes": _r(prediabetic[top].sum() / max(prediabetic.sum(), 1)),
+    }
+
+
 def measure(data: Path, model: Path, previous: dict[str, Any]) -> dict[str, Any]:
     """Every figure of the JSON file, from the model's manifest and the data it was trained on."""
     predictor = Predictor.load(model)
@@ -166,16 +201,8 @@ def measure(data: Path, model: Path, previous: dict[str, Any]) -> dict[str, Any]
     from sklearn.metrics import roc_auc_score
 
     duplicates = duplicate_report(frame)
-    with open(model / SUBGROUPS_CSV, encoding="utf-8", newline="") as handle:
-        subgroups = [
-            {
-                "feature": row["feature"],
-                "group": row["group"],
-                "rows": int(row["rows"]),
-                **{k: _r(float(v)) for k, v in row.items() if k not in ("feature", "group", "rows")},
-            }
-            for row in csv.DictReader(handle)
-        ]
+    subgroups = _table(model / SUBGROUPS_CSV)
+    screening_subgroups = _table(model / SCREENING_SUBGROUPS_CSV)
     weighting = "sqrt-balanced class weights" if manifest.imbalance_strategy.weighting != "none" else "no weighting"
     rule = "tuned decision rule" if chosen.endswith("tuned_rule") else "argmax"
     return {
@@ -246,7 +273,10 @@ def measure(data: Path, model: Path, previous: dict[str, Any]) -> dict[str, Any]
             _rounded(asdict(effect))
             for effect in step_up_effects(lambda rows: predictor.predict(rows).probabilities[:, 2], x_test)
         ],
-        "screening": _rounded(manifest.screening.model_dump()),
+        "screening": _rounded(manifest.screening.model_dump(mode="json")),
+        "screening_subgroups": screening_subgroups,
+        "screening_who_is_missed": who_is_missed(pd.DataFrame(screening_subgroups)),
+        "prediabetes_probability": prediabetes_probability(y_test, proba_test[:, 1]),
         "subgroups": subgroups,
         **{key: previous[key] for key in _CARRIED_SECTIONS if key in previous},
     }
@@ -265,6 +295,13 @@ def split_spread(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def access_options(report: dict[str, Any]) -> dict[str, Any]:
+    """The summary of a `tests/benchmarks/access_handling.py` report, with its command and seeds."""
+    if "summary" not in report or "per_seed" not in report:
+        raise ValueError("not a report of tests/benchmarks/access_handling.py (no summary or per_seed)")
+    return {"command": report["command"], "seeds": list(report["per_seed"]), "summary": report["summary"]}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--data", type=Path, required=True, help="the real 3-class file the model was trained on")
@@ -277,6 +314,11 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="JSON report of tests/benchmarks/model_quality.py --repeat-seeds ...: refresh the split spread",
     )
+    parser.add_argument(
+        "--access",
+        type=Path,
+        help="JSON report of tests/benchmarks/access_handling.py: refresh the access-handling options",
+    )
     args = parser.parse_args(argv)
     if is_synthetic(args.data) and not args.allow_synthetic:
         parser.error(f"{args.data} is synthetic; the docs' real-data figures must come from the real file")
@@ -286,12 +328,20 @@ def main(argv: list[str] | None = None) -> int:
             spread = split_spread(json.loads(args.spread.read_text(encoding="utf-8")))
         except (ValueError, KeyError) as exc:
             parser.error(f"--spread {args.spread}: {exc}")
+    access = None
+    if args.access:
+        try:
+            access = access_options(json.loads(args.access.read_text(encoding="utf-8")))
+        except (ValueError, KeyError) as exc:
+            parser.error(f"--access {args.access}: {exc}")
     previous = json.loads(args.output.read_text(encoding="utf-8")) if args.output.is_file() else {}
     result = measure(args.data, args.model, previous)
     if args.training_seconds:
         result["chosen"]["training_seconds"] = args.training_seconds
     if spread:
         result["split_spread"] = spread
+    if access:
+        result["access_options"] = access
     args.output.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"wrote {args.output}: test weighted F1 {result['test']['weighted_f1']}, split {result['split']['split_id']}")
     return 0

@@ -33,3 +33,16 @@ def test_every_command_runs_and_answers_in_the_shape_the_guide_shows(
                 continue
             live = json.loads(output)
             assert shape(live) == shape(json.loads(step.answer.body)), step.command.body
+
+
+def test_explanations_are_described_as_shares_of_this_estimate_not_as_odds_to_act_on(guide_text: str) -> None:
+    """A contribution is an answer's share of this estimate: "+0.3 multiplies the odds by about 1.35" invited a
+    what-if reading that the explanations do not support (issue 19)."""
+    from ml.contract import Contribution
+
+    card = (GUIDE.parent / "model-card.md").read_text(encoding="utf-8")
+    field = Contribution.model_fields["contribution"].description or ""
+    for text in (guide_text, card, field):
+        assert "multiplies the odds" not in text
+        assert "shares of this estimate" in text.replace("\n", " ") or "share of this estimate" in text
+    assert "not what-ifs" in guide_text

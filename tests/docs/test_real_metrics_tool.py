@@ -146,3 +146,52 @@ def test_synthetic_data_is_refused_by_default(trained_model_dir: Path, tmp_path:
         real_metrics.main(args)
     assert exit_info.value.code == 2
     assert not (tmp_path / "x.json").exists()
+
+
+def test_regenerated_file_has_the_screening_and_who_it_misses(regenerated: dict, trained_model_dir: Path) -> None:
+    """Every figure the docs state about the screening comes from the model's manifest and its subgroup table."""
+    manifest = json.loads((trained_model_dir / "manifest.json").read_text(encoding="utf-8"))
+    screening = regenerated["screening"]
+    assert screening["raised"] == round(manifest["screening"]["raised"], 4)
+    assert screening["prediabetes_average"] == round(manifest["screening"]["prediabetes_average"], 4)
+    assert screening["test_not_checked"]["ada_flagged"] == round(
+        manifest["screening"]["test_not_checked"]["ada_flagged"], 4
+    )
+    assert {"Sex", "Age", "Income"} <= {g["feature"] for g in regenerated["screening_subgroups"]}
+    assert "ADA risk test" in regenerated["screening_who_is_missed"]
+    assert set(regenerated["prediabetes_probability"]) == {
+        "top_tenth_predicted",
+        "top_tenth_observed",
+        "max",
+        "top_tenth_share_of_prediabetes",
+    }
+    tables = project_tables.real_tables(regenerated)
+    subgroups = tables["real_screening_subgroups.md"]
+    assert "| Sensitivity: model | ADA test | Difference (points) |" in subgroups
+    men = next(g for g in regenerated["screening_subgroups"] if g["group"] == "Male")
+    assert f"{men['sensitivity_model']:.1%} ({100 * men['sensitivity_model_low']:.1f}-" in subgroups
+    assert "Pre-diabetes, against neither" in tables["real_ada.md"]
+    subs = project_tables.substitutions(regenerated)
+    assert subs["real_screening_who_is_missed"] == regenerated["screening_who_is_missed"]
+    assert subs["real_not_checked_flagged"] == f"{regenerated['screening']['test_not_checked']['flagged']:.1%}"
+
+
+def test_access_option_refreshes_the_measured_options() -> None:
+    figures = {
+        "roc_auc": 0.82,
+        "specificity_at_ada_sensitivity": 0.69,
+        "lowered_by_one_access_answer": 0.0,
+        "not_checked_flagged": 0.17,
+        "not_checked_ada_flagged": 0.27,
+    }
+    per_seed = {"42": dict.fromkeys(project_tables.ACCESS_OPTIONS, figures)}
+    summary = {o: {k: {"mean": v, "sd": 0.001} for k, v in figures.items()} for o in project_tables.ACCESS_OPTIONS}
+    options = real_metrics.access_options({"command": "x --seeds 42", "per_seed": per_seed, "summary": summary})
+    assert options["seeds"] == ["42"]
+    table = project_tables.real_tables({**project_tables.load_real_metrics(), "access_options": options})
+    assert (
+        "| Access answers read as in care (**chosen**) | 0.8200 ± 0.0010 | 69.0% ± 0.1% | 0.0% | 17.0% (27.0%) |"
+        in (table["real_access_options.md"])
+    )
+    with pytest.raises(ValueError, match="access_handling"):
+        real_metrics.access_options({"checks": {}})

@@ -10,10 +10,16 @@ from streamlit.testing.v1 import AppTest
 
 from frontend import about
 from frontend.client import ApiClient
-from frontend.form import answer_key, is_yes_no
-from frontend.result import ADVICE, DISCLAIMER, SYNTHETIC_WARNING, factor_sentence, risk_sentence, status_sentence
+from frontend.form import WHO_IT_IS_FOR, answer_key, is_yes_no
+from frontend.result import (
+    DISCLAIMER,
+    SYNTHETIC_WARNING,
+    factor_sentence,
+    message,
+    prediabetes_sentence,
+)
 from frontend.ui import SHOWN_ROWS
-from ml.contract import ScreeningLevel
+from ml.manifest import ScreeningLevel
 from ml.schema import AGE_BANDS, CLASSES, DEFAULT_RECORD, FEATURE_NAMES, FEATURES, FeatureKind
 from tests.servers import ROOT
 
@@ -69,7 +75,7 @@ def test_form_is_built_from_the_schema_with_plain_questions_and_defaults(start, 
     assert at.button(key="predict").label == "Predict"
 
 
-def test_predict_leads_with_the_risk_then_advice_status_factors_and_disclaimer(start, api_url: str) -> None:
+def test_predict_leads_with_one_message_then_prediabetes_factors_and_disclaimer(start, api_url: str) -> None:
     at = start(api_url)
     changes = {"HighBP": 1, "HighChol": 1, "BMI": 38.0, "GenHlth": 4, "Age": 11, "DiffWalk": 1}
     for name, value in changes.items():
@@ -78,19 +84,40 @@ def test_predict_leads_with_the_risk_then_advice_status_factors_and_disclaimer(s
 
     record = {**DEFAULT_RECORD, **changes}
     expected = ApiClient(api_url, timeout_seconds=10, connect_timeout_seconds=2).predict(record, explain=True)
+    assert message(expected.screening) in texts(at.warning) + texts(at.info)
     shown = texts(at.markdown)
-    assert risk_sentence(expected.screening) in shown
-    assert shown.index(risk_sentence(expected.screening)) < shown.index(status_sentence(expected))
-    assert ADVICE[expected.screening.level] in texts(at.warning) + texts(at.info)
+    assert prediabetes_sentence(expected.screening) in shown
     assert expected.explanation
     for factor in expected.explanation:
         assert factor_sentence(factor) in shown
     assert "points away" not in shown
-    assert DISCLAIMER in texts(at.warning)
+    assert DISCLAIMER in shown
     assert f"Model version: {expected.model_version}" in texts(at.caption)
     # The session's model was trained on synthetic rows: the card and the page say so.
     assert SYNTHETIC_WARNING in texts(at.error)
     assert about.SYNTHETIC_INTRO in texts(at.error)
+
+
+def test_the_card_carries_one_message_and_the_form_the_note_on_pregnancy(start, api_url: str) -> None:
+    """No "Most likely status: No diabetes (71%)" beside "a blood test is advised"; the note that the survey counts
+    diabetes only during pregnancy as none is help for the questions, not part of anyone's result."""
+    at = click(start(api_url), "predict")
+    card = texts(at.markdown) + texts(at.warning) + texts(at.info)
+    assert "Most likely status" not in card
+    assert "pregnan" not in card
+    assert WHO_IT_IS_FOR in texts(at.caption)
+    assert "gestational diabetes" in WHO_IT_IS_FOR
+
+
+def test_a_person_not_checked_recently_is_told_why_a_blood_test_is_worth_having(start, api_url: str) -> None:
+    at = start(api_url)
+    widget(at, "CholCheck").set_value(0)
+    click(at.run(), "predict")
+    record = {**DEFAULT_RECORD, "CholCheck": 0}
+    expected = ApiClient(api_url, timeout_seconds=10, connect_timeout_seconds=2).predict(record)
+    assert expected.screening.care_access is not None
+    assert expected.screening.care_access.message in texts(at.warning)
+    assert "may be too low for you" in texts(at.warning)
 
 
 def test_changing_an_answer_marks_the_result_as_out_of_date(start, api_url: str) -> None:

@@ -1,4 +1,5 @@
-"""The answer's wording: the risk against the average, advice by level, near-ties, factors in plain words, the chart."""
+"""The answer's wording: one message by level, the risk against the average, pre-diabetes, access to care, factors,
+the chart."""
 
 from __future__ import annotations
 
@@ -6,30 +7,67 @@ import pytest
 
 from frontend.about import in_ten, intro, track_record
 from frontend.result import (
-    ADVICE,
+    average_percent,
     compared_with_average,
     factor_sentence,
+    headline,
+    level_sentence,
     percent,
+    prediabetes_sentence,
     risk_chart,
     risk_sentence,
-    status_sentence,
 )
-from ml.contract import Contribution, ModelResponse, PredictionResponse, ScreeningLevel
-from ml.manifest import ScreeningPerformance, ScreeningRule
-from ml.schema import feature
+from frontend.result import message as card_message
+from ml.contract import Contribution, ModelResponse, PredictionResponse, Screening
+from ml.manifest import (
+    AccessHandling,
+    FlaggedShare,
+    LevelOutcome,
+    ScreeningLevel,
+    ScreeningPerformance,
+    ScreeningRule,
+)
+from ml.schema import DEFAULT_RECORD, FEATURE_NAMES, feature
 
+LEVELS = {
+    ScreeningLevel.LOWER: LevelOutcome(people=0.58, affected=0.052),
+    ScreeningLevel.RAISED: LevelOutcome(people=0.34, affected=0.241),
+    ScreeningLevel.HIGH: LevelOutcome(people=0.08, affected=0.496),
+}
 RULE = ScreeningRule(
     average=0.16,
+    prediabetes_average=0.018,
     raised=0.15,
+    raised_not_checked=0.09,
     high=0.38,
-    test=ScreeningPerformance(
-        rows=50_732, flagged=0.385, precision=0.326, sensitivity=0.802, sensitivity_diabetes=0.82
+    access=AccessHandling(
+        roc_auc_as_given=0.828,
+        roc_auc_in_care=0.827,
+        specificity_at_ada_sensitivity_as_given=0.689,
+        specificity_at_ada_sensitivity_in_care=0.687,
     ),
+    test=ScreeningPerformance(
+        rows=50_732,
+        flagged=0.385,
+        precision=0.326,
+        sensitivity=0.802,
+        sensitivity_diabetes=0.82,
+        sensitivity_prediabetes=0.74,
+        specificity=0.65,
+        ada_flagged=0.47,
+        ada_sensitivity=0.80,
+        ada_sensitivity_prediabetes=0.72,
+        ada_specificity=0.58,
+    ),
+    test_not_checked=FlaggedShare(rows=1_700, flagged=0.3, ada_flagged=0.27),
+    test_levels=LEVELS,
 )
+IN_CARE = [float(DEFAULT_RECORD[name]) for name in FEATURE_NAMES]
 
 
-def answer(probabilities: tuple[float, float, float]) -> PredictionResponse:
-    return PredictionResponse.of(0, probabilities, RULE, model_version="v1", synthetic=False)
+def answer(probabilities: tuple[float, float, float], row: list[float] = IN_CARE) -> PredictionResponse:
+    screening = Screening.of(probabilities, RULE, row)
+    return PredictionResponse.of(0, probabilities, screening, model_version="v1", synthetic=False)
 
 
 @pytest.mark.parametrize(
@@ -68,28 +106,106 @@ def test_the_headline_is_the_risk_against_the_average_as_in_the_issue() -> None:
 
 
 def test_advice_changes_with_the_level_and_names_the_blood_test() -> None:
-    levels = {answer(p).screening.level for p in ((0.95, 0.01, 0.04), (0.8, 0.03, 0.17), (0.4, 0.05, 0.55))}
-    assert levels == set(ScreeningLevel)
-    assert len(set(ADVICE.values())) == len(ScreeningLevel)
-    assert all("HbA1c" in ADVICE[level] for level in (ScreeningLevel.RAISED, ScreeningLevel.HIGH))
-    assert "see a doctor soon" in ADVICE[ScreeningLevel.HIGH]
+    answers = [answer(p).screening for p in ((0.95, 0.01, 0.04), (0.8, 0.03, 0.17), (0.4, 0.05, 0.55))]
+    assert [a.level for a in answers] == list(ScreeningLevel)
+    assert [headline(a) for a in answers] == [
+        "No blood test is suggested by this screening.",
+        "A blood test is advised.",
+        "Please see a doctor soon for a blood test (HbA1c or fasting glucose).",
+    ]
+    assert "HbA1c" in level_sentence(answers[1])
+    # The card's one message: what to do first, then the risk, then what the level means.
+    raised = card_message(answers[1])
+    assert raised.startswith("**A blood test is advised.** Your estimated chance of having pre-diabetes or diabetes")
+    assert raised.index(risk_sentence(answers[1])) < raised.index(level_sentence(answers[1]))
 
 
-def test_the_most_likely_status_is_secondary_and_a_near_tie_is_said_to_be_one() -> None:
-    clear = status_sentence(answer((0.9, 0.02, 0.08)))
-    assert clear.startswith("Most likely status: **No diabetes** (90%).")
-    assert "only while pregnant" in clear  # the class's description, in plain words
-    assert "almost as likely" not in clear
-    tie = status_sentence(answer((0.51, 0.04, 0.45)))
-    assert "But **Diabetes** is almost as likely (45%): the answers do not tell these two apart." in tie
-    assert status_sentence(answer((0.3, 0.05, 0.65))) == "Most likely status: **Diabetes** (65%)."
+def test_high_says_what_its_precision_supports_not_at_least_half() -> None:
+    """The 'high' threshold is where about half of everyone at or above it is affected: a person just above it is
+    not "at least half"; the card gives the test split's share, from the manifest."""
+    high = level_sentence(answer((0.4, 0.05, 0.55)).screening)
+    assert "at least half" not in high
+    assert "Of the people in the survey whose estimate was 38% or more, about 5 in 10 (50%) had" in high
 
 
-def test_factors_say_what_they_do_to_the_risk_without_double_negatives() -> None:
+def test_every_level_states_its_own_share_of_affected_people() -> None:
+    lower = level_sentence(answer((0.95, 0.01, 0.04)).screening)
+    assert "whose result was 'lower', about 1 in 10 (5%) had pre-diabetes or diabetes" in lower
+    raised = level_sentence(answer((0.8, 0.03, 0.17)).screening)
+    assert "whose result was 'raised', about 2 in 10 (24%) had pre-diabetes or diabetes" in raised
+    assert raised.startswith("From 15%, this screen finds at least as many")
+
+
+def test_a_raised_risk_near_the_average_is_not_called_average_beside_the_advice() -> None:
+    """'raised' may start below the average (15% < 16% here): the card must not call a raised person "about the
+    average" (or "lower than" it) while advising a test; it states the average and the level instead."""
+    near = answer((0.845, 0.01, 0.145)).screening
+    assert near.level is ScreeningLevel.RAISED
+    assert near.ratio < 1
+    sentence = risk_sentence(near)
+    assert "about the same as" not in sentence
+    assert "lower than" not in sentence
+    assert "the average for adults in the survey the model learnt from is 16%" in sentence
+    assert level_sentence(near).startswith("From 15%, this screen finds")
+    # Far from the average, the comparison is said in words, and it agrees with the level.
+    assert "about 4 times the average of 16%" in risk_sentence(answer((0.4, 0.05, 0.55)).screening)
+    assert "lower than the average of 16%" in risk_sentence(answer((0.95, 0.01, 0.04)).screening)
+
+
+def test_the_chance_of_prediabetes_is_told_against_its_average() -> None:
+    """As the issue asks: "your estimated chance of pre-diabetes is 4%, about twice the average of 1.8%; this
+    estimate cannot rule it out"."""
+    screening = answer((0.69, 0.04, 0.27)).screening
+    assert screening.prediabetes.risk == pytest.approx(0.04)
+    assert screening.prediabetes.average == RULE.prediabetes_average
+    assert prediabetes_sentence(screening) == (
+        "Your estimated chance of pre-diabetes alone is **4%**, about twice the average of 1.8%. This estimate "
+        "cannot rule pre-diabetes out: only a blood test can."
+    )
+    assert average_percent(0.018) == "1.8%"
+    assert average_percent(0.158) == "16%"
+
+
+def test_a_person_not_checked_is_told_a_blood_test_is_worth_having_whatever_the_level() -> None:
+    unchecked = list(IN_CARE)
+    unchecked[FEATURE_NAMES.index("CholCheck")] = 0.0
+    screening = answer((0.95, 0.01, 0.04), unchecked).screening
+    assert screening.level is ScreeningLevel.LOWER
+    assert screening.care_access is not None
+    assert screening.care_access.not_checked
+    message = screening.care_access.message
+    assert message.startswith("A blood test (HbA1c or fasting glucose) is worth having whatever this result says")
+    assert "have not had your cholesterol checked in the past five years" in message
+    assert "may be too low for you" in message
+    assert "advised from a lower estimate (9% instead of 15%)" in message
+    card = card_message(screening)
+    assert card.startswith("**A blood test is worth having.**")
+    assert card.endswith(f"\n\n{message}")  # the API's words, in the card's one message
+    assert "No blood test is suggested" not in card
+    assert "Your estimate is below 9%, the level at which one is advised for you." in card
+    # Not checked, the raised level starts at its own threshold, and the bar shows that one.
+    assert answer((0.88, 0.02, 0.10), unchecked).screening.level is ScreeningLevel.RAISED
+    assert answer((0.88, 0.02, 0.10)).screening.level is ScreeningLevel.LOWER
+    assert answer((0.88, 0.02, 0.10), unchecked).screening.thresholds.raised == RULE.raised_not_checked
+
+
+def test_no_coverage_and_cost_are_named_too() -> None:
+    row = list(IN_CARE)
+    row[FEATURE_NAMES.index("AnyHealthcare")] = 0.0
+    row[FEATURE_NAMES.index("NoDocbcCost")] = 1.0
+    care = answer((0.95, 0.01, 0.04), row).screening.care_access
+    assert care is not None
+    assert (care.not_checked, care.no_coverage, care.cost_barrier) == (False, True, True)
+    assert "because you have no health care coverage and could not see a doctor because of the cost" in care.message
+    assert "lower estimate" not in care.message  # only people not checked have their own threshold
+    assert answer((0.95, 0.01, 0.04)).screening.care_access is None
+
+
+def test_factors_say_what_they_did_to_this_estimate_without_double_negatives() -> None:
     up = factor_sentence(Contribution(feature="HighBP", value=1.0, value_label="Yes", contribution=0.4))
-    assert up == f"{feature('HighBP').question} You answered **Yes**: this raises your estimated risk."
+    assert up == f"{feature('HighBP').question} You answered **Yes**: this raised your estimate."
     down = factor_sentence(Contribution(feature="Age", value=2.0, value_label="25-29", contribution=-0.3))
-    assert down.endswith("You answered **25-29**: this lowers your estimated risk.")
+    assert down.endswith("You answered **25-29**: this lowered your estimate.")
     assert "away" not in up + down
 
 
@@ -140,3 +256,22 @@ def _model_document(*, synthetic: bool) -> dict[str, object]:
         "schema": {},
         "batch_limit": 1000,
     }
+
+
+def test_a_risk_that_rounds_to_the_threshold_is_said_to_be_just_below_it() -> None:
+    """14.6% shows as 15%, like the raised level of 15%: "15% ... below 15%" would contradict itself."""
+    screening = answer((0.854, 0.01, 0.136)).screening
+    assert screening.level is ScreeningLevel.LOWER
+    assert percent(screening.risk) == percent(screening.thresholds.raised)
+    assert "Your estimate is just below the level at which one is advised." in level_sentence(screening)
+    assert "Your estimate is below 15%, the level" in level_sentence(answer((0.95, 0.01, 0.04)).screening)
+
+
+def test_a_person_outside_care_is_not_reassured_with_the_lower_levels_share() -> None:
+    """Few of the people outside the care system carry a diagnosis because few were tested: "fewer than 1 in 10
+    had pre-diabetes or diabetes" would reassure exactly the people the estimate may miss."""
+    row = list(IN_CARE)
+    row[FEATURE_NAMES.index("AnyHealthcare")] = 0.0
+    card = card_message(answer((0.95, 0.01, 0.04), row).screening)
+    assert "whose result was 'lower'" not in card
+    assert "whose result was 'lower'" in card_message(answer((0.95, 0.01, 0.04)).screening)

@@ -20,7 +20,7 @@ from ml import predict as predict_cli
 from ml.batch import results as batch_results
 from ml.batch.results import result_columns
 from ml.batch.scoring import score_file
-from ml.contract import RESULT_COLUMNS, PredictionResponse
+from ml.contract import RESULT_COLUMNS, PredictionResponse, Screening
 from ml.inference.predictor import Predictions, Predictor
 from ml.schema import FEATURE_NAMES, TARGET
 from ml.training.data import DataValidationError, features_matrix
@@ -51,8 +51,8 @@ def _write(frame: pd.DataFrame, path: Path) -> Path:
 
 def _expected(predictor: Predictor, frame: pd.DataFrame) -> pd.DataFrame:
     """What the whole-file Predictor answers for these rows, as result columns."""
-    answers = predictor.predict(features_matrix(frame))
-    return pd.DataFrame(result_columns(answers, predictor.manifest))
+    features = features_matrix(frame)
+    return pd.DataFrame(result_columns(features, predictor.predict(features), predictor.manifest))
 
 
 def _predict(model: Path, data: Path, output: Path, *extra: str) -> int:
@@ -348,28 +348,59 @@ def test_csv_in_parquet_out_keeps_the_cells_as_text(predictor: Predictor, tmp_pa
 
 
 def test_result_columns_equal_the_contracts_row_for_every_answer(predictor: Predictor) -> None:
-    """The vectorised columns are exactly `PredictionResponse.result_row`, thresholds and ties included."""
+    """The vectorised columns are exactly `PredictionResponse.result_row`, thresholds, ties and the unchecked's own
+    threshold included."""
     manifest = predictor.manifest
-    answers = predictor.predict(features_matrix(make_synthetic(500, seed=9)))
     rule = manifest.screening
-    edge = np.array([[1 - rule.raised, 0.0, rule.raised], [1 - rule.high, rule.high, 0.0], [1.0, 0.0, 0.0]])
-    answers = Predictions(np.concatenate([answers.classes, [2, 1, 0]]), np.concatenate([answers.probabilities, edge]))
-    columns = result_columns(answers, manifest)
+    features = features_matrix(make_synthetic(500, seed=9))
+    answers = predictor.predict(features)
+    edge = np.array(
+        [
+            [1 - rule.raised, 0.0, rule.raised],
+            [1 - rule.raised_not_checked, 0.0, rule.raised_not_checked],
+            [1 - rule.high, rule.high, 0.0],
+            [1.0, 0.0, 0.0],
+        ]
+    )
+    edge_rows = np.repeat(features[:1], len(edge) * 2, axis=0)
+    edge_rows[:, FEATURE_NAMES.index("CholCheck")] = [1, 0] * len(edge)
+    edge = np.repeat(edge, 2, axis=0)
+    features = np.concatenate([features, edge_rows])
+    answers = Predictions(
+        np.concatenate([answers.classes, np.zeros(len(edge), dtype=np.int64)]),
+        np.concatenate([answers.probabilities, edge]),
+        np.concatenate([answers.screening_probabilities, edge]),
+    )
+    columns = result_columns(features, answers, manifest)
     assert list(columns) == list(RESULT_COLUMNS)
-    for i, (k, p) in enumerate(zip(answers.classes, answers.probabilities, strict=True)):
+    levels = set()
+    for i, (k, p, screened, row) in enumerate(
+        zip(answers.classes, answers.probabilities, answers.screening_probabilities, features, strict=True)
+    ):
         expected = PredictionResponse.of(
-            int(k), p, rule, model_version=manifest.model_version, synthetic=manifest.data.synthetic
+            int(k),
+            p,
+            Screening.of(screened, rule, row),
+            model_version=manifest.model_version,
+            synthetic=manifest.data.synthetic,
         ).result_row()
         assert tuple(columns[name][i] for name in RESULT_COLUMNS) == expected
+        levels.add(expected[RESULT_COLUMNS.index("risk_level")])
+    assert levels == {"lower", "raised", "high"}
 
 
 def test_a_result_column_without_a_vectorised_rule_comes_from_the_contract(
     predictor: Predictor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    answers = predictor.predict(features_matrix(make_synthetic(50, seed=2)))
-    expected = result_columns(answers, predictor.manifest)
+    features = features_matrix(make_synthetic(50, seed=2))
+    features[::2, FEATURE_NAMES.index("CholCheck")] = 0
+    answers = predictor.predict(features)
+    expected = result_columns(features, answers, predictor.manifest)
     monkeypatch.delitem(batch_results._RULES, "risk_level")
-    assert result_columns(answers, predictor.manifest)["risk_level"].tolist() == expected["risk_level"].tolist()
+    monkeypatch.delitem(batch_results._RULES, "risk")
+    fallback = result_columns(features, answers, predictor.manifest)
+    assert fallback["risk_level"].tolist() == expected["risk_level"].tolist()
+    assert fallback["risk"].tolist() == expected["risk"].tolist()
 
 
 def test_batch_threads_give_the_same_answers(trained_model_dir: Path, predictor: Predictor) -> None:

@@ -17,7 +17,7 @@ def _answers(y: np.ndarray, skill: float, rng: np.random.Generator, decimals: in
     logits = rng.normal(0, 1, (len(y), 3)) + np.log([0.84, 0.03, 0.13])
     logits[np.arange(len(y)), y] += skill
     proba = np.round(softmax(logits), decimals)
-    return Predictions(proba.argmax(axis=1), proba)
+    return Predictions(proba.argmax(axis=1), proba, proba)
 
 
 def _labels(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -101,7 +101,7 @@ def test_a_better_label_with_a_worse_ranking_is_not_promoted() -> None:
     old = _answers(y, 1.0, rng)
     better_labels = np.where(rng.random(len(y)) < 0.9, y, old.classes)
     shuffled = old.probabilities[rng.permutation(len(y))]
-    compared = compare(y, Predictions(better_labels, shuffled), old, comparison=1, resamples=200)
+    compared = compare(y, Predictions(better_labels, shuffled, shuffled), old, comparison=1, resamples=200)
     assert compared.gain_beyond_noise
     assert compared.auc_worse_beyond_noise
     assert not compared.better

@@ -12,13 +12,14 @@ import pandas as pd
 import pytest
 
 from ml import predict as predict_cli
-from ml.contract import RESULT_COLUMNS, ScreeningLevel, top_contributions
+from ml.contract import RESULT_COLUMNS, top_contributions
 from ml.inference.artifact import MANIFEST_FILE, MODEL_FILE, ArtifactError
 from ml.inference.digest import artifact_digest
 from ml.inference.loader import load_artifact, read_folder
 from ml.inference.postprocess import calibrate, decide
 from ml.inference.predictor import Predictor
-from ml.manifest import Manifest
+from ml.inference.screening import access_columns, in_care
+from ml.manifest import Manifest, ScreeningLevel
 from ml.schema import FEATURE_NAMES, TARGET
 from ml.training.data import features_matrix, read_csv
 from ml.training.synthetic import make_synthetic, write_synthetic
@@ -65,7 +66,7 @@ def test_other_lightgbm_major_version_is_refused(model_copy: Path) -> None:
 
 def test_other_format_version_is_refused_before_anything_else(model_copy: Path) -> None:
     _edit_manifest(model_copy, format_version=1, calibration="not even an object")
-    with pytest.raises(ArtifactError, match="format_version 1, this code reads 3"):
+    with pytest.raises(ArtifactError, match="format_version 1, this code reads 4"):
         load_artifact(model_copy)
 
 
@@ -152,16 +153,19 @@ def _logit_risk(logits: np.ndarray) -> np.ndarray:
     return np.logaddexp(logits[..., 1], logits[..., 2]) - logits[..., 0]
 
 
-def test_contributions_are_first_order_effects_on_the_log_odds_of_the_screening_risk(
+def test_contributions_are_first_order_shares_of_the_screening_estimates_log_odds(
     trained_model_dir: Path, predictor: Predictor, rows: np.ndarray
 ) -> None:
-    """The documented property, checked by finite differences on rows of the synthetic model: removing eps times a
-    feature's TreeSHAP share (of the three calibrated logits) changes logit(r) by eps times its contribution."""
+    """The documented property, checked by finite differences on rows of the synthetic model: removing eps times an
+    answer's TreeSHAP share (of the three calibrated logits of the in-care answers, which the screening risk is
+    computed from) changes logit(r) by eps times its contribution; the access answers have none."""
     booster = load_artifact(trained_model_dir).booster
     calibration = predictor.manifest.calibration
     sample = rows[:40]
-    raw = booster.predict(sample, raw_score=True)
-    shap = booster.predict(sample, pred_contrib=True).reshape(len(sample), 3, len(FEATURE_NAMES) + 1)
+    screened, changed = in_care(sample)
+    assert changed.any()  # the sample has people outside the care system
+    raw = booster.predict(screened, raw_score=True)
+    shap = booster.predict(screened, pred_contrib=True).reshape(len(sample), 3, len(FEATURE_NAMES) + 1)
     np.testing.assert_allclose(shap.sum(axis=2), raw, rtol=1e-6, atol=1e-6)  # TreeSHAP is exact
     logits = raw / calibration.temperature + np.asarray(calibration.bias)
     phi = shap[:, :, :-1] / calibration.temperature  # each feature's share of the calibrated logits
@@ -170,6 +174,7 @@ def test_contributions_are_first_order_effects_on_the_log_odds_of_the_screening_
     for eps in (1e-3, 1e-5):
         moved = logits[:, :, None] - eps * phi  # (rows, classes, features)
         finite = (_logit_risk(logits)[:, None] - _logit_risk(np.moveaxis(moved, 1, -1))) / eps
+        finite[:, access_columns()] = 0.0
         np.testing.assert_allclose(predictions.contributions, finite, rtol=0, atol=50 * eps)
     # One row alone is explained as inside a batch, and the top factor is the largest effect.
     single = predictor.predict(sample[3], explain=True).contributions
@@ -232,7 +237,7 @@ def test_predict_cli_round_trips_in_input_order(
     assert len(result) == 500
     np.testing.assert_allclose(result[["proba_0", "proba_1", "proba_2"]].to_numpy(), expected.probabilities, atol=2e-6)
     np.testing.assert_array_equal(result["prediction"].to_numpy(), expected.classes)
-    np.testing.assert_allclose(result["risk"], 1 - expected.probabilities[:, 0], atol=2e-6)
+    np.testing.assert_allclose(result["risk"], 1 - expected.screening_probabilities[:, 0], atol=2e-6)
     assert set(result["risk_level"]) <= {level.value for level in ScreeningLevel}
     assert set(result["model_version"]) == {predictor.version}
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from mlflow import MlflowClient
@@ -280,3 +281,31 @@ def test_tampered_store_code_is_refused_before_it_runs(
     load = f"import mlflow; mlflow.pyfunc.load_model({uri!r})"
     subprocess.run([sys.executable, "-c", load], env=env, capture_output=True, timeout=300, check=True)
     assert marker.read_text() == "ran"
+
+
+def test_every_run_reports_the_screening_by_subgroup_beside_the_ada_test(
+    tracking: MlflowClient, models: Models, tmp_path: Path
+) -> None:
+    """Sensitivity and specificity of 'raised' by Sex, Age band and Income band, the ADA test's beside them, with
+    their bootstrap intervals, and who the screen misses in plain words (issue 19)."""
+    result = models.strong
+    outcome = log_training_run(result, experiment="test-screening")
+    run = tracking.get_run(outcome.run_id)
+    logged = {a.path for a in tracking.list_artifacts(outcome.run_id, "evaluation")}
+    assert {"evaluation/screening_subgroups.csv", "evaluation/screening_who_is_missed.txt"} <= logged
+    table = pd.read_csv(
+        tracking.download_artifacts(outcome.run_id, "evaluation/screening_subgroups.csv", str(tmp_path))
+    )
+    assert {"Sex", "Age", "Income"} <= set(table["feature"])
+    for measure in ("sensitivity", "specificity"):
+        for test in ("model", "ada", "difference"):
+            assert {f"{measure}_{test}", f"{measure}_{test}_low", f"{measure}_{test}_high"} <= set(table.columns)
+    words = Path(tracking.download_artifacts(outcome.run_id, "evaluation/screening_who_is_missed.txt", str(tmp_path)))
+    assert "ADA risk test" in words.read_text()
+    metrics = run.data.metrics
+    assert metrics["screening_Sex_Male_sensitivity_model"] == pytest.approx(
+        table.loc[(table["feature"] == "Sex") & (table["group"] == "Male"), "sensitivity_model"].item(), abs=1e-4
+    )
+    assert "screening_Income_lt_25000_specificity_ada" in metrics
+    assert metrics["screening_test_sensitivity_prediabetes"] == result.manifest.screening.test.sensitivity_prediabetes
+    assert metrics["screening_not_checked_flagged"] == result.manifest.screening.test_not_checked.flagged

@@ -1,0 +1,67 @@
+"""The rows the screening risk is computed on: every answer about access to care read as "in care".
+
+The survey's label is a doctor's diagnosis ("Has a doctor ever told you..."), so the model learnt that people who
+have not been checked, have no coverage or could not afford a doctor are seldom diagnosed, and it would tell exactly
+those people that they are fine. The screening risk is therefore the model's risk for the same answers with each
+access answer (`ml.schema.CARE_ACCESS`) set to its "in care" value: no access answer can lower it. The class and its
+probabilities stay the model's for the answers as given. People not checked in five years also get their own, lower
+raised threshold (`ml.manifest.ScreeningRule.raised_not_checked`), so an access answer can only raise the level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ml.schema import CARE_ACCESS, FEATURE_NAMES
+
+_IN_CARE = tuple((FEATURE_NAMES.index(name), float(value)) for name, value in CARE_ACCESS.items())
+_CHOL_CHECK = FEATURE_NAMES.index("CholCheck")
+
+
+def in_care(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows (n, 21) with every access answer set to "in care", and which rows that changed, shape (n,).
+
+    When no row changes, the first result is `rows` itself (no copy).
+    """
+    changed = np.zeros(len(rows), dtype=bool)
+    for column, value in _IN_CARE:
+        changed |= rows[:, column] != value
+    if not changed.any():
+        return rows, changed
+    screened = rows.copy()
+    for column, value in _IN_CARE:
+        screened[:, column] = value
+    return screened, changed
+
+
+def in_care_probabilities(
+    rows: np.ndarray, probabilities: np.ndarray, score: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """The calibrated probabilities of `rows` with the access answers read as "in care": `probabilities` (of the rows
+    as given) where nothing changes, `score` (rows -> calibrated probabilities) of the changed rows elsewhere; the
+    same array when no row changes."""
+    screened, changed = in_care(rows)
+    if not changed.any():
+        return probabilities
+    result = probabilities.copy()
+    result[changed] = score(screened[changed])
+    return result
+
+
+def risk_of(proba: np.ndarray) -> np.ndarray:
+    """The screening risk p(pre-diabetes) + p(diabetes) of each row of calibrated probabilities (n, 3)."""
+    risk: np.ndarray = 1.0 - proba[:, 0]
+    return risk
+
+
+def not_checked(rows: np.ndarray) -> np.ndarray:
+    """Whose cholesterol was not checked in the past five years, shape (n,): they get the lower raised threshold."""
+    result: np.ndarray = rows[:, _CHOL_CHECK] != CARE_ACCESS["CholCheck"]
+    return result
+
+
+def access_columns() -> tuple[int, ...]:
+    """Schema positions of the access answers (their explanation shares are left out: they do not move the risk)."""
+    return tuple(column for column, _ in _IN_CARE)
