@@ -224,6 +224,7 @@ _ECS = (
     "application-autoscaling:PutScalingPolicy",
     "application-autoscaling:RegisterScalableTarget",
     "application-autoscaling:TagResource",
+    "application-autoscaling:UntagResource",
     "ecs:CreateCluster",
     "ecs:CreateService",
     "ecs:DeleteCluster",
@@ -364,6 +365,8 @@ def deploy_policy(setup: CiSetup) -> str:
     return policy_json(
         [
             *_state(setup, write=True),
+            # The EKS program resolves its caller's session to the role (aws.iam.get_session_context: iam:GetRole).
+            statement(["iam:GetRole"], ctx.arn("iam", f"role/{setup.role_name('deploy')}", region=False), sid="Self"),
             statement(_EC2, "*", in_region, sid="Network"),
             statement(_ELB, "*", in_region, sid="LoadBalancers"),
             statement(_ECS, "*", in_region, sid="Ecs"),

@@ -131,6 +131,8 @@ class Recorder(pulumi.runtime.Mocks):
     deployer: str = DEPLOYER
     resources: list[Resource] = field(default_factory=list)
     account: str = ACCOUNT
+    #: Every data source the program read (token, arguments): checked against the CI roles like the resources.
+    invokes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         if args.typ == "pulumi:pulumi:StackReference":
@@ -184,6 +186,7 @@ class Recorder(pulumi.runtime.Mocks):
         return value
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        self.invokes.append((args.token, dict(args.args)))
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
             session = self.deployer.replace(":iam::", ":sts::").replace(":role/", ":assumed-role/") + "/ci"
             return {"accountId": self.account, "arn": session, "userId": "AROA:ci"}, []

@@ -288,6 +288,7 @@ PROVIDER_ACTIONS: dict[str, tuple[Need, ...]] = {
         "logs:PutRetentionPolicy",
         "logs:ListTagsForResource",
         "logs:TagResource",
+        "logs:UntagResource",
         "logs:DeleteLogGroup",
     )
     + on("*", "logs:DescribeLogGroups"),
@@ -321,6 +322,7 @@ PROVIDER_ACTIONS: dict[str, tuple[Need, ...]] = {
         "servicediscovery:GetNamespace",
         "servicediscovery:ListTagsForResource",
         "servicediscovery:TagResource",
+        "servicediscovery:UntagResource",
         "servicediscovery:DeleteNamespace",
     ),
     "aws:ecs/cluster:Cluster": on(
@@ -330,6 +332,7 @@ PROVIDER_ACTIONS: dict[str, tuple[Need, ...]] = {
         "ecs:UpdateCluster",
         "ecs:ListTagsForResource",
         "ecs:TagResource",
+        "ecs:UntagResource",
         "ecs:DeleteCluster",
     )
     + service_linked_role("ecs.amazonaws.com", "AWSServiceRoleForECS"),
@@ -343,6 +346,7 @@ PROVIDER_ACTIONS: dict[str, tuple[Need, ...]] = {
         "application-autoscaling:DescribeScalableTargets",
         "application-autoscaling:ListTagsForResource",
         "application-autoscaling:TagResource",
+        "application-autoscaling:UntagResource",  # a tag key removed from the stack (tags_gen.go updateTags)
         "application-autoscaling:DeregisterScalableTarget",
         "ecs:DescribeServices",
         "ecs:UpdateService",
@@ -402,6 +406,7 @@ PROVIDER_ACTIONS: dict[str, tuple[Need, ...]] = {
         "eks:CreateCluster",
         "eks:DescribeCluster",
         "eks:TagResource",
+        "eks:UntagResource",
         "eks:UpdateClusterConfig",
         "eks:UpdateClusterVersion",
         "eks:DescribeUpdate",
@@ -410,12 +415,12 @@ PROVIDER_ACTIONS: dict[str, tuple[Need, ...]] = {
     + passes("{inputs[roleArn]}", "eks.amazonaws.com")
     + service_linked_role("eks.amazonaws.com", "AWSServiceRoleForAmazonEKS"),
     "aws:eks/fargateProfile:FargateProfile": on(CLUSTER, "eks:CreateFargateProfile")
-    + on("{arn}", "eks:DescribeFargateProfile", "eks:TagResource", "eks:DeleteFargateProfile")
+    + on("{arn}", "eks:DescribeFargateProfile", "eks:TagResource", "eks:UntagResource", "eks:DeleteFargateProfile")
     # Which of the two EKS names as the service the pod role is passed to is not documented: both are allowed.
     + passes("{inputs[podExecutionRoleArn]}", "eks.amazonaws.com", "eks-fargate-pods.amazonaws.com")
     + service_linked_role("eks-fargate.amazonaws.com", "AWSServiceRoleForAmazonEKSForFargate"),
     "aws:eks/addon:Addon": on(CLUSTER, "eks:CreateAddon")
-    + on(ADDON, "eks:DescribeAddon", "eks:UpdateAddon", "eks:TagResource", "eks:DeleteAddon")
+    + on(ADDON, "eks:DescribeAddon", "eks:UpdateAddon", "eks:TagResource", "eks:UntagResource", "eks:DeleteAddon")
     + on("*", "eks:DescribeAddonVersions"),
     # web_acl.go: resourceWebACLCreate (CreateWebACL, tags in the request), resourceWebACLRead -> findWebACL
     # (GetWebACL; tags_gen.go listTags: ListTagsForResource), resourceWebACLUpdate (UpdateWebACL, updateTags:
@@ -438,7 +443,14 @@ PROVIDER_ACTIONS: dict[str, tuple[Need, ...]] = {
     + calls("{inputs[resourceArn]}", "wafv2", "AssociateWebACL", "GetWebACLForResource", "DisassociateWebACL")
     + on("{inputs[resourceArn]}", "elasticloadbalancing:SetWebAcl"),
     "aws:eks/accessEntry:AccessEntry": on(CLUSTER, "eks:CreateAccessEntry")
-    + on(ACCESS_ENTRY, "eks:DescribeAccessEntry", "eks:UpdateAccessEntry", "eks:TagResource", "eks:DeleteAccessEntry"),
+    + on(
+        ACCESS_ENTRY,
+        "eks:DescribeAccessEntry",
+        "eks:UpdateAccessEntry",
+        "eks:TagResource",
+        "eks:UntagResource",
+        "eks:DeleteAccessEntry",
+    ),
     "aws:eks/accessPolicyAssociation:AccessPolicyAssociation": on(
         ACCESS_ENTRY, "eks:AssociateAccessPolicy", "eks:ListAssociatedAccessPolicies", "eks:DisassociateAccessPolicy"
     ),
@@ -492,4 +504,18 @@ SOURCE_FILES: dict[str, str] = {
     "aws:wafv2/webAclAssociation:WebAclAssociation": "wafv2/web_acl_association.go",
     "aws:eks/accessEntry:AccessEntry": "eks/access_entry.go",
     "aws:eks/accessPolicyAssociation:AccessPolicyAssociation": "eks/access_policy_association.go",
+}
+
+#: The data sources the programs read themselves (pulumi-eks's own are `eks_component.INVOKES`), at preview as at
+#: update, and what each one calls, read from the same provider's source (`internal/service/...`):
+#: `sts/caller_identity_data_source.go` (sts:GetCallerIdentity, which IAM never denies), `meta/partition_data_source.go`
+#: and `elb/service_account_data_source.go` (answered from the provider's own tables, no call),
+#: `ec2/ec2_availability_zones_data_source.go` (DescribeAvailabilityZones) and `iam/session_context_data_source.go`
+#: (dataSourceSessionContextRead -> findRoleByName: iam:GetRole on the role behind the caller's session, `{caller}`).
+INVOKE_ACTIONS: dict[str, tuple[Need, ...]] = {
+    "aws:index/getCallerIdentity:getCallerIdentity": (),
+    "aws:index/getPartition:getPartition": (),
+    "aws:elb/getServiceAccount:getServiceAccount": (),
+    "aws:index/getAvailabilityZones:getAvailabilityZones": on("*", "ec2:DescribeAvailabilityZones"),
+    "aws:iam/getSessionContext:getSessionContext": on("{caller}", "iam:GetRole"),
 }

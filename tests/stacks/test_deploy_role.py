@@ -12,12 +12,23 @@ from typing import Any
 
 import pytest
 
+from stacks.config import EcsStackSettings, EksStackSettings, SharedSettings
+from stacks.ecs.program import build as ecs_build
+from stacks.eks.program import build as eks_build
 from stacks.ops.boundary import EKS_CLUSTER_POLICY_ACTIONS, workload_boundary_policy
 from stacks.ops.ci_roles import CiSetup, ci_roles, deploy_policy, preview_policy
+from stacks.root import build as root_build
 from tests.stacks import eks_component
-from tests.stacks.harness import REGION, integral
+from tests.stacks.harness import REGION, integral, run_program, settings_for
 from tests.stacks.iam_lint import allows
-from tests.stacks.provider_actions import ECS_SERVICE_OPERATIONS, PROVIDER_ACTIONS, SOURCE_FILES, Need, iam_action
+from tests.stacks.provider_actions import (
+    ECS_SERVICE_OPERATIONS,
+    INVOKE_ACTIONS,
+    PROVIDER_ACTIONS,
+    SOURCE_FILES,
+    Need,
+    iam_action,
+)
 from tests.stacks.replay.catalog import declared_types, is_component
 from tests.stacks.replay.stacks import ACCOUNTS, Replayed
 
@@ -201,3 +212,53 @@ def test_without_the_programs_roles_pulumi_eks_would_make_roles_the_deploy_role_
     (role,) = [c for c in eks_component.children(cluster.name, inputs) if c.typ == "aws:iam/role:Role"]
     arn = f"arn:aws:iam::{SETUP.account_id}:role/{role.name}-1a2b3c4"
     assert not allows(deploy_policy(SETUP), "iam:CreateRole", arn, {"aws:RequestedRegion": REGION})
+
+
+@pytest.mark.parametrize("job", ["deploy", "preview"])
+def test_every_data_source_the_programs_read_is_allowed_to_the_role_that_runs_them(job: str) -> None:
+    """Each program's own look-ups run at preview (preview role) and at update (deploy role). The EKS program's
+    session-context look-up calls iam:GetRole on the caller's own role: the deploy role lacked it, so every CI EKS
+    deploy failed at its first step."""
+    setup = SETUP
+    caller = f"arn:aws:iam::{setup.account_id}:role/{setup.role_name(job)}"
+    policy = {"deploy": deploy_policy, "preview": preview_policy}[job](setup)
+    root = run_program(root_build, settings_for(SharedSettings), deployer=caller, account=setup.account_id)
+    runs = [root] + [
+        run_program(
+            build,
+            settings_for(model),
+            root.outputs,
+            deployer=caller,
+            preview=job == "preview",
+            account=setup.account_id,
+        )
+        for build, model in ((ecs_build, EcsStackSettings), (eks_build, EksStackSettings))
+    ]
+    tokens = {token for run in runs for token, _ in run.recorder.invokes}
+    assert "aws:iam/getSessionContext:getSessionContext" in tokens
+    assert tokens - INVOKE_ACTIONS.keys() == set(), "a data source with no listed calls"
+    fields = {"caller": caller}
+    denied = [
+        f"{token}: {problem}"
+        for token in sorted(tokens)
+        for need in INVOKE_ACTIONS[token]
+        if (problem := _denied(policy, need, fields))
+    ]
+    assert denied == []
+
+
+def test_every_type_whose_tags_the_provider_adds_can_also_have_them_removed() -> None:
+    """The provider's tags_gen.go updateTags calls TagResource for new keys and UntagResource for removed ones: the
+    scalable target listed only the first, so removing a tag key from the stack would fail the ECS deploy."""
+    untag = {"ecs": "UntagResource", "elasticloadbalancing": "RemoveTags", "ec2": "DeleteTags", "iam": None}
+    missing = []
+    for typ, needs in PROVIDER_ACTIONS.items():
+        actions = {need.action for need in needs}
+        for action in actions:
+            prefix, name = action.split(":")
+            if name != "TagResource":
+                continue
+            removal = untag.get(prefix, "UntagResource")
+            if removal and f"{prefix}:{removal}" not in actions:
+                missing.append(f"{typ}: {prefix}:{removal}")
+    assert missing == []
