@@ -58,6 +58,17 @@ def check_deployer(deployer_arn: str, creator_arn: str, entries: dict[str, str],
         )
 
 
+def open_endpoint_warning(cidrs: tuple[str, ...], cluster: str) -> str | None:
+    """The warning for a Kubernetes API endpoint reachable from the whole internet, or None."""
+    if "0.0.0.0/0" not in cidrs:
+        return None
+    return (
+        f"the Kubernetes API endpoint of {cluster} is open to 0.0.0.0/0: EKS access entries are the only gate. Narrow "
+        "diabetes-eks:eks.publicAccessCidrs to your runners' and operators' egress addresses, or leave it empty "
+        "(private endpoint) and deploy from inside the VPC"
+    )
+
+
 def _groups(level: str) -> list[str]:
     """Viewers may also send server-side dry runs (stacks/eks/preview_access.py): what a preview needs."""
     return [PREVIEW_GROUP] if level == "view" else []
@@ -154,6 +165,9 @@ class EksCluster(pulumi.ComponentResource):
         )
 
         cidrs = list(settings.eks.public_access_cidrs)
+        warning = open_endpoint_warning(settings.eks.public_access_cidrs, self.cluster_name)
+        if warning:
+            pulumi.log.warn(warning)
         self.cluster = eks.Cluster(
             name,
             name=self.cluster_name,
