@@ -18,6 +18,20 @@ from stacks.config import S3Location
 
 #: What pulling an image needs on the repository itself (ecr:GetAuthorizationToken is account-wide).
 ECR_PULL_ACTIONS = ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
+#: Every role the stacks create, by its logical name after `<project>-<env>-`, with the services the deploy role passes
+#: it to (the IRSA roles are assumed by pods with a web identity, never passed). The CI deploy role may create, change
+#: and pass these names only (`stacks.ops.ci_roles`): a new role kind means a new entry here.
+STACK_ROLES: dict[str, tuple[str, ...]] = {
+    "ecs-execution": ("ecs-tasks.amazonaws.com",),
+    "ecs-api-task": ("ecs-tasks.amazonaws.com",),
+    "eks-cluster": ("eks.amazonaws.com",),
+    # AWS does not document which of the two EKS names CreateFargateProfile passes the pod role to.
+    "eks-pod-execution": ("eks.amazonaws.com", "eks-fargate-pods.amazonaws.com"),
+    "eks-addons-lb-controller": (),
+    "eks-app-api-model": (),
+}
+#: The only AWS managed policy a stack role carries (the EKS cluster role's, which EKS requires).
+MANAGED_POLICIES = ("AmazonEKSClusterPolicy",)
 
 
 @dataclass(frozen=True)
@@ -80,15 +94,18 @@ def stack_role(
     tags: dict[str, str],
     opts: pulumi.ResourceOptions,
 ) -> aws.iam.Role:
-    """A role of this stack: under the stack's path and bounded by its workload boundary (the deploy role may create
-    no other kind)."""
+    """A role of this stack: one of `STACK_ROLES`, under the stack's path and bounded by its workload boundary (the
+    deploy role may create no other kind). A new trust policy replaces the role instead of rewriting it in place, so
+    the deploy role needs no iam:UpdateAssumeRolePolicy (which IAM cannot limit to a trust policy's content)."""
+    if name.removeprefix(f"{ctx.stack}-") not in STACK_ROLES:
+        raise ValueError(f"role {name!r} is not one of the stack's roles {sorted(STACK_ROLES)} (stacks/aws_context.py)")
     return aws.iam.Role(
         name,
         path=ctx.role_path,
         permissions_boundary=ctx.boundary_arn,
         assume_role_policy=assume_role_policy,
         tags=tags,
-        opts=opts,
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(replace_on_changes=["assumeRolePolicy"])),
     )
 
 

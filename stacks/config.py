@@ -292,6 +292,22 @@ class PlatformSettings(StackSettings):
                 "modelSha256 is required when modelUri is s3://...: set it to the digest "
                 "`python -m stacks.ops model-digest <model dir>` prints"
             )
+        if self.model_s3 is not None and not self.model_s3.bucket.startswith(f"{self.name}-models-"):
+            raise ValueError(
+                f"modelUri must be in this stack's model bucket ({self.name}-models-..., `pulumi stack output "
+                f"modelBucket`), not {self.model_s3.bucket}: the stack's roles may read no other bucket (their "
+                "permissions boundary)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _certificate_in_region(self) -> PlatformSettings:
+        region = self.certificate_arn.split(":")[3] if self.certificate_arn else self.region
+        if region != self.region:
+            raise ValueError(
+                f"certificateArn is in {region}, the stack in {self.region}: a load balancer takes an ACM certificate "
+                "of its own region only (request one there: docs/deploy.md, HTTPS)"
+            )
         return self
 
     @property

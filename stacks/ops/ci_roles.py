@@ -19,7 +19,14 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from stacks.aws_context import AwsContext, policy_json, statement, web_identity_trust_policy
+from stacks.aws_context import (
+    MANAGED_POLICIES,
+    STACK_ROLES,
+    AwsContext,
+    policy_json,
+    statement,
+    web_identity_trust_policy,
+)
 from stacks.shared import TARGETS
 
 GITHUB_OIDC = "token.actions.githubusercontent.com"
@@ -60,18 +67,38 @@ def trust_policy(setup: CiSetup, subject: str) -> str:
     return web_identity_trust_policy(provider, GITHUB_OIDC, f"repo:{setup.repository}:{subject}")
 
 
+#: The Pulumi projects whose stacks share one state bucket (Pulumi.yaml, stacks/ecs, stacks/eks): all named `diabetes*`.
+PULUMI_PROJECTS = ("diabetes", "diabetes-ecs", "diabetes-eks")
+#: Where Pulumi's S3 backend keeps one stack (pulumi/pkg/backend/diy: store.go projectReferenceStore, lock.go): the
+#: checkpoint (with its `.bak`, `.gz`), history, backups, the update journal, and the lock of
+#: `organization/<project>/<stack>`.
+STATE_KEYS = (
+    ".pulumi/stacks/{project}/{stack}.json*",
+    ".pulumi/history/{project}/{stack}/*",
+    ".pulumi/backups/{project}/{stack}/*",
+    ".pulumi/journal/{project}/{stack}/*",
+)
+LOCK_KEYS = ".pulumi/locks/organization/{project}/{stack}/*"
+
+
+def state_objects(setup: CiSetup, keys: tuple[str, ...]) -> list[str]:
+    """The ARNs of this environment's objects of the three projects (`diabetes*`) in its state bucket."""
+    bucket = f"arn:aws:s3:::{setup.state_bucket}"
+    return [f"{bucket}/{key.format(project='diabetes*', stack=setup.environment)}" for key in keys]
+
+
 def _state(setup: CiSetup, *, write: bool) -> list[dict[str, Any]]:
-    """The Pulumi S3 backend: read every stack's state (StackReference too), take the lock, and with `write`
-    save checkpoints and history; the KMS key that encrypts the stacks' secrets."""
+    """The Pulumi S3 backend of this environment (a bucket and a KMS key of its own, `stacks.ops bootstrap`): read
+    this environment's stacks (StackReference too) and the backend's version file, take the lock, and with `write`
+    save checkpoints, history and backups of this environment's stacks only; the key that encrypts their secrets."""
     bucket = f"arn:aws:s3:::{setup.state_bucket}"
     key = setup.ctx.arn("kms", f"key/{setup.kms_key_id}")
-    objects = f"{bucket}/.pulumi/*"
+    locks = state_objects(setup, (LOCK_KEYS,))
+    stacks = state_objects(setup, STATE_KEYS)
     return [
         statement(["s3:ListBucket", "s3:GetBucketLocation"], bucket, sid="StateBucket"),
-        statement(["s3:GetObject"], objects, sid="ReadState"),
-        statement(
-            ["s3:DeleteObject", "s3:PutObject"], objects if write else f"{bucket}/.pulumi/locks/*", sid="WriteState"
-        ),
+        statement(["s3:GetObject"], [f"{bucket}/.pulumi/meta.yaml", *stacks, *locks], sid="ReadState"),
+        statement(["s3:DeleteObject", "s3:PutObject"], [*stacks, *locks] if write else locks, sid="WriteState"),
         statement(
             ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"] if write else ["kms:Decrypt"],
             key,
@@ -286,14 +313,16 @@ _WAFV2 = (
 )
 #: Role writes IAM lets a policy hold to a permissions boundary (the `iam:PermissionsBoundary` condition key).
 _IAM_BOUNDED_ROLE_WRITES = (
-    "iam:AttachRolePolicy",
     "iam:CreateRole",
     "iam:DeleteRolePolicy",
-    "iam:DetachRolePolicy",
     "iam:PutRolePermissionsBoundary",
     "iam:PutRolePolicy",
 )
-#: The rest of a role's life cycle; only ever on the stack's own roles, which all carry the boundary.
+#: Managed-policy attachments, held to the boundary and to `MANAGED_POLICIES` (the `iam:PolicyARN` condition key).
+_IAM_ATTACHMENTS = ("iam:AttachRolePolicy", "iam:DetachRolePolicy")
+#: The rest of a role's life cycle; only ever on the stack's own roles, which all carry the boundary. No
+#: iam:UpdateAssumeRolePolicy: IAM cannot hold a trust policy's content to anything, and a stack role whose trust
+#: changes is replaced instead (`stacks.aws_context.stack_role`).
 _IAM_ROLES = (
     "iam:DeleteRole",
     "iam:GetRole",
@@ -303,7 +332,13 @@ _IAM_ROLES = (
     "iam:ListRolePolicies",
     "iam:TagRole",
     "iam:UntagRole",
-    "iam:UpdateAssumeRolePolicy",
+)
+#: What the deploy role does with the cluster's OIDC provider (created with the stack's tags, changed only so tagged).
+_OIDC_PROVIDER = (
+    "iam:DeleteOpenIDConnectProvider",
+    "iam:GetOpenIDConnectProvider",
+    "iam:TagOpenIDConnectProvider",
+    "iam:UntagOpenIDConnectProvider",
 )
 _S3_BUCKETS = (
     "s3:CreateBucket",
@@ -347,9 +382,42 @@ SERVICE_LINKED_ROLES = (
     "eks-fargate.amazonaws.com",
     "elasticloadbalancing.amazonaws.com",
 )
-#: Services the deploy role passes this stack's roles to: ECS tasks, the EKS cluster, EKS Fargate's pod role (AWS
-#: does not document which of the two EKS names CreateFargateProfile passes it to).
-PASSED_TO = ("ecs-tasks.amazonaws.com", "eks.amazonaws.com", "eks-fargate-pods.amazonaws.com")
+
+
+def stack_role_arns(ctx: AwsContext, *kinds: str) -> list[str]:
+    """The ARNs of the stack's roles of the given kinds (`stacks.aws_context.STACK_ROLES`; all when none is named):
+    `role/<project>-<env>/<project>-<env>-<kind>-<autoname suffix>`."""
+    return [ctx.arn("iam", f"role{ctx.role_path}{ctx.stack}-{kind}-*", region=False) for kind in kinds or STACK_ROLES]
+
+
+def _role_statements(ctx: AwsContext) -> list[dict[str, Any]]:
+    """Create, change and pass the stack's own roles: by name, each with the workload boundary, the only managed
+    policy they carry, each passed only to the services that assume it."""
+    bounded = {"ArnEquals": {"iam:PermissionsBoundary": ctx.boundary_arn}}
+    managed = [f"arn:{ctx.partition}:iam::aws:policy/{policy}" for policy in MANAGED_POLICIES]
+    passed: dict[tuple[str, ...], list[str]] = {}
+    for kind, services in STACK_ROLES.items():
+        if services:
+            passed.setdefault(services, []).append(kind)
+    return [
+        statement(_IAM_BOUNDED_ROLE_WRITES, stack_role_arns(ctx), bounded, sid="BoundedRoles"),
+        statement(
+            _IAM_ATTACHMENTS,
+            stack_role_arns(ctx, "eks-cluster"),
+            {"ArnEquals": {**bounded["ArnEquals"], "iam:PolicyARN": managed}},
+            sid="ManagedPolicies",
+        ),
+        statement(_IAM_ROLES, stack_role_arns(ctx), sid="Roles"),
+        *(
+            statement(
+                ["iam:PassRole"],
+                stack_role_arns(ctx, *kinds),
+                {"StringEquals": {"iam:PassedToService": list(services)}},
+                sid=f"PassRoles{index}",
+            )
+            for index, (services, kinds) in enumerate(sorted(passed.items()))
+        ),
+    ]
 
 
 def deploy_policy(setup: CiSetup) -> str:
@@ -357,8 +425,9 @@ def deploy_policy(setup: CiSetup) -> str:
     ctx, name = setup.ctx, setup.name
     in_region = {"StringEquals": {"aws:RequestedRegion": setup.region}}
     log_groups = [ctx.arn("logs", f"log-group:{prefix}{name}-*") for prefix in ("/ecs/", "/eks/", "/aws/eks/")]
+    oidc_providers = ctx.arn("iam", f"oidc-provider/oidc.eks.{setup.region}.amazonaws.com/id/*", region=False)
+    owner = {"Project": setup.project, "Environment": setup.environment}
     cluster = f"{name}-eks"
-    stack_roles = ctx.arn("iam", f"role{ctx.role_path}*", region=False)
     linked_roles = [
         ctx.arn("iam", f"role/aws-service-role/{service}/*", region=False) for service in SERVICE_LINKED_ROLES
     ]
@@ -404,21 +473,10 @@ def deploy_policy(setup: CiSetup) -> str:
                 log_groups,
                 sid="LogGroups",
             ),
-            # The stack's roles only (path /<project>-<env>/; the CI roles live at / and are out of reach), and each
-            # one created or changed with the workload boundary, so no role the deploy role makes can do more.
-            statement(
-                _IAM_BOUNDED_ROLE_WRITES,
-                stack_roles,
-                {"ArnEquals": {"iam:PermissionsBoundary": ctx.boundary_arn}},
-                sid="BoundedRoles",
-            ),
-            statement(_IAM_ROLES, stack_roles, sid="Roles"),
-            statement(
-                ["iam:PassRole"],
-                stack_roles,
-                {"StringEquals": {"iam:PassedToService": list(PASSED_TO)}},
-                sid="PassRoles",
-            ),
+            # The stack's roles only (path /<project>-<env>/, the names the programs give them; the CI roles live at /
+            # and are out of reach), each created or changed with the workload boundary: no role the deploy role makes
+            # can do more than a workload of this stack.
+            *_role_statements(ctx),
             statement(
                 ["iam:CreateServiceLinkedRole"],
                 linked_roles,
@@ -432,15 +490,21 @@ def deploy_policy(setup: CiSetup) -> str:
                 ctx.arn("cloudwatch", f"alarm:TargetTracking-service/{name}-ecs/*"),
                 sid="ScalingAlarms",
             ),
+            # The EKS cluster's OIDC provider: created with this stack's tags, changed and deleted only so tagged (the
+            # issuer's id is random: a name cannot narrow it further).
             statement(
-                [
-                    "iam:CreateOpenIDConnectProvider",
-                    "iam:DeleteOpenIDConnectProvider",
-                    "iam:GetOpenIDConnectProvider",
-                    "iam:TagOpenIDConnectProvider",
-                    "iam:UntagOpenIDConnectProvider",
-                ],
-                ctx.arn("iam", f"oidc-provider/oidc.eks.{setup.region}.amazonaws.com/id/*", region=False),
+                ["iam:CreateOpenIDConnectProvider", "iam:TagOpenIDConnectProvider"],
+                oidc_providers,
+                {
+                    "StringEquals": {f"aws:RequestTag/{key}": value for key, value in owner.items()},
+                    "StringEqualsIfExists": {f"aws:ResourceTag/{key}": value for key, value in owner.items()},
+                },
+                sid="CreateClusterOidc",
+            ),
+            statement(
+                _OIDC_PROVIDER,
+                oidc_providers,
+                {"StringEquals": {f"aws:ResourceTag/{key}": value for key, value in owner.items()}},
                 sid="ClusterOidc",
             ),
             # The optional WAF web ACL of the ECS load balancer (autonamed `<project>-<env>-ecs-waf-*`).
@@ -469,6 +533,27 @@ def deploy_policy(setup: CiSetup) -> str:
     )
 
 
+#: IAM's size limit of one managed policy (characters, whitespace not counted); a role may carry 10 of them.
+MAX_POLICY_CHARS = 6144
+
+
+def managed_documents(document: str) -> list[dict[str, Any]]:
+    """A permission policy split, statement by statement, into managed-policy documents that each fit IAM's limit (an
+    inline role policy may hold only 10,240 characters in all: the deploy role's needs more)."""
+    parts: list[list[dict[str, Any]]] = [[]]
+    for item in json.loads(document)["Statement"]:
+        candidate = [*parts[-1], item]
+        if parts[-1] and _chars({"Version": "2012-10-17", "Statement": candidate}) > MAX_POLICY_CHARS:
+            parts.append([item])
+        else:
+            parts[-1] = candidate
+    return [{"Version": "2012-10-17", "Statement": part} for part in parts]
+
+
+def _chars(document: dict[str, Any]) -> int:
+    return len("".join(json.dumps(document).split()))
+
+
 def ci_roles(setup: CiSetup) -> dict[str, dict[str, Any]]:
     """Role name -> its subject's trust policy, permission policy and session limit."""
     subjects = {"preview": "pull_request", "publish": f"environment:{setup.environment}"}
@@ -478,7 +563,7 @@ def ci_roles(setup: CiSetup) -> dict[str, dict[str, Any]]:
         setup.role_name(job): {
             "maxSessionDuration": MAX_SESSION_SECONDS,
             "trustPolicy": json.loads(trust_policy(setup, subject)),
-            "permissionPolicy": json.loads(permissions[job](setup)),
+            "permissionPolicies": managed_documents(permissions[job](setup)),
         }
         for job, subject in subjects.items()
     }

@@ -54,7 +54,6 @@ def eks_component_outputs(cluster: str, fargate_profile: str, account: str) -> d
     }
     return {
         "kubeconfigJson": json.dumps(kubeconfig),
-        "oidcProviderArn": f"arn:aws:iam::{account}:oidc-provider/{OIDC_ISSUER}",
         "oidcProviderUrl": f"https://{OIDC_ISSUER}",
         "oidcIssuer": OIDC_ISSUER,
         "fargateProfileId": f"{cluster}:{fargate_profile}",
@@ -100,6 +99,7 @@ class Resource:
     depends_on: list[str] = field(default_factory=list)
     delete_before_replace: bool = False
     ignore_changes: list[str] = field(default_factory=list)
+    replace_on_changes: list[str] = field(default_factory=list)
     urn: str = ""
 
     def waits_for(self, other: Resource) -> bool:
@@ -121,6 +121,7 @@ class RecordingMonitor(pulumi.runtime.mocks.MockMonitor):
                 last.depends_on = sorted({*request.dependencies, *property_urns})
                 last.delete_before_replace = bool(request.deleteBeforeReplace)
                 last.ignore_changes = list(request.ignoreChanges)
+                last.replace_on_changes = list(request.replaceOnChanges)
                 break
         return response
 
@@ -157,6 +158,8 @@ class Recorder(pulumi.runtime.Mocks):
             }
         elif args.typ == "aws:lb/targetGroup:TargetGroup":
             state["arnSuffix"] = f"targetgroup/{state['name']}/73e2d6bc24d8a067"
+        elif args.typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+            state["arn"] = f"arn:aws:iam::{account}:oidc-provider/{args.inputs['url'].removeprefix('https://')}"
         elif args.typ == "aws:cloudwatch/logGroup:LogGroup":
             state["arn"] = f"arn:aws:logs:{REGION}:{account}:log-group:{args.inputs['name']}"
         elif args.typ == "aws:s3/bucket:Bucket":

@@ -140,6 +140,10 @@ def bounded(resource: str, *actions: str) -> tuple[Need, ...]:
     return tuple(Need(action, resource, BOUNDED) for action in actions)
 
 
+#: The stack's tags (Project, Environment) as a create request carries them, and as an existing resource has them.
+REQUEST_TAGS = {"aws:RequestTag/Project": "{project}", "aws:RequestTag/Environment": "{environment}"}
+RESOURCE_TAGS = {"aws:ResourceTag/Project": "{project}", "aws:ResourceTag/Environment": "{environment}"}
+
 BUCKET = "arn:aws:s3:::{inputs[bucket]}"
 REPOSITORY = "arn:aws:ecr:{region}:{account}:repository/{inputs[repository]}"
 CLUSTER = "arn:aws:eks:{region}:{account}:cluster/{cluster}"
@@ -301,19 +305,29 @@ PROVIDER_ACTIONS: dict[str, tuple[Need, ...]] = {
         "iam:ListRolePolicies",
         "iam:ListAttachedRolePolicies",
         "iam:ListInstanceProfilesForRole",
-        "iam:UpdateAssumeRolePolicy",
-        "iam:DeleteRole",
+        "iam:DeleteRole",  # no UpdateAssumeRolePolicy: a new trust policy replaces the role (replaceOnChanges)
     ),
     "aws:iam/rolePolicy:RolePolicy": bounded(ROLE, "iam:PutRolePolicy", "iam:DeleteRolePolicy")
     + on(ROLE, "iam:GetRolePolicy"),
-    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": bounded(ROLE, "iam:AttachRolePolicy", "iam:DetachRolePolicy")
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": tuple(
+        Need(action, ROLE, {**BOUNDED, "iam:PolicyARN": "{inputs[policyArn]}"})
+        for action in ("iam:AttachRolePolicy", "iam:DetachRolePolicy")
+    )
     + on(ROLE, "iam:ListAttachedRolePolicies"),
-    "aws:iam/openIdConnectProvider:OpenIdConnectProvider": on(
-        "{arn}",
-        "iam:CreateOpenIDConnectProvider",
-        "iam:GetOpenIDConnectProvider",
-        "iam:TagOpenIDConnectProvider",
-        "iam:DeleteOpenIDConnectProvider",
+    # Created with its tags in the request (and iam:TagOpenIDConnectProvider for them), then read, retagged and
+    # deleted as a tagged resource.
+    "aws:iam/openIdConnectProvider:OpenIdConnectProvider": tuple(
+        Need(action, "{arn}", REQUEST_TAGS)
+        for action in ("iam:CreateOpenIDConnectProvider", "iam:TagOpenIDConnectProvider")
+    )
+    + tuple(
+        Need(action, "{arn}", RESOURCE_TAGS)
+        for action in (
+            "iam:GetOpenIDConnectProvider",
+            "iam:TagOpenIDConnectProvider",
+            "iam:UntagOpenIDConnectProvider",
+            "iam:DeleteOpenIDConnectProvider",
+        )
     ),
     "aws:servicediscovery/httpNamespace:HttpNamespace": on(
         "*",

@@ -86,6 +86,16 @@ def test_platform_stack_files_have_no_on_off_switches() -> None:
         (EcsStackSettings, {"modelUri": "s3://models-bucket"}, "modelUri must look like s3://<bucket>/<prefix>"),
         (EcsStackSettings, {"modelUri": "models/champion"}, "absolute path inside the image"),
         (EcsStackSettings, {"modelUri": "s3://models-bucket/champion"}, "modelSha256 is required"),
+        (
+            EcsStackSettings,
+            {"modelUri": "s3://acme-payroll/champion", "modelSha256": "a" * 64},
+            "modelUri must be in this stack's model bucket (diabetes-dev-models-...",
+        ),
+        (
+            EcsStackSettings,
+            {"certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/0f6b1a2c-1111-4222-8333-944455556666"},
+            "certificateArn is in us-east-1, the stack in eu-west-1",
+        ),
         (EcsStackSettings, {"modelSha256": "ABC"}, "diabetes-ecs:modelSha256"),
         (EcsStackSettings, {"certificateArn": "arn:aws:iam::123456789012:server-certificate/x"}, "ACM certificate"),
         (SharedSettings, {"natGateways": "three"}, "diabetes:natGateways"),
@@ -120,9 +130,9 @@ def test_the_eks_stack_requires_its_access_entries() -> None:
 
 
 def test_an_s3_model_with_its_digest_is_accepted() -> None:
-    settings = settings_for(EcsStackSettings, modelUri="s3://models-bucket/m/v3", modelSha256=MODEL_SHA256)
+    settings = settings_for(EcsStackSettings, modelUri="s3://diabetes-dev-models-1a2b/m/v3", modelSha256=MODEL_SHA256)
     assert settings.model_s3 is not None
-    assert (settings.model_s3.bucket, settings.model_s3.prefix) == ("models-bucket", "m/v3")
+    assert (settings.model_s3.bucket, settings.model_s3.prefix) == ("diabetes-dev-models-1a2b", "m/v3")
 
 
 def _with_config(project: str, values: dict[str, str]) -> None:

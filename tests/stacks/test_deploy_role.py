@@ -7,20 +7,24 @@ account is the replay's), so a statement narrowed to the wrong names fails too.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from stacks.aws_context import STACK_ROLES, AwsContext, stack_role
 from stacks.config import EcsStackSettings, EksStackSettings, SharedSettings
 from stacks.ecs.program import build as ecs_build
+from stacks.eks.lb_controller_policy import CLUSTER_TAG
 from stacks.eks.program import build as eks_build
-from stacks.ops.boundary import EKS_CLUSTER_POLICY_ACTIONS, workload_boundary_policy
+from stacks.ops.boundary import CLUSTER_POLICY_DROPPED, EKS_CLUSTER_POLICY_ACTIONS, workload_boundary_policy
 from stacks.ops.ci_roles import CiSetup, ci_roles, deploy_policy, preview_policy
 from stacks.root import build as root_build
 from tests.stacks import eks_component
-from tests.stacks.harness import REGION, integral, run_program, settings_for
-from tests.stacks.iam_lint import allows
+from tests.stacks.harness import ACCOUNT, REGION, integral, run_program, settings_for
+from tests.stacks.iam_lint import allows, allows_bounded
 from tests.stacks.provider_actions import (
     ECS_SERVICE_OPERATIONS,
     INVOKE_ACTIONS,
@@ -45,6 +49,8 @@ def _resources(replayed: Replayed) -> Iterator[tuple[str, dict[str, Any]]]:
         "name": SETUP.name,
         "cluster": f"{SETUP.name}-eks",
         "boundary": SETUP.ctx.boundary_arn,
+        "project": SETUP.project,
+        "environment": SETUP.environment,
     }
     created = {(c.typ, c.name): c for stack in replayed.created.values() for c in stack}
     for run in replayed.runs.values():
@@ -153,13 +159,14 @@ def test_the_deploy_role_cannot_touch_any_ci_role(role: str) -> None:
 def test_every_role_the_deploy_role_creates_or_changes_carries_the_boundary() -> None:
     policy = deploy_policy(SETUP)
     role = f"arn:aws:iam::{SETUP.account_id}:role{SETUP.ctx.role_path}diabetes-dev-eks-cluster-1a2b3c4"
-    bounded = {"iam:PermissionsBoundary": SETUP.ctx.boundary_arn}
+    managed = {"iam:PolicyARN": "arn:aws:iam::aws:policy/AmazonEKSClusterPolicy"}
+    bounded = {"iam:PermissionsBoundary": SETUP.ctx.boundary_arn, **managed}
     writes = ("iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:PutRolePermissionsBoundary")
     for action in writes:
         assert allows(policy, action, role, bounded), action
-        assert not allows(policy, action, role, {}), f"{action} without the boundary"
+        assert not allows(policy, action, role, managed), f"{action} without the boundary"
         other = f"arn:aws:iam::{SETUP.account_id}:policy/AdministratorAccess"
-        assert not allows(policy, action, role, {"iam:PermissionsBoundary": other}), action
+        assert not allows(policy, action, role, {**managed, "iam:PermissionsBoundary": other}), action
     # Removing or rewriting the boundary itself is never allowed.
     assert not allows(policy, "iam:DeleteRolePermissionsBoundary", role, bounded)
     boundary = SETUP.ctx.boundary_arn
@@ -167,31 +174,158 @@ def test_every_role_the_deploy_role_creates_or_changes_carries_the_boundary() ->
         assert not allows(policy, action, boundary, {}), action
 
 
+def _satisfying(conditions: dict[str, dict[str, Any]], cluster: str) -> dict[str, str]:
+    """A request context meeting a statement's conditions, as the workload's own requests do (a tag a condition only
+    requires to exist carries the stack's cluster name: the controller tags what it makes with its cluster)."""
+    context: dict[str, str] = {}
+    for operator, keys in conditions.items():
+        for key, values in keys.items():
+            first = str(values[0] if isinstance(values, list) else values)
+            if operator == "Null":
+                if first == "false":
+                    context[key] = cluster
+            else:
+                context[key] = first
+    return context
+
+
 def test_the_boundary_covers_every_policy_the_programs_give_their_roles(request: pytest.FixtureRequest) -> None:
-    """A role bounded too tightly fails at run time: every action of every workload policy and of the managed policy
-    the EKS cluster role carries must be inside the boundary."""
-    import json
+    """A role bounded too tightly fails at run time: every action of every workload policy, on the resources and with
+    the conditions that policy grants it, must be inside the boundary; of the managed policy the EKS cluster role
+    carries, every action is inside or dropped with the reason (a Fargate-only cluster has no nodes)."""
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from moto.iam.aws_managed_policies import aws_managed_policies_data
 
-    boundary = json.loads(workload_boundary_policy(SETUP.ctx))
-    allowed = {a for item in boundary["Statement"] for a in item["Action"]}
-    needed: set[str] = set()
+    ctx = AwsContext(ACCOUNT, "aws", REGION, "", "diabetes-dev")
+    boundary = workload_boundary_policy(ctx)
+    outside = []
     for fixture in ("ecs_full_run", "eks_full_run"):
         for resource in request.getfixturevalue(fixture).recorder.of_type("aws:iam/rolePolicy:RolePolicy"):
-            needed |= {a for item in json.loads(resource.inputs["policy"])["Statement"] for a in item["Action"]}
+            for item in json.loads(resource.inputs["policy"])["Statement"]:
+                context = {"aws:RequestedRegion": REGION, **_satisfying(item.get("Condition", {}), "diabetes-dev-eks")}
+                for action in item["Action"]:
+                    for arn in item["Resource"] if isinstance(item["Resource"], list) else [item["Resource"]]:
+                        # The controller's k8s-* load balancers and target groups carry its cluster tag: it may create
+                        # them only so tagged (CreateTaggedLoadBalancer, CreateTaggedTargetGroup).
+                        if re.search(r":(loadbalancer/\w+|targetgroup)/k8s-", arn):
+                            context = {f"aws:ResourceTag/{CLUSTER_TAG}": "diabetes-dev-eks", **context}
+                        if not allows(boundary, action, arn, context):
+                            outside.append(f"{resource.name}: {action} on {arn} {context}")
+    assert outside == []
     managed = json.loads(aws_managed_policies_data)["AmazonEKSClusterPolicy"]["Document"]["Statement"]
     cluster_policy = {
         a for item in managed for a in ([item["Action"]] if isinstance(item["Action"], str) else item["Action"])
     }
     assert cluster_policy == set(EKS_CLUSTER_POLICY_ACTIONS)
-    assert needed | cluster_policy <= allowed, sorted((needed | cluster_policy) - allowed)
-    assert not [
-        a for a in allowed if a.startswith(("iam:", "sts:", "organizations:")) and a != "iam:CreateServiceLinkedRole"
+    kept = cluster_policy - CLUSTER_POLICY_DROPPED.keys()
+    assert [a for a in kept if not allows(boundary, a, "*", {"aws:RequestedRegion": REGION})] == []
+    assert [a for a in CLUSTER_POLICY_DROPPED if allows(boundary, a, "*", {"aws:RequestedRegion": REGION})] == []
+
+
+ADMINISTRATOR = json.dumps({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+#: What other workloads of the account own, and what a bounded role once reached with AdministratorAccess attached.
+FOREIGN = {
+    "s3:GetObject": "arn:aws:s3:::acme-payroll-exports/2026/payroll.csv",
+    "s3:ListBucket": "arn:aws:s3:::acme-pulumi-state",
+    "ecr:BatchGetImage": "arn:aws:ecr:eu-west-1:{account}:repository/other-team/app",
+    "logs:PutLogEvents": "arn:aws:logs:eu-west-1:{account}:log-group:/aws/cloudtrail:log-stream:x",
+    "ec2:ModifyInstanceAttribute": "arn:aws:ec2:eu-west-1:{account}:instance/i-0prod",
+    "ec2:DeleteVolume": "arn:aws:ec2:eu-west-1:{account}:volume/vol-0prod",
+    "ec2:AuthorizeSecurityGroupIngress": "arn:aws:ec2:eu-west-1:{account}:security-group/sg-proddb",
+    "elasticloadbalancing:RegisterTargets": "arn:aws:elasticloadbalancing:eu-west-1:{account}:targetgroup/prod-api/1",
+    "elasticloadbalancing:DeleteLoadBalancer": (
+        "arn:aws:elasticloadbalancing:eu-west-1:{account}:loadbalancer/app/k8s-prod-api/1"
+    ),
+    "autoscaling:UpdateAutoScalingGroup": (
+        "arn:aws:autoscaling:eu-west-1:{account}:autoScalingGroup:x:autoScalingGroupName/prod"
+    ),
+    "iam:CreateRole": "arn:aws:iam::{account}:role/backdoor",
+    "iam:AttachRolePolicy": "arn:aws:iam::{account}:role/diabetes-dev/diabetes-dev-ecs-execution-1a2b3c4",
+    "sts:AssumeRole": "arn:aws:iam::{account}:role/OrganizationAccountAccessRole",
+    "kms:Decrypt": "arn:aws:kms:eu-west-1:{account}:key/k1",
+    "secretsmanager:GetSecretValue": "arn:aws:secretsmanager:eu-west-1:{account}:secret:prod-db",
+}
+
+
+def test_a_role_the_deploy_role_makes_can_do_nothing_outside_the_stack_whatever_it_is_given() -> None:
+    """The deploy role may create a bounded role and give it any inline policy: with AdministratorAccess it once got
+    the boundary's 99 actions on every resource in every region (every bucket, Pulumi's state included). Now the
+    boundary holds it to the stack's own resources in the stack's region."""
+    account = SETUP.account_id
+    boundary = workload_boundary_policy(SETUP.ctx)
+    here = {"aws:RequestedRegion": REGION}
+    reached = [
+        f"{action} on {arn}"
+        for action, arn in FOREIGN.items()
+        if allows_bounded(ADMINISTRATOR, boundary, action, arn.format(account=account), here)
     ]
+    assert reached == []
+    # Another region: not even the stack's own images.
+    own_image = f"arn:aws:ecr:{REGION}:{account}:repository/diabetes-dev/api"
+    assert allows_bounded(ADMINISTRATOR, boundary, "ecr:BatchGetImage", own_image, here)
+    assert not allows_bounded(
+        ADMINISTRATOR, boundary, "ecr:BatchGetImage", own_image, {"aws:RequestedRegion": "us-west-2"}
+    )
+    own_model = "arn:aws:s3:::diabetes-dev-models-11dbd40/models/abc/model.txt"
+    assert allows_bounded(ADMINISTRATOR, boundary, "s3:GetObject", own_model, here)
+    # The deploy role cannot make such a role under another name, nor attach an AWS managed policy but the cluster's.
+    policy = deploy_policy(SETUP)
+    bounded = {**here, "iam:PermissionsBoundary": SETUP.ctx.boundary_arn}
+    assert not allows(policy, "iam:CreateRole", f"arn:aws:iam::{account}:role/diabetes-dev/backdoor", bounded)
+    cluster_role = f"arn:aws:iam::{account}:role/diabetes-dev/diabetes-dev-eks-cluster-2e31f3a"
+    admin = {**bounded, "iam:PolicyARN": "arn:aws:iam::aws:policy/AdministratorAccess"}
+    assert not allows(policy, "iam:AttachRolePolicy", cluster_role, admin)
+    eks = {**bounded, "iam:PolicyARN": "arn:aws:iam::aws:policy/AmazonEKSClusterPolicy"}
+    assert allows(policy, "iam:AttachRolePolicy", cluster_role, eks)
+    assert not allows(policy, "iam:AttachRolePolicy", cluster_role.replace("eks-cluster", "ecs-execution"), eks)
+    assert not allows(policy, "iam:UpdateAssumeRolePolicy", cluster_role, bounded)
+
+
+def test_every_stack_role_is_replaced_rather_than_retrusted(request: pytest.FixtureRequest) -> None:
+    """Without iam:UpdateAssumeRolePolicy a changed trust policy must replace the role; every role asks for it."""
+    roles = [
+        r
+        for f in ("ecs_full_run", "eks_full_run")
+        for r in request.getfixturevalue(f).recorder.of_type("aws:iam/role:Role")
+    ]
+    assert roles
+    assert [r.name for r in roles if "assumeRolePolicy" not in r.replace_on_changes] == []
+    kinds = {r.name.removeprefix("diabetes-dev-") for r in roles}
+    assert kinds == STACK_ROLES.keys(), "the deploy role's role names and the programs' roles differ"
+
+
+def test_a_role_outside_the_stacks_list_is_refused_before_anything_is_made() -> None:
+    import pulumi
+
+    ctx = AwsContext(ACCOUNT, "aws", REGION, "", "diabetes-dev")
+    with pytest.raises(ValueError, match="not one of the stack's roles"):
+        stack_role("diabetes-dev-backdoor", ctx, "{}", {}, pulumi.ResourceOptions())
+
+
+def test_every_managed_policy_fits_iams_size_limit() -> None:
+    """A managed policy holds at most 6,144 characters (whitespace not counted), a role at most 10 of them: the
+    longest names a stack may have, in a long region."""
+    import re
+
+    longest = CiSetup(
+        "acme-corporation/diabetes-service",
+        "stagingenv",
+        ACCOUNT,
+        "ap-southeast-2",
+        "s" * 63,
+        "k" * 36,
+        project="diabetess",
+    )
+    assert len(longest.name) == 20
+    size = len(re.sub(r"\s", "", workload_boundary_policy(longest.ctx)))
+    assert size <= 6144, size
+    for name, spec in ci_roles(longest).items():
+        documents = spec["permissionPolicies"]
+        assert 1 <= len(documents) <= 10, name
+        assert all(len(re.sub(r"\s", "", json.dumps(d))) <= 6144 for d in documents), name
 
 
 @pytest.mark.parametrize("role", ["deploy", "preview"])

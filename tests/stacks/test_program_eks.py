@@ -146,7 +146,6 @@ def test_pulumi_eks_makes_no_role_security_group_or_node_of_its_own(eks_full_run
         "aws:eks/accessPolicyAssociation:AccessPolicyAssociation",
         "aws:eks/fargateProfile:FargateProfile",
         "aws:eks/addon:Addon",
-        "aws:iam/openIdConnectProvider:OpenIdConnectProvider",
     }
 
 
@@ -217,9 +216,12 @@ def test_cluster_version_logs_and_oidc_provider(eks_full_run: Run) -> None:
     log_group = eks_full_run.recorder.one("aws:cloudwatch/logGroup:LogGroup", "control-plane")
     assert cluster.waits_for(log_group)  # ours, with a retention: EKS would create it without one
     assert log_group.inputs["name"] == "/aws/eks/diabetes-dev-eks/cluster"
-    assert cluster.inputs["createOidcProvider"] is True
-    (oidc,) = _children(eks_full_run, "aws:iam/openIdConnectProvider:OpenIdConnectProvider")
+    # The OIDC provider is the program's own, tagged with the stack (pulumi-eks's would be untagged).
+    assert cluster.inputs["createOidcProvider"] is False
+    oidc = eks_full_run.recorder.one("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
     assert oidc.inputs["clientIdLists"] == ["sts.amazonaws.com"]
+    assert oidc.inputs["url"] == f"https://{OIDC_ISSUER}"
+    assert {oidc.inputs["tags"][key] for key in ("Project", "Environment")} == {"diabetes", "dev"}
 
 
 def test_one_fargate_profile_runs_the_system_and_app_namespaces_after_its_role_policy(eks_full_run: Run) -> None:
