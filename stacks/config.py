@@ -159,6 +159,8 @@ class EksSettings(_Model):
     metrics_server_chart_version: str = Field(default="3.13.0", pattern=r"^\d+\.\d+\.\d+$")
     #: Who may reach the public API endpoint; empty (the default) makes the endpoint private to the VPC.
     public_access_cidrs: tuple[str, ...] = ()
+    #: Accept a version past its standard support, which bills extended support (six times the hourly price).
+    allow_extended_support: bool = False
     access: ClusterAccess
 
     @field_validator("version")
@@ -172,6 +174,19 @@ class EksSettings(_Model):
                 f"{sorted(STANDARD_SUPPORT_END)} or add its row from AWS's EKS release calendar"
             )
         return value
+
+    @model_validator(mode="after")
+    def _in_standard_support(self) -> EksSettings:
+        from stacks.eks import versions
+
+        if versions.past_standard_support(self.version, versions.today()) and not self.allow_extended_support:
+            raise ValueError(
+                f"EKS {self.version} is past its standard support "
+                f"({versions.STANDARD_SUPPORT_END[self.version].isoformat()}) and bills extended support: "
+                f"{versions.next_version(self.version)} (one minor version at a time), or set "
+                "eks.allowExtendedSupport: true to keep it knowingly"
+            )
+        return self
 
     @field_validator("public_access_cidrs")
     @classmethod

@@ -22,7 +22,7 @@ from stacks.ops.ci_roles import CiSetup, ci_roles
 from stacks.ops.promote import promote_image
 from stacks.ops.render import render_objects, stack_file_settings, write_objects
 from stacks.ops.scan import scan_problems
-from stacks.ops.verify import check_ecs, check_eks, wait_until_healthy
+from stacks.ops.verify import check_ecs, check_eks, served_model_problems, wait_until_healthy
 
 EXAMPLES = """examples:
   python -m stacks.ops bootstrap --repository acme/diabetes --environment dev --region eu-west-1 \\
@@ -39,6 +39,13 @@ EXAMPLES = """examples:
 
 exit status: 0 success, 1 operation failed or deployment unhealthy, 2 bad arguments
 """
+
+
+def _served_model(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--url", help="the service's URL (stack output): also require /ready with a real-data model")
+    sub.add_argument(
+        "--allow-synthetic", action="store_true", help="accept a synthetic-data model (this environment tests only)"
+    )
 
 
 def _region_option(sub: argparse.ArgumentParser) -> None:
@@ -120,12 +127,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     ecs.add_argument("--min-count", type=int, default=1, help="fewest desired tasks accepted (1)")
     ecs.add_argument("--image-tag", help="also require the primary deployment to run this image tag")
+    _served_model(ecs)
     _waiting(ecs, 600.0)
     _region_option(ecs)
 
     eks = commands.add_parser("verify-eks", help="wait until an EKS cluster and its Fargate profiles are ACTIVE")
     eks.add_argument("--cluster", required=True, help="cluster name (pulumi stack output eksClusterName)")
     eks.add_argument("--fargate-profile", action="append", required=True, help="Fargate profile name (repeatable)")
+    _served_model(eks)
     _waiting(eks, 600.0)
     _region_option(eks)
 
@@ -219,18 +228,25 @@ def _scan_findings(args: argparse.Namespace) -> str:
     return f"{args.repository}:{args.tag}: scan complete, no {', '.join(blocking)} findings"
 
 
+def _model_problems(args: argparse.Namespace) -> list[str]:
+    return served_model_problems(args.url, allow_synthetic=args.allow_synthetic) if args.url else []
+
+
 def _verify_ecs(args: argparse.Namespace) -> str:
     session = _session(args)
     ecs, elbv2 = session.client("ecs"), session.client("elbv2")
     wait_until_healthy(
-        lambda: check_ecs(
-            ecs,
-            elbv2=elbv2,
-            cluster=args.cluster,
-            service_name=args.service,
-            target_group_arns=args.target_group_arn,
-            min_count=args.min_count,
-            image_tag=args.image_tag,
+        lambda: (
+            check_ecs(
+                ecs,
+                elbv2=elbv2,
+                cluster=args.cluster,
+                service_name=args.service,
+                target_group_arns=args.target_group_arn,
+                min_count=args.min_count,
+                image_tag=args.image_tag,
+            )
+            or _model_problems(args)
         ),
         f"ECS service {args.service}",
         timeout=args.timeout,
@@ -242,7 +258,7 @@ def _verify_ecs(args: argparse.Namespace) -> str:
 def _verify_eks(args: argparse.Namespace) -> str:
     eks = _session(args).client("eks")
     wait_until_healthy(
-        lambda: check_eks(eks, args.cluster, args.fargate_profile),
+        lambda: check_eks(eks, args.cluster, args.fargate_profile) or _model_problems(args),
         f"EKS cluster {args.cluster}",
         timeout=args.timeout,
         interval=args.interval,
