@@ -21,6 +21,7 @@ from stacks.ops.bootstrap import bootstrap, check_model, next_steps
 from stacks.ops.ci_roles import CiSetup, ci_roles
 from stacks.ops.promote import promote_image
 from stacks.ops.render import render_objects, stack_file_settings, write_objects
+from stacks.ops.review_state import state_problems
 from stacks.ops.scan import scan_problems
 from stacks.ops.verify import check_ecs, check_eks, served_model_problems, wait_until_healthy
 
@@ -138,6 +139,13 @@ def _parser() -> argparse.ArgumentParser:
     _waiting(eks, 600.0)
     _region_option(eks)
 
+    review = commands.add_parser(
+        "review-state", help="refuse a stack export whose providers would run more than the programs' (before destroy)"
+    )
+    review.add_argument("export", help="`pulumi stack export --show-secrets` output, a file or - for stdin")
+    review.add_argument("--stack", required=True, help="the stack (environment) the export is of, e.g. dev")
+    review.add_argument("--project", default="diabetes", help="project prefix of every name (diabetes)")
+
     render = commands.add_parser("render-k8s", help="write the app's Kubernetes objects as YAML files")
     render.add_argument("--api-image", required=True, help="full image reference of the api target")
     render.add_argument("--ui-image", help="full image reference of the ui target (when the stack enables the UI)")
@@ -190,6 +198,20 @@ def _bootstrap(args: argparse.Namespace) -> str:
         reviewers=tuple(args.reviewer),
     )
     return next_steps(done)
+
+
+def _review_state(args: argparse.Namespace) -> str:
+    text = sys.stdin.read() if args.export == "-" else Path(args.export).read_text()
+    try:
+        export = json.loads(text)
+    except ValueError as exc:
+        raise OpsError(f"{args.export} is not a `pulumi stack export` (JSON): {exc}") from None
+    problems = state_problems(export, args.stack, args.project)
+    if problems:
+        raise OpsError(
+            "do not destroy or refresh this state with your credentials:\n" + "\n".join(f"  - {p}" for p in problems)
+        )
+    return f"state of {args.stack}: every provider is configured as the programs configure it"
 
 
 def _render_k8s(args: argparse.Namespace) -> str:
@@ -271,6 +293,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], str]] = {
     "ci-roles": _ci_roles,
     "model-digest": _model_digest,
     "render-k8s": _render_k8s,
+    "review-state": _review_state,
     "promote-image": _promote_image,
     "scan-findings": _scan_findings,
     "verify-ecs": _verify_ecs,
