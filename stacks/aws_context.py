@@ -7,6 +7,7 @@ up once here instead of being hard-coded or scattered across modules.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from stacks.config import S3Location
+from stacks.config import ConfigError, S3Location
 
 #: What pulling an image needs on the repository itself (ecr:GetAuthorizationToken is account-wide).
 ECR_PULL_ACTIONS = ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
@@ -74,10 +75,27 @@ class AwsContext:
         )
 
 
+#: The CI roles `stacks.ops bootstrap` makes: `<project>-<env>-github-<job>`.
+_CI_ROLE = re.compile(r":assumed-role/(?P<role>[^/]+-github-(deploy|preview|publish))/")
+
+
+def check_ci_role(caller_arn: str, stack: str) -> None:
+    """Fail early when a CI role of another project or environment runs this stack: its roles, boundary and state are
+    named after the bootstrap's `<project>-<env>`, and it may manage no other (a changed `diabetes:project`)."""
+    match = _CI_ROLE.search(caller_arn)
+    if match and not match["role"].startswith(f"{stack}-github-"):
+        raise ConfigError(
+            f"this stack is {stack} (diabetes:project and the stack name), but it runs as {match['role']}, the CI role "
+            f"of another bootstrap: that role may create only its own stack's roles, with its own boundary. Use the "
+            f"project the bootstrap was run with (--project), or bootstrap {stack} and use its roles."
+        )
+
+
 def lookup_context(region: str, stack: str) -> AwsContext:
     """Ask AWS who we are (one invoke each; mocked in tests)."""
     identity = aws.get_caller_identity()
     partition = aws.get_partition()
+    check_ci_role(identity.arn, stack)
     return AwsContext(
         account_id=identity.account_id,
         partition=partition.partition,

@@ -213,3 +213,14 @@ def test_each_entry_point_builds_its_stack_from_config(
     assert recorder.of_type(expected)
     reference = [r for r in recorder.resources if r.typ == "pulumi:pulumi:StackReference"]
     assert not reference  # the mock answers StackReference without recording it
+
+
+def test_a_project_other_than_the_bootstraps_is_refused_before_anything_is_made() -> None:
+    """Setting diabetes:project moved every role path and the boundary name away from what the CI deploy role (made
+    for the bootstrap's project) may manage: the update failed half-way with AccessDenied."""
+    from stacks.root import build
+    from tests.stacks.harness import DEPLOYER, run_program
+
+    with pytest.raises(Exception, match="runs as diabetes-dev-github-deploy, the CI role of another bootstrap"):
+        run_program(build, settings_for(SharedSettings, project="acme"), deployer=DEPLOYER)
+    run_program(build, settings_for(SharedSettings), deployer=DEPLOYER)  # the bootstrap's own project

@@ -161,3 +161,16 @@ def test_the_guide_says_how_to_run_eks_by_hand_and_tear_it_down() -> None:
     teardown = text[text.index("## Tear down") : text.index("## Cost")]
     assert "stacks.ops review-state" in teardown
     assert "eks.access.admins" in teardown
+
+
+def test_contributing_and_the_readme_agree_with_the_guide() -> None:
+    """CONTRIBUTING asked for a Pulumi Cloud token, repository-wide variables and "both platforms off", left out
+    deploy-root and MODEL_SHA256; the README called ci-roles the CI bootstrap."""
+    contributing = (ROOT / "CONTRIBUTING.md").read_text()
+    for stale in ("PULUMI_ACCESS_TOKEN", "both platforms off", "`AWS_REGION`,", "`AWS_PREVIEW_ROLE_ARN`."):
+        assert stale not in contributing, stale
+    for current in ("stacks.ops bootstrap", "AWS_REGION_<STACK>", "MODEL_SHA256", "deploy-root", "main` only"):
+        assert current in contributing, current
+    readme = (ROOT / "README.md").read_text()
+    assert "stacks.ops ci-roles" not in readme
+    assert "python -m stacks.ops bootstrap" in readme
