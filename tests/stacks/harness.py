@@ -60,9 +60,9 @@ def eks_component_outputs(cluster: str, fargate_profile: str, account: str) -> d
     }
 
 
-def deploy_role(account: str) -> str:
-    """The CI deploy role of the dev stacks in one account (the identity the mocked update runs as)."""
-    return f"arn:aws:iam::{account}:role/diabetes-dev-github-deploy"
+def deploy_role(account: str, stack: str = "diabetes-dev") -> str:
+    """The CI deploy role of a stack's bootstrap in one account (the identity the mocked update runs as)."""
+    return f"arn:aws:iam::{account}:role/{stack}-github-deploy"
 
 
 #: The role the mocked caller assumed (the CI deploy role of the dev stack).
@@ -252,12 +252,14 @@ def run_program(
     settings: StackSettings,
     shared_outputs: dict[str, Any] | None = None,
     *,
-    deployer: str = DEPLOYER,
+    deployer: str | None = None,
     preview: bool = False,
     account: str = ACCOUNT,
 ) -> Run:
-    """Build one program under fresh mocks in one AWS account; resolve what it exports."""
-    recorder = Recorder(shared_outputs or {}, deployer, account=account)
+    """Build one program under fresh mocks in one AWS account; resolve what it exports. By default it runs as the CI
+    deploy role of the stack's own bootstrap (`<project>-<env>-github-deploy`)."""
+    caller = deployer or deploy_role(account, settings.name)
+    recorder = Recorder(shared_outputs or {}, caller, account=account)
     project = PROJECTS[type(settings)]
     pulumi.runtime.set_mocks(
         recorder,
