@@ -287,7 +287,7 @@ def run_root(*, account: str = ACCOUNT, **overrides: Any) -> Run:
     from stacks.root import build
 
     settings = settings_for(SharedSettings, **overrides)
-    return run_program(build, settings, deployer=deploy_role(account), account=account)
+    return run_program(build, settings, deployer=deploy_role(account, settings.name), account=account)
 
 
 def run_ecs(shared: Run, **overrides: Any) -> Run:
@@ -306,7 +306,7 @@ def run_eks(shared: Run, **overrides: Any) -> Run:
 
 def _run_platform(build: Callable[[Any], Any], settings: StackSettings, shared: Run) -> Run:
     account = shared.recorder.account
-    return run_program(build, settings, shared.outputs, deployer=deploy_role(account), account=account)
+    return run_program(build, settings, shared.outputs, deployer=deploy_role(account, settings.name), account=account)
 
 
 def integral(value: Any) -> Any:

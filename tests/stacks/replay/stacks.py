@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from stacks.aws_context import AwsContext
 from stacks.ops.boundary import boundary_name, workload_boundary_policy
 from tests.stacks.conftest import CERTIFICATE, FULL, FULL_ECS
-from tests.stacks.harness import REGION, Resource, Run, deploy_role, run_ecs, run_eks, run_program, run_root
+from tests.stacks.harness import REGION, Resource, Run, run_ecs, run_eks, run_program, run_root
 from tests.stacks.replay.calls import Clients
 from tests.stacks.replay.engine import Created, Replay
 
@@ -37,8 +37,8 @@ def trial_programs(account: str) -> dict[str, Run]:
     from stacks.root import build as build_root
 
     trial = profile("trial")
-    root = run_program(build_root, trial.settings("root"), deployer=deploy_role(account), account=account)
-    ecs = run_program(build_ecs, trial.settings("ecs"), root.outputs, deployer=deploy_role(account), account=account)
+    root = run_program(build_root, trial.settings("root"), account=account)
+    ecs = run_program(build_ecs, trial.settings("ecs"), root.outputs, account=account)
     return {"root": root, "ecs": ecs}
 
 
