@@ -420,6 +420,117 @@ def _role_statements(ctx: AwsContext) -> list[dict[str, Any]]:
     ]
 
 
+#: Each create of the network and the one resource type it makes (tagged with the stack in the request); whatever
+#: else a create names (the VPC of a subnet, the group of a rule) must already be the stack's.
+EC2_CREATES: dict[str, tuple[str, ...]] = {
+    "vpc": ("ec2:CreateVpc",),
+    "internet-gateway": ("ec2:CreateInternetGateway",),
+    "route-table": ("ec2:CreateRouteTable",),
+    "subnet": ("ec2:CreateSubnet",),
+    "security-group": ("ec2:CreateSecurityGroup",),
+    "elastic-ip": ("ec2:AllocateAddress",),
+    "natgateway": ("ec2:CreateNatGateway",),
+    "vpc-endpoint": ("ec2:CreateVpcEndpoint",),
+    "security-group-rule": ("ec2:AuthorizeSecurityGroupEgress", "ec2:AuthorizeSecurityGroupIngress"),
+}
+#: The rules of the VPC's default security group, which AWS creates untagged and the root program empties
+#: (stacks/network.py): revoking is all the deploy role may do to a group that carries no Project tag.
+_DEFAULT_GROUP = ("ec2:RevokeSecurityGroupEgress", "ec2:RevokeSecurityGroupIngress")
+
+
+def _network_statements(setup: CiSetup) -> list[dict[str, Any]]:
+    """EC2 by the stack's tags: reads anywhere in the region; creates only with the stack's Project and Environment tags
+    in the request, and only of the resource type each create makes; every other write (and a create's references to
+    existing resources) only on resources so tagged. Another workload's VPC, subnets, routes and security groups are out
+    of reach; tagging one is refused (tags are only added while creating, or to the stack's own resources)."""
+    ctx = setup.ctx
+    in_region = {"StringEquals": {"aws:RequestedRegion": setup.region}}
+    owner = {"Project": setup.project, "Environment": setup.environment}
+    requested = {f"aws:RequestTag/{key}": value for key, value in owner.items()}
+    owned = {"StringEquals": {f"aws:ResourceTag/{key}": value for key, value in owner.items()}}
+    creates = sorted(a for actions in EC2_CREATES.values() for a in actions)
+    reads = [a for a in _EC2 if a.startswith("ec2:Describe")]
+    return [
+        statement(reads, "*", in_region, sid="NetworkReads"),
+        *(
+            statement(actions, ctx.arn("ec2", f"{kind}/*"), {"StringEquals": requested}, sid=f"New{index}")
+            for index, (kind, actions) in enumerate(EC2_CREATES.items())
+        ),
+        statement(
+            ["ec2:CreateTags"],
+            ctx.arn("ec2", "*"),
+            {"StringEquals": {**requested, "ec2:CreateAction": [a.split(":")[1] for a in creates]}},
+            sid="TagOnCreate",
+        ),
+        statement([a for a in _EC2 if a not in reads], ctx.arn("ec2", "*"), owned, sid="OwnNetwork"),
+        statement(
+            _DEFAULT_GROUP,
+            ctx.arn("ec2", "security-group/*"),
+            {"Null": {"aws:ResourceTag/Project": "true"}},
+            sid="DefaultSecurityGroup",
+        ),
+        # The address of a NAT gateway is let go from the gateway's interface, which AWS makes untagged; the address
+        # itself must be the stack's (OwnNetwork).
+        statement(["ec2:DisassociateAddress"], ctx.arn("ec2", "network-interface/*"), sid="NatInterface"),
+    ]
+
+
+def _load_balancer_statements(setup: CiSetup) -> list[dict[str, Any]]:
+    """ELB by the stack's names (`<project>-<env>-*`, Pulumi's autonames): load balancers and target groups created only
+    with the stack's tags, listeners and rules created on them, everything else on them only; reads (no resource-level
+    permissions) anywhere in the region."""
+    ctx, name = setup.ctx, setup.name
+    in_region = {"StringEquals": {"aws:RequestedRegion": setup.region}}
+    requested = {
+        "StringEquals": {"aws:RequestTag/Project": setup.project, "aws:RequestTag/Environment": setup.environment}
+    }
+
+    def elb(resource: str) -> str:
+        return ctx.arn("elasticloadbalancing", resource)
+
+    # `app` and `net` alike (IAM names both kinds for these actions; the stacks make application load balancers).
+    own = [
+        elb(f"targetgroup/{name}-*/*"),
+        *(
+            elb(f"{kind}/{balancer}/{name}-*/{ids}")
+            for kind, ids in (("loadbalancer", "*"), ("listener", "*/*"), ("listener-rule", "*/*/*"))
+            for balancer in ("app", "net")
+        ),
+    ]
+    reads = [a for a in _ELB if ":Describe" in a]
+    creates = ["elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:CreateTargetGroup"]
+    return [
+        statement(reads, "*", in_region, sid="LoadBalancerReads"),
+        statement(
+            creates,
+            [elb("loadbalancer/app/*/*"), elb("loadbalancer/net/*/*"), elb("targetgroup/*/*")],
+            requested,
+            sid="NewLoadBalancers",
+        ),
+        statement([a for a in _ELB if a not in reads and a not in creates], own, sid="LoadBalancers"),
+    ]
+
+
+def _ecs_statements(setup: CiSetup) -> list[dict[str, Any]]:
+    """ECS on the stack's cluster (`<project>-<env>-ecs`), its services and task definition families; the task
+    definition calls without resource-level permissions and Application Auto Scaling (whose targets have random ARNs)
+    anywhere in the region; the Service Connect namespace by its calls (Cloud Map has no tag conditions)."""
+    ctx, cluster = setup.ctx, f"{setup.name}-ecs"
+    in_region = {"StringEquals": {"aws:RequestedRegion": setup.region}}
+    anywhere = ("ecs:DeregisterTaskDefinition", "ecs:DescribeTaskDefinition")
+    own = [
+        ctx.arn("ecs", f"cluster/{cluster}"),
+        ctx.arn("ecs", f"service/{cluster}/*"),
+        ctx.arn("ecs", f"service-deployment/{cluster}/*"),
+        ctx.arn("ecs", f"task-definition/{setup.name}-*:*"),
+    ]
+    ecs = [a for a in _ECS if a.startswith("ecs:")]
+    return [
+        statement([a for a in ecs if a not in anywhere], own, sid="Ecs"),
+        statement([*anywhere, *(a for a in _ECS if not a.startswith("ecs:"))], "*", in_region, sid="EcsAnywhere"),
+    ]
+
+
 def deploy_policy(setup: CiSetup) -> str:
     """`pulumi up` of the root, ECS and EKS stacks: the resource kinds the programs declare, and no others."""
     ctx, name = setup.ctx, setup.name
@@ -436,9 +547,9 @@ def deploy_policy(setup: CiSetup) -> str:
             *_state(setup, write=True),
             # The EKS program resolves its caller's session to the role (aws.iam.get_session_context: iam:GetRole).
             statement(["iam:GetRole"], ctx.arn("iam", f"role/{setup.role_name('deploy')}", region=False), sid="Self"),
-            statement(_EC2, "*", in_region, sid="Network"),
-            statement(_ELB, "*", in_region, sid="LoadBalancers"),
-            statement(_ECS, "*", in_region, sid="Ecs"),
+            *_network_statements(setup),
+            *_load_balancer_statements(setup),
+            *_ecs_statements(setup),
             statement(
                 [
                     "ecr:CreateRepository",

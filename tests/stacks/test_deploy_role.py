@@ -63,7 +63,17 @@ def _resources(replayed: Replayed) -> Iterator[tuple[str, dict[str, Any]]]:
                 continue
             if (resource.typ, resource.name) in created:
                 made = created[(resource.typ, resource.name)]
-                yield resource.typ, {**base, "inputs": made.inputs, "arn": made.outputs.get("arn", "")}
+                arn = made.outputs.get("arn", "")
+                yield (
+                    resource.typ,
+                    {
+                        **base,
+                        "inputs": made.inputs,
+                        "arn": arn,
+                        "id": made.outputs.get("id", ""),
+                        "resource_path": arn.split(":", 5)[-1].partition("/")[2],
+                    },
+                )
             else:
                 yield resource.typ, {**base, "inputs": integral(resource.inputs), "arn": ""}
 
@@ -396,3 +406,49 @@ def test_every_type_whose_tags_the_provider_adds_can_also_have_them_removed() ->
             if removal and f"{prefix}:{removal}" not in actions:
                 missing.append(f"{typ}: {prefix}:{removal}")
     assert missing == []
+
+
+#: Another workload's resources in the same account and region (another environment, another team).
+ELSEWHERE = {
+    "elasticloadbalancing:ModifyListener": "elasticloadbalancing:{region}:{account}:listener/app/prod-api/1/2",
+    "elasticloadbalancing:DeleteLoadBalancer": "elasticloadbalancing:{region}:{account}:loadbalancer/app/prod-api/1",
+    "elasticloadbalancing:DeleteTargetGroup": "elasticloadbalancing:{region}:{account}:targetgroup/payments/1",
+    "elasticloadbalancing:CreateRule": "elasticloadbalancing:{region}:{account}:listener/app/prod-api/1/2",
+    "ecs:UpdateService": "ecs:{region}:{account}:service/prod/payments",
+    "ecs:DeleteService": "ecs:{region}:{account}:service/diabetes-prod-ecs/diabetes-prod-ecs-api-1a2b",
+    "ecs:DeleteCluster": "ecs:{region}:{account}:cluster/prod",
+    "ecs:RegisterTaskDefinition": "ecs:{region}:{account}:task-definition/payments:7",
+    "ec2:AuthorizeSecurityGroupIngress": "ec2:{region}:{account}:security-group/sg-proddb",
+    "ec2:ReplaceRoute": "ec2:{region}:{account}:route-table/rtb-prod",
+    "ec2:DeleteVpc": "ec2:{region}:{account}:vpc/vpc-prod",
+    "ec2:CreateSubnet": "ec2:{region}:{account}:vpc/vpc-prod",
+    "ec2:CreateTags": "ec2:{region}:{account}:security-group/sg-proddb",
+}
+
+
+@pytest.mark.parametrize("tags", [{}, {"Project": "payments", "Environment": "prod"}], ids=["untagged", "other"])
+def test_the_deploy_role_cannot_touch_another_workloads_network_balancers_or_services(tags: dict[str, str]) -> None:
+    """The deploy role's EC2, ELB and ECS writes were limited by region only: the dev role could delete prod's load
+    balancer, update a payments service, open any security group or replace any route. ELB and ECS are now held to
+    the stack's names, EC2 to the stack's tags (tagging another's resource is refused too, whatever the request's
+    tags say)."""
+    policy = deploy_policy(SETUP)
+    ours = {f"aws:RequestTag/{key}": value for key, value in {"Project": "diabetes", "Environment": "dev"}.items()}
+    context = {
+        "aws:RequestedRegion": REGION,
+        **{f"aws:ResourceTag/{key}": value for key, value in tags.items()},
+        **ours,  # a request may carry the stack's tags: they must not open another's resource
+    }
+    reached = [
+        f"{action} on {arn}"
+        for action, arn in ELSEWHERE.items()
+        if allows(policy, action, f"arn:aws:{arn.format(region=REGION, account=SETUP.account_id)}", context)
+    ]
+    assert reached == []
+    # The stack's own, so named and tagged, stay within reach.
+    own = {"aws:RequestedRegion": REGION, "aws:ResourceTag/Project": "diabetes", "aws:ResourceTag/Environment": "dev"}
+    assert allows(
+        policy, "ec2:AuthorizeSecurityGroupIngress", f"arn:aws:ec2:{REGION}:{SETUP.account_id}:security-group/sg-1", own
+    )
+    lb = f"arn:aws:elasticloadbalancing:{REGION}:{SETUP.account_id}:loadbalancer/app/diabetes-dev-lb-1a2b3c4/5"
+    assert allows(policy, "elasticloadbalancing:DeleteLoadBalancer", lb, own)
