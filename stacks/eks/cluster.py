@@ -187,7 +187,8 @@ class EksCluster(pulumi.ComponentResource):
             # only providers tagged with this stack.
             create_oidc_provider=False,
             # Fargate only: no node group, no node role, no security groups of pulumi-eks's own (EKS makes the
-            # cluster security group), no kube-proxy or VPC CNI add-ons (DaemonSets, which Fargate does not run).
+            # cluster security group), no managed kube-proxy or VPC CNI add-ons of pulumi-eks's (EKS still installs
+            # its self-managed DaemonSets at creation, bootstrapSelfManagedAddons; they schedule no pod on Fargate).
             skip_default_node_group=True,
             skip_default_security_groups=True,
             kube_proxy_addon_options=eks.KubeProxyAddonOptionsArgs(enabled=False),
