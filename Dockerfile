@@ -126,22 +126,19 @@ COPY ml/inference/ ml/inference/
 COPY service/ service/
 RUN python -m compileall -q ml service \
     && mkdir -p artifacts/model
-# uvicorn reads UVICORN_* variables, so each can be changed without replacing the command: the service's protocol
-# (a deadline for request heads, JSON errors), keep-alive longer than the load balancer's idle timeout (60 s for the
-# API; an ALB shared with the UI idles 3600 s, then raise this above it), at most 128 connections and tasks (each may
-# hold a 2 MiB body), no `server` header.
+# `python -m service` starts the server with every option from the service's settings (SERVICE_*, see
+# docs/api-guide.md): its protocol with the head, body and idle-connection limits, the keep-alive (longer than the
+# load balancer's idle timeout: 60 s for the API; an ALB shared with the UI idles 3600 s, then raise it above that),
+# the work in flight, no `server` header, and a drain on SIGTERM (`/ready` 503 first) that fits ECS's and
+# Kubernetes' 30 s stop timeout.
 ENV MODEL_URI=/app/artifacts/model \
-    UVICORN_HOST=0.0.0.0 \
-    UVICORN_PORT=8000 \
-    UVICORN_HTTP=service.http_protocol:HttpProtocol \
-    UVICORN_TIMEOUT_KEEP_ALIVE=75 \
-    UVICORN_LIMIT_CONCURRENCY=128 \
-    UVICORN_SERVER_HEADER=false
+    SERVICE_HOST=0.0.0.0 \
+    SERVICE_PORT=8000
 USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:' + os.environ['UVICORN_PORT'] + '/ready', timeout=4)"]
-CMD ["uvicorn", "service.api:app"]
+    CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:' + os.environ['SERVICE_PORT'] + '/ready', timeout=4)"]
+CMD ["python", "-m", "service"]
 
 # ---------------------------------------------------------------------------------------------------------------
 FROM api-nomodel AS api

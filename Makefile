@@ -9,11 +9,6 @@ DATA_DIR ?= data
 # A mirror of the real file for `make demo` (empty: Kaggle).
 DATA_URL ?=
 API_PORT ?= 8000
-# How the service runs (the image sets the same through UVICORN_* variables): its own protocol (a deadline for
-# request heads, JSON errors), keep-alive longer than the load balancer's 60 s idle timeout, a concurrency limit,
-# no server header.
-UVICORN_OPTIONS ?= --http service.http_protocol:HttpProtocol --timeout-keep-alive 75 --limit-concurrency 128 \
-  --no-server-header
 UI_PORT ?= 8501
 # The batch tab's upload limit in MB: what UI_BATCH_MAX_ROWS (100,000) rows need (frontend/settings.py).
 UI_UPLOAD_MB ?= 20
@@ -57,14 +52,14 @@ demo-model: ## the model make demo serves: the real file if it can be had (else 
 demo: demo-model ## make sure of the model (demo-model), then serve the API (:8000) and the UI (:8501) until Ctrl-C
 	@echo "API: http://127.0.0.1:$(API_PORT)/docs   UI: http://127.0.0.1:$(UI_PORT)   (Ctrl-C stops both)"
 	@trap 'trap - INT TERM EXIT; kill $$api $$ui 2>/dev/null; wait $$api $$ui 2>/dev/null; exit 0' INT TERM EXIT; \
-	MODEL_URI="$(MODEL_DIR)" uv run uvicorn service.api:app --host 127.0.0.1 --port $(API_PORT) $(UVICORN_OPTIONS) & api=$$!; \
+	MODEL_URI="$(MODEL_DIR)" SERVICE_PORT=$(API_PORT) uv run python -m service & api=$$!; \
 	API_URL="http://127.0.0.1:$(API_PORT)" uv run streamlit run frontend/app.py --server.headless true \
 	  --server.address 127.0.0.1 --server.port $(UI_PORT) --browser.gatherUsageStats false \
 	  --server.maxUploadSize $(UI_UPLOAD_MB) & ui=$$!; \
 	wait $$api $$ui
 
-serve: ## serve the API on 127.0.0.1:8000 (MODEL_URI defaults to artifacts/model)
-	MODEL_URI="$(MODEL_DIR)" uv run uvicorn service.api:app --host 127.0.0.1 --port $(API_PORT) $(UVICORN_OPTIONS)
+serve: ## serve the API on 127.0.0.1:8000 (python -m service; its settings are SERVICE_* variables)
+	MODEL_URI="$(MODEL_DIR)" SERVICE_PORT=$(API_PORT) uv run python -m service
 
 ui: ## serve the Streamlit UI on 127.0.0.1:8501 against API_URL
 	API_URL="$${API_URL:-http://127.0.0.1:$(API_PORT)}" uv run streamlit run frontend/app.py --server.headless true \

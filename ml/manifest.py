@@ -99,11 +99,15 @@ class PrecisionFloor(_Record):
     """The decision rule's precision floor, and what training would have served without it.
 
     A class other than "no diabetes" may get a weight other than 1 only where the rule then names it on the
-    validation fold with a precision of at least `min_precision_lift` times its base rate there. Both outcomes are
-    chosen on the validation fold the same way; `test_named` counts the people each rule gives each label.
+    validation fold at least `min_named` times, with a precision whose lower bound (Wilson, one-sided, at
+    `confidence`) is at least `min_precision_lift` times its base rate there. Both outcomes are chosen on the
+    validation fold the same way; `test_named` counts the people each rule gives each label.
     """
 
     min_precision_lift: float = Field(ge=1.0)
+    #: 0 in manifests written before the floor asked for evidence (the precision itself was compared then).
+    min_named: int = Field(default=0, ge=0)
+    confidence: float = Field(default=0.0, ge=0.0, lt=1.0)
     with_floor: RuleOutcome
     without_floor: RuleOutcome
 
@@ -229,7 +233,10 @@ class ScreeningPerformance(_Record):
 class ScreeningRule(_Record):
     """How a risk r = p(pre-diabetes) + p(diabetes) is told to a person (`ml.training.screening` chooses it)."""
 
-    average: _Probability = Field(description="Share of adults in the training file with pre-diabetes or diabetes.")
+    average: _Probability = Field(
+        description="Share of adults with pre-diabetes or diabetes among the rows the model was trained on (not "
+        "the test split, not the promotion holdout)."
+    )
     raised: _Probability = Field(
         description="r from which a blood test is advised: the model's threshold with the ADA risk test's "
         "sensitivity at its cut-off of 5 points, on the validation fold."

@@ -1,8 +1,8 @@
-"""The prediction service, FastAPI over `ml.inference.Predictor`: `MODEL_URI=DIR uv run uvicorn service.api:app`.
+"""The prediction service, FastAPI over `ml.inference.Predictor`: `create_app(settings)` builds it.
 
-`create_app(settings)` builds an app (tests make several); `app` is the one uvicorn serves, configured from the
-environment. The model loads in a background thread after start, so `/health` answers at once and `/ready` says
-why the model cannot answer until it can.
+`python -m service` (`service.server`) serves the app built from the environment's settings; tests build several.
+The model loads in a background thread after start, so `/health` answers at once and `/ready` says why the model
+cannot answer until it can.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from service.errors import install_handlers
 from service.model_state import ModelState
 from service.observability import Metrics, configure_logging
 from service.operator import operator_router
-from service.routes import operations_router, prediction_router
+from service.routes import PROBE_PATHS, operations_router, prediction_routers
 from service.settings import Settings
 
 API_VERSION = "1.0.0"
@@ -60,16 +60,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
+    app.state.draining = False  # set by `service.server` when the service is stopping: `/ready` answers 503
     app.state.metrics = Metrics()
     app.state.model = ModelState(settings.model_uri, settings.model_sha256)
-    routers = [prediction_router(settings.batch_limit), operations_router, operator_router]
+    routers = [*prediction_routers(settings.batch_limit), operations_router, operator_router]
     if settings.docs_enabled:
         routers.append(docs_router)
     for router in routers:
         app.include_router(router)
     install_handlers(app)
 
-    app.add_middleware(middleware.BodyLimit, limit=settings.body_limit_bytes, timeout=settings.body_timeout_seconds)
+    app.add_middleware(
+        middleware.Admission,
+        limit=settings.body_limit_bytes,
+        max_pending_bytes=settings.max_pending_body_bytes,
+        max_in_flight=settings.max_requests_in_flight,
+        always_admitted=PROBE_PATHS,
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -86,6 +93,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         middleware.RequestContext, metrics=app.state.metrics, access_log=settings.access_log, paths=paths
     )
     return app
-
-
-app = create_app()

@@ -57,6 +57,14 @@ async def _predictor(request: Request) -> Predictor:
     raise ProblemError(503, code, reason, headers=headers, field="model")
 
 
+async def _serving_predictor(request: Request) -> Predictor:
+    """The predictor while the instance takes traffic: a 503 `shutting_down` once it drains (`service.server`)."""
+    if request.app.state.draining:
+        reason = "This instance is stopping; send requests to another one"
+        raise ProblemError(503, "shutting_down", reason, field="server")
+    return await _predictor(request)
+
+
 @dataclass(frozen=True, slots=True)
 class Serving:
     """What a prediction needs from the app: the ready predictor, the settings and the metrics."""
@@ -80,5 +88,7 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
 #: The ready predictor; a 503 when the model is not loaded (why: in the log).
 PredictorDep = Annotated[Predictor, Depends(_predictor)]
+#: The ready predictor of an instance taking traffic: also a 503 while it drains before stopping (`/ready`).
+ServingPredictorDep = Annotated[Predictor, Depends(_serving_predictor)]
 #: The predictor, settings and metrics of a prediction route, resolved as one dependency.
 ServingDep = Annotated[Serving, Depends(_serving)]

@@ -27,6 +27,18 @@ _FIXED_REASONS = {
 }
 
 
+#: The most characters of a client's own text (an unknown key, a path) an error repeats: a 1.9 MB key was echoed
+#: twice in a 3.8 MB answer.
+EXCERPT_CHARS = 100
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """At most `limit` characters of `text`, safe to write as UTF-8: JSON may carry lone surrogates (`"\\ud800"`),
+    which no UTF-8 encoder takes, so they are shown escaped (`\\ud800`) rather than failing the answer."""
+    short = text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+    return short.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class ProblemError(StarletteHTTPException):
     """Raised by routes, dependencies, body parsing and middleware; answered as an ErrorResponse with this status.
 
@@ -90,7 +102,8 @@ def _reason(error: dict[str, Any], name: str) -> str:
         return f"Malformed JSON: {(error.get('ctx') or {}).get('error', error['msg'])}"
     if kind == UNKNOWN_FIELDS_ERROR:
         context = error["ctx"]
-        return f"{context['count']:,} unknown fields ({', '.join(context['examples'])}, ...); {_EXACTLY_THE_FEATURES}"
+        examples = ", ".join(excerpt(str(name), 40) for name in context["examples"])
+        return f"{context['count']:,} unknown fields ({examples}, ...); {_EXACTLY_THE_FEATURES}"
     feature = FEATURES_BY_NAME.get(name)
     reason = str(error["msg"])
     if feature is not None:
@@ -126,7 +139,7 @@ def field_errors(errors: Sequence[dict[str, Any]]) -> list[FieldError]:
             for name in str((error.get("ctx") or {}).get("fields", "")).split(", "):
                 found.append(FieldError(field=name, reason=_not_a_number(FEATURES_BY_NAME[name]), index=index))
             continue
-        found.append(FieldError(field=field, reason=_reason(error, field), index=index))
+        found.append(FieldError(field=excerpt(field), reason=excerpt(_reason(error, field), 1000), index=index))
     return found
 
 
@@ -177,7 +190,7 @@ def install_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         field = "method" if exc.status_code == 405 else "path"
-        reason = f"{exc.detail}: {request.method} {request.url.path}"
+        reason = f"{exc.detail}: {request.method} {excerpt(request.url.path)}"
         headers = dict(exc.headers) if exc.headers else None
         problem = ProblemError(exc.status_code, code, reason, headers=headers, field=field)
         return error_response(problem, request_id_of(request.scope))

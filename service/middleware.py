@@ -1,14 +1,12 @@
 """Pure ASGI middleware (no BaseHTTPMiddleware: it would add a task and a stream per request).
 
 `RequestContext` (outermost) gives each request an id, logs one JSON line, records the metrics and turns any
-unhandled exception into a JSON 500 that names the request id. `BodyLimit` reads the body up front and refuses
-it with 413 once it passes the size limit, or with 408 when it is not all there in time (a client sending one byte
-a second holds no task for long), before any JSON parsing or validation runs.
+unhandled exception into a JSON 500 that names the request id. `Admission` reads the body up front, before any
+JSON parsing or validation runs, and bounds the work in flight.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
@@ -23,7 +21,6 @@ logger = logging.getLogger(ACCESS_LOGGER)
 _error_logger = logging.getLogger("service.errors")
 _INCOMING_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 def _request_id(scope: Scope) -> str:
@@ -101,80 +98,153 @@ def _client(scope: Scope) -> str | None:
     return f"{client[0]}:{client[1]}" if client else None
 
 
-class BodyLimit:
-    def __init__(self, app: ASGIApp, limit: int, timeout: float) -> None:
+class Admission:
+    """What a request passes before the app handles it: its body, whole, then a place in flight.
+
+    Any request that announces a body (a `Content-Length` or a `Transfer-Encoding`, whatever its method) has it read
+    here, up front: 413 once it passes `limit` (at once when its `Content-Length` says so), 503 when the bodies still
+    arriving on all connections together would pass `max_pending_bytes`. A body costs what has arrived, so a client
+    trickling one holds almost nothing, and not for long: the server's protocol (`service.http_protocol`) answers
+    408 when a body is not all there within `body_timeout_seconds`, and the read here ends. Then at most
+    `max_in_flight` requests are handled at once (past it, 503 `overloaded`), except `always_admitted` paths (the
+    probes: a busy task must not look dead to its load balancer). Idle connections and bodies still arriving are not
+    in flight.
+
+    Not counted here: bodies arriving fast enough, on enough connections, to fill `max_pending_bytes` for
+    `body_timeout_seconds` at a time, which only a rate limit in front of the service (a WAF) can tell from real
+    traffic.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limit: int,
+        max_pending_bytes: int,
+        max_in_flight: int,
+        always_admitted: frozenset[str],
+    ) -> None:
         self.app = app
         self.limit = limit
-        self.timeout = timeout
+        self.max_pending_bytes = max_pending_bytes
+        self.max_in_flight = max_in_flight
+        self.always_admitted = always_admitted
+        self.pending_bytes = 0  # of bodies being read, all requests together
+        self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _content_length(scope)
-        if declared is not None and declared > self.limit:
-            reason = f"declared {declared:,} bytes"
-            await _refuse(scope, send, 413, "body_too_large", self._too_large(reason))
+        announced, declared = _announced_body(scope)
+        if announced:
+            if declared is not None and declared > self.limit:
+                await _refuse(scope, send, 413, "body_too_large", self._too_large(f"declared {declared:,} bytes"))
+                return
+            body = await self._body(scope, receive, send)
+            if body is None:  # refused, or the client went away
+                return
+            receive = _replay(body, receive)
+        if scope["path"] in self.always_admitted:
+            await self.app(scope, receive, send)
             return
+        if self.in_flight >= self.max_in_flight:
+            await _refuse(scope, send, 503, "overloaded", OVERLOADED, close=False, headers=[(b"retry-after", b"1")])
+            return
+        self.in_flight += 1
         try:
-            async with asyncio.timeout(self.timeout):
-                body = await self._read(receive)
-        except TimeoutError:
-            reason = f"The request body did not arrive within {self.timeout:g} s; send it at once."
-            await _refuse(scope, send, 408, "request_timeout", reason)
-            return
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+    async def _body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
+        """The whole body; None when it was refused (answered here) or the client went away (or ran out of time)."""
+        try:
+            return await self._read(receive)
         except _BodyTooLargeError:
-            reason = self._too_large(f"more than {self.limit:,} bytes received")
-            await _refuse(scope, send, 413, "body_too_large", reason)
-            return
-        if body is None:  # the client went away
-            return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
+            await _refuse(scope, send, 413, "body_too_large", self._too_large(f"more than {self.limit:,} bytes"))
+        except _OverloadedError:
+            await _refuse(scope, send, 503, "overloaded", OVERLOADED, headers=[(b"retry-after", b"1")])
+        return None
 
     async def _read(self, receive: Receive) -> bytes | None:
-        """The whole body, or None when the client went away."""
+        """The whole body, or None when the client went away; counted in `pending_bytes` while it arrives."""
         chunks: list[bytes] = []
         size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.limit:
-                raise _BodyTooLargeError
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return None
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                self.pending_bytes += len(chunk)
+                chunks.append(chunk)
+                if size > self.limit:
+                    raise _BodyTooLargeError
+                if self.pending_bytes > self.max_pending_bytes:
+                    raise _OverloadedError
+                if not message.get("more_body", False):
+                    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        finally:
+            self.pending_bytes -= size
 
     def _too_large(self, seen: str) -> str:
         return f"Request body too large ({seen}); the limit is {self.limit:,} bytes. Send fewer records per request."
+
+
+#: The reason of a 503 over the service's limits; the client should retry, on another instance if it can.
+OVERLOADED = "The service is answering as many requests as it can; retry in a second"
 
 
 class _BodyTooLargeError(Exception):
     """The body passed the limit while it was read."""
 
 
-async def _refuse(scope: Scope, send: Send, status: int, code: str, reason: str) -> None:
-    body, headers = raw_error(ProblemError(status, code, reason), request_id_of(scope))
-    await send({"type": "http.response.start", "status": status, "headers": [*headers, (b"connection", b"close")]})
+class _OverloadedError(Exception):
+    """The bodies being read passed their budget."""
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """`receive` for the app: the body read up front, then the connection's own messages (a disconnect)."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+async def _refuse(
+    scope: Scope,
+    send: Send,
+    status: int,
+    code: str,
+    reason: str,
+    *,
+    close: bool = True,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    """Answer without the app; `close` when the body may be left unread on the connection."""
+    body, content = raw_error(ProblemError(status, code, reason), request_id_of(scope))
+    extra = [(b"connection", b"close")] if close else []
+    await send({"type": "http.response.start", "status": status, "headers": [*content, *extra, *(headers or ())]})
     await send({"type": "http.response.body", "body": body})
 
 
-def _content_length(scope: Scope) -> int | None:
+def _announced_body(scope: Scope) -> tuple[bool, int | None]:
+    """Whether the request announces a body, and its declared length (None: not declared, or chunked)."""
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:
-                return int(value)
+                declared = int(value)
             except ValueError:
-                return None
-    return None
+                return True, None
+            return declared > 0, declared
+        if name == b"transfer-encoding":
+            return True, None
+    return False, None

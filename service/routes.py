@@ -26,18 +26,42 @@ from ml.contract import (
     top_contributions,
 )
 from ml.inference.predictor import Predictions, Predictor
-from service.dependencies import MetricsDep, ModelStateDep, PredictorDep, ServingDep, SettingsDep
+from service.dependencies import (
+    MetricsDep,
+    ModelStateDep,
+    PredictorDep,
+    ServingDep,
+    ServingPredictorDep,
+    SettingsDep,
+)
 from service.json_body import json_body_route
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    413: {"model": ErrorResponse, "description": "Body larger than the configured limit."},
-    415: {"model": ErrorResponse, "description": "Body not sent as JSON (Content-Type application/json)."},
-    422: {"model": ErrorResponse, "description": "Invalid body or query: each problem with its field (and index)."},
-    503: {"model": ErrorResponse, "description": "The model is not loaded; the reason says why."},
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorResponse, "description": description}
+
+
+#: What any route may answer before or around it (the server's protocol, `service.middleware`, the error handlers),
+#: in the same `ErrorResponse` shape: documented on every operation, so generated clients can read them.
+SERVER_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _error("Not valid HTTP/1.1 (e.g. a conflicting Content-Length and Transfer-Encoding); connection closed."),
+    408: _error("The request's head or body did not arrive in time; connection closed."),
+    413: _error("A body larger than the configured limit (any method)."),
+    414: _error("A request line (path and query) longer than the configured limit."),
+    431: _error("A header line, or all headers together, larger than the configured limits, or too many headers."),
+    500: _error("An unexpected error; the reason quotes the request id to report."),
+    503: _error(
+        "`overloaded`: more requests at once than the service handles (retry after `Retry-After`); "
+        "`shutting_down`: the instance is stopping; `model_loading` / `model_unavailable`: no model to answer with."
+    ),
 }
-NOT_READY: dict[int | str, dict[str, Any]] = {
-    503: {"model": ErrorResponse, "description": "The model is not loaded; the reason says why."}
+#: What the prediction routes add: their body's problems.
+BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    415: _error("Body not sent as JSON (Content-Type application/json)."),
+    422: _error("Invalid body or query: each problem with its field (and index)."),
 }
+#: The probes: never refused as overloaded, so a busy instance does not look dead to its load balancer.
+PROBE_PATHS = frozenset({"/health", "/ready"})
 
 Explain = Annotated[bool, Query(description="Also return the top features behind each prediction (TreeSHAP); slower.")]
 
@@ -59,20 +83,22 @@ def answers(predictions: Predictions, rows: np.ndarray, predictor: Predictor, to
     ]
 
 
-def prediction_router(batch_limit: int) -> APIRouter:
-    """The prediction routes; the batch body's record limit is a setting, hence a router per app."""
+def prediction_routers(batch_limit: int) -> list[APIRouter]:
+    """The prediction routes, one router each (each with its own value budget); the batch body's record limit is a
+    setting, hence routers per app."""
     BatchRequest = batch_request_model(batch_limit)  # noqa: N806  (a class)
-    # A full batch's keys, plus "records": the most any body needs (a single record needs fewer, but this bound
-    # already keeps parsing short).
-    route_class = json_body_route(max_keys=batch_limit * MAX_KEYS_PER_RECORD + 1)
-    router = APIRouter(tags=["prediction"], route_class=route_class)
+    # What each body may hold (`service.json_body`): a record of as many keys as errors name one by one (the object
+    # and its members); a full batch of them, their array and the object around it.
+    common: dict[str, Any] = {"tags": ["prediction"], "responses": SERVER_RESPONSES}
+    single = APIRouter(route_class=json_body_route(max_values=MAX_KEYS_PER_RECORD + 1), **common)
+    batch = APIRouter(route_class=json_body_route(max_values=batch_limit * (MAX_KEYS_PER_RECORD + 1) + 2), **common)
 
-    @router.post(
+    @single.post(
         "/predict",
         summary="Predict the diabetes status of one person",
         response_model=PredictionResponse,
         response_model_exclude_none=True,
-        responses=ERROR_RESPONSES,
+        responses=BODY_RESPONSES,
     )
     async def predict(record: PatientRecord, serving: ServingDep, explain: Explain = False) -> PredictionResponse:
         row = np.array([record.as_row()])
@@ -80,12 +106,12 @@ def prediction_router(batch_limit: int) -> APIRouter:
         serving.metrics.count_predictions(predictions.classes)
         return answers(predictions, row, serving.predictor, serving.settings.explain_top_k)[0]
 
-    @router.post(
+    @batch.post(
         "/predict/batch",
         summary=f"Predict up to {batch_limit:,} records at once",
         response_model=BatchResponse,
         response_model_exclude_none=True,
-        responses=ERROR_RESPONSES,
+        responses=BODY_RESPONSES,
     )
     async def predict_batch(
         batch: BatchRequest,  # type: ignore[valid-type]
@@ -104,10 +130,10 @@ def prediction_router(batch_limit: int) -> APIRouter:
             model_version=predictor.version,
         )
 
-    return router
+    return [single, batch]
 
 
-operations_router = APIRouter()
+operations_router = APIRouter(responses=SERVER_RESPONSES)
 
 
 @operations_router.get(
@@ -122,9 +148,8 @@ async def health() -> HealthResponse:
     tags=["probes"],
     summary="Readiness: the model is loaded and verified",
     response_model=ReadyResponse,
-    responses=NOT_READY,
 )
-async def ready(predictor: PredictorDep) -> ReadyResponse:
+async def ready(predictor: ServingPredictorDep) -> ReadyResponse:
     return ReadyResponse(status="ready", model_version=predictor.version, synthetic=predictor.manifest.data.synthetic)
 
 
@@ -133,7 +158,6 @@ async def ready(predictor: PredictorDep) -> ReadyResponse:
     tags=["model"],
     summary="The served model: version, training date, metrics, schema",
     response_model=ModelResponse,
-    responses=NOT_READY,
 )
 async def model_info(predictor: PredictorDep, settings: SettingsDep) -> ModelResponse:
     manifest = predictor.manifest

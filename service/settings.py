@@ -1,21 +1,30 @@
-"""The service's settings: one class, read from environment variables once at start."""
+"""The service's settings: one class, read from environment variables once at start.
+
+The app (`service.api.create_app`) and the server around it (`service.server`, `python -m service`) read the same
+object: the address, the keep-alive, the head, body and connection limits and the shutdown timing are settings of
+the service like any other, not options of whoever starts uvicorn.
+"""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ml.contract import DEFAULT_BATCH_LIMIT, MAX_BATCH_LIMIT
 from ml.inference.artifact import DEFAULT_MODEL_DIR
 from ml.manifest import SHA256_PATTERN
 
+#: The shortest operator token accepted: an empty or guessable one would open the operator view to anyone.
+MIN_OPERATOR_TOKEN_LENGTH = 32
+
 
 class Settings(BaseSettings):
     """Every knob of the service. `MODEL_URI` and `MODEL_SHA256` are read as is; the others carry `SERVICE_`."""
 
-    model_config = SettingsConfigDict(env_prefix="SERVICE_", frozen=True, extra="ignore")
+    # Errors name the setting and the rule, never the value: a rejected operator token must not reach the log.
+    model_config = SettingsConfigDict(env_prefix="SERVICE_", frozen=True, extra="ignore", hide_input_in_errors=True)
 
     model_uri: str = Field(
         default=str(DEFAULT_MODEL_DIR),
@@ -44,19 +53,86 @@ class Settings(BaseSettings):
         le=64 * 1024 * 1024,
         description="Largest request body, in bytes; larger ones are refused with 413 before they are parsed.",
     )
+    host: str = Field(default="127.0.0.1", min_length=1, description="Address to listen on (the image sets `0.0.0.0`).")
+    port: int = Field(default=8000, ge=1, le=65535, description="TCP port to listen on.")
+    keep_alive_seconds: int = Field(
+        default=75,
+        gt=0,
+        le=4000,
+        description="How long an idle connection stays open between requests. It must outlast the load balancer's "
+        "idle timeout (60 s for the API; 3,600 s when the UI shares the load balancer), so the load balancer, never "
+        "the service, closes a connection: the other way round it may reuse one the service just closed (a 502).",
+    )
+    max_idle_connections: int = Field(
+        default=512,
+        ge=1,
+        le=100_000,
+        description="Most connections kept open with no request under way (idle keep-alive, or opened and silent); "
+        "past it the longest idle is closed, so idle connections cost little and never lock anyone out.",
+    )
+    max_requests_in_flight: int = Field(
+        default=64,
+        ge=1,
+        le=10_000,
+        description="Most requests handled at once, counted once their body has arrived until their answer starts; "
+        "past it, 503 `overloaded` with `Retry-After: 1`. `/health` and `/ready` are never refused. Idle "
+        "connections and bodies still arriving do not count.",
+    )
+    max_pending_body_bytes: int = Field(
+        default=128 * 1024 * 1024,
+        ge=1024,
+        le=4 * 1024 * 1024 * 1024,
+        description="Most bytes of request bodies still arriving, all connections together; a request whose body "
+        "would pass it gets 503 `overloaded`. Bodies cost what has arrived, so a slow sender holds almost nothing.",
+    )
+    max_request_line_bytes: int = Field(
+        default=16 * 1024,
+        ge=256,
+        le=1024 * 1024,
+        description="Longest request line (method, path and query); past it, 414 before more is read.",
+    )
+    max_header_line_bytes: int = Field(
+        default=16 * 1024,
+        ge=256,
+        le=1024 * 1024,
+        description="Longest header line (name and value); past it, 431 before more is read.",
+    )
+    max_head_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        le=4 * 1024 * 1024,
+        description="Most bytes of one request's head (request line and headers); past it, 431 before more is read. "
+        "With the two above, the limits of an AWS load balancer.",
+    )
+    max_headers: int = Field(default=100, ge=8, le=10_000, description="Most header lines in a request; past it, 431.")
     header_timeout_seconds: float = Field(
         default=10.0,
         gt=0,
         le=60,
         description="How long a connection may take to send a request's head (from its first byte, or from the "
-        "connection's start); past it, 408 and the connection closed. Needs `--http "
-        "service.http_protocol:HttpProtocol`, as the image, `make serve` and the tests start uvicorn.",
+        "connection's start); past it, 408 and the connection closed.",
     )
     body_timeout_seconds: float = Field(
         default=30.0,
         gt=0,
         le=300,
-        description="How long a request's body may take to arrive once its head has; past it, 408.",
+        description="How long a request's body may take to arrive once its head has (any method that announces a "
+        "body), past it 408; and how long an answer may wait for a client that stopped reading it, past it the "
+        "connection is closed.",
+    )
+    drain_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="After SIGTERM, how long `/ready` answers 503 while every request is still served (each answer "
+        "closes its connection), so load balancers stop sending before the service stops listening.",
+    )
+    shutdown_timeout_seconds: int = Field(
+        default=20,
+        gt=0,
+        le=600,
+        description="Then how long the requests already accepted may take to finish before they are cancelled. "
+        "`drain_seconds` plus this must stay under the platform's stop timeout (30 s on ECS and Kubernetes).",
     )
     explain_top_k: int = Field(default=5, ge=1, le=21, description="Features listed in an explanation.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
@@ -66,8 +142,9 @@ class Settings(BaseSettings):
     operator_token: SecretStr | None = Field(
         default=None,
         description="Bearer token for `GET /operator/model` (where the model came from, what it was trained on and "
-        "with, why it is not loaded); unset (the default), that view does not exist and those details are only in "
-        "the logs.",
+        f'with, why it is not loaded), at least {MIN_OPERATOR_TOKEN_LENGTH} characters (e.g. `python -c "import '
+        'secrets; print(secrets.token_urlsafe(32))"`); unset (the default), that view does not exist and those '
+        "details are only in the logs. An empty or shorter token stops the service at start.",
     )
     docs_enabled: bool = Field(
         default=True,
@@ -79,3 +156,20 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("operator_token")
+    @classmethod
+    def _long_enough(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and len(token.get_secret_value().strip()) < MIN_OPERATOR_TOKEN_LENGTH:
+            raise ValueError(
+                f"SERVICE_OPERATOR_TOKEN must be at least {MIN_OPERATOR_TOKEN_LENGTH} characters (it is "
+                f"{len(token.get_secret_value().strip())}); an empty or short token would let anyone read the "
+                "operator view. Unset it to turn the view off."
+            )
+        return token
+
+    @model_validator(mode="after")
+    def _heads_fit(self) -> Settings:
+        if self.max_request_line_bytes > self.max_head_bytes or self.max_header_line_bytes > self.max_head_bytes:
+            raise ValueError("max_request_line_bytes and max_header_line_bytes must not exceed max_head_bytes")
+        return self

@@ -66,7 +66,7 @@ def api_environment(settings: PlatformSettings) -> dict[str, str]:
     """
     env = {
         "MODEL_URI": settings.model_uri,
-        "UVICORN_TIMEOUT_KEEP_ALIVE": str(load_balancer_idle_timeout(settings) + KEEP_ALIVE_MARGIN),
+        "SERVICE_KEEP_ALIVE_SECONDS": str(load_balancer_idle_timeout(settings) + KEEP_ALIVE_MARGIN),
         "SERVICE_LOG_LEVEL": settings.log_level,
         "SERVICE_DOCS_ENABLED": "true" if settings.public_api_docs else "false",
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -11,22 +12,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-#: The repository root: where servers run from, so `service.api:app` and `frontend/app.py` resolve.
+#: The repository root: where servers run from, so `frontend/app.py` resolves.
 ROOT = Path(__file__).resolve().parents[1]
-#: The service's ASGI app, as `uvicorn` is told to load it.
-SERVICE_APP = "service.api:app"
-#: How the image (as UVICORN_* variables) and `make serve` start uvicorn for the service: its own protocol (a
-#: deadline for request heads, JSON errors), keep-alive longer than the load balancer's 60 s idle timeout, a
-#: concurrency limit and no `server` header.
-SERVICE_OPTIONS = (
-    "--http",
-    "service.http_protocol:HttpProtocol",
-    "--timeout-keep-alive",
-    "75",
-    "--limit-concurrency",
-    "128",
-    "--no-server-header",
-)
 
 
 def free_port() -> int:
@@ -70,13 +57,21 @@ def running_server(
             process.wait()
 
 
-def uvicorn_command(
-    app: str, port: int, *, python: str | Path = sys.executable, app_dir: Path | None = None
-) -> list[str]:
-    """`python -m uvicorn app` on 127.0.0.1:port; the service with the options the image and `make serve` use."""
-    command = [str(python), "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
-    if app == SERVICE_APP:
-        command += SERVICE_OPTIONS
+def service_command(python: str | Path = sys.executable) -> list[str]:
+    """How the image, `make serve` and `make demo` start the service: `python -m service`, nothing else (its options
+    are its settings, from the environment: `service_environment`)."""
+    return [str(python), "-m", "service"]
+
+
+def service_environment(port: int, model_uri: str | Path, settings: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment with the service on 127.0.0.1:`port` serving `model_uri`, and more `settings`."""
+    address = {"SERVICE_HOST": "127.0.0.1", "SERVICE_PORT": str(port), "MODEL_URI": str(model_uri)}
+    return {**os.environ, **address, **(settings or {})}
+
+
+def uvicorn_command(app: str, port: int, *, app_dir: Path | None = None) -> list[str]:
+    """`python -m uvicorn app` on 127.0.0.1:port, for a test's own ASGI app (the service has `service_command`)."""
+    command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
     if app_dir is not None:
         command += ["--app-dir", str(app_dir)]
     return command

@@ -191,6 +191,11 @@ def substitutions(data: Mapping[str, Any]) -> dict[str, str]:
     subs["real_validation_weighted_f1"] = _f(data["validation_tuned_on"]["weighted_f1"])
     floor = data["precision_floor"]
     subs["real_floor_lift"] = f"{floor['min_precision_lift']:g}"
+    # The evidence the floor asks for is the code's (the real model was trained under it or under none).
+    from ml.training.tuning import MIN_NAMED, PRECISION_CONFIDENCE
+
+    subs["floor_min_named"] = str(MIN_NAMED)
+    subs["floor_confidence"] = f"{PRECISION_CONFIDENCE:.0%}"
     for key, outcome in (("floor", floor["with_floor"]), ("nofloor", floor["without_floor"])):
         subs[f"real_{key}_candidate"] = outcome["candidate"]
         subs[f"real_{key}_weights"] = " / ".join(f"{w:g}" for w in outcome["class_weights"])

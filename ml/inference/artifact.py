@@ -18,6 +18,7 @@ import lightgbm as lgb
 from pydantic import ValidationError
 
 from ml.inference.digest import artifact_digest
+from ml.inference.model_text import ModelTextError, check_model_text
 from ml.manifest import FORMAT_VERSION, Manifest
 
 MODEL_FILE = "model.txt"
@@ -28,6 +29,11 @@ DEFAULT_MODEL_DIR = Path("artifacts/model")
 
 class ArtifactError(RuntimeError):
     """The artifact is missing, tampered with or incompatible; the message says which and how to fix it."""
+
+
+class ModelFileError(ArtifactError):
+    """`model.txt` is not a LightGBM model as training writes it: refused before LightGBM parses it (whose parser
+    would abort the process), with the line and what is wrong."""
 
 
 @dataclass(frozen=True)
@@ -116,9 +122,16 @@ def load_files(files: Mapping[str, bytes], source: str, expected_sha256: str | N
     manifest = parse_manifest(files[MANIFEST_FILE], source)
     model = _verified_model(files, manifest, source)
     try:
-        booster = lgb.Booster(model_str=model.decode("utf-8"))
-    except (lgb.basic.LightGBMError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"cannot load {MODEL_FILE} of {source}: {exc}") from None
+        text = check_model_text(model, len(manifest.feature_names), len(manifest.class_names))
+    except ModelTextError as exc:
+        raise ModelFileError(
+            f"{MODEL_FILE} of {source} cannot be loaded: {exc}. Refusing to hand it to LightGBM; restore the "
+            "artifact as training wrote it, or retrain."
+        ) from None
+    try:
+        booster = lgb.Booster(model_str=text)
+    except lgb.basic.LightGBMError as exc:
+        raise ModelFileError(f"cannot load {MODEL_FILE} of {source}: {exc}") from None
     if booster.num_feature() != len(manifest.feature_names):
         raise ArtifactError(
             f"{MODEL_FILE} of {source} expects {booster.num_feature()} features, the schema has "

@@ -41,18 +41,24 @@ class Predictions:
 class Predictor:
     """A verified model ready to serve; thread-safe."""
 
-    def __init__(self, artifact: LoadedArtifact) -> None:
+    def __init__(self, artifact: LoadedArtifact, *, batch_threads: int = 1) -> None:
+        """`batch_threads`: LightGBM threads for a call with several rows. 1 (the default) suits a server, whose
+        requests already run side by side; batch scoring (`ml.batch`) gives it every core. One row never uses more.
+        """
+        if batch_threads < 1:
+            raise ValueError(f"batch_threads must be at least 1, got {batch_threads}")
         self._booster: lgb.Booster = artifact.booster
         self._artifact = artifact
         self._score_one_row = SingleRowScorer(artifact.booster, N_CLASSES)
+        self._batch_threads = batch_threads
 
     @classmethod
-    def load(cls, uri: str | Path, *, expected_sha256: str | None = None) -> Predictor:
+    def load(cls, uri: str | Path, *, expected_sha256: str | None = None, batch_threads: int = 1) -> Predictor:
         """Load from a local directory, `s3://bucket/prefix` or MLflow (`models:/name@alias`, `runs:/id/model`).
 
         `expected_sha256`: refuse any artifact but the one with this digest (checked before anything is parsed).
         """
-        return cls(load_artifact(uri, expected_sha256))
+        return cls(load_artifact(uri, expected_sha256), batch_threads=batch_threads)
 
     @property
     def manifest(self) -> Manifest:
@@ -82,7 +88,7 @@ class Predictor:
     def _raw_scores(self, matrix: np.ndarray) -> np.ndarray:
         if len(matrix) == 1:  # the service's hot path: one request, one row
             return self._score_one_row(np.ascontiguousarray(matrix[0]))
-        raw = self._booster.predict(matrix, raw_score=True, num_threads=1)
+        raw = self._booster.predict(matrix, raw_score=True, num_threads=self._batch_threads)
         return np.asarray(raw, dtype=np.float64).reshape(-1, N_CLASSES)
 
     def _contributions(self, matrix: np.ndarray, probabilities: np.ndarray) -> np.ndarray:

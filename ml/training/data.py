@@ -34,7 +34,6 @@ _CLASS_IDS = tuple(c.id for c in CLASSES)
 _FIX_HINT = (
     "How to fix: correct or remove the rows listed (every cell must be a number within the allowed range; "
     "whole numbers for every column but BMI; codes are described in ml/schema.py), then run again. "
-    "Nothing was loaded."
 )
 
 
@@ -51,7 +50,7 @@ class ColumnProblem:
     def describe(self) -> str:
         if not self.rows:
             return f"  {self.column}: {self.reason}"
-        shown = ", ".join(f"row {r} = {v!r}" for r, v in zip(self.rows, self.values, strict=True))
+        shown = ", ".join(f"row {r:,} = {v!r}" for r, v in zip(self.rows, self.values, strict=True))
         more = f" (first {len(self.rows)} of {self.count:,})" if self.count > len(self.rows) else ""
         noun = "row" if self.count == 1 else "rows"
         return f"  {self.column}: {self.reason}; {self.count:,} {noun}: {shown}{more}"
@@ -82,8 +81,8 @@ def read_csv(path: str | Path, *, target: TargetMode = "required", others: Other
             f"data file not found: {source}. Get the real file with `python -m ml.download` "
             f"(it writes data/{REAL_DATA_FILE}) or make a synthetic one with `python -m ml.synthetic`."
         )
-    header = _read_header(path)
-    keep_target = _check_columns(header, target, source, others)
+    header = read_header(path)
+    keep_target = check_columns(header, target, source, others)
     wanted = [TARGET, *FEATURE_NAMES] if keep_target else list(FEATURE_NAMES)
     kept = [c for c in header if c not in wanted] if others == "keep" else []
     try:
@@ -143,7 +142,7 @@ def read_csv(path: str | Path, *, target: TargetMode = "required", others: Other
 def validate_frame(df: pd.DataFrame, *, target: TargetMode = "required") -> pd.DataFrame:
     """Validate a frame (numbers or raw strings) exactly as :func:`read_csv` validates a file."""
     source = "the data frame"
-    keep_target = _check_columns([str(c) for c in df.columns], target, source)
+    keep_target = check_columns([str(c) for c in df.columns], target, source)
     if df.empty:
         raise DataValidationError(f"{source} has no rows; it needs at least one row of values.")
     return _validated(df.reset_index(drop=True), keep_target, source, first_row="row 1 is the frame's first row")
@@ -155,7 +154,8 @@ def _open_text(path: Path) -> io.TextIOWrapper:
     return open(path, encoding="utf-8-sig", newline="")
 
 
-def _read_header(path: Path) -> list[str]:
+def read_header(path: Path) -> list[str]:
+    """The header's column names (stripped), once the first data row is known to be no longer than the header."""
     try:
         with _open_text(path) as handle:
             reader = csv.reader(handle)
@@ -179,8 +179,8 @@ def _read_header(path: Path) -> list[str]:
     return [cell.strip() for cell in first]
 
 
-def _check_columns(header: Sequence[str], target: TargetMode, source: str, others: OtherColumns = "refuse") -> bool:
-    """Check the header against the schema; return whether the target column is kept."""
+def check_columns(header: Sequence[str], target: TargetMode, source: str, others: OtherColumns = "refuse") -> bool:
+    """Check the header against the schema; return whether the target column is kept (else DataValidationError)."""
     if BINARY_TARGET in header:
         raise DataValidationError(
             f"{source} is a binary Kaggle file (column {BINARY_TARGET!r}), where pre-diabetes is folded into "
@@ -261,14 +261,22 @@ def _validated(
         if not bad:
             out[name] = values.astype(np.int64) if whole else values
     if problems:
-        columns_hit = len({p.column for p in problems})
-        lines = "\n".join(p.describe() for p in problems)
-        raise DataValidationError(
-            f"{source}: {len(problems)} problem(s) in {columns_hit} column(s) out of {len(df):,} data rows "
-            f"({first_row}):\n{lines}\n{_FIX_HINT}",
-            problems,
-        )
+        scope = f"out of {len(df):,} data rows ({first_row})"
+        raise DataValidationError(describe_problems(source, problems, scope), problems)
     return pd.DataFrame(out, index=pd.RangeIndex(len(df)))
+
+
+def describe_problems(source: str, problems: Sequence[ColumnProblem], scope: str, outcome: str = "loaded") -> str:
+    """The message of a file with invalid values: every problem by column, then how to fix it.
+
+    `scope` says which rows were checked and how they are numbered; `outcome` what did not happen.
+    """
+    columns_hit = len({p.column for p in problems})
+    lines = "\n".join(p.describe() for p in problems)
+    return (
+        f"{source}: {len(problems)} problem(s) in {columns_hit} column(s) {scope}:\n{lines}\n{_FIX_HINT}"
+        f"Nothing was {outcome}."
+    )
 
 
 # ---------------------------------------------------------------------------------------------- features

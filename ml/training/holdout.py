@@ -3,7 +3,9 @@
 A row is in the holdout when the sha256 of its 21 values (schema order, float64 little-endian, after a fixed label)
 falls in the lowest `HOLDOUT_SHARE` of the hash range. Nothing but the answers decides it: identical feature vectors
 always land on the same side, in every data file and every version of it. So two models trained by this code, on
-any data, have both never seen any holdout row of any file, and `ml.training.tracking` compares them there.
+any data, have both never seen any holdout row of any file. Which rows and labels models are compared on is not
+left to each file, though: a registered model's reference holdout (`ml.training.reference`) is pinned from one
+file's holdout, and `ml.training.tracking` compares every candidate there.
 Changing the label or the share defines another holdout (`HOLDOUT_DEFINITION` changes with them): models trained
 under different definitions are never compared.
 """

@@ -26,11 +26,11 @@ import pandas as pd
 import yaml
 from mlflow.pyfunc import PyFuncModel
 
+from ml.batch.results import result_frame
 from ml.inference.artifact import ArtifactError, check_pin
 from ml.inference.digest import artifact_digest
 from ml.inference.loader import download_from_mlflow, read_folder
 from ml.inference.predictor import Predictor
-from ml.predict import result_frame
 from ml.schema import FEATURE_NAMES
 
 #: The pyfunc flavour keys this module's models carry (MLflow writes them all); any other is refused.

@@ -2,11 +2,13 @@
 
 Models trained on real data are registered as `diabetes-status`, models trained on synthetic data as
 `diabetes-status-synthetic`: a synthetic-data model never becomes a version, let alone the champion, of the
-production model. Within one name, the `champion` alias moves when the new model's weighted F1 beats the
-champion's on the promotion holdout (`ml.training.holdout`) of the new run's data file: rows that neither model
-trained or tuned on, whatever data and split each was trained on. The decision is refused, and says why, when the
-champion was trained under another holdout definition (it may have trained on those rows) or on the other kind of
-data; a change of data file is stated. The decision is logged on the run and printed by `ml.train`.
+production model. Within one name, every candidate is compared with the champion on the registered model's
+reference holdout (`ml.training.reference`): rows and labels pinned in the registry at its first promotion, never
+supplied by the candidate's own file. A candidate is promoted only when its file reproduces that reference (its
+own promotion holdout is the same rows with the same labels) and its weighted F1 is higher beyond noise while
+its macro ROC-AUC is not lower beyond noise (`ml.training.comparison`: paired bootstrap intervals whose level
+accounts for every comparison made on the reference). The decision, with both intervals, is logged on the run and
+printed by `ml.train`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 import os
 import subprocess
 from dataclasses import asdict, dataclass
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -22,12 +25,24 @@ from typing import Any
 import mlflow
 import numpy as np
 from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from ml.inference.artifact import ArtifactError
 from ml.inference.predictor import Predictor
-from ml.training.holdout import HOLDOUT_DEFINITION
+from ml.training.comparison import PairedComparison, compare
+from ml.training.reference import (
+    PUBLISHED_HOLDOUTS,
+    ReferenceHoldoutError,
+    ReferenceRecord,
+    holdout_digest,
+    load_reference,
+    next_comparison,
+    operator,
+    pin_reference,
+    read_record,
+)
 from ml.training.train import ADA_ROC_PNG, CONFUSION_PNG, SUBGROUPS_CSV, TrainingResult
-from ml.training.tuning import weighted_f1
 
 logger = logging.getLogger(__name__)
 
@@ -58,14 +73,16 @@ def registered_name(synthetic: bool) -> str:
 
 @dataclass(frozen=True)
 class PromotionDecision:
-    """Whether the new version became champion, on which rows, with both scores and the reason."""
+    """Whether the new version became champion, and why: the reference it was judged on, both scores, both
+    intervals (`comparison`, when the two were compared)."""
 
     promoted: bool
     reason: str
-    holdout_rows: int
-    new_weighted_f1: float | None = None
+    holdout_rows: int  # rows of the reference holdout (of the candidate's own holdout when none is pinned yet)
     champion_version: str | None = None
-    champion_weighted_f1: float | None = None
+    reference_sha256: str | None = None
+    reproduces_reference: bool | None = None
+    comparison: PairedComparison | None = None
 
 
 @dataclass(frozen=True)
@@ -199,73 +216,208 @@ def log_training_run(result: TrainingResult, *, experiment: str = MODEL_NAME) ->
         client.update_model_version(name, version, description=version_description(result))
         decision = decide_promotion(client, name, version, result)
         mlflow.set_tag("champion_decision", decision.reason)
+        if decision.reference_sha256:
+            mlflow.set_tag("promotion_reference_sha256", decision.reference_sha256)
         mlflow.log_dict(asdict(decision), "promotion_decision.json")
-        if decision.new_weighted_f1 is not None:
-            mlflow.log_metric("promotion_holdout_weighted_f1", decision.new_weighted_f1)
-        if decision.champion_weighted_f1 is not None:
-            mlflow.log_metric("promotion_holdout_champion_weighted_f1", decision.champion_weighted_f1)
+        mlflow.log_metrics(_decision_metrics(decision))
         return TrackingOutcome(run.info.run_id, run.info.experiment_id, name, version, decision)
 
 
-def _holdout_score(predictor: Predictor, result: TrainingResult) -> float:
-    return weighted_f1(result.holdout_labels, predictor.predict(result.holdout_features).classes)
+def _decision_metrics(decision: PromotionDecision) -> dict[str, float]:
+    """The comparison's figures as run metrics: both scores on the reference, both intervals and their level."""
+    compared = decision.comparison
+    if compared is None:
+        return {}
+    metrics = {
+        "promotion_holdout_weighted_f1": compared.new_weighted_f1,
+        "promotion_holdout_champion_weighted_f1": compared.champion_weighted_f1,
+        "promotion_holdout_macro_roc_auc": compared.new_macro_auc,
+        "promotion_holdout_champion_macro_roc_auc": compared.champion_macro_auc,
+        "promotion_confidence": compared.confidence,
+        "promotion_comparison": float(compared.comparison),
+    }
+    for key, interval in (
+        ("weighted_f1_gain", compared.weighted_f1_gain),
+        ("macro_roc_auc_change", compared.macro_auc_change),
+    ):
+        metrics.update(
+            {
+                f"promotion_{key}": interval.estimate,
+                f"promotion_{key}_low": interval.low,
+                f"promotion_{key}_high": interval.high,
+            }
+        )
+    return metrics
 
 
 def decide_promotion(client: MlflowClient, name: str, version: str, result: TrainingResult) -> PromotionDecision:
-    """Move `champion` of `name` to `version` only when it beats the champion on the promotion holdout."""
-    rows = len(result.holdout_labels)
-    manifest = result.manifest
+    """Move `champion` of `name` to `version` only when it beats the champion beyond noise on the reference."""
     try:
-        current = client.get_model_version_by_alias(name, CHAMPION)
+        record = read_record(client, name)
+        current = _champion(client, name)
+        if record is None:
+            return _first_promotion(client, name, version, result, champion=current)
+        if current is None:
+            return _promote_without_champion(client, name, version, result, record)
+        return _compare_with_champion(client, name, version, result, record, current)
+    except (ReferenceHoldoutError, ArtifactError) as exc:  # the reference or the champion cannot be read
+        return PromotionDecision(False, f"refused: {exc}", len(result.holdout_labels))
+
+
+def _champion(client: MlflowClient, name: str) -> ModelVersion | None:
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
-        client.set_registered_model_alias(name, CHAMPION, version)
-        return PromotionDecision(True, f"no champion of {name} yet; v{version} becomes champion", rows)
-    tags = client.get_run(str(current.run_id)).data.tags
-    champion = f"champion v{current.version}"
-    if tags.get(HOLDOUT_TAG) != manifest.split.promotion_holdout.definition:
+        return None
+
+
+def _candidate_digest(result: TrainingResult) -> str:
+    return holdout_digest(result.holdout_features, result.holdout_labels)
+
+
+def _first_promotion(
+    client: MlflowClient, name: str, version: str, result: TrainingResult, *, champion: ModelVersion | None
+) -> PromotionDecision:
+    """No reference pinned yet: pin the candidate's holdout and promote it, where that may happen by itself."""
+    rows, digest = len(result.holdout_labels), _candidate_digest(result)
+    renew = f"python -m ml.reference renew --name {name} --data <file> --reason <why>"
+    if champion is not None:
         return PromotionDecision(
             False,
-            f"refused: {champion} was trained without the promotion holdout {HOLDOUT_DEFINITION!r} (its run records "
-            f"{tags.get(HOLDOUT_TAG)!r}), so it may have trained on the rows the two would be compared on; review "
-            f"both and move the alias by hand if v{version} should serve",
+            f"refused: {name} has a champion (v{champion.version}) but no reference holdout to compare on (it was "
+            f"registered before promotions used one); the model owner pins it on purpose: `{renew}`",
             rows,
-            champion_version=str(current.version),
-        )
-    if tags.get("data_synthetic") != str(manifest.data.synthetic).lower():
-        return PromotionDecision(
-            False,
-            f"refused: {champion} was trained on {'synthetic' if tags.get('data_synthetic') == 'true' else 'real'} "
-            f"data and v{version} on {'synthetic' if manifest.data.synthetic else 'real'} data; models are only "
-            "compared with models trained on the same kind of data",
-            rows,
-            champion_version=str(current.version),
+            champion_version=str(champion.version),
         )
     if rows == 0:
+        return PromotionDecision(False, f"refused: {result.manifest.data.file} has no rows in the promotion holdout", 0)
+    data = result.manifest.data
+    if name == MODEL_NAME and digest not in PUBLISHED_HOLDOUTS:
         return PromotionDecision(
-            False, f"refused: {manifest.data.file} has no rows in the promotion holdout to compare on", rows
+            False,
+            f"refused: the first {name} champion pins the reference holdout every later model is judged on, and "
+            f"{data.file} is not the published survey file (its promotion holdout, {rows:,} rows, has digest "
+            f"{digest[:12]}...); if this file is the data the model must be judged on, the model owner pins it on "
+            "purpose: "
+            f"`{renew}`, then trains again",
+            rows,
         )
-    new_score = _holdout_score(Predictor.load(result.artifact_dir, expected_sha256=result.digest), result)
-    pinned = client.get_model_version(name, str(current.version)).tags.get(DIGEST_TAG)
-    old_score = _holdout_score(Predictor.load(f"models:/{name}/{current.version}", expected_sha256=pinned), result)
-    basis = (
-        f"weighted F1 on the promotion holdout ({rows:,} rows of {manifest.data.file} that neither model trained "
-        "or tuned on)"
+    pinned = pin_reference(
+        client,
+        name,
+        result.holdout_features,
+        result.holdout_labels,
+        source=f"{data.file} (sha256 {data.sha256[:12]}...)",
+        reason=f"first promotion of {name}: v{version}",
+        pinned_by=f"ml.train as {operator()}",
     )
+    client.set_registered_model_alias(name, CHAMPION, version)
+    return PromotionDecision(
+        True,
+        f"no champion of {name} yet: v{version} becomes champion, and the promotion holdout of {data.file} "
+        f"({rows:,} rows, digest {digest[:12]}...) is pinned as the reference every later model is compared on",
+        rows,
+        reference_sha256=pinned.sha256,
+        reproduces_reference=True,
+    )
+
+
+def _reproduction(result: TrainingResult, record: ReferenceRecord, version: str) -> str | None:
+    """Why the candidate's file does not reproduce the reference (None when it does)."""
+    if _candidate_digest(result) == record.sha256:
+        return None
+    rows = len(result.holdout_labels)
+    return (
+        f"the promotion holdout of v{version}'s data file {result.manifest.data.file} ({rows:,} rows) is not the "
+        f"reference ({record.rows:,} rows of {record.source}): other rows or other labels (another data set, a "
+        "subsample, relabelled or synthetic rows). Its model is judged on the reference all the same, but a file that "
+        "disagrees with it is not promoted; if it is new survey data, the model owner renews the reference on "
+        "purpose (`python -m ml.reference renew`)"
+    )
+
+
+def _promote_without_champion(
+    client: MlflowClient, name: str, version: str, result: TrainingResult, record: ReferenceRecord
+) -> PromotionDecision:
+    """A reference is pinned (renewed before any model, or the alias was removed): a file that reproduces it wins."""
+    mismatch = _reproduction(result, record, version)
+    promoted = mismatch is None and record.definition == result.manifest.split.promotion_holdout.definition
+    if promoted:
+        client.set_registered_model_alias(name, CHAMPION, version)
+    reason = (
+        f"no champion of {name}: v{version} becomes champion; its data file reproduces the {record.describe()}"
+        if promoted
+        else f"refused: no champion of {name} to compare with, and {mismatch or 'the holdout definitions differ'}"
+    )
+    return PromotionDecision(
+        promoted, reason, record.rows, reference_sha256=record.sha256, reproduces_reference=mismatch is None
+    )
+
+
+def _compare_with_champion(
+    client: MlflowClient,
+    name: str,
+    version: str,
+    result: TrainingResult,
+    record: ReferenceRecord,
+    current: ModelVersion,
+) -> PromotionDecision:
+    """Both models on the reference rows, paired; promoted when the file reproduces the reference and the gain is
+    beyond noise."""
+    manifest = result.manifest
+    champion = f"champion v{current.version}"
+    tags = client.get_run(str(current.run_id)).data.tags
+    refused = partial(PromotionDecision, False, holdout_rows=record.rows, champion_version=str(current.version))
+    definition = manifest.split.promotion_holdout.definition
+    if tags.get(HOLDOUT_TAG) != definition or record.definition != definition:
+        return refused(
+            f"refused: {champion} was trained under the promotion holdout {tags.get(HOLDOUT_TAG)!r}, the reference "
+            f"was pinned under {record.definition!r} and v{version} was trained under {definition!r}: a model may "
+            f"have trained on the rows the others would be compared on; review them and move the alias by hand if "
+            f"v{version} should serve"
+        )
+    if tags.get("data_synthetic") != str(manifest.data.synthetic).lower():
+        return refused(
+            f"refused: {champion} was trained on {'synthetic' if tags.get('data_synthetic') == 'true' else 'real'} "
+            f"data and v{version} on {'synthetic' if manifest.data.synthetic else 'real'} data; models are only "
+            "compared with models trained on the same kind of data"
+        )
+    reference = load_reference(client, name, record)
+    new = Predictor.load(result.artifact_dir, expected_sha256=result.digest)
+    pinned = client.get_model_version(name, str(current.version)).tags.get(DIGEST_TAG)
+    old = Predictor.load(f"models:/{name}/{current.version}", expected_sha256=pinned)
+    compared = compare(
+        reference.labels,
+        new.predict(reference.features),
+        old.predict(reference.features),
+        next_comparison(client, name),
+    )
+    mismatch = _reproduction(result, record, version)
+    promoted = mismatch is None and compared.better
+    if promoted:
+        client.set_registered_model_alias(name, CHAMPION, version)
+        verdict = f"v{version} is better than {champion} beyond noise"
+    elif mismatch is not None:
+        verdict = f"v{version} not promoted: {mismatch}"
+    elif compared.weighted_f1_gain.high < 0:
+        verdict = f"v{version} not promoted: its weighted F1 is lower than {champion}'s beyond noise"
+    elif not compared.gain_beyond_noise:
+        verdict = f"v{version} not promoted: its weighted F1 gain over {champion} is within noise"
+    else:
+        verdict = f"v{version} not promoted: its macro ROC-AUC is worse than {champion}'s beyond noise"
+    basis = f"on the {record.describe()}, which neither model trained or tuned on: {compared.describe()}"
     if tags.get("data_sha256") != manifest.data.sha256:
         basis += (
             f"; the data file changed: {champion} was trained on {tags.get('data_file')} (sha256 "
             f"{str(tags.get('data_sha256'))[:12]}...), v{version} on {manifest.data.file} "
             f"(sha256 {manifest.data.sha256[:12]}...)"
         )
-    promoted = new_score > old_score
-    if promoted:
-        client.set_registered_model_alias(name, CHAMPION, version)
-    verdict = ">" if promoted else "<="
     return PromotionDecision(
         promoted,
-        f"v{version} {new_score:.4f} {verdict} {champion} {old_score:.4f}, {basis}",
-        rows,
-        new_weighted_f1=new_score,
+        f"{verdict}; {basis}",
+        record.rows,
         champion_version=str(current.version),
-        champion_weighted_f1=old_score,
+        reference_sha256=record.sha256,
+        reproduces_reference=mismatch is None,
+        comparison=compared,
     )

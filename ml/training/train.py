@@ -51,7 +51,15 @@ from ml.training.evaluate import classification_metrics, plot_confusion_matrix, 
 from ml.training.export import save_artifact
 from ml.training.holdout import HOLDOUT_DEFINITION, HOLDOUT_SHARE, in_holdout
 from ml.training.screening import choose_screening
-from ml.training.tuning import MIN_PRECISION_LIFT, confusion, fit_calibration, tune_decision_rule, weighted_f1
+from ml.training.tuning import (
+    MIN_NAMED,
+    MIN_PRECISION_LIFT,
+    PRECISION_CONFIDENCE,
+    confusion,
+    fit_calibration,
+    tune_decision_rule,
+    weighted_f1,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -188,6 +196,13 @@ def holdout_record(folds: Folds) -> HoldoutRecord:
     )
 
 
+def training_average(folds: Folds) -> float:
+    """The share of pre-diabetes or diabetes among the rows the model learnt from (fit and validation folds): the
+    average a person's risk is set against. Test and holdout labels never reach anything a person is shown."""
+    trained_on = np.concatenate([folds.y_fit, folds.y_val])
+    return float(np.mean(trained_on != CLASSES[0].id))
+
+
 def _class_weights(y: np.ndarray, weighting: str) -> np.ndarray | None:
     if weighting == "none":
         return None
@@ -314,6 +329,8 @@ def train(data_path: Path, output_dir: Path, config: TrainingConfig | None = Non
     free = _choose(without_floor)
     floor = PrecisionFloor(
         min_precision_lift=MIN_PRECISION_LIFT,
+        min_named=MIN_NAMED,
+        confidence=PRECISION_CONFIDENCE,
         with_floor=_outcome(best, proba, y_test),
         without_floor=_outcome(free, test_proba[free.weighting], y_test),
     )
@@ -323,7 +340,7 @@ def train(data_path: Path, output_dir: Path, config: TrainingConfig | None = Non
     screening = choose_screening(
         (x_val, y_val, best.validation_proba),
         (x_test, y_test, proba),
-        average=1.0 - class_counts[CLASSES[0].name] / len(frame),
+        average=training_average(folds),
     )
 
     data_name = f"{Path(data_path).name} ({'SYNTHETIC data' if synthetic else 'real data'})"
@@ -392,7 +409,8 @@ def format_report(result: TrainingResult) -> str:
     floor = manifest.precision_floor
     for what, outcome in (("with", floor.with_floor), ("without", floor.without_floor)):
         lines.append(
-            f"{what} the precision floor ({floor.min_precision_lift:g}x base rate): {outcome.candidate} "
+            f"{what} the precision floor ({floor.min_precision_lift:g}x base rate, >= {floor.min_named} named): "
+            f"{outcome.candidate} "
             f"{list(outcome.class_weights)}, names {outcome.test_named[1]:,} test rows pre-diabetic "
             f"(precision {outcome.test_precision[1]:.3f}), test weighted F1 {outcome.test_weighted_f1:.4f}"
         )

@@ -7,13 +7,18 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import log_softmax
+from scipy.stats import norm
 
 from ml.manifest import Calibration, DecisionRule
 from ml.schema import N_CLASSES
 
 #: A class other than "no diabetes" gets a decision weight other than 1 only where its predictions on the
-#: validation fold are right at least this many times as often as the class's base rate there.
+#: validation fold are right at least this many times as often as the class's base rate there ...
 MIN_PRECISION_LIFT = 2.0
+#: ... with enough evidence: the rule names the class at least this many times on the validation fold, and the
+#: lower bound of its precision there (Wilson score, one-sided, at this confidence) reaches the floor.
+MIN_NAMED = 30
+PRECISION_CONFIDENCE = 0.95
 
 
 class CalibrationError(RuntimeError):
@@ -61,13 +66,27 @@ def weighted_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float((f1 * support).sum() / support.sum())
 
 
+def precision_lower_bound(right: np.ndarray, named: np.ndarray, confidence: float = PRECISION_CONFIDENCE) -> np.ndarray:
+    """Wilson score lower bound (one-sided, at `confidence`) of right / named, per class; 0 where nothing is named.
+
+    2 right of 5 is a precision of 0.40 but a lower bound of 0.14: few rows are weak evidence.
+    """
+    z = float(norm.ppf(confidence))
+    n = np.maximum(named, 1).astype(float)
+    p = right / n
+    centre = p + z**2 / (2 * n)
+    spread = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
+    bound: np.ndarray = np.where(named > 0, (centre - spread) / (1 + z**2 / n), 0.0)
+    return bound
+
+
 @dataclass(frozen=True)
 class _Search:
     """The decision rule's grid search on one validation fold, with or without the precision floor."""
 
     y: np.ndarray
     proba: np.ndarray
-    floor: np.ndarray  # per class: the precision a moved weight must reach (lift x base rate)
+    floor: np.ndarray  # per class: the precision a moved weight must reach (lift x base rate), as a lower bound
 
     def score(self, weights: tuple[float, float], constrained: bool) -> float | None:
         """Weighted F1 of the rule, or None when the floor forbids it."""
@@ -76,8 +95,9 @@ class _Search:
         if constrained:
             cm = confusion(self.y, predicted)
             tp, claimed = np.diag(cm), cm.sum(axis=0)
-            # A weight may leave 1 only where the class is then named, and named precisely enough.
-            precise = (claimed > 0) & (tp >= self.floor * claimed)
+            # A weight may leave 1 only where the class is then named often enough, and precisely enough even at
+            # the lower bound of what so many rows can show.
+            precise = (claimed >= MIN_NAMED) & (precision_lower_bound(tp, claimed) >= self.floor)
             if np.any((full != 1.0) & ~precise):
                 return None
         return weighted_f1(self.y, predicted)
@@ -111,9 +131,10 @@ class TunedRule:
 def tune_decision_rule(proba: np.ndarray, y: np.ndarray) -> TunedRule:
     """Grid-search the weights of classes 1 and 2 (class 0 fixed at 1) that maximise weighted F1 on this fold.
 
-    A weight moves away from 1 only where the rule then names the class with a precision of at least
-    `MIN_PRECISION_LIFT` times its base rate (a label right one time in forty is not shown as anyone's status);
-    the search without that floor is returned too, so its effect can be reported.
+    A weight moves away from 1 only where the rule then names the class at least `MIN_NAMED` times, with a
+    precision whose lower bound is at least `MIN_PRECISION_LIFT` times its base rate (a label right one time in
+    forty is not shown as anyone's status, nor one that was right 2 times in 5: too few to tell); the search
+    without that floor is returned too, so its effect can be reported.
     """
     base_rates = np.bincount(y, minlength=N_CLASSES) / len(y)
     search = _Search(y, proba, MIN_PRECISION_LIFT * base_rates)

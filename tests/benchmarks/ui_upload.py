@@ -36,7 +36,7 @@ from tests.benchmarks.hostile_requests import memory_mb
 from tests.benchmarks.reporting import report
 from tests.benchmarks.serve import running, wait_http
 from tests.frontend.ui_servers import streamlit_command
-from tests.servers import SERVICE_APP, free_port, uvicorn_command
+from tests.servers import free_port, service_command, service_environment
 
 MAX_REFUSED_PEAK_MB = 300.0
 MAX_ACCEPTED_GROWTH_MB = 200.0
@@ -141,8 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         work = Path(tmp)
         api_port = free_port()
         api_url = f"http://127.0.0.1:{api_port}"
-        api_env = {**os.environ, "MODEL_URI": str(args.model.resolve()), "SERVICE_ACCESS_LOG": "false"}
-        with running(uvicorn_command(SERVICE_APP, api_port), api_env, work / "api.log") as api:
+        api_env = service_environment(api_port, args.model.resolve(), {"SERVICE_ACCESS_LOG": "false"})
+        with running(service_command(), api_env, work / "api.log") as api:
             wait_http(f"{api_url}/ready", 60, api)
             outcomes = [replay(s, write_file(s, work), api_url, work) for s in SCENARIOS]
     results["load_average_at_end"] = os.getloadavg()

@@ -115,7 +115,7 @@ def _serve(engine: Engine, image: Image, env: dict[str, str], port: int, health:
 def api_container(engine: Engine, api_image: Image) -> Iterator[Running]:
     """The api image on a read-only root filesystem, bound to 127.0.0.1 on a free port, ready."""
     port = free_port()
-    env = {"UVICORN_HOST": "127.0.0.1", "UVICORN_PORT": str(port)}
+    env = {"SERVICE_HOST": "127.0.0.1", "SERVICE_PORT": str(port)}
     yield from _serve(engine, api_image, env, port, "/ready")
 
 

@@ -57,18 +57,27 @@ def test_api_image_bakes_the_model_where_model_uri_points(engine: Engine, api_co
     assert {"manifest.json", "model.txt"} <= set(listing.stdout.split()), listing.stdout
 
 
-def test_api_runs_uvicorn_with_the_services_protocol_and_limits(api_container: Running) -> None:
-    """Issue 15: the image's UVICORN_* variables (tests/ci/test_launch_options.py) take effect: uvicorn's own 400 is
-    the JSON error shape, and no answer says `server: uvicorn`."""
-    host, port = api_container.url.removeprefix("http://").split(":")
+def _raw(url: str, request: bytes) -> tuple[bytes, dict[str, object]]:
+    host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
+        sock.sendall(request)
         raw = b""
         while chunk := sock.recv(65536):
             raw += chunk
     head, _, body = raw.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 400"), raw
-    assert json.loads(body)["error"] == "bad_request"
+    return head, json.loads(body)
+
+
+def test_api_runs_python_m_service_with_its_protocol_and_limits(api_container: Running) -> None:
+    """Issues 15 and 21: the image starts `python -m service`, so the service's protocol and limits hold there too:
+    its 400 and 431 in the JSON error shape, and no answer says `server: uvicorn`."""
+    head, body = _raw(api_container.url, b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), head
+    assert body["error"] == "bad_request"
+    many = b"".join(b"X-%d: y\r\n" % i for i in range(1_000))
+    head, body = _raw(api_container.url, b"GET /health HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n")
+    assert head.startswith(b"HTTP/1.1 431"), head
+    assert body["error"] == "headers_too_large"
     with urllib.request.urlopen(f"{api_container.url}/health", timeout=10) as response:
         assert response.headers.get("server") is None
 
@@ -164,7 +173,7 @@ def s3_model(trained_model_dir: Path, moto_endpoint: str) -> dict[str, str]:
 
 def _serves_the_s3_model(engine: Engine, image: Image, env: dict[str, str], tmp: Path | None = None) -> None:
     port = free_port()
-    with engine.container(image.tag, {**env, "UVICORN_HOST": "127.0.0.1", "UVICORN_PORT": str(port)}, tmp=tmp) as name:
+    with engine.container(image.tag, {**env, "SERVICE_HOST": "127.0.0.1", "SERVICE_PORT": str(port)}, tmp=tmp) as name:
         assert engine.exec(name, "ls", "/app/artifacts/model").stdout.strip() == "", "api-nomodel ships a model"
         if tmp is not None:
             denied = engine.exec(name, "touch", "/tmp/probe")

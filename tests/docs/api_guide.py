@@ -27,6 +27,8 @@ from tests.servers import ROOT, free_port, running_server
 
 GUIDE = ROOT / "docs" / "api-guide.md"
 GUIDE_URL = "http://127.0.0.1:8000"
+#: How the guide starts the service.
+SERVER = "uv run python -m service"
 _FENCE = re.compile(r"^```(?P<lang>[\w{}]+)[^\n]*\n(?P<body>.*?)^```$", re.M | re.S)
 
 
@@ -52,7 +54,7 @@ def blocks(text: str) -> list[Block]:
 
 def server_command(text: str) -> str:
     """The guide's block that starts the service."""
-    return next(b.body for b in blocks(text) if b.lang == "bash" and "uvicorn service.api:app" in b.body)
+    return next(b.body for b in blocks(text) if b.lang == "bash" and SERVER in b.body)
 
 
 def steps(text: str) -> list[Step]:
@@ -60,7 +62,7 @@ def steps(text: str) -> list[Step]:
     found = blocks(text)
     result = []
     for i, block in enumerate(found):
-        if block.lang != "bash" or "uvicorn service.api:app" in block.body:
+        if block.lang != "bash" or SERVER in block.body:
             continue
         following = found[i + 1] if i + 1 < len(found) else None
         result.append(Step(block, following if following is not None and following.lang == "json" else None))
@@ -71,7 +73,7 @@ def steps(text: str) -> list[Step]:
 def guide_server(text: str, model: Path, log: Path) -> Iterator[str]:
     """The guide's own server command, on a free port, serving `model`."""
     port = free_port()
-    command = server_command(text).replace("--port 8000", f"--port {port}")
+    command = server_command(text).replace("SERVICE_PORT=8000", f"SERVICE_PORT={port}")
     command = command.replace("MODEL_URI=artifacts/model", f"MODEL_URI={model}")
     env = {**os.environ, "SERVICE_ACCESS_LOG": "false"}
     with running_server(["bash", "-c", command], f"http://127.0.0.1:{port}/health", log, env=env, cwd=ROOT):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from ui_servers import running
 
-from tests.servers import SERVICE_APP, free_port, uvicorn_command
+from tests.servers import free_port, service_command, service_environment, uvicorn_command
 
 
 @pytest.fixture(scope="session")
@@ -16,9 +16,8 @@ def api_url(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
     """The real prediction service, serving the session's synthetic-data model."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("api") / "uvicorn.log"
-    command = uvicorn_command(SERVICE_APP, port)
-    with running(command, f"{url}/ready", env={"MODEL_URI": str(trained_model_dir)}, log=log):
+    log = tmp_path_factory.mktemp("api") / "service.log"
+    with running(service_command(), f"{url}/ready", env=service_environment(port, trained_model_dir), log=log):
         yield url
 
 
@@ -28,9 +27,7 @@ def unready_api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("no-model")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with running(
-        uvicorn_command(SERVICE_APP, port), f"{url}/health", env={"MODEL_URI": str(folder)}, log=folder / "uvicorn.log"
-    ):
+    with running(service_command(), f"{url}/health", env=service_environment(port, folder), log=folder / "service.log"):
         yield url
 
 

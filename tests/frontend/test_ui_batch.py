@@ -11,7 +11,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from frontend.batch import CsvFileError, RowError, csv_file, errors_frame, predict_table, read_csv, results_frame
+from frontend.batch import (
+    MAX_COLUMNS,
+    CsvFileError,
+    RowError,
+    csv_file,
+    errors_frame,
+    predict_table,
+    read_csv,
+    results_frame,
+)
 from frontend.client import ApiClient
 from ml import predict as predict_cli
 from ml.contract import RESULT_COLUMNS
@@ -73,6 +82,23 @@ def test_text_and_blanks_are_passed_on_for_the_service_to_judge() -> None:
 def test_unusable_files_are_refused_with_a_reason(content: bytes, message: str) -> None:
     with pytest.raises(CsvFileError, match=message):
         read_csv(content, max_rows=10)
+
+
+def test_a_header_of_40000_columns_is_refused_by_its_width() -> None:
+    """Issue 21: each column was counted against all the others (46.9 s a rerun); now the header's width is capped."""
+    header = ",".join([*FEATURE_NAMES, *(f"extra{i}" for i in range(40_000))])
+    with pytest.raises(CsvFileError, match=f"40,021 columns; at most {MAX_COLUMNS} are accepted"):
+        read_csv(header.encode() + b"\n" + b"0," * 40_020 + b"0\n", max_rows=10)
+
+
+def test_a_header_at_the_column_cap_is_read_and_its_duplicates_named() -> None:
+    own = [f"note{i}" for i in range(MAX_COLUMNS - len(FEATURE_NAMES) - 2)]
+    widest = [*FEATURE_NAMES, *own, "id", "id"]
+    assert len(widest) == MAX_COLUMNS
+    with pytest.raises(CsvFileError, match="more than once: id"):
+        read_csv(",".join(widest).encode() + b"\n", max_rows=10)
+    table = read_csv(",".join(widest[:-1]).encode() + b"\n" + b"1," * (MAX_COLUMNS - 2) + b"1\n", max_rows=10)
+    assert table.columns == tuple(widest[:-1])
 
 
 def test_row_limit_is_enforced() -> None:

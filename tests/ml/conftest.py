@@ -1,13 +1,19 @@
-"""Data fixtures for the ml tests: synthetic files only, never the real survey rows."""
+"""Fixtures for the ml tests: synthetic data files (never the real survey rows) and a real MLflow server."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pytest
 
 from ml.training.synthetic import make_synthetic, write_synthetic
+from tests.ml.mlflow_server import MlflowServer, running_mlflow_server
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 SYNTHETIC_ROWS = 6_000
 SYNTHETIC_SEED = 7
@@ -24,3 +30,29 @@ def synthetic_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def synthetic_frame() -> pd.DataFrame:
     """A small synthetic frame (2,000 rows) in the real file's column order; copy before changing it."""
     return make_synthetic(2_000, seed=11)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """A real MLflow tracking server (sqlite store, served artifacts) on a free loopback port, for the session."""
+    with running_mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as server:
+        yield server
+
+
+@pytest.fixture
+def tracking(mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch) -> MlflowClient:
+    """The server's client, with both registered models removed: every test starts without a champion (or a
+    reference holdout, which the registered model holds)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from ml.training.tracking import MODEL_NAME, SYNTHETIC_MODEL_NAME
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
+    client = MlflowClient(tracking_uri=mlflow_server.url)
+    for name in (MODEL_NAME, SYNTHETIC_MODEL_NAME):
+        try:
+            client.delete_registered_model(name)
+        except MlflowException:
+            continue
+    return client

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,8 @@ from ml.schema import FEATURE_NAMES, TARGET
 from ml.training.data import features_matrix, read_csv
 from ml.training.synthetic import make_synthetic, write_synthetic
 from ml.training.tuning import weighted_f1
+from tests.damaged_models import first_leaf_value, rewrite_model_text
+from tests.servers import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -264,4 +268,21 @@ def test_predict_cli_rejects_bad_rows_naming_the_column(
     err = capsys.readouterr().err
     assert "Age" in err
     assert "14" in err
+    assert not out.exists()
+
+
+def test_predict_cli_explains_a_model_file_lightgbm_cannot_parse(model_copy: Path, tmp_path: Path) -> None:
+    """The issue's file (a leaf value rewritten as "9.5", the manifest resealed) made the command abort with exit
+    134 ("terminate called"); now it exits 2 with the reason, and no traceback."""
+    rewrite_model_text(model_copy, first_leaf_value)
+    data = write_synthetic(tmp_path / "input.csv", 20, seed=5)
+    out = tmp_path / "out.csv"
+    command = ["-m", "ml.predict", "--model", str(model_copy), "--data", str(data), "--output", str(out)]
+    process = subprocess.run(
+        [sys.executable, *command], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert process.returncode == 2, (process.returncode, process.stderr[-3000:])
+    assert f"error: model.txt of {model_copy} cannot be loaded: line 12: tree_sizes puts tree 0 here" in process.stderr
+    assert "Traceback" not in process.stderr
+    assert "[LightGBM]" not in process.stderr
     assert not out.exists()

@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -15,8 +14,8 @@ import numpy as np
 import pytest
 import yaml
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 
+from ml import reference as reference_cli
 from ml.inference.artifact import ArtifactError
 from ml.inference.predictor import Predictor
 from ml.training.data import features_matrix, read_csv
@@ -33,62 +32,18 @@ from ml.training.tracking import (
 )
 from ml.training.train import TrainingConfig, TrainingResult, split_folds, train
 from ml.training.tuning import weighted_f1
-from tests.servers import free_port, running_server
-
-
-@dataclass(frozen=True)
-class MlflowServer:
-    url: str
-    artifacts: Path  # the server's artifact store on disk, for tampering with it
-
-
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    """A real MLflow tracking server (sqlite store, served artifacts) on a free loopback port."""
-    port = free_port()
-    root = tmp_path_factory.mktemp("mlflow-server")
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    command = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--backend-store-uri",
-        f"sqlite:///{root / 'mlflow.db'}",
-        "--artifacts-destination",
-        str(root / "artifacts"),
-    ]
-    url = f"http://127.0.0.1:{port}"
-    with running_server(command, f"{url}/health", root / "server.log", env=env, cwd=root, timeout=120):
-        yield MlflowServer(url, root / "artifacts")
-
-
-@pytest.fixture
-def tracking(mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch) -> MlflowClient:
-    """The server's client, with both registered models removed: every test starts without a champion."""
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
-    client = MlflowClient(tracking_uri=mlflow_server.url)
-    for name in (MODEL_NAME, SYNTHETIC_MODEL_NAME):
-        try:
-            client.delete_registered_model(name)
-        except MlflowException:
-            continue
-    return client
+from tests.ml.datasets import without_signal
+from tests.ml.mlflow_server import MlflowServer
 
 
 @dataclass(frozen=True)
 class Models:
     strong: TrainingResult
-    weak: TrainingResult
+    weak: TrainingResult  # trained on the same file with every label outside the holdout shuffled: it learnt nothing
     other_split: TrainingResult  # strong, trained on another split (seed) of the same file
     other_file: TrainingResult  # strong, trained on another (synthetic) data file
-    real: TrainingResult  # trained on a file without the synthetic sidecar: treated as real data
+    real: TrainingResult  # trained on `survey`, a copy without the synthetic sidecar: treated as real data
+    survey: Path
 
 
 @pytest.fixture(scope="module")
@@ -97,14 +52,21 @@ def models(synthetic_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Mod
     other_file = write_synthetic(root / "other.csv.gz", 6_000, seed=8)
     real_file = root / "survey.csv.gz"
     shutil.copyfile(synthetic_csv, real_file)  # no sidecar: nothing says these rows are synthetic
+    noise = without_signal(synthetic_csv, root / "noise.csv", synthetic=True)
     strong = TrainingConfig(max_rounds=200)
     return Models(
         strong=train(synthetic_csv, root / "strong", strong),
-        weak=train(synthetic_csv, root / "weak", TrainingConfig(max_rounds=1, learning_rate=0.01)),
+        weak=train(noise, root / "weak", strong),
         other_split=train(synthetic_csv, root / "other-split", TrainingConfig(max_rounds=200, seed=9)),
         other_file=train(other_file, root / "other-file", strong),
         real=train(real_file, root / "real", strong),
+        survey=real_file,
     )
+
+
+def pin_on_purpose(data: Path, name: str = MODEL_NAME) -> None:
+    """What the model's owner does once: pin the reference holdout of the production model from `data`."""
+    assert reference_cli.main(["renew", "--name", name, "--data", str(data), "--reason", "the tests' survey"]) == 0
 
 
 def _champion(client: MlflowClient, name: str = SYNTHETIC_MODEL_NAME) -> str:
@@ -165,6 +127,7 @@ def test_run_holds_params_metrics_images_tables_and_lineage(
 
 
 def test_synthetic_model_never_joins_the_production_model(tracking: MlflowClient, models: Models) -> None:
+    pin_on_purpose(models.survey)
     real = log_training_run(models.real, experiment="test-kind")
     assert (real.registered_name, real.champion) == (MODEL_NAME, True)
     synthetic = log_training_run(models.strong, experiment="test-kind")
@@ -182,12 +145,12 @@ def test_weaker_model_is_refused_on_the_promotion_holdout(
     assert not second.champion
     assert _champion(tracking) == first.registered_version
     rows = len(models.weak.holdout_labels)
-    assert f"promotion holdout ({rows:,} rows" in second.reason
+    assert f"({rows:,} rows of {models.strong.manifest.data.file}" in second.reason
     decision = _logged_decision(tracking, second, tmp_path)
     assert decision["holdout_rows"] == rows
-    assert decision["new_weighted_f1"] == pytest.approx(_holdout_score(models.weak, models.weak))
-    assert decision["champion_weighted_f1"] == pytest.approx(_holdout_score(models.weak, models.strong))
-    assert decision["new_weighted_f1"] < decision["champion_weighted_f1"]  # type: ignore[operator]
+    assert decision["comparison"]["new_weighted_f1"] == pytest.approx(_holdout_score(models.weak, models.weak))
+    assert decision["comparison"]["champion_weighted_f1"] == pytest.approx(_holdout_score(models.weak, models.strong))
+    assert decision["comparison"]["new_weighted_f1"] < decision["comparison"]["champion_weighted_f1"]  # type: ignore[operator]
 
 
 def test_champion_from_another_split_is_compared_on_rows_neither_model_saw(
@@ -199,7 +162,9 @@ def test_champion_from_another_split_is_compared_on_rows_neither_model_saw(
     outcome = log_training_run(models.other_split, experiment="test-split")
     assert outcome.champion
     decision = _logged_decision(tracking, outcome, tmp_path)
-    assert decision["champion_weighted_f1"] == pytest.approx(_holdout_score(models.other_split, models.weak))
+    assert decision["comparison"]["champion_weighted_f1"] == pytest.approx(
+        _holdout_score(models.other_split, models.weak)
+    )
     frame = read_csv(synthetic_csv)
     held = {row.tobytes() for row in models.other_split.holdout_features}
     for seed in (42, 9):
@@ -214,7 +179,8 @@ def test_champion_trained_without_the_holdout_is_not_compared(tracking: MlflowCl
     new = log_training_run(models.strong, experiment="test-old")
     assert not new.champion
     assert "refused" in new.reason
-    assert "trained without the promotion holdout" in new.reason
+    assert "trained under the promotion holdout None" in new.reason
+    assert "may have trained on the rows the others would be compared on" in new.reason
     assert _champion(tracking) == old.registered_version
 
 
@@ -232,17 +198,25 @@ def test_a_file_without_holdout_rows_cannot_decide(tracking: MlflowClient, model
     no_rows = replace(models.strong, holdout_features=np.empty((0, 21)), holdout_labels=np.empty(0, dtype=np.int64))
     new = log_training_run(no_rows, experiment="test-empty")
     assert not new.champion
-    assert "has no rows in the promotion holdout" in new.reason
+    assert "(0 rows) is not the reference" in new.reason
     assert _champion(tracking) == old.registered_version
 
 
-def test_a_change_of_data_file_is_stated_in_the_decision(tracking: MlflowClient, models: Models) -> None:
+def test_a_change_of_data_file_is_stated_and_another_file_is_not_promoted(
+    tracking: MlflowClient, models: Models, tmp_path: Path
+) -> None:
     log_training_run(models.weak, experiment="test-data")
     outcome = log_training_run(models.other_file, experiment="test-data")
-    assert outcome.champion
+    assert not outcome.champion
+    assert f"of v{outcome.registered_version}'s data file other.csv.gz" in outcome.reason
+    assert "is not the reference" in outcome.reason
     assert "the data file changed" in outcome.reason
     assert f"on {models.weak.manifest.data.file} (sha256 {models.weak.manifest.data.sha256[:12]}" in outcome.reason
     assert f"on {models.other_file.manifest.data.file} (sha256" in outcome.reason
+    decision = _logged_decision(tracking, outcome, tmp_path)
+    assert decision["reproduces_reference"] is False
+    # Judged on the reference all the same: the first model's holdout, not its own file's.
+    assert decision["comparison"]["new_weighted_f1"] == pytest.approx(_holdout_score(models.weak, models.other_file))
 
 
 def test_service_can_load_the_pinned_champion_from_the_registry(tracking: MlflowClient, models: Models) -> None:

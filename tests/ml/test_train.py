@@ -14,15 +14,19 @@ from ml.inference.digest import artifact_digest
 from ml.inference.loader import read_folder
 from ml.inference.postprocess import calibrate, decide
 from ml.manifest import Calibration, DecisionRule
-from ml.schema import CLASSES
+from ml.schema import CLASSES, TARGET
+from ml.training.data import features_matrix, read_csv
 from ml.training.evaluate import classification_metrics
+from ml.training.holdout import in_holdout
 from ml.training.synthetic import make_synthetic
-from ml.training.train import TrainingConfig, train
+from ml.training.train import TrainingConfig, split_folds, train
 from ml.training.tuning import (
+    MIN_NAMED,
     MIN_PRECISION_LIFT,
     CalibrationError,
     confusion,
     fit_calibration,
+    precision_lower_bound,
     tune_decision_rule,
     weighted_f1,
 )
@@ -141,9 +145,71 @@ def test_a_weight_only_leaves_1_where_the_class_is_named_twice_as_precisely_as_i
     assert _precision(y, proba, tuned.rule, 2) >= floor[2]
 
 
+def _few_rows_fold(n: int = 20_000, seed: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """A fold (2% class 1) where a pre-diabetes weight above 1.71 names exactly 5 people, 2 of them rightly: it
+    buys weighted F1, at a precision of 0.40, 20 times the class's base rate, on 5 rows."""
+    rng = np.random.default_rng(seed)
+    y = rng.choice(3, size=n, p=[0.83, 0.02, 0.15])
+    proba = rng.dirichlet([8, 0.3, 1.5], size=n)
+    proba[:, 1] *= 0.02  # nobody else comes near being named pre-diabetic
+    proba[y == 2, 2] += 0.3
+    proba /= proba.sum(axis=1, keepdims=True)
+    few = rng.choice(np.flatnonzero(y != 1), 5, replace=False)
+    y[few] = (1, 1, 2, 2, 2)
+    proba[few] = (0.6, 0.35, 0.05)
+    return proba, y
+
+
+def test_a_weight_needs_enough_rows_named_not_only_a_precise_few() -> None:
+    """The issue: the weight moved to 7.34 on 2 right of 5 validation rows, and named 6 test rows (1 right) on one
+    split and 14 (0 right) on another."""
+    proba, y = _few_rows_fold()
+    tuned = tune_decision_rule(proba, y)
+    named = lambda rule: int((decide(proba, rule) == 1).sum())  # noqa: E731
+    # Without the floor the search names the 5 (it pays); their precision alone would have passed the floor ...
+    assert tuned.without_floor.class_weights[1] > 1
+    assert named(tuned.without_floor) == 5
+    assert _precision(y, proba, tuned.without_floor, 1) == pytest.approx(0.4)
+    assert MIN_PRECISION_LIFT * (y == 1).mean() <= 0.4
+    # ... but 5 rows are too few to name anyone pre-diabetic.
+    assert tuned.rule.class_weights[1] == 1.0
+    assert named(tuned.rule) == 0
+    assert MIN_NAMED > 5
+
+
+def test_the_precision_lower_bound_is_wilsons() -> None:
+    from scipy.stats import binomtest
+
+    right, named = np.array([2, 0, 30, 400]), np.array([5, 0, 40, 1000])
+    bound = precision_lower_bound(right, named, confidence=0.95)
+    for k, n, low in zip(right[named > 0], named[named > 0], bound[named > 0], strict=True):
+        # A one-sided 95% lower bound is the lower end of the two-sided 90% interval.
+        assert low == pytest.approx(binomtest(int(k), int(n)).proportion_ci(0.90, method="wilson").low)
+    assert bound[1] == 0.0
+    assert bound[0] == pytest.approx(0.143, abs=0.001)
+
+
+def test_the_average_risk_comes_from_the_training_rows_only(synthetic_csv: Path, tmp_path: Path) -> None:
+    """Shifting every holdout label moved the displayed average (0.158 to 0.243 on the issue's file); it may only
+    depend on the rows the model trained on."""
+    frame = read_csv(synthetic_csv)
+    shifted = frame.copy()
+    shifted.loc[in_holdout(features_matrix(frame)), TARGET] = 2
+    path = tmp_path / "shifted.csv"
+    shifted.to_csv(path, index=False)
+    honest, relabelled = train(synthetic_csv, tmp_path / "a", FAST), train(path, tmp_path / "b", FAST)
+    assert honest.manifest.files["model.txt"] == relabelled.manifest.files["model.txt"]  # same training rows
+    assert relabelled.manifest.screening.average == honest.manifest.screening.average
+    folds = split_folds(frame, FAST)
+    trained_on = np.concatenate([folds.y_fit, folds.y_val])
+    assert honest.manifest.screening.average == pytest.approx(np.mean(trained_on != 0))
+    assert honest.manifest.screening.average != pytest.approx(np.mean(frame[TARGET] != 0), abs=1e-6)
+
+
 def test_training_reports_what_the_precision_floor_changed(synthetic_csv: Path, tmp_path: Path) -> None:
     result = train(synthetic_csv, tmp_path / "m", FAST)
     floor = result.manifest.precision_floor
+    assert (floor.min_named, floor.confidence) == (MIN_NAMED, 0.95)
     assert floor.with_floor.candidate == result.manifest.imbalance_strategy.chosen
     assert floor.with_floor.class_weights == result.manifest.decision_rule.class_weights
     assert floor.with_floor.test_weighted_f1 == pytest.approx(result.test_metrics["weighted_f1"])

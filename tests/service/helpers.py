@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 import httpx
 
 from ml.schema import DEFAULT_RECORD
-from tests.servers import ROOT, SERVICE_APP, free_port, running_server, uvicorn_command
+from tests.servers import ROOT, free_port, running_server, service_command, service_environment
 
 
 def record(**changes: Any) -> dict[str, Any]:
@@ -30,16 +29,13 @@ class Server:
 
 
 @contextmanager
-def serving(
-    model_uri: str, log: Path, *, settings: Mapping[str, str] | None = None, options: Sequence[str] = ()
-) -> Iterator[Server]:
-    """`uvicorn service.api:app` on a free 127.0.0.1 port as `make serve` runs it (with more `settings` in the
-    environment and more uvicorn `options`, if any); yields once /health answers."""
+def serving(model_uri: str, log: Path, *, settings: Mapping[str, str] | None = None) -> Iterator[Server]:
+    """`python -m service` on a free 127.0.0.1 port, as `make serve` runs it (with more `settings` in the
+    environment, if any); yields once /health answers."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "MODEL_URI": model_uri, **(settings or {})}
-    command = [*uvicorn_command(SERVICE_APP, port), *options]
-    with running_server(command, f"{url}/health", log, env=env, cwd=ROOT, timeout=90) as process:
+    env = service_environment(port, model_uri, settings)
+    with running_server(service_command(), f"{url}/health", log, env=env, cwd=ROOT, timeout=90) as process:
         yield Server(url, log, process)
 
 

@@ -127,6 +127,15 @@ def test_malformed_pin_is_refused_at_start() -> None:
             Settings(MODEL_SHA256=bad)
 
 
+@pytest.mark.parametrize("token", ["", "   ", "s3cret", "x" * 31])
+def test_an_empty_or_short_operator_token_is_refused_at_start(token: str) -> None:
+    """Issue 21: an empty SERVICE_OPERATOR_TOKEN opened `/operator/model` to anyone (no header, `Bearer` alone).
+    The error names the rule, never the token."""
+    with pytest.raises(ValidationError, match="at least 32 characters") as caught:
+        Settings(operator_token=token)
+    assert token.strip() == "" or token not in str(caught.value)
+
+
 def test_unhandled_error_is_a_json_500_with_the_request_id(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     predictor = client.app.state.model.predictor  # type: ignore[attr-defined]
 

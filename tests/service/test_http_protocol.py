@@ -1,13 +1,16 @@
-"""What uvicorn answers itself, on a real server started as `make serve` starts it (`service.http_protocol`).
+"""What the server answers itself, on a real server started as `make serve` starts it (`service.http_protocol`).
 
 Issue 15: slow clients were never timed out, uvicorn's own 400s were plain text, and every answer said
-`server: uvicorn`. Deadlines are shortened to 1 s here so the tests wait little. Responses leave in one write
+`server: uvicorn`. Issue 21: heads had no size or count limit, idle connections locked everyone out, a GET's body
+had no deadline, a valid request before malformed bytes was run but never answered, and a POST with `Upgrade` lost
+its body. Deadlines are shortened to 1 s here so the tests wait little. Responses leave in one write
 (`CoalescedWrites`): checked on a fake transport, and on the real server with pipelined and large answers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import time
@@ -16,8 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from uvicorn.server import ServerState
 
+from service.api import create_app
 from service.http_protocol import CoalescedWrites
+from service.server import uvicorn_config
+from service.settings import Settings
 from tests.service.helpers import Server, record, serving
 
 QUICK = {"SERVICE_HEADER_TIMEOUT_SECONDS": "1", "SERVICE_BODY_TIMEOUT_SECONDS": "1"}
@@ -68,10 +75,10 @@ def _error(status: int, headers: dict[str, str], body: bytes) -> dict[str, Any]:
     [
         b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
         b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-        b"GET /health?q=" + b"a" * 81_920 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
         b"BREW /health HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /health HTTP/1.1\nHost: x\n\n",
     ],
-    ids=["bad-content-length", "transfer-encoding-and-content-length", "80-kb-query", "unknown-method"],
+    ids=["bad-content-length", "transfer-encoding-and-content-length", "unknown-method", "bare-line-feeds"],
 )
 def test_malformed_requests_get_the_json_error_shape(quick_server: Server, request_bytes: bytes) -> None:
     with _connect(quick_server) as sock:
@@ -123,17 +130,6 @@ def test_no_server_header(quick_server: Server) -> None:
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         _, headers, _ = _answer(sock)
     assert "server" not in headers
-
-
-def test_over_the_concurrency_limit_is_a_json_503(trained_model_dir: Path, tmp_path: Path) -> None:
-    limited = serving(str(trained_model_dir), tmp_path / "server.log", options=["--limit-concurrency", "2"])
-    with limited as server, _connect(server) as first, _connect(server) as second:
-        first.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # an open connection, still sending its head
-        second.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        status, headers, body = _answer(second)
-    assert status == 503
-    assert headers["retry-after"] == "1"
-    assert _error(status, headers, body)["error"] == "overloaded"
 
 
 class _RecordingTransport:
@@ -223,3 +219,258 @@ def test_a_large_answer_arrives_whole(quick_server: Server) -> None:
         status, headers, body = _answer(sock)
     assert status == 200
     assert len(body) == int(headers["content-length"]) > CoalescedWrites.FLUSH_BYTES
+
+
+# -- issue 21: heads are counted before they are buffered ----------------------------------------------------------
+
+
+def _refused(server: Server, request_bytes: bytes) -> tuple[int, dict[str, Any]]:
+    """Send `request_bytes` on a fresh connection; the one answer, read before the server closes."""
+    with _connect(server) as sock:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # refused before the client finished
+            sock.sendall(request_bytes)
+        status, headers, body = _answer(sock)
+        assert sock.recv(1) == b""  # and the connection closed
+    return status, _error(status, headers, body)
+
+
+def _headers(count: int, size: int) -> bytes:
+    return b"".join(b"X-Filler-%d: %s\r\n" % (i, b"v" * size) for i in range(count))
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "words"),
+    [
+        (b"GET /health HTTP/1.1\r\nHost: x\r\n" + _headers(5_000, 1) + b"\r\n", 431, "more than 100 headers"),
+        (b"GET /health HTTP/1.1\r\nHost: x\r\n" + _headers(1, 20_000) + b"\r\n", 431, "longer than 16,384 bytes"),
+        (b"GET /health HTTP/1.1\r\nHost: x\r\n" + _headers(7, 10_000) + b"\r\n", 431, "larger than 65,536 bytes"),
+        (b"GET /health?q=" + b"a" * 81_920 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "longer than 16,384 bytes"),
+    ],
+    ids=["5000-headers", "20-kb-header", "70-kb-of-headers", "80-kb-query"],
+)
+def test_heads_past_the_limits_are_refused(quick_server: Server, request_bytes: bytes, status: int, words: str) -> None:
+    """Issue 21: 5 million headers were answered 200 (RSS 274 -> 900 MB); no head had a limit."""
+    answered, answer = _refused(quick_server, request_bytes)
+    assert answered == status
+    assert answer["error"] == ("uri_too_long" if status == 414 else "headers_too_large")
+    assert words in answer["reason"]
+
+
+def test_a_header_that_never_ends_is_refused_once_it_passes_the_heads_room(quick_server: Server) -> None:
+    """Issue 21: one 128 MB header value was buffered whole (`/health` waited 7.1 s); refused at 64 KiB now, the
+    rest unread, the answer readable although the client is still sending."""
+    status, answer = _refused(quick_server, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 8_000_000)
+    assert (status, answer["error"]) == (431, "headers_too_large")
+    with _connect(quick_server) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _answer(sock)[0] == 200
+
+
+def test_heads_within_the_limits_are_served_whatever_their_packets(quick_server: Server) -> None:
+    """A head just under every limit (99 headers, 60 KB, lines of 16,000 bytes), sent whole or a byte at a time
+    across the end of another request, is served: the counting starts where each head starts."""
+    near = b"GET /health?q=" + b"a" * 16_000 + b" HTTP/1.1\r\nHost: x\r\n" + _headers(3, 15_970) + _headers(95, 1)
+    near += b"\r\n"
+    assert 60_000 < len(near) < 65_536
+    body = json.dumps(record()).encode()
+    predict = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(body),
+        body,
+    )
+    with _connect(quick_server) as sock:
+        sock.sendall(near)
+        assert _answer(sock)[0] == 200
+        sock.sendall(predict + near)
+        assert [status for status, _, _ in _answers(sock, 2)] == [200, 200]
+        for start in range(0, len(predict + near[:100]), 7):  # the next head begins mid-packet, in pieces
+            sock.sendall((predict + near)[start : start + 7])
+        sock.sendall((predict + near)[start + 7 :])
+        assert [status for status, _, _ in _answers(sock, 2)] == [200, 200]
+
+
+# -- issue 21: bodies of every method have a deadline; answers nobody reads are dropped ---------------------------
+
+
+def test_a_get_that_announces_a_body_is_under_the_body_deadline(quick_server: Server) -> None:
+    """Issue 21: `GET /health` with `Content-Length: 1000000000`, then a byte a minute, held a connection and a
+    place for as long as the test ran (the deadline covered POST, PUT and PATCH only)."""
+    status, answer = _refused(quick_server, b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\nx")
+    assert (status, answer["error"]) == (413, "body_too_large")
+    started = time.monotonic()
+    status, answer = _refused(quick_server, b"DELETE /health HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nx")
+    assert (status, answer["error"]) == (408, "request_timeout")
+    assert 0.9 < time.monotonic() - started < 5
+
+
+class _Transport:
+    """A connection's transport as uvicorn's protocol uses it, recording what happens to it."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.closed = self.aborted = False
+
+    def write(self, data: bytes) -> None:
+        self.sent.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.aborted = self.closed = True
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+
+@pytest.mark.parametrize("resumed", [False, True])
+def test_an_answer_the_client_stops_reading_is_dropped(resumed: bool) -> None:
+    """The kernel takes answers of a few MB whole, but past that a client that stopped reading held its task and
+    the answer for ever; now the connection is dropped after `body_timeout_seconds` without progress."""
+    loop = asyncio.new_event_loop()
+    try:
+        settings = Settings(body_timeout_seconds=0.05)
+        config = uvicorn_config(create_app(settings), settings)
+        config.load()
+        protocol = config.http_protocol_class(config=config, server_state=ServerState(), app_state={}, _loop=loop)
+        transport = _Transport()
+        protocol.connection_made(transport)  # type: ignore[arg-type]
+        protocol.pause_writing()
+        if resumed:
+            protocol.resume_writing()
+        loop.run_until_complete(asyncio.sleep(0.2))
+        assert transport.aborted is not resumed
+    finally:
+        loop.close()
+
+
+# -- issue 21: HTTP kept whole in uvicorn's corners -----------------------------------------------------------------
+
+
+def test_a_valid_request_before_malformed_bytes_is_answered_before_the_400(quick_server: Server) -> None:
+    """Issue 21: the valid request was run and logged as 200, but its client only received the 400."""
+    with _connect(quick_server) as sock:
+        sock.sendall(b"GET /ready HTTP/1.1\r\nHost: x\r\n\r\nNOT HTTP AT ALL\r\n\r\n")
+        (ready, _, ready_body), (status, headers, body) = _answers(sock, 2)
+        assert sock.recv(1) == b""
+    assert (ready, json.loads(ready_body)["status"]) == (200, "ready")
+    assert (status, _error(status, headers, body)["error"]) == (400, "bad_request")
+
+
+@pytest.mark.parametrize("upgrade", [b"h2c", b"websocket"])
+def test_a_request_with_an_upgrade_the_service_does_not_speak_keeps_its_body(
+    quick_server: Server, upgrade: bytes
+) -> None:
+    """Issue 21: a POST with `Upgrade:` lost its body (llhttp hands it over as the new protocol's bytes); the
+    Upgrade is ignored (RFC 9110 7.8), the body read, and the request after it answered too."""
+    body = json.dumps(record()).encode()
+    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: %s\r\n" % upgrade
+    head += b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+    with _connect(quick_server) as sock:
+        sock.sendall(head + body[:10])
+        time.sleep(0.2)  # the rest of the body in another packet, with the next request
+        sock.sendall(body[10:] + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        (status, _, answer), (health, _, _) = _answers(sock, 2)
+    assert status == 200, answer
+    assert "screening" in json.loads(answer)
+    assert health == 200
+
+
+def test_an_upgrade_with_a_chunked_body_is_refused(quick_server: Server) -> None:
+    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
+    head += b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+    status, answer = _refused(quick_server, head)
+    assert status == 400
+    assert "Upgrade with a chunked body" in answer["reason"]
+
+
+# -- issue 21: idle connections cost little and lock no one out ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def capped_server(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """At most 40 idle connections and 16 requests in flight; deadlines of 1 s."""
+    log = tmp_path_factory.mktemp("uvicorn") / "server.log"
+    caps = {"SERVICE_MAX_IDLE_CONNECTIONS": "40", "SERVICE_MAX_REQUESTS_IN_FLIGHT": "16", **QUICK}
+    with serving(str(trained_model_dir), log, settings=caps) as server:
+        yield server
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    sock.setblocking(False)
+    try:
+        return sock.recv(1) == b""
+    except BlockingIOError:
+        return False
+    except ConnectionResetError:
+        return True
+    finally:
+        sock.setblocking(True)
+
+
+def test_idle_and_trickling_connections_lock_no_one_out(capped_server: Server) -> None:
+    """Issue 21: 128 connections that sent one `GET /health` and idled made every new request a 503 for 75 s, and
+    128 trickling a body held the service as long as they went on. Now neither counts as work: 150 of each, and a
+    new client is served; past 40 idle connections the longest idle ones are closed."""
+    body = json.dumps(record()).encode()
+    predict = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(body),
+        body,
+    )
+    idle, trickling = [], []
+    try:
+        for _ in range(150):
+            sock = _connect(capped_server)
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert _answer(sock)[0] == 200
+            idle.append(sock)
+        for _ in range(150):
+            sock = _connect(capped_server)
+            sock.sendall(predict[: len(predict) - 50])  # the body's end never comes (within the test)
+            trickling.append(sock)
+        time.sleep(0.3)
+        with _connect(capped_server) as sock:
+            for request in (predict, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", predict):
+                sock.sendall(request)
+                assert _answer(sock)[0] == 200
+        closed = [_closed_by_server(sock) for sock in idle]
+        assert all(closed[:100]), "the longest idle connections were closed"
+        assert not any(closed[-30:]), "the most recent idle connections were kept"
+    finally:
+        for sock in idle + trickling:
+            sock.close()
+
+
+def test_the_work_in_flight_has_a_limit_answered_as_json(capped_server: Server) -> None:
+    """Past 16 requests in flight, the next is a 503 `overloaded` that says when to retry; the probes still pass."""
+    batch = json.dumps({"records": [record(Age=1 + i % 13) for i in range(300)]}).encode()
+    request = (
+        b"POST /predict/batch?explain=true HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(batch), batch)
+    )
+    sockets = [_connect(capped_server) for _ in range(24)]
+    try:
+        for sock in sockets:  # TreeSHAP of 300 rows runs in a worker thread: these stay in flight a while
+            sock.settimeout(120)
+            sock.sendall(request)
+        with _connect(capped_server) as probe:
+            probe.sendall(b"GET /ready HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert _answer(probe)[0] == 200
+        statuses = []
+        for sock in sockets:
+            status, headers, body = _answer(sock)
+            statuses.append(status)
+            if status == 503:
+                assert headers["retry-after"] == "1"
+                assert _error(status, headers, body)["error"] == "overloaded"
+    finally:
+        for sock in sockets:
+            sock.close()
+    assert set(statuses) == {200, 503}
+    assert statuses.count(200) >= 16

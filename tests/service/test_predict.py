@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -163,6 +164,19 @@ def test_openapi_documents_fields_codes_and_an_example(client: TestClient) -> No
     assert set(predict["responses"]) >= {"200", "413", "415", "422", "503"}
 
 
+def test_openapi_documents_what_the_server_answers_around_every_route(client: TestClient) -> None:
+    """Issue 21: 400, 408, 413, 431, 500 and 503 were answered but missing from the OpenAPI document, so generated
+    clients had no model for them."""
+    schema = client.get("/openapi.json").json()
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            documented = operation["responses"]
+            assert set(documented) >= {"400", "408", "413", "414", "431", "500", "503"}, (method, path)
+            for status in ("400", "408", "413", "414", "431", "500", "503"):
+                reference = documented[status]["content"]["application/json"]["schema"]["$ref"]
+                assert reference == "#/components/schemas/ErrorResponse"
+
+
 def test_cors_is_off_by_default_and_configurable(make_client: object, trained_model_dir: Path) -> None:
     preflight = {"Origin": "http://ui.example", "Access-Control-Request-Method": "POST"}
     default = make_client(MODEL_URI=str(trained_model_dir))  # type: ignore[operator]
@@ -187,14 +201,19 @@ def test_the_operator_view_is_off_without_a_token(client: TestClient) -> None:
     assert client.get("/operator/model").status_code == 404
 
 
+#: An operator token as long as the service requires (`MIN_OPERATOR_TOKEN_LENGTH`).
+TOKEN = "s3cret-token-of-32-characters-ok"
+
+
 def test_the_operator_view_needs_the_token(make_client: Any, trained_model_dir: Path) -> None:
-    client = make_client(MODEL_URI=str(trained_model_dir), operator_token="s3cret-token")
-    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic czNjcmV0LXRva2Vu"}):
+    client = make_client(MODEL_URI=str(trained_model_dir), operator_token=TOKEN)
+    basic = base64.b64encode(TOKEN.encode()).decode()
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Bearer"}, {"Authorization": basic}):
         refused = client.get("/operator/model", headers=headers)
         assert refused.status_code == 401, headers
         assert refused.headers["www-authenticate"] == "Bearer"
         assert refused.json()["error"] == "unauthorized"
-    view = client.get("/operator/model", headers={"Authorization": "Bearer s3cret-token"}).json()
+    view = client.get("/operator/model", headers={"Authorization": f"Bearer {TOKEN}"}).json()
     assert view["status"] == "ready"
     assert view["model_uri"] == str(trained_model_dir)
     assert {"lightgbm", "numpy"} <= set(view["versions"])
@@ -203,8 +222,8 @@ def test_the_operator_view_needs_the_token(make_client: Any, trained_model_dir: 
 
 
 def test_the_operator_view_says_why_the_model_is_not_loaded(make_client: Any, tmp_path: Path) -> None:
-    client = make_client(MODEL_URI=str(tmp_path / "nowhere"), operator_token="s3cret-token")
-    view = client.get("/operator/model", headers={"Authorization": "Bearer s3cret-token"}).json()
+    client = make_client(MODEL_URI=str(tmp_path / "nowhere"), operator_token=TOKEN)
+    view = client.get("/operator/model", headers={"Authorization": f"Bearer {TOKEN}"}).json()
     assert view["status"] == "failed"
     assert "does not exist" in view["reason"]
     assert "versions" not in view

@@ -47,7 +47,7 @@ def test_api_container_is_hardened_and_observable(ecs_full_run: Run) -> None:
         "MODEL_SHA256": MODEL_SHA256,
         "SERVICE_LOG_LEVEL": "INFO",
         "SERVICE_DOCS_ENABLED": "false",
-        "UVICORN_TIMEOUT_KEEP_ALIVE": "3615",
+        "SERVICE_KEEP_ALIVE_SECONDS": "3615",
     }
     assert "http://127.0.0.1:8000/health" in container["healthCheck"]["command"][-1]
     logging = container["logConfiguration"]
@@ -103,7 +103,7 @@ def test_the_api_outlasts_the_alb_on_idle_connections(ecs_full_run: Run, ecs_min
     """The ALB, not the task, must close an idle connection, or it reuses a closed one and answers 502."""
     for run in (ecs_full_run, ecs_minimal_run):
         (container,) = _containers(run, "api")
-        keep_alive = {e["name"]: e["value"] for e in container["environment"]}["UVICORN_TIMEOUT_KEEP_ALIVE"]
+        keep_alive = {e["name"]: e["value"] for e in container["environment"]}["SERVICE_KEEP_ALIVE_SECONDS"]
         assert int(keep_alive) > run.recorder.one("aws:lb/loadBalancer:LoadBalancer").inputs["idleTimeout"]
 
 

@@ -317,7 +317,7 @@ def test_the_api_outlasts_the_alb_on_idle_connections(eks_full_run: Run, eks_min
     """The ALB, not the pod, must close an idle connection, or it reuses a closed one and answers 502."""
     for run in (eks_full_run, eks_minimal_run):
         (container,) = _object(run, "Deployment", "api")["spec"]["template"]["spec"]["containers"]
-        keep_alive = {e["name"]: e["value"] for e in container["env"]}["UVICORN_TIMEOUT_KEEP_ALIVE"]
+        keep_alive = {e["name"]: e["value"] for e in container["env"]}["SERVICE_KEEP_ALIVE_SECONDS"]
         annotations = _object(run, "Ingress", "diabetes-dev")["metadata"]["annotations"]
         attributes = dict(
             item.split("=", 1) for item in annotations["alb.ingress.kubernetes.io/load-balancer-attributes"].split(",")

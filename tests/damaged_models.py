@@ -1,0 +1,42 @@
+"""Damage a model artifact's `model.txt` the way an attacker with write access would: the manifest's sha256 of the
+file is updated to match, so only the loader's own checks of the text stand between the bytes and LightGBM."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from ml.inference.artifact import MANIFEST_FILE, MODEL_FILE
+
+
+def reseal(files: dict[str, bytes], model: bytes) -> dict[str, bytes]:
+    """The artifact's files with `model` as model.txt and the manifest's sha256 of it updated."""
+    manifest = json.loads(files[MANIFEST_FILE])
+    manifest["files"][MODEL_FILE] = hashlib.sha256(model).hexdigest()
+    return {**files, MODEL_FILE: model, MANIFEST_FILE: json.dumps(manifest, indent=2).encode()}
+
+
+def rewrite_model_text(model_dir: Path, edit: Callable[[str], str]) -> None:
+    """Apply `edit` to the folder's model.txt and reseal it."""
+    files = {p.name: p.read_bytes() for p in model_dir.iterdir() if p.is_file()}
+    for name, content in reseal(files, edit(files[MODEL_FILE].decode()).encode()).items():
+        (model_dir / name).write_bytes(content)
+
+
+def first_leaf_value(text: str, value: str = "9.5") -> str:
+    """Tree 0's first leaf value replaced by `value` (another length: every later tree moves off its tree_sizes)."""
+    start = text.index("leaf_value=", text.index("Tree=0\n")) + len("leaf_value=")
+    return text[:start] + value + text[text.index(" ", start) :]
+
+
+def tree_field(text: str, tree: int, field: str, values: str) -> str:
+    """One tree's field set to `values`, with tree_sizes recomputed: a careful attacker's edit."""
+    blocks = re.split(r"(?m)^(?=Tree=\d+\n|end of trees\n)", text)
+    head, trees, tail = blocks[0], blocks[1:-1], blocks[-1]
+    trees[tree] = re.sub(rf"(?m)^{field}=.*$", lambda _: f"{field}={values}", trees[tree], count=1)
+    sizes = " ".join(str(len(block)) for block in trees)
+    head = re.sub(r"(?m)^tree_sizes=.*$", f"tree_sizes={sizes}", head, count=1)
+    return head + "".join(trees) + tail

@@ -1,0 +1,128 @@
+"""Scoring a Parquet table on Spark (`ml.batch.spark`, `python -m ml.predict_spark`), in local mode.
+
+One local Spark session serves the module (starting one costs seconds of JVM start-up). Its answers must equal
+`python -m ml.predict`'s, row for row, for the same table.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from pyspark.sql import SparkSession
+
+from ml import predict_spark
+from ml.batch.scoring import score_file
+from ml.batch.spark import score_table
+from ml.contract import RESULT_COLUMNS
+from ml.inference.artifact import ArtifactError
+from ml.inference.predictor import Predictor
+from ml.training.data import DataValidationError
+from ml.training.synthetic import make_synthetic
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[SparkSession]:
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.pyspark.python", sys.executable)
+        .getOrCreate()
+    )
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A table of two Parquet files (two partitions), an id and the label with the features."""
+    folder = tmp_path_factory.mktemp("spark") / "members"
+    folder.mkdir()
+    frame = make_synthetic(3_000, seed=12)
+    frame.insert(0, "member_id", [f"m{i:05d}" for i in range(len(frame))])
+    frame.iloc[:1_800].to_parquet(folder / "part-0.parquet", index=False)
+    frame.iloc[1_800:].to_parquet(folder / "part-1.parquet", index=False)
+    return folder
+
+
+def test_spark_answers_equal_the_local_command_row_for_row(
+    spark: SparkSession, trained_model_dir: Path, table: Path, tmp_path: Path
+) -> None:
+    predictor = Predictor.load(trained_model_dir)
+    summary = score_table(spark, str(trained_model_dir), str(table), str(tmp_path / "scored"))
+    assert summary.rows == 3_000
+    on_spark = pq.read_table(tmp_path / "scored")
+
+    local = pq.read_table(table).to_pandas()
+    local.to_parquet(tmp_path / "all.parquet", index=False)
+    score_file(predictor, tmp_path / "all.parquet", tmp_path / "local.parquet")
+    expected = pq.read_table(tmp_path / "local.parquet")
+
+    assert on_spark.schema.names == expected.schema.names == [*local.columns, *RESULT_COLUMNS]
+    for name in RESULT_COLUMNS:
+        assert on_spark.schema.field(name).type == expected.schema.field(name).type, name
+    got = on_spark.to_pandas().sort_values("member_id", ignore_index=True)
+    want = expected.to_pandas()
+    assert got["member_id"].tolist() == want["member_id"].tolist()
+    for name in RESULT_COLUMNS:
+        if got[name].dtype.kind == "f":
+            np.testing.assert_allclose(got[name], want[name], rtol=0, atol=1e-12, err_msg=name)
+        else:
+            assert got[name].tolist() == want[name].tolist(), name
+
+
+def test_another_model_than_the_pinned_one_is_refused_before_anything_is_read(
+    spark: SparkSession, trained_model_dir: Path, table: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(ArtifactError, match=r"the pinned digest is 0{64}"):
+        score_table(spark, str(trained_model_dir), str(table), str(tmp_path / "out"), expected_sha256="0" * 64)
+    assert not (tmp_path / "out").exists()
+
+
+def test_invalid_values_are_reported_by_file_and_row_and_nothing_is_written(
+    spark: SparkSession, trained_model_dir: Path, tmp_path: Path
+) -> None:
+    frame = make_synthetic(500, seed=3)
+    frame["BMI"] = frame["BMI"].astype(float)
+    frame.loc[[10, 400], "BMI"] = [np.nan, 250.0]
+    frame.loc[7, "Age"] = 14
+    data = tmp_path / "bad.parquet"
+    frame.to_parquet(data, index=False)
+    with pytest.raises(DataValidationError) as caught:
+        score_table(spark, str(trained_model_dir), str(data), str(tmp_path / "out"))
+    found = {(p.column, p.reason.split(":")[0]): (p.rows, p.values, p.count) for p in caught.value.problems}
+    assert found == {
+        ("BMI", "missing value"): ((11,), ("",), 1),
+        ("BMI", "out of range"): ((401,), ("250.0",), 1),
+        ("Age", "out of range"): ((8,), ("14",), 1),
+    }
+    assert not (tmp_path / "out").exists()
+
+
+def test_text_feature_columns_are_refused_with_what_to_do(
+    spark: SparkSession, trained_model_dir: Path, tmp_path: Path
+) -> None:
+    frame = make_synthetic(20, seed=3).astype({"BMI": str})
+    frame.to_parquet(tmp_path / "text.parquet", index=False)
+    with pytest.raises(DataValidationError, match=r"BMI is string\. Cast them"):
+        score_table(spark, str(trained_model_dir), str(tmp_path / "text.parquet"), str(tmp_path / "out"))
+
+
+def test_the_command_line_scores_and_sums_up(
+    spark: SparkSession, trained_model_dir: Path, table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--model", str(trained_model_dir), "--data", str(table), "--output", str(tmp_path / "cli")]
+    assert predict_spark.main(args) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"wrote 3,000 predictions to {tmp_path / 'cli'}")
+    assert "SYNTHETIC" in out
+    assert pd.read_parquet(tmp_path / "cli").shape[0] == 3_000
+    assert predict_spark.main(args) == 2  # the output exists now: refused, not overwritten
+    assert "error: " in capsys.readouterr().err

@@ -1,0 +1,180 @@
+"""`service.middleware.Admission` in process: what counts as work in flight, and what bodies still arriving cost.
+
+Issue 21: uvicorn's `--limit-concurrency` counted open connections, so idle ones and ones trickling a body refused
+everyone else. Here a request is in flight from the moment its body has arrived until it is answered; bodies
+still arriving count only their bytes, against a budget of all of them together. The ASGI calls are driven by hand
+so each state is reached exactly, not by timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from service.middleware import Admission
+
+Message = dict[str, Any]
+
+
+class _Handler:
+    """An app that answers once released; records what it was given."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.bodies: list[bytes] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        message = await receive()
+        self.bodies.append(message.get("body", b""))
+        await self.release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+
+def _scope(path: str = "/predict", headers: list[tuple[bytes, bytes]] | None = None) -> Message:
+    return {"type": "http", "method": "POST", "path": path, "headers": headers or [], "state": {}}
+
+
+class _Client:
+    """One request: its body is fed message by message (none announced: one empty message); the answer's status
+    and body are recorded."""
+
+    def __init__(self, middleware: Admission, scope: Message) -> None:
+        self.incoming: asyncio.Queue[Message] = asyncio.Queue()
+        self.sent: list[Message] = []
+        if not scope["headers"]:
+            self.body(b"", more=False)
+        self.task = asyncio.ensure_future(middleware(scope, self.incoming.get, self._send))
+
+    async def _send(self, message: Message) -> None:
+        self.sent.append(message)
+
+    def body(self, chunk: bytes, *, more: bool) -> None:
+        self.incoming.put_nowait({"type": "http.request", "body": chunk, "more_body": more})
+
+    @property
+    def status(self) -> int | None:
+        return self.sent[0]["status"] if self.sent else None
+
+    def error(self) -> str:
+        return str(json.loads(self.sent[1]["body"])["error"])
+
+
+def _run(test: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(asyncio.wait_for(test(), 10))
+
+
+async def _turns(count: int = 5) -> None:
+    for _ in range(count):
+        await asyncio.sleep(0)
+
+
+def _admission(app: Any, **limits: Any) -> Admission:
+    defaults: dict[str, Any] = {
+        "limit": 10_000,
+        "max_pending_bytes": 100_000,
+        "max_in_flight": 2,
+        "always_admitted": frozenset({"/health"}),
+    }
+    return Admission(app, **{**defaults, **limits})
+
+
+def test_requests_past_the_limit_in_flight_are_refused_and_probes_pass() -> None:
+    async def scenario() -> None:
+        handler = _Handler()
+        admission = _admission(handler)
+        first, second = _Client(admission, _scope()), _Client(admission, _scope())
+        await _turns()
+        assert admission.in_flight == 2
+        third = _Client(admission, _scope())
+        probe = _Client(admission, _scope("/health"))
+        await _turns()
+        assert third.status == 503
+        assert third.error() == "overloaded"
+        assert (b"retry-after", b"1") in third.sent[0]["headers"]
+        assert probe.status is None  # admitted: waiting for its handler like the others
+        handler.release.set()
+        await asyncio.gather(first.task, second.task, probe.task)
+        assert (first.status, second.status, probe.status) == (200, 200, 200)
+        assert admission.in_flight == 0
+
+    _run(scenario)
+
+
+def test_a_body_still_arriving_is_not_in_flight() -> None:
+    """Issue 21: 128 connections trickling a body held every place; now they hold none until their body is in."""
+
+    async def scenario() -> None:
+        handler = _Handler()
+        handler.release.set()
+        admission = _admission(handler, max_in_flight=1)
+        headers = [(b"content-length", b"100")]
+        trickling = [_Client(admission, _scope(headers=headers)) for _ in range(50)]
+        for client in trickling:
+            client.body(b"{", more=True)
+        await _turns()
+        assert admission.in_flight == 0
+        assert admission.pending_bytes == 50
+        answered = _Client(admission, _scope())
+        await answered.task
+        assert answered.status == 200
+        for client in trickling:
+            client.task.cancel()
+
+    _run(scenario)
+
+
+def test_a_get_that_announces_a_body_has_it_read_first() -> None:
+    async def scenario() -> None:
+        handler = _Handler()
+        handler.release.set()
+        admission = _admission(handler)
+        scope = {**_scope("/health", [(b"content-length", b"4")]), "method": "GET"}
+        client = _Client(admission, scope)
+        client.body(b"ab", more=True)
+        await _turns()
+        assert handler.bodies == []  # the app has not seen the request yet
+        client.body(b"cd", more=False)
+        await client.task
+        assert handler.bodies == [b"abcd"]
+
+    _run(scenario)
+
+
+def test_bodies_arriving_together_have_a_budget() -> None:
+    """Bodies cost what has arrived: past `max_pending_bytes` on all connections, 503, and the bytes are freed."""
+
+    async def scenario() -> None:
+        handler = _Handler()
+        handler.release.set()
+        admission = _admission(handler, max_pending_bytes=1_000)
+        first, second = (_Client(admission, _scope(headers=[(b"transfer-encoding", b"chunked")])) for _ in range(2))
+        first.body(b"x" * 600, more=True)
+        await _turns()
+        second.body(b"x" * 600, more=True)
+        await second.task
+        assert second.status == 503
+        assert second.error() == "overloaded"
+        assert admission.pending_bytes == 600
+        first.body(b"x" * 10, more=False)
+        await first.task
+        assert first.status == 200
+        assert admission.pending_bytes == 0
+
+    _run(scenario)
+
+
+def test_a_body_over_the_limit_frees_its_bytes() -> None:
+    async def scenario() -> None:
+        admission = _admission(_Handler(), limit=100)
+        client = _Client(admission, _scope(headers=[(b"transfer-encoding", b"chunked")]))
+        client.body(b"x" * 60, more=True)
+        client.body(b"x" * 60, more=True)
+        await client.task
+        assert (client.status, client.error()) == (413, "body_too_large")
+        assert admission.pending_bytes == 0
+        assert admission.in_flight == 0
+
+    _run(scenario)

@@ -1,0 +1,75 @@
+"""`python -m service`: one entry point, every server option from the one `Settings`.
+
+Issue 21: the head deadline, the JSON 400s and the limits existed only when uvicorn was started with the right
+flags (the Makefile, the Dockerfile and the test servers each repeated them, a regex test kept them equal), and the
+protocol read its own `Settings()` from the environment, so `create_app(Settings(...))` never reached it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+
+import pytest
+from uvicorn.server import ServerState
+
+from service.api import create_app
+from service.server import uvicorn_config
+from service.settings import Settings
+from tests.servers import ROOT, service_command
+
+
+def test_the_server_takes_every_option_from_the_settings_it_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SERVICE_HEADER_TIMEOUT_SECONDS", "9")  # the environment says otherwise: not read here
+    monkeypatch.setenv("SERVICE_MAX_HEADERS", "9")
+    settings = Settings(
+        host="0.0.0.0",
+        port=8123,
+        keep_alive_seconds=3615,
+        shutdown_timeout_seconds=7,
+        header_timeout_seconds=2.5,
+        max_headers=42,
+    )
+    config = uvicorn_config(create_app(settings), settings)
+    options = (config.host, config.port, config.timeout_keep_alive, config.timeout_graceful_shutdown)
+    assert options == ("0.0.0.0", 8123, 3615, 7)
+    assert config.server_header is False
+    assert config.limit_concurrency is None  # work in flight is the app's limit, not a count of connections
+    config.load()
+    loop = asyncio.new_event_loop()
+    try:
+        protocol = config.http_protocol_class(config=config, server_state=ServerState(), app_state={}, _loop=loop)
+    finally:
+        loop.close()
+    assert protocol.head_timeout == 2.5
+    assert protocol.settings.max_headers == 42  # type: ignore[attr-defined]
+
+
+def _run(command: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "words"),
+    [
+        ("SERVICE_OPERATOR_TOKEN", "", "SERVICE_OPERATOR_TOKEN must be at least 32 characters"),
+        ("SERVICE_OPERATOR_TOKEN", "letmein", "SERVICE_OPERATOR_TOKEN must be at least 32 characters"),
+        ("SERVICE_MAX_HEADERS", "many", "max_headers"),
+    ],
+)
+def test_python_m_service_refuses_invalid_settings_at_start(variable: str, value: str, words: str) -> None:
+    """Issue 21: an empty token opened `/operator/model` to anyone; now the service does not start, and says why
+    without a traceback and without repeating the value."""
+    started = _run(service_command(), {**os.environ, variable: value, "SERVICE_PORT": "1"})
+    assert started.returncode == 2, started.stderr
+    assert words in started.stderr
+    assert "Traceback" not in started.stderr
+    assert not value or value not in started.stderr
+
+
+def test_python_m_service_lists_its_settings() -> None:
+    listed = _run([*service_command(), "--help"])
+    assert listed.returncode == 0
+    for variable in ("MODEL_URI", "SERVICE_PORT", "SERVICE_KEEP_ALIVE_SECONDS", "SERVICE_MAX_REQUESTS_IN_FLIGHT"):
+        assert variable in listed.stdout

@@ -1,0 +1,132 @@
+"""A stop under load, as ECS and Kubernetes stop a task on every deploy: SIGTERM to a real `python -m service`.
+
+Issue 21: SIGTERM must make `/ready` answer 503 at once, let every request already accepted finish, and exit within
+the stop timeout. 32 clients keep `POST /predict` going on keep-alive connections; when SIGTERM arrives, `/ready`
+must say 503 within a second while their requests are still served. The clients then stop sending a second before
+the drain ends (the load balancer has taken the task out of rotation by then), and a request whose body is still
+arriving when the service stops listening must still be answered. Every request sent is counted: zero may fail.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+import socket
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.service.helpers import Server, record, serving, wait_ready
+
+CLIENTS = 32
+DRAIN_SECONDS = 4.0
+SHUTDOWN_TIMEOUT_SECONDS = 10
+
+
+@dataclass
+class _Load:
+    """`CLIENTS` threads sending `POST /predict` until `stop`; every outcome counted, with the time of its answer."""
+
+    url: str
+    stop: threading.Event = field(default_factory=threading.Event)
+    outcomes: list[tuple[float, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def run(self) -> list[threading.Thread]:
+        threads = [threading.Thread(target=self._client, daemon=True) for _ in range(CLIENTS)]
+        for thread in threads:
+            thread.start()
+        return threads
+
+    def _client(self) -> None:
+        host, port = self.url.removeprefix("http://").split(":")
+        body = json.dumps(record()).encode()
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        while not self.stop.is_set():
+            try:
+                connection.request("POST", "/predict", body, {"Content-Type": "application/json"})
+                response = connection.getresponse()
+                response.read()
+                outcome = str(response.status)
+                if response.getheader("connection") == "close":
+                    connection.close()
+            except ConnectionRefusedError:  # never accepted: the service stopped listening
+                outcome = "refused"
+            except (OSError, http.client.HTTPException) as exc:
+                outcome = type(exc).__name__
+                connection.close()
+            with self.lock:
+                self.outcomes.append((time.monotonic(), outcome))
+            if outcome == "refused":
+                return
+
+
+def _slow_request(server: Server, answers: list[tuple[int, bytes]], release: threading.Event) -> None:
+    """A request accepted before SIGTERM whose body's last bytes come only after the service stopped listening."""
+    host, port = server.url.removeprefix("http://").split(":")
+    body = json.dumps(record()).encode()
+    with socket.create_connection((host, int(port)), timeout=60) as sock:
+        head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+        sock.sendall(head % len(body) + body[:10])
+        release.wait(60)
+        sock.sendall(body[10:])
+        with sock.makefile("rb") as stream:
+            status = int(stream.readline().split()[1])
+            answers.append((status, stream.read().partition(b"\r\n\r\n")[2]))  # closed after it: read to the end
+
+
+def test_sigterm_under_load_drains_answers_every_accepted_request_and_exits(
+    trained_model_dir: Path, tmp_path: Path
+) -> None:
+    settings = {
+        "SERVICE_DRAIN_SECONDS": str(DRAIN_SECONDS),
+        "SERVICE_SHUTDOWN_TIMEOUT_SECONDS": str(SHUTDOWN_TIMEOUT_SECONDS),
+        "SERVICE_ACCESS_LOG": "false",
+    }
+    with serving(str(trained_model_dir), tmp_path / "server.log", settings=settings) as server:
+        assert wait_ready(server.url).status_code == 200
+        load = _Load(server.url)
+        threads = load.run()
+        slow_answers: list[tuple[int, bytes]] = []
+        release = threading.Event()
+        slow = threading.Thread(target=_slow_request, args=(server, slow_answers, release), daemon=True)
+        slow.start()
+        time.sleep(2)  # under load
+        assert len(load.outcomes) > 50
+
+        server.process.send_signal(signal.SIGTERM)
+        stopped_at = time.monotonic()
+        ready = httpx.get(f"{server.url}/ready", timeout=5)
+        ready_after = time.monotonic() - stopped_at
+        assert ready.status_code == 503
+        assert ready.json()["error"] == "shutting_down"
+        assert ready_after < 1.0
+        assert httpx.get(f"{server.url}/health", timeout=5).status_code == 200  # alive: liveness must not fail
+
+        time.sleep(DRAIN_SECONDS - 1)  # the load balancer has stopped sending by now
+        load.stop.set()
+        for thread in threads:
+            thread.join(30)
+        time.sleep(1.5)  # the drain is over: the service no longer listens, the slow request is still open
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{server.url}/health", timeout=5)
+        release.set()
+        slow.join(30)
+
+        server.process.wait(DRAIN_SECONDS + SHUTDOWN_TIMEOUT_SECONDS)
+        exited_after = time.monotonic() - stopped_at
+
+    outcomes = Counter(outcome for _, outcome in load.outcomes)
+    during_drain = [outcome for at, outcome in load.outcomes if at > stopped_at]
+    assert outcomes == {"200": outcomes["200"]}, outcomes  # no failure, no refusal: the listener outlived the load
+    assert len(during_drain) > 50  # and the service kept answering while it drained
+    assert [status for status, _ in slow_answers] == [200]
+    assert "screening" in json.loads(slow_answers[0][1])
+    assert server.process.returncode in (0, -signal.SIGTERM)
+    assert exited_after < DRAIN_SECONDS + SHUTDOWN_TIMEOUT_SECONDS
