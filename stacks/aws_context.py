@@ -91,11 +91,24 @@ def check_ci_role(caller_arn: str, stack: str) -> None:
         )
 
 
-def lookup_context(region: str, stack: str) -> AwsContext:
-    """Ask AWS who we are (one invoke each; mocked in tests)."""
+def check_certificate_account(certificate_arn: str | None, account_id: str) -> None:
+    """Fail early on an ACM certificate of another account: a load balancer takes one of its own account only, and the
+    listener would fail only after the load balancer was made (the region is checked with the config)."""
+    if certificate_arn and certificate_arn.split(":")[4] != account_id:
+        raise ConfigError(
+            f"certificateArn {certificate_arn} is in account {certificate_arn.split(':')[4]}, the stack runs in "
+            f"{account_id}: a load balancer takes an ACM certificate of its own account only. Request or import the "
+            "certificate in this account and region (docs/deploy.md, HTTPS)"
+        )
+
+
+def lookup_context(region: str, stack: str, certificate_arn: str | None = None) -> AwsContext:
+    """Ask AWS who we are (one invoke each; mocked in tests); refuse another bootstrap's CI role and a certificate of
+    another account before anything is made."""
     identity = aws.get_caller_identity()
     partition = aws.get_partition()
     check_ci_role(identity.arn, stack)
+    check_certificate_account(certificate_arn, identity.account_id)
     return AwsContext(
         account_id=identity.account_id,
         partition=partition.partition,

@@ -224,3 +224,21 @@ def test_a_project_other_than_the_bootstraps_is_refused_before_anything_is_made(
     with pytest.raises(Exception, match="runs as diabetes-dev-github-deploy, the CI role of another bootstrap"):
         run_program(build, settings_for(SharedSettings, project="acme"), deployer=DEPLOYER)
     run_program(build, settings_for(SharedSettings), deployer=DEPLOYER)  # the bootstrap's own project
+
+
+@pytest.mark.parametrize("platform", ["ecs", "eks"])
+def test_a_certificate_of_another_account_is_refused_before_anything_is_made(platform: str) -> None:
+    """A load balancer takes an ACM certificate of its own account only: the region was checked with the config, the
+    account (known only from the caller's identity) was not, so the listener failed after the load balancer was
+    made."""
+    from stacks.ecs.program import build as build_ecs
+    from stacks.eks.program import build as build_eks
+    from tests.stacks.harness import ACCOUNT, run_program, run_root
+
+    build, model = {"ecs": (build_ecs, EcsStackSettings), "eks": (build_eks, EksStackSettings)}[platform]
+    root = run_root()
+    other = f"arn:aws:acm:eu-west-1:{'9' * 12}:certificate/0f6b1a2c-1111-4222-8333-944455556666"
+    with pytest.raises(ConfigError, match=f"certificateArn {other} is in account 999999999999, the stack runs in"):
+        run_program(build, settings_for(model, certificateArn=other), root.outputs)
+    own = other.replace("9" * 12, ACCOUNT)
+    run_program(build, settings_for(model, certificateArn=own), root.outputs)
