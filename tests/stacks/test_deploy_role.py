@@ -452,3 +452,38 @@ def test_the_deploy_role_cannot_touch_another_workloads_network_balancers_or_ser
     )
     lb = f"arn:aws:elasticloadbalancing:{REGION}:{SETUP.account_id}:loadbalancer/app/diabetes-dev-lb-1a2b3c4/5"
     assert allows(policy, "elasticloadbalancing:DeleteLoadBalancer", lb, own)
+
+
+def _state_keys(stack: str) -> list[str]:
+    """Objects Pulumi's S3 backend keeps for one stack of each project: checkpoint, history, backup, lock."""
+    bucket = f"arn:aws:s3:::{SETUP.state_bucket}"
+    return [
+        f"{bucket}/.pulumi/stacks/diabetes/{stack}.json",
+        f"{bucket}/.pulumi/history/diabetes-ecs/{stack}/{stack}-1733500000000000000.history.json",
+        f"{bucket}/.pulumi/backups/diabetes-eks/{stack}/{stack}.1733500000000000000.json",
+        f"{bucket}/.pulumi/locks/organization/diabetes-eks/{stack}/0f6b1a2c.json",
+    ]
+
+
+@pytest.mark.parametrize("other", ["prod", "trial"])
+def test_each_ci_role_reads_and_writes_only_its_own_environments_state(other: str) -> None:
+    """The state is code (a provider's kubeconfig `exec` runs at the next destroy): the dev deploy role could write
+    every stack's state (`.pulumi/*`), prod's and trial's included where environments share a bucket, and the dev
+    preview role could read them. Each role now has its environment's objects only; the preview role writes only its
+    lock."""
+    here = {"aws:RequestedRegion": REGION}
+    deploy, preview = deploy_policy(SETUP), preview_policy(SETUP)
+    *own_state, own_lock = _state_keys("dev")
+    for key in [*own_state, own_lock]:
+        assert allows(deploy, "s3:PutObject", key, here), key
+        assert allows(preview, "s3:GetObject", key, here), key
+    assert allows(preview, "s3:PutObject", own_lock, here)
+    assert [key for key in own_state if allows(preview, "s3:PutObject", key, here)] == []
+    reached = [
+        f"{role} {action} {key}"
+        for key in _state_keys(other)
+        for role, policy in (("deploy", deploy), ("preview", preview))
+        for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")
+        if allows(policy, action, key, here)
+    ]
+    assert reached == []
