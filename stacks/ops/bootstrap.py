@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from stacks.ops import OpsError, error_code
 from stacks.ops.boundary import boundary_name, workload_boundary_policy
 from stacks.ops.ci_roles import GITHUB_OIDC, PULUMI_PROJECTS, CiSetup, ci_roles
@@ -48,6 +50,9 @@ class Bootstrap:
     model_sha256: str | None = None
     #: GitHub users who must approve each deployment to the environment (none: deployments from `main` only).
     reviewers: tuple[str, ...] = ()
+    #: Whether S3 Block Public Access is on for the whole account (then no bucket policy can make a bucket public);
+    #: None when it could not be read.
+    account_blocks_public: bool | None = True
 
     @property
     def secrets_provider(self) -> str:
@@ -218,6 +223,23 @@ def release_model(s3: Any, bucket: str, directory: Path, *, allow_synthetic: boo
     return f"s3://{bucket}/{prefix}", digest
 
 
+#: The account-wide S3 Block Public Access settings, every one on.
+BLOCK_PUBLIC_ACCESS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+
+
+def account_blocks_public(s3control: Any, account_id: str) -> bool | None:
+    """Whether the account blocks public buckets (None: it could not be read): IAM has no condition on a bucket
+    policy's content, so this is what stops the deploy role (which writes the model and access-log buckets' policies)
+    from making one public."""
+    try:
+        settings = s3control.get_public_access_block(AccountId=account_id)["PublicAccessBlockConfiguration"]
+    except s3control.exceptions.NoSuchPublicAccessBlockConfiguration:
+        return False
+    except (ClientError, BotoCoreError):
+        return None
+    return all(settings.get(name) for name in BLOCK_PUBLIC_ACCESS)
+
+
 def default_kms_alias(setup: CiSetup) -> str:
     """The environment's own key: `alias/<project>-<env>-pulumi`."""
     return f"alias/{setup.name}-pulumi"
@@ -257,7 +279,8 @@ def bootstrap(
     if model is not None:
         uri, sha = release_model(s3, setup.state_bucket, model, allow_synthetic=allow_synthetic)
     _tls_only(s3, setup.state_bucket)
-    return Bootstrap(setup, kms_alias, roles, uri, sha, reviewers)
+    blocked = account_blocks_public(session.client("s3control", region_name=setup.region), setup.account_id)
+    return Bootstrap(setup, kms_alias, roles, uri, sha, reviewers, blocked)
 
 
 def variable_suffix(environment: str) -> str:
@@ -301,11 +324,26 @@ def next_steps(done: Bootstrap) -> str:
         else "# no model released yet: rerun with --model artifacts/model (trained on the real file)"
     )
     stack_files = f"Pulumi.{setup.environment}.yaml stacks/*/Pulumi.{setup.environment}.yaml"
+    environment = (
+        f"# 1. The GitHub environment {setup.environment}: the publish and deploy roles trust its jobs only; main "
+        "only deploys."
+    )
+    state = "off" if done.account_blocks_public is False else "unknown (it could not be read)"
+    public = (
+        ""
+        if done.account_blocks_public
+        else f"# 0. S3 Block Public Access is {state} for this account: the deploy role writes the model and\n"
+        "#    access-log buckets' policies, and IAM cannot hold a policy's content. Turn it on (after checking that\n"
+        "#    no bucket of the account must stay public): S3 then refuses a public bucket policy from anyone.\n"
+        f"aws s3control put-public-access-block --account-id {setup.account_id} --public-access-block-configuration "
+        + ",".join(f"{name}=true" for name in BLOCK_PUBLIC_ACCESS)
+        + "\n"
+    )
     return f"""Bootstrap of {setup.name} in {setup.region} done: state bucket {setup.state_bucket} (this environment's
 only), key {done.kms_alias}, boundary {setup.ctx.boundary_arn}, roles {", ".join(sorted(done.role_arns))}.
 
 Next, once, in this order:
-# 1. The GitHub environment {setup.environment}: the publish and deploy roles trust its jobs only; main only deploys.
+{public}{environment}
 {github_environment(setup, done.reviewers)}
 # 2. The three stacks, with this environment's backend and key (commit the stack files: they hold the encryptedkey).
 pulumi login {done.backend}

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import boto3
@@ -202,3 +203,36 @@ def test_the_documented_bootstrap_runs_without_a_default_region(moto_endpoint: s
     )
     assert done.returncode == 0, done.stderr
     assert "gh variable set AWS_REGION_DEV --body 'eu-west-1'" in done.stdout
+
+
+def test_the_bootstrap_asks_for_account_wide_block_public_access_until_it_is_on(aws_env: dict[str, str]) -> None:
+    """The deploy role writes the model and access-log buckets' policies and IAM cannot hold a policy's content, so
+    only the account's S3 Block Public Access stops it from making a bucket public: the bootstrap reads the account's
+    setting and, while it is off (or unreadable), gives the command first.
+
+    S3 Control addresses `<account>.<endpoint>`, which a moto server on 127.0.0.1 cannot answer: the setting is read
+    from moto's in-process backend here, the bootstrap against the server reports it unreadable."""
+    from moto import mock_aws
+
+    from stacks.ops.bootstrap import account_blocks_public
+
+    command = "aws s3control put-public-access-block --account-id 123456789012"
+    with mock_aws(), pytest.MonkeyPatch.context() as in_process:
+        in_process.delenv("AWS_ENDPOINT_URL")
+        control = boto3.client("s3control", region_name="eu-west-1")
+        assert account_blocks_public(control, "123456789012") is False
+        partly = {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": False}
+        control.put_public_access_block(AccountId="123456789012", PublicAccessBlockConfiguration=partly)
+        assert account_blocks_public(control, "123456789012") is False
+        on = {**partly, "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
+        control.put_public_access_block(AccountId="123456789012", PublicAccessBlockConfiguration=on)
+        assert account_blocks_public(control, "123456789012") is True
+
+    done = bootstrap(boto3.session.Session(), _setup("acme-diabetes-pulumi-public"))
+    assert done.account_blocks_public is None
+    steps = next_steps(done)
+    assert "S3 Block Public Access is unknown" in steps
+    assert steps.index(command) < steps.index("# 1. The GitHub environment")
+    assert "BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true" in steps
+    assert "S3 Block Public Access is off" in next_steps(replace(done, account_blocks_public=False))
+    assert command not in next_steps(replace(done, account_blocks_public=True))
