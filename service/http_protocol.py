@@ -7,20 +7,30 @@ connections, so 128 silent keep-alive connections refused everyone else for 75 s
 protocol, configured from the service's `Settings` by `protocol_class` (which `python -m service` hands to uvicorn),
 adds:
 
-- limits on the head, counted before the parser buffers anything: the request line (414), each header line, the
-  number of headers and the whole head (431). Bytes reach the parser only up to the end of the head
-  (`\\r\\n\\r\\n`, the only ending llhttp accepts) or the head's room, whichever comes first;
+- limits on the head, counted before the parser buffers anything: the request line (414), each header line (its
+  unfinished part too, as it arrives), the number of headers and the whole head (431). Bytes reach the parser only
+  up to the end of the head (`\\r\\n\\r\\n`, the only ending llhttp accepts) or the head's room, whichever comes
+  first; blank lines before a head are skipped in bulk, 400 past `MAX_BLANK_LINE_BYTES`;
+- chunked bodies walked ahead of the parser (`service.chunked_framing`): their framing counts toward the body limit
+  (plus one head), trailer lines have the head's limits and are never merged into the request's headers;
+- one request at a time: the parser stops at the end of a request whose answer is under way, and what follows is
+  kept, with reading paused, until it is answered. A pipelining client is read as fast as it is answered, no
+  faster, and whatever its next request breaks is answered after the one before;
 - deadlines: for the head (from the connection's start or the request's first byte) and for the body of any
   request that announces one (from the end of its head), past them a 408 and the connection closed; an answer the
   client stops reading for as long as a body may take is dropped. A body that arrives with its head, as nearly all
   do, arms no timer;
-- idle connections bounded by time (`keep_alive_seconds`) and by count (`max_idle_connections`: past it the
-  longest idle is closed), and never counted against anything else: the work in flight is limited by the app
-  (`service.middleware.Admission`), once a request's body has arrived;
-- HTTP kept whole in three corners uvicorn drops: a valid request followed by malformed bytes is answered before
-  the 400; an `Upgrade` the service does not speak is ignored and the request's body still read; while the server
-  drains (`service.server`), answers close their connections, and a head under way at shutdown still gets its answer;
-- its own 400s in the service's `ErrorResponse` shape, with a request id, and no `server` header;
+- connections bounded (`ConnectionPool`): idle ones by time (`keep_alive_seconds`) and count
+  (`max_idle_connections`, fresh silent ones shed before keep-alive ones), all of them by count
+  (`max_connections`), unfinished heads by their bytes together (`max_head_bytes_buffered`); none is counted
+  against the work in flight, which the app limits (`service.middleware.Admission`) once a request's body arrived;
+- HTTP kept whole in the corners uvicorn drops: an `Upgrade` the service does not speak is ignored and the request's
+  body still read; HTTP/1.1 without `Host` and versions but 1.0 and 1.1 are refused; every parser error (a request
+  target llhttp cannot split included) is a 400; while the server drains (`service.server`), answers close their
+  connections, a head under way at shutdown still gets its answer, and a connection with none gets
+  `SHUTDOWN_GRACE_SECONDS` to send one;
+- its own errors in the service's `ErrorResponse` shape, with a request id, and no `server` header; each counted
+  (`http_protocol_refusals_total`) and logged;
 - one write per response (`CoalescedWrites`): uvicorn writes a response's head and its body separately, and each
   write is a system call. Joined and sent when the answering task yields (after the request's log line), they cut
   the server's CPU on `POST /predict` from about 280 to 255 us at load, for about 70 us more latency on an idle

@@ -22,7 +22,7 @@ status; RSS growth < 100 MB; `/health` p99 < 100 ms, in every scenario.
 
 The machine's 2 cores are shared: the load average is reported with the figures. Not collected by pytest. Usage:
 
-    uv run python -m tests.benchmarks.hostile_requests --model artifacts/model [--output FILE]
+    uv run python -m tests.benchmarks.hostile_requests --model artifacts/model [--only F] [--output FILE]
 """
 
 from __future__ import annotations
@@ -137,10 +137,12 @@ def after_idle_connections(count: int, head: bytes) -> Callable[[int], tuple[int
     return send
 
 
-def _discard_answers(sock: socket.socket) -> threading.Thread:
-    reader = threading.Thread(target=lambda: sock.makefile("rb").read(), daemon=True)
-    reader.start()
-    return reader
+def _discard_answers(sock: socket.socket) -> None:
+    def read() -> None:
+        with contextlib.suppress(OSError):
+            sock.makefile("rb").read()
+
+    threading.Thread(target=read, daemon=True).start()
 
 
 def pipelining_flood(seconds: float) -> Callable[[int], tuple[int, float]]:
@@ -390,10 +392,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--model", type=Path, required=True, help="model artifact directory (ml.train --output)")
     parser.add_argument("--output", type=Path, help="also write the results as JSON here")
+    parser.add_argument("--only", default="", help="run only the scenarios whose name starts with this (e.g. F)")
     args = parser.parse_args(argv)
+    chosen = [scenario for scenario in SCENARIOS if scenario.name.startswith(args.only)]
     results: dict[str, Any] = {"load_average_at_start": os.getloadavg()}
     with tempfile.TemporaryDirectory(prefix="hostile-bench-") as tmp:
-        outcomes = [replay(scenario, args.model.resolve(), Path(tmp)) for scenario in SCENARIOS]
+        outcomes = [replay(scenario, args.model.resolve(), Path(tmp)) for scenario in chosen]
     results["load_average_at_end"] = os.getloadavg()
     results["scenarios"] = [asdict(outcome) for outcome in outcomes]
     return report(results, targets(outcomes), args.output)
