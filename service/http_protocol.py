@@ -221,9 +221,6 @@ class ConnectionPool:
         if self.metrics is not None:
             self.metrics.connection_shed(reason)
 
-    def __len__(self) -> int:
-        return len(self._fresh) + len(self._idle)
-
 
 def protocol_class(settings: Settings, metrics: Metrics | None = None) -> type[HttpProtocol]:
     """The protocol uvicorn runs for one server: `HttpProtocol` with `settings`' limits, its own `ConnectionPool`,
