@@ -46,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 import uuid
 from typing import Any, ClassVar, cast
 
@@ -69,6 +70,9 @@ LINGER_SECONDS = 2.0
 #: Most bytes of blank lines skipped before a request (RFC 9112 2.2 asks servers to skip at least one).
 MAX_BLANK_LINE_BYTES = 1024
 _BLANK_LINES = re.compile(rb"[\r\n]*")
+#: A connection that sent nothing yet is shed before keep-alive ones only once it is this old: a client that just
+#: connected sends its request within a round trip.
+FRESH_GRACE_SECONDS = 0.1
 #: At shutdown, how long a connection with no request under way may still start one: it may have been accepted a
 #: moment before the listener closed, its request on the way.
 SHUTDOWN_GRACE_SECONDS = 1.0
@@ -212,8 +216,12 @@ class ConnectionPool:
             self._shed(victim, "connections")
 
     def _older_fresh(self, newest: HttpProtocol) -> HttpProtocol | None:
-        """The oldest fresh connection but `newest` (a client that just connected is about to send)."""
-        return next((c for c in self._fresh if c is not newest), None)
+        """The oldest fresh connection, unless it opened less than `FRESH_GRACE_SECONDS` ago (its client is about to
+        send: shedding it would fail a request already on the way)."""
+        oldest = next(iter(self._fresh), None)
+        if oldest is None or oldest is newest or time.monotonic() - oldest.opened_at < FRESH_GRACE_SECONDS:
+            return None
+        return oldest
 
     def _shed(self, connection: HttpProtocol, reason: str) -> None:
         self.closed(connection)
@@ -281,6 +289,7 @@ class HttpProtocol(HttpToolsProtocol):
         self._unread_at = 0
         self._lingering = False  # answered with an error; closing
         self.pooled = False  # counted in the pool
+        self.opened_at = 0.0
         self.buffered_head = 0  # bytes counted in the pool's head budget
 
     # -- connection lifetime ------------------------------------------------------------------------------------
@@ -289,6 +298,7 @@ class HttpProtocol(HttpToolsProtocol):
         self._writes = CoalescedWrites(cast(asyncio.Transport, transport), self.loop)
         super().connection_made(self._writes)  # type: ignore[arg-type]
         self.pooled = True
+        self.opened_at = time.monotonic()
         self.pool.opened(self)
         self._wait_for_head()
 
