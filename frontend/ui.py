@@ -21,10 +21,10 @@ from frontend.batch import (
     BatchOutcome,
     CsvFileError,
     CsvTable,
+    cached_read,
     csv_file,
     errors_frame,
     predict_table,
-    read_csv,
     results_frame,
 )
 from frontend.client import ApiClient, ApiError
@@ -152,7 +152,7 @@ def _batch_tab(client: ApiClient, settings: Settings) -> None:
         return
     content = uploaded.getvalue()
     try:
-        table = read_csv(content, max_rows=settings.batch_max_rows)
+        table = cached_read(st.session_state, content, max_rows=settings.batch_max_rows)
     except CsvFileError as exc:
         st.error(str(exc))
         return
