@@ -257,9 +257,10 @@ def substitutions(data: Mapping[str, Any]) -> dict[str, str]:
     screening = data["screening"]
     for name in ("average", "prediabetes_average", "raised", "raised_not_checked", "high"):
         subs[f"real_screening_{name}"] = f"{100 * screening[name]:.1f}%"
-    for name, value in (*screening["test"].items(), *screening["test_not_checked"].items()):
-        key = f"real_screening_{name}" if name in screening["test"] else f"real_not_checked_{name}"
-        subs[key] = f"{value:,}" if isinstance(value, int) else f"{100 * value:.1f}%"
+    # The two sections share key names (rows, flagged, ada_flagged): each keeps its own prefix.
+    for prefix, section in (("real_screening", screening["test"]), ("real_not_checked", screening["test_not_checked"])):
+        for name, value in section.items():
+            subs[f"{prefix}_{name}"] = f"{value:,}" if isinstance(value, int) else f"{100 * value:.1f}%"
     for name, value in screening["access"].items():
         if isinstance(value, float):
             subs[f"real_access_{name}"] = _f(value) if "roc_auc" in name else f"{value:.1%}"
