@@ -10,9 +10,10 @@ floats, because the model reads float64 rows; the published schema still says `i
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from itertools import islice
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import (
@@ -329,6 +330,24 @@ class CareAccess(BaseModel):
             )
         return cls(not_checked=not_checked, no_coverage=no_coverage, cost_barrier=cost_barrier, message=message + ".")
 
+    @property
+    def note(self) -> str:
+        """The `care_access` result column: the short reasons, e.g. "not checked in 5 years; no coverage"."""
+        return care_access_note(
+            {"CholCheck": self.not_checked, "AnyHealthcare": self.no_coverage, "NoDocbcCost": self.cost_barrier}
+        )
+
+
+#: The few words that name each access answer's gap in the `care_access` result column, by `ml.schema.CARE_ACCESS` name.
+CARE_GAP_WORDS: Mapping[str, str] = MappingProxyType(
+    {"CholCheck": "not checked in 5 years", "AnyHealthcare": "no coverage", "NoDocbcCost": "cost kept from a doctor"}
+)
+
+
+def care_access_note(gaps: Mapping[str, bool]) -> str:
+    """The reasons a person is outside the care system, in `CARE_ACCESS` order, joined by "; "; empty when in care."""
+    return "; ".join(CARE_GAP_WORDS[name] for name in CARE_ACCESS if gaps[name])
+
 
 def _whole_percent(share: float) -> str:
     return f"{share:.0%}"
@@ -396,8 +415,17 @@ def _ratio(risk: float, average: float) -> float:
 
 
 #: What every predictions CSV adds after the user's own columns, `python -m ml.predict` and the UI's download alike.
-#: `prediction,proba_0,proba_1,proba_2` come first and never change: other tools read them.
-RESULT_COLUMNS = ("prediction", *(f"proba_{c.id}" for c in CLASSES), "risk", "risk_level", "model_version")
+#: `prediction,proba_0,proba_1,proba_2` come first and never change: other tools read them. New columns go at the end.
+#: `care_access` names why the person is outside the care system (empty when in care): then a blood test is worth
+#: having whatever `risk_level` says, and the class and its probabilities (of the answers as given) may be too low.
+RESULT_COLUMNS = (
+    "prediction",
+    *(f"proba_{c.id}" for c in CLASSES),
+    "risk",
+    "risk_level",
+    "model_version",
+    "care_access",
+)
 
 
 def clashing_columns(columns: Iterable[str]) -> list[str]:
@@ -464,6 +492,7 @@ class PredictionResponse(BaseModel):
             screening.risk,
             screening.level.value,
             self.model_version,
+            "" if screening.care_access is None else screening.care_access.note,
         )
 
 
