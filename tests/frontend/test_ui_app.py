@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import csv
-import json
 import io
+import json
 
 import pytest
 from streamlit.testing.v1 import AppTest
