@@ -444,7 +444,12 @@ class PredictionResponse(BaseModel):
         "2 diabetic. For scoring and automation; tell a person the `screening` first.",
     )
     name: str = Field(description="Stable machine name of the class.", examples=[CLASSES[0].name])
-    label: str = Field(description="Human label of the class, for display.", examples=[CLASSES[0].label])
+    label: str = Field(
+        description="Human label of the class, for the answers as given (like `prediction` and `probabilities`): "
+        "for a person outside the care system it can say 'No diabetes' beside a `high` screening. Tell a person the "
+        "`screening`, not this label.",
+        examples=[CLASSES[0].label],
+    )
     probabilities: Probabilities = Field(
         description="The model's calibrated class probabilities for the answers as given (for a person outside the "
         'care system they can be lower than the `screening`\'s, which reads the access answers as "in care").'
