@@ -262,7 +262,7 @@ def _service_status(info: ModelResponse | ApiError) -> None:
     if info.synthetic:
         st.error("Trained on **made-up (synthetic) data**: its results are examples only.", icon=":material/science:")
     else:
-        st.markdown(f"Learnt from {info.data.rows:,} answers to the CDC's 2015 health survey (BRFSS).")
+        st.markdown(about.learnt_from(info))
     st.markdown("\n".join(f"- {sentence}" for sentence in about.track_record(info)))
     st.caption(f"Version {info.model_version}, trained {info.created_at:%Y-%m-%d}.")
 

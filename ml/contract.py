@@ -542,9 +542,14 @@ class ReadyResponse(BaseModel):
 class TrainingData(BaseModel):
     """What a caller may know of the training data: how much there was, and whether it was real."""
 
-    rows: int = Field(ge=1, description="Rows the model learnt from (training, validation and test split together).")
+    rows: int = Field(ge=1, description="Rows of the training file (fit, validation, test split and holdout together).")
+    learnt_from: int = Field(
+        ge=1,
+        description="Rows the model learnt from: the fit and validation folds (the test split and the promotion "
+        "holdout were left out).",
+    )
     synthetic: bool = Field(description="True when the rows were synthetic.")
-    class_counts: dict[str, int] = Field(description="Rows of each class, by class id.")
+    class_counts: dict[str, int] = Field(description="Rows of each class in the file, by class id.")
 
 
 class ModelResponse(BaseModel):

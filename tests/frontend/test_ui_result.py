@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from frontend.about import in_ten, intro, track_record
+from frontend.about import in_ten, intro, learnt_from, track_record
 from frontend.result import (
     average_percent,
     compared_with_average,
@@ -228,7 +228,8 @@ def test_the_model_is_described_in_plain_words() -> None:
     assert "Tested on 50,732 people it never saw in training." in sentences
     assert "38% of them; about 3 in 10 of those have pre-diabetes or diabetes" in sentences
     assert "about 8 in 10 of the people who have diabetes" in sentences
-    assert "253,680 US adults" in intro(info)
+    assert "182,570 US adults" in intro(info)  # the rows it learnt from, not the whole file's 253,680
+    assert learnt_from(info) == "Learnt from 182,570 answers to the CDC's 2015 health survey (BRFSS)."
     synthetic = ModelResponse.model_validate(_model_document(synthetic=True))
     assert "made-up (synthetic) data" in intro(synthetic)
 
@@ -248,6 +249,7 @@ def _model_document(*, synthetic: bool) -> dict[str, object]:
             "file": "x.csv",
             "sha256": "0" * 64,
             "rows": 253_680,
+            "learnt_from": 182_570,
             "synthetic": synthetic,
             "duplicates": {},
             "class_counts": {},
