@@ -41,3 +41,21 @@ def test_the_not_checked_figures_have_names_of_their_own() -> None:
     assert (subs["real_not_checked_rows"], subs["real_not_checked_flagged"]) == ("1,689", "31.0%")
     assert subs["real_not_checked_ada_flagged"] == "27.5%"
     assert (subs["real_screening_rows"], subs["real_screening_ada_flagged"]) == ("45,643", "47.8%")
+
+
+def test_the_ui_guide_quotes_the_sidebars_words_from_the_same_figures() -> None:
+    """The guide said "about 8 in 10" of the people with diabetes where the sidebar said "about 9 in 10" (0.860)."""
+    data = _known_metrics()
+    data["screening"]["test"].update(precision=0.3033, sensitivity_diabetes=0.8601)
+    sentence = _render("ui-guide.md", "The sidebar", project_tables.substitutions(data))
+    assert '("about 3 in 10"), and how many of the people with diabetes it finds ("about 9 in 10")' in sentence
+
+
+def test_who_is_missed_is_worded_by_the_code_from_the_files_figures() -> None:
+    """The stored sentence said "people no health care coverage" and left out the incomes under $25,000, where the
+    screen flags 11 points more of the healthy people than the ADA test."""
+    words = project_tables.substitutions(_known_metrics())["real_screening_who_is_missed"]
+    assert "people no health care coverage" not in words
+    assert "people could not afford" not in words
+    assert "many more healthy people than the ADA test" in words
+    assert "households with incomes under $25,000 (40.2% against 51.2%)" in words
