@@ -328,7 +328,11 @@ class CareAccess(BaseModel):
                 f", and for people not checked in five years a blood test is advised from a lower estimate "
                 f"({_whole_percent(rule.raised_not_checked)} instead of {_whole_percent(rule.raised)})"
             )
-        return cls(not_checked=not_checked, no_coverage=no_coverage, cost_barrier=cost_barrier, message=message + ".")
+        message += (
+            ". It can still be too low: whether a doctor ever told you that your blood pressure or cholesterol is "
+            "high also depends on having been checked."
+        )
+        return cls(not_checked=not_checked, no_coverage=no_coverage, cost_barrier=cost_barrier, message=message)
 
     @property
     def note(self) -> str:
@@ -347,6 +351,19 @@ CARE_GAP_WORDS: Mapping[str, str] = MappingProxyType(
 def care_access_note(gaps: Mapping[str, bool]) -> str:
     """The reasons a person is outside the care system, in `CARE_ACCESS` order, joined by "; "; empty when in care."""
     return "; ".join(CARE_GAP_WORDS[name] for name in CARE_ACCESS if gaps[name])
+
+
+#: The US Preventive Services Task Force (2021) advises screening adults aged 35 to 70 with overweight or obesity.
+#: Its ages as `ml.schema` Age bands: 4 (35-39) to 10 (65-69); band 11 (70-74) is left out, as mostly over 70.
+GUIDELINE_AGE_BANDS = range(4, 11)
+#: ... and its weight: BMI 25 or more.
+GUIDELINE_MIN_BMI = 25.0
+
+
+def guideline_advises_test(row: Sequence[float]) -> bool:
+    """Whether the USPSTF guideline advises this person a blood test whatever the screen says: age and weight."""
+    age, bmi = row[FEATURE_NAMES.index("Age")], row[FEATURE_NAMES.index("BMI")]
+    return int(age) in GUIDELINE_AGE_BANDS and bmi >= GUIDELINE_MIN_BMI
 
 
 def _whole_percent(share: float) -> str:
@@ -380,6 +397,10 @@ class Screening(BaseModel):
         description="Of the people of the model's test split given this level, the share who had pre-diabetes or "
         "diabetes (a doctor's diagnosis); null when none was.",
     )
+    guideline_test: bool = Field(
+        description="True when the US Preventive Services Task Force (2021) advises this person a blood test "
+        "whatever the level: aged 35 to 70 (Age bands 35-39 to 65-69) with a BMI of 25 or more."
+    )
     prediabetes: PrediabetesChance
     care_access: CareAccess | None = Field(
         default=None, description="Present when an answer says the person is outside the care system."
@@ -401,6 +422,7 @@ class Screening(BaseModel):
             level=level,
             thresholds=ScreeningThresholds(raised=rule.raised_for(not_checked), high=rule.high),
             affected_at_level=rule.test_levels[level].affected,
+            guideline_test=guideline_advises_test(row),
             prediabetes=PrediabetesChance(
                 risk=prediabetes,
                 average=rule.prediabetes_average,
