@@ -186,7 +186,7 @@ def factor_sentence(factor: Contribution, screening: Screening | None = None) ->
     if factor.contribution > 0:
         effect = "this raised your estimate."
     else:
-        effect = "this lowered your estimate, compared with the survey's average answers (not a sign it is healthy)."
+        effect = "this lowered your estimate, compared with the average answer in the survey."
     text = f"{question} You answered **{factor.value_label}**: {effect}"
     care = None if screening is None else screening.care_access
     if care is not None and care.not_checked and factor.feature in TOLD_BY_A_DOCTOR and factor.value == 0:

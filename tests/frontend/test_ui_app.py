@@ -85,7 +85,7 @@ def test_predict_leads_with_one_message_then_prediabetes_factors_and_disclaimer(
 
     record = {**DEFAULT_RECORD, **changes}
     expected = ApiClient(api_url, timeout_seconds=10, connect_timeout_seconds=2).predict(record, explain=True)
-    assert message(expected.screening) in texts(at.warning) + texts(at.info)
+    assert message(expected.screening) in texts(at.warning) + texts(at.info) + texts(at.error)
     shown = texts(at.markdown)
     assert prediabetes_sentence(expected.screening) in shown
     assert expected.explanation
@@ -242,7 +242,8 @@ def upload(at: AppTest, content: bytes) -> AppTest:
 
 
 def has_result(at: AppTest) -> bool:
-    return "Your estimated chance of having pre-diabetes or diabetes" in texts(at.markdown)
+    shown = (texts(getattr(at, kind)) for kind in ("markdown", "info", "warning", "error"))  # coloured by level
+    return any("Your estimated chance of having pre-diabetes or diabetes" in text for text in shown)
 
 
 def table_with(at: AppTest, column: str):

@@ -220,8 +220,7 @@ def test_factors_say_what_they_did_to_this_estimate_without_double_negatives() -
     assert up == f"{feature('HighBP').question} You answered **Yes**: this raised your estimate."
     down = factor_sentence(Contribution(feature="Age", value=2.0, value_label="25-29", contribution=-0.3))
     assert down.endswith(
-        "You answered **25-29**: this lowered your estimate, compared with the survey's average answers (not a sign "
-        "it is healthy)."
+        "You answered **25-29**: this lowered your estimate, compared with the average answer in the survey."
     )
     assert "away" not in up + down
 
@@ -376,7 +375,7 @@ def test_an_unchecked_persons_never_told_answer_is_said_to_maybe_mean_never_meas
 def test_a_lowering_bmi_line_does_not_read_as_overweight_being_protective() -> None:
     bmi = Contribution(feature="BMI", value=27.0, value_label="27", contribution=-0.05)
     sentence = factor_sentence(bmi)
-    assert "compared with the survey's average answers (not a sign it is healthy)" in sentence
+    assert "compared with the average answer in the survey" in sentence
 
 
 def test_each_level_has_its_own_colour() -> None:
