@@ -212,6 +212,7 @@ def _show_predictions(table: CsvTable, outcome: BatchOutcome) -> None:
         "risk": st.column_config.NumberColumn("Risk of pre-diabetes or diabetes", format="percent"),
         "care_access": st.column_config.TextColumn(
             "Outside care",
+            width="large",
             help="Why the person is outside the care system. Then a blood test is worth having whatever the level, "
             "and the estimate may be too low.",
         ),
