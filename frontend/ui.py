@@ -208,17 +208,33 @@ def _show_predictions(table: CsvTable, outcome: BatchOutcome) -> None:
     summary = ", ".join(f"{int(counts.get(level.value, 0)):,} {level.value}" for level in ScreeningLevel)
     st.success(f"{len(frame):,} rows predicted. Risk of pre-diabetes or diabetes: {summary}.")
     config: dict[str, Any] = {
-        "risk": st.column_config.NumberColumn("Risk of pre-diabetes or diabetes", format="percent"),
         "risk_level": st.column_config.TextColumn("Risk level"),
+        "risk": st.column_config.NumberColumn("Risk of pre-diabetes or diabetes", format="percent"),
+        "care_access": st.column_config.TextColumn(
+            "Outside care",
+            width="large",
+            help="Why the person is outside the care system. Then a blood test is worth having whatever the level, "
+            "and the estimate may be too low.",
+        ),
         # A short header: a long one widened the column past the table's edge, hiding its right-aligned numbers.
         "prediction": st.column_config.NumberColumn(
-            "Class", help=", ".join(f"{c.id} {c.label.lower()}" for c in CLASSES), width="small"
+            "Class as given",
+            help="The model's class for the answers as given: "
+            + ", ".join(f"{c.id} {c.label.lower()}" for c in CLASSES),
+            width="small",
         ),
         "model_version": None,
     }
     for cls in CLASSES:
-        config[f"proba_{cls.id}"] = st.column_config.NumberColumn(f"Chance: {cls.label}", format="percent")
-    shown = ["risk", "risk_level", *(f"proba_{c.id}" for c in CLASSES), "prediction", *table.columns]
+        config[f"proba_{cls.id}"] = st.column_config.NumberColumn(
+            f"As given: {cls.label}",
+            help="The model's chance for the answers as given; the risk and its level are what to act on.",
+            format="percent",
+        )
+    # The level, the risk and the care note lead: the class columns are the model's for the answers as given, and
+    # for a person outside care they can say "No diabetes 96%" beside a raised level.
+    leading = ["risk_level", "risk", "care_access"]
+    shown = [*leading, *table.columns, *(f"proba_{c.id}" for c in CLASSES), "prediction"]
     # Sending 100,000 rows to the browser took 240 MB of the UI's memory: the page shows the first ones.
     st.dataframe(frame.head(SHOWN_ROWS), hide_index=True, width="stretch", column_config=config, column_order=shown)
     if len(frame) > SHOWN_ROWS:
@@ -247,7 +263,7 @@ def _service_status(info: ModelResponse | ApiError) -> None:
     if info.synthetic:
         st.error("Trained on **made-up (synthetic) data**: its results are examples only.", icon=":material/science:")
     else:
-        st.markdown(f"Learnt from {info.data.rows:,} answers to the CDC's 2015 health survey (BRFSS).")
+        st.markdown(about.learnt_from(info))
     st.markdown("\n".join(f"- {sentence}" for sentence in about.track_record(info)))
     st.caption(f"Version {info.model_version}, trained {info.created_at:%Y-%m-%d}.")
 

@@ -177,7 +177,12 @@ async def model_info(predictor: PredictorDep, settings: SettingsDep) -> ModelRes
         calibration=manifest.calibration,
         synthetic=manifest.data.synthetic,
         screening=manifest.screening,
-        data=TrainingData.model_validate(manifest.data, from_attributes=True),
+        data=TrainingData(
+            rows=manifest.data.rows,
+            learnt_from=manifest.split.learnt_from_rows,
+            synthetic=manifest.data.synthetic,
+            class_counts=manifest.data.class_counts,
+        ),
         schema=manifest.schema_,
         batch_limit=settings.batch_limit,
     )

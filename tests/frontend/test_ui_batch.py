@@ -157,7 +157,8 @@ def _written(frame: pd.DataFrame) -> list[dict[str, str]]:
 
 def _results(rows: int) -> pd.DataFrame:
     """What the service's answers add to `rows` rows (`ml.contract.RESULT_COLUMNS`)."""
-    return pd.DataFrame([(2, 0.7, 0.1, 0.2, 0.3, "raised", "20261201T122723Z-8278e4c8")] * rows, columns=RESULT_COLUMNS)
+    row = (2, 0.7, 0.1, 0.2, 0.3, "raised", "20261201T122723Z-8278e4c8", "not checked in 5 years")
+    return pd.DataFrame([row] * rows, columns=RESULT_COLUMNS)
 
 
 def test_a_users_leading_tab_is_kept() -> None:

@@ -195,7 +195,7 @@ def test_model_information_leaves_the_operators_details_out(client: TestClient, 
     """Issue 15: `/model` told anyone the model's path, the training file's sha256 and the library versions."""
     info = client.get("/model").json()
     assert not set(PRIVATE) & set(info)
-    assert set(info["data"]) == {"rows", "synthetic", "class_counts"}
+    assert set(info["data"]) == {"rows", "learnt_from", "synthetic", "class_counts"}
     assert str(trained_model_dir) not in client.get("/model").text
 
 
