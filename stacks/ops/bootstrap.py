@@ -149,7 +149,7 @@ def _github_oidc_provider(iam: Any, account_id: str) -> None:
 
 def _boundary(iam: Any, setup: CiSetup) -> None:
     arn = setup.ctx.boundary_arn
-    _managed_policy(iam, arn, boundary_name(setup.name), "/", workload_boundary_policy(setup.ctx))
+    _managed_policy(iam, arn, boundary_name(setup.name), "/", workload_boundary_policy(setup.ctx, setup.owner))
 
 
 def _managed_policy(iam: Any, arn: str, name: str, path: str, document: str) -> None:

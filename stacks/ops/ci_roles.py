@@ -52,6 +52,11 @@ class CiSetup:
         return f"{self.project}-{self.environment}"
 
     @property
+    def owner(self) -> dict[str, str]:
+        """The tags every resource of the stack carries (`StackSettings.tags_for`) that say whose it is."""
+        return {"Project": self.project, "Environment": self.environment}
+
+    @property
     def ctx(self) -> AwsContext:
         return AwsContext(
             account_id=self.account_id, partition="aws", region=self.region, caller_arn="", stack=self.name
@@ -445,7 +450,7 @@ def _network_statements(setup: CiSetup) -> list[dict[str, Any]]:
     of reach; tagging one is refused (tags are only added while creating, or to the stack's own resources)."""
     ctx = setup.ctx
     in_region = {"StringEquals": {"aws:RequestedRegion": setup.region}}
-    owner = {"Project": setup.project, "Environment": setup.environment}
+    owner = setup.owner
     requested = {f"aws:RequestTag/{key}": value for key, value in owner.items()}
     owned = {"StringEquals": {f"aws:ResourceTag/{key}": value for key, value in owner.items()}}
     creates = sorted(a for actions in EC2_CREATES.values() for a in actions)
@@ -537,7 +542,7 @@ def deploy_policy(setup: CiSetup) -> str:
     in_region = {"StringEquals": {"aws:RequestedRegion": setup.region}}
     log_groups = [ctx.arn("logs", f"log-group:{prefix}{name}-*") for prefix in ("/ecs/", "/eks/", "/aws/eks/")]
     oidc_providers = ctx.arn("iam", f"oidc-provider/oidc.eks.{setup.region}.amazonaws.com/id/*", region=False)
-    owner = {"Project": setup.project, "Environment": setup.environment}
+    owner = setup.owner
     cluster = f"{name}-eks"
     linked_roles = [
         ctx.arn("iam", f"role/aws-service-role/{service}/*", region=False) for service in SERVICE_LINKED_ROLES
