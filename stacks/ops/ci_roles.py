@@ -516,10 +516,29 @@ def _load_balancer_statements(setup: CiSetup) -> list[dict[str, Any]]:
     ]
 
 
+#: Application Auto Scaling's writes, which IAM lets a policy hold to a service namespace and a scalable dimension
+#: (`application-autoscaling:service-namespace`, `...:scalable-dimension`; service authorization reference). Nothing
+#: narrower: a scalable target's ARN is random (`scalable-target/<id>`), no condition key names its resource id, and AWS
+#: supports tags in policies only partially (user guide, "How Application Auto Scaling works with IAM").
+_SCALING_WRITES = (
+    "application-autoscaling:DeleteScalingPolicy",
+    "application-autoscaling:DeregisterScalableTarget",
+    "application-autoscaling:PutScalingPolicy",
+    "application-autoscaling:RegisterScalableTarget",
+)
+#: The only targets the stacks scale: an ECS service's desired count (stacks/ecs/service.py).
+ECS_SCALING = {
+    "application-autoscaling:service-namespace": "ecs",
+    "application-autoscaling:scalable-dimension": "ecs:service:DesiredCount",
+}
+
+
 def _ecs_statements(setup: CiSetup) -> list[dict[str, Any]]:
     """ECS on the stack's cluster (`<project>-<env>-ecs`), its services and task definition families; the task
-    definition calls without resource-level permissions and Application Auto Scaling (whose targets have random ARNs)
-    anywhere in the region; the Service Connect namespace by its calls (Cloud Map has no tag conditions)."""
+    definition calls without resource-level permissions anywhere in the region; Application Auto Scaling's writes on
+    ECS services' desired counts only (any ECS service of the region: docs/deploy.md, "What stays possible"), its
+    reads and tags anywhere in the region; the Service Connect namespace by its calls (Cloud Map has no tag
+    conditions)."""
     ctx, cluster = setup.ctx, f"{setup.name}-ecs"
     in_region = {"StringEquals": {"aws:RequestedRegion": setup.region}}
     anywhere = ("ecs:DeregisterTaskDefinition", "ecs:DescribeTaskDefinition")
@@ -530,9 +549,21 @@ def _ecs_statements(setup: CiSetup) -> list[dict[str, Any]]:
         ctx.arn("ecs", f"task-definition/{setup.name}-*:*"),
     ]
     ecs = [a for a in _ECS if a.startswith("ecs:")]
+    scaling = [a for a in _ECS if a in _SCALING_WRITES]
     return [
         statement([a for a in ecs if a not in anywhere], own, sid="Ecs"),
-        statement([*anywhere, *(a for a in _ECS if not a.startswith("ecs:"))], "*", in_region, sid="EcsAnywhere"),
+        statement(
+            [*anywhere, *(a for a in _ECS if not a.startswith("ecs:") and a not in scaling)],
+            "*",
+            in_region,
+            sid="EcsAnywhere",
+        ),
+        statement(
+            scaling,
+            "*",
+            {"StringEquals": {**in_region["StringEquals"], **ECS_SCALING}},
+            sid="EcsScaling",
+        ),
     ]
 
 

@@ -20,7 +20,7 @@ from stacks.ecs.program import build as ecs_build
 from stacks.eks.lb_controller_policy import CLUSTER_TAG
 from stacks.eks.program import build as eks_build
 from stacks.ops.boundary import CLUSTER_POLICY_DROPPED, EKS_CLUSTER_POLICY_ACTIONS, workload_boundary_policy
-from stacks.ops.ci_roles import CiSetup, ci_roles, deploy_policy, preview_policy
+from stacks.ops.ci_roles import ECS_SCALING, CiSetup, ci_roles, deploy_policy, preview_policy
 from stacks.root import build as root_build
 from tests.stacks import eks_component
 from tests.stacks.harness import ACCOUNT, REGION, integral, run_program, settings_for
@@ -509,6 +509,28 @@ def test_the_deploy_role_cannot_touch_another_workloads_network_balancers_or_ser
     )
     lb = f"arn:aws:elasticloadbalancing:{REGION}:{SETUP.account_id}:loadbalancer/app/diabetes-dev-lb-1a2b3c4/5"
     assert allows(policy, "elasticloadbalancing:DeleteLoadBalancer", lb, own)
+
+
+@pytest.mark.parametrize(
+    ("namespace", "dimension"),
+    [("dynamodb", "dynamodb:table:WriteCapacityUnits"), ("rds", "rds:cluster:ReadReplicaCount"), ("ecs", "x:y:z")],
+)
+def test_the_deploy_role_scales_only_ecs_services(namespace: str, dimension: str) -> None:
+    """Review 2, N3: Application Auto Scaling's writes were granted on `*`: the dev deploy role could delete the
+    scaling policies or deregister the targets of any DynamoDB table or Aurora cluster in the region. They are held to
+    ECS services' desired count now (what is left, any ECS service's, is in docs/deploy.md's "What stays possible")."""
+    policy = deploy_policy(SETUP)
+    target = f"arn:aws:application-autoscaling:{REGION}:{SETUP.account_id}:scalable-target/0a1b2c3d"
+    here = {"aws:RequestedRegion": REGION}
+    other = {
+        **here,
+        "application-autoscaling:service-namespace": namespace,
+        "application-autoscaling:scalable-dimension": dimension,
+    }
+    ecs = {**here, **ECS_SCALING}
+    for action in ("DeleteScalingPolicy", "DeregisterScalableTarget", "PutScalingPolicy", "RegisterScalableTarget"):
+        assert not allows(policy, f"application-autoscaling:{action}", target, other), action
+        assert allows(policy, f"application-autoscaling:{action}", target, ecs), action
 
 
 def _state_keys(stack: str) -> list[str]:
