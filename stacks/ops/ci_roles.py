@@ -94,8 +94,15 @@ def state_objects(setup: CiSetup, keys: tuple[str, ...]) -> list[str]:
 
 def _state(setup: CiSetup, *, write: bool) -> list[dict[str, Any]]:
     """The Pulumi S3 backend of this environment (a bucket and a KMS key of its own, `stacks.ops bootstrap`): read
-    this environment's stacks (StackReference too) and the backend's version file, take the lock, and with `write`
-    save checkpoints, history and backups of this environment's stacks only; the key that encrypts their secrets."""
+    this environment's stacks (StackReference too) and the backend's version file; with `write`, take the lock and
+    save checkpoints, history and backups of this environment's stacks only; the key that encrypts their secrets.
+
+    A preview writes nothing: in Pulumi's DIY backend (pkg/backend/diy/backend.go, pulumi/pulumi at 1056e14e) `Preview`
+    goes straight to `apply` with a dry run, while Update, Refresh, Destroy and Import take the lock first, and only a
+    non-dry run saves a snapshot, history or backup; so the preview role can neither break an update's lock nor write
+    state. It must decrypt: opening an `awskms://` secrets manager decrypts the stack's data key with KMS
+    (sdk/pkg/secrets/cloud/manager.go `newCloudSecretsManager` -> `keeper.Decrypt`), which the preview needs for the
+    config's and the state's secrets (docs/deploy.md, "What stays possible")."""
     bucket = f"arn:aws:s3:::{setup.state_bucket}"
     key = setup.ctx.arn("kms", f"key/{setup.kms_key_id}")
     locks = state_objects(setup, (LOCK_KEYS,))
@@ -103,7 +110,7 @@ def _state(setup: CiSetup, *, write: bool) -> list[dict[str, Any]]:
     return [
         statement(["s3:ListBucket", "s3:GetBucketLocation"], bucket, sid="StateBucket"),
         statement(["s3:GetObject"], [f"{bucket}/.pulumi/meta.yaml", *stacks, *locks], sid="ReadState"),
-        statement(["s3:DeleteObject", "s3:PutObject"], [*stacks, *locks] if write else locks, sid="WriteState"),
+        *([statement(["s3:DeleteObject", "s3:PutObject"], [*stacks, *locks], sid="WriteState")] if write else []),
         statement(
             ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"] if write else ["kms:Decrypt"],
             key,
@@ -135,6 +142,10 @@ def preview_policy(setup: CiSetup) -> str:
     )
 
 
+#: What reading enhanced-scanning findings through ECR needs of Amazon Inspector (publish_policy).
+INSPECTOR_READS = ("inspector2:ListCoverage", "inspector2:ListFindings")
+
+
 def publish_policy(setup: CiSetup) -> str:
     """Push both images, read their scan findings, copy the released model (`models/` of the state bucket, where
     `stacks.ops bootstrap` puts it: it exists before any stack)."""
@@ -156,6 +167,14 @@ def publish_policy(setup: CiSetup) -> str:
                 ],
                 _repositories(setup),
                 sid="PushImages",
+            ),
+            # Under enhanced scanning ECR answers DescribeImageScanFindings from Amazon Inspector with the caller's
+            # rights: "the IAM principal enabling and using enhanced scanning has permissions to call the Amazon
+            # Inspector APIs needed", inspector2:ListFindings and ListCoverage to retrieve findings (Amazon ECR user
+            # guide, "IAM permissions required for enhanced scanning"). Reads only, no resource-level permissions;
+            # turning scanning on or off (inspector2:Enable/Disable) is not the publish job's.
+            statement(
+                INSPECTOR_READS, "*", {"StringEquals": {"aws:RequestedRegion": setup.region}}, sid="ScanFindings"
             ),
             statement(["s3:ListBucket"], bucket, {"StringLike": {"s3:prefix": ["models/*"]}}, sid="ListModels"),
             statement(["s3:GetObject"], f"{bucket}/models/*", sid="ReadModels"),
@@ -273,6 +292,10 @@ _ECS = (
     "ecs:UntagResource",
     "ecs:UpdateCluster",
     "ecs:UpdateService",
+    # The namespace only: ECS creates and deletes the Service Connect services in it (servicediscovery:CreateService,
+    # DeleteService, TagResource on services tagged AmazonECSManaged) with its service-linked role, whose policy
+    # AmazonECSServiceRolePolicy (v24, 2026-04-22; AWS managed policy reference) grants them; ecs:CreateService has no
+    # dependent actions in the service authorization reference. The caller needs no Cloud Map service calls.
     "servicediscovery:CreateHttpNamespace",
     "servicediscovery:DeleteNamespace",
     "servicediscovery:GetNamespace",

@@ -20,7 +20,7 @@ from stacks.ecs.program import build as ecs_build
 from stacks.eks.lb_controller_policy import CLUSTER_TAG
 from stacks.eks.program import build as eks_build
 from stacks.ops.boundary import CLUSTER_POLICY_DROPPED, EKS_CLUSTER_POLICY_ACTIONS, workload_boundary_policy
-from stacks.ops.ci_roles import ECS_SCALING, CiSetup, ci_roles, deploy_policy, preview_policy
+from stacks.ops.ci_roles import ECS_SCALING, CiSetup, ci_roles, deploy_policy, preview_policy, publish_policy
 from stacks.root import build as root_build
 from tests.stacks import eks_component
 from tests.stacks.harness import ACCOUNT, REGION, integral, run_program, settings_for
@@ -533,6 +533,42 @@ def test_the_deploy_role_scales_only_ecs_services(namespace: str, dimension: str
         assert allows(policy, f"application-autoscaling:{action}", target, ecs), action
 
 
+def test_the_publish_role_can_read_enhanced_scanning_findings() -> None:
+    """Review 2, open question: under enhanced scanning ECR reads the findings from Amazon Inspector with the caller's
+    rights (ECR user guide, "IAM permissions required for enhanced scanning"): without inspector2:ListFindings the
+    publish job's scan gate fails on the first push. Reads only, this region only; never switching scanning off."""
+    publish = publish_policy(SETUP)
+    here = {"aws:RequestedRegion": REGION}
+    for action in ("inspector2:ListFindings", "inspector2:ListCoverage"):
+        assert allows(publish, action, "*", here), action
+        assert not allows(publish, action, "*", {"aws:RequestedRegion": "us-east-1"}), action
+    for action in ("inspector2:Disable", "inspector2:Enable", "inspector2:UpdateConfiguration"):
+        assert not allows(publish, action, "*", here), action
+
+
+def test_service_connect_needs_no_cloud_map_service_calls_of_the_deploy_role() -> None:
+    """Review 2, open question, settled from AWS's managed policy (a guard, not a fix: the role was right): ECS makes
+    the Service Connect services in the namespace with its service-linked role, whose policy grants the Cloud Map
+    service calls for what ECS tags AmazonECSManaged; the deploy role creates that role and the namespace only."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+    document = json.loads(aws_managed_policies_data)["AmazonECSServiceRolePolicy"]["Document"]
+    (creates,) = [s for s in document["Statement"] if "servicediscovery:CreateService" in s["Action"]]
+    assert creates["Condition"] == {"ForAllValues:StringEquals": {"aws:TagKeys": ["AmazonECSManaged"]}}
+    linked = json.dumps(document)
+    assert allows(linked, "servicediscovery:DeleteService", "*", {"aws:ResourceTag/AmazonECSManaged": "true"})
+    deploy = deploy_policy(SETUP)
+    ecs_role = f"arn:aws:iam::{SETUP.account_id}:role/aws-service-role/ecs.amazonaws.com/AWSServiceRoleForECS"
+    assert allows(deploy, "iam:CreateServiceLinkedRole", ecs_role, {"iam:AWSServiceName": "ecs.amazonaws.com"})
+    namespace = f"arn:aws:servicediscovery:{REGION}:{SETUP.account_id}:namespace/ns-1"
+    assert allows(deploy, "servicediscovery:CreateHttpNamespace", namespace, {"aws:RequestedRegion": REGION})
+    assert not allows(deploy, "servicediscovery:CreateService", "*", {"aws:RequestedRegion": REGION})
+
+
 def _state_keys(stack: str) -> list[str]:
     """Objects Pulumi's S3 backend keeps for one stack of each project: checkpoint, history, backup, lock."""
     bucket = f"arn:aws:s3:::{SETUP.state_bucket}"
@@ -548,15 +584,16 @@ def _state_keys(stack: str) -> list[str]:
 def test_each_ci_role_reads_and_writes_only_its_own_environments_state(other: str) -> None:
     """The state is code (a provider's kubeconfig `exec` runs at the next destroy): the dev deploy role could write
     every stack's state (`.pulumi/*`), prod's and trial's included where environments share a bucket, and the dev
-    preview role could read them. Each role now has its environment's objects only; the preview role writes only its
-    lock."""
+    preview role could read them. Each role now has its environment's objects only; the preview role writes nothing
+    (review 2, N5: it could delete the lock of an update in progress; Pulumi's DIY backend takes no lock to preview)."""
     here = {"aws:RequestedRegion": REGION}
     deploy, preview = deploy_policy(SETUP), preview_policy(SETUP)
     *own_state, own_lock = _state_keys("dev")
     for key in [*own_state, own_lock]:
         assert allows(deploy, "s3:PutObject", key, here), key
         assert allows(preview, "s3:GetObject", key, here), key
-    assert allows(preview, "s3:PutObject", own_lock, here)
+    for action in ("s3:PutObject", "s3:DeleteObject"):
+        assert not allows(preview, action, own_lock, here), action
     assert [key for key in own_state if allows(preview, "s3:PutObject", key, here)] == []
     reached = [
         f"{role} {action} {key}"
