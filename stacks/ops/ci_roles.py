@@ -169,10 +169,10 @@ def publish_policy(setup: CiSetup) -> str:
                 sid="PushImages",
             ),
             # Under enhanced scanning ECR answers DescribeImageScanFindings from Amazon Inspector with the caller's
-            # rights: "the IAM principal enabling and using enhanced scanning has permissions to call the Amazon
-            # Inspector APIs needed", inspector2:ListFindings and ListCoverage to retrieve findings (Amazon ECR user
-            # guide, "IAM permissions required for enhanced scanning"). Reads only, no resource-level permissions;
-            # turning scanning on or off (inspector2:Enable/Disable) is not the publish job's.
+            # rights: the principal that uses enhanced scanning must be allowed the Inspector calls that retrieve the
+            # findings, inspector2:ListFindings and ListCoverage (Amazon ECR user guide, "IAM permissions required for
+            # enhanced scanning"). Reads only, no resource-level permissions; turning scanning on or off
+            # (inspector2:Enable/Disable) is not the publish job's.
             statement(
                 INSPECTOR_READS, "*", {"StringEquals": {"aws:RequestedRegion": setup.region}}, sid="ScanFindings"
             ),
