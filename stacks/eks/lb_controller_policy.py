@@ -8,9 +8,12 @@ the chart version is set: changing it means re-deriving this file from that vers
 Every upstream action is either granted here or listed in `DROPPED` with the reason. Each granted action names
 the resource type AWS authorizes it on (tests check every action against its resource type with parliament's
 copy of the service authorization reference); where upstream says `*`, the grant is narrowed to this account and
-region, to names the controller gives what it creates (`k8s-*`), to the controller's `elbv2.k8s.aws/cluster` tag,
-and for security groups to this VPC. The ECS load balancer, its listeners and target groups in the same VPC are
-out of reach. Only Describe/Get calls without resource-level permissions keep `*`.
+region, to names the controller gives what it creates (`k8s-*`), to this cluster's value of the
+`elbv2.k8s.aws/cluster` tag (upstream only asks for the tag to exist, which any cluster's controller sets: another
+cluster's load balancers, target groups and security groups would be in reach), and for security groups to this VPC.
+The tag is set only while creating; re-tagging is allowed only on what already carries this cluster's value and
+never changes that tag. The ECS load balancer, its listeners and target groups in the same VPC are out of reach.
+Only Describe/Get calls without resource-level permissions keep `*`.
 """
 
 from __future__ import annotations
@@ -153,9 +156,9 @@ def lb_controller_policy(ctx: AwsContext, vpc_id: str, cluster_name: str) -> str
     security_groups = ctx.arn("ec2", "security-group/*")
     vpc = ctx.arn("ec2", f"vpc/{vpc_id}")
     in_vpc = {"ArnEquals": {"ec2:Vpc": vpc}}
-    tagged: dict[str, dict[str, Any]] = {"Null": {f"aws:ResourceTag/{CLUSTER_TAG}": "false"}}
-    request_tagged = {"Null": {f"aws:RequestTag/{CLUSTER_TAG}": "false"}}
-    tagging_own = {"Null": {f"aws:RequestTag/{CLUSTER_TAG}": "true", f"aws:ResourceTag/{CLUSTER_TAG}": "false"}}
+    tagged: dict[str, dict[str, Any]] = {"StringEquals": {f"aws:ResourceTag/{CLUSTER_TAG}": cluster_name}}
+    request_tagged = {f"aws:RequestTag/{CLUSTER_TAG}": cluster_name}
+    tagging_own = {**tagged, "Null": {f"aws:RequestTag/{CLUSTER_TAG}": "true"}}
     # EKS tags the cluster security group (the one Fargate pods use) with kubernetes.io/cluster/<name> = owned.
     cluster_security_group = {"StringEquals": {f"aws:ResourceTag/kubernetes.io/cluster/{cluster_name}": "owned"}}
     service_linked_role = ctx.arn(
@@ -178,7 +181,7 @@ def lb_controller_policy(ctx: AwsContext, vpc_id: str, cluster_name: str) -> str
             statement(
                 ["ec2:CreateTags"],
                 security_groups,
-                {"StringEquals": {"ec2:CreateAction": "CreateSecurityGroup"}, **request_tagged},
+                {"StringEquals": {"ec2:CreateAction": "CreateSecurityGroup", **request_tagged}},
                 sid="TagNewSecurityGroup",
             ),
             statement(["ec2:CreateTags", "ec2:DeleteTags"], security_groups, tagging_own, sid="RetagOwnSecurityGroup"),
@@ -196,17 +199,25 @@ def lb_controller_policy(ctx: AwsContext, vpc_id: str, cluster_name: str) -> str
             ),
             statement(["ec2:DeleteSecurityGroup"], security_groups, tagged, sid="DeleteOwnSecurityGroup"),
             statement(
-                ["elasticloadbalancing:CreateLoadBalancer"], any_new[:2], request_tagged, sid="CreateTaggedLoadBalancer"
+                ["elasticloadbalancing:CreateLoadBalancer"],
+                any_new[:2],
+                {"StringEquals": request_tagged},
+                sid="CreateTaggedLoadBalancer",
             ),
             statement(
-                ["elasticloadbalancing:CreateTargetGroup"], any_new[2:], request_tagged, sid="CreateTaggedTargetGroup"
+                ["elasticloadbalancing:CreateTargetGroup"],
+                any_new[2:],
+                {"StringEquals": request_tagged},
+                sid="CreateTaggedTargetGroup",
             ),
             statement(
                 ["elasticloadbalancing:AddTags"],
                 any_new,
                 {
-                    "StringEquals": {"elasticloadbalancing:CreateAction": ["CreateTargetGroup", "CreateLoadBalancer"]},
-                    **request_tagged,
+                    "StringEquals": {
+                        "elasticloadbalancing:CreateAction": ["CreateTargetGroup", "CreateLoadBalancer"],
+                        **request_tagged,
+                    }
                 },
                 sid="TagOnCreate",
             ),
@@ -232,6 +243,7 @@ def lb_controller_policy(ctx: AwsContext, vpc_id: str, cluster_name: str) -> str
             statement(
                 ["elasticloadbalancing:DeregisterTargets", "elasticloadbalancing:RegisterTargets"],
                 target_groups,
+                tagged,
                 sid="Targets",
             ),
         ]

@@ -52,6 +52,11 @@ class CiSetup:
         return f"{self.project}-{self.environment}"
 
     @property
+    def owner(self) -> dict[str, str]:
+        """The tags every resource of the stack carries (`StackSettings.tags_for`) that say whose it is."""
+        return {"Project": self.project, "Environment": self.environment}
+
+    @property
     def ctx(self) -> AwsContext:
         return AwsContext(
             account_id=self.account_id, partition="aws", region=self.region, caller_arn="", stack=self.name
@@ -89,8 +94,15 @@ def state_objects(setup: CiSetup, keys: tuple[str, ...]) -> list[str]:
 
 def _state(setup: CiSetup, *, write: bool) -> list[dict[str, Any]]:
     """The Pulumi S3 backend of this environment (a bucket and a KMS key of its own, `stacks.ops bootstrap`): read
-    this environment's stacks (StackReference too) and the backend's version file, take the lock, and with `write`
-    save checkpoints, history and backups of this environment's stacks only; the key that encrypts their secrets."""
+    this environment's stacks (StackReference too) and the backend's version file; with `write`, take the lock and
+    save checkpoints, history and backups of this environment's stacks only; the key that encrypts their secrets.
+
+    A preview writes nothing: in Pulumi's DIY backend (pkg/backend/diy/backend.go, pulumi/pulumi at 1056e14e) `Preview`
+    goes straight to `apply` with a dry run, while Update, Refresh, Destroy and Import take the lock first, and only a
+    non-dry run saves a snapshot, history or backup; so the preview role can neither break an update's lock nor write
+    state. It must decrypt: opening an `awskms://` secrets manager decrypts the stack's data key with KMS
+    (sdk/pkg/secrets/cloud/manager.go `newCloudSecretsManager` -> `keeper.Decrypt`), which the preview needs for the
+    config's and the state's secrets (docs/deploy.md, "What stays possible")."""
     bucket = f"arn:aws:s3:::{setup.state_bucket}"
     key = setup.ctx.arn("kms", f"key/{setup.kms_key_id}")
     locks = state_objects(setup, (LOCK_KEYS,))
@@ -98,7 +110,7 @@ def _state(setup: CiSetup, *, write: bool) -> list[dict[str, Any]]:
     return [
         statement(["s3:ListBucket", "s3:GetBucketLocation"], bucket, sid="StateBucket"),
         statement(["s3:GetObject"], [f"{bucket}/.pulumi/meta.yaml", *stacks, *locks], sid="ReadState"),
-        statement(["s3:DeleteObject", "s3:PutObject"], [*stacks, *locks] if write else locks, sid="WriteState"),
+        *([statement(["s3:DeleteObject", "s3:PutObject"], [*stacks, *locks], sid="WriteState")] if write else []),
         statement(
             ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"] if write else ["kms:Decrypt"],
             key,
@@ -130,6 +142,10 @@ def preview_policy(setup: CiSetup) -> str:
     )
 
 
+#: What reading enhanced-scanning findings through ECR needs of Amazon Inspector (publish_policy).
+INSPECTOR_READS = ("inspector2:ListCoverage", "inspector2:ListFindings")
+
+
 def publish_policy(setup: CiSetup) -> str:
     """Push both images, read their scan findings, copy the released model (`models/` of the state bucket, where
     `stacks.ops bootstrap` puts it: it exists before any stack)."""
@@ -151,6 +167,14 @@ def publish_policy(setup: CiSetup) -> str:
                 ],
                 _repositories(setup),
                 sid="PushImages",
+            ),
+            # Under enhanced scanning ECR answers DescribeImageScanFindings from Amazon Inspector with the caller's
+            # rights: the principal that uses enhanced scanning must be allowed the Inspector calls that retrieve the
+            # findings, inspector2:ListFindings and ListCoverage (Amazon ECR user guide, "IAM permissions required for
+            # enhanced scanning"). Reads only, no resource-level permissions; turning scanning on or off
+            # (inspector2:Enable/Disable) is not the publish job's.
+            statement(
+                INSPECTOR_READS, "*", {"StringEquals": {"aws:RequestedRegion": setup.region}}, sid="ScanFindings"
             ),
             statement(["s3:ListBucket"], bucket, {"StringLike": {"s3:prefix": ["models/*"]}}, sid="ListModels"),
             statement(["s3:GetObject"], f"{bucket}/models/*", sid="ReadModels"),
@@ -268,6 +292,10 @@ _ECS = (
     "ecs:UntagResource",
     "ecs:UpdateCluster",
     "ecs:UpdateService",
+    # The namespace only: ECS creates and deletes the Service Connect services in it (servicediscovery:CreateService,
+    # DeleteService, TagResource on services tagged AmazonECSManaged) with its service-linked role, whose policy
+    # AmazonECSServiceRolePolicy (v24, 2026-04-22; AWS managed policy reference) grants them; ecs:CreateService has no
+    # dependent actions in the service authorization reference. The caller needs no Cloud Map service calls.
     "servicediscovery:CreateHttpNamespace",
     "servicediscovery:DeleteNamespace",
     "servicediscovery:GetNamespace",
@@ -445,7 +473,7 @@ def _network_statements(setup: CiSetup) -> list[dict[str, Any]]:
     of reach; tagging one is refused (tags are only added while creating, or to the stack's own resources)."""
     ctx = setup.ctx
     in_region = {"StringEquals": {"aws:RequestedRegion": setup.region}}
-    owner = {"Project": setup.project, "Environment": setup.environment}
+    owner = setup.owner
     requested = {f"aws:RequestTag/{key}": value for key, value in owner.items()}
     owned = {"StringEquals": {f"aws:ResourceTag/{key}": value for key, value in owner.items()}}
     creates = sorted(a for actions in EC2_CREATES.values() for a in actions)
@@ -511,10 +539,29 @@ def _load_balancer_statements(setup: CiSetup) -> list[dict[str, Any]]:
     ]
 
 
+#: Application Auto Scaling's writes, which IAM lets a policy hold to a service namespace and a scalable dimension
+#: (`application-autoscaling:service-namespace`, `...:scalable-dimension`; service authorization reference). Nothing
+#: narrower: a scalable target's ARN is random (`scalable-target/<id>`), no condition key names its resource id, and AWS
+#: supports tags in policies only partially (user guide, "How Application Auto Scaling works with IAM").
+_SCALING_WRITES = (
+    "application-autoscaling:DeleteScalingPolicy",
+    "application-autoscaling:DeregisterScalableTarget",
+    "application-autoscaling:PutScalingPolicy",
+    "application-autoscaling:RegisterScalableTarget",
+)
+#: The only targets the stacks scale: an ECS service's desired count (stacks/ecs/service.py).
+ECS_SCALING = {
+    "application-autoscaling:service-namespace": "ecs",
+    "application-autoscaling:scalable-dimension": "ecs:service:DesiredCount",
+}
+
+
 def _ecs_statements(setup: CiSetup) -> list[dict[str, Any]]:
     """ECS on the stack's cluster (`<project>-<env>-ecs`), its services and task definition families; the task
-    definition calls without resource-level permissions and Application Auto Scaling (whose targets have random ARNs)
-    anywhere in the region; the Service Connect namespace by its calls (Cloud Map has no tag conditions)."""
+    definition calls without resource-level permissions anywhere in the region; Application Auto Scaling's writes on
+    ECS services' desired counts only (any ECS service of the region: docs/deploy.md, "What stays possible"), its
+    reads and tags anywhere in the region; the Service Connect namespace by its calls (Cloud Map has no tag
+    conditions)."""
     ctx, cluster = setup.ctx, f"{setup.name}-ecs"
     in_region = {"StringEquals": {"aws:RequestedRegion": setup.region}}
     anywhere = ("ecs:DeregisterTaskDefinition", "ecs:DescribeTaskDefinition")
@@ -525,9 +572,21 @@ def _ecs_statements(setup: CiSetup) -> list[dict[str, Any]]:
         ctx.arn("ecs", f"task-definition/{setup.name}-*:*"),
     ]
     ecs = [a for a in _ECS if a.startswith("ecs:")]
+    scaling = [a for a in _ECS if a in _SCALING_WRITES]
     return [
         statement([a for a in ecs if a not in anywhere], own, sid="Ecs"),
-        statement([*anywhere, *(a for a in _ECS if not a.startswith("ecs:"))], "*", in_region, sid="EcsAnywhere"),
+        statement(
+            [*anywhere, *(a for a in _ECS if not a.startswith("ecs:") and a not in scaling)],
+            "*",
+            in_region,
+            sid="EcsAnywhere",
+        ),
+        statement(
+            scaling,
+            "*",
+            {"StringEquals": {**in_region["StringEquals"], **ECS_SCALING}},
+            sid="EcsScaling",
+        ),
     ]
 
 
@@ -537,7 +596,7 @@ def deploy_policy(setup: CiSetup) -> str:
     in_region = {"StringEquals": {"aws:RequestedRegion": setup.region}}
     log_groups = [ctx.arn("logs", f"log-group:{prefix}{name}-*") for prefix in ("/ecs/", "/eks/", "/aws/eks/")]
     oidc_providers = ctx.arn("iam", f"oidc-provider/oidc.eks.{setup.region}.amazonaws.com/id/*", region=False)
-    owner = {"Project": setup.project, "Environment": setup.environment}
+    owner = setup.owner
     cluster = f"{name}-eks"
     linked_roles = [
         ctx.arn("iam", f"role/aws-service-role/{service}/*", region=False) for service in SERVICE_LINKED_ROLES
