@@ -10,9 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from ml.batch.command import sha256_digest, summary_line
 from ml.contract import RESULT_COLUMNS
 from ml.inference.artifact import ArtifactError
-from ml.predict import sha256_digest, summary_line
 from ml.training.data import DataValidationError
 
 
