@@ -36,7 +36,7 @@ MAX_MALFORMED_ROWS = 1_000
 #: How much of a malformed row's text its problem quotes.
 _QUOTED_CHARS = 60
 PARQUET_SUFFIXES = (".parquet", ".pq")
-_PARQUET_MAGIC, _GZIP_MAGIC = b"PAR1", b"\x1f\x8b"
+_PARQUET_MAGIC, _GZIP_MAGIC, _UTF16_MARKS = b"PAR1", b"\x1f\x8b", (b"\xff\xfe", b"\xfe\xff")
 #: The reason a cell that is not UTF-8 text is reported with, and how to fix it.
 NOT_UTF8 = "not UTF-8 text: re-save the file as UTF-8 (in Excel: Save As, 'CSV UTF-8')"
 
@@ -90,6 +90,8 @@ def open_input(path: Path) -> BatchInput:
         )
     with open(path, "rb") as handle:
         magic = handle.read(4)
+    if magic[:2] in _UTF16_MARKS:
+        raise DataValidationError(f"{path} is UTF-16 text; save it as UTF-8 CSV (in Excel: Save As, 'CSV UTF-8').")
     return ParquetInput(path) if magic == _PARQUET_MAGIC else CsvInput(path, gzipped=magic[:2] == _GZIP_MAGIC)
 
 
@@ -236,15 +238,13 @@ class CsvInput:
         cells: list[bytes] = list(first.values())
         if len(cells) > MAX_CSV_COLUMNS:
             raise DataValidationError(f"{self.source}: the header has more than {MAX_CSV_COLUMNS:,} columns.")
-        try:
-            names = [cell.decode() for cell in cells]
-        except UnicodeDecodeError:
-            bad = next(cell for cell in cells if not _is_utf8(cell))
+        names = [cell.decode(errors="replace") for cell in cells]
+        bad = [name for name, cell in zip(names, cells, strict=True) if name.encode() != cell]
+        if bad:
             raise DataValidationError(
-                f"{self.source}: the header is not UTF-8 text (the column name "
-                f"{bad.decode(errors='backslashreplace')!r}); re-save the file as UTF-8 (in Excel: Save As, "
-                "'CSV UTF-8'). If the file is a CSV in another form (UTF-16, ...), save it as UTF-8 CSV."
-            ) from None
+                f"{self.source}: the header is not UTF-8 text (the column name {bad[0]!r}); re-save the file as "
+                "UTF-8 (in Excel: Save As, 'CSV UTF-8'). A file in another encoding (UTF-16, ...) too."
+            )
         if not any(name.strip() for name in names):
             raise DataValidationError(
                 f"{self.source} is empty: expected a header line with the columns {','.join(FEATURE_NAMES)} (any "
@@ -332,18 +332,13 @@ class CsvInput:
         return len(self._malformed.numbers)
 
 
-def _is_utf8(cell: bytes) -> bool:
-    try:
-        cell.decode()
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
 def _text(path: Path, gzipped: bool, size: int) -> bytes:
-    """The first `size` bytes of the file's text (decompressed)."""
-    with gzip.open(path, "rb") if gzipped else open(path, "rb") as file:
-        return file.read(size)
+    """The first `size` bytes of the file's text (decompressed; nothing from a gzip file that cannot be)."""
+    try:
+        with gzip.open(path, "rb") if gzipped else open(path, "rb") as file:
+            return file.read(size)
+    except (OSError, EOFError):
+        return b""
 
 
 def _tail(path: Path, gzipped: bool, size: int) -> bytes:

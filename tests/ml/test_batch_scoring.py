@@ -567,7 +567,10 @@ def test_a_cell_that_is_not_utf8_is_named_by_row_and_column_with_the_fix(predict
 def test_a_header_that_is_not_utf8_says_so(predictor: Predictor, tmp_path: Path) -> None:
     data = tmp_path / "in.csv"
     data.write_bytes(_csv_text(_frame(3)).replace("member_id", "num\xe9ro", 1).encode("latin-1"))
-    with pytest.raises(DataValidationError, match=r"the header is not UTF-8 text .*'num\\\\xe9ro'.*re-save"):
+    with pytest.raises(DataValidationError, match=r"the header is not UTF-8 text .*'num\ufffdro'.*re-save"):
+        score_file(predictor, data, tmp_path / "out.csv")
+    data.write_text(_csv_text(_frame(3)), encoding="utf-16")
+    with pytest.raises(DataValidationError, match=r"is UTF-16 text; save it as UTF-8 CSV"):
         score_file(predictor, data, tmp_path / "out.csv")
 
 
