@@ -27,7 +27,8 @@ from ml.schema import FEATURE_NAMES
 from ml.training.data import MAX_ROWS_SHOWN, ColumnProblem, DataValidationError, check_columns
 
 #: Bytes the CSV reader parses at a time; chunks are then cut to an exact number of rows. One row (the header
-#: included) must fit in a block: this is the longest row a CSV file may have.
+#: included) must fit in a block: this is the longest row a CSV file may have, counted in bytes of text as written
+#: (quotes included; after decompression for gzip). A Parquet file's rows have no such limit.
 CSV_BLOCK_BYTES = 1 << 20
 #: The most columns a CSV header may have (a member list has the 21 features and a few more).
 MAX_CSV_COLUMNS = 10_000

@@ -504,6 +504,10 @@ def test_a_long_cell_is_scored_up_to_the_row_limit_and_beyond_it_the_row_is_name
     assert "a quote" in err
     assert "Traceback" not in err
     assert not (tmp_path / "out2.csv").exists()
+    packed = tmp_path / "in.csv.gz"  # the limit counts the text after decompression
+    packed.write_bytes(gzip.compress(data.read_bytes()))
+    assert _predict(trained_model_dir, packed, tmp_path / "out3.csv") == 2
+    assert "data row 3 is longer than 1 MiB" in capsys.readouterr().err
 
 
 def test_an_unclosed_quote_is_named_by_its_row(predictor: Predictor, tmp_path: Path) -> None:
@@ -799,6 +803,8 @@ def test_chunk_rows_has_a_ceiling(trained_model_dir: Path, tmp_path: Path, capsy
     assert stopped.value.code == 2
     assert "at most 1,048,576" in capsys.readouterr().err
     assert not (tmp_path / "out.csv").exists()
+    with pytest.raises(ValueError, match="chunk_rows must be from 1 to 1,048,576"):  # the library call too
+        score_file(Predictor.load(trained_model_dir), data, tmp_path / "out.csv", chunk_rows=1_048_577)
 
 
 def test_the_summary_counts_the_start_up(
