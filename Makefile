@@ -25,10 +25,11 @@ install: ## create the environment from uv.lock
 test: ## the README's test command (what CI runs)
 	uv run pytest
 
-lint: ## ruff lint + format check, mypy
+lint: ## ruff lint + format check, mypy, the layer contracts (import-linter)
 	uv run ruff check .
 	uv run ruff format --check .
 	uv run mypy
+	uv run lint-imports
 
 format: ## apply ruff fixes and formatting
 	uv run ruff check --fix .
