@@ -138,7 +138,7 @@ else:
     PatientRecord = create_model(
         "PatientRecord",
         __base__=_Record,
-        __doc__="One person's 21 health indicators, keyed by the survey's column names; no other keys.",
+        __doc__=f"One person's {len(FEATURES)} health indicators, keyed by the survey's column names; no other keys.",
         **_record_fields,
     )
 
@@ -146,8 +146,9 @@ else:
 def _until_enough_problems(limit: int) -> WrapValidator:
     """Validate the records one by one and stop after `MAX_REPORTED_ERRORS` problems.
 
-    pydantic validates a whole list before it reports, so a batch of 1,000 empty records would build 21,000 problems
-    to list 100. A record holds at most 21 + `MAX_NAMED_UNKNOWN_FIELDS` problems, so this builds fewer than 132.
+    pydantic validates a whole list before it reports, so a batch of 1,000 empty records would build a problem for
+    every feature of each to list 100. A record holds at most `MAX_KEYS_PER_RECORD` problems (one per feature, one per
+    named unknown key), so this builds fewer than `MAX_REPORTED_ERRORS + MAX_KEYS_PER_RECORD`.
     """
 
     def validate_records(records: Any, validate: ValidatorFunctionWrapHandler) -> Any:

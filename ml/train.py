@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ml.inference.artifact import DEFAULT_MODEL_DIR, ArtifactError
 from ml.training.data import DataValidationError
-from ml.training.train import TrainingConfig, format_report, train
+from ml.training.pipeline import TrainingConfig, format_report, train
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -67,7 +67,9 @@ class DataValidationError(ValueError):
 # ----------------------------------------------------------------------------------------------- reading
 
 
-def read_csv(path: str | Path, *, target: TargetMode = "required", others: OtherColumns = "refuse") -> pd.DataFrame:
+def read_data_file(
+    path: str | Path, *, target: TargetMode = "required", others: OtherColumns = "refuse"
+) -> pd.DataFrame:
     """Read and validate a `.csv` or `.csv.gz` file with the Kaggle 3-class columns (any column order).
 
     Returns the target (unless absent or `target="ignore"`) then the 21 features in schema order; integer
@@ -140,7 +142,7 @@ def read_csv(path: str | Path, *, target: TargetMode = "required", others: Other
 
 
 def validate_frame(df: pd.DataFrame, *, target: TargetMode = "required") -> pd.DataFrame:
-    """Validate a frame (numbers or raw strings) exactly as :func:`read_csv` validates a file."""
+    """Validate a frame (numbers or raw strings) exactly as :func:`read_data_file` validates a file."""
     source = "the data frame"
     keep_target = check_columns([str(c) for c in df.columns], target, source)
     if df.empty:

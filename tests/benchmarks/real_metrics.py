@@ -39,10 +39,10 @@ from ml.inference.predictor import Predictor
 from ml.manifest import DecisionRule
 from ml.schema import CLASSES, N_CLASSES, TARGET
 from ml.training.behaviour import step_up_effects
-from ml.training.data import duplicate_report, is_synthetic, read_csv
+from ml.training.data import duplicate_report, is_synthetic, read_data_file
 from ml.training.evaluate import classification_metrics
+from ml.training.pipeline import SCREENING_SUBGROUPS_CSV, SUBGROUPS_CSV, TrainingConfig, split_folds
 from ml.training.screening_subgroups import who_is_missed
-from ml.training.train import SCREENING_SUBGROUPS_CSV, SUBGROUPS_CSV, TrainingConfig, split_folds
 from ml.training.tuning import per_class_f1, tune_decision_rule
 from tests.benchmarks.model_quality import split_figures
 
@@ -169,7 +169,7 @@ def measure(data: Path, model: Path, previous: dict[str, Any]) -> dict[str, Any]
     """Every figure of the JSON file, from the model's manifest and the data it was trained on."""
     predictor = Predictor.load(model)
     manifest = predictor.manifest
-    frame = read_csv(data)
+    frame = read_data_file(data)
     config = TrainingConfig(**manifest.training.config)
     folds = split_folds(frame, config)
     if folds.outer.protocol["split_id"] != manifest.split.test_split_id:

@@ -10,7 +10,7 @@ Reports the process's resident memory once the page is up, its peak (`VmHWM`) an
 Targets (the UI task has 512 MiB on Fargate): a refused upload peaks under 300 MB (issue 15: 1.04 GB for the 50 MB
 file); a session at the limits (read, predict, show, download) adds less than 200 MB to the page's own memory.
 
-The rows are synthetic (`ml.training.synthetic`). The machine's 2 cores are shared: the load average is reported.
+The rows are synthetic (`ml.training.synthetic_data`). The machine's 2 cores are shared: the load average is reported.
 Needs Chromium (`apt-get install -y chromium`) and the dev environment. Not collected by pytest. Usage:
 
     uv run python -m tests.benchmarks.ui_upload --model artifacts/model [--output FILE]
@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 
 from ml.schema import FEATURE_NAMES
-from ml.training.synthetic import make_synthetic
+from ml.training.synthetic_data import make_synthetic
 from tests.benchmarks.hostile_requests import memory_mb
 from tests.benchmarks.reporting import report
 from tests.benchmarks.serve import running, wait_http

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from ml.inference.predictor import Predictor
 from ml.schema import CLASSES, FEATURE_NAMES, FEATURES_BY_NAME
-from ml.training.synthetic import make_synthetic
+from ml.training.synthetic_data import make_synthetic
 from tests.service.helpers import record
 
 NAMES = [c.name for c in CLASSES]

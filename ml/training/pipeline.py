@@ -46,7 +46,7 @@ from ml.training.data import (
     features_matrix,
     grouped_split,
     is_synthetic,
-    read_csv,
+    read_data_file,
 )
 from ml.training.evaluate import classification_metrics, plot_confusion_matrix, subgroup_table
 from ml.training.export import save_artifact
@@ -312,7 +312,7 @@ def train(data_path: Path, output_dir: Path, config: TrainingConfig | None = Non
     """Train on the rows of `data_path` (own validation and test split, holdout left out) and write the artifact."""
     config = config or TrainingConfig()
     started = time.perf_counter()
-    frame = read_csv(data_path, target="required")
+    frame = read_data_file(data_path, target="required")
     data_sha = file_sha256(data_path)
     synthetic = is_synthetic(data_path, data_sha)
     duplicates = duplicate_report(frame)
