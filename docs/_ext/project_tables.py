@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import pkgutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -297,12 +297,11 @@ def _optional(value: float | str | None) -> str:
     return value if isinstance(value, str) else _f(value)
 
 
-def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
-    from ml.schema import CLASSES
-
+def _overall_table(data: Mapping[str, Any]) -> str:
+    """The test split's headline metrics."""
     test = data["test"]
-    labels = {c.name: c.label for c in CLASSES}
-    overall = markdown_table(
+    labels = _class_labels()
+    return markdown_table(
         ("Metric", "Test split"),
         [
             ("Weighted F1 (primary)", _f(test["weighted_f1"])),
@@ -318,7 +317,12 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
             ("Accuracy", _f(test["accuracy"])),
         ],
     )
-    per_class = markdown_table(
+
+
+def _per_class_table(data: Mapping[str, Any]) -> str:
+    """Precision, recall, F1 and ROC-AUC of each class."""
+    labels = _class_labels()
+    return markdown_table(
         ("Class", "Test rows", "Precision", "Recall", "F1", "One-vs-rest ROC-AUC"),
         [
             (
@@ -332,7 +336,11 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
             for name, s in data["per_class"].items()
         ],
     )
-    strategies = markdown_table(
+
+
+def _strategies_table(data: Mapping[str, Any]) -> str:
+    """The imbalance strategies compared."""
+    return markdown_table(
         ("Strategy", "Validation weighted F1", "Test weighted F1", "Test macro F1", "Test macro ROC-AUC", "Note"),
         [
             (
@@ -346,7 +354,11 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
             for s in data["strategies"]
         ],
     )
-    subgroups = markdown_table(
+
+
+def _subgroups_table(data: Mapping[str, Any]) -> str:
+    """The metrics by subgroup (Sex, Age band, Income band)."""
+    return markdown_table(
         (
             "Feature",
             "Group",
@@ -373,7 +385,11 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
             for g in data["subgroups"]
         ],
     )
-    duplicates = markdown_table(
+
+
+def _duplicates_table(data: Mapping[str, Any]) -> str:
+    """How many rows repeat an earlier one."""
+    return markdown_table(
         ("Count", "Rows"),
         [
             ("Rows in the file", f"{data['data']['rows']:,}"),
@@ -385,9 +401,12 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
             ("Feature vectors seen with more than one label", f"{data['data']['duplicates']['mixed_label_vectors']:,}"),
         ],
     )
-    split_spread = _spread_table(data, SPREAD_ROWS)
+
+
+def _no_regression_table(data: Mapping[str, Any]) -> str:
+    """The paired comparison with the figures before the last change, over the same seeds."""
     verdicts = data["split_spread"].get("no_regression", {})
-    no_regression = markdown_table(
+    return markdown_table(
         ("Metric", "Before (same seeds)", "Now", "Mean paired difference", "Allowed drop (1 sd)", "Regression"),
         [
             (
@@ -402,8 +421,12 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
             if isinstance(v, dict)
         ],
     )
+
+
+def _ada_table(data: Mapping[str, Any]) -> str:
+    """The model against the ADA risk test, for each target."""
     ada = data["ada_comparison"]
-    ada_table = markdown_table(
+    return markdown_table(
         (
             "People with",
             "Model score",
@@ -424,7 +447,11 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
             for target, (label, score) in ADA_TARGETS.items()
         ],
     )
-    behaviour = markdown_table(
+
+
+def _behaviour_table(data: Mapping[str, Any]) -> str:
+    """How p(diabetes) moves when one answer steps up."""
+    return markdown_table(
         (
             "Answer one step up",
             "Rows that can step up",
@@ -443,8 +470,12 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
             for b in data["behaviour"]
         ],
     )
+
+
+def _precision_floor_table(data: Mapping[str, Any]) -> str:
+    """The served decision rule with the precision floor, and without it."""
     floor = data["precision_floor"]
-    precision_floor = markdown_table(
+    return markdown_table(
         ("Decision rule", "Candidate", "Weights", "Test weighted F1", "Named pre-diabetic", "Their precision"),
         [
             (
@@ -461,7 +492,11 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
             )
         ],
     )
-    alternatives = markdown_table(
+
+
+def _alternatives_table(data: Mapping[str, Any]) -> str:
+    """Other models tried."""
+    return markdown_table(
         ("Model", "Validation macro AUC", "Test macro AUC", "Test log loss", "Note"),
         [
             (
@@ -474,8 +509,13 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
             for a in data["alternatives"]
         ],
     )
+
+
+def _screening_table(data: Mapping[str, Any]) -> str:
+    """Whom the screening levels flag, beside the ADA test."""
     test = data["screening"]["test"]
-    screening = markdown_table(
+    ada = data["ada_comparison"]
+    return markdown_table(
         ("On the test split", "'raised' or 'high' (model)", f"ADA test, >= {ada['ada_cutoff']} points"),
         [
             ("People flagged", f"{test['flagged']:.1%}", f"{test['ada_flagged']:.1%}"),
@@ -490,9 +530,13 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
             ),
         ],
     )  # fmt: skip
+
+
+def _level_table(data: Mapping[str, Any]) -> str:
+    """Each screening level: its risks, how many people, how many of them affected."""
     levels = data["screening"]["test_levels"]
     cutoffs = data["screening"]
-    level_table = markdown_table(
+    return markdown_table(
         ("Level", "Risk", "Share of the test split's people", "Share of them with pre-diabetes or diabetes"),
         [
             (
@@ -508,7 +552,11 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
             for level, outcome in levels.items()
         ],
     )
-    screening_subgroups = markdown_table(
+
+
+def _screening_subgroups_table(data: Mapping[str, Any]) -> str:
+    """Sensitivity and specificity of the screening by subgroup, beside the ADA test's."""
+    return markdown_table(
         (
             "Feature",
             "Group",
@@ -537,8 +585,12 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
             for g in data["screening_subgroups"]
         ],
     )
+
+
+def _access_options_table(data: Mapping[str, Any]) -> str:
+    """The ways of reading the access-to-care answers, compared."""
     options = data["access_options"]["summary"]
-    access_options = markdown_table(
+    return markdown_table(
         (
             "Access answers",
             "ROC-AUC",
@@ -560,24 +612,38 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
             if key in options
         ],
     )
-    return {
-        "real_screening.md": screening,
-        "real_screening_levels.md": level_table,
-        "real_screening_spread.md": _spread_table(data, SCREENING_SPREAD_ROWS),
-        "real_screening_subgroups.md": screening_subgroups,
-        "real_access_options.md": access_options,
-        "real_overall.md": overall,
-        "real_split_spread.md": split_spread,
-        "real_no_regression.md": no_regression,
-        "real_ada.md": ada_table,
-        "real_behaviour.md": behaviour,
-        "real_precision_floor.md": precision_floor,
-        "real_alternatives.md": alternatives,
-        "real_per_class.md": per_class,
-        "real_strategies.md": strategies,
-        "real_subgroups.md": subgroups,
-        "real_duplicates.md": duplicates,
-    }
+
+
+def _class_labels() -> dict[str, str]:
+    from ml.schema import CLASSES
+
+    return {c.name: c.label for c in CLASSES}
+
+
+#: Each generated page of real-data figures, and the function that writes its table.
+REAL_TABLES: dict[str, Callable[[Mapping[str, Any]], str]] = {
+    "real_screening.md": _screening_table,
+    "real_screening_levels.md": _level_table,
+    "real_screening_spread.md": lambda data: _spread_table(data, SCREENING_SPREAD_ROWS),
+    "real_screening_subgroups.md": _screening_subgroups_table,
+    "real_access_options.md": _access_options_table,
+    "real_overall.md": _overall_table,
+    "real_split_spread.md": lambda data: _spread_table(data, SPREAD_ROWS),
+    "real_no_regression.md": _no_regression_table,
+    "real_ada.md": _ada_table,
+    "real_behaviour.md": _behaviour_table,
+    "real_precision_floor.md": _precision_floor_table,
+    "real_alternatives.md": _alternatives_table,
+    "real_per_class.md": _per_class_table,
+    "real_strategies.md": _strategies_table,
+    "real_subgroups.md": _subgroups_table,
+    "real_duplicates.md": _duplicates_table,
+}
+
+
+def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
+    """Every table of `REAL_TABLES`, by its file name."""
+    return {name: table(data) for name, table in REAL_TABLES.items()}
 
 
 def _spread_table(data: Mapping[str, Any], rows: Mapping[str, str]) -> str:
