@@ -184,7 +184,7 @@ def test_service_down_gives_a_message_and_a_retry_that_recovers(
     assert at.button(key="single_retry").label == "Try again"
     assert at.button(key="model_info_retry").label == "Check again"
 
-    # Issue 15: the page showed the service's internal address; it goes to the log instead.
+    # The service's internal address maps the deployment for an attacker and means nothing to a user: log only.
     assert down_api_url.removeprefix("http://") not in page_text(at)
     logged = [r for r in caplog.records if r.name == "frontend.client"]
     assert logged

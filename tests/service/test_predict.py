@@ -190,7 +190,8 @@ PRIVATE = ("model_uri", "versions", "sha256", "file", "duplicates")
 
 
 def test_model_information_leaves_the_operators_details_out(client: TestClient, trained_model_dir: Path) -> None:
-    """Issue 15: `/model` told anyone the model's path, the training file's sha256 and the library versions."""
+    """`/model` is public: the model's path, the training file's sha256 and the library versions map the deployment
+    for an attacker, so only the operator route has them."""
     info = client.get("/model").json()
     assert not set(PRIVATE) & set(info)
     assert set(info["data"]) == {"rows", "synthetic", "class_counts"}
