@@ -203,6 +203,13 @@ def _points(record: Mapping[str, Any], name: str) -> str:
     return f"{100 * record[name]:+.1f} ({low:+.1f} to {high:+.1f})"
 
 
+def schema_substitutions() -> dict[str, str]:
+    """``{{ n_features }}`` and ``{{ n_classes }}``: the prose never writes a count the schema decides."""
+    from ml.schema import CLASSES, FEATURES
+
+    return {"n_features": str(len(FEATURES)), "n_classes": str(len(CLASSES))}
+
+
 def substitutions(data: Mapping[str, Any]) -> dict[str, str]:
     """Flat ``{{ name }}`` values for the prose; every number in the text comes from here."""
     test = data["test"]
