@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from itertools import islice
+from itertools import islice, repeat
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import (
@@ -27,7 +27,15 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from ml.manifest import SHA256_PATTERN, Calibration, DecisionRule, Metrics, ScreeningLevel, ScreeningRule
+from ml.manifest import (
+    SHA256_PATTERN,
+    Calibration,
+    DecisionRule,
+    Manifest,
+    Metrics,
+    ScreeningLevel,
+    ScreeningRule,
+)
 from ml.schema import (
     CARE_ACCESS,
     CLASSES,
@@ -466,6 +474,31 @@ class PredictionResponse(BaseModel):
             screening.level.value,
             self.model_version,
         )
+
+
+def responses(
+    classes: Iterable[int],
+    probabilities: Iterable[Sequence[float]],
+    screening_probabilities: Iterable[Sequence[float]],
+    rows: Iterable[Sequence[float]],
+    manifest: Manifest,
+    explanations: Iterable[list[Contribution] | None] | None = None,
+) -> list[PredictionResponse]:
+    """The answer to each row, from the Predictor's arrays: the one place predictions become responses (the service's
+    routes and the batch paths' result columns both use it), with the model's version and synthetic flag."""
+    answered = zip(classes, probabilities, screening_probabilities, rows, strict=True)
+    explained = repeat(None) if explanations is None else iter(explanations)
+    return [
+        PredictionResponse.of(
+            int(class_id),
+            proba,
+            Screening.of(screened, manifest.screening, row),
+            model_version=manifest.model_version,
+            synthetic=manifest.data.synthetic,
+            explanation=explanation,
+        )
+        for (class_id, proba, screened, row), explanation in zip(answered, explained, strict=False)
+    ]
 
 
 class BatchResponse(BaseModel):
