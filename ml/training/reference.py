@@ -16,7 +16,7 @@ every later comparison:
 - **Loaded** for each comparison from that run and checked against the digest; the candidate's file supplies
   nothing but the check that its own holdout is the same rows with the same labels (`holdout_digest`).
 
-The digest is over the sorted rows (label and 21 features as float64), so it does not depend on row order or on
+The digest is over the sorted rows (label and the features as float64), so it does not depend on row order or on
 how the numbers are written (`1` or `1.0`, CSV or gzip).
 """
 
