@@ -32,9 +32,9 @@ class Predictions:
 
     `screening_probabilities` (n, 3): the calibrated probabilities of the same rows with every access-to-care answer
     read as "in care" (`ml.inference.screening`), what the screening risk is computed from; the same array as
-    `probabilities` when every row is in care. `contributions` (n, features): each answer's share of the screening risk's
-    log-odds, from TreeSHAP on the calibrated scale (`ml.inference.explain`); 0 for the access answers, which do
-    not move it.
+    `probabilities` when every row is in care. `contributions` (n, features): each answer's share of the screening
+    risk's log-odds, from TreeSHAP on the calibrated scale (`ml.inference.explain`); 0 for the access answers, which
+    do not move it.
     """
 
     classes: np.ndarray
