@@ -25,9 +25,14 @@ def intro(info: ModelResponse | None) -> str:
         return SYNTHETIC_INTRO
     return (
         "Answer a few questions about your health and habits. A model that learnt from the answers of "
-        f"{info.data.rows:,} US adults to the CDC's health survey (BRFSS 2015) estimates your chance of having "
+        f"{info.data.learnt_from:,} US adults to the CDC's health survey (BRFSS 2015) estimates your chance of having "
         "pre-diabetes or diabetes, compared with the average adult in that survey."
     )
+
+
+def learnt_from(info: ModelResponse) -> str:
+    """The sidebar's line: the rows the model learnt from, not the whole file (its test rows are counted apart)."""
+    return f"Learnt from {info.data.learnt_from:,} answers to the CDC's 2015 health survey (BRFSS)."
 
 
 def in_ten(share: float) -> str:

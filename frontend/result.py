@@ -29,6 +29,11 @@ SYNTHETIC_WARNING = (
     "**Made-up model.** This result comes from a model trained on synthetic (made-up) data, for a demonstration. "
     "It says nothing about your health."
 )
+#: What the survey's label measures: a doctor's diagnosis, not the condition (said beside every estimate).
+DIAGNOSED = (
+    "That is the share of people answering like you who had been told by a doctor that they have either. Many cases "
+    "are never diagnosed, so your true chance can be higher."
+)
 #: Ratios to the average said to be "about the same as" it.
 ABOUT_THE_SAME = (0.8, 1.25)
 _BANDS = {ScreeningLevel.LOWER: "#e8f0fe", ScreeningLevel.RAISED: "#fdf0d5", ScreeningLevel.HIGH: "#fbdada"}
@@ -70,8 +75,10 @@ def risk_sentence(screening: Screening) -> str:
     words = compared_with_average(screening.ratio)
     contradicts = (screening.level is ScreeningLevel.LOWER) == (screening.ratio >= 1)
     if words == "about the same as" or contradicts:
-        return f"{opening}; the average {survey} is {percent(screening.average)}."
-    return f"{opening}, {words} the average of {percent(screening.average)} {survey}."
+        compared = f"{opening}; the average {survey} is {percent(screening.average)}."
+    else:
+        compared = f"{opening}, {words} the average of {percent(screening.average)} {survey}."
+    return f"{compared} {DIAGNOSED}"
 
 
 def headline(screening: Screening) -> str:
@@ -81,7 +88,9 @@ def headline(screening: Screening) -> str:
     if screening.level is ScreeningLevel.RAISED:
         return "A blood test is advised."
     if screening.care_access is not None:
-        return "A blood test is worth having."
+        return "A blood test is worth having, because of your answers about seeing a doctor."
+    if screening.guideline_test:
+        return "A blood test is advised at your age and weight."
     return "No blood test is suggested by this screening."
 
 
@@ -96,15 +105,31 @@ def level_sentence(screening: Screening) -> str:
             f"{in_ten(affected)} ({percent(affected)}) had pre-diabetes or diabetes."
         )
     if level is ScreeningLevel.RAISED:
+        ask = (
+            "A simple blood test (HbA1c or fasting glucose) shows whether you have pre-diabetes or diabetes: ask your "
+            "doctor or a pharmacy about one."
+        )
+        if screening.care_access is not None:
+            # The survey's figures at this level are everyone's; among people outside care few were diagnosed,
+            # because few were tested, so no figure of theirs can be quoted here.
+            return ask
         text = (
-            f"From {percent(screening.thresholds.raised)}, this screen finds at least as many of the people with "
-            "pre-diabetes or diabetes as the American Diabetes Association's risk test. A simple blood test (HbA1c "
-            "or fasting glucose) shows whether you have pre-diabetes or diabetes: ask your doctor or a pharmacy about "
-            "one."
+            f"Across everyone in the survey, from {percent(screening.thresholds.raised)} this screen finds at least "
+            f"as many of the people with pre-diabetes or diabetes as the American Diabetes Association's risk test. "
+            f"{ask}"
         )
     elif screening.care_access is not None:
         # No share of affected people here: among people outside care, few were diagnosed because few were tested.
-        return f"Your estimate is {_below(screening)} the level at which one is advised for you."
+        return (
+            f"Your estimate alone is {_below(screening)} the level from which this screen would advise one; the "
+            "reasons below are why a test is still worth having."
+        )
+    elif screening.guideline_test:
+        return (
+            "The US screening guideline advises a blood test for adults aged 35 to 70 who are overweight (BMI 25 or "
+            f"more). This screen adds no reason of its own: your estimate is {_below(screening)} the level from "
+            "which it would advise one."
+        )
     else:
         text = (
             f"Your estimate is {_below(screening)} the level at which one is advised. Keep an eye on it at your "
@@ -139,16 +164,44 @@ def prediabetes_sentence(screening: Screening) -> str:
     chance = screening.prediabetes
     return (
         f"Your estimated chance of pre-diabetes alone is **{percent(chance.risk)}**, "
-        f"{compared_with_average(chance.ratio)} the average of {average_percent(chance.average)}. This estimate "
-        "cannot rule pre-diabetes out: only a blood test can."
+        f"{compared_with_average(chance.ratio)} the average of {average_percent(chance.average)}: the shares who had "
+        "been told by a doctor they have pre-diabetes. Pre-diabetes is often never diagnosed, so the true chance can "
+        "be higher, and this estimate cannot rule it out: only a blood test can."
     )
 
 
-def factor_sentence(factor: Contribution) -> str:
-    """One factor in plain words: the question, the answer given, and which way it moved the estimated risk."""
+#: "Has a doctor ever told you ...?" answers that a person who was not checked may answer "No" only for that reason.
+TOLD_BY_A_DOCTOR = frozenset({"HighChol", "HighBP"})
+
+
+def factor_sentence(factor: Contribution, screening: Screening | None = None) -> str:
+    """One factor in plain words: the question, the answer given, and which way it moved the estimated risk.
+
+    A lowering share is said against the model's starting point (the survey's average answers): "BMI 27: this
+    lowered your estimate" read as if being overweight protected, where it only means 27 is below the survey's
+    average BMI. Every lowering line is said that way, rather than leaving out some: which answers count as "above
+    normal" would be a medical judgement per question that the model does not make.
+    """
     question = feature(factor.feature).question
-    effect = "this raised your estimate" if factor.contribution > 0 else "this lowered your estimate"
-    return f"{question} You answered **{factor.value_label}**: {effect}."
+    if factor.contribution > 0:
+        effect = "this raised your estimate."
+    else:
+        effect = "this lowered your estimate, compared with the average answer in the survey."
+    text = f"{question} You answered **{factor.value_label}**: {effect}"
+    care = None if screening is None else screening.care_access
+    if care is not None and care.not_checked and factor.feature in TOLD_BY_A_DOCTOR and factor.value == 0:
+        text += " As you have not been checked recently, this answer may only mean it was never measured."
+    return text
+
+
+def tone(screening: Screening) -> str:
+    """The card's colour, by level: `info` for lower (when nothing advises a test), `warning` for a test worth having
+    or advised, `error` for high."""
+    if screening.level is ScreeningLevel.HIGH:
+        return "error"
+    if screening.level is ScreeningLevel.RAISED or screening.care_access is not None or screening.guideline_test:
+        return "warning"
+    return "info"
 
 
 def risk_chart(screening: Screening) -> alt.LayerChart | alt.FacetChart:
@@ -205,12 +258,12 @@ def render_prediction(result: PredictionResponse, *, stale: bool) -> None:
             st.error(SYNTHETIC_WARNING, icon=":material/science:")
         if stale:
             st.info("You changed some answers since this result. Press **Predict** again to update it.")
-        show = st.info if screening.level is ScreeningLevel.LOWER and screening.care_access is None else st.warning
+        show = {"info": st.info, "warning": st.warning, "error": st.error}[tone(screening)]
         show(message(screening), icon=":material/bloodtype:")
         st.altair_chart(risk_chart(screening), width="stretch")
         st.markdown(prediabetes_sentence(screening))
         if result.explanation:
             st.markdown("**What moved your estimate most** (most important first)")
-            st.markdown("\n".join(f"1. {factor_sentence(f)}" for f in result.explanation))
+            st.markdown("\n".join(f"1. {factor_sentence(f, screening)}" for f in result.explanation))
         st.markdown(f":material/medical_information: {DISCLAIMER}")
         st.caption(f"Model version: {result.model_version}")

@@ -21,10 +21,10 @@ from frontend.batch import (
     BatchOutcome,
     CsvFileError,
     CsvTable,
+    cached_read,
     csv_file,
     errors_frame,
     predict_table,
-    read_csv,
     results_frame,
 )
 from frontend.client import ApiClient, ApiError
@@ -152,7 +152,7 @@ def _batch_tab(client: ApiClient, settings: Settings) -> None:
         return
     content = uploaded.getvalue()
     try:
-        table = read_csv(content, max_rows=settings.batch_max_rows)
+        table = cached_read(st.session_state, content, max_rows=settings.batch_max_rows)
     except CsvFileError as exc:
         st.error(str(exc))
         return
@@ -219,19 +219,37 @@ def _show_predictions(table: CsvTable, outcome: BatchOutcome) -> None:
 
 #: How the shown results are headed; the download keeps `ml.contract.RESULT_COLUMNS` as they are.
 _RESULT_COLUMNS: dict[str, Any] = {
-    "risk": st.column_config.NumberColumn("Risk of pre-diabetes or diabetes", format="percent"),
     "risk_level": st.column_config.TextColumn("Risk level"),
-    "prediction": st.column_config.TextColumn("Class"),
-    **{f"proba_{c.id}": st.column_config.NumberColumn(f"Chance: {c.label}", format="percent") for c in CLASSES},
+    "risk": st.column_config.NumberColumn("Risk of pre-diabetes or diabetes", format="percent"),
+    "care_access": st.column_config.TextColumn(
+        "Outside care",
+        width="large",
+        help="Why the person is outside the care system. Then a blood test is worth having whatever the level, "
+        "and the estimate may be too low.",
+    ),
+    "prediction": st.column_config.TextColumn(
+        "Class as given", help="The model's class for the answers as given; the risk and its level are what to act on."
+    ),
+    **{
+        f"proba_{c.id}": st.column_config.NumberColumn(
+            f"As given: {c.label}",
+            help="The model's chance for the answers as given; the risk and its level are what to act on.",
+            format="percent",
+        )
+        for c in CLASSES
+    },
 }
 
 
 def _shown_results(table: CsvTable, results: pd.DataFrame) -> pd.DataFrame:
-    """The results as a person reads them: their own columns (an id, a name) first, then the risk, its level, the
-    class by its label and the chances, then the answers; not the model version (the download has it)."""
+    """The results as a person reads them: their own columns (an id, a name) first, then the level, the risk and the
+    care note, the answers, and last the model's class (by its label) and chances for the answers as given, which
+    for a person outside care can say "No diabetes 96%" beside a raised level. Not the model version (the download
+    has it)."""
     own = [name for name in table.columns if name not in FEATURES_BY_NAME]
     answers = [name for name in table.columns if name in FEATURES_BY_NAME]
-    shown = results[[*own, "risk", "risk_level", "prediction", *(f"proba_{c.id}" for c in CLASSES), *answers]]
+    leading = ["risk_level", "risk", "care_access"]
+    shown = results[[*own, *leading, *answers, *(f"proba_{c.id}" for c in CLASSES), "prediction"]]
     return shown.assign(prediction=shown["prediction"].map({c.id: c.label for c in CLASSES}))
 
 
@@ -255,7 +273,7 @@ def _service_status(info: ModelResponse | ApiError) -> None:
     if info.synthetic:
         st.error("Trained on **made-up (synthetic) data**: its results are examples only.", icon=":material/science:")
     else:
-        st.markdown(f"Learnt from {info.data.rows:,} answers to the CDC's 2015 health survey (BRFSS).")
+        st.markdown(about.learnt_from(info))
     st.markdown("\n".join(f"- {sentence}" for sentence in about.track_record(info)))
     st.caption(f"Version {info.model_version}, trained {info.created_at:%Y-%m-%d}.")
 

@@ -10,9 +10,10 @@ floats, because the model reads float64 rows; the published schema still says `i
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from itertools import islice, repeat
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import (
@@ -336,7 +337,42 @@ class CareAccess(BaseModel):
                 f", and for people not checked in five years a blood test is advised from a lower estimate "
                 f"({_whole_percent(rule.raised_not_checked)} instead of {_whole_percent(rule.raised)})"
             )
-        return cls(not_checked=not_checked, no_coverage=no_coverage, cost_barrier=cost_barrier, message=message + ".")
+        message += (
+            ". It can still be too low: whether a doctor ever told you that your blood pressure or cholesterol is "
+            "high also depends on having been checked."
+        )
+        return cls(not_checked=not_checked, no_coverage=no_coverage, cost_barrier=cost_barrier, message=message)
+
+    @property
+    def note(self) -> str:
+        """The `care_access` result column: the short reasons, e.g. "not checked in 5 years; no coverage"."""
+        return care_access_note(
+            {"CholCheck": self.not_checked, "AnyHealthcare": self.no_coverage, "NoDocbcCost": self.cost_barrier}
+        )
+
+
+#: The few words that name each access answer's gap in the `care_access` result column, by `ml.schema.CARE_ACCESS` name.
+CARE_GAP_WORDS: Mapping[str, str] = MappingProxyType(
+    {"CholCheck": "not checked in 5 years", "AnyHealthcare": "no coverage", "NoDocbcCost": "cost kept from a doctor"}
+)
+
+
+def care_access_note(gaps: Mapping[str, bool]) -> str:
+    """The reasons a person is outside the care system, in `CARE_ACCESS` order, joined by "; "; empty when in care."""
+    return "; ".join(CARE_GAP_WORDS[name] for name in CARE_ACCESS if gaps[name])
+
+
+#: The US Preventive Services Task Force (2021) advises screening adults aged 35 to 70 with overweight or obesity.
+#: Its ages as `ml.schema` Age bands: 4 (35-39) to 10 (65-69); band 11 (70-74) is left out, as mostly over 70.
+GUIDELINE_AGE_BANDS = range(4, 11)
+#: ... and its weight: BMI 25 or more.
+GUIDELINE_MIN_BMI = 25.0
+
+
+def guideline_advises_test(row: Sequence[float]) -> bool:
+    """Whether the USPSTF guideline advises this person a blood test whatever the screen says: age and weight."""
+    age, bmi = row[FEATURE_NAMES.index("Age")], row[FEATURE_NAMES.index("BMI")]
+    return int(age) in GUIDELINE_AGE_BANDS and bmi >= GUIDELINE_MIN_BMI
 
 
 def _whole_percent(share: float) -> str:
@@ -370,6 +406,10 @@ class Screening(BaseModel):
         description="Of the people of the model's test split given this level, the share who had pre-diabetes or "
         "diabetes (a doctor's diagnosis); null when none was.",
     )
+    guideline_test: bool = Field(
+        description="True when the US Preventive Services Task Force (2021) advises this person a blood test "
+        "whatever the level: aged 35 to 70 (Age bands 35-39 to 65-69) with a BMI of 25 or more."
+    )
     prediabetes: PrediabetesChance
     care_access: CareAccess | None = Field(
         default=None, description="Present when an answer says the person is outside the care system."
@@ -391,6 +431,7 @@ class Screening(BaseModel):
             level=level,
             thresholds=ScreeningThresholds(raised=rule.raised_for(not_checked), high=rule.high),
             affected_at_level=rule.test_levels[level].affected,
+            guideline_test=guideline_advises_test(row),
             prediabetes=PrediabetesChance(
                 risk=prediabetes,
                 average=rule.prediabetes_average,
@@ -405,8 +446,17 @@ def _ratio(risk: float, average: float) -> float:
 
 
 #: What every predictions CSV adds after the user's own columns, `python -m ml.predict` and the UI's download alike.
-#: `prediction,proba_0,proba_1,proba_2` come first and never change: other tools read them.
-RESULT_COLUMNS = ("prediction", *(f"proba_{c.id}" for c in CLASSES), "risk", "risk_level", "model_version")
+#: `prediction,proba_0,proba_1,proba_2` come first and never change: other tools read them. New columns go at the end.
+#: `care_access` names why the person is outside the care system (empty when in care): then a blood test is worth
+#: having whatever `risk_level` says, and the class and its probabilities (of the answers as given) may be too low.
+RESULT_COLUMNS = (
+    "prediction",
+    *(f"proba_{c.id}" for c in CLASSES),
+    "risk",
+    "risk_level",
+    "model_version",
+    "care_access",
+)
 
 
 def clashing_columns(columns: Iterable[str]) -> list[str]:
@@ -425,7 +475,12 @@ class PredictionResponse(BaseModel):
         "2 diabetic. For scoring and automation; tell a person the `screening` first.",
     )
     name: str = Field(description="Stable machine name of the class.", examples=[CLASSES[0].name])
-    label: str = Field(description="Human label of the class, for display.", examples=[CLASSES[0].label])
+    label: str = Field(
+        description="Human label of the class, for the answers as given (like `prediction` and `probabilities`): "
+        "for a person outside the care system it can say 'No diabetes' beside a `high` screening. Tell a person the "
+        "`screening`, not this label.",
+        examples=[CLASSES[0].label],
+    )
     probabilities: Probabilities = Field(
         description="The model's calibrated class probabilities for the answers as given (for a person outside the "
         'care system they can be lower than the `screening`\'s, which reads the access answers as "in care").'
@@ -473,6 +528,7 @@ class PredictionResponse(BaseModel):
             screening.risk,
             screening.level.value,
             self.model_version,
+            "" if screening.care_access is None else screening.care_access.note,
         )
 
 
@@ -542,9 +598,14 @@ class ReadyResponse(BaseModel):
 class TrainingData(BaseModel):
     """What a caller may know of the training data: how much there was, and whether it was real."""
 
-    rows: int = Field(ge=1, description="Rows the model learnt from (training, validation and test split together).")
+    rows: int = Field(ge=1, description="Rows of the training file (fit, validation, test split and holdout together).")
+    learnt_from: int = Field(
+        ge=1,
+        description="Rows the model learnt from: the fit and validation folds (the test split and the promotion "
+        "holdout were left out).",
+    )
     synthetic: bool = Field(description="True when the rows were synthetic.")
-    class_counts: dict[str, int] = Field(description="Rows of each class, by class id.")
+    class_counts: dict[str, int] = Field(description="Rows of each class in the file, by class id.")
 
 
 class ModelResponse(BaseModel):

@@ -176,6 +176,11 @@ class SplitRecord(_Record):
     def test_split_id(self) -> str:
         return str(self.test["split_id"])
 
+    @property
+    def learnt_from_rows(self) -> int:
+        """The fit and validation rows: the test split's other side (the holdout is outside both)."""
+        return int(self.test["train"]["rows"])
+
 
 class ScreeningComparison(_Record):
     """The model's score and the ADA risk test's points as screening tests for one target, on the same rows.

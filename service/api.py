@@ -7,10 +7,13 @@ cannot answer until it can.
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import CapacityLimiter
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
@@ -25,6 +28,7 @@ from service.routes import PROBE_PATHS, operations_router, prediction_routers
 from service.settings import Settings
 
 API_VERSION = "1.0.0"
+logger = logging.getLogger("service.api")
 
 DESCRIPTION = """
 Predicts diabetes status (healthy, pre-diabetic, diabetic) from the CDC BRFSS 2015 health indicators.
@@ -42,8 +46,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # A fresh state per start; the daemon thread never holds up shutdown, even mid-download.
+        if not app.state.served_with_limits:
+            logger.warning(
+                "served without `python -m service`: no limits on heads, connections or pipelining, no deadlines, "
+                "no graceful stop; start the service with `python -m service`"
+            )
         state = ModelState(settings.model_uri, settings.model_sha256)
         app.state.model = state
+        # Batches are scored in worker threads, at most one per core at a time: TreeSHAP and the answers of 1,000
+        # rows would otherwise hold the event loop, and more threads than cores only share the same CPU.
+        app.state.batch_threads = CapacityLimiter(os.cpu_count() or 1)
         threading.Thread(target=state.load, name="model-loader", daemon=True).start()
         yield
 
@@ -60,10 +72,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
+    app.state.served_with_limits = False  # set by `service.server.uvicorn_config`
     app.state.draining = False  # set by `service.server` when the service is stopping: `/ready` answers 503
     app.state.metrics = Metrics()
     app.state.model = ModelState(settings.model_uri, settings.model_sha256)
-    routers = [*prediction_routers(settings.batch_limit), operations_router, operator_router]
+    routers = [*prediction_routers(settings.batch_limit), operations_router]
+    if settings.operator_token is not None:  # else the view does not exist, for any method
+        routers.append(operator_router)
     if settings.docs_enabled:
         routers.append(docs_router)
     for router in routers:

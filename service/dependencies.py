@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import Annotated
 
+from anyio import CapacityLimiter
 from fastapi import Depends, Request
 
 from ml.inference.predictor import Predictor
@@ -67,17 +68,19 @@ async def _serving_predictor(request: Request) -> Predictor:
 
 @dataclass(frozen=True, slots=True)
 class Serving:
-    """What a prediction needs from the app: the ready predictor, the settings and the metrics."""
+    """What a prediction needs from the app: the ready predictor, the settings, the metrics, and the worker threads
+    that score batches (`service.api`)."""
 
     predictor: Predictor
     settings: Settings
     metrics: Metrics
+    batch_threads: CapacityLimiter
 
 
 async def _serving(request: Request) -> Serving:
     """The three at once; a 503 naming why when the model is not loaded (as `PredictorDep`)."""
     state = request.app.state
-    return Serving(await _predictor(request), state.settings, state.metrics)
+    return Serving(await _predictor(request), state.settings, state.metrics, state.batch_threads)
 
 
 #: The model's loading state (loading, ready or failed, with the reason).

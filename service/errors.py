@@ -151,7 +151,7 @@ def not_json(errors: Sequence[dict[str, Any]], content_type: str | None) -> Prob
     """
     if not any(e.get("loc") == ("body",) and isinstance(e.get("input"), bytes | bytearray) for e in errors):
         return None
-    media = (content_type or "").split(";", 1)[0].strip().lower() or "no Content-Type"
+    media = excerpt((content_type or "").split(";", 1)[0].strip().lower() or "no Content-Type")
     reason = f"Send the body as JSON with Content-Type: application/json (got {media})"
     return ProblemError(415, "unsupported_media_type", reason)
 

@@ -7,20 +7,30 @@ connections, so 128 silent keep-alive connections refused everyone else for 75 s
 protocol, configured from the service's `Settings` by `protocol_class` (which `python -m service` hands to uvicorn),
 adds:
 
-- limits on the head, counted before the parser buffers anything: the request line (414), each header line, the
-  number of headers and the whole head (431). Bytes reach the parser only up to the end of the head
-  (`\\r\\n\\r\\n`, the only ending llhttp accepts) or the head's room, whichever comes first;
+- limits on the head, counted before the parser buffers anything: the request line (414), each header line (its
+  unfinished part too, as it arrives), the number of headers and the whole head (431). Bytes reach the parser only
+  up to the end of the head (`\\r\\n\\r\\n`, the only ending llhttp accepts) or the head's room, whichever comes
+  first; blank lines before a head are skipped in bulk, 400 past `MAX_BLANK_LINE_BYTES`;
+- chunked bodies walked ahead of the parser (`service.chunked_framing`): their framing counts toward the body limit
+  (plus one head), trailer lines have the head's limits and are never merged into the request's headers;
+- one request at a time: the parser stops at the end of a request whose answer is under way, and what follows is
+  kept, with reading paused, until it is answered. A pipelining client is read as fast as it is answered, no
+  faster, and whatever its next request breaks is answered after the one before;
 - deadlines: for the head (from the connection's start or the request's first byte) and for the body of any
   request that announces one (from the end of its head), past them a 408 and the connection closed; an answer the
   client stops reading for as long as a body may take is dropped. A body that arrives with its head, as nearly all
   do, arms no timer;
-- idle connections bounded by time (`keep_alive_seconds`) and by count (`max_idle_connections`: past it the
-  longest idle is closed), and never counted against anything else: the work in flight is limited by the app
-  (`service.middleware.Admission`), once a request's body has arrived;
-- HTTP kept whole in three corners uvicorn drops: a valid request followed by malformed bytes is answered before
-  the 400; an `Upgrade` the service does not speak is ignored and the request's body still read; while the server
-  drains (`service.server`), answers close their connections, and a head under way at shutdown still gets its answer;
-- its own 400s in the service's `ErrorResponse` shape, with a request id, and no `server` header;
+- connections bounded (`ConnectionPool`): idle ones by time (`keep_alive_seconds`) and count
+  (`max_idle_connections`, fresh silent ones shed before keep-alive ones), all of them by count
+  (`max_connections`), unfinished heads by their bytes together (`max_head_bytes_buffered`); none is counted
+  against the work in flight, which the app limits (`service.middleware.Admission`) once a request's body arrived;
+- HTTP kept whole in the corners uvicorn drops: an `Upgrade` the service does not speak is ignored and the request's
+  body still read; HTTP/1.1 without `Host` and versions but 1.0 and 1.1 are refused; every parser error (a request
+  target llhttp cannot split included) is a 400; while the server drains (`service.server`), answers close their
+  connections, a head under way at shutdown still gets its answer, and a connection with none gets
+  `SHUTDOWN_GRACE_SECONDS` to send one;
+- its own errors in the service's `ErrorResponse` shape, with a request id, and no `server` header; each counted
+  (`http_protocol_refusals_total`) and logged;
 - one write per response (`CoalescedWrites`): uvicorn writes a response's head and its body separately, and each
   write is a system call. Joined and sent when the answering task yields (after the request's log line), they cut
   the server's CPU on `POST /predict` from about 280 to 255 us at load, for about 70 us more latency on an idle
@@ -34,6 +44,9 @@ checks each behaviour on a real server started as `python -m service`.
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
+import time
 import uuid
 from typing import Any, ClassVar, cast
 
@@ -42,7 +55,9 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from service.chunked_framing import ChunkedFraming, FramingError
 from service.errors import ProblemError, raw_error
+from service.observability import Metrics
 from service.settings import Settings
 
 MALFORMED = (
@@ -52,9 +67,16 @@ MALFORMED = (
 _HEAD_END = b"\r\n\r\n"
 #: How long a connection refused by the protocol keeps reading (and dropping) what its client still sends.
 LINGER_SECONDS = 2.0
-#: While a chunked body arrives its end cannot be found without parsing it, so the parser gets it in steps this
-#: large: a head that starts in the same packet is counted from the start of its step (at most this much early).
-_CHUNKED_STEP = 4096
+#: Most bytes of blank lines skipped before a request (RFC 9112 2.2 asks servers to skip at least one).
+MAX_BLANK_LINE_BYTES = 1024
+_BLANK_LINES = re.compile(rb"[\r\n]*")
+#: A connection that sent nothing yet is shed before keep-alive ones only once it is this old: a client that just
+#: connected sends its request within a round trip.
+FRESH_GRACE_SECONDS = 0.1
+#: At shutdown, how long a connection with no request under way may still start one: it may have been accepted a
+#: moment before the listener closed, its request on the way.
+SHUTDOWN_GRACE_SECONDS = 1.0
+logger = logging.getLogger("service.http")
 
 
 def _response(status: int, code: str, reason: str, field: str) -> tuple[bytes, list[tuple[bytes, bytes]]]:
@@ -65,7 +87,8 @@ def _response(status: int, code: str, reason: str, field: str) -> tuple[bytes, l
 
 
 class _LimitExceededError(Exception):
-    """Raised from a parser callback: the request breaks a limit; answered with this status and closed."""
+    """The request breaks a limit or a rule of HTTP/1.1 (raised before feeding, or from a parser callback); answered
+    with this status and closed."""
 
     def __init__(self, status: int, code: str, reason: str, field: str) -> None:
         super().__init__(reason)
@@ -114,47 +137,127 @@ class CoalescedWrites:
 
 
 class ConnectionPool:
-    """What the connections of one server share: the idle ones, longest idle first, and whether it is stopping."""
+    """What the connections of one server share: how many are open, which are fresh (opened, nothing sent yet),
+    idle (between keep-alive requests) or in a head (one arriving), oldest first; the bytes of all unfinished heads;
+    whether the server is stopping.
 
-    def __init__(self, max_idle: int) -> None:
+    Past `max_idle` fresh and idle connections together, the oldest fresh one is closed first, a keep-alive one
+    only when no fresh one is left: a flood of silent connections must not push out the load balancer's pooled
+    connections (whose next request would fail). Past `max_connections` open, the oldest fresh, then the oldest in
+    a head, then the oldest idle connection is closed; connections with a request under way never are. Past
+    `max_head_bytes` buffered in unfinished heads, the oldest connections in a head are closed.
+    """
+
+    def __init__(self, *, max_idle: int, max_connections: int, max_head_bytes: int, metrics: Metrics | None) -> None:
         self.max_idle = max_idle
+        self.max_connections = max_connections
+        self.max_head_bytes = max_head_bytes
+        self.metrics = metrics
         self.stopping = False
-        self._idle: dict[HttpProtocol, None] = {}  # insertion order: the longest idle first
+        self.open = 0
+        self.head_bytes = 0
+        # insertion order: the oldest first
+        self._fresh: dict[HttpProtocol, None] = {}
+        self._idle: dict[HttpProtocol, None] = {}
+        self._heads: dict[HttpProtocol, None] = {}
+
+    def opened(self, connection: HttpProtocol) -> None:
+        self.open += 1
+        self._fresh[connection] = None
+        self._trim(connection)
+
+    def closed(self, connection: HttpProtocol) -> None:
+        """`connection` is gone (or shed): it no longer counts."""
+        if connection.pooled:
+            connection.pooled = False
+            self.open -= 1
+            self.head_bytes -= connection.buffered_head
+            connection.buffered_head = 0
+            self._forget(connection)
 
     def idle(self, connection: HttpProtocol) -> None:
-        """`connection` waits for a request; past the cap, the longest idle connections are closed."""
+        """`connection` waits for its next request."""
+        self._forget(connection)
         self._idle[connection] = None
-        while len(self._idle) > self.max_idle:
-            oldest = next(iter(self._idle))
-            del self._idle[oldest]
-            oldest.transport.close()
+        self._trim(connection)
+
+    def heading(self, connection: HttpProtocol) -> None:
+        """A head arrives on `connection` (kept in place when it was already arriving)."""
+        if connection not in self._heads:
+            self._forget(connection)
+            self._heads[connection] = None
 
     def busy(self, connection: HttpProtocol) -> None:
+        """A request is under way on `connection`: it is never shed."""
+        self._forget(connection)
+
+    def head_grew(self, connection: HttpProtocol, size: int) -> None:
+        connection.buffered_head += size
+        self.head_bytes += size
+        while self.head_bytes > self.max_head_bytes and self._heads:
+            self._shed(next(iter(self._heads)), "head_bytes")
+
+    def head_done(self, connection: HttpProtocol) -> None:
+        self.head_bytes -= connection.buffered_head
+        connection.buffered_head = 0
+
+    def _forget(self, connection: HttpProtocol) -> None:
+        self._fresh.pop(connection, None)
         self._idle.pop(connection, None)
+        self._heads.pop(connection, None)
 
-    def __len__(self) -> int:
-        return len(self._idle)
+    def _trim(self, newest: HttpProtocol) -> None:
+        while len(self._fresh) + len(self._idle) > self.max_idle:
+            self._shed(self._older_fresh(newest) or next(iter(self._idle or self._fresh)), "idle")
+        while self.open > self.max_connections:
+            victim = self._older_fresh(newest) or next(iter(self._heads or self._idle or self._fresh), None)
+            if victim is None:
+                return  # every connection has a request under way
+            self._shed(victim, "connections")
+
+    def _older_fresh(self, newest: HttpProtocol) -> HttpProtocol | None:
+        """The oldest fresh connection, unless it opened less than `FRESH_GRACE_SECONDS` ago (its client is about to
+        send: shedding it would fail a request already on the way)."""
+        oldest = next(iter(self._fresh), None)
+        if oldest is None or oldest is newest or time.monotonic() - oldest.opened_at < FRESH_GRACE_SECONDS:
+            return None
+        return oldest
+
+    def _shed(self, connection: HttpProtocol, reason: str) -> None:
+        self.closed(connection)
+        connection.transport.close()
+        if self.metrics is not None:
+            self.metrics.connection_shed(reason)
 
 
-def protocol_class(settings: Settings) -> type[HttpProtocol]:
-    """The protocol uvicorn runs for one server: `HttpProtocol` with `settings`' limits and its own `ConnectionPool`."""
-    return type(
-        "HttpProtocol",
-        (HttpProtocol,),
-        {"settings": settings, "pool": ConnectionPool(settings.max_idle_connections)},
+def protocol_class(settings: Settings, metrics: Metrics | None = None) -> type[HttpProtocol]:
+    """The protocol uvicorn runs for one server: `HttpProtocol` with `settings`' limits, its own `ConnectionPool`,
+    and `metrics` to count what it refuses."""
+    pool = ConnectionPool(
+        max_idle=settings.max_idle_connections,
+        max_connections=settings.max_connections,
+        max_head_bytes=settings.max_head_bytes_buffered,
+        metrics=metrics,
     )
+    return type("HttpProtocol", (HttpProtocol,), {"settings": settings, "pool": pool, "metrics": metrics})
 
 
 class HttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with limits on heads and idle connections, deadlines, and JSON for its errors.
+    """uvicorn's httptools protocol with limits on heads and connections, deadlines, and JSON for its errors.
 
     Use `protocol_class(settings)`. The head deadline's timer is lazy: armed when a connection starts waiting for a
     head and re-armed only when it fires early, so a busy keep-alive connection costs a timer every
     `header_timeout_seconds`, not one per request.
+
+    Bytes reach the parser in pieces that end where a head or a body ends, so that a request whose answer is still
+    under way is the last one parsed: what follows it is kept (`_unread`, with reading paused) until the answer is
+    complete. A client pipelining requests is read no faster than it is answered, and whatever the next request
+    breaks (a limit, the syntax) is answered after the request before it.
     """
 
     settings: ClassVar[Settings]
     pool: ClassVar[ConnectionPool]
+    metrics: ClassVar[Metrics | None]
 
     def __init__(
         self,
@@ -175,45 +278,71 @@ class HttpProtocol(HttpToolsProtocol):
         self._head_started = False  # the parser began that head's request line
         self._head_bytes = 0  # of the head under way, fed to the parser
         self._head_tail = b""  # its last bytes, where the end of the head may begin
+        self._line_bytes = 0  # of the head's unfinished line, fed to the parser
+        self._past_request_line = False
+        self._blank_bytes = 0  # blank lines skipped before the next head
         self._in_body = False
         self._body_left: int | None = None  # bytes of a Content-Length body still to come; None: chunked
+        self._chunked: ChunkedFraming | None = None
         self._unparsed_body = 0  # bytes of a body the parser skipped (an ignored Upgrade) still to come
-        self._deferred_error = False  # malformed bytes after a request still being answered
+        self._unread = b""  # received after a request whose answer is under way, from `_unread_at`
+        self._unread_at = 0
         self._lingering = False  # answered with an error; closing
+        self.pooled = False  # counted in the pool
+        self.opened_at = 0.0
+        self.buffered_head = 0  # bytes counted in the pool's head budget
 
     # -- connection lifetime ------------------------------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._writes = CoalescedWrites(cast(asyncio.Transport, transport), self.loop)
         super().connection_made(self._writes)  # type: ignore[arg-type]
-        self.pool.idle(self)
+        self.pooled = True
+        self.opened_at = time.monotonic()
+        self.pool.opened(self)
         self._wait_for_head()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.pool.busy(self)
+        self.pool.closed(self)
         for timer in (self._head_deadline, self._body_deadline, self._send_deadline):
             if timer is not None:
                 timer.cancel()
         self._head_deadline = self._body_deadline = self._send_deadline = None
+        self._unread = b""
         super().connection_lost(exc)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if self.transport.is_closing() or self.pipeline or not self.cycle.response_complete:
+        if self.transport.is_closing() or not self.cycle.response_complete or self._in_body:
             return
-        if self._deferred_error:
-            self._unset_keepalive_if_required()
-            self._send_error(400, "bad_request", MALFORMED, "request")
+        if self._unread:
+            self.flow.pause_reading()  # until what was received is parsed
+            self.pool.heading(self)
+            self.loop.call_soon(self._read_on)
         else:
             self.pool.idle(self)
 
+    def _read_on(self) -> None:
+        """The answer is complete: parse what came after its request; once all of it is, read more."""
+        unread, at = self._unread, self._unread_at
+        self._unread = b""
+        if unread and not self.transport.is_closing():
+            self._feed(unread, at)
+        if not self._unread and not self.transport.is_closing():
+            self.flow.resume_reading()
+
     def shutdown(self) -> None:
-        """The server stops: close an idle connection; let a request under way, even one still sending its head,
-        get its answer, then close."""
+        """The server stops: a request under way, even one still sending its head, gets its answer, then the
+        connection closes; a connection with none gets `SHUTDOWN_GRACE_SECONDS` to start one (it may have been
+        accepted a moment ago, its request on the way), then closes."""
+        self._unread = b""  # requests pipelined behind the one under way are not read
         if self.cycle is not None and not self.cycle.response_complete:
-            last = self.pipeline[0][0] if self.pipeline else self.cycle
-            last.keep_alive = False
+            self.cycle.keep_alive = False
         elif not self._head_started:
+            self.loop.call_later(SHUTDOWN_GRACE_SECONDS, self._close_if_unused)
+
+    def _close_if_unused(self) -> None:
+        if not self._head_started and (self.cycle is None or self.cycle.response_complete):
             self.transport.close()
 
     def pause_writing(self) -> None:
@@ -228,74 +357,123 @@ class HttpProtocol(HttpToolsProtocol):
             self._send_deadline = None
         super().resume_writing()
 
-    # -- bytes in: the head counted before the parser sees it ----------------------------------------------------
+    # -- bytes in: counted before the parser sees them -----------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        if self._deferred_error or self._lingering:
-            return  # everything after malformed bytes, or after an error answer, is dropped
+        if self._lingering:
+            return  # everything after an error answer is dropped
         self._unset_keepalive_if_required()
-        self.pool.busy(self)
+        if self._unread:  # still waiting for an answer: keep the order
+            self._unread = self._unread[self._unread_at :] + data
+            self._unread_at = 0
+            return
+        self._feed(data)
+
+    def _feed(self, data: bytes, at: int = 0) -> None:
         if not self._in_body and not self._head_clock:  # the first bytes of a head start its deadline
             self._head_clock = True
             self._wait_for_head()
-        while data and not self.transport.is_closing():
+        view = memoryview(data)
+        end = len(data)
+        while at < end and not self.transport.is_closing() and not self._lingering:
+            if self._answering():
+                self._unread, self._unread_at = data, at  # kept whole, not copied: a flood would copy it per request
+                self.flow.pause_reading()
+                return
             if self._unparsed_body:
-                data = self._skipped_body(data)
+                at = self._skipped_body(view, at)
                 continue
-            size = min(self._next_piece(data), len(data))
-            piece, data = data[:size], data[size:]
+            if not self._in_body and not self._head_started:
+                at = self._skip_blank_lines(data, at)
+                if at == end or self._lingering:
+                    break
+                self.pool.heading(self)
             try:
-                self.parser.feed_data(piece)
+                size = self._next_piece(data, at, end)
+                self.parser.feed_data(view[at : at + size])
+            except (_LimitExceededError, FramingError) as exc:
+                self._send_error(exc.status, exc.code, exc.reason, exc.field)
+                return
             except httptools.HttpParserCallbackError as exc:
-                if not isinstance(exc.__context__, _LimitExceededError):
-                    raise
-                self._refuse(exc.__context__)
+                cause = exc.__context__
+                if isinstance(cause, _LimitExceededError | FramingError):
+                    self._send_error(cause.status, cause.code, cause.reason, cause.field)
+                else:  # the parser's own checks in uvicorn's callbacks: a request target it cannot split
+                    self._malformed()
                 return
             except httptools.HttpParserUpgrade as exc:
                 if not self._ignore_upgrade():
                     return
-                data = piece[exc.args[0] :] + data
+                at += exc.args[0]
                 continue
             except httptools.HttpParserError:
                 self._malformed()
                 return
             if not self._in_body and self._head_started:  # the head goes on past this piece
                 self._head_bytes += size
-                self._head_tail = (self._head_tail + piece)[-3:]
+                self._head_tail = (self._head_tail + view[at + size - min(size, 3) : at + size])[-3:]
+                self.pool.head_grew(self, size)
                 if self._head_bytes >= self._max_head:
                     reason = f"The request's head is larger than {self._max_head:,} bytes; send less in its headers"
-                    self._refuse(_LimitExceededError(431, "headers_too_large", reason, "headers"))
+                    self._send_error(431, "headers_too_large", reason, "headers")
                     return
+            at += size
         if self._in_body and self._body_deadline is None and not self._lingering:  # a body still to come
             self._body_deadline = self.loop.call_later(self.settings.body_timeout_seconds, self._body_timed_out)
 
-    def _next_piece(self, data: bytes) -> int:
-        """How many bytes of `data` the parser may take now: through the end of a head, or the room the head has
-        left, or the rest of a body (so that the next head starts a piece and is counted exactly)."""
-        if self._in_body:
-            if self._body_left is None:
-                return _CHUNKED_STEP
-            return self._body_left or len(data)
-        if self._head_tail:
-            end = (self._head_tail + data[: len(_HEAD_END)]).find(_HEAD_END)
-            if end >= 0:
-                return end + len(_HEAD_END) - len(self._head_tail)
-        room = self._max_head - self._head_bytes
-        end = data.find(_HEAD_END, 0, room)
-        return end + len(_HEAD_END) if end >= 0 else room
+    def _answering(self) -> bool:
+        """A whole request was read and its answer is not complete: the parser waits."""
+        return not self._in_body and self.cycle is not None and not self.cycle.response_complete
 
-    def _refuse(self, limit: _LimitExceededError) -> None:
-        self._send_error(limit.status, limit.code, limit.reason, limit.field)
+    def _skip_blank_lines(self, data: bytes, at: int) -> int:
+        """Skip the blank lines a client may send before a request (RFC 9112 2.2), in bulk; past
+        `MAX_BLANK_LINE_BYTES` of them, 400."""
+        stop = _BLANK_LINES.match(data, at).end()  # type: ignore[union-attr]
+        self._blank_bytes += stop - at
+        if self._blank_bytes > MAX_BLANK_LINE_BYTES:
+            reason = f"More than {MAX_BLANK_LINE_BYTES:,} bytes of blank lines before a request; send the request"
+            self._send_error(400, "bad_request", reason, "request")
+        return stop
+
+    def _next_piece(self, data: bytes, at: int, end: int) -> int:
+        """How many bytes of `data[at:end]` the parser may take now: through the end of a head, or the room the
+        head has left, or through the end of a body (so that the next head starts a piece and is counted exactly).
+        Raises when the head's unfinished line already breaks its limit."""
+        if self._in_body:
+            if self._chunked is not None:
+                return self._chunked.take(data, at, end)
+            return min(self._body_left or end - at, end - at)
+        size = -1
+        if self._head_tail:
+            found = (self._head_tail + data[at : at + len(_HEAD_END)]).find(_HEAD_END)
+            if found >= 0:
+                size = found + len(_HEAD_END) - len(self._head_tail)
+        if size < 0:
+            room = self._max_head - self._head_bytes
+            found = data.find(_HEAD_END, at, at + room)
+            size = found + len(_HEAD_END) - at if found >= 0 else min(room, end - at)
+        self._count_line(data, at, at + size)
+        return size
+
+    def _count_line(self, data: bytes, start: int, stop: int) -> None:
+        """The head's unfinished line grows by `data[start:stop]`: past its limit, 414 or 431 before it is fed."""
+        newline = data.rfind(b"\n", start, stop)
+        if newline >= 0:
+            self._past_request_line = True
+            self._line_bytes = stop - newline - 1
+        else:
+            self._line_bytes += stop - start
+        settings = self.settings
+        if self._past_request_line and self._line_bytes > settings.max_header_line_bytes:
+            shown = bytes(data[stop - self._line_bytes : stop][:40]).split(b":", 1)[0].decode("latin-1")
+            reason = f"The header line {shown!r} is longer than {settings.max_header_line_bytes:,} bytes"
+            raise _LimitExceededError(431, "headers_too_large", reason, "headers")
+        if not self._past_request_line and self._line_bytes > settings.max_request_line_bytes:
+            reason = f"The request line is longer than {settings.max_request_line_bytes:,} bytes; send a shorter path"
+            raise _LimitExceededError(414, "uri_too_long", reason, "url")
 
     def _malformed(self) -> None:
-        """400 now; or, when the malformed bytes follow a request still being answered, once it is answered (its
-        client gets that answer first)."""
-        self._waiting_since = None
-        if not self._in_body and self.cycle is not None and not self.cycle.response_complete:
-            self._deferred_error = True
-            self.flow.pause_reading()
-        else:
-            self._send_error(400, "bad_request", MALFORMED, "request")
+        self._send_error(400, "bad_request", MALFORMED, "request")
 
     def _ignore_upgrade(self) -> bool:
         """An `Upgrade` the service does not speak: answer over HTTP/1.1 (RFC 9110 7.8 lets a server ignore it).
@@ -314,20 +492,21 @@ class HttpProtocol(HttpToolsProtocol):
             self.cycle.more_body = True
         return True
 
-    def _skipped_body(self, data: bytes) -> bytes:
-        """Pass on the bytes of a body the parser skipped; the rest of `data` is the next request's."""
-        chunk, rest = data[: self._unparsed_body], data[self._unparsed_body :]
-        self._unparsed_body -= len(chunk)
-        self.on_body(chunk)
+    def _skipped_body(self, view: memoryview, at: int) -> int:
+        """Pass on the bytes of a body the parser skipped; where the next request's bytes start."""
+        stop = min(at + self._unparsed_body, len(view))
+        self._unparsed_body -= stop - at
+        self.on_body(bytes(view[at:stop]))
         if not self._unparsed_body:
             self.on_message_complete()
-        return rest
+        return stop
 
     # -- parser callbacks -----------------------------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_started = True
+        self._blank_bytes = 0
         if not self._head_clock:  # a pipelined request: its head is read once the one before is answered
             self._head_clock = True
             self._wait_for_head()
@@ -340,6 +519,8 @@ class HttpProtocol(HttpToolsProtocol):
             raise _LimitExceededError(414, "uri_too_long", reason, "url")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._in_body:
+            return  # a trailer: never one of the request's headers, which the app has already seen (and acted on)
         settings = self.settings
         if len(name) + len(value) + 2 > settings.max_header_line_bytes:
             shown = name[:40].decode("latin-1")
@@ -353,16 +534,24 @@ class HttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._waiting_since = None
         self._head_clock = self._head_started = False
-        self._head_bytes = 0
+        self._head_bytes = self._line_bytes = 0
+        self._past_request_line = False
         self._head_tail = b""
+        self.pool.head_done(self)
+        self.pool.busy(self)
         self._in_body = True
         self._body_left = 0
+        self._chunked = None
+        host = False
         for name, value in self.headers:
             if name == b"content-length":
                 self._body_left = int(value)
             elif name == b"transfer-encoding":
                 self._body_left = None
-                break
+                self._chunked = self._framing()
+            elif name == b"host":
+                host = True
+        _check_version(self.parser.get_http_version(), host)
         super().on_headers_complete()
         if self.pool.stopping:
             self.cycle.keep_alive = False  # while draining, every answer closes its connection
@@ -372,8 +561,18 @@ class HttpProtocol(HttpToolsProtocol):
             self._body_left -= len(body)
         super().on_body(body)
 
+    def _framing(self) -> ChunkedFraming:
+        settings = self.settings
+        return ChunkedFraming(
+            max_wire_bytes=settings.body_limit_bytes + settings.max_head_bytes,
+            max_line_bytes=settings.max_header_line_bytes,
+            max_trailers=settings.max_headers,
+            max_trailer_bytes=settings.max_head_bytes,
+        )
+
     def on_message_complete(self) -> None:
         self._in_body = False
+        self._chunked = None
         if self._body_deadline is not None:
             self._body_deadline.cancel()
             self._body_deadline = None
@@ -420,7 +619,15 @@ class HttpProtocol(HttpToolsProtocol):
         may destroy the answer before it reads it; so the answer and a FIN go first, what arrives meanwhile is
         dropped, and the connection closes when the client closes it or after `LINGER_SECONDS`."""
         self._waiting_since = None
+        self._unread = b""
         body, headers = _response(status, code, reason, field)
+        request_id = headers[-2][1].decode()
+        if self.metrics is not None:
+            self.metrics.protocol_refusal(status, code)
+        logger.info(
+            "refused",
+            extra={"request_id": request_id, "status": status, "error": code, "reason": reason, "client": self.client},
+        )
         head = [STATUS_LINE[status]]
         for name, value in [*self.server_state.default_headers, *headers]:
             head += [name, b": ", value, b"\r\n"]
@@ -432,3 +639,12 @@ class HttpProtocol(HttpToolsProtocol):
         self._writes.flush()
         self.transport.write_eof()
         self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+
+def _check_version(version: str, host: bool) -> None:
+    """HTTP/1.1 with a Host header (RFC 9112 3.2), or HTTP/1.0; anything else is refused with 400."""
+    if version not in ("1.0", "1.1"):
+        raise _LimitExceededError(400, "bad_request", f"HTTP/{version} is not served; send HTTP/1.1", "request")
+    if version == "1.1" and not host:
+        reason = "An HTTP/1.1 request must have a Host header (RFC 9112 3.2); add one"
+        raise _LimitExceededError(400, "bad_request", reason, "headers")

@@ -20,6 +20,9 @@ from service.observability import ACCESS_LOGGER, Metrics
 logger = logging.getLogger(ACCESS_LOGGER)
 _error_logger = logging.getLogger("service.errors")
 _INCOMING_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+#: The status logged and counted for a request whose client went away (or ran out of time) before its answer: not
+#: a server error (nginx's convention; never sent, there is no one to send it to).
+CLIENT_CLOSED_REQUEST = 499
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -49,7 +52,7 @@ class RequestContext:
         request_id = _request_id(scope)
         scope.setdefault("state", {})["request_id"] = request_id
         id_header = (b"x-request-id", request_id.encode())
-        status = 500
+        status = CLIENT_CLOSED_REQUEST  # unless a response starts: the app returns without one when the client left
         response_started = False
 
         async def send_with_id(message: Message) -> None:

@@ -84,6 +84,19 @@ class Metrics:
         self.info = Gauge(
             "model_info", "The served model's version (value always 1).", ("version",), registry=self.registry
         )
+        self.refusals = Counter(
+            "http_protocol_refusals_total",
+            "Requests the server's protocol refused before the app saw them (400, 408, 413, 414, 431), by status.",
+            ("status", "error"),
+            registry=self.registry,
+        )
+        self.shed = Counter(
+            "http_connections_shed_total",
+            "Connections closed to stay within a limit: idle (max_idle_connections), connections "
+            "(max_connections), head_bytes (max_head_bytes_buffered).",
+            ("reason",),
+            registry=self.registry,
+        )
         self._by_class = [self.predictions.labels(c.name) for c in CLASSES]
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
@@ -96,6 +109,12 @@ class Metrics:
             self._children[key] = children
         children[0].inc()
         children[1].observe(seconds)
+
+    def protocol_refusal(self, status: int, error: str) -> None:
+        self.refusals.labels(str(status), error).inc()
+
+    def connection_shed(self, reason: str) -> None:
+        self.shed.labels(reason).inc()
 
     def count_predictions(self, class_ids: Iterable[int]) -> None:
         """Count each predicted class (class ids as a sequence or a numpy array)."""

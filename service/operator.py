@@ -3,7 +3,8 @@
 Where the model came from (`MODEL_URI`), the training file's name and sha256, the library versions, and why the
 model is not loaded (a path, a bucket, a command to run). Public routes leave these out (they map the deployment
 for an attacker); they are in the logs and here, behind a bearer token (`SERVICE_OPERATOR_TOKEN`). Without a token
-configured the route does not exist (404). It stays out of the public OpenAPI schema.
+configured the app does not include this router: the route does not exist (404, whatever the method). It stays out
+of the public OpenAPI schema.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
-from starlette.exceptions import HTTPException
 
 from ml.manifest import DataRecord
 from service.dependencies import ModelStateDep
@@ -37,14 +37,13 @@ class OperatorModelResponse(BaseModel):
 async def _operator(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
 ) -> None:
-    """The caller holds `SERVICE_OPERATOR_TOKEN`: else 401, or 404 when no token is configured."""
+    """The caller holds `SERVICE_OPERATOR_TOKEN`, else 401 (the app includes this router only when one is set)."""
     token = request.app.state.settings.operator_token
-    if token is None:
-        raise HTTPException(404, "Not Found")
     sent = credentials.credentials if credentials is not None else ""
     if not hmac.compare_digest(sent.encode(), token.get_secret_value().encode()):
         reason = "Send the operator token as `Authorization: Bearer <SERVICE_OPERATOR_TOKEN>`"
-        raise ProblemError(401, "unauthorized", reason, headers={"WWW-Authenticate": "Bearer"})
+        headers = {"WWW-Authenticate": "Bearer"}
+        raise ProblemError(401, "unauthorized", reason, headers=headers, field="headers.authorization")
 
 
 operator_router = APIRouter(prefix="/operator", include_in_schema=False, dependencies=[Depends(_operator)])

@@ -6,17 +6,26 @@ deadlines, the keep-alive and the shutdown timing cannot differ between them: ea
 
 A stop by SIGTERM (how ECS and Kubernetes stop a task) drains first: `/ready` answers 503 at once, while every
 request is still served for `drain_seconds` (each answer closes its connection), so the load balancer takes the
-task out of rotation before it stops listening. Then the listener closes, idle connections close, and the requests
-already accepted get `shutdown_timeout_seconds` to finish. A second signal, or Ctrl-C, skips the drain.
+task out of rotation before it stops listening. Then the connections the kernel has queued are taken, the listener
+closes (closing it with connections queued would reset them), connections without a request get a second to send
+one, and the requests already accepted get `shutdown_timeout_seconds` to finish. However busy the event loop, the
+process exits within `stop_timeout_seconds` of the signal (a thread watches). A second signal, or Ctrl-C, skips the
+drain.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
+import functools
 import logging
+import os
+import resource
 import signal
+import socket
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from types import FrameType
@@ -28,19 +37,22 @@ from pydantic import ValidationError
 
 from service.api import create_app
 from service.http_protocol import ConnectionPool, protocol_class
-from service.settings import Settings
+from service.settings import Settings, unknown_variables
 
 logger = logging.getLogger("service.server")
+#: File descriptors kept out of `max_connections`: the listener, logs, the model's files, the metrics' /proc reads.
+_RESERVED_FILES = 64
 
 
 def uvicorn_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
     """How uvicorn runs `app`: the service's protocol with `settings`' limits, its keep-alive and shutdown timeout,
     no `server` header, no WebSockets, and the app's own logging (JSON) instead of uvicorn's."""
+    app.state.served_with_limits = True
     return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
-        http=protocol_class(settings),
+        http=protocol_class(settings, app.state.metrics),
         ws="none",
         lifespan="on",
         timeout_keep_alive=settings.keep_alive_seconds,
@@ -54,11 +66,13 @@ def uvicorn_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
 class Server(uvicorn.Server):
     """uvicorn's server with a drain before a SIGTERM stop (`/ready` 503, answers close their connections)."""
 
-    def __init__(self, config: uvicorn.Config, app: FastAPI, drain_seconds: float) -> None:
+    def __init__(self, config: uvicorn.Config, app: FastAPI, drain_seconds: float, stop_timeout: float) -> None:
         super().__init__(config)
         self.app = app
         self.drain_seconds = drain_seconds
+        self.stop_timeout = stop_timeout
         self.drain_ends: float | None = None
+        self.stop_deadline: threading.Timer | None = None
 
     @property
     def pool(self) -> ConnectionPool:
@@ -66,6 +80,8 @@ class Server(uvicorn.Server):
         return pool
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.stop_deadline is None:
+            self.stop_deadline = _hard_stop_after(self.stop_timeout)
         if sig == signal.SIGTERM and self.drain_ends is None and self.drain_seconds > 0 and not self.should_exit:
             self._captured_signals.append(sig)  # re-raised once stopped, as uvicorn does
             self.drain_ends = time.monotonic() + self.drain_seconds
@@ -84,17 +100,76 @@ class Server(uvicorn.Server):
 
     async def shutdown(self, sockets: list[Any] | None = None) -> None:
         self._stopping()
+        await self._accept_backlog()
         await super().shutdown(sockets)
+        if self.stop_deadline is not None:
+            self.stop_deadline.cancel()
+
+    async def _accept_backlog(self) -> None:
+        """Take the connections the kernel accepted that the server has not yet: closing the listener would reset
+        them (their clients would see a request fail that was never refused). Each gets its answer, then closes."""
+        loop = asyncio.get_running_loop()
+        for server in self.servers:
+            for listening in server.sockets:
+                with socket.socket(fileno=os.dup(listening.fileno())) as listener:
+                    listener.setblocking(False)
+                    while True:
+                        try:
+                            connection, _ = listener.accept()
+                        except (BlockingIOError, InterruptedError):
+                            break
+                        protocol = functools.partial(
+                            self.config.http_protocol_class,  # type: ignore[call-arg]
+                            config=self.config,
+                            server_state=self.server_state,
+                            app_state=self.lifespan.state,
+                        )
+                        await loop.connect_accepted_socket(protocol, connection)
 
     def _stopping(self) -> None:
         self.app.state.draining = True
         self.pool.stopping = True
 
 
+def _hard_stop_after(seconds: float) -> threading.Timer:
+    """Exit `seconds` from now whatever the event loop is doing: the platform would kill the process then anyway,
+    without a word in the log."""
+
+    def stop() -> None:
+        logger.error("stop timeout reached: exiting now", extra={"stop_timeout_seconds": seconds})
+        logging.shutdown()
+        os._exit(1)
+
+    timer = threading.Timer(max(seconds - 0.5, 0.1), stop)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def open_file_limit(max_connections: int) -> int:
+    """Raise the soft limit on open files to the hard one, and return how many connections fit in it (a few
+    dozen descriptors stay for the model, logs and the listener): past it the kernel's accept fails silently."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    room = max_connections if soft == resource.RLIM_INFINITY else min(max_connections, soft - _RESERVED_FILES)
+    if room < max_connections:
+        logger.warning(
+            "max_connections lowered to fit the open-file limit",
+            extra={"max_connections": max_connections, "open_file_limit": soft, "lowered_to": room},
+        )
+    return room
+
+
 def serve(settings: Settings) -> None:
     """Serve until stopped (SIGTERM drains first; see the module's doc)."""
+    room = open_file_limit(settings.max_connections)
+    if room != settings.max_connections:
+        settings = settings.model_copy(update={"max_connections": room})
     app = create_app(settings)
-    Server(uvicorn_config(app, settings), app, settings.drain_seconds).run()
+    Server(uvicorn_config(app, settings), app, settings.drain_seconds, settings.stop_timeout_seconds).run()
 
 
 def _settings_help() -> str:
@@ -113,6 +188,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.parse_args(argv)
+    unknown = unknown_variables(os.environ)
+    if unknown:
+        print(
+            f"error: unknown service settings {', '.join(unknown)}; the settings are listed by "
+            "`python -m service --help`",
+            file=sys.stderr,
+        )
+        return 2
     try:
         settings = Settings()
     except ValidationError as exc:

@@ -7,6 +7,7 @@ the service like any other, not options of whoever starts uvicorn.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -25,6 +26,8 @@ class Settings(BaseSettings):
 
     # Errors name the setting and the rule, never the value: a rejected operator token must not reach the log.
     model_config = SettingsConfigDict(env_prefix="SERVICE_", frozen=True, extra="ignore", hide_input_in_errors=True)
+    # extra="ignore" only because the environment holds other programs' variables too: `unknown_variables` finds
+    # the mistyped SERVICE_* ones, and `python -m service` refuses to start with any.
 
     model_uri: str = Field(
         default=str(DEFAULT_MODEL_DIR),
@@ -69,6 +72,21 @@ class Settings(BaseSettings):
         le=100_000,
         description="Most connections kept open with no request under way (idle keep-alive, or opened and silent); "
         "past it the longest idle is closed, so idle connections cost little and never lock anyone out.",
+    )
+    max_connections: int = Field(
+        default=4096,
+        ge=16,
+        le=1_000_000,
+        description="Most connections open at once; past it the oldest connection that has not sent a whole request "
+        "is closed (a fresh one first, then one still sending its head, then an idle one), never one with a request "
+        "under way. Kept under the open-file limit, which the service raises to its hard limit at start.",
+    )
+    max_head_bytes_buffered: int = Field(
+        default=32 * 1024 * 1024,
+        ge=64 * 1024,
+        le=1024 * 1024 * 1024,
+        description="Most bytes of unfinished request heads held, all connections together; past it the connections "
+        "that started their heads first are closed. Bodies have their own budget (`max_pending_body_bytes`).",
     )
     max_requests_in_flight: int = Field(
         default=64,
@@ -132,7 +150,14 @@ class Settings(BaseSettings):
         gt=0,
         le=600,
         description="Then how long the requests already accepted may take to finish before they are cancelled. "
-        "`drain_seconds` plus this must stay under the platform's stop timeout (30 s on ECS and Kubernetes).",
+        "`drain_seconds` plus this must stay under `stop_timeout_seconds`.",
+    )
+    stop_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="The platform's stop timeout (30 s on ECS and Kubernetes): after SIGTERM the process exits within "
+        "it however busy it is, and `drain_seconds` + `shutdown_timeout_seconds` must leave a second of it.",
     )
     explain_top_k: int = Field(default=5, ge=1, le=21, description="Features listed in an explanation.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
@@ -166,10 +191,34 @@ class Settings(BaseSettings):
                 f"{len(token.get_secret_value().strip())}); an empty or short token would let anyone read the "
                 "operator view. Unset it to turn the view off."
             )
+        if token is not None and token.get_secret_value() != token.get_secret_value().strip():
+            raise ValueError(
+                "SERVICE_OPERATOR_TOKEN starts or ends with white space, which no Authorization header carries, so "
+                "no one could use it; remove the white space"
+            )
         return token
 
     @model_validator(mode="after")
     def _heads_fit(self) -> Settings:
         if self.max_request_line_bytes > self.max_head_bytes or self.max_header_line_bytes > self.max_head_bytes:
             raise ValueError("max_request_line_bytes and max_header_line_bytes must not exceed max_head_bytes")
+        if self.max_pending_body_bytes < self.body_limit_bytes:
+            raise ValueError(
+                f"max_pending_body_bytes ({self.max_pending_body_bytes:,}) must be at least body_limit_bytes "
+                f"({self.body_limit_bytes:,}), or every body larger than it is refused as overloaded"
+            )
+        if self.max_head_bytes_buffered < self.max_head_bytes:
+            raise ValueError("max_head_bytes_buffered must be at least max_head_bytes, or no full head fits")
+        if self.drain_seconds + self.shutdown_timeout_seconds > self.stop_timeout_seconds - 1:
+            raise ValueError(
+                f"drain_seconds + shutdown_timeout_seconds ({self.drain_seconds + self.shutdown_timeout_seconds:g} s) "
+                f"must leave a second of stop_timeout_seconds ({self.stop_timeout_seconds:g} s): the platform kills "
+                "the task at its stop timeout, cutting off the requests still being answered"
+            )
         return self
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """The `SERVICE_*` variables in `environ` that name no setting (a typo would otherwise be ignored silently)."""
+    known = {f"SERVICE_{name.upper()}" for name in Settings.model_fields}
+    return sorted(name for name in environ if name.upper().startswith("SERVICE_") and name.upper() not in known)

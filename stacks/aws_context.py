@@ -7,6 +7,7 @@ up once here instead of being hard-coded or scattered across modules.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,10 +15,24 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from stacks.config import S3Location
+from stacks.config import ConfigError, S3Location
 
 #: What pulling an image needs on the repository itself (ecr:GetAuthorizationToken is account-wide).
 ECR_PULL_ACTIONS = ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
+#: Every role the stacks create, by its logical name after `<project>-<env>-`, with the services the deploy role passes
+#: it to (the IRSA roles are assumed by pods with a web identity, never passed). The CI deploy role may create, change
+#: and pass these names only (`stacks.ops.ci_roles`): a new role kind means a new entry here.
+STACK_ROLES: dict[str, tuple[str, ...]] = {
+    "ecs-execution": ("ecs-tasks.amazonaws.com",),
+    "ecs-api-task": ("ecs-tasks.amazonaws.com",),
+    "eks-cluster": ("eks.amazonaws.com",),
+    # AWS does not document which of the two EKS names CreateFargateProfile passes the pod role to.
+    "eks-pod-execution": ("eks.amazonaws.com", "eks-fargate-pods.amazonaws.com"),
+    "eks-addons-lb-controller": (),
+    "eks-app-api-model": (),
+}
+#: The only AWS managed policy a stack role carries (the EKS cluster role's, which EKS requires).
+MANAGED_POLICIES = ("AmazonEKSClusterPolicy",)
 
 
 @dataclass(frozen=True)
@@ -60,10 +75,40 @@ class AwsContext:
         )
 
 
-def lookup_context(region: str, stack: str) -> AwsContext:
-    """Ask AWS who we are (one invoke each; mocked in tests)."""
+#: The CI roles `stacks.ops bootstrap` makes: `<project>-<env>-github-<job>`.
+_CI_ROLE = re.compile(r":assumed-role/(?P<role>[^/]+-github-(deploy|preview|publish))/")
+
+
+def check_ci_role(caller_arn: str, stack: str) -> None:
+    """Fail early when a CI role of another project or environment runs this stack: its roles, boundary and state are
+    named after the bootstrap's `<project>-<env>`, and it may manage no other (a changed `diabetes:project`)."""
+    match = _CI_ROLE.search(caller_arn)
+    if match and not match["role"].startswith(f"{stack}-github-"):
+        raise ConfigError(
+            f"this stack is {stack} (diabetes:project and the stack name), but it runs as {match['role']}, the CI role "
+            f"of another bootstrap: that role may create only its own stack's roles, with its own boundary. Use the "
+            f"project the bootstrap was run with (--project), or bootstrap {stack} and use its roles."
+        )
+
+
+def check_certificate_account(certificate_arn: str | None, account_id: str) -> None:
+    """Fail early on an ACM certificate of another account: a load balancer takes one of its own account only, and the
+    listener would fail only after the load balancer was made (the region is checked with the config)."""
+    if certificate_arn and certificate_arn.split(":")[4] != account_id:
+        raise ConfigError(
+            f"certificateArn {certificate_arn} is in account {certificate_arn.split(':')[4]}, the stack runs in "
+            f"{account_id}: a load balancer takes an ACM certificate of its own account only. Request or import the "
+            "certificate in this account and region (docs/deploy.md, HTTPS)"
+        )
+
+
+def lookup_context(region: str, stack: str, certificate_arn: str | None = None) -> AwsContext:
+    """Ask AWS who we are (one invoke each; mocked in tests); refuse another bootstrap's CI role and a certificate of
+    another account before anything is made."""
     identity = aws.get_caller_identity()
     partition = aws.get_partition()
+    check_ci_role(identity.arn, stack)
+    check_certificate_account(certificate_arn, identity.account_id)
     return AwsContext(
         account_id=identity.account_id,
         partition=partition.partition,
@@ -80,15 +125,18 @@ def stack_role(
     tags: dict[str, str],
     opts: pulumi.ResourceOptions,
 ) -> aws.iam.Role:
-    """A role of this stack: under the stack's path and bounded by its workload boundary (the deploy role may create
-    no other kind)."""
+    """A role of this stack: one of `STACK_ROLES`, under the stack's path and bounded by its workload boundary (the
+    deploy role may create no other kind). A new trust policy replaces the role instead of rewriting it in place, so
+    the deploy role needs no iam:UpdateAssumeRolePolicy (which IAM cannot limit to a trust policy's content)."""
+    if name.removeprefix(f"{ctx.stack}-") not in STACK_ROLES:
+        raise ValueError(f"role {name!r} is not one of the stack's roles {sorted(STACK_ROLES)} (stacks/aws_context.py)")
     return aws.iam.Role(
         name,
         path=ctx.role_path,
         permissions_boundary=ctx.boundary_arn,
         assume_role_policy=assume_role_policy,
         tags=tags,
-        opts=opts,
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(replace_on_changes=["assumeRolePolicy"])),
     )
 
 

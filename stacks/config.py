@@ -159,6 +159,8 @@ class EksSettings(_Model):
     metrics_server_chart_version: str = Field(default="3.13.0", pattern=r"^\d+\.\d+\.\d+$")
     #: Who may reach the public API endpoint; empty (the default) makes the endpoint private to the VPC.
     public_access_cidrs: tuple[str, ...] = ()
+    #: Accept a version past its standard support, which bills extended support (six times the hourly price).
+    allow_extended_support: bool = False
     access: ClusterAccess
 
     @field_validator("version")
@@ -172,6 +174,19 @@ class EksSettings(_Model):
                 f"{sorted(STANDARD_SUPPORT_END)} or add its row from AWS's EKS release calendar"
             )
         return value
+
+    @model_validator(mode="after")
+    def _in_standard_support(self) -> EksSettings:
+        from stacks.eks import versions
+
+        if versions.past_standard_support(self.version, versions.today()) and not self.allow_extended_support:
+            raise ValueError(
+                f"EKS {self.version} is past its standard support "
+                f"({versions.STANDARD_SUPPORT_END[self.version].isoformat()}) and bills extended support: "
+                f"{versions.next_version(self.version)} (one minor version at a time), or set "
+                "eks.allowExtendedSupport: true to keep it knowingly"
+            )
+        return self
 
     @field_validator("public_access_cidrs")
     @classmethod
@@ -291,6 +306,22 @@ class PlatformSettings(StackSettings):
             raise ValueError(
                 "modelSha256 is required when modelUri is s3://...: set it to the digest "
                 "`python -m stacks.ops model-digest <model dir>` prints"
+            )
+        if self.model_s3 is not None and not self.model_s3.bucket.startswith(f"{self.name}-models-"):
+            raise ValueError(
+                f"modelUri must be in this stack's model bucket ({self.name}-models-..., `pulumi stack output "
+                f"modelBucket`), not {self.model_s3.bucket}: the stack's roles may read no other bucket (their "
+                "permissions boundary)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _certificate_in_region(self) -> PlatformSettings:
+        region = self.certificate_arn.split(":")[3] if self.certificate_arn else self.region
+        if region != self.region:
+            raise ValueError(
+                f"certificateArn is in {region}, the stack in {self.region}: a load balancer takes an ACM certificate "
+                "of its own region only (request one there: docs/deploy.md, HTTPS)"
             )
         return self
 

@@ -66,6 +66,10 @@ PRICES: dict[str, UnitPrice] = {
     "metric_month": UnitPrice(
         0.30, "per custom metric-month (first 10,000)", "https://aws.amazon.com/cloudwatch/pricing/", "2026-12"
     ),
+    "alarm_month": UnitPrice(
+        0.10, "per standard-resolution alarm metric-month", "https://aws.amazon.com/cloudwatch/pricing/", "2026-12"
+    ),
+    "kms_key_month": UnitPrice(1.0, "per customer managed key-month", "https://aws.amazon.com/kms/pricing/", "2026-12"),
     "waf_acl_month": UnitPrice(5.0, "per web ACL-month", "https://aws.amazon.com/waf/pricing/ (c3x.dev)", "2026-06"),
     "waf_rule_month": UnitPrice(1.0, "per rule-month", "https://aws.amazon.com/waf/pricing/ (c3x.dev)", "2026-06"),
     "waf_million_requests": UnitPrice(
@@ -87,6 +91,10 @@ ASSUMED_INSIGHTS_METRICS = (10, 10)
 #: Pods the EKS platform runs besides the app: CoreDNS (2, pulumi-eks's add-on), the Load Balancer Controller (2),
 #: metrics-server (1); each fits Fargate's smallest size (its requests plus Fargate's 256 MB stay under 0.5 GB).
 EKS_SYSTEM_PODS = 5
+#: Target-tracking policies per ECS service (CPU and requests per target), and the alarms Application Auto Scaling
+#: creates for each (one to scale out, one to scale in).
+SCALING_POLICIES_PER_SERVICE = 2
+ALARMS_PER_POLICY = 2
 #: Fargate's pod sizes (vCPU -> GB choices) and the memory Fargate adds to a pod's requests for its own agents.
 FARGATE_POD_SIZES = {
     0.25: (0.5, 1, 2),
@@ -146,6 +154,7 @@ def root_lines(settings: SharedSettings, az_count: int) -> list[Line]:
     ]
     stored = settings.ecr_keep_last * 2 * ASSUMED_IMAGE_GB
     lines.append(Line("ECR images", stored, "ecr_gb_month", f"{settings.ecr_keep_last} kept per repository, assumed"))
+    lines.append(Line("KMS key of the stacks' secrets", 1, "kms_key_month", "one per environment (bootstrap)"))
     return [line for line in lines if line.quantity]
 
 
@@ -171,6 +180,8 @@ def ecs_lines(settings: EcsStackSettings, az_count: int) -> list[Line]:
         tasks += size.desired_count
     if settings.task_subnets == "public":
         lines.append(hourly("Task public IPv4 (one per task)", tasks, "public_ipv4_hour"))
+    alarms = len(_workloads(settings)) * SCALING_POLICIES_PER_SERVICE * ALARMS_PER_POLICY
+    lines.append(Line("Target-tracking alarms", alarms, "alarm_month", "2 policies x 2 alarms per service"))
     lines.append(Line("CloudWatch Logs", ASSUMED_LOG_GB, "logs_gb", f"assumed {ASSUMED_LOG_GB:g} GB"))
     if settings.container_insights:
         cluster, per_service = ASSUMED_INSIGHTS_METRICS

@@ -62,10 +62,10 @@ class Network(pulumi.ComponentResource):
             tags={**tags, "Name": settings.name},
             opts=child,
         )
-        # Adopt the default security group and strip its rules, so nothing can use it by accident.
-        aws.ec2.DefaultSecurityGroup(
-            f"{name}-default-sg", vpc_id=vpc.id, tags={**tags, "Name": f"{settings.name}-default"}, opts=child
-        )
+        # Adopt the default security group and strip its rules, so nothing can use it by accident. Untagged: AWS makes
+        # it without tags, and the CI deploy role may tag only what it creates or what carries the stack's tags already
+        # (a role that could tag any group could claim another workload's; stacks/ops/ci_roles.py).
+        aws.ec2.DefaultSecurityGroup(f"{name}-default-sg", vpc_id=vpc.id, opts=child)
         igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags={**tags, "Name": settings.name}, opts=child)
         public_rt = aws.ec2.RouteTable(
             f"{name}-public",

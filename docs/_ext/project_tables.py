@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from sphinx.application import Sphinx
 from sphinx.config import Config
 
@@ -264,16 +265,24 @@ def substitutions(data: Mapping[str, Any]) -> dict[str, str]:
     screening = data["screening"]
     for name in ("average", "prediabetes_average", "raised", "raised_not_checked", "high"):
         subs[f"real_screening_{name}"] = f"{100 * screening[name]:.1f}%"
-    for name, value in (*screening["test"].items(), *screening["test_not_checked"].items()):
-        key = f"real_screening_{name}" if name in screening["test"] else f"real_not_checked_{name}"
-        subs[key] = f"{value:,}" if isinstance(value, int) else f"{100 * value:.1f}%"
+    # The two sections share key names (rows, flagged, ada_flagged): each keeps its own prefix.
+    for prefix, section in (("real_screening", screening["test"]), ("real_not_checked", screening["test_not_checked"])):
+        for name, value in section.items():
+            subs[f"{prefix}_{name}"] = f"{value:,}" if isinstance(value, int) else f"{100 * value:.1f}%"
     for name, value in screening["access"].items():
         if isinstance(value, float):
             subs[f"real_access_{name}"] = _f(value) if "roc_auc" in name else f"{value:.1%}"
     for level, outcome in screening["test_levels"].items():
         for name, value in outcome.items():
             subs[f"real_level_{level}_{name}"] = "" if value is None else f"{value:.1%}"
-    subs["real_screening_who_is_missed"] = data["screening_who_is_missed"]
+    # The sentence from the code that words it, the figures from the file: a stored sentence went stale.
+    from frontend.about import in_ten
+    from ml.training.screening_subgroups import who_is_missed
+
+    subs["real_screening_who_is_missed"] = who_is_missed(pd.DataFrame(data["screening_subgroups"]))
+    # The sidebar's words ("about 9 in 10"), by the UI's own function, from the same figures as its manifest.
+    for name in ("precision", "sensitivity", "sensitivity_diabetes"):
+        subs[f"real_in_ten_{name}"] = in_ten(screening["test"][name])
     for name, value in data["prediabetes_probability"].items():
         subs[f"real_p1_{name}"] = f"{value:.1%}"
     for option, figures in data["access_options"]["summary"].items():

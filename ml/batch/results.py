@@ -9,15 +9,16 @@ checks each one against `result_row`. A result column the contract gains without
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import product
 
 import numpy as np
 import pandas as pd
 
-from ml.contract import RESULT_COLUMNS, PredictionResponse, Screening
+from ml.contract import RESULT_COLUMNS, PredictionResponse, Screening, care_access_note
 from ml.inference.predictor import Predictions, Predictor
 from ml.inference.screening import not_checked, risk_of
 from ml.manifest import Manifest, ScreeningLevel
-from ml.schema import CLASSES, FEATURE_NAMES
+from ml.schema import CARE_ACCESS, CLASSES, FEATURE_NAMES
 
 #: A column from the rows' features (n, 21), the Predictor's answers for them and the model's manifest.
 _Rule = Callable[[np.ndarray, Predictions, Manifest], np.ndarray]
@@ -46,6 +47,22 @@ def _model_version(features: np.ndarray, answers: Predictions, manifest: Manifes
     return np.full(len(answers.classes), manifest.model_version, dtype=object)
 
 
+def _care_access(features: np.ndarray, answers: Predictions, manifest: Manifest) -> np.ndarray:
+    """`CareAccess.note`: each row's access gaps as a number (first answer the highest bit), looked up among the notes
+    of every combination."""
+    gaps = np.stack([features[:, FEATURE_NAMES.index(name)] != value for name, value in CARE_ACCESS.items()], axis=1)
+    notes = np.asarray(
+        [
+            care_access_note(dict(zip(CARE_ACCESS, combination, strict=True)))
+            for combination in product((False, True), repeat=len(CARE_ACCESS))
+        ],
+        dtype=object,
+    )
+    code = gaps.astype(np.int64) @ (1 << np.arange(len(CARE_ACCESS))[::-1])
+    chosen: np.ndarray = notes[code]
+    return chosen
+
+
 #: How each result column is computed from the arrays, by name; `RESULT_COLUMNS` says which columns, in what order.
 _RULES: dict[str, _Rule] = {
     "prediction": lambda features, answers, manifest: answers.classes.astype(np.int64),
@@ -53,6 +70,7 @@ _RULES: dict[str, _Rule] = {
     "risk": _risk,
     "risk_level": _risk_level,
     "model_version": _model_version,
+    "care_access": _care_access,
 }
 
 

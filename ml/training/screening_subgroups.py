@@ -30,6 +30,8 @@ CARE_GROUPS = {
     "NoDocbcCost": ("Could not afford a doctor", "people who could not afford a doctor"),
 }
 CARE_FEATURE = "Access to care"
+#: A specificity this much below the ADA test's is said to flag "many more" healthy people.
+MUCH_LOWER = 0.05
 
 
 def _groups(rows: np.ndarray) -> Iterator[tuple[str, str, np.ndarray]]:
@@ -138,10 +140,17 @@ def who_is_missed(table: pd.DataFrame) -> str:
         ]
     if more:
         sentences.append(f"It finds more of them among {_listed(more, 'sensitivity')}.")
-    if alarms:
+    much = [r for r in alarms if r["specificity_model"] - r["specificity_ada"] <= -MUCH_LOWER]
+    some = [r for r in alarms if r not in much]
+    if some:
         sentences.append(
-            "It advises a blood test to more of the people with neither (lower specificity, shown first) among "
-            f"{_listed(alarms, 'specificity')}."
+            "It flags more healthy people (people with neither; its specificity shown first) than the ADA test "
+            f"among {_listed(some, 'specificity')}."
+        )
+    if much:
+        sentences.append(
+            f"It flags many more healthy people than the ADA test, its specificity {100 * MUCH_LOWER:.0f} points or "
+            f"more lower, among {_listed(much, 'specificity')}: there a raised result is more often a false alarm."
         )
     sentences.append(
         f"Elsewhere the two differ by less than the {COVERAGE:.0%} interval of the difference can tell apart."

@@ -13,7 +13,10 @@ from stacks.shared import SharedOutputs
 def build(settings: EcsStackSettings) -> EcsPlatform:
     """Create the ECS platform and export what `stacks.ops verify-ecs` and operators read."""
     platform = EcsPlatform(
-        f"{settings.name}-ecs", settings, lookup_context(settings.region, settings.name), SharedOutputs.read(settings)
+        f"{settings.name}-ecs",
+        settings,
+        lookup_context(settings.region, settings.name, settings.certificate_arn),
+        SharedOutputs.read(settings),
     )
     pulumi.export("imageTag", settings.image_tag)
     pulumi.export("ecsUrl", platform.url)

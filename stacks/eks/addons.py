@@ -1,5 +1,6 @@
 """What the cluster runs for the app besides CoreDNS (pulumi-eks's): pod logging, metrics-server, the AWS Load
-Balancer Controller, and the dry-run-only rights the CI preview needs (stacks/eks/preview_access.py).
+Balancer Controller, and the admission policy that keeps the CI preview's grant to dry runs
+(stacks/eks/preview_access.py).
 
 The Helm releases depend on the IRSA policies their pods use, so first starts do not race IAM's eventual
 consistency. Fargate has no instance metadata, so the controller is told its cluster, region and VPC explicitly.
@@ -19,7 +20,7 @@ from stacks.eks.cluster import EksCluster
 from stacks.eks.iam import irsa_role
 from stacks.eks.kubernetes import create_object
 from stacks.eks.lb_controller_policy import CHART_VERSION, SERVICE_ACCOUNT, lb_controller_policy
-from stacks.eks.preview_access import preview_manifests
+from stacks.eks.preview_access import guard_manifests
 from stacks.shared import SharedOutputs
 
 LB_CONTROLLER_CHART_REPO = "https://aws.github.io/eks-charts"
@@ -47,7 +48,7 @@ def helm_release(
 class EksAddons(pulumi.ComponentResource):
     """Fargate log routing, metrics-server and the AWS Load Balancer Controller."""
 
-    #: What the app's objects wait for: the controller's webhook, metrics-server, the log routing.
+    #: What the app's objects wait for: the controller's webhook, metrics-server, the log routing, the preview guard.
     ready: list[pulumi.Resource]
 
     def __init__(
@@ -65,9 +66,9 @@ class EksAddons(pulumi.ComponentResource):
         cluster_name = cluster.cluster_name
 
         on_cluster = pulumi.ResourceOptions(parent=self, provider=cluster.provider)
-        # The guard (admission policy and binding) before the grant (role and binding), each after the previous.
+        # The preview guard (admission policy, then its binding); the app's component grants the dry runs after it.
         previous: list[pulumi.Resource] = []
-        for manifest in preview_manifests():
+        for manifest in guard_manifests():
             label = f"{name}-preview-{manifest['kind'].lower()}"
             opts = pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=previous))
             previous = [create_object(label, manifest, opts)]
@@ -126,5 +127,5 @@ class EksAddons(pulumi.ComponentResource):
                 system_ready, pulumi.ResourceOptions(depends_on=controller_role.policies)
             ),
         )
-        self.ready = [controller, metrics_server, logging]
+        self.ready = [controller, metrics_server, logging, *previous]
         self.register_outputs({})

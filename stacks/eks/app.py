@@ -1,5 +1,6 @@
 """The app's Kubernetes objects on the cluster: namespace, per workload a service account, Deployment, Service,
-HorizontalPodAutoscaler and PodDisruptionBudget, and one Ingress; plus the API's IRSA role for an S3 model.
+HorizontalPodAutoscaler and PodDisruptionBudget, and one Ingress; plus the API's IRSA role for an S3 model and the CI
+preview's dry-run grant in the namespace (stacks/eks/preview_access.py).
 
 The objects come from `manifests.app_manifests`, the same builders `stacks.ops render-k8s` renders as YAML.
 """
@@ -17,6 +18,7 @@ from stacks.eks import manifests
 from stacks.eks.cluster import EksCluster
 from stacks.eks.iam import irsa_role
 from stacks.eks.kubernetes import create_object
+from stacks.eks.preview_access import grant_manifests
 from stacks.shared import SharedOutputs
 from stacks.workloads import Workload
 
@@ -70,6 +72,9 @@ class EksApp(pulumi.ComponentResource):
         for manifest in objects[1:]:
             key = (manifest["kind"], manifest["metadata"]["name"])
             created[key] = create_object(f"{name}-{_label(manifest)}", manifest, in_namespace)
+        # The CI preview's dry-run grant, in this namespace only; `ready` holds its guard, created before it.
+        for manifest in grant_manifests(settings.eks.namespace):
+            create_object(f"{name}-preview-{manifest['kind'].lower()}", manifest, in_namespace)
         ingress = created[("Ingress", settings.name)]
         self.ingress_hostname = ingress.status.apply(_ingress_hostname)  # type: ignore[attr-defined]
         self.register_outputs({"ingressHostname": self.ingress_hostname})

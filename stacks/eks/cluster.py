@@ -9,9 +9,11 @@ the stack's config (admins: operators; viewers: the CI preview role). The API en
 
 What pulumi-eks cannot express stays here, by hand (docs/deploy.md lists it with the reasons): the roles it would
 create carry no IAM path and no permissions boundary, which the deploy role requires of every role it creates, so the
-cluster role and the pod execution role are ours and passed in; the control-plane log group with a retention (EKS
-would create it without one); and the Kubernetes provider, which waits for the whole component (access entries
-included) before any object of ours is sent.
+cluster role and the pod execution role are ours and passed in; the OIDC provider, which pulumi-eks would create
+untagged (the deploy role may only create and delete providers tagged with its stack; IAM no longer needs a
+thumbprint for EKS issuers); the control-plane log group with a retention (EKS would create it without one); and the
+Kubernetes provider, which waits for the whole component (access entries included) before any object of ours is
+sent.
 """
 
 from __future__ import annotations
@@ -56,6 +58,17 @@ def check_deployer(deployer_arn: str, creator_arn: str, entries: dict[str, str],
             f"({creator_arn}) nor {'an admin or viewer' if preview else 'an admin'}: add it to diabetes-eks:eks.access "
             "(`pulumi config set --path 'diabetes-eks:eks.access.admins[N]' <arn>`), or every Kubernetes call fails"
         )
+
+
+def open_endpoint_warning(cidrs: tuple[str, ...], cluster: str) -> str | None:
+    """The warning for a Kubernetes API endpoint reachable from the whole internet, or None."""
+    if "0.0.0.0/0" not in cidrs:
+        return None
+    return (
+        f"the Kubernetes API endpoint of {cluster} is open to 0.0.0.0/0: EKS access entries are the only gate. Narrow "
+        "diabetes-eks:eks.publicAccessCidrs to your runners' and operators' egress addresses, or leave it empty "
+        "(private endpoint) and deploy from inside the VPC"
+    )
 
 
 def _groups(level: str) -> list[str]:
@@ -154,6 +167,9 @@ class EksCluster(pulumi.ComponentResource):
         )
 
         cidrs = list(settings.eks.public_access_cidrs)
+        warning = open_endpoint_warning(settings.eks.public_access_cidrs, self.cluster_name)
+        if warning:
+            pulumi.log.warn(warning)
         self.cluster = eks.Cluster(
             name,
             name=self.cluster_name,
@@ -167,9 +183,12 @@ class EksCluster(pulumi.ComponentResource):
             authentication_mode=eks.AuthenticationMode.API,
             access_entries=cluster_access_entries(entries, ctx, tags),
             service_role=cluster_role,
-            create_oidc_provider=True,
+            # The OIDC provider is ours (below): pulumi-eks's carries no tags, and the deploy role may create and delete
+            # only providers tagged with this stack.
+            create_oidc_provider=False,
             # Fargate only: no node group, no node role, no security groups of pulumi-eks's own (EKS makes the
-            # cluster security group), no kube-proxy or VPC CNI add-ons (DaemonSets, which Fargate does not run).
+            # cluster security group), no managed kube-proxy or VPC CNI add-ons of pulumi-eks's (EKS still installs
+            # its self-managed DaemonSets at creation, bootstrapSelfManagedAddons; they schedule no pod on Fargate).
             skip_default_node_group=True,
             skip_default_security_groups=True,
             kube_proxy_addon_options=eks.KubeProxyAddonOptionsArgs(enabled=False),
@@ -192,7 +211,14 @@ class EksCluster(pulumi.ComponentResource):
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[logs, attachment, pod_policy]),
         )
-        self.oidc_provider_arn = self.cluster.oidc_provider_arn
+        oidc_provider = aws.iam.OpenIdConnectProvider(
+            f"{name}-oidc",
+            url=self.cluster.oidc_provider_url,
+            client_id_lists=["sts.amazonaws.com"],
+            tags=tags,
+            opts=child,
+        )
+        self.oidc_provider_arn = oidc_provider.arn
         self.oidc_issuer = self.cluster.oidc_issuer
         self.kubeconfig = self.cluster.kubeconfig_json
         # pulumi-eks exports the profile's id, `<cluster>:<profile>`.

@@ -18,8 +18,8 @@ RESOURCE_CLASSES: dict[str, Any] = {
     "HorizontalPodAutoscaler": k8s.autoscaling.v2.HorizontalPodAutoscaler,
     "PodDisruptionBudget": k8s.policy.v1.PodDisruptionBudget,
     "Ingress": k8s.networking.v1.Ingress,
-    "ClusterRole": k8s.rbac.v1.ClusterRole,
-    "ClusterRoleBinding": k8s.rbac.v1.ClusterRoleBinding,
+    "Role": k8s.rbac.v1.Role,
+    "RoleBinding": k8s.rbac.v1.RoleBinding,
     "ValidatingAdmissionPolicy": k8s.admissionregistration.v1.ValidatingAdmissionPolicy,
     "ValidatingAdmissionPolicyBinding": k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding,
 }

@@ -122,17 +122,31 @@ _RULES = (
 )
 
 
-def lb_controller_policy(ctx: AwsContext, vpc_id: str, cluster_name: str) -> str:
-    """The controller's permissions, scoped to its own resources in this account, region and VPC."""
-    own = NAME_PATTERN
+def own_elb_resources(ctx: AwsContext) -> dict[str, list[str]]:
+    """The ARNs of what the controller creates (`k8s-*` names), by kind: load balancers, target groups, listeners,
+    rules (the workload boundary grants the same)."""
 
     def elb(resource: str) -> str:
         return ctx.arn("elasticloadbalancing", resource)
 
-    load_balancers = [elb(f"loadbalancer/{kind}/{own}/*") for kind in KINDS]
-    target_groups = elb(f"targetgroup/{own}/*")
-    listeners = [elb(f"listener/{kind}/{own}/*/*") for kind in KINDS]
-    rules = [elb(f"listener-rule/{kind}/{own}/*/*/*") for kind in KINDS]
+    own = NAME_PATTERN
+    return {
+        "loadbalancer": [elb(f"loadbalancer/{kind}/{own}/*") for kind in KINDS],
+        "targetgroup": [elb(f"targetgroup/{own}/*")],
+        "listener": [elb(f"listener/{kind}/{own}/*/*") for kind in KINDS],
+        "listener-rule": [elb(f"listener-rule/{kind}/{own}/*/*/*") for kind in KINDS],
+    }
+
+
+def lb_controller_policy(ctx: AwsContext, vpc_id: str, cluster_name: str) -> str:
+    """The controller's permissions, scoped to its own resources in this account, region and VPC."""
+
+    def elb(resource: str) -> str:
+        return ctx.arn("elasticloadbalancing", resource)
+
+    owned = own_elb_resources(ctx)
+    load_balancers, listeners, rules = owned["loadbalancer"], owned["listener"], owned["listener-rule"]
+    (target_groups,) = owned["targetgroup"]
     # Creating (and tagging while creating) is scoped by the request tag alone, as upstream does: whether IAM matches
     # the new resource's name at creation is not documented, and a create cannot touch existing resources.
     any_new = [*(elb(f"loadbalancer/{kind}/*/*") for kind in KINDS), elb("targetgroup/*/*")]

@@ -31,7 +31,7 @@ def build(settings: EksStackSettings) -> EksPlatform:
     warning = versions.support_warning(settings.eks.version, versions.today())
     if warning:
         pulumi.log.warn(warning)
-    ctx = lookup_context(settings.region, settings.name)
+    ctx = lookup_context(settings.region, settings.name, settings.certificate_arn)
     shared = SharedOutputs.read(settings)
     namespace = settings.eks.namespace
     workloads = stack_workloads(settings, lambda api: f"http://{api.name}.{namespace}.svc.cluster.local:{api.port}")

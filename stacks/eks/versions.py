@@ -4,7 +4,8 @@ Past the end of standard support a cluster bills extended support, six times the
 prices are in `stacks.costs.PRICES`). The dates are AWS's "Amazon EKS Kubernetes release calendar"
 (docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html, "End of standard support"), as listed on
 2026-12-06 by endoflife.date/amazon-eks, which tracks that page; add a row when AWS releases a version, and move the
-dev stack before its date.
+dev stack before its date. 1.36 has no row: its dates could not be checked against AWS's calendar from here. A version
+past its end is refused unless `eks.allowExtendedSupport` says the bill is wanted.
 """
 
 from __future__ import annotations
@@ -29,19 +30,35 @@ def today() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
 
 
+def next_version(version: str) -> str:
+    """What to upgrade to: the next minor version if the table has it, else what to do first."""
+    major, minor = version.split(".")
+    following = f"{major}.{int(minor) + 1}"
+    if following in STANDARD_SUPPORT_END:
+        return f"set diabetes-eks:eks.version to {following}"
+    return (
+        f"add {following} to stacks/eks/versions.py with its dates from AWS's EKS release calendar (no newer version "
+        f"is listed), then set diabetes-eks:eks.version to it"
+    )
+
+
+def past_standard_support(version: str, today: dt.date) -> bool:
+    """Whether `version` bills extended support on `today`."""
+    return STANDARD_SUPPORT_END[version] < today
+
+
 def support_warning(version: str, today: dt.date) -> str | None:
     """The warning for `version` on `today`, or None while its standard support has more than WARN_DAYS left."""
     end = STANDARD_SUPPORT_END[version]
     left = (end - today).days
     if left > WARN_DAYS:
         return None
-    newest = max(STANDARD_SUPPORT_END, key=lambda v: STANDARD_SUPPORT_END[v])
     rates = f"{dollars(PRICES['eks_extended_hour'].usd)}/h instead of {dollars(PRICES['eks_standard_hour'].usd)}/h"
     if left < 0:
         when = f"ended on {end.isoformat()}: the cluster bills extended support ({rates})"
     else:
         when = f"ends on {end.isoformat()} ({left} days): after it the cluster bills extended support ({rates})"
     return (
-        f"EKS {version} standard support {when}. Upgrade one minor version at a time: set diabetes-eks:eks.version "
-        f"to the next one (newest in stacks/eks/versions.py: {newest}) and run `pulumi up -C stacks/eks`."
+        f"EKS {version} standard support {when}. Upgrade one minor version at a time: {next_version(version)}, and "
+        "run `pulumi up -C stacks/eks`."
     )

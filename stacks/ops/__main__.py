@@ -12,19 +12,22 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import boto3
+from boto3.exceptions import Boto3Error
 from botocore.exceptions import BotoCoreError, ClientError
 
+from stacks.config import ConfigError
 from stacks.ops import OpsError
 from stacks.ops.bootstrap import bootstrap, check_model, next_steps
 from stacks.ops.ci_roles import CiSetup, ci_roles
 from stacks.ops.promote import promote_image
 from stacks.ops.render import render_objects, stack_file_settings, write_objects
+from stacks.ops.review_state import state_problems
 from stacks.ops.scan import scan_problems
-from stacks.ops.verify import check_ecs, check_eks, wait_until_healthy
+from stacks.ops.verify import check_ecs, check_eks, served_model_problems, wait_until_healthy
 
 EXAMPLES = """examples:
   python -m stacks.ops bootstrap --repository acme/diabetes --environment dev --region eu-west-1 \\
-      --state-bucket acme-diabetes-pulumi --model artifacts/model
+      --state-bucket acme-diabetes-pulumi-dev --model artifacts/model
   python -m stacks.ops ci-roles --repository acme/diabetes --environment dev --account-id 111122223333 \\
       --region eu-west-1 --state-bucket acme-pulumi-state --kms-key-id 1234abcd-12ab-34cd-56ef-1234567890ab
   python -m stacks.ops model-digest artifacts/model
@@ -37,6 +40,18 @@ EXAMPLES = """examples:
 
 exit status: 0 success, 1 operation failed or deployment unhealthy, 2 bad arguments
 """
+
+
+def _served_model(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--url", help="the service's URL (stack output): also require /ready with a real-data model")
+    sub.add_argument(
+        "--allow-synthetic", action="store_true", help="accept a synthetic-data model (this environment tests only)"
+    )
+
+
+def _region_option(sub: argparse.ArgumentParser) -> None:
+    """`--region` after the command too (the top-level one must come before it)."""
+    sub.add_argument("--region", dest="sub_region", help="AWS region (default: AWS_REGION / AWS_DEFAULT_REGION)")
 
 
 def _waiting(sub: argparse.ArgumentParser, default_timeout: float) -> None:
@@ -70,8 +85,13 @@ def _parser() -> argparse.ArgumentParser:
     boot.add_argument("--repository", required=True, help="GitHub repository, owner/name")
     boot.add_argument("--environment", required=True, help="GitHub environment = stack name, e.g. dev")
     boot.add_argument("--region", dest="role_region", required=True, help="region of the stacks")
-    boot.add_argument("--state-bucket", required=True, help="S3 bucket for Pulumi's state and released models")
-    boot.add_argument("--kms-alias", default="alias/diabetes-pulumi", help="alias of the secrets key")
+    boot.add_argument(
+        "--state-bucket", required=True, help="this environment's own S3 bucket for Pulumi's state and released models"
+    )
+    boot.add_argument("--kms-alias", help="alias of this environment's secrets key (alias/<project>-<env>-pulumi)")
+    boot.add_argument(
+        "--reviewer", action="append", default=[], help="GitHub login who must approve deployments (repeatable)"
+    )
     boot.add_argument("--project", default="diabetes", help="project prefix of every name (diabetes)")
     boot.add_argument("--model", type=Path, help="model folder to release (trained on the real file)")
     boot.add_argument("--allow-synthetic", action="store_true", help="accept a synthetic-data model (tests only)")
@@ -87,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     scan.add_argument("--tag", required=True, help="the pushed tag")
     scan.add_argument("--fail-on", action="append", default=[], help="blocking severity (repeatable; CRITICAL)")
     _waiting(scan, 300.0)
+    _region_option(scan)
 
     promote = commands.add_parser(
         "promote-image", help="tag an existing image with a release tag, by digest (no pull/push of layers)"
@@ -94,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     promote.add_argument("--repository", required=True, help="ECR repository name, e.g. diabetes-dev/api")
     promote.add_argument("--source-tag", required=True, help="tag that exists, e.g. the git sha CI pushed")
     promote.add_argument("--target-tag", required=True, help="new tag, e.g. release-1.4.0")
+    _region_option(promote)
 
     ecs = commands.add_parser("verify-ecs", help="wait until an ECS service finished its rollout, targets healthy")
     ecs.add_argument("--cluster", required=True, help="cluster name (pulumi stack output ecsClusterName)")
@@ -106,12 +128,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     ecs.add_argument("--min-count", type=int, default=1, help="fewest desired tasks accepted (1)")
     ecs.add_argument("--image-tag", help="also require the primary deployment to run this image tag")
+    _served_model(ecs)
     _waiting(ecs, 600.0)
+    _region_option(ecs)
 
     eks = commands.add_parser("verify-eks", help="wait until an EKS cluster and its Fargate profiles are ACTIVE")
     eks.add_argument("--cluster", required=True, help="cluster name (pulumi stack output eksClusterName)")
     eks.add_argument("--fargate-profile", action="append", required=True, help="Fargate profile name (repeatable)")
+    _served_model(eks)
     _waiting(eks, 600.0)
+    _region_option(eks)
+
+    review = commands.add_parser(
+        "review-state", help="refuse a stack export whose providers would run more than the programs' (before destroy)"
+    )
+    review.add_argument("export", help="`pulumi stack export --show-secrets` output, a file or - for stdin")
+    review.add_argument("--stack", required=True, help="the stack (environment) the export is of, e.g. dev")
+    review.add_argument("--project", default="diabetes", help="project prefix of every name (diabetes)")
 
     render = commands.add_parser("render-k8s", help="write the app's Kubernetes objects as YAML files")
     render.add_argument("--api-image", required=True, help="full image reference of the api target")
@@ -123,6 +156,7 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--api-role-arn", help="IAM role the api's service account assumes (an S3 model)")
     render.add_argument("--access-log-bucket", help="S3 bucket for the ALB's access logs")
     render.add_argument("--output", type=Path, required=True, help="folder for the YAML files")
+    _region_option(render)
     return parser
 
 
@@ -155,20 +189,47 @@ def _bootstrap(args: argparse.Namespace) -> str:
         kms_key_id="",
         project=args.project,
     )
-    done = bootstrap(session, setup, kms_alias=args.kms_alias, model=args.model, allow_synthetic=args.allow_synthetic)
+    done = bootstrap(
+        session,
+        setup,
+        kms_alias=args.kms_alias,
+        model=args.model,
+        allow_synthetic=args.allow_synthetic,
+        reviewers=tuple(args.reviewer),
+    )
     return next_steps(done)
+
+
+def _review_state(args: argparse.Namespace) -> str:
+    text = sys.stdin.read() if args.export == "-" else Path(args.export).read_text()
+    try:
+        export = json.loads(text)
+    except ValueError as exc:
+        raise OpsError(f"{args.export} is not a `pulumi stack export` (JSON): {exc}") from None
+    problems = state_problems(export, args.stack, args.project)
+    if problems:
+        raise OpsError(
+            "do not destroy or refresh this state with your credentials:\n" + "\n".join(f"  - {p}" for p in problems)
+        )
+    return f"state of {args.stack}: every provider is configured as the programs configure it"
 
 
 def _render_k8s(args: argparse.Namespace) -> str:
     tag = args.api_image.rsplit(":", 1)[-1] if ":" in args.api_image else "untagged"
-    settings = stack_file_settings(args.stack_file, args.namespace, tag, args.region)
+    settings = stack_file_settings(args.stack_file, args.namespace, tag, _region(args))
     images = {"api": args.api_image, **({"ui": args.ui_image} if args.ui_image else {})}
     objects = render_objects(settings, images, args.api_role_arn, args.access_log_bucket)
     return "\n".join(str(path) for path in write_objects(objects, args.output))
 
 
+def _region(args: argparse.Namespace) -> str | None:
+    """The region, wherever it was given: the command's own option, or the one before the command."""
+    region: str | None = getattr(args, "role_region", None) or getattr(args, "sub_region", None) or args.region
+    return region
+
+
 def _session(args: argparse.Namespace) -> boto3.session.Session:
-    return boto3.session.Session(region_name=args.region)
+    return boto3.session.Session(region_name=_region(args))
 
 
 def _promote_image(args: argparse.Namespace) -> str:
@@ -189,18 +250,25 @@ def _scan_findings(args: argparse.Namespace) -> str:
     return f"{args.repository}:{args.tag}: scan complete, no {', '.join(blocking)} findings"
 
 
+def _model_problems(args: argparse.Namespace) -> list[str]:
+    return served_model_problems(args.url, allow_synthetic=args.allow_synthetic) if args.url else []
+
+
 def _verify_ecs(args: argparse.Namespace) -> str:
     session = _session(args)
     ecs, elbv2 = session.client("ecs"), session.client("elbv2")
     wait_until_healthy(
-        lambda: check_ecs(
-            ecs,
-            elbv2=elbv2,
-            cluster=args.cluster,
-            service_name=args.service,
-            target_group_arns=args.target_group_arn,
-            min_count=args.min_count,
-            image_tag=args.image_tag,
+        lambda: (
+            check_ecs(
+                ecs,
+                elbv2=elbv2,
+                cluster=args.cluster,
+                service_name=args.service,
+                target_group_arns=args.target_group_arn,
+                min_count=args.min_count,
+                image_tag=args.image_tag,
+            )
+            or _model_problems(args)
         ),
         f"ECS service {args.service}",
         timeout=args.timeout,
@@ -212,7 +280,7 @@ def _verify_ecs(args: argparse.Namespace) -> str:
 def _verify_eks(args: argparse.Namespace) -> str:
     eks = _session(args).client("eks")
     wait_until_healthy(
-        lambda: check_eks(eks, args.cluster, args.fargate_profile),
+        lambda: check_eks(eks, args.cluster, args.fargate_profile) or _model_problems(args),
         f"EKS cluster {args.cluster}",
         timeout=args.timeout,
         interval=args.interval,
@@ -225,6 +293,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], str]] = {
     "ci-roles": _ci_roles,
     "model-digest": _model_digest,
     "render-k8s": _render_k8s,
+    "review-state": _review_state,
     "promote-image": _promote_image,
     "scan-findings": _scan_findings,
     "verify-ecs": _verify_ecs,
@@ -242,7 +311,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         print(run(args))
-    except OpsError as exc:
+    except (OpsError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Boto3Error as exc:  # an upload that failed (S3UploadFailedError), a resource that does not exist
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except ClientError as exc:

@@ -1,21 +1,24 @@
 """The permissions boundary of every role the stacks create (`<project>-<env>-workload-boundary`, made by
 `stacks.ops bootstrap` before any stack).
 
-The deploy role may create and change roles only under the stack's path and only with this boundary attached, so a
-role it makes can never do more than a workload of this project needs: pull images, write logs, read a model, what
-the EKS cluster role and the AWS Load Balancer Controller do. No IAM write (but the ELB service-linked role), no STS,
-no KMS beyond describing a key: a role the deploy role creates cannot be used to become an administrator.
+The deploy role may create and change roles only under the stack's path, by the names the programs use, and only
+with this boundary attached. A role carrying it can never do more than this stack's workloads need, on this stack's
+resources, in this stack's region, whatever policy it is given (AdministratorAccess included): pull this stack's
+images, write this stack's log groups, read this stack's model bucket, what the EKS cluster role does to resources
+tagged for this cluster, and what the AWS Load Balancer Controller does to its own `k8s-*` load balancers. An explicit
+deny keeps every IAM, STS and Organizations action out (but the ELB service-linked role) and every other region.
 
-The allowed actions are collected from the code that writes the workload policies, so the boundary cannot drift
-from them (a test checks every policy the programs create against it).
+What a trust policy says cannot be held to anything by IAM: a role the deploy role makes may trust any principal;
+the boundary is what limits what such a role can do (docs/deploy.md, "What stays possible").
 """
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from stacks.aws_context import ECR_PULL_ACTIONS, AwsContext, policy_json, statement
-from stacks.eks.lb_controller_policy import lb_controller_policy
+from stacks.eks.lb_controller_policy import CLUSTER_TAG, KINDS, lb_controller_policy, own_elb_resources
 
 #: AmazonEKSClusterPolicy, the AWS managed policy the EKS cluster role carries (its actions as AWS publishes them;
 #: a test compares this list with the copy moto ships).
@@ -84,18 +87,51 @@ EKS_CLUSTER_POLICY_ACTIONS = (
     "iam:CreateServiceLinkedRole",
     "kms:DescribeKey",
 )
-#: What the ECS and Fargate execution roles and the model readers do (stacks/ecs/iam.py, stacks/eks/iam.py).
-WORKLOAD_ACTIONS = (
-    "ecr:GetAuthorizationToken",
-    *ECR_PULL_ACTIONS,
-    "logs:CreateLogStream",
-    "logs:DescribeLogStreams",
-    "logs:PutLogEvents",
-    "s3:GetObject",
-    "s3:ListBucket",
+#: Cluster-policy actions a Fargate-only cluster never needs, and why the boundary leaves them out: the cluster role
+#: keeps its reads only.
+_NODES = "nodes: a Fargate-only cluster has none (pods get VPC addresses; no EBS volumes on Fargate)"
+_IN_TREE = (
+    "the in-tree cloud provider's Service load balancers and their node security groups: they target nodes, which a "
+    "Fargate-only cluster has none of; the app's load balancer is the Load Balancer Controller's"
 )
+CLUSTER_POLICY_DROPPED: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "autoscaling:UpdateAutoScalingGroup",
+            "ec2:AttachVolume",
+            "ec2:CreateRoute",
+            "ec2:CreateVolume",
+            "ec2:DeleteRoute",
+            "ec2:DeleteVolume",
+            "ec2:DetachVolume",
+            "ec2:ModifyInstanceAttribute",
+            "ec2:ModifyVolume",
+        ),
+        _NODES,
+    ),
+    **{
+        action: _IN_TREE
+        for action in EKS_CLUSTER_POLICY_ACTIONS
+        if action.startswith("elasticloadbalancing:") and not action.split(":")[1].startswith("Describe")
+    },
+    **dict.fromkeys(
+        (
+            "ec2:AuthorizeSecurityGroupIngress",
+            "ec2:CreateSecurityGroup",
+            "ec2:CreateTags",
+            "ec2:DeleteSecurityGroup",
+            "ec2:RevokeSecurityGroupIngress",
+        ),
+        _IN_TREE,
+    ),
+    "ec2:DeleteNetworkInterface": "ENIs the VPC CNI left behind (tag eks:eni:owner): Fargate runs no VPC CNI",
+    "kms:DescribeKey": "the envelope encryption of Kubernetes secrets: the cluster has no encryptionConfig",
+    "iam:CreateServiceLinkedRole": "granted on its own, for the ELB service-linked role only",
+}
 #: The only service-linked role a bounded role may create (the cluster role and the controller make ELB's).
 LINKED_ROLE_SERVICE = "elasticloadbalancing.amazonaws.com"
+#: Never allowed to a bounded role, whatever its own policy says (the ELB service-linked role apart).
+DENIED_SERVICES = ("iam:*", "sts:*", "organizations:*", "account:*")
 
 
 def boundary_name(stack: str) -> str:
@@ -103,25 +139,135 @@ def boundary_name(stack: str) -> str:
     return f"{stack}-workload-boundary"
 
 
+def _reads(ctx: AwsContext) -> list[str]:
+    """The calls without resource-level permissions the workloads make: ECR's login, the controller's and the
+    cluster role's look-ups."""
+    controller = json.loads(lb_controller_policy(ctx, "*", f"{ctx.stack}-eks"))["Statement"]
+    looked_up = {a for item in controller if item["Resource"] == "*" for a in item["Action"]}
+    kept = {a for a in EKS_CLUSTER_POLICY_ACTIONS if a not in CLUSTER_POLICY_DROPPED}
+    return sorted({"ecr:GetAuthorizationToken", *looked_up, *kept})
+
+
+def _workload_statements(ctx: AwsContext) -> list[dict[str, Any]]:
+    """The ECS and Fargate execution roles and the model readers: this stack's images (and EKS add-on images, which
+    AWS keeps in accounts of its own under eks/), this stack's log groups, this stack's model bucket."""
+    models = f"arn:{ctx.partition}:s3:::{ctx.stack}-models-*"
+    return [
+        statement(_reads(ctx), "*", sid="LookUps"),
+        statement(
+            ECR_PULL_ACTIONS,
+            [ctx.arn("ecr", f"repository/{ctx.stack}/*"), f"arn:{ctx.partition}:ecr:{ctx.region}:*:repository/eks/*"],
+            sid="Images",
+        ),
+        statement(
+            ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+            [ctx.arn("logs", f"log-group:{prefix}{ctx.stack}-*") for prefix in ("/ecs/", "/eks/")],
+            sid="Logs",
+        ),
+        statement(["s3:GetObject", "s3:ListBucket"], [models, f"{models}/*"], sid="Model"),
+    ]
+
+
+def _controller_statements(ctx: AwsContext) -> list[dict[str, Any]]:
+    """The Load Balancer Controller on what it owns: load balancers and target groups tagged for this cluster (created
+    only so tagged), its `k8s-*` listeners and rules, security groups tagged for this cluster (or EKS's cluster security
+    group), in any VPC of the region (the VPC does not exist when the boundary is made)."""
+    cluster = f"{ctx.stack}-eks"
+    document = json.loads(lb_controller_policy(ctx, "*", cluster))["Statement"]
+    owned = own_elb_resources(ctx)
+    creates = {"elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:CreateTargetGroup"}
+    kinds = {kind: set(arns) for kind, arns in owned.items()}
+
+    def granted_on(*on: str) -> list[str]:
+        """The controller's writes (not creates) it is granted on ARNs of the given kinds."""
+        arns = set().union(*(kinds[kind] for kind in on))
+        return sorted(
+            a
+            for item in document
+            if set(item["Resource"] if isinstance(item["Resource"], list) else [item["Resource"]]) & arns
+            for a in item["Action"]
+            if a.startswith("elasticloadbalancing:") and a not in creates
+        )
+
+    def compact(on: list[str]) -> list[str]:
+        """The same ARNs with `app`/`net` as one wildcard (a managed policy holds at most 6,144 characters)."""
+        return sorted(
+            {arn.replace(f"/{KINDS[0]}/", "/*/").replace(f"/{KINDS[1]}/", "/*/") for k in on for arn in owned[k]}
+        )
+
+    ec2_writes = sorted(
+        a for item in document for a in item["Action"] if a.startswith("ec2:") and item["Resource"] != "*"
+    )
+    ours = {"StringEquals": {f"aws:ResourceTag/{CLUSTER_TAG}": cluster}}
+    security_groups = ctx.arn("ec2", "security-group/*")
+    return [
+        statement(
+            sorted(creates | {"elasticloadbalancing:AddTags"}),
+            ctx.arn("elasticloadbalancing", "*"),
+            {"StringEquals": {f"aws:RequestTag/{CLUSTER_TAG}": cluster}},
+            sid="Creates",
+        ),
+        statement(
+            granted_on("loadbalancer", "targetgroup"), compact(["loadbalancer", "targetgroup"]), ours, sid="Tagged"
+        ),
+        statement(granted_on("listener", "listener-rule"), compact(["listener", "listener-rule"]), sid="Listeners"),
+        statement(["acm:DescribeCertificate"], ctx.arn("acm", "certificate/*"), sid="Certificates"),
+        statement(
+            ["ec2:CreateSecurityGroup", "ec2:GetSecurityGroupsForVpc"],
+            [ctx.arn("ec2", "vpc/*"), security_groups],
+            sid="Vpc",
+        ),
+        statement(ec2_writes, security_groups, ours, sid="SecurityGroups"),
+        statement(
+            ["ec2:CreateTags"],
+            security_groups,
+            {"StringEquals": {f"aws:RequestTag/{CLUSTER_TAG}": cluster}},
+            sid="NewSecurityGroups",
+        ),
+        statement(
+            ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],
+            security_groups,
+            {"StringEquals": {f"aws:ResourceTag/kubernetes.io/cluster/{cluster}": "owned"}},
+            sid="ClusterSecurityGroup",
+        ),
+    ]
+
+
 def boundary_actions(ctx: AwsContext) -> set[str]:
     """Every action a role of the stack may ever be granted, but the service-linked role."""
-    controller = lb_controller_policy(ctx, "vpc-0", f"{ctx.stack}-eks")
-    granted = {action for item in json.loads(controller)["Statement"] for action in item["Action"]}
-    return (granted | set(EKS_CLUSTER_POLICY_ACTIONS) | set(WORKLOAD_ACTIONS)) - {"iam:CreateServiceLinkedRole"}
+    allowed = json.loads(workload_boundary_policy(ctx))["Statement"]
+    return {a for item in allowed if item["Effect"] == "Allow" for a in item["Action"]} - {
+        "iam:CreateServiceLinkedRole"
+    }
 
 
 def workload_boundary_policy(ctx: AwsContext) -> str:
-    """The boundary document: the workloads' actions anywhere in the account (their own policies narrow them), and
-    the ELB service-linked role."""
+    """The boundary document: each workload's actions on this stack's resources, this region only, and the ELB
+    service-linked role; IAM, STS and Organizations denied."""
     linked_role = ctx.arn("iam", f"role/aws-service-role/{LINKED_ROLE_SERVICE}/*", region=False)
     return policy_json(
         [
-            statement(sorted(boundary_actions(ctx)), "*", sid="WorkloadActions"),
+            *_workload_statements(ctx),
+            *_controller_statements(ctx),
             statement(
                 ["iam:CreateServiceLinkedRole"],
                 linked_role,
                 {"StringEquals": {"iam:AWSServiceName": LINKED_ROLE_SERVICE}},
                 sid="ElbServiceLinkedRole",
             ),
+            {
+                "Effect": "Deny",
+                "Action": list(DENIED_SERVICES),
+                "Resource": "*",
+                "Condition": {"StringNotEquals": {"iam:AWSServiceName": LINKED_ROLE_SERVICE}},
+                "Sid": "NoIdentityChanges",
+            },
+            {
+                "Effect": "Deny",
+                "NotAction": ["iam:CreateServiceLinkedRole"],
+                "Resource": "*",
+                "Condition": {"StringNotEquals": {"aws:RequestedRegion": ctx.region}},
+                "Sid": "ThisRegionOnly",
+            },
         ]
     )

@@ -19,7 +19,14 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from stacks.aws_context import AwsContext, policy_json, statement, web_identity_trust_policy
+from stacks.aws_context import (
+    MANAGED_POLICIES,
+    STACK_ROLES,
+    AwsContext,
+    policy_json,
+    statement,
+    web_identity_trust_policy,
+)
 from stacks.shared import TARGETS
 
 GITHUB_OIDC = "token.actions.githubusercontent.com"
@@ -60,18 +67,38 @@ def trust_policy(setup: CiSetup, subject: str) -> str:
     return web_identity_trust_policy(provider, GITHUB_OIDC, f"repo:{setup.repository}:{subject}")
 
 
+#: The Pulumi projects whose stacks share one state bucket (Pulumi.yaml, stacks/ecs, stacks/eks): all named `diabetes*`.
+PULUMI_PROJECTS = ("diabetes", "diabetes-ecs", "diabetes-eks")
+#: Where Pulumi's S3 backend keeps one stack (pulumi/pkg/backend/diy: store.go projectReferenceStore, lock.go): the
+#: checkpoint (with its `.bak`, `.gz`), history, backups, the update journal, and the lock of
+#: `organization/<project>/<stack>`.
+STATE_KEYS = (
+    ".pulumi/stacks/{project}/{stack}.json*",
+    ".pulumi/history/{project}/{stack}/*",
+    ".pulumi/backups/{project}/{stack}/*",
+    ".pulumi/journal/{project}/{stack}/*",
+)
+LOCK_KEYS = ".pulumi/locks/organization/{project}/{stack}/*"
+
+
+def state_objects(setup: CiSetup, keys: tuple[str, ...]) -> list[str]:
+    """The ARNs of this environment's objects of the three projects (`diabetes*`) in its state bucket."""
+    bucket = f"arn:aws:s3:::{setup.state_bucket}"
+    return [f"{bucket}/{key.format(project='diabetes*', stack=setup.environment)}" for key in keys]
+
+
 def _state(setup: CiSetup, *, write: bool) -> list[dict[str, Any]]:
-    """The Pulumi S3 backend: read every stack's state (StackReference too), take the lock, and with `write`
-    save checkpoints and history; the KMS key that encrypts the stacks' secrets."""
+    """The Pulumi S3 backend of this environment (a bucket and a KMS key of its own, `stacks.ops bootstrap`): read
+    this environment's stacks (StackReference too) and the backend's version file, take the lock, and with `write`
+    save checkpoints, history and backups of this environment's stacks only; the key that encrypts their secrets."""
     bucket = f"arn:aws:s3:::{setup.state_bucket}"
     key = setup.ctx.arn("kms", f"key/{setup.kms_key_id}")
-    objects = f"{bucket}/.pulumi/*"
+    locks = state_objects(setup, (LOCK_KEYS,))
+    stacks = state_objects(setup, STATE_KEYS)
     return [
         statement(["s3:ListBucket", "s3:GetBucketLocation"], bucket, sid="StateBucket"),
-        statement(["s3:GetObject"], objects, sid="ReadState"),
-        statement(
-            ["s3:DeleteObject", "s3:PutObject"], objects if write else f"{bucket}/.pulumi/locks/*", sid="WriteState"
-        ),
+        statement(["s3:GetObject"], [f"{bucket}/.pulumi/meta.yaml", *stacks, *locks], sid="ReadState"),
+        statement(["s3:DeleteObject", "s3:PutObject"], [*stacks, *locks] if write else locks, sid="WriteState"),
         statement(
             ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"] if write else ["kms:Decrypt"],
             key,
@@ -224,6 +251,7 @@ _ECS = (
     "application-autoscaling:PutScalingPolicy",
     "application-autoscaling:RegisterScalableTarget",
     "application-autoscaling:TagResource",
+    "application-autoscaling:UntagResource",
     "ecs:CreateCluster",
     "ecs:CreateService",
     "ecs:DeleteCluster",
@@ -285,14 +313,16 @@ _WAFV2 = (
 )
 #: Role writes IAM lets a policy hold to a permissions boundary (the `iam:PermissionsBoundary` condition key).
 _IAM_BOUNDED_ROLE_WRITES = (
-    "iam:AttachRolePolicy",
     "iam:CreateRole",
     "iam:DeleteRolePolicy",
-    "iam:DetachRolePolicy",
     "iam:PutRolePermissionsBoundary",
     "iam:PutRolePolicy",
 )
-#: The rest of a role's life cycle; only ever on the stack's own roles, which all carry the boundary.
+#: Managed-policy attachments, held to the boundary and to `MANAGED_POLICIES` (the `iam:PolicyARN` condition key).
+_IAM_ATTACHMENTS = ("iam:AttachRolePolicy", "iam:DetachRolePolicy")
+#: The rest of a role's life cycle; only ever on the stack's own roles, which all carry the boundary. No
+#: iam:UpdateAssumeRolePolicy: IAM cannot hold a trust policy's content to anything, and a stack role whose trust
+#: changes is replaced instead (`stacks.aws_context.stack_role`).
 _IAM_ROLES = (
     "iam:DeleteRole",
     "iam:GetRole",
@@ -302,7 +332,13 @@ _IAM_ROLES = (
     "iam:ListRolePolicies",
     "iam:TagRole",
     "iam:UntagRole",
-    "iam:UpdateAssumeRolePolicy",
+)
+#: What the deploy role does with the cluster's OIDC provider (created with the stack's tags, changed only so tagged).
+_OIDC_PROVIDER = (
+    "iam:DeleteOpenIDConnectProvider",
+    "iam:GetOpenIDConnectProvider",
+    "iam:TagOpenIDConnectProvider",
+    "iam:UntagOpenIDConnectProvider",
 )
 _S3_BUCKETS = (
     "s3:CreateBucket",
@@ -346,9 +382,153 @@ SERVICE_LINKED_ROLES = (
     "eks-fargate.amazonaws.com",
     "elasticloadbalancing.amazonaws.com",
 )
-#: Services the deploy role passes this stack's roles to: ECS tasks, the EKS cluster, EKS Fargate's pod role (AWS
-#: does not document which of the two EKS names CreateFargateProfile passes it to).
-PASSED_TO = ("ecs-tasks.amazonaws.com", "eks.amazonaws.com", "eks-fargate-pods.amazonaws.com")
+
+
+def stack_role_arns(ctx: AwsContext, *kinds: str) -> list[str]:
+    """The ARNs of the stack's roles of the given kinds (`stacks.aws_context.STACK_ROLES`; all when none is named):
+    `role/<project>-<env>/<project>-<env>-<kind>-<autoname suffix>`."""
+    return [ctx.arn("iam", f"role{ctx.role_path}{ctx.stack}-{kind}-*", region=False) for kind in kinds or STACK_ROLES]
+
+
+def _role_statements(ctx: AwsContext) -> list[dict[str, Any]]:
+    """Create, change and pass the stack's own roles: by name, each with the workload boundary, the only managed
+    policy they carry, each passed only to the services that assume it."""
+    bounded = {"ArnEquals": {"iam:PermissionsBoundary": ctx.boundary_arn}}
+    managed = [f"arn:{ctx.partition}:iam::aws:policy/{policy}" for policy in MANAGED_POLICIES]
+    passed: dict[tuple[str, ...], list[str]] = {}
+    for kind, services in STACK_ROLES.items():
+        if services:
+            passed.setdefault(services, []).append(kind)
+    return [
+        statement(_IAM_BOUNDED_ROLE_WRITES, stack_role_arns(ctx), bounded, sid="BoundedRoles"),
+        statement(
+            _IAM_ATTACHMENTS,
+            stack_role_arns(ctx, "eks-cluster"),
+            {"ArnEquals": {**bounded["ArnEquals"], "iam:PolicyARN": managed}},
+            sid="ManagedPolicies",
+        ),
+        statement(_IAM_ROLES, stack_role_arns(ctx), sid="Roles"),
+        *(
+            statement(
+                ["iam:PassRole"],
+                stack_role_arns(ctx, *kinds),
+                {"StringEquals": {"iam:PassedToService": list(services)}},
+                sid=f"PassRoles{index}",
+            )
+            for index, (services, kinds) in enumerate(sorted(passed.items()))
+        ),
+    ]
+
+
+#: Each create of the network and the one resource type it makes (tagged with the stack in the request); whatever
+#: else a create names (the VPC of a subnet, the group of a rule) must already be the stack's.
+EC2_CREATES: dict[str, tuple[str, ...]] = {
+    "vpc": ("ec2:CreateVpc",),
+    "internet-gateway": ("ec2:CreateInternetGateway",),
+    "route-table": ("ec2:CreateRouteTable",),
+    "subnet": ("ec2:CreateSubnet",),
+    "security-group": ("ec2:CreateSecurityGroup",),
+    "elastic-ip": ("ec2:AllocateAddress",),
+    "natgateway": ("ec2:CreateNatGateway",),
+    "vpc-endpoint": ("ec2:CreateVpcEndpoint",),
+    "security-group-rule": ("ec2:AuthorizeSecurityGroupEgress", "ec2:AuthorizeSecurityGroupIngress"),
+}
+#: The rules of the VPC's default security group, which AWS creates untagged and the root program empties
+#: (stacks/network.py): revoking is all the deploy role may do to a group that carries no Project tag.
+_DEFAULT_GROUP = ("ec2:RevokeSecurityGroupEgress", "ec2:RevokeSecurityGroupIngress")
+
+
+def _network_statements(setup: CiSetup) -> list[dict[str, Any]]:
+    """EC2 by the stack's tags: reads anywhere in the region; creates only with the stack's Project and Environment tags
+    in the request, and only of the resource type each create makes; every other write (and a create's references to
+    existing resources) only on resources so tagged. Another workload's VPC, subnets, routes and security groups are out
+    of reach; tagging one is refused (tags are only added while creating, or to the stack's own resources)."""
+    ctx = setup.ctx
+    in_region = {"StringEquals": {"aws:RequestedRegion": setup.region}}
+    owner = {"Project": setup.project, "Environment": setup.environment}
+    requested = {f"aws:RequestTag/{key}": value for key, value in owner.items()}
+    owned = {"StringEquals": {f"aws:ResourceTag/{key}": value for key, value in owner.items()}}
+    creates = sorted(a for actions in EC2_CREATES.values() for a in actions)
+    reads = [a for a in _EC2 if a.startswith("ec2:Describe")]
+    return [
+        statement(reads, "*", in_region, sid="NetworkReads"),
+        *(
+            statement(actions, ctx.arn("ec2", f"{kind}/*"), {"StringEquals": requested}, sid=f"New{index}")
+            for index, (kind, actions) in enumerate(EC2_CREATES.items())
+        ),
+        statement(
+            ["ec2:CreateTags"],
+            ctx.arn("ec2", "*"),
+            {"StringEquals": {**requested, "ec2:CreateAction": [a.split(":")[1] for a in creates]}},
+            sid="TagOnCreate",
+        ),
+        statement([a for a in _EC2 if a not in reads], ctx.arn("ec2", "*"), owned, sid="OwnNetwork"),
+        statement(
+            _DEFAULT_GROUP,
+            ctx.arn("ec2", "security-group/*"),
+            {"Null": {"aws:ResourceTag/Project": "true"}},
+            sid="DefaultSecurityGroup",
+        ),
+        # The address of a NAT gateway is let go from the gateway's interface, which AWS makes untagged; the address
+        # itself must be the stack's (OwnNetwork).
+        statement(["ec2:DisassociateAddress"], ctx.arn("ec2", "network-interface/*"), sid="NatInterface"),
+    ]
+
+
+def _load_balancer_statements(setup: CiSetup) -> list[dict[str, Any]]:
+    """ELB by the stack's names (`<project>-<env>-*`, Pulumi's autonames): load balancers and target groups created only
+    with the stack's tags, listeners and rules created on them, everything else on them only; reads (no resource-level
+    permissions) anywhere in the region."""
+    ctx, name = setup.ctx, setup.name
+    in_region = {"StringEquals": {"aws:RequestedRegion": setup.region}}
+    requested = {
+        "StringEquals": {"aws:RequestTag/Project": setup.project, "aws:RequestTag/Environment": setup.environment}
+    }
+
+    def elb(resource: str) -> str:
+        return ctx.arn("elasticloadbalancing", resource)
+
+    # `app` and `net` alike (IAM names both kinds for these actions; the stacks make application load balancers).
+    own = [
+        elb(f"targetgroup/{name}-*/*"),
+        *(
+            elb(f"{kind}/{balancer}/{name}-*/{ids}")
+            for kind, ids in (("loadbalancer", "*"), ("listener", "*/*"), ("listener-rule", "*/*/*"))
+            for balancer in ("app", "net")
+        ),
+    ]
+    reads = [a for a in _ELB if ":Describe" in a]
+    creates = ["elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:CreateTargetGroup"]
+    return [
+        statement(reads, "*", in_region, sid="LoadBalancerReads"),
+        statement(
+            creates,
+            [elb("loadbalancer/app/*/*"), elb("loadbalancer/net/*/*"), elb("targetgroup/*/*")],
+            requested,
+            sid="NewLoadBalancers",
+        ),
+        statement([a for a in _ELB if a not in reads and a not in creates], own, sid="LoadBalancers"),
+    ]
+
+
+def _ecs_statements(setup: CiSetup) -> list[dict[str, Any]]:
+    """ECS on the stack's cluster (`<project>-<env>-ecs`), its services and task definition families; the task
+    definition calls without resource-level permissions and Application Auto Scaling (whose targets have random ARNs)
+    anywhere in the region; the Service Connect namespace by its calls (Cloud Map has no tag conditions)."""
+    ctx, cluster = setup.ctx, f"{setup.name}-ecs"
+    in_region = {"StringEquals": {"aws:RequestedRegion": setup.region}}
+    anywhere = ("ecs:DeregisterTaskDefinition", "ecs:DescribeTaskDefinition")
+    own = [
+        ctx.arn("ecs", f"cluster/{cluster}"),
+        ctx.arn("ecs", f"service/{cluster}/*"),
+        ctx.arn("ecs", f"service-deployment/{cluster}/*"),
+        ctx.arn("ecs", f"task-definition/{setup.name}-*:*"),
+    ]
+    ecs = [a for a in _ECS if a.startswith("ecs:")]
+    return [
+        statement([a for a in ecs if a not in anywhere], own, sid="Ecs"),
+        statement([*anywhere, *(a for a in _ECS if not a.startswith("ecs:"))], "*", in_region, sid="EcsAnywhere"),
+    ]
 
 
 def deploy_policy(setup: CiSetup) -> str:
@@ -356,17 +536,20 @@ def deploy_policy(setup: CiSetup) -> str:
     ctx, name = setup.ctx, setup.name
     in_region = {"StringEquals": {"aws:RequestedRegion": setup.region}}
     log_groups = [ctx.arn("logs", f"log-group:{prefix}{name}-*") for prefix in ("/ecs/", "/eks/", "/aws/eks/")]
+    oidc_providers = ctx.arn("iam", f"oidc-provider/oidc.eks.{setup.region}.amazonaws.com/id/*", region=False)
+    owner = {"Project": setup.project, "Environment": setup.environment}
     cluster = f"{name}-eks"
-    stack_roles = ctx.arn("iam", f"role{ctx.role_path}*", region=False)
     linked_roles = [
         ctx.arn("iam", f"role/aws-service-role/{service}/*", region=False) for service in SERVICE_LINKED_ROLES
     ]
     return policy_json(
         [
             *_state(setup, write=True),
-            statement(_EC2, "*", in_region, sid="Network"),
-            statement(_ELB, "*", in_region, sid="LoadBalancers"),
-            statement(_ECS, "*", in_region, sid="Ecs"),
+            # The EKS program resolves its caller's session to the role (aws.iam.get_session_context: iam:GetRole).
+            statement(["iam:GetRole"], ctx.arn("iam", f"role/{setup.role_name('deploy')}", region=False), sid="Self"),
+            *_network_statements(setup),
+            *_load_balancer_statements(setup),
+            *_ecs_statements(setup),
             statement(
                 [
                     "ecr:CreateRepository",
@@ -401,21 +584,10 @@ def deploy_policy(setup: CiSetup) -> str:
                 log_groups,
                 sid="LogGroups",
             ),
-            # The stack's roles only (path /<project>-<env>/; the CI roles live at / and are out of reach), and each
-            # one created or changed with the workload boundary, so no role the deploy role makes can do more.
-            statement(
-                _IAM_BOUNDED_ROLE_WRITES,
-                stack_roles,
-                {"ArnEquals": {"iam:PermissionsBoundary": ctx.boundary_arn}},
-                sid="BoundedRoles",
-            ),
-            statement(_IAM_ROLES, stack_roles, sid="Roles"),
-            statement(
-                ["iam:PassRole"],
-                stack_roles,
-                {"StringEquals": {"iam:PassedToService": list(PASSED_TO)}},
-                sid="PassRoles",
-            ),
+            # The stack's roles only (path /<project>-<env>/, the names the programs give them; the CI roles live at /
+            # and are out of reach), each created or changed with the workload boundary: no role the deploy role makes
+            # can do more than a workload of this stack.
+            *_role_statements(ctx),
             statement(
                 ["iam:CreateServiceLinkedRole"],
                 linked_roles,
@@ -429,15 +601,21 @@ def deploy_policy(setup: CiSetup) -> str:
                 ctx.arn("cloudwatch", f"alarm:TargetTracking-service/{name}-ecs/*"),
                 sid="ScalingAlarms",
             ),
+            # The EKS cluster's OIDC provider: created with this stack's tags, changed and deleted only so tagged (the
+            # issuer's id is random: a name cannot narrow it further).
             statement(
-                [
-                    "iam:CreateOpenIDConnectProvider",
-                    "iam:DeleteOpenIDConnectProvider",
-                    "iam:GetOpenIDConnectProvider",
-                    "iam:TagOpenIDConnectProvider",
-                    "iam:UntagOpenIDConnectProvider",
-                ],
-                ctx.arn("iam", f"oidc-provider/oidc.eks.{setup.region}.amazonaws.com/id/*", region=False),
+                ["iam:CreateOpenIDConnectProvider", "iam:TagOpenIDConnectProvider"],
+                oidc_providers,
+                {
+                    "StringEquals": {f"aws:RequestTag/{key}": value for key, value in owner.items()},
+                    "StringEqualsIfExists": {f"aws:ResourceTag/{key}": value for key, value in owner.items()},
+                },
+                sid="CreateClusterOidc",
+            ),
+            statement(
+                _OIDC_PROVIDER,
+                oidc_providers,
+                {"StringEquals": {f"aws:ResourceTag/{key}": value for key, value in owner.items()}},
                 sid="ClusterOidc",
             ),
             # The optional WAF web ACL of the ECS load balancer (autonamed `<project>-<env>-ecs-waf-*`).
@@ -466,6 +644,27 @@ def deploy_policy(setup: CiSetup) -> str:
     )
 
 
+#: IAM's size limit of one managed policy (characters, whitespace not counted); a role may carry 10 of them.
+MAX_POLICY_CHARS = 6144
+
+
+def managed_documents(document: str) -> list[dict[str, Any]]:
+    """A permission policy split, statement by statement, into managed-policy documents that each fit IAM's limit (an
+    inline role policy may hold only 10,240 characters in all: the deploy role's needs more)."""
+    parts: list[list[dict[str, Any]]] = [[]]
+    for item in json.loads(document)["Statement"]:
+        candidate = [*parts[-1], item]
+        if parts[-1] and _chars({"Version": "2012-10-17", "Statement": candidate}) > MAX_POLICY_CHARS:
+            parts.append([item])
+        else:
+            parts[-1] = candidate
+    return [{"Version": "2012-10-17", "Statement": part} for part in parts]
+
+
+def _chars(document: dict[str, Any]) -> int:
+    return len("".join(json.dumps(document).split()))
+
+
 def ci_roles(setup: CiSetup) -> dict[str, dict[str, Any]]:
     """Role name -> its subject's trust policy, permission policy and session limit."""
     subjects = {"preview": "pull_request", "publish": f"environment:{setup.environment}"}
@@ -475,7 +674,7 @@ def ci_roles(setup: CiSetup) -> dict[str, dict[str, Any]]:
         setup.role_name(job): {
             "maxSessionDuration": MAX_SESSION_SECONDS,
             "trustPolicy": json.loads(trust_policy(setup, subject)),
-            "permissionPolicy": json.loads(permissions[job](setup)),
+            "permissionPolicies": managed_documents(permissions[job](setup)),
         }
         for job, subject in subjects.items()
     }

@@ -8,6 +8,7 @@ bucket are given here. The cluster needs the AWS Load Balancer Controller (for t
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,10 @@ def stack_file_settings(
 ) -> EksStackSettings:
     """The EKS settings of a `Pulumi.<stack>.yaml`, for another namespace and image tag (the region: the file's
     `aws:region`, else `region`, else AWS_REGION)."""
-    eks = yaml.safe_load(stack_file.read_text())["config"].get("diabetes-eks:eks", {})
+    config = yaml.safe_load(stack_file.read_text())["config"]
+    if not (config.get("aws:region") or region or os.environ.get("AWS_REGION")):
+        raise OpsError(f"{stack_file} names no aws:region: pass --region or set AWS_REGION")
+    eks = config.get("diabetes-eks:eks", {})
     return read_stack_file(
         EksStackSettings, stack_file, "diabetes-eks", region, imageTag=image_tag, eks={**eks, "namespace": namespace}
     )

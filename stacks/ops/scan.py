@@ -1,4 +1,8 @@
-"""ECR scan findings of a pushed image: wait for the scan on push, then refuse blocking severities."""
+"""ECR scan findings of a pushed image: wait for the scan on push, then refuse blocking severities.
+
+Under basic scanning a finished scan is COMPLETE; under enhanced (Amazon Inspector) scanning it is ACTIVE (continuous
+scanning on, findings available). Either way `imageScanFindings.findingSeverityCounts` holds the counts.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,20 @@ if TYPE_CHECKING:
     from mypy_boto3_ecr import ECRClient
 
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNDEFINED")
+#: Scan states with findings to read: basic scanning's COMPLETE, enhanced (Inspector) continuous scanning's ACTIVE.
+DONE = frozenset({"COMPLETE", "ACTIVE"})
+#: States waiting cannot change: the image will not be scanned (or its findings cannot be read), so the gate fails.
+NEVER = frozenset(
+    {
+        "FAILED",
+        "UNSUPPORTED_IMAGE",
+        "SCAN_ELIGIBILITY_EXPIRED",
+        "FINDINGS_UNAVAILABLE",
+        "LIMIT_EXCEEDED",
+        "IMAGE_ARCHIVED",
+        "IMAGE_SIZE_EXCEEDED",
+    }
+)
 
 
 def scan_problems(ecr: ECRClient, repository: str, tag: str, blocking: Sequence[str]) -> list[str]:
@@ -25,9 +43,12 @@ def scan_problems(ecr: ECRClient, repository: str, tag: str, blocking: Sequence[
         raise OpsError(f"{repository}:{tag} does not exist: push it before checking its scan") from None
     status = found.get("imageScanStatus", {})
     state = status.get("status")
-    if state in {"FAILED", "UNSUPPORTED_IMAGE"}:
-        raise OpsError(f"scan of {repository}:{tag} {state}: {status.get('description', 'no description')}")
-    if state != "COMPLETE":
+    if state in NEVER:
+        raise OpsError(
+            f"scan of {repository}:{tag} is {state}: {status.get('description', 'no description')}; the image has no "
+            "findings to check, so it is not released (re-push it, or see the registry's scanning settings)"
+        )
+    if state not in DONE:
         return [f"scan of {repository}:{tag} is {state}"]
     counts = {
         str(key): count for key, count in found.get("imageScanFindings", {}).get("findingSeverityCounts", {}).items()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -150,6 +153,27 @@ def check_eks(eks: EKSClient, cluster: str, fargate_profiles: Sequence[str]) -> 
         if profile_status != "ACTIVE":
             problems.append(f"Fargate profile {profile} is {profile_status}, not ACTIVE")
     return problems
+
+
+def served_model_problems(url: str, *, allow_synthetic: bool, timeout: float = 10.0) -> list[str]:
+    """Whether the service behind `url` is ready with a model trained on the real data: [] when it is, the reason to
+    wait while it is not ready; a synthetic-data model raises OpsError unless this environment allows one."""
+    ready = f"{url.rstrip('/')}/ready"
+    try:
+        with urllib.request.urlopen(ready, timeout=timeout) as response:  # noqa: S310 - the stack's own https/http URL
+            body = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return [f"{ready} answers {exc.code}: the service is not ready"]
+    except (urllib.error.URLError, TimeoutError, ValueError) as exc:
+        return [f"{ready} cannot be read yet ({exc})"]
+    if body.get("synthetic") is not False and not allow_synthetic:
+        raise OpsError(
+            f"{url} serves model {body.get('model_version', '?')} trained on SYNTHETIC data (synthetic: "
+            f"{body.get('synthetic')!r}): it must not serve anyone. Release a model trained on the real file "
+            "(docs/deploy.md, Where the model comes from), or allow it for this environment only "
+            "(ALLOW_SYNTHETIC_MODEL_<STACK>: true, --allow-synthetic) to test the pipeline"
+        )
+    return []
 
 
 def wait_until_healthy(

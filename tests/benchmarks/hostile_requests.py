@@ -11,6 +11,10 @@ Replays, each scenario against a fresh server (so its peak resident memory is th
     header value,
   - issue 21's idle connections: 1,000 that sent one `GET /health` and idle, and 1,000 `GET /health` announcing a
     1,000-byte body of which one byte comes; then a new client's `POST /predict` (the request timed),
+  - the security review's (review 1) attacks: 8 MB of blank lines (F1), a 16 MB trailer line (F2), 10 s of
+    pipelined requests with their answers read (F3, then a new `GET /health` timed), 2,000 CONNECTs (F6), 4,000
+    connections holding 63 KB unfinished heads (F7), a keep-alive client among 1,000 silent connections (F8), eight
+    explained batches of 1,000 records (F11),
 while a prober sends `GET /health` every 10 ms on its own connection. Reports each request's time to its answer,
 the server's resident memory before and its peak (`VmHWM`), and the `/health` latency percentiles meanwhile.
 Targets (one 1,024 MiB Fargate task must survive): each single request answered in < 0.5 s with the expected
@@ -18,7 +22,7 @@ status; RSS growth < 100 MB; `/health` p99 < 100 ms, in every scenario.
 
 The machine's 2 cores are shared: the load average is reported with the figures. Not collected by pytest. Usage:
 
-    uv run python -m tests.benchmarks.hostile_requests --model artifacts/model [--output FILE]
+    uv run python -m tests.benchmarks.hostile_requests --model artifacts/model [--only F] [--output FILE]
 """
 
 from __future__ import annotations
@@ -133,6 +137,80 @@ def after_idle_connections(count: int, head: bytes) -> Callable[[int], tuple[int
     return send
 
 
+def _discard_answers(sock: socket.socket) -> None:
+    def read() -> None:
+        with contextlib.suppress(OSError):
+            sock.makefile("rb").read()
+
+    threading.Thread(target=read, daemon=True).start()
+
+
+def pipelining_flood(seconds: float) -> Callable[[int], tuple[int, float]]:
+    """Review 1, F3: one connection writing 500 pipelined `GET /health` a write for `seconds`, a reader draining the
+    answers; then a new client's `GET /health`, timed."""
+
+    def send(port: int) -> tuple[int, float]:
+        flood = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n" * 500
+        sock = socket.create_connection(("127.0.0.1", port))
+        _discard_answers(sock)
+
+        def write() -> None:
+            with contextlib.suppress(OSError):
+                while True:
+                    sock.sendall(flood)
+
+        threading.Thread(target=write, daemon=True).start()
+        time.sleep(seconds)
+        try:
+            return _raw(port, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        finally:
+            sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    return send
+
+
+def repeated(count: int, request: bytes) -> Callable[[int], tuple[int, float]]:
+    """Review 1, F6: `count` requests on fresh connections, one after the other; the last one's status, the total
+    time."""
+
+    def send(port: int) -> tuple[int, float]:
+        started = time.perf_counter()
+        statuses = [_raw(port, request)[0] for _ in range(count)]
+        return statuses[-1] if len(set(statuses)) == 1 else -1, time.perf_counter() - started
+
+    return send
+
+
+def keep_alive_among_silent(count: int) -> Callable[[int], tuple[int, float]]:
+    """Review 1, F8: a client's keep-alive connection, then `count` connections that never send; the client's next
+    `POST /predict` on its connection, timed."""
+
+    def send(port: int) -> tuple[int, float]:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        connection.request("GET", "/health")
+        connection.getresponse().read()
+        held = [socket.create_connection(("127.0.0.1", port), timeout=60) for _ in range(count)]
+        try:
+            started = time.perf_counter()
+            connection.request("POST", "/predict", compact(record()), {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            response.read()
+            return response.status, time.perf_counter() - started
+        except (OSError, http.client.HTTPException):
+            return -1, time.perf_counter() - started
+        finally:
+            connection.close()
+            for sock in held:
+                sock.close()
+
+    return send
+
+
+def explained_batch() -> bytes:
+    return compact({"records": [record(Age=1 + i % 13, BMI=18 + i % 30) for i in range(DEFAULT_BATCH_LIMIT)]})
+
+
 SCENARIOS = (
     Scenario("batch: 1,000 records x 293 unknown keys", posted("/predict/batch", hostile_batch), 1, 422),
     Scenario("single: 216,699 unknown keys", posted("/predict", hostile_record), 1, 422),
@@ -164,6 +242,41 @@ SCENARIOS = (
         "idle: 1,000 GET /health announcing a 1,000-byte body (one byte sent), then a new POST /predict",
         after_idle_connections(1_000, b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nx"),
         1,
+        200,
+    ),
+    # review 1
+    Scenario("F1: 8 MB of blank lines (CRLF) before a request", lambda port: _raw(port, b"\r\n" * 4_000_000), 1, 400),
+    Scenario(
+        "F2: a chunked body whose trailer line is 16 MB",
+        lambda port: _raw(
+            port,
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json"
+            b"\r\n\r\n2\r\n{}\r\n0\r\nX-T: ",
+            [b"a" * 1_000_000] * 16 + [b"\r\n\r\n"],
+        ),
+        1,
+        431,
+    ),
+    Scenario("F3: 10 s of pipelined GET /health (answers read), then a new GET /health", pipelining_flood(10), 1, 200),
+    Scenario(
+        "F6: 2,000 CONNECT requests, one connection each",
+        repeated(2_000, b"CONNECT example.com:443 HTTP/1.1\r\nHost: x\r\n\r\n"),
+        1,
+        400,
+    ),
+    Scenario(
+        "F7: 4,000 connections holding a 63 KB unfinished head, then a new POST /predict",
+        after_idle_connections(4_000, b"GET /health HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * 63_000),
+        1,
+        200,
+    ),
+    Scenario(
+        "F8: a keep-alive client's next POST after 1,000 silent connections", keep_alive_among_silent(1_000), 1, 200
+    ),
+    Scenario(
+        "F11: 8 explained batches of 1,000 records at once",
+        posted("/predict/batch?explain=true", explained_batch),
+        8,
         200,
     ),
 )
@@ -279,10 +392,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--model", type=Path, required=True, help="model artifact directory (ml.train --output)")
     parser.add_argument("--output", type=Path, help="also write the results as JSON here")
+    parser.add_argument("--only", default="", help="run only the scenarios whose name starts with this (e.g. F)")
     args = parser.parse_args(argv)
+    chosen = [scenario for scenario in SCENARIOS if scenario.name.startswith(args.only)]
     results: dict[str, Any] = {"load_average_at_start": os.getloadavg()}
     with tempfile.TemporaryDirectory(prefix="hostile-bench-") as tmp:
-        outcomes = [replay(scenario, args.model.resolve(), Path(tmp)) for scenario in SCENARIOS]
+        outcomes = [replay(scenario, args.model.resolve(), Path(tmp)) for scenario in chosen]
     results["load_average_at_end"] = os.getloadavg()
     results["scenarios"] = [asdict(outcome) for outcome in outcomes]
     return report(results, targets(outcomes), args.output)

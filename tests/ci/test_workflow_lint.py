@@ -136,10 +136,14 @@ def test_aws_access_is_oidc_only_and_deploys_run_from_main_only() -> None:
 
 
 @pytest.mark.parametrize(("job", "key"), [("ci.yml:preview", "project"), ("ci.yml:deploy", "platform")])
-def test_the_eks_leg_runs_only_where_the_repository_enables_it(job: str, key: str) -> None:
-    """An ECS-only user (no EKS stack) must get green pushes: the EKS leg is excluded unless EKS_ENABLED is 'true'."""
+def test_the_eks_leg_runs_only_where_that_stack_enables_it(job: str, key: str) -> None:
+    """An ECS-only user (no EKS stack) must get green pushes: a stack's EKS leg is excluded unless its own
+    EKS_ENABLED_<STACK> is 'true' (one repository-wide switch could not tell dev's EKS from a no-NAT trial's)."""
     matrix = dict(_jobs())[job]["strategy"]["matrix"]
-    assert matrix.get("exclude") == [{key: "${{ vars.EKS_ENABLED != 'true' && 'eks' || 'none' }}"}]
+    assert matrix.get("exclude") == [
+        {"stack": stack, key: f"${{{{ vars.EKS_ENABLED_{stack.upper()} != 'true' && 'eks' || 'none' }}}}"}
+        for stack in matrix["stack"]
+    ]
 
 
 def test_pushed_images_are_built_for_the_tasks_architecture() -> None:
@@ -153,7 +157,30 @@ def test_the_publish_step_refuses_a_synthetic_model_unless_allowed() -> None:
     steps = dict(_jobs())["ci.yml:publish"]["steps"]
     (fetch,) = [step for step in steps if "aws s3 cp" in step.get("run", "")]
     assert 'model-digest "${allow[@]}" artifacts/model' in fetch["run"]
-    assert fetch["env"]["ALLOW_SYNTHETIC_MODEL"] == "${{ vars.ALLOW_SYNTHETIC_MODEL }}"
+    assert fetch["env"]["ALLOW_SYNTHETIC_MODEL"] == PER_STACK.format("ALLOW_SYNTHETIC_MODEL")
+
+
+#: A variable of one stack's own (a repository-wide one was overwritten by the next environment's bootstrap).
+PER_STACK = "${{{{ vars[format('{}_{{0}}', matrix.stack)] }}}}"
+
+
+def test_every_deploy_verification_fails_on_a_synthetic_model_unless_that_environment_allows_it() -> None:
+    steps = dict(_jobs())["ci.yml:deploy"]["steps"]
+    verifies = [step for step in steps if "stacks.ops verify-" in step.get("run", "")]
+    assert len(verifies) == 2
+    for step in verifies:
+        assert "--url" in step["run"], step["name"]
+        assert '"${allow[@]}"' in step["run"], step["name"]
+        assert step["env"]["ALLOW_SYNTHETIC_MODEL"] == PER_STACK.format("ALLOW_SYNTHETIC_MODEL")
+
+
+def test_every_environment_has_its_own_region_backend_and_preview_role() -> None:
+    """Repository-wide AWS_REGION, AWS_PREVIEW_ROLE_ARN and PULUMI_BACKEND_URL were overwritten by a second
+    environment's bootstrap; each is named for its stack now."""
+    text = (ROOT / ".github" / "workflows" / "ci.yml").read_text()
+    for name in ("AWS_REGION", "AWS_PREVIEW_ROLE_ARN", "PULUMI_BACKEND_URL", "EKS_ENABLED", "ALLOW_SYNTHETIC_MODEL"):
+        assert f"vars.{name} " not in text, name
+        assert f"vars.{name}}}" not in text, name
 
 
 def test_sessions_fit_iams_default_maximum_and_previews_use_the_deploys_backend() -> None:
@@ -167,7 +194,7 @@ def test_sessions_fit_iams_default_maximum_and_previews_use_the_deploys_backend(
             if uses.startswith("pulumi/actions@"):
                 backends.add(options["cloud-url"])
                 assert options["policyPacks"].endswith("/stacks/policy"), name
-    assert backends == {"${{ vars.PULUMI_BACKEND_URL }}"}
+    assert backends == {PER_STACK.format("PULUMI_BACKEND_URL")}
 
 
 def test_previews_cover_the_three_projects_and_skip_dependabot() -> None:

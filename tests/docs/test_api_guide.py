@@ -45,4 +45,22 @@ def test_explanations_are_described_as_shares_of_this_estimate_not_as_odds_to_ac
     for text in (guide_text, card, field):
         assert "multiplies the odds" not in text
         assert "shares of this estimate" in text.replace("\n", " ") or "share of this estimate" in text
-    assert "not what-ifs" in guide_text
+    assert "not what-ifs" in " ".join(guide_text.split())  # the page wraps its lines
+
+
+def test_the_guide_says_the_class_is_for_the_answers_as_given_and_the_screening_is_what_to_act_on(
+    guide_text: str,
+) -> None:
+    """The unchecked example answers "No diabetes" beside `level: high`: the guide must say which one to act on."""
+    from ml.contract import PredictionResponse
+
+    flat = " ".join(guide_text.split())
+    assert (
+        "**`prediction`, `label` and `probabilities` are the model's for the answers as given; the `screening` is "
+        "what to act on.**" in flat
+    )
+    unchecked = flat[flat.index("unchecked.json") : flat.index("## A batch")]
+    assert '"label": "No diabetes"' in unchecked
+    assert "wrong for this person" in unchecked
+    assert "Never show this `label` to a person outside care" in unchecked
+    assert "answers as given" in (PredictionResponse.model_fields["label"].description or "")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -84,7 +85,7 @@ def test_predict_leads_with_one_message_then_prediabetes_factors_and_disclaimer(
 
     record = {**DEFAULT_RECORD, **changes}
     expected = ApiClient(api_url, timeout_seconds=10, connect_timeout_seconds=2).predict(record, explain=True)
-    assert message(expected.screening) in texts(at.warning) + texts(at.info)
+    assert message(expected.screening) in texts(at.warning) + texts(at.info) + texts(at.error)
     shown = texts(at.markdown)
     assert prediabetes_sentence(expected.screening) in shown
     assert expected.explanation
@@ -241,7 +242,8 @@ def upload(at: AppTest, content: bytes) -> AppTest:
 
 
 def has_result(at: AppTest) -> bool:
-    return "Your estimated chance of having pre-diabetes or diabetes" in texts(at.markdown)
+    shown = (texts(getattr(at, kind)) for kind in ("markdown", "info", "warning", "error"))  # coloured by level
+    return any("Your estimated chance of having pre-diabetes or diabetes" in text for text in shown)
 
 
 def table_with(at: AppTest, column: str):
@@ -266,8 +268,8 @@ def test_the_batch_table_leads_with_the_users_id_and_names_the_class(start, api_
     """The table showed the class as a bare code (0, 1, 2) and the user's id column after the results."""
     at = click(upload(start(api_url), batch_csv([person(i, Age=1 + i % 13) for i in range(30)])), "batch_predict")
     table = table_with(at, "risk_level")
-    assert list(table.columns[:3]) == ["person", "risk", "risk_level"]
-    assert list(table.columns[-len(FEATURE_NAMES) :]) == list(FEATURE_NAMES)
+    assert list(table.columns[:4]) == ["person", "risk_level", "risk", "care_access"]
+    assert list(table.columns[4 : 4 + len(FEATURE_NAMES)]) == list(FEATURE_NAMES)
     assert set(table["prediction"]) <= {c.label for c in CLASSES}
 
 
@@ -300,3 +302,15 @@ def test_batch_with_service_down_offers_a_retry(start, down_api_url: str) -> Non
     at = click(upload(start(down_api_url), batch_csv([person(0)])), "batch_predict")
     assert "cannot be reached" in texts(at.error)
     assert at.button(key="batch_retry").label == "Try again"
+
+
+def test_the_batch_table_leads_with_the_level_the_risk_and_the_care_note(start, api_url: str) -> None:
+    """Not with "Chance: No diabetes 96%": the class columns are the model's for the answers as given."""
+    rows = [person(0), person(1, CholCheck=0, AnyHealthcare=0)]
+    at = click(upload(start(api_url), batch_csv(rows)), "batch_predict")
+    (element,) = [d for d in at.dataframe if "risk_level" in d.value.columns]
+    assert list(element.proto.column_order)[:4] == ["risk_level", "risk", "care_access", "person"]
+    assert element.value["care_access"].tolist() == ["", "not checked in 5 years; no coverage"]
+    labels = {name: column.get("label") for name, column in json.loads(element.proto.columns).items()}
+    assert labels["care_access"] == "Outside care"
+    assert all(labels[f"proba_{c.id}"].startswith("As given:") for c in CLASSES)

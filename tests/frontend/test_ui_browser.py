@@ -17,7 +17,7 @@ import pytest
 from ui_servers import running, streamlit_command
 
 from frontend.client import ApiClient
-from frontend.result import level_sentence, percent, prediabetes_sentence
+from frontend.result import headline, level_sentence, percent, prediabetes_sentence, risk_sentence
 from ml.schema import DEFAULT_RECORD
 from tests.servers import free_port
 
@@ -89,9 +89,10 @@ def test_fill_the_form_predict_and_read_the_answer(chromium: Path, ui_url: str, 
 
             result = page.locator(".st-key-prediction_result")
             screening = expected.screening
-            headline = f"Your estimated chance of having pre-diabetes or diabetes is {percent(screening.risk)}"
-            expect(result).to_contain_text(headline, timeout=30_000)
-            expect(result).to_contain_text(f"{percent(screening.average)} for adults")
+            chance = f"Your estimated chance of having pre-diabetes or diabetes is {percent(screening.risk)}"
+            expect(result).to_contain_text(chance, timeout=30_000)
+            # The average is compared or stated, by level (`risk_sentence`): the whole sentence, not one wording.
+            expect(result).to_contain_text(plain(risk_sentence(screening)))
             expect(result).to_contain_text(plain(headline(screening)))
             expect(result).to_contain_text(plain(level_sentence(screening)))
             expect(result).to_contain_text(plain(prediabetes_sentence(screening)))

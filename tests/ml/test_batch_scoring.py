@@ -403,6 +403,22 @@ def test_a_result_column_without_a_vectorised_rule_comes_from_the_contract(
     assert fallback["risk"].tolist() == expected["risk"].tolist()
 
 
+def test_the_command_line_names_who_is_outside_the_care_system(trained_model_dir: Path, tmp_path: Path) -> None:
+    """The batch file carries the card's care-access advice: the reasons, empty for a person in care."""
+    frame = _frame(4)
+    frame[["CholCheck", "AnyHealthcare", "NoDocbcCost"]] = [[1, 1, 0], [0, 0, 0], [1, 1, 1], [0, 0, 1]]
+    out = tmp_path / "out.csv"
+    assert _predict(trained_model_dir, _write(frame, tmp_path / "in.csv"), out) == 0
+    written = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert written.columns[-1] == "care_access"
+    assert written["care_access"].tolist() == [
+        "",
+        "not checked in 5 years; no coverage",
+        "cost kept from a doctor",
+        "not checked in 5 years; no coverage; cost kept from a doctor",
+    ]
+
+
 def test_batch_threads_give_the_same_answers(trained_model_dir: Path, predictor: Predictor) -> None:
     rows = features_matrix(make_synthetic(3_000, seed=8))
     two = Predictor.load(trained_model_dir, batch_threads=2).predict(rows)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from ml.contract import DEFAULT_BATCH_LIMIT, MAX_REPORTED_ERRORS, PatientRecord, batch_request_model
+from ml.contract import (
+    DEFAULT_BATCH_LIMIT,
+    MAX_REPORTED_ERRORS,
+    RESULT_COLUMNS,
+    CareAccess,
+    PatientRecord,
+    batch_request_model,
+)
 from ml.schema import DEFAULT_RECORD, FEATURE_NAMES
 from tests.service.hostile import BATCH_UNKNOWN_KEYS, SINGLE_UNKNOWN_KEYS, unknown_keys
 
@@ -60,3 +67,13 @@ def test_a_few_unknown_keys_are_named_one_by_one() -> None:
         (("Colour",), "extra_forbidden"),
         (("Shoe",), "extra_forbidden"),
     ]
+
+
+def test_the_result_columns_carry_the_care_access_reasons_at_the_end() -> None:
+    """A clinic reading the batch file must see who is outside the care system: their level and class may be low."""
+    assert RESULT_COLUMNS[:7] == ("prediction", "proba_0", "proba_1", "proba_2", "risk", "risk_level", "model_version")
+    assert RESULT_COLUMNS[-1] == "care_access"
+    both = CareAccess(not_checked=True, no_coverage=True, cost_barrier=False, message="m")
+    assert both.note == "not checked in 5 years; no coverage"
+    cost = CareAccess(not_checked=False, no_coverage=False, cost_barrier=True, message="m")
+    assert cost.note == "cost kept from a doctor"

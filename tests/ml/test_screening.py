@@ -143,8 +143,30 @@ def test_who_is_missed_names_the_groups_whose_whole_interval_says_so() -> None:
         "It finds more of them among women (85.0% against 75.0%) and people not checked in 5 years (83.0% against "
         "63.0%)." in words
     )
-    assert "lower specificity, shown first) among women (66.0% against 69.0%)." in words
+    assert (
+        "more healthy people (people with neither; its specificity shown first) than the ADA test among women (66.0% "
+        "against 69.0%)." in words
+    )
     assert "65 or older" not in words
+    assert "many more" not in words
+
+
+def test_who_is_missed_names_where_many_more_healthy_people_are_flagged() -> None:
+    """Incomes under $25,000: the screen finds more of the affected but flags 11 points more of the healthy."""
+    groups = pd.DataFrame(
+        [
+            _group("Income", "< $25,000", (0.932, 0.823, 0.095, 0.123), (0.402, 0.512, -0.12, -0.1)),
+            _group("Sex", "Female", (0.84, 0.73, 0.1, 0.12), (0.667, 0.692, -0.03, -0.02)),
+            _group("Access to care", "No health care coverage", (0.83, 0.68, 0.1, 0.2), (0.66, 0.70, -0.06, -0.03)),
+        ]
+    )
+    words = who_is_missed(groups)
+    assert (
+        "It flags many more healthy people than the ADA test, its specificity 5 points or more lower, among "
+        "households with incomes under $25,000 (40.2% against 51.2%): there a raised result is more often a false "
+        "alarm." in words
+    )
+    assert "among women (66.7% against 69.2%) and people without health care coverage (66.0% against 70.0%)." in words
     assert f"{COVERAGE:.0%} interval" in words
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,13 +29,17 @@ class Server:
 
 
 @contextmanager
-def serving(model_uri: str, log: Path, *, settings: Mapping[str, str] | None = None) -> Iterator[Server]:
+def serving(
+    model_uri: str, log: Path, *, settings: Mapping[str, str] | None = None, command_prefix: Sequence[str] = ()
+) -> Iterator[Server]:
     """`python -m service` on a free 127.0.0.1 port, as `make serve` runs it (with more `settings` in the
-    environment, if any); yields once /health answers."""
+    environment, if any, and after `command_prefix`, e.g. `prlimit`); yields once /health answers."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = service_environment(port, model_uri, settings)
-    with running_server(service_command(), f"{url}/health", log, env=env, cwd=ROOT, timeout=90) as process:
+    with running_server(
+        [*command_prefix, *service_command()], f"{url}/health", log, env=env, cwd=ROOT, timeout=90
+    ) as process:
         yield Server(url, log, process)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import math
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from fastapi.testclient import TestClient
 from ml.inference.predictor import Predictor
 from ml.schema import CLASSES, FEATURE_NAMES, FEATURES_BY_NAME
 from ml.training.synthetic_data import make_synthetic
+from service import routes
 from tests.service.helpers import record
 
 NAMES = [c.name for c in CLASSES]
@@ -194,12 +196,35 @@ def test_model_information_leaves_the_operators_details_out(client: TestClient, 
     for an attacker, so only the operator route has them."""
     info = client.get("/model").json()
     assert not set(PRIVATE) & set(info)
-    assert set(info["data"]) == {"rows", "synthetic", "class_counts"}
+    assert set(info["data"]) == {"rows", "learnt_from", "synthetic", "class_counts"}
     assert str(trained_model_dir) not in client.get("/model").text
 
 
 def test_the_operator_view_is_off_without_a_token(client: TestClient) -> None:
     assert client.get("/operator/model").status_code == 404
+    assert client.post("/operator/model").status_code == 404  # review 1: a 405 said the route exists
+
+
+def test_a_batch_is_scored_and_explained_off_the_event_loop(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review 1, F11: only the prediction ran in a worker thread; the explanations of 1,000 rows (and the answers
+    of a plain batch) were built on the event loop, 115-470 ms during which nothing else was answered."""
+    on_loop: list[bool] = []
+    real = routes.top_contributions
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:
+            on_loop.append(False)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(routes, "top_contributions", recording)
+    batch = {"records": [record(Age=1 + i % 13) for i in range(20)]}
+    assert client.post("/predict/batch?explain=true", json=batch).status_code == 200
+    assert on_loop == [False] * 20
 
 
 #: An operator token as long as the service requires (`MIN_OPERATOR_TOKEN_LENGTH`).
@@ -214,6 +239,7 @@ def test_the_operator_view_needs_the_token(make_client: Any, trained_model_dir: 
         assert refused.status_code == 401, headers
         assert refused.headers["www-authenticate"] == "Bearer"
         assert refused.json()["error"] == "unauthorized"
+        assert refused.json()["errors"][0]["field"] == "headers.authorization"  # review 1: it said "body"
     view = client.get("/operator/model", headers={"Authorization": f"Bearer {TOKEN}"}).json()
     assert view["status"] == "ready"
     assert view["model_uri"] == str(trained_model_dir)

@@ -133,3 +133,14 @@ def test_a_person_outside_the_care_system_is_told_why_in_plain_words(client: Tes
     in_care = client.post("/predict", json=record()).json()
     assert body["screening"]["risk"] == pytest.approx(in_care["screening"]["risk"])
     assert body["screening"]["thresholds"]["raised"] <= in_care["screening"]["thresholds"]["raised"]
+    assert "It can still be too low" in care["message"]  # after the in-care reading (screening review 1)
+
+
+@pytest.mark.parametrize(
+    ("age", "bmi", "advised"), [(8, 27, True), (4, 25, True), (10, 24.9, False), (3, 30, False), (11, 30, False)]
+)
+def test_the_answer_says_when_the_us_guideline_advises_a_test_whatever_the_level(
+    client: TestClient, age: int, bmi: float, advised: bool
+) -> None:
+    """USPSTF 2021: adults aged 35 to 70 with a BMI of 25 or more (Age bands 35-39 to 65-69)."""
+    assert client.post("/predict", json=record(Age=age, BMI=bmi)).json()["screening"]["guideline_test"] is advised

@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import time
 
 import pytest
+from fastapi.testclient import TestClient
 from uvicorn.server import ServerState
 
+from service import server
 from service.api import create_app
 from service.server import uvicorn_config
 from service.settings import Settings
@@ -56,6 +59,11 @@ def _run(command: list[str], env: dict[str, str] | None = None) -> subprocess.Co
         ("SERVICE_OPERATOR_TOKEN", "", "SERVICE_OPERATOR_TOKEN must be at least 32 characters"),
         ("SERVICE_OPERATOR_TOKEN", "letmein", "SERVICE_OPERATOR_TOKEN must be at least 32 characters"),
         ("SERVICE_MAX_HEADERS", "many", "max_headers"),
+        # review 1, F12: settings that validated one by one but broke the service together, or were ignored
+        ("SERVICE_MAX_PENDING_BODY_BYTES", "1024", "must be at least body_limit_bytes"),
+        ("SERVICE_SHUTDOWN_TIMEOUT_SECONDS", "600", "must leave a second of stop_timeout_seconds"),
+        ("SERVICE_MAX_HEADS", "50", "unknown service settings SERVICE_MAX_HEADS"),
+        ("SERVICE_OPERATOR_TOKEN", " " + "t" * 40, "white space"),
     ],
 )
 def test_python_m_service_refuses_invalid_settings_at_start(variable: str, value: str, words: str) -> None:
@@ -65,7 +73,7 @@ def test_python_m_service_refuses_invalid_settings_at_start(variable: str, value
     assert started.returncode == 2, started.stderr
     assert words in started.stderr
     assert "Traceback" not in started.stderr
-    assert not value or value not in started.stderr
+    assert not value or value not in started.stderr or variable == "SERVICE_MAX_HEADS"
 
 
 def test_python_m_service_lists_its_settings() -> None:
@@ -73,3 +81,29 @@ def test_python_m_service_lists_its_settings() -> None:
     assert listed.returncode == 0
     for variable in ("MODEL_URI", "SERVICE_PORT", "SERVICE_KEEP_ALIVE_SECONDS", "SERVICE_MAX_REQUESTS_IN_FLIGHT"):
         assert variable in listed.stdout
+
+
+def test_the_stop_timeout_is_enforced_however_busy_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review 1, F9: under a pipelining flood the process exited 36.9 s after SIGTERM, past a 30 s stop timeout: a
+    blocked event loop ran no timer. A thread ends the process half a second before `stop_timeout_seconds`."""
+    exits: list[int] = []
+    monkeypatch.setattr(server.os, "_exit", exits.append)
+    timer = server._hard_stop_after(0.6)
+    time.sleep(0.5)  # "blocked": this thread holds no loop at all
+    timer.join(2)
+    assert exits == [1]
+
+
+def test_the_app_says_when_it_is_served_without_the_services_server(caplog: pytest.LogCaptureFixture) -> None:
+    """Review 1: `uvicorn --factory service.api:create_app` served the app without any of the protocol's limits,
+    and nothing said so."""
+    with TestClient(create_app(Settings())):
+        pass
+    assert any("without `python -m service`" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    settings = Settings()
+    app = create_app(settings)
+    uvicorn_config(app, settings)
+    with TestClient(app):
+        pass
+    assert not any("without `python -m service`" in r.getMessage() for r in caplog.records)

@@ -147,6 +147,13 @@ def test_non_json_media_type_is_415(client: TestClient) -> None:
     assert "application/json" in _problems(response)[0]["reason"]
 
 
+def test_a_long_content_type_is_not_echoed_whole(client: TestClient) -> None:
+    """Review 1, F13: a 16 KB Content-Type came back whole in the 415 (a 32 KB answer)."""
+    response = client.post("/predict", content=b"{}", headers={"Content-Type": "text/" + "x" * 16_000})
+    assert response.status_code == 415
+    assert len(response.content) < 1_000
+
+
 def test_invalid_explain_flag_is_named(client: TestClient) -> None:
     response = client.post("/predict?explain=maybe", json=record())
     assert response.status_code == 422

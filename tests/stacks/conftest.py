@@ -14,7 +14,8 @@ from tests.stacks.harness import Run, run_ecs, run_eks, run_root
 if TYPE_CHECKING:  # the replay imports this module's constants
     from tests.stacks.replay.stacks import Replayed
 
-S3_MODEL = "s3://models-bucket/diabetes/champion"
+#: In the root's model bucket (autonamed `<project>-<env>-models-<suffix>`): the workload boundary allows no other.
+S3_MODEL = "s3://diabetes-dev-models-0a1b2c3/models/champion"
 MODEL_SHA256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 CERTIFICATE = "arn:aws:acm:eu-west-1:123456789012:certificate/0f6b1a2c-1111-4222-8333-944455556666"
 FULL = {

@@ -88,7 +88,6 @@ def children(name: str, inputs: Mapping[str, Any]) -> list[Child]:
     _require(inputs, "skipDefaultNodeGroup", True, "create a node group, its launch template and an instance role")
     _require(inputs, "skipDefaultSecurityGroups", True, "create cluster and node security groups with open egress")
     _require(inputs, "authenticationMode", "API", "create the aws-auth ConfigMap")
-    _require(inputs, "createOidcProvider", True, "leave IRSA without an OIDC provider")
     for key in ("storageClasses", "encryptionConfigKeyArn", "autoMode", "nodeGroupOptions", "instanceRoles"):
         if inputs.get(key):
             raise UnmodelledBranchError(f"{key} is set: pulumi-eks would create or use more; model it here first")
@@ -178,17 +177,18 @@ def children(name: str, inputs: Mapping[str, Any]) -> list[Child]:
     if coredns.get("enabled", True) and (fargate or coredns.get("enabled") is True):
         configuration = {"computeType": "Fargate", **(coredns.get("configurationValues") or {})} if fargate else None
         made.append(_addon(name, cluster_name, "coredns", tags, configuration, coredns))
-    made.append(
-        Child(
-            "aws:iam/openIdConnectProvider:OpenIdConnectProvider",
-            f"{name}-oidcProvider",
-            {
-                "clientIdLists": ["sts.amazonaws.com"],
-                "url": "(the cluster's issuer)",
-                "thumbprintLists": ["(computed)"],
-            },
+    if inputs.get("createOidcProvider"):  # untagged, with the issuer CA's thumbprint
+        made.append(
+            Child(
+                "aws:iam/openIdConnectProvider:OpenIdConnectProvider",
+                f"{name}-oidcProvider",
+                {
+                    "clientIdLists": ["sts.amazonaws.com"],
+                    "url": "(the cluster's issuer)",
+                    "thumbprintLists": ["(computed)"],
+                },
+            )
         )
-    )
     return made
 
 

@@ -54,16 +54,15 @@ def eks_component_outputs(cluster: str, fargate_profile: str, account: str) -> d
     }
     return {
         "kubeconfigJson": json.dumps(kubeconfig),
-        "oidcProviderArn": f"arn:aws:iam::{account}:oidc-provider/{OIDC_ISSUER}",
         "oidcProviderUrl": f"https://{OIDC_ISSUER}",
         "oidcIssuer": OIDC_ISSUER,
         "fargateProfileId": f"{cluster}:{fargate_profile}",
     }
 
 
-def deploy_role(account: str) -> str:
-    """The CI deploy role of the dev stacks in one account (the identity the mocked update runs as)."""
-    return f"arn:aws:iam::{account}:role/diabetes-dev-github-deploy"
+def deploy_role(account: str, stack: str = "diabetes-dev") -> str:
+    """The CI deploy role of a stack's bootstrap in one account (the identity the mocked update runs as)."""
+    return f"arn:aws:iam::{account}:role/{stack}-github-deploy"
 
 
 #: The role the mocked caller assumed (the CI deploy role of the dev stack).
@@ -100,6 +99,7 @@ class Resource:
     depends_on: list[str] = field(default_factory=list)
     delete_before_replace: bool = False
     ignore_changes: list[str] = field(default_factory=list)
+    replace_on_changes: list[str] = field(default_factory=list)
     urn: str = ""
 
     def waits_for(self, other: Resource) -> bool:
@@ -121,6 +121,7 @@ class RecordingMonitor(pulumi.runtime.mocks.MockMonitor):
                 last.depends_on = sorted({*request.dependencies, *property_urns})
                 last.delete_before_replace = bool(request.deleteBeforeReplace)
                 last.ignore_changes = list(request.ignoreChanges)
+                last.replace_on_changes = list(request.replaceOnChanges)
                 break
         return response
 
@@ -131,6 +132,8 @@ class Recorder(pulumi.runtime.Mocks):
     deployer: str = DEPLOYER
     resources: list[Resource] = field(default_factory=list)
     account: str = ACCOUNT
+    #: Every data source the program read (token, arguments): checked against the CI roles like the resources.
+    invokes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         if args.typ == "pulumi:pulumi:StackReference":
@@ -155,6 +158,8 @@ class Recorder(pulumi.runtime.Mocks):
             }
         elif args.typ == "aws:lb/targetGroup:TargetGroup":
             state["arnSuffix"] = f"targetgroup/{state['name']}/73e2d6bc24d8a067"
+        elif args.typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+            state["arn"] = f"arn:aws:iam::{account}:oidc-provider/{args.inputs['url'].removeprefix('https://')}"
         elif args.typ == "aws:cloudwatch/logGroup:LogGroup":
             state["arn"] = f"arn:aws:logs:{REGION}:{account}:log-group:{args.inputs['name']}"
         elif args.typ == "aws:s3/bucket:Bucket":
@@ -184,6 +189,7 @@ class Recorder(pulumi.runtime.Mocks):
         return value
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        self.invokes.append((args.token, dict(args.args)))
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
             session = self.deployer.replace(":iam::", ":sts::").replace(":role/", ":assumed-role/") + "/ci"
             return {"accountId": self.account, "arn": session, "userId": "AROA:ci"}, []
@@ -246,12 +252,14 @@ def run_program(
     settings: StackSettings,
     shared_outputs: dict[str, Any] | None = None,
     *,
-    deployer: str = DEPLOYER,
+    deployer: str | None = None,
     preview: bool = False,
     account: str = ACCOUNT,
 ) -> Run:
-    """Build one program under fresh mocks in one AWS account; resolve what it exports."""
-    recorder = Recorder(shared_outputs or {}, deployer, account=account)
+    """Build one program under fresh mocks in one AWS account; resolve what it exports. By default it runs as the CI
+    deploy role of the stack's own bootstrap (`<project>-<env>-github-deploy`)."""
+    caller = deployer or deploy_role(account, settings.name)
+    recorder = Recorder(shared_outputs or {}, caller, account=account)
     project = PROJECTS[type(settings)]
     pulumi.runtime.set_mocks(
         recorder,
@@ -279,7 +287,7 @@ def run_root(*, account: str = ACCOUNT, **overrides: Any) -> Run:
     from stacks.root import build
 
     settings = settings_for(SharedSettings, **overrides)
-    return run_program(build, settings, deployer=deploy_role(account), account=account)
+    return run_program(build, settings, deployer=deploy_role(account, settings.name), account=account)
 
 
 def run_ecs(shared: Run, **overrides: Any) -> Run:
@@ -298,7 +306,7 @@ def run_eks(shared: Run, **overrides: Any) -> Run:
 
 def _run_platform(build: Callable[[Any], Any], settings: StackSettings, shared: Run) -> Run:
     account = shared.recorder.account
-    return run_program(build, settings, shared.outputs, deployer=deploy_role(account), account=account)
+    return run_program(build, settings, shared.outputs, deployer=deploy_role(account, settings.name), account=account)
 
 
 def integral(value: Any) -> Any:

@@ -50,21 +50,69 @@ def resource_type_mismatches(document: str) -> list[str]:
     return problems
 
 
+#: Condition operators the evaluator knows; any other one fails the check instead of being guessed.
+_POSITIVE = {"StringEquals", "StringLike", "ArnEquals", "ArnLike", "Bool"}
+_NEGATED = {"StringNotEquals", "StringNotLike", "ArnNotEquals", "ArnNotLike"}
+
+
+def _matches(operator: str, value: str, expected: list[str]) -> bool:
+    if operator in ("StringEquals", "ArnEquals", "StringNotEquals", "ArnNotEquals"):
+        # IAM's ArnEquals matches like ArnLike (wildcards allowed); StringEquals is exact.
+        if operator.startswith("Arn"):
+            return any(fnmatchcase(value, item) for item in expected)
+        return value in expected
+    if operator == "Bool":
+        return value.lower() in [item.lower() for item in expected]
+    return any(fnmatchcase(value, item) for item in expected)
+
+
+def conditions_hold(conditions: Mapping[str, Mapping[str, Any]], context: Mapping[str, str]) -> bool:
+    """Whether every condition of a statement holds for a request carrying `context`, as IAM evaluates them: a key
+    missing from the request fails a positive operator and satisfies a negated one (AWS's "Condition operators"),
+    `...IfExists` holds when the key is missing, `Null` tests presence. Keys are case-insensitive."""
+    present = {key.lower(): value for key, value in context.items()}
+    for raw_operator, keys in conditions.items():
+        operator = raw_operator.removesuffix("IfExists")
+        assert operator in _POSITIVE | _NEGATED | {"Null"}, f"condition operator {raw_operator} is not evaluated here"
+        for key, values in keys.items():
+            value = present.get(key.lower())
+            expected = [str(item) for item in _listed(values)]
+            if operator == "Null":
+                if (value is None) != (expected == ["true"]):
+                    return False
+            elif value is None:
+                if operator in _POSITIVE and not raw_operator.endswith("IfExists"):
+                    return False
+            elif _matches(operator, value, expected) == (operator in _NEGATED):
+                return False
+    return True
+
+
+def _applies(item: Mapping[str, Any], action: str, resource: str, context: Mapping[str, str]) -> bool:
+    if "Action" in item:
+        named = any(fnmatchcase(action.lower(), granted.lower()) for granted in _listed(item["Action"]))
+    else:
+        named = not any(fnmatchcase(action.lower(), other.lower()) for other in _listed(item["NotAction"]))
+    if not named:
+        return False
+    if "Resource" in item:
+        on_resource = any(fnmatchcase(resource, granted) for granted in _listed(item["Resource"]))
+    else:
+        on_resource = not any(fnmatchcase(resource, other) for other in _listed(item["NotResource"]))
+    return on_resource and conditions_hold(item.get("Condition", {}), context)
+
+
 def allows(document: str, action: str, resource: str, context: Mapping[str, str]) -> bool:
-    """Whether an Allow statement of an identity policy grants `action` on `resource` for a request carrying the
-    `context` condition keys. Only `StringEquals` and `ArnEquals` (both exact, as the CI policies use them; another
-    operator fails) are evaluated; IAM's `*` and `?` match like shell patterns, across `/` and `:`."""
-    for item in json.loads(document)["Statement"]:
-        if item["Effect"] != "Allow":
-            continue
-        if not any(fnmatchcase(action.lower(), granted.lower()) for granted in _listed(item["Action"])):
-            continue
-        if not any(fnmatchcase(resource, granted) for granted in _listed(item["Resource"])):
-            continue
-        conditions = item.get("Condition", {})
-        unsupported = set(conditions) - {"StringEquals", "ArnEquals"}
-        assert not unsupported, f"condition operators {unsupported} are not evaluated here"
-        equals = {**conditions.get("StringEquals", {}), **conditions.get("ArnEquals", {})}
-        if all(context.get(key) in _listed(values) for key, values in equals.items()):
-            return True
-    return False
+    """Whether a policy allows `action` on `resource` for a request carrying the `context` condition keys: some
+    Allow statement applies and no Deny does (IAM's evaluation within one policy). Action, NotAction, Resource,
+    NotResource and the operators of `conditions_hold` are evaluated; IAM's `*` and `?` match like shell patterns,
+    across `/` and `:`."""
+    statements = json.loads(document)["Statement"]
+    if any(item["Effect"] == "Deny" and _applies(item, action, resource, context) for item in statements):
+        return False
+    return any(item["Effect"] == "Allow" and _applies(item, action, resource, context) for item in statements)
+
+
+def allows_bounded(identity: str, boundary: str, action: str, resource: str, context: Mapping[str, str]) -> bool:
+    """What a role with the `identity` policy and the `boundary` permissions boundary may do: both must allow."""
+    return allows(identity, action, resource, context) and allows(boundary, action, resource, context)

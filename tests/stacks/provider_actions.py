@@ -140,6 +140,39 @@ def bounded(resource: str, *actions: str) -> tuple[Need, ...]:
     return tuple(Need(action, resource, BOUNDED) for action in actions)
 
 
+#: The stack's tags (Project, Environment) as a create request carries them, and as an existing resource has them.
+REQUEST_TAGS = {"aws:RequestTag/Project": "{project}", "aws:RequestTag/Environment": "{environment}"}
+RESOURCE_TAGS = {"aws:ResourceTag/Project": "{project}", "aws:ResourceTag/Environment": "{environment}"}
+
+
+def ec2_arn(kind: str, resource_id: str) -> str:
+    return f"arn:aws:ec2:{{region}}:{{account}}:{kind}/{resource_id}"
+
+
+def created(resource: str, action: str) -> tuple[Need, ...]:
+    """An EC2 create: the new resource, its tags in the request, and the tagging IAM authorizes with the create
+    (`ec2:CreateAction`)."""
+    return (
+        *requested(resource, action),
+        Need("ec2:CreateTags", resource, {**REQUEST_TAGS, "ec2:CreateAction": action.split(":")[1]}),
+    )
+
+
+def requested(resource: str, *actions: str) -> tuple[Need, ...]:
+    """Creates authorized by the stack's tags in the request."""
+    return tuple(Need(action, resource, REQUEST_TAGS) for action in actions)
+
+
+def owned(resource: str, *actions: str) -> tuple[Need, ...]:
+    """EC2 calls on a resource of the stack that exists already (it carries the stack's tags)."""
+    return tuple(Need(action, resource, RESOURCE_TAGS) for action in actions)
+
+
+VPC = ec2_arn("vpc", "{inputs[vpcId]}")
+SUBNET = ec2_arn("subnet", "{inputs[subnetId]}")
+GROUP = ec2_arn("security-group", "{inputs[securityGroupId]}")
+EC2_TAGS = ("ec2:CreateTags", "ec2:DeleteTags")
+
 BUCKET = "arn:aws:s3:::{inputs[bucket]}"
 REPOSITORY = "arn:aws:ecr:{region}:{account}:repository/{inputs[repository]}"
 CLUSTER = "arn:aws:eks:{region}:{account}:cluster/{cluster}"
@@ -147,101 +180,74 @@ ADDON = "arn:aws:eks:{region}:{account}:addon/{cluster}/{inputs[addonName]}/0ac7
 ACCESS_ENTRY = "arn:aws:eks:{region}:{account}:access-entry/{cluster}/role/{account}/{name}-github-deploy/4ec7c0a2"
 #: The alarms a target-tracking policy creates are named after the scalable target.
 ALARM = "arn:aws:cloudwatch:{region}:{account}:alarm:TargetTracking-{inputs[resourceId]}-AlarmHigh-0a1b2c3d"
-SG_RULE = ("ec2:DescribeSecurityGroupRules", "ec2:ModifySecurityGroupRules", "ec2:CreateTags")
-ELB_TAGS = ("elasticloadbalancing:AddTags", "elasticloadbalancing:DescribeTags", "elasticloadbalancing:RemoveTags")
+#: Tags are added and removed on the resource itself; DescribeTags has no resource-level permissions.
+ELB_TAGS = ("elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags")
+#: A deployment of an ECS service (`{resource_path}`: `<cluster>/<service>` of the service's ARN).
+SERVICE_DEPLOYMENT = "arn:aws:ecs:{region}:{account}:service-deployment/{resource_path}/0a1b2c3d4e5f"
 
 PROVIDER_ACTIONS: dict[str, tuple[Need, ...]] = {
-    "aws:ec2/vpc:Vpc": on(
+    "aws:ec2/vpc:Vpc": created("{arn}", "ec2:CreateVpc")
+    + owned("{arn}", "ec2:ModifyVpcAttribute", "ec2:DescribeVpcAttribute", "ec2:DeleteVpc", *EC2_TAGS)
+    + on(
         "*",
-        "ec2:CreateVpc",
-        "ec2:CreateTags",
         "ec2:DescribeVpcs",
-        "ec2:DescribeVpcAttribute",
-        "ec2:ModifyVpcAttribute",
         "ec2:DescribeNetworkAcls",  # the VPC's default network ACL, read with the VPC
         "ec2:DescribeRouteTables",
         "ec2:DescribeSecurityGroups",
-        "ec2:DeleteVpc",
     ),
-    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": on(
-        "*",
-        "ec2:DescribeSecurityGroups",
-        "ec2:RevokeSecurityGroupIngress",
-        "ec2:RevokeSecurityGroupEgress",
-        "ec2:CreateTags",
-        "ec2:DeleteTags",
-    ),
-    "aws:ec2/internetGateway:InternetGateway": on(
-        "*",
-        "ec2:CreateInternetGateway",
-        "ec2:AttachInternetGateway",
-        "ec2:DescribeInternetGateways",
-        "ec2:DetachInternetGateway",
-        "ec2:DeleteInternetGateway",
-        "ec2:CreateTags",
-    ),
-    "aws:ec2/routeTable:RouteTable": on(
-        "*",
-        "ec2:CreateRouteTable",
-        "ec2:CreateRoute",
-        "ec2:ReplaceRoute",
-        "ec2:DeleteRoute",
-        "ec2:DescribeRouteTables",
-        "ec2:DeleteRouteTable",
-        "ec2:CreateTags",
-    ),
-    "aws:ec2/subnet:Subnet": on(
-        "*",
-        "ec2:CreateSubnet",
-        "ec2:DescribeSubnets",
-        "ec2:ModifySubnetAttribute",
-        "ec2:DescribeNetworkInterfaces",
-        "ec2:DeleteSubnet",
-        "ec2:CreateTags",
-    ),
-    "aws:ec2/routeTableAssociation:RouteTableAssociation": on(
-        "*",
+    # AWS makes the default group untagged; the provider revokes its rules (no tags given, none added).
+    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": on("*", "ec2:DescribeSecurityGroups")
+    + on("{arn}", "ec2:RevokeSecurityGroupIngress", "ec2:RevokeSecurityGroupEgress"),
+    "aws:ec2/internetGateway:InternetGateway": created("{arn}", "ec2:CreateInternetGateway")
+    + owned("{arn}", "ec2:AttachInternetGateway", "ec2:DetachInternetGateway", "ec2:DeleteInternetGateway", *EC2_TAGS)
+    + owned(VPC, "ec2:AttachInternetGateway", "ec2:DetachInternetGateway")
+    + on("*", "ec2:DescribeInternetGateways"),
+    "aws:ec2/routeTable:RouteTable": created("{arn}", "ec2:CreateRouteTable")
+    + owned(VPC, "ec2:CreateRouteTable")
+    + owned("{arn}", "ec2:CreateRoute", "ec2:ReplaceRoute", "ec2:DeleteRoute", "ec2:DeleteRouteTable", *EC2_TAGS)
+    + on("*", "ec2:DescribeRouteTables"),
+    "aws:ec2/subnet:Subnet": created("{arn}", "ec2:CreateSubnet")
+    + owned(VPC, "ec2:CreateSubnet")
+    + owned("{arn}", "ec2:ModifySubnetAttribute", "ec2:DeleteSubnet", *EC2_TAGS)
+    + on("*", "ec2:DescribeSubnets", "ec2:DescribeNetworkInterfaces"),
+    "aws:ec2/routeTableAssociation:RouteTableAssociation": owned(
+        ec2_arn("route-table", "{inputs[routeTableId]}"),
         "ec2:AssociateRouteTable",
         "ec2:ReplaceRouteTableAssociation",  # a changed route table is swapped in place
-        "ec2:DescribeRouteTables",
         "ec2:DisassociateRouteTable",
-    ),
-    "aws:ec2/eip:Eip": on(
-        "*",
-        "ec2:AllocateAddress",
-        "ec2:DescribeAddresses",
-        "ec2:DescribeAddressesAttribute",
-        "ec2:DisassociateAddress",
-        "ec2:ReleaseAddress",
-        "ec2:CreateTags",
-    ),
-    "aws:ec2/natGateway:NatGateway": on(
-        "*", "ec2:CreateNatGateway", "ec2:DescribeNatGateways", "ec2:DeleteNatGateway", "ec2:CreateTags"
-    ),
-    "aws:ec2/vpcEndpoint:VpcEndpoint": on(
-        "*",
-        "ec2:CreateVpcEndpoint",
-        "ec2:DescribeVpcEndpoints",
-        "ec2:DescribePrefixLists",
-        "ec2:ModifyVpcEndpoint",
-        "ec2:DeleteVpcEndpoints",
-        "ec2:CreateTags",
-    ),
-    "aws:ec2/securityGroup:SecurityGroup": on(
-        "*",
-        "ec2:CreateSecurityGroup",
-        "ec2:DescribeSecurityGroups",
-        "ec2:RevokeSecurityGroupEgress",  # the allow-all egress rule AWS adds
-        "ec2:DescribeNetworkInterfaces",
-        "ec2:DeleteSecurityGroup",
-        "ec2:CreateTags",
-    ),
-    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": on(
-        "*", "ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress", *SG_RULE
-    ),
-    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": on(
-        "*", "ec2:AuthorizeSecurityGroupEgress", "ec2:RevokeSecurityGroupEgress", *SG_RULE
-    ),
+    )
+    + owned(SUBNET, "ec2:AssociateRouteTable", "ec2:ReplaceRouteTableAssociation", "ec2:DisassociateRouteTable")
+    + on("*", "ec2:DescribeRouteTables"),
+    "aws:ec2/eip:Eip": created(ec2_arn("elastic-ip", "{id}"), "ec2:AllocateAddress")
+    + owned(ec2_arn("elastic-ip", "{id}"), "ec2:DisassociateAddress", "ec2:ReleaseAddress", *EC2_TAGS)
+    # The NAT gateway's interface (AWS's, untagged) the address is let go from.
+    + on(ec2_arn("network-interface", "eni-0a1b2c3d4e5f60718"), "ec2:DisassociateAddress")
+    + on("*", "ec2:DescribeAddresses", "ec2:DescribeAddressesAttribute"),
+    "aws:ec2/natGateway:NatGateway": created(ec2_arn("natgateway", "{id}"), "ec2:CreateNatGateway")
+    + owned(SUBNET, "ec2:CreateNatGateway")
+    + owned(ec2_arn("elastic-ip", "{inputs[allocationId]}"), "ec2:CreateNatGateway")
+    + owned(ec2_arn("natgateway", "{id}"), "ec2:DeleteNatGateway", *EC2_TAGS)
+    + on("*", "ec2:DescribeNatGateways"),
+    "aws:ec2/vpcEndpoint:VpcEndpoint": created("{arn}", "ec2:CreateVpcEndpoint")
+    + owned(VPC, "ec2:CreateVpcEndpoint")
+    + owned(ec2_arn("route-table", "{inputs[routeTableIds][0]}"), "ec2:CreateVpcEndpoint", "ec2:ModifyVpcEndpoint")
+    + owned("{arn}", "ec2:ModifyVpcEndpoint", "ec2:DeleteVpcEndpoints", *EC2_TAGS)
+    + on("*", "ec2:DescribeVpcEndpoints", "ec2:DescribePrefixLists"),
+    "aws:ec2/securityGroup:SecurityGroup": created("{arn}", "ec2:CreateSecurityGroup")
+    + owned(VPC, "ec2:CreateSecurityGroup")
+    # the allow-all egress rule AWS adds is revoked once the group exists (tagged)
+    + owned("{arn}", "ec2:RevokeSecurityGroupEgress", "ec2:DeleteSecurityGroup", *EC2_TAGS)
+    + on("*", "ec2:DescribeSecurityGroups", "ec2:DescribeNetworkInterfaces"),
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": created("{arn}", "ec2:AuthorizeSecurityGroupIngress")
+    + owned(
+        GROUP, "ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress", "ec2:ModifySecurityGroupRules"
+    )
+    + owned("{arn}", "ec2:ModifySecurityGroupRules", *EC2_TAGS)
+    + on("*", "ec2:DescribeSecurityGroupRules"),
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": created("{arn}", "ec2:AuthorizeSecurityGroupEgress")
+    + owned(GROUP, "ec2:AuthorizeSecurityGroupEgress", "ec2:RevokeSecurityGroupEgress", "ec2:ModifySecurityGroupRules")
+    + owned("{arn}", "ec2:ModifySecurityGroupRules", *EC2_TAGS)
+    + on("*", "ec2:DescribeSecurityGroupRules"),
     "aws:ecr/repository:Repository": calls("{arn}", "ecr", *ECR_REPOSITORY_OPERATIONS),
     "aws:ecr/lifecyclePolicy:LifecyclePolicy": on(
         REPOSITORY, "ecr:PutLifecyclePolicy", "ecr:GetLifecyclePolicy", "ecr:DeleteLifecyclePolicy"
@@ -288,6 +294,7 @@ PROVIDER_ACTIONS: dict[str, tuple[Need, ...]] = {
         "logs:PutRetentionPolicy",
         "logs:ListTagsForResource",
         "logs:TagResource",
+        "logs:UntagResource",
         "logs:DeleteLogGroup",
     )
     + on("*", "logs:DescribeLogGroups"),
@@ -300,19 +307,29 @@ PROVIDER_ACTIONS: dict[str, tuple[Need, ...]] = {
         "iam:ListRolePolicies",
         "iam:ListAttachedRolePolicies",
         "iam:ListInstanceProfilesForRole",
-        "iam:UpdateAssumeRolePolicy",
-        "iam:DeleteRole",
+        "iam:DeleteRole",  # no UpdateAssumeRolePolicy: a new trust policy replaces the role (replaceOnChanges)
     ),
     "aws:iam/rolePolicy:RolePolicy": bounded(ROLE, "iam:PutRolePolicy", "iam:DeleteRolePolicy")
     + on(ROLE, "iam:GetRolePolicy"),
-    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": bounded(ROLE, "iam:AttachRolePolicy", "iam:DetachRolePolicy")
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": tuple(
+        Need(action, ROLE, {**BOUNDED, "iam:PolicyARN": "{inputs[policyArn]}"})
+        for action in ("iam:AttachRolePolicy", "iam:DetachRolePolicy")
+    )
     + on(ROLE, "iam:ListAttachedRolePolicies"),
-    "aws:iam/openIdConnectProvider:OpenIdConnectProvider": on(
-        "{arn}",
-        "iam:CreateOpenIDConnectProvider",
-        "iam:GetOpenIDConnectProvider",
-        "iam:TagOpenIDConnectProvider",
-        "iam:DeleteOpenIDConnectProvider",
+    # Created with its tags in the request (and iam:TagOpenIDConnectProvider for them), then read, retagged and
+    # deleted as a tagged resource.
+    "aws:iam/openIdConnectProvider:OpenIdConnectProvider": tuple(
+        Need(action, "{arn}", REQUEST_TAGS)
+        for action in ("iam:CreateOpenIDConnectProvider", "iam:TagOpenIDConnectProvider")
+    )
+    + tuple(
+        Need(action, "{arn}", RESOURCE_TAGS)
+        for action in (
+            "iam:GetOpenIDConnectProvider",
+            "iam:TagOpenIDConnectProvider",
+            "iam:UntagOpenIDConnectProvider",
+            "iam:DeleteOpenIDConnectProvider",
+        )
     ),
     "aws:servicediscovery/httpNamespace:HttpNamespace": on(
         "*",
@@ -321,32 +338,38 @@ PROVIDER_ACTIONS: dict[str, tuple[Need, ...]] = {
         "servicediscovery:GetNamespace",
         "servicediscovery:ListTagsForResource",
         "servicediscovery:TagResource",
+        "servicediscovery:UntagResource",
         "servicediscovery:DeleteNamespace",
     ),
     "aws:ecs/cluster:Cluster": on(
-        "*",
+        "{arn}",
         "ecs:CreateCluster",
         "ecs:DescribeClusters",
         "ecs:UpdateCluster",
         "ecs:ListTagsForResource",
         "ecs:TagResource",
+        "ecs:UntagResource",
         "ecs:DeleteCluster",
     )
     + service_linked_role("ecs.amazonaws.com", "AWSServiceRoleForECS"),
-    "aws:ecs/taskDefinition:TaskDefinition": calls("*", "ecs", *ECS_TASK_DEFINITION_OPERATIONS)
+    "aws:ecs/taskDefinition:TaskDefinition": calls(
+        "{arn}", "ecs", "RegisterTaskDefinition", "TagResource", "UntagResource"
+    )
+    + calls("*", "ecs", "DescribeTaskDefinition", "DeregisterTaskDefinition")
     + passes("{inputs[executionRoleArn]}", "ecs-tasks.amazonaws.com")
     + passes("{inputs[taskRoleArn]}", "ecs-tasks.amazonaws.com"),
-    "aws:ecs/service:Service": calls("*", "ecs", *ECS_SERVICE_OPERATIONS),
+    "aws:ecs/service:Service": calls("{arn}", "ecs", *ECS_SERVICE_OPERATIONS)
+    + calls(SERVICE_DEPLOYMENT, "ecs", "DescribeServiceDeployments"),
     "aws:appautoscaling/target:Target": on(
         "*",
         "application-autoscaling:RegisterScalableTarget",
         "application-autoscaling:DescribeScalableTargets",
         "application-autoscaling:ListTagsForResource",
         "application-autoscaling:TagResource",
+        "application-autoscaling:UntagResource",  # a tag key removed from the stack (tags_gen.go updateTags)
         "application-autoscaling:DeregisterScalableTarget",
-        "ecs:DescribeServices",
-        "ecs:UpdateService",
     )
+    + on("arn:aws:ecs:{region}:{account}:{inputs[resourceId]}", "ecs:DescribeServices", "ecs:UpdateService")
     + service_linked_role(
         "ecs.application-autoscaling.amazonaws.com", "AWSServiceRoleForApplicationAutoScaling_ECSService"
     ),
@@ -357,51 +380,54 @@ PROVIDER_ACTIONS: dict[str, tuple[Need, ...]] = {
         "application-autoscaling:DeleteScalingPolicy",
     )
     + on(ALARM, "cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"),
-    "aws:lb/loadBalancer:LoadBalancer": on(
+    "aws:lb/loadBalancer:LoadBalancer": requested("{arn}", "elasticloadbalancing:CreateLoadBalancer")
+    + on(
         "*",
-        "elasticloadbalancing:CreateLoadBalancer",
         "elasticloadbalancing:DescribeLoadBalancers",
         "elasticloadbalancing:DescribeLoadBalancerAttributes",
-        "elasticloadbalancing:ModifyLoadBalancerAttributes",
         "elasticloadbalancing:DescribeCapacityReservation",  # read with every ALB
+        "elasticloadbalancing:DescribeTags",
+    )
+    + on(
+        "{arn}",
+        "elasticloadbalancing:ModifyLoadBalancerAttributes",
         "elasticloadbalancing:SetSecurityGroups",
         "elasticloadbalancing:SetSubnets",
         "elasticloadbalancing:DeleteLoadBalancer",
         *ELB_TAGS,
     )
     + service_linked_role("elasticloadbalancing.amazonaws.com", "AWSServiceRoleForElasticLoadBalancing"),
-    "aws:lb/targetGroup:TargetGroup": on(
+    "aws:lb/targetGroup:TargetGroup": requested("{arn}", "elasticloadbalancing:CreateTargetGroup")
+    + on(
         "*",
-        "elasticloadbalancing:CreateTargetGroup",
         "elasticloadbalancing:DescribeTargetGroups",
         "elasticloadbalancing:DescribeTargetGroupAttributes",
+        "elasticloadbalancing:DescribeTags",
+    )
+    + on(
+        "{arn}",
         "elasticloadbalancing:ModifyTargetGroupAttributes",
         "elasticloadbalancing:ModifyTargetGroup",
         "elasticloadbalancing:DeleteTargetGroup",
         *ELB_TAGS,
     ),
-    "aws:lb/listener:Listener": on(
+    "aws:lb/listener:Listener": on("{inputs[loadBalancerArn]}", "elasticloadbalancing:CreateListener")
+    + on(
         "*",
-        "elasticloadbalancing:CreateListener",
         "elasticloadbalancing:DescribeListeners",
         "elasticloadbalancing:DescribeListenerAttributes",
-        "elasticloadbalancing:ModifyListener",
-        "elasticloadbalancing:DeleteListener",
-        *ELB_TAGS,
-    ),
-    "aws:lb/listenerRule:ListenerRule": on(
-        "*",
-        "elasticloadbalancing:CreateRule",
-        "elasticloadbalancing:DescribeRules",
-        "elasticloadbalancing:ModifyRule",
-        "elasticloadbalancing:DeleteRule",
-        *ELB_TAGS,
-    ),
+        "elasticloadbalancing:DescribeTags",
+    )
+    + on("{arn}", "elasticloadbalancing:ModifyListener", "elasticloadbalancing:DeleteListener", *ELB_TAGS),
+    "aws:lb/listenerRule:ListenerRule": on("{inputs[listenerArn]}", "elasticloadbalancing:CreateRule")
+    + on("*", "elasticloadbalancing:DescribeRules", "elasticloadbalancing:DescribeTags")
+    + on("{arn}", "elasticloadbalancing:ModifyRule", "elasticloadbalancing:DeleteRule", *ELB_TAGS),
     "aws:eks/cluster:Cluster": on(
         "{arn}",
         "eks:CreateCluster",
         "eks:DescribeCluster",
         "eks:TagResource",
+        "eks:UntagResource",
         "eks:UpdateClusterConfig",
         "eks:UpdateClusterVersion",
         "eks:DescribeUpdate",
@@ -410,12 +436,12 @@ PROVIDER_ACTIONS: dict[str, tuple[Need, ...]] = {
     + passes("{inputs[roleArn]}", "eks.amazonaws.com")
     + service_linked_role("eks.amazonaws.com", "AWSServiceRoleForAmazonEKS"),
     "aws:eks/fargateProfile:FargateProfile": on(CLUSTER, "eks:CreateFargateProfile")
-    + on("{arn}", "eks:DescribeFargateProfile", "eks:TagResource", "eks:DeleteFargateProfile")
+    + on("{arn}", "eks:DescribeFargateProfile", "eks:TagResource", "eks:UntagResource", "eks:DeleteFargateProfile")
     # Which of the two EKS names as the service the pod role is passed to is not documented: both are allowed.
     + passes("{inputs[podExecutionRoleArn]}", "eks.amazonaws.com", "eks-fargate-pods.amazonaws.com")
     + service_linked_role("eks-fargate.amazonaws.com", "AWSServiceRoleForAmazonEKSForFargate"),
     "aws:eks/addon:Addon": on(CLUSTER, "eks:CreateAddon")
-    + on(ADDON, "eks:DescribeAddon", "eks:UpdateAddon", "eks:TagResource", "eks:DeleteAddon")
+    + on(ADDON, "eks:DescribeAddon", "eks:UpdateAddon", "eks:TagResource", "eks:UntagResource", "eks:DeleteAddon")
     + on("*", "eks:DescribeAddonVersions"),
     # web_acl.go: resourceWebACLCreate (CreateWebACL, tags in the request), resourceWebACLRead -> findWebACL
     # (GetWebACL; tags_gen.go listTags: ListTagsForResource), resourceWebACLUpdate (UpdateWebACL, updateTags:
@@ -438,7 +464,14 @@ PROVIDER_ACTIONS: dict[str, tuple[Need, ...]] = {
     + calls("{inputs[resourceArn]}", "wafv2", "AssociateWebACL", "GetWebACLForResource", "DisassociateWebACL")
     + on("{inputs[resourceArn]}", "elasticloadbalancing:SetWebAcl"),
     "aws:eks/accessEntry:AccessEntry": on(CLUSTER, "eks:CreateAccessEntry")
-    + on(ACCESS_ENTRY, "eks:DescribeAccessEntry", "eks:UpdateAccessEntry", "eks:TagResource", "eks:DeleteAccessEntry"),
+    + on(
+        ACCESS_ENTRY,
+        "eks:DescribeAccessEntry",
+        "eks:UpdateAccessEntry",
+        "eks:TagResource",
+        "eks:UntagResource",
+        "eks:DeleteAccessEntry",
+    ),
     "aws:eks/accessPolicyAssociation:AccessPolicyAssociation": on(
         ACCESS_ENTRY, "eks:AssociateAccessPolicy", "eks:ListAssociatedAccessPolicies", "eks:DisassociateAccessPolicy"
     ),
@@ -492,4 +525,18 @@ SOURCE_FILES: dict[str, str] = {
     "aws:wafv2/webAclAssociation:WebAclAssociation": "wafv2/web_acl_association.go",
     "aws:eks/accessEntry:AccessEntry": "eks/access_entry.go",
     "aws:eks/accessPolicyAssociation:AccessPolicyAssociation": "eks/access_policy_association.go",
+}
+
+#: The data sources the programs read themselves (pulumi-eks's own are `eks_component.INVOKES`), at preview as at
+#: update, and what each one calls, read from the same provider's source (`internal/service/...`):
+#: `sts/caller_identity_data_source.go` (sts:GetCallerIdentity, which IAM never denies), `meta/partition_data_source.go`
+#: and `elb/service_account_data_source.go` (answered from the provider's own tables, no call),
+#: `ec2/ec2_availability_zones_data_source.go` (DescribeAvailabilityZones) and `iam/session_context_data_source.go`
+#: (dataSourceSessionContextRead -> findRoleByName: iam:GetRole on the role behind the caller's session, `{caller}`).
+INVOKE_ACTIONS: dict[str, tuple[Need, ...]] = {
+    "aws:index/getCallerIdentity:getCallerIdentity": (),
+    "aws:index/getPartition:getPartition": (),
+    "aws:elb/getServiceAccount:getServiceAccount": (),
+    "aws:index/getAvailabilityZones:getAvailabilityZones": on("*", "ec2:DescribeAvailabilityZones"),
+    "aws:iam/getSessionContext:getSessionContext": on("{caller}", "iam:GetRole"),
 }

@@ -86,6 +86,16 @@ def test_platform_stack_files_have_no_on_off_switches() -> None:
         (EcsStackSettings, {"modelUri": "s3://models-bucket"}, "modelUri must look like s3://<bucket>/<prefix>"),
         (EcsStackSettings, {"modelUri": "models/champion"}, "absolute path inside the image"),
         (EcsStackSettings, {"modelUri": "s3://models-bucket/champion"}, "modelSha256 is required"),
+        (
+            EcsStackSettings,
+            {"modelUri": "s3://acme-payroll/champion", "modelSha256": "a" * 64},
+            "modelUri must be in this stack's model bucket (diabetes-dev-models-...",
+        ),
+        (
+            EcsStackSettings,
+            {"certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/0f6b1a2c-1111-4222-8333-944455556666"},
+            "certificateArn is in us-east-1, the stack in eu-west-1",
+        ),
         (EcsStackSettings, {"modelSha256": "ABC"}, "diabetes-ecs:modelSha256"),
         (EcsStackSettings, {"certificateArn": "arn:aws:iam::123456789012:server-certificate/x"}, "ACM certificate"),
         (SharedSettings, {"natGateways": "three"}, "diabetes:natGateways"),
@@ -120,9 +130,9 @@ def test_the_eks_stack_requires_its_access_entries() -> None:
 
 
 def test_an_s3_model_with_its_digest_is_accepted() -> None:
-    settings = settings_for(EcsStackSettings, modelUri="s3://models-bucket/m/v3", modelSha256=MODEL_SHA256)
+    settings = settings_for(EcsStackSettings, modelUri="s3://diabetes-dev-models-1a2b/m/v3", modelSha256=MODEL_SHA256)
     assert settings.model_s3 is not None
-    assert (settings.model_s3.bucket, settings.model_s3.prefix) == ("models-bucket", "m/v3")
+    assert (settings.model_s3.bucket, settings.model_s3.prefix) == ("diabetes-dev-models-1a2b", "m/v3")
 
 
 def _with_config(project: str, values: dict[str, str]) -> None:
@@ -203,3 +213,32 @@ def test_each_entry_point_builds_its_stack_from_config(
     assert recorder.of_type(expected)
     reference = [r for r in recorder.resources if r.typ == "pulumi:pulumi:StackReference"]
     assert not reference  # the mock answers StackReference without recording it
+
+
+def test_a_project_other_than_the_bootstraps_is_refused_before_anything_is_made() -> None:
+    """Setting diabetes:project moved every role path and the boundary name away from what the CI deploy role (made
+    for the bootstrap's project) may manage: the update failed half-way with AccessDenied."""
+    from stacks.root import build
+    from tests.stacks.harness import DEPLOYER, run_program
+
+    with pytest.raises(Exception, match="runs as diabetes-dev-github-deploy, the CI role of another bootstrap"):
+        run_program(build, settings_for(SharedSettings, project="acme"), deployer=DEPLOYER)
+    run_program(build, settings_for(SharedSettings), deployer=DEPLOYER)  # the bootstrap's own project
+
+
+@pytest.mark.parametrize("platform", ["ecs", "eks"])
+def test_a_certificate_of_another_account_is_refused_before_anything_is_made(platform: str) -> None:
+    """A load balancer takes an ACM certificate of its own account only: the region was checked with the config, the
+    account (known only from the caller's identity) was not, so the listener failed after the load balancer was
+    made."""
+    from stacks.ecs.program import build as build_ecs
+    from stacks.eks.program import build as build_eks
+    from tests.stacks.harness import ACCOUNT, run_program, run_root
+
+    build, model = {"ecs": (build_ecs, EcsStackSettings), "eks": (build_eks, EksStackSettings)}[platform]
+    root = run_root()
+    other = f"arn:aws:acm:eu-west-1:{'9' * 12}:certificate/0f6b1a2c-1111-4222-8333-944455556666"
+    with pytest.raises(ConfigError, match=f"certificateArn {other} is in account 999999999999, the stack runs in"):
+        run_program(build, settings_for(model, certificateArn=other), root.outputs)
+    own = other.replace("9" * 12, ACCOUNT)
+    run_program(build, settings_for(model, certificateArn=own), root.outputs)

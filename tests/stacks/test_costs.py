@@ -67,6 +67,11 @@ def test_every_profile_counts_what_its_programs_create(key: str) -> None:
         return sum(len(run.recorder.of_type(typ)) for run in runs.values())
 
     assert units("NAT gateway") == count("aws:ec2/natGateway:NatGateway") == count("aws:ec2/eip:Eip")
+    # Application Auto Scaling creates two alarms for each target-tracking policy (the estimate left them out).
+    alarms = sum(line.quantity for line in all_lines if line.item == "Target-tracking alarms")
+    assert alarms == count("aws:appautoscaling/policy:Policy") * costs.ALARMS_PER_POLICY
+    # The bootstrap's KMS key of the environment's secrets is billed whatever runs.
+    assert sum(line.quantity for line in all_lines if line.price == "kms_key_month") == 1
     balancers = count("aws:lb/loadBalancer:LoadBalancer") + count("kubernetes:networking.k8s.io/v1:Ingress")
     assert units("Application Load Balancer") == balancers
     if "ecs" in runs:

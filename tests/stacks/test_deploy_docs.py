@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "docs" / "deploy.md"
 
@@ -103,3 +105,72 @@ def test_the_guide_names_what_pulumi_eks_cannot_express_and_how_previews_run() -
     previews = text[text.index("## EKS previews") :]
     for fragment in ("dry run", "diabetes:previewers", "ValidatingAdmissionPolicy"):
         assert fragment in previews, fragment
+
+
+def _bash_blocks(section: str) -> list[str]:
+    text = DEPLOY.read_text()
+    start = text.index(f"## {section}")
+    body = text[start : text.index("\n## ", start + 3)]
+    return re.findall(r"```bash\n(.+?)```", body, re.S)
+
+
+@pytest.mark.parametrize("section", ["Where the model comes from", "First deployment"])
+def test_the_guides_model_commands_stop_on_a_synthetic_model(
+    section: str, trained_model_dir: Path, tmp_path: Path
+) -> None:
+    """The guide computed the digest with sha256sum and ran model-digest for information only: a synthetic model was
+    uploaded and configured anyway. Run as written (stubs for the cloud CLIs), nothing after the refusal may run."""
+    import os
+    import shutil
+
+    shutil.copytree(trained_model_dir, tmp_path / "artifacts" / "model")  # make demo's synthetic model
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    log = tmp_path / "calls.log"
+    for tool in ("aws", "pulumi", "docker", "git"):
+        (stubs / tool).write_text(f'#!/bin/sh\necho "{tool} $*" >> {log}\necho stub-output\n')
+    (stubs / "uv").write_text(f'#!/bin/sh\nshift 2\nexec {sys.executable} "$@"\n')  # `uv run python ...`
+    for stub in stubs.iterdir():
+        stub.chmod(0o755)
+    env = {**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}", "PYTHONPATH": str(ROOT)}
+    block = _bash_blocks(section)[0]  # the one that handles the model
+    done = subprocess.run(["bash", "-c", block], cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    assert "SYNTHETIC" in done.stderr
+    assert done.returncode != 0
+    assert not log.exists(), log.read_text()
+
+
+def test_the_guide_creates_the_roles_one_way_and_states_what_stays_possible() -> None:
+    """The by-hand role creation made three roles but no boundary and no OIDC provider: a bounded CreateRole then
+    failed. The bootstrap is the one way; what IAM cannot prevent is said plainly."""
+    text = DEPLOY.read_text()
+    assert "aws iam create-role" not in text
+    assert "aws iam put-role-policy" not in text
+    risks = text[text.index("## What stays possible") : text.index("## Configuration")]
+    for fragment in ("trust", "boundary", "review-state", "Block Public", "0.0.0.0/0"):
+        assert fragment in risks, fragment
+    assert "cents a month" not in text.replace("the rest cents", "")
+
+
+def test_the_guide_says_how_to_run_eks_by_hand_and_tear_it_down() -> None:
+    """A human not in admins was stopped by the access check, one in admins collided with the creator's entry."""
+    text = DEPLOY.read_text()
+    first = text[text.index("**EKS later, by hand.**") : text.index("CI on `main` runs exactly")]
+    assert "'diabetes-eks:eks.access.creator' role/<your-role>" in first
+    assert "'diabetes-eks:eks.access.admins[0]' role/diabetes-dev-github-deploy" in first
+    teardown = text[text.index("## Tear down") : text.index("## Cost")]
+    assert "stacks.ops review-state" in teardown
+    assert "eks.access.admins" in teardown
+
+
+def test_contributing_and_the_readme_agree_with_the_guide() -> None:
+    """CONTRIBUTING asked for a Pulumi Cloud token, repository-wide variables and "both platforms off", left out
+    deploy-root and MODEL_SHA256; the README called ci-roles the CI bootstrap."""
+    contributing = (ROOT / "CONTRIBUTING.md").read_text()
+    for stale in ("PULUMI_ACCESS_TOKEN", "both platforms off", "`AWS_REGION`,", "`AWS_PREVIEW_ROLE_ARN`."):
+        assert stale not in contributing, stale
+    for current in ("stacks.ops bootstrap", "AWS_REGION_<STACK>", "MODEL_SHA256", "deploy-root", "main` only"):
+        assert current in contributing, current
+    readme = (ROOT / "README.md").read_text()
+    assert "stacks.ops ci-roles" not in readme
+    assert "python -m stacks.ops bootstrap" in readme

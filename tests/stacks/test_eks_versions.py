@@ -49,8 +49,26 @@ def test_no_warning_while_more_than_90_days_are_left() -> None:
 def test_a_preview_on_a_version_near_its_end_warns(root_run: Run) -> None:
     from stacks.eks.program import build
 
-    settings = settings_for(EksStackSettings, eks={"version": "1.34"})
     with mock.patch("pulumi.log.warn") as warn, mock.patch("stacks.eks.versions.today", return_value=REVIEWED):
+        settings = settings_for(EksStackSettings, eks={"version": "1.34", "allowExtendedSupport": True})
         run_program(build, settings, root_run.outputs, preview=True)
     messages = [call.args[0] for call in warn.call_args_list]
     assert any("EKS 1.34 standard support ended on 2026-12-02" in m for m in messages), messages
+
+
+@pytest.mark.parametrize("version", ["1.32", "1.33", "1.34"])
+def test_a_version_past_standard_support_is_refused_unless_allowed(version: str) -> None:
+    """1.32-1.34 bill extended support on the review date and were accepted without an error."""
+    from stacks.config import ConfigError
+
+    with mock.patch("stacks.eks.versions.today", return_value=REVIEWED):
+        with pytest.raises(ConfigError, match=f"EKS {version} is past its standard support"):
+            settings_for(EksStackSettings, eks={"version": version})
+        assert settings_for(EksStackSettings, eks={"version": version, "allowExtendedSupport": True})
+
+
+def test_the_advice_names_the_next_version_not_the_current_one() -> None:
+    """The warning said "newest: 1.35" to a stack on 1.35; it names the next step, or that its row is missing."""
+    assert "set diabetes-eks:eks.version to 1.35" in (support_warning("1.34", REVIEWED) or "")
+    newest = support_warning("1.35", STANDARD_SUPPORT_END["1.35"]) or ""
+    assert "add 1.36 to stacks/eks/versions.py" in newest

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -119,3 +121,110 @@ def test_waiting_gives_up_at_the_timeout_with_the_last_problems() -> None:
         )
     assert str(caught.value) == "ECS service api is not healthy after 30s:\n  - runs 1 of 2"
     assert sum(clock.sleeps) <= 30
+
+
+class _ScanNotFoundError(Exception):
+    pass
+
+
+class FakeEcr:
+    """describe_image_scan_findings as ECR answers it under basic and enhanced (Inspector) scanning."""
+
+    class exceptions:  # noqa: N801 - boto3's attribute name
+        ScanNotFoundException = _ScanNotFoundError
+        ImageNotFoundException = _ScanNotFoundError
+
+    def __init__(self, status: str, counts: dict[str, int] | None = None, description: str = "") -> None:
+        self.answer = {
+            "imageScanStatus": {"status": status, "description": description},
+            "imageScanFindings": {"findingSeverityCounts": counts or {}},
+        }
+
+    def describe_image_scan_findings(self, **_: Any) -> dict[str, Any]:
+        return self.answer
+
+
+@pytest.mark.parametrize("status", ["COMPLETE", "ACTIVE"])
+def test_the_scan_gate_reads_the_findings_of_basic_and_enhanced_scanning(status: str) -> None:
+    """Enhanced scanning reports ACTIVE, never COMPLETE: the gate waited until its timeout on every release."""
+    from stacks.ops.scan import scan_problems
+
+    assert scan_problems(FakeEcr(status), "diabetes-dev/api", "abc", ["CRITICAL"]) == []  # type: ignore[arg-type]
+    with pytest.raises(OpsError, match="has 3 CRITICAL finding"):
+        scan_problems(FakeEcr(status, {"CRITICAL": 3}), "diabetes-dev/api", "abc", ["CRITICAL"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("status", ["LIMIT_EXCEEDED", "SCAN_ELIGIBILITY_EXPIRED", "FINDINGS_UNAVAILABLE"])
+def test_a_scan_that_cannot_finish_fails_with_its_reason(status: str) -> None:
+    from stacks.ops.scan import scan_problems
+
+    with pytest.raises(OpsError, match=f"is {status}: Inspector says why"):
+        scan_problems(FakeEcr(status, description="Inspector says why"), "r", "t", ["CRITICAL"])  # type: ignore[arg-type]
+
+
+def test_a_scan_still_running_is_waited_for() -> None:
+    from stacks.ops.scan import scan_problems
+
+    assert scan_problems(FakeEcr("IN_PROGRESS"), "r", "t", ["CRITICAL"]) == ["scan of r:t is IN_PROGRESS"]  # type: ignore[arg-type]
+    assert scan_problems(FakeEcr("PENDING"), "r", "t", ["CRITICAL"]) == ["scan of r:t is PENDING"]  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def service_url() -> Iterator[Callable[[int, dict[str, Any]], str]]:
+    """A real HTTP server on 127.0.0.1 answering /ready with the given status and body."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    answer: dict[str, Any] = {}
+
+    class Ready(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps(answer["body"]).encode()
+            self.send_response(answer["status"] if self.path == "/ready" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Ready)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    def serve(status: int, body: dict[str, Any]) -> str:
+        answer.update(status=status, body=body)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield serve
+    server.shutdown()
+
+
+def test_a_service_serving_a_synthetic_model_fails_the_verification_unless_allowed(
+    service_url: Callable[[int, dict[str, Any]], str],
+) -> None:
+    """The service only reported `synthetic` on /ready and no deploy step read it: a synthetic model went live."""
+    from stacks.ops.__main__ import main
+    from stacks.ops.verify import served_model_problems
+
+    synthetic = service_url(200, {"status": "ready", "model_version": "m1", "synthetic": True})
+    with pytest.raises(OpsError, match="trained on SYNTHETIC data"):
+        served_model_problems(synthetic, allow_synthetic=False)
+    assert served_model_problems(synthetic, allow_synthetic=True) == []
+    real = service_url(200, {"status": "ready", "model_version": "m2", "synthetic": False})
+    assert served_model_problems(real, allow_synthetic=False) == []
+    starting = service_url(503, {"detail": "model not loaded"})
+    assert served_model_problems(starting, allow_synthetic=False) == [
+        f"{starting}/ready answers 503: the service is not ready"
+    ]
+    unknown = service_url(200, {"status": "ready"})  # an older service that does not say: not accepted as real
+    with pytest.raises(OpsError):
+        served_model_problems(unknown, allow_synthetic=False)
+    # The CLI: verify-eks stops on it (exit 1), before any AWS call is waited for.
+    synthetic = service_url(200, {"status": "ready", "model_version": "m1", "synthetic": True})
+    args = ["verify-eks", "--cluster", "c", "--fargate-profile", "p", "--url", synthetic, "--timeout", "0"]
+    args += ["--region", "eu-west-1"]
+    with mock.patch("stacks.ops.__main__.check_eks", return_value=[]):
+        assert main(args) == 1
+        assert main([*args, "--allow-synthetic"]) == 0

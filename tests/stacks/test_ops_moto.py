@@ -371,9 +371,11 @@ def test_the_ci_roles_may_make_every_call_the_verify_steps_make(aws_env: dict[st
 
     setup = CiSetup("acme/diabetes", "dev", "123456789012", "eu-west-1", "acme-pulumi-state", "1234abcd-0000")
     policy = deploy_policy(setup)
-    # The stack's own names: the deploy role's EKS statements are scoped to its cluster.
+    # The stack's own names (what verify-ecs/verify-eks are given from the stack's outputs): the deploy role's ECS and
+    # EKS statements are scoped to its cluster.
     eks_arn = "arn:aws:eks:eu-west-1:123456789012:{}/diabetes-dev-eks"
     resources = {
+        "ecs:DescribeServices": "arn:aws:ecs:eu-west-1:123456789012:service/diabetes-dev-ecs/diabetes-dev-ecs-api-1a2b",
         "eks:DescribeCluster": eks_arn.format("cluster"),
         "eks:DescribeFargateProfile": eks_arn.format("fargateprofile") + "/diabetes-dev-system/0ac7c0a2",
     }

@@ -6,6 +6,7 @@ import json
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import kubernetes_validate
 import pytest
@@ -36,7 +37,7 @@ K8S_VERSION = "1.35.0"
 TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 SG_WRITES = ("ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress", "ec2:DeleteSecurityGroup")
-PREVIEW_KINDS = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "ClusterRole", "ClusterRoleBinding"}
+PREVIEW_KINDS = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "Role", "RoleBinding"}
 APP_KINDS = {"Namespace", "ServiceAccount", "Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
 
 
@@ -48,6 +49,8 @@ def _objects(run: Run, *, app_only: bool = False) -> list[dict[str, Any]]:
         if app_only and "-eks-app-" not in resource.name:
             continue
         _, group_version, kind = resource.typ.split(":")
+        if app_only and kind in PREVIEW_KINDS:  # the CI preview's grant is the program's, not the app's
+            continue
         api_version = group_version.removeprefix("core/")
         objects.append({"apiVersion": api_version, "kind": kind, **integral(resource.inputs)})
     return objects
@@ -143,7 +146,6 @@ def test_pulumi_eks_makes_no_role_security_group_or_node_of_its_own(eks_full_run
         "aws:eks/accessPolicyAssociation:AccessPolicyAssociation",
         "aws:eks/fargateProfile:FargateProfile",
         "aws:eks/addon:Addon",
-        "aws:iam/openIdConnectProvider:OpenIdConnectProvider",
     }
 
 
@@ -214,9 +216,12 @@ def test_cluster_version_logs_and_oidc_provider(eks_full_run: Run) -> None:
     log_group = eks_full_run.recorder.one("aws:cloudwatch/logGroup:LogGroup", "control-plane")
     assert cluster.waits_for(log_group)  # ours, with a retention: EKS would create it without one
     assert log_group.inputs["name"] == "/aws/eks/diabetes-dev-eks/cluster"
-    assert cluster.inputs["createOidcProvider"] is True
-    (oidc,) = _children(eks_full_run, "aws:iam/openIdConnectProvider:OpenIdConnectProvider")
+    # The OIDC provider is the program's own, tagged with the stack (pulumi-eks's would be untagged).
+    assert cluster.inputs["createOidcProvider"] is False
+    oidc = eks_full_run.recorder.one("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
     assert oidc.inputs["clientIdLists"] == ["sts.amazonaws.com"]
+    assert oidc.inputs["url"] == f"https://{OIDC_ISSUER}"
+    assert {oidc.inputs["tags"][key] for key in ("Project", "Environment")} == {"diabetes", "dev"}
 
 
 def test_one_fargate_profile_runs_the_system_and_app_namespaces_after_its_role_policy(eks_full_run: Run) -> None:
@@ -417,7 +422,7 @@ def _admission(groups: list[str], **request: Any) -> bool:
     same CEL the API server does)."""
     import celpy
 
-    policy = next(m for m in preview_access.preview_manifests() if m["kind"] == "ValidatingAdmissionPolicy")
+    policy = next(m for m in preview_access.guard_manifests() if m["kind"] == "ValidatingAdmissionPolicy")
     env = celpy.Environment()
     activation = {"request": celpy.json_to_cel({"userInfo": {"groups": groups}, **request})}
 
@@ -429,9 +434,39 @@ def _admission(groups: list[str], **request: Any) -> bool:
     return all(holds(v["expression"]) for v in policy["spec"]["validations"])
 
 
-def test_the_preview_role_may_dry_run_but_never_write(eks_full_run: Run) -> None:
+def _rbac_allows(
+    objects: list[dict[str, Any]], groups: list[str], verb: str, group: str, resource: str, namespace: str | None
+) -> bool:
+    """Kubernetes RBAC over the program's roles and bindings: a ClusterRoleBinding grants its ClusterRole everywhere,
+    a RoleBinding grants its Role (or a ClusterRole) in its own namespace only; cluster-scoped resources
+    (`namespace` None) only through a ClusterRoleBinding."""
+    roles = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]): o for o in objects}
+    for binding in objects:
+        if binding["kind"] not in ("RoleBinding", "ClusterRoleBinding"):
+            continue
+        if not any(s["kind"] == "Group" and s["name"] in groups for s in binding["subjects"]):
+            continue
+        scope = binding["metadata"].get("namespace") if binding["kind"] == "RoleBinding" else None
+        if scope is not None and scope != namespace:
+            continue
+        ref = binding["roleRef"]
+        role = roles.get((ref["kind"], scope if ref["kind"] == "Role" else None, ref["name"]))
+        for rule in (role or {}).get("rules", []):
+            if (
+                {group, "*"} & set(rule["apiGroups"])
+                and {resource, "*"} & set(rule["resources"])
+                and {verb, "*"} & set(rule["verbs"])
+            ):
+                return True
+    return False
+
+
+def test_the_preview_role_may_dry_run_the_apps_objects_but_never_write_or_touch_its_guard(eks_full_run: Run) -> None:
     """pulumi-kubernetes previews new objects with server-side dry runs, which RBAC authorizes like the write: the
-    viewers' group gets the write verbs on the program's kinds, and an admission policy lets only dry runs through."""
+    viewers' group may create/patch the app's namespaced kinds in the app namespace only, an admission policy lets only
+    dry runs through, and nothing on RBAC or admission objects: the API server never applies an API-created admission
+    policy to admission policies and bindings, so the group could once patch its guard's binding to Audit and then
+    write deployments, service accounts and cluster role bindings anywhere, kube-system included."""
     entries = {e["principalArn"]: e for e in _cluster(eks_full_run).inputs["accessEntries"].values()}
     assert entries[PREVIEWER]["kubernetesGroups"] == [preview_access.PREVIEW_GROUP]
     assert not entries[OPERATOR].get("kubernetesGroups")
@@ -442,12 +477,64 @@ def test_the_preview_role_may_dry_run_but_never_write(eks_full_run: Run) -> None
     assert _admission(["system:masters"], dryRun=False)  # admins are not matched
     binding = _object(eks_full_run, "ValidatingAdmissionPolicyBinding", preview_access.NAME)
     assert binding["spec"] == {"policyName": preview_access.NAME, "validationActions": ["Deny"]}
-    role = _object(eks_full_run, "ClusterRole", preview_access.NAME)
-    granted = {(g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
-    created = {(o["apiVersion"].rpartition("/")[0], _plural(o["kind"])) for o in _objects(eks_full_run)}
-    assert granted == created
-    assert all(set(rule["verbs"]) == {"create", "patch", "update"} for rule in role["rules"])
+
+    objects = _objects(eks_full_run)
+    namespace = "diabetes"
+
+    def may(verb: str, group: str, resource: str, where: str | None) -> bool:
+        return _rbac_allows(objects, previewers, verb, group, resource, where)
+
+    admission = "admissionregistration.k8s.io"
+    rbac = "rbac.authorization.k8s.io"
+    for verb in ("create", "patch", "update", "delete"):
+        assert not may(verb, admission, "validatingadmissionpolicybindings", None), verb
+        assert not may(verb, admission, "validatingadmissionpolicies", None), verb
+        for resource in ("clusterroles", "clusterrolebindings"):
+            assert not may(verb, rbac, resource, None), (verb, resource)
+        for resource in ("roles", "rolebindings"):
+            assert not may(verb, rbac, resource, namespace), (verb, resource)
+        assert not may(verb, "apps", "deployments", "kube-system"), verb
+        assert not may(verb, "", "serviceaccounts", "kube-system"), verb
+        assert not may(verb, "", "namespaces", None), verb
+    assert not may("delete", "apps", "deployments", namespace)
+    # Every namespaced object of the app can be dry-run in its namespace, and nothing more is granted.
+    app = {
+        (o["apiVersion"].rpartition("/")[0], _plural(o["kind"]))
+        for o in objects
+        if o["metadata"].get("namespace") == namespace and o["kind"] not in PREVIEW_KINDS
+    }
+    assert all(may(verb, g, r, namespace) for g, r in app for verb in ("create", "patch", "update"))
+    role = _object(eks_full_run, "Role", preview_access.NAME)
+    assert {(g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]} == app
+    assert not {g for rule in role["rules"] for g in rule["apiGroups"]} & set(preview_access.NEVER_GRANTED)
+    assert not [o for o in objects if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
     # The grant waits for the guard.
     guard = eks_full_run.recorder.one("kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding")
-    grant = eks_full_run.recorder.one("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")
-    assert grant.waits_for(guard)
+    grant = eks_full_run.recorder.one("kubernetes:rbac.authorization.k8s.io/v1:Role")
+    assert guard.urn in _all_dependencies(eks_full_run, grant)
+
+
+def _all_dependencies(run: Run, resource: Resource) -> set[str]:
+    """Every URN a resource waits for, directly or through what it waits for."""
+    by_urn = {r.urn: r for r in run.recorder.resources}
+    seen: set[str] = set()
+    todo = list(resource.depends_on)
+    while todo:
+        urn = todo.pop()
+        if urn not in seen:
+            seen.add(urn)
+            todo.extend(by_urn[urn].depends_on if urn in by_urn else [])
+    return seen
+
+
+def test_the_dev_stack_keeps_the_api_endpoint_private_and_an_open_one_warns(root_run: Run) -> None:
+    """The dev stack opened the Kubernetes API endpoint to 0.0.0.0/0; it is private now, and a stack that opens it to
+    the whole internet is warned at every preview and update."""
+    from stacks.eks.program import build
+
+    stack_file = yaml.safe_load((Path(__file__).resolve().parents[2] / "stacks/eks/Pulumi.dev.yaml").read_text())
+    assert not stack_file["config"]["diabetes-eks:eks"].get("publicAccessCidrs")
+    settings = settings_for(EksStackSettings, eks={"publicAccessCidrs": ["0.0.0.0/0"]})
+    with mock.patch("pulumi.log.warn") as warn:
+        run_program(build, settings, root_run.outputs, preview=True)
+    assert any("open to 0.0.0.0/0" in call.args[0] for call in warn.call_args_list)

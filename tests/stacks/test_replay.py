@@ -90,8 +90,7 @@ def test_the_fargate_profile_uses_the_real_pod_role_and_private_subnets(full_rep
 
 
 def test_irsa_roles_trust_the_real_cluster_issuer(full_replay: Replayed) -> None:
-    component = full_replay.one("eks", "eks:index:Cluster").outputs
-    provider = {"arn": component["oidcProviderArn"]}
+    provider = full_replay.one("eks", "aws:iam/openIdConnectProvider:OpenIdConnectProvider").outputs
     issuer = full_replay.clients("eks").describe_cluster(name="diabetes-dev-eks")["cluster"]["identity"]["oidc"][
         "issuer"
     ]

@@ -38,8 +38,8 @@ NOT_REPLAYABLE: dict[str, str] = {
     "kubernetes:autoscaling/v2:HorizontalPodAutoscaler": _KUBERNETES,
     "kubernetes:policy/v1:PodDisruptionBudget": _KUBERNETES,
     "kubernetes:networking.k8s.io/v1:Ingress": _KUBERNETES,
-    "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole": _KUBERNETES,
-    "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding": _KUBERNETES,
+    "kubernetes:rbac.authorization.k8s.io/v1:Role": _KUBERNETES,
+    "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding": _KUBERNETES,
     "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy": _KUBERNETES,
     "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding": _KUBERNETES,
 }

@@ -75,7 +75,8 @@ NOT_CREATED_CHILDREN = (
 
 def cluster_component(clients: Clients, d: Declared) -> dict[str, Any]:
     """pulumi_eks.Cluster: its children as tests/stacks/eks_component.py models them, each made with the calls the
-    provider makes for it (the cluster, the Fargate profile, the OIDC provider on the cluster's real issuer)."""
+    provider makes for it (the cluster, the Fargate profile, and the OIDC provider on the cluster's real issuer when
+    the component makes it)."""
     made = {child.typ: child for child in eks_component.children(d.logical, d)}  # type: ignore[arg-type]
     unknown = set(made) - {*REPLAYERS, *NOT_CREATED_CHILDREN, "aws:iam/openIdConnectProvider:OpenIdConnectProvider"}
     assert not unknown, f"pulumi-eks children the replay does not know: {sorted(unknown)}"
@@ -93,17 +94,23 @@ def cluster_component(clients: Clients, d: Declared) -> dict[str, Any]:
     cluster_out = create(eks_component.Child(cluster_child.typ, cluster_child.name, cluster_inputs), cluster)
     issuer = cluster_out["identities"][0]["oidcs"][0]["issuer"]
     profile_out = create(made["aws:eks/fargateProfile:FargateProfile"], fargate_profile)
-    oidc = made["aws:iam/openIdConnectProvider:OpenIdConnectProvider"]
-    provider_arn = clients("iam").create_open_id_connect_provider(
-        Url=issuer, ClientIDList=oidc.inputs["clientIdLists"]
-    )["OpenIDConnectProviderArn"]
-    created.append((eks_component.Child(oidc.typ, oidc.name, {**oidc.inputs, "url": issuer}), {"arn": provider_arn}))
+    oidc = made.get("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
+    provider: dict[str, str] = {}
+    if oidc is not None:
+        arn = clients("iam").create_open_id_connect_provider(Url=issuer, ClientIDList=oidc.inputs["clientIdLists"])
+        provider["oidcProviderArn"] = arn["OpenIDConnectProviderArn"]
+        created.append(
+            (
+                eks_component.Child(oidc.typ, oidc.name, {**oidc.inputs, "url": issuer}),
+                {"arn": arn["OpenIDConnectProviderArn"]},
+            )
+        )
     for child in eks_component.children(d.logical, d.inputs):
         if child.typ in NOT_CREATED_CHILDREN:
             created.append((child, {}))
     return {
         "id": cluster_out["name"],
-        "oidcProviderArn": provider_arn,
+        **provider,
         "oidcProviderUrl": issuer,
         "oidcIssuer": issuer.removeprefix("https://"),
         "fargateProfileId": profile_out["id"],

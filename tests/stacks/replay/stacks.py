@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from stacks.aws_context import AwsContext
 from stacks.ops.boundary import boundary_name, workload_boundary_policy
 from tests.stacks.conftest import CERTIFICATE, FULL, FULL_ECS
-from tests.stacks.harness import REGION, Resource, Run, deploy_role, run_ecs, run_eks, run_program, run_root
+from tests.stacks.harness import ACCOUNT, REGION, Resource, Run, run_ecs, run_eks, run_program, run_root
 from tests.stacks.replay.calls import Clients
 from tests.stacks.replay.engine import Created, Replay
 
@@ -20,8 +20,14 @@ ACCOUNTS = {"full": "210987654321", "minimal": "210987654322", "trial": "2109876
 def full_programs(account: str) -> dict[str, Run]:
     """Every optional branch on (UI, HTTPS, S3 model, public EKS endpoint, NAT per AZ)."""
     root = run_root(account=account, logRetentionDays=14, ecrKeepLast=12, natGateways="perAz")
-    eks = run_eks(root, **FULL, eks={"publicAccessCidrs": ["203.0.113.0/24"]})
-    return {"root": root, "ecs": run_ecs(root, **FULL_ECS), "eks": eks}
+    certificate = {"certificateArn": certificate_in(account)}
+    eks = run_eks(root, **{**FULL, **certificate}, eks={"publicAccessCidrs": ["203.0.113.0/24"]})
+    return {"root": root, "ecs": run_ecs(root, **{**FULL_ECS, **certificate}), "eks": eks}
+
+
+def certificate_in(account: str) -> str:
+    """The config's certificate ARN, in the replay's account (a certificate of another account is refused)."""
+    return CERTIFICATE.replace(f":{ACCOUNT}:", f":{account}:")
 
 
 def minimal_programs(account: str) -> dict[str, Run]:
@@ -37,8 +43,8 @@ def trial_programs(account: str) -> dict[str, Run]:
     from stacks.root import build as build_root
 
     trial = profile("trial")
-    root = run_program(build_root, trial.settings("root"), deployer=deploy_role(account), account=account)
-    ecs = run_program(build_ecs, trial.settings("ecs"), root.outputs, deployer=deploy_role(account), account=account)
+    root = run_program(build_root, trial.settings("root"), account=account)
+    ecs = run_program(build_ecs, trial.settings("ecs"), root.outputs, account=account)
     return {"root": root, "ecs": ecs}
 
 
@@ -70,7 +76,7 @@ def replay_stacks(endpoint: str, account: str, programs: Callable[[str], dict[st
     replay = Replay(clients)
     # The HTTPS listener's certificate exists before the stacks: request one in ACM and use it for the config's ARN.
     certificate = clients("acm").request_certificate(DomainName="diabetes.example.com")["CertificateArn"]
-    replay.provide(CERTIFICATE, certificate)
+    replay.provide(certificate_in(account), certificate)
     # So does the workload boundary every role of the stacks carries (made by the bootstrap).
     stack = runs["root"].settings.name
     ctx = AwsContext(account, "aws", REGION, "", stack)

@@ -1,0 +1,47 @@
+"""`ChunkedFraming`: where a chunked body ends, however its bytes are split, and its limits."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.chunked_framing import ChunkedFraming, FramingError
+
+BODY = b"4;ext=1\r\nWiki\r\n5\r\npedia\r\n0\r\nX-Checksum: 1\r\n\r\n"
+NEXT = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def _framing(**limits: int) -> ChunkedFraming:
+    return ChunkedFraming(
+        **{"max_wire_bytes": 10_000, "max_line_bytes": 100, "max_trailers": 4, "max_trailer_bytes": 200, **limits}
+    )
+
+
+@pytest.mark.parametrize("step", [1, 2, 3, 7, len(BODY) + len(NEXT)])
+def test_the_body_ends_exactly_where_it_ends_however_it_is_split(step: int) -> None:
+    data = BODY + NEXT
+    framing = _framing()
+    taken = 0
+    for start in range(0, len(data), step):
+        end = min(start + step, len(data))
+        at = max(start, taken)
+        if at < end and not framing.done:
+            taken += framing.take(data, at, end)
+    assert framing.done
+    assert taken == len(BODY)
+
+
+@pytest.mark.parametrize(
+    ("data", "limits", "status"),
+    [
+        (b"1;" + b"e" * 200 + b"\r\nx\r\n", {}, 413),  # a size line past the line limit
+        (b"0\r\nX-T: " + b"a" * 200, {}, 431),  # an unfinished trailer line past it
+        (b"0\r\n" + b"X: y\r\n" * 5 + b"\r\n", {}, 431),  # more trailers than allowed
+        (b"1\r\nx\r\n" * 20, {"max_wire_bytes": 100}, 413),  # framing counts toward the body limit
+        (b"zz\r\n", {}, 400),
+    ],
+    ids=["size-line", "trailer-line", "trailer-count", "wire-bytes", "not-hex"],
+)
+def test_framing_past_its_limits_is_refused_before_it_is_fed(data: bytes, limits: dict[str, int], status: int) -> None:
+    with pytest.raises(FramingError) as refused:
+        _framing(**limits).take(data, 0, len(data))
+    assert refused.value.status == status
