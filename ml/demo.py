@@ -102,8 +102,8 @@ def prepare(
     if current is not None and current.data.sha256 == file_sha256(data):
         return DemoModel(current, trained=False, download_problem=problem)
     print(
-        f"training the demo model on {data}: minutes on two cores for the real file (3 min 21 s measured on a busy "
-        "machine), seconds for synthetic data...",
+        f"training the demo model on {data}: minutes on two cores for the real file (about 3.5 minutes measured on "
+        "a busy machine), seconds for synthetic data...",
         flush=True,
     )
     manifest = _train_quietly(data, model_dir, mlflow=mlflow)

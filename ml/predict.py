@@ -46,7 +46,7 @@ def _positive(text: str) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m ml.predict",
-        description="Predict the diabetes status of every row of a CSV or Parquet file with the 21 indicator "
+        description="Predict the diabetes status of every row of a CSV or Parquet file with the health indicator "
         "columns. The file is read, checked, predicted and written in chunks, so memory stays bounded whatever "
         "its size; nothing is written unless every row is valid.",
     )
@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
         "--data",
         required=True,
         type=Path,
-        help="CSV, CSV.gz or Parquet (.parquet) with the 21 feature columns; other columns (an id, Diabetes_012) "
+        help="CSV, CSV.gz or Parquet (.parquet) with the feature columns; other columns (an id, Diabetes_012) "
         "are copied as given",
     )
     parser.add_argument(

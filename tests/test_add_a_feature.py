@@ -5,11 +5,13 @@ the list of feature names by hand."""
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tokenize
 from pathlib import Path
 
 from ml.schema import FEATURES
@@ -92,3 +94,23 @@ def test_adding_a_feature_needs_the_schema_the_generator_and_the_docs_examples_o
     command += ["-m", "not container and not browser", f"--basetemp={tmp_path / 'pytest'}", "--durations=8"]
     result = subprocess.run(command, cwd=scratch, env=env, capture_output=True, text=True, timeout=1200, check=False)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+#: Where the number of features may appear as a plain number: the synthetic generator's counts of days (0 to 30).
+_DAY_COUNTS = "ml/training/synthetic_data.py"
+
+
+def test_no_code_writes_the_feature_count() -> None:
+    """The count once stood in ~17 places (messages, an OpenAPI description, a settings limit `le=21`, docstrings);
+    none of ml, service or frontend may write it as a number, in a string or in a comment."""
+    count = str(len(FEATURES))
+    word = re.compile(rf"\b{count}\b")
+    found = []
+    for path in sorted(p for package in ("ml", "service", "frontend") for p in (ROOT / package).rglob("*.py")):
+        name = path.relative_to(ROOT).as_posix()
+        for token in tokenize.generate_tokens(io.StringIO(path.read_text(encoding="utf-8")).readline):
+            number = token.type == tokenize.NUMBER and token.string == count and name != _DAY_COUNTS
+            text = token.type in (tokenize.STRING, tokenize.COMMENT) and word.search(token.string)
+            if number or text:
+                found.append(f"{name}:{token.start[0]}: {token.line.strip()}")
+    assert not found, "\n".join(found)

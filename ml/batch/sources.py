@@ -60,7 +60,7 @@ def is_parquet(path: Path) -> bool:
 
 
 def open_input(path: Path) -> BatchInput:
-    """The CSV or Parquet file at `path`, its header checked (the 21 features, no target rule, others kept)."""
+    """The CSV or Parquet file at `path`, its header checked (the features, no target rule, others kept)."""
     if not path.is_file():
         raise FileNotFoundError(f"data file not found: {path}")
     return ParquetInput(path) if is_parquet(path) else CsvInput(path)
