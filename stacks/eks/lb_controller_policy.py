@@ -137,26 +137,15 @@ def own_elb_resources(ctx: AwsContext) -> dict[str, list[str]]:
     }
 
 
+#: Conditions on the controller's cluster tag: the resource carries it; the request sets it; retagging keeps it.
+_TAGGED: dict[str, dict[str, Any]] = {"Null": {f"aws:ResourceTag/{CLUSTER_TAG}": "false"}}
+_REQUEST_TAGGED = {"Null": {f"aws:RequestTag/{CLUSTER_TAG}": "false"}}
+_TAGGING_OWN = {"Null": {f"aws:RequestTag/{CLUSTER_TAG}": "true", f"aws:ResourceTag/{CLUSTER_TAG}": "false"}}
+
+
 def lb_controller_policy(ctx: AwsContext, vpc_id: str, cluster_name: str) -> str:
     """The controller's permissions, scoped to its own resources in this account, region and VPC."""
-
-    def elb(resource: str) -> str:
-        return ctx.arn("elasticloadbalancing", resource)
-
-    owned = own_elb_resources(ctx)
-    load_balancers, listeners, rules = owned["loadbalancer"], owned["listener"], owned["listener-rule"]
-    (target_groups,) = owned["targetgroup"]
-    # Creating (and tagging while creating) is scoped by the request tag alone, as upstream does: whether IAM matches
-    # the new resource's name at creation is not documented, and a create cannot touch existing resources.
-    any_new = [*(elb(f"loadbalancer/{kind}/*/*") for kind in KINDS), elb("targetgroup/*/*")]
-    security_groups = ctx.arn("ec2", "security-group/*")
     vpc = ctx.arn("ec2", f"vpc/{vpc_id}")
-    in_vpc = {"ArnEquals": {"ec2:Vpc": vpc}}
-    tagged: dict[str, dict[str, Any]] = {"Null": {f"aws:ResourceTag/{CLUSTER_TAG}": "false"}}
-    request_tagged = {"Null": {f"aws:RequestTag/{CLUSTER_TAG}": "false"}}
-    tagging_own = {"Null": {f"aws:RequestTag/{CLUSTER_TAG}": "true", f"aws:ResourceTag/{CLUSTER_TAG}": "false"}}
-    # EKS tags the cluster security group (the one Fargate pods use) with kubernetes.io/cluster/<name> = owned.
-    cluster_security_group = {"StringEquals": {f"aws:ResourceTag/kubernetes.io/cluster/{cluster_name}": "owned"}}
     service_linked_role = ctx.arn(
         "iam",
         "role/aws-service-role/elasticloadbalancing.amazonaws.com/AWSServiceRoleForElasticLoadBalancing",
@@ -173,65 +162,93 @@ def lb_controller_policy(ctx: AwsContext, vpc_id: str, cluster_name: str) -> str
             statement(_DESCRIBE, "*", sid="ReadOnlyDescribe"),
             statement(["ec2:GetSecurityGroupsForVpc"], vpc, sid="SecurityGroupsOfVpc"),
             statement(["acm:DescribeCertificate"], ctx.arn("acm", "certificate/*"), sid="Certificates"),
-            statement(["ec2:CreateSecurityGroup"], [vpc, security_groups], sid="CreateSecurityGroupInVpc"),
-            statement(
-                ["ec2:CreateTags"],
-                security_groups,
-                {"StringEquals": {"ec2:CreateAction": "CreateSecurityGroup"}, **request_tagged},
-                sid="TagNewSecurityGroup",
-            ),
-            statement(["ec2:CreateTags", "ec2:DeleteTags"], security_groups, tagging_own, sid="RetagOwnSecurityGroup"),
-            statement(
-                ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],
-                security_groups,
-                {**in_vpc, **tagged},
-                sid="IngressRulesInVpc",
-            ),
-            statement(
-                ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],
-                security_groups,
-                {**in_vpc, **cluster_security_group},
-                sid="IngressRulesOnClusterSecurityGroup",
-            ),
-            statement(["ec2:DeleteSecurityGroup"], security_groups, tagged, sid="DeleteOwnSecurityGroup"),
-            statement(
-                ["elasticloadbalancing:CreateLoadBalancer"], any_new[:2], request_tagged, sid="CreateTaggedLoadBalancer"
-            ),
-            statement(
-                ["elasticloadbalancing:CreateTargetGroup"], any_new[2:], request_tagged, sid="CreateTaggedTargetGroup"
-            ),
-            statement(
-                ["elasticloadbalancing:AddTags"],
-                any_new,
-                {
-                    "StringEquals": {"elasticloadbalancing:CreateAction": ["CreateTargetGroup", "CreateLoadBalancer"]},
-                    **request_tagged,
-                },
-                sid="TagOnCreate",
-            ),
-            statement(
-                ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
-                [*load_balancers, target_groups],
-                tagging_own,
-                sid="RetagOwnLoadBalancers",
-            ),
-            statement(
-                ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
-                [*listeners, *rules],
-                sid="TagListenersAndRules",
-            ),
-            statement(["elasticloadbalancing:CreateListener"], load_balancers, sid="CreateListener"),
-            statement(_LISTENERS, listeners, sid="Listeners"),
-            statement(_RULES, rules, sid="Rules"),
-            statement(_MODIFY_LOAD_BALANCER, load_balancers, tagged, sid="ModifyOwnLoadBalancers"),
-            statement(_MODIFY_TARGET_GROUP, [target_groups], tagged, sid="ModifyOwnTargetGroups"),
-            statement(
-                ["elasticloadbalancing:ModifyListenerAttributes"], listeners, tagged, sid="ModifyOwnListenerAttributes"
-            ),
-            statement(
-                ["elasticloadbalancing:DeregisterTargets", "elasticloadbalancing:RegisterTargets"],
-                target_groups,
-                sid="Targets",
-            ),
+            *_security_group_statements(ctx, vpc, cluster_name),
+            *_load_balancer_statements(ctx),
         ]
     )
+
+
+def _security_group_statements(ctx: AwsContext, vpc: str, cluster_name: str) -> list[dict[str, Any]]:
+    """Security groups the controller creates in the VPC, and ingress rules on them and on the cluster's group."""
+    security_groups = ctx.arn("ec2", "security-group/*")
+    in_vpc = {"ArnEquals": {"ec2:Vpc": vpc}}
+    # EKS tags the cluster security group (the one Fargate pods use) with kubernetes.io/cluster/<name> = owned.
+    cluster_security_group = {"StringEquals": {f"aws:ResourceTag/kubernetes.io/cluster/{cluster_name}": "owned"}}
+    return [
+        statement(["ec2:CreateSecurityGroup"], [vpc, security_groups], sid="CreateSecurityGroupInVpc"),
+        statement(
+            ["ec2:CreateTags"],
+            security_groups,
+            {"StringEquals": {"ec2:CreateAction": "CreateSecurityGroup"}, **_REQUEST_TAGGED},
+            sid="TagNewSecurityGroup",
+        ),
+        statement(["ec2:CreateTags", "ec2:DeleteTags"], security_groups, _TAGGING_OWN, sid="RetagOwnSecurityGroup"),
+        statement(
+            ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],
+            security_groups,
+            {**in_vpc, **_TAGGED},
+            sid="IngressRulesInVpc",
+        ),
+        statement(
+            ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],
+            security_groups,
+            {**in_vpc, **cluster_security_group},
+            sid="IngressRulesOnClusterSecurityGroup",
+        ),
+        statement(["ec2:DeleteSecurityGroup"], security_groups, _TAGGED, sid="DeleteOwnSecurityGroup"),
+    ]
+
+
+def _load_balancer_statements(ctx: AwsContext) -> list[dict[str, Any]]:
+    """Load balancers, target groups, listeners and rules the controller creates (_TAGGED) and then only its own."""
+
+    def elb(resource: str) -> str:
+        return ctx.arn("elasticloadbalancing", resource)
+
+    owned = own_elb_resources(ctx)
+    load_balancers, listeners, rules = owned["loadbalancer"], owned["listener"], owned["listener-rule"]
+    (target_groups,) = owned["targetgroup"]
+    # Creating (and tagging while creating) is scoped by the request tag alone, as upstream does: whether IAM matches
+    # the new resource's name at creation is not documented, and a create cannot touch existing resources.
+    any_new = [*(elb(f"loadbalancer/{kind}/*/*") for kind in KINDS), elb("targetgroup/*/*")]
+    return [
+        statement(
+            ["elasticloadbalancing:CreateLoadBalancer"], any_new[:2], _REQUEST_TAGGED, sid="CreateTaggedLoadBalancer"
+        ),
+        statement(
+            ["elasticloadbalancing:CreateTargetGroup"], any_new[2:], _REQUEST_TAGGED, sid="CreateTaggedTargetGroup"
+        ),
+        statement(
+            ["elasticloadbalancing:AddTags"],
+            any_new,
+            {
+                "StringEquals": {"elasticloadbalancing:CreateAction": ["CreateTargetGroup", "CreateLoadBalancer"]},
+                **_REQUEST_TAGGED,
+            },
+            sid="TagOnCreate",
+        ),
+        statement(
+            ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
+            [*load_balancers, target_groups],
+            _TAGGING_OWN,
+            sid="RetagOwnLoadBalancers",
+        ),
+        statement(
+            ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
+            [*listeners, *rules],
+            sid="TagListenersAndRules",
+        ),
+        statement(["elasticloadbalancing:CreateListener"], load_balancers, sid="CreateListener"),
+        statement(_LISTENERS, listeners, sid="Listeners"),
+        statement(_RULES, rules, sid="Rules"),
+        statement(_MODIFY_LOAD_BALANCER, load_balancers, _TAGGED, sid="ModifyOwnLoadBalancers"),
+        statement(_MODIFY_TARGET_GROUP, [target_groups], _TAGGED, sid="ModifyOwnTargetGroups"),
+        statement(
+            ["elasticloadbalancing:ModifyListenerAttributes"], listeners, _TAGGED, sid="ModifyOwnListenerAttributes"
+        ),
+        statement(
+            ["elasticloadbalancing:DeregisterTargets", "elasticloadbalancing:RegisterTargets"],
+            target_groups,
+            sid="Targets",
+        ),
+    ]
