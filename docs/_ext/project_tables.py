@@ -215,6 +215,15 @@ def substitutions(data: Mapping[str, Any]) -> dict[str, str]:
     """Flat ``{{ name }}`` values for the prose; every number in the text comes from here."""
     test = data["test"]
     subs = {f"real_{k}": _f(v) for k, v in test.items() if isinstance(v, float)}
+    _run_substitutions(data, subs)
+    _floor_and_ada_substitutions(data, subs)
+    _screening_substitutions(data, subs)
+    _spread_substitutions(data, subs)
+    return subs
+
+
+def _run_substitutions(data: Mapping[str, Any], subs: dict[str, str]) -> None:
+    """The run: rows, split, the chosen strategy, per-class scores, class counts, duplicates, the macro-F1 rule."""
     subs["real_test_rows"] = f"{data['split']['test_rows']:,}"
     subs["real_rows"] = f"{data['data']['rows']:,}"
     subs["real_split_id"] = data["split"]["split_id"]
@@ -243,6 +252,10 @@ def substitutions(data: Mapping[str, Any]) -> dict[str, str]:
     subs["real_holdout_rows"] = f"{holdout['rows']:,}"
     subs["real_holdout_share"] = f"{holdout['share']:.0%}"
     subs["real_validation_weighted_f1"] = _f(data["validation_tuned_on"]["weighted_f1"])
+
+
+def _floor_and_ada_substitutions(data: Mapping[str, Any], subs: dict[str, str]) -> None:
+    """The precision floor's evidence and outcomes, and the comparison with the ADA risk test."""
     floor = data["precision_floor"]
     subs["real_floor_lift"] = f"{floor['min_precision_lift']:g}"
     # The evidence the floor asks for is the code's (the real model was trained under it or under none).
@@ -262,6 +275,10 @@ def substitutions(data: Mapping[str, Any]) -> dict[str, str]:
         for name, value in compared.items():
             if isinstance(value, float):
                 subs[f"real_ada_{target}_{name}"] = _f(value, 3) if "auc" in name else f"{value:.1%}"
+
+
+def _screening_substitutions(data: Mapping[str, Any], subs: dict[str, str]) -> None:
+    """The screening levels, their outcomes on the test split, and the ways of reading the access answers."""
     screening = data["screening"]
     for name in ("average", "prediabetes_average", "raised", "raised_not_checked", "high"):
         subs[f"real_screening_{name}"] = f"{100 * screening[name]:.1f}%"
@@ -289,6 +306,10 @@ def substitutions(data: Mapping[str, Any]) -> dict[str, str]:
         for name, spread in figures.items():
             subs[f"real_access_{option}_{name}"] = _f(spread["mean"]) if "roc_auc" in name else f"{spread['mean']:.1%}"
     subs["real_access_splits"] = str(len(data["access_options"]["seeds"]))
+
+
+def _spread_substitutions(data: Mapping[str, Any], subs: dict[str, str]) -> None:
+    """The spread over other grouped splits, the no-regression verdicts and the strategies' scores."""
     spread = data["split_spread"]
     subs["real_spread_splits"] = str(len(spread["per_seed"]))
     for metric, summary in spread["summary"].items():
@@ -303,7 +324,6 @@ def substitutions(data: Mapping[str, Any]) -> dict[str, str]:
         for metric in ("weighted_f1", "macro_f1"):
             if strategy.get(metric) is not None:
                 subs[f"real_{strategy['key']}_{metric}"] = _f(strategy[metric])
-    return subs
 
 
 def _optional(value: float | str | None) -> str:
