@@ -14,7 +14,7 @@ UI_PORT ?= 8501
 UI_UPLOAD_MB ?= 20
 MLFLOW_PORT ?= 5000
 
-.PHONY: help install test lint format typecheck data synthetic train demo-model demo serve ui mlflow-ui docs image image-test bench
+.PHONY: help install test test-quick lint format typecheck data synthetic train demo-model demo serve ui mlflow-ui docs image image-test bench
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -22,13 +22,17 @@ help: ## list the verbs
 install: ## create the environment from uv.lock
 	uv sync --frozen
 
-test: ## the README's test command (what CI runs)
+test: ## the README's test command (what CI runs): the whole suite
 	uv run pytest
 
-lint: ## ruff lint + format check, mypy
+test-quick: ## the developer's loop: unit and service tests, no images, browsers or docs build
+	uv run pytest -m "not container and not browser" tests/ml tests/service tests/frontend tests/test_layers.py
+
+lint: ## ruff lint + format check, mypy, the layer contracts (import-linter)
 	uv run ruff check .
 	uv run ruff format --check .
 	uv run mypy
+	uv run lint-imports
 
 format: ## apply ruff fixes and formatting
 	uv run ruff check --fix .

@@ -47,6 +47,7 @@ myst_enable_extensions = ["colon_fence", "deflist", "fieldlist", "substitution"]
 myst_substitutions = {
     **project_tables.substitutions(project_tables.load_real_metrics()),
     **project_tables.cost_substitutions(),
+    **project_tables.schema_substitutions(),
 }
 myst_heading_anchors = 3
 

@@ -28,7 +28,7 @@ from frontend.settings import upload_limit_bytes
 from ml.contract import RESULT_COLUMNS, PredictionResponse, clashing_columns
 from ml.schema import FEATURE_NAMES
 
-#: The most columns a file may have: the 21 features and room for the user's own (an id, a name, notes). The header
+#: The most columns a file may have: the features and room for the user's own (an id, a name, notes). The header
 #: check is linear, but every row is as wide as the header, and 40,000 columns took a rerun 47 s.
 MAX_COLUMNS = 200
 #: The longest line read: 200 columns of a few hundred characters each; a longer one is refused before it is parsed.
@@ -62,7 +62,7 @@ class CsvTable:
         return len(self.frame)
 
     def records(self, start: int, stop: int) -> list[dict[str, float | int | str | None]]:
-        """Rows `start` to `stop` as the service expects them: the 21 features, numbers where the text is one."""
+        """Rows `start` to `stop` as the service expects them: the features, numbers where the text is one."""
         cells = self.frame.iloc[start:stop][list(FEATURE_NAMES)].to_numpy(dtype=object)
         return [{name: _number(text) for name, text in zip(FEATURE_NAMES, row, strict=True)} for row in cells]
 
@@ -159,8 +159,8 @@ def _lines(content: bytes) -> Iterator[str]:
             if number == 1 and line.count(",") >= MAX_COLUMNS:
                 _too_many_columns(f"more than {MAX_COLUMNS}")
             raise CsvFileError(
-                f"Line {number:,} of the file is longer than {MAX_LINE_CHARS:,} characters; a row of the 21 "
-                "columns and your own is far shorter. Check the file's line ends and commas."
+                f"Line {number:,} of the file is longer than {MAX_LINE_CHARS:,} characters; a row of the "
+                f"{len(FEATURE_NAMES)} columns and your own is far shorter. Check the file's line ends and commas."
             )
         yield line
 
@@ -186,14 +186,16 @@ def _within_limit(count: int, max_rows: int) -> None:
 
 def _too_many_columns(count: str) -> None:
     raise CsvFileError(
-        f"The file has {count} columns; at most {MAX_COLUMNS} are accepted (the 21 features and your "
+        f"The file has {count} columns; at most {MAX_COLUMNS} are accepted (the {len(FEATURE_NAMES)} features and your "
         "own). Remove the columns you do not need and upload it again."
     )
 
 
 def _checked_header(header: list[str] | None) -> tuple[str, ...]:
     if not header:
-        raise CsvFileError("The file is empty. It needs a header with the 21 column names, then one row per person.")
+        raise CsvFileError(
+            f"The file is empty. It needs a header with the {len(FEATURE_NAMES)} column names, then one row per person."
+        )
     if len(header) > MAX_COLUMNS:
         _too_many_columns(f"{len(header):,}")
     columns = tuple(name.strip() for name in header)
@@ -202,7 +204,7 @@ def _checked_header(header: list[str] | None) -> tuple[str, ...]:
     if missing:
         raise CsvFileError(
             f"The file lacks {len(missing)} required column(s): {', '.join(missing)}. "
-            f"The header must name all 21: {', '.join(FEATURE_NAMES)}."
+            f"The header must name all {len(FEATURE_NAMES)}: {', '.join(FEATURE_NAMES)}."
         )
     duplicated = sorted(name for name, count in counts.items() if count > 1)
     if duplicated:

@@ -7,7 +7,7 @@ import math
 from pydantic import AnyHttpUrl, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-#: Bytes one row of an upload may average: the 21 features as the survey file writes them (`1.0`) take about 90,
+#: Bytes one row of an upload may average: the features as the survey file writes them (`1.0`) take about 90,
 #: which leaves room for a few columns of the user's own. With the row limit it sets the upload limit.
 BYTES_PER_ROW = 200
 

@@ -139,11 +139,11 @@ def _predict_one(client: ApiClient, answers: Answers) -> SingleOutcome:
 
 def _batch_tab(client: ApiClient, settings: Settings) -> None:
     st.markdown(
-        "Upload a CSV file with one row per person and a header naming the 21 columns below (other columns are "
-        "kept and returned untouched). Each row is checked; you get either a list of the values to fix, with their "
-        "row number, or a table of predictions to download."
+        f"Upload a CSV file with one row per person and a header naming the {len(FEATURES)} columns below (other "
+        "columns are kept and returned untouched). Each row is checked; you get either a list of the values to fix, "
+        "with their row number, or a table of predictions to download."
     )
-    with st.expander("The 21 columns and their allowed values"):
+    with st.expander(f"The {len(FEATURES)} columns and their allowed values"):
         st.dataframe(_columns_help(), hide_index=True, width="stretch")
     template = pd.DataFrame([dict(DEFAULT_RECORD)])
     _download_csv("Download an example file", template, "diabetes-screening-example.csv", key="batch_template")
@@ -207,40 +207,50 @@ def _show_predictions(table: CsvTable, outcome: BatchOutcome) -> None:
     counts = frame["risk_level"].value_counts()
     summary = ", ".join(f"{int(counts.get(level.value, 0)):,} {level.value}" for level in ScreeningLevel)
     st.success(f"{len(frame):,} rows predicted. Risk of pre-diabetes or diabetes: {summary}.")
-    config: dict[str, Any] = {
-        "risk_level": st.column_config.TextColumn("Risk level"),
-        "risk": st.column_config.NumberColumn("Risk of pre-diabetes or diabetes", format="percent"),
-        "care_access": st.column_config.TextColumn(
-            "Outside care",
-            width="large",
-            help="Why the person is outside the care system. Then a blood test is worth having whatever the level, "
-            "and the estimate may be too low.",
-        ),
-        # A short header: a long one widened the column past the table's edge, hiding its right-aligned numbers.
-        "prediction": st.column_config.NumberColumn(
-            "Class as given",
-            help="The model's class for the answers as given: "
-            + ", ".join(f"{c.id} {c.label.lower()}" for c in CLASSES),
-            width="small",
-        ),
-        "model_version": None,
-    }
-    for cls in CLASSES:
-        config[f"proba_{cls.id}"] = st.column_config.NumberColumn(
-            f"As given: {cls.label}",
-            help="The model's chance for the answers as given; the risk and its level are what to act on.",
-            format="percent",
-        )
-    # The level, the risk and the care note lead: the class columns are the model's for the answers as given, and
-    # for a person outside care they can say "No diabetes 96%" beside a raised level.
-    leading = ["risk_level", "risk", "care_access"]
-    shown = [*leading, *table.columns, *(f"proba_{c.id}" for c in CLASSES), "prediction"]
     # Sending 100,000 rows to the browser took 240 MB of the UI's memory: the page shows the first ones.
-    st.dataframe(frame.head(SHOWN_ROWS), hide_index=True, width="stretch", column_config=config, column_order=shown)
+    st.dataframe(
+        _shown_results(table, frame.head(SHOWN_ROWS)), hide_index=True, width="stretch", column_config=_RESULT_COLUMNS
+    )
     if len(frame) > SHOWN_ROWS:
         st.caption(f"The first {SHOWN_ROWS:,} of {len(frame):,} rows; the download has them all.")
     _download_csv("Download results (CSV)", frame, "predictions.csv", key="batch_download", primary=True)
     st.warning("These are screening estimates, not diagnoses.", icon=":material/medical_information:")
+
+
+#: How the shown results are headed; the download keeps `ml.contract.RESULT_COLUMNS` as they are.
+_RESULT_COLUMNS: dict[str, Any] = {
+    "risk_level": st.column_config.TextColumn("Risk level"),
+    "risk": st.column_config.NumberColumn("Risk of pre-diabetes or diabetes", format="percent"),
+    "care_access": st.column_config.TextColumn(
+        "Outside care",
+        width="large",
+        help="Why the person is outside the care system. Then a blood test is worth having whatever the level, "
+        "and the estimate may be too low.",
+    ),
+    "prediction": st.column_config.TextColumn(
+        "Class as given", help="The model's class for the answers as given; the risk and its level are what to act on."
+    ),
+    **{
+        f"proba_{c.id}": st.column_config.NumberColumn(
+            f"As given: {c.label}",
+            help="The model's chance for the answers as given; the risk and its level are what to act on.",
+            format="percent",
+        )
+        for c in CLASSES
+    },
+}
+
+
+def _shown_results(table: CsvTable, results: pd.DataFrame) -> pd.DataFrame:
+    """The results as a person reads them: their own columns (an id, a name) first, then the level, the risk and the
+    care note, the answers, and last the model's class (by its label) and chances for the answers as given, which
+    for a person outside care can say "No diabetes 96%" beside a raised level. Not the model version (the download
+    has it)."""
+    own = [name for name in table.columns if name not in FEATURES_BY_NAME]
+    answers = [name for name in table.columns if name in FEATURES_BY_NAME]
+    leading = ["risk_level", "risk", "care_access"]
+    shown = results[[*own, *leading, *answers, *(f"proba_{c.id}" for c in CLASSES), "prediction"]]
+    return shown.assign(prediction=shown["prediction"].map({c.id: c.label for c in CLASSES}))
 
 
 def _model_info(client: ApiClient) -> ModelResponse | ApiError:

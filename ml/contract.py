@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from itertools import islice
+from itertools import islice, repeat
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -28,7 +28,15 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from ml.manifest import SHA256_PATTERN, Calibration, DecisionRule, Metrics, ScreeningLevel, ScreeningRule
+from ml.manifest import (
+    SHA256_PATTERN,
+    Calibration,
+    DecisionRule,
+    Manifest,
+    Metrics,
+    ScreeningLevel,
+    ScreeningRule,
+)
 from ml.schema import (
     CARE_ACCESS,
     CLASSES,
@@ -139,7 +147,7 @@ else:
     PatientRecord = create_model(
         "PatientRecord",
         __base__=_Record,
-        __doc__="One person's 21 health indicators, keyed by the survey's column names; no other keys.",
+        __doc__=f"One person's {len(FEATURES)} health indicators, keyed by the survey's column names; no other keys.",
         **_record_fields,
     )
 
@@ -147,8 +155,9 @@ else:
 def _until_enough_problems(limit: int) -> WrapValidator:
     """Validate the records one by one and stop after `MAX_REPORTED_ERRORS` problems.
 
-    pydantic validates a whole list before it reports, so a batch of 1,000 empty records would build 21,000 problems
-    to list 100. A record holds at most 21 + `MAX_NAMED_UNKNOWN_FIELDS` problems, so this builds fewer than 132.
+    pydantic validates a whole list before it reports, so a batch of 1,000 empty records would build a problem for
+    every feature of each to list 100. A record holds at most `MAX_KEYS_PER_RECORD` problems (one per feature, one per
+    named unknown key), so this builds fewer than `MAX_REPORTED_ERRORS + MAX_KEYS_PER_RECORD`.
     """
 
     def validate_records(records: Any, validate: ValidatorFunctionWrapHandler) -> Any:
@@ -521,6 +530,31 @@ class PredictionResponse(BaseModel):
             self.model_version,
             "" if screening.care_access is None else screening.care_access.note,
         )
+
+
+def responses(
+    classes: Iterable[int],
+    probabilities: Iterable[Sequence[float]],
+    screening_probabilities: Iterable[Sequence[float]],
+    rows: Iterable[Sequence[float]],
+    manifest: Manifest,
+    explanations: Iterable[list[Contribution] | None] | None = None,
+) -> list[PredictionResponse]:
+    """The answer to each row, from the Predictor's arrays: the one place predictions become responses (the service's
+    routes and the batch paths' result columns both use it), with the model's version and synthetic flag."""
+    answered = zip(classes, probabilities, screening_probabilities, rows, strict=True)
+    explained = repeat(None) if explanations is None else iter(explanations)
+    return [
+        PredictionResponse.of(
+            int(class_id),
+            proba,
+            Screening.of(screened, manifest.screening, row),
+            model_version=manifest.model_version,
+            synthetic=manifest.data.synthetic,
+            explanation=explanation,
+        )
+        for (class_id, proba, screened, row), explanation in zip(answered, explained, strict=False)
+    ]
 
 
 class BatchResponse(BaseModel):

@@ -1,4 +1,4 @@
-"""`python -m ml.download`: get the real BRFSS 2015 file into `data/` (see `ml.training.download`)."""
+"""`python -m ml.download`: get the real BRFSS 2015 file into `data/` (see `ml.training.real_data`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ml.schema import REAL_DATA_FILE
 from ml.training.data import DataValidationError
-from ml.training.download import (
+from ml.training.real_data import (
     DEFAULT_OUTPUT_DIR,
     DEFAULT_TIMEOUT_S,
     KAGGLE_DATASET,

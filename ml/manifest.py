@@ -351,7 +351,7 @@ class ScreeningRule(ScreeningCutoffs):
 
 
 class TrainingReport(_Record):
-    """What training decided and measured: the part of the manifest `ml.training.train` writes."""
+    """What training decided and measured: the part of the manifest `ml.training.pipeline` writes."""
 
     calibration: Calibration
     decision_rule: DecisionRule

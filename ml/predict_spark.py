@@ -30,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
         "models:/name@alias or runs:/id/model",
     )
     parser.add_argument(
-        "--data", required=True, help="Parquet file or folder with the 21 numeric feature columns (any Spark path)"
+        "--data", required=True, help="Parquet file or folder with the numeric feature columns (any Spark path)"
     )
     parser.add_argument(
         "--output",

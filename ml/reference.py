@@ -17,7 +17,7 @@ import numpy as np
 
 from ml.inference.digest import file_sha256
 from ml.schema import TARGET
-from ml.training.data import DataValidationError, features_matrix, is_synthetic, read_csv
+from ml.training.data import DataValidationError, features_matrix, is_synthetic, read_data_file
 from ml.training.holdout import in_holdout
 from ml.training.reference import (
     COMPARISONS_TAG,
@@ -72,7 +72,7 @@ def _renew(name: str, data: Path, reason: str, who: str) -> int:
     if not reason.strip():
         print("error: --reason must say why the reference is renewed", file=sys.stderr)
         return 2
-    frame = read_csv(data)
+    frame = read_data_file(data)
     if name == MODEL_NAME and is_synthetic(data):
         print(f"error: {data} is synthetic data; it cannot be the reference of {name}", file=sys.stderr)
         return 2

@@ -1,4 +1,4 @@
-"""The single source of truth for the 21 BRFSS 2015 health indicators and the three classes.
+"""The single source of truth for the BRFSS 2015 health indicators (the features) and the three classes.
 
 Data validation, the API models, the Streamlit form, the docs tables and the model manifest all derive from
 this module; no other module lists feature names.
@@ -125,7 +125,7 @@ AGE_BANDS = _codes(
     "80+",
 )
 
-#: The 21 features, in the column order of the Kaggle file (after the target).
+#: The features, in the column order of the Kaggle file (after the target).
 FEATURES: tuple[Feature, ...] = (
     _binary(
         "HighBP",

@@ -1,4 +1,4 @@
-"""`python -m ml.synthetic`: write a synthetic data file with the real file's columns (see `ml.training.synthetic`)."""
+"""`python -m ml.synthetic`: write a synthetic data file with the real columns (see `ml.training.synthetic_data`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ml.training.synthetic import write_synthetic
+from ml.training.synthetic_data import write_synthetic
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -31,7 +31,7 @@ API_VERSION = "1.0.0"
 logger = logging.getLogger("service.api")
 
 DESCRIPTION = """
-Predicts diabetes status (healthy, pre-diabetic, diabetic) from the 21 CDC BRFSS 2015 health indicators.
+Predicts diabetes status (healthy, pre-diabetic, diabetic) from the CDC BRFSS 2015 health indicators.
 
 Send the indicators as one flat JSON object keyed by the survey's column names. Integer-coded fields take whole
 numbers (`1` or `1.0`, never `1.5` or `"1"`); BMI may be fractional. Every error is JSON with the field, the reason

@@ -20,7 +20,7 @@ from ml.schema import FEATURES_BY_NAME, Feature
 
 _NUMBER_TYPES = frozenset({"float_type", "float_parsing", "int_type", "int_parsing", "multiple_of"})
 _RANGE_TYPES = frozenset({"greater_than_equal", "less_than_equal", "finite_number"})
-_EXACTLY_THE_FEATURES = "the body takes exactly the 21 feature columns (see the OpenAPI schema)"
+_EXACTLY_THE_FEATURES = f"the body takes exactly the {len(FEATURES_BY_NAME)} feature columns (see the OpenAPI schema)"
 _FIXED_REASONS = {
     "missing": "Field required",
     "extra_forbidden": f"Unknown field; {_EXACTLY_THE_FEATURES}",

@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope
 
+from ml.schema import FEATURES
 from service.errors import ProblemError
 
 
@@ -57,7 +58,7 @@ def parse_json(body: bytes, max_values: int) -> Any:
     if values > max_values:
         reason = (
             f"The body holds up to {values:,} JSON values (counting ',', '[' and '{{'); no request needs more than "
-            f"{max_values:,}: a record takes exactly the 21 feature columns"
+            f"{max_values:,}: a record takes exactly the {len(FEATURES)} feature columns"
         )
         raise ProblemError(422, "invalid_input", reason)
     try:

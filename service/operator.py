@@ -1,9 +1,10 @@
 """`GET /operator/model`: what the people who run the service need and callers must not see.
 
 Where the model came from (`MODEL_URI`), the training file's name and sha256, the library versions, and why the
-model is not loaded (a path, a bucket, a command to run). Public routes leave these out (issue 15); they are in the
-logs and here, behind a bearer token (`SERVICE_OPERATOR_TOKEN`). Without a token configured the app does not include
-this router: the route does not exist (404, whatever the method). It stays out of the public OpenAPI schema.
+model is not loaded (a path, a bucket, a command to run). Public routes leave these out (they map the deployment
+for an attacker); they are in the logs and here, behind a bearer token (`SERVICE_OPERATOR_TOKEN`). Without a token
+configured the app does not include this router: the route does not exist (404, whatever the method). It stays out
+of the public OpenAPI schema.
 """
 
 from __future__ import annotations

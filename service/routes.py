@@ -23,9 +23,9 @@ from ml.contract import (
     PatientRecord,
     PredictionResponse,
     ReadyResponse,
-    Screening,
     TrainingData,
     batch_request_model,
+    responses,
     top_contributions,
 )
 from ml.inference.predictor import Predictions, Predictor
@@ -71,19 +71,20 @@ Explain = Annotated[bool, Query(description="Also return the top features behind
 
 def answers(predictions: Predictions, rows: np.ndarray, predictor: Predictor, top_k: int) -> list[PredictionResponse]:
     """One response per row, with its screening, and its top factors when the predictions carry contributions."""
-    manifest = predictor.manifest
     contributions = predictions.contributions
-    return [
-        PredictionResponse.of(
-            int(k),
-            predictions.probabilities[i],
-            Screening.of(predictions.screening_probabilities[i], manifest.screening, rows[i]),
-            model_version=manifest.model_version,
-            synthetic=manifest.data.synthetic,
-            explanation=None if contributions is None else top_contributions(rows[i], contributions[i], top_k),
-        )
-        for i, k in enumerate(predictions.classes)
-    ]
+    explanations = (
+        None
+        if contributions is None
+        else [top_contributions(r, c, top_k) for r, c in zip(rows, contributions, strict=True)]
+    )
+    return responses(
+        predictions.classes,
+        predictions.probabilities,
+        predictions.screening_probabilities,
+        rows,
+        predictor.manifest,
+        explanations,
+    )
 
 
 def _scored(

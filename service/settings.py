@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ml.contract import DEFAULT_BATCH_LIMIT, MAX_BATCH_LIMIT
 from ml.inference.artifact import DEFAULT_MODEL_DIR
 from ml.manifest import SHA256_PATTERN
+from ml.schema import FEATURES
 
 #: The shortest operator token accepted: an empty or guessable one would open the operator view to anyone.
 MIN_OPERATOR_TOKEN_LENGTH = 32
@@ -159,7 +160,7 @@ class Settings(BaseSettings):
         description="The platform's stop timeout (30 s on ECS and Kubernetes): after SIGTERM the process exits within "
         "it however busy it is, and `drain_seconds` + `shutdown_timeout_seconds` must leave a second of it.",
     )
-    explain_top_k: int = Field(default=5, ge=1, le=21, description="Features listed in an explanation.")
+    explain_top_k: int = Field(default=5, ge=1, le=len(FEATURES), description="Features listed in an explanation.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Level of the JSON logs on standard output."
     )

@@ -18,7 +18,6 @@ from stacks.aws_context import AwsContext, policy_json, statement
 from stacks.config import SharedSettings
 from stacks.shared import ECS_ACCESS_LOG_PREFIX, EKS_ACCESS_LOG_PREFIX
 
-ACCESS_LOG_PREFIXES = (ECS_ACCESS_LOG_PREFIX, EKS_ACCESS_LOG_PREFIX)
 #: The service principal that delivers ALB logs in regions launched from August 2022.
 ELB_LOG_DELIVERY = "logdelivery.elasticloadbalancing.amazonaws.com"
 

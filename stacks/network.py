@@ -35,6 +35,10 @@ def pick_zones(region: str) -> list[str]:
     return zones[:AZ_COUNT]
 
 
+#: NAT gateways of each `natGateways` setting.
+_NAT_COUNTS = {"none": 0, "single": 1, "perAz": AZ_COUNT}
+
+
 class Network(pulumi.ComponentResource):
     """VPC, subnets, routing and NAT; exposes the ids the platforms need."""
 
@@ -52,7 +56,6 @@ class Network(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         tags = settings.tags_for("network")
         zones = pick_zones(settings.region)
-        public_cidrs, private_cidrs = subnet_cidrs(settings.vpc_cidr)
 
         vpc = aws.ec2.Vpc(
             f"{name}-vpc",
@@ -75,70 +78,9 @@ class Network(pulumi.ComponentResource):
             opts=child,
         )
 
-        # Load balancers discover their subnets by these role tags (internet-facing vs internal).
-        tiers = {"public": "kubernetes.io/role/elb", "private": "kubernetes.io/role/internal-elb"}
-        cidrs = {"public": public_cidrs, "private": private_cidrs}
-        subnets: dict[str, list[aws.ec2.Subnet]] = {tier: [] for tier in tiers}
-        for index, zone in enumerate(zones):
-            for tier, role_tag in tiers.items():
-                subnets[tier].append(
-                    aws.ec2.Subnet(
-                        f"{name}-{tier}-{index}",
-                        vpc_id=vpc.id,
-                        cidr_block=cidrs[tier][index],
-                        availability_zone=zone,
-                        map_public_ip_on_launch=False,
-                        tags={
-                            **tags,
-                            "Name": f"{settings.name}-{tier}-{zone}",
-                            "Tier": tier,
-                            role_tag: "1",
-                        },
-                        opts=child,
-                    )
-                )
-            aws.ec2.RouteTableAssociation(
-                f"{name}-public-{index}",
-                subnet_id=subnets["public"][index].id,
-                route_table_id=public_rt.id,
-                opts=child,
-            )
-        public, private = subnets["public"], subnets["private"]
-
-        nat_count = {"none": 0, "single": 1, "perAz": AZ_COUNT}[settings.nat_gateways]
-        nats = []
-        for index in range(nat_count):
-            eip = aws.ec2.Eip(
-                f"{name}-nat-{index}",
-                domain="vpc",
-                tags={**tags, "Name": f"{settings.name}-nat-{index}"},
-                opts=child,
-            )
-            nats.append(
-                aws.ec2.NatGateway(
-                    f"{name}-nat-{index}",
-                    allocation_id=eip.id,
-                    subnet_id=public[index].id,
-                    tags={**tags, "Name": f"{settings.name}-nat-{index}"},
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]),
-                )
-            )
-
-        private_rts = []
-        for index, subnet in enumerate(private):
-            route_table = aws.ec2.RouteTable(
-                f"{name}-private-{index}",
-                vpc_id=vpc.id,
-                routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nats[index % nat_count].id)]
-                if nats
-                else [],
-                tags={**tags, "Name": f"{settings.name}-private-{index}"},
-                opts=child,
-            )
-            aws.ec2.RouteTableAssociation(
-                f"{name}-private-{index}", subnet_id=subnet.id, route_table_id=route_table.id, opts=child
-            )
-            private_rts.append(route_table)
+        public, private = _subnets(name, settings, vpc, zones, public_rt, tags, child)
+        nats = _nat_gateways(name, settings, public, igw, tags, self)
+        private_rts = _private_route_tables(name, settings, vpc, private, nats, tags, child)
 
         aws.ec2.VpcEndpoint(
             f"{name}-s3",
@@ -154,3 +96,96 @@ class Network(pulumi.ComponentResource):
         self.public_subnet_ids = [subnet.id for subnet in public]
         self.private_subnet_ids = [subnet.id for subnet in private]
         self.register_outputs({"vpcId": self.vpc_id})
+
+
+#: Load balancers discover their subnets by these role tags (internet-facing vs internal).
+_ROLE_TAGS = {"public": "kubernetes.io/role/elb", "private": "kubernetes.io/role/internal-elb"}
+
+
+def _subnets(
+    name: str,
+    settings: SharedSettings,
+    vpc: aws.ec2.Vpc,
+    zones: list[str],
+    public_rt: aws.ec2.RouteTable,
+    tags: dict[str, str],
+    child: pulumi.ResourceOptions,
+) -> tuple[list[aws.ec2.Subnet], list[aws.ec2.Subnet]]:
+    """A public and a private subnet in each zone (no public IPs on launch); the public ones route to the internet."""
+    public_cidrs, private_cidrs = subnet_cidrs(settings.vpc_cidr)
+    cidrs = {"public": public_cidrs, "private": private_cidrs}
+    subnets: dict[str, list[aws.ec2.Subnet]] = {tier: [] for tier in _ROLE_TAGS}
+    for index, zone in enumerate(zones):
+        for tier, role_tag in _ROLE_TAGS.items():
+            subnets[tier].append(
+                aws.ec2.Subnet(
+                    f"{name}-{tier}-{index}",
+                    vpc_id=vpc.id,
+                    cidr_block=cidrs[tier][index],
+                    availability_zone=zone,
+                    map_public_ip_on_launch=False,
+                    tags={**tags, "Name": f"{settings.name}-{tier}-{zone}", "Tier": tier, role_tag: "1"},
+                    opts=child,
+                )
+            )
+        aws.ec2.RouteTableAssociation(
+            f"{name}-public-{index}", subnet_id=subnets["public"][index].id, route_table_id=public_rt.id, opts=child
+        )
+    return subnets["public"], subnets["private"]
+
+
+def _nat_gateways(
+    name: str,
+    settings: SharedSettings,
+    public: list[aws.ec2.Subnet],
+    igw: aws.ec2.InternetGateway,
+    tags: dict[str, str],
+    parent: pulumi.Resource,
+) -> list[aws.ec2.NatGateway]:
+    """None, one, or one per zone (`natGateways`), each in a public subnet with its own address."""
+    nats = []
+    for index in range(_NAT_COUNTS[settings.nat_gateways]):
+        eip = aws.ec2.Eip(
+            f"{name}-nat-{index}",
+            domain="vpc",
+            tags={**tags, "Name": f"{settings.name}-nat-{index}"},
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+        nats.append(
+            aws.ec2.NatGateway(
+                f"{name}-nat-{index}",
+                allocation_id=eip.id,
+                subnet_id=public[index].id,
+                tags={**tags, "Name": f"{settings.name}-nat-{index}"},
+                opts=pulumi.ResourceOptions(parent=parent, depends_on=[igw]),
+            )
+        )
+    return nats
+
+
+def _private_route_tables(
+    name: str,
+    settings: SharedSettings,
+    vpc: aws.ec2.Vpc,
+    private: list[aws.ec2.Subnet],
+    nats: list[aws.ec2.NatGateway],
+    tags: dict[str, str],
+    child: pulumi.ResourceOptions,
+) -> list[aws.ec2.RouteTable]:
+    """One route table per private subnet: to the internet through a NAT gateway when there is one, else nowhere."""
+    route_tables = []
+    for index, subnet in enumerate(private):
+        route_table = aws.ec2.RouteTable(
+            f"{name}-private-{index}",
+            vpc_id=vpc.id,
+            routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nats[index % len(nats)].id)]
+            if nats
+            else [],
+            tags={**tags, "Name": f"{settings.name}-private-{index}"},
+            opts=child,
+        )
+        aws.ec2.RouteTableAssociation(
+            f"{name}-private-{index}", subnet_id=subnet.id, route_table_id=route_table.id, opts=child
+        )
+        route_tables.append(route_table)
+    return route_tables

@@ -26,8 +26,8 @@ def free_port() -> Callable[[], int]:
 @pytest.fixture(scope="session")
 def trained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model artifact trained once per session on synthetic data (no MLflow), shared by every test package."""
-    from ml.training.synthetic import write_synthetic
-    from ml.training.train import TrainingConfig, train
+    from ml.training.pipeline import TrainingConfig, train
+    from ml.training.synthetic_data import write_synthetic
 
     folder = tmp_path_factory.mktemp("trained-model")
     data = write_synthetic(folder / "synthetic.csv.gz", 4_000, seed=3)

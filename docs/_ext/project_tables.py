@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import pkgutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -204,10 +204,26 @@ def _points(record: Mapping[str, Any], name: str) -> str:
     return f"{100 * record[name]:+.1f} ({low:+.1f} to {high:+.1f})"
 
 
+def schema_substitutions() -> dict[str, str]:
+    """``{{ n_features }}`` and ``{{ n_classes }}``: the prose never writes a count the schema decides."""
+    from ml.schema import CLASSES, FEATURES
+
+    return {"n_features": str(len(FEATURES)), "n_classes": str(len(CLASSES))}
+
+
 def substitutions(data: Mapping[str, Any]) -> dict[str, str]:
     """Flat ``{{ name }}`` values for the prose; every number in the text comes from here."""
     test = data["test"]
     subs = {f"real_{k}": _f(v) for k, v in test.items() if isinstance(v, float)}
+    _run_substitutions(data, subs)
+    _floor_and_ada_substitutions(data, subs)
+    _screening_substitutions(data, subs)
+    _spread_substitutions(data, subs)
+    return subs
+
+
+def _run_substitutions(data: Mapping[str, Any], subs: dict[str, str]) -> None:
+    """The run: rows, split, the chosen strategy, per-class scores, class counts, duplicates, the macro-F1 rule."""
     subs["real_test_rows"] = f"{data['split']['test_rows']:,}"
     subs["real_rows"] = f"{data['data']['rows']:,}"
     subs["real_split_id"] = data["split"]["split_id"]
@@ -236,6 +252,10 @@ def substitutions(data: Mapping[str, Any]) -> dict[str, str]:
     subs["real_holdout_rows"] = f"{holdout['rows']:,}"
     subs["real_holdout_share"] = f"{holdout['share']:.0%}"
     subs["real_validation_weighted_f1"] = _f(data["validation_tuned_on"]["weighted_f1"])
+
+
+def _floor_and_ada_substitutions(data: Mapping[str, Any], subs: dict[str, str]) -> None:
+    """The precision floor's evidence and outcomes, and the comparison with the ADA risk test."""
     floor = data["precision_floor"]
     subs["real_floor_lift"] = f"{floor['min_precision_lift']:g}"
     # The evidence the floor asks for is the code's (the real model was trained under it or under none).
@@ -255,6 +275,10 @@ def substitutions(data: Mapping[str, Any]) -> dict[str, str]:
         for name, value in compared.items():
             if isinstance(value, float):
                 subs[f"real_ada_{target}_{name}"] = _f(value, 3) if "auc" in name else f"{value:.1%}"
+
+
+def _screening_substitutions(data: Mapping[str, Any], subs: dict[str, str]) -> None:
+    """The screening levels, their outcomes on the test split, and the ways of reading the access answers."""
     screening = data["screening"]
     for name in ("average", "prediabetes_average", "raised", "raised_not_checked", "high"):
         subs[f"real_screening_{name}"] = f"{100 * screening[name]:.1f}%"
@@ -282,6 +306,10 @@ def substitutions(data: Mapping[str, Any]) -> dict[str, str]:
         for name, spread in figures.items():
             subs[f"real_access_{option}_{name}"] = _f(spread["mean"]) if "roc_auc" in name else f"{spread['mean']:.1%}"
     subs["real_access_splits"] = str(len(data["access_options"]["seeds"]))
+
+
+def _spread_substitutions(data: Mapping[str, Any], subs: dict[str, str]) -> None:
+    """The spread over other grouped splits, the no-regression verdicts and the strategies' scores."""
     spread = data["split_spread"]
     subs["real_spread_splits"] = str(len(spread["per_seed"]))
     for metric, summary in spread["summary"].items():
@@ -296,7 +324,6 @@ def substitutions(data: Mapping[str, Any]) -> dict[str, str]:
         for metric in ("weighted_f1", "macro_f1"):
             if strategy.get(metric) is not None:
                 subs[f"real_{strategy['key']}_{metric}"] = _f(strategy[metric])
-    return subs
 
 
 def _optional(value: float | str | None) -> str:
@@ -306,12 +333,11 @@ def _optional(value: float | str | None) -> str:
     return value if isinstance(value, str) else _f(value)
 
 
-def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
-    from ml.schema import CLASSES
-
+def _overall_table(data: Mapping[str, Any]) -> str:
+    """The test split's headline metrics."""
     test = data["test"]
-    labels = {c.name: c.label for c in CLASSES}
-    overall = markdown_table(
+    labels = _class_labels()
+    return markdown_table(
         ("Metric", "Test split"),
         [
             ("Weighted F1 (primary)", _f(test["weighted_f1"])),
@@ -327,7 +353,12 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
             ("Accuracy", _f(test["accuracy"])),
         ],
     )
-    per_class = markdown_table(
+
+
+def _per_class_table(data: Mapping[str, Any]) -> str:
+    """Precision, recall, F1 and ROC-AUC of each class."""
+    labels = _class_labels()
+    return markdown_table(
         ("Class", "Test rows", "Precision", "Recall", "F1", "One-vs-rest ROC-AUC"),
         [
             (
@@ -341,7 +372,11 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
             for name, s in data["per_class"].items()
         ],
     )
-    strategies = markdown_table(
+
+
+def _strategies_table(data: Mapping[str, Any]) -> str:
+    """The imbalance strategies compared."""
+    return markdown_table(
         ("Strategy", "Validation weighted F1", "Test weighted F1", "Test macro F1", "Test macro ROC-AUC", "Note"),
         [
             (
@@ -355,7 +390,11 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
             for s in data["strategies"]
         ],
     )
-    subgroups = markdown_table(
+
+
+def _subgroups_table(data: Mapping[str, Any]) -> str:
+    """The metrics by subgroup (Sex, Age band, Income band)."""
+    return markdown_table(
         (
             "Feature",
             "Group",
@@ -382,7 +421,11 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
             for g in data["subgroups"]
         ],
     )
-    duplicates = markdown_table(
+
+
+def _duplicates_table(data: Mapping[str, Any]) -> str:
+    """How many rows repeat an earlier one."""
+    return markdown_table(
         ("Count", "Rows"),
         [
             ("Rows in the file", f"{data['data']['rows']:,}"),
@@ -394,9 +437,12 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
             ("Feature vectors seen with more than one label", f"{data['data']['duplicates']['mixed_label_vectors']:,}"),
         ],
     )
-    split_spread = _spread_table(data, SPREAD_ROWS)
+
+
+def _no_regression_table(data: Mapping[str, Any]) -> str:
+    """The paired comparison with the figures before the last change, over the same seeds."""
     verdicts = data["split_spread"].get("no_regression", {})
-    no_regression = markdown_table(
+    return markdown_table(
         ("Metric", "Before (same seeds)", "Now", "Mean paired difference", "Allowed drop (1 sd)", "Regression"),
         [
             (
@@ -411,8 +457,12 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
             if isinstance(v, dict)
         ],
     )
+
+
+def _ada_table(data: Mapping[str, Any]) -> str:
+    """The model against the ADA risk test, for each target."""
     ada = data["ada_comparison"]
-    ada_table = markdown_table(
+    return markdown_table(
         (
             "People with",
             "Model score",
@@ -433,7 +483,11 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
             for target, (label, score) in ADA_TARGETS.items()
         ],
     )
-    behaviour = markdown_table(
+
+
+def _behaviour_table(data: Mapping[str, Any]) -> str:
+    """How p(diabetes) moves when one answer steps up."""
+    return markdown_table(
         (
             "Answer one step up",
             "Rows that can step up",
@@ -452,8 +506,12 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
             for b in data["behaviour"]
         ],
     )
+
+
+def _precision_floor_table(data: Mapping[str, Any]) -> str:
+    """The served decision rule with the precision floor, and without it."""
     floor = data["precision_floor"]
-    precision_floor = markdown_table(
+    return markdown_table(
         ("Decision rule", "Candidate", "Weights", "Test weighted F1", "Named pre-diabetic", "Their precision"),
         [
             (
@@ -470,7 +528,11 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
             )
         ],
     )
-    alternatives = markdown_table(
+
+
+def _alternatives_table(data: Mapping[str, Any]) -> str:
+    """Other models tried."""
+    return markdown_table(
         ("Model", "Validation macro AUC", "Test macro AUC", "Test log loss", "Note"),
         [
             (
@@ -483,8 +545,13 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
             for a in data["alternatives"]
         ],
     )
+
+
+def _screening_table(data: Mapping[str, Any]) -> str:
+    """Whom the screening levels flag, beside the ADA test."""
     test = data["screening"]["test"]
-    screening = markdown_table(
+    ada = data["ada_comparison"]
+    return markdown_table(
         ("On the test split", "'raised' or 'high' (model)", f"ADA test, >= {ada['ada_cutoff']} points"),
         [
             ("People flagged", f"{test['flagged']:.1%}", f"{test['ada_flagged']:.1%}"),
@@ -499,9 +566,13 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
             ),
         ],
     )  # fmt: skip
+
+
+def _level_table(data: Mapping[str, Any]) -> str:
+    """Each screening level: its risks, how many people, how many of them affected."""
     levels = data["screening"]["test_levels"]
     cutoffs = data["screening"]
-    level_table = markdown_table(
+    return markdown_table(
         ("Level", "Risk", "Share of the test split's people", "Share of them with pre-diabetes or diabetes"),
         [
             (
@@ -517,7 +588,11 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
             for level, outcome in levels.items()
         ],
     )
-    screening_subgroups = markdown_table(
+
+
+def _screening_subgroups_table(data: Mapping[str, Any]) -> str:
+    """Sensitivity and specificity of the screening by subgroup, beside the ADA test's."""
+    return markdown_table(
         (
             "Feature",
             "Group",
@@ -546,8 +621,12 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
             for g in data["screening_subgroups"]
         ],
     )
+
+
+def _access_options_table(data: Mapping[str, Any]) -> str:
+    """The ways of reading the access-to-care answers, compared."""
     options = data["access_options"]["summary"]
-    access_options = markdown_table(
+    return markdown_table(
         (
             "Access answers",
             "ROC-AUC",
@@ -569,24 +648,38 @@ def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
             if key in options
         ],
     )
-    return {
-        "real_screening.md": screening,
-        "real_screening_levels.md": level_table,
-        "real_screening_spread.md": _spread_table(data, SCREENING_SPREAD_ROWS),
-        "real_screening_subgroups.md": screening_subgroups,
-        "real_access_options.md": access_options,
-        "real_overall.md": overall,
-        "real_split_spread.md": split_spread,
-        "real_no_regression.md": no_regression,
-        "real_ada.md": ada_table,
-        "real_behaviour.md": behaviour,
-        "real_precision_floor.md": precision_floor,
-        "real_alternatives.md": alternatives,
-        "real_per_class.md": per_class,
-        "real_strategies.md": strategies,
-        "real_subgroups.md": subgroups,
-        "real_duplicates.md": duplicates,
-    }
+
+
+def _class_labels() -> dict[str, str]:
+    from ml.schema import CLASSES
+
+    return {c.name: c.label for c in CLASSES}
+
+
+#: Each generated page of real-data figures, and the function that writes its table.
+REAL_TABLES: dict[str, Callable[[Mapping[str, Any]], str]] = {
+    "real_screening.md": _screening_table,
+    "real_screening_levels.md": _level_table,
+    "real_screening_spread.md": lambda data: _spread_table(data, SCREENING_SPREAD_ROWS),
+    "real_screening_subgroups.md": _screening_subgroups_table,
+    "real_access_options.md": _access_options_table,
+    "real_overall.md": _overall_table,
+    "real_split_spread.md": lambda data: _spread_table(data, SPREAD_ROWS),
+    "real_no_regression.md": _no_regression_table,
+    "real_ada.md": _ada_table,
+    "real_behaviour.md": _behaviour_table,
+    "real_precision_floor.md": _precision_floor_table,
+    "real_alternatives.md": _alternatives_table,
+    "real_per_class.md": _per_class_table,
+    "real_strategies.md": _strategies_table,
+    "real_subgroups.md": _subgroups_table,
+    "real_duplicates.md": _duplicates_table,
+}
+
+
+def real_tables(data: Mapping[str, Any]) -> dict[str, str]:
+    """Every table of `REAL_TABLES`, by its file name."""
+    return {name: table(data) for name, table in REAL_TABLES.items()}
 
 
 def _spread_table(data: Mapping[str, Any], rows: Mapping[str, str]) -> str:

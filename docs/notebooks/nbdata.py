@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ml.schema import REAL_DATA_FILE
 from ml.training.data import is_synthetic
-from ml.training.synthetic import write_synthetic
+from ml.training.synthetic_data import write_synthetic
 
 ROOT = Path(__file__).resolve().parents[2]
 

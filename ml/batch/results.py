@@ -14,13 +14,13 @@ from itertools import product
 import numpy as np
 import pandas as pd
 
-from ml.contract import RESULT_COLUMNS, PredictionResponse, Screening, care_access_note
+from ml.contract import RESULT_COLUMNS, care_access_note, responses
 from ml.inference.predictor import Predictions, Predictor
 from ml.inference.screening import not_checked, risk_of
 from ml.manifest import Manifest, ScreeningLevel
 from ml.schema import CARE_ACCESS, CLASSES, FEATURE_NAMES
 
-#: A column from the rows' features (n, 21), the Predictor's answers for them and the model's manifest.
+#: A column from the rows' features (n, features), the Predictor's answers for them and the model's manifest.
 _Rule = Callable[[np.ndarray, Predictions, Manifest], np.ndarray]
 
 
@@ -75,21 +75,14 @@ _RULES: dict[str, _Rule] = {
 
 
 def result_columns(features: np.ndarray, answers: Predictions, manifest: Manifest) -> dict[str, np.ndarray]:
-    """Every column of `RESULT_COLUMNS`, in order, for the rows `features` (n, 21) the Predictor gave `answers` for."""
+    """Every column of `RESULT_COLUMNS`, in order, for the rows `features` (n, features) the Predictor answered."""
     columns = {name: _RULES[name](features, answers, manifest) for name in RESULT_COLUMNS if name in _RULES}
     unknown = [name for name in RESULT_COLUMNS if name not in _RULES]
     if unknown:
-        rule = manifest.screening
         rows = [
-            PredictionResponse.of(
-                int(k),
-                p,
-                Screening.of(screened, rule, row),
-                model_version=manifest.model_version,
-                synthetic=manifest.data.synthetic,
-            ).result_row()
-            for k, p, screened, row in zip(
-                answers.classes, answers.probabilities, answers.screening_probabilities, features, strict=True
+            answer.result_row()
+            for answer in responses(
+                answers.classes, answers.probabilities, answers.screening_probabilities, features, manifest
             )
         ]
         for name in unknown:
@@ -99,6 +92,6 @@ def result_columns(features: np.ndarray, answers: Predictions, manifest: Manifes
 
 
 def result_frame(predictor: Predictor, features: pd.DataFrame) -> pd.DataFrame:
-    """`RESULT_COLUMNS` for every row of a frame holding the 21 feature columns (the MLflow pyfunc answers this)."""
+    """`RESULT_COLUMNS` for every row of a frame holding the feature columns (the MLflow pyfunc answers this)."""
     matrix = features[list(FEATURE_NAMES)].to_numpy(dtype=np.float64)
     return pd.DataFrame(result_columns(matrix, predictor.predict(matrix), predictor.manifest))

@@ -1,7 +1,7 @@
 """Score a file of any size in bounded memory: read, validate, predict and write one chunk of rows at a time.
 
 Memory follows the chunk, not the file: about `DEFAULT_CHUNK_ROWS` rows are held at once, as Arrow strings (CSV)
-or typed columns (Parquet), with their (n, 21) feature matrix and result columns. The promises of the whole-file
+or typed columns (Parquet), with their (n, features) feature matrix and result columns. The promises of the whole-file
 command hold: rows in input order, the user's columns as given, every invalid value found and reported by its row
 number in the file, and no output unless every row was valid (the results go to a temporary file, moved into place
 at the end).
@@ -116,7 +116,7 @@ def _with_results(table: pa.Table, predictor: Predictor, features: np.ndarray) -
 
 
 def _validated_features(chunk: Chunk, problems: _ProblemLog) -> np.ndarray | None:
-    """The chunk's (n, 21) float64 features, or None after noting every invalid value in `problems`.
+    """The chunk's (n, features) float64 features, or None after noting every invalid value in `problems`.
 
     Clean numbers pass a fast check in Arrow; a column that fails it goes through `ml.training.data`'s validation,
     the one definition of a valid value, which names each problem (and accepts what it accepts, e.g. " 7 ").

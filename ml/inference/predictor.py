@@ -32,9 +32,9 @@ class Predictions:
 
     `screening_probabilities` (n, 3): the calibrated probabilities of the same rows with every access-to-care answer
     read as "in care" (`ml.inference.screening`), what the screening risk is computed from; the same array as
-    `probabilities` when every row is in care. `contributions` (n, 21): each answer's share of the screening risk's
-    log-odds, from TreeSHAP on the calibrated scale (`ml.inference.explain`); 0 for the access answers, which do
-    not move it.
+    `probabilities` when every row is in care. `contributions` (n, features): each answer's share of the screening
+    risk's log-odds, from TreeSHAP on the calibrated scale (`ml.inference.explain`); 0 for the access answers, which
+    do not move it.
     """
 
     classes: np.ndarray
@@ -79,7 +79,7 @@ class Predictor:
         return self._artifact.digest
 
     def predict(self, rows: ArrayLike, *, explain: bool = False) -> Predictions:
-        """Rows of the 21 features in schema order (one row may be a flat sequence)."""
+        """Rows of the features in schema order (one row may be a flat sequence)."""
         matrix = np.asarray(rows, dtype=np.float64)
         if matrix.ndim == 1:
             matrix = matrix.reshape(1, -1)

@@ -21,7 +21,7 @@ _CHOL_CHECK = FEATURE_NAMES.index("CholCheck")
 
 
 def in_care(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The rows (n, 21) with every access answer set to "in care", and which rows that changed, shape (n,).
+    """The rows (n, features) with every access answer set to "in care", and which rows that changed, shape (n,).
 
     When no row changes, the first result is `rows` itself (no copy).
     """

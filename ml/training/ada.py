@@ -27,7 +27,7 @@ _BMI_EDGES = np.array([25.0, 30.0, 40.0])
 
 
 def ada_risk_points(rows: np.ndarray) -> np.ndarray:
-    """The score (0 to 9 here, of the test's 11) of each row of the 21 features in schema order."""
+    """The score (0 to 9 here, of the test's 11) of each row of the features in schema order."""
     rows = np.atleast_2d(np.asarray(rows, dtype=np.float64))
     age = _AGE_POINTS[rows[:, _AGE].astype(np.int64)]
     male = rows[:, _SEX].astype(np.int64)  # the test gives men 1 point

@@ -35,7 +35,7 @@ class StepUpEffect:
 def step_up_effects(
     p_diabetes: Callable[[np.ndarray], np.ndarray], rows: np.ndarray, features: tuple[str, ...] = RISK_FACTORS
 ) -> list[StepUpEffect]:
-    """One `StepUpEffect` per feature; `p_diabetes` maps (n, 21) rows in schema order to p(diabetes), shape (n,)."""
+    """One `StepUpEffect` per feature; `p_diabetes` maps rows (n, features) in schema order to p(diabetes), (n,)."""
     effects = []
     for name in features:
         column = FEATURE_NAMES.index(name)

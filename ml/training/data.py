@@ -67,10 +67,12 @@ class DataValidationError(ValueError):
 # ----------------------------------------------------------------------------------------------- reading
 
 
-def read_csv(path: str | Path, *, target: TargetMode = "required", others: OtherColumns = "refuse") -> pd.DataFrame:
+def read_data_file(
+    path: str | Path, *, target: TargetMode = "required", others: OtherColumns = "refuse"
+) -> pd.DataFrame:
     """Read and validate a `.csv` or `.csv.gz` file with the Kaggle 3-class columns (any column order).
 
-    Returns the target (unless absent or `target="ignore"`) then the 21 features in schema order; integer
+    Returns the target (unless absent or `target="ignore"`) then the features in schema order; integer
     columns as int64, BMI as float64, index 0..n-1 in file order. With `others="keep"`, every column of the file
     is returned in the file's order, the others as the text written in the file (an ignored target is one of them).
     """
@@ -140,7 +142,7 @@ def read_csv(path: str | Path, *, target: TargetMode = "required", others: Other
 
 
 def validate_frame(df: pd.DataFrame, *, target: TargetMode = "required") -> pd.DataFrame:
-    """Validate a frame (numbers or raw strings) exactly as :func:`read_csv` validates a file."""
+    """Validate a frame (numbers or raw strings) exactly as :func:`read_data_file` validates a file."""
     source = "the data frame"
     keep_target = check_columns([str(c) for c in df.columns], target, source)
     if df.empty:
@@ -284,7 +286,7 @@ def describe_problems(source: str, problems: Sequence[ColumnProblem], scope: str
 
 
 def features_matrix(df: pd.DataFrame) -> np.ndarray:
-    """The 21 features as a C-contiguous float64 (n, 21) array in schema order."""
+    """The features as a C-contiguous float64 (n, features) array in schema order."""
     missing = [c for c in FEATURE_NAMES if c not in df.columns]
     if missing:
         raise KeyError(f"frame lacks feature column(s) {', '.join(missing)}; validate it with ml.data first")

@@ -1,6 +1,6 @@
 """The permanent promotion holdout: rows that no model ever trains or tunes on, picked by the feature vector itself.
 
-A row is in the holdout when the sha256 of its 21 values (schema order, float64 little-endian, after a fixed label)
+A row is in the holdout when the sha256 of its feature values (schema order, float64 little-endian, after a fixed label)
 falls in the lowest `HOLDOUT_SHARE` of the hash range. Nothing but the answers decides it: identical feature vectors
 always land on the same side, in every data file and every version of it. So two models trained by this code, on
 any data, have both never seen any holdout row of any file. Which rows and labels models are compared on is not
@@ -25,7 +25,7 @@ _THRESHOLD = int(HOLDOUT_SHARE * 2**64)
 
 
 def in_holdout(features: np.ndarray) -> np.ndarray:
-    """Boolean mask, one per row of (n, 21) feature rows in schema order: True for the promotion holdout."""
+    """Boolean mask, one per row of (n, features) feature rows in schema order: True for the promotion holdout."""
     rows = np.ascontiguousarray(features, dtype="<f8")
     if rows.ndim != 2:
         raise ValueError(f"expected a 2-d array of feature rows, got shape {rows.shape}")

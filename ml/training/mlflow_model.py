@@ -40,7 +40,7 @@ PIN_KEY = "model_sha256"
 
 
 class DiabetesStatusPyfunc:
-    """What `mlflow.pyfunc.load_model` wraps: the verified `Predictor`, answering a DataFrame of the 21 columns."""
+    """What `mlflow.pyfunc.load_model` wraps: the verified `Predictor`, answering a DataFrame of the feature columns."""
 
     def __init__(self, predictor: Predictor) -> None:
         self.predictor = predictor

@@ -16,7 +16,7 @@ every later comparison:
 - **Loaded** for each comparison from that run and checked against the digest; the candidate's file supplies
   nothing but the check that its own holdout is the same rows with the same labels (`holdout_digest`).
 
-The digest is over the sorted rows (label and 21 features as float64), so it does not depend on row order or on
+The digest is over the sorted rows (label and the features as float64), so it does not depend on row order or on
 how the numbers are written (`1` or `1.0`, CSV or gzip).
 """
 
@@ -37,7 +37,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from ml.schema import CLASSES, FEATURE_NAMES, TARGET
-from ml.training.data import DataValidationError, features_matrix, read_csv
+from ml.training.data import DataValidationError, features_matrix, read_data_file
 from ml.training.holdout import HOLDOUT_DEFINITION
 
 #: Registered-model tag holding the pinned reference (`ReferenceRecord`, JSON).
@@ -148,7 +148,7 @@ def load_reference(client: MlflowClient, name: str, record: ReferenceRecord) -> 
                     f"{experiment_name(name)!r} that pinned {record.sha256[:12]}...; renew the reference on purpose"
                 )
             path = client.download_artifacts(record.run_id, f"{ARTIFACT_PATH}/{ARTIFACT_FILE}", tmp)
-            frame = read_csv(path)
+            frame = read_data_file(path)
         except (MlflowException, OSError, DataValidationError) as exc:
             raise ReferenceHoldoutError(f"cannot read the reference holdout of {name} ({where}): {exc}") from None
     features, labels = features_matrix(frame), frame[TARGET].to_numpy(dtype=np.int64)

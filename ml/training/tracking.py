@@ -32,6 +32,7 @@ from mlflow.exceptions import MlflowException
 from ml.inference.artifact import ArtifactError
 from ml.inference.predictor import Predictor
 from ml.training.comparison import PairedComparison, compare
+from ml.training.pipeline import ADA_ROC_PNG, CONFUSION_PNG, SCREENING_SUBGROUPS_CSV, SUBGROUPS_CSV, TrainingResult
 from ml.training.reference import (
     PUBLISHED_HOLDOUTS,
     ReferenceHoldoutError,
@@ -44,7 +45,6 @@ from ml.training.reference import (
     read_record,
 )
 from ml.training.screening_subgroups import who_is_missed
-from ml.training.train import ADA_ROC_PNG, CONFUSION_PNG, SCREENING_SUBGROUPS_CSV, SUBGROUPS_CSV, TrainingResult
 
 logger = logging.getLogger(__name__)
 

@@ -65,28 +65,7 @@ class LoadBalancer(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         tags = settings.tags_for("ecs-alb")
         https = settings.certificate_arn is not None
-
-        self.security_group = aws.ec2.SecurityGroup(
-            f"{name}-alb",
-            vpc_id=vpc_id,
-            description=f"{settings.name} ALB: HTTP/HTTPS from the internet",
-            tags={**tags, **PUBLIC_ROLE_TAG, "Name": f"{settings.name}-alb"},
-            opts=child,
-        )
-        for port in (80, 443) if https else (80,):
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-alb-{port}",
-                security_group_id=self.security_group.id,
-                ip_protocol="tcp",
-                from_port=port,
-                to_port=port,
-                cidr_ipv4="0.0.0.0/0",
-                description=f"public {port}",
-                tags={**tags, **PUBLIC_ROLE_TAG},
-                opts=child,
-            )
-
-        has_ui = any(workload.name == "ui" for workload in workloads)
+        self.security_group = _public_security_group(name, settings, vpc_id, tags, https, child)
         self.alb = aws.lb.LoadBalancer(
             f"{settings.name}-lb",
             load_balancer_type="application",
@@ -101,38 +80,35 @@ class LoadBalancer(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
+        self.target_groups = {w.name: _target_group(settings, w, vpc_id, tags, child) for w in workloads}
+        has_ui = "ui" in self.target_groups
+        self._listen(name, settings, self.target_groups["ui" if has_ui else "api"], tags, child)
+        if has_ui:
+            self.routing += _api_path_rules(name, settings, self.listener, self.target_groups["api"], tags, child)
+        self.web_acl = (
+            rate_limited_acl(f"{settings.name}-ecs-waf", settings.waf, self.alb.arn, tags, child)
+            if settings.waf
+            else None
+        )
+        scheme = "https" if https else "http"
+        self.url = self.alb.dns_name.apply(lambda dns: f"{scheme}://{dns}")
+        self.register_outputs({"url": self.url})
 
-        self.target_groups = {}
-        for workload in workloads:
-            self.target_groups[workload.name] = aws.lb.TargetGroup(
-                f"{settings.name}-{workload.name}",
-                port=workload.port,
-                protocol="HTTP",
-                target_type="ip",
-                vpc_id=vpc_id,
-                deregistration_delay=30,
-                health_check=aws.lb.TargetGroupHealthCheckArgs(
-                    path=workload.readiness_path,
-                    matcher="200",
-                    interval=15,
-                    timeout=5,
-                    healthy_threshold=2,
-                    unhealthy_threshold=3,
-                ),
-                stickiness=aws.lb.TargetGroupStickinessArgs(
-                    enabled=workload.sticky, type="lb_cookie", cookie_duration=STICKY_SESSION_SECONDS
-                ),
-                tags={**tags, "Workload": workload.name},
-                opts=child,
-            )
-
-        default_target = self.target_groups["ui" if has_ui else "api"]
+    def _listen(
+        self,
+        name: str,
+        settings: EcsStackSettings,
+        default_target: aws.lb.TargetGroup,
+        tags: dict[str, str],
+        child: pulumi.ResourceOptions,
+    ) -> None:
+        """With a certificate, port 80 only redirects and 443 serves; without one, port 80 serves."""
+        https = settings.certificate_arn is not None
         forward_default = [aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=default_target.arn)]
         redirect = aws.lb.ListenerDefaultActionArgs(
             type="redirect",
             redirect=aws.lb.ListenerDefaultActionRedirectArgs(port="443", protocol="HTTPS", status_code="HTTP_301"),
         )
-        # With a certificate, port 80 only redirects and 443 serves; without one, port 80 serves.
         http = aws.lb.Listener(
             f"{name}-http",
             load_balancer_arn=self.alb.arn,
@@ -158,36 +134,94 @@ class LoadBalancer(pulumi.ComponentResource):
             )
             self.routing.append(self.listener)
 
-        if has_ui:
-            for index, paths in enumerate(path_chunks(api_public_paths(settings))):
-                rule = aws.lb.ListenerRule(
-                    f"{name}-api-paths-{index}",
-                    listener_arn=self.listener.arn,
-                    priority=10 + index,
-                    actions=[
-                        aws.lb.ListenerRuleActionArgs(type="forward", target_group_arn=self.target_groups["api"].arn)
-                    ],
-                    conditions=[
-                        aws.lb.ListenerRuleConditionArgs(
-                            path_pattern=aws.lb.ListenerRuleConditionPathPatternArgs(values=paths)
-                        )
-                    ],
-                    tags=tags,
-                    opts=child,
-                )
-                self.routing.append(rule)
-
-        self.web_acl = (
-            rate_limited_acl(f"{settings.name}-ecs-waf", settings.waf, self.alb.arn, tags, child)
-            if settings.waf
-            else None
-        )
-
-        scheme = "https" if https else "http"
-        self.url = self.alb.dns_name.apply(lambda dns: f"{scheme}://{dns}")
-        self.register_outputs({"url": self.url})
-
     @property
     def arn_suffix(self) -> pulumi.Output[str]:
         """The ALB's ARN suffix (CloudWatch dimension, request-count scaling label)."""
         return self.alb.arn_suffix
+
+
+def _public_security_group(
+    name: str,
+    settings: EcsStackSettings,
+    vpc_id: pulumi.Input[str],
+    tags: dict[str, str],
+    https: bool,
+    child: pulumi.ResourceOptions,
+) -> aws.ec2.SecurityGroup:
+    """The ALB's security group: HTTP from the internet, and HTTPS with a certificate."""
+    group = aws.ec2.SecurityGroup(
+        f"{name}-alb",
+        vpc_id=vpc_id,
+        description=f"{settings.name} ALB: HTTP/HTTPS from the internet",
+        tags={**tags, **PUBLIC_ROLE_TAG, "Name": f"{settings.name}-alb"},
+        opts=child,
+    )
+    for port in (80, 443) if https else (80,):
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-alb-{port}",
+            security_group_id=group.id,
+            ip_protocol="tcp",
+            from_port=port,
+            to_port=port,
+            cidr_ipv4="0.0.0.0/0",
+            description=f"public {port}",
+            tags={**tags, **PUBLIC_ROLE_TAG},
+            opts=child,
+        )
+    return group
+
+
+def _target_group(
+    settings: EcsStackSettings,
+    workload: Workload,
+    vpc_id: pulumi.Input[str],
+    tags: dict[str, str],
+    child: pulumi.ResourceOptions,
+) -> aws.lb.TargetGroup:
+    """The workload's tasks by IP, healthy once its readiness path answers 200; sticky for the UI's websocket."""
+    return aws.lb.TargetGroup(
+        f"{settings.name}-{workload.name}",
+        port=workload.port,
+        protocol="HTTP",
+        target_type="ip",
+        vpc_id=vpc_id,
+        deregistration_delay=30,
+        health_check=aws.lb.TargetGroupHealthCheckArgs(
+            path=workload.readiness_path,
+            matcher="200",
+            interval=15,
+            timeout=5,
+            healthy_threshold=2,
+            unhealthy_threshold=3,
+        ),
+        stickiness=aws.lb.TargetGroupStickinessArgs(
+            enabled=workload.sticky, type="lb_cookie", cookie_duration=STICKY_SESSION_SECONDS
+        ),
+        tags={**tags, "Workload": workload.name},
+        opts=child,
+    )
+
+
+def _api_path_rules(
+    name: str,
+    settings: EcsStackSettings,
+    listener: aws.lb.Listener,
+    api: aws.lb.TargetGroup,
+    tags: dict[str, str],
+    child: pulumi.ResourceOptions,
+) -> list[pulumi.Resource]:
+    """When the UI owns `/`, the API's public paths go to the API (an ALB rule takes at most 5 values)."""
+    return [
+        aws.lb.ListenerRule(
+            f"{name}-api-paths-{index}",
+            listener_arn=listener.arn,
+            priority=10 + index,
+            actions=[aws.lb.ListenerRuleActionArgs(type="forward", target_group_arn=api.arn)],
+            conditions=[
+                aws.lb.ListenerRuleConditionArgs(path_pattern=aws.lb.ListenerRuleConditionPathPatternArgs(values=paths))
+            ],
+            tags=tags,
+            opts=child,
+        )
+        for index, paths in enumerate(path_chunks(api_public_paths(settings)))
+    ]

@@ -16,7 +16,7 @@ from stacks.ecs.loadbalancer import LoadBalancer
 from stacks.ecs.service import PORT_NAME, FargateService, ServiceInputs
 from stacks.security import allow_between
 from stacks.shared import SharedOutputs
-from stacks.workloads import by_name, stack_workloads
+from stacks.workloads import Workload, by_name, stack_workloads
 
 
 class EcsPlatform(pulumi.ComponentResource):
@@ -42,17 +42,7 @@ class EcsPlatform(pulumi.ComponentResource):
         # The API's Service Connect client alias (below) is its name and port: the UI's API_URL.
         workloads = stack_workloads(settings, lambda api: f"http://{api.name}:{api.port}")
 
-        namespace = aws.servicediscovery.HttpNamespace(
-            name, name=f"{settings.name}.internal", description="Service Connect names", tags=tags, opts=child
-        )
-        self.cluster = aws.ecs.Cluster(
-            name,
-            name=name,
-            settings=[{"name": "containerInsights", "value": "enabled" if settings.container_insights else "disabled"}],
-            service_connect_defaults={"namespace": namespace.arn},
-            tags=tags,
-            opts=child,
-        )
+        namespace, self.cluster = _cluster(name, settings, tags, child)
         log_group = aws.cloudwatch.LogGroup(
             name, name=f"/ecs/{name}", retention_in_days=settings.log_retention_days, tags=tags, opts=child
         )
@@ -72,26 +62,13 @@ class EcsPlatform(pulumi.ComponentResource):
             opts=child,
         )
 
-        public_tasks = settings.task_subnets == "public"
-        task_subnets = shared.public_subnet_ids if public_tasks else shared.private_subnets_with_nat("ECS tasks")
+        if settings.task_subnets == "public":
+            task_subnets = shared.public_subnet_ids
+        else:
+            task_subnets = shared.private_subnets_with_nat("ECS tasks")
         self.services = {}
         for workload in workloads:
             is_api = workload.name == "api"
-            # The API publishes itself as `api`; the UI only consumes names.
-            published = [
-                aws.ecs.ServiceServiceConnectConfigurationServiceArgs(
-                    port_name=PORT_NAME,
-                    discovery_name=workload.name,
-                    client_alias=[
-                        aws.ecs.ServiceServiceConnectConfigurationServiceClientAliasArgs(
-                            port=workload.port, dns_name=workload.name
-                        )
-                    ],
-                )
-            ]
-            service_connect = aws.ecs.ServiceServiceConnectConfigurationArgs(
-                enabled=True, namespace=namespace.arn, services=published if is_api else None
-            )
             # First tasks wait for the routing and their roles' policies; the UI starts after the API so its
             # Service Connect alias resolves.
             waits_for: list[pulumi.Resource] = [
@@ -99,40 +76,81 @@ class EcsPlatform(pulumi.ComponentResource):
                 *execution.policies,
                 *(api_task.policies if is_api else [self.services["api"]]),
             ]
-            self.services[workload.name] = FargateService(
-                f"{name}-{workload.name}",
-                workload,
-                ServiceInputs(
-                    cluster_name=self.cluster.name,
-                    cluster_arn=self.cluster.arn,
-                    vpc_id=shared.vpc_id,
-                    subnet_ids=task_subnets,
-                    assign_public_ip=public_tasks,
-                    alb_security_group_id=self.load_balancer.security_group.id,
-                    alb_arn_suffix=self.load_balancer.arn_suffix,
-                    target_group=self.load_balancer.target_groups[workload.name],
-                    depends_on=waits_for,
-                    image=shared.image(workload.name, settings.image_tag),
-                    log_group_name=log_group.name,
-                    region=settings.region,
-                    execution_role_arn=execution.role.arn,
-                    task_role_arn=api_task.role.arn if is_api else None,
-                    service_connect=service_connect,
-                    tags=tags,
-                ),
-                opts=child,
+            inputs = ServiceInputs(
+                cluster_name=self.cluster.name,
+                cluster_arn=self.cluster.arn,
+                vpc_id=shared.vpc_id,
+                subnet_ids=task_subnets,
+                assign_public_ip=settings.task_subnets == "public",
+                alb_security_group_id=self.load_balancer.security_group.id,
+                alb_arn_suffix=self.load_balancer.arn_suffix,
+                target_group=self.load_balancer.target_groups[workload.name],
+                depends_on=waits_for,
+                image=shared.image(workload.name, settings.image_tag),
+                log_group_name=log_group.name,
+                region=settings.region,
+                execution_role_arn=execution.role.arn,
+                task_role_arn=api_task.role.arn if is_api else None,
+                service_connect=_service_connect(namespace, workload),
+                tags=tags,
             )
+            self.services[workload.name] = FargateService(f"{name}-{workload.name}", workload, inputs, opts=child)
 
         if "ui" in self.services:
-            allow_between(
-                f"{name}-ui-to-api",
-                source_group_id=self.services["ui"].security_group.id,
-                target_group_id=self.services["api"].security_group.id,
-                port=by_name(workloads)["api"].port,
-                description="UI to API through Service Connect",
-                tags=tags,
-                opts=child,
-            )
+            _admit_the_ui(name, self.services, by_name(workloads)["api"].port, tags, child)
 
         self.url = self.load_balancer.url
         self.register_outputs({"url": self.url})
+
+
+def _service_connect(
+    namespace: aws.servicediscovery.HttpNamespace, workload: Workload
+) -> aws.ecs.ServiceServiceConnectConfigurationArgs:
+    """The API publishes itself as `api` (its name and port: the UI's API_URL); the UI only consumes names."""
+    published = [
+        aws.ecs.ServiceServiceConnectConfigurationServiceArgs(
+            port_name=PORT_NAME,
+            discovery_name=workload.name,
+            client_alias=[
+                aws.ecs.ServiceServiceConnectConfigurationServiceClientAliasArgs(
+                    port=workload.port, dns_name=workload.name
+                )
+            ],
+        )
+    ]
+    return aws.ecs.ServiceServiceConnectConfigurationArgs(
+        enabled=True, namespace=namespace.arn, services=published if workload.name == "api" else None
+    )
+
+
+def _cluster(
+    name: str, settings: EcsStackSettings, tags: dict[str, str], child: pulumi.ResourceOptions
+) -> tuple[aws.servicediscovery.HttpNamespace, aws.ecs.Cluster]:
+    """The cluster (Container Insights as configured) and the Service Connect namespace its services share."""
+    namespace = aws.servicediscovery.HttpNamespace(
+        name, name=f"{settings.name}.internal", description="Service Connect names", tags=tags, opts=child
+    )
+    cluster = aws.ecs.Cluster(
+        name,
+        name=name,
+        settings=[{"name": "containerInsights", "value": "enabled" if settings.container_insights else "disabled"}],
+        service_connect_defaults={"namespace": namespace.arn},
+        tags=tags,
+        opts=child,
+    )
+    return namespace, cluster
+
+
+def _admit_the_ui(
+    name: str, services: dict[str, FargateService], api_port: int, tags: dict[str, str], child: pulumi.ResourceOptions
+) -> None:
+    """The API's security group admits the UI's tasks (besides the ALB): the UI calls it through Service Connect."""
+    allow_between(
+        f"{name}-ui-to-api",
+        source_group_id=services["ui"].security_group.id,
+        target_group_id=services["api"].security_group.id,
+        port=api_port,
+        description="UI to API through Service Connect",
+        tags=tags,
+        opts=child,
+    )

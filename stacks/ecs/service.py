@@ -103,7 +103,17 @@ class FargateService(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         tags = {**inputs.tags, "Workload": workload.name}
 
-        self.security_group = aws.ec2.SecurityGroup(
+        self.security_group = self._security_group(name, workload, inputs, tags, child)
+        self.task_definition = self._task_definition(name, workload, inputs, tags, child)
+        self.service = self._service(name, workload, inputs, tags)
+        _autoscale(name, workload, inputs, self.service, tags, child)
+        self.register_outputs({"serviceName": self.service.name})
+
+    def _security_group(
+        self, name: str, workload: Workload, inputs: ServiceInputs, tags: dict[str, str], child: pulumi.ResourceOptions
+    ) -> aws.ec2.SecurityGroup:
+        """Only the ALB reaches the tasks; the tasks reach AWS APIs over HTTPS."""
+        group = aws.ec2.SecurityGroup(
             name,
             vpc_id=inputs.vpc_id,
             description=f"{workload.name} tasks: only from the load balancer",
@@ -113,7 +123,7 @@ class FargateService(pulumi.ComponentResource):
         allow_between(
             f"{name}-alb-to-tasks",
             source_group_id=inputs.alb_security_group_id,
-            target_group_id=self.security_group.id,
+            target_group_id=group.id,
             port=workload.port,
             description=f"ALB to {workload.name} tasks",
             tags=tags,
@@ -121,7 +131,7 @@ class FargateService(pulumi.ComponentResource):
         )
         aws.vpc.SecurityGroupEgressRule(
             f"{name}-https-out",
-            security_group_id=self.security_group.id,
+            security_group_id=group.id,
             cidr_ipv4="0.0.0.0/0",
             ip_protocol="tcp",
             from_port=443,
@@ -130,8 +140,13 @@ class FargateService(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
+        return group
 
-        self.task_definition = aws.ecs.TaskDefinition(
+    def _task_definition(
+        self, name: str, workload: Workload, inputs: ServiceInputs, tags: dict[str, str], child: pulumi.ResourceOptions
+    ) -> aws.ecs.TaskDefinition:
+        """One hardened container (`container_definitions`), a per-task /tmp volume."""
+        return aws.ecs.TaskDefinition(
             name,
             family=name,
             cpu=str(workload.size.cpu),
@@ -149,7 +164,9 @@ class FargateService(pulumi.ComponentResource):
             opts=child,
         )
 
-        self.service = aws.ecs.Service(
+    def _service(self, name: str, workload: Workload, inputs: ServiceInputs, tags: dict[str, str]) -> aws.ecs.Service:
+        """Behind the target group, rolled back by the circuit breaker, started once the routing exists."""
+        return aws.ecs.Service(
             name,
             cluster=inputs.cluster_arn,
             task_definition=self.task_definition.arn,
@@ -184,46 +201,55 @@ class FargateService(pulumi.ComponentResource):
             ),
         )
 
-        resource_id = pulumi.Output.concat("service/", inputs.cluster_name, "/", self.service.name)
-        target = aws.appautoscaling.Target(
-            name,
-            service_namespace="ecs",
-            scalable_dimension="ecs:service:DesiredCount",
-            resource_id=resource_id,
-            min_capacity=workload.size.min_count,
-            max_capacity=workload.size.max_count,
-            tags=tags,
+
+def _autoscale(
+    name: str,
+    workload: Workload,
+    inputs: ServiceInputs,
+    service: aws.ecs.Service,
+    tags: dict[str, str],
+    child: pulumi.ResourceOptions,
+) -> None:
+    """Between the workload's minimum and maximum count, tracking CPU and the ALB's requests per target."""
+    resource_id = pulumi.Output.concat("service/", inputs.cluster_name, "/", service.name)
+    target = aws.appautoscaling.Target(
+        name,
+        service_namespace="ecs",
+        scalable_dimension="ecs:service:DesiredCount",
+        resource_id=resource_id,
+        min_capacity=workload.size.min_count,
+        max_capacity=workload.size.max_count,
+        tags=tags,
+        opts=child,
+    )
+    metric_spec = aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs
+    scaling = {
+        "cpu": (
+            metric_spec(predefined_metric_type="ECSServiceAverageCPUUtilization"),
+            workload.size.cpu_target_percent,
+        ),
+        "requests": (
+            metric_spec(
+                predefined_metric_type="ALBRequestCountPerTarget",
+                resource_label=pulumi.Output.concat(inputs.alb_arn_suffix, "/", inputs.target_group.arn_suffix),
+            ),
+            workload.size.requests_per_target,
+        ),
+    }
+    for kind, (metric, value) in scaling.items():
+        aws.appautoscaling.Policy(
+            f"{name}-{kind}",
+            policy_type="TargetTrackingScaling",
+            service_namespace=target.service_namespace,
+            scalable_dimension=target.scalable_dimension,
+            resource_id=target.resource_id,
+            target_tracking_scaling_policy_configuration=(
+                aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs(
+                    predefined_metric_specification=metric,
+                    target_value=value,
+                    scale_in_cooldown=120,
+                    scale_out_cooldown=60,
+                )
+            ),
             opts=child,
         )
-        metric_spec = aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs
-        scaling = {
-            "cpu": (
-                metric_spec(predefined_metric_type="ECSServiceAverageCPUUtilization"),
-                workload.size.cpu_target_percent,
-            ),
-            "requests": (
-                metric_spec(
-                    predefined_metric_type="ALBRequestCountPerTarget",
-                    resource_label=pulumi.Output.concat(inputs.alb_arn_suffix, "/", inputs.target_group.arn_suffix),
-                ),
-                workload.size.requests_per_target,
-            ),
-        }
-        for kind, (metric, value) in scaling.items():
-            aws.appautoscaling.Policy(
-                f"{name}-{kind}",
-                policy_type="TargetTrackingScaling",
-                service_namespace=target.service_namespace,
-                scalable_dimension=target.scalable_dimension,
-                resource_id=target.resource_id,
-                target_tracking_scaling_policy_configuration=(
-                    aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs(
-                        predefined_metric_specification=metric,
-                        target_value=value,
-                        scale_in_cooldown=120,
-                        scale_out_cooldown=60,
-                    )
-                ),
-                opts=child,
-            )
-        self.register_outputs({"serviceName": self.service.name})

@@ -18,6 +18,8 @@ sent.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_aws as aws
 import pulumi_eks as eks
@@ -135,81 +137,19 @@ class EksCluster(pulumi.ComponentResource):
         creator = principal_arn(settings.eks_creator, ctx)
         check_deployer(deployer_arn, creator, entries, preview=pulumi.runtime.is_dry_run())
 
-        logs = aws.cloudwatch.LogGroup(
-            f"{name}-control-plane",
-            name=f"/aws/eks/{self.cluster_name}/cluster",
-            retention_in_days=settings.log_retention_days,
-            tags=tags,
-            opts=child,
-        )
-        self.pod_logs = aws.cloudwatch.LogGroup(
-            f"{name}-pods",
-            name=f"/eks/{self.cluster_name}/pods",
-            retention_in_days=settings.log_retention_days,
-            tags=tags,
-            opts=child,
-        )
-        cluster_role = stack_role(f"{name}-cluster", ctx, cluster_trust_policy(ctx), tags, child)
-        attachment = aws.iam.RolePolicyAttachment(
-            f"{name}-cluster",
-            role=cluster_role.name,
-            policy_arn=f"arn:{ctx.partition}:iam::aws:policy/{CLUSTER_POLICY}",
-            opts=child,
-        )
-        pod_role = stack_role(f"{name}-pod-execution", ctx, _fargate_trust(ctx, self.cluster_name), tags, child)
-        pod_policy = aws.iam.RolePolicy(
-            f"{name}-pod-execution",
-            role=pod_role.id,
-            policy=pulumi.Output.all(self.pod_logs.arn, *repository_arns).apply(
-                lambda arns: pod_execution_policy(ctx, list(arns[1:]), arns[0])
-            ),
-            opts=child,
-        )
+        logs = self._log_groups(name, settings, tags, child)
+        cluster_role, attachment = _cluster_role(name, ctx, tags, child)
+        pod_execution = self._pod_execution_role(name, ctx, repository_arns, tags, child)
 
-        cidrs = list(settings.eks.public_access_cidrs)
-        warning = open_endpoint_warning(settings.eks.public_access_cidrs, self.cluster_name)
-        if warning:
-            pulumi.log.warn(warning)
-        self.cluster = eks.Cluster(
+        self.cluster = _fargate_cluster(
             name,
-            name=self.cluster_name,
-            version=settings.eks.version,
-            vpc_id=vpc_id,
-            subnet_ids=private_subnet_ids,
-            endpoint_private_access=True,
-            endpoint_public_access=bool(cidrs),
-            public_access_cidrs=cidrs or None,
-            enabled_cluster_log_types=list(CONTROL_PLANE_LOG_TYPES),
-            authentication_mode=eks.AuthenticationMode.API,
-            access_entries=cluster_access_entries(entries, ctx, tags),
-            service_role=cluster_role,
-            # The OIDC provider is ours (below): pulumi-eks's carries no tags, and the deploy role may create and delete
-            # only providers tagged with this stack.
-            create_oidc_provider=False,
-            # Fargate only: no node group, no node role, no security groups of pulumi-eks's own (EKS makes the
-            # cluster security group), no managed kube-proxy or VPC CNI add-ons of pulumi-eks's (EKS still installs
-            # its self-managed DaemonSets at creation, bootstrapSelfManagedAddons; they schedule no pod on Fargate).
-            skip_default_node_group=True,
-            skip_default_security_groups=True,
-            kube_proxy_addon_options=eks.KubeProxyAddonOptionsArgs(enabled=False),
-            use_default_vpc_cni=True,
-            # One autonamed profile for the system pods and the app; pulumi-eks then runs CoreDNS as a managed add-on
-            # with `computeType: Fargate`, after the profile.
-            fargate=eks.FargateProfileArgs(
-                pod_execution_role_arn=arn_once_ready(RoleWithPolicies(pod_role, [pod_policy])),
-                selectors=[
-                    aws.eks.FargateProfileSelectorArgs(namespace=SYSTEM_NAMESPACE),
-                    aws.eks.FargateProfileSelectorArgs(namespace=settings.eks.namespace),
-                ],
-                subnet_ids=private_subnet_ids,
-            ),
-            coredns_addon_options=eks.CoreDnsAddonOptionsArgs(
-                enabled=True,
-                resolve_conflicts_on_create=eks.ResolveConflictsOnCreate.OVERWRITE,
-                resolve_conflicts_on_update=eks.ResolveConflictsOnUpdate.OVERWRITE,
-            ),
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs, attachment, pod_policy]),
+            settings,
+            cluster_access_entries(entries, ctx, tags),
+            ClusterNetwork(vpc_id, private_subnet_ids),
+            cluster_role,
+            pod_execution,
+            tags,
+            pulumi.ResourceOptions(parent=self, depends_on=[logs, attachment, *pod_execution.policies]),
         )
         oidc_provider = aws.iam.OpenIdConnectProvider(
             f"{name}-oidc",
@@ -229,6 +169,126 @@ class EksCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.cluster]),
         )
         self.register_outputs({"clusterName": self.cluster_name})
+
+    def _log_groups(
+        self, name: str, settings: EksStackSettings, tags: dict[str, str], child: pulumi.ResourceOptions
+    ) -> aws.cloudwatch.LogGroup:
+        """The control plane's log group (returned: the cluster waits for it) and the pods' (`pod_logs`)."""
+        logs = aws.cloudwatch.LogGroup(
+            f"{name}-control-plane",
+            name=f"/aws/eks/{self.cluster_name}/cluster",
+            retention_in_days=settings.log_retention_days,
+            tags=tags,
+            opts=child,
+        )
+        self.pod_logs = aws.cloudwatch.LogGroup(
+            f"{name}-pods",
+            name=f"/eks/{self.cluster_name}/pods",
+            retention_in_days=settings.log_retention_days,
+            tags=tags,
+            opts=child,
+        )
+        return logs
+
+    def _pod_execution_role(
+        self,
+        name: str,
+        ctx: AwsContext,
+        repository_arns: list[pulumi.Input[str]],
+        tags: dict[str, str],
+        child: pulumi.ResourceOptions,
+    ) -> RoleWithPolicies:
+        """Fargate's role for this cluster's pods: pull the stack's images, write to `pod_logs`."""
+        role = stack_role(f"{name}-pod-execution", ctx, _fargate_trust(ctx, self.cluster_name), tags, child)
+        policy = aws.iam.RolePolicy(
+            f"{name}-pod-execution",
+            role=role.id,
+            policy=pulumi.Output.all(self.pod_logs.arn, *repository_arns).apply(
+                lambda arns: pod_execution_policy(ctx, list(arns[1:]), arns[0])
+            ),
+            opts=child,
+        )
+        return RoleWithPolicies(role, [policy])
+
+
+def _cluster_role(
+    name: str, ctx: AwsContext, tags: dict[str, str], child: pulumi.ResourceOptions
+) -> tuple[aws.iam.Role, aws.iam.RolePolicyAttachment]:
+    """The control plane's role, with AWS's managed cluster policy attached (the cluster waits for the attachment)."""
+    role = stack_role(f"{name}-cluster", ctx, cluster_trust_policy(ctx), tags, child)
+    attachment = aws.iam.RolePolicyAttachment(
+        f"{name}-cluster",
+        role=role.name,
+        policy_arn=f"arn:{ctx.partition}:iam::aws:policy/{CLUSTER_POLICY}",
+        opts=child,
+    )
+    return role, attachment
+
+
+@dataclass(frozen=True)
+class ClusterNetwork:
+    """Where the cluster and its Fargate pods run: the VPC and its private subnets (with a NAT gateway)."""
+
+    vpc_id: pulumi.Input[str]
+    private_subnet_ids: pulumi.Input[list[str]]
+
+
+def _fargate_cluster(
+    name: str,
+    settings: EksStackSettings,
+    access: dict[str, eks.AccessEntryArgs],
+    network: ClusterNetwork,
+    cluster_role: aws.iam.Role,
+    pod_execution: RoleWithPolicies,
+    tags: dict[str, str],
+    opts: pulumi.ResourceOptions,
+) -> eks.Cluster:
+    """The pulumi-eks cluster: Fargate only, API authentication with `access` entries, CoreDNS on Fargate."""
+    cidrs = list(settings.eks.public_access_cidrs)
+    warning = open_endpoint_warning(settings.eks.public_access_cidrs, settings.eks_cluster_name)
+    if warning:
+        pulumi.log.warn(warning)
+    return eks.Cluster(
+        name,
+        name=settings.eks_cluster_name,
+        version=settings.eks.version,
+        vpc_id=network.vpc_id,
+        subnet_ids=network.private_subnet_ids,
+        endpoint_private_access=True,
+        endpoint_public_access=bool(cidrs),
+        public_access_cidrs=cidrs or None,
+        enabled_cluster_log_types=list(CONTROL_PLANE_LOG_TYPES),
+        authentication_mode=eks.AuthenticationMode.API,
+        access_entries=access,
+        service_role=cluster_role,
+        # The OIDC provider is ours (below): pulumi-eks's carries no tags, and the deploy role may create and delete
+        # only providers tagged with this stack.
+        create_oidc_provider=False,
+        # Fargate only: no node group, no node role, no security groups of pulumi-eks's own (EKS makes the
+        # cluster security group), no managed kube-proxy or VPC CNI add-ons of pulumi-eks's (EKS still installs
+        # its self-managed DaemonSets at creation, bootstrapSelfManagedAddons; they schedule no pod on Fargate).
+        skip_default_node_group=True,
+        skip_default_security_groups=True,
+        kube_proxy_addon_options=eks.KubeProxyAddonOptionsArgs(enabled=False),
+        use_default_vpc_cni=True,
+        # One autonamed profile for the system pods and the app; pulumi-eks then runs CoreDNS as a managed add-on
+        # with `computeType: Fargate`, after the profile.
+        fargate=eks.FargateProfileArgs(
+            pod_execution_role_arn=arn_once_ready(pod_execution),
+            selectors=[
+                aws.eks.FargateProfileSelectorArgs(namespace=SYSTEM_NAMESPACE),
+                aws.eks.FargateProfileSelectorArgs(namespace=settings.eks.namespace),
+            ],
+            subnet_ids=network.private_subnet_ids,
+        ),
+        coredns_addon_options=eks.CoreDnsAddonOptionsArgs(
+            enabled=True,
+            resolve_conflicts_on_create=eks.ResolveConflictsOnCreate.OVERWRITE,
+            resolve_conflicts_on_update=eks.ResolveConflictsOnUpdate.OVERWRITE,
+        ),
+        tags=tags,
+        opts=opts,
+    )
 
 
 def _fargate_trust(ctx: AwsContext, cluster_name: str) -> str:

@@ -70,6 +70,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--region", help="AWS region (default: AWS_REGION / AWS_DEFAULT_REGION)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    _setup_commands(commands)
+    _image_commands(commands)
+    _rollout_commands(commands)
+    _stack_file_commands(commands)
+    return parser
+
+
+def _setup_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Once per account and environment: the CI roles, the bootstrap, a model's digest."""
     roles = commands.add_parser("ci-roles", help="print the CI roles' trust and permission policies as JSON")
     roles.add_argument("--repository", required=True, help="GitHub repository, owner/name")
     roles.add_argument("--environment", required=True, help="GitHub environment = stack name, e.g. dev")
@@ -102,6 +111,9 @@ def _parser() -> argparse.ArgumentParser:
         "--allow-synthetic", action="store_true", help="accept a model trained on synthetic data (refused by default)"
     )
 
+
+def _image_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """An image in ECR: its scan's findings, and promotion to a release tag by digest."""
     scan = commands.add_parser("scan-findings", help="wait for an image's ECR scan; fail on blocking severities")
     scan.add_argument("--repository", required=True, help="ECR repository name, e.g. diabetes-dev/api")
     scan.add_argument("--tag", required=True, help="the pushed tag")
@@ -117,6 +129,9 @@ def _parser() -> argparse.ArgumentParser:
     promote.add_argument("--target-tag", required=True, help="new tag, e.g. release-1.4.0")
     _region_option(promote)
 
+
+def _rollout_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """After `pulumi up`: wait until the ECS services or the EKS cluster run what was deployed."""
     ecs = commands.add_parser("verify-ecs", help="wait until an ECS service finished its rollout, targets healthy")
     ecs.add_argument("--cluster", required=True, help="cluster name (pulumi stack output ecsClusterName)")
     ecs.add_argument("--service", required=True, help="ECS service name (ecsServiceNames)")
@@ -139,6 +154,9 @@ def _parser() -> argparse.ArgumentParser:
     _waiting(eks, 600.0)
     _region_option(eks)
 
+
+def _stack_file_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """From a stack's state or settings: review an export before destroy, render the Kubernetes objects."""
     review = commands.add_parser(
         "review-state", help="refuse a stack export whose providers would run more than the programs' (before destroy)"
     )
@@ -157,7 +175,6 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--access-log-bucket", help="S3 bucket for the ALB's access logs")
     render.add_argument("--output", type=Path, required=True, help="folder for the YAML files")
     _region_option(render)
-    return parser
 
 
 def _ci_roles(args: argparse.Namespace) -> str:

@@ -14,7 +14,6 @@ from stacks.ops import OpsError
 if TYPE_CHECKING:
     from mypy_boto3_ecr import ECRClient
 
-SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNDEFINED")
 #: Scan states with findings to read: basic scanning's COMPLETE, enhanced (Inspector) continuous scanning's ACTIVE.
 DONE = frozenset({"COMPLETE", "ACTIVE"})
 #: States waiting cannot change: the image will not be scanned (or its findings cannot be read), so the gate fails.

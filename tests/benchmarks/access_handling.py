@@ -43,8 +43,8 @@ from ml.inference.screening import in_care, not_checked
 from ml.schema import CARE_ACCESS, FEATURE_NAMES, REAL_DATA_FILE
 from ml.training.ada import HIGH_RISK_POINTS, ada_risk_points
 from ml.training.ada_comparison import screening_comparison
-from ml.training.data import read_csv
-from ml.training.train import TrainingConfig, split_folds
+from ml.training.data import read_data_file
+from ml.training.pipeline import TrainingConfig, split_folds
 
 CANDIDATE_PATHS = (Path("data") / f"{REAL_DATA_FILE}.gz", Path("data") / REAL_DATA_FILE)
 OPTIONS = ("as_given", "in_care", "max_in_care", "left_out", "monotone")
@@ -149,7 +149,7 @@ def main() -> int:
     if data is None:
         print("real data file not found; run `uv run python -m ml.download` or pass --data", file=sys.stderr)
         return 2
-    frame = read_csv(data)
+    frame = read_data_file(data)
     per_seed: dict[str, dict[str, dict[str, float]]] = {}
     for seed in args.seeds:
         started = time.perf_counter()

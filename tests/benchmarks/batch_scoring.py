@@ -41,7 +41,7 @@ import pyarrow.parquet as pq
 from ml.batch.sinks import GZIP_LEVEL
 from ml.inference.predictor import Predictor
 from ml.schema import FEATURE_NAMES, REAL_DATA_FILE
-from ml.training.synthetic import make_synthetic
+from ml.training.synthetic_data import make_synthetic
 from tests.benchmarks.reporting import report
 from tests.servers import ROOT
 

@@ -19,7 +19,7 @@ from ml.batch.results import result_columns
 from ml.contract import guideline_advises_test
 from ml.inference.predictor import Predictor
 from ml.schema import TARGET
-from ml.training.data import features_matrix, read_csv
+from ml.training.data import features_matrix, read_data_file
 from ml.training.holdout import in_holdout
 
 REAL = Path("data/diabetes_012_health_indicators_BRFSS2015.csv.gz")
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=REAL)
     parser.add_argument("--model", type=Path, default=Path("artifacts/model"))
     args = parser.parse_args(argv)
-    frame = read_csv(args.data)
+    frame = read_data_file(args.data)
     rows = features_matrix(frame)
     holdout = in_holdout(rows)
     rows, affected = rows[holdout], frame[TARGET].to_numpy()[holdout] > 0

@@ -27,7 +27,7 @@ from typing import Any
 
 from ml.manifest import Manifest
 from ml.schema import CLASSES, REAL_DATA_FILE
-from ml.training.train import TrainingConfig, TrainingResult, format_report, train
+from ml.training.pipeline import TrainingConfig, TrainingResult, format_report, train
 
 CANDIDATE_PATHS = (
     Path("data") / f"{REAL_DATA_FILE}.gz",

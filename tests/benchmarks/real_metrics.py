@@ -36,13 +36,13 @@ import pandas as pd
 
 from ml.inference.postprocess import decide
 from ml.inference.predictor import Predictor
-from ml.manifest import DecisionRule
+from ml.manifest import DecisionRule, Manifest
 from ml.schema import CLASSES, N_CLASSES, TARGET
 from ml.training.behaviour import step_up_effects
-from ml.training.data import duplicate_report, is_synthetic, read_csv
+from ml.training.data import duplicate_report, is_synthetic, read_data_file
 from ml.training.evaluate import classification_metrics
+from ml.training.pipeline import SCREENING_SUBGROUPS_CSV, SUBGROUPS_CSV, Folds, TrainingConfig, split_folds
 from ml.training.screening_subgroups import who_is_missed
-from ml.training.train import SCREENING_SUBGROUPS_CSV, SUBGROUPS_CSV, TrainingConfig, split_folds
 from ml.training.tuning import per_class_f1, tune_decision_rule
 from tests.benchmarks.model_quality import split_figures
 
@@ -165,21 +165,10 @@ def prediabetes_probability(y: np.ndarray, p_prediabetes: np.ndarray) -> dict[st
     }
 
 
-def measure(data: Path, model: Path, previous: dict[str, Any]) -> dict[str, Any]:
-    """Every figure of the JSON file, from the model's manifest and the data it was trained on."""
-    predictor = Predictor.load(model)
-    manifest = predictor.manifest
-    frame = read_csv(data)
-    config = TrainingConfig(**manifest.training.config)
-    folds = split_folds(frame, config)
-    if folds.outer.protocol["split_id"] != manifest.split.test_split_id:
-        raise SystemExit(f"error: {data} is not the file {model} was trained on (the split differs)")
-    x_fit, y_fit, x_val, y_val = folds.x_fit, folds.y_fit, folds.x_val, folds.y_val
-    x_test, y_test = folds.x_test, folds.y_test
-
-    test = manifest.metrics.test
+def _strategies(manifest: Manifest, folds: Folds, previous: dict[str, Any]) -> list[dict[str, Any]]:
+    """The baselines, the candidates training compared (the chosen one marked) and the rows carried over."""
+    strategies = _baselines(folds.x_fit, folds.y_fit, folds.x_val, folds.y_val, folds.x_test, folds.y_test)
     chosen = manifest.imbalance_strategy.chosen
-    strategies = _baselines(x_fit, y_fit, x_val, y_val, x_test, y_test)
     for name, scores in manifest.imbalance_strategy.compared.items():
         key, label = _CANDIDATES.get(name, (name.replace("+", "_"), name))
         strategies.append(
@@ -192,35 +181,87 @@ def measure(data: Path, model: Path, previous: dict[str, Any]) -> dict[str, Any]
                 **({"chosen": True} if name == chosen else {}),
             }
         )
-    strategies += [s for s in previous.get("strategies", []) if s.get("key") in _CARRIED_OVER]
+    return strategies + [s for s in previous.get("strategies", []) if s.get("key") in _CARRIED_OVER]
 
-    proba_val, proba_test = predictor.predict(x_val).probabilities, predictor.predict(x_test).probabilities
-    macro_rule = tune_macro_rule(proba_val, y_val)
-    decided = decide(proba_test, macro_rule)
-    macro = classification_metrics(y_test, decided, proba_test)
-    from sklearn.metrics import roc_auc_score
 
+def _macro_f1_rule(proba_val: np.ndarray, proba_test: np.ndarray, folds: Folds) -> dict[str, Any]:
+    """The decision rule tuned for macro F1 instead, on the same validation fold, and how it does on test."""
+    rule = tune_macro_rule(proba_val, folds.y_val)
+    macro = classification_metrics(folds.y_test, decide(proba_test, rule), proba_test)
+    shown = (
+        "weighted_f1",
+        "macro_f1",
+        "balanced_accuracy",
+        "recall_prediabetic",
+        "precision_prediabetic",
+        "recall_diabetic",
+        "precision_diabetic",
+        "recall_healthy",
+    )
+    return {"weights": list(rule.class_weights), **{k: _r(macro[k]) for k in shown}}
+
+
+def _data_section(manifest: Manifest, frame: pd.DataFrame) -> dict[str, Any]:
     duplicates = duplicate_report(frame)
-    subgroups = _table(model / SUBGROUPS_CSV)
-    screening_subgroups = _table(model / SCREENING_SUBGROUPS_CSV)
+    return {
+        "file": manifest.data.file,
+        "sha256": manifest.data.sha256,
+        "rows": len(frame),
+        "class_counts": {c.name: int((frame[TARGET] == c.id).sum()) for c in CLASSES},
+        "duplicates": {
+            "exact": duplicates.exact_duplicate_rows,
+            "feature_vector": duplicates.feature_duplicate_rows,
+            "mixed_label_vectors": duplicates.conflicting_label_groups,
+        },
+    }
+
+
+def _chosen_section(manifest: Manifest) -> dict[str, Any]:
+    chosen = manifest.imbalance_strategy.chosen
     weighting = "sqrt-balanced class weights" if manifest.imbalance_strategy.weighting != "none" else "no weighting"
     rule = "tuned decision rule" if chosen.endswith("tuned_rule") else "argmax"
+    return {
+        "description": f"{weighting} + {rule}",
+        "decision_rule_weights": [round(w, 2) for w in manifest.decision_rule.class_weights],
+        "training_seconds": f"{manifest.training.seconds:.0f} s",
+    }
+
+
+def _per_class(test: dict[str, float], y_test: np.ndarray, proba_test: np.ndarray) -> dict[str, Any]:
+    from sklearn.metrics import roc_auc_score
+
+    return {
+        c.name: {
+            "precision": _r(test[f"precision_{c.name}"]),
+            "recall": _r(test[f"recall_{c.name}"]),
+            "f1": _r(test[f"f1_{c.name}"]),
+            "roc_auc": _r(roc_auc_score(y_test == c.id, proba_test[:, c.id])),
+            "ece": _r(test[f"ece_{c.name}"]),
+            "support": int(test[f"support_{c.name}"]),
+        }
+        for c in CLASSES
+    }
+
+
+def measure(data: Path, model: Path, previous: dict[str, Any]) -> dict[str, Any]:
+    """Every figure of the JSON file, from the model's manifest and the data it was trained on."""
+    predictor = Predictor.load(model)
+    manifest = predictor.manifest
+    frame = read_data_file(data)
+    config = TrainingConfig(**manifest.training.config)
+    folds = split_folds(frame, config)
+    if folds.outer.protocol["split_id"] != manifest.split.test_split_id:
+        raise SystemExit(f"error: {data} is not the file {model} was trained on (the split differs)")
+    test, y_test = manifest.metrics.test, folds.y_test
+    proba_val, proba_test = predictor.predict(folds.x_val).probabilities, predictor.predict(folds.x_test).probabilities
+    screening_subgroups = _table(model / SCREENING_SUBGROUPS_CSV)
+    metrics = ("weighted_f1", "macro_f1", "macro_roc_auc", "log_loss", "ece", "balanced_accuracy", "accuracy")
     return {
         "_about": previous.get("_about", "Numbers measured on the real file; aggregates only, never rows."),
         "measured": datetime.now(UTC).date().isoformat(),
         "command": "uv run python -m ml.train --data data/diabetes_012_health_indicators_BRFSS2015.csv "
         "--output artifacts/model",
-        "data": {
-            "file": manifest.data.file,
-            "sha256": manifest.data.sha256,
-            "rows": len(frame),
-            "class_counts": {c.name: int((frame[TARGET] == c.id).sum()) for c in CLASSES},
-            "duplicates": {
-                "exact": duplicates.exact_duplicate_rows,
-                "feature_vector": duplicates.feature_duplicate_rows,
-                "mixed_label_vectors": duplicates.conflicting_label_groups,
-            },
-        },
+        "data": _data_section(manifest, frame),
         "split": {
             "method": previous.get("split", {}).get("method", "grouped by identical feature vector, stratified"),
             "seed": config.seed,
@@ -228,56 +269,24 @@ def measure(data: Path, model: Path, previous: dict[str, Any]) -> dict[str, Any]
             "test_rows": len(y_test),
             "promotion_holdout": manifest.split.promotion_holdout.model_dump(),
         },
-        "chosen": {
-            "description": f"{weighting} + {rule}",
-            "decision_rule_weights": [round(w, 2) for w in manifest.decision_rule.class_weights],
-            "training_seconds": f"{manifest.training.seconds:.0f} s",
-        },
-        "test": {
-            k: _r(test[k])
-            for k in ("weighted_f1", "macro_f1", "macro_roc_auc", "log_loss", "ece", "balanced_accuracy", "accuracy")
-        },
+        "chosen": _chosen_section(manifest),
+        "test": {k: _r(test[k]) for k in metrics},
         "figures": split_figures(manifest),
         "validation_tuned_on": {k: _r(manifest.metrics.validation_tuned_on[k]) for k in ("weighted_f1", "macro_f1")},
-        "per_class": {
-            c.name: {
-                "precision": _r(test[f"precision_{c.name}"]),
-                "recall": _r(test[f"recall_{c.name}"]),
-                "f1": _r(test[f"f1_{c.name}"]),
-                "roc_auc": _r(roc_auc_score(y_test == c.id, proba_test[:, c.id])),
-                "ece": _r(test[f"ece_{c.name}"]),
-                "support": int(test[f"support_{c.name}"]),
-            }
-            for c in CLASSES
-        },
-        "strategies": strategies,
-        "macro_f1_rule": {
-            "weights": list(macro_rule.class_weights),
-            **{
-                k: _r(macro[k])
-                for k in (
-                    "weighted_f1",
-                    "macro_f1",
-                    "balanced_accuracy",
-                    "recall_prediabetic",
-                    "precision_prediabetic",
-                    "recall_diabetic",
-                    "precision_diabetic",
-                    "recall_healthy",
-                )
-            },
-        },
+        "per_class": _per_class(test, y_test, proba_test),
+        "strategies": _strategies(manifest, folds, previous),
+        "macro_f1_rule": _macro_f1_rule(proba_val, proba_test, folds),
         "precision_floor": _rounded(manifest.precision_floor.model_dump()),
         "ada_comparison": _rounded(manifest.ada_comparison.model_dump()),
         "behaviour": [
             _rounded(asdict(effect))
-            for effect in step_up_effects(lambda rows: predictor.predict(rows).probabilities[:, 2], x_test)
+            for effect in step_up_effects(lambda rows: predictor.predict(rows).probabilities[:, 2], folds.x_test)
         ],
         "screening": _rounded(manifest.screening.model_dump(mode="json")),
         "screening_subgroups": screening_subgroups,
         "screening_who_is_missed": who_is_missed(pd.DataFrame(screening_subgroups)),
         "prediabetes_probability": prediabetes_probability(y_test, proba_test[:, 1]),
-        "subgroups": subgroups,
+        "subgroups": _table(model / SUBGROUPS_CSV),
         **{key: previous[key] for key in _CARRIED_SECTIONS if key in previous},
     }
 

@@ -51,7 +51,7 @@ from typing import Any
 import psutil
 
 from ml.schema import FEATURE_NAMES, FEATURES_BY_NAME
-from ml.training.synthetic import make_synthetic
+from ml.training.synthetic_data import make_synthetic
 from tests.benchmarks.reporting import report
 from tests.servers import ROOT, free_port, service_command, service_environment
 

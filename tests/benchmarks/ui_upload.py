@@ -1,16 +1,17 @@
-"""UI upload benchmark (issue 15): peak resident memory of the Streamlit process for large and hostile uploads.
+"""UI upload benchmark: peak resident memory of the Streamlit process for large and hostile uploads.
 
 Each scenario runs against a fresh `streamlit run frontend/app.py` started as `make ui` starts it (with its
 `--server.maxUploadSize`), driven by headless Chromium the way a user would, next to a real uvicorn service:
-  - the issue's 50 MB file (about 500,000 rows): refused,
+  - a 50 MB file (about 500,000 rows): refused,
   - a file under the upload limit holding 180,000 rows (past the row limit): refused,
   - 100,000 rows (10 MB, the row limit): read, predicted by the service, shown, `predictions.csv` downloaded,
   - 100,000 rows padded to 19 MB with a column of the user's own: the same.
 Reports the process's resident memory once the page is up, its peak (`VmHWM`) and the time each step took.
-Targets (the UI task has 512 MiB on Fargate): a refused upload peaks under 300 MB (issue 15: 1.04 GB for the 50 MB
-file); a session at the limits (read, predict, show, download) adds less than 200 MB to the page's own memory.
+Targets (the UI task has 512 MiB on Fargate): a refused upload peaks under 300 MB (reading it whole took 1.04 GB
+for the 50 MB file); a session at the limits (read, predict, show, download) adds less than 200 MB to the page's own
+memory.
 
-The rows are synthetic (`ml.training.synthetic`). The machine's 2 cores are shared: the load average is reported.
+The rows are synthetic (`ml.training.synthetic_data`). The machine's 2 cores are shared: the load average is reported.
 Needs Chromium (`apt-get install -y chromium`) and the dev environment. Not collected by pytest. Usage:
 
     uv run python -m tests.benchmarks.ui_upload --model artifacts/model [--output FILE]
@@ -31,7 +32,7 @@ from typing import Any
 import pandas as pd
 
 from ml.schema import FEATURE_NAMES
-from ml.training.synthetic import make_synthetic
+from ml.training.synthetic_data import make_synthetic
 from tests.benchmarks.hostile_requests import memory_mb
 from tests.benchmarks.reporting import report
 from tests.benchmarks.serve import running, wait_http

@@ -161,7 +161,7 @@ def test_api_reference_covers_every_module(site: Path) -> None:
     schema = (site / "api" / "_autosummary" / "ml.schema.html").read_text(encoding="utf-8")
     assert 'id="ml.schema.Feature"' in schema
     data = (site / "api" / "_autosummary" / "ml.training.data.html").read_text(encoding="utf-8")
-    assert 'id="ml.training.data.read_csv"' in data
+    assert 'id="ml.training.data.read_data_file"' in data
     # Docstrings' single-backtick spans render as inline code (Sphinx's default role is `code`).
     assert '<code class="code docutils literal notranslate"><span class="pre">ml.schema</span></code>' in data
 

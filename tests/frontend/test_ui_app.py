@@ -185,7 +185,7 @@ def test_service_down_gives_a_message_and_a_retry_that_recovers(
     assert at.button(key="single_retry").label == "Try again"
     assert at.button(key="model_info_retry").label == "Check again"
 
-    # Issue 15: the page showed the service's internal address; it goes to the log instead.
+    # The service's internal address maps the deployment for an attacker and means nothing to a user: log only.
     assert down_api_url.removeprefix("http://") not in page_text(at)
     logged = [r for r in caplog.records if r.name == "frontend.client"]
     assert logged
@@ -261,8 +261,16 @@ def test_batch_upload_gives_a_predictions_table_to_download(start, api_url: str)
     assert len(table) == 30
     assert list(table["person"]) == [f"p{i}" for i in range(30)]
     assert set(table["risk_level"]) <= {level.value for level in ScreeningLevel}
-    assert set(table["prediction"]) <= {c.id for c in CLASSES}
     assert at.get_by_key("batch_download").label == "Download results (CSV)"
+
+
+def test_the_batch_table_leads_with_the_users_id_and_names_the_class(start, api_url: str) -> None:
+    """The table showed the class as a bare code (0, 1, 2) and the user's id column after the results."""
+    at = click(upload(start(api_url), batch_csv([person(i, Age=1 + i % 13) for i in range(30)])), "batch_predict")
+    table = table_with(at, "risk_level")
+    assert list(table.columns[:4]) == ["person", "risk_level", "risk", "care_access"]
+    assert list(table.columns[4 : 4 + len(FEATURE_NAMES)]) == list(FEATURE_NAMES)
+    assert set(table["prediction"]) <= {c.label for c in CLASSES}
 
 
 def test_a_large_batch_shows_its_first_rows_and_counts_them_all(start, api_url: str) -> None:
@@ -287,7 +295,7 @@ def test_batch_with_bad_values_lists_row_column_value_and_reason(start, api_url:
 
 def test_batch_file_without_the_columns_is_refused(start, api_url: str) -> None:
     at = upload(start(api_url), b"name,age\nann,40\n")
-    assert "lacks 21 required column(s)" in texts(at.error)
+    assert f"lacks {len(FEATURE_NAMES)} required column(s)" in texts(at.error)
 
 
 def test_batch_with_service_down_offers_a_retry(start, down_api_url: str) -> None:

@@ -126,7 +126,7 @@ def _download(page: Any, key: str, folder: Path) -> list[dict[str, str]]:
 
 
 def test_downloaded_csv_files_open_as_values_not_formulas(chromium: Path, ui_url: str, tmp_path: Path) -> None:
-    """Issue 15: `predictions.csv` and `problems.csv` returned the uploaded formulas verbatim."""
+    """A cell such as `=cmd|...` from an upload must not run as a formula when the download is opened."""
     from playwright.sync_api import expect, sync_playwright
 
     good = tmp_path / "people.csv"
@@ -166,7 +166,7 @@ def _csv(rows: list[dict[str, object]]) -> str:
 
 
 def test_the_api_docs_render_with_nothing_from_another_origin(chromium: Path, api_url: str) -> None:
-    """Issue 15: `/docs` loaded Swagger UI from a CDN without integrity checks; now every file is the service's."""
+    """A CDN could change the code `/docs` runs in the user's browser: every file is the service's own."""
     from playwright.sync_api import expect, sync_playwright
 
     requested: list[str] = []

@@ -16,8 +16,8 @@ from ml.contract import PredictionResponse
 from ml.inference.predictor import Predictor
 from ml.manifest import ScreeningLevel
 from ml.schema import FEATURE_NAMES
-from ml.training.data import read_csv
-from ml.training.train import TrainingConfig, split_folds
+from ml.training.data import read_data_file
+from ml.training.pipeline import TrainingConfig, split_folds
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def answered(api_url: str, trained_model_dir: Path) -> tuple[np.ndarray, list[Pr
     """The true classes of the model's test split and the service's answer for each of its rows."""
     manifest = Predictor.load(trained_model_dir).manifest
     folds = split_folds(
-        read_csv(trained_model_dir.parent / "synthetic.csv.gz"), TrainingConfig(**manifest.training.config)
+        read_data_file(trained_model_dir.parent / "synthetic.csv.gz"), TrainingConfig(**manifest.training.config)
     )
     client = ApiClient(api_url, timeout_seconds=30, connect_timeout_seconds=2)
     records = [dict(zip(FEATURE_NAMES, map(float, row), strict=True)) for row in folds.x_test]

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import pytest
 
-from ml.training.synthetic import make_synthetic, write_synthetic
+from ml.training.synthetic_data import make_synthetic, write_synthetic
 from tests.ml.mlflow_server import MlflowServer, running_mlflow_server
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ import pandas as pd
 
 from ml.inference.digest import file_sha256
 from ml.schema import TARGET
-from ml.training.data import features_matrix, read_csv, synthetic_sidecar
+from ml.training.data import features_matrix, read_data_file, synthetic_sidecar
 from ml.training.holdout import in_holdout
 
 
@@ -27,7 +27,7 @@ def write_frame(frame: pd.DataFrame, path: Path, *, synthetic: bool) -> Path:
 def without_signal(source: Path, path: Path, *, synthetic: bool, seed: int = 0) -> Path:
     """`source` with every label outside the promotion holdout shuffled: a model trained on it learns nothing,
     and its holdout (rows and labels) is still `source`'s."""
-    frame = read_csv(source)
+    frame = read_data_file(source)
     rest = ~in_holdout(features_matrix(frame))
     frame.loc[rest, TARGET] = np.random.default_rng(seed).permutation(frame.loc[rest, TARGET].to_numpy())
     return write_frame(frame, path, synthetic=synthetic)
@@ -35,11 +35,11 @@ def without_signal(source: Path, path: Path, *, synthetic: bool, seed: int = 0) 
 
 def subsample(source: Path, path: Path, share: float, *, seed: int = 0) -> Path:
     """A share of `source`'s rows, without a sidecar (treated as real data)."""
-    return write_frame(read_csv(source).sample(frac=share, random_state=seed), path, synthetic=False)
+    return write_frame(read_data_file(source).sample(frac=share, random_state=seed), path, synthetic=False)
 
 
 def relabel_holdout(source: Path, path: Path, labels: np.ndarray) -> Path:
     """`source` with its promotion holdout's labels replaced by `labels` (in file order), without a sidecar."""
-    frame = read_csv(source)
+    frame = read_data_file(source)
     frame.loc[in_holdout(features_matrix(frame)), TARGET] = labels
     return write_frame(frame, path, synthetic=False)

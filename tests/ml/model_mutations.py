@@ -18,6 +18,7 @@ import numpy as np
 from ml.inference.artifact import MODEL_FILE, ArtifactError, load_files
 from ml.inference.loader import read_folder
 from ml.inference.predictor import Predictor
+from ml.schema import FEATURE_NAMES
 from tests.damaged_models import reseal
 
 _TOKENS = ("9.5", "-", "", "=", "nan", "inf", "1e999", "99999999999", "-2147483649", "0", "-1", " ", "\n", "Tree=0")
@@ -63,7 +64,7 @@ _EDITS: tuple[Callable[[str, random.Random], str], ...] = (_replace_token, _edit
 def main(model_dir: str, count: int) -> tuple[int, int]:
     files = read_folder(Path(model_dir))
     text = files[MODEL_FILE].decode()
-    rows = np.random.default_rng(0).integers(0, 2, size=(64, 21)).astype(np.float64)
+    rows = np.random.default_rng(0).integers(0, 2, size=(64, len(FEATURE_NAMES))).astype(np.float64)
     refused = loaded = 0
     for seed in range(count):
         rng = random.Random(seed)

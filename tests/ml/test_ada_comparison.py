@@ -13,7 +13,7 @@ from ml.manifest import Manifest
 from ml.training.ada import HIGH_RISK_POINTS, UNAVAILABLE_ITEMS, ada_risk_points
 from ml.training.ada_comparison import compare_with_ada, screening_comparison
 from ml.training.data import features_matrix
-from ml.training.synthetic import make_synthetic
+from ml.training.synthetic_data import make_synthetic
 
 
 def test_screening_comparison_by_hand() -> None:

@@ -30,7 +30,7 @@ from ml.contract import RESULT_COLUMNS, PredictionResponse, Screening
 from ml.inference.predictor import Predictions, Predictor
 from ml.schema import FEATURE_NAMES, TARGET
 from ml.training.data import DataValidationError, features_matrix
-from ml.training.synthetic import make_synthetic
+from ml.training.synthetic_data import make_synthetic
 
 CHUNK = 100
 

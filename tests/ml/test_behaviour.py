@@ -8,7 +8,7 @@ import pytest
 from ml.schema import FEATURE_NAMES
 from ml.training.behaviour import MATERIAL_DROP, RISK_FACTORS, step_up_effects
 from ml.training.data import features_matrix
-from ml.training.synthetic import make_synthetic
+from ml.training.synthetic_data import make_synthetic
 
 BMI, HIGH_BP, GEN_HLTH = (FEATURE_NAMES.index(name) for name in ("BMI", "HighBP", "GenHlth"))
 

@@ -20,10 +20,10 @@ from ml.training.data import (
     features_matrix,
     grouped_split,
     is_synthetic,
-    read_csv,
+    read_data_file,
     validate_frame,
 )
-from ml.training.synthetic import write_synthetic
+from ml.training.synthetic_data import write_synthetic
 
 
 def write_text_frame(path: Path, frame: pd.DataFrame) -> Path:
@@ -50,7 +50,7 @@ def test_reads_synthetic_gz_with_float_values(synthetic_csv: Path):
     with gzip.open(synthetic_csv, "rt") as handle:
         handle.readline()
         assert ".0," in handle.readline()  # the file writes values like 1.0, as the Kaggle file does
-    df = read_csv(synthetic_csv)
+    df = read_data_file(synthetic_csv)
     assert list(df.columns) == list(COLUMNS)
     assert df["BMI"].dtype == np.float64
     assert all(df[c].dtype == np.int64 for c in COLUMNS if c != "BMI")
@@ -60,7 +60,7 @@ def test_reads_synthetic_gz_with_float_values(synthetic_csv: Path):
 
 def test_plain_csv_with_integer_text_and_any_column_order(tmp_path: Path, synthetic_frame: pd.DataFrame):
     shuffled = synthetic_frame[list(reversed(COLUMNS))]
-    df = read_csv(write_text_frame(tmp_path / "d.csv", shuffled))
+    df = read_data_file(write_text_frame(tmp_path / "d.csv", shuffled))
     assert list(df.columns) == list(COLUMNS)
     pd.testing.assert_frame_equal(df, synthetic_frame, check_dtype=True)
 
@@ -68,26 +68,26 @@ def test_plain_csv_with_integer_text_and_any_column_order(tmp_path: Path, synthe
 def test_bmi_may_be_fractional(tmp_path: Path, synthetic_frame: pd.DataFrame):
     frame = text_frame(synthetic_frame.head(5))
     frame.loc[2, "BMI"] = "27.5"
-    df = read_csv(write_text_frame(tmp_path / "d.csv", frame))
+    df = read_data_file(write_text_frame(tmp_path / "d.csv", frame))
     assert df.loc[2, "BMI"] == 27.5
 
 
 def test_target_optional_and_ignored(tmp_path: Path, synthetic_frame: pd.DataFrame):
     features_only = write_text_frame(tmp_path / "f.csv", synthetic_frame[list(FEATURE_NAMES)].head(20))
-    assert list(read_csv(features_only, target="optional").columns) == list(FEATURE_NAMES)
-    assert list(read_csv(features_only, target="ignore").columns) == list(FEATURE_NAMES)
+    assert list(read_data_file(features_only, target="optional").columns) == list(FEATURE_NAMES)
+    assert list(read_data_file(features_only, target="ignore").columns) == list(FEATURE_NAMES)
     with_target = write_text_frame(tmp_path / "t.csv", synthetic_frame.head(20))
-    assert list(read_csv(with_target, target="optional").columns) == list(COLUMNS)
-    assert list(read_csv(with_target, target="ignore").columns) == list(FEATURE_NAMES)
+    assert list(read_data_file(with_target, target="optional").columns) == list(COLUMNS)
+    assert list(read_data_file(with_target, target="ignore").columns) == list(FEATURE_NAMES)
 
 
 def test_ignored_target_is_not_validated(tmp_path: Path, synthetic_frame: pd.DataFrame):
     frame = text_frame(synthetic_frame.head(5))
     frame.loc[0, TARGET] = "7.0"
-    df = read_csv(write_text_frame(tmp_path / "t.csv", frame), target="ignore")
+    df = read_data_file(write_text_frame(tmp_path / "t.csv", frame), target="ignore")
     assert TARGET not in df.columns
     with pytest.raises(DataValidationError):
-        read_csv(tmp_path / "t.csv", target="optional")
+        read_data_file(tmp_path / "t.csv", target="optional")
 
 
 def test_validate_frame_accepts_numbers_and_strings(synthetic_frame: pd.DataFrame):
@@ -104,7 +104,7 @@ def test_validate_frame_accepts_numbers_and_strings(synthetic_frame: pd.DataFram
 def test_missing_column_is_named_with_expected_header(tmp_path: Path, synthetic_frame: pd.DataFrame):
     path = write_text_frame(tmp_path / "d.csv", synthetic_frame.drop(columns=["Age"]).head(5))
     with pytest.raises(DataValidationError) as info:
-        read_csv(path)
+        read_data_file(path)
     assert problem(info.value, "Age", "missing column")
     assert "Age: missing column" in str(info.value)
     assert ",".join(COLUMNS) in str(info.value)
@@ -113,14 +113,14 @@ def test_missing_column_is_named_with_expected_header(tmp_path: Path, synthetic_
 def test_missing_target_when_required(tmp_path: Path, synthetic_frame: pd.DataFrame):
     path = write_text_frame(tmp_path / "d.csv", synthetic_frame[list(FEATURE_NAMES)].head(5))
     with pytest.raises(DataValidationError) as info:
-        read_csv(path)
+        read_data_file(path)
     assert problem(info.value, TARGET, "missing column")
 
 
 def test_extra_column_is_named(tmp_path: Path, synthetic_frame: pd.DataFrame):
     path = write_text_frame(tmp_path / "d.csv", synthetic_frame.head(5).assign(Weight=70))
     with pytest.raises(DataValidationError) as info:
-        read_csv(path)
+        read_data_file(path)
     assert problem(info.value, "Weight", "unexpected column")
     assert "Weight: unexpected column" in str(info.value)
 
@@ -130,7 +130,7 @@ def test_duplicate_column_is_refused(tmp_path: Path, synthetic_frame: pd.DataFra
     lines = write_text_frame(path, synthetic_frame.head(3)).read_text().splitlines()
     path.write_text("\n".join(f"{line},{line.split(',')[1]}" for line in lines) + "\n")
     with pytest.raises(DataValidationError) as info:
-        read_csv(path)
+        read_data_file(path)
     assert problem(info.value, "HighBP", "duplicate column")
 
 
@@ -139,7 +139,7 @@ def test_non_numeric_value(tmp_path: Path, synthetic_frame: pd.DataFrame):
     frame.loc[3, "BMI"] = "heavy"
     frame.loc[7, "BMI"] = "NA"
     with pytest.raises(DataValidationError) as info:
-        read_csv(write_text_frame(tmp_path / "d.csv", frame))
+        read_data_file(write_text_frame(tmp_path / "d.csv", frame))
     found = problem(info.value, "BMI", "not a number")
     assert (found.rows, found.values, found.count) == ((4, 8), ("heavy", "NA"), 2)
     assert "row 4 = 'heavy'" in str(info.value)
@@ -149,7 +149,7 @@ def test_non_integer_value(tmp_path: Path, synthetic_frame: pd.DataFrame):
     frame = text_frame(synthetic_frame.head(20))
     frame.loc[0, "Age"] = "3.5"
     with pytest.raises(DataValidationError) as info:
-        read_csv(write_text_frame(tmp_path / "d.csv", frame))
+        read_data_file(write_text_frame(tmp_path / "d.csv", frame))
     found = problem(info.value, "Age", "not a whole number")
     assert (found.rows, found.values, found.count) == ((1,), ("3.5",), 1)
     assert len(info.value.problems) == 1
@@ -161,7 +161,7 @@ def test_out_of_range_value_names_allowed_range(tmp_path: Path, synthetic_frame:
     frame.loc[6, "Age"] = "0"
     frame.loc[9, TARGET] = "3.0"
     with pytest.raises(DataValidationError) as info:
-        read_csv(write_text_frame(tmp_path / "d.csv", frame))
+        read_data_file(write_text_frame(tmp_path / "d.csv", frame))
     age = problem(info.value, "Age", "out of range")
     assert age.reason == f"out of range: allowed {feature('Age').allowed_values()}"
     assert "whole numbers from 1 to 13: 1 = 18-24" in age.reason
@@ -176,7 +176,7 @@ def test_missing_value_and_short_row(tmp_path: Path, synthetic_frame: pd.DataFra
     with path.open("a") as handle:
         handle.write("0.0,1.0\n")  # a truncated fifth row
     with pytest.raises(DataValidationError) as info:
-        read_csv(path)
+        read_data_file(path)
     assert problem(info.value, "HighBP", "missing value").rows == (2,)
     assert problem(info.value, "Income", "missing value").rows == (5,)
 
@@ -186,7 +186,7 @@ def test_row_with_too_many_fields(tmp_path: Path, synthetic_frame: pd.DataFrame)
     with path.open("a") as handle:
         handle.write(",".join(["1.0"] * (len(COLUMNS) + 2)) + "\n")
     with pytest.raises(DataValidationError, match="cannot be parsed as CSV"):
-        read_csv(path)
+        read_data_file(path)
 
 
 @pytest.mark.parametrize("name", ["empty.csv", "empty.csv.gz"])
@@ -198,7 +198,7 @@ def test_empty_file(tmp_path: Path, name: str):
     else:
         path.write_bytes(b"")
     with pytest.raises(DataValidationError, match="is empty") as info:
-        read_csv(path)
+        read_data_file(path)
     assert ",".join(COLUMNS) in str(info.value)
 
 
@@ -206,12 +206,12 @@ def test_header_without_rows(tmp_path: Path):
     path = tmp_path / "d.csv"
     path.write_text(",".join(COLUMNS) + "\n")
     with pytest.raises(DataValidationError, match="no data rows"):
-        read_csv(path)
+        read_data_file(path)
 
 
 def test_missing_file_says_how_to_get_it(tmp_path: Path):
     with pytest.raises(FileNotFoundError, match=r"ml\.download"):
-        read_csv(tmp_path / "absent.csv")
+        read_data_file(tmp_path / "absent.csv")
 
 
 def test_binary_file_is_refused_with_pointer_to_3_class_file(tmp_path: Path, synthetic_frame: pd.DataFrame):
@@ -220,7 +220,7 @@ def test_binary_file_is_refused_with_pointer_to_3_class_file(tmp_path: Path, syn
     path = write_text_frame(tmp_path / "binary.csv", binary)
     for mode in ("required", "optional", "ignore"):
         with pytest.raises(DataValidationError) as info:
-            read_csv(path, target=mode)  # type: ignore[arg-type]
+            read_data_file(path, target=mode)  # type: ignore[arg-type]
         message = str(info.value)
         assert REAL_DATA_FILE in message
         assert "python -m ml.download" in message
@@ -232,7 +232,7 @@ def test_many_errors_show_first_ten_rows_and_total(tmp_path: Path, synthetic_fra
     frame.loc[bad_rows, "GenHlth"] = "9.0"
     frame.loc[[0, 299], "Income"] = "x"
     with pytest.raises(DataValidationError) as info:
-        read_csv(write_text_frame(tmp_path / "d.csv", frame))
+        read_data_file(write_text_frame(tmp_path / "d.csv", frame))
     genhlth = problem(info.value, "GenHlth", "out of range")
     assert genhlth.count == len(bad_rows)
     assert genhlth.rows == tuple(r + 1 for r in bad_rows[:10])
@@ -336,7 +336,7 @@ def test_feature_groups_share_ids_for_identical_vectors():
 
 
 def test_split_keeps_feature_vectors_on_one_side(synthetic_csv: Path):
-    df = read_csv(synthetic_csv)
+    df = read_data_file(synthetic_csv)
     split = grouped_split(df, test_fraction=0.2, seed=0)
     assert duplicate_report(df).feature_duplicate_rows > 100  # the check below is meaningful
     groups = feature_groups(df)
@@ -347,7 +347,7 @@ def test_split_keeps_feature_vectors_on_one_side(synthetic_csv: Path):
 
 
 def test_split_is_stratified(synthetic_csv: Path):
-    df = read_csv(synthetic_csv)
+    df = read_data_file(synthetic_csv)
     split = grouped_split(df, test_fraction=0.25, seed=3)
     overall = df[TARGET].value_counts(normalize=True)
     test = df[TARGET].iloc[split.test].value_counts(normalize=True)
@@ -357,7 +357,7 @@ def test_split_is_stratified(synthetic_csv: Path):
 
 
 def test_split_is_deterministic_and_protocol_complete(synthetic_csv: Path):
-    df = read_csv(synthetic_csv)
+    df = read_data_file(synthetic_csv)
     first = grouped_split(df, test_fraction=0.2, seed=5)
     again = grouped_split(df, test_fraction=0.2, seed=5)
     other = grouped_split(df, test_fraction=0.2, seed=6)
@@ -375,7 +375,7 @@ def test_split_is_deterministic_and_protocol_complete(synthetic_csv: Path):
 
 
 def test_split_of_the_train_part_with_custom_strata(synthetic_csv: Path):
-    df = read_csv(synthetic_csv)
+    df = read_data_file(synthetic_csv)
     outer = grouped_split(df, test_fraction=0.2, seed=0)
     train = df.iloc[outer.train].reset_index(drop=True)
     strata = (train["Sex"].to_numpy() * 3) + train[TARGET].to_numpy()
@@ -406,20 +406,22 @@ def test_rows_longer_than_header_are_refused(tmp_path: Path, synthetic_frame: pd
         rows = [f"{i},{row}" for i, row in enumerate(rows)]
     path = tmp_path / "d.csv"
     path.write_text("\n".join([header, *rows]) + "\n")
-    with pytest.raises(DataValidationError, match="first data row has 23 values but the header names 22"):
-        read_csv(path)
+    named = len(synthetic_frame.columns)
+    expected = f"first data row has {named + 1} values but the header names {named}"
+    with pytest.raises(DataValidationError, match=expected):
+        read_data_file(path)
 
 
 def test_header_names_may_be_padded(tmp_path: Path, synthetic_frame: pd.DataFrame):
     header, *rows = text_frame(synthetic_frame.head(5)).to_csv(index=False).splitlines()
     path = tmp_path / "d.csv"
     path.write_text("\n".join([", ".join(header.split(",")), *rows]) + "\n")
-    pd.testing.assert_frame_equal(read_csv(path), synthetic_frame.head(5))
+    pd.testing.assert_frame_equal(read_data_file(path), synthetic_frame.head(5))
     frame = text_frame(synthetic_frame.head(5))
     frame.loc[1, "Sex"] = "male"
     padded = frame.rename(columns=lambda name: f" {name}")
     with pytest.raises(DataValidationError) as info:
-        read_csv(write_text_frame(tmp_path / "e.csv", padded))
+        read_data_file(write_text_frame(tmp_path / "e.csv", padded))
     assert problem(info.value, "Sex", "not a number").values == ("male",)
 
 
@@ -427,8 +429,8 @@ def test_trailing_empty_lines_are_ignored_but_inner_ones_reported(tmp_path: Path
     header, *rows = text_frame(synthetic_frame.head(4)).to_csv(index=False).splitlines()
     path = tmp_path / "d.csv"
     path.write_text("\n".join([header, *rows]) + "\n\n\n")
-    pd.testing.assert_frame_equal(read_csv(path), synthetic_frame.head(4))
+    pd.testing.assert_frame_equal(read_data_file(path), synthetic_frame.head(4))
     path.write_text("\n".join([header, rows[0], "", *rows[1:]]) + "\n")
     with pytest.raises(DataValidationError) as info:
-        read_csv(path)
+        read_data_file(path)
     assert problem(info.value, "HighBP", "missing value").rows == (2,)

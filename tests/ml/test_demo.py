@@ -18,7 +18,7 @@ import pytest
 
 from ml.demo import banner, main, prepare
 from ml.schema import REAL_DATA_FILE
-from ml.training.synthetic import make_synthetic
+from ml.training.synthetic_data import make_synthetic
 from tests.servers import ROOT, free_port
 
 ROWS = 3_000

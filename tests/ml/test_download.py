@@ -20,8 +20,8 @@ import pytest
 from ml.download import main
 from ml.inference.digest import file_sha256
 from ml.schema import BINARY_TARGET, REAL_DATA_FILE, TARGET
-from ml.training.data import read_csv
-from ml.training.synthetic import make_synthetic, write_synthetic
+from ml.training.data import read_data_file
+from ml.training.synthetic_data import make_synthetic, write_synthetic
 
 ROOT = Path(__file__).resolve().parents[2]
 ROWS = 400
@@ -101,7 +101,7 @@ def test_zip_with_all_kaggle_files_extracts_the_3_class_file(served, tmp_path: P
     code, _, _ = run(capsys, "--url", f"{base}/kaggle.zip", "--output-dir", str(tmp_path))
     assert code == 0
     assert leftovers(tmp_path) == [REAL_DATA_FILE]
-    pd.testing.assert_frame_equal(read_csv(tmp_path / REAL_DATA_FILE), make_synthetic(ROWS, seed=4))
+    pd.testing.assert_frame_equal(read_data_file(tmp_path / REAL_DATA_FILE), make_synthetic(ROWS, seed=4))
 
 
 def test_zip_without_the_file(served, tmp_path: Path, capsys):
@@ -173,7 +173,7 @@ def test_present_file_is_kept_unless_forced(served, tmp_path: Path, capsys, free
     code, _, _ = run(capsys, "--url", f"{base}/packed.csv.gz", "--output-dir", str(tmp_path), "--force")
     assert code == 0
     assert not existing.exists()  # replaced by the gz copy, not left beside it
-    assert len(read_csv(tmp_path / f"{REAL_DATA_FILE}.gz")) == ROWS
+    assert len(read_data_file(tmp_path / f"{REAL_DATA_FILE}.gz")) == ROWS
 
 
 def test_invalid_present_file_is_reported(tmp_path: Path, capsys):
@@ -255,5 +255,5 @@ def test_kaggle_copies_the_3_class_file_from_kagglehub(
     assert code == 0, err
     target = tmp_path / "data" / REAL_DATA_FILE
     assert leftovers(tmp_path / "data") == [REAL_DATA_FILE]
-    pd.testing.assert_frame_equal(read_csv(target), make_synthetic(ROWS, seed=5))
+    pd.testing.assert_frame_equal(read_data_file(target), make_synthetic(ROWS, seed=5))
     assert f"sha256: {file_sha256(target)}" in out

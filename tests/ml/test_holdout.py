@@ -7,8 +7,8 @@ import pandas as pd
 
 from ml.training.data import features_matrix
 from ml.training.holdout import HOLDOUT_SHARE, in_holdout
-from ml.training.synthetic import make_synthetic
-from ml.training.train import TrainingConfig, split_folds
+from ml.training.pipeline import TrainingConfig, split_folds
+from ml.training.synthetic_data import make_synthetic
 
 
 def _vectors(rows: np.ndarray) -> set[bytes]:

@@ -21,8 +21,8 @@ from ml.inference.predictor import Predictor
 from ml.inference.screening import access_columns, in_care
 from ml.manifest import Manifest, ScreeningLevel
 from ml.schema import FEATURE_NAMES, TARGET
-from ml.training.data import features_matrix, read_csv
-from ml.training.synthetic import make_synthetic, write_synthetic
+from ml.training.data import features_matrix, read_data_file
+from ml.training.synthetic_data import make_synthetic, write_synthetic
 from ml.training.tuning import weighted_f1
 from tests.damaged_models import first_leaf_value, rewrite_model_text
 from tests.servers import ROOT
@@ -142,9 +142,9 @@ def test_one_row_alone_answers_as_inside_a_batch(predictor: Predictor, rows: np.
 
 
 def test_wrong_row_width_is_a_clear_error(predictor: Predictor) -> None:
-    with pytest.raises(ValueError, match="expected rows of 21 features"):
+    with pytest.raises(ValueError, match=f"expected rows of {len(FEATURE_NAMES)} features"):
         predictor.predict(np.zeros((2, 20)))
-    with pytest.raises(ValueError, match="expected rows of 21 features"):
+    with pytest.raises(ValueError, match=f"expected rows of {len(FEATURE_NAMES)} features"):
         predictor.predict(np.zeros(20))
 
 
@@ -234,7 +234,7 @@ def test_predict_cli_round_trips_in_input_order(
     # The input's columns (Diabetes_012 included, ignored for prediction), then the result columns.
     assert list(result.columns) == [TARGET, *FEATURE_NAMES, *RESULT_COLUMNS]
     assert list(RESULT_COLUMNS[:4]) == ["prediction", "proba_0", "proba_1", "proba_2"]
-    expected = predictor.predict(features_matrix(read_csv(data, target="ignore")))
+    expected = predictor.predict(features_matrix(read_data_file(data, target="ignore")))
     assert len(result) == 500
     np.testing.assert_allclose(result[["proba_0", "proba_1", "proba_2"]].to_numpy(), expected.probabilities, atol=2e-6)
     np.testing.assert_array_equal(result["prediction"].to_numpy(), expected.classes)

@@ -13,9 +13,9 @@ from packaging.requirements import Requirement
 
 from ml.inference.lightgbm_single_row import SingleRowScorer
 from ml.inference.loader import load_artifact
-from ml.schema import N_CLASSES
+from ml.schema import FEATURE_NAMES, N_CLASSES
 from ml.training.data import features_matrix
-from ml.training.synthetic import make_synthetic
+from ml.training.synthetic_data import make_synthetic
 
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
@@ -54,8 +54,9 @@ def test_scores_equal_the_public_api_row_by_row(trained_model_dir: Path) -> None
 
 def test_a_row_of_the_wrong_shape_or_type_is_refused(trained_model_dir: Path) -> None:
     score = SingleRowScorer(load_artifact(trained_model_dir).booster, N_CLASSES)
-    for bad in (np.zeros(20), np.zeros(21, dtype=np.float32), np.zeros((2, 21))[:, 0]):
-        with pytest.raises(ValueError, match="one C-contiguous float64 row of 21 values"):
+    width = len(FEATURE_NAMES)
+    for bad in (np.zeros(width - 1), np.zeros(width, dtype=np.float32), np.zeros((2, width))[:, 0]):
+        with pytest.raises(ValueError, match=f"one C-contiguous float64 row of {width} values"):
             score(bad)
 
 

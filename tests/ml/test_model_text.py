@@ -123,7 +123,7 @@ def test_every_shape_of_tree_lightgbm_writes_passes(params: dict[str, int]) -> N
     import lightgbm as lgb
 
     from ml.training.data import features_matrix
-    from ml.training.synthetic import make_synthetic
+    from ml.training.synthetic_data import make_synthetic
 
     frame = make_synthetic(3_000, seed=5)
     train_set = lgb.Dataset(features_matrix(frame), frame["Diabetes_012"].to_numpy())

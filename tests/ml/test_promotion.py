@@ -19,6 +19,7 @@ from mlflow import MlflowClient
 from ml import reference as reference_cli
 from ml.inference.predictor import Predictor
 from ml.training.comparison import ALPHA
+from ml.training.pipeline import TrainingConfig, TrainingResult, train
 from ml.training.reference import (
     ARTIFACT_FILE,
     ARTIFACT_PATH,
@@ -28,9 +29,8 @@ from ml.training.reference import (
     experiment_name,
     holdout_digest,
 )
-from ml.training.synthetic import write_synthetic
+from ml.training.synthetic_data import write_synthetic
 from ml.training.tracking import CHAMPION, MODEL_NAME, TrackingOutcome, log_training_run
-from ml.training.train import TrainingConfig, TrainingResult, train
 from ml.training.tuning import weighted_f1
 from tests.ml.datasets import relabel_holdout, subsample, without_signal
 from tests.ml.mlflow_server import MlflowServer

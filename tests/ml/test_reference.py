@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from ml.schema import TARGET
-from ml.training.data import features_matrix, read_csv
+from ml.training.data import features_matrix, read_data_file
 from ml.training.holdout import in_holdout
 from ml.training.reference import holdout_digest
-from ml.training.synthetic import make_synthetic
+from ml.training.synthetic_data import make_synthetic
 
 
 def test_the_digest_follows_rows_and_labels_not_their_order_or_spelling(tmp_path: Path) -> None:
@@ -19,7 +19,7 @@ def test_the_digest_follows_rows_and_labels_not_their_order_or_spelling(tmp_path
     digest = holdout_digest(features_matrix(held), held[TARGET].to_numpy())
     shuffled = held.sample(frac=1.0, random_state=1)
     shuffled.astype(float).to_csv(tmp_path / "floats.csv.gz", index=False)  # 1.0 instead of 1, gzip
-    again = read_csv(tmp_path / "floats.csv.gz")
+    again = read_data_file(tmp_path / "floats.csv.gz")
     assert holdout_digest(features_matrix(again), again[TARGET].to_numpy()) == digest
     labels = held[TARGET].to_numpy().copy()
     labels[0] = (labels[0] + 1) % 3

@@ -15,9 +15,9 @@ from ml.inference.screening import in_care, not_checked
 from ml.manifest import Manifest, ScreeningCutoffs, ScreeningLevel
 from ml.schema import CARE_ACCESS, DEFAULT_RECORD, FEATURE_NAMES, SUBGROUP_BANDS
 from ml.training.ada import ada_risk_points
+from ml.training.pipeline import SCREENING_SUBGROUPS_CSV
 from ml.training.screening import SAFETY_MARGIN, Scored, choose_cutoffs, levels, with_margin
 from ml.training.screening_subgroups import COVERAGE, screening_subgroups, who_is_missed
-from ml.training.train import SCREENING_SUBGROUPS_CSV
 
 CHOL_CHECK = FEATURE_NAMES.index("CholCheck")
 

@@ -26,7 +26,7 @@ from ml.contract import RESULT_COLUMNS
 from ml.inference.artifact import ArtifactError
 from ml.inference.predictor import Predictor
 from ml.training.data import DataValidationError
-from ml.training.synthetic import make_synthetic
+from ml.training.synthetic_data import make_synthetic
 from tests.servers import ROOT
 
 

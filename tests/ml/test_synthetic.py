@@ -12,8 +12,8 @@ import pytest
 
 from ml.schema import COLUMNS, FEATURE_NAMES, TARGET
 from ml.synthetic import main
-from ml.training.data import duplicate_report, is_synthetic, read_csv, validate_frame
-from ml.training.synthetic import CLASS_SHARES, SPECS, make_synthetic, write_synthetic
+from ml.training.data import duplicate_report, is_synthetic, read_data_file, validate_frame
+from ml.training.synthetic_data import CLASS_SHARES, SPECS, make_synthetic, write_synthetic
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +118,7 @@ def test_write_synthetic_floats_sidecar_and_round_trip(tmp_path: Path, name: str
         "sha256": None,
     }
     assert is_synthetic(path)
-    pd.testing.assert_frame_equal(read_csv(path), make_synthetic(300, seed=2))
+    pd.testing.assert_frame_equal(read_data_file(path), make_synthetic(300, seed=2))
     assert sorted(p.name for p in path.parent.iterdir()) == [name, f"{name}.synthetic.json"]
 
 
@@ -132,7 +132,7 @@ def test_cli_writes_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     output = tmp_path / "cli.csv.gz"
     assert main(["--rows", "120", "--seed", "3", "--output", str(output)]) == 0
     assert "120" in capsys.readouterr().out
-    assert len(read_csv(output)) == 120
+    assert len(read_data_file(output)) == 120
     assert is_synthetic(output)
 
 

@@ -19,9 +19,10 @@ from mlflow import MlflowClient
 from ml import reference as reference_cli
 from ml.inference.artifact import ArtifactError
 from ml.inference.predictor import Predictor
-from ml.training.data import features_matrix, read_csv
+from ml.training.data import features_matrix, read_data_file
 from ml.training.mlflow_model import load_pinned
-from ml.training.synthetic import write_synthetic
+from ml.training.pipeline import TrainingConfig, TrainingResult, split_folds, train
+from ml.training.synthetic_data import write_synthetic
 from ml.training.tracking import (
     CHAMPION,
     DIGEST_TAG,
@@ -31,7 +32,6 @@ from ml.training.tracking import (
     TrackingOutcome,
     log_training_run,
 )
-from ml.training.train import TrainingConfig, TrainingResult, split_folds, train
 from ml.training.tuning import weighted_f1
 from tests.ml.datasets import without_signal
 from tests.ml.mlflow_server import MlflowServer
@@ -166,7 +166,7 @@ def test_champion_from_another_split_is_compared_on_rows_neither_model_saw(
     assert decision["comparison"]["champion_weighted_f1"] == pytest.approx(
         _holdout_score(models.other_split, models.weak)
     )
-    frame = read_csv(synthetic_csv)
+    frame = read_data_file(synthetic_csv)
     held = {row.tobytes() for row in models.other_split.holdout_features}
     for seed in (42, 9):
         folds = split_folds(frame, TrainingConfig(seed=seed))
@@ -243,7 +243,7 @@ def test_pyfunc_model_holds_no_code_and_loads_only_when_pinned(
     assert not list(local.rglob("*.py")), "the store holds no code"
     assert yaml.safe_load((local / "MLmodel").read_text())["flavors"]["python_function"]["code"] is None
     model = load_pinned(uri, models.strong.digest)
-    frame = read_csv(synthetic_csv).iloc[:20]
+    frame = read_data_file(synthetic_csv).iloc[:20]
     answer = model.predict(frame)
     expected = Predictor.load(models.strong.artifact_dir).predict(features_matrix(frame))
     np.testing.assert_array_equal(answer["prediction"].to_numpy(), expected.classes)

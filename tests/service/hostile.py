@@ -1,4 +1,5 @@
-"""Hostile request bodies of issue 15, built the same way by the tests and by `tests.benchmarks.hostile_requests`."""
+"""Hostile request bodies (huge batches of unknown keys or empty records), built the same way by the tests and by
+`tests.benchmarks.hostile_requests`."""
 
 from __future__ import annotations
 

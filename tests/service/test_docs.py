@@ -1,4 +1,5 @@
-"""`/docs` without a CDN (issue 15), switchable, and counted under its own route label."""
+"""`/docs` without a CDN (a CDN could change what runs in the reader's browser), switchable, and counted under its
+own route label."""
 
 from __future__ import annotations
 

@@ -108,7 +108,8 @@ def _edit_manifest(model_dir: Path, where: str, value: Any) -> None:
 def test_a_manifest_the_model_cannot_answer_with_is_refused_at_load(
     make_client: Any, model_copy: Path, assert_not_ready: Any, where: str, value: Any
 ) -> None:
-    """Issue 15: these loaded (`/ready` 200), then every `/predict` or `/model` answered 500 or a wrong class."""
+    """A model that loads must answer: these once loaded (`/ready` 200), then every `/predict` or `/model` answered
+    500 or a wrong class."""
     _edit_manifest(model_copy, where, value)
     assert_not_ready(make_client(MODEL_URI=str(model_copy)), str(model_copy), where)
 

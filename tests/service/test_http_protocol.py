@@ -1,10 +1,11 @@
 """What the server answers itself, on a real server started as `make serve` starts it (`service.http_protocol`).
 
-Issue 15: slow clients were never timed out, uvicorn's own 400s were plain text, and every answer said
-`server: uvicorn`. Issue 21: heads had no size or count limit, idle connections locked everyone out, a GET's body
-had no deadline, a valid request before malformed bytes was run but never answered, and a POST with `Upgrade` lost
-its body. Deadlines are shortened to 1 s here so the tests wait little. Responses leave in one write
-(`CoalescedWrites`): checked on a fake transport, and on the real server with pipelined and large answers.
+A slow client must not hold a connection forever, every error must be JSON in the API's shape, and no answer names
+the server software (it helps an attacker pick an exploit). Issue 21: heads had no size or count limit, idle
+connections locked everyone out, a GET's body had no deadline, a valid request before malformed bytes was run but
+never answered, and a POST with `Upgrade` lost its body. Deadlines are shortened to 1 s here so the tests wait
+little. Responses leave in one write (`CoalescedWrites`): checked on a fake transport, and on the real server with
+pipelined and large answers.
 """
 
 from __future__ import annotations

@@ -60,7 +60,8 @@ def test_oversized_body_is_refused_on_the_wire(live_server: Server) -> None:
 
 
 def test_four_hostile_bodies_at_once_are_refused_on_the_wire(live_server: Server) -> None:
-    """Issue 15's 2 MB bodies, two of each at once: refused with one problem each, the server still answering."""
+    """Hostile 2 MB bodies (`tests.service.hostile`), two of each at once: refused with one problem each, the server
+    still answering."""
     sent = [("/predict/batch", hostile_batch()), ("/predict", hostile_record())] * 2
     headers = {"Content-Type": "application/json"}
     with httpx.Client(base_url=live_server.url, timeout=60) as http, ThreadPoolExecutor(len(sent)) as pool:

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from ml.inference.predictor import Predictor
 from ml.schema import CLASSES, FEATURE_NAMES, FEATURES_BY_NAME
-from ml.training.synthetic import make_synthetic
+from ml.training.synthetic_data import make_synthetic
 from service import routes
 from tests.service.helpers import record
 
@@ -192,7 +192,8 @@ PRIVATE = ("model_uri", "versions", "sha256", "file", "duplicates")
 
 
 def test_model_information_leaves_the_operators_details_out(client: TestClient, trained_model_dir: Path) -> None:
-    """Issue 15: `/model` told anyone the model's path, the training file's sha256 and the library versions."""
+    """`/model` is public: the model's path, the training file's sha256 and the library versions map the deployment
+    for an attacker, so only the operator route has them."""
     info = client.get("/model").json()
     assert not set(PRIVATE) & set(info)
     assert set(info["data"]) == {"rows", "learnt_from", "synthetic", "class_counts"}

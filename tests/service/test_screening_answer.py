@@ -2,7 +2,7 @@
 synthetic model: access answers never lower it, people not checked recently and people with pre-diabetes are
 flagged at least as often as by the ADA risk test on the model's own test split, and the answer says why.
 
-The synthetic data, like the real file, diagnoses fewer people who were not checked (`ml.training.synthetic`), so a
+The synthetic data, like the real file, diagnoses fewer people who were not checked (`ml.training.synthetic_data`), so a
 model that took the access answers at their word would fail these tests.
 """
 
@@ -18,9 +18,9 @@ from fastapi.testclient import TestClient
 from ml.inference.predictor import Predictor
 from ml.schema import CARE_ACCESS, FEATURE_NAMES, TARGET
 from ml.training.ada import HIGH_RISK_POINTS, ada_risk_points
-from ml.training.data import read_csv
-from ml.training.synthetic import make_synthetic
-from ml.training.train import TrainingConfig, split_folds
+from ml.training.data import read_data_file
+from ml.training.pipeline import TrainingConfig, split_folds
+from ml.training.synthetic_data import make_synthetic
 from tests.service.helpers import record
 
 LEVELS = ("lower", "raised", "high")
@@ -42,7 +42,7 @@ def _screenings(client: TestClient, rows: np.ndarray) -> list[dict[str, Any]]:
 def test_split(client: TestClient, trained_model_dir: Path) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
     """The session model's own test split (re-created from its manifest), and the service's answer for each row."""
     manifest = Predictor.load(trained_model_dir).manifest
-    frame = read_csv(trained_model_dir.parent / "synthetic.csv.gz")
+    frame = read_data_file(trained_model_dir.parent / "synthetic.csv.gz")
     folds = split_folds(frame, TrainingConfig(**manifest.training.config))
     assert folds.outer.protocol["split_id"] == manifest.split.test_split_id
     return folds.x_test, folds.y_test, _screenings(client, folds.x_test)
@@ -112,7 +112,7 @@ def test_the_chance_of_prediabetes_comes_with_its_average_from_the_training_rows
 ) -> None:
     manifest = Predictor.load(trained_model_dir).manifest
     folds = split_folds(
-        read_csv(trained_model_dir.parent / "synthetic.csv.gz"), TrainingConfig(**manifest.training.config)
+        read_data_file(trained_model_dir.parent / "synthetic.csv.gz"), TrainingConfig(**manifest.training.config)
     )
     training_share = float((np.concatenate((folds.y_fit, folds.y_val)) == 1).mean())
     body = client.post("/predict", json=record(HighBP=1, BMI=33, Age=9)).json()

@@ -19,7 +19,7 @@ import pytest
 from ml.inference.artifact import MANIFEST_FILE, MODEL_FILE
 from ml.inference.predictor import Predictor
 from ml.schema import FEATURE_NAMES
-from ml.training.synthetic import make_synthetic, write_synthetic
+from ml.training.synthetic_data import make_synthetic, write_synthetic
 
 ROOT = Path(__file__).resolve().parents[2]
 ROWS = 3000

@@ -25,6 +25,7 @@ from ml.inference.loader import read_folder
 from ml.inference.postprocess import calibrate, decide
 from ml.inference.screening import in_care_probabilities
 from ml.manifest import (
+    AdaComparison,
     Calibration,
     DataRecord,
     DecisionRule,
@@ -34,6 +35,7 @@ from ml.manifest import (
     Metrics,
     PrecisionFloor,
     RuleOutcome,
+    ScreeningRule,
     SplitRecord,
     TrainingRecord,
     TrainingReport,
@@ -46,7 +48,7 @@ from ml.training.data import (
     features_matrix,
     grouped_split,
     is_synthetic,
-    read_csv,
+    read_data_file,
 )
 from ml.training.evaluate import classification_metrics, plot_confusion_matrix, subgroup_table
 from ml.training.export import save_artifact
@@ -308,33 +310,60 @@ def _outcome(candidate: Candidate, proba: np.ndarray, y: np.ndarray) -> RuleOutc
     )
 
 
-def train(data_path: Path, output_dir: Path, config: TrainingConfig | None = None) -> TrainingResult:
-    """Train on the rows of `data_path` (own validation and test split, holdout left out) and write the artifact."""
-    config = config or TrainingConfig()
-    started = time.perf_counter()
-    frame = read_csv(data_path, target="required")
-    data_sha = file_sha256(data_path)
-    synthetic = is_synthetic(data_path, data_sha)
-    duplicates = duplicate_report(frame)
-    folds = split_folds(frame, config)
-    x_fit, y_fit, x_val, y_val = folds.x_fit, folds.y_fit, folds.x_val, folds.y_val
+@dataclass(frozen=True)
+class _DataFile:
+    """The training file's rows and what the manifest records of it."""
+
+    path: Path
+    frame: pd.DataFrame
+    sha256: str
+    synthetic: bool
+
+    @classmethod
+    def read(cls, path: Path) -> _DataFile:
+        sha256 = file_sha256(path)
+        return cls(Path(path), read_data_file(path, target="required"), sha256, is_synthetic(path, sha256))
+
+    @property
+    def title(self) -> str:
+        """How the figures name the data: the file, and whether it is real."""
+        return f"{self.path.name} ({'SYNTHETIC data' if self.synthetic else 'real data'})"
+
+    def record(self) -> DataRecord:
+        return DataRecord(
+            file=self.path.name,
+            sha256=self.sha256,
+            rows=len(self.frame),
+            synthetic=self.synthetic,
+            duplicates=duplicate_report(self.frame).to_dict(),
+            class_counts={c.name: int((self.frame[TARGET] == c.id).sum()) for c in CLASSES},
+        )
+
+
+@dataclass(frozen=True)
+class _TestScores:
+    """The chosen candidate on the test split, and the others' test scores for the record (never for the choice)."""
+
+    proba: np.ndarray
+    predicted: np.ndarray
+    metrics: dict[str, float]
+    compared: dict[str, dict[str, float]]
+    floor: PrecisionFloor
+
+
+def _test_scores(
+    candidates: list[Candidate], without_floor: list[Candidate], best: Candidate, folds: Folds
+) -> _TestScores:
     x_test, y_test = folds.x_test, folds.y_test
-
-    candidates, without_floor = _candidates(config, x_fit, y_fit, x_val, y_val)
-    best = _choose(candidates)
-    logger.info("chose %s (validation weighted F1 %.4f)", best.name, best.validation["weighted_f1"])
-
     # Candidates of one weighting share a booster and its calibration: score the test split once per booster.
     test_proba = {c.weighting: calibrate(_raw_scores(c.booster, x_test), c.calibration) for c in candidates}
     proba = test_proba[best.weighting]
     predicted = decide(proba, best.rule)
-    test_metrics = classification_metrics(y_test, predicted, proba)
-    # The other candidates' test scores are reported for the record, not used for the choice.
-    candidate_report = {}
+    compared = {}
     for c in candidates:
         c_proba = test_proba[c.weighting]
         c_test = classification_metrics(y_test, decide(c_proba, c.rule), c_proba)
-        candidate_report[c.name] = {
+        compared[c.name] = {
             **{f"validation_{k}": v for k, v in c.validation.items()},
             **{f"test_{k}": v for k, v in c_test.items() if k in ("weighted_f1", "macro_f1", "macro_roc_auc")},
         }
@@ -346,66 +375,82 @@ def train(data_path: Path, output_dir: Path, config: TrainingConfig | None = Non
         with_floor=_outcome(best, proba, y_test),
         without_floor=_outcome(free, test_proba[free.weighting], y_test),
     )
-    subgroups = subgroup_table(folds.test_frame, y_test, predicted, proba)
-    ada = compare_with_ada(x_test, y_test, proba)
-    class_counts = {c.name: int((frame[TARGET] == c.id).sum()) for c in CLASSES}
-    validation = Scored(x_val, y_val, best.validation_proba, _in_care_proba(best, x_val, best.validation_proba))
-    tested = Scored(x_test, y_test, proba, _in_care_proba(best, x_test, proba))
-    screening = choose_screening(
+    return _TestScores(proba, predicted, classification_metrics(y_test, predicted, proba), compared, floor)
+
+
+def _screening(best: Candidate, folds: Folds, proba: np.ndarray) -> tuple[ScreeningRule, pd.DataFrame]:
+    """The screening levels' thresholds (validation fold) and whom they flag by subgroup (test split)."""
+    validation = Scored(
+        folds.x_val, folds.y_val, best.validation_proba, _in_care_proba(best, folds.x_val, best.validation_proba)
+    )
+    tested = Scored(folds.x_test, folds.y_test, proba, _in_care_proba(best, folds.x_test, proba))
+    rule = choose_screening(
         validation,
         tested,
         average=training_average(folds),
         training_labels=np.concatenate((folds.y_fit, folds.y_val)),
     )
-    screening_table = screening_subgroups(x_test, y_test, *raised_flags(screening, tested))
+    return rule, screening_subgroups(folds.x_test, folds.y_test, *raised_flags(rule, tested))
 
-    data_name = f"{Path(data_path).name} ({'SYNTHETIC data' if synthetic else 'real data'})"
+
+def _write_figures(
+    folder: Path,
+    data: _DataFile,
+    folds: Folds,
+    scores: _TestScores,
+    ada: AdaComparison,
+    tables: tuple[pd.DataFrame, pd.DataFrame],
+) -> tuple[Path, ...]:
+    """The confusion matrix, the ROC against the ADA test and the two subgroup tables, written into `folder`."""
+    y_test = folds.y_test
+    split = f"{data.title}, test split of {len(y_test):,} rows"
+    png = plot_confusion_matrix(
+        y_test, scores.predicted, folder / CONFUSION_PNG, f"{split}: weighted F1 {scores.metrics['weighted_f1']:.3f}"
+    )
+    roc = plot_ada_roc(
+        folds.x_test, y_test, scores.proba, ada, folder / ADA_ROC_PNG, f"{split}: the model against the ADA risk test"
+    )
+    csv_files = (folder / SUBGROUPS_CSV, folder / SCREENING_SUBGROUPS_CSV)
+    for table, csv in zip(tables, csv_files, strict=True):
+        table.to_csv(csv, index=False, float_format="%.4f")
+    return (png, roc, *csv_files)
+
+
+def train(data_path: Path, output_dir: Path, config: TrainingConfig | None = None) -> TrainingResult:
+    """Train on the rows of `data_path` (own validation and test split, holdout left out) and write the artifact."""
+    config = config or TrainingConfig()
+    started = time.perf_counter()
+    data = _DataFile.read(data_path)
+    folds = split_folds(data.frame, config)
+    candidates, without_floor = _candidates(config, folds.x_fit, folds.y_fit, folds.x_val, folds.y_val)
+    best = _choose(candidates)
+    logger.info("chose %s (validation weighted F1 %.4f)", best.name, best.validation["weighted_f1"])
+    scores = _test_scores(candidates, without_floor, best, folds)
+    subgroups = subgroup_table(folds.test_frame, folds.y_test, scores.predicted, scores.proba)
+    ada = compare_with_ada(folds.x_test, folds.y_test, scores.proba)
+    screening, screening_table = _screening(best, folds, scores.proba)
     with tempfile.TemporaryDirectory() as tmp:
-        png = plot_confusion_matrix(
-            y_test,
-            predicted,
-            Path(tmp) / CONFUSION_PNG,
-            f"{data_name}, test split of {len(y_test):,} rows: weighted F1 {test_metrics['weighted_f1']:.3f}",
-        )
-        roc = plot_ada_roc(
-            x_test,
-            y_test,
-            proba,
-            ada,
-            Path(tmp) / ADA_ROC_PNG,
-            f"{data_name}, test split of {len(y_test):,} rows: the model against the ADA risk test",
-        )
-        csv = Path(tmp) / SUBGROUPS_CSV
-        subgroups.to_csv(csv, index=False, float_format="%.4f")
-        screening_csv = Path(tmp) / SCREENING_SUBGROUPS_CSV
-        screening_table.to_csv(screening_csv, index=False, float_format="%.4f")
+        figures = _write_figures(Path(tmp), data, folds, scores, ada, (subgroups, screening_table))
         report = TrainingReport(
             calibration=best.calibration,
             decision_rule=best.rule,
-            precision_floor=floor,
+            precision_floor=scores.floor,
             screening=screening,
-            imbalance_strategy=ImbalanceStrategy(chosen=best.name, weighting=best.weighting, compared=candidate_report),
+            imbalance_strategy=ImbalanceStrategy(chosen=best.name, weighting=best.weighting, compared=scores.compared),
             training=TrainingRecord(
                 config=asdict(config),
                 lightgbm_params=config.lightgbm_params(),
                 best_iteration=best.booster.best_iteration,
                 seconds=round(time.perf_counter() - started, 2),
             ),
-            metrics=Metrics(test=test_metrics, validation_tuned_on=best.validation),
+            metrics=Metrics(test=scores.metrics, validation_tuned_on=best.validation),
             ada_comparison=ada,
-            data=DataRecord(
-                file=Path(data_path).name,
-                sha256=data_sha,
-                rows=len(frame),
-                synthetic=synthetic,
-                duplicates=duplicates.to_dict(),
-                class_counts=class_counts,
-            ),
+            data=data.record(),
             split=SplitRecord(
                 promotion_holdout=holdout_record(folds), test=folds.outer.protocol, validation=folds.inner.protocol
             ),
         )
-        manifest = save_artifact(output_dir, best.booster, report, extra_files=(png, roc, csv, screening_csv))
+        manifest = save_artifact(output_dir, best.booster, report, extra_files=figures)
     digest = artifact_digest(read_folder(output_dir))
     return TrainingResult(output_dir, manifest, digest, subgroups, screening_table, folds.x_holdout, folds.y_holdout)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ml.inference.digest import file_sha256
 from ml.schema import CLASSES, REAL_DATA_FILE, TARGET
-from ml.training.data import DataValidationError, read_csv
+from ml.training.data import DataValidationError, read_data_file
 
 KAGGLE_DATASET = "alexteboul/diabetes-health-indicators-dataset"
 DEFAULT_OUTPUT_DIR = Path("data")
@@ -60,7 +60,7 @@ def _temp_path(output_dir: Path, suffix: str) -> Path:
 def _install(candidate: Path, output_dir: Path, final_name: str, origin: str) -> Path:
     """Validate a fully written temp file, then move it into place atomically (replacing older copies)."""
     try:
-        read_csv(candidate)
+        read_data_file(candidate)
     except DataValidationError as err:
         message = str(err).replace(str(candidate), origin)
         raise DownloadError(f"the downloaded file is not the expected 3-class file:\n{message}") from None
@@ -171,7 +171,7 @@ def fetch_from_url(url: str, output_dir: Path, *, timeout: float = DEFAULT_TIMEO
 
 def summary(path: Path) -> str:
     """Rows, class counts and sha256 of a validated data file."""
-    frame = read_csv(path)
+    frame = read_data_file(path)
     counts = frame[TARGET].value_counts()
     classes = ", ".join(f"{c.id} {c.name}: {int(counts.get(c.id, 0)):,}" for c in CLASSES)
     return f"{path}\n  rows: {len(frame):,}\n  classes: {classes}\n  sha256: {file_sha256(path)}"

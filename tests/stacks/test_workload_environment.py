@@ -1,0 +1,69 @@
+"""The environment the stacks give each container is what its settings class reads: a renamed or mistyped setting
+would otherwise deploy and be ignored (the settings ignore variables they do not know), or fail only at start."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from pydantic_settings import BaseSettings
+
+from frontend.settings import Settings as UiSettings
+from service.settings import Settings as ServiceSettings
+from stacks.config import PlatformSettings
+from stacks.workloads import Workload, stack_workloads
+
+#: Every variant of the platform settings that changes the environment.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "pinned-s3-model-debug-docs": {
+        "model_uri": "s3://diabetes-dev-models-123456789012/champion",
+        "model_sha256": "a" * 64,
+        "log_level": "DEBUG",
+        "public_api_docs": True,
+    },
+    "no-ui": {"ui": {"enabled": False}},
+}
+#: Which settings class reads each workload's environment.
+READERS: dict[str, type[BaseSettings]] = {"api": ServiceSettings, "ui": UiSettings}
+#: Variables of the two apps: cleared so the machine's own cannot hide a missing one.
+OWN_PREFIXES = ("SERVICE_", "UI_", "MODEL_", "API_URL")
+
+
+def variables(settings_class: type[BaseSettings]) -> dict[str, str]:
+    """Each environment variable the settings class reads (a field's alias, else its prefix and name): its field."""
+    prefix = str(settings_class.model_config.get("env_prefix", ""))
+    return {
+        field.validation_alias if isinstance(field.validation_alias, str) else f"{prefix}{name}".upper(): name
+        for name, field in settings_class.model_fields.items()
+    }
+
+
+def _workloads(**variant: Any) -> list[Workload]:
+    settings = PlatformSettings(environment="dev", region="eu-west-1", image_tag="0123abc", **variant)
+    return stack_workloads(settings, lambda api: f"http://api.internal:{api.port}")
+
+
+@pytest.mark.parametrize("variant", VARIANTS.values(), ids=VARIANTS.keys())
+def test_every_variable_a_container_gets_is_read_and_accepted_by_its_settings(
+    variant: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for workload in _workloads(**variant):
+        reader = READERS[workload.name]
+        fields = variables(reader)
+        assert set(workload.env) - set(fields) == set(), f"{workload.name}: variables that no setting reads"
+        for name in [name for name in os.environ if name.upper().startswith(OWN_PREFIXES)]:
+            monkeypatch.delenv(name)
+        for name, value in workload.env.items():
+            monkeypatch.setenv(name, value)
+        read = reader()  # every value passes the settings' own validation, together
+        for name, value in workload.env.items():
+            assert str(getattr(read, fields[name])).lower() == value.lower(), name
+
+
+def test_a_renamed_setting_would_be_caught() -> None:
+    """What the test above guards against: a variable that no field reads (the service would ignore it)."""
+    assert "SERVICE_LOG_LEVEL" in variables(ServiceSettings)
+    assert "SERVICE_LOGLEVEL" not in variables(ServiceSettings)
+    assert {"API_URL", "UI_TIMEOUT_SECONDS"} <= set(variables(UiSettings))
