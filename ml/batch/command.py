@@ -24,6 +24,7 @@ from ml.contract import RESULT_COLUMNS
 from ml.inference.artifact import ArtifactError
 from ml.inference.predictor import Predictor
 from ml.manifest import SHA256_PATTERN
+from ml.schema import FEATURE_NAMES
 from ml.training.data import DataValidationError
 
 
@@ -52,9 +53,9 @@ def _chunk_rows(text: str) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m ml.predict",
-        description="Predict the diabetes status of every row of a CSV or Parquet file with the 21 indicator "
-        "columns. The file is read, checked, predicted and written in chunks, so memory stays bounded whatever "
-        "its size; nothing is written unless every row is valid.",
+        description=f"Predict the diabetes status of every row of a CSV or Parquet file with the {len(FEATURE_NAMES)} "
+        "indicator columns. The file is read, checked, predicted and written in chunks, so memory stays bounded "
+        "whatever its size; nothing is written unless every row is valid.",
     )
     parser.add_argument(
         "--model",
@@ -65,8 +66,8 @@ def _parser() -> argparse.ArgumentParser:
         "--data",
         required=True,
         type=Path,
-        help="a CSV (plain or gzip-compressed, UTF-8) or Parquet file with the 21 feature columns; other columns "
-        "(an id, Diabetes_012) are copied as given",
+        help=f"a CSV (plain or gzip-compressed, UTF-8) or Parquet file with the {len(FEATURE_NAMES)} feature "
+        "columns; other columns (an id, Diabetes_012) are copied as given",
     )
     parser.add_argument(
         "--output",

@@ -40,7 +40,7 @@ from ml.training.data import (
 
 #: Rows validated, predicted and written at a time (about 12 MB of features; LightGBM is as fast as on 1M rows).
 DEFAULT_CHUNK_ROWS = 65_536
-#: The most rows a chunk may have: 16 times the default. It counts rows, not bytes: a 1M-row CSV of the 21
+#: The most rows a chunk may have: 16 times the default. It counts rows, not bytes: a 1M-row CSV of the
 #: features held in one chunk peaked at 1.1 GB, and long extra columns make each row, so each chunk, larger.
 MAX_CHUNK_ROWS = 1_048_576
 #: Called after each chunk with the rows done and the rows expected in all (None while unknown).

@@ -30,7 +30,7 @@ from ml.training.data import MAX_ROWS_SHOWN, ColumnProblem, DataValidationError,
 #: included) must fit in a block: this is the longest row a CSV file may have, counted in bytes of text as written
 #: (quotes included; after decompression for gzip). A Parquet file's rows have no such limit.
 CSV_BLOCK_BYTES = 1 << 20
-#: The most columns a CSV header may have (a member list has the 21 features and a few more).
+#: The most columns a CSV header may have (a member list has the features and a few more).
 MAX_CSV_COLUMNS = 10_000
 #: Rows with the wrong number of values after which reading stops (a wrong delimiter, not a few bad rows).
 MAX_MALFORMED_ROWS = 1_000
@@ -77,7 +77,7 @@ def is_parquet(path: Path) -> bool:
 
 
 def open_input(path: Path) -> BatchInput:
-    """The CSV or Parquet file at `path`, its header checked (the 21 features, no target rule, others kept)."""
+    """The CSV or Parquet file at `path`, its header checked (the features, no target rule, others kept)."""
     if path.is_dir():
         raise DataValidationError(
             f"{path} is a folder; python -m ml.predict reads one CSV or Parquet file (a folder of Parquet part "
@@ -254,7 +254,7 @@ class CsvInput:
         return names
 
     def _check_delimiter(self) -> None:
-        """A header that is one column holding the feature names with another separator: say so, not 21 lines."""
+        """A header that is one column holding the feature names with another separator: say so, not each name."""
         if len(self.columns) >= len(FEATURE_NAMES):
             return
         for delimiter, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "'|'")):
