@@ -3,7 +3,8 @@
 A row is in the holdout when the sha256 of its 21 values (schema order, float64 little-endian, after a fixed label)
 falls in the lowest `HOLDOUT_SHARE` of the hash range. BMI is hashed at the survey's precision (whole numbers):
 a copy of a holdout row with BMI nudged by 1e-6 is another vector to the bytes but the same answer to a tree, so it
-must land in the holdout with its original, not in training (review 2 leaked the whole holdout that way). Nothing but the answers decides it: identical feature vectors
+must land in the holdout with its original, not in training (review 2 leaked the whole holdout that way).
+Nothing but the answers decides it: identical feature vectors
 always land on the same side, in every data file and every version of it. So two models trained by this code, on
 any data, have both never seen any holdout row of any file. Which rows and labels models are compared on is not
 left to each file, though: a registered model's reference holdout (`ml.training.reference`) is pinned from one
