@@ -45,11 +45,11 @@ def relabel_holdout(source: Path, path: Path, labels: np.ndarray) -> Path:
     return write_frame(frame, path, synthetic=False)
 
 
-def with_near_copies(source: Path, path: Path, column: str, change: float, *, share: float = 1.0) -> Path:
-    """`source` plus a copy of (a `share` of) its holdout rows, labels kept, with `column` changed: to 1 - value
-    for a binary answer (`change` ignored), else by `change` (review 2's BMI + 1e-6)."""
+def with_near_copies(source: Path, path: Path, column: str, change: float) -> Path:
+    """`source` plus a copy of each of its holdout rows, labels kept, with `column` changed: to 1 - value for a
+    binary answer (`change` 0), else by `change` (review 2's BMI + 1e-6)."""
     frame = read_csv(source)
     held = frame.loc[in_holdout(features_matrix(frame))]
-    copies = held.iloc[: int(round(share * len(held)))].copy()
+    copies = held.copy()
     copies[column] = 1 - copies[column] if change == 0 else copies[column] + change
     return write_frame(pd.concat([frame, copies], ignore_index=True), path, synthetic=False)
