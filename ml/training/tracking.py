@@ -7,8 +7,10 @@ reference holdout (`ml.training.reference`): rows and labels pinned in the regis
 supplied by the candidate's own file. A candidate is promoted only when its file reproduces that reference (its
 own promotion holdout is the same rows with the same labels) and its weighted F1 is higher beyond noise while
 its macro ROC-AUC is not lower beyond noise (`ml.training.comparison`: paired bootstrap intervals whose level
-accounts for every comparison made on the reference). The decision, with both intervals, is logged on the run and
-printed by `ml.train`.
+accounts for every comparison made on the reference), and its gain is plausible at the data's ceiling (a larger
+one is held for a person). A champion with nothing to compare with must beat the majority-class baseline there.
+The alias moves only if the champion and the comparison count are unchanged since the comparison started. The
+decision, with both intervals, is logged on the run and printed by `ml.train`.
 """
 
 from __future__ import annotations
