@@ -56,7 +56,7 @@ class Calibration(_Record):
 
     method: Literal["bias_corrected_temperature_scaling"] = "bias_corrected_temperature_scaling"
     #: Bounded so that a damaged value (1e-320, 1e300) is refused at load instead of producing NaNs later.
-    temperature: Annotated[float, Field(ge=1e-4, le=1e4)] = 1.0
+    temperature: Annotated[float, Field(ge=1e-4, le=1e4)] = 1.0  # ml.training.tuning.MIN/MAX_TEMPERATURE
     bias: Annotated[_PerClass, AfterValidator(lambda b: _bounded(b, 1e4))] = (0.0,) * N_CLASSES
 
 

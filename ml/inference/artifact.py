@@ -130,8 +130,8 @@ def load_files(files: Mapping[str, bytes], source: str, expected_sha256: str | N
         ) from None
     try:
         booster = lgb.Booster(model_str=text)
-    except lgb.basic.LightGBMError as exc:
-        raise ModelFileError(f"cannot load {MODEL_FILE} of {source}: {exc}") from None
+    except Exception as exc:  # LightGBMError, and the JSONDecodeError of parameters its wrapper cannot parse
+        raise ModelFileError(f"cannot load {MODEL_FILE} of {source}: {type(exc).__name__}: {exc}") from None
     if booster.num_feature() != len(manifest.feature_names):
         raise ArtifactError(
             f"{MODEL_FILE} of {source} expects {booster.num_feature()} features, the schema has "

@@ -1,6 +1,6 @@
 """Where a model comes from: a local folder, `s3://bucket/prefix` or the MLflow registry, read into memory.
 
-An artifact is the regular files of one folder (names starting with a dot are skipped, as the shell's `*` does).
+An artifact is its `manifest.json` and the regular files it lists (never a link, FIFO or device; others are not read).
 S3 objects are read straight into memory: the service needs no writable disk, so it runs on a read-only root
 file system with an unwritable `/tmp` (as on Fargate). Only MLflow downloads through a temporary folder, because
 that is its API; MLflow is not in the service image.
@@ -8,6 +8,9 @@ that is its API; MLflow is not in the service image.
 
 from __future__ import annotations
 
+import json
+import os
+import stat
 import tempfile
 from pathlib import Path, PurePosixPath
 
@@ -37,20 +40,61 @@ def read_artifact_files(uri: str) -> dict[str, bytes]:
 
 
 def read_folder(directory: Path) -> dict[str, bytes]:
+    """The manifest and the files it lists, nothing else: an unlisted file is never opened, so a link to a device
+    or a never-ending file cannot hang or fail the load. Each file must be a regular file, not a symlink (a link
+    could name `/proc/...` or a file outside the artifact), and all of them together at most `MAX_ARTIFACT_BYTES`
+    (counted while reading: a file that grows after its size was read is still cut off)."""
     if not directory.is_dir():
         raise ArtifactError(
             f"model directory {directory} does not exist; train one with "
             f"`uv run python -m ml.train --data PATH --output {directory}` or set MODEL_URI"
         )
-    files = sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))
-    size = sum(p.stat().st_size for p in files)
-    if size > MAX_ARTIFACT_BYTES:
-        raise ArtifactError(f"{directory} holds {size:,} bytes, more than a model artifact ({MAX_ARTIFACT_BYTES:,})")
-    if not any(p.name == MANIFEST_FILE for p in files):
+    budget = [MAX_ARTIFACT_BYTES]
+    if not (directory / MANIFEST_FILE).exists() and not (directory / MANIFEST_FILE).is_symlink():
         raise ArtifactError(
             f"{directory / MANIFEST_FILE} is missing: {directory} is not a model artifact written by ml.train"
         )
-    return {p.name: p.read_bytes() for p in files}
+    manifest = _read_regular(directory / MANIFEST_FILE, budget)
+    files = {MANIFEST_FILE: manifest}
+    for name in listed_files(manifest):
+        path = directory / name
+        if path.exists() or path.is_symlink():  # a missing one is named by the manifest check
+            files[name] = _read_regular(path, budget)
+    return files
+
+
+def listed_files(manifest: bytes) -> list[str]:
+    """The plain file names a manifest seals; anything else (bad JSON, a path) is left to the manifest's
+    validation, which names it."""
+    try:
+        listed = json.loads(manifest).get("files")
+    except (ValueError, AttributeError):
+        return []
+    if not isinstance(listed, dict):
+        return []
+    return sorted(name for name in listed if isinstance(name, str) and name not in ("", ".", "..") and "/" not in name)
+
+
+def _read_regular(path: Path, budget: list[int]) -> bytes:
+    """The bytes of one regular file, refused when it is a link, a FIFO, a device or beyond the remaining budget."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        why = "a symbolic link" if path.is_symlink() else exc.strerror or str(exc)
+        raise ArtifactError(f"cannot read {path}: {why}; a model artifact holds only regular files") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ArtifactError(f"{path} is not a regular file (a FIFO, device or folder); a model artifact holds none")
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(budget[0] + 1)
+    except OSError as exc:
+        raise ArtifactError(f"cannot read {path}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    budget[0] -= len(data)
+    if budget[0] < 0:
+        raise ArtifactError(f"{path.parent} holds more than a model artifact ({MAX_ARTIFACT_BYTES:,} bytes)")
+    return data
 
 
 def _read_s3(uri: str) -> dict[str, bytes]:

@@ -74,8 +74,8 @@ _LIMITS = (
     ("decision_type", np.int64, "a categorical split, which this model never has"),
     ("threshold", np.float64, "a threshold too large to be finite"),
     ("leaf_value", np.float64, f"a leaf value beyond +-{MAX_ABS_LEAF_VALUE:g}, which no training writes"),
-    ("leaf_count", np.int64, "a negative row count"),
-    ("internal_count", np.int64, "a negative row count"),
+    ("leaf_count", np.int64, "a row count below 1 (TreeSHAP divides by it: the explanations would be NaN)"),
+    ("internal_count", np.int64, "a row count below 1 (TreeSHAP divides by it: the explanations would be NaN)"),
 )
 #: decision_type bits: 1 categorical, 2 default left, 4 and 8 the missing-value type (0 to 2).
 _DECISION_TYPES = (0, 2, 4, 6, 8, 10)
@@ -216,8 +216,8 @@ def _check_values(trees: list[dict[str, str]], n_features: int, lines: list[int]
             bad = ~(np.abs(values) <= MAX_ABS_LEAF_VALUE)
         elif dtype == np.float64:
             bad = ~np.isfinite(values)
-        else:
-            bad = values < 0
+        else:  # row counts
+            bad = values < 1
         if bad.any():
             owner = np.repeat(np.arange(len(trees)), leaves if field in _PER_LEAF else leaves - 1)
             first = int(np.argmax(bad))

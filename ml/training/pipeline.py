@@ -53,6 +53,7 @@ from ml.training.data import (
 from ml.training.evaluate import classification_metrics, plot_confusion_matrix, subgroup_table
 from ml.training.export import save_artifact
 from ml.training.holdout import HOLDOUT_DEFINITION, HOLDOUT_SHARE, in_holdout
+from ml.training.near_copies import check_near_copies
 from ml.training.screening import Scored, choose_screening, raised_flags
 from ml.training.screening_subgroups import screening_subgroups
 from ml.training.tuning import (
@@ -165,13 +166,17 @@ class Folds:
     inner: Split
 
 
-def split_folds(frame: pd.DataFrame, config: TrainingConfig) -> Folds:
+def split_folds(frame: pd.DataFrame, config: TrainingConfig, file: str = "the data file") -> Folds:
     """The promotion holdout out first; then the grouped test split of the rest, and the grouped validation fold
     inside its training part (seed + 1)."""
     x_all, y_all = features_matrix(frame), frame[TARGET].to_numpy(dtype=np.int64)
     held = in_holdout(x_all)
     rest = frame.loc[~held].reset_index(drop=True)
     x_rest, y_rest = x_all[~held], y_all[~held]
+    numbers = np.arange(1, len(frame) + 1)
+    check_near_copies(
+        x_all[held], y_all[held], x_rest, y_rest, file=file, holdout_rows=numbers[held], rest_rows=numbers[~held]
+    )
     outer = grouped_split(rest, test_fraction=config.test_fraction, seed=config.seed)
     train_frame = rest.iloc[outer.train].reset_index(drop=True)
     inner = grouped_split(train_frame, test_fraction=config.validation_fraction, seed=config.seed + 1)
@@ -421,7 +426,7 @@ def train(data_path: Path, output_dir: Path, config: TrainingConfig | None = Non
     config = config or TrainingConfig()
     started = time.perf_counter()
     data = _DataFile.read(data_path)
-    folds = split_folds(data.frame, config)
+    folds = split_folds(data.frame, config, data.path.name)
     candidates, without_floor = _candidates(config, folds.x_fit, folds.y_fit, folds.x_val, folds.y_val)
     best = _choose(candidates)
     logger.info("chose %s (validation weighted F1 %.4f)", best.name, best.validation["weighted_f1"])

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from ml.schema import CLASSES, FEATURE_NAMES, TARGET
 from ml.training.data import DataValidationError, features_matrix, read_data_file
@@ -53,7 +54,7 @@ _DIGEST_LABEL = b"diabetes-status reference holdout v1\x00"
 #: may pin by itself (computed with `holdout_digest` from the file's rows; a hash, not the rows).
 PUBLISHED_HOLDOUTS = {
     # diabetes_012_health_indicators_BRFSS2015.csv (Kaggle, CDC BRFSS 2015, 3 classes): 25,467 rows
-    "7b1d34b68455721f7f83746aa49c3c45201fe626a2ab7eca1d5b47c259aa7244": "the BRFSS 2015 3-class file",
+    "3b8dfad5f6049ec85c762166bcc3b46f22b174ddf95409b2422655cb6e54e15b": "the BRFSS 2015 3-class file",
 }
 
 
@@ -80,7 +81,9 @@ def operator() -> str:
 
 @dataclass(frozen=True)
 class ReferenceRecord:
-    """What the registry says about the pinned reference (the `reference_holdout` tag)."""
+    """What the registry says about the pinned reference (the `reference_holdout` tag), read with its types checked."""
+
+    __pydantic_config__ = ConfigDict(strict=True, extra="forbid")
 
     sha256: str
     rows: int
@@ -98,6 +101,9 @@ class ReferenceRecord:
             f"reference holdout {self.sha256[:12]}... ({self.rows:,} rows of {self.source}, pinned {self.pinned_at} "
             f"by {self.pinned_by}: {self.reason})"
         )
+
+
+_RECORD = TypeAdapter(ReferenceRecord)
 
 
 @dataclass(frozen=True)
@@ -119,10 +125,12 @@ def read_record(client: MlflowClient, name: str) -> ReferenceRecord | None:
     if raw is None:
         return None
     try:
-        return ReferenceRecord(**json.loads(raw))
-    except (ValueError, TypeError) as exc:
+        return _RECORD.validate_json(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg']}" for e in exc.errors())
         raise ReferenceHoldoutError(
-            f"the {REFERENCE_TAG!r} tag of {name} is not a reference record ({exc}); renew the reference on purpose "
+            f"the {REFERENCE_TAG!r} tag of {name} is not a reference record ({problems}): it was edited outside "
+            "ml.reference. Restore it from the pinning run's tags, or renew the reference on purpose "
             "(python -m ml.reference renew)"
         ) from None
 
@@ -212,17 +220,57 @@ def pin_reference(
     return record
 
 
-def next_comparison(client: MlflowClient, name: str) -> int:
-    """Count one more comparison on `name`'s reference holdout; its number, from 1.
+#: Registered-model tag: the training run that counted the latest comparison (who owns that number).
+COUNTED_BY_TAG = "reference_holdout_counted_by"
+#: Run tags of a training run that was compared on a reference: its digest and the comparison's number.
+RUN_REFERENCE_TAG = "promotion_comparison_reference"
+RUN_COMPARISON_TAG = "promotion_comparison"
 
-    Two trainings comparing at the same moment may get the same number; run promotions one at a time.
+
+@dataclass(frozen=True)
+class Counted:
+    """A comparison's number, and what the count was read from when the registry's counter disagreed."""
+
+    number: int
+    note: str | None = None
+
+
+def recorded_comparisons(client: MlflowClient, record: ReferenceRecord) -> int:
+    """The comparisons on this reference that training runs recorded (the highest number any run holds, or the
+    number of such runs when that is larger): what a deleted or reset counter cannot take back."""
+    experiments = [e.experiment_id for e in client.search_experiments(max_results=10_000)]
+    runs = client.search_runs(
+        experiments, filter_string=f"tags.{RUN_REFERENCE_TAG} = '{record.sha256}'", max_results=50_000
+    )
+    numbers = [int(n) for run in runs if (n := run.data.tags.get(RUN_COMPARISON_TAG, "")).isdigit()]
+    return max([len(runs), *numbers])
+
+
+def next_comparison(client: MlflowClient, name: str, record: ReferenceRecord, run_id: str) -> Counted:
+    """Count one more comparison on `name`'s reference holdout for training run `run_id`; its number, from 1.
+
+    The count is the larger of the registry's counter and the comparisons the runs recorded, so removing or
+    resetting the tag does not give back the spent margin. The run claims its number (`COUNTED_BY_TAG`); a promotion
+    that finds another run's claim before it moves the alias refuses (`ml.training.tracking`).
     """
-    counted = client.get_registered_model(name).tags.get(COMPARISONS_TAG, "0")
-    if not counted.isdigit():
+    counted = client.get_registered_model(name).tags.get(COMPARISONS_TAG)
+    if counted is not None and not counted.isdigit():
         raise ReferenceHoldoutError(
             f"the {COMPARISONS_TAG!r} tag of {name} is {counted!r}, not a count; the comparisons made on the "
             "reference cannot be accounted for. Restore it from the runs' promotion records, or renew the reference"
         )
-    done = int(counted)
-    client.set_registered_model_tag(name, COMPARISONS_TAG, str(done + 1))
-    return done + 1
+    registry = int(counted or 0)
+    recorded = recorded_comparisons(client, record)
+    note = None
+    if recorded > registry:
+        note = (
+            f"the registry's comparison counter says {'nothing' if counted is None else registry}, but training runs "
+            f"recorded {recorded} comparisons on this reference: it was removed or reset, so the count continues "
+            "from the runs"
+        )
+    number = max(registry, recorded) + 1
+    client.set_tag(run_id, RUN_REFERENCE_TAG, record.sha256)
+    client.set_tag(run_id, RUN_COMPARISON_TAG, str(number))
+    client.set_registered_model_tag(name, COMPARISONS_TAG, str(number))
+    client.set_registered_model_tag(name, COUNTED_BY_TAG, run_id)
+    return Counted(number, note)

@@ -7,8 +7,10 @@ reference holdout (`ml.training.reference`): rows and labels pinned in the regis
 supplied by the candidate's own file. A candidate is promoted only when its file reproduces that reference (its
 own promotion holdout is the same rows with the same labels) and its weighted F1 is higher beyond noise while
 its macro ROC-AUC is not lower beyond noise (`ml.training.comparison`: paired bootstrap intervals whose level
-accounts for every comparison made on the reference). The decision, with both intervals, is logged on the run and
-printed by `ml.train`.
+accounts for every comparison made on the reference), and its gain is plausible at the data's ceiling (a larger
+one is held for a person). A champion with nothing to compare with must beat the majority-class baseline there.
+The alias moves only if the champion and the comparison count are unchanged since the comparison started. The
+decision, with both intervals, is logged on the run and printed by `ml.train`.
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ from mlflow.exceptions import MlflowException
 
 from ml.inference.artifact import ArtifactError
 from ml.inference.predictor import Predictor
-from ml.training.comparison import PairedComparison, compare
+from ml.training.comparison import PairedComparison, absolute_check, compare
 from ml.training.pipeline import ADA_ROC_PNG, CONFUSION_PNG, SCREENING_SUBGROUPS_CSV, SUBGROUPS_CSV, TrainingResult
 from ml.training.reference import (
+    COMPARISONS_TAG,
+    COUNTED_BY_TAG,
     PUBLISHED_HOLDOUTS,
     ReferenceHoldoutError,
     ReferenceRecord,
@@ -288,6 +292,23 @@ def decide_promotion(client: MlflowClient, name: str, version: str, result: Trai
         return _compare_with_champion(client, name, version, result, record, current)
     except (ReferenceHoldoutError, ArtifactError) as exc:  # the reference or the champion cannot be read
         return PromotionDecision(False, f"refused: {exc}", len(result.holdout_labels))
+    except MlflowException as exc:  # the registry refused a read or write (a deleted champion run, ...)
+        return PromotionDecision(
+            False, f"refused: the registry could not answer ({exc.message}); fix it and train again", 0
+        )
+
+
+def _moved_since(client: MlflowClient, name: str, champion: str, number: int, run_id: str) -> str | None:
+    """What changed in the registry since this run counted comparison `number` against `champion` (None when
+    nothing did): re-read just before the alias moves, so a promotion decided on a stale state never lands. MLflow
+    has no atomic compare-and-set; this leaves only the moment between this read and the alias write."""
+    current = _champion(client, name)
+    if current is None or str(current.version) != champion:
+        return f"the champion moved from v{champion} to {'none' if current is None else f'v{current.version}'}"
+    tags = client.get_registered_model(name).tags
+    if tags.get(COMPARISONS_TAG) != str(number) or tags.get(COUNTED_BY_TAG) != run_id:
+        return f"another comparison was counted on the reference (comparison {tags.get(COMPARISONS_TAG)}, not {number})"
+    return None
 
 
 def _champion(client: MlflowClient, name: str) -> ModelVersion | None:
@@ -323,11 +344,14 @@ def _first_promotion(
             False,
             f"refused: the first {name} champion pins the reference holdout every later model is judged on, and "
             f"{data.file} is not the published survey file (its promotion holdout, {rows:,} rows, has digest "
-            f"{digest[:12]}...); if this file is the data the model must be judged on, the model owner pins it on "
-            "purpose: "
-            f"`{renew}`, then trains again",
+            f"{digest[:12]}...: a subsample, an edited or another file). Train on the published file as downloaded "
+            "(`python -m ml.download`). Only when a new survey file is the data every later model must be judged on "
+            f"does the model owner pin it on purpose (`{renew}`); never to get a subsample promoted",
             rows,
         )
+    failed = _below_floor(result, result.holdout_features, result.holdout_labels, version)
+    if failed is not None:
+        return PromotionDecision(False, failed, rows)
     pinned = pin_reference(
         client,
         name,
@@ -345,6 +369,20 @@ def _first_promotion(
         rows,
         reference_sha256=pinned.sha256,
         reproduces_reference=True,
+    )
+
+
+def _below_floor(result: TrainingResult, features: np.ndarray, labels: np.ndarray, version: str) -> str | None:
+    """Why a first champion (no model to compare with) fails the absolute check on the reference rows (None when
+    it passes): a file can keep the published holdout and relabel every training row."""
+    model = Predictor.load(result.artifact_dir, expected_sha256=result.digest)
+    compared, failure = absolute_check(labels, model.predict(features))
+    if failure is None:
+        return None
+    return (
+        f"refused: v{version} would be the first champion, and on the {len(labels):,} reference rows {failure}. A "
+        f"first champion must beat the majority-class baseline beyond noise ({compared.confidence:.1%} paired "
+        "bootstrap interval) and rank the classes (docs/operations.md); check the training file's labels"
     )
 
 
@@ -367,13 +405,17 @@ def _promote_without_champion(
 ) -> PromotionDecision:
     """A reference is pinned (renewed before any model, or the alias was removed): a file that reproduces it wins."""
     mismatch = _reproduction(result, record, version)
-    promoted = mismatch is None and record.definition == result.manifest.split.promotion_holdout.definition
+    reproduces = mismatch is None and record.definition == result.manifest.split.promotion_holdout.definition
+    failed = _below_floor(result, result.holdout_features, result.holdout_labels, version) if reproduces else None
+    promoted = reproduces and failed is None
     if promoted:
         client.set_registered_model_alias(name, CHAMPION, version)
     reason = (
-        f"no champion of {name}: v{version} becomes champion; its data file reproduces the {record.describe()}"
+        f"no champion of {name}: v{version} becomes champion; its data file reproduces the {record.describe()}, "
+        "and it beats the majority-class baseline there"
         if promoted
-        else f"refused: no champion of {name} to compare with, and {mismatch or 'the holdout definitions differ'}"
+        else failed
+        or f"refused: no champion of {name} to compare with, and {mismatch or 'the holdout definitions differ'}"
     )
     return PromotionDecision(
         promoted, reason, record.rows, reference_sha256=record.sha256, reproduces_reference=mismatch is None
@@ -412,17 +454,32 @@ def _compare_with_champion(
     new = Predictor.load(result.artifact_dir, expected_sha256=result.digest)
     pinned = client.get_model_version(name, str(current.version)).tags.get(DIGEST_TAG)
     old = Predictor.load(f"models:/{name}/{current.version}", expected_sha256=pinned)
+    run_id = str(client.get_model_version(name, version).run_id)
+    counted = next_comparison(client, name, record, run_id)
     compared = compare(
-        reference.labels,
-        new.predict(reference.features),
-        old.predict(reference.features),
-        next_comparison(client, name),
+        reference.labels, new.predict(reference.features), old.predict(reference.features), counted.number
     )
     mismatch = _reproduction(result, record, version)
-    promoted = mismatch is None and compared.better
-    if promoted:
+    implausible = compared.implausible
+    promoted = mismatch is None and compared.better and implausible is None
+    moved = _moved_since(client, name, str(current.version), counted.number, run_id) if promoted else None
+    if moved is not None:
+        promoted = False
+        verdict = (
+            f"v{version} not promoted although better than {champion} beyond noise: {moved} since this comparison "
+            "started (two promotions at once); train or compare again, one at a time"
+        )
+    elif promoted:
         client.set_registered_model_alias(name, CHAMPION, version)
         verdict = f"v{version} is better than {champion} beyond noise"
+    elif mismatch is None and compared.better and implausible is not None:
+        verdict = (
+            f"v{version} HELD FOR REVIEW, not promoted: {implausible} is more than the published file's split-to-split "
+            "spread allows at the data's ceiling; the candidate may have seen the reference rows (copies in its "
+            f"training file) or {champion} is broken. A person reviews both and moves the alias by hand "
+            f"(`MlflowClient().set_registered_model_alias('{name}', '{CHAMPION}', '{version}')`) if v{version} "
+            "should serve"
+        )
     elif mismatch is not None:
         verdict = f"v{version} not promoted: {mismatch}"
     elif compared.weighted_f1_gain.high < 0:
@@ -431,7 +488,12 @@ def _compare_with_champion(
         verdict = f"v{version} not promoted: its weighted F1 gain over {champion} is within noise"
     else:
         verdict = f"v{version} not promoted: its macro ROC-AUC is worse than {champion}'s beyond noise"
-    basis = f"on the {record.describe()}, which neither model trained or tuned on: {compared.describe()}"
+    basis = (
+        f"on the {record.describe()}, whose rows the holdout definition keeps out of both models' training: "
+        f"{compared.describe()}"
+    )
+    if counted.note:
+        basis += f"; {counted.note}"
     if tags.get("data_sha256") != manifest.data.sha256:
         basis += (
             f"; the data file changed: {champion} was trained on {tags.get('data_file')} (sha256 "

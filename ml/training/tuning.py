@@ -21,7 +21,11 @@ MIN_NAMED = 30
 PRECISION_CONFIDENCE = 0.95
 
 
-class CalibrationError(RuntimeError):
+#: The temperatures a manifest accepts (`ml.manifest.Calibration`).
+MIN_TEMPERATURE, MAX_TEMPERATURE = 1e-4, 1e4
+
+
+class CalibrationError(ValueError):
     """The calibration's optimiser did not converge: the model's scores cannot be served as probabilities."""
 
 
@@ -42,8 +46,16 @@ def fit_calibration(raw: np.ndarray, y: np.ndarray) -> Calibration:
             f"calibration did not converge on {len(y):,} validation rows ({result.message}); the raw scores "
             "cannot be turned into probabilities. Check the data and the booster's scores; nothing was written."
         )
+    temperature = float(np.exp(result.x[0]))
+    if not MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE:
+        raise CalibrationError(
+            f"calibration divided the model's scores by {temperature:.3g} on {len(y):,} validation rows (allowed "
+            f"{MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g}): the scores carry no information about the labels, so "
+            "the model learnt nothing. Check the data file's labels (shuffled, shifted, or from another file?) and "
+            "that the answers belong to their rows; nothing was written."
+        )
     bias = result.x[1:] - result.x[1]  # only differences matter; anchor class 0 at 0
-    return Calibration(temperature=float(np.exp(result.x[0])), bias=tuple(float(b) for b in bias))
+    return Calibration(temperature=temperature, bias=tuple(float(b) for b in bias))
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:

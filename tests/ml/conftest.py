@@ -41,8 +41,8 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
 
 @pytest.fixture
 def tracking(mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch) -> MlflowClient:
-    """The server's client, with both registered models removed: every test starts without a champion (or a
-    reference holdout, which the registered model holds)."""
+    """The server's client, with both registered models and every run removed: every test starts without a champion,
+    a reference holdout (which the registered model holds) or recorded comparisons (which the runs hold)."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -55,4 +55,7 @@ def tracking(mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch) -> Ml
             client.delete_registered_model(name)
         except MlflowException:
             continue
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    for run in client.search_runs(experiments, max_results=10_000):
+        client.delete_run(run.info.run_id)
     return client

@@ -43,3 +43,13 @@ def relabel_holdout(source: Path, path: Path, labels: np.ndarray) -> Path:
     frame = read_data_file(source)
     frame.loc[in_holdout(features_matrix(frame)), TARGET] = labels
     return write_frame(frame, path, synthetic=False)
+
+
+def with_near_copies(source: Path, path: Path, column: str, change: float) -> Path:
+    """`source` plus a copy of each of its holdout rows, labels kept, with `column` changed: to 1 - value for a
+    binary answer (`change` 0), else by `change` (review 2's BMI + 1e-6)."""
+    frame = read_data_file(source)
+    held = frame.loc[in_holdout(features_matrix(frame))]
+    copies = held.copy()
+    copies[column] = 1 - copies[column] if change == 0 else copies[column] + change
+    return write_frame(pd.concat([frame, copies], ignore_index=True), path, synthetic=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from mlflow import MlflowClient
 
 from ml import reference as reference_cli
 from ml.inference.predictor import Predictor
+from ml.training import comparison
+from ml.training import tracking as tracking_module
 from ml.training.comparison import ALPHA
 from ml.training.pipeline import TrainingConfig, TrainingResult, train
 from ml.training.reference import (
@@ -30,7 +33,14 @@ from ml.training.reference import (
     holdout_digest,
 )
 from ml.training.synthetic_data import write_synthetic
-from ml.training.tracking import CHAMPION, MODEL_NAME, TrackingOutcome, log_training_run
+from ml.training.tracking import (
+    CHAMPION,
+    MODEL_NAME,
+    PromotionDecision,
+    TrackingOutcome,
+    decide_promotion,
+    log_training_run,
+)
 from ml.training.tuning import weighted_f1
 from tests.ml.datasets import relabel_holdout, subsample, without_signal
 from tests.ml.mlflow_server import MlflowServer
@@ -93,6 +103,15 @@ def _champion(client: MlflowClient) -> str:
     return str(client.get_model_version_by_alias(MODEL_NAME, CHAMPION).version)
 
 
+def _crowned_by_hand(client: MlflowClient, model: TrainingResult, experiment: str) -> TrackingOutcome:
+    """A weak champion: the model that learnt nothing fails the first champion's absolute check, so a person
+    moves the alias to it (as after a review)."""
+    outcome = log_training_run(model, experiment=experiment)
+    assert not outcome.champion
+    client.set_registered_model_alias(MODEL_NAME, CHAMPION, outcome.registered_version)
+    return outcome
+
+
 def test_a_synthetic_file_without_its_sidecar_does_not_take_champion(
     tracking: MlflowClient, trained: Trained, tmp_path: Path
 ) -> None:
@@ -100,8 +119,7 @@ def test_a_synthetic_file_without_its_sidecar_does_not_take_champion(
     it beats the real champion, which the old rule compared on. It is judged on the reference instead, and a
     file that does not reproduce the reference is not promoted."""
     _pin(trained.survey)
-    real = log_training_run(trained.learnt_nothing, experiment="attack-sidecar")
-    assert real.champion
+    real = _crowned_by_hand(tracking, trained.learnt_nothing, "attack-sidecar")
     stolen = trained.stolen
     assert not stolen.manifest.data.synthetic  # nothing marks it
     assert _score(stolen, stolen) > _score(trained.learnt_nothing, stolen)  # the old rule's comparison: it wins
@@ -174,10 +192,14 @@ def test_a_gain_within_noise_is_not_promoted_and_both_intervals_are_recorded(
 
 
 def test_a_gain_beyond_noise_is_promoted_and_each_comparison_asks_for_more(
-    tracking: MlflowClient, trained: Trained, tmp_path: Path
+    tracking: MlflowClient, trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """With the plausibility limits lifted (the champion learnt nothing: any real model gains far more than a
+    retrained one could on real data), the gain beyond noise promotes; a removed counter does not reset the count."""
+    monkeypatch.setattr(comparison, "MAX_PLAUSIBLE_GAIN", 1.0)
+    monkeypatch.setattr(comparison, "MAX_PLAUSIBLE_AUC_GAIN", 1.0)
     _pin(trained.survey)
-    first = log_training_run(trained.learnt_nothing, experiment="beyond")
+    first = _crowned_by_hand(tracking, trained.learnt_nothing, "beyond")
     levels = []
     for model in (trained.other_seed, trained.champion):  # the second is compared with the first of them
         outcome = log_training_run(model, experiment="beyond")
@@ -191,6 +213,111 @@ def test_a_gain_beyond_noise_is_promoted_and_each_comparison_asks_for_more(
             assert f"champion v{first.registered_version}" in outcome.reason
     assert levels == pytest.approx([1 - ALPHA / 2, 1 - ALPHA / 6])
     assert tracking.get_registered_model(MODEL_NAME).tags[COMPARISONS_TAG] == "2"
+
+    # Review 2: deleting the counter read as 0 comparisons, the full margin back. The runs recorded them.
+    tracking.delete_registered_model_tag(MODEL_NAME, COMPARISONS_TAG)
+    again = log_training_run(trained.other_seed, experiment="beyond")
+    compared = _decision(tracking, again, tmp_path)["comparison"]
+    assert isinstance(compared, dict)
+    assert compared["comparison"] == 3
+    assert compared["confidence"] == pytest.approx(1 - ALPHA / 12)
+    assert "recorded 2 comparisons on this reference: it was removed or reset" in again.reason
+    assert tracking.get_registered_model(MODEL_NAME).tags[COMPARISONS_TAG] == "3"
+
+
+def test_an_implausible_gain_is_held_for_a_person(tracking: MlflowClient, trained: Trained) -> None:
+    """Review 2 trained on nudged copies of every holdout row and won by +0.14 weighted F1; at the data's ceiling
+    no retrained model gains more than the split-to-split spread allows, so such a gain is never promoted."""
+    _pin(trained.survey)
+    weak = _crowned_by_hand(tracking, trained.learnt_nothing, "implausible")
+    gain = _score(trained.other_seed, trained.champion) - _score(trained.learnt_nothing, trained.champion)
+    assert gain > comparison.MAX_PLAUSIBLE_GAIN
+    outcome = log_training_run(trained.other_seed, experiment="implausible")
+    assert not outcome.champion
+    assert _champion(tracking) == weak.registered_version
+    assert "HELD FOR REVIEW" in outcome.reason
+    assert f"(plausible at most +{comparison.MAX_PLAUSIBLE_GAIN})" in outcome.reason
+    assert "set_registered_model_alias" in outcome.reason
+    assert "neither model trained" not in outcome.reason
+
+
+def test_a_first_champion_must_beat_the_majority_class_baseline(
+    tracking: MlflowClient, trained: Trained, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review 2: a file that keeps the published holdout byte for byte but relabels its training rows became the
+    first production champion unevaluated (a model that named nobody diabetic). Now it must beat the baseline
+    on the reference, both at the first promotion and when the alias was removed."""
+    digest = holdout_digest(trained.champion.holdout_features, trained.champion.holdout_labels)
+    monkeypatch.setitem(PUBLISHED_HOLDOUTS, digest, "the tests' survey, as if it were the published file")
+    refused = log_training_run(trained.learnt_nothing, experiment="floor")
+    assert not refused.champion
+    assert "would be the first champion" in refused.reason
+    assert "is not above the majority-class baseline's" in refused.reason
+    assert REFERENCE_TAG not in tracking.get_registered_model(MODEL_NAME).tags  # nothing pinned from it
+
+    _pin(trained.survey)  # a reference, no champion (as after the alias was removed)
+    again = log_training_run(trained.learnt_nothing, experiment="floor")
+    assert not again.champion
+    assert "majority-class baseline" in again.reason
+    honest = log_training_run(trained.champion, experiment="floor")
+    assert honest.champion, honest.reason
+    assert "beats the majority-class baseline" in honest.reason
+
+
+def test_a_tampered_reference_tag_is_a_clear_error(
+    tracking: MlflowClient, trained: Trained, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _pin(trained.survey)
+    record = json.loads(tracking.get_registered_model(MODEL_NAME).tags[REFERENCE_TAG])
+    tracking.set_registered_model_tag(MODEL_NAME, REFERENCE_TAG, json.dumps({**record, "rows": str(record["rows"])}))
+    assert reference_cli.main(["show"]) == 2
+    err = capsys.readouterr().err
+    assert "rows: Input should be a valid integer" in err
+    assert "Traceback" not in err
+    outcome = log_training_run(trained.champion, experiment="tampered")
+    assert not outcome.champion
+    assert "is not a reference record (rows: Input should be a valid integer)" in outcome.reason
+
+
+def test_two_promotions_at_once_move_the_alias_at_most_once(
+    tracking: MlflowClient, trained: Trained, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both candidates count and compare while the other does (a barrier holds each until both have counted);
+    before it moves the alias, each re-reads the champion and the counter: only the run that holds the counter's
+    latest claim may move it, the other is refused with the reason."""
+    monkeypatch.setattr(comparison, "MAX_PLAUSIBLE_GAIN", 1.0)
+    monkeypatch.setattr(comparison, "MAX_PLAUSIBLE_AUC_GAIN", 1.0)
+    _pin(trained.survey)
+    weak = _crowned_by_hand(tracking, trained.learnt_nothing, "race")
+    registered = []
+    with monkeypatch.context() as only_register:  # both versions exist before either is decided
+        only_register.setattr(tracking_module, "decide_promotion", lambda *_: PromotionDecision(False, "later", 0))
+        for model in (trained.other_seed, trained.champion):
+            registered.append((log_training_run(model, experiment="race").registered_version, model))
+    both_counted = threading.Barrier(2, timeout=120)
+    real_compare = tracking_module.compare
+
+    def compare_when_both_counted(*args: object, **kwargs: object) -> object:
+        both_counted.wait()
+        return real_compare(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tracking_module, "compare", compare_when_both_counted)
+    decisions: dict[str, PromotionDecision] = {}
+
+    def decide(version: str, model: TrainingResult) -> None:
+        decisions[version] = decide_promotion(MlflowClient(tracking.tracking_uri), MODEL_NAME, version, model)
+
+    threads = [threading.Thread(target=decide, args=pair) for pair in registered]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=600)
+    assert len(decisions) == 2
+    promoted = [version for version, decision in decisions.items() if decision.promoted]
+    assert len(promoted) == 1, {v: d.reason for v, d in decisions.items()}
+    (loser,) = [decision for decision in decisions.values() if not decision.promoted]
+    assert "since this comparison started (two promotions at once)" in loser.reason
+    assert _champion(tracking) == promoted[0] != weak.registered_version
 
 
 def test_the_first_production_champion_pins_the_reference_only_from_the_published_file(
@@ -253,7 +380,7 @@ def test_renewal_is_a_separate_recorded_operation(
 
 def test_an_altered_reference_is_refused(mlflow_server: MlflowServer, tracking: MlflowClient, trained: Trained) -> None:
     _pin(trained.survey)
-    champion = log_training_run(trained.learnt_nothing, experiment="altered")
+    champion = _crowned_by_hand(tracking, trained.learnt_nothing, "altered")
     record = json.loads(tracking.get_registered_model(MODEL_NAME).tags[REFERENCE_TAG])
     (stored,) = mlflow_server.artifacts.rglob(f"{record['run_id']}/artifacts/{ARTIFACT_PATH}/{ARTIFACT_FILE}")
     lines = gzip.decompress(stored.read_bytes()).decode().splitlines()
@@ -269,7 +396,7 @@ def test_an_altered_reference_is_refused(mlflow_server: MlflowServer, tracking: 
 def test_a_reference_not_recorded_by_a_pinning_run_is_refused(tracking: MlflowClient, trained: Trained) -> None:
     """Pointing the registry's tag at rows of one's own (here: a training run) is not a renewal."""
     _pin(trained.survey)
-    champion = log_training_run(trained.learnt_nothing, experiment="forged")
+    champion = _crowned_by_hand(tracking, trained.learnt_nothing, "forged")
     record = json.loads(tracking.get_registered_model(MODEL_NAME).tags[REFERENCE_TAG])
     forged = {**record, "run_id": champion.run_id}
     tracking.set_registered_model_tag(MODEL_NAME, REFERENCE_TAG, json.dumps(forged))

@@ -82,6 +82,16 @@ def test_calibration_that_does_not_converge_fails_loudly() -> None:
         fit_calibration(logits, y)
 
 
+def test_scores_without_signal_are_a_message_about_the_data_not_a_pydantic_error() -> None:
+    """Review 2: training rows whose labels carry no signal ended in "1 validation error for Calibration /
+    temperature / Input should be less than or equal to 10000" with a pydantic URL."""
+    rng = np.random.default_rng(0)
+    y = rng.choice(3, size=5_000, p=[0.84, 0.02, 0.14])
+    with pytest.raises(CalibrationError, match=r"carry no information about the labels.*Check the data file's labels"):
+        fit_calibration(rng.normal(size=(5_000, 3)) * 1_000, y)
+    assert issubclass(CalibrationError, ValueError)  # what `python -m ml.train` prints as "error: ..." (exit 2)
+
+
 def test_classwise_ece_measures_each_class_on_its_own() -> None:
     """Top-label ECE misses a class whose own probability is off; classwise ECE names it."""
     logits, y = _labelled_logits(30_000, seed=2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from service.settings import Settings
+from tests.damaged_models import rewrite_model_text
 from tests.service.helpers import record
 
 NAN = float("nan")
@@ -153,3 +155,19 @@ def test_unhandled_error_is_a_json_500_with_the_request_id(client: TestClient, m
     assert "secret internal detail" not in response.text
     assert "Traceback" not in response.text
     assert 'route="/predict",status="500"' in client.get("/metrics").text
+
+
+def test_a_model_with_zero_row_counts_is_refused_rather_than_explaining_nan(make_client: Any, model_copy: Path) -> None:
+    """TreeSHAP divides by the row counts: with them set to 0 (hashes updated, no pin) the old service loaded the
+    model and answered /predict?explain=true 200 with `"contribution": null` for every feature."""
+    rewrite_model_text(model_copy, lambda text: re.sub(r"(?m)^(leaf|internal)_count=.*$", _zeros, text))
+    client = make_client(MODEL_URI=str(model_copy))
+    assert client.get("/ready").status_code == 503
+    answer = client.post("/predict?explain=true", json=record())
+    assert answer.status_code == 503, answer.text
+    assert "contribution" not in answer.text
+
+
+def _zeros(line: re.Match[str]) -> str:
+    key, values = line.group(0).split("=")
+    return f"{key}={' '.join('0' for _ in values.split(' '))}"
