@@ -33,6 +33,7 @@ from mlflow.exceptions import MlflowException
 
 from ml.inference.artifact import ArtifactError
 from ml.inference.predictor import Predictor
+from ml.manifest import Manifest
 from ml.training.comparison import PairedComparison, absolute_check, compare
 from ml.training.pipeline import ADA_ROC_PNG, CONFUSION_PNG, SCREENING_SUBGROUPS_CSV, SUBGROUPS_CSV, TrainingResult
 from ml.training.reference import (
@@ -422,6 +423,27 @@ def _promote_without_champion(
     )
 
 
+def _incomparable(
+    tags: dict[str, str], manifest: Manifest, record: ReferenceRecord, champion: str, version: str
+) -> str | None:
+    """Why the champion (its run's `tags`) and the new model cannot be compared on the reference, if they cannot."""
+    definition = manifest.split.promotion_holdout.definition
+    if tags.get(HOLDOUT_TAG) != definition or record.definition != definition:
+        return (
+            f"refused: {champion} was trained under the promotion holdout {tags.get(HOLDOUT_TAG)!r}, the reference "
+            f"was pinned under {record.definition!r} and v{version} was trained under {definition!r}: a model may "
+            f"have trained on the rows the others would be compared on; review them and move the alias by hand if "
+            f"v{version} should serve"
+        )
+    if tags.get("data_synthetic") != str(manifest.data.synthetic).lower():
+        return (
+            f"refused: {champion} was trained on {'synthetic' if tags.get('data_synthetic') == 'true' else 'real'} "
+            f"data and v{version} on {'synthetic' if manifest.data.synthetic else 'real'} data; models are only "
+            "compared with models trained on the same kind of data"
+        )
+    return None
+
+
 def _compare_with_champion(
     client: MlflowClient,
     name: str,
@@ -436,20 +458,9 @@ def _compare_with_champion(
     champion = f"champion v{current.version}"
     tags = client.get_run(str(current.run_id)).data.tags
     refused = partial(PromotionDecision, False, holdout_rows=record.rows, champion_version=str(current.version))
-    definition = manifest.split.promotion_holdout.definition
-    if tags.get(HOLDOUT_TAG) != definition or record.definition != definition:
-        return refused(
-            f"refused: {champion} was trained under the promotion holdout {tags.get(HOLDOUT_TAG)!r}, the reference "
-            f"was pinned under {record.definition!r} and v{version} was trained under {definition!r}: a model may "
-            f"have trained on the rows the others would be compared on; review them and move the alias by hand if "
-            f"v{version} should serve"
-        )
-    if tags.get("data_synthetic") != str(manifest.data.synthetic).lower():
-        return refused(
-            f"refused: {champion} was trained on {'synthetic' if tags.get('data_synthetic') == 'true' else 'real'} "
-            f"data and v{version} on {'synthetic' if manifest.data.synthetic else 'real'} data; models are only "
-            "compared with models trained on the same kind of data"
-        )
+    incomparable = _incomparable(tags, manifest, record, champion, version)
+    if incomparable is not None:
+        return refused(incomparable)
     reference = load_reference(client, name, record)
     new = Predictor.load(result.artifact_dir, expected_sha256=result.digest)
     pinned = client.get_model_version(name, str(current.version)).tags.get(DIGEST_TAG)

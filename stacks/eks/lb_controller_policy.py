@@ -125,6 +125,10 @@ _RULES = (
 )
 
 
+#: The service-linked role Elastic Load Balancing creates on first use.
+_ELB_LINKED_ROLE = "elasticloadbalancing.amazonaws.com/AWSServiceRoleForElasticLoadBalancing"
+
+
 def own_elb_resources(ctx: AwsContext) -> dict[str, list[str]]:
     """The ARNs of what the controller creates (`k8s-*` names), by kind: load balancers, target groups, listeners,
     rules (the workload boundary grants the same)."""
@@ -141,31 +145,63 @@ def own_elb_resources(ctx: AwsContext) -> dict[str, list[str]]:
     }
 
 
+def _cluster_tag_conditions(
+    cluster_name: str,
+) -> tuple[dict[str, dict[str, Any]], dict[str, str], dict[str, dict[str, Any]]]:
+    """This cluster's tag on the resource, in the request, and on the resource with none in the request (retagging
+    that cannot move the cluster tag)."""
+    tagged: dict[str, dict[str, Any]] = {"StringEquals": {f"aws:ResourceTag/{CLUSTER_TAG}": cluster_name}}
+    request_tagged = {f"aws:RequestTag/{CLUSTER_TAG}": cluster_name}
+    tagging_own = {**tagged, "Null": {f"aws:RequestTag/{CLUSTER_TAG}": "true"}}
+    return tagged, request_tagged, tagging_own
+
+
+def _security_group_statements(ctx: AwsContext, vpc: str, cluster_name: str) -> list[dict[str, Any]]:
+    """Security groups: created in the VPC with this cluster's tag, tagged only then, written only when tagged."""
+    security_groups = ctx.arn("ec2", "security-group/*")
+    in_vpc = {"ArnEquals": {"ec2:Vpc": vpc}}
+    tagged, request_tagged, tagging_own = _cluster_tag_conditions(cluster_name)
+    # EKS tags the cluster security group (the one Fargate pods use) with kubernetes.io/cluster/<name> = owned.
+    cluster_security_group = {"StringEquals": {f"aws:ResourceTag/kubernetes.io/cluster/{cluster_name}": "owned"}}
+    return [
+        statement(["ec2:CreateSecurityGroup"], [vpc, security_groups], sid="CreateSecurityGroupInVpc"),
+        statement(
+            ["ec2:CreateTags"],
+            security_groups,
+            {"StringEquals": {"ec2:CreateAction": "CreateSecurityGroup", **request_tagged}},
+            sid="TagNewSecurityGroup",
+        ),
+        statement(["ec2:CreateTags", "ec2:DeleteTags"], security_groups, tagging_own, sid="RetagOwnSecurityGroup"),
+        statement(
+            ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],
+            security_groups,
+            {**in_vpc, **tagged},
+            sid="IngressRulesInVpc",
+        ),
+        statement(
+            ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],
+            security_groups,
+            {**in_vpc, **cluster_security_group},
+            sid="IngressRulesOnClusterSecurityGroup",
+        ),
+        statement(["ec2:DeleteSecurityGroup"], security_groups, tagged, sid="DeleteOwnSecurityGroup"),
+    ]
+
+
 def lb_controller_policy(ctx: AwsContext, vpc_id: str, cluster_name: str) -> str:
     """The controller's permissions, scoped to its own resources in this account, region and VPC."""
-
-    def elb(resource: str) -> str:
-        return ctx.arn("elasticloadbalancing", resource)
-
     owned = own_elb_resources(ctx)
     load_balancers, listeners, rules = owned["loadbalancer"], owned["listener"], owned["listener-rule"]
     (target_groups,) = owned["targetgroup"]
     # Creating (and tagging while creating) is scoped by the request tag alone, as upstream does: whether IAM matches
     # the new resource's name at creation is not documented, and a create cannot touch existing resources.
-    any_new = [*(elb(f"loadbalancer/{kind}/*/*") for kind in KINDS), elb("targetgroup/*/*")]
-    security_groups = ctx.arn("ec2", "security-group/*")
+    any_new = [
+        ctx.arn("elasticloadbalancing", f"{kind}/*/*")
+        for kind in (*(f"loadbalancer/{k}" for k in KINDS), "targetgroup")
+    ]
     vpc = ctx.arn("ec2", f"vpc/{vpc_id}")
-    in_vpc = {"ArnEquals": {"ec2:Vpc": vpc}}
-    tagged: dict[str, dict[str, Any]] = {"StringEquals": {f"aws:ResourceTag/{CLUSTER_TAG}": cluster_name}}
-    request_tagged = {f"aws:RequestTag/{CLUSTER_TAG}": cluster_name}
-    tagging_own = {**tagged, "Null": {f"aws:RequestTag/{CLUSTER_TAG}": "true"}}
-    # EKS tags the cluster security group (the one Fargate pods use) with kubernetes.io/cluster/<name> = owned.
-    cluster_security_group = {"StringEquals": {f"aws:ResourceTag/kubernetes.io/cluster/{cluster_name}": "owned"}}
-    service_linked_role = ctx.arn(
-        "iam",
-        "role/aws-service-role/elasticloadbalancing.amazonaws.com/AWSServiceRoleForElasticLoadBalancing",
-        region=False,
-    )
+    tagged, request_tagged, tagging_own = _cluster_tag_conditions(cluster_name)
+    service_linked_role = ctx.arn("iam", f"role/aws-service-role/{_ELB_LINKED_ROLE}", region=False)
     return policy_json(
         [
             statement(
@@ -177,27 +213,7 @@ def lb_controller_policy(ctx: AwsContext, vpc_id: str, cluster_name: str) -> str
             statement(_DESCRIBE, "*", sid="ReadOnlyDescribe"),
             statement(["ec2:GetSecurityGroupsForVpc"], vpc, sid="SecurityGroupsOfVpc"),
             statement(["acm:DescribeCertificate"], ctx.arn("acm", "certificate/*"), sid="Certificates"),
-            statement(["ec2:CreateSecurityGroup"], [vpc, security_groups], sid="CreateSecurityGroupInVpc"),
-            statement(
-                ["ec2:CreateTags"],
-                security_groups,
-                {"StringEquals": {"ec2:CreateAction": "CreateSecurityGroup", **request_tagged}},
-                sid="TagNewSecurityGroup",
-            ),
-            statement(["ec2:CreateTags", "ec2:DeleteTags"], security_groups, tagging_own, sid="RetagOwnSecurityGroup"),
-            statement(
-                ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],
-                security_groups,
-                {**in_vpc, **tagged},
-                sid="IngressRulesInVpc",
-            ),
-            statement(
-                ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],
-                security_groups,
-                {**in_vpc, **cluster_security_group},
-                sid="IngressRulesOnClusterSecurityGroup",
-            ),
-            statement(["ec2:DeleteSecurityGroup"], security_groups, tagged, sid="DeleteOwnSecurityGroup"),
+            *_security_group_statements(ctx, vpc, cluster_name),
             statement(
                 ["elasticloadbalancing:CreateLoadBalancer"],
                 any_new[:2],

@@ -171,6 +171,19 @@ def _workload_statements(ctx: AwsContext) -> list[dict[str, Any]]:
     ]
 
 
+def _security_group_writes(document: list[dict[str, Any]]) -> list[str]:
+    """The EC2 actions the controller's policy grants on named resources, but for creating a group and listing them."""
+    return sorted(
+        {
+            a
+            for item in document
+            if item["Resource"] != "*"
+            for a in item["Action"]
+            if a.startswith("ec2:") and a not in ("ec2:CreateSecurityGroup", "ec2:GetSecurityGroupsForVpc")
+        }
+    )
+
+
 def _controller_statements(ctx: AwsContext, owner: Mapping[str, str]) -> list[dict[str, Any]]:
     """The Load Balancer Controller on what it owns: load balancers and target groups it creates tagged with this
     cluster's value of `elbv2.k8s.aws/cluster` (the tag set only while creating), its `k8s-*` listeners and rules,
@@ -203,15 +216,7 @@ def _controller_statements(ctx: AwsContext, owner: Mapping[str, str]) -> list[di
             {arn.replace(f"/{KINDS[0]}/", "/*/").replace(f"/{KINDS[1]}/", "/*/") for k in on for arn in owned[k]}
         )
 
-    ec2_writes = sorted(
-        {
-            a
-            for item in document
-            if item["Resource"] != "*"
-            for a in item["Action"]
-            if a.startswith("ec2:") and a not in ("ec2:CreateSecurityGroup", "ec2:GetSecurityGroupsForVpc")
-        }
-    )
+    ec2_writes = _security_group_writes(document)
     new_tag = {f"aws:RequestTag/{CLUSTER_TAG}": cluster}
     ours = {"StringEquals": {f"aws:ResourceTag/{CLUSTER_TAG}": cluster}}
     stacks = {f"aws:ResourceTag/{key}": value for key, value in owner.items()}

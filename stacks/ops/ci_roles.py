@@ -590,14 +590,70 @@ def _ecs_statements(setup: CiSetup) -> list[dict[str, Any]]:
     ]
 
 
+#: What the root program does to the stack's ECR repositories (create, configure, tag, delete).
+_REPOSITORY_ADMIN = (
+    "ecr:CreateRepository",
+    "ecr:DeleteLifecyclePolicy",
+    "ecr:DeleteRepository",
+    "ecr:DescribeRepositories",
+    "ecr:GetLifecyclePolicy",
+    "ecr:ListTagsForResource",
+    "ecr:PutImageScanningConfiguration",
+    "ecr:PutImageTagMutability",
+    "ecr:PutLifecyclePolicy",
+    "ecr:TagResource",
+    "ecr:UntagResource",
+)
+
+
+def _cluster_oidc_statements(setup: CiSetup) -> list[dict[str, Any]]:
+    """The EKS cluster's OIDC provider: created with this stack's tags, changed and deleted only so tagged (the
+    issuer's id is random: a name cannot narrow it further)."""
+    oidc_providers = setup.ctx.arn("iam", f"oidc-provider/oidc.eks.{setup.region}.amazonaws.com/id/*", region=False)
+    owner = setup.owner
+    return [
+        statement(
+            ["iam:CreateOpenIDConnectProvider", "iam:TagOpenIDConnectProvider"],
+            oidc_providers,
+            {
+                "StringEquals": {f"aws:RequestTag/{key}": value for key, value in owner.items()},
+                "StringEqualsIfExists": {f"aws:ResourceTag/{key}": value for key, value in owner.items()},
+            },
+            sid="CreateClusterOidc",
+        ),
+        statement(
+            _OIDC_PROVIDER,
+            oidc_providers,
+            {"StringEquals": {f"aws:ResourceTag/{key}": value for key, value in owner.items()}},
+            sid="ClusterOidc",
+        ),
+    ]
+
+
+def _cluster_statements(setup: CiSetup) -> list[dict[str, Any]]:
+    """The EKS cluster and its Fargate profiles, add-ons and access entries (created in this region only)."""
+    ctx, cluster = setup.ctx, f"{setup.name}-eks"
+    in_region = {"StringEquals": {"aws:RequestedRegion": setup.region}}
+    return [
+        statement(["eks:CreateCluster", "eks:DescribeAddonVersions"], "*", in_region, sid="CreateCluster"),
+        statement(
+            _EKS,
+            [
+                ctx.arn("eks", f"cluster/{cluster}"),
+                ctx.arn("eks", f"fargateprofile/{cluster}/*"),
+                ctx.arn("eks", f"addon/{cluster}/*"),
+                ctx.arn("eks", f"access-entry/{cluster}/*"),
+            ],
+            sid="Cluster",
+        ),
+    ]
+
+
 def deploy_policy(setup: CiSetup) -> str:
     """`pulumi up` of the root, ECS and EKS stacks: the resource kinds the programs declare, and no others."""
     ctx, name = setup.ctx, setup.name
     in_region = {"StringEquals": {"aws:RequestedRegion": setup.region}}
     log_groups = [ctx.arn("logs", f"log-group:{prefix}{name}-*") for prefix in ("/ecs/", "/eks/", "/aws/eks/")]
-    oidc_providers = ctx.arn("iam", f"oidc-provider/oidc.eks.{setup.region}.amazonaws.com/id/*", region=False)
-    owner = setup.owner
-    cluster = f"{name}-eks"
     linked_roles = [
         ctx.arn("iam", f"role/aws-service-role/{service}/*", region=False) for service in SERVICE_LINKED_ROLES
     ]
@@ -609,23 +665,7 @@ def deploy_policy(setup: CiSetup) -> str:
             *_network_statements(setup),
             *_load_balancer_statements(setup),
             *_ecs_statements(setup),
-            statement(
-                [
-                    "ecr:CreateRepository",
-                    "ecr:DeleteLifecyclePolicy",
-                    "ecr:DeleteRepository",
-                    "ecr:DescribeRepositories",
-                    "ecr:GetLifecyclePolicy",
-                    "ecr:ListTagsForResource",
-                    "ecr:PutImageScanningConfiguration",
-                    "ecr:PutImageTagMutability",
-                    "ecr:PutLifecyclePolicy",
-                    "ecr:TagResource",
-                    "ecr:UntagResource",
-                ],
-                _repositories(setup),
-                sid="Repositories",
-            ),
+            statement(_REPOSITORY_ADMIN, _repositories(setup), sid="Repositories"),
             statement(
                 _S3_BUCKETS, [f"arn:aws:s3:::{name}-{kind}-*" for kind in ("models", "access-logs")], sid="Buckets"
             ),
@@ -660,23 +700,7 @@ def deploy_policy(setup: CiSetup) -> str:
                 ctx.arn("cloudwatch", f"alarm:TargetTracking-service/{name}-ecs/*"),
                 sid="ScalingAlarms",
             ),
-            # The EKS cluster's OIDC provider: created with this stack's tags, changed and deleted only so tagged (the
-            # issuer's id is random: a name cannot narrow it further).
-            statement(
-                ["iam:CreateOpenIDConnectProvider", "iam:TagOpenIDConnectProvider"],
-                oidc_providers,
-                {
-                    "StringEquals": {f"aws:RequestTag/{key}": value for key, value in owner.items()},
-                    "StringEqualsIfExists": {f"aws:ResourceTag/{key}": value for key, value in owner.items()},
-                },
-                sid="CreateClusterOidc",
-            ),
-            statement(
-                _OIDC_PROVIDER,
-                oidc_providers,
-                {"StringEquals": {f"aws:ResourceTag/{key}": value for key, value in owner.items()}},
-                sid="ClusterOidc",
-            ),
+            *_cluster_oidc_statements(setup),
             # The optional WAF web ACL of the ECS load balancer (autonamed `<project>-<env>-ecs-waf-*`).
             statement(
                 _WAFV2,
@@ -688,17 +712,7 @@ def deploy_policy(setup: CiSetup) -> str:
             ),
             # No resource-level permissions (AWS's service authorization reference): any load balancer, this region.
             statement(["elasticloadbalancing:SetWebAcl"], "*", in_region, sid="LoadBalancerWebAcl"),
-            statement(["eks:CreateCluster", "eks:DescribeAddonVersions"], "*", in_region, sid="CreateCluster"),
-            statement(
-                _EKS,
-                [
-                    ctx.arn("eks", f"cluster/{cluster}"),
-                    ctx.arn("eks", f"fargateprofile/{cluster}/*"),
-                    ctx.arn("eks", f"addon/{cluster}/*"),
-                    ctx.arn("eks", f"access-entry/{cluster}/*"),
-                ],
-                sid="Cluster",
-            ),
+            *_cluster_statements(setup),
         ]
     )
 
