@@ -9,7 +9,7 @@ import pytest
 
 from ml import train as train_cli
 from ml.schema import TARGET
-from ml.training.data import features_matrix, read_csv
+from ml.training.data import features_matrix, read_data_file
 from ml.training.holdout import in_holdout
 from ml.training.near_copies import MAX_Z, check_near_copies
 from ml.training.pipeline import TrainingConfig, split_folds
@@ -17,7 +17,7 @@ from tests.ml.datasets import with_near_copies
 
 
 def test_an_honest_file_passes(synthetic_csv: Path) -> None:
-    frame = read_csv(synthetic_csv)
+    frame = read_data_file(synthetic_csv)
     x, y = features_matrix(frame), frame[TARGET].to_numpy()
     held = in_holdout(x)
     check = check_near_copies(x[held], y[held], x[~held], y[~held])
@@ -27,8 +27,8 @@ def test_an_honest_file_passes(synthetic_csv: Path) -> None:
 
 def test_copies_with_bmi_nudged_land_in_the_holdout_not_in_training(synthetic_csv: Path, tmp_path: Path) -> None:
     """BMI + 1e-6 made another vector, hashed to the training side 90% of the time, with the holdout row's label."""
-    frame = read_csv(synthetic_csv)
-    leaked = read_csv(with_near_copies(synthetic_csv, tmp_path / "leak.csv", "BMI", 1e-6))
+    frame = read_data_file(synthetic_csv)
+    leaked = read_data_file(with_near_copies(synthetic_csv, tmp_path / "leak.csv", "BMI", 1e-6))
     folds = split_folds(leaked, TrainingConfig())
     assert len(folds.y_holdout) == 2 * int(in_holdout(features_matrix(frame)).sum())
     trained_on = np.concatenate([folds.x_fit, folds.x_val, folds.x_test])
