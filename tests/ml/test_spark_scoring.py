@@ -25,6 +25,9 @@ from ml.inference.predictor import Predictor
 from ml.training.data import DataValidationError
 from ml.training.synthetic_data import make_synthetic
 
+#: Trains models, runs MLflow, Spark or `make demo`: the whole suite runs it, `make test-quick` leaves it out.
+pytestmark = pytest.mark.end_to_end
+
 
 @pytest.fixture(scope="module")
 def spark() -> Iterator[SparkSession]:
