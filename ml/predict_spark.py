@@ -7,12 +7,13 @@ cluster) it joins the session the cluster gives it. See the docs' batch-scoring 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
+from ml.batch.command import sha256_digest, summary_line
 from ml.contract import RESULT_COLUMNS
 from ml.inference.artifact import ArtifactError
-from ml.predict import sha256_digest, summary_line
 from ml.training.data import DataValidationError
 
 
@@ -46,16 +47,22 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from py4j.protocol import Py4JJavaError
     from pyspark.errors import PySparkException
     from pyspark.sql import SparkSession
 
-    from ml.batch.spark import score_table
+    from ml.batch.spark import score_table, spark_reason
 
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # not under spark-submit: this process starts a local Spark, whose
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers would run `python3` from PATH otherwise
     spark = SparkSession.builder.appName("diabetes-status-scoring").getOrCreate()  # spark-submit's, or local
     try:
         summary = score_table(spark, args.model, args.data, args.output, expected_sha256=args.expect_sha256)
-    except (ArtifactError, DataValidationError, PySparkException) as exc:  # PySpark: a missing input, an output
-        print(f"error: {exc}", file=sys.stderr)  # that exists, ...
+    except (ArtifactError, DataValidationError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (PySparkException, Py4JJavaError) as exc:  # an output that exists, a worker that failed, ...
+        print(f"error: Spark: {spark_reason(exc)}", file=sys.stderr)
         return 2
     print(summary_line(summary.rows, summary.output, summary.seconds, summary.model_version, summary.synthetic))
     return 0

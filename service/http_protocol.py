@@ -55,6 +55,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from service import observability
 from service.chunked_framing import ChunkedFraming, FramingError
 from service.errors import ProblemError, raw_error
 from service.observability import Metrics
@@ -257,7 +258,8 @@ class HttpProtocol(HttpToolsProtocol):
 
     settings: ClassVar[Settings]
     pool: ClassVar[ConnectionPool]
-    metrics: ClassVar[Metrics | None]
+    # Qualified: Sphinx reads a class attribute's annotation as text, and `Metrics` alone names two classes.
+    metrics: ClassVar[observability.Metrics | None]
 
     def __init__(
         self,

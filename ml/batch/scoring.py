@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ml.batch.results import result_columns
-from ml.batch.sinks import atomic_output, open_sink
+from ml.batch.sinks import atomic_output, check_output, open_sink
 from ml.batch.sources import Chunk, open_input
 from ml.contract import clashing_columns
 from ml.inference.predictor import Predictor
@@ -40,6 +40,9 @@ from ml.training.data import (
 
 #: Rows validated, predicted and written at a time (about 12 MB of features; LightGBM is as fast as on 1M rows).
 DEFAULT_CHUNK_ROWS = 65_536
+#: The most rows a chunk may have: 16 times the default. It counts rows, not bytes: a 1M-row CSV of the
+#: features held in one chunk peaked at 1.1 GB, and long extra columns make each row, so each chunk, larger.
+MAX_CHUNK_ROWS = 1_048_576
 #: Called after each chunk with the rows done and the rows expected in all (None while unknown).
 Progress = Callable[[int, int | None], None]
 
@@ -65,12 +68,14 @@ def score_file(
 ) -> ScoringSummary:
     """Write the input's columns then `ml.contract.RESULT_COLUMNS` for every row of `data` to `output`.
 
-    The formats follow the names: `.parquet` (or `.pq`) is Parquet, anything else CSV, gzip-compressed when it ends
-    in `.gz`. Invalid values raise one `DataValidationError` listing them all, and `output` is not written.
+    The input's format is its content (CSV, gzip-compressed CSV or Parquet); the output's is its name: `.csv`,
+    `.csv.gz`, `.parquet` or `.pq`, in any case (any other name is an `OutputError`, before any work). Invalid values
+    raise one `DataValidationError` listing them all, and `output` is not written.
     """
-    if chunk_rows < 1:
-        raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
+    if not 1 <= chunk_rows <= MAX_CHUNK_ROWS:
+        raise ValueError(f"chunk_rows must be from 1 to {MAX_CHUNK_ROWS:,}, got {chunk_rows:,}")
     started = time.perf_counter()
+    check_output(output, data)
     source = open_input(data)
     clashes = clashing_columns(source.columns)
     if clashes:
@@ -93,7 +98,8 @@ def score_file(
             sink.close()
         found = [*source.row_problems(), *problems.problems()]
         if found:
-            scope = f"in {rows:,} data rows (row 1 is the first data row, under the header in CSV)"
+            read = rows + source.skipped_rows()
+            scope = f"in {read:,} data rows (row 1 is the first data row, under the header in CSV)"
             raise DataValidationError(describe_problems(source.source, found, scope, outcome="written"), found)
         if not rows:
             raise DataValidationError(

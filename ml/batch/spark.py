@@ -25,7 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from py4j.protocol import Py4JJavaError
 from pyspark import Broadcast
+from pyspark.errors import PySparkException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as sf
 from pyspark.sql.pandas.types import from_arrow_type
@@ -39,8 +41,11 @@ from ml.inference.predictor import Predictor
 from ml.schema import DEFAULT_RECORD, FEATURE_NAMES, FEATURES, Feature
 from ml.training.data import MAX_ROWS_SHOWN, ColumnProblem, DataValidationError, check_columns, describe_problems
 
-#: Where each row comes from, for the problems a table is refused with (Spark's hidden file metadata).
-_FILE, _ROW = "_metadata.file_name", "_metadata.row_index"
+#: Spark's hidden file metadata: where each row comes from, for the problems a table is refused with.
+_METADATA = "_metadata"
+#: Timestamps written as Parquet's UTC-adjusted microseconds, not Spark's default INT96, which readers take for
+#: local times without a zone (a zone-aware column would come back shifted and naive).
+_TIMESTAMPS = ("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
 #: Executor-side: the Predictor of each digest this Python worker has loaded.
 _LOADED: dict[str, Predictor] = {}
 
@@ -65,11 +70,21 @@ def score_table(
     started = time.perf_counter()
     files = read_artifact_files(model_uri)
     predictor = Predictor(load_files(files, model_uri, expected_sha256))
-    table = spark.read.parquet(data)
+    table = read_table(spark, data)
     rows = check_table(table, data)
-    scorer = _Scorer(spark.sparkContext.broadcast(dict(files)), predictor.digest)
-    scored = table.mapInPandas(scorer, output_schema(table, predictor))
-    scored.write.mode("errorifexists").parquet(output)
+    scorer = _Scorer(spark.sparkContext.broadcast(dict(files)), predictor.digest, tuple(table.columns))
+    positional = table.toDF(*(f"c{i}" for i in range(len(table.columns))))  # mapInPandas selects every column by
+    scored = positional.mapInPandas(scorer, output_schema(table, predictor))  # name: `member.id` would not resolve
+    key, value = _TIMESTAMPS
+    before = spark.conf.get(key, None)
+    spark.conf.set(key, value)
+    try:
+        scored.write.mode("errorifexists").parquet(output)
+    finally:
+        if before is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, before)
     manifest = predictor.manifest
     return SparkSummary(rows, time.perf_counter() - started, output, manifest.model_version, manifest.data.synthetic)
 
@@ -83,6 +98,7 @@ class _Scorer:
 
     model: Broadcast[dict[str, bytes]]
     digest: str
+    columns: tuple[str, ...]  # the table's own names, given back to each batch
 
     def __call__(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         predictor = _LOADED.get(self.digest)
@@ -90,6 +106,7 @@ class _Scorer:
             artifact = load_files(self.model.value, "the broadcast model", self.digest)
             predictor = _LOADED[self.digest] = Predictor(artifact)
         for batch in batches:
+            batch.columns = list(self.columns)
             yield pd.concat([batch, result_frame(predictor, batch)], axis=1)
 
 
@@ -101,6 +118,33 @@ def output_schema(table: DataFrame, predictor: Predictor) -> StructType:
         for name, values in result_columns(features, predictor.predict(features), predictor.manifest).items()
     ]
     return StructType([*table.schema.fields, *results])
+
+
+def read_table(spark: SparkSession, data: str) -> DataFrame:
+    """The Parquet table at `data`; anything else (a CSV file, a missing path) is a `DataValidationError`."""
+    try:
+        return spark.read.parquet(data)
+    except (PySparkException, Py4JJavaError) as exc:
+        raise DataValidationError(
+            f"{data} cannot be read as a Parquet table ({spark_reason(exc)}). The Spark path reads Parquet (a file, "
+            "a folder of part files, s3://...); score a CSV file with python -m ml.predict, or convert it to Parquet."
+        ) from None
+
+
+def spark_reason(exc: Exception) -> str:
+    """Spark's own message in one line, without the Java stack trace a `Py4JJavaError` carries."""
+    if isinstance(exc, Py4JJavaError):
+        cause = exc.java_exception
+        while cause.getCause() is not None:
+            cause = cause.getCause()
+        text = str(cause.getMessage() or cause.toString())
+    else:
+        text = str(exc)
+    text = text.split("\n\tat ")[0].split("\nJVM stacktrace:")[0]
+    if "Traceback (most recent call last)" in text:  # a Python worker's error: its last line says what it was
+        last = [line for line in text.splitlines() if line.strip() and not line[0].isspace()][-1]
+        text = f"a Python worker failed: {last}"
+    return " ".join(text.split())
 
 
 def check_table(table: DataFrame, source: str) -> int:
@@ -156,9 +200,14 @@ def _problems(feature: Feature) -> dict[str, Column]:
 
 def _first_rows(table: DataFrame, condition: Column, column: str, reason: str, count: int) -> ColumnProblem:
     """The problem with its first rows (by file and row), the value of each and, past one file, the file's name."""
+    metadata = table.metadataColumn(_METADATA)  # the hidden column, even where a user column has its name
     first = (
         table.filter(condition)
-        .select(sf.col(_FILE).alias("file"), sf.col(_ROW).alias("row"), sf.col(column).cast("string").alias("value"))
+        .select(
+            metadata.getField("file_name").alias("file"),
+            metadata.getField("row_index").alias("row"),
+            table[f"`{column}`"].cast("string").alias("value"),
+        )
         .orderBy("file", "row")
         .limit(MAX_ROWS_SHOWN)
         .collect()

@@ -193,8 +193,9 @@ def check_columns(header: Sequence[str], target: TargetMode, source: str, others
     allowed = set(header) if others == "keep" else set(COLUMNS)
     required = list(COLUMNS) if target == "required" else list(FEATURE_NAMES)
     problems = [ColumnProblem(c, "missing column", (), (), 0) for c in required if c not in header]
-    problems += [ColumnProblem(c, "unexpected column", (), (), 0) for c in dict.fromkeys(header) if c not in allowed]
-    problems += [ColumnProblem(c, "duplicate column", (), (), 0) for c in dict.fromkeys(header) if header.count(c) > 1]
+    shown = {c: c or "(a column with no name)" for c in header}  # an empty name would be invisible
+    problems += [ColumnProblem(shown[c], "unexpected column", (), (), 0) for c in shown if c not in allowed]
+    problems += [ColumnProblem(shown[c], "duplicate column", (), (), 0) for c in shown if header.count(c) > 1]
     if problems:
         lines = "\n".join(p.describe() for p in problems)
         expected = ",".join(COLUMNS) if target == "required" else ",".join(FEATURE_NAMES)

@@ -122,6 +122,9 @@ class EksAddons(pulumi.ComponentResource):
                 "enableWafv2": False,
                 "enableServiceMutatorWebhook": False,
                 "replicaCount": 2,
+                # On every AWS resource the controller makes: the workload boundary lets the controller write only the
+                # security groups that carry the stack's Project and Environment tags (stacks/ops/boundary.py).
+                "defaultTags": tags,
             },
             opts=pulumi.ResourceOptions.merge(
                 system_ready, pulumi.ResourceOptions(depends_on=controller_role.policies)

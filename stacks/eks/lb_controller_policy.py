@@ -8,9 +8,12 @@ the chart version is set: changing it means re-deriving this file from that vers
 Every upstream action is either granted here or listed in `DROPPED` with the reason. Each granted action names
 the resource type AWS authorizes it on (tests check every action against its resource type with parliament's
 copy of the service authorization reference); where upstream says `*`, the grant is narrowed to this account and
-region, to names the controller gives what it creates (`k8s-*`), to the controller's `elbv2.k8s.aws/cluster` tag,
-and for security groups to this VPC. The ECS load balancer, its listeners and target groups in the same VPC are
-out of reach. Only Describe/Get calls without resource-level permissions keep `*`.
+region, to names the controller gives what it creates (`k8s-*`), to this cluster's value of the
+`elbv2.k8s.aws/cluster` tag (upstream only asks for the tag to exist, which any cluster's controller sets: another
+cluster's load balancers, target groups and security groups would be in reach), and for security groups to this VPC.
+The tag is set only while creating; re-tagging is allowed only on what already carries this cluster's value and
+never changes that tag. The ECS load balancer, its listeners and target groups in the same VPC are out of reach.
+Only Describe/Get calls without resource-level permissions keep `*`.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ from typing import Any
 
 from stacks.aws_context import AwsContext, policy_json, statement
 
-#: The Helm chart the policy was derived for (it installs the controller v3.5.0).
+#: The Helm chart the policy was derived for, and the controller version it installs.
 CHART_VERSION = "3.5.0"
+APP_VERSION = "v3.5.0"
 SERVICE_ACCOUNT = "aws-load-balancer-controller"
 
 CLUSTER_TAG = "elbv2.k8s.aws/cluster"
@@ -137,15 +141,26 @@ def own_elb_resources(ctx: AwsContext) -> dict[str, list[str]]:
     }
 
 
-#: Conditions on the controller's cluster tag: the resource carries it; the request sets it; retagging keeps it.
-_TAGGED: dict[str, dict[str, Any]] = {"Null": {f"aws:ResourceTag/{CLUSTER_TAG}": "false"}}
-_REQUEST_TAGGED = {"Null": {f"aws:RequestTag/{CLUSTER_TAG}": "false"}}
-_TAGGING_OWN = {"Null": {f"aws:RequestTag/{CLUSTER_TAG}": "true", f"aws:ResourceTag/{CLUSTER_TAG}": "false"}}
-
-
 def lb_controller_policy(ctx: AwsContext, vpc_id: str, cluster_name: str) -> str:
     """The controller's permissions, scoped to its own resources in this account, region and VPC."""
+
+    def elb(resource: str) -> str:
+        return ctx.arn("elasticloadbalancing", resource)
+
+    owned = own_elb_resources(ctx)
+    load_balancers, listeners, rules = owned["loadbalancer"], owned["listener"], owned["listener-rule"]
+    (target_groups,) = owned["targetgroup"]
+    # Creating (and tagging while creating) is scoped by the request tag alone, as upstream does: whether IAM matches
+    # the new resource's name at creation is not documented, and a create cannot touch existing resources.
+    any_new = [*(elb(f"loadbalancer/{kind}/*/*") for kind in KINDS), elb("targetgroup/*/*")]
+    security_groups = ctx.arn("ec2", "security-group/*")
     vpc = ctx.arn("ec2", f"vpc/{vpc_id}")
+    in_vpc = {"ArnEquals": {"ec2:Vpc": vpc}}
+    tagged: dict[str, dict[str, Any]] = {"StringEquals": {f"aws:ResourceTag/{CLUSTER_TAG}": cluster_name}}
+    request_tagged = {f"aws:RequestTag/{CLUSTER_TAG}": cluster_name}
+    tagging_own = {**tagged, "Null": {f"aws:RequestTag/{CLUSTER_TAG}": "true"}}
+    # EKS tags the cluster security group (the one Fargate pods use) with kubernetes.io/cluster/<name> = owned.
+    cluster_security_group = {"StringEquals": {f"aws:ResourceTag/kubernetes.io/cluster/{cluster_name}": "owned"}}
     service_linked_role = ctx.arn(
         "iam",
         "role/aws-service-role/elasticloadbalancing.amazonaws.com/AWSServiceRoleForElasticLoadBalancing",
@@ -162,93 +177,74 @@ def lb_controller_policy(ctx: AwsContext, vpc_id: str, cluster_name: str) -> str
             statement(_DESCRIBE, "*", sid="ReadOnlyDescribe"),
             statement(["ec2:GetSecurityGroupsForVpc"], vpc, sid="SecurityGroupsOfVpc"),
             statement(["acm:DescribeCertificate"], ctx.arn("acm", "certificate/*"), sid="Certificates"),
-            *_security_group_statements(ctx, vpc, cluster_name),
-            *_load_balancer_statements(ctx),
+            statement(["ec2:CreateSecurityGroup"], [vpc, security_groups], sid="CreateSecurityGroupInVpc"),
+            statement(
+                ["ec2:CreateTags"],
+                security_groups,
+                {"StringEquals": {"ec2:CreateAction": "CreateSecurityGroup", **request_tagged}},
+                sid="TagNewSecurityGroup",
+            ),
+            statement(["ec2:CreateTags", "ec2:DeleteTags"], security_groups, tagging_own, sid="RetagOwnSecurityGroup"),
+            statement(
+                ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],
+                security_groups,
+                {**in_vpc, **tagged},
+                sid="IngressRulesInVpc",
+            ),
+            statement(
+                ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],
+                security_groups,
+                {**in_vpc, **cluster_security_group},
+                sid="IngressRulesOnClusterSecurityGroup",
+            ),
+            statement(["ec2:DeleteSecurityGroup"], security_groups, tagged, sid="DeleteOwnSecurityGroup"),
+            statement(
+                ["elasticloadbalancing:CreateLoadBalancer"],
+                any_new[:2],
+                {"StringEquals": request_tagged},
+                sid="CreateTaggedLoadBalancer",
+            ),
+            statement(
+                ["elasticloadbalancing:CreateTargetGroup"],
+                any_new[2:],
+                {"StringEquals": request_tagged},
+                sid="CreateTaggedTargetGroup",
+            ),
+            statement(
+                ["elasticloadbalancing:AddTags"],
+                any_new,
+                {
+                    "StringEquals": {
+                        "elasticloadbalancing:CreateAction": ["CreateTargetGroup", "CreateLoadBalancer"],
+                        **request_tagged,
+                    }
+                },
+                sid="TagOnCreate",
+            ),
+            statement(
+                ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
+                [*load_balancers, target_groups],
+                tagging_own,
+                sid="RetagOwnLoadBalancers",
+            ),
+            statement(
+                ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
+                [*listeners, *rules],
+                sid="TagListenersAndRules",
+            ),
+            statement(["elasticloadbalancing:CreateListener"], load_balancers, sid="CreateListener"),
+            statement(_LISTENERS, listeners, sid="Listeners"),
+            statement(_RULES, rules, sid="Rules"),
+            statement(_MODIFY_LOAD_BALANCER, load_balancers, tagged, sid="ModifyOwnLoadBalancers"),
+            statement(_MODIFY_TARGET_GROUP, [target_groups], tagged, sid="ModifyOwnTargetGroups"),
+            statement(
+                ["elasticloadbalancing:ModifyListenerAttributes"], listeners, tagged, sid="ModifyOwnListenerAttributes"
+            ),
+            statement(
+                ["elasticloadbalancing:DeregisterTargets", "elasticloadbalancing:RegisterTargets"],
+                target_groups,
+                tagged,
+                sid="Targets",
+            ),
         ]
     )
-
-
-def _security_group_statements(ctx: AwsContext, vpc: str, cluster_name: str) -> list[dict[str, Any]]:
-    """Security groups the controller creates in the VPC, and ingress rules on them and on the cluster's group."""
-    security_groups = ctx.arn("ec2", "security-group/*")
-    in_vpc = {"ArnEquals": {"ec2:Vpc": vpc}}
-    # EKS tags the cluster security group (the one Fargate pods use) with kubernetes.io/cluster/<name> = owned.
-    cluster_security_group = {"StringEquals": {f"aws:ResourceTag/kubernetes.io/cluster/{cluster_name}": "owned"}}
-    return [
-        statement(["ec2:CreateSecurityGroup"], [vpc, security_groups], sid="CreateSecurityGroupInVpc"),
-        statement(
-            ["ec2:CreateTags"],
-            security_groups,
-            {"StringEquals": {"ec2:CreateAction": "CreateSecurityGroup"}, **_REQUEST_TAGGED},
-            sid="TagNewSecurityGroup",
-        ),
-        statement(["ec2:CreateTags", "ec2:DeleteTags"], security_groups, _TAGGING_OWN, sid="RetagOwnSecurityGroup"),
-        statement(
-            ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],
-            security_groups,
-            {**in_vpc, **_TAGGED},
-            sid="IngressRulesInVpc",
-        ),
-        statement(
-            ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],
-            security_groups,
-            {**in_vpc, **cluster_security_group},
-            sid="IngressRulesOnClusterSecurityGroup",
-        ),
-        statement(["ec2:DeleteSecurityGroup"], security_groups, _TAGGED, sid="DeleteOwnSecurityGroup"),
-    ]
-
-
-def _load_balancer_statements(ctx: AwsContext) -> list[dict[str, Any]]:
-    """Load balancers, target groups, listeners and rules the controller creates (_TAGGED) and then only its own."""
-
-    def elb(resource: str) -> str:
-        return ctx.arn("elasticloadbalancing", resource)
-
-    owned = own_elb_resources(ctx)
-    load_balancers, listeners, rules = owned["loadbalancer"], owned["listener"], owned["listener-rule"]
-    (target_groups,) = owned["targetgroup"]
-    # Creating (and tagging while creating) is scoped by the request tag alone, as upstream does: whether IAM matches
-    # the new resource's name at creation is not documented, and a create cannot touch existing resources.
-    any_new = [*(elb(f"loadbalancer/{kind}/*/*") for kind in KINDS), elb("targetgroup/*/*")]
-    return [
-        statement(
-            ["elasticloadbalancing:CreateLoadBalancer"], any_new[:2], _REQUEST_TAGGED, sid="CreateTaggedLoadBalancer"
-        ),
-        statement(
-            ["elasticloadbalancing:CreateTargetGroup"], any_new[2:], _REQUEST_TAGGED, sid="CreateTaggedTargetGroup"
-        ),
-        statement(
-            ["elasticloadbalancing:AddTags"],
-            any_new,
-            {
-                "StringEquals": {"elasticloadbalancing:CreateAction": ["CreateTargetGroup", "CreateLoadBalancer"]},
-                **_REQUEST_TAGGED,
-            },
-            sid="TagOnCreate",
-        ),
-        statement(
-            ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
-            [*load_balancers, target_groups],
-            _TAGGING_OWN,
-            sid="RetagOwnLoadBalancers",
-        ),
-        statement(
-            ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
-            [*listeners, *rules],
-            sid="TagListenersAndRules",
-        ),
-        statement(["elasticloadbalancing:CreateListener"], load_balancers, sid="CreateListener"),
-        statement(_LISTENERS, listeners, sid="Listeners"),
-        statement(_RULES, rules, sid="Rules"),
-        statement(_MODIFY_LOAD_BALANCER, load_balancers, _TAGGED, sid="ModifyOwnLoadBalancers"),
-        statement(_MODIFY_TARGET_GROUP, [target_groups], _TAGGED, sid="ModifyOwnTargetGroups"),
-        statement(
-            ["elasticloadbalancing:ModifyListenerAttributes"], listeners, _TAGGED, sid="ModifyOwnListenerAttributes"
-        ),
-        statement(
-            ["elasticloadbalancing:DeregisterTargets", "elasticloadbalancing:RegisterTargets"],
-            target_groups,
-            sid="Targets",
-        ),
-    ]

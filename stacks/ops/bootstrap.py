@@ -86,6 +86,31 @@ def _state_bucket(s3: Any, bucket: str, region: str) -> None:
     )
 
 
+def _bucket_tags(s3: Any, bucket: str) -> dict[str, str]:
+    try:
+        tag_set = s3.get_bucket_tagging(Bucket=bucket)["TagSet"]
+    except Exception as exc:
+        if error_code(exc) != "NoSuchTagSet":
+            raise
+        tag_set = []
+    return {item["Key"]: item["Value"] for item in tag_set}
+
+
+def check_state_bucket_owner(s3: Any, setup: CiSetup) -> dict[str, str]:
+    """The bucket's tags, once sure they name no other project or environment than `setup`'s: the state bucket is
+    tagged with its environment when the bootstrap first takes it, so a second environment is refused before any
+    `pulumi stack init` has written state there (`other_environments` sees state only)."""
+    tags = _bucket_tags(s3, setup.state_bucket)
+    theirs = {key: tags[key] for key, value in setup.owner.items() if tags.get(key, value) != value}
+    if theirs:
+        raise OpsError(
+            f"s3://{setup.state_bucket} is tagged as the state bucket of {theirs}, not of {setup.owner}: each "
+            f"environment has a state bucket of its own, so that its CI roles cannot touch another's state; pass e.g. "
+            f"--state-bucket {setup.state_bucket}-{setup.environment}"
+        )
+    return tags
+
+
 def other_environments(s3: Any, bucket: str, environment: str) -> list[str]:
     """The environments (stack names) whose state the bucket already holds, other than `environment`: an environment
     has a bucket of its own, so that its CI roles can never read or write another's state."""
@@ -149,7 +174,7 @@ def _github_oidc_provider(iam: Any, account_id: str) -> None:
 
 def _boundary(iam: Any, setup: CiSetup) -> None:
     arn = setup.ctx.boundary_arn
-    _managed_policy(iam, arn, boundary_name(setup.name), "/", workload_boundary_policy(setup.ctx))
+    _managed_policy(iam, arn, boundary_name(setup.name), "/", workload_boundary_policy(setup.ctx, setup.owner))
 
 
 def _managed_policy(iam: Any, arn: str, name: str, path: str, document: str) -> None:
@@ -263,12 +288,18 @@ def bootstrap(
         check_model(model, allow_synthetic=allow_synthetic)  # before anything is made
     s3, iam = session.client("s3", region_name=setup.region), session.client("iam")
     _state_bucket(s3, setup.state_bucket, setup.region)
+    tags = check_state_bucket_owner(s3, setup)
     others = other_environments(s3, setup.state_bucket, setup.environment)
     if others:
         raise OpsError(
             f"s3://{setup.state_bucket} already holds the state of {others}: each environment has a state bucket of "
             f"its own, so that its CI roles cannot touch another's state; pass e.g. --state-bucket "
             f"{setup.state_bucket}-{setup.environment}"
+        )
+    if not tags.items() >= setup.owner.items():
+        tagged = {**tags, **setup.owner}
+        s3.put_bucket_tagging(
+            Bucket=setup.state_bucket, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tagged.items()]}
         )
     key_id = _kms_key(session.client("kms", region_name=setup.region), kms_alias, f"Pulumi secrets of {setup.name}")
     setup = CiSetup(**{**setup.__dict__, "kms_key_id": key_id})

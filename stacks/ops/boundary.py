@@ -15,6 +15,7 @@ the boundary is what limits what such a role can do (docs/deploy.md, "What stays
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from stacks.aws_context import ECR_PULL_ACTIONS, AwsContext, policy_json, statement
@@ -141,11 +142,13 @@ def boundary_name(stack: str) -> str:
 
 def _reads(ctx: AwsContext) -> list[str]:
     """The calls without resource-level permissions the workloads make: ECR's login, the controller's and the
-    cluster role's look-ups."""
+    cluster role's look-ups; and the controller's ACM look-up, which AWS authorizes on `certificate/*` but which
+    reaches no further on `*` (ACM has no resource policies: only this account's certificates; ThisRegionOnly holds the
+    region), so the document fits a managed policy's 6,144 characters."""
     controller = json.loads(lb_controller_policy(ctx, "*", f"{ctx.stack}-eks"))["Statement"]
     looked_up = {a for item in controller if item["Resource"] == "*" for a in item["Action"]}
     kept = {a for a in EKS_CLUSTER_POLICY_ACTIONS if a not in CLUSTER_POLICY_DROPPED}
-    return sorted({"ecr:GetAuthorizationToken", *looked_up, *kept})
+    return sorted({"ecr:GetAuthorizationToken", "acm:DescribeCertificate", *looked_up, *kept})
 
 
 def _workload_statements(ctx: AwsContext) -> list[dict[str, Any]]:
@@ -168,25 +171,30 @@ def _workload_statements(ctx: AwsContext) -> list[dict[str, Any]]:
     ]
 
 
-def _controller_statements(ctx: AwsContext) -> list[dict[str, Any]]:
-    """The Load Balancer Controller on what it owns: load balancers and target groups tagged for this cluster (created
-    only so tagged), its `k8s-*` listeners and rules, security groups tagged for this cluster (or EKS's cluster security
-    group), in any VPC of the region (the VPC does not exist when the boundary is made)."""
+def _controller_statements(ctx: AwsContext, owner: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The Load Balancer Controller on what it owns: load balancers and target groups it creates tagged with this
+    cluster's value of `elbv2.k8s.aws/cluster` (the tag set only while creating), its `k8s-*` listeners and rules,
+    security groups created in the stack's VPC with this cluster's tag and the stack's `owner` tags (the chart's
+    `defaultTags`: the VPC's id is unknown when the boundary is made, its tags are not), or EKS's cluster security
+    group. A resource of someone else cannot be re-tagged into reach: tags are written to existing resources only where
+    they already carry this cluster's value."""
     cluster = f"{ctx.stack}-eks"
     document = json.loads(lb_controller_policy(ctx, "*", cluster))["Statement"]
     owned = own_elb_resources(ctx)
-    creates = {"elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:CreateTargetGroup"}
+    creates = ["elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:CreateTargetGroup"]
     kinds = {kind: set(arns) for kind, arns in owned.items()}
 
     def granted_on(*on: str) -> list[str]:
         """The controller's writes (not creates) it is granted on ARNs of the given kinds."""
         arns = set().union(*(kinds[kind] for kind in on))
         return sorted(
-            a
-            for item in document
-            if set(item["Resource"] if isinstance(item["Resource"], list) else [item["Resource"]]) & arns
-            for a in item["Action"]
-            if a.startswith("elasticloadbalancing:") and a not in creates
+            {
+                a
+                for item in document
+                if set(item["Resource"] if isinstance(item["Resource"], list) else [item["Resource"]]) & arns
+                for a in item["Action"]
+                if a.startswith("elasticloadbalancing:") and a not in creates
+            }
         )
 
     def compact(on: list[str]) -> list[str]:
@@ -196,33 +204,52 @@ def _controller_statements(ctx: AwsContext) -> list[dict[str, Any]]:
         )
 
     ec2_writes = sorted(
-        a for item in document for a in item["Action"] if a.startswith("ec2:") and item["Resource"] != "*"
+        {
+            a
+            for item in document
+            if item["Resource"] != "*"
+            for a in item["Action"]
+            if a.startswith("ec2:") and a not in ("ec2:CreateSecurityGroup", "ec2:GetSecurityGroupsForVpc")
+        }
     )
+    new_tag = {f"aws:RequestTag/{CLUSTER_TAG}": cluster}
     ours = {"StringEquals": {f"aws:ResourceTag/{CLUSTER_TAG}": cluster}}
+    stacks = {f"aws:ResourceTag/{key}": value for key, value in owner.items()}
+    new_group = {**new_tag, **{f"aws:RequestTag/{key}": value for key, value in owner.items()}}
     security_groups = ctx.arn("ec2", "security-group/*")
+    # A create makes a resource in this account, and ThisRegionOnly holds the region: creates and the tagging they do
+    # name `*` (a managed policy holds at most 6,144 characters).
     return [
+        statement(creates, "*", {"StringEquals": new_tag}, sid="Creates"),
         statement(
-            sorted(creates | {"elasticloadbalancing:AddTags"}),
-            ctx.arn("elasticloadbalancing", "*"),
-            {"StringEquals": {f"aws:RequestTag/{CLUSTER_TAG}": cluster}},
-            sid="Creates",
+            ["elasticloadbalancing:AddTags"],
+            "*",
+            {"StringEquals": {**new_tag, "elasticloadbalancing:CreateAction": [a.split(":")[1] for a in creates]}},
+            sid="TagOnCreate",
         ),
         statement(
             granted_on("loadbalancer", "targetgroup"), compact(["loadbalancer", "targetgroup"]), ours, sid="Tagged"
         ),
         statement(granted_on("listener", "listener-rule"), compact(["listener", "listener-rule"]), sid="Listeners"),
-        statement(["acm:DescribeCertificate"], ctx.arn("acm", "certificate/*"), sid="Certificates"),
         statement(
             ["ec2:CreateSecurityGroup", "ec2:GetSecurityGroupsForVpc"],
-            [ctx.arn("ec2", "vpc/*"), security_groups],
-            sid="Vpc",
+            ctx.arn("ec2", "vpc/*"),
+            {"StringEquals": stacks},
+            sid="StackVpc",
         ),
-        statement(ec2_writes, security_groups, ours, sid="SecurityGroups"),
+        # A group made untagged is of no use: every write below needs this cluster's and the stack's tags on it.
+        statement(["ec2:CreateSecurityGroup"], security_groups, sid="NewSecurityGroups"),
         statement(
             ["ec2:CreateTags"],
+            "*",
+            {"StringEquals": {**new_group, "ec2:CreateAction": "CreateSecurityGroup"}},
+            sid="TagNewSecurityGroups",
+        ),
+        statement(
+            ec2_writes,
             security_groups,
-            {"StringEquals": {f"aws:RequestTag/{CLUSTER_TAG}": cluster}},
-            sid="NewSecurityGroups",
+            {"StringEquals": {**ours["StringEquals"], **stacks}},
+            sid="SecurityGroups",
         ),
         statement(
             ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],
@@ -233,28 +260,25 @@ def _controller_statements(ctx: AwsContext) -> list[dict[str, Any]]:
     ]
 
 
-def boundary_actions(ctx: AwsContext) -> set[str]:
-    """Every action a role of the stack may ever be granted, but the service-linked role."""
-    allowed = json.loads(workload_boundary_policy(ctx))["Statement"]
-    return {a for item in allowed if item["Effect"] == "Allow" for a in item["Action"]} - {
-        "iam:CreateServiceLinkedRole"
-    }
-
-
-def workload_boundary_policy(ctx: AwsContext) -> str:
+def workload_boundary_policy(ctx: AwsContext, owner: Mapping[str, str]) -> str:
     """The boundary document: each workload's actions on this stack's resources, this region only, and the ELB
-    service-linked role; IAM, STS and Organizations denied."""
+    service-linked role; IAM, STS and Organizations denied. `owner` is the stack's Project and Environment tags
+    (`CiSetup.owner`), which its VPC and the controller's security groups carry."""
     linked_role = ctx.arn("iam", f"role/aws-service-role/{LINKED_ROLE_SERVICE}/*", region=False)
+    allowed = [
+        *_workload_statements(ctx),
+        *_controller_statements(ctx, owner),
+        statement(
+            ["iam:CreateServiceLinkedRole"],
+            linked_role,
+            {"StringEquals": {"iam:AWSServiceName": LINKED_ROLE_SERVICE}},
+            sid="ElbServiceLinkedRole",
+        ),
+    ]
+    # The allows' Sids name them here only: the document must fit a managed policy's 6,144 characters.
     return policy_json(
         [
-            *_workload_statements(ctx),
-            *_controller_statements(ctx),
-            statement(
-                ["iam:CreateServiceLinkedRole"],
-                linked_role,
-                {"StringEquals": {"iam:AWSServiceName": LINKED_ROLE_SERVICE}},
-                sid="ElbServiceLinkedRole",
-            ),
+            *({key: value for key, value in item.items() if key != "Sid"} for item in allowed),
             {
                 "Effect": "Deny",
                 "Action": list(DENIED_SERVICES),

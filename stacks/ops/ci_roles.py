@@ -31,6 +31,8 @@ from stacks.shared import TARGETS
 
 GITHUB_OIDC = "token.actions.githubusercontent.com"
 MAX_SESSION_SECONDS = 3600
+#: The root's buckets are autonamed `<project>-<env>-<kind>-<random>` (stacks/buckets.py).
+BUCKET_KINDS = ("models", "access-logs")
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,11 @@ class CiSetup:
     @property
     def name(self) -> str:
         return f"{self.project}-{self.environment}"
+
+    @property
+    def owner(self) -> dict[str, str]:
+        """The tags every resource of the stack carries (`StackSettings.tags_for`) that say whose it is."""
+        return {"Project": self.project, "Environment": self.environment}
 
     @property
     def ctx(self) -> AwsContext:
@@ -87,8 +94,15 @@ def state_objects(setup: CiSetup, keys: tuple[str, ...]) -> list[str]:
 
 def _state(setup: CiSetup, *, write: bool) -> list[dict[str, Any]]:
     """The Pulumi S3 backend of this environment (a bucket and a KMS key of its own, `stacks.ops bootstrap`): read
-    this environment's stacks (StackReference too) and the backend's version file, take the lock, and with `write`
-    save checkpoints, history and backups of this environment's stacks only; the key that encrypts their secrets."""
+    this environment's stacks (StackReference too) and the backend's version file; with `write`, take the lock and
+    save checkpoints, history and backups of this environment's stacks only; the key that encrypts their secrets.
+
+    A preview writes nothing: in Pulumi's DIY backend (pkg/backend/diy/backend.go, pulumi/pulumi at 1056e14e) `Preview`
+    goes straight to `apply` with a dry run, while Update, Refresh, Destroy and Import take the lock first, and only a
+    non-dry run saves a snapshot, history or backup; so the preview role can neither break an update's lock nor write
+    state. It must decrypt: opening an `awskms://` secrets manager decrypts the stack's data key with KMS
+    (sdk/pkg/secrets/cloud/manager.go `newCloudSecretsManager` -> `keeper.Decrypt`), which the preview needs for the
+    config's and the state's secrets (docs/deploy.md, "What stays possible")."""
     bucket = f"arn:aws:s3:::{setup.state_bucket}"
     key = setup.ctx.arn("kms", f"key/{setup.kms_key_id}")
     locks = state_objects(setup, (LOCK_KEYS,))
@@ -96,7 +110,7 @@ def _state(setup: CiSetup, *, write: bool) -> list[dict[str, Any]]:
     return [
         statement(["s3:ListBucket", "s3:GetBucketLocation"], bucket, sid="StateBucket"),
         statement(["s3:GetObject"], [f"{bucket}/.pulumi/meta.yaml", *stacks, *locks], sid="ReadState"),
-        statement(["s3:DeleteObject", "s3:PutObject"], [*stacks, *locks] if write else locks, sid="WriteState"),
+        *([statement(["s3:DeleteObject", "s3:PutObject"], [*stacks, *locks], sid="WriteState")] if write else []),
         statement(
             ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"] if write else ["kms:Decrypt"],
             key,
@@ -128,6 +142,10 @@ def preview_policy(setup: CiSetup) -> str:
     )
 
 
+#: What reading enhanced-scanning findings through ECR needs of Amazon Inspector (publish_policy).
+INSPECTOR_READS = ("inspector2:ListCoverage", "inspector2:ListFindings")
+
+
 def publish_policy(setup: CiSetup) -> str:
     """Push both images, read their scan findings, copy the released model (`models/` of the state bucket, where
     `stacks.ops bootstrap` puts it: it exists before any stack)."""
@@ -149,6 +167,14 @@ def publish_policy(setup: CiSetup) -> str:
                 ],
                 _repositories(setup),
                 sid="PushImages",
+            ),
+            # Under enhanced scanning ECR answers DescribeImageScanFindings from Amazon Inspector with the caller's
+            # rights: the principal that uses enhanced scanning must be allowed the Inspector calls that retrieve the
+            # findings, inspector2:ListFindings and ListCoverage (Amazon ECR user guide, "IAM permissions required for
+            # enhanced scanning"). Reads only, no resource-level permissions; turning scanning on or off
+            # (inspector2:Enable/Disable) is not the publish job's.
+            statement(
+                INSPECTOR_READS, "*", {"StringEquals": {"aws:RequestedRegion": setup.region}}, sid="ScanFindings"
             ),
             statement(["s3:ListBucket"], bucket, {"StringLike": {"s3:prefix": ["models/*"]}}, sid="ListModels"),
             statement(["s3:GetObject"], f"{bucket}/models/*", sid="ReadModels"),
@@ -266,6 +292,10 @@ _ECS = (
     "ecs:UntagResource",
     "ecs:UpdateCluster",
     "ecs:UpdateService",
+    # The namespace only: ECS creates and deletes the Service Connect services in it (servicediscovery:CreateService,
+    # DeleteService, TagResource on services tagged AmazonECSManaged) with its service-linked role, whose policy
+    # AmazonECSServiceRolePolicy (v24, 2026-04-22; AWS managed policy reference) grants them; ecs:CreateService has no
+    # dependent actions in the service authorization reference. The caller needs no Cloud Map service calls.
     "servicediscovery:CreateHttpNamespace",
     "servicediscovery:DeleteNamespace",
     "servicediscovery:GetNamespace",
@@ -443,7 +473,7 @@ def _network_statements(setup: CiSetup) -> list[dict[str, Any]]:
     of reach; tagging one is refused (tags are only added while creating, or to the stack's own resources)."""
     ctx = setup.ctx
     in_region = {"StringEquals": {"aws:RequestedRegion": setup.region}}
-    owner = {"Project": setup.project, "Environment": setup.environment}
+    owner = setup.owner
     requested = {f"aws:RequestTag/{key}": value for key, value in owner.items()}
     owned = {"StringEquals": {f"aws:ResourceTag/{key}": value for key, value in owner.items()}}
     creates = sorted(a for actions in EC2_CREATES.values() for a in actions)
@@ -509,10 +539,29 @@ def _load_balancer_statements(setup: CiSetup) -> list[dict[str, Any]]:
     ]
 
 
+#: Application Auto Scaling's writes, which IAM lets a policy hold to a service namespace and a scalable dimension
+#: (`application-autoscaling:service-namespace`, `...:scalable-dimension`; service authorization reference). Nothing
+#: narrower: a scalable target's ARN is random (`scalable-target/<id>`), no condition key names its resource id, and AWS
+#: supports tags in policies only partially (user guide, "How Application Auto Scaling works with IAM").
+_SCALING_WRITES = (
+    "application-autoscaling:DeleteScalingPolicy",
+    "application-autoscaling:DeregisterScalableTarget",
+    "application-autoscaling:PutScalingPolicy",
+    "application-autoscaling:RegisterScalableTarget",
+)
+#: The only targets the stacks scale: an ECS service's desired count (stacks/ecs/service.py).
+ECS_SCALING = {
+    "application-autoscaling:service-namespace": "ecs",
+    "application-autoscaling:scalable-dimension": "ecs:service:DesiredCount",
+}
+
+
 def _ecs_statements(setup: CiSetup) -> list[dict[str, Any]]:
     """ECS on the stack's cluster (`<project>-<env>-ecs`), its services and task definition families; the task
-    definition calls without resource-level permissions and Application Auto Scaling (whose targets have random ARNs)
-    anywhere in the region; the Service Connect namespace by its calls (Cloud Map has no tag conditions)."""
+    definition calls without resource-level permissions anywhere in the region; Application Auto Scaling's writes on
+    ECS services' desired counts only (any ECS service of the region: docs/deploy.md, "What stays possible"), its
+    reads and tags anywhere in the region; the Service Connect namespace by its calls (Cloud Map has no tag
+    conditions)."""
     ctx, cluster = setup.ctx, f"{setup.name}-ecs"
     in_region = {"StringEquals": {"aws:RequestedRegion": setup.region}}
     anywhere = ("ecs:DeregisterTaskDefinition", "ecs:DescribeTaskDefinition")
@@ -523,15 +572,35 @@ def _ecs_statements(setup: CiSetup) -> list[dict[str, Any]]:
         ctx.arn("ecs", f"task-definition/{setup.name}-*:*"),
     ]
     ecs = [a for a in _ECS if a.startswith("ecs:")]
+    scaling = [a for a in _ECS if a in _SCALING_WRITES]
     return [
         statement([a for a in ecs if a not in anywhere], own, sid="Ecs"),
-        statement([*anywhere, *(a for a in _ECS if not a.startswith("ecs:"))], "*", in_region, sid="EcsAnywhere"),
+        statement(
+            [*anywhere, *(a for a in _ECS if not a.startswith("ecs:") and a not in scaling)],
+            "*",
+            in_region,
+            sid="EcsAnywhere",
+        ),
+        statement(
+            scaling,
+            "*",
+            {"StringEquals": {**in_region["StringEquals"], **ECS_SCALING}},
+            sid="EcsScaling",
+        ),
     ]
 
 
 def deploy_policy(setup: CiSetup) -> str:
     """`pulumi up` of the root, ECS and EKS stacks: the resource kinds the programs declare, and no others."""
-    ctx = setup.ctx
+    ctx, name = setup.ctx, setup.name
+    in_region = {"StringEquals": {"aws:RequestedRegion": setup.region}}
+    log_groups = [ctx.arn("logs", f"log-group:{prefix}{name}-*") for prefix in ("/ecs/", "/eks/", "/aws/eks/")]
+    oidc_providers = ctx.arn("iam", f"oidc-provider/oidc.eks.{setup.region}.amazonaws.com/id/*", region=False)
+    owner = setup.owner
+    cluster = f"{name}-eks"
+    linked_roles = [
+        ctx.arn("iam", f"role/aws-service-role/{service}/*", region=False) for service in SERVICE_LINKED_ROLES
+    ]
     return policy_json(
         [
             *_state(setup, write=True),
@@ -540,128 +609,98 @@ def deploy_policy(setup: CiSetup) -> str:
             *_network_statements(setup),
             *_load_balancer_statements(setup),
             *_ecs_statements(setup),
-            *_storage_statements(setup),
-            *_identity_statements(setup),
-            *_edge_and_cluster_statements(setup),
+            statement(
+                [
+                    "ecr:CreateRepository",
+                    "ecr:DeleteLifecyclePolicy",
+                    "ecr:DeleteRepository",
+                    "ecr:DescribeRepositories",
+                    "ecr:GetLifecyclePolicy",
+                    "ecr:ListTagsForResource",
+                    "ecr:PutImageScanningConfiguration",
+                    "ecr:PutImageTagMutability",
+                    "ecr:PutLifecyclePolicy",
+                    "ecr:TagResource",
+                    "ecr:UntagResource",
+                ],
+                _repositories(setup),
+                sid="Repositories",
+            ),
+            statement(
+                _S3_BUCKETS, [f"arn:aws:s3:::{name}-{kind}-*" for kind in ("models", "access-logs")], sid="Buckets"
+            ),
+            statement(["logs:DescribeLogGroups"], "*", sid="ListLogGroups"),
+            statement(
+                [
+                    "logs:CreateLogGroup",
+                    "logs:DeleteLogGroup",
+                    "logs:DeleteRetentionPolicy",
+                    "logs:ListTagsForResource",
+                    "logs:PutRetentionPolicy",
+                    "logs:TagResource",
+                    "logs:UntagResource",
+                ],
+                log_groups,
+                sid="LogGroups",
+            ),
+            # The stack's roles only (path /<project>-<env>/, the names the programs give them; the CI roles live at /
+            # and are out of reach), each created or changed with the workload boundary: no role the deploy role makes
+            # can do more than a workload of this stack.
+            *_role_statements(ctx),
+            statement(
+                ["iam:CreateServiceLinkedRole"],
+                linked_roles,
+                {"StringEquals": {"iam:AWSServiceName": list(SERVICE_LINKED_ROLES)}},
+                sid="ServiceLinkedRoles",
+            ),
+            statement(["iam:GetRole"], linked_roles, sid="LookUpServiceLinkedRoles"),
+            # Application Auto Scaling creates and removes a target-tracking policy's alarms with the caller's rights.
+            statement(
+                ["cloudwatch:DeleteAlarms", "cloudwatch:DescribeAlarms", "cloudwatch:PutMetricAlarm"],
+                ctx.arn("cloudwatch", f"alarm:TargetTracking-service/{name}-ecs/*"),
+                sid="ScalingAlarms",
+            ),
+            # The EKS cluster's OIDC provider: created with this stack's tags, changed and deleted only so tagged (the
+            # issuer's id is random: a name cannot narrow it further).
+            statement(
+                ["iam:CreateOpenIDConnectProvider", "iam:TagOpenIDConnectProvider"],
+                oidc_providers,
+                {
+                    "StringEquals": {f"aws:RequestTag/{key}": value for key, value in owner.items()},
+                    "StringEqualsIfExists": {f"aws:ResourceTag/{key}": value for key, value in owner.items()},
+                },
+                sid="CreateClusterOidc",
+            ),
+            statement(
+                _OIDC_PROVIDER,
+                oidc_providers,
+                {"StringEquals": {f"aws:ResourceTag/{key}": value for key, value in owner.items()}},
+                sid="ClusterOidc",
+            ),
+            # The optional WAF web ACL of the ECS load balancer (autonamed `<project>-<env>-ecs-waf-*`).
+            statement(
+                _WAFV2,
+                [
+                    ctx.arn("wafv2", f"regional/webacl/{name}-*/*"),
+                    ctx.arn("elasticloadbalancing", f"loadbalancer/app/{name}-*/*"),
+                ],
+                sid="WebAcl",
+            ),
+            # No resource-level permissions (AWS's service authorization reference): any load balancer, this region.
+            statement(["elasticloadbalancing:SetWebAcl"], "*", in_region, sid="LoadBalancerWebAcl"),
+            statement(["eks:CreateCluster", "eks:DescribeAddonVersions"], "*", in_region, sid="CreateCluster"),
+            statement(
+                _EKS,
+                [
+                    ctx.arn("eks", f"cluster/{cluster}"),
+                    ctx.arn("eks", f"fargateprofile/{cluster}/*"),
+                    ctx.arn("eks", f"addon/{cluster}/*"),
+                    ctx.arn("eks", f"access-entry/{cluster}/*"),
+                ],
+                sid="Cluster",
+            ),
         ]
     )
-
-
-def _storage_statements(setup: CiSetup) -> list[dict[str, Any]]:
-    """The stack's ECR repositories, its two buckets and its log groups."""
-    ctx, name = setup.ctx, setup.name
-    log_groups = [ctx.arn("logs", f"log-group:{prefix}{name}-*") for prefix in ("/ecs/", "/eks/", "/aws/eks/")]
-    return [
-        statement(
-            [
-                "ecr:CreateRepository",
-                "ecr:DeleteLifecyclePolicy",
-                "ecr:DeleteRepository",
-                "ecr:DescribeRepositories",
-                "ecr:GetLifecyclePolicy",
-                "ecr:ListTagsForResource",
-                "ecr:PutImageScanningConfiguration",
-                "ecr:PutImageTagMutability",
-                "ecr:PutLifecyclePolicy",
-                "ecr:TagResource",
-                "ecr:UntagResource",
-            ],
-            _repositories(setup),
-            sid="Repositories",
-        ),
-        statement(_S3_BUCKETS, [f"arn:aws:s3:::{name}-{kind}-*" for kind in ("models", "access-logs")], sid="Buckets"),
-        statement(["logs:DescribeLogGroups"], "*", sid="ListLogGroups"),
-        statement(
-            [
-                "logs:CreateLogGroup",
-                "logs:DeleteLogGroup",
-                "logs:DeleteRetentionPolicy",
-                "logs:ListTagsForResource",
-                "logs:PutRetentionPolicy",
-                "logs:TagResource",
-                "logs:UntagResource",
-            ],
-            log_groups,
-            sid="LogGroups",
-        ),
-    ]
-
-
-def _identity_statements(setup: CiSetup) -> list[dict[str, Any]]:
-    """The stack's roles, the service-linked roles, the scaling alarms and the cluster's OIDC provider."""
-    ctx, name = setup.ctx, setup.name
-    oidc_providers = ctx.arn("iam", f"oidc-provider/oidc.eks.{setup.region}.amazonaws.com/id/*", region=False)
-    owner = {"Project": setup.project, "Environment": setup.environment}
-    linked_roles = [
-        ctx.arn("iam", f"role/aws-service-role/{service}/*", region=False) for service in SERVICE_LINKED_ROLES
-    ]
-    return [
-        # The stack's roles only (path /<project>-<env>/, the names the programs give them; the CI roles live at /
-        # and are out of reach), each created or changed with the workload boundary: no role the deploy role makes
-        # can do more than a workload of this stack.
-        *_role_statements(ctx),
-        statement(
-            ["iam:CreateServiceLinkedRole"],
-            linked_roles,
-            {"StringEquals": {"iam:AWSServiceName": list(SERVICE_LINKED_ROLES)}},
-            sid="ServiceLinkedRoles",
-        ),
-        statement(["iam:GetRole"], linked_roles, sid="LookUpServiceLinkedRoles"),
-        # Application Auto Scaling creates and removes a target-tracking policy's alarms with the caller's rights.
-        statement(
-            ["cloudwatch:DeleteAlarms", "cloudwatch:DescribeAlarms", "cloudwatch:PutMetricAlarm"],
-            ctx.arn("cloudwatch", f"alarm:TargetTracking-service/{name}-ecs/*"),
-            sid="ScalingAlarms",
-        ),
-        # The EKS cluster's OIDC provider: created with this stack's tags, changed and deleted only so tagged (the
-        # issuer's id is random: a name cannot narrow it further).
-        statement(
-            ["iam:CreateOpenIDConnectProvider", "iam:TagOpenIDConnectProvider"],
-            oidc_providers,
-            {
-                "StringEquals": {f"aws:RequestTag/{key}": value for key, value in owner.items()},
-                "StringEqualsIfExists": {f"aws:ResourceTag/{key}": value for key, value in owner.items()},
-            },
-            sid="CreateClusterOidc",
-        ),
-        statement(
-            _OIDC_PROVIDER,
-            oidc_providers,
-            {"StringEquals": {f"aws:ResourceTag/{key}": value for key, value in owner.items()}},
-            sid="ClusterOidc",
-        ),
-    ]
-
-
-def _edge_and_cluster_statements(setup: CiSetup) -> list[dict[str, Any]]:
-    """The ECS load balancer's optional WAF web ACL, and the EKS cluster."""
-    ctx, name = setup.ctx, setup.name
-    in_region = {"StringEquals": {"aws:RequestedRegion": setup.region}}
-    cluster = f"{name}-eks"
-    return [
-        # The optional WAF web ACL of the ECS load balancer (autonamed `<project>-<env>-ecs-waf-*`).
-        statement(
-            _WAFV2,
-            [
-                ctx.arn("wafv2", f"regional/webacl/{name}-*/*"),
-                ctx.arn("elasticloadbalancing", f"loadbalancer/app/{name}-*/*"),
-            ],
-            sid="WebAcl",
-        ),
-        # No resource-level permissions (AWS's service authorization reference): any load balancer, this region.
-        statement(["elasticloadbalancing:SetWebAcl"], "*", in_region, sid="LoadBalancerWebAcl"),
-        statement(["eks:CreateCluster", "eks:DescribeAddonVersions"], "*", in_region, sid="CreateCluster"),
-        statement(
-            _EKS,
-            [
-                ctx.arn("eks", f"cluster/{cluster}"),
-                ctx.arn("eks", f"fargateprofile/{cluster}/*"),
-                ctx.arn("eks", f"addon/{cluster}/*"),
-                ctx.arn("eks", f"access-entry/{cluster}/*"),
-            ],
-            sid="Cluster",
-        ),
-    ]
 
 
 #: IAM's size limit of one managed policy (characters, whitespace not counted); a role may carry 10 of them.

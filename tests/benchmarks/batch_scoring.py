@@ -10,7 +10,12 @@ Targets (issue 24): >= 60,000 rows/s end to end for the 1M-row file, within 1.5x
 <= 400 MB at 1M and at 10M rows.
 
     uv run python -m tests.benchmarks.batch_scoring --model artifacts/model [--sizes 100000 1000000 10000000]
-        [--formats csv parquet csv.gz] [--spark-rows 1000000] [--output FILE]
+        [--formats csv csv.gz parquet] [--rounds N] [--spark-rows 1000000] [--output FILE]
+
+`--formats` are the input's and the output's format together (CSV in, CSV out; ...), scored one after the other on
+the same rows, and `--rounds N` repeats them in turn N times (the best round of each is kept), so their rows/s
+compare side by side on a loaded machine: what writing `.csv.gz` (gzip level `ml.batch.sinks.GZIP_LEVEL`) or
+Parquet costs against plain CSV.
 
 `--spark-rows N` also scores an N-row Parquet table on Spark in local mode both ways, `ml.batch.spark`
 (mapInPandas over Predictor) and `mlflow.pyfunc.spark_udf` over the pyfunc, and reports the time of each.
@@ -33,6 +38,7 @@ import numpy as np
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from ml.batch.sinks import GZIP_LEVEL
 from ml.inference.predictor import Predictor
 from ml.schema import FEATURE_NAMES, REAL_DATA_FILE
 from ml.training.synthetic_data import make_synthetic
@@ -197,6 +203,7 @@ def main() -> int:
     parser.add_argument("--model", default=str(ROOT / "artifacts" / "model"))
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     parser.add_argument("--formats", nargs="+", default=["csv"], choices=["csv", "csv.gz", "parquet"])
+    parser.add_argument("--rounds", type=int, default=1, help="score each size and format this many times, in turn")
     parser.add_argument("--spark-rows", type=int, default=0, help="also compare the two Spark paths on this many rows")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
@@ -208,18 +215,22 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="batch-bench-") as tmp:
         folder = Path(tmp)
         for rows in args.sizes:
-            for fmt in args.formats:
-                data = build_input(folder, rows, fmt, header, lines)
-                out_suffix = ".parquet" if fmt == "parquet" else f".{fmt}"
-                result = run_predict(args.model, data, folder / f"out-{rows}{out_suffix}")
-                runs[f"{rows}/{fmt}"] = result
-                print(
-                    f"{rows:>10,} rows {fmt:<8} {result['rows_per_second']:>8,} rows/s  "
-                    f"peak RSS {result['peak_rss_mb']:>4} MB  ({result['seconds']} s)",
-                    file=sys.stderr,
-                )
-                for path in folder.glob("out-*"):
-                    path.unlink()
+            for round_ in range(args.rounds):
+                for fmt in args.formats:
+                    data = build_input(folder, rows, fmt, header, lines)
+                    out_suffix = ".parquet" if fmt == "parquet" else f".{fmt}"
+                    result = run_predict(args.model, data, folder / f"out-{rows}{out_suffix}")
+                    best = runs.get(f"{rows}/{fmt}")
+                    if best is None or result["rows_per_second"] > best["rows_per_second"]:
+                        runs[f"{rows}/{fmt}"] = result
+                    print(
+                        f"{rows:>10,} rows {fmt:<8} round {round_ + 1}: {result['rows_per_second']:>8,} rows/s  "
+                        f"peak RSS {result['peak_rss_mb']:>4} MB  ({result['seconds']} s, "
+                        f"{result['output_mb']} MB out)",
+                        file=sys.stderr,
+                    )
+                    for path in folder.glob("out-*"):
+                        path.unlink()
         spark = spark_comparison(args.model, folder, args.spark_rows, header, lines) if args.spark_rows else None
     results: dict[str, Any] = {
         "input": origin,
@@ -227,6 +238,8 @@ def main() -> int:
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "model_floor_rows_per_second": round(floor),
+        "gzip_level": GZIP_LEVEL,
+        "rounds": args.rounds,
         "runs": runs,
         "spark_local_mode": spark,
     }

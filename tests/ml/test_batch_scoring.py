@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import io
+import os
+import resource
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -17,9 +21,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from ml import predict as predict_cli
+from ml.batch import command as batch_command
 from ml.batch import results as batch_results
 from ml.batch.results import result_columns
 from ml.batch.scoring import score_file
+from ml.batch.sinks import OutputError
 from ml.contract import RESULT_COLUMNS, PredictionResponse, Screening
 from ml.inference.predictor import Predictions, Predictor
 from ml.schema import FEATURE_NAMES, TARGET
@@ -194,7 +200,8 @@ def test_a_file_that_is_not_utf8_text_is_refused_cleanly(
     data.write_bytes(data.read_bytes().replace(b"m0000250", b"m\xff\xfe00250"))
     assert _predict(trained_model_dir, data, tmp_path / "out.csv", "--chunk-rows", str(CHUNK)) == 2
     err = capsys.readouterr().err
-    assert "cannot be read as a UTF-8 CSV file" in err
+    assert "member_id: not UTF-8 text: re-save the file as UTF-8" in err
+    assert "1 row: row 251 = 'm\ufffd\ufffd00250'" in err
     assert "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
 
@@ -464,7 +471,7 @@ class _Terminal(io.StringIO):
 
 def test_the_progress_bar_shows_rows_rate_and_time_left_on_a_terminal_only() -> None:
     terminal = _Terminal()
-    with predict_cli.progress_bar(terminal) as progress:
+    with batch_command.progress_bar(terminal) as progress:
         progress(50_000, None)
         progress(100_000, 400_000)
     shown = terminal.getvalue()
@@ -472,6 +479,373 @@ def test_the_progress_bar_shows_rows_rate_and_time_left_on_a_terminal_only() -> 
     assert "rows/s" in shown
     assert "<" in shown
     pipe = io.StringIO()
-    with predict_cli.progress_bar(pipe) as progress:
+    with batch_command.progress_bar(pipe) as progress:
         progress(100_000, 400_000)
     assert pipe.getvalue() == ""
+
+
+# ------------------------------------------------------------------ hostile and first-time-user inputs (review 2)
+
+
+def _csv_text(frame: pd.DataFrame) -> str:
+    return frame.to_csv(index=False)
+
+
+def test_gzip_output_is_compressed_at_the_fast_level(trained_model_dir: Path, tmp_path: Path) -> None:
+    """Arrow's gzip stream compresses at level 9, 8x slower than level 6 and some 40x slower than level 1."""
+    data = _write(_frame(200), tmp_path / "in.csv")
+    assert _predict(trained_model_dir, data, tmp_path / "out.csv.gz") == 0
+    packed = (tmp_path / "out.csv.gz").read_bytes()
+    assert packed[:2] == b"\x1f\x8b"
+    assert packed[8] == 4  # the gzip header's XFL: 4 = the fastest level (2 = the slowest, level 9)
+    assert _predict(trained_model_dir, data, tmp_path / "out.csv") == 0
+    assert gzip.decompress(packed) == (tmp_path / "out.csv").read_bytes()
+
+
+def test_a_long_cell_is_scored_up_to_the_row_limit_and_beyond_it_the_row_is_named(
+    trained_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = _frame(5)
+    frame.insert(1, "note", "short")
+    frame.loc[0, "note"] = "x" * 200_000  # row 1: over the csv module's 131,072-character field limit
+    data = _write(frame, tmp_path / "in.csv")
+    assert _predict(trained_model_dir, data, tmp_path / "out.csv") == 0  # was a traceback (_csv.Error)
+    assert pd.read_csv(tmp_path / "out.csv")["note"].str.len().tolist() == [200_000, 5, 5, 5, 5]
+    frame.loc[0, "note"] = "short"
+    frame.loc[2, "note"] = "x" * 3_000_000  # row 3: longer than a block
+    _write(frame, data)
+    assert _predict(trained_model_dir, data, tmp_path / "out2.csv") == 2
+    err = capsys.readouterr().err
+    assert "data row 3 is longer than 1 MiB, the most one CSV row may hold" in err
+    assert "a quote" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out2.csv").exists()
+    packed = tmp_path / "in.csv.gz"  # the limit counts the text after decompression
+    packed.write_bytes(gzip.compress(data.read_bytes()))
+    assert _predict(trained_model_dir, packed, tmp_path / "out3.csv") == 2
+    assert "data row 3 is longer than 1 MiB" in capsys.readouterr().err
+
+
+def test_an_unclosed_quote_is_named_by_its_row(predictor: Predictor, tmp_path: Path) -> None:
+    lines = _csv_text(_frame(30_000)).splitlines()
+    lines[12_001] = lines[12_001].replace("m0012000", '"m0012000', 1)  # data row 12,001 opens a quote
+    data = tmp_path / "in.csv"
+    data.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataValidationError, match=r"row 12,001 = '\"m0012000,"):  # the cell runs to the end
+        score_file(predictor, data, tmp_path / "out.csv", chunk_rows=CHUNK)
+    lines.append("x" * 1_500_000)  # the open cell now runs over 1 MiB before the file ends
+    data.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataValidationError, match=r"data row 12,001 is longer than 1 MiB.*a quote"):
+        score_file(predictor, data, tmp_path / "out.csv", chunk_rows=CHUNK)
+
+
+def test_a_header_longer_than_a_block_is_refused_cleanly(predictor: Predictor, tmp_path: Path) -> None:
+    frame = _frame(3)
+    frame.columns = ["x" * 3_000_000, *frame.columns[1:]]
+    with pytest.raises(DataValidationError, match="the header is longer than 1 MiB"):
+        score_file(predictor, _write(frame, tmp_path / "in.csv"), tmp_path / "out.csv")
+
+
+@pytest.mark.parametrize("link", ["same", "symlink", "hardlink"])
+def test_the_output_may_not_be_the_input(
+    trained_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], link: str
+) -> None:
+    data = _write(_frame(20), tmp_path / "in.csv")
+    given = data.read_bytes()
+    output = data
+    if link == "symlink":
+        output = tmp_path / "link.csv"
+        output.symlink_to(data)
+    elif link == "hardlink":
+        output = tmp_path / "hard.csv"
+        output.hardlink_to(data)
+    assert _predict(trained_model_dir, data, output) == 2  # was 0, with the input replaced by the results
+    assert "is the input file" in capsys.readouterr().err
+    assert data.read_bytes() == given
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_a_cell_that_is_not_utf8_is_named_by_row_and_column_with_the_fix(predictor: Predictor, tmp_path: Path) -> None:
+    frame = _frame(300)
+    frame.insert(1, "name", "Ann")
+    text = _csv_text(frame).encode()
+    lines = text.split(b"\n")
+    lines[1] = lines[1].replace(b",Ann,", b",Jos\xe9,", 1)  # data row 1 (the old message gave a byte position)
+    lines[270] = lines[270].replace(b",Ann,", b",Ren\xe9e,", 1)  # data row 270, in the third chunk
+    data = tmp_path / "in.csv"
+    data.write_bytes(b"\n".join(lines))
+    with pytest.raises(DataValidationError) as caught:
+        score_file(predictor, data, tmp_path / "out.csv", chunk_rows=CHUNK)
+    problems = {p.column: p for p in caught.value.problems}
+    assert list(problems) == ["name"]
+    assert problems["name"].rows == (1, 270)
+    assert problems["name"].values == ("Jos\ufffd", "Ren\ufffde")
+    assert "re-save the file as UTF-8" in str(caught.value)
+    assert "in 300 data rows" in str(caught.value)
+
+
+def test_a_header_that_is_not_utf8_says_so(predictor: Predictor, tmp_path: Path) -> None:
+    data = tmp_path / "in.csv"
+    data.write_bytes(_csv_text(_frame(3)).replace("member_id", "num\xe9ro", 1).encode("latin-1"))
+    with pytest.raises(DataValidationError, match=r"the header is not UTF-8 text .*'num\ufffdro'.*re-save"):
+        score_file(predictor, data, tmp_path / "out.csv")
+    data.write_text(_csv_text(_frame(3)), encoding="utf-16")
+    with pytest.raises(DataValidationError, match=r"is UTF-16 text; save it as UTF-8 CSV"):
+        score_file(predictor, data, tmp_path / "out.csv")
+
+
+@pytest.mark.parametrize("name", ["OUT.CSV.GZ", "out.Csv.Gz", "out.PARQUET", "out.CSV"])
+def test_output_suffixes_are_read_in_any_case(trained_model_dir: Path, tmp_path: Path, name: str) -> None:
+    data = _write(_frame(20), tmp_path / "in.csv")
+    assert _predict(trained_model_dir, data, tmp_path / name) == 0
+    written = (tmp_path / name).read_bytes()
+    expected_magic = {".gz": b"\x1f\x8b", ".parquet": b"PAR1", ".csv": b"member_id"}[Path(name.lower()).suffix]
+    assert written.startswith(expected_magic)
+
+
+def test_the_input_format_is_its_content_not_its_name(predictor: Predictor, tmp_path: Path) -> None:
+    frame = _frame(20)
+    upper = tmp_path / "IN.CSV.GZ"
+    upper.write_bytes(gzip.compress(_csv_text(frame).encode()))  # was refused: "can't decode byte 0x8b"
+    assert score_file(predictor, upper, tmp_path / "a.csv").rows == 20
+    parquet_named_csv = tmp_path / "in.csv"
+    frame.to_parquet(parquet_named_csv, index=False)
+    assert score_file(predictor, parquet_named_csv, tmp_path / "b.csv").rows == 20
+
+
+@pytest.mark.parametrize("name", ["out.xlsx", "out.txt", "out.gz", "out"])
+def test_an_output_name_of_no_known_format_is_refused_before_any_work(
+    trained_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    data = _write(_frame(20), tmp_path / "in.csv")
+    assert _predict(trained_model_dir, data, tmp_path / name) == 2  # was written as CSV
+    assert "the name must end in .csv (CSV), .csv.gz (gzip-compressed CSV), .parquet" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+def _no_scoring(rows: int, expected: int | None) -> None:
+    raise AssertionError("a chunk was scored before the output was checked")
+
+
+def test_an_output_that_is_a_folder_is_refused_before_any_work(predictor: Predictor, tmp_path: Path) -> None:
+    data = _write(_frame(20), tmp_path / "in.csv")
+    (tmp_path / "adir.csv").mkdir()
+    with pytest.raises(OutputError, match=r"adir.csv is a folder; give a file name"):
+        score_file(predictor, data, tmp_path / "adir.csv", progress=_no_scoring)  # was found at the very end
+
+
+def test_a_missing_output_folder_is_refused_not_created(predictor: Predictor, tmp_path: Path) -> None:
+    data = _write(_frame(20), tmp_path / "in.csv")
+    with pytest.raises(OutputError, match=r"the folder .*new/deep does not exist; create it first"):
+        score_file(predictor, data, tmp_path / "new" / "deep" / "out.csv", progress=_no_scoring)
+    assert not (tmp_path / "new").exists()
+
+
+def test_an_unwritable_folder_is_named_not_the_temporary_file(
+    predictor: Predictor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Root may write anywhere, so the refusal of the folder (EACCES) is simulated at the one call that meets it."""
+    data = _write(_frame(20), tmp_path / "in.csv")
+    real_open = os.open
+
+    def refuse(path: object, *args: object, **kwargs: object) -> int:
+        if str(path).endswith(".partial"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", refuse)
+    with pytest.raises(OutputError) as caught:
+        score_file(predictor, data, tmp_path / "out.csv", progress=_no_scoring)
+    assert (
+        str(caught.value)
+        == f"cannot write in {tmp_path} (Permission denied): nothing was written to {tmp_path}/out.csv"
+    )
+
+
+def test_a_full_disk_says_what_failed_and_that_nothing_was_written(trained_model_dir: Path, tmp_path: Path) -> None:
+    """A file size limit (ulimit -f) fails the writes as a full disk does (EFBIG; Python ignores SIGXFSZ)."""
+    data = _write(_frame(3_000), tmp_path / "in.csv")
+    output = tmp_path / "out.csv"
+    command = [sys.executable, "-m", "ml.predict", "--model", str(trained_model_dir), "--data", str(data)]
+    limit = data.stat().st_size  # the output is larger than the input
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    done = subprocess.run(
+        [*command, "--output", str(output), "--chunk-rows", "500"],
+        capture_output=True,
+        text=True,
+        preexec_fn=small_files,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"error: could not write {output} (File too large): nothing was written" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_stop_signal_removes_the_temporary_file(trained_model_dir: Path, tmp_path: Path, signum: int) -> None:
+    """SIGTERM (a scheduler) and SIGHUP (a closed terminal, a dropped ssh session) unwind like Ctrl-C."""
+    data = _write(_frame(30_000), tmp_path / "in.csv")
+    command = [sys.executable, "-m", "ml.predict", "--model", str(trained_model_dir), "--data", str(data)]
+    process = subprocess.Popen(
+        [*command, "--output", str(tmp_path / "out.csv"), "--chunk-rows", "50"], stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".out.csv.*.partial")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + signum
+    assert f"interrupted: nothing was written to {tmp_path / 'out.csv'}" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_during_start_up_gives_a_line_not_a_traceback(
+    trained_model_dir: Path, tmp_path: Path, signum: int
+) -> None:
+    """The imports take seconds (pandas, pyarrow, LightGBM); Ctrl-C then printed a KeyboardInterrupt traceback."""
+    data = _write(_frame(20), tmp_path / "in.csv")
+    command = [sys.executable, "-m", "ml.predict", "--model", str(trained_model_dir), "--data", str(data)]
+    process = subprocess.Popen([*command, "--output", str(tmp_path / "out.csv")], stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)  # in the imports
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=60)
+    assert "Traceback" not in err
+    assert process.returncode == 128 + signum, err
+    assert "nothing was written" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+def test_a_row_of_empty_cells_at_the_end_is_a_row_with_missing_values(predictor: Predictor, tmp_path: Path) -> None:
+    """A line of commas is a row, wherever it is; only empty lines at the end are ignored."""
+    frame = _frame(10)
+    commas = "," * (len(frame.columns) - 1)
+    data = tmp_path / "in.csv"
+    data.write_text(_csv_text(frame) + commas + "\n\n\n")
+    with pytest.raises(DataValidationError) as caught:
+        score_file(predictor, data, tmp_path / "out.csv")  # was 10 predictions and exit 0
+    assert {p.rows for p in caught.value.problems} == {(11,)}
+    assert {p.reason for p in caught.value.problems} == {"missing value"}
+    assert len(caught.value.problems) == len(FEATURE_NAMES)
+    data.write_text(_csv_text(frame) + commas)  # no line break at the very end
+    with pytest.raises(DataValidationError, match="in 11 data rows"):
+        score_file(predictor, data, tmp_path / "out.csv")
+    data.write_bytes(_csv_text(frame).replace("\n", "\r\n").encode() + b"\r\n\r\n")
+    assert score_file(predictor, data, tmp_path / "out.csv").rows == 10
+
+
+def test_a_gzip_file_ending_in_a_row_of_empty_cells_is_refused_too(predictor: Predictor, tmp_path: Path) -> None:
+    frame = _frame(10)
+    data = tmp_path / "in.csv.gz"
+    data.write_bytes(gzip.compress((_csv_text(frame) + "," * (len(frame.columns) - 1) + "\n\n").encode()))
+    with pytest.raises(DataValidationError, match="in 11 data rows"):
+        score_file(predictor, data, tmp_path / "out.csv")
+    data.write_bytes(gzip.compress((_csv_text(frame) + "\n\n").encode()))
+    assert score_file(predictor, data, tmp_path / "out.csv").rows == 10
+
+
+def test_a_quoted_line_break_in_a_header_name_is_one_name(predictor: Predictor, tmp_path: Path) -> None:
+    frame = _frame(12)
+    data = tmp_path / "in.csv"
+    data.write_text(_csv_text(frame).replace("member_id", '"member\nid"', 1))  # was 21 problems 'row 1 = HighBP'
+    assert score_file(predictor, data, tmp_path / "out.csv").rows == 12
+    assert pd.read_csv(tmp_path / "out.csv").columns[0] == "member\nid"
+
+
+def test_the_row_count_includes_the_rows_with_the_wrong_number_of_values(predictor: Predictor, tmp_path: Path) -> None:
+    lines = _csv_text(_frame(10)).splitlines()
+    lines[4] = lines[4].rsplit(",", 1)[0]  # data row 4: one value short
+    data = tmp_path / "in.csv"
+    data.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataValidationError, match="in 10 data rows"):  # was "in 9 data rows"
+        score_file(predictor, data, tmp_path / "out.csv")
+
+
+@pytest.mark.parametrize(("delimiter", "named"), [(";", "semicolons"), ("\t", "tabs")])
+def test_a_file_separated_by_another_character_says_so(
+    predictor: Predictor, tmp_path: Path, delimiter: str, named: str
+) -> None:
+    data = tmp_path / "in.csv"
+    _frame(5).to_csv(data, index=False, sep=delimiter)
+    with pytest.raises(DataValidationError) as caught:
+        score_file(predictor, data, tmp_path / "out.csv")
+    assert f"the columns are separated by {named}, not commas" in str(caught.value)
+    assert "missing column" not in str(caught.value)
+
+
+def test_columns_without_a_name_are_visible_in_the_message(predictor: Predictor, tmp_path: Path) -> None:
+    frame = _frame(3)
+    frame.insert(0, "a", 1)
+    frame.insert(0, "b", 2)
+    data = tmp_path / "in.csv"
+    data.write_text(_csv_text(frame).replace("b,a,", ",,", 1))
+    with pytest.raises(DataValidationError, match=r"\(a column with no name\): duplicate column"):
+        score_file(predictor, data, tmp_path / "out.csv")
+
+
+def test_a_column_that_cannot_be_csv_text_is_named(predictor: Predictor, tmp_path: Path) -> None:
+    table = pa.Table.from_pandas(_frame(4), preserve_index=False).append_column("meta", pa.array([{"a": 1}] * 4))
+    pq.write_table(table, tmp_path / "in.parquet")
+    with pytest.raises(OutputError, match=r"the column 'meta' \(struct<a: int64>\) cannot be written as CSV text"):
+        score_file(predictor, tmp_path / "in.parquet", tmp_path / "out.csv")
+    assert score_file(predictor, tmp_path / "in.parquet", tmp_path / "out.parquet").rows == 4
+
+
+def test_a_folder_or_a_pipe_as_input_is_not_called_missing(predictor: Predictor, tmp_path: Path) -> None:
+    with pytest.raises(DataValidationError, match=r"is a folder; .* python -m ml.predict_spark"):
+        score_file(predictor, tmp_path, tmp_path / "out.csv")
+    pipe = tmp_path / "pipe.csv"
+    os.mkfifo(pipe)
+    with pytest.raises(DataValidationError, match=r"is not a regular file \(a pipe or a device\)"):
+        score_file(predictor, pipe, tmp_path / "out.csv")
+    with pytest.raises(FileNotFoundError, match="data file not found"):
+        score_file(predictor, tmp_path / "nowhere.csv", tmp_path / "out.csv")
+
+
+def test_boolean_parquet_features_are_refused_with_a_cast_hint(predictor: Predictor, tmp_path: Path) -> None:
+    frame = _frame(5)
+    frame["HighBP"] = frame["HighBP"].astype(bool)
+    with pytest.raises(DataValidationError, match=r"HighBP is true/false \(boolean\).*Cast them to integers"):
+        score_file(predictor, _write(frame, tmp_path / "in.parquet"), tmp_path / "out.csv")
+
+
+def test_chunk_rows_has_a_ceiling(trained_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = _write(_frame(5), tmp_path / "in.csv")
+    with pytest.raises(SystemExit) as stopped:
+        _predict(trained_model_dir, data, tmp_path / "out.csv", "--chunk-rows", "100000000000")
+    assert stopped.value.code == 2
+    assert "at most 1,048,576" in capsys.readouterr().err
+    assert not (tmp_path / "out.csv").exists()
+    with pytest.raises(ValueError, match="chunk_rows must be from 1 to 1,048,576"):  # the library call too
+        score_file(Predictor.load(trained_model_dir), data, tmp_path / "out.csv", chunk_rows=1_048_577)
+
+
+def test_the_summary_counts_the_start_up(
+    trained_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loading a model from a registry takes seconds; the summary's time and rows/s include it."""
+    load = Predictor.load
+
+    def slow_load(*args: object, **kwargs: object) -> Predictor:
+        time.sleep(1.5)
+        return load(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Predictor, "load", slow_load)
+    data = _write(_frame(30), tmp_path / "in.csv")
+    assert _predict(trained_model_dir, data, tmp_path / "out.csv") == 0
+    seconds = float(capsys.readouterr().out.split(" in ")[1].split(" s ")[0])
+    assert seconds >= 1.5  # was the scoring's time alone: "in 0.0 s"
+
+
+def test_an_existing_outputs_permissions_are_kept(trained_model_dir: Path, tmp_path: Path) -> None:
+    """A results file of health data set to 0600 must not become world-readable on the next run."""
+    data = _write(_frame(5), tmp_path / "in.csv")
+    output = tmp_path / "out.csv"
+    output.write_text("earlier results\n")
+    output.chmod(0o600)
+    assert _predict(trained_model_dir, data, output) == 0
+    assert stat.S_IMODE(output.stat().st_mode) == 0o600  # was 0644, from the umask
+    assert output.read_text().startswith("member_id,")

@@ -227,6 +227,7 @@ def test_predict_cli_round_trips_in_input_order(
 ) -> None:
     data = write_synthetic(tmp_path / "input.csv", 500, seed=5)
     out = tmp_path / "out" / "predictions.csv"
+    out.parent.mkdir()  # the command does not create a missing folder (a typo would make a tree)
     code = predict_cli.main(["--model", str(trained_model_dir), "--data", str(data), "--output", str(out)])
     assert code == 0, capsys.readouterr().err
     result = pd.read_csv(out)

@@ -6,12 +6,15 @@ One local Spark session serves the module (starting one costs seconds of JVM sta
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import SparkSession
@@ -24,6 +27,7 @@ from ml.inference.artifact import ArtifactError
 from ml.inference.predictor import Predictor
 from ml.training.data import DataValidationError
 from ml.training.synthetic_data import make_synthetic
+from tests.servers import ROOT
 
 #: Trains models, runs MLflow, Spark or `make demo`: the whole suite runs it, `make test-quick` leaves it out.
 pytestmark = pytest.mark.end_to_end
@@ -129,3 +133,68 @@ def test_the_command_line_scores_and_sums_up(
     assert pd.read_parquet(tmp_path / "cli").shape[0] == 3_000
     assert predict_spark.main(args) == 2  # the output exists now: refused, not overwritten
     assert "error: " in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------- review 2, finding 3 and 6
+
+
+def test_the_command_runs_its_python_workers_with_its_own_interpreter(
+    trained_model_dir: Path, table: Path, tmp_path: Path
+) -> None:
+    """Run by the venv's python outside `uv run` (cron, systemd), the workers ran `python3` from PATH, which has
+    no pandas: the run failed after the whole check pass."""
+    env = {"HOME": os.environ.get("HOME", "/root"), "PATH": "/usr/local/bin:/usr/bin:/bin"}  # no .venv/bin
+    command = [sys.executable, "-m", "ml.predict_spark", "--model", str(trained_model_dir), "--data", str(table)]
+    done = subprocess.run(
+        [*command, "--output", str(tmp_path / "out")],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert pq.read_table(tmp_path / "out").num_rows == 3_000
+
+
+def test_a_file_that_is_not_parquet_is_refused_without_a_java_trace(
+    spark: SparkSession, trained_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "members.csv"
+    make_synthetic(20, seed=3).to_csv(data, index=False)
+    with pytest.raises(DataValidationError, match=r"cannot be read as a Parquet table \(.*is not a Parquet file"):
+        score_table(spark, str(trained_model_dir), str(data), str(tmp_path / "out"))  # was a Py4JJavaError
+    args = ["--model", str(trained_model_dir), "--data", str(data), "--output", str(tmp_path / "out")]
+    assert predict_spark.main(args) == 2
+    err = capsys.readouterr().err
+    assert "score a CSV file with python -m ml.predict" in err
+    assert "\tat " not in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_odd_column_names_and_zoned_timestamps_are_kept(
+    spark: SparkSession, trained_model_dir: Path, tmp_path: Path
+) -> None:
+    """A column named `member.id` could not be selected, one named `_metadata` hid Spark's file metadata, and a
+    zone-aware timestamp came back as naive INT96 in UTC (01:30 New York read as 06:30)."""
+    frame = make_synthetic(200, seed=5)
+    frame.insert(0, "member.id", [f"m{i:04d}" for i in range(len(frame))])
+    frame["when"] = pd.date_range("2020-03-08 01:30", periods=len(frame), freq="min", tz="America/New_York")
+    frame["_metadata"] = "kept"
+    frame.to_parquet(tmp_path / "odd.parquet", index=False)
+    summary = score_table(spark, str(trained_model_dir), str(tmp_path / "odd.parquet"), str(tmp_path / "scored"))
+    assert summary.rows == 200
+    scored = pq.read_table(tmp_path / "scored")
+    assert scored.column_names == [*frame.columns, *RESULT_COLUMNS]
+    assert scored.schema.field("when").type == pa.timestamp("us", tz="UTC")  # the instant, marked as UTC
+    got = scored.to_pandas().sort_values("member.id", ignore_index=True)
+    assert (got["when"] == frame["when"]).all()
+    assert got["_metadata"].eq("kept").all()
+
+    frame.loc[150, "Age"] = 14
+    frame.to_parquet(tmp_path / "bad.parquet", index=False)
+    with pytest.raises(DataValidationError) as caught:
+        score_table(spark, str(trained_model_dir), str(tmp_path / "bad.parquet"), str(tmp_path / "out"))
+    assert [(p.column, p.rows, p.values) for p in caught.value.problems] == [("Age", (151,), ("14",))]

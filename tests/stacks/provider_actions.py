@@ -158,6 +158,16 @@ def created(resource: str, action: str) -> tuple[Need, ...]:
     )
 
 
+def scaled(*operations: str) -> tuple[Need, ...]:
+    """Application Auto Scaling writes: every request names its service namespace and scalable dimension (the
+    `application-autoscaling:service-namespace` and `:scalable-dimension` condition keys)."""
+    context = {
+        "application-autoscaling:service-namespace": "{inputs[serviceNamespace]}",
+        "application-autoscaling:scalable-dimension": "{inputs[scalableDimension]}",
+    }
+    return tuple(Need(f"application-autoscaling:{operation}", "*", context) for operation in operations)
+
+
 def requested(resource: str, *actions: str) -> tuple[Need, ...]:
     """Creates authorized by the stack's tags in the request."""
     return tuple(Need(action, resource, REQUEST_TAGS) for action in actions)
@@ -360,25 +370,20 @@ PROVIDER_ACTIONS: dict[str, tuple[Need, ...]] = {
     + passes("{inputs[taskRoleArn]}", "ecs-tasks.amazonaws.com"),
     "aws:ecs/service:Service": calls("{arn}", "ecs", *ECS_SERVICE_OPERATIONS)
     + calls(SERVICE_DEPLOYMENT, "ecs", "DescribeServiceDeployments"),
-    "aws:appautoscaling/target:Target": on(
+    "aws:appautoscaling/target:Target": scaled("RegisterScalableTarget", "DeregisterScalableTarget")
+    + on(
         "*",
-        "application-autoscaling:RegisterScalableTarget",
         "application-autoscaling:DescribeScalableTargets",
         "application-autoscaling:ListTagsForResource",
         "application-autoscaling:TagResource",
         "application-autoscaling:UntagResource",  # a tag key removed from the stack (tags_gen.go updateTags)
-        "application-autoscaling:DeregisterScalableTarget",
     )
     + on("arn:aws:ecs:{region}:{account}:{inputs[resourceId]}", "ecs:DescribeServices", "ecs:UpdateService")
     + service_linked_role(
         "ecs.application-autoscaling.amazonaws.com", "AWSServiceRoleForApplicationAutoScaling_ECSService"
     ),
-    "aws:appautoscaling/policy:Policy": on(
-        "*",
-        "application-autoscaling:PutScalingPolicy",
-        "application-autoscaling:DescribeScalingPolicies",
-        "application-autoscaling:DeleteScalingPolicy",
-    )
+    "aws:appautoscaling/policy:Policy": scaled("PutScalingPolicy", "DeleteScalingPolicy")
+    + on("*", "application-autoscaling:DescribeScalingPolicies")
     + on(ALARM, "cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"),
     "aws:lb/loadBalancer:LoadBalancer": requested("{arn}", "elasticloadbalancing:CreateLoadBalancer")
     + on(

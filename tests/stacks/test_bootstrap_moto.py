@@ -139,9 +139,14 @@ def test_a_second_environment_gets_its_own_bucket_and_key(aws_env: dict[str, str
     s3 = session.client("s3")
     s3.create_bucket(Bucket="acme-shared-state", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     s3.put_object(Bucket="acme-shared-state", Key=".pulumi/stacks/diabetes/dev.json", Body=b"{}")
-    bootstrap(session, _setup("acme-shared-state"))  # dev's own bucket: accepted
     prod = CiSetup("acme/diabetes", "prod", "123456789012", "eu-west-1", "acme-shared-state", "", "diabetes")
+    # An untagged bucket (made before the bootstrap tagged its buckets) is judged by the state it holds.
     with pytest.raises(OpsError, match=r"already holds the state of \['dev'\].*--state-bucket acme-shared-state-prod"):
+        bootstrap(session, prod)
+    bootstrap(session, _setup("acme-shared-state"))  # dev's own bucket: accepted
+    with pytest.raises(
+        OpsError, match=r"state bucket of \{'Environment': 'dev'\}.*--state-bucket acme-shared-state-prod"
+    ):
         bootstrap(session, prod)
     with pytest.raises(OpsError, match="each environment has a key of its own"):
         bootstrap(
@@ -149,6 +154,31 @@ def test_a_second_environment_gets_its_own_bucket_and_key(aws_env: dict[str, str
             CiSetup("acme/diabetes", "prod", "123456789012", "eu-west-1", "acme-prod-state", "", "diabetes"),
             kms_alias="alias/diabetes-dev-pulumi",
         )
+
+
+def test_a_bucket_bootstrapped_for_one_environment_is_refused_to_another_before_any_state(
+    aws_env: dict[str, str],
+) -> None:
+    """Review 2, N4: right after dev's bootstrap (before `pulumi stack init` writes any state) a trial bootstrap into
+    dev's bucket was accepted, and both environments' roles then listed one bucket. The bucket carries its environment
+    from the first bootstrap on; the tags a bucket already had are kept."""
+    session = boto3.session.Session()
+    s3 = session.client("s3")
+    s3.create_bucket(Bucket="acme-first-state", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    s3.put_bucket_tagging(Bucket="acme-first-state", Tagging={"TagSet": [{"Key": "CostCenter", "Value": "ml"}]})
+    bootstrap(session, _setup("acme-first-state"))
+    tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket="acme-first-state")["TagSet"]}
+    assert tags == {"CostCenter": "ml", "Project": "diabetes", "Environment": "dev"}
+    trial = replace(_setup("acme-first-state"), environment="trial")
+    with pytest.raises(
+        OpsError, match=r"state bucket of \{'Environment': 'dev'\}.*--state-bucket acme-first-state-trial"
+    ):
+        bootstrap(session, trial)
+    assert s3.list_objects_v2(Bucket="acme-first-state").get("KeyCount", 0) == 0
+    other_project = replace(_setup("acme-first-state"), project="payments")
+    with pytest.raises(OpsError, match="Project"):
+        bootstrap(session, other_project)
+    bootstrap(session, _setup("acme-first-state"))  # its own environment again: accepted
 
 
 def test_the_bootstrap_keeps_the_statements_a_state_bucket_policy_already_has(aws_env: dict[str, str]) -> None:

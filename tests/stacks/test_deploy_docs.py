@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -174,3 +175,21 @@ def test_contributing_and_the_readme_agree_with_the_guide() -> None:
     readme = (ROOT / "README.md").read_text()
     assert "stacks.ops ci-roles" not in readme
     assert "python -m stacks.ops bootstrap" in readme
+
+
+def test_the_documented_render_k8s_command_works_in_a_fresh_shell(tmp_path: Path) -> None:
+    """Review 2, N6: the guide's render-k8s command failed without AWS_REGION (the stack file names no region)."""
+    text = DEPLOY.read_text()
+    command = re.search(r"uv run python -m stacks\.ops (render-k8s .+?)\n(?!\s)", text, re.S)
+    assert command, "deploy.md no longer shows the render-k8s command"
+    shell = {"$API_REPO": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/diabetes-dev/api", "$UI_REPO": "r/ui"}
+    line = " ".join(command[1].replace("\\\n", " ").split())
+    for variable, value in {**shell, "$SHA": "0a1b2c3"}.items():
+        line = line.replace(variable, value)
+    args = [str(tmp_path / "k8s") if arg == "k8s/" else arg for arg in shlex.split(line)]
+    fresh = {k: v for k, v in os.environ.items() if k not in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE")}
+    done = subprocess.run(
+        [sys.executable, "-m", "stacks.ops", *args], capture_output=True, text=True, cwd=ROOT, env=fresh, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(list((tmp_path / "k8s").glob("*.yaml"))) >= 10

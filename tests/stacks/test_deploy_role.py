@@ -20,7 +20,7 @@ from stacks.ecs.program import build as ecs_build
 from stacks.eks.lb_controller_policy import CLUSTER_TAG
 from stacks.eks.program import build as eks_build
 from stacks.ops.boundary import CLUSTER_POLICY_DROPPED, EKS_CLUSTER_POLICY_ACTIONS, workload_boundary_policy
-from stacks.ops.ci_roles import CiSetup, ci_roles, deploy_policy, preview_policy
+from stacks.ops.ci_roles import ECS_SCALING, CiSetup, ci_roles, deploy_policy, preview_policy, publish_policy
 from stacks.root import build as root_build
 from tests.stacks import eks_component
 from tests.stacks.harness import ACCOUNT, REGION, integral, run_program, settings_for
@@ -37,6 +37,7 @@ from tests.stacks.replay.catalog import declared_types, is_component
 from tests.stacks.replay.stacks import ACCOUNTS, Replayed
 
 ALL_RUNS = ["root_run", "ecs_full_run", "ecs_minimal_run", "eks_full_run", "eks_minimal_run"]
+SG_WRITES = ("ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress", "ec2:DeleteSecurityGroup")
 SETUP = CiSetup("acme/diabetes", "dev", ACCOUNTS["full"], REGION, "acme-pulumi-state", "1234abcd-0000")
 
 
@@ -210,7 +211,10 @@ def test_the_boundary_covers_every_policy_the_programs_give_their_roles(request:
         from moto.iam.aws_managed_policies import aws_managed_policies_data
 
     ctx = AwsContext(ACCOUNT, "aws", REGION, "", "diabetes-dev")
-    boundary = workload_boundary_policy(ctx)
+    boundary = workload_boundary_policy(ctx, SETUP.owner)
+    owner_tags = {
+        f"aws:{kind}Tag/{key}": value for key, value in SETUP.owner.items() for kind in ("Request", "Resource")
+    }
     outside = []
     for fixture in ("ecs_full_run", "eks_full_run"):
         for resource in request.getfixturevalue(fixture).recorder.of_type("aws:iam/rolePolicy:RolePolicy"):
@@ -222,6 +226,10 @@ def test_the_boundary_covers_every_policy_the_programs_give_their_roles(request:
                         # them only so tagged (CreateTaggedLoadBalancer, CreateTaggedTargetGroup).
                         if re.search(r":(loadbalancer/\w+|targetgroup)/k8s-", arn):
                             context = {f"aws:ResourceTag/{CLUSTER_TAG}": "diabetes-dev-eks", **context}
+                        # The stack's VPC, and the security groups the controller makes with the chart's defaultTags,
+                        # carry the stack's Project and Environment tags.
+                        if re.search(r":(vpc|security-group)/", arn):
+                            context = {**owner_tags, **context}
                         if not allows(boundary, action, arn, context):
                             outside.append(f"{resource.name}: {action} on {arn} {context}")
     assert outside == []
@@ -265,7 +273,7 @@ def test_a_role_the_deploy_role_makes_can_do_nothing_outside_the_stack_whatever_
     the boundary's 99 actions on every resource in every region (every bucket, Pulumi's state included). Now the
     boundary holds it to the stack's own resources in the stack's region."""
     account = SETUP.account_id
-    boundary = workload_boundary_policy(SETUP.ctx)
+    boundary = workload_boundary_policy(SETUP.ctx, SETUP.owner)
     here = {"aws:RequestedRegion": REGION}
     reached = [
         f"{action} on {arn}"
@@ -292,6 +300,55 @@ def test_a_role_the_deploy_role_makes_can_do_nothing_outside_the_stack_whatever_
     assert allows(policy, "iam:AttachRolePolicy", cluster_role, eks)
     assert not allows(policy, "iam:AttachRolePolicy", cluster_role.replace("eks-cluster", "ecs-execution"), eks)
     assert not allows(policy, "iam:UpdateAssumeRolePolicy", cluster_role, bounded)
+
+
+def test_a_bounded_role_cannot_tag_its_way_into_another_workloads_groups_and_load_balancers() -> None:
+    """Review 2, N1: the boundary let a bounded role (any inline policy) tag an existing security group, load balancer
+    or target group of someone else with this cluster's tag, then open, delete or retarget it. Tags are written only
+    while creating, or on what already carries this cluster's value and (security groups) the stack's tags."""
+    account, here = SETUP.account_id, {"aws:RequestedRegion": REGION}
+    boundary = workload_boundary_policy(SETUP.ctx, SETUP.owner)
+    cluster = {CLUSTER_TAG: f"{SETUP.name}-eks"}
+    ours = {**cluster, **SETUP.owner}
+
+    def can(action: str, arn: str, **tags: dict[str, str]) -> bool:
+        context = {f"aws:{kind}Tag/{key}": value for kind, given in tags.items() for key, value in given.items()}
+        return allows_bounded(ADMINISTRATOR, boundary, action, arn, {**here, **context})
+
+    group = f"arn:aws:ec2:{REGION}:{account}:security-group/sg-0payments-db"
+    elb = f"arn:aws:elasticloadbalancing:{REGION}:{account}:"
+    balancer, target_group = f"{elb}loadbalancer/app/k8s-prod-api-abc/1", f"{elb}targetgroup/k8s-prod-api-abc/1"
+    prod = {CLUSTER_TAG: "diabetes-prod-eks", "Project": "diabetes", "Environment": "prod"}
+    for existing in ({}, prod, {"Team": "payments"}):  # untagged, another cluster's, another team's
+        for arn in (balancer, target_group):
+            assert not can("elasticloadbalancing:AddTags", arn, Request=cluster, Resource=existing), (arn, existing)
+    # A group with this cluster's tag but not the stack's is not the controller's either (its groups carry both).
+    for existing in ({}, prod, {"Team": "payments"}, cluster):
+        assert not can("ec2:CreateTags", group, Request=ours, Resource=existing), existing
+        for action in SG_WRITES:
+            assert not can(action, group, Resource=existing), (action, existing)
+    for action in ("DeleteLoadBalancer", "SetSecurityGroups", "ModifyLoadBalancerAttributes"):
+        assert not can(f"elasticloadbalancing:{action}", balancer, Resource=prod), action
+    for action in ("DeleteTargetGroup", "RegisterTargets", "ModifyTargetGroup"):
+        assert not can(f"elasticloadbalancing:{action}", target_group, Resource=prod), action
+    # A security group only in the stack's VPC (the VPC's id is unknown when the boundary is made; its tags are not).
+    vpc = f"arn:aws:ec2:{REGION}:{account}:vpc/vpc-0other"
+    assert not can("ec2:CreateSecurityGroup", vpc, Resource={"Project": "shop"})
+    assert can("ec2:CreateSecurityGroup", vpc, Resource=SETUP.owner)
+    # What the controller itself does still passes: tag while creating, write what carries this cluster's and the
+    # stack's tags, and on load balancers this cluster's value.
+    creating = {**here, "ec2:CreateAction": "CreateSecurityGroup"}
+    new_tags = {f"aws:RequestTag/{key}": value for key, value in ours.items()}
+    assert allows_bounded(ADMINISTRATOR, boundary, "ec2:CreateTags", group, {**creating, **new_tags})
+    for action in SG_WRITES:
+        assert can(action, group, Resource=ours), action
+    created = {**here, f"aws:RequestTag/{CLUSTER_TAG}": cluster[CLUSTER_TAG]}
+    for action, kind in (("CreateLoadBalancer", "CreateLoadBalancer"), ("CreateTargetGroup", "CreateTargetGroup")):
+        arn = balancer if kind == "CreateLoadBalancer" else target_group
+        assert allows_bounded(ADMINISTRATOR, boundary, f"elasticloadbalancing:{action}", arn, created)
+        tagging = {**created, "elasticloadbalancing:CreateAction": kind}
+        assert allows_bounded(ADMINISTRATOR, boundary, "elasticloadbalancing:AddTags", arn, tagging)
+        assert can("elasticloadbalancing:RegisterTargets", target_group, Resource=cluster)
 
 
 def test_every_stack_role_is_replaced_rather_than_retrusted(request: pytest.FixtureRequest) -> None:
@@ -330,7 +387,7 @@ def test_every_managed_policy_fits_iams_size_limit() -> None:
         project="diabetess",
     )
     assert len(longest.name) == 20
-    size = len(re.sub(r"\s", "", workload_boundary_policy(longest.ctx)))
+    size = len(re.sub(r"\s", "", workload_boundary_policy(longest.ctx, longest.owner)))
     assert size <= 6144, size
     for name, spec in ci_roles(longest).items():
         documents = spec["permissionPolicies"]
@@ -454,6 +511,64 @@ def test_the_deploy_role_cannot_touch_another_workloads_network_balancers_or_ser
     assert allows(policy, "elasticloadbalancing:DeleteLoadBalancer", lb, own)
 
 
+@pytest.mark.parametrize(
+    ("namespace", "dimension"),
+    [("dynamodb", "dynamodb:table:WriteCapacityUnits"), ("rds", "rds:cluster:ReadReplicaCount"), ("ecs", "x:y:z")],
+)
+def test_the_deploy_role_scales_only_ecs_services(namespace: str, dimension: str) -> None:
+    """Review 2, N3: Application Auto Scaling's writes were granted on `*`: the dev deploy role could delete the
+    scaling policies or deregister the targets of any DynamoDB table or Aurora cluster in the region. They are held to
+    ECS services' desired count now (what is left, any ECS service's, is in docs/deploy.md's "What stays possible")."""
+    policy = deploy_policy(SETUP)
+    target = f"arn:aws:application-autoscaling:{REGION}:{SETUP.account_id}:scalable-target/0a1b2c3d"
+    here = {"aws:RequestedRegion": REGION}
+    other = {
+        **here,
+        "application-autoscaling:service-namespace": namespace,
+        "application-autoscaling:scalable-dimension": dimension,
+    }
+    ecs = {**here, **ECS_SCALING}
+    for action in ("DeleteScalingPolicy", "DeregisterScalableTarget", "PutScalingPolicy", "RegisterScalableTarget"):
+        assert not allows(policy, f"application-autoscaling:{action}", target, other), action
+        assert allows(policy, f"application-autoscaling:{action}", target, ecs), action
+
+
+def test_the_publish_role_can_read_enhanced_scanning_findings() -> None:
+    """Review 2, open question: under enhanced scanning ECR reads the findings from Amazon Inspector with the caller's
+    rights (ECR user guide, "IAM permissions required for enhanced scanning"): without inspector2:ListFindings the
+    publish job's scan gate fails on the first push. Reads only, this region only; never switching scanning off."""
+    publish = publish_policy(SETUP)
+    here = {"aws:RequestedRegion": REGION}
+    for action in ("inspector2:ListFindings", "inspector2:ListCoverage"):
+        assert allows(publish, action, "*", here), action
+        assert not allows(publish, action, "*", {"aws:RequestedRegion": "us-east-1"}), action
+    for action in ("inspector2:Disable", "inspector2:Enable", "inspector2:UpdateConfiguration"):
+        assert not allows(publish, action, "*", here), action
+
+
+def test_service_connect_needs_no_cloud_map_service_calls_of_the_deploy_role() -> None:
+    """Review 2, open question, settled from AWS's managed policy (a guard, not a fix: the role was right): ECS makes
+    the Service Connect services in the namespace with its service-linked role, whose policy grants the Cloud Map
+    service calls for what ECS tags AmazonECSManaged; the deploy role creates that role and the namespace only."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+    document = json.loads(aws_managed_policies_data)["AmazonECSServiceRolePolicy"]["Document"]
+    (creates,) = [s for s in document["Statement"] if "servicediscovery:CreateService" in s["Action"]]
+    assert creates["Condition"] == {"ForAllValues:StringEquals": {"aws:TagKeys": ["AmazonECSManaged"]}}
+    linked = json.dumps(document)
+    assert allows(linked, "servicediscovery:DeleteService", "*", {"aws:ResourceTag/AmazonECSManaged": "true"})
+    deploy = deploy_policy(SETUP)
+    ecs_role = f"arn:aws:iam::{SETUP.account_id}:role/aws-service-role/ecs.amazonaws.com/AWSServiceRoleForECS"
+    assert allows(deploy, "iam:CreateServiceLinkedRole", ecs_role, {"iam:AWSServiceName": "ecs.amazonaws.com"})
+    namespace = f"arn:aws:servicediscovery:{REGION}:{SETUP.account_id}:namespace/ns-1"
+    assert allows(deploy, "servicediscovery:CreateHttpNamespace", namespace, {"aws:RequestedRegion": REGION})
+    assert not allows(deploy, "servicediscovery:CreateService", "*", {"aws:RequestedRegion": REGION})
+
+
 def _state_keys(stack: str) -> list[str]:
     """Objects Pulumi's S3 backend keeps for one stack of each project: checkpoint, history, backup, lock."""
     bucket = f"arn:aws:s3:::{SETUP.state_bucket}"
@@ -469,15 +584,16 @@ def _state_keys(stack: str) -> list[str]:
 def test_each_ci_role_reads_and_writes_only_its_own_environments_state(other: str) -> None:
     """The state is code (a provider's kubeconfig `exec` runs at the next destroy): the dev deploy role could write
     every stack's state (`.pulumi/*`), prod's and trial's included where environments share a bucket, and the dev
-    preview role could read them. Each role now has its environment's objects only; the preview role writes only its
-    lock."""
+    preview role could read them. Each role now has its environment's objects only; the preview role writes nothing
+    (review 2, N5: it could delete the lock of an update in progress; Pulumi's DIY backend takes no lock to preview)."""
     here = {"aws:RequestedRegion": REGION}
     deploy, preview = deploy_policy(SETUP), preview_policy(SETUP)
     *own_state, own_lock = _state_keys("dev")
     for key in [*own_state, own_lock]:
         assert allows(deploy, "s3:PutObject", key, here), key
         assert allows(preview, "s3:GetObject", key, here), key
-    assert allows(preview, "s3:PutObject", own_lock, here)
+    for action in ("s3:PutObject", "s3:DeleteObject"):
+        assert not allows(preview, action, own_lock, here), action
     assert [key for key in own_state if allows(preview, "s3:PutObject", key, here)] == []
     reached = [
         f"{role} {action} {key}"

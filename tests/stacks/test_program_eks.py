@@ -14,8 +14,10 @@ import yaml
 
 from stacks.config import ConfigError, EksStackSettings
 from stacks.eks import preview_access
-from stacks.eks.lb_controller_policy import CHART_VERSION
+from stacks.eks.lb_controller_policy import CHART_VERSION, CLUSTER_TAG
 from stacks.ops.__main__ import main as ops_main
+from stacks.ops.boundary import workload_boundary_policy
+from stacks.ops.ci_roles import CiSetup
 from tests.stacks import eks_component
 from tests.stacks.conftest import CERTIFICATE, FULL, MODEL_SHA256
 from tests.stacks.harness import (
@@ -32,12 +34,15 @@ from tests.stacks.harness import (
     settings_for,
     subnet_ids,
 )
+from tests.stacks.iam_lint import allows, allows_bounded
 
 K8S_VERSION = "1.35.0"
 TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 SG_WRITES = ("ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress", "ec2:DeleteSecurityGroup")
 PREVIEW_KINDS = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "Role", "RoleBinding"}
+#: Any policy at all: a boundary is judged by what it lets through whatever the role is given.
+ADMINISTRATOR = json.dumps({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
 APP_KINDS = {"Namespace", "ServiceAccount", "Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
 
 
@@ -538,3 +543,62 @@ def test_the_dev_stack_keeps_the_api_endpoint_private_and_an_open_one_warns(root
     with mock.patch("pulumi.log.warn") as warn:
         run_program(build, settings, root_run.outputs, preview=True)
     assert any("open to 0.0.0.0/0" in call.args[0] for call in warn.call_args_list)
+
+
+def test_the_controller_cannot_touch_another_clusters_load_balancers_or_groups(eks_full_run: Run) -> None:
+    """Review 2, N2: any `elbv2.k8s.aws/cluster` tag once let the dev controller delete or change prod's `k8s-*` load
+    balancers and target groups (and register targets into them): only this cluster's value does now."""
+    policy = json.dumps(_lbc_policy(eks_full_run))
+    (vpc,) = {
+        s["Condition"]["ArnEquals"]["ec2:Vpc"]
+        for s in json.loads(policy)["Statement"]
+        if "ArnEquals" in s.get("Condition", {})
+    }
+    arn = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:"
+    balancer, group = f"{arn}loadbalancer/app/k8s-shop-api-0a1b2c3d4e/1", f"{arn}targetgroup/k8s-shop-api-0a1b2c3d4e/1"
+    security_group = "arn:aws:ec2:eu-west-1:123456789012:security-group/sg-0shop"
+    writes = {
+        balancer: ("DeleteLoadBalancer", "ModifyLoadBalancerAttributes", "SetSecurityGroups", "SetSubnets"),
+        group: ("DeleteTargetGroup", "ModifyTargetGroup", "RegisterTargets", "DeregisterTargets"),
+    }
+    here = {"aws:RequestedRegion": "eu-west-1", "ec2:Vpc": vpc}
+    for cluster, allowed in (("diabetes-dev-eks", True), ("diabetes-prod-eks", False)):
+        tagged = {**here, f"aws:ResourceTag/{CLUSTER_TAG}": cluster}
+        for resource, actions in writes.items():
+            for action in actions:
+                assert allows(policy, f"elasticloadbalancing:{action}", resource, tagged) is allowed, (action, cluster)
+            assert allows(policy, "elasticloadbalancing:AddTags", resource, tagged) is allowed, cluster
+        for action in SG_WRITES:
+            assert allows(policy, action, security_group, tagged) is allowed, (action, cluster)
+        created = {
+            **here,
+            f"aws:RequestTag/{CLUSTER_TAG}": cluster,
+            "elasticloadbalancing:CreateAction": "CreateLoadBalancer",
+        }
+        assert allows(policy, "elasticloadbalancing:CreateLoadBalancer", balancer, created) is allowed, cluster
+    # Retagging its own resources never moves the cluster tag (out of reach, or onto another cluster's).
+    moved = {**here, f"aws:ResourceTag/{CLUSTER_TAG}": "diabetes-dev-eks", f"aws:RequestTag/{CLUSTER_TAG}": "x"}
+    assert not allows(policy, "elasticloadbalancing:AddTags", balancer, moved)
+    assert not allows(policy, "ec2:CreateTags", security_group, moved)
+    # Untagged targets groups of anyone (TargetGroupBindings to groups it did not make are not used here).
+    assert not allows(policy, "elasticloadbalancing:RegisterTargets", group, here)
+
+
+def test_the_controller_tags_what_it_makes_as_the_workload_boundary_requires(eks_full_run: Run) -> None:
+    """Review 2, N1: the boundary lets a role write only the security groups that carry this cluster's tag and the
+    stack's Project and Environment tags; the chart's defaultTags put the stack's tags on everything the controller
+    makes, so its groups stay within reach, and nobody else's is."""
+    values = _release(eks_full_run, "aws-load-balancer-controller").inputs["values"]
+    setup = CiSetup("acme/diabetes", "dev", "123456789012", "eu-west-1", "state", "k1")
+    boundary = workload_boundary_policy(setup.ctx, setup.owner)
+    tags = {**values["defaultTags"], CLUSTER_TAG: "diabetes-dev-eks"}
+    assert tags.items() >= setup.owner.items()
+    group = "arn:aws:ec2:eu-west-1:123456789012:security-group/sg-0new"
+    here = {"aws:RequestedRegion": "eu-west-1"}
+    made = {**here, **{f"aws:RequestTag/{key}": value for key, value in tags.items()}}
+    assert allows_bounded(
+        ADMINISTRATOR, boundary, "ec2:CreateTags", group, {**made, "ec2:CreateAction": "CreateSecurityGroup"}
+    )
+    existing = {**here, **{f"aws:ResourceTag/{key}": value for key, value in tags.items()}}
+    for action in SG_WRITES:
+        assert allows_bounded(ADMINISTRATOR, boundary, action, group, existing), action

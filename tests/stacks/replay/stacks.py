@@ -78,7 +78,10 @@ def replay_stacks(endpoint: str, account: str, programs: Callable[[str], dict[st
     certificate = clients("acm").request_certificate(DomainName="diabetes.example.com")["CertificateArn"]
     replay.provide(certificate_in(account), certificate)
     # So does the workload boundary every role of the stacks carries (made by the bootstrap).
-    stack = runs["root"].settings.name
+    settings = runs["root"].settings
+    stack = settings.name
     ctx = AwsContext(account, "aws", REGION, "", stack)
-    clients("iam").create_policy(PolicyName=boundary_name(stack), PolicyDocument=workload_boundary_policy(ctx))
+    owner = {"Project": settings.project, "Environment": settings.environment}
+    boundary = workload_boundary_policy(ctx, owner)
+    clients("iam").create_policy(PolicyName=boundary_name(stack), PolicyDocument=boundary)
     return Replayed(replay, runs, {stack: replay.replay(run) for stack, run in runs.items()})
