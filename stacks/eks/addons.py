@@ -66,13 +66,7 @@ class EksAddons(pulumi.ComponentResource):
         cluster_name = cluster.cluster_name
 
         on_cluster = pulumi.ResourceOptions(parent=self, provider=cluster.provider)
-        # The preview guard (admission policy, then its binding); the app's component grants the dry runs after it.
-        previous: list[pulumi.Resource] = []
-        for manifest in guard_manifests():
-            label = f"{name}-preview-{manifest['kind'].lower()}"
-            opts = pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=previous))
-            previous = [create_object(label, manifest, opts)]
-
+        previous = _preview_guard(name, on_cluster)
         # Fargate reads its log routing when a pod starts: set it up before any pod of ours is scheduled.
         observability = create_object(f"{name}-observability-ns", manifests.observability_namespace(), on_cluster)
         logging = create_object(
@@ -132,3 +126,13 @@ class EksAddons(pulumi.ComponentResource):
         )
         self.ready = [controller, metrics_server, logging, *previous]
         self.register_outputs({})
+
+
+def _preview_guard(name: str, on_cluster: pulumi.ResourceOptions) -> list[pulumi.Resource]:
+    """The preview guard (admission policy, then its binding); the app's component grants the dry runs after it."""
+    previous: list[pulumi.Resource] = []
+    for manifest in guard_manifests():
+        label = f"{name}-preview-{manifest['kind'].lower()}"
+        opts = pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=previous))
+        previous = [create_object(label, manifest, opts)]
+    return previous

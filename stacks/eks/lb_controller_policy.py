@@ -143,24 +143,7 @@ def own_elb_resources(ctx: AwsContext) -> dict[str, list[str]]:
 
 def lb_controller_policy(ctx: AwsContext, vpc_id: str, cluster_name: str) -> str:
     """The controller's permissions, scoped to its own resources in this account, region and VPC."""
-
-    def elb(resource: str) -> str:
-        return ctx.arn("elasticloadbalancing", resource)
-
-    owned = own_elb_resources(ctx)
-    load_balancers, listeners, rules = owned["loadbalancer"], owned["listener"], owned["listener-rule"]
-    (target_groups,) = owned["targetgroup"]
-    # Creating (and tagging while creating) is scoped by the request tag alone, as upstream does: whether IAM matches
-    # the new resource's name at creation is not documented, and a create cannot touch existing resources.
-    any_new = [*(elb(f"loadbalancer/{kind}/*/*") for kind in KINDS), elb("targetgroup/*/*")]
-    security_groups = ctx.arn("ec2", "security-group/*")
     vpc = ctx.arn("ec2", f"vpc/{vpc_id}")
-    in_vpc = {"ArnEquals": {"ec2:Vpc": vpc}}
-    tagged: dict[str, dict[str, Any]] = {"StringEquals": {f"aws:ResourceTag/{CLUSTER_TAG}": cluster_name}}
-    request_tagged = {f"aws:RequestTag/{CLUSTER_TAG}": cluster_name}
-    tagging_own = {**tagged, "Null": {f"aws:RequestTag/{CLUSTER_TAG}": "true"}}
-    # EKS tags the cluster security group (the one Fargate pods use) with kubernetes.io/cluster/<name> = owned.
-    cluster_security_group = {"StringEquals": {f"aws:ResourceTag/kubernetes.io/cluster/{cluster_name}": "owned"}}
     service_linked_role = ctx.arn(
         "iam",
         "role/aws-service-role/elasticloadbalancing.amazonaws.com/AWSServiceRoleForElasticLoadBalancing",
@@ -177,74 +160,112 @@ def lb_controller_policy(ctx: AwsContext, vpc_id: str, cluster_name: str) -> str
             statement(_DESCRIBE, "*", sid="ReadOnlyDescribe"),
             statement(["ec2:GetSecurityGroupsForVpc"], vpc, sid="SecurityGroupsOfVpc"),
             statement(["acm:DescribeCertificate"], ctx.arn("acm", "certificate/*"), sid="Certificates"),
-            statement(["ec2:CreateSecurityGroup"], [vpc, security_groups], sid="CreateSecurityGroupInVpc"),
-            statement(
-                ["ec2:CreateTags"],
-                security_groups,
-                {"StringEquals": {"ec2:CreateAction": "CreateSecurityGroup", **request_tagged}},
-                sid="TagNewSecurityGroup",
-            ),
-            statement(["ec2:CreateTags", "ec2:DeleteTags"], security_groups, tagging_own, sid="RetagOwnSecurityGroup"),
-            statement(
-                ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],
-                security_groups,
-                {**in_vpc, **tagged},
-                sid="IngressRulesInVpc",
-            ),
-            statement(
-                ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],
-                security_groups,
-                {**in_vpc, **cluster_security_group},
-                sid="IngressRulesOnClusterSecurityGroup",
-            ),
-            statement(["ec2:DeleteSecurityGroup"], security_groups, tagged, sid="DeleteOwnSecurityGroup"),
-            statement(
-                ["elasticloadbalancing:CreateLoadBalancer"],
-                any_new[:2],
-                {"StringEquals": request_tagged},
-                sid="CreateTaggedLoadBalancer",
-            ),
-            statement(
-                ["elasticloadbalancing:CreateTargetGroup"],
-                any_new[2:],
-                {"StringEquals": request_tagged},
-                sid="CreateTaggedTargetGroup",
-            ),
-            statement(
-                ["elasticloadbalancing:AddTags"],
-                any_new,
-                {
-                    "StringEquals": {
-                        "elasticloadbalancing:CreateAction": ["CreateTargetGroup", "CreateLoadBalancer"],
-                        **request_tagged,
-                    }
-                },
-                sid="TagOnCreate",
-            ),
-            statement(
-                ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
-                [*load_balancers, target_groups],
-                tagging_own,
-                sid="RetagOwnLoadBalancers",
-            ),
-            statement(
-                ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
-                [*listeners, *rules],
-                sid="TagListenersAndRules",
-            ),
-            statement(["elasticloadbalancing:CreateListener"], load_balancers, sid="CreateListener"),
-            statement(_LISTENERS, listeners, sid="Listeners"),
-            statement(_RULES, rules, sid="Rules"),
-            statement(_MODIFY_LOAD_BALANCER, load_balancers, tagged, sid="ModifyOwnLoadBalancers"),
-            statement(_MODIFY_TARGET_GROUP, [target_groups], tagged, sid="ModifyOwnTargetGroups"),
-            statement(
-                ["elasticloadbalancing:ModifyListenerAttributes"], listeners, tagged, sid="ModifyOwnListenerAttributes"
-            ),
-            statement(
-                ["elasticloadbalancing:DeregisterTargets", "elasticloadbalancing:RegisterTargets"],
-                target_groups,
-                tagged,
-                sid="Targets",
-            ),
+            *_security_group_statements(ctx, vpc, cluster_name),
+            *_load_balancer_statements(ctx, cluster_name),
         ]
     )
+
+
+def _tag_conditions(cluster_name: str) -> tuple[dict[str, dict[str, Any]], dict[str, str], dict[str, Any]]:
+    """The resource carries this cluster's tag; the request sets it; a retag keeps it (removes or changes it not)."""
+    tagged: dict[str, dict[str, Any]] = {"StringEquals": {f"aws:ResourceTag/{CLUSTER_TAG}": cluster_name}}
+    request_tagged = {f"aws:RequestTag/{CLUSTER_TAG}": cluster_name}
+    tagging_own = {**tagged, "Null": {f"aws:RequestTag/{CLUSTER_TAG}": "true"}}
+    return tagged, request_tagged, tagging_own
+
+
+def _security_group_statements(ctx: AwsContext, vpc: str, cluster_name: str) -> list[dict[str, Any]]:
+    """Security groups the controller creates in the VPC, and ingress rules on them and on the cluster's group."""
+    security_groups = ctx.arn("ec2", "security-group/*")
+    in_vpc = {"ArnEquals": {"ec2:Vpc": vpc}}
+    tagged, request_tagged, tagging_own = _tag_conditions(cluster_name)
+    # EKS tags the cluster security group (the one Fargate pods use) with kubernetes.io/cluster/<name> = owned.
+    cluster_security_group = {"StringEquals": {f"aws:ResourceTag/kubernetes.io/cluster/{cluster_name}": "owned"}}
+    return [
+        statement(["ec2:CreateSecurityGroup"], [vpc, security_groups], sid="CreateSecurityGroupInVpc"),
+        statement(
+            ["ec2:CreateTags"],
+            security_groups,
+            {"StringEquals": {"ec2:CreateAction": "CreateSecurityGroup", **request_tagged}},
+            sid="TagNewSecurityGroup",
+        ),
+        statement(["ec2:CreateTags", "ec2:DeleteTags"], security_groups, tagging_own, sid="RetagOwnSecurityGroup"),
+        statement(
+            ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],
+            security_groups,
+            {**in_vpc, **tagged},
+            sid="IngressRulesInVpc",
+        ),
+        statement(
+            ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],
+            security_groups,
+            {**in_vpc, **cluster_security_group},
+            sid="IngressRulesOnClusterSecurityGroup",
+        ),
+        statement(["ec2:DeleteSecurityGroup"], security_groups, tagged, sid="DeleteOwnSecurityGroup"),
+    ]
+
+
+def _load_balancer_statements(ctx: AwsContext, cluster_name: str) -> list[dict[str, Any]]:
+    """Load balancers, target groups, listeners and rules the controller creates (tagged) and then only its own."""
+
+    def elb(resource: str) -> str:
+        return ctx.arn("elasticloadbalancing", resource)
+
+    owned = own_elb_resources(ctx)
+    load_balancers, listeners, rules = owned["loadbalancer"], owned["listener"], owned["listener-rule"]
+    (target_groups,) = owned["targetgroup"]
+    # Creating (and tagging while creating) is scoped by the request tag alone, as upstream does: whether IAM matches
+    # the new resource's name at creation is not documented, and a create cannot touch existing resources.
+    any_new = [*(elb(f"loadbalancer/{kind}/*/*") for kind in KINDS), elb("targetgroup/*/*")]
+    tagged, request_tagged, tagging_own = _tag_conditions(cluster_name)
+    return [
+        statement(
+            ["elasticloadbalancing:CreateLoadBalancer"],
+            any_new[:2],
+            {"StringEquals": request_tagged},
+            sid="CreateTaggedLoadBalancer",
+        ),
+        statement(
+            ["elasticloadbalancing:CreateTargetGroup"],
+            any_new[2:],
+            {"StringEquals": request_tagged},
+            sid="CreateTaggedTargetGroup",
+        ),
+        statement(
+            ["elasticloadbalancing:AddTags"],
+            any_new,
+            {
+                "StringEquals": {
+                    "elasticloadbalancing:CreateAction": ["CreateTargetGroup", "CreateLoadBalancer"],
+                    **request_tagged,
+                }
+            },
+            sid="TagOnCreate",
+        ),
+        statement(
+            ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
+            [*load_balancers, target_groups],
+            tagging_own,
+            sid="RetagOwnLoadBalancers",
+        ),
+        statement(
+            ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
+            [*listeners, *rules],
+            sid="TagListenersAndRules",
+        ),
+        statement(["elasticloadbalancing:CreateListener"], load_balancers, sid="CreateListener"),
+        statement(_LISTENERS, listeners, sid="Listeners"),
+        statement(_RULES, rules, sid="Rules"),
+        statement(_MODIFY_LOAD_BALANCER, load_balancers, tagged, sid="ModifyOwnLoadBalancers"),
+        statement(_MODIFY_TARGET_GROUP, [target_groups], tagged, sid="ModifyOwnTargetGroups"),
+        statement(
+            ["elasticloadbalancing:ModifyListenerAttributes"], listeners, tagged, sid="ModifyOwnListenerAttributes"
+        ),
+        statement(
+            ["elasticloadbalancing:DeregisterTargets", "elasticloadbalancing:RegisterTargets"],
+            target_groups,
+            tagged,
+            sid="Targets",
+        ),
+    ]

@@ -171,6 +171,37 @@ def _workload_statements(ctx: AwsContext) -> list[dict[str, Any]]:
     ]
 
 
+def _elb_writes(document: list[dict[str, Any]], arns: set[str], creates: list[str]) -> list[str]:
+    """The controller's load balancer writes (not creates) its policy `document` grants on any of `arns`."""
+    return sorted(
+        {
+            a
+            for item in document
+            if set(item["Resource"] if isinstance(item["Resource"], list) else [item["Resource"]]) & arns
+            for a in item["Action"]
+            if a.startswith("elasticloadbalancing:") and a not in creates
+        }
+    )
+
+
+def _compact(owned: Mapping[str, list[str]], on: list[str]) -> list[str]:
+    """The ARNs of the kinds `on` with `app`/`net` as one wildcard (a managed policy holds at most 6,144 characters)."""
+    return sorted({arn.replace(f"/{KINDS[0]}/", "/*/").replace(f"/{KINDS[1]}/", "/*/") for k in on for arn in owned[k]})
+
+
+def _ec2_writes(document: list[dict[str, Any]]) -> list[str]:
+    """The controller's security group writes on named resources, creating and listing left out."""
+    return sorted(
+        {
+            a
+            for item in document
+            if item["Resource"] != "*"
+            for a in item["Action"]
+            if a.startswith("ec2:") and a not in ("ec2:CreateSecurityGroup", "ec2:GetSecurityGroupsForVpc")
+        }
+    )
+
+
 def _controller_statements(ctx: AwsContext, owner: Mapping[str, str]) -> list[dict[str, Any]]:
     """The Load Balancer Controller on what it owns: load balancers and target groups it creates tagged with this
     cluster's value of `elbv2.k8s.aws/cluster` (the tag set only while creating), its `k8s-*` listeners and rules,
@@ -182,36 +213,13 @@ def _controller_statements(ctx: AwsContext, owner: Mapping[str, str]) -> list[di
     document = json.loads(lb_controller_policy(ctx, "*", cluster))["Statement"]
     owned = own_elb_resources(ctx)
     creates = ["elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:CreateTargetGroup"]
-    kinds = {kind: set(arns) for kind, arns in owned.items()}
 
     def granted_on(*on: str) -> list[str]:
-        """The controller's writes (not creates) it is granted on ARNs of the given kinds."""
-        arns = set().union(*(kinds[kind] for kind in on))
-        return sorted(
-            {
-                a
-                for item in document
-                if set(item["Resource"] if isinstance(item["Resource"], list) else [item["Resource"]]) & arns
-                for a in item["Action"]
-                if a.startswith("elasticloadbalancing:") and a not in creates
-            }
-        )
+        return _elb_writes(document, {arn for kind in on for arn in owned[kind]}, creates)
 
     def compact(on: list[str]) -> list[str]:
-        """The same ARNs with `app`/`net` as one wildcard (a managed policy holds at most 6,144 characters)."""
-        return sorted(
-            {arn.replace(f"/{KINDS[0]}/", "/*/").replace(f"/{KINDS[1]}/", "/*/") for k in on for arn in owned[k]}
-        )
+        return _compact(owned, on)
 
-    ec2_writes = sorted(
-        {
-            a
-            for item in document
-            if item["Resource"] != "*"
-            for a in item["Action"]
-            if a.startswith("ec2:") and a not in ("ec2:CreateSecurityGroup", "ec2:GetSecurityGroupsForVpc")
-        }
-    )
     new_tag = {f"aws:RequestTag/{CLUSTER_TAG}": cluster}
     ours = {"StringEquals": {f"aws:ResourceTag/{CLUSTER_TAG}": cluster}}
     stacks = {f"aws:ResourceTag/{key}": value for key, value in owner.items()}
@@ -246,7 +254,7 @@ def _controller_statements(ctx: AwsContext, owner: Mapping[str, str]) -> list[di
             sid="TagNewSecurityGroups",
         ),
         statement(
-            ec2_writes,
+            _ec2_writes(document),
             security_groups,
             {"StringEquals": {**ours["StringEquals"], **stacks}},
             sid="SecurityGroups",
