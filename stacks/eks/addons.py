@@ -67,7 +67,6 @@ class EksAddons(pulumi.ComponentResource):
 
         on_cluster = pulumi.ResourceOptions(parent=self, provider=cluster.provider)
         previous = _preview_guard(name, on_cluster)
-
         # Fargate reads its log routing when a pod starts: set it up before any pod of ours is scheduled.
         observability = create_object(f"{name}-observability-ns", manifests.observability_namespace(), on_cluster)
         logging = create_object(

@@ -125,10 +125,6 @@ _RULES = (
 )
 
 
-#: The service-linked role Elastic Load Balancing creates on first use.
-_ELB_LINKED_ROLE = "elasticloadbalancing.amazonaws.com/AWSServiceRoleForElasticLoadBalancing"
-
-
 def own_elb_resources(ctx: AwsContext) -> dict[str, list[str]]:
     """The ARNs of what the controller creates (`k8s-*` names), by kind: load balancers, target groups, listeners,
     rules (the workload boundary grants the same)."""
@@ -145,11 +141,33 @@ def own_elb_resources(ctx: AwsContext) -> dict[str, list[str]]:
     }
 
 
-def _cluster_tag_conditions(
-    cluster_name: str,
-) -> tuple[dict[str, dict[str, Any]], dict[str, str], dict[str, dict[str, Any]]]:
-    """This cluster's tag on the resource, in the request, and on the resource with none in the request (retagging
-    that cannot move the cluster tag)."""
+def lb_controller_policy(ctx: AwsContext, vpc_id: str, cluster_name: str) -> str:
+    """The controller's permissions, scoped to its own resources in this account, region and VPC."""
+    vpc = ctx.arn("ec2", f"vpc/{vpc_id}")
+    service_linked_role = ctx.arn(
+        "iam",
+        "role/aws-service-role/elasticloadbalancing.amazonaws.com/AWSServiceRoleForElasticLoadBalancing",
+        region=False,
+    )
+    return policy_json(
+        [
+            statement(
+                ["iam:CreateServiceLinkedRole"],
+                service_linked_role,
+                {"StringEquals": {"iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"}},
+                sid="ServiceLinkedRole",
+            ),
+            statement(_DESCRIBE, "*", sid="ReadOnlyDescribe"),
+            statement(["ec2:GetSecurityGroupsForVpc"], vpc, sid="SecurityGroupsOfVpc"),
+            statement(["acm:DescribeCertificate"], ctx.arn("acm", "certificate/*"), sid="Certificates"),
+            *_security_group_statements(ctx, vpc, cluster_name),
+            *_load_balancer_statements(ctx, cluster_name),
+        ]
+    )
+
+
+def _tag_conditions(cluster_name: str) -> tuple[dict[str, dict[str, Any]], dict[str, str], dict[str, Any]]:
+    """The resource carries this cluster's tag; the request sets it; a retag keeps it (removes or changes it not)."""
     tagged: dict[str, dict[str, Any]] = {"StringEquals": {f"aws:ResourceTag/{CLUSTER_TAG}": cluster_name}}
     request_tagged = {f"aws:RequestTag/{CLUSTER_TAG}": cluster_name}
     tagging_own = {**tagged, "Null": {f"aws:RequestTag/{CLUSTER_TAG}": "true"}}
@@ -157,10 +175,10 @@ def _cluster_tag_conditions(
 
 
 def _security_group_statements(ctx: AwsContext, vpc: str, cluster_name: str) -> list[dict[str, Any]]:
-    """Security groups: created in the VPC with this cluster's tag, tagged only then, written only when tagged."""
+    """Security groups the controller creates in the VPC, and ingress rules on them and on the cluster's group."""
     security_groups = ctx.arn("ec2", "security-group/*")
     in_vpc = {"ArnEquals": {"ec2:Vpc": vpc}}
-    tagged, request_tagged, tagging_own = _cluster_tag_conditions(cluster_name)
+    tagged, request_tagged, tagging_own = _tag_conditions(cluster_name)
     # EKS tags the cluster security group (the one Fargate pods use) with kubernetes.io/cluster/<name> = owned.
     cluster_security_group = {"StringEquals": {f"aws:ResourceTag/kubernetes.io/cluster/{cluster_name}": "owned"}}
     return [
@@ -188,79 +206,66 @@ def _security_group_statements(ctx: AwsContext, vpc: str, cluster_name: str) -> 
     ]
 
 
-def lb_controller_policy(ctx: AwsContext, vpc_id: str, cluster_name: str) -> str:
-    """The controller's permissions, scoped to its own resources in this account, region and VPC."""
+def _load_balancer_statements(ctx: AwsContext, cluster_name: str) -> list[dict[str, Any]]:
+    """Load balancers, target groups, listeners and rules the controller creates (tagged) and then only its own."""
+
+    def elb(resource: str) -> str:
+        return ctx.arn("elasticloadbalancing", resource)
+
     owned = own_elb_resources(ctx)
     load_balancers, listeners, rules = owned["loadbalancer"], owned["listener"], owned["listener-rule"]
     (target_groups,) = owned["targetgroup"]
     # Creating (and tagging while creating) is scoped by the request tag alone, as upstream does: whether IAM matches
     # the new resource's name at creation is not documented, and a create cannot touch existing resources.
-    any_new = [
-        ctx.arn("elasticloadbalancing", f"{kind}/*/*")
-        for kind in (*(f"loadbalancer/{k}" for k in KINDS), "targetgroup")
+    any_new = [*(elb(f"loadbalancer/{kind}/*/*") for kind in KINDS), elb("targetgroup/*/*")]
+    tagged, request_tagged, tagging_own = _tag_conditions(cluster_name)
+    return [
+        statement(
+            ["elasticloadbalancing:CreateLoadBalancer"],
+            any_new[:2],
+            {"StringEquals": request_tagged},
+            sid="CreateTaggedLoadBalancer",
+        ),
+        statement(
+            ["elasticloadbalancing:CreateTargetGroup"],
+            any_new[2:],
+            {"StringEquals": request_tagged},
+            sid="CreateTaggedTargetGroup",
+        ),
+        statement(
+            ["elasticloadbalancing:AddTags"],
+            any_new,
+            {
+                "StringEquals": {
+                    "elasticloadbalancing:CreateAction": ["CreateTargetGroup", "CreateLoadBalancer"],
+                    **request_tagged,
+                }
+            },
+            sid="TagOnCreate",
+        ),
+        statement(
+            ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
+            [*load_balancers, target_groups],
+            tagging_own,
+            sid="RetagOwnLoadBalancers",
+        ),
+        statement(
+            ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
+            [*listeners, *rules],
+            sid="TagListenersAndRules",
+        ),
+        statement(["elasticloadbalancing:CreateListener"], load_balancers, sid="CreateListener"),
+        statement(_LISTENERS, listeners, sid="Listeners"),
+        statement(_RULES, rules, sid="Rules"),
+        statement(_MODIFY_LOAD_BALANCER, load_balancers, tagged, sid="ModifyOwnLoadBalancers"),
+        statement(_MODIFY_TARGET_GROUP, [target_groups], tagged, sid="ModifyOwnTargetGroups"),
+        statement(
+            ["elasticloadbalancing:ModifyListenerAttributes"], listeners, tagged, sid="ModifyOwnListenerAttributes"
+        ),
+        statement(
+            ["elasticloadbalancing:DeregisterTargets", "elasticloadbalancing:RegisterTargets"],
+            target_groups,
+            tagged,
+            sid="Targets",
+        ),
     ]
-    vpc = ctx.arn("ec2", f"vpc/{vpc_id}")
-    tagged, request_tagged, tagging_own = _cluster_tag_conditions(cluster_name)
-    service_linked_role = ctx.arn("iam", f"role/aws-service-role/{_ELB_LINKED_ROLE}", region=False)
-    return policy_json(
-        [
-            statement(
-                ["iam:CreateServiceLinkedRole"],
-                service_linked_role,
-                {"StringEquals": {"iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"}},
-                sid="ServiceLinkedRole",
-            ),
-            statement(_DESCRIBE, "*", sid="ReadOnlyDescribe"),
-            statement(["ec2:GetSecurityGroupsForVpc"], vpc, sid="SecurityGroupsOfVpc"),
-            statement(["acm:DescribeCertificate"], ctx.arn("acm", "certificate/*"), sid="Certificates"),
-            *_security_group_statements(ctx, vpc, cluster_name),
-            statement(
-                ["elasticloadbalancing:CreateLoadBalancer"],
-                any_new[:2],
-                {"StringEquals": request_tagged},
-                sid="CreateTaggedLoadBalancer",
-            ),
-            statement(
-                ["elasticloadbalancing:CreateTargetGroup"],
-                any_new[2:],
-                {"StringEquals": request_tagged},
-                sid="CreateTaggedTargetGroup",
-            ),
-            statement(
-                ["elasticloadbalancing:AddTags"],
-                any_new,
-                {
-                    "StringEquals": {
-                        "elasticloadbalancing:CreateAction": ["CreateTargetGroup", "CreateLoadBalancer"],
-                        **request_tagged,
-                    }
-                },
-                sid="TagOnCreate",
-            ),
-            statement(
-                ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
-                [*load_balancers, target_groups],
-                tagging_own,
-                sid="RetagOwnLoadBalancers",
-            ),
-            statement(
-                ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
-                [*listeners, *rules],
-                sid="TagListenersAndRules",
-            ),
-            statement(["elasticloadbalancing:CreateListener"], load_balancers, sid="CreateListener"),
-            statement(_LISTENERS, listeners, sid="Listeners"),
-            statement(_RULES, rules, sid="Rules"),
-            statement(_MODIFY_LOAD_BALANCER, load_balancers, tagged, sid="ModifyOwnLoadBalancers"),
-            statement(_MODIFY_TARGET_GROUP, [target_groups], tagged, sid="ModifyOwnTargetGroups"),
-            statement(
-                ["elasticloadbalancing:ModifyListenerAttributes"], listeners, tagged, sid="ModifyOwnListenerAttributes"
-            ),
-            statement(
-                ["elasticloadbalancing:DeregisterTargets", "elasticloadbalancing:RegisterTargets"],
-                target_groups,
-                tagged,
-                sid="Targets",
-            ),
-        ]
-    )

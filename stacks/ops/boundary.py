@@ -171,8 +171,26 @@ def _workload_statements(ctx: AwsContext) -> list[dict[str, Any]]:
     ]
 
 
-def _security_group_writes(document: list[dict[str, Any]]) -> list[str]:
-    """The EC2 actions the controller's policy grants on named resources, but for creating a group and listing them."""
+def _elb_writes(document: list[dict[str, Any]], arns: set[str], creates: list[str]) -> list[str]:
+    """The controller's load balancer writes (not creates) its policy `document` grants on any of `arns`."""
+    return sorted(
+        {
+            a
+            for item in document
+            if set(item["Resource"] if isinstance(item["Resource"], list) else [item["Resource"]]) & arns
+            for a in item["Action"]
+            if a.startswith("elasticloadbalancing:") and a not in creates
+        }
+    )
+
+
+def _compact(owned: Mapping[str, list[str]], on: list[str]) -> list[str]:
+    """The ARNs of the kinds `on` with `app`/`net` as one wildcard (a managed policy holds at most 6,144 characters)."""
+    return sorted({arn.replace(f"/{KINDS[0]}/", "/*/").replace(f"/{KINDS[1]}/", "/*/") for k in on for arn in owned[k]})
+
+
+def _ec2_writes(document: list[dict[str, Any]]) -> list[str]:
+    """The controller's security group writes on named resources, creating and listing left out."""
     return sorted(
         {
             a
@@ -195,28 +213,13 @@ def _controller_statements(ctx: AwsContext, owner: Mapping[str, str]) -> list[di
     document = json.loads(lb_controller_policy(ctx, "*", cluster))["Statement"]
     owned = own_elb_resources(ctx)
     creates = ["elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:CreateTargetGroup"]
-    kinds = {kind: set(arns) for kind, arns in owned.items()}
 
     def granted_on(*on: str) -> list[str]:
-        """The controller's writes (not creates) it is granted on ARNs of the given kinds."""
-        arns = set().union(*(kinds[kind] for kind in on))
-        return sorted(
-            {
-                a
-                for item in document
-                if set(item["Resource"] if isinstance(item["Resource"], list) else [item["Resource"]]) & arns
-                for a in item["Action"]
-                if a.startswith("elasticloadbalancing:") and a not in creates
-            }
-        )
+        return _elb_writes(document, {arn for kind in on for arn in owned[kind]}, creates)
 
     def compact(on: list[str]) -> list[str]:
-        """The same ARNs with `app`/`net` as one wildcard (a managed policy holds at most 6,144 characters)."""
-        return sorted(
-            {arn.replace(f"/{KINDS[0]}/", "/*/").replace(f"/{KINDS[1]}/", "/*/") for k in on for arn in owned[k]}
-        )
+        return _compact(owned, on)
 
-    ec2_writes = _security_group_writes(document)
     new_tag = {f"aws:RequestTag/{CLUSTER_TAG}": cluster}
     ours = {"StringEquals": {f"aws:ResourceTag/{CLUSTER_TAG}": cluster}}
     stacks = {f"aws:ResourceTag/{key}": value for key, value in owner.items()}
@@ -251,7 +254,7 @@ def _controller_statements(ctx: AwsContext, owner: Mapping[str, str]) -> list[di
             sid="TagNewSecurityGroups",
         ),
         statement(
-            ec2_writes,
+            _ec2_writes(document),
             security_groups,
             {"StringEquals": {**ours["StringEquals"], **stacks}},
             sid="SecurityGroups",

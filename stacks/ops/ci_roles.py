@@ -590,28 +590,92 @@ def _ecs_statements(setup: CiSetup) -> list[dict[str, Any]]:
     ]
 
 
-#: What the root program does to the stack's ECR repositories (create, configure, tag, delete).
-_REPOSITORY_ADMIN = (
-    "ecr:CreateRepository",
-    "ecr:DeleteLifecyclePolicy",
-    "ecr:DeleteRepository",
-    "ecr:DescribeRepositories",
-    "ecr:GetLifecyclePolicy",
-    "ecr:ListTagsForResource",
-    "ecr:PutImageScanningConfiguration",
-    "ecr:PutImageTagMutability",
-    "ecr:PutLifecyclePolicy",
-    "ecr:TagResource",
-    "ecr:UntagResource",
-)
+def deploy_policy(setup: CiSetup) -> str:
+    """`pulumi up` of the root, ECS and EKS stacks: the resource kinds the programs declare, and no others."""
+    ctx = setup.ctx
+    return policy_json(
+        [
+            *_state(setup, write=True),
+            # The EKS program resolves its caller's session to the role (aws.iam.get_session_context: iam:GetRole).
+            statement(["iam:GetRole"], ctx.arn("iam", f"role/{setup.role_name('deploy')}", region=False), sid="Self"),
+            *_network_statements(setup),
+            *_load_balancer_statements(setup),
+            *_ecs_statements(setup),
+            *_storage_statements(setup),
+            *_identity_statements(setup),
+            *_edge_and_cluster_statements(setup),
+        ]
+    )
 
 
-def _cluster_oidc_statements(setup: CiSetup) -> list[dict[str, Any]]:
-    """The EKS cluster's OIDC provider: created with this stack's tags, changed and deleted only so tagged (the
-    issuer's id is random: a name cannot narrow it further)."""
-    oidc_providers = setup.ctx.arn("iam", f"oidc-provider/oidc.eks.{setup.region}.amazonaws.com/id/*", region=False)
-    owner = setup.owner
+def _storage_statements(setup: CiSetup) -> list[dict[str, Any]]:
+    """The stack's ECR repositories, its two buckets and its log groups."""
+    ctx, name = setup.ctx, setup.name
+    log_groups = [ctx.arn("logs", f"log-group:{prefix}{name}-*") for prefix in ("/ecs/", "/eks/", "/aws/eks/")]
     return [
+        statement(
+            [
+                "ecr:CreateRepository",
+                "ecr:DeleteLifecyclePolicy",
+                "ecr:DeleteRepository",
+                "ecr:DescribeRepositories",
+                "ecr:GetLifecyclePolicy",
+                "ecr:ListTagsForResource",
+                "ecr:PutImageScanningConfiguration",
+                "ecr:PutImageTagMutability",
+                "ecr:PutLifecyclePolicy",
+                "ecr:TagResource",
+                "ecr:UntagResource",
+            ],
+            _repositories(setup),
+            sid="Repositories",
+        ),
+        statement(_S3_BUCKETS, [f"arn:aws:s3:::{name}-{kind}-*" for kind in ("models", "access-logs")], sid="Buckets"),
+        statement(["logs:DescribeLogGroups"], "*", sid="ListLogGroups"),
+        statement(
+            [
+                "logs:CreateLogGroup",
+                "logs:DeleteLogGroup",
+                "logs:DeleteRetentionPolicy",
+                "logs:ListTagsForResource",
+                "logs:PutRetentionPolicy",
+                "logs:TagResource",
+                "logs:UntagResource",
+            ],
+            log_groups,
+            sid="LogGroups",
+        ),
+    ]
+
+
+def _identity_statements(setup: CiSetup) -> list[dict[str, Any]]:
+    """The stack's roles, the service-linked roles, the scaling alarms and the cluster's OIDC provider."""
+    ctx, name = setup.ctx, setup.name
+    oidc_providers = ctx.arn("iam", f"oidc-provider/oidc.eks.{setup.region}.amazonaws.com/id/*", region=False)
+    owner = setup.owner
+    linked_roles = [
+        ctx.arn("iam", f"role/aws-service-role/{service}/*", region=False) for service in SERVICE_LINKED_ROLES
+    ]
+    return [
+        # The stack's roles only (path /<project>-<env>/, the names the programs give them; the CI roles live at /
+        # and are out of reach), each created or changed with the workload boundary: no role the deploy role makes
+        # can do more than a workload of this stack.
+        *_role_statements(ctx),
+        statement(
+            ["iam:CreateServiceLinkedRole"],
+            linked_roles,
+            {"StringEquals": {"iam:AWSServiceName": list(SERVICE_LINKED_ROLES)}},
+            sid="ServiceLinkedRoles",
+        ),
+        statement(["iam:GetRole"], linked_roles, sid="LookUpServiceLinkedRoles"),
+        # Application Auto Scaling creates and removes a target-tracking policy's alarms with the caller's rights.
+        statement(
+            ["cloudwatch:DeleteAlarms", "cloudwatch:DescribeAlarms", "cloudwatch:PutMetricAlarm"],
+            ctx.arn("cloudwatch", f"alarm:TargetTracking-service/{name}-ecs/*"),
+            sid="ScalingAlarms",
+        ),
+        # The EKS cluster's OIDC provider: created with this stack's tags, changed and deleted only so tagged (the
+        # issuer's id is random: a name cannot narrow it further).
         statement(
             ["iam:CreateOpenIDConnectProvider", "iam:TagOpenIDConnectProvider"],
             oidc_providers,
@@ -630,11 +694,23 @@ def _cluster_oidc_statements(setup: CiSetup) -> list[dict[str, Any]]:
     ]
 
 
-def _cluster_statements(setup: CiSetup) -> list[dict[str, Any]]:
-    """The EKS cluster and its Fargate profiles, add-ons and access entries (created in this region only)."""
-    ctx, cluster = setup.ctx, f"{setup.name}-eks"
+def _edge_and_cluster_statements(setup: CiSetup) -> list[dict[str, Any]]:
+    """The ECS load balancer's optional WAF web ACL, and the EKS cluster."""
+    ctx, name = setup.ctx, setup.name
     in_region = {"StringEquals": {"aws:RequestedRegion": setup.region}}
+    cluster = f"{name}-eks"
     return [
+        # The optional WAF web ACL of the ECS load balancer (autonamed `<project>-<env>-ecs-waf-*`).
+        statement(
+            _WAFV2,
+            [
+                ctx.arn("wafv2", f"regional/webacl/{name}-*/*"),
+                ctx.arn("elasticloadbalancing", f"loadbalancer/app/{name}-*/*"),
+            ],
+            sid="WebAcl",
+        ),
+        # No resource-level permissions (AWS's service authorization reference): any load balancer, this region.
+        statement(["elasticloadbalancing:SetWebAcl"], "*", in_region, sid="LoadBalancerWebAcl"),
         statement(["eks:CreateCluster", "eks:DescribeAddonVersions"], "*", in_region, sid="CreateCluster"),
         statement(
             _EKS,
@@ -647,74 +723,6 @@ def _cluster_statements(setup: CiSetup) -> list[dict[str, Any]]:
             sid="Cluster",
         ),
     ]
-
-
-def deploy_policy(setup: CiSetup) -> str:
-    """`pulumi up` of the root, ECS and EKS stacks: the resource kinds the programs declare, and no others."""
-    ctx, name = setup.ctx, setup.name
-    in_region = {"StringEquals": {"aws:RequestedRegion": setup.region}}
-    log_groups = [ctx.arn("logs", f"log-group:{prefix}{name}-*") for prefix in ("/ecs/", "/eks/", "/aws/eks/")]
-    linked_roles = [
-        ctx.arn("iam", f"role/aws-service-role/{service}/*", region=False) for service in SERVICE_LINKED_ROLES
-    ]
-    return policy_json(
-        [
-            *_state(setup, write=True),
-            # The EKS program resolves its caller's session to the role (aws.iam.get_session_context: iam:GetRole).
-            statement(["iam:GetRole"], ctx.arn("iam", f"role/{setup.role_name('deploy')}", region=False), sid="Self"),
-            *_network_statements(setup),
-            *_load_balancer_statements(setup),
-            *_ecs_statements(setup),
-            statement(_REPOSITORY_ADMIN, _repositories(setup), sid="Repositories"),
-            statement(
-                _S3_BUCKETS, [f"arn:aws:s3:::{name}-{kind}-*" for kind in ("models", "access-logs")], sid="Buckets"
-            ),
-            statement(["logs:DescribeLogGroups"], "*", sid="ListLogGroups"),
-            statement(
-                [
-                    "logs:CreateLogGroup",
-                    "logs:DeleteLogGroup",
-                    "logs:DeleteRetentionPolicy",
-                    "logs:ListTagsForResource",
-                    "logs:PutRetentionPolicy",
-                    "logs:TagResource",
-                    "logs:UntagResource",
-                ],
-                log_groups,
-                sid="LogGroups",
-            ),
-            # The stack's roles only (path /<project>-<env>/, the names the programs give them; the CI roles live at /
-            # and are out of reach), each created or changed with the workload boundary: no role the deploy role makes
-            # can do more than a workload of this stack.
-            *_role_statements(ctx),
-            statement(
-                ["iam:CreateServiceLinkedRole"],
-                linked_roles,
-                {"StringEquals": {"iam:AWSServiceName": list(SERVICE_LINKED_ROLES)}},
-                sid="ServiceLinkedRoles",
-            ),
-            statement(["iam:GetRole"], linked_roles, sid="LookUpServiceLinkedRoles"),
-            # Application Auto Scaling creates and removes a target-tracking policy's alarms with the caller's rights.
-            statement(
-                ["cloudwatch:DeleteAlarms", "cloudwatch:DescribeAlarms", "cloudwatch:PutMetricAlarm"],
-                ctx.arn("cloudwatch", f"alarm:TargetTracking-service/{name}-ecs/*"),
-                sid="ScalingAlarms",
-            ),
-            *_cluster_oidc_statements(setup),
-            # The optional WAF web ACL of the ECS load balancer (autonamed `<project>-<env>-ecs-waf-*`).
-            statement(
-                _WAFV2,
-                [
-                    ctx.arn("wafv2", f"regional/webacl/{name}-*/*"),
-                    ctx.arn("elasticloadbalancing", f"loadbalancer/app/{name}-*/*"),
-                ],
-                sid="WebAcl",
-            ),
-            # No resource-level permissions (AWS's service authorization reference): any load balancer, this region.
-            statement(["elasticloadbalancing:SetWebAcl"], "*", in_region, sid="LoadBalancerWebAcl"),
-            *_cluster_statements(setup),
-        ]
-    )
 
 
 #: IAM's size limit of one managed policy (characters, whitespace not counted); a role may carry 10 of them.

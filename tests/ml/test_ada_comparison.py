@@ -15,6 +15,9 @@ from ml.training.ada_comparison import compare_with_ada, screening_comparison
 from ml.training.data import features_matrix
 from ml.training.synthetic_data import make_synthetic
 
+#: Trains models, runs MLflow, Spark or `make demo`: the whole suite runs it, `make test-quick` leaves it out.
+pytestmark = pytest.mark.end_to_end
+
 
 def test_screening_comparison_by_hand() -> None:
     positive = np.array([True] * 4 + [False] * 6)

@@ -21,6 +21,9 @@ from ml.schema import REAL_DATA_FILE
 from ml.training.synthetic_data import make_synthetic
 from tests.servers import ROOT, free_port
 
+#: Trains models, runs MLflow, Spark or `make demo`: the whole suite runs it, `make test-quick` leaves it out.
+pytestmark = pytest.mark.end_to_end
+
 ROWS = 3_000
 
 

@@ -45,6 +45,9 @@ from ml.training.tuning import weighted_f1
 from tests.ml.datasets import relabel_holdout, subsample, without_signal
 from tests.ml.mlflow_server import MlflowServer
 
+#: Trains models, runs MLflow, Spark or `make demo`: the whole suite runs it, `make test-quick` leaves it out.
+pytestmark = pytest.mark.end_to_end
+
 STRONG = TrainingConfig(max_rounds=200)
 
 

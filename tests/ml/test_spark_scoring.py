@@ -29,6 +29,9 @@ from ml.training.data import DataValidationError
 from ml.training.synthetic_data import make_synthetic
 from tests.servers import ROOT
 
+#: Trains models, runs MLflow, Spark or `make demo`: the whole suite runs it, `make test-quick` leaves it out.
+pytestmark = pytest.mark.end_to_end
+
 
 @pytest.fixture(scope="module")
 def spark() -> Iterator[SparkSession]:

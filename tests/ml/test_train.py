@@ -34,6 +34,7 @@ from ml.training.tuning import (
 FAST = TrainingConfig(max_rounds=150)
 
 
+@pytest.mark.end_to_end
 def test_same_seed_gives_the_same_model_and_metrics(synthetic_csv: Path, tmp_path: Path) -> None:
     first = train(synthetic_csv, tmp_path / "a", FAST)
     second = train(synthetic_csv, tmp_path / "b", FAST)
@@ -43,6 +44,7 @@ def test_same_seed_gives_the_same_model_and_metrics(synthetic_csv: Path, tmp_pat
     assert other_seed.manifest.split.test_split_id != first.manifest.split.test_split_id
 
 
+@pytest.mark.end_to_end
 def test_choice_is_made_on_validation_not_test(synthetic_csv: Path, tmp_path: Path) -> None:
     result = train(synthetic_csv, tmp_path / "m", FAST)
     chosen = result.manifest.imbalance_strategy.chosen
