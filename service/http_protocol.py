@@ -55,10 +55,9 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from service import observability
 from service.chunked_framing import ChunkedFraming, FramingError
 from service.errors import ProblemError, raw_error
-from service.observability import Metrics
+from service.observability import Metrics as ServiceMetrics  # ml.manifest.Metrics too: one name for Sphinx
 from service.settings import Settings
 
 MALFORMED = (
@@ -149,7 +148,9 @@ class ConnectionPool:
     `max_head_bytes` buffered in unfinished heads, the oldest connections in a head are closed.
     """
 
-    def __init__(self, *, max_idle: int, max_connections: int, max_head_bytes: int, metrics: Metrics | None) -> None:
+    def __init__(
+        self, *, max_idle: int, max_connections: int, max_head_bytes: int, metrics: ServiceMetrics | None
+    ) -> None:
         self.max_idle = max_idle
         self.max_connections = max_connections
         self.max_head_bytes = max_head_bytes
@@ -231,7 +232,7 @@ class ConnectionPool:
             self.metrics.connection_shed(reason)
 
 
-def protocol_class(settings: Settings, metrics: Metrics | None = None) -> type[HttpProtocol]:
+def protocol_class(settings: Settings, metrics: ServiceMetrics | None = None) -> type[HttpProtocol]:
     """The protocol uvicorn runs for one server: `HttpProtocol` with `settings`' limits, its own `ConnectionPool`,
     and `metrics` to count what it refuses."""
     pool = ConnectionPool(
@@ -258,8 +259,7 @@ class HttpProtocol(HttpToolsProtocol):
 
     settings: ClassVar[Settings]
     pool: ClassVar[ConnectionPool]
-    # Qualified: Sphinx reads a class attribute's annotation as text, and `Metrics` alone names two classes.
-    metrics: ClassVar[observability.Metrics | None]
+    metrics: ClassVar[ServiceMetrics | None]
 
     def __init__(
         self,
