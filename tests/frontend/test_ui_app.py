@@ -309,7 +309,7 @@ def test_the_batch_table_leads_with_the_level_the_risk_and_the_care_note(start, 
     rows = [person(0), person(1, CholCheck=0, AnyHealthcare=0)]
     at = click(upload(start(api_url), batch_csv(rows)), "batch_predict")
     (element,) = [d for d in at.dataframe if "risk_level" in d.value.columns]
-    assert list(element.proto.column_order)[:4] == ["risk_level", "risk", "care_access", "person"]
+    assert list(element.proto.column_order)[:4] == ["person", "risk_level", "risk", "care_access"]
     assert element.value["care_access"].tolist() == ["", "not checked in 5 years; no coverage"]
     labels = {name: column.get("label") for name, column in json.loads(element.proto.columns).items()}
     assert labels["care_access"] == "Outside care"
