@@ -208,8 +208,9 @@ def _show_predictions(table: CsvTable, outcome: BatchOutcome) -> None:
     summary = ", ".join(f"{int(counts.get(level.value, 0)):,} {level.value}" for level in ScreeningLevel)
     st.success(f"{len(frame):,} rows predicted. Risk of pre-diabetes or diabetes: {summary}.")
     # Sending 100,000 rows to the browser took 240 MB of the UI's memory: the page shows the first ones.
+    shown = _shown_results(table, frame.head(SHOWN_ROWS))
     st.dataframe(
-        _shown_results(table, frame.head(SHOWN_ROWS)), hide_index=True, width="stretch", column_config=_RESULT_COLUMNS
+        shown, hide_index=True, width="stretch", column_config=_RESULT_COLUMNS, column_order=list(shown.columns)
     )
     if len(frame) > SHOWN_ROWS:
         st.caption(f"The first {SHOWN_ROWS:,} of {len(frame):,} rows; the download has them all.")

@@ -22,9 +22,8 @@ from typing import Any
 
 from stacks.aws_context import AwsContext, policy_json, statement
 
-#: The Helm chart the policy was derived for, and the controller version it installs.
+#: The Helm chart the policy was derived for (it installs the controller v3.5.0).
 CHART_VERSION = "3.5.0"
-APP_VERSION = "v3.5.0"
 SERVICE_ACCOUNT = "aws-load-balancer-controller"
 
 CLUSTER_TAG = "elbv2.k8s.aws/cluster"

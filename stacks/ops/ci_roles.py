@@ -31,8 +31,6 @@ from stacks.shared import TARGETS
 
 GITHUB_OIDC = "token.actions.githubusercontent.com"
 MAX_SESSION_SECONDS = 3600
-#: The root's buckets are autonamed `<project>-<env>-<kind>-<random>` (stacks/buckets.py).
-BUCKET_KINDS = ("models", "access-logs")
 
 
 @dataclass(frozen=True)

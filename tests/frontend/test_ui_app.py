@@ -305,12 +305,11 @@ def test_batch_with_service_down_offers_a_retry(start, down_api_url: str) -> Non
 
 
 def test_the_batch_table_leads_with_the_level_the_risk_and_the_care_note(start, api_url: str) -> None:
-    """The user's id, then the level, the risk and the care note; not "Chance: No diabetes 96%": the class columns
-    are the model's for the answers as given."""
+    """Not with "Chance: No diabetes 96%": the class columns are the model's for the answers as given."""
     rows = [person(0), person(1, CholCheck=0, AnyHealthcare=0)]
     at = click(upload(start(api_url), batch_csv(rows)), "batch_predict")
     (element,) = [d for d in at.dataframe if "risk_level" in d.value.columns]
-    assert list(element.value.columns[:4]) == ["person", "risk_level", "risk", "care_access"]
+    assert list(element.proto.column_order)[:4] == ["person", "risk_level", "risk", "care_access"]
     assert element.value["care_access"].tolist() == ["", "not checked in 5 years; no coverage"]
     labels = {name: column.get("label") for name, column in json.loads(element.proto.columns).items()}
     assert labels["care_access"] == "Outside care"
