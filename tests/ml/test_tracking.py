@@ -320,7 +320,7 @@ def test_every_run_reports_the_screening_by_subgroup_beside_the_ada_test(
     run = tracking.get_run(outcome.run_id)
     logged = {a.path for a in tracking.list_artifacts(outcome.run_id, "evaluation")}
     assert {"evaluation/screening_subgroups.csv", "evaluation/screening_who_is_missed.txt"} <= logged
-    table = pd.read_data_file(
+    table = pd.read_csv(
         tracking.download_artifacts(outcome.run_id, "evaluation/screening_subgroups.csv", str(tmp_path))
     )
     assert {"Sex", "Age", "Income"} <= set(table["feature"])
