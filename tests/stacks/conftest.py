@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.stacks.harness import Run, run_ecs, run_eks, run_root
+from tests.stacks.harness import Run, ensure_event_loop, run_ecs, run_eks, run_root
 
 if TYPE_CHECKING:  # the replay imports this module's constants
     from tests.stacks.replay.stacks import Replayed
@@ -30,6 +30,12 @@ FULL = {
 
 #: The ECS stack's own optional branch on top of FULL: the WAF rate-based rule.
 FULL_ECS = {**FULL, "waf": {"rateLimit": 500, "windowSeconds": 300}}
+
+
+@pytest.fixture(autouse=True)
+def _event_loop() -> None:
+    """Tests that set Pulumi's mocks themselves need the main thread's event loop too (see `ensure_event_loop`)."""
+    ensure_event_loop()
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ projects (output names and shapes) is exercised, not assumed.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Callable
@@ -247,6 +248,17 @@ def settings_for(model: type[StackSettings], **overrides: Any) -> Any:
     return parse_settings(model, values, PROJECTS[model])
 
 
+def ensure_event_loop() -> None:
+    """Pulumi's mocks run on the main thread's current event loop; a test elsewhere in the suite that used
+    `asyncio.run()` leaves none (it closes its loop and sets None), and Pulumi then fails to start."""
+    try:
+        loop = asyncio.get_event_loop()
+    except RuntimeError:
+        loop = None
+    if loop is None or loop.is_closed():
+        asyncio.set_event_loop(asyncio.new_event_loop())
+
+
 def run_program(
     build: Callable[[Any], Any],
     settings: StackSettings,
@@ -261,6 +273,7 @@ def run_program(
     caller = deployer or deploy_role(account, settings.name)
     recorder = Recorder(shared_outputs or {}, caller, account=account)
     project = PROJECTS[type(settings)]
+    ensure_event_loop()
     pulumi.runtime.set_mocks(
         recorder,
         project=project,
