@@ -23,6 +23,10 @@ import numpy as np
 
 #: The most leaves LightGBM allows in one tree.
 MAX_LEAVES = 131_072
+#: The most splits from a tree's root to a leaf. LightGBM's TreeSHAP (the explanations) recurses once per level: a
+#: chain of 50,000 splits aborts the process, 20,000 did not. Training here grows at most 15 leaves a tree (depth
+#: <= 14), LightGBM's own trainings of 255 leaves at most 254: 1,000 leaves room and stays far from the crash.
+MAX_TREE_DEPTH = 1_000
 #: A leaf value no training writes (the real model's are below 5 in absolute value); any bound keeps the sum of
 #: every tree's leaf finite, so a prediction can never be NaN.
 MAX_ABS_LEAF_VALUE = 1e6
@@ -266,3 +270,27 @@ def _check_children(left: np.ndarray, right: np.ndarray, leaves: np.ndarray, lin
                 f"tree {tree} (line {lines[tree] + 1}): {what} {at - start[tree]} is the child of {parents[at]} "
                 "splits, expected exactly one"
             )
+    _check_depth(
+        np.where(left >= 0, split_start[owner] + left, -1),
+        np.where(right >= 0, split_start[owner] + right, -1),
+        split_start[splits > 0],
+        owner,
+        lines,
+    )
+
+
+def _check_depth(left: np.ndarray, right: np.ndarray, roots: np.ndarray, owner: np.ndarray, lines: list[int]) -> None:
+    """No tree deeper than `MAX_TREE_DEPTH`: walked level by level from every root at once (each split is the child of
+    exactly one split, checked before, so the walk visits each once). `left`/`right`: each split's child split by its
+    index across all trees, -1 for a leaf."""
+    level = roots
+    for _ in range(MAX_TREE_DEPTH):
+        children = np.concatenate([left[level], right[level]])
+        level = children[children >= 0]
+        if not level.size:
+            return
+    tree = int(owner[level[0]])
+    raise ModelTextError(
+        f"tree {tree} (line {lines[tree] + 1}): deeper than {MAX_TREE_DEPTH:,} splits, which no training writes "
+        "(explaining a prediction would recurse once per level and crash the process)"
+    )

@@ -11,10 +11,10 @@ import pytest
 
 from ml.inference.artifact import MODEL_FILE, ArtifactError, ModelFileError
 from ml.inference.loader import load_artifact
-from ml.inference.model_text import check_model_text
+from ml.inference.model_text import MAX_TREE_DEPTH, check_model_text
 from ml.inference.predictor import Predictor
 from ml.schema import FEATURE_NAMES, N_CLASSES
-from tests.damaged_models import first_leaf_value, rewrite_model_text, tree_field
+from tests.damaged_models import chain_tree, first_leaf_value, rewrite_model_text, tree_field
 from tests.servers import ROOT
 
 
@@ -37,6 +37,17 @@ def test_a_leaf_value_changed_in_length_is_refused_with_the_line(model_copy: Pat
         load_artifact(model_copy)
     assert "the file was edited" in str(caught.value)
     assert isinstance(caught.value, ArtifactError)  # every caller that handles a bad artifact handles this one
+
+
+def test_a_tree_deeper_than_any_training_writes_is_refused(model_copy: Path) -> None:
+    """A chain of 131,072 leaves passed every other check, loaded and predicted; the first ?explain=true request
+    then killed the process (TreeSHAP recurses once per level: 50,000 aborted, 131,072 segfaulted)."""
+    raw = (model_copy / MODEL_FILE).read_text()
+    deepest = chain_tree(raw, 0, MAX_TREE_DEPTH + 1).encode()  # MAX_TREE_DEPTH splits from root to the last leaf
+    assert check_model_text(deepest, len(FEATURE_NAMES), N_CLASSES) == deepest.decode()
+    rewrite_model_text(model_copy, lambda text: chain_tree(text, 0, MAX_TREE_DEPTH + 2))
+    with pytest.raises(ModelFileError, match=rf"tree 0 \(line \d+\): deeper than {MAX_TREE_DEPTH:,} splits"):
+        load_artifact(model_copy)
 
 
 @pytest.mark.parametrize(
