@@ -31,8 +31,10 @@ STACK_ROLES: dict[str, tuple[str, ...]] = {
     "eks-addons-lb-controller": (),
     "eks-app-api-model": (),
 }
-#: The only AWS managed policy a stack role carries (the EKS cluster role's, which EKS requires).
-MANAGED_POLICIES = ("AmazonEKSClusterPolicy",)
+#: The AWS managed policy the EKS cluster role carries (EKS requires it).
+EKS_CLUSTER_POLICY = "AmazonEKSClusterPolicy"
+#: The only AWS managed policies a stack role carries.
+MANAGED_POLICIES = (EKS_CLUSTER_POLICY,)
 
 
 @dataclass(frozen=True)
@@ -63,9 +65,22 @@ class AwsContext:
         return f"/{self.stack}/"
 
     @property
-    def boundary_arn(self) -> str:
+    def boundary_name(self) -> str:
         """The permissions boundary every role of the stack carries (`stacks.ops.boundary`)."""
-        return f"arn:{self.partition}:iam::{self.account_id}:policy/{self.stack}-workload-boundary"
+        return f"{self.stack}-workload-boundary"
+
+    @property
+    def boundary_arn(self) -> str:
+        return self.arn("iam", f"policy/{self.boundary_name}", region=False)
+
+    @property
+    def eks_addon_images(self) -> str:
+        """The EKS add-on images (CoreDNS) of this region: AWS keeps them under `eks/` in accounts of its own."""
+        return f"arn:{self.partition}:ecr:{self.region}:*:repository/eks/*"
+
+    def managed_policy_arn(self, name: str) -> str:
+        """An AWS managed policy, e.g. `AmazonEKSClusterPolicy`."""
+        return f"arn:{self.partition}:iam::aws:policy/{name}"
 
     def arn(self, service: str, resource: str, *, region: bool = True, account: bool = True) -> str:
         """An ARN in this account and region, e.g. arn(`logs`, `log-group:/ecs/x:*`)."""
@@ -158,6 +173,11 @@ def statement(
     if sid:
         body["Sid"] = sid
     return body
+
+
+def tag_keys(condition_key: str, tags: Mapping[str, str]) -> dict[str, str]:
+    """`tags` as the keys of an IAM condition, e.g. `aws:RequestTag/Project` for `aws:RequestTag`."""
+    return {f"{condition_key}/{key}": value for key, value in tags.items()}
 
 
 def policy_json(statements: Sequence[Mapping[str, Any]]) -> str:

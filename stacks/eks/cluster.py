@@ -25,9 +25,9 @@ import pulumi_aws as aws
 import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
-from stacks.aws_context import AwsContext, RoleWithPolicies, service_trust_policy, stack_role
+from stacks.aws_context import EKS_CLUSTER_POLICY, AwsContext, RoleWithPolicies, service_trust_policy, stack_role
 from stacks.config import ConfigError, EksStackSettings
-from stacks.eks.iam import CLUSTER_POLICY, cluster_trust_policy, pod_execution_policy
+from stacks.eks.iam import cluster_trust_policy, pod_execution_policy
 from stacks.eks.preview_access import PREVIEW_GROUP
 
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator")
@@ -219,7 +219,7 @@ def _cluster_role(
     attachment = aws.iam.RolePolicyAttachment(
         f"{name}-cluster",
         role=role.name,
-        policy_arn=f"arn:{ctx.partition}:iam::aws:policy/{CLUSTER_POLICY}",
+        policy_arn=ctx.managed_policy_arn(EKS_CLUSTER_POLICY),
         opts=child,
     )
     return role, attachment

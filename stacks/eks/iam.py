@@ -21,9 +21,6 @@ from stacks.aws_context import (
     web_identity_trust_policy,
 )
 
-#: The policy EKS requires on the cluster's own role (it manages ENIs and security groups for the control plane).
-CLUSTER_POLICY = "AmazonEKSClusterPolicy"
-
 
 def cluster_trust_policy(ctx: AwsContext) -> str:
     """EKS itself, for this account; EKS tags its session (sts:TagSession), so that is allowed too."""
@@ -67,11 +64,9 @@ def irsa_role(
 
 def pod_execution_policy(ctx: AwsContext, repository_arns: Sequence[str], log_group_arn: str) -> str:
     """What Fargate needs to start pods: pull our images and the EKS add-on images, ship logs to one group."""
-    # EKS add-on images (CoreDNS) live in AWS-owned accounts that differ by region, under eks/.
-    addon_images = f"arn:{ctx.partition}:ecr:{ctx.region}:*:repository/eks/*"
     return policy_json(
         [
-            *ecr_pull_statements([*repository_arns, addon_images]),
+            *ecr_pull_statements([*repository_arns, ctx.eks_addon_images]),
             statement(["logs:DescribeLogStreams"], log_group_arn, sid="FargateLogStreams"),
             statement(
                 ["logs:CreateLogStream", "logs:PutLogEvents"], f"{log_group_arn}:log-stream:*", sid="FargateLogs"

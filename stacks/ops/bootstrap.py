@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from stacks.buckets import tls_only
 from stacks.ops import OpsError, error_code
-from stacks.ops.boundary import boundary_name, workload_boundary_policy
+from stacks.ops.boundary import workload_boundary_policy
 from stacks.ops.ci_roles import GITHUB_OIDC, PULUMI_PROJECTS, CiSetup, ci_roles
 from stacks.ops.model_digest import directory_digest
 
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 #: Where released models live in the state bucket (the publish role reads only this prefix).
 MODELS_PREFIX = "models"
 PROJECTS = {"root": ".", "ecs": "stacks/ecs", "eks": "stacks/eks"}
+#: The S3 Block Public Access settings, every one on (the state bucket's, and the account-wide check).
+BLOCK_PUBLIC_ACCESS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
 
 
 @dataclass(frozen=True)
@@ -80,9 +83,7 @@ def _state_bucket(s3: Any, bucket: str, region: str) -> None:
     )
     s3.put_public_access_block(
         Bucket=bucket,
-        PublicAccessBlockConfiguration=dict.fromkeys(
-            ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"), True
-        ),
+        PublicAccessBlockConfiguration=dict.fromkeys(BLOCK_PUBLIC_ACCESS, True),
     )
 
 
@@ -123,26 +124,19 @@ def other_environments(s3: Any, bucket: str, environment: str) -> list[str]:
     return sorted(found - {environment})
 
 
-def _tls_only(s3: Any, bucket: str) -> None:
+def _tls_only(s3: Any, setup: CiSetup) -> None:
     """Deny every request without TLS (set last, once the bucket holds what this run uploads), keeping every other
     statement of a policy the bucket already has."""
-    arn = f"arn:aws:s3:::{bucket}"
-    tls_only = {
-        "Sid": "TlsOnly",
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": "s3:*",
-        "Resource": [arn, f"{arn}/*"],
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-    }
+    bucket = setup.state_bucket
+    deny = tls_only(setup.bucket_arn(bucket))
     try:
         policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
     except Exception as exc:
         if error_code(exc) != "NoSuchBucketPolicy":
             raise
         policy = {"Version": "2012-10-17", "Statement": []}
-    kept = [item for item in policy.get("Statement", []) if item.get("Sid") != tls_only["Sid"]]
-    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({**policy, "Statement": [*kept, tls_only]}))
+    kept = [item for item in policy.get("Statement", []) if item.get("Sid") != deny["Sid"]]
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({**policy, "Statement": [*kept, deny]}))
 
 
 def _kms_key(kms: Any, alias: str, description: str) -> str:
@@ -165,16 +159,15 @@ def _kms_key(kms: Any, alias: str, description: str) -> str:
     return key_id
 
 
-def _github_oidc_provider(iam: Any, account_id: str) -> None:
-    arn = f"arn:aws:iam::{account_id}:oidc-provider/{GITHUB_OIDC}"
+def _github_oidc_provider(iam: Any, setup: CiSetup) -> None:
     existing = {p["Arn"] for p in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]}
-    if arn not in existing:
+    if setup.github_provider_arn not in existing:
         iam.create_open_id_connect_provider(Url=f"https://{GITHUB_OIDC}", ClientIDList=["sts.amazonaws.com"])
 
 
 def _boundary(iam: Any, setup: CiSetup) -> None:
-    arn = setup.ctx.boundary_arn
-    _managed_policy(iam, arn, boundary_name(setup.name), "/", workload_boundary_policy(setup.ctx, setup.owner))
+    ctx = setup.ctx
+    _managed_policy(iam, ctx.boundary_arn, ctx.boundary_name, "/", workload_boundary_policy(ctx, setup.owner))
 
 
 def _managed_policy(iam: Any, arn: str, name: str, path: str, document: str) -> None:
@@ -209,7 +202,7 @@ def _roles(iam: Any, setup: CiSetup) -> dict[str, str]:
             )["Role"]["Arn"]
         wanted = []
         for index, document in enumerate(spec["permissionPolicies"], start=1):
-            arn = f"arn:aws:iam::{setup.account_id}:policy{path}{name}-{index}"
+            arn = setup.ctx.arn("iam", f"policy{path}{name}-{index}", region=False)
             _managed_policy(iam, arn, f"{name}-{index}", path, json.dumps(document))
             iam.attach_role_policy(RoleName=name, PolicyArn=arn)
             wanted.append(arn)
@@ -246,10 +239,6 @@ def release_model(s3: Any, bucket: str, directory: Path, *, allow_synthetic: boo
     for path in sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith(".")):
         s3.upload_file(str(path), bucket, f"{prefix}/{path.name}")
     return f"s3://{bucket}/{prefix}", digest
-
-
-#: The account-wide S3 Block Public Access settings, every one on.
-BLOCK_PUBLIC_ACCESS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
 
 
 def account_blocks_public(s3control: Any, account_id: str) -> bool | None:
@@ -303,13 +292,13 @@ def bootstrap(
         )
     key_id = _kms_key(session.client("kms", region_name=setup.region), kms_alias, f"Pulumi secrets of {setup.name}")
     setup = CiSetup(**{**setup.__dict__, "kms_key_id": key_id})
-    _github_oidc_provider(iam, setup.account_id)
+    _github_oidc_provider(iam, setup)
     _boundary(iam, setup)
     roles = _roles(iam, setup)
     uri = sha = None
     if model is not None:
         uri, sha = release_model(s3, setup.state_bucket, model, allow_synthetic=allow_synthetic)
-    _tls_only(s3, setup.state_bucket)
+    _tls_only(s3, setup)
     blocked = account_blocks_public(session.client("s3control", region_name=setup.region), setup.account_id)
     return Bootstrap(setup, kms_alias, roles, uri, sha, reviewers, blocked)
 

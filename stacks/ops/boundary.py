@@ -18,7 +18,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from stacks.aws_context import ECR_PULL_ACTIONS, AwsContext, policy_json, statement
+from stacks.aws_context import ECR_PULL_ACTIONS, AwsContext, policy_json, statement, tag_keys
 from stacks.eks.lb_controller_policy import CLUSTER_TAG, KINDS, lb_controller_policy, own_elb_resources
 
 #: AmazonEKSClusterPolicy, the AWS managed policy the EKS cluster role carries (its actions as AWS publishes them;
@@ -135,11 +135,6 @@ LINKED_ROLE_SERVICE = "elasticloadbalancing.amazonaws.com"
 DENIED_SERVICES = ("iam:*", "sts:*", "organizations:*", "account:*")
 
 
-def boundary_name(stack: str) -> str:
-    """The boundary policy's name (`AwsContext.boundary_arn` is its ARN)."""
-    return f"{stack}-workload-boundary"
-
-
 def _reads(ctx: AwsContext) -> list[str]:
     """The calls without resource-level permissions the workloads make: ECR's login, the controller's and the
     cluster role's look-ups; and the controller's ACM look-up, which AWS authorizes on `certificate/*` but which
@@ -154,12 +149,12 @@ def _reads(ctx: AwsContext) -> list[str]:
 def _workload_statements(ctx: AwsContext) -> list[dict[str, Any]]:
     """The ECS and Fargate execution roles and the model readers: this stack's images (and EKS add-on images, which
     AWS keeps in accounts of its own under eks/), this stack's log groups, this stack's model bucket."""
-    models = f"arn:{ctx.partition}:s3:::{ctx.stack}-models-*"
+    models = ctx.arn("s3", f"{ctx.stack}-models-*", region=False, account=False)
     return [
         statement(_reads(ctx), "*", sid="LookUps"),
         statement(
             ECR_PULL_ACTIONS,
-            [ctx.arn("ecr", f"repository/{ctx.stack}/*"), f"arn:{ctx.partition}:ecr:{ctx.region}:*:repository/eks/*"],
+            [ctx.arn("ecr", f"repository/{ctx.stack}/*"), ctx.eks_addon_images],
             sid="Images",
         ),
         statement(
@@ -222,8 +217,8 @@ def _controller_statements(ctx: AwsContext, owner: Mapping[str, str]) -> list[di
 
     new_tag = {f"aws:RequestTag/{CLUSTER_TAG}": cluster}
     ours = {"StringEquals": {f"aws:ResourceTag/{CLUSTER_TAG}": cluster}}
-    stacks = {f"aws:ResourceTag/{key}": value for key, value in owner.items()}
-    new_group = {**new_tag, **{f"aws:RequestTag/{key}": value for key, value in owner.items()}}
+    stacks = tag_keys("aws:ResourceTag", owner)
+    new_group = {**new_tag, **tag_keys("aws:RequestTag", owner)}
     security_groups = ctx.arn("ec2", "security-group/*")
     # A create makes a resource in this account, and ThisRegionOnly holds the region: creates and the tagging they do
     # name `*` (a managed policy holds at most 6,144 characters).

@@ -25,6 +25,7 @@ from stacks.aws_context import (
     AwsContext,
     policy_json,
     statement,
+    tag_keys,
     web_identity_trust_policy,
 )
 from stacks.shared import TARGETS
@@ -55,6 +56,14 @@ class CiSetup:
         return {"Project": self.project, "Environment": self.environment}
 
     @property
+    def in_region(self) -> dict[str, dict[str, str]]:
+        """The condition that holds a call without resource-level permissions to the stack's region."""
+        return {"StringEquals": {"aws:RequestedRegion": self.region}}
+
+    def bucket_arn(self, bucket: str) -> str:
+        return self.ctx.arn("s3", bucket, region=False, account=False)
+
+    @property
     def ctx(self) -> AwsContext:
         return AwsContext(
             account_id=self.account_id, partition="aws", region=self.region, caller_arn="", stack=self.name
@@ -63,11 +72,15 @@ class CiSetup:
     def role_name(self, job: str) -> str:
         return f"{self.name}-github-{job}"
 
+    @property
+    def github_provider_arn(self) -> str:
+        """GitHub's OIDC provider in the account (the bootstrap makes it; the CI roles trust it)."""
+        return self.ctx.arn("iam", f"oidc-provider/{GITHUB_OIDC}", region=False)
+
 
 def trust_policy(setup: CiSetup, subject: str) -> str:
     """Only GitHub's OIDC tokens for this repository and subject, with the STS audience."""
-    provider = setup.ctx.arn("iam", f"oidc-provider/{GITHUB_OIDC}", region=False)
-    return web_identity_trust_policy(provider, GITHUB_OIDC, f"repo:{setup.repository}:{subject}")
+    return web_identity_trust_policy(setup.github_provider_arn, GITHUB_OIDC, f"repo:{setup.repository}:{subject}")
 
 
 #: The Pulumi projects whose stacks share one state bucket (Pulumi.yaml, stacks/ecs, stacks/eks): all named `diabetes*`.
@@ -86,7 +99,7 @@ LOCK_KEYS = ".pulumi/locks/organization/{project}/{stack}/*"
 
 def state_objects(setup: CiSetup, keys: tuple[str, ...]) -> list[str]:
     """The ARNs of this environment's objects of the three projects (`diabetes*`) in its state bucket."""
-    bucket = f"arn:aws:s3:::{setup.state_bucket}"
+    bucket = setup.bucket_arn(setup.state_bucket)
     return [f"{bucket}/{key.format(project='diabetes*', stack=setup.environment)}" for key in keys]
 
 
@@ -101,7 +114,7 @@ def _state(setup: CiSetup, *, write: bool) -> list[dict[str, Any]]:
     state. It must decrypt: opening an `awskms://` secrets manager decrypts the stack's data key with KMS
     (sdk/pkg/secrets/cloud/manager.go `newCloudSecretsManager` -> `keeper.Decrypt`), which the preview needs for the
     config's and the state's secrets (docs/deploy.md, "What stays possible")."""
-    bucket = f"arn:aws:s3:::{setup.state_bucket}"
+    bucket = setup.bucket_arn(setup.state_bucket)
     key = setup.ctx.arn("kms", f"key/{setup.kms_key_id}")
     locks = state_objects(setup, (LOCK_KEYS,))
     stacks = state_objects(setup, STATE_KEYS)
@@ -133,7 +146,7 @@ def preview_policy(setup: CiSetup) -> str:
     return policy_json(
         [
             *_state(setup, write=False),
-            statement(PREVIEW_LOOKUPS, "*", {"StringEquals": {"aws:RequestedRegion": setup.region}}, sid="LookUps"),
+            statement(PREVIEW_LOOKUPS, "*", setup.in_region, sid="LookUps"),
             statement(["iam:GetRole"], ctx.arn("iam", f"role/{setup.role_name('preview')}", region=False), sid="Self"),
             statement(["eks:DescribeCluster"], ctx.arn("eks", f"cluster/{setup.name}-eks"), sid="Cluster"),
         ]
@@ -147,7 +160,7 @@ INSPECTOR_READS = ("inspector2:ListCoverage", "inspector2:ListFindings")
 def publish_policy(setup: CiSetup) -> str:
     """Push both images, read their scan findings, copy the released model (`models/` of the state bucket, where
     `stacks.ops bootstrap` puts it: it exists before any stack)."""
-    bucket = f"arn:aws:s3:::{setup.state_bucket}"
+    bucket = setup.bucket_arn(setup.state_bucket)
     return policy_json(
         [
             statement(["ecr:GetAuthorizationToken"], "*", sid="EcrLogin"),
@@ -171,9 +184,7 @@ def publish_policy(setup: CiSetup) -> str:
             # findings, inspector2:ListFindings and ListCoverage (Amazon ECR user guide, "IAM permissions required for
             # enhanced scanning"). Reads only, no resource-level permissions; turning scanning on or off
             # (inspector2:Enable/Disable) is not the publish job's.
-            statement(
-                INSPECTOR_READS, "*", {"StringEquals": {"aws:RequestedRegion": setup.region}}, sid="ScanFindings"
-            ),
+            statement(INSPECTOR_READS, "*", setup.in_region, sid="ScanFindings"),
             statement(["s3:ListBucket"], bucket, {"StringLike": {"s3:prefix": ["models/*"]}}, sid="ListModels"),
             statement(["s3:GetObject"], f"{bucket}/models/*", sid="ReadModels"),
         ]
@@ -420,7 +431,7 @@ def _role_statements(ctx: AwsContext) -> list[dict[str, Any]]:
     """Create, change and pass the stack's own roles: by name, each with the workload boundary, the only managed
     policy they carry, each passed only to the services that assume it."""
     bounded = {"ArnEquals": {"iam:PermissionsBoundary": ctx.boundary_arn}}
-    managed = [f"arn:{ctx.partition}:iam::aws:policy/{policy}" for policy in MANAGED_POLICIES]
+    managed = [ctx.managed_policy_arn(policy) for policy in MANAGED_POLICIES]
     passed: dict[tuple[str, ...], list[str]] = {}
     for kind, services in STACK_ROLES.items():
         if services:
@@ -470,14 +481,12 @@ def _network_statements(setup: CiSetup) -> list[dict[str, Any]]:
     existing resources) only on resources so tagged. Another workload's VPC, subnets, routes and security groups are out
     of reach; tagging one is refused (tags are only added while creating, or to the stack's own resources)."""
     ctx = setup.ctx
-    in_region = {"StringEquals": {"aws:RequestedRegion": setup.region}}
-    owner = setup.owner
-    requested = {f"aws:RequestTag/{key}": value for key, value in owner.items()}
-    owned = {"StringEquals": {f"aws:ResourceTag/{key}": value for key, value in owner.items()}}
+    requested = tag_keys("aws:RequestTag", setup.owner)
+    owned = {"StringEquals": tag_keys("aws:ResourceTag", setup.owner)}
     creates = sorted(a for actions in EC2_CREATES.values() for a in actions)
     reads = [a for a in _EC2 if a.startswith("ec2:Describe")]
     return [
-        statement(reads, "*", in_region, sid="NetworkReads"),
+        statement(reads, "*", setup.in_region, sid="NetworkReads"),
         *(
             statement(actions, ctx.arn("ec2", f"{kind}/*"), {"StringEquals": requested}, sid=f"New{index}")
             for index, (kind, actions) in enumerate(EC2_CREATES.items())
@@ -506,10 +515,7 @@ def _load_balancer_statements(setup: CiSetup) -> list[dict[str, Any]]:
     with the stack's tags, listeners and rules created on them, everything else on them only; reads (no resource-level
     permissions) anywhere in the region."""
     ctx, name = setup.ctx, setup.name
-    in_region = {"StringEquals": {"aws:RequestedRegion": setup.region}}
-    requested = {
-        "StringEquals": {"aws:RequestTag/Project": setup.project, "aws:RequestTag/Environment": setup.environment}
-    }
+    requested = {"StringEquals": tag_keys("aws:RequestTag", setup.owner)}
 
     def elb(resource: str) -> str:
         return ctx.arn("elasticloadbalancing", resource)
@@ -526,7 +532,7 @@ def _load_balancer_statements(setup: CiSetup) -> list[dict[str, Any]]:
     reads = [a for a in _ELB if ":Describe" in a]
     creates = ["elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:CreateTargetGroup"]
     return [
-        statement(reads, "*", in_region, sid="LoadBalancerReads"),
+        statement(reads, "*", setup.in_region, sid="LoadBalancerReads"),
         statement(
             creates,
             [elb("loadbalancer/app/*/*"), elb("loadbalancer/net/*/*"), elb("targetgroup/*/*")],
@@ -561,7 +567,6 @@ def _ecs_statements(setup: CiSetup) -> list[dict[str, Any]]:
     reads and tags anywhere in the region; the Service Connect namespace by its calls (Cloud Map has no tag
     conditions)."""
     ctx, cluster = setup.ctx, f"{setup.name}-ecs"
-    in_region = {"StringEquals": {"aws:RequestedRegion": setup.region}}
     anywhere = ("ecs:DeregisterTaskDefinition", "ecs:DescribeTaskDefinition")
     own = [
         ctx.arn("ecs", f"cluster/{cluster}"),
@@ -576,13 +581,13 @@ def _ecs_statements(setup: CiSetup) -> list[dict[str, Any]]:
         statement(
             [*anywhere, *(a for a in _ECS if not a.startswith("ecs:") and a not in scaling)],
             "*",
-            in_region,
+            setup.in_region,
             sid="EcsAnywhere",
         ),
         statement(
             scaling,
             "*",
-            {"StringEquals": {**in_region["StringEquals"], **ECS_SCALING}},
+            {"StringEquals": {**setup.in_region["StringEquals"], **ECS_SCALING}},
             sid="EcsScaling",
         ),
     ]
@@ -628,7 +633,9 @@ def _storage_statements(setup: CiSetup) -> list[dict[str, Any]]:
             _repositories(setup),
             sid="Repositories",
         ),
-        statement(_S3_BUCKETS, [f"arn:aws:s3:::{name}-{kind}-*" for kind in ("models", "access-logs")], sid="Buckets"),
+        statement(
+            _S3_BUCKETS, [setup.bucket_arn(f"{name}-{kind}-*") for kind in ("models", "access-logs")], sid="Buckets"
+        ),
         statement(["logs:DescribeLogGroups"], "*", sid="ListLogGroups"),
         statement(
             [
@@ -650,7 +657,6 @@ def _identity_statements(setup: CiSetup) -> list[dict[str, Any]]:
     """The stack's roles, the service-linked roles, the scaling alarms and the cluster's OIDC provider."""
     ctx, name = setup.ctx, setup.name
     oidc_providers = ctx.arn("iam", f"oidc-provider/oidc.eks.{setup.region}.amazonaws.com/id/*", region=False)
-    owner = setup.owner
     linked_roles = [
         ctx.arn("iam", f"role/aws-service-role/{service}/*", region=False) for service in SERVICE_LINKED_ROLES
     ]
@@ -678,15 +684,15 @@ def _identity_statements(setup: CiSetup) -> list[dict[str, Any]]:
             ["iam:CreateOpenIDConnectProvider", "iam:TagOpenIDConnectProvider"],
             oidc_providers,
             {
-                "StringEquals": {f"aws:RequestTag/{key}": value for key, value in owner.items()},
-                "StringEqualsIfExists": {f"aws:ResourceTag/{key}": value for key, value in owner.items()},
+                "StringEquals": tag_keys("aws:RequestTag", setup.owner),
+                "StringEqualsIfExists": tag_keys("aws:ResourceTag", setup.owner),
             },
             sid="CreateClusterOidc",
         ),
         statement(
             _OIDC_PROVIDER,
             oidc_providers,
-            {"StringEquals": {f"aws:ResourceTag/{key}": value for key, value in owner.items()}},
+            {"StringEquals": tag_keys("aws:ResourceTag", setup.owner)},
             sid="ClusterOidc",
         ),
     ]
@@ -695,7 +701,6 @@ def _identity_statements(setup: CiSetup) -> list[dict[str, Any]]:
 def _edge_and_cluster_statements(setup: CiSetup) -> list[dict[str, Any]]:
     """The ECS load balancer's optional WAF web ACL, and the EKS cluster."""
     ctx, name = setup.ctx, setup.name
-    in_region = {"StringEquals": {"aws:RequestedRegion": setup.region}}
     cluster = f"{name}-eks"
     return [
         # The optional WAF web ACL of the ECS load balancer (autonamed `<project>-<env>-ecs-waf-*`).
@@ -708,8 +713,8 @@ def _edge_and_cluster_statements(setup: CiSetup) -> list[dict[str, Any]]:
             sid="WebAcl",
         ),
         # No resource-level permissions (AWS's service authorization reference): any load balancer, this region.
-        statement(["elasticloadbalancing:SetWebAcl"], "*", in_region, sid="LoadBalancerWebAcl"),
-        statement(["eks:CreateCluster", "eks:DescribeAddonVersions"], "*", in_region, sid="CreateCluster"),
+        statement(["elasticloadbalancing:SetWebAcl"], "*", setup.in_region, sid="LoadBalancerWebAcl"),
+        statement(["eks:CreateCluster", "eks:DescribeAddonVersions"], "*", setup.in_region, sid="CreateCluster"),
         statement(
             _EKS,
             [

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,8 +15,7 @@ import pytest
 from stacks.ops import OpsError
 from stacks.ops.bootstrap import Bootstrap, bootstrap, check_model, next_steps
 from stacks.ops.ci_roles import CiSetup
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.stacks.ops_cli import run_ops
 
 
 def _setup(bucket: str) -> CiSetup:
@@ -97,13 +94,7 @@ def test_a_synthetic_model_is_refused_on_the_way_to_a_deployment(trained_model_d
 
 def test_the_ci_digest_step_refuses_a_synthetic_model(trained_model_dir: Path) -> None:
     """CI's publish step runs `model-digest` on what it will bake: a synthetic model stops it with exit status 1."""
-    done = subprocess.run(
-        [sys.executable, "-m", "stacks.ops", "model-digest", str(trained_model_dir)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    )
+    done = run_ops("model-digest", str(trained_model_dir))
     assert done.returncode == 1
     assert "SYNTHETIC" in done.stderr
     assert "Traceback" not in done.stderr
@@ -210,26 +201,17 @@ def test_the_documented_bootstrap_runs_without_a_default_region(moto_endpoint: s
         "AWS_CONFIG_FILE": str(tmp_path / "none"),
         "AWS_ENDPOINT_URL": moto_endpoint,
     }
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "stacks.ops",
-            "bootstrap",
-            "--repository",
-            "acme/diabetes",
-            "--environment",
-            "dev",
-            "--region",
-            "eu-west-1",
-            "--state-bucket",
-            "acme-no-default-region-dev",
-        ],
-        capture_output=True,
-        text=True,
+    done = run_ops(
+        "bootstrap",
+        "--repository",
+        "acme/diabetes",
+        "--environment",
+        "dev",
+        "--region",
+        "eu-west-1",
+        "--state-bucket",
+        "acme-no-default-region-dev",
         env=env,
-        cwd=ROOT,
-        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert "gh variable set AWS_REGION_DEV --body 'eu-west-1'" in done.stdout

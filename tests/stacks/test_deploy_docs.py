@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.stacks.ops_cli import run_ops
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "docs" / "deploy.md"
 
@@ -21,9 +23,9 @@ def test_the_ci_role_policies_in_the_docs_are_what_the_code_prints() -> None:
     command = re.search(r"uv run python -m stacks\.ops ci-roles (.+?)\s+> ci-roles\.json", text, re.S)
     assert command, "deploy.md no longer shows the ci-roles command"
     args = shlex.split(" ".join(command[1].replace("\\", " ").split()))
-    printed = subprocess.run(
-        [sys.executable, "-m", "stacks.ops", "ci-roles", *args], capture_output=True, text=True, check=True, cwd=ROOT
-    ).stdout
+    done = run_ops("ci-roles", *args)
+    assert done.returncode == 0, done.stderr
+    printed = done.stdout
     documented = re.search(r"```json\n(.+?)```", text, re.S)
     assert documented, "deploy.md no longer shows the generated roles"
     assert json.loads(documented[1]) == json.loads(printed)
@@ -188,8 +190,6 @@ def test_the_documented_render_k8s_command_works_in_a_fresh_shell(tmp_path: Path
         line = line.replace(variable, value)
     args = [str(tmp_path / "k8s") if arg == "k8s/" else arg for arg in shlex.split(line)]
     fresh = {k: v for k, v in os.environ.items() if k not in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE")}
-    done = subprocess.run(
-        [sys.executable, "-m", "stacks.ops", *args], capture_output=True, text=True, cwd=ROOT, env=fresh, check=False
-    )
+    done = run_ops(*args, env=fresh)
     assert done.returncode == 0, done.stderr
     assert len(list((tmp_path / "k8s").glob("*.yaml"))) >= 10

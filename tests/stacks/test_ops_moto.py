@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar
 
 import boto3
@@ -15,22 +12,10 @@ import pytest
 
 from stacks.ops.promote import promote_image
 from tests.conftest import MOTO_RUNNING_TASKS
+from tests.stacks.ops_cli import run_ops
 
-ROOT = Path(__file__).resolve().parents[2]
 MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 ROLE = "arn:aws:iam::123456789012:role/test"
-
-
-def _ops(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run the CLI as CI does, in a fresh interpreter that inherits the AWS_* test variables."""
-    return subprocess.run(
-        [sys.executable, "-m", "stacks.ops", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def _unique(prefix: str) -> str:
@@ -105,7 +90,7 @@ def test_promote_twice_is_a_no_op(repository: str) -> None:
 
 
 def test_promote_cli_prints_the_digest(repository: str) -> None:
-    completed = _ops(
+    completed = run_ops(
         "promote-image", "--repository", repository, "--source-tag", "3f2c1ab", "--target-tag", "release-2"
     )
     assert completed.returncode == 0, completed.stderr
@@ -113,7 +98,7 @@ def test_promote_cli_prints_the_digest(repository: str) -> None:
 
 
 def test_promote_cli_refuses_to_move_an_immutable_tag(repository: str) -> None:
-    completed = _ops("promote-image", "--repository", repository, "--source-tag", "3f2c1ab", "--target-tag", "old")
+    completed = run_ops("promote-image", "--repository", repository, "--source-tag", "3f2c1ab", "--target-tag", "old")
     assert completed.returncode == 1
     assert f"{repository}:old already names {_digest(repository, 'old')}" in completed.stderr
     assert "promote under a new tag" in completed.stderr
@@ -130,7 +115,7 @@ def test_promote_cli_refuses_to_move_an_immutable_tag(repository: str) -> None:
 def test_promote_cli_explains_missing_images(
     repository: str, repository_name: str | None, source: str, message: str
 ) -> None:
-    completed = _ops(
+    completed = run_ops(
         "promote-image",
         "--repository",
         repository_name or repository,
@@ -208,7 +193,7 @@ def _ecs_stack(desired: int, targets: int) -> EcsStack:
 
 def test_verify_ecs_passes_for_a_completed_rollout_with_healthy_targets(aws_env: dict[str, str]) -> None:
     stack = _ecs_stack(desired=MOTO_RUNNING_TASKS, targets=MOTO_RUNNING_TASKS)
-    completed = _ops(
+    completed = run_ops(
         "verify-ecs",
         "--cluster",
         stack.cluster,
@@ -225,7 +210,7 @@ def test_verify_ecs_passes_for_a_completed_rollout_with_healthy_targets(aws_env:
 
 def test_verify_ecs_names_every_failing_check(aws_env: dict[str, str]) -> None:
     stack = _ecs_stack(desired=MOTO_RUNNING_TASKS + 1, targets=0)
-    completed = _ops(
+    completed = run_ops(
         "verify-ecs",
         "--cluster",
         stack.cluster,
@@ -248,15 +233,15 @@ def test_verify_ecs_names_every_failing_check(aws_env: dict[str, str]) -> None:
 def test_verify_ecs_checks_the_deployed_image_tag(aws_env: dict[str, str]) -> None:
     stack = _ecs_stack(desired=MOTO_RUNNING_TASKS, targets=MOTO_RUNNING_TASKS)
     base = ["verify-ecs", "--cluster", stack.cluster, "--service", stack.service, "--timeout", "0"]
-    assert _ops(*base, "--image-tag", "3f2c1ab").returncode == 0
-    completed = _ops(*base, "--image-tag", "deadbee")
+    assert run_ops(*base, "--image-tag", "3f2c1ab").returncode == 0
+    completed = run_ops(*base, "--image-tag", "deadbee")
     assert completed.returncode == 1
     assert f"container api of {stack.service}:1 runs api:3f2c1ab, not tag deadbee" in completed.stderr
 
 
 def test_verify_ecs_reports_a_missing_service(aws_env: dict[str, str]) -> None:
     stack = _ecs_stack(desired=1, targets=1)
-    completed = _ops("verify-ecs", "--cluster", stack.cluster, "--service", "nope", "--timeout", "0")
+    completed = run_ops("verify-ecs", "--cluster", stack.cluster, "--service", "nope", "--timeout", "0")
     assert completed.returncode == 1
     assert f"ECS service 'nope' not found in cluster '{stack.cluster}' (MISSING)" in completed.stderr
 
@@ -280,7 +265,7 @@ def _eks_cluster(profiles: list[str]) -> str:
 
 def test_verify_eks_passes_when_cluster_and_profiles_are_active(aws_env: dict[str, str]) -> None:
     cluster = _eks_cluster(["diabetes-dev-system", "diabetes-dev-app"])
-    completed = _ops(
+    completed = run_ops(
         "verify-eks",
         "--cluster",
         cluster,
@@ -295,7 +280,7 @@ def test_verify_eks_passes_when_cluster_and_profiles_are_active(aws_env: dict[st
 
 def test_verify_eks_reports_a_missing_profile(aws_env: dict[str, str]) -> None:
     cluster = _eks_cluster(["diabetes-dev-system"])
-    completed = _ops(
+    completed = run_ops(
         "verify-eks",
         "--cluster",
         cluster,
@@ -311,21 +296,21 @@ def test_verify_eks_reports_a_missing_profile(aws_env: dict[str, str]) -> None:
 
 
 def test_verify_eks_reports_a_missing_cluster(aws_env: dict[str, str]) -> None:
-    completed = _ops("verify-eks", "--cluster", "no-such-cluster", "--fargate-profile", "p", "--timeout", "0")
+    completed = run_ops("verify-eks", "--cluster", "no-such-cluster", "--fargate-profile", "p", "--timeout", "0")
     assert completed.returncode == 1
     assert "EKS cluster 'no-such-cluster' not found" in completed.stderr
     assert "Traceback" not in completed.stderr
 
 
 def test_cli_help_documents_the_subcommands() -> None:
-    completed = _ops("--help")
+    completed = run_ops("--help")
     assert completed.returncode == 0
     for command in ("promote-image", "verify-ecs", "verify-eks", "exit status"):
         assert command in completed.stdout
 
 
 def test_cli_rejects_missing_arguments() -> None:
-    completed = _ops("promote-image", "--repository", "x")
+    completed = run_ops("promote-image", "--repository", "x")
     assert completed.returncode == 2
     assert "--source-tag" in completed.stderr
 

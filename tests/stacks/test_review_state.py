@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from stacks.ops.review_state import state_problems
 from tests.stacks.harness import eks_component_outputs
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.stacks.ops_cli import run_ops
 
 
 def _export(kubeconfig: Any, aws_inputs: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -81,23 +77,9 @@ def test_a_provider_that_would_run_more_than_the_programs_is_refused(export: dic
 
 def test_the_cli_reads_the_export_from_stdin_and_fails_on_a_tampered_state() -> None:
     tampered = json.dumps(_export(_kubeconfig(command="sh", args=["-c", "id"])))
-    done = subprocess.run(
-        [sys.executable, "-m", "stacks.ops", "review-state", "--stack", "dev", "-"],
-        input=tampered,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    )
+    done = run_ops("review-state", "--stack", "dev", "-", stdin=tampered)
     assert done.returncode == 1
     assert "do not destroy or refresh this state" in done.stderr
     assert "Traceback" not in done.stderr
-    good = subprocess.run(
-        [sys.executable, "-m", "stacks.ops", "review-state", "--stack", "dev", "-"],
-        input=json.dumps(_export(_kubeconfig())),
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    )
+    good = run_ops("review-state", "--stack", "dev", "-", stdin=json.dumps(_export(_kubeconfig())))
     assert good.returncode == 0, good.stderr

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from stacks.aws_context import AwsContext
-from stacks.ops.boundary import boundary_name, workload_boundary_policy
+from stacks.ops.boundary import workload_boundary_policy
 from tests.stacks.conftest import CERTIFICATE, FULL, FULL_ECS
 from tests.stacks.harness import ACCOUNT, REGION, Resource, Run, run_ecs, run_eks, run_program, run_root
 from tests.stacks.replay.calls import Clients
@@ -83,5 +83,5 @@ def replay_stacks(endpoint: str, account: str, programs: Callable[[str], dict[st
     ctx = AwsContext(account, "aws", REGION, "", stack)
     owner = {"Project": settings.project, "Environment": settings.environment}
     boundary = workload_boundary_policy(ctx, owner)
-    clients("iam").create_policy(PolicyName=boundary_name(stack), PolicyDocument=boundary)
+    clients("iam").create_policy(PolicyName=ctx.boundary_name, PolicyDocument=boundary)
     return Replayed(replay, runs, {stack: replay.replay(run) for stack, run in runs.items()})
