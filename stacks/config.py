@@ -35,6 +35,9 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 MAX_NAME_LENGTH = 20
 
 _IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+#: An environment's name: no hyphen, so no environment's `<project>-<env>-` names (load balancers, log groups, WAF,
+#: task families) start with another's (`dev` and `dev-2` would share every grant made on `diabetes-dev-*`).
+ENVIRONMENT_PATTERN = r"^[a-z0-9]{1,16}$"
 _ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$")
 _S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<prefix>[^\s]+?)/?$")
 #: An IAM role or user: a full ARN, or `role/<name>` / `user/<name>` in the stack's own account.
@@ -209,7 +212,7 @@ class StackSettings(_Model):
     """What every project shares: naming, region, tags, log retention."""
 
     project: str = Field(default="diabetes", pattern=r"^[a-z][a-z0-9-]{1,19}$")
-    environment: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,15}$")
+    environment: str = Field(pattern=ENVIRONMENT_PATTERN)
     region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
     log_retention_days: int = 30
     tags: dict[str, str] = Field(default_factory=dict)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ import boto3
 from boto3.exceptions import Boto3Error
 from botocore.exceptions import BotoCoreError, ClientError
 
-from stacks.config import ConfigError
+from stacks.config import ENVIRONMENT_PATTERN, ConfigError
 from stacks.ops import OpsError
 from stacks.ops.bootstrap import bootstrap, check_model, next_steps
 from stacks.ops.ci_roles import CiSetup, ci_roles
@@ -47,6 +48,15 @@ def _served_model(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--allow-synthetic", action="store_true", help="accept a synthetic-data model (this environment tests only)"
     )
+
+
+def _environment(text: str) -> str:
+    if not re.fullmatch(ENVIRONMENT_PATTERN, text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: 1 to 16 lower-case letters and digits, no hyphen (an environment named like another's plus "
+            "a hyphen, dev and dev-2, would share the names its roles are granted on)"
+        )
+    return text
 
 
 def _region_option(sub: argparse.ArgumentParser) -> None:
@@ -81,7 +91,9 @@ def _setup_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser
     """Once per account and environment: the CI roles, the bootstrap, a model's digest."""
     roles = commands.add_parser("ci-roles", help="print the CI roles' trust and permission policies as JSON")
     roles.add_argument("--repository", required=True, help="GitHub repository, owner/name")
-    roles.add_argument("--environment", required=True, help="GitHub environment = stack name, e.g. dev")
+    roles.add_argument(
+        "--environment", required=True, type=_environment, help="GitHub environment = stack name, e.g. dev"
+    )
     roles.add_argument("--account-id", required=True, help="AWS account id")
     roles.add_argument("--region", dest="role_region", required=True, help="region of the stacks")
     roles.add_argument("--state-bucket", required=True, help="S3 bucket of the Pulumi state")
@@ -92,7 +104,9 @@ def _setup_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser
         "bootstrap", help="once per account and environment: state bucket, KMS alias, boundary, CI roles, model"
     )
     boot.add_argument("--repository", required=True, help="GitHub repository, owner/name")
-    boot.add_argument("--environment", required=True, help="GitHub environment = stack name, e.g. dev")
+    boot.add_argument(
+        "--environment", required=True, type=_environment, help="GitHub environment = stack name, e.g. dev"
+    )
     boot.add_argument("--region", dest="role_region", required=True, help="region of the stacks")
     boot.add_argument(
         "--state-bucket", required=True, help="this environment's own S3 bucket for Pulumi's state and released models"

@@ -100,6 +100,8 @@ def test_platform_stack_files_have_no_on_off_switches() -> None:
         (EcsStackSettings, {"certificateArn": "arn:aws:iam::123456789012:server-certificate/x"}, "ACM certificate"),
         (SharedSettings, {"natGateways": "three"}, "diabetes:natGateways"),
         (SharedSettings, {"project": "diabetes-status-prod"}, "longer than 20 characters"),
+        # dev-2 would share every grant made on diabetes-dev-* (load balancers, log groups, WAF, task families).
+        (SharedSettings, {"environment": "dev-2"}, "diabetes:environment"),
         (EksStackSettings, {"eks": {"access": {"creator": "deploy"}}}, "diabetes-eks:eks.access.creator"),
         (EksStackSettings, {"eks": {"access": {"admins": ["deploy"]}}}, "not IAM roles or users"),
         (EksStackSettings, {"eks": {"publicAccessCidrs": ["everyone"]}}, "publicAccessCidrs must be IPv4 CIDRs"),

@@ -367,3 +367,15 @@ def test_the_ci_roles_may_make_every_call_the_verify_steps_make(aws_env: dict[st
     context = {"aws:RequestedRegion": "eu-west-1"}
     denied = sorted(a for a in recorder.actions if not allows(policy, a, resources.get(a, "*"), context))
     assert not denied, f"the deploy role may not make these calls of the verify steps: {denied}"
+
+
+def test_an_environment_named_like_another_plus_a_hyphen_is_refused_before_anything_is_made() -> None:
+    """`dev-2` would share every grant made on `diabetes-dev-*` with `dev` (a second review reached dev-2's load
+    balancers, log groups and WAF with dev's deploy role)."""
+    for command in (
+        ["bootstrap", "--repository", "acme/diabetes", "--environment", "dev-2", "--region", "eu-west-1"],
+        ["ci-roles", "--repository", "acme/diabetes", "--environment", "dev-2", "--account-id", "111122223333"],
+    ):
+        done = run_ops(*command)
+        assert done.returncode == 2, done.stderr
+        assert "'dev-2': 1 to 16 lower-case letters and digits, no hyphen" in done.stderr
