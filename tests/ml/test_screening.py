@@ -17,7 +17,7 @@ from ml.schema import CARE_ACCESS, DEFAULT_RECORD, FEATURE_NAMES, SUBGROUP_BANDS
 from ml.training.ada import ada_risk_points
 from ml.training.pipeline import SCREENING_SUBGROUPS_CSV
 from ml.training.screening import SAFETY_MARGIN, Scored, choose_cutoffs, with_margin
-from ml.training.screening_subgroups import COVERAGE, screening_subgroups, who_is_missed
+from ml.training.screening_subgroups import CARE_GROUPS, COVERAGE, screening_subgroups, who_is_missed
 
 CHOL_CHECK = FEATURE_NAMES.index("CholCheck")
 
@@ -40,6 +40,7 @@ def test_in_care_reads_every_access_answer_as_in_care_and_copies_only_when_neede
     assert np.shares_memory(already, rows)  # no copy when nothing changes
     assert not nothing.any()
     assert not_checked(rows).tolist() == [False, True, False]
+    assert list(CARE_GROUPS) == list(CARE_ACCESS)  # the subgroup table names each access answer's group
 
 
 def test_the_margin_is_binomial_standard_errors_of_the_ada_share() -> None:
