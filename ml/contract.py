@@ -11,6 +11,7 @@ floats, because the model reads float64 rows; the published schema still says `i
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice, repeat
 from types import MappingProxyType
@@ -314,16 +315,7 @@ class CareAccess(BaseModel):
         gaps = {name: bool(row[FEATURE_NAMES.index(name)] != value) for name, value in CARE_ACCESS.items()}
         if not any(gaps.values()):
             return None
-        not_checked, no_coverage, cost_barrier = gaps["CholCheck"], gaps["AnyHealthcare"], gaps["NoDocbcCost"]
-        reasons = [
-            text
-            for gap, text in (
-                (not_checked, "have not had your cholesterol checked in the past five years"),
-                (no_coverage, "have no health care coverage"),
-                (cost_barrier, "could not see a doctor because of the cost in the past year"),
-            )
-            if gap
-        ]
+        reasons = [CARE_GAPS[name].reason for name in CARE_ACCESS if gaps[name]]
         said = reasons[0] if len(reasons) == 1 else f"{', '.join(reasons[:-1])} and {reasons[-1]}"
         message = (
             f"A blood test (HbA1c or fasting glucose) is worth having whatever this result says, because you {said}. "
@@ -332,7 +324,7 @@ class CareAccess(BaseModel):
             "healthier to the model than they are. Your estimate is therefore worked out as if you had been checked "
             "and covered"
         )
-        if not_checked:
+        if gaps["CholCheck"]:
             message += (
                 f", and for people not checked in five years a blood test is advised from a lower estimate "
                 f"({_whole_percent(rule.raised_not_checked)} instead of {_whole_percent(rule.raised)})"
@@ -341,25 +333,41 @@ class CareAccess(BaseModel):
             ". It can still be too low: whether a doctor ever told you that your blood pressure or cholesterol is "
             "high also depends on having been checked."
         )
-        return cls(not_checked=not_checked, no_coverage=no_coverage, cost_barrier=cost_barrier, message=message)
+        return cls(**{CARE_GAPS[name].field: gap for name, gap in gaps.items()}, message=message)
 
     @property
     def note(self) -> str:
         """The `care_access` result column: the short reasons, e.g. "not checked in 5 years; no coverage"."""
-        return care_access_note(
-            {"CholCheck": self.not_checked, "AnyHealthcare": self.no_coverage, "NoDocbcCost": self.cost_barrier}
-        )
+        return care_access_note({name: getattr(self, gap.field) for name, gap in CARE_GAPS.items()})
 
 
-#: The few words that name each access answer's gap in the `care_access` result column, by `ml.schema.CARE_ACCESS` name.
-CARE_GAP_WORDS: Mapping[str, str] = MappingProxyType(
-    {"CholCheck": "not checked in 5 years", "AnyHealthcare": "no coverage", "NoDocbcCost": "cost kept from a doctor"}
+@dataclass(frozen=True)
+class CareGap:
+    """How one access answer's gap (`ml.schema.CARE_ACCESS`) is told: its `CareAccess` field, the few words of the
+    `care_access` result column, and the reason in `CareAccess.message` ("because you ...")."""
+
+    field: str
+    words: str
+    reason: str
+
+
+#: Each access answer's gap, by `ml.schema.CARE_ACCESS` name.
+CARE_GAPS: Mapping[str, CareGap] = MappingProxyType(
+    {
+        "CholCheck": CareGap(
+            "not_checked", "not checked in 5 years", "have not had your cholesterol checked in the past five years"
+        ),
+        "AnyHealthcare": CareGap("no_coverage", "no coverage", "have no health care coverage"),
+        "NoDocbcCost": CareGap(
+            "cost_barrier", "cost kept from a doctor", "could not see a doctor because of the cost in the past year"
+        ),
+    }
 )
 
 
 def care_access_note(gaps: Mapping[str, bool]) -> str:
     """The reasons a person is outside the care system, in `CARE_ACCESS` order, joined by "; "; empty when in care."""
-    return "; ".join(CARE_GAP_WORDS[name] for name in CARE_ACCESS if gaps[name])
+    return "; ".join(CARE_GAPS[name].words for name in CARE_ACCESS if gaps[name])
 
 
 #: The US Preventive Services Task Force (2021) advises screening adults aged 35 to 70 with overweight or obesity.

@@ -16,8 +16,8 @@ import pandas as pd
 
 from ml.contract import RESULT_COLUMNS, care_access_note, responses
 from ml.inference.predictor import Predictions, Predictor
-from ml.inference.screening import not_checked, risk_of
-from ml.manifest import Manifest, ScreeningLevel
+from ml.inference.screening import levels, risk_of
+from ml.manifest import Manifest
 from ml.schema import CARE_ACCESS, CLASSES, FEATURE_NAMES
 
 #: A column from the rows' features (n, features), the Predictor's answers for them and the model's manifest.
@@ -31,12 +31,7 @@ def _risk(features: np.ndarray, answers: Predictions, manifest: Manifest) -> np.
 
 
 def _risk_level(features: np.ndarray, answers: Predictions, manifest: Manifest) -> np.ndarray:
-    """`ScreeningRule.level`, on every row: people not checked in five years are raised from their own threshold."""
-    risk, rule = _risk(features, answers, manifest), manifest.screening
-    raised = np.where(not_checked(features), rule.raised_for(True), rule.raised_for(False))
-    levels = [ScreeningLevel.HIGH.value, ScreeningLevel.RAISED.value]
-    chosen: np.ndarray = np.select([risk >= rule.high, risk >= raised], levels, ScreeningLevel.LOWER.value)
-    return chosen.astype(object)
+    return levels(manifest.screening, _risk(features, answers, manifest), features)
 
 
 def _probability(class_id: int) -> _Rule:

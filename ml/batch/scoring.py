@@ -121,7 +121,7 @@ def _validated_features(chunk: Chunk, problems: _ProblemLog) -> np.ndarray | Non
     Clean numbers pass a fast check in Arrow; a column that fails it goes through `ml.training.data`'s validation,
     the one definition of a valid value, which names each problem (and accepts what it accepts, e.g. " 7 ").
     """
-    fast = {name: _clean_numbers(chunk.table.column(name), feature) for name, feature in _FEATURES}
+    fast = {f.name: _clean_numbers(chunk.table.column(f.name), f) for f in FEATURES}
     clean = [values for values in fast.values() if values is not None]
     if len(clean) == len(fast):
         return np.column_stack(clean)
@@ -133,9 +133,6 @@ def _validated_features(chunk: Chunk, problems: _ProblemLog) -> np.ndarray | Non
     except DataValidationError as exc:
         problems.add(exc.problems, chunk.rows)
         return None
-
-
-_FEATURES: Sequence[tuple[str, Feature]] = [(f.name, f) for f in FEATURES]
 
 
 def _clean_numbers(column: pa.ChunkedArray, feature: Feature) -> np.ndarray | None:

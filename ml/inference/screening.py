@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ml.manifest import ScreeningCutoffs, ScreeningLevel
 from ml.schema import CARE_ACCESS, FEATURE_NAMES
 
 _IN_CARE = tuple((FEATURE_NAMES.index(name), float(value)) for name, value in CARE_ACCESS.items())
@@ -60,6 +61,15 @@ def not_checked(rows: np.ndarray) -> np.ndarray:
     """Whose cholesterol was not checked in the past five years, shape (n,): they get the lower raised threshold."""
     result: np.ndarray = rows[:, _CHOL_CHECK] != CARE_ACCESS["CholCheck"]
     return result
+
+
+def levels(cutoffs: ScreeningCutoffs, risk: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """`ScreeningCutoffs.level` of every row at once, as level names (object array, shape (n,)): `risk` (n,) of the
+    rows (answers as given, which say who was not checked)."""
+    raised = np.where(not_checked(rows), cutoffs.raised_for(True), cutoffs.raised_for(False))
+    names = [ScreeningLevel.HIGH.value, ScreeningLevel.RAISED.value]
+    chosen: np.ndarray = np.select([risk >= cutoffs.high, risk >= raised], names, ScreeningLevel.LOWER.value)
+    return chosen.astype(object)
 
 
 def access_columns() -> tuple[int, ...]:

@@ -26,23 +26,31 @@ HOLDOUT_SHARE = 0.10
 _LABEL = b"diabetes-status promotion holdout v1\x00"
 #: What a run records; promotion compares only models whose definitions are equal.
 HOLDOUT_DEFINITION = f"sha256(feature vector, BMI rounded to whole numbers) in the lowest {HOLDOUT_SHARE:.0%} (v2)"
-_THRESHOLD = int(HOLDOUT_SHARE * 2**64)
 _BMI = FEATURE_NAMES.index("BMI")
 
 
 def in_holdout(features: np.ndarray) -> np.ndarray:
     """Boolean mask, one per row of (n, features) feature rows in schema order: True for the promotion holdout."""
+    return hash_sample(features, _LABEL, HOLDOUT_SHARE)
+
+
+def answers(features: np.ndarray) -> np.ndarray:
+    """The rows as the hash sees them: float64 little-endian, -0.0 as 0.0, BMI at the survey's whole numbers."""
     rows = np.ascontiguousarray(features, dtype="<f8")
     if rows.ndim != 2:
         raise ValueError(f"expected a 2-d array of feature rows, got shape {rows.shape}")
     rows = rows + 0.0  # -0.0 and 0.0 are the same answer; hash them alike
     rows[:, _BMI] = np.rint(rows[:, _BMI]) + 0.0
-    vectors, inverse = np.unique(rows, axis=0, return_inverse=True)
+    return rows
+
+
+def hash_sample(features: np.ndarray, label: bytes, share: float) -> np.ndarray:
+    """True for the rows whose answers' sha256 (after `label`) falls in the lowest `share` of the hash range: equal
+    answers always land on the same side."""
+    threshold = int(share * 2**64)
+    vectors, inverse = np.unique(answers(features), axis=0, return_inverse=True)
     chosen = np.fromiter(
-        (
-            int.from_bytes(hashlib.sha256(_LABEL + vector.tobytes()).digest()[:8], "big") < _THRESHOLD
-            for vector in vectors
-        ),
+        (int.from_bytes(hashlib.sha256(label + v.tobytes()).digest()[:8], "big") < threshold for v in vectors),
         dtype=bool,
         count=len(vectors),
     )

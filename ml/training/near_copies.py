@@ -19,7 +19,6 @@ plausibility limit on a promotion's gain (`ml.training.comparison.MAX_PLAUSIBLE_
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,13 +26,13 @@ import pandas as pd
 
 from ml.schema import FEATURE_NAMES
 from ml.training.data import DataValidationError
+from ml.training.holdout import answers, hash_sample
 
 #: Standard errors by which the holdout's near-copy rate may exceed the control's before the file is refused.
 MAX_Z = 5.0
 #: Fewer rows on either side and the rates say nothing: the check is not made.
 MIN_ROWS = 200
 _CONTROL_LABEL = b"diabetes-status near-copy control v1\x00"
-_BMI = FEATURE_NAMES.index("BMI")
 _SHOWN = 10
 
 
@@ -65,9 +64,14 @@ def check_near_copies(
     control = _control(x_rest)
     if min(len(y_holdout), int(control.sum())) < MIN_ROWS:
         return None
-    x_r, y_r = x_rest[~control], y_rest[~control]
-    held = _has_near_copy(x_holdout, y_holdout, x_r, y_r)
-    controlled = _has_near_copy(x_rest[control], y_rest[control], x_r, y_r)
+    # Both samples against the same remaining rows in one pass: the remaining rows (most of the file) are hashed once.
+    found = _has_near_copy(
+        np.concatenate([x_holdout, x_rest[control]]),
+        np.concatenate([y_holdout, y_rest[control]]),
+        x_rest[~control],
+        y_rest[~control],
+    )
+    held, controlled = found[: len(y_holdout)], found[len(y_holdout) :]
     n1, n2 = len(held), len(controlled)
     p1, p2 = held.mean(), controlled.mean()
     pooled = (held.sum() + controlled.sum()) / (n1 + n2)
@@ -79,15 +83,9 @@ def check_near_copies(
     return check
 
 
-def _rounded(x: np.ndarray) -> np.ndarray:
-    rows = np.array(x, dtype=np.float64) + 0.0
-    rows[:, _BMI] = np.rint(rows[:, _BMI]) + 0.0
-    return rows
-
-
 def _keys(x: np.ndarray, y: np.ndarray, drop: int | None) -> np.ndarray:
     """One 64-bit hash per row of its label and its answers (BMI rounded), without column `drop`."""
-    rows = _rounded(x)
+    rows = answers(x)
     if drop is not None:
         rows = np.delete(rows, drop, axis=1)
     frame = pd.DataFrame(rows)
@@ -106,15 +104,7 @@ def _has_near_copy(x: np.ndarray, y: np.ndarray, x_pool: np.ndarray, y_pool: np.
 
 def _control(x_rest: np.ndarray) -> np.ndarray:
     """A hash sample of the training rows' answers as large as the holdout (1/9 of the other 90%)."""
-    vectors, inverse = np.unique(_rounded(x_rest), axis=0, return_inverse=True)
-    threshold = int(2**64 / 9)
-    chosen = np.fromiter(
-        (int.from_bytes(hashlib.sha256(_CONTROL_LABEL + v.tobytes()).digest()[:8], "big") < threshold for v in vectors),
-        dtype=bool,
-        count=len(vectors),
-    )
-    mask: np.ndarray = chosen[inverse.reshape(-1)]
-    return mask
+    return hash_sample(x_rest, _CONTROL_LABEL, 1 / 9)
 
 
 def _message(

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ml.inference.screening import not_checked, risk_of
+from ml.inference.screening import levels, not_checked, risk_of
 from ml.manifest import (
     AccessHandling,
     FlaggedShare,
@@ -105,12 +105,6 @@ def choose_cutoffs(validation: Scored, average: float, training_labels: np.ndarr
         raised_not_checked=raised_not_checked,
         high=high_threshold(y, risk, floor=raised),
     )
-
-
-def levels(cutoffs: ScreeningCutoffs, risk: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """The level of each row (answers as given, for who was checked), as `ScreeningCutoffs.level` tells it."""
-    unchecked = not_checked(rows)
-    return np.array([cutoffs.level(float(r), bool(u)) for r, u in zip(risk, unchecked, strict=True)], dtype=object)
 
 
 def _share(flags: np.ndarray) -> float:

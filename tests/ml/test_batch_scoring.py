@@ -26,7 +26,7 @@ from ml.batch import results as batch_results
 from ml.batch.results import result_columns
 from ml.batch.scoring import score_file
 from ml.batch.sinks import OutputError
-from ml.contract import RESULT_COLUMNS, PredictionResponse, Screening
+from ml.contract import CARE_GAPS, RESULT_COLUMNS, PredictionResponse, Screening
 from ml.inference.predictor import Predictions, Predictor
 from ml.schema import FEATURE_NAMES, TARGET
 from ml.training.data import DataValidationError, features_matrix
@@ -394,6 +394,7 @@ def test_result_columns_equal_the_contracts_row_for_every_answer(predictor: Pred
         assert tuple(columns[name][i] for name in RESULT_COLUMNS) == expected
         levels.add(expected[RESULT_COLUMNS.index("risk_level")])
     assert levels == {"lower", "raised", "high"}
+    assert {gap.words for gap in CARE_GAPS.values()} <= set(columns["care_access"])  # each gap alone, at least
 
 
 def test_a_result_column_without_a_vectorised_rule_comes_from_the_contract(

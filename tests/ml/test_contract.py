@@ -6,18 +6,20 @@ import pytest
 from pydantic import ValidationError
 
 from ml.contract import (
+    CARE_GAPS,
     DEFAULT_BATCH_LIMIT,
+    MAX_NAMED_UNKNOWN_FIELDS,
     MAX_REPORTED_ERRORS,
     RESULT_COLUMNS,
     CareAccess,
     PatientRecord,
     batch_request_model,
 )
-from ml.schema import DEFAULT_RECORD, FEATURE_NAMES
+from ml.schema import CARE_ACCESS, DEFAULT_RECORD, FEATURE_NAMES
 from tests.service.hostile import BATCH_UNKNOWN_KEYS, SINGLE_UNKNOWN_KEYS, unknown_keys
 
-#: Problems one record can hold at most: 21 fields, plus the few unknown keys still named one by one.
-MAX_PROBLEMS_PER_RECORD = 31
+#: Problems one record can hold at most: one per field, plus the few unknown keys still named one by one.
+MAX_PROBLEMS_PER_RECORD = len(FEATURE_NAMES) + MAX_NAMED_UNKNOWN_FIELDS
 
 
 def _problems(body: object, model: type = PatientRecord) -> ValidationError:
@@ -29,8 +31,8 @@ def _problems(body: object, model: type = PatientRecord) -> ValidationError:
 @pytest.mark.parametrize(
     "records",
     [
-        [{}] * DEFAULT_BATCH_LIMIT,  # 21,000 missing fields
-        [dict.fromkeys(DEFAULT_RECORD, "x")] * DEFAULT_BATCH_LIMIT,  # 21,000 wrong types
+        [{}] * DEFAULT_BATCH_LIMIT,  # every field missing, in every record
+        [dict.fromkeys(DEFAULT_RECORD, "x")] * DEFAULT_BATCH_LIMIT,  # every field of the wrong type
         [unknown_keys(BATCH_UNKNOWN_KEYS)] * DEFAULT_BATCH_LIMIT,  # 314,000 problems if every one were built
     ],
     ids=["empty", "strings", "unknown-keys"],
@@ -77,3 +79,8 @@ def test_the_result_columns_carry_the_care_access_reasons_at_the_end() -> None:
     assert both.note == "not checked in 5 years; no coverage"
     cost = CareAccess(not_checked=False, no_coverage=False, cost_barrier=True, message="m")
     assert cost.note == "cost kept from a doctor"
+
+
+def test_every_access_answer_has_its_flag_its_words_and_its_reason() -> None:
+    assert list(CARE_GAPS) == list(CARE_ACCESS)
+    assert [gap.field for gap in CARE_GAPS.values()] == [name for name in CareAccess.model_fields if name != "message"]

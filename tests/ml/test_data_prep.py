@@ -282,7 +282,7 @@ def test_is_synthetic(tmp_path: Path, synthetic_frame: pd.DataFrame):
     # A sidecar that does not match the file's content (file replaced later) does not count.
     sidecar = Path(f"{written}.synthetic.json")
     meta = json.loads(sidecar.read_text())
-    written.write_text(written.read_text() + "0.0" + ",0.0" * 21 + "\n")
+    written.write_text(written.read_text() + ",".join(["0.0"] * len(COLUMNS)) + "\n")
     assert meta["sha256"] != file_sha256(written)
     assert not is_synthetic(written)
 

@@ -143,9 +143,9 @@ def test_one_row_alone_answers_as_inside_a_batch(predictor: Predictor, rows: np.
 
 def test_wrong_row_width_is_a_clear_error(predictor: Predictor) -> None:
     with pytest.raises(ValueError, match=f"expected rows of {len(FEATURE_NAMES)} features"):
-        predictor.predict(np.zeros((2, 20)))
+        predictor.predict(np.zeros((2, len(FEATURE_NAMES) - 1)))
     with pytest.raises(ValueError, match=f"expected rows of {len(FEATURE_NAMES)} features"):
-        predictor.predict(np.zeros(20))
+        predictor.predict(np.zeros(len(FEATURE_NAMES) - 1))
 
 
 def _logit_risk(logits: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ml.schema import TARGET
+from ml.schema import FEATURE_NAMES, TARGET
 from ml.training.data import features_matrix, read_data_file
 from ml.training.holdout import in_holdout
 from ml.training.reference import holdout_digest
@@ -25,4 +25,4 @@ def test_the_digest_follows_rows_and_labels_not_their_order_or_spelling(tmp_path
     labels[0] = (labels[0] + 1) % 3
     assert holdout_digest(features_matrix(held), labels) != digest  # one label
     assert holdout_digest(features_matrix(held)[1:], held[TARGET].to_numpy()[1:]) != digest  # one row fewer
-    assert holdout_digest(np.empty((0, 21)), np.empty(0)) != digest
+    assert holdout_digest(np.empty((0, len(FEATURE_NAMES))), np.empty(0)) != digest

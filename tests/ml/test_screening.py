@@ -11,13 +11,13 @@ import pytest
 from pydantic import ValidationError
 
 from ml.inference.loader import load_artifact
-from ml.inference.screening import in_care, not_checked
+from ml.inference.screening import in_care, levels, not_checked
 from ml.manifest import Manifest, ScreeningCutoffs, ScreeningLevel
 from ml.schema import CARE_ACCESS, DEFAULT_RECORD, FEATURE_NAMES, SUBGROUP_BANDS
 from ml.training.ada import ada_risk_points
 from ml.training.pipeline import SCREENING_SUBGROUPS_CSV
-from ml.training.screening import SAFETY_MARGIN, Scored, choose_cutoffs, levels, with_margin
-from ml.training.screening_subgroups import COVERAGE, screening_subgroups, who_is_missed
+from ml.training.screening import SAFETY_MARGIN, Scored, choose_cutoffs, with_margin
+from ml.training.screening_subgroups import CARE_GROUPS, COVERAGE, screening_subgroups, who_is_missed
 
 CHOL_CHECK = FEATURE_NAMES.index("CholCheck")
 
@@ -40,6 +40,7 @@ def test_in_care_reads_every_access_answer_as_in_care_and_copies_only_when_neede
     assert np.shares_memory(already, rows)  # no copy when nothing changes
     assert not nothing.any()
     assert not_checked(rows).tolist() == [False, True, False]
+    assert list(CARE_GROUPS) == list(CARE_ACCESS)  # the subgroup table names each access answer's group
 
 
 def test_the_margin_is_binomial_standard_errors_of_the_ada_share() -> None:
@@ -86,6 +87,16 @@ def test_people_not_checked_get_a_threshold_that_flags_them_as_often_as_the_ada_
     # The level follows the person's own threshold, and only "not checked" lowers it.
     assert cutoffs.level(cutoffs.raised_not_checked, not_checked=True) is ScreeningLevel.RAISED
     assert cutoffs.level(cutoffs.raised_not_checked, not_checked=False) is ScreeningLevel.LOWER
+
+
+def test_the_levels_of_many_rows_are_the_level_of_each_thresholds_included() -> None:
+    cutoffs = ScreeningCutoffs(average=0.2, prediabetes_average=0.02, raised=0.15, raised_not_checked=0.1, high=0.4)
+    near = [cutoffs.raised_not_checked, cutoffs.raised, cutoffs.high]
+    risk = np.repeat([0.0, *near, *np.nextafter(near, 0.0), 1.0], 2)
+    rows = _rows(len(risk), CholCheck=np.tile([1, 0], len(risk) // 2))
+    expected = [cutoffs.level(float(r), bool(u)) for r, u in zip(risk, not_checked(rows), strict=True)]
+    assert levels(cutoffs, risk, rows).tolist() == expected
+    assert set(expected) == set(ScreeningLevel)
 
 
 def test_thresholds_out_of_order_are_refused() -> None:
