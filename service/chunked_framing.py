@@ -13,8 +13,10 @@ from __future__ import annotations
 import enum
 
 
-class FramingError(Exception):
-    """The framing breaks a limit (`status` 413 or 431) or cannot be read (400)."""
+class RefusedError(Exception):
+    """The request breaks a limit (`status` 413, 414 or 431) or a rule of HTTP/1.1 (400): the protocol
+    (`service.http_protocol`) answers with `status` and closes, whether it is raised before the parser is fed or
+    from one of its callbacks."""
 
     def __init__(self, status: int, code: str, reason: str, field: str) -> None:
         super().__init__(reason)
@@ -72,7 +74,7 @@ class ChunkedFraming:
                 f"The chunked body is larger than {self.max_wire_bytes:,} bytes as sent (chunk framing, extensions "
                 "and trailers included); send it in fewer, larger chunks or with a Content-Length"
             )
-            raise FramingError(413, "body_too_large", reason, "body")
+            raise RefusedError(413, "body_too_large", reason, "body")
         return at - start
 
     def _line_from(self, data: bytes, at: int, end: int) -> int:
@@ -84,7 +86,7 @@ class ChunkedFraming:
         if self._line_bytes > self.max_line_bytes:
             what = "chunk size line" if self._part is _Part.SIZE else "trailer line"
             reason = f"A {what} is longer than {self.max_line_bytes:,} bytes; send shorter chunk framing and trailers"
-            raise FramingError(431 if self._part is _Part.TRAILERS else 413, _CODES[self._part], reason, "body")
+            raise RefusedError(431 if self._part is _Part.TRAILERS else 413, _CODES[self._part], reason, "body")
         if self._part is _Part.SIZE:
             self._line += data[at:stop]
         if newline >= 0:
@@ -106,7 +108,7 @@ class ChunkedFraming:
                     f"The request's trailers pass {self.max_trailers:,} lines or {self.max_trailer_bytes:,} bytes; "
                     "send fewer"
                 )
-                raise FramingError(431, "headers_too_large", reason, "body")
+                raise RefusedError(431, "headers_too_large", reason, "body")
         self._line_bytes = 0
 
 
@@ -116,5 +118,5 @@ _CODES = {_Part.SIZE: "body_too_large", _Part.TRAILERS: "headers_too_large"}
 def _chunk_size(line: bytes) -> int:
     digits = line.split(b";", 1)[0].strip()
     if not digits or digits.strip(b"0123456789abcdefABCDEF"):
-        raise FramingError(400, "bad_request", f"A chunk size is not hexadecimal: {digits[:20]!r}", "body")
+        raise RefusedError(400, "bad_request", f"A chunk size is not hexadecimal: {digits[:20]!r}", "body")
     return int(digits, 16)

@@ -55,7 +55,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from service.chunked_framing import ChunkedFraming, FramingError
+from service.chunked_framing import ChunkedFraming, RefusedError
 from service.errors import ProblemError, raw_error
 from service.observability import Metrics as ServiceMetrics  # ml.manifest.Metrics too: one name for Sphinx
 from service.settings import Settings
@@ -84,15 +84,6 @@ def _response(status: int, code: str, reason: str, field: str) -> tuple[bytes, l
     request_id = uuid.uuid4().hex
     body, headers = raw_error(ProblemError(status, code, reason, field=field), request_id)
     return body, [*headers, (b"x-request-id", request_id.encode()), (b"connection", b"close")]
-
-
-class _LimitExceededError(Exception):
-    """The request breaks a limit or a rule of HTTP/1.1 (raised before feeding, or from a parser callback); answered
-    with this status and closed."""
-
-    def __init__(self, status: int, code: str, reason: str, field: str) -> None:
-        super().__init__(reason)
-        self.status, self.code, self.reason, self.field = status, code, reason, field
 
 
 class CoalescedWrites:
@@ -393,12 +384,12 @@ class HttpProtocol(HttpToolsProtocol):
             try:
                 size = self._next_piece(data, at, end)
                 self.parser.feed_data(view[at : at + size])
-            except (_LimitExceededError, FramingError) as exc:
+            except RefusedError as exc:
                 self._send_error(exc.status, exc.code, exc.reason, exc.field)
                 return
             except httptools.HttpParserCallbackError as exc:
                 cause = exc.__context__
-                if isinstance(cause, _LimitExceededError | FramingError):
+                if isinstance(cause, RefusedError):
                     self._send_error(cause.status, cause.code, cause.reason, cause.field)
                 else:  # the parser's own checks in uvicorn's callbacks: a request target it cannot split
                     self._malformed()
@@ -469,10 +460,10 @@ class HttpProtocol(HttpToolsProtocol):
         if self._past_request_line and self._line_bytes > settings.max_header_line_bytes:
             shown = bytes(data[stop - self._line_bytes : stop][:40]).split(b":", 1)[0].decode("latin-1")
             reason = f"The header line {shown!r} is longer than {settings.max_header_line_bytes:,} bytes"
-            raise _LimitExceededError(431, "headers_too_large", reason, "headers")
+            raise RefusedError(431, "headers_too_large", reason, "headers")
         if not self._past_request_line and self._line_bytes > settings.max_request_line_bytes:
             reason = f"The request line is longer than {settings.max_request_line_bytes:,} bytes; send a shorter path"
-            raise _LimitExceededError(414, "uri_too_long", reason, "url")
+            raise RefusedError(414, "uri_too_long", reason, "url")
 
     def _malformed(self) -> None:
         self._send_error(400, "bad_request", MALFORMED, "request")
@@ -518,7 +509,7 @@ class HttpProtocol(HttpToolsProtocol):
         limit = self.settings.max_request_line_bytes
         if len(self.url) > limit:
             reason = f"The request line is longer than {limit:,} bytes; send a shorter path and query"
-            raise _LimitExceededError(414, "uri_too_long", reason, "url")
+            raise RefusedError(414, "uri_too_long", reason, "url")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._in_body:
@@ -527,10 +518,10 @@ class HttpProtocol(HttpToolsProtocol):
         if len(name) + len(value) + 2 > settings.max_header_line_bytes:
             shown = name[:40].decode("latin-1")
             reason = f"The header line {shown!r} is longer than {settings.max_header_line_bytes:,} bytes"
-            raise _LimitExceededError(431, "headers_too_large", reason, "headers")
+            raise RefusedError(431, "headers_too_large", reason, "headers")
         if len(self.headers) >= settings.max_headers:
             reason = f"The request has more than {settings.max_headers:,} headers; send fewer"
-            raise _LimitExceededError(431, "headers_too_large", reason, "headers")
+            raise RefusedError(431, "headers_too_large", reason, "headers")
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
@@ -646,7 +637,7 @@ class HttpProtocol(HttpToolsProtocol):
 def _check_version(version: str, host: bool) -> None:
     """HTTP/1.1 with a Host header (RFC 9112 3.2), or HTTP/1.0; anything else is refused with 400."""
     if version not in ("1.0", "1.1"):
-        raise _LimitExceededError(400, "bad_request", f"HTTP/{version} is not served; send HTTP/1.1", "request")
+        raise RefusedError(400, "bad_request", f"HTTP/{version} is not served; send HTTP/1.1", "request")
     if version == "1.1" and not host:
         reason = "An HTTP/1.1 request must have a Host header (RFC 9112 3.2); add one"
-        raise _LimitExceededError(400, "bad_request", reason, "headers")
+        raise RefusedError(400, "bad_request", reason, "headers")

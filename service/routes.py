@@ -144,9 +144,11 @@ def prediction_routers(batch_limit: int) -> list[APIRouter]:
 operations_router = APIRouter(responses=SERVER_RESPONSES)
 
 
+# The probes answer HEAD too (FastAPI routes GET alone): uptime monitors and some load balancers probe with it.
 @operations_router.get(
     "/health", tags=["probes"], summary="Liveness: the process serves requests", response_model=HealthResponse
 )
+@operations_router.head("/health", include_in_schema=False)
 async def health() -> HealthResponse:
     return HealthResponse(status="ok")
 
@@ -157,6 +159,7 @@ async def health() -> HealthResponse:
     summary="Readiness: the model is loaded and verified",
     response_model=ReadyResponse,
 )
+@operations_router.head("/ready", include_in_schema=False)
 async def ready(predictor: ServingPredictorDep) -> ReadyResponse:
     return ReadyResponse(status="ready", model_version=predictor.version, synthetic=predictor.manifest.data.synthetic)
 

@@ -34,10 +34,11 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from service.api import create_app
 from service.http_protocol import ConnectionPool, protocol_class
-from service.settings import Settings, unknown_variables
+from service.settings import MIN_CONNECTIONS, Settings, unknown_variables
 
 logger = logging.getLogger("service.server")
 #: File descriptors kept out of `max_connections`: the listener, logs, the model's files, the metrics' /proc reads.
@@ -148,13 +149,20 @@ def _hard_stop_after(seconds: float) -> threading.Timer:
 
 def open_file_limit(max_connections: int) -> int:
     """Raise the soft limit on open files to the hard one, and return how many connections fit in it (a few
-    dozen descriptors stay for the model, logs and the listener): past it the kernel's accept fails silently."""
+    dozen descriptors stay for the model, logs and the listener): past it the kernel's accept fails silently.
+    Raises `ValueError` when fewer than `MIN_CONNECTIONS` fit: the service could not serve."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != hard:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
             soft = hard
     room = max_connections if soft == resource.RLIM_INFINITY else min(max_connections, soft - _RESERVED_FILES)
+    if room < MIN_CONNECTIONS:
+        raise ValueError(
+            f"the open-file limit ({soft:,}) leaves room for {max(room, 0):,} connections, fewer than "
+            f"{MIN_CONNECTIONS}; raise it (`ulimit -n`, or the container's nofile limit) to at least "
+            f"{MIN_CONNECTIONS + _RESERVED_FILES}"
+        )
     if room < max_connections:
         logger.warning(
             "max_connections lowered to fit the open-file limit",
@@ -165,9 +173,6 @@ def open_file_limit(max_connections: int) -> int:
 
 def serve(settings: Settings) -> None:
     """Serve until stopped (SIGTERM drains first; see the module's doc)."""
-    room = open_file_limit(settings.max_connections)
-    if room != settings.max_connections:
-        settings = settings.model_copy(update={"max_connections": room})
     app = create_app(settings)
     Server(uvicorn_config(app, settings), app, settings.drain_seconds, settings.stop_timeout_seconds).run()
 
@@ -198,9 +203,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         settings = Settings()
+        room = open_file_limit(settings.max_connections)
     except ValidationError as exc:
         print(f"error: invalid service settings\n{exc}", file=sys.stderr)
         return 2
+    except SettingsError as exc:  # a list setting that is not JSON: pydantic-settings cannot even read it
+        print(f'error: invalid service settings\n{exc}: list settings are JSON, e.g. ["a", "b"]', file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if room != settings.max_connections:
+        settings = settings.model_copy(update={"max_connections": room})
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C, re-raised by uvicorn once it stopped
         serve(settings)
     return 0

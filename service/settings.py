@@ -20,6 +20,8 @@ from ml.schema import FEATURES
 
 #: The shortest operator token accepted: an empty or guessable one would open the operator view to anyone.
 MIN_OPERATOR_TOKEN_LENGTH = 32
+#: The fewest connections the service is configured for, whatever the open-file limit (`service.server`).
+MIN_CONNECTIONS = 16
 
 
 class Settings(BaseSettings):
@@ -76,7 +78,7 @@ class Settings(BaseSettings):
     )
     max_connections: int = Field(
         default=4096,
-        ge=16,
+        ge=MIN_CONNECTIONS,
         le=1_000_000,
         description="Most connections open at once; past it the oldest connection that has not sent a whole request "
         "is closed (a fresh one first, then one still sending its head, then an idle one), never one with a request "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.chunked_framing import ChunkedFraming, FramingError
+from service.chunked_framing import ChunkedFraming, RefusedError
 
 BODY = b"4;ext=1\r\nWiki\r\n5\r\npedia\r\n0\r\nX-Checksum: 1\r\n\r\n"
 NEXT = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -42,6 +42,6 @@ def test_the_body_ends_exactly_where_it_ends_however_it_is_split(step: int) -> N
     ids=["size-line", "trailer-line", "trailer-count", "wire-bytes", "not-hex"],
 )
 def test_framing_past_its_limits_is_refused_before_it_is_fed(data: bytes, limits: dict[str, int], status: int) -> None:
-    with pytest.raises(FramingError) as refused:
+    with pytest.raises(RefusedError) as refused:
         _framing(**limits).take(data, 0, len(data))
     assert refused.value.status == status

@@ -117,6 +117,15 @@ def test_model_information_shows_the_digest_the_pin_accepts(
     assert pinned.get("/model").json()["digest"] == digest
 
 
+def test_the_probes_answer_head_as_they_answer_get(client: TestClient) -> None:
+    """Review 2: `HEAD /health` answered 405, so a monitor probing with HEAD saw a live service as failing."""
+    for path in ("/health", "/ready"):
+        answer = client.head(path)
+        assert answer.status_code == 200, path
+        assert answer.content == b""
+        assert answer.headers["content-length"] == client.get(path).headers["content-length"]
+
+
 def test_probes_and_model_information(client: TestClient) -> None:
     assert client.get("/health").json() == {"status": "ok"}
     ready = client.get("/ready")

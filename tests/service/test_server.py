@@ -64,6 +64,8 @@ def _run(command: list[str], env: dict[str, str] | None = None) -> subprocess.Co
         ("SERVICE_SHUTDOWN_TIMEOUT_SECONDS", "600", "must leave a second of stop_timeout_seconds"),
         ("SERVICE_MAX_HEADS", "50", "unknown service settings SERVICE_MAX_HEADS"),
         ("SERVICE_OPERATOR_TOKEN", " " + "t" * 40, "white space"),
+        # review 2: a list setting that is not JSON was a traceback from pydantic-settings
+        ("SERVICE_CORS_ORIGINS", "*", "cors_origins"),
     ],
 )
 def test_python_m_service_refuses_invalid_settings_at_start(variable: str, value: str, words: str) -> None:
@@ -74,6 +76,22 @@ def test_python_m_service_refuses_invalid_settings_at_start(variable: str, value
     assert words in started.stderr
     assert "Traceback" not in started.stderr
     assert not value or value not in started.stderr or variable == "SERVICE_MAX_HEADS"
+
+
+def test_an_open_file_limit_too_low_for_the_fewest_connections_stops_the_start(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review 2: a soft and hard nofile of 40 lowered `max_connections` to -24 (every connection shed) with only a
+    warning; the service refuses to start instead, naming the limit to raise."""
+    monkeypatch.setattr(server.resource, "getrlimit", lambda _: (40, 40))
+    served: list[Settings] = []
+    monkeypatch.setattr(server, "serve", served.append)
+    assert server.main([]) == 2
+    assert served == []
+    assert "open-file limit (40)" in capsys.readouterr().err
+    monkeypatch.setattr(server.resource, "getrlimit", lambda _: (1024, 1024))
+    assert server.main([]) == 0
+    assert served[0].max_connections == 1024 - server._RESERVED_FILES
 
 
 def test_python_m_service_lists_its_settings() -> None:
