@@ -277,17 +277,24 @@ def _floor_and_ada_substitutions(data: Mapping[str, Any], subs: dict[str, str]) 
     floor = data["precision_floor"]
     subs["real_floor_lift"] = f"{floor['min_precision_lift']:g}"
     for key, outcome in (("floor", floor["with_floor"]), ("nofloor", floor["without_floor"])):
-        subs[f"real_{key}_candidate"] = outcome["candidate"]
-        subs[f"real_{key}_weights"] = " / ".join(f"{w:g}" for w in outcome["class_weights"])
-        subs[f"real_{key}_weighted_f1"] = _f(outcome["test_weighted_f1"])
-        subs[f"real_{key}_named_prediabetic"] = f"{outcome['test_named'][1]:,}"
-        subs[f"real_{key}_precision_prediabetic"] = f"{outcome['test_precision'][1]:.1%}"
+        subs |= {f"real_{key}_{name}": text for name, text in _floor_outcome(outcome).items()}
     ada = data["ada_comparison"]
     subs["real_ada_cutoff"] = str(ada["ada_cutoff"])
     for target, compared in ((t, ada[t]) for t in ADA_TARGETS):
         for name, value in compared.items():
             if isinstance(value, float):
                 subs[f"real_ada_{target}_{name}"] = _f(value, 3) if "auc" in name else f"{value:.1%}"
+
+
+def _floor_outcome(outcome: Mapping[str, Any]) -> dict[str, str]:
+    """One decision rule's outcome on the test split, as both the prose and the table print it."""
+    return {
+        "candidate": outcome["candidate"],
+        "weights": " / ".join(f"{w:g}" for w in outcome["class_weights"]),
+        "weighted_f1": _f(outcome["test_weighted_f1"]),
+        "named_prediabetic": f"{outcome['test_named'][1]:,}",
+        "precision_prediabetic": f"{outcome['test_precision'][1]:.1%}",
+    }
 
 
 def _screening_substitutions(data: Mapping[str, Any], subs: dict[str, str]) -> None:
@@ -527,14 +534,7 @@ def _precision_floor_table(data: Mapping[str, Any]) -> str:
     return markdown_table(
         ("Decision rule", "Candidate", "Weights", "Test weighted F1", "Named pre-diabetic", "Their precision"),
         [
-            (
-                label,
-                outcome["candidate"],
-                " / ".join(f"{w:g}" for w in outcome["class_weights"]),
-                _f(outcome["test_weighted_f1"]),
-                f"{outcome['test_named'][1]:,}",
-                f"{outcome['test_precision'][1]:.1%}",
-            )
+            (label, *_floor_outcome(outcome).values())
             for label, outcome in (
                 (f"With the floor ({floor['min_precision_lift']:g}x base rate, served)", floor["with_floor"]),
                 ("Without it", floor["without_floor"]),
