@@ -1,5 +1,5 @@
 """The README is read on GitHub, where no ``{{ real_... }}`` substitution renders, so its figures are written by hand:
-each must be the one `docs/_data/real_metrics.json` holds, or regenerating the file leaves the README behind."""
+each must be the one `docs/_data/real_metrics.json` (or the code) holds, or a change leaves the README behind."""
 
 from __future__ import annotations
 
@@ -31,6 +31,21 @@ def _expected_phrases() -> list[str]:
         f"a mean paired change of {data['split_spread']['no_regression']['weighted_f1']['mean_paired_difference']:+.4f}"
         f" and {data['split_spread']['no_regression']['macro_roc_auc']['mean_paired_difference']:+.4f}",
     ]
+
+
+def test_the_readmes_shares_and_limits_are_the_codes() -> None:
+    """The split's shares and the precision floor's evidence, which the docs take from the code."""
+    code = project_tables.code_substitutions()
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    phrases = [
+        f"test split ({code['test_share']})",
+        f"promotion holdout ({code['holdout_share']} of the distinct feature vectors",
+        f"a {code['validation_share']} validation fold",
+        f"named at least {code['floor_min_named']} times on the validation fold",
+        f"lower {code['floor_confidence']} bound",
+    ]
+    missing = [phrase for phrase in phrases if phrase not in readme]
+    assert not missing, "README.md no longer says what the code does:\n" + "\n".join(missing)
 
 
 def test_the_readmes_measured_figures_are_the_files() -> None:
