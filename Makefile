@@ -41,7 +41,7 @@ format: ## apply ruff fixes and formatting
 typecheck: ## mypy (strict) on ml, service, frontend, stacks
 	uv run mypy
 
-data: ## download the real file (Kaggle via kagglehub; --url for a mirror)
+data: ## download the real file from Kaggle via kagglehub (a mirror: uv run python -m ml.download --url URL)
 	uv run python -m ml.download --output-dir data
 
 synthetic: ## write a synthetic file with the real schema

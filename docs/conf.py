@@ -43,11 +43,12 @@ root_doc = "index"
 # MyST
 myst_enable_extensions = ["colon_fence", "deflist", "fieldlist", "substitution"]
 # Every number measured on the real file comes from docs/_data/real_metrics.json, as {{ real_... }} substitutions.
-# Every price comes from stacks/costs.py, as {{ cost_... }} substitutions and the generated cost tables.
+# Every price comes from stacks/costs.py, as {{ cost_... }} substitutions and the generated cost tables; the counts
+# and limits the code decides (features, split shares, promotion limits) come from the code.
 myst_substitutions = {
     **project_tables.substitutions(project_tables.load_real_metrics()),
     **project_tables.cost_substitutions(),
-    **project_tables.schema_substitutions(),
+    **project_tables.code_substitutions(),
 }
 myst_heading_anchors = 3
 

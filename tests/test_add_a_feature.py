@@ -114,3 +114,22 @@ def test_no_code_writes_the_feature_count() -> None:
             if number or text:
                 found.append(f"{name}:{token.start[0]}: {token.line.strip()}")
     assert not found, "\n".join(found)
+
+
+#: The prose a reader sees: the docs' pages (their counts are `{{ n_features }}`), the README and CONTRIBUTING.
+_PROSE = ("docs/*.md", "README.md", "CONTRIBUTING.md")
+
+
+def test_no_prose_writes_the_feature_count() -> None:
+    """The README said "the 21 health indicators" and the API guide quoted "exactly the 21 feature columns": a 22nd
+    feature would leave both wrong. The count next to what it counts, across a line break too, is refused."""
+    count = re.compile(
+        rf"(?<![\w.,$]){len(FEATURES)}\s+(?:[\w-]+\s+)?(?:features?|indicators?|columns?|answers?|questions?)\b"
+    )
+    found = [
+        f"{path.relative_to(ROOT)}: {match.group()!r}"
+        for pattern in _PROSE
+        for path in sorted(ROOT.glob(pattern))
+        for match in count.finditer(path.read_text(encoding="utf-8"))
+    ]
+    assert not found, "write {{ n_features }} (docs) or words that do not count (README):\n" + "\n".join(found)

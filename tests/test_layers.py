@@ -1,6 +1,7 @@
 """The layer rules are import-linter contracts (pyproject.toml), kept by the unit tests rather than by the container
-tests alone: the service and the UI use only the shared vocabulary and `ml.inference`, inference never imports
-training, and no library code imports a command line."""
+tests alone: the service and the UI use only the shared vocabulary and `ml.inference`, the service image carries no
+training library, inference never imports training, the UI (and what it shares with the service) never imports
+`ml.inference`, and no library code imports a command line."""
 
 from __future__ import annotations
 
@@ -56,12 +57,19 @@ def test_every_module_of_ml_is_either_served_or_kept_from_the_service() -> None:
 @pytest.mark.parametrize(
     ("module", "line", "rule"),
     [
-        ("service/leak.py", "from ml.training.data import read_training_file\n", "The service and the UI"),
+        ("service/leak.py", "from ml.training.data import read_data_file\n", "The service and the UI"),
         ("ml/inference/leak.py", "import ml.training.tuning\n", "Inference never imports training"),
         ("ml/training/leak.py", "from ml.predict import main\n", "Library code never imports a command-line"),
         ("service/heavy.py", "import pandas\n", "carries no training, UI or infrastructure library"),
+        ("frontend/leak.py", "from ml.inference.predictor import Predictor\n", "The UI image ships no ml.inference"),
     ],
-    ids=["service-imports-training", "inference-imports-training", "training-imports-cli", "service-imports-pandas"],
+    ids=[
+        "service-imports-training",
+        "inference-imports-training",
+        "training-imports-cli",
+        "service-imports-pandas",
+        "ui-imports-inference",
+    ],
 )
 def test_a_broken_layer_rule_is_caught(tmp_path: Path, module: str, line: str, rule: str) -> None:
     for package in PACKAGES:

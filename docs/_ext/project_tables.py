@@ -204,11 +204,29 @@ def _points(record: Mapping[str, Any], name: str) -> str:
     return f"{100 * record[name]:+.1f} ({low:+.1f} to {high:+.1f})"
 
 
-def schema_substitutions() -> dict[str, str]:
-    """``{{ n_features }}`` and ``{{ n_classes }}``: the prose never writes a count the schema decides."""
+def code_substitutions() -> dict[str, str]:
+    """Counts and limits the code decides (``{{ n_features }}``, the split's shares, the promotion's limits): the
+    prose never writes one by hand."""
     from ml.schema import CLASSES, FEATURES
+    from ml.training import comparison
+    from ml.training.holdout import HOLDOUT_SHARE
+    from ml.training.pipeline import TrainingConfig
+    from ml.training.tuning import MIN_NAMED, PRECISION_CONFIDENCE
 
-    return {"n_features": str(len(FEATURES)), "n_classes": str(len(CLASSES))}
+    config = TrainingConfig()
+    return {
+        "n_features": str(len(FEATURES)),
+        "n_classes": str(len(CLASSES)),
+        "floor_min_named": str(MIN_NAMED),
+        "floor_confidence": f"{PRECISION_CONFIDENCE:.0%}",
+        "holdout_share": f"{HOLDOUT_SHARE:.0%}",
+        "test_share": f"{config.test_fraction:.0%}",
+        "validation_share": f"{config.validation_fraction:.0%}",
+        "comparison_resamples": f"{comparison.RESAMPLES:,}",
+        "max_gain_weighted_f1": f"{comparison.MAX_PLAUSIBLE_GAIN:.3f}",
+        "max_gain_macro_roc_auc": f"{comparison.MAX_PLAUSIBLE_AUC_GAIN:.3f}",
+        "min_macro_roc_auc": f"{comparison.MIN_MACRO_AUC:.2f}",
+    }
 
 
 def substitutions(data: Mapping[str, Any]) -> dict[str, str]:
@@ -258,23 +276,25 @@ def _floor_and_ada_substitutions(data: Mapping[str, Any], subs: dict[str, str]) 
     """The precision floor's evidence and outcomes, and the comparison with the ADA risk test."""
     floor = data["precision_floor"]
     subs["real_floor_lift"] = f"{floor['min_precision_lift']:g}"
-    # The evidence the floor asks for is the code's (the real model was trained under it or under none).
-    from ml.training.tuning import MIN_NAMED, PRECISION_CONFIDENCE
-
-    subs["floor_min_named"] = str(MIN_NAMED)
-    subs["floor_confidence"] = f"{PRECISION_CONFIDENCE:.0%}"
     for key, outcome in (("floor", floor["with_floor"]), ("nofloor", floor["without_floor"])):
-        subs[f"real_{key}_candidate"] = outcome["candidate"]
-        subs[f"real_{key}_weights"] = " / ".join(f"{w:g}" for w in outcome["class_weights"])
-        subs[f"real_{key}_weighted_f1"] = _f(outcome["test_weighted_f1"])
-        subs[f"real_{key}_named_prediabetic"] = f"{outcome['test_named'][1]:,}"
-        subs[f"real_{key}_precision_prediabetic"] = f"{outcome['test_precision'][1]:.1%}"
+        subs |= {f"real_{key}_{name}": text for name, text in _floor_outcome(outcome).items()}
     ada = data["ada_comparison"]
     subs["real_ada_cutoff"] = str(ada["ada_cutoff"])
     for target, compared in ((t, ada[t]) for t in ADA_TARGETS):
         for name, value in compared.items():
             if isinstance(value, float):
                 subs[f"real_ada_{target}_{name}"] = _f(value, 3) if "auc" in name else f"{value:.1%}"
+
+
+def _floor_outcome(outcome: Mapping[str, Any]) -> dict[str, str]:
+    """One decision rule's outcome on the test split, as both the prose and the table print it."""
+    return {
+        "candidate": outcome["candidate"],
+        "weights": " / ".join(f"{w:g}" for w in outcome["class_weights"]),
+        "weighted_f1": _f(outcome["test_weighted_f1"]),
+        "named_prediabetic": f"{outcome['test_named'][1]:,}",
+        "precision_prediabetic": f"{outcome['test_precision'][1]:.1%}",
+    }
 
 
 def _screening_substitutions(data: Mapping[str, Any], subs: dict[str, str]) -> None:
@@ -514,14 +534,7 @@ def _precision_floor_table(data: Mapping[str, Any]) -> str:
     return markdown_table(
         ("Decision rule", "Candidate", "Weights", "Test weighted F1", "Named pre-diabetic", "Their precision"),
         [
-            (
-                label,
-                outcome["candidate"],
-                " / ".join(f"{w:g}" for w in outcome["class_weights"]),
-                _f(outcome["test_weighted_f1"]),
-                f"{outcome['test_named'][1]:,}",
-                f"{outcome['test_precision'][1]:.1%}",
-            )
+            (label, *_floor_outcome(outcome).values())
             for label, outcome in (
                 (f"With the floor ({floor['min_precision_lift']:g}x base rate, served)", floor["with_floor"]),
                 ("Without it", floor["without_floor"]),

@@ -40,13 +40,13 @@ import numpy as np
 
 from ml.inference.postprocess import softmax
 from ml.inference.screening import in_care, not_checked
-from ml.schema import CARE_ACCESS, FEATURE_NAMES, REAL_DATA_FILE
+from ml.schema import CARE_ACCESS, FEATURE_NAMES
 from ml.training.ada import HIGH_RISK_POINTS, ada_risk_points
 from ml.training.ada_comparison import screening_comparison
 from ml.training.data import read_data_file
 from ml.training.pipeline import TrainingConfig, split_folds
+from ml.training.real_data import existing_file
 
-CANDIDATE_PATHS = (Path("data") / f"{REAL_DATA_FILE}.gz", Path("data") / REAL_DATA_FILE)
 OPTIONS = ("as_given", "in_care", "max_in_care", "left_out", "monotone")
 _ACCESS = [FEATURE_NAMES.index(name) for name in CARE_ACCESS]
 _KEPT = [j for j in range(len(FEATURE_NAMES)) if j not in _ACCESS]
@@ -145,7 +145,7 @@ def main() -> int:
     parser.add_argument("--learning-rate", type=float, default=0.1, help="LightGBM learning rate of every option")
     parser.add_argument("--output", type=Path, help="also write the JSON report here")
     args = parser.parse_args()
-    data = args.data or next((p for p in CANDIDATE_PATHS if p.is_file()), None)
+    data = args.data or existing_file(Path("data"))
     if data is None:
         print("real data file not found; run `uv run python -m ml.download` or pass --data", file=sys.stderr)
         return 2

@@ -11,6 +11,7 @@ split by whether they are in care, and how many of those carry a diagnosis of pr
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,16 +22,19 @@ from ml.inference.predictor import Predictor
 from ml.schema import TARGET
 from ml.training.data import features_matrix, read_data_file
 from ml.training.holdout import in_holdout
-
-REAL = Path("data/diabetes_012_health_indicators_BRFSS2015.csv.gz")
+from ml.training.real_data import existing_file
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=REAL)
+    parser.add_argument("--data", type=Path, help="the real 3-class file (default: data/)")
     parser.add_argument("--model", type=Path, default=Path("artifacts/model"))
     args = parser.parse_args(argv)
-    frame = read_data_file(args.data)
+    data = args.data or existing_file(Path("data"))
+    if data is None:
+        print("real data file not found; run `uv run python -m ml.download` or pass --data", file=sys.stderr)
+        return 2
+    frame = read_data_file(data)
     rows = features_matrix(frame)
     holdout = in_holdout(rows)
     rows, affected = rows[holdout], frame[TARGET].to_numpy()[holdout] > 0

@@ -64,3 +64,27 @@ def test_the_guide_says_the_class_is_for_the_answers_as_given_and_the_screening_
     assert "wrong for this person" in unchecked
     assert "Never show this `label` to a person outside care" in unchecked
     assert "answers as given" in (PredictionResponse.model_fields["label"].description or "")
+
+
+def _answer_to(guide_text: str, command: str) -> dict:
+    """The answer the guide shows to the first command that contains `command`."""
+    step = next(s for s in steps(guide_text) if command in s.command.body and s.answer is not None)
+    assert step.answer is not None
+    answer: dict = json.loads(step.answer.body)
+    return answer
+
+
+def test_the_unchecked_examples_words_give_the_figures_of_the_answers_it_shows(guide_text: str) -> None:
+    """The paragraph under the unchecked example writes its risks by hand ("risk 60%", "31% instead of 60%"); the
+    answers above it are refreshed from a model (`tests.docs.api_guide --write`): the words must follow them."""
+    checked = _answer_to(guide_text, "-d @person.json")
+    unchecked = _answer_to(guide_text, "-d @unchecked.json")
+    risk = f"{unchecked['screening']['risk']:.0%}"
+    as_given = f"{unchecked['probabilities']['prediabetic'] + unchecked['probabilities']['diabetic']:.0%}"
+    flat = " ".join(guide_text.split())
+    paragraph = flat[flat.index("What to act on is the `screening`") : flat.index("## A batch")]
+    assert f"level `{unchecked['screening']['level']}` (risk {risk}, the same as when checked)" in paragraph
+    assert f"{checked['screening']['risk']:.0%}" == risk
+    assert f'checked, the same answers are labelled "{checked["label"]}"' in paragraph
+    assert f'The `prediction` {unchecked["prediction"]}, `label` "{unchecked["label"]}"' in paragraph
+    assert f"({as_given} instead of {risk})" in paragraph

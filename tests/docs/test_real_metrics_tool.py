@@ -20,10 +20,10 @@ def _all_used_substitutions() -> set[str]:
 
 
 def _used_substitutions() -> set[str]:
-    """The measured numbers the pages use (prices, `cost_...`, come from stacks/costs.py instead, and the counts of
-    features and classes from ml.schema)."""
-    schema = project_tables.schema_substitutions()
-    return {name for name in _all_used_substitutions() if not name.startswith("cost_") and name not in schema}
+    """The measured numbers the pages use (prices, `cost_...`, come from stacks/costs.py instead, and the counts and
+    limits the code decides from the code)."""
+    code = project_tables.code_substitutions()
+    return {name for name in _all_used_substitutions() if not name.startswith("cost_") and name not in code}
 
 
 def test_every_price_the_pages_use_comes_from_the_cost_model() -> None:
