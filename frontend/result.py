@@ -34,6 +34,13 @@ DIAGNOSED = (
     "That is the share of people answering like you who had been told by a doctor that they have either. Many cases "
     "are never diagnosed, so your true chance can be higher."
 )
+#: ... and for a person outside the care system, whose estimate is that of the same answers from someone in care
+#: ("answering like you ... told by a doctor" was false for them: people like them are seldom told).
+DIAGNOSED_OUTSIDE_CARE = (
+    "That is the share who had been told by a doctor that they have either among people who gave your answers but "
+    "were in care (checked and covered). Many cases are never diagnosed, most of all outside care, so your true "
+    "chance can be higher."
+)
 #: Ratios to the average said to be "about the same as" it.
 ABOUT_THE_SAME = (0.8, 1.25)
 _BANDS = {ScreeningLevel.LOWER: "#e8f0fe", ScreeningLevel.RAISED: "#fdf0d5", ScreeningLevel.HIGH: "#fbdada"}
@@ -49,8 +56,11 @@ def percent(probability: float) -> str:
     return f"{value}%"
 
 
-def average_percent(share: float) -> str:
-    """An average as a percentage, with one decimal below 10% (1.8%, not 2%), whole above."""
+def fine_percent(share: float) -> str:
+    """A small share with one decimal below 10% (1.8%, not 2%; "<0.1%" rather than "0.0%"), whole above: for a
+    chance read beside an average of a few percent, where "2%" against "1.8%" hid which was larger."""
+    if 0 < share < 0.0005:
+        return "<0.1%"
     return f"{share:.1%}" if share < 0.1 else percent(share)
 
 
@@ -78,7 +88,7 @@ def risk_sentence(screening: Screening) -> str:
         compared = f"{opening}; the average {survey} is {percent(screening.average)}."
     else:
         compared = f"{opening}, {words} the average of {percent(screening.average)} {survey}."
-    return f"{compared} {DIAGNOSED}"
+    return f"{compared} {DIAGNOSED if screening.care_access is None else DIAGNOSED_OUTSIDE_CARE}"
 
 
 def headline(screening: Screening) -> str:
@@ -163,11 +173,16 @@ def prediabetes_sentence(screening: Screening) -> str:
     """The chance of pre-diabetes alone against its average, and what it cannot say."""
     chance = screening.prediabetes
     return (
-        f"Your estimated chance of pre-diabetes alone is **{percent(chance.risk)}**, "
-        f"{compared_with_average(chance.ratio)} the average of {average_percent(chance.average)}: the shares who had "
-        "been told by a doctor they have pre-diabetes. Pre-diabetes is often never diagnosed, so the true chance can "
-        "be higher, and this estimate cannot rule it out: only a blood test can."
+        f"Your estimated chance of pre-diabetes alone is **{fine_percent(chance.risk)}**, "
+        f"{compared_with_average(chance.ratio)} the average of {fine_percent(chance.average)}: the shares who had "
+        f"been told by a doctor they have pre-diabetes{_IN_CARE if screening.care_access is not None else ''}. "
+        "Pre-diabetes is often never diagnosed, so the true chance can be higher, and this estimate cannot rule it "
+        "out: only a blood test can."
     )
+
+
+#: Said after "told by a doctor" for a person outside care: their estimate is that of the same answers in care.
+_IN_CARE = ", among people who gave your answers but were in care"
 
 
 #: "Has a doctor ever told you ...?" answers that a person who was not checked may answer "No" only for that reason.

@@ -310,19 +310,28 @@ class CareAccess(BaseModel):
     )
 
     @classmethod
-    def of(cls, row: Sequence[float], rule: ScreeningRule) -> CareAccess | None:
-        """None for a person in care (checked, covered, never kept from a doctor by the cost)."""
-        gaps = {name: bool(row[FEATURE_NAMES.index(name)] != value) for name, value in CARE_ACCESS.items()}
+    def of(cls, gaps: Mapping[str, bool], rule: ScreeningRule, level: ScreeningLevel) -> CareAccess | None:
+        """None for a person in care (checked, covered, never kept from a doctor by the cost). `gaps`: by
+        `CARE_ACCESS` name (`care_gaps`). At 'raised' or 'high' the test is already advised: the message says it
+        matters all the more, never the softer "worth having" that reads as a step down from the level's advice."""
         if not any(gaps.values()):
             return None
         reasons = [CARE_GAPS[name].reason for name in CARE_ACCESS if gaps[name]]
         said = reasons[0] if len(reasons) == 1 else f"{', '.join(reasons[:-1])} and {reasons[-1]}"
+        if level is ScreeningLevel.LOWER:
+            opening = (
+                "A blood test (HbA1c or fasting glucose) is worth having whatever this result says, because you "
+                f"{said}. This estimate may be too low for you:"
+            )
+        else:
+            opening = (
+                f"The blood test this result advises matters all the more because you {said}: this estimate may be "
+                "too low for you, as"
+            )
         message = (
-            f"A blood test (HbA1c or fasting glucose) is worth having whatever this result says, because you {said}. "
-            "This estimate may be too low for you: the survey only counts pre-diabetes and diabetes that a doctor "
-            "has found, and people who see a doctor less often are found less often, so answers like yours look "
-            "healthier to the model than they are. Your estimate is therefore worked out as if you had been checked "
-            "and covered"
+            f"{opening} the survey only counts pre-diabetes and diabetes that a doctor has found, and people who see "
+            "a doctor less often are found less often, so answers like yours look healthier to the model than they "
+            "are. Your estimate is therefore worked out as if you had been checked and covered"
         )
         if gaps["CholCheck"]:
             message += (
@@ -363,6 +372,11 @@ CARE_GAPS: Mapping[str, CareGap] = MappingProxyType(
         ),
     }
 )
+
+
+def care_gaps(row: Sequence[float]) -> dict[str, bool]:
+    """Which access answers (`CARE_ACCESS`) put this row outside the care system, by name."""
+    return {name: bool(row[FEATURE_NAMES.index(name)] != value) for name, value in CARE_ACCESS.items()}
 
 
 def care_access_note(gaps: Mapping[str, bool]) -> str:
@@ -429,9 +443,10 @@ class Screening(BaseModel):
         `screening_probabilities`); `row`: the answers as given."""
         risk = min(max(1.0 - float(probabilities[0]), 0.0), 1.0)
         prediabetes = float(probabilities[1])
-        care = CareAccess.of(row, rule)
-        not_checked = care is not None and care.not_checked
+        gaps = care_gaps(row)
+        not_checked = gaps["CholCheck"]
         level = rule.level(risk, not_checked)
+        care = CareAccess.of(gaps, rule, level)
         return cls(
             risk=risk,
             average=rule.average,

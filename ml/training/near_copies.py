@@ -12,9 +12,10 @@ hash sample of the training rows (the "control", of the holdout's size) has amon
 that carries near-copies of holdout rows raises the first rate only. The file is refused when the holdout's rate
 exceeds the control's by more than `MAX_Z` standard errors (two-proportion z). On the real file the honest z was
 between -0.4 and +1.8 over 8 control samples (43.5% vs 42.7-43.7%); near-copies of 4% of the holdout rows raise
-it by about 5. Not counted: an attacker who also pads the control (every training row) with near-copies, and a
-leak of under ~4% of the holdout; the first dilutes training, and what either can gain is bounded by the
-plausibility limit on a promotion's gain (`ml.training.comparison.MAX_PLAUSIBLE_GAIN`).
+it by about 5. Not counted: copies with two or more answers changed (the check looks one answer away), an attacker
+who also pads the control (every training row) with near-copies, and a leak of under ~4% of the holdout; the
+second dilutes training, and what any of them can gain is bounded by the plausibility limit on a promotion's gain
+(`ml.training.comparison.MAX_PLAUSIBLE_GAIN`), which bounds one promotion, not a chain of them.
 """
 
 from __future__ import annotations

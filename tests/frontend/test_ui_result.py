@@ -8,9 +8,10 @@ import pytest
 from frontend.about import in_ten, intro, learnt_from, track_record
 from frontend.result import (
     DIAGNOSED,
-    average_percent,
+    DIAGNOSED_OUTSIDE_CARE,
     compared_with_average,
     factor_sentence,
+    fine_percent,
     headline,
     level_sentence,
     percent,
@@ -172,12 +173,49 @@ def test_the_chance_of_prediabetes_is_told_against_its_average() -> None:
     assert screening.prediabetes.risk == pytest.approx(0.04)
     assert screening.prediabetes.average == RULE.prediabetes_average
     assert prediabetes_sentence(screening) == (
-        "Your estimated chance of pre-diabetes alone is **4%**, about twice the average of 1.8%: the shares who had "
+        "Your estimated chance of pre-diabetes alone is **4.0%**, about twice the average of 1.8%: the shares who had "
         "been told by a doctor they have pre-diabetes. Pre-diabetes is often never diagnosed, so the true chance can "
         "be higher, and this estimate cannot rule it out: only a blood test can."
     )
-    assert average_percent(0.018) == "1.8%"
-    assert average_percent(0.158) == "16%"
+    assert fine_percent(0.018) == "1.8%"
+    assert fine_percent(0.158) == "16%"
+    assert fine_percent(0.0002) == "<0.1%"
+    # One decimal on both sides: "2%" beside an average of 1.8% hid which was larger (screening re-attack).
+    assert "**2.3%**, about" in prediabetes_sentence(answer((0.69, 0.023, 0.287)).screening)
+
+
+def test_outside_care_the_estimate_is_said_to_be_that_of_people_in_care() -> None:
+    """The estimate of a person outside care is that of the same answers from someone in care: "the share of people
+    answering like you who had been told by a doctor" was false for them, as people like them are seldom told."""
+    unchecked = list(IN_CARE)
+    unchecked[FEATURE_NAMES.index("CholCheck")] = 0.0
+    outside = answer((0.69, 0.04, 0.27), unchecked).screening
+    assert risk_sentence(outside).endswith(DIAGNOSED_OUTSIDE_CARE)
+    assert DIAGNOSED not in risk_sentence(outside)
+    assert "among people who gave your answers but were in care" in prediabetes_sentence(outside)
+    inside = answer((0.69, 0.04, 0.27)).screening
+    assert risk_sentence(inside).endswith(DIAGNOSED)
+    assert "were in care" not in prediabetes_sentence(inside)
+
+
+@pytest.mark.parametrize("probabilities", [(0.8, 0.03, 0.17), (0.4, 0.05, 0.55)])
+def test_at_raised_or_high_the_care_note_does_not_soften_the_advice(
+    probabilities: tuple[float, float, float],
+) -> None:
+    """ "Please see a doctor soon" followed by "a blood test is worth having whatever this result says" read as a step
+    down: at 'raised' and 'high' the note says the advised test matters all the more."""
+    uninsured = list(IN_CARE)
+    uninsured[FEATURE_NAMES.index("AnyHealthcare")] = 0.0
+    screening = answer(probabilities, uninsured).screening
+    assert screening.level is not ScreeningLevel.LOWER
+    assert screening.care_access is not None
+    note = screening.care_access.message
+    assert "worth having whatever" not in note
+    assert note.startswith(
+        "The blood test this result advises matters all the more because you have no health care coverage: "
+        "this estimate may be too low for you"
+    )
+    assert "worth having whatever" not in card_message(screening)
 
 
 def test_a_person_not_checked_is_told_a_blood_test_is_worth_having_whatever_the_level() -> None:
