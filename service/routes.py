@@ -144,22 +144,24 @@ def prediction_routers(batch_limit: int) -> list[APIRouter]:
 operations_router = APIRouter(responses=SERVER_RESPONSES)
 
 
-# The probes answer HEAD too (FastAPI routes GET alone): uptime monitors and some load balancers probe with it.
+# The probes answer HEAD too (FastAPI routes GET alone): uptime monitors and some load balancers probe with it. The
+# HEAD route is registered after the GET one (the upper decorator runs last), so a 405 (OPTIONS, POST) names GET in
+# its `Allow`, the method the schema documents.
+@operations_router.head("/health", include_in_schema=False)
 @operations_router.get(
     "/health", tags=["probes"], summary="Liveness: the process serves requests", response_model=HealthResponse
 )
-@operations_router.head("/health", include_in_schema=False)
 async def health() -> HealthResponse:
     return HealthResponse(status="ok")
 
 
+@operations_router.head("/ready", include_in_schema=False)
 @operations_router.get(
     "/ready",
     tags=["probes"],
     summary="Readiness: the model is loaded and verified",
     response_model=ReadyResponse,
 )
-@operations_router.head("/ready", include_in_schema=False)
 async def ready(predictor: ServingPredictorDep) -> ReadyResponse:
     return ReadyResponse(status="ready", model_version=predictor.version, synthetic=predictor.manifest.data.synthetic)
 

@@ -124,6 +124,10 @@ def test_the_probes_answer_head_as_they_answer_get(client: TestClient) -> None:
         assert answer.status_code == 200, path
         assert answer.content == b""
         assert answer.headers["content-length"] == client.get(path).headers["content-length"]
+        # A method neither route takes names the documented GET in `Allow` (it named HEAD alone: schemathesis ST205).
+        refused = client.options(path)
+        assert refused.status_code == 405, path
+        assert "GET" in refused.headers["allow"], refused.headers
 
 
 def test_probes_and_model_information(client: TestClient) -> None:
