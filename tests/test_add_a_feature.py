@@ -26,7 +26,7 @@ AFFECTED_TESTS = (
     "tests/ml/test_synthetic.py",
     "tests/ml/test_data_prep.py",
     "tests/ml/test_inference.py",
-    "tests/ml/test_lightgbm_single_row.py",
+    "tests/ml/test_lightgbm_capi.py",
     "tests/ml/test_model_text.py",
     "tests/service/test_validation.py",
     "tests/frontend/test_ui_batch.py",

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import lightgbm as lgb
 from pydantic import ValidationError
 
+from ml.inference import lightgbm_capi
 from ml.inference.digest import artifact_digest
 from ml.inference.model_text import ModelTextError, check_model_text
 from ml.manifest import FORMAT_VERSION, Manifest
@@ -40,7 +40,7 @@ class ModelFileError(ArtifactError):
 class LoadedArtifact:
     """A verified artifact in memory: the booster, its manifest and the digest of all its files."""
 
-    booster: lgb.Booster
+    booster: lightgbm_capi.Booster
     manifest: Manifest
     digest: str
 
@@ -75,10 +75,11 @@ def parse_manifest(raw: bytes, source: str) -> Manifest:
         )
         raise ArtifactError(f"invalid {MANIFEST_FILE} in {source}: {problems}. Retrain it.") from None
     trained_with = manifest.versions.get("lightgbm", "?")
-    if _major(trained_with) != _major(lgb.__version__):
+    installed = lightgbm_capi.version()
+    if _major(trained_with) != _major(installed):
         raise ArtifactError(
             f"incompatible model artifact {source}: trained with lightgbm {trained_with}, installed "
-            f"{lgb.__version__} (major differs). Retrain it."
+            f"{installed} (major differs). Retrain it."
         )
     return manifest
 
@@ -129,12 +130,12 @@ def load_files(files: Mapping[str, bytes], source: str, expected_sha256: str | N
             "artifact as training wrote it, or retrain."
         ) from None
     try:
-        booster = lgb.Booster(model_str=text)
-    except Exception as exc:  # LightGBMError, and the JSONDecodeError of parameters its wrapper cannot parse
+        booster = lightgbm_capi.Booster(text)
+    except lightgbm_capi.LightGBMError as exc:
         raise ModelFileError(f"cannot load {MODEL_FILE} of {source}: {type(exc).__name__}: {exc}") from None
-    if booster.num_feature() != len(manifest.feature_names):
+    if booster.n_features != len(manifest.feature_names):
         raise ArtifactError(
-            f"{MODEL_FILE} of {source} expects {booster.num_feature()} features, the schema has "
+            f"{MODEL_FILE} of {source} expects {booster.n_features} features, the schema has "
             f"{len(manifest.feature_names)}"
         )
     return LoadedArtifact(booster, manifest, digest)

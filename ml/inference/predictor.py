@@ -1,8 +1,9 @@
 """The Predictor: a verified model loaded once, then one method that turns feature rows into decisions.
 
 Every caller (the service, `python -m ml.predict`, the MLflow pyfunc, champion scoring, the benchmarks) goes
-through `Predictor.predict`, so "raw scores, calibrate, decide" exists once. It imports only numpy and LightGBM
-(plus boto3 or MLflow lazily, for `s3://` and `models:/` URIs), so the service that embeds it stays small.
+through `Predictor.predict`, so "raw scores, calibrate, decide" exists once. It imports only numpy and LightGBM's C
+library (`ml.inference.lightgbm_capi`; plus boto3 or MLflow lazily, for `s3://` and `models:/` URIs), so the service
+that embeds it stays small and starts fast.
 """
 
 from __future__ import annotations
@@ -10,13 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import lightgbm as lgb
 import numpy as np
 from numpy.typing import ArrayLike
 
 from ml.inference.artifact import LoadedArtifact
 from ml.inference.explain import risk_log_odds_contributions
-from ml.inference.lightgbm_single_row import SingleRowScorer
+from ml.inference.lightgbm_capi import SingleRowScorer
 from ml.inference.loader import load_artifact
 from ml.inference.postprocess import calibrate, decide
 from ml.inference.screening import access_columns, in_care, in_care_probabilities
@@ -52,9 +52,9 @@ class Predictor:
         """
         if batch_threads < 1:
             raise ValueError(f"batch_threads must be at least 1, got {batch_threads}")
-        self._booster: lgb.Booster = artifact.booster
+        self._booster = artifact.booster
         self._artifact = artifact
-        self._score_one_row = SingleRowScorer(artifact.booster, N_CLASSES)
+        self._score_one_row = SingleRowScorer(artifact.booster)
         self._batch_threads = batch_threads
 
     @classmethod
@@ -96,14 +96,13 @@ class Predictor:
 
     def _raw_scores(self, matrix: np.ndarray) -> np.ndarray:
         if len(matrix) == 1:  # the service's hot path: one request, one row (two without access to care)
-            return self._score_one_row(np.ascontiguousarray(matrix[0]))
-        raw = self._booster.predict(matrix, raw_score=True, num_threads=self._batch_threads)
-        return np.asarray(raw, dtype=np.float64).reshape(-1, N_CLASSES)
+            return self._score_one_row(matrix[0])
+        return self._booster.raw_scores(matrix, num_threads=self._batch_threads)
 
     def _contributions(self, screened: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
         """TreeSHAP (LightGBM `pred_contrib`) of the in-care rows' three raw scores, as shares of the screening
         risk's log-odds; the access answers, read as "in care" for everyone, get none."""
-        contrib = np.asarray(self._booster.predict(screened, pred_contrib=True, num_threads=1))
+        contrib = self._booster.contributions(screened, num_threads=1)
         shap = contrib.reshape(len(screened), N_CLASSES, _N_FEATURES + 1)[:, :, :-1]
         shares = risk_log_odds_contributions(shap, probabilities, self.manifest.calibration.temperature)
         shares[:, access_columns()] = 0.0

@@ -18,6 +18,9 @@ from ml.manifest import ScreeningCutoffs, ScreeningLevel
 from ml.schema import CARE_ACCESS, FEATURE_NAMES
 
 _IN_CARE = tuple((FEATURE_NAMES.index(name), float(value)) for name, value in CARE_ACCESS.items())
+#: The same as arrays, so one row is checked and rewritten in one numpy call each (the service's hot path).
+_IN_CARE_COLUMNS = np.array([column for column, _ in _IN_CARE])
+_IN_CARE_VALUES = np.array([value for _, value in _IN_CARE])
 _CHOL_CHECK = FEATURE_NAMES.index("CholCheck")
 
 
@@ -26,14 +29,11 @@ def in_care(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     When no row changes, the first result is `rows` itself (no copy).
     """
-    changed = np.zeros(len(rows), dtype=bool)
-    for column, value in _IN_CARE:
-        changed |= rows[:, column] != value
+    changed: np.ndarray = (rows[:, _IN_CARE_COLUMNS] != _IN_CARE_VALUES).any(axis=1)
     if not changed.any():
         return rows, changed
     screened = rows.copy()
-    for column, value in _IN_CARE:
-        screened[:, column] = value
+    screened[:, _IN_CARE_COLUMNS] = _IN_CARE_VALUES
     return screened, changed
 
 

@@ -2,7 +2,8 @@
 
 Measures, on loopback with wrk (one load thread, so the server keeps a core), side by side in one run:
   - installed size of the service's runtime environment (a fresh `uv sync --frozen --no-default-groups --extra s3`),
-  - time from process start to `/ready` 200 (from that runtime environment, as in the image),
+  - time from process start to `/ready` 200 (from that runtime environment, as in the image), and the CPU seconds
+    the service used until then (what other processes on the machine cannot inflate, unlike the wall time),
   - req/s, p50 and p99 of `/predict` at concurrency 1, 8 and 32, with `/health` of the same server as the ceiling,
     and each server's CPU time per request (robust to other processes on the machine, which only slow a run down),
   - the same booster behind MLServer 1.7's LightGBM runtime (`mlserver_lightgbm`: raw `booster.predict` of the
@@ -193,13 +194,17 @@ def runtime_environment(work: Path) -> tuple[Path, float]:
 
 
 @contextmanager
-def service_server(python: Path, model: Path, work: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], float]]:
-    """`python -m service` from the runtime-only venv; yields (base URL, process, seconds to ready)."""
+def service_server(
+    python: Path, model: Path, work: Path
+) -> Iterator[tuple[str, subprocess.Popen[bytes], float, float]]:
+    """`python -m service` from the runtime-only venv; yields (base URL, process, seconds to ready, CPU seconds the
+    service used until then)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = service_environment(port, model, {"SERVICE_LOG_LEVEL": "INFO"})
     with running(service_command(python), env, work / "service.log") as process:
-        yield base, process, wait_http(f"{base}/ready", 60, process)
+        ready = wait_http(f"{base}/ready", 60, process)
+        yield base, process, ready, cpu_seconds(psutil.Process(process.pid))
 
 
 @contextmanager
@@ -267,9 +272,10 @@ def measure(
     batch = {"records": records(BATCH_ROWS)}
     results: dict[str, Any] = {"service": {}}
     service = results["service"]
-    with service_server(python, model, work) as (base, process, ready), contextlib.ExitStack() as stack:
+    with service_server(python, model, work) as (base, process, ready, ready_cpu), contextlib.ExitStack() as stack:
         server = psutil.Process(process.pid)
         service["ready_seconds"] = ready
+        service["ready_cpu_seconds"] = ready_cpu
         started: dict[str, Peer] = {}
         starters: dict[str, Callable[[Path, Path, dict[str, float]], Any]] = {
             "mlserver": mlserver_server,
@@ -364,8 +370,8 @@ def in_process(model: Path, repeats: int = 7, calls: int = 500) -> dict[str, flo
         return fastest
 
     async def run() -> dict[str, float]:
-        app = create_app(Settings(MODEL_URI=str(model)))
         with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):  # the access log
+            app = create_app(Settings(MODEL_URI=str(model)))  # its log handler writes to stdout as it is now
             async with app.router.lifespan_context(app):
                 app.state.model.wait(60)
                 for _ in range(200):  # warm up
@@ -430,7 +436,11 @@ def print_table(results: dict[str, Any]) -> None:
     """Every figure and ratio the issue names, one line each (the JSON above has them all too)."""
     service = results["service"]
     print(f"\nload average at start {results['load_average_at_start']}, at end {results['load_average_at_end']}")
-    print(f"runtime deps {results['runtime_deps_mb']:.0f} MB; ready: service {service['ready_seconds']:.2f} s", end="")
+    print(
+        f"runtime deps {results['runtime_deps_mb']:.0f} MB; ready: service {service['ready_seconds']:.2f} s "
+        f"({service['ready_cpu_seconds']:.2f} s CPU)",
+        end="",
+    )
     for peer in ("mlserver", "mlflow"):
         if peer in results:
             print(f", {peer} {results[peer]['ready_seconds']:.2f} s", end="")

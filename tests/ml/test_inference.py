@@ -127,7 +127,7 @@ def test_probabilities_are_a_distribution_and_decisions_follow_the_rule(predicto
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-9)
     weights = np.array(predictor.manifest.decision_rule.class_weights)
     np.testing.assert_array_equal(predictions.classes, np.argmax(proba * weights, axis=1))
-    raw = np.asarray(predictor._booster.predict(rows, raw_score=True))
+    raw = predictor._booster.raw_scores(rows)
     np.testing.assert_allclose(proba, calibrate(raw, predictor.manifest.calibration), rtol=1e-12)
     np.testing.assert_array_equal(predictions.classes, decide(proba, predictor.manifest.decision_rule))
 
@@ -164,8 +164,8 @@ def test_contributions_are_first_order_shares_of_the_screening_estimates_log_odd
     sample = rows[:40]
     screened, changed = in_care(sample)
     assert changed.any()  # the sample has people outside the care system
-    raw = booster.predict(screened, raw_score=True)
-    shap = booster.predict(screened, pred_contrib=True).reshape(len(sample), 3, len(FEATURE_NAMES) + 1)
+    raw = booster.raw_scores(screened)
+    shap = booster.contributions(screened).reshape(len(sample), 3, len(FEATURE_NAMES) + 1)
     np.testing.assert_allclose(shap.sum(axis=2), raw, rtol=1e-6, atol=1e-6)  # TreeSHAP is exact
     logits = raw / calibration.temperature + np.asarray(calibration.bias)
     phi = shap[:, :, :-1] / calibration.temperature  # each feature's share of the calibrated logits
