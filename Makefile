@@ -19,8 +19,8 @@ MLFLOW_PORT ?= 5000
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
-install: ## create the environment from uv.lock
-	uv sync --frozen
+install: ## create the environment from uv.lock, compiled to bytecode once (see README, Tests)
+	uv sync --frozen --compile-bytecode
 
 test: ## the README's test command (what CI runs): the whole suite
 	uv run pytest

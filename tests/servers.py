@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -14,6 +15,10 @@ from pathlib import Path
 
 #: The repository root: where servers run from, so `frontend/app.py` resolves.
 ROOT = Path(__file__).resolve().parents[1]
+#: How the tests stop `python -m service` when they are done with it: Ctrl-C, which skips the SIGTERM drain (5 s of
+#: /ready 503 by default, `drain_seconds`) that every stop would otherwise wait out. tests/service/test_shutdown.py
+#: and test_protocol_attacks.py stop it with SIGTERM and check the drain.
+SERVICE_STOP_SIGNAL = signal.SIGINT
 
 
 def free_port() -> int:
@@ -32,8 +37,9 @@ def running_server(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     timeout: float = 60.0,
+    stop_signal: signal.Signals = signal.SIGTERM,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run `command`, poll `ready_url` until it answers 2xx, yield the process, then terminate it."""
+    """Run `command`, poll `ready_url` until it answers 2xx, yield the process, then stop it with `stop_signal`."""
     with log.open("wb") as sink:
         process = subprocess.Popen(list(command), stdout=sink, stderr=subprocess.STDOUT, env=env, cwd=cwd)
     try:
@@ -49,7 +55,7 @@ def running_server(
                 time.sleep(0.2)
         yield process
     finally:
-        process.terminate()
+        process.send_signal(stop_signal)
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:

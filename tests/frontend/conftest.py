@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from ui_servers import running
 
-from tests.servers import free_port, service_command, service_environment, uvicorn_command
+from tests.servers import SERVICE_STOP_SIGNAL, free_port, service_command, service_environment, uvicorn_command
 
 
 @pytest.fixture(scope="session")
@@ -17,7 +17,8 @@ def api_url(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path_factory.mktemp("api") / "service.log"
-    with running(service_command(), f"{url}/ready", env=service_environment(port, trained_model_dir), log=log):
+    environment = service_environment(port, trained_model_dir)
+    with running(service_command(), f"{url}/ready", env=environment, log=log, stop_signal=SERVICE_STOP_SIGNAL):
         yield url
 
 
@@ -27,7 +28,8 @@ def unready_api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("no-model")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with running(service_command(), f"{url}/health", env=service_environment(port, folder), log=folder / "service.log"):
+    environment, log = service_environment(port, folder), folder / "service.log"
+    with running(service_command(), f"{url}/health", env=environment, log=log, stop_signal=SERVICE_STOP_SIGNAL):
         yield url
 
 

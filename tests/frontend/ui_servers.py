@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -20,9 +21,13 @@ def running(
     env: Mapping[str, str],
     log: Path,
     timeout: float = 60.0,
+    stop_signal: signal.Signals = signal.SIGTERM,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """`tests.servers.running_server` from the repository root, with `env` added to this process's environment."""
-    with running_server(command, probe_url, log, env={**os.environ, **env}, cwd=ROOT, timeout=timeout) as process:
+    environment = {**os.environ, **env}
+    with running_server(
+        command, probe_url, log, env=environment, cwd=ROOT, timeout=timeout, stop_signal=stop_signal
+    ) as process:
         yield process
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from ml.schema import CLASSES, TARGET
 from ml.training.data import features_matrix, read_data_file
 from ml.training.evaluate import classification_metrics
 from ml.training.holdout import in_holdout
-from ml.training.pipeline import TrainingConfig, split_folds, train
+from ml.training.pipeline import TrainingConfig, TrainingResult, split_folds, train
 from ml.training.synthetic_data import make_synthetic
 from ml.training.tuning import (
     MIN_NAMED,
@@ -34,9 +35,23 @@ from ml.training.tuning import (
 FAST = TrainingConfig(max_rounds=150)
 
 
+@pytest.fixture(scope="module")
+def trained(synthetic_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainingResult:
+    """One training of the session's synthetic file with FAST, for the tests that only read it; a test that writes
+    into an artifact works on a copy (`_copied`)."""
+    return train(synthetic_csv, tmp_path_factory.mktemp("trained") / "m", FAST)
+
+
+def _copied(result: TrainingResult, destination: Path) -> Path:
+    """A copy of `result`'s artifact folder: the state a first training leaves there."""
+    return Path(shutil.copytree(result.artifact_dir, destination))
+
+
 @pytest.mark.end_to_end
-def test_same_seed_gives_the_same_model_and_metrics(synthetic_csv: Path, tmp_path: Path) -> None:
-    first = train(synthetic_csv, tmp_path / "a", FAST)
+def test_same_seed_gives_the_same_model_and_metrics(
+    synthetic_csv: Path, tmp_path: Path, trained: TrainingResult
+) -> None:
+    first = trained
     second = train(synthetic_csv, tmp_path / "b", FAST)
     assert first.test_metrics == second.test_metrics
     assert first.manifest.files["model.txt"] == second.manifest.files["model.txt"]
@@ -45,8 +60,8 @@ def test_same_seed_gives_the_same_model_and_metrics(synthetic_csv: Path, tmp_pat
 
 
 @pytest.mark.end_to_end
-def test_choice_is_made_on_validation_not_test(synthetic_csv: Path, tmp_path: Path) -> None:
-    result = train(synthetic_csv, tmp_path / "m", FAST)
+def test_choice_is_made_on_validation_not_test(trained: TrainingResult) -> None:
+    result = trained
     chosen = result.manifest.imbalance_strategy.chosen
     candidates = result.manifest.imbalance_strategy.compared
     best_validation = max(v["validation_weighted_f1"] for v in candidates.values())
@@ -201,7 +216,9 @@ def test_the_precision_lower_bound_is_wilsons() -> None:
     assert bound[0] == pytest.approx(0.143, abs=0.001)
 
 
-def test_the_average_risk_comes_from_the_training_rows_only(synthetic_csv: Path, tmp_path: Path) -> None:
+def test_the_average_risk_comes_from_the_training_rows_only(
+    synthetic_csv: Path, tmp_path: Path, trained: TrainingResult
+) -> None:
     """Shifting every holdout label moved the displayed average (0.158 to 0.243 on the issue's file); it may only
     depend on the rows the model trained on."""
     frame = read_data_file(synthetic_csv)
@@ -209,7 +226,7 @@ def test_the_average_risk_comes_from_the_training_rows_only(synthetic_csv: Path,
     shifted.loc[in_holdout(features_matrix(frame)), TARGET] = 2
     path = tmp_path / "shifted.csv"
     shifted.to_csv(path, index=False)
-    honest, relabelled = train(synthetic_csv, tmp_path / "a", FAST), train(path, tmp_path / "b", FAST)
+    honest, relabelled = trained, train(path, tmp_path / "b", FAST)
     assert honest.manifest.files["model.txt"] == relabelled.manifest.files["model.txt"]  # same training rows
     assert relabelled.manifest.screening.average == honest.manifest.screening.average
     folds = split_folds(frame, FAST)
@@ -218,8 +235,8 @@ def test_the_average_risk_comes_from_the_training_rows_only(synthetic_csv: Path,
     assert honest.manifest.screening.average != pytest.approx(np.mean(frame[TARGET] != 0), abs=1e-6)
 
 
-def test_training_reports_what_the_precision_floor_changed(synthetic_csv: Path, tmp_path: Path) -> None:
-    result = train(synthetic_csv, tmp_path / "m", FAST)
+def test_training_reports_what_the_precision_floor_changed(trained: TrainingResult) -> None:
+    result = trained
     floor = result.manifest.precision_floor
     assert (floor.min_named, floor.confidence) == (MIN_NAMED, 0.95)
     assert floor.with_floor.candidate == result.manifest.imbalance_strategy.chosen
@@ -278,20 +295,23 @@ def test_train_cli_refuses_bad_data_naming_the_column(tmp_path: Path, capsys: py
     assert not (tmp_path / "m").exists()
 
 
-def test_output_folder_with_other_files_is_never_overwritten(synthetic_csv: Path, tmp_path: Path) -> None:
+def test_output_folder_with_other_files_is_never_overwritten(
+    synthetic_csv: Path, tmp_path: Path, trained: TrainingResult
+) -> None:
     precious = tmp_path / "notes.txt"
     precious.write_text("keep me")
     with pytest.raises(ArtifactError, match=r"not empty and holds no manifest\.json"):
         train(synthetic_csv, tmp_path, FAST)
     assert precious.read_text() == "keep me"
-    first = train(synthetic_csv, tmp_path / "m", FAST)
-    second = train(synthetic_csv, tmp_path / "m", FAST)  # an artifact is replaced in place
+    first = trained
+    second = train(synthetic_csv, _copied(first, tmp_path / "m"), FAST)  # an artifact is replaced in place
     assert second.manifest.files == first.manifest.files
 
 
-def test_a_file_added_to_an_artifact_is_neither_sealed_nor_deleted(synthetic_csv: Path, tmp_path: Path) -> None:
-    train(synthetic_csv, tmp_path / "m", FAST)
-    added = tmp_path / "m" / "notes.txt"
+def test_a_file_added_to_an_artifact_is_neither_sealed_nor_deleted(
+    synthetic_csv: Path, tmp_path: Path, trained: TrainingResult
+) -> None:
+    added = _copied(trained, tmp_path / "m") / "notes.txt"
     added.write_text("keep me")
     for _ in range(2):  # retraining in place twice: the second would delete it if the first had sealed it
         result = train(synthetic_csv, tmp_path / "m", FAST)

@@ -13,7 +13,14 @@ from typing import Any
 import httpx
 
 from ml.schema import DEFAULT_RECORD
-from tests.servers import ROOT, free_port, running_server, service_command, service_environment
+from tests.servers import (
+    ROOT,
+    SERVICE_STOP_SIGNAL,
+    free_port,
+    running_server,
+    service_command,
+    service_environment,
+)
 
 
 def record(**changes: Any) -> dict[str, Any]:
@@ -33,12 +40,19 @@ def serving(
     model_uri: str, log: Path, *, settings: Mapping[str, str] | None = None, command_prefix: Sequence[str] = ()
 ) -> Iterator[Server]:
     """`python -m service` on a free 127.0.0.1 port, as `make serve` runs it (with more `settings` in the
-    environment, if any, and after `command_prefix`, e.g. `prlimit`); yields once /health answers."""
+    environment, if any, and after `command_prefix`, e.g. `prlimit`); yields once /health answers, then stops it
+    with `SERVICE_STOP_SIGNAL`."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = service_environment(port, model_uri, settings)
     with running_server(
-        [*command_prefix, *service_command()], f"{url}/health", log, env=env, cwd=ROOT, timeout=90
+        [*command_prefix, *service_command()],
+        f"{url}/health",
+        log,
+        env=env,
+        cwd=ROOT,
+        timeout=90,
+        stop_signal=SERVICE_STOP_SIGNAL,
     ) as process:
         yield Server(url, log, process)
 
