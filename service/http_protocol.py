@@ -558,6 +558,7 @@ class HttpProtocol(HttpToolsProtocol):
         settings = self.settings
         return ChunkedFraming(
             max_wire_bytes=settings.body_limit_bytes + settings.max_head_bytes,
+            max_chunks=settings.max_body_chunks,
             max_line_bytes=settings.max_header_line_bytes,
             max_trailers=settings.max_headers,
             max_trailer_bytes=settings.max_head_bytes,
