@@ -108,13 +108,17 @@ class Server(uvicorn.Server):
 
     async def _accept_backlog(self) -> None:
         """Take the connections the kernel accepted that the server has not yet: closing the listener would reset
-        them (their clients would see a request fail that was never refused). Each gets its answer, then closes."""
+        them (their clients would see a request fail that was never refused). Each gets its answer, then closes.
+
+        At most the listener's backlog (`config.backlog`), the most the kernel can have queued when this starts:
+        a client connecting faster than the loop accepts would otherwise keep the queue from ever emptying, the
+        listener open and the process running until the stop timeout kills it."""
         loop = asyncio.get_running_loop()
         for server in self.servers:
             for listening in server.sockets:
                 with socket.socket(fileno=os.dup(listening.fileno())) as listener:
                     listener.setblocking(False)
-                    while True:
+                    for _ in range(self.config.backlog):
                         try:
                             connection, _ = listener.accept()
                         except (BlockingIOError, InterruptedError):
