@@ -240,8 +240,8 @@ class ConnectionPool:
         receiving = connection in self._bodies
         self.closed(connection)
         if receiving:  # a request on its way: its client, maybe a slow uploader, learns why
-            reason = "The service has too many connections open; retry in a second"
-            connection.refuse_body(503, "overloaded", reason, linger=False)
+            answer = "The service has too many connections open; retry in a second"
+            connection.refuse_body(503, "overloaded", answer, linger=False)
         else:
             connection.transport.close()
         if self.metrics is not None:
@@ -606,6 +606,9 @@ class HttpProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self.pool.busy(self)  # its body (if any) arrived: the request is being handled
+        # uvicorn pauses reading while a body waits for the app, and resumes it only when the app reads: read on,
+        # so that a client that leaves is seen (what it sends meanwhile is kept in `_unread`, reading paused again)
+        self.flow.resume_reading()
         self._in_body = False
         self._chunked = None
         if self._body_deadline is not None:

@@ -11,9 +11,8 @@ NEXT = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
 
 
 def _framing(**limits: int) -> ChunkedFraming:
-    return ChunkedFraming(
-        **{"max_wire_bytes": 10_000, "max_chunks": 10, "max_line_bytes": 100, "max_trailers": 4, "max_trailer_bytes": 200, **limits}
-    )
+    defaults = {"max_wire_bytes": 10_000, "max_chunks": 10, "max_line_bytes": 100, "max_trailers": 4}
+    return ChunkedFraming(**{**defaults, "max_trailer_bytes": 200, **limits})
 
 
 @pytest.mark.parametrize("step", [1, 2, 3, 7, len(BODY) + len(NEXT)])
