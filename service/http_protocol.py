@@ -17,18 +17,21 @@ adds:
   kept, with reading paused, until it is answered. A pipelining client is read as fast as it is answered, no
   faster, and whatever its next request breaks is answered after the one before;
 - deadlines: for the head (from the connection's start or the request's first byte) and for the body of any
-  request that announces one (from the end of its head), past them a 408 and the connection closed; an answer the
-  client stops reading for as long as a body may take is dropped. A body that arrives with its head, as nearly all
-  do, arms no timer;
+  request that announces one (from the end of its head: all of it within `body_timeout_seconds`, and after
+  `body_grace_seconds` at `min_body_bytes_per_second` on average), past them a 408 and the connection closed; an
+  answer the client stops reading for as long as a body may take is dropped. A body that arrives with its head, as
+  nearly all do, arms no timer;
 - connections bounded (`ConnectionPool`): idle ones by time (`keep_alive_seconds`) and count
-  (`max_idle_connections`, fresh silent ones shed before keep-alive ones), all of them by count
-  (`max_connections`), unfinished heads by their bytes together (`max_head_bytes_buffered`); none is counted
-  against the work in flight, which the app limits (`service.middleware.Admission`) once a request's body arrived;
+  (`max_idle_connections`, fresh silent ones shed before keep-alive ones, however fast they come), all of them by
+  count (`max_connections`, bodies still arriving shed with a 503 before any keep-alive connection), unfinished
+  heads by their bytes together (`max_head_bytes_buffered`), chunked bodies by their chunks (`max_body_chunks`);
+  none is counted against the work in flight, which the app limits (`service.middleware.Admission`) once a
+  request's body arrived;
 - HTTP kept whole in the corners uvicorn drops: an `Upgrade` the service does not speak is ignored and the request's
   body still read; HTTP/1.1 without `Host` and versions but 1.0 and 1.1 are refused; every parser error (a request
   target llhttp cannot split included) is a 400; while the server drains (`service.server`), answers close their
-  connections, a head under way at shutdown still gets its answer, and a connection with none gets
-  `SHUTDOWN_GRACE_SECONDS` to send one;
+  connections, a head under way at shutdown still gets its answer, a body still arriving a 503 at once (its request
+  has not started), and a connection with none gets `SHUTDOWN_GRACE_SECONDS` to send one;
 - its own errors in the service's `ErrorResponse` shape, with a request id, and no `server` header; each counted
   (`http_protocol_refusals_total`) and logged;
 - one write per response (`CoalescedWrites`): uvicorn writes a response's head and its body separately, and each
