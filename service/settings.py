@@ -176,7 +176,7 @@ class Settings(BaseSettings):
         gt=0,
         le=300,
         description="How long a request's body may take to start arriving once its head has, before "
-        "`min_body_bytes_per_second` applies; at most `body_timeout_seconds`.",
+        "`min_body_bytes_per_second` applies (`body_timeout_seconds` applies whatever this is).",
     )
     min_body_bytes_per_second: int = Field(
         default=1024,
@@ -256,8 +256,6 @@ class Settings(BaseSettings):
                 f"max_pending_body_bytes ({self.max_pending_body_bytes:,}) must be at least body_limit_bytes "
                 f"({self.body_limit_bytes:,}), or every body larger than it is refused as overloaded"
             )
-        if self.body_grace_seconds > self.body_timeout_seconds:
-            raise ValueError("body_grace_seconds must not exceed body_timeout_seconds, within which every body arrives")
         if self.max_explained_records < self.batch_limit:
             raise ValueError(
                 f"max_explained_records ({self.max_explained_records:,}) must be at least batch_limit "
