@@ -61,10 +61,15 @@ class ChunkedFraming:
     def done(self) -> bool:
         return self._part is _Part.DONE
 
-    def take(self, data: bytes, start: int, end: int) -> int:
-        """How many bytes of `data[start:end]` the parser may take: all of them, or up to the body's end."""
+    def take(self, data: bytes, start: int, end: int, chunks: int) -> int:
+        """How many bytes of `data[start:end]` the parser may take: all of them, or up to the body's end, or up to
+        the start of the chunk after the `chunks` begun here (so that the protocol hands a body of tiny chunks to the
+        parser a slice at a time, other connections served in between)."""
         at = start
+        first = self._chunks
         while at < end and self._part is not _Part.DONE:
+            if self._part is _Part.SIZE and not self._line_bytes and self._chunks - first >= chunks:
+                break
             if self._part is _Part.DATA or self._part is _Part.DATA_END:
                 step = min(self._left, end - at)
                 at += step

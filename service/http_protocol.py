@@ -76,6 +76,9 @@ _BLANK_LINES = re.compile(rb"[\r\n]*")
 #: A connection that sent nothing yet is shed before keep-alive ones only once it is this old: a client that just
 #: connected sends its request within a round trip.
 FRESH_GRACE_SECONDS = 0.1
+#: Most chunks of a chunked body handed to the parser in one turn of the event loop (about 1 ms of work); the rest
+#: waits for the next turn, other connections served in between.
+CHUNKS_PER_TURN = 256
 #: At shutdown, how long a connection with no request under way may still start one: it may have been accepted a
 #: moment before the listener closed, its request on the way.
 SHUTDOWN_GRACE_SECONDS = 1.0
@@ -137,11 +140,12 @@ class ConnectionPool:
     unfinished heads; whether the server is stopping.
 
     Past `max_idle` fresh and idle connections together, a fresh one is closed (the oldest, or the newest while the
-    oldest is within `FRESH_GRACE_SECONDS`), a keep-alive one only when no fresh one is left: a flood of silent
-    connections, however fast, must not push out the load balancer's pooled connections (whose next request would
-    fail). Past `max_connections` open, the oldest fresh one past its grace is closed, then the oldest in a head,
-    then the oldest in a body (answered 503: bodies trickled a byte a second filled every place), then the newest
-    fresh one, an idle one last; connections whose request is being handled never are. Past `max_head_bytes`
+    oldest is within `FRESH_GRACE_SECONDS`), a keep-alive one only when the newest is the only fresh one: a flood of
+    silent connections, however fast, must not push out the load balancer's pooled connections (whose next request
+    would fail), and a new client must still get in. Past `max_connections` open, the oldest fresh one past its
+    grace is closed, then the oldest in a head, then the oldest in a body (answered 503: bodies trickled a byte a
+    second filled every place), then the newest fresh one when others opened with it, an idle one last; connections
+    whose request is being handled never are. Past `max_head_bytes`
     buffered in unfinished heads, the oldest connections in a head are closed.
     """
 
@@ -235,9 +239,13 @@ class ConnectionPool:
         return oldest
 
     def _fresh_victim(self, newest: HttpProtocol) -> HttpProtocol | None:
-        """The fresh connection to shed before any keep-alive one: the oldest past its grace, else the newest (a
-        burst of connections faster than the grace must not reach the keep-alive ones)."""
-        return self._older_fresh(newest) or next(reversed(self._fresh), None)
+        """The fresh connection to shed before any keep-alive one: the oldest past its grace; else the newest when
+        others opened with it (a burst, however fast, makes room among its own connections); None when a single
+        new connection finds the pool full (the longest idle keep-alive one makes room for a new client)."""
+        victim = self._older_fresh(newest)
+        if victim is None and len(self._fresh) > 1:
+            victim = next(reversed(self._fresh))
+        return victim
 
     def _shed(self, connection: HttpProtocol, reason: str) -> None:
         receiving = connection in self._bodies
@@ -421,6 +429,8 @@ class HttpProtocol(HttpToolsProtocol):
                 size = self._next_piece(data, at, end)
                 self._body_bytes += size if body_piece else 0
                 self.parser.feed_data(view[at : at + size])
+                if not self._in_body and self._head_started:  # the head goes on past this piece
+                    self._head_grew(view, at, size)
             except RefusedError as exc:
                 self._send_error(exc.status, exc.code, exc.reason, exc.field)
                 return
@@ -439,17 +449,23 @@ class HttpProtocol(HttpToolsProtocol):
             except httptools.HttpParserError:
                 self._malformed()
                 return
-            if not self._in_body and self._head_started:  # the head goes on past this piece
-                self._head_bytes += size
-                self._head_tail = (self._head_tail + view[at + size - min(size, 3) : at + size])[-3:]
-                self.pool.head_grew(self, size)
-                if self._head_bytes >= self._max_head:
-                    reason = f"The request's head is larger than {self._max_head:,} bytes; send less in its headers"
-                    self._send_error(431, "headers_too_large", reason, "headers")
-                    return
             at += size
+            if body_piece and self._chunked is not None and at < end and not self._chunked.done:
+                self._unread, self._unread_at = data, at  # a turn's worth of chunks: the rest on the next one
+                self.flow.pause_reading()
+                self.loop.call_soon(self._read_on)
+                return
         if self._in_body and self._body_deadline is None and not self._lingering:  # a body still to come
             self._body_deadline = self.loop.call_at(self._body_due(), self._body_timed_out)
+
+    def _head_grew(self, view: memoryview, at: int, size: int) -> None:
+        """The head under way took `view[at : at + size]`: counted, and refused with 431 once it fills its room."""
+        self._head_bytes += size
+        self._head_tail = (self._head_tail + view[at + size - min(size, 3) : at + size])[-3:]
+        self.pool.head_grew(self, size)
+        if self._head_bytes >= self._max_head:
+            reason = f"The request's head is larger than {self._max_head:,} bytes; send less in its headers"
+            raise RefusedError(431, "headers_too_large", reason, "headers")
 
     def _answering(self) -> bool:
         """A whole request was read and its answer is not complete: the parser waits."""
@@ -471,7 +487,7 @@ class HttpProtocol(HttpToolsProtocol):
         Raises when the head's unfinished line already breaks its limit."""
         if self._in_body:
             if self._chunked is not None:
-                return self._chunked.take(data, at, end)
+                return self._chunked.take(data, at, end, CHUNKS_PER_TURN)
             return min(self._body_left or end - at, end - at)
         size = -1
         if self._head_tail:

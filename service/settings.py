@@ -75,7 +75,8 @@ class Settings(BaseSettings):
         le=100_000,
         description="Most connections kept open with no request under way (idle keep-alive, or opened and silent); "
         "past it a silent one is closed (the oldest, or the newest while all of them opened a moment ago), an idle "
-        "keep-alive one only when no silent one is left, so idle connections cost little and never lock anyone out.",
+        "keep-alive one only when a new connection is the only silent one, so idle connections cost little, a burst "
+        "of silent ones never evicts the load balancer's, and no one is locked out.",
     )
     max_connections: int = Field(
         default=4096,
@@ -83,9 +84,9 @@ class Settings(BaseSettings):
         le=1_000_000,
         description="Most connections open at once; past it a connection that has not sent a whole request is "
         "closed: the oldest silent one (if it had time to send), then the oldest still sending its head, then the "
-        "oldest still sending its body (answered 503), then the newest silent one, an idle keep-alive one last; "
-        "never one whose request is being handled. Kept under the open-file limit, which the service raises to its "
-        "hard limit at start.",
+        "oldest still sending its body (answered 503), then the newest silent one if others came with it, an idle "
+        "keep-alive one last; never one whose request is being handled. Kept under the open-file limit, which the "
+        "service raises to its hard limit at start.",
     )
     max_head_bytes_buffered: int = Field(
         default=32 * 1024 * 1024,

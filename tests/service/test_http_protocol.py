@@ -396,9 +396,11 @@ def test_an_upgrade_with_a_chunked_body_is_refused(quick_server: Server) -> None
 
 @pytest.fixture(scope="module")
 def capped_server(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """At most 40 idle connections and 16 requests in flight; deadlines of 1 s."""
+    """At most 40 idle connections and 16 requests in flight; deadlines of 1 s. Explained batches are neither
+    budgeted nor timed in the thread queue (`test_batch_admission` checks those): here they only stay in flight."""
     log = tmp_path_factory.mktemp("uvicorn") / "server.log"
     caps = {"SERVICE_MAX_IDLE_CONNECTIONS": "40", "SERVICE_MAX_REQUESTS_IN_FLIGHT": "16", **QUICK}
+    caps |= {"SERVICE_MAX_EXPLAINED_RECORDS": "100000", "SERVICE_BATCH_QUEUE_SECONDS": "300"}
     with serving(str(trained_model_dir), log, settings=caps) as server:
         yield server
 
