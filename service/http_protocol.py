@@ -12,7 +12,8 @@ adds:
   up to the end of the head (`\\r\\n\\r\\n`, the only ending llhttp accepts) or the head's room, whichever comes
   first; blank lines before a head are skipped in bulk, 400 past `MAX_BLANK_LINE_BYTES`;
 - chunked bodies walked ahead of the parser (`service.chunked_framing`): their framing counts toward the body limit
-  (plus one head), trailer lines have the head's limits and are never merged into the request's headers;
+  (plus one head), their chunks toward `max_body_chunks`, and they reach the parser `CHUNKS_PER_TURN` chunks a turn
+  of the event loop; trailer lines have the head's limits and are never merged into the request's headers;
 - one request at a time: the parser stops at the end of a request whose answer is under way, and what follows is
   kept, with reading paused, until it is answered. A pipelining client is read as fast as it is answered, no
   faster, and whatever its next request breaks is answered after the one before;
@@ -145,8 +146,8 @@ class ConnectionPool:
     would fail), and a new client must still get in. Past `max_connections` open, the oldest fresh one past its
     grace is closed, then the oldest in a head, then the oldest in a body (answered 503: bodies trickled a byte a
     second filled every place), then the newest fresh one when others opened with it, an idle one last; connections
-    whose request is being handled never are. Past `max_head_bytes`
-    buffered in unfinished heads, the oldest connections in a head are closed.
+    whose request is being handled never are. Past `max_head_bytes` buffered in unfinished heads, the oldest
+    connections in a head are closed.
     """
 
     def __init__(
