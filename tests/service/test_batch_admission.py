@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -22,7 +21,7 @@ import pytest
 
 from service.batch_admission import BatchAdmission
 from service.errors import ProblemError
-from tests.service.helpers import Server, record, serving
+from tests.service.helpers import Server, connect, record, serving
 
 
 async def _present() -> bool:
@@ -113,11 +112,6 @@ def _batch_request(records: int, *, explain: bool) -> bytes:
     return head % (path, len(body)) + body
 
 
-def _connect(server: Server) -> socket.socket:
-    host, port = server.url.removeprefix("http://").split(":")
-    return socket.create_connection((host, int(port)), timeout=60)
-
-
 def _batch_statuses(server: Server) -> dict[str, float]:
     metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
     pattern = r'http_requests_total\{method="POST",route="/predict/batch",status="(\d+)"\} (\S+)'
@@ -127,7 +121,7 @@ def _batch_statuses(server: Server) -> dict[str, float]:
 def test_explained_batches_past_the_budget_get_503_and_plain_ones_are_served(explaining_server: Server) -> None:
     """Three explained batches of 600 records at once: the budget (1,000) takes one, the others get 503 at once
     with `Retry-After`; a plain batch of 1,000 sent meanwhile is served."""
-    explained = [_connect(explaining_server) for _ in range(3)]
+    explained = [connect(explaining_server, timeout=60) for _ in range(3)]
     try:
         for sock in explained:
             sock.sendall(_batch_request(600, explain=True))
@@ -151,7 +145,7 @@ def test_explained_batches_whose_clients_left_are_dropped_unscored(explaining_se
     (both logged 499, none 200), and the service answers at once afterwards."""
     before = _batch_statuses(explaining_server)
     for _ in range(2):
-        with _connect(explaining_server) as sock:
+        with connect(explaining_server, timeout=60) as sock:
             sock.sendall(_batch_request(500, explain=True))
     deadline = time.monotonic() + 30
     while (after := _batch_statuses(explaining_server)).get("499", 0) - before.get("499", 0) < 2:

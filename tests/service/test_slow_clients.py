@@ -19,31 +19,14 @@ from typing import Any
 import pytest
 
 from service.http_protocol import FRESH_GRACE_SECONDS, ConnectionPool
-from tests.service.helpers import Server, record, serving
+from tests.service.helpers import Server, connect, read_answer, record, serving
 
 BODY_HEAD = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
 HEALTH = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
 
 
-def _connect(server: Server) -> socket.socket:
-    host, port = server.url.removeprefix("http://").split(":")
-    return socket.create_connection((host, int(port)), timeout=10)
-
-
-def _answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    """One response: status, headers, body (Content-Length bytes)."""
-    stream = sock.makefile("rb")
-    status_line = stream.readline()
-    assert status_line, "the connection closed without an answer"
-    headers = {}
-    while (line := stream.readline().decode("latin-1").strip()) != "":
-        name, _, value = line.partition(":")
-        headers[name.lower()] = value.strip()
-    return int(status_line.split()[1]), headers, stream.read(int(headers.get("content-length", 0)))
-
-
 def _error(sock: socket.socket) -> tuple[int, dict[str, Any]]:
-    status, headers, body = _answer(sock)
+    status, headers, body = read_answer(sock)
     assert headers["content-type"] == "application/json", (status, body)
     return status, json.loads(body)
 
@@ -64,23 +47,23 @@ def test_bodies_trickling_in_do_not_fill_the_connections(crowded_server: Server)
     """N1: 60 connections sending a body a byte at a time (more than the 48 allowed) used to keep every place, and
     each new connection, `/health` included, was closed as soon as it was accepted. Now the oldest of them are
     answered 503 and closed; a keep-alive client and a new one are served."""
-    keep_alive = _connect(crowded_server)
+    keep_alive = connect(crowded_server)
     keep_alive.sendall(HEALTH)
-    assert _answer(keep_alive)[0] == 200
+    assert read_answer(keep_alive)[0] == 200
     trickling = []
     try:
         for _ in range(60):
-            sock = _connect(crowded_server)
+            sock = connect(crowded_server)
             sock.sendall(BODY_HEAD % 100_000 + b"{")
             trickling.append(sock)
             time.sleep(0.005)
         for sock in trickling:
             sock.sendall(b" ")
-        with _connect(crowded_server) as fresh:
+        with connect(crowded_server) as fresh:
             fresh.sendall(HEALTH)
-            assert _answer(fresh)[0] == 200
+            assert read_answer(fresh)[0] == 200
         keep_alive.sendall(HEALTH)
-        assert _answer(keep_alive)[0] == 200
+        assert read_answer(keep_alive)[0] == 200
         status, answer = _error(trickling[0])
         assert (status, answer["error"]) == (503, "overloaded")
         assert "too many connections" in answer["reason"]
@@ -95,7 +78,7 @@ def test_a_request_being_handled_is_not_shed_for_a_body_still_arriving(crowded_s
     batch's thread) are never shed, however many bodies arrive meanwhile."""
     batch = json.dumps({"records": [record(Age=1 + i % 13) for i in range(200)]}).encode()
     head = b"POST /predict/batch?explain=true HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-    handled = [_connect(crowded_server) for _ in range(4)]
+    handled = [connect(crowded_server) for _ in range(4)]
     trickling = []
     try:
         for sock in handled:
@@ -103,10 +86,10 @@ def test_a_request_being_handled_is_not_shed_for_a_body_still_arriving(crowded_s
             sock.sendall(head + b"Content-Length: %d\r\n\r\n%s" % (len(batch), batch))
         time.sleep(0.2)
         for _ in range(60):
-            sock = _connect(crowded_server)
+            sock = connect(crowded_server)
             sock.sendall(BODY_HEAD % 100_000 + b"{")
             trickling.append(sock)
-        assert [_answer(sock)[0] for sock in handled] == [200] * 4
+        assert [read_answer(sock)[0] for sock in handled] == [200] * 4
     finally:
         for sock in handled + trickling:
             sock.close()
@@ -124,7 +107,7 @@ def paced_server(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFacto
 def test_a_body_slower_than_the_minimum_rate_is_cut_off_with_408(paced_server: Server) -> None:
     """N1: a body trickled a byte every 0.2 s lived for all of `body_timeout_seconds` (30 s); now it is answered
     408 once the grace has passed and it falls behind 1 KB a second."""
-    with _connect(paced_server) as sock:
+    with connect(paced_server) as sock:
         sock.sendall(BODY_HEAD % 100_000 + b"{")
         started = time.monotonic()
         sock.settimeout(0.2)
@@ -146,13 +129,13 @@ def test_a_slow_start_within_the_grace_and_a_body_at_the_minimum_rate_are_served
     """What the rate does not cut: a body that starts late but within the grace (a client waiting for
     `100 Continue`, a slow link), then arrives at 4 KB a second for 2 s, past the grace."""
     body = json.dumps(record()).encode().ljust(8192)
-    with _connect(paced_server) as sock:
+    with connect(paced_server) as sock:
         sock.sendall(BODY_HEAD % len(body))
         time.sleep(0.8)
         for start in range(0, len(body), 1024):
             sock.sendall(body[start : start + 1024])
             time.sleep(0.25)
-        status, _, answer = _answer(sock)
+        status, _, answer = read_answer(sock)
     assert status == 200, answer
 
 
@@ -165,9 +148,9 @@ def _chunked(server: Server, body: bytes, chunk: int) -> tuple[int, dict[str, An
     head = (
         b"POST /predict/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
     )
-    with _connect(server) as sock:
+    with connect(server) as sock:
         sock.sendall(head + b"\r\n" + framed + b"0\r\n\r\n")
-        status, _, answer = _answer(sock)
+        status, _, answer = read_answer(sock)
     return status, json.loads(answer)
 
 
@@ -236,12 +219,12 @@ def test_a_burst_of_silent_connections_leaves_the_keep_alive_ones(few_idle_serve
     """N5 on a real server: 20 keep-alive connections, then 300 silent ones opened as fast as the client can (well
     within the grace); every keep-alive connection still serves its next request."""
     host, port = few_idle_server.url.removeprefix("http://").split(":")
-    keep_alive = [_connect(few_idle_server) for _ in range(20)]
+    keep_alive = [connect(few_idle_server) for _ in range(20)]
     burst = []
     try:
         for sock in keep_alive:
             sock.sendall(HEALTH)
-            assert _answer(sock)[0] == 200
+            assert read_answer(sock)[0] == 200
         time.sleep(0.3)
         for _ in range(300):
             sock = socket.socket()
@@ -252,7 +235,7 @@ def test_a_burst_of_silent_connections_leaves_the_keep_alive_ones(few_idle_serve
         time.sleep(0.5)
         for sock in keep_alive:
             sock.sendall(HEALTH)
-            assert _answer(sock)[0] == 200
+            assert read_answer(sock)[0] == 200
     finally:
         for sock in keep_alive + burst:
             sock.close()
