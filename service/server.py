@@ -5,13 +5,12 @@ deadlines, the keep-alive and the shutdown timing cannot differ between them: ea
 (`service.settings`), read once, given to the app and to the server alike.
 
 A stop by SIGTERM (how ECS and Kubernetes stop a task) drains first: `/ready` answers 503 at once, while every
-request is still served for `drain_seconds` (each answer closes its connection), so the load balancer takes the
-task out of rotation before it stops listening. Then the connections the kernel has queued are taken (no more than
-its backlog), the listener closes (closing it with connections queued would reset them), requests whose body is
-still arriving are answered 503, connections without a request get a second to send one, and the requests already
-accepted get `shutdown_timeout_seconds` to finish. However busy the event loop, the
-process exits within `stop_timeout_seconds` of the signal (a thread watches). A second signal, or Ctrl-C, skips the
-drain.
+request is still served for `drain_seconds` (each answer closes its connection), so the load balancer takes the task
+out of rotation before it stops listening. Then the connections the kernel has queued are taken (no more than its
+backlog), the listener closes (closing it with connections queued would reset them), requests whose body is still
+arriving are answered 503, connections without a request get a second to send one, and the requests already accepted
+get `shutdown_timeout_seconds` to finish. However busy the event loop, the process exits within
+`stop_timeout_seconds` of the signal (a thread watches). A second signal, or Ctrl-C, skips the drain.
 """
 
 from __future__ import annotations

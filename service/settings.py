@@ -259,8 +259,8 @@ class Settings(BaseSettings):
             )
         if self.max_explained_records < self.batch_limit:
             raise ValueError(
-                f"max_explained_records ({self.max_explained_records:,}) must be at least batch_limit "
-                f"({self.batch_limit:,}), or a full batch with explain=true is always refused as overloaded"
+                f"max_explained_records must be at least batch_limit ({self.batch_limit:,}), or a full batch with "
+                "explain=true is always refused as overloaded"
             )
         if self.max_head_bytes_buffered < self.max_head_bytes:
             raise ValueError("max_head_bytes_buffered must be at least max_head_bytes, or no full head fits")
