@@ -13,12 +13,12 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from anyio import CapacityLimiter
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
 from service import middleware
+from service.batch_admission import BatchAdmission
 from service.docs import docs_router
 from service.errors import install_handlers
 from service.model_state import ModelState
@@ -55,7 +55,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.model = state
         # Batches are scored in worker threads, at most one per core at a time: TreeSHAP and the answers of 1,000
         # rows would otherwise hold the event loop, and more threads than cores only share the same CPU.
-        app.state.batch_threads = CapacityLimiter(os.cpu_count() or 1)
+        app.state.batches = BatchAdmission(
+            threads=os.cpu_count() or 1,
+            max_explained_records=settings.max_explained_records,
+            queue_seconds=settings.batch_queue_seconds,
+        )
         threading.Thread(target=state.load, name="model-loader", daemon=True).start()
         yield
 

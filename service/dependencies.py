@@ -11,10 +11,10 @@ import logging
 from dataclasses import dataclass
 from typing import Annotated
 
-from anyio import CapacityLimiter
 from fastapi import Depends, Request
 
 from ml.inference.predictor import Predictor
+from service.batch_admission import BatchAdmission
 from service.errors import ProblemError, request_id_of
 from service.model_state import ModelState, ModelStatus
 from service.observability import Metrics
@@ -69,18 +69,18 @@ async def _serving_predictor(request: Request) -> Predictor:
 @dataclass(frozen=True, slots=True)
 class Serving:
     """What a prediction needs from the app: the ready predictor, the settings, the metrics, and the worker threads
-    that score batches (`service.api`)."""
+    that score batches with their admission (`service.batch_admission`)."""
 
     predictor: Predictor
     settings: Settings
     metrics: Metrics
-    batch_threads: CapacityLimiter
+    batches: BatchAdmission
 
 
 async def _serving(request: Request) -> Serving:
     """The three at once; a 503 naming why when the model is not loaded (as `PredictorDep`)."""
     state = request.app.state
-    return Serving(await _predictor(request), state.settings, state.metrics, state.batch_threads)
+    return Serving(await _predictor(request), state.settings, state.metrics, state.batches)
 
 
 #: The model's loading state (loading, ready or failed, with the reason).

@@ -12,23 +12,27 @@ adds:
   up to the end of the head (`\\r\\n\\r\\n`, the only ending llhttp accepts) or the head's room, whichever comes
   first; blank lines before a head are skipped in bulk, 400 past `MAX_BLANK_LINE_BYTES`;
 - chunked bodies walked ahead of the parser (`service.chunked_framing`): their framing counts toward the body limit
-  (plus one head), trailer lines have the head's limits and are never merged into the request's headers;
+  (plus one head), their chunks toward `max_body_chunks`, and they reach the parser `CHUNKS_PER_TURN` chunks a turn
+  of the event loop; trailer lines have the head's limits and are never merged into the request's headers;
 - one request at a time: the parser stops at the end of a request whose answer is under way, and what follows is
   kept, with reading paused, until it is answered. A pipelining client is read as fast as it is answered, no
   faster, and whatever its next request breaks is answered after the one before;
 - deadlines: for the head (from the connection's start or the request's first byte) and for the body of any
-  request that announces one (from the end of its head), past them a 408 and the connection closed; an answer the
-  client stops reading for as long as a body may take is dropped. A body that arrives with its head, as nearly all
-  do, arms no timer;
+  request that announces one (from the end of its head: all of it within `body_timeout_seconds`, and after
+  `body_grace_seconds` at `min_body_bytes_per_second` on average), past them a 408 and the connection closed; an
+  answer the client stops reading for as long as a body may take is dropped. A body that arrives with its head, as
+  nearly all do, arms no timer;
 - connections bounded (`ConnectionPool`): idle ones by time (`keep_alive_seconds`) and count
-  (`max_idle_connections`, fresh silent ones shed before keep-alive ones), all of them by count
-  (`max_connections`), unfinished heads by their bytes together (`max_head_bytes_buffered`); none is counted
-  against the work in flight, which the app limits (`service.middleware.Admission`) once a request's body arrived;
+  (`max_idle_connections`, fresh silent ones shed before keep-alive ones, however fast they come), all of them by
+  count (`max_connections`, bodies still arriving shed with a 503 before any keep-alive connection), unfinished
+  heads by their bytes together (`max_head_bytes_buffered`), chunked bodies by their chunks (`max_body_chunks`);
+  none is counted against the work in flight, which the app limits (`service.middleware.Admission`) once a
+  request's body arrived;
 - HTTP kept whole in the corners uvicorn drops: an `Upgrade` the service does not speak is ignored and the request's
   body still read; HTTP/1.1 without `Host` and versions but 1.0 and 1.1 are refused; every parser error (a request
   target llhttp cannot split included) is a 400; while the server drains (`service.server`), answers close their
-  connections, a head under way at shutdown still gets its answer, and a connection with none gets
-  `SHUTDOWN_GRACE_SECONDS` to send one;
+  connections, a head under way at shutdown still gets its answer, a body still arriving a 503 at once (its request
+  has not started), and a connection with none gets `SHUTDOWN_GRACE_SECONDS` to send one;
 - its own errors in the service's `ErrorResponse` shape, with a request id, and no `server` header; each counted
   (`http_protocol_refusals_total`) and logged;
 - one write per response (`CoalescedWrites`): uvicorn writes a response's head and its body separately, and each
@@ -73,6 +77,9 @@ _BLANK_LINES = re.compile(rb"[\r\n]*")
 #: A connection that sent nothing yet is shed before keep-alive ones only once it is this old: a client that just
 #: connected sends its request within a round trip.
 FRESH_GRACE_SECONDS = 0.1
+#: Most chunks of a chunked body handed to the parser in one turn of the event loop (about 1 ms of work); the rest
+#: waits for the next turn, other connections served in between.
+CHUNKS_PER_TURN = 256
 #: At shutdown, how long a connection with no request under way may still start one: it may have been accepted a
 #: moment before the listener closed, its request on the way.
 SHUTDOWN_GRACE_SECONDS = 1.0
@@ -83,7 +90,8 @@ def _response(status: int, code: str, reason: str, field: str) -> tuple[bytes, l
     """An `ErrorResponse` body under a fresh request id, and its headers (the connection closes after it)."""
     request_id = uuid.uuid4().hex
     body, headers = raw_error(ProblemError(status, code, reason, field=field), request_id)
-    return body, [*headers, (b"x-request-id", request_id.encode()), (b"connection", b"close")]
+    retry = [(b"retry-after", b"1")] if status == 503 else []
+    return body, [*headers, *retry, (b"x-request-id", request_id.encode()), (b"connection", b"close")]
 
 
 class CoalescedWrites:
@@ -129,14 +137,17 @@ class CoalescedWrites:
 
 class ConnectionPool:
     """What the connections of one server share: how many are open, which are fresh (opened, nothing sent yet),
-    idle (between keep-alive requests) or in a head (one arriving), oldest first; the bytes of all unfinished heads;
-    whether the server is stopping.
+    idle (between keep-alive requests), in a head or in a body (one arriving), oldest first; the bytes of all
+    unfinished heads; whether the server is stopping.
 
-    Past `max_idle` fresh and idle connections together, the oldest fresh one is closed first, a keep-alive one
-    only when no fresh one is left: a flood of silent connections must not push out the load balancer's pooled
-    connections (whose next request would fail). Past `max_connections` open, the oldest fresh, then the oldest in
-    a head, then the oldest idle connection is closed; connections with a request under way never are. Past
-    `max_head_bytes` buffered in unfinished heads, the oldest connections in a head are closed.
+    Past `max_idle` fresh and idle connections together, a fresh one is closed (the oldest, or the newest while the
+    oldest is within `FRESH_GRACE_SECONDS`), a keep-alive one only when the newest is the only fresh one: a flood of
+    silent connections, however fast, must not push out the load balancer's pooled connections (whose next request
+    would fail), and a new client must still get in. Past `max_connections` open, the oldest fresh one past its
+    grace is closed, then the oldest in a head, then the oldest in a body (answered 503: bodies trickled a byte a
+    second filled every place), then the newest fresh one when others opened with it, an idle one last; connections
+    whose request is being handled never are. Past `max_head_bytes` buffered in unfinished heads, the oldest
+    connections in a head are closed.
     """
 
     def __init__(
@@ -153,6 +164,7 @@ class ConnectionPool:
         self._fresh: dict[HttpProtocol, None] = {}
         self._idle: dict[HttpProtocol, None] = {}
         self._heads: dict[HttpProtocol, None] = {}
+        self._bodies: dict[HttpProtocol, None] = {}
 
     def opened(self, connection: HttpProtocol) -> None:
         self.open += 1
@@ -180,8 +192,13 @@ class ConnectionPool:
             self._forget(connection)
             self._heads[connection] = None
 
+    def receiving(self, connection: HttpProtocol) -> None:
+        """The body of a request arrives on `connection`: the request is not handled yet."""
+        self._forget(connection)
+        self._bodies[connection] = None
+
     def busy(self, connection: HttpProtocol) -> None:
-        """A request is under way on `connection`: it is never shed."""
+        """A request is being handled on `connection`: it is never shed."""
         self._forget(connection)
 
     def head_grew(self, connection: HttpProtocol, size: int) -> None:
@@ -198,14 +215,20 @@ class ConnectionPool:
         self._fresh.pop(connection, None)
         self._idle.pop(connection, None)
         self._heads.pop(connection, None)
+        self._bodies.pop(connection, None)
 
     def _trim(self, newest: HttpProtocol) -> None:
         while len(self._fresh) + len(self._idle) > self.max_idle:
-            self._shed(self._older_fresh(newest) or next(iter(self._idle or self._fresh)), "idle")
+            self._shed(self._fresh_victim(newest) or next(iter(self._idle)), "idle")
         while self.open > self.max_connections:
-            victim = self._older_fresh(newest) or next(iter(self._heads or self._idle or self._fresh), None)
+            victim = (
+                self._older_fresh(newest)
+                or next(iter(self._heads or self._bodies), None)
+                or self._fresh_victim(newest)
+                or next(iter(self._idle), None)
+            )
             if victim is None:
-                return  # every connection has a request under way
+                return  # every connection has a request being handled
             self._shed(victim, "connections")
 
     def _older_fresh(self, newest: HttpProtocol) -> HttpProtocol | None:
@@ -216,9 +239,23 @@ class ConnectionPool:
             return None
         return oldest
 
+    def _fresh_victim(self, newest: HttpProtocol) -> HttpProtocol | None:
+        """The fresh connection to shed before any keep-alive one: the oldest past its grace; else the newest when
+        others opened with it (a burst, however fast, makes room among its own connections); None when a single
+        new connection finds the pool full (the longest idle keep-alive one makes room for a new client)."""
+        victim = self._older_fresh(newest)
+        if victim is None and len(self._fresh) > 1:
+            victim = next(reversed(self._fresh))
+        return victim
+
     def _shed(self, connection: HttpProtocol, reason: str) -> None:
+        receiving = connection in self._bodies
         self.closed(connection)
-        connection.transport.close()
+        if receiving:  # a request on its way: its client, maybe a slow uploader, learns why
+            answer = "The service has too many connections open; retry in a second"
+            connection.refuse_body(503, "overloaded", answer, linger=False)
+        else:
+            connection.transport.close()
         if self.metrics is not None:
             self.metrics.connection_shed(reason)
 
@@ -277,6 +314,8 @@ class HttpProtocol(HttpToolsProtocol):
         self._in_body = False
         self._body_left: int | None = None  # bytes of a Content-Length body still to come; None: chunked
         self._chunked: ChunkedFraming | None = None
+        self._body_since = 0.0  # when the body's head ended (loop time)
+        self._body_bytes = 0  # of the body, as sent, received so far
         self._unparsed_body = 0  # bytes of a body the parser skipped (an ignored Upgrade) still to come
         self._unread = b""  # received after a request whose answer is under way, from `_unread_at`
         self._unread_at = 0
@@ -326,10 +365,14 @@ class HttpProtocol(HttpToolsProtocol):
 
     def shutdown(self) -> None:
         """The server stops: a request under way, even one still sending its head, gets its answer, then the
-        connection closes; a connection with none gets `SHUTDOWN_GRACE_SECONDS` to start one (it may have been
-        accepted a moment ago, its request on the way), then closes."""
+        connection closes; one whose body is still arriving has not started: 503 at once (waiting for it would keep
+        the stop going, and cancelling it log an error); a connection with none gets `SHUTDOWN_GRACE_SECONDS` to
+        start one (it may have been accepted a moment ago, its request on the way), then closes."""
         self._unread = b""  # requests pipelined behind the one under way are not read
-        if self.cycle is not None and not self.cycle.response_complete:
+        if self._in_body and not self._lingering and not self.transport.is_closing():
+            reason = "This instance is stopping and the request's body had not all arrived; send it to another one"
+            self.refuse_body(503, "shutting_down", reason, linger=True)
+        elif self.cycle is not None and not self.cycle.response_complete:
             self.cycle.keep_alive = False
         elif not self._head_started:
             self.loop.call_later(SHUTDOWN_GRACE_SECONDS, self._close_if_unused)
@@ -359,6 +402,7 @@ class HttpProtocol(HttpToolsProtocol):
         if self._unread:  # still waiting for an answer: keep the order
             self._unread = self._unread[self._unread_at :] + data
             self._unread_at = 0
+            self.flow.pause_reading()  # again: the app's disconnect check (`Request.is_disconnected`) resumes it
             return
         self._feed(data)
 
@@ -381,9 +425,13 @@ class HttpProtocol(HttpToolsProtocol):
                 if at == end or self._lingering:
                     break
                 self.pool.heading(self)
+            body_piece = self._in_body
             try:
                 size = self._next_piece(data, at, end)
+                self._body_bytes += size if body_piece else 0
                 self.parser.feed_data(view[at : at + size])
+                if not self._in_body and self._head_started:  # the head goes on past this piece
+                    self._head_grew(view, at, size)
             except RefusedError as exc:
                 self._send_error(exc.status, exc.code, exc.reason, exc.field)
                 return
@@ -402,17 +450,23 @@ class HttpProtocol(HttpToolsProtocol):
             except httptools.HttpParserError:
                 self._malformed()
                 return
-            if not self._in_body and self._head_started:  # the head goes on past this piece
-                self._head_bytes += size
-                self._head_tail = (self._head_tail + view[at + size - min(size, 3) : at + size])[-3:]
-                self.pool.head_grew(self, size)
-                if self._head_bytes >= self._max_head:
-                    reason = f"The request's head is larger than {self._max_head:,} bytes; send less in its headers"
-                    self._send_error(431, "headers_too_large", reason, "headers")
-                    return
             at += size
+            if body_piece and self._chunked is not None and at < end and not self._chunked.done:
+                self._unread, self._unread_at = data, at  # a turn's worth of chunks: the rest on the next one
+                self.flow.pause_reading()
+                self.loop.call_soon(self._read_on)
+                return
         if self._in_body and self._body_deadline is None and not self._lingering:  # a body still to come
-            self._body_deadline = self.loop.call_later(self.settings.body_timeout_seconds, self._body_timed_out)
+            self._body_deadline = self.loop.call_at(self._body_due(), self._body_timed_out)
+
+    def _head_grew(self, view: memoryview, at: int, size: int) -> None:
+        """The head under way took `view[at : at + size]`: counted, and refused with 431 once it fills its room."""
+        self._head_bytes += size
+        self._head_tail = (self._head_tail + view[at + size - min(size, 3) : at + size])[-3:]
+        self.pool.head_grew(self, size)
+        if self._head_bytes >= self._max_head:
+            reason = f"The request's head is larger than {self._max_head:,} bytes; send less in its headers"
+            raise RefusedError(431, "headers_too_large", reason, "headers")
 
     def _answering(self) -> bool:
         """A whole request was read and its answer is not complete: the parser waits."""
@@ -434,7 +488,7 @@ class HttpProtocol(HttpToolsProtocol):
         Raises when the head's unfinished line already breaks its limit."""
         if self._in_body:
             if self._chunked is not None:
-                return self._chunked.take(data, at, end)
+                return self._chunked.take(data, at, end, CHUNKS_PER_TURN)
             return min(self._body_left or end - at, end - at)
         size = -1
         if self._head_tail:
@@ -489,6 +543,7 @@ class HttpProtocol(HttpToolsProtocol):
         """Pass on the bytes of a body the parser skipped; where the next request's bytes start."""
         stop = min(at + self._unparsed_body, len(view))
         self._unparsed_body -= stop - at
+        self._body_bytes += stop - at
         self.on_body(bytes(view[at:stop]))
         if not self._unparsed_body:
             self.on_message_complete()
@@ -531,10 +586,11 @@ class HttpProtocol(HttpToolsProtocol):
         self._past_request_line = False
         self._head_tail = b""
         self.pool.head_done(self)
-        self.pool.busy(self)
         self._in_body = True
         self._body_left = 0
         self._chunked = None
+        self._body_since = self.loop.time()
+        self._body_bytes = 0
         host = False
         for name, value in self.headers:
             if name == b"content-length":
@@ -545,6 +601,10 @@ class HttpProtocol(HttpToolsProtocol):
             elif name == b"host":
                 host = True
         _check_version(self.parser.get_http_version(), host)
+        if self._body_left == 0:
+            self.pool.busy(self)
+        else:
+            self.pool.receiving(self)
         super().on_headers_complete()
         if self.pool.stopping:
             self.cycle.keep_alive = False  # while draining, every answer closes its connection
@@ -558,12 +618,17 @@ class HttpProtocol(HttpToolsProtocol):
         settings = self.settings
         return ChunkedFraming(
             max_wire_bytes=settings.body_limit_bytes + settings.max_head_bytes,
+            max_chunks=settings.max_body_chunks,
             max_line_bytes=settings.max_header_line_bytes,
             max_trailers=settings.max_headers,
             max_trailer_bytes=settings.max_head_bytes,
         )
 
     def on_message_complete(self) -> None:
+        self.pool.busy(self)  # its body (if any) arrived: the request is being handled
+        # uvicorn pauses reading while a body waits for the app, and resumes it only when the app reads: read on,
+        # so that a client that leaves is seen (what it sends meanwhile is kept in `_unread`, reading paused again)
+        self.flow.resume_reading()
         self._in_body = False
         self._chunked = None
         if self._body_deadline is not None:
@@ -593,24 +658,52 @@ class HttpProtocol(HttpToolsProtocol):
         else:  # nothing sent yet, or a response under way on this connection: just close
             self.transport.close()
 
+    def _body_due(self) -> float:
+        """When the body must have arrived (loop time): within `body_timeout_seconds` of its head, and, once
+        `body_grace_seconds` have passed, at `min_body_bytes_per_second` or faster on average: a body trickled a
+        byte a second would otherwise hold its connection (and a place among `max_connections`) the whole time."""
+        settings = self.settings
+        due = self._body_since + settings.body_timeout_seconds
+        rate = settings.min_body_bytes_per_second
+        if rate:
+            due = min(due, self._body_since + settings.body_grace_seconds + self._body_bytes / rate)
+        return due
+
     def _body_timed_out(self) -> None:
-        """The body did not all arrive in time: 408, and the app, still waiting for it, sees a disconnect."""
+        """The body did not arrive in time or fast enough: 408, and the app, still waiting for it, sees a
+        disconnect. The timer is lazy: armed once, and re-armed when it fires before the body is due."""
         self._body_deadline = None
-        if self.transport.is_closing() or self._lingering:
+        if self.transport.is_closing() or self._lingering or not self._in_body:
             return
+        due = self._body_due()
+        if due > self.loop.time():
+            self._body_deadline = self.loop.call_at(due, self._body_timed_out)
+            return
+        settings = self.settings
+        if due < self._body_since + settings.body_timeout_seconds:
+            reason = (
+                f"The request body arrived slower than {settings.min_body_bytes_per_second:,} bytes a second; "
+                "send it at once."
+            )
+        else:
+            reason = f"The request body did not arrive within {settings.body_timeout_seconds:g} s; send it at once."
+        self.refuse_body(408, "request_timeout", reason, linger=True)
+
+    def refuse_body(self, status: int, code: str, reason: str, *, linger: bool) -> None:
+        """Answer a request whose body is still arriving (the app, waiting for it, has not handled it and sees a
+        disconnect) and close; when its answer has already started, just close."""
         if self.cycle is not None and not self.cycle.response_started:
             self.cycle.disconnected = True
             self.cycle.message_event.set()
-            timeout = self.settings.body_timeout_seconds
-            reason = f"The request body did not arrive within {timeout:g} s; send it at once."
-            self._send_error(408, "request_timeout", reason, "body")
+            self._send_error(status, code, reason, "body", linger=linger)
         else:
             self.transport.close()
 
-    def _send_error(self, status: int, code: str, reason: str, field: str) -> None:
+    def _send_error(self, status: int, code: str, reason: str, field: str, *, linger: bool = True) -> None:
         """Answer and close, lingering: a client still sending (a large head) would otherwise get a reset, which
         may destroy the answer before it reads it; so the answer and a FIN go first, what arrives meanwhile is
-        dropped, and the connection closes when the client closes it or after `LINGER_SECONDS`."""
+        dropped, and the connection closes when the client closes it or after `LINGER_SECONDS`. Without `linger`
+        (a connection shed to make room), it closes at once."""
         self._waiting_since = None
         self._unread = b""
         body, headers = _response(status, code, reason, field)
@@ -625,7 +718,7 @@ class HttpProtocol(HttpToolsProtocol):
         for name, value in [*self.server_state.default_headers, *headers]:
             head += [name, b": ", value, b"\r\n"]
         self.transport.write(b"".join([*head, b"\r\n", body]))
-        if self._lingering or not self.transport.can_write_eof():
+        if not linger or self._lingering or not self.transport.can_write_eof():
             self.transport.close()
             return
         self._lingering = True

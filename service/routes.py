@@ -9,8 +9,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 import numpy as np
-from anyio import to_thread
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
@@ -130,11 +129,15 @@ def prediction_routers(batch_limit: int) -> list[APIRouter]:
     async def predict_batch(
         batch: BatchRequest,  # type: ignore[valid-type]
         serving: ServingDep,
+        request: Request,
         explain: Explain = False,
     ) -> BatchResponse:
         predictor = serving.predictor
-        score = functools.partial(_scored, batch.records, predictor, serving.settings.explain_top_k, explain)  # type: ignore[attr-defined]
-        predictions, answered = await to_thread.run_sync(score, limiter=serving.batch_threads)
+        records = batch.records  # type: ignore[attr-defined]
+        score = functools.partial(_scored, records, predictor, serving.settings.explain_top_k, explain)
+        predictions, answered = await serving.batches.run(
+            score, records=len(records), explain=explain, client_gone=request.is_disconnected
+        )
         serving.metrics.count_predictions(predictions.classes)
         return BatchResponse(predictions=answered, model_version=predictor.version)
 

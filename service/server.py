@@ -5,12 +5,12 @@ deadlines, the keep-alive and the shutdown timing cannot differ between them: ea
 (`service.settings`), read once, given to the app and to the server alike.
 
 A stop by SIGTERM (how ECS and Kubernetes stop a task) drains first: `/ready` answers 503 at once, while every
-request is still served for `drain_seconds` (each answer closes its connection), so the load balancer takes the
-task out of rotation before it stops listening. Then the connections the kernel has queued are taken, the listener
-closes (closing it with connections queued would reset them), connections without a request get a second to send
-one, and the requests already accepted get `shutdown_timeout_seconds` to finish. However busy the event loop, the
-process exits within `stop_timeout_seconds` of the signal (a thread watches). A second signal, or Ctrl-C, skips the
-drain.
+request is still served for `drain_seconds` (each answer closes its connection), so the load balancer takes the task
+out of rotation before it stops listening. Then the connections the kernel has queued are taken (no more than its
+backlog), the listener closes (closing it with connections queued would reset them), requests whose body is still
+arriving are answered 503, connections without a request get a second to send one, and the requests already accepted
+get `shutdown_timeout_seconds` to finish. However busy the event loop, the process exits within
+`stop_timeout_seconds` of the signal (a thread watches). A second signal, or Ctrl-C, skips the drain.
 """
 
 from __future__ import annotations
@@ -108,13 +108,17 @@ class Server(uvicorn.Server):
 
     async def _accept_backlog(self) -> None:
         """Take the connections the kernel accepted that the server has not yet: closing the listener would reset
-        them (their clients would see a request fail that was never refused). Each gets its answer, then closes."""
+        them (their clients would see a request fail that was never refused). Each gets its answer, then closes.
+
+        At most the listener's backlog (`config.backlog`), the most the kernel can have queued when this starts:
+        a client connecting faster than the loop accepts would otherwise keep the queue from ever emptying, the
+        listener open and the process running until the stop timeout kills it."""
         loop = asyncio.get_running_loop()
         for server in self.servers:
             for listening in server.sockets:
                 with socket.socket(fileno=os.dup(listening.fileno())) as listener:
                     listener.setblocking(False)
-                    while True:
+                    for _ in range(self.config.backlog):
                         try:
                             connection, _ = listener.accept()
                         except (BlockingIOError, InterruptedError):

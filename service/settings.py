@@ -74,15 +74,19 @@ class Settings(BaseSettings):
         ge=1,
         le=100_000,
         description="Most connections kept open with no request under way (idle keep-alive, or opened and silent); "
-        "past it the longest idle is closed, so idle connections cost little and never lock anyone out.",
+        "past it a silent one is closed (the oldest, or the newest while all of them opened a moment ago), an idle "
+        "keep-alive one only when a new connection is the only silent one, so idle connections cost little, a burst "
+        "of silent ones never evicts the load balancer's, and no one is locked out.",
     )
     max_connections: int = Field(
         default=4096,
         ge=MIN_CONNECTIONS,
         le=1_000_000,
-        description="Most connections open at once; past it the oldest connection that has not sent a whole request "
-        "is closed (a fresh one first, then one still sending its head, then an idle one), never one with a request "
-        "under way. Kept under the open-file limit, which the service raises to its hard limit at start.",
+        description="Most connections open at once; past it a connection that has not sent a whole request is "
+        "closed: the oldest silent one (if it had time to send), then the oldest still sending its head, then the "
+        "oldest still sending its body (answered 503), then the newest silent one if others came with it, an idle "
+        "keep-alive one last; never one whose request is being handled. Kept under the open-file limit, which the "
+        "service raises to its hard limit at start.",
     )
     max_head_bytes_buffered: int = Field(
         default=32 * 1024 * 1024,
@@ -105,6 +109,33 @@ class Settings(BaseSettings):
         le=4 * 1024 * 1024 * 1024,
         description="Most bytes of request bodies still arriving, all connections together; a request whose body "
         "would pass it gets 503 `overloaded`. Bodies cost what has arrived, so a slow sender holds almost nothing.",
+    )
+    max_body_chunks: int = Field(
+        default=8192,
+        ge=16,
+        le=1_000_000,
+        description="Most chunks in one chunked request body; past it, 413. Each chunk costs the event loop a few "
+        "microseconds whatever its size, so a body of one-byte chunks under the byte limit would hold it for a "
+        "second; a full batch sent in 64-byte chunks has about 5,600, real clients send 1-64 KB chunks. Bodies "
+        "with a Content-Length have no chunks, and trailers have the head's limits.",
+    )
+    max_explained_records: int = Field(
+        default=2 * DEFAULT_BATCH_LIMIT,
+        ge=1,
+        le=100 * MAX_BATCH_LIMIT,
+        description="Most records of `/predict/batch?explain=true` being explained or waiting for a worker thread, "
+        "all requests together (an explanation costs about 13 times a prediction); a batch that would pass it gets "
+        "503 `overloaded` with `Retry-After`. At least `batch_limit`. Batches without `explain` and single "
+        "`/predict` requests are not counted here (they are bounded by `batch_queue_seconds` and "
+        "`max_requests_in_flight`).",
+    )
+    batch_queue_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="How long a batch may wait for a worker thread (one per core; explained batches use all but one "
+        "of them when there are several); past it, 503 `overloaded` with `Retry-After`. A batch whose client has "
+        "gone by the time a thread is free is dropped unscored.",
     )
     max_request_line_bytes: int = Field(
         default=16 * 1024,
@@ -140,6 +171,22 @@ class Settings(BaseSettings):
         description="How long a request's body may take to arrive once its head has (any method that announces a "
         "body), past it 408; and how long an answer may wait for a client that stopped reading it, past it the "
         "connection is closed.",
+    )
+    body_grace_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="How long a request's body may take to start arriving once its head has, before "
+        "`min_body_bytes_per_second` applies (`body_timeout_seconds` applies whatever this is).",
+    )
+    min_body_bytes_per_second: int = Field(
+        default=1024,
+        ge=0,
+        le=1024 * 1024 * 1024,
+        description="Slowest a body may arrive, averaged from the end of its head after `body_grace_seconds`; "
+        "slower, 408 and the connection closed (a body trickled a byte a second would otherwise hold a connection "
+        "for all of `body_timeout_seconds`). 0 turns it off. Heads (`header_timeout_seconds`) and answers the "
+        "client reads slowly are not measured by it.",
     )
     drain_seconds: float = Field(
         default=5.0,
@@ -209,6 +256,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"max_pending_body_bytes ({self.max_pending_body_bytes:,}) must be at least body_limit_bytes "
                 f"({self.body_limit_bytes:,}), or every body larger than it is refused as overloaded"
+            )
+        if self.max_explained_records < self.batch_limit:
+            raise ValueError(
+                f"max_explained_records must be at least batch_limit ({self.batch_limit:,}), or a full batch with "
+                "explain=true is always refused as overloaded"
             )
         if self.max_head_bytes_buffered < self.max_head_bytes:
             raise ValueError("max_head_bytes_buffered must be at least max_head_bytes, or no full head fits")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -67,3 +68,29 @@ def wait_ready(url: str, timeout: float = 60) -> httpx.Response:
         if time.monotonic() > deadline:
             raise AssertionError(f"{url} still loading its model after {timeout} s")
         time.sleep(0.1)
+
+
+def connect(server: Server, timeout: float = 10) -> socket.socket:
+    """A raw connection to `server`, for requests an HTTP client would not send."""
+    host, port = server.url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=timeout)
+
+
+def read_answers(sock: socket.socket, count: int) -> list[tuple[int, dict[str, str], bytes]]:
+    """Read `count` responses from one connection, in order (one may arrive in the same packet as the next): the
+    status, headers and body (Content-Length bytes) of each."""
+    answers = []
+    with sock.makefile("rb") as stream:
+        for _ in range(count):
+            status_line = stream.readline()
+            assert status_line, "the connection closed before an answer"
+            headers = {}
+            while (line := stream.readline().decode("latin-1").strip()) != "":
+                name, _, value = line.partition(":")
+                headers[name.lower()] = value.strip()
+            answers.append((int(status_line.split()[1]), headers, stream.read(int(headers.get("content-length", 0)))))
+    return answers
+
+
+def read_answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    return read_answers(sock, 1)[0]

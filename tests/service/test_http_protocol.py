@@ -26,7 +26,7 @@ from service.api import create_app
 from service.http_protocol import CoalescedWrites
 from service.server import uvicorn_config
 from service.settings import Settings
-from tests.service.helpers import Server, record, serving
+from tests.service.helpers import Server, connect, read_answer, read_answers, record, serving
 
 QUICK = {"SERVICE_HEADER_TIMEOUT_SECONDS": "1", "SERVICE_BODY_TIMEOUT_SECONDS": "1"}
 
@@ -36,31 +36,6 @@ def quick_server(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFacto
     log = tmp_path_factory.mktemp("uvicorn") / "server.log"
     with serving(str(trained_model_dir), log, settings=QUICK) as server:
         yield server
-
-
-def _connect(server: Server) -> socket.socket:
-    host, port = server.url.removeprefix("http://").split(":")
-    return socket.create_connection((host, int(port)), timeout=10)
-
-
-def _answers(sock: socket.socket, count: int) -> list[tuple[int, dict[str, str], bytes]]:
-    """Read `count` responses from one connection, in order (one may arrive in the same packet as the next): the
-    status, headers and body (Content-Length bytes) of each."""
-    answers = []
-    with sock.makefile("rb") as stream:
-        for _ in range(count):
-            status_line = stream.readline()
-            assert status_line, "the connection closed before an answer"
-            headers = {}
-            while (line := stream.readline().decode("latin-1").strip()) != "":
-                name, _, value = line.partition(":")
-                headers[name.lower()] = value.strip()
-            answers.append((int(status_line.split()[1]), headers, stream.read(int(headers.get("content-length", 0)))))
-    return answers
-
-
-def _answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    return _answers(sock, 1)[0]
 
 
 def _error(status: int, headers: dict[str, str], body: bytes) -> dict[str, Any]:
@@ -82,9 +57,9 @@ def _error(status: int, headers: dict[str, str], body: bytes) -> dict[str, Any]:
     ids=["bad-content-length", "transfer-encoding-and-content-length", "unknown-method", "bare-line-feeds"],
 )
 def test_malformed_requests_get_the_json_error_shape(quick_server: Server, request_bytes: bytes) -> None:
-    with _connect(quick_server) as sock:
+    with connect(quick_server) as sock:
         sock.sendall(request_bytes)
-        status, headers, body = _answer(sock)
+        status, headers, body = read_answer(sock)
     assert status == 400
     answer = _error(status, headers, body)
     assert answer["error"] == "bad_request"
@@ -93,24 +68,24 @@ def test_malformed_requests_get_the_json_error_shape(quick_server: Server, reque
 
 
 def test_a_trickled_head_is_cut_off_with_408(quick_server: Server) -> None:
-    with _connect(quick_server) as sock:
+    with connect(quick_server) as sock:
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # and never the blank line that ends the head
-        status, headers, body = _answer(sock)
+        status, headers, body = read_answer(sock)
         assert sock.recv(1) == b""  # closed
     assert status == 408
     assert _error(status, headers, body)["error"] == "request_timeout"
 
 
 def test_a_connection_that_sends_nothing_is_closed(quick_server: Server) -> None:
-    with _connect(quick_server) as sock:
+    with connect(quick_server) as sock:
         assert sock.recv(1) == b""
 
 
 def test_a_trickled_body_is_cut_off_with_408(quick_server: Server) -> None:
-    with _connect(quick_server) as sock:
+    with connect(quick_server) as sock:
         head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
         sock.sendall(head + b'{"HighBP"')
-        status, headers, body = _answer(sock)
+        status, headers, body = read_answer(sock)
     assert status == 408
     answer = _error(status, headers, body)
     assert answer["error"] == "request_timeout"
@@ -119,17 +94,17 @@ def test_a_trickled_body_is_cut_off_with_408(quick_server: Server) -> None:
 
 def test_an_idle_keep_alive_connection_outlives_the_head_deadline(quick_server: Server) -> None:
     """Between requests only uvicorn's keep-alive timeout (75 s) applies: the load balancer reuses connections."""
-    with _connect(quick_server) as sock:
+    with connect(quick_server) as sock:
         for _ in range(2):
             sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert _answer(sock)[0] == 200
+            assert read_answer(sock)[0] == 200
             time.sleep(2)
 
 
 def test_no_server_header(quick_server: Server) -> None:
-    with _connect(quick_server) as sock:
+    with connect(quick_server) as sock:
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        _, headers, _ = _answer(sock)
+        _, headers, _ = read_answer(sock)
     assert "server" not in headers
 
 
@@ -205,9 +180,9 @@ def test_pipelined_requests_are_answered_whole_and_in_order(quick_server: Server
         len(body),
         body,
     )
-    with _connect(quick_server) as sock:
+    with connect(quick_server) as sock:
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n" + predict + b"GET /ready HTTP/1.1\r\nHost: x\r\n\r\n")
-        answers = _answers(sock, 3)
+        answers = read_answers(sock, 3)
     assert [status for status, _, _ in answers] == [200, 200, 200]
     assert json.loads(answers[0][2]) == {"status": "ok"}
     assert "screening" in json.loads(answers[1][2])
@@ -215,9 +190,9 @@ def test_pipelined_requests_are_answered_whole_and_in_order(quick_server: Server
 
 
 def test_a_large_answer_arrives_whole(quick_server: Server) -> None:
-    with _connect(quick_server) as sock:
+    with connect(quick_server) as sock:
         sock.sendall(b"GET /docs/swagger-ui-bundle.js HTTP/1.1\r\nHost: x\r\n\r\n")
-        status, headers, body = _answer(sock)
+        status, headers, body = read_answer(sock)
     assert status == 200
     assert len(body) == int(headers["content-length"]) > CoalescedWrites.FLUSH_BYTES
 
@@ -227,10 +202,10 @@ def test_a_large_answer_arrives_whole(quick_server: Server) -> None:
 
 def _refused(server: Server, request_bytes: bytes) -> tuple[int, dict[str, Any]]:
     """Send `request_bytes` on a fresh connection; the one answer, read before the server closes."""
-    with _connect(server) as sock:
+    with connect(server) as sock:
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # refused before the client finished
             sock.sendall(request_bytes)
-        status, headers, body = _answer(sock)
+        status, headers, body = read_answer(sock)
         assert sock.recv(1) == b""  # and the connection closed
     return status, _error(status, headers, body)
 
@@ -262,9 +237,9 @@ def test_a_header_that_never_ends_is_refused_once_it_passes_the_heads_room(quick
     rest unread, the answer readable although the client is still sending."""
     status, answer = _refused(quick_server, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 8_000_000)
     assert (status, answer["error"]) == (431, "headers_too_large")
-    with _connect(quick_server) as sock:
+    with connect(quick_server) as sock:
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert _answer(sock)[0] == 200
+        assert read_answer(sock)[0] == 200
 
 
 def test_heads_within_the_limits_are_served_whatever_their_packets(quick_server: Server) -> None:
@@ -278,15 +253,15 @@ def test_heads_within_the_limits_are_served_whatever_their_packets(quick_server:
         len(body),
         body,
     )
-    with _connect(quick_server) as sock:
+    with connect(quick_server) as sock:
         sock.sendall(near)
-        assert _answer(sock)[0] == 200
+        assert read_answer(sock)[0] == 200
         sock.sendall(predict + near)
-        assert [status for status, _, _ in _answers(sock, 2)] == [200, 200]
+        assert [status for status, _, _ in read_answers(sock, 2)] == [200, 200]
         for start in range(0, len(predict + near[:100]), 7):  # the next head begins mid-packet, in pieces
             sock.sendall((predict + near)[start : start + 7])
         sock.sendall((predict + near)[start + 7 :])
-        assert [status for status, _, _ in _answers(sock, 2)] == [200, 200]
+        assert [status for status, _, _ in read_answers(sock, 2)] == [200, 200]
 
 
 # -- issue 21: bodies of every method have a deadline; answers nobody reads are dropped ---------------------------
@@ -356,9 +331,9 @@ def test_an_answer_the_client_stops_reading_is_dropped(resumed: bool) -> None:
 
 def test_a_valid_request_before_malformed_bytes_is_answered_before_the_400(quick_server: Server) -> None:
     """Issue 21: the valid request was run and logged as 200, but its client only received the 400."""
-    with _connect(quick_server) as sock:
+    with connect(quick_server) as sock:
         sock.sendall(b"GET /ready HTTP/1.1\r\nHost: x\r\n\r\nNOT HTTP AT ALL\r\n\r\n")
-        (ready, _, ready_body), (status, headers, body) = _answers(sock, 2)
+        (ready, _, ready_body), (status, headers, body) = read_answers(sock, 2)
         assert sock.recv(1) == b""
     assert (ready, json.loads(ready_body)["status"]) == (200, "ready")
     assert (status, _error(status, headers, body)["error"]) == (400, "bad_request")
@@ -373,11 +348,11 @@ def test_a_request_with_an_upgrade_the_service_does_not_speak_keeps_its_body(
     body = json.dumps(record()).encode()
     head = b"POST /predict HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: %s\r\n" % upgrade
     head += b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
-    with _connect(quick_server) as sock:
+    with connect(quick_server) as sock:
         sock.sendall(head + body[:10])
         time.sleep(0.2)  # the rest of the body in another packet, with the next request
         sock.sendall(body[10:] + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        (status, _, answer), (health, _, _) = _answers(sock, 2)
+        (status, _, answer), (health, _, _) = read_answers(sock, 2)
     assert status == 200, answer
     assert "screening" in json.loads(answer)
     assert health == 200
@@ -396,9 +371,11 @@ def test_an_upgrade_with_a_chunked_body_is_refused(quick_server: Server) -> None
 
 @pytest.fixture(scope="module")
 def capped_server(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """At most 40 idle connections and 16 requests in flight; deadlines of 1 s."""
+    """At most 40 idle connections and 16 requests in flight; deadlines of 1 s. Explained batches are neither
+    budgeted nor timed in the thread queue (`test_batch_admission` checks those): here they only stay in flight."""
     log = tmp_path_factory.mktemp("uvicorn") / "server.log"
     caps = {"SERVICE_MAX_IDLE_CONNECTIONS": "40", "SERVICE_MAX_REQUESTS_IN_FLIGHT": "16", **QUICK}
+    caps |= {"SERVICE_MAX_EXPLAINED_RECORDS": "100000", "SERVICE_BATCH_QUEUE_SECONDS": "300"}
     with serving(str(trained_model_dir), log, settings=caps) as server:
         yield server
 
@@ -427,19 +404,19 @@ def test_idle_and_trickling_connections_lock_no_one_out(capped_server: Server) -
     idle, trickling = [], []
     try:
         for _ in range(150):
-            sock = _connect(capped_server)
+            sock = connect(capped_server)
             sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert _answer(sock)[0] == 200
+            assert read_answer(sock)[0] == 200
             idle.append(sock)
         for _ in range(150):
-            sock = _connect(capped_server)
+            sock = connect(capped_server)
             sock.sendall(predict[: len(predict) - 50])  # the body's end never comes (within the test)
             trickling.append(sock)
         time.sleep(0.3)
-        with _connect(capped_server) as sock:
+        with connect(capped_server) as sock:
             for request in (predict, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", predict):
                 sock.sendall(request)
-                assert _answer(sock)[0] == 200
+                assert read_answer(sock)[0] == 200
         closed = [_closed_by_server(sock) for sock in idle]
         assert all(closed[:100]), "the longest idle connections were closed"
         assert not any(closed[-30:]), "the most recent idle connections were kept"
@@ -455,17 +432,17 @@ def test_the_work_in_flight_has_a_limit_answered_as_json(capped_server: Server) 
         b"POST /predict/batch?explain=true HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         b"Content-Length: %d\r\n\r\n%s" % (len(batch), batch)
     )
-    sockets = [_connect(capped_server) for _ in range(24)]
+    sockets = [connect(capped_server) for _ in range(24)]
     try:
         for sock in sockets:  # TreeSHAP of 300 rows runs in a worker thread: these stay in flight a while
             sock.settimeout(120)
             sock.sendall(request)
-        with _connect(capped_server) as probe:
+        with connect(capped_server) as probe:
             probe.sendall(b"GET /ready HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert _answer(probe)[0] == 200
+            assert read_answer(probe)[0] == 200
         statuses = []
         for sock in sockets:
-            status, headers, body = _answer(sock)
+            status, headers, body = read_answer(sock)
             statuses.append(status)
             if status == 503:
                 assert headers["retry-after"] == "1"

@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.service.helpers import Server, record, serving, wait_ready
-from tests.service.test_http_protocol import QUICK, _answer, _answers, _closed_by_server, _connect, _error, _refused
+from tests.service.helpers import Server, connect, read_answer, read_answers, record, serving, wait_ready
+from tests.service.test_http_protocol import QUICK, _closed_by_server, _error, _refused
 
 HEALTH = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
 
@@ -63,13 +63,13 @@ def test_a_stream_of_blank_lines_is_refused_after_a_kilobyte(quick: Server) -> N
 
 
 def test_a_few_blank_lines_before_a_request_are_skipped(quick: Server) -> None:
-    with _connect(quick) as sock:
+    with connect(quick) as sock:
         sock.sendall(b"\r\n\r\n\r\n" + HEALTH)
-        assert _answer(sock)[0] == 200
+        assert read_answer(sock)[0] == 200
         sock.sendall(b"\r\n" * 200 + HEALTH + b"\r\n")  # between requests too, each run counted on its own
-        assert _answer(sock)[0] == 200
+        assert read_answer(sock)[0] == 200
         sock.sendall(b"\r\n" * 200 + HEALTH)
-        assert _answer(sock)[0] == 200
+        assert read_answer(sock)[0] == 200
 
 
 # -- F14: a header line is counted while it arrives ---------------------------------------------------------------
@@ -111,12 +111,12 @@ def test_chunk_framing_counts_against_the_body_limit(quick: Server) -> None:
 def test_trailers_never_become_request_headers(quick: Server) -> None:
     """F4: a trailer's Content-Type, X-Request-ID (and Authorization) were merged into the request's headers."""
     body = json.dumps(record()).encode()
-    with _connect(quick) as sock:
+    with connect(quick) as sock:
         sock.sendall(_chunked(b"/predict", body, b"Content-Type: application/json\r\n", content_type=False))
-        status, headers, answer = _answer(sock)
+        status, headers, answer = read_answer(sock)
         assert status == 415, answer
         sock.sendall(_chunked(b"/predict", body, b"X-Request-ID: from-the-trailer\r\n"))
-        status, headers, answer = _answer(sock)
+        status, headers, answer = read_answer(sock)
     assert status == 200, answer
     assert headers["x-request-id"] != "from-the-trailer"
 
@@ -124,12 +124,12 @@ def test_trailers_never_become_request_headers(quick: Server) -> None:
 def test_a_chunked_body_with_trailers_is_served_and_the_next_request_too(quick: Server) -> None:
     body = json.dumps(record()).encode()
     request = _chunked(b"/predict", body, b"X-Checksum: 1\r\nX-Other: 2\r\n")
-    with _connect(quick) as sock:
+    with connect(quick) as sock:
         sock.sendall(request + HEALTH)
-        assert [status for status, _, _ in _answers(sock, 2)] == [200, 200]
+        assert [status for status, _, _ in read_answers(sock, 2)] == [200, 200]
         for start in range(0, len(request), 5):  # framing split anywhere
             sock.sendall(request[start : start + 5])
-        assert _answer(sock)[0] == 200
+        assert read_answer(sock)[0] == 200
 
 
 # -- F3, F5: pipelined requests ----------------------------------------------------------------------------------
@@ -141,7 +141,7 @@ def test_a_pipelining_flood_is_read_no_faster_than_it_is_answered(quick: Server)
     answered, and what the client sends meanwhile stays in the kernel's buffers."""
     before = _rss_mb(quick)
     flood = HEALTH * 500
-    sock = _connect(quick)
+    sock = connect(quick)
     sock.settimeout(None)
 
     def send() -> None:
@@ -156,9 +156,9 @@ def test_a_pipelining_flood_is_read_no_faster_than_it_is_answered(quick: Server)
     sock.shutdown(socket.SHUT_RDWR)
     sock.close()
     assert grown < 40, f"RSS grew {grown:.0f} MB under a pipelining flood"
-    with _connect(quick) as sock:  # and the server still answers
+    with connect(quick) as sock:  # and the server still answers
         sock.sendall(HEALTH)
-        assert _answer(sock)[0] == 200
+        assert read_answer(sock)[0] == 200
 
 
 def test_a_valid_request_before_one_past_a_head_limit_is_answered_first(quick: Server) -> None:
@@ -167,10 +167,10 @@ def test_a_valid_request_before_one_past_a_head_limit_is_answered_first(quick: S
     first = b"POST /predict/batch?explain=true HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
     first += b"Content-Length: %d\r\n\r\n%s" % (len(batch), batch)
     second = b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(101)) + b"\r\n"
-    with _connect(quick) as sock:
+    with connect(quick) as sock:
         sock.settimeout(60)
         sock.sendall(first + second)
-        (status, _, body), (refused, headers, error) = _answers(sock, 2)
+        (status, _, body), (refused, headers, error) = read_answers(sock, 2)
     assert status == 200, body
     assert len(json.loads(body)["predictions"]) == 300
     assert (refused, _error(refused, headers, error)["error"]) == (431, "headers_too_large")
@@ -209,7 +209,7 @@ def crowded(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
 def _held(server: Server, count: int, data: bytes, pause: float = 0.005) -> list[socket.socket]:
     held = []
     for _ in range(count):
-        sock = _connect(server)
+        sock = connect(server)
         if data:
             sock.sendall(data)
         held.append(sock)
@@ -226,9 +226,9 @@ def test_connections_stuck_in_a_head_are_bounded_in_number(crowded: Server) -> N
         closed = [_closed_by_server(sock) for sock in held]
         assert all(closed[:30]), "the oldest connections in a head were closed"
         assert not any(closed[-20:]), "the newest were kept"
-        with _connect(crowded) as sock:
+        with connect(crowded) as sock:
             sock.sendall(HEALTH)
-            assert _answer(sock)[0] == 200
+            assert read_answer(sock)[0] == 200
     finally:
         for sock in held:
             sock.close()
@@ -252,13 +252,13 @@ def test_fresh_silent_connections_are_dropped_before_keep_alive_ones(crowded: Se
     kept = _held(crowded, 5, b"")
     for sock in kept:
         sock.sendall(HEALTH)
-        assert _answer(sock)[0] == 200
+        assert read_answer(sock)[0] == 200
     silent = _held(crowded, 40, b"", pause=0.02)  # each older than the 0.1 s a new connection is spared
     try:
         assert not any(_closed_by_server(sock) for sock in kept)
         for sock in kept:
             sock.sendall(_predict())
-            assert _answer(sock)[0] == 200
+            assert read_answer(sock)[0] == 200
         assert all(_closed_by_server(sock) for sock in silent[:20])
     finally:
         for sock in kept + silent:
@@ -284,7 +284,7 @@ def test_connections_accepted_before_the_listener_closes_are_still_answered(
     with serving(str(trained_model_dir), tmp_path / "server.log", settings=settings) as server:
         assert wait_ready(server.url).status_code == 200
         server.process.send_signal(signal.SIGTERM)
-        opened = [_connect(server) for _ in range(8)]  # during the drain, silent until the listener closed
+        opened = [connect(server) for _ in range(8)]  # during the drain, silent until the listener closed
         time.sleep(1.3)
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"{server.url}/health", timeout=2)
@@ -292,7 +292,7 @@ def test_connections_accepted_before_the_listener_closes_are_still_answered(
         for sock in opened:
             with sock, contextlib.suppress(OSError):
                 sock.sendall(HEALTH)
-                status, headers, _ = _answer(sock)
+                status, headers, _ = read_answer(sock)
                 answers.append((status, headers.get("connection")))
         server.process.wait(10)
     assert answers == [(200, "close")] * 8
@@ -316,7 +316,7 @@ def test_a_client_that_goes_away_is_not_a_server_error(quick: Server) -> None:
     before_500 = _metric(quick, "http_requests_total", status="500")
     before_499 = _metric(quick, "http_requests_total", status="499")
     for _ in range(5):
-        with _connect(quick) as sock:
+        with connect(quick) as sock:
             sock.sendall(
                 b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
             )
@@ -344,6 +344,6 @@ def test_requests_http_1_1_does_not_allow_are_a_json_400(quick: Server, request_
 
 
 def test_http_1_0_without_host_is_still_served(quick: Server) -> None:
-    with _connect(quick) as sock:
+    with connect(quick) as sock:
         sock.sendall(b"GET /health HTTP/1.0\r\n\r\n")
-        assert _answer(sock)[0] == 200
+        assert read_answer(sock)[0] == 200

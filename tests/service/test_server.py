@@ -66,6 +66,10 @@ def _run(command: list[str], env: dict[str, str] | None = None) -> subprocess.Co
         ("SERVICE_OPERATOR_TOKEN", " " + "t" * 40, "white space"),
         # review 2: a list setting that is not JSON was a traceback from pydantic-settings
         ("SERVICE_CORS_ORIGINS", "*", "cors_origins"),
+        # review 2's limits: N1, N2, N3
+        ("SERVICE_MIN_BODY_BYTES_PER_SECOND", "-1", "min_body_bytes_per_second"),
+        ("SERVICE_MAX_EXPLAINED_RECORDS", "500", "max_explained_records must be at least batch_limit"),
+        ("SERVICE_MAX_BODY_CHUNKS", "3", "max_body_chunks"),
     ],
 )
 def test_python_m_service_refuses_invalid_settings_at_start(variable: str, value: str, words: str) -> None:

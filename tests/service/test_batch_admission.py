@@ -1,0 +1,154 @@
+"""Which batches get a worker thread (`service.batch_admission`), on its own and on a real server.
+
+Issue 21, second security review (N2): 64 batches of 1,000 records with `explain=true`, each sent on a connection
+closed at once, were all computed (about 4.5 s of a core each), held `/predict` at 503 for 8 s and a 10-record
+batch waited 45 s. Explained records now have a budget, a batch waits for a thread a bounded time, and a batch
+whose client left is dropped unscored.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+
+from service.batch_admission import BatchAdmission
+from service.errors import ProblemError
+from tests.service.helpers import Server, connect, record, serving
+
+
+async def _present() -> bool:
+    return False
+
+
+async def _gone() -> bool:
+    return True
+
+
+def _run(scenario: Callable[[], Awaitable[None]]) -> None:
+    anyio.run(scenario)
+
+
+def test_explained_records_past_the_budget_are_refused_and_plain_batches_are_not_counted() -> None:
+    admission = BatchAdmission(threads=2, max_explained_records=100, queue_seconds=5)
+    release = threading.Event()
+
+    async def scenario() -> None:
+        async with anyio.create_task_group() as tasks:
+            held = admission.run(lambda: release.wait(5), records=60, explain=True, client_gone=_present)
+            tasks.start_soon(lambda: held)
+            await anyio.sleep(0.05)
+            assert admission.explained_records == 60
+            with pytest.raises(ProblemError) as refused:
+                await admission.run(lambda: None, records=41, explain=True, client_gone=_present)
+            assert (refused.value.status_code, refused.value.code) == (503, "overloaded")
+            assert refused.value.headers == {"Retry-After": "1"}
+            assert "explain=true" in refused.value.reason
+            # a plain batch is not counted, and has a thread the explained ones leave free
+            assert await admission.run(lambda: "plain", records=1000, explain=False, client_gone=_present) == "plain"
+            assert await admission.run(lambda: "fits", records=40, explain=False, client_gone=_present) == "fits"
+            release.set()
+        assert admission.explained_records == 0
+
+    _run(scenario)
+
+
+def test_a_batch_waits_for_a_thread_a_bounded_time() -> None:
+    admission = BatchAdmission(threads=1, max_explained_records=1000, queue_seconds=0.2)
+    release = threading.Event()
+
+    async def scenario() -> None:
+        async with anyio.create_task_group() as tasks:
+            held = admission.run(lambda: release.wait(5), records=1, explain=False, client_gone=_present)
+            tasks.start_soon(lambda: held)
+            await anyio.sleep(0.05)
+            started = time.monotonic()
+            with pytest.raises(ProblemError) as refused:
+                await admission.run(lambda: None, records=10, explain=True, client_gone=_present)
+            assert time.monotonic() - started >= 0.2
+            assert (refused.value.status_code, refused.value.code) == (503, "overloaded")
+            assert admission.explained_records == 0  # the refused batch no longer counts
+            release.set()
+
+    _run(scenario)
+
+
+def test_a_batch_whose_client_left_is_not_scored() -> None:
+    admission = BatchAdmission(threads=1, max_explained_records=1000, queue_seconds=1)
+    scored: list[int] = []
+
+    async def scenario() -> None:
+        with pytest.raises(ProblemError) as gone:
+            await admission.run(lambda: scored.append(1), records=10, explain=True, client_gone=_gone)
+        assert gone.value.status_code == 499
+        assert scored == []
+        assert admission.explained_records == 0
+
+    _run(scenario)
+
+
+# -- on a real server ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def explaining_server(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Explains at most 1,000 records at a time (one full batch)."""
+    log = tmp_path_factory.mktemp("uvicorn") / "server.log"
+    with serving(str(trained_model_dir), log, settings={"SERVICE_MAX_EXPLAINED_RECORDS": "1000"}) as server:
+        yield server
+
+
+def _batch_request(records: int, *, explain: bool) -> bytes:
+    body = json.dumps({"records": [record(Age=1 + i % 13) for i in range(records)]}).encode()
+    path = b"/predict/batch?explain=true" if explain else b"/predict/batch"
+    head = b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+    return head % (path, len(body)) + body
+
+
+def _batch_statuses(server: Server) -> dict[str, float]:
+    metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
+    pattern = r'http_requests_total\{method="POST",route="/predict/batch",status="(\d+)"\} (\S+)'
+    return {status: float(count) for status, count in re.findall(pattern, metrics)}
+
+
+def test_explained_batches_past_the_budget_get_503_and_plain_ones_are_served(explaining_server: Server) -> None:
+    """Three explained batches of 600 records at once: the budget (1,000) takes one, the others get 503 at once
+    with `Retry-After`; a plain batch of 1,000 sent meanwhile is served."""
+    explained = [connect(explaining_server, timeout=60) for _ in range(3)]
+    try:
+        for sock in explained:
+            sock.sendall(_batch_request(600, explain=True))
+        time.sleep(0.3)
+        plain = httpx.post(f"{explaining_server.url}/predict/batch", json={"records": [record()] * 1000}, timeout=60)
+        assert plain.status_code == 200
+        answers = []
+        for sock in explained:
+            with sock.makefile("rb") as stream:
+                status = int(stream.readline().split()[1])
+                head = stream.read1(65536) if status == 503 else b""
+                answers.append((status, b"retry-after: 1" in head.lower()))
+    finally:
+        for sock in explained:
+            sock.close()
+    assert sorted(answers) == [(200, False), (503, True), (503, True)]
+
+
+def test_explained_batches_whose_clients_left_are_dropped_unscored(explaining_server: Server) -> None:
+    """Two explained batches of 500 records, each on a connection closed as soon as it is sent: neither is scored
+    (both logged 499, none 200), and the service answers at once afterwards."""
+    before = _batch_statuses(explaining_server)
+    for _ in range(2):
+        with connect(explaining_server, timeout=60) as sock:
+            sock.sendall(_batch_request(500, explain=True))
+    deadline = time.monotonic() + 30
+    while (after := _batch_statuses(explaining_server)).get("499", 0) - before.get("499", 0) < 2:
+        assert time.monotonic() < deadline, (before, after)
+        time.sleep(0.2)
+    assert after.get("200", 0) == before.get("200", 0)
