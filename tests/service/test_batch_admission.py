@@ -9,6 +9,7 @@ whose client left is dropped unscored.
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 import time
@@ -140,15 +141,39 @@ def test_explained_batches_past_the_budget_get_503_and_plain_ones_are_served(exp
     assert sorted(answers) == [(200, False), (503, True), (503, True)]
 
 
-def test_explained_batches_whose_clients_left_are_dropped_unscored(explaining_server: Server) -> None:
-    """Two explained batches of 500 records, each on a connection closed as soon as it is sent: neither is scored
-    (both logged 499, none 200), and the service answers at once afterwards."""
-    before = _batch_statuses(explaining_server)
-    for _ in range(2):
-        with connect(explaining_server, timeout=60) as sock:
+@pytest.fixture(scope="module")
+def queueing_server(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Explained records budgeted high enough that batches queue for a thread rather than get 503."""
+    log = tmp_path_factory.mktemp("uvicorn") / "server.log"
+    with serving(str(trained_model_dir), log, settings={"SERVICE_MAX_EXPLAINED_RECORDS": "20000"}) as server:
+        yield server
+
+
+def test_explained_batches_whose_clients_left_are_dropped_unscored(queueing_server: Server) -> None:
+    """Two explained batches of 500 records, each on a connection closed as soon as it is sent, queue behind
+    batches that hold every explaining thread: neither is scored when its turn comes (both logged 499), and the
+    batches whose clients stayed are answered. Queued behind work, so the close has always arrived by their turn
+    (sent to an idle thread, a batch can start before its client's close reaches the server)."""
+    before = _batch_statuses(queueing_server)
+    # The service's explaining threads: one per core but one (`service.batch_admission`), at least one.
+    holders = [connect(queueing_server, timeout=120) for _ in range(max((os.cpu_count() or 1) - 1, 1))]
+    try:
+        for sock in holders:
             sock.sendall(_batch_request(500, explain=True))
-    deadline = time.monotonic() + 30
-    while (after := _batch_statuses(explaining_server)).get("499", 0) - before.get("499", 0) < 2:
+        time.sleep(0.5)
+        for _ in range(2):
+            with connect(queueing_server, timeout=60) as sock:
+                sock.sendall(_batch_request(500, explain=True))
+        statuses = []
+        for sock in holders:
+            with sock.makefile("rb") as stream:
+                statuses.append(int(stream.readline().split()[1]))
+    finally:
+        for sock in holders:
+            sock.close()
+    assert statuses == [200] * len(holders)
+    deadline = time.monotonic() + 60
+    while (after := _batch_statuses(queueing_server)).get("499", 0) - before.get("499", 0) < 2:
         assert time.monotonic() < deadline, (before, after)
         time.sleep(0.2)
-    assert after.get("200", 0) == before.get("200", 0)
+    assert after.get("200", 0) - before.get("200", 0) == len(holders)  # the holders only: no abandoned batch scored
