@@ -28,7 +28,7 @@ install: ## create the environment from uv.lock, compiled to bytecode once (see 
 test: ## the README's test command (what CI runs): the whole suite
 	uv run pytest
 
-test-quick: ## the developer's loop: unit and service tests, no images, browsers or docs build
+test-quick: ## the developer's loop: ml, service and frontend tests and the code guards (README, Tests)
 	uv run pytest -m "not container and not browser and not end_to_end" tests/ml tests/service tests/frontend tests/test_layers.py tests/test_function_size.py tests/test_constants_are_read.py
 
 lint: ## ruff lint + format check, mypy, the layer contracts (import-linter)

@@ -82,6 +82,14 @@ def test_api_runs_python_m_service_with_its_protocol_and_limits(api_container: R
         assert response.headers.get("server") is None
 
 
+def test_api_openmp_threads_sleep_when_idle(engine: Engine, api_container: Running) -> None:
+    """The Dockerfile's OMP_WAIT_POLICY=PASSIVE reaches the service: spinning OpenMP threads (batch scoring) take the
+    CPU the event loop needs on a task's fraction of a core. The tests set it for every process they start, so only
+    the image's own environment shows it."""
+    environ = engine.exec(api_container.name, "cat", "/proc/1/environ").stdout.split("\0")
+    assert "OMP_WAIT_POLICY=PASSIVE" in environ, environ
+
+
 @BOTH
 def test_process_runs_as_unprivileged_user(engine: Engine, container: Running) -> None:
     status = engine.exec(container.name, "cat", "/proc/1/status")

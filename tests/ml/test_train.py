@@ -59,7 +59,6 @@ def test_same_seed_gives_the_same_model_and_metrics(
     assert other_seed.manifest.split.test_split_id != first.manifest.split.test_split_id
 
 
-@pytest.mark.end_to_end
 def test_choice_is_made_on_validation_not_test(trained: TrainingResult) -> None:
     result = trained
     chosen = result.manifest.imbalance_strategy.chosen
