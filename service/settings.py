@@ -188,6 +188,15 @@ class Settings(BaseSettings):
         "for all of `body_timeout_seconds`). 0 turns it off. Heads (`header_timeout_seconds`) and answers the "
         "client reads slowly are not measured by it.",
     )
+    body_stall_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="Longest a request's body may pause once it started arriving; past it, 408 and the connection "
+        "closed (a body sent nearly whole then stalled keeps `min_body_bytes_per_second`'s average, and would hold "
+        "its bytes of `max_pending_body_bytes` until `body_timeout_seconds`). 0 turns it off. A body that has not "
+        "started is left to `body_grace_seconds`; heads and answers the client reads slowly are not measured by it.",
+    )
     drain_seconds: float = Field(
         default=5.0,
         ge=0,
@@ -264,6 +273,11 @@ class Settings(BaseSettings):
             )
         if self.max_head_bytes_buffered < self.max_head_bytes:
             raise ValueError("max_head_bytes_buffered must be at least max_head_bytes, or no full head fits")
+        if self.body_stall_seconds > self.body_timeout_seconds:
+            raise ValueError(
+                "body_stall_seconds must not exceed body_timeout_seconds: a pause longer than the whole body's "
+                "deadline could never be reached"
+            )
         if self.drain_seconds + self.shutdown_timeout_seconds > self.stop_timeout_seconds - 1:
             raise ValueError(
                 f"drain_seconds + shutdown_timeout_seconds ({self.drain_seconds + self.shutdown_timeout_seconds:g} s) "
