@@ -20,9 +20,8 @@ adds:
 - deadlines: for the head (from the connection's start or the request's first byte) and for the body of any
   request that announces one (from the end of its head: all of it within `body_timeout_seconds`, and after
   `body_grace_seconds` at `min_body_bytes_per_second` on average, and once started with no pause longer than
-  `body_stall_seconds`), past them a 408 and the connection closed; an
-  answer the client stops reading for as long as a body may take is dropped. A body that arrives with its head, as
-  nearly all do, arms no timer;
+  `body_stall_seconds`), past them a 408 and the connection closed; an answer the client stops reading for
+  `send_timeout_seconds` is dropped. A body that arrives with its head, as nearly all do, arms no timer;
 - connections bounded (`ConnectionPool`): idle ones by time (`keep_alive_seconds`) and count
   (`max_idle_connections`, fresh silent ones shed before keep-alive ones, however fast they come), all of them by
   count (`max_connections`, bodies still arriving shed with a 503 before any keep-alive connection), unfinished
@@ -384,10 +383,10 @@ class HttpProtocol(HttpToolsProtocol):
             self.transport.close()
 
     def pause_writing(self) -> None:
-        """The client stopped reading: it has `body_timeout_seconds` to start again, then the answer is dropped."""
+        """The client stopped reading: it has `send_timeout_seconds` to start again, then the answer is dropped."""
         super().pause_writing()
         if self._send_deadline is None:
-            self._send_deadline = self.loop.call_later(self.settings.body_timeout_seconds, self.transport.abort)
+            self._send_deadline = self.loop.call_later(self.settings.send_timeout_seconds, self.transport.abort)
 
     def resume_writing(self) -> None:
         if self._send_deadline is not None:

@@ -165,12 +165,21 @@ class Settings(BaseSettings):
         "connection's start); past it, 408 and the connection closed.",
     )
     body_timeout_seconds: float = Field(
-        default=30.0,
+        default=120.0,
         gt=0,
         le=300,
         description="How long a request's body may take to arrive once its head has (any method that announces a "
-        "body), past it 408; and how long an answer may wait for a client that stopped reading it, past it the "
-        "connection is closed.",
+        "body), past it 408. Slow and stalled bodies are cut sooner by `min_body_bytes_per_second` and "
+        "`body_stall_seconds`, so this only bounds a body that keeps both: 120 s lets a full body through at the "
+        "minimum rate. A body still arriving at SIGTERM is answered 503 when the service stops listening, so this "
+        "does not lengthen a stop. Answers the client reads slowly have `send_timeout_seconds`.",
+    )
+    send_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=300,
+        description="How long an answer may wait for a client that stopped reading it; past it the connection is "
+        "closed. Not the time to send a whole answer: a client reading slowly but steadily is not cut.",
     )
     body_grace_seconds: float = Field(
         default=5.0,
@@ -273,11 +282,6 @@ class Settings(BaseSettings):
             )
         if self.max_head_bytes_buffered < self.max_head_bytes:
             raise ValueError("max_head_bytes_buffered must be at least max_head_bytes, or no full head fits")
-        if self.body_stall_seconds > self.body_timeout_seconds:
-            raise ValueError(
-                "body_stall_seconds must not exceed body_timeout_seconds: a pause longer than the whole body's "
-                "deadline could never be reached"
-            )
         if self.drain_seconds + self.shutdown_timeout_seconds > self.stop_timeout_seconds - 1:
             raise ValueError(
                 f"drain_seconds + shutdown_timeout_seconds ({self.drain_seconds + self.shutdown_timeout_seconds:g} s) "

@@ -72,7 +72,7 @@ def _run(command: list[str], env: dict[str, str] | None = None) -> subprocess.Co
         ("SERVICE_MAX_BODY_CHUNKS", "3", "max_body_chunks"),
         # review 3: the stall rule
         ("SERVICE_BODY_STALL_SECONDS", "-1", "body_stall_seconds"),
-        ("SERVICE_BODY_STALL_SECONDS", "60", "body_stall_seconds must not exceed body_timeout_seconds"),
+        ("SERVICE_SEND_TIMEOUT_SECONDS", "-5", "send_timeout_seconds"),
     ],
 )
 def test_python_m_service_refuses_invalid_settings_at_start(variable: str, value: str, words: str) -> None:

@@ -97,6 +97,7 @@ def test_sigterm_under_load_drains_answers_every_accepted_request_and_exits(
         "SERVICE_SHUTDOWN_TIMEOUT_SECONDS": str(SHUTDOWN_TIMEOUT_SECONDS),
         "SERVICE_ACCESS_LOG": "false",
         "SERVICE_MIN_BODY_BYTES_PER_SECOND": "0",  # the slow request's body pauses for seconds
+        "SERVICE_BODY_STALL_SECONDS": "0",
     }
     with serving(str(trained_model_dir), tmp_path / "server.log", settings=settings) as server:
         assert wait_ready(server.url).status_code == 200
