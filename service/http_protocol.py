@@ -19,9 +19,9 @@ adds:
   faster, and whatever its next request breaks is answered after the one before;
 - deadlines: for the head (from the connection's start or the request's first byte) and for the body of any
   request that announces one (from the end of its head: all of it within `body_timeout_seconds`, and after
-  `body_grace_seconds` at `min_body_bytes_per_second` on average), past them a 408 and the connection closed; an
-  answer the client stops reading for as long as a body may take is dropped. A body that arrives with its head, as
-  nearly all do, arms no timer;
+  `body_grace_seconds` at `min_body_bytes_per_second` on average, and once started with no pause longer than
+  `body_stall_seconds`), past them a 408 and the connection closed; an answer the client stops reading for
+  `send_timeout_seconds` is dropped. A body that arrives with its head, as nearly all do, arms no timer;
 - connections bounded (`ConnectionPool`): idle ones by time (`keep_alive_seconds`) and count
   (`max_idle_connections`, fresh silent ones shed before keep-alive ones, however fast they come), all of them by
   count (`max_connections`, bodies still arriving shed with a 503 before any keep-alive connection), unfinished
@@ -316,6 +316,7 @@ class HttpProtocol(HttpToolsProtocol):
         self._chunked: ChunkedFraming | None = None
         self._body_since = 0.0  # when the body's head ended (loop time)
         self._body_bytes = 0  # of the body, as sent, received so far
+        self._body_moved = 0.0  # when bytes of the body last arrived (loop time)
         self._unparsed_body = 0  # bytes of a body the parser skipped (an ignored Upgrade) still to come
         self._unread = b""  # received after a request whose answer is under way, from `_unread_at`
         self._unread_at = 0
@@ -382,10 +383,10 @@ class HttpProtocol(HttpToolsProtocol):
             self.transport.close()
 
     def pause_writing(self) -> None:
-        """The client stopped reading: it has `body_timeout_seconds` to start again, then the answer is dropped."""
+        """The client stopped reading: it has `send_timeout_seconds` to start again, then the answer is dropped."""
         super().pause_writing()
         if self._send_deadline is None:
-            self._send_deadline = self.loop.call_later(self.settings.body_timeout_seconds, self.transport.abort)
+            self._send_deadline = self.loop.call_later(self.settings.send_timeout_seconds, self.transport.abort)
 
     def resume_writing(self) -> None:
         if self._send_deadline is not None:
@@ -428,7 +429,9 @@ class HttpProtocol(HttpToolsProtocol):
             body_piece = self._in_body
             try:
                 size = self._next_piece(data, at, end)
-                self._body_bytes += size if body_piece else 0
+                if body_piece and size:
+                    self._body_bytes += size
+                    self._body_moved = self.loop.time()
                 self.parser.feed_data(view[at : at + size])
                 if not self._in_body and self._head_started:  # the head goes on past this piece
                     self._head_grew(view, at, size)
@@ -544,6 +547,7 @@ class HttpProtocol(HttpToolsProtocol):
         stop = min(at + self._unparsed_body, len(view))
         self._unparsed_body -= stop - at
         self._body_bytes += stop - at
+        self._body_moved = self.loop.time()
         self.on_body(bytes(view[at:stop]))
         if not self._unparsed_body:
             self.on_message_complete()
@@ -589,7 +593,7 @@ class HttpProtocol(HttpToolsProtocol):
         self._in_body = True
         self._body_left = 0
         self._chunked = None
-        self._body_since = self.loop.time()
+        self._body_since = self._body_moved = self.loop.time()
         self._body_bytes = 0
         host = False
         for name, value in self.headers:
@@ -661,12 +665,16 @@ class HttpProtocol(HttpToolsProtocol):
     def _body_due(self) -> float:
         """When the body must have arrived (loop time): within `body_timeout_seconds` of its head, and, once
         `body_grace_seconds` have passed, at `min_body_bytes_per_second` or faster on average: a body trickled a
-        byte a second would otherwise hold its connection (and a place among `max_connections`) the whole time."""
+        byte a second would otherwise hold its connection (and a place among `max_connections`) the whole time.
+        Once it started, with no gap longer than `body_stall_seconds`: the average lets a body sent nearly whole then
+        stalled hold its bytes of `max_pending_body_bytes` until the absolute deadline."""
         settings = self.settings
         due = self._body_since + settings.body_timeout_seconds
         rate = settings.min_body_bytes_per_second
         if rate:
             due = min(due, self._body_since + settings.body_grace_seconds + self._body_bytes / rate)
+        if settings.body_stall_seconds and self._body_bytes:
+            due = min(due, self._body_moved + settings.body_stall_seconds)
         return due
 
     def _body_timed_out(self) -> None:
@@ -680,7 +688,12 @@ class HttpProtocol(HttpToolsProtocol):
             self._body_deadline = self.loop.call_at(due, self._body_timed_out)
             return
         settings = self.settings
-        if due < self._body_since + settings.body_timeout_seconds:
+        if settings.body_stall_seconds and self._body_bytes and due == self._body_moved + settings.body_stall_seconds:
+            reason = (
+                f"The request body stopped arriving: nothing came for {settings.body_stall_seconds:g} s; "
+                "send it without pausing."
+            )
+        elif due < self._body_since + settings.body_timeout_seconds:
             reason = (
                 f"The request body arrived slower than {settings.min_body_bytes_per_second:,} bytes a second; "
                 "send it at once."

@@ -109,12 +109,13 @@ class Admission:
     here, up front: 413 once it passes `limit` (at once when its `Content-Length` says so), 503 when the bodies still
     arriving on all connections together would pass `max_pending_bytes`. A body costs what has arrived, so a client
     trickling one holds almost nothing, and not for long: the server's protocol (`service.http_protocol`) answers
-    408 when a body is not all there within `body_timeout_seconds`, and the read here ends. Then at most
+    408 when a body falls behind `min_body_bytes_per_second`, pauses for `body_stall_seconds` or is not all there
+    within `body_timeout_seconds`, and the read here ends. Then at most
     `max_in_flight` requests are handled at once (past it, 503 `overloaded`), except `always_admitted` paths (the
     probes: a busy task must not look dead to its load balancer). Idle connections and bodies still arriving are not
     in flight.
 
-    Not counted here: bodies arriving fast enough, on enough connections, to fill `max_pending_bytes` for
+    Not counted here: bodies arriving steadily enough, on enough connections, to fill `max_pending_bytes` for
     `body_timeout_seconds` at a time, which only a rate limit in front of the service (a WAF) can tell from real
     traffic.
     """

@@ -6,10 +6,10 @@ deadlines, the keep-alive and the shutdown timing cannot differ between them: ea
 
 A stop by SIGTERM (how ECS and Kubernetes stop a task) drains first: `/ready` answers 503 at once, while every
 request is still served for `drain_seconds` (each answer closes its connection), so the load balancer takes the task
-out of rotation before it stops listening. Then the connections the kernel has queued are taken (no more than its
-backlog), the listener closes (closing it with connections queued would reset them), requests whose body is still
-arriving are answered 503, connections without a request get a second to send one, and the requests already accepted
-get `shutdown_timeout_seconds` to finish. However busy the event loop, the process exits within
+out of rotation before it stops listening. Then the listener closes, taking the connections the kernel had queued
+on it (closing it with them queued would reset them; no more than its backlog, within 200 ms), requests whose body
+is still arriving are answered 503, connections without a request get a second to send one, and the requests
+already accepted get `shutdown_timeout_seconds` to finish. However busy the event loop, the process exits within
 `stop_timeout_seconds` of the signal (a thread watches). A second signal, or Ctrl-C, skips the drain.
 """
 
@@ -43,6 +43,8 @@ from service.settings import MIN_CONNECTIONS, Settings, unknown_variables
 logger = logging.getLogger("service.server")
 #: File descriptors kept out of `max_connections`: the listener, logs, the model's files, the metrics' /proc reads.
 _RESERVED_FILES = 64
+#: Longest the stop spends taking the connections queued on the listener (`Server._accept_backlog`).
+BACKLOG_ACCEPT_SECONDS = 0.2
 
 
 def uvicorn_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
@@ -95,8 +97,9 @@ class Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
     async def on_tick(self, counter: int) -> bool:
-        if self.drain_ends is not None and time.monotonic() >= self.drain_ends:
+        if self.drain_ends is not None and not self.should_exit and time.monotonic() >= self.drain_ends:
             self.should_exit = True
+            logger.info("drain over: closing the listener", extra={"drain_seconds": self.drain_seconds})
         return await super().on_tick(counter)
 
     async def shutdown(self, sockets: list[Any] | None = None) -> None:
@@ -107,29 +110,43 @@ class Server(uvicorn.Server):
             self.stop_deadline.cancel()
 
     async def _accept_backlog(self) -> None:
-        """Take the connections the kernel accepted that the server has not yet: closing the listener would reset
-        them (their clients would see a request fail that was never refused). Each gets its answer, then closes.
+        """Close the listener, taking the connections the kernel had already accepted for it: closing it with them
+        queued would reset them (their clients would see a request fail that was never refused). Each gets its
+        answer, then closes.
 
-        At most the listener's backlog (`config.backlog`), the most the kernel can have queued when this starts:
-        a client connecting faster than the loop accepts would otherwise keep the queue from ever emptying, the
-        listener open and the process running until the stop timeout kills it."""
+        The asyncio listener stops first (a copy of its socket keeps the kernel's queue), or it would keep accepting.
+        The queue is emptied without yielding to the event loop, then the copy closes: a busy loop given a turn
+        between accepts let clients refill the queue as fast as it was taken, and the process ran until the stop
+        timeout killed it. At most the listener's backlog (`config.backlog`) and `BACKLOG_ACCEPT_SECONDS`, against
+        a client connecting as fast as the kernel accepts; connections arriving after are refused."""
         loop = asyncio.get_running_loop()
+        copies = [
+            socket.socket(fileno=os.dup(listening.fileno())) for server in self.servers for listening in server.sockets
+        ]
         for server in self.servers:
-            for listening in server.sockets:
-                with socket.socket(fileno=os.dup(listening.fileno())) as listener:
-                    listener.setblocking(False)
-                    for _ in range(self.config.backlog):
-                        try:
-                            connection, _ = listener.accept()
-                        except (BlockingIOError, InterruptedError):
-                            break
-                        protocol = functools.partial(
-                            self.config.http_protocol_class,  # type: ignore[call-arg]
-                            config=self.config,
-                            server_state=self.server_state,
-                            app_state=self.lifespan.state,
-                        )
-                        await loop.connect_accepted_socket(protocol, connection)
+            server.close()
+        started = time.monotonic()
+        queued: list[socket.socket] = []
+        for listener in copies:
+            with listener:
+                listener.setblocking(False)
+                while len(queued) < self.config.backlog and time.monotonic() - started < BACKLOG_ACCEPT_SECONDS:
+                    try:
+                        queued.append(listener.accept()[0])
+                    except (BlockingIOError, InterruptedError):
+                        break
+        logger.info(
+            "listener closed; queued connections taken",
+            extra={"accepted": len(queued), "seconds": round(time.monotonic() - started, 3)},
+        )
+        protocol = functools.partial(
+            self.config.http_protocol_class,  # type: ignore[call-arg]
+            config=self.config,
+            server_state=self.server_state,
+            app_state=self.lifespan.state,
+        )
+        for connection in queued:
+            await loop.connect_accepted_socket(protocol, connection)
 
     def _stopping(self) -> None:
         self.app.state.draining = True

@@ -165,12 +165,22 @@ class Settings(BaseSettings):
         "connection's start); past it, 408 and the connection closed.",
     )
     body_timeout_seconds: float = Field(
-        default=30.0,
+        default=120.0,
         gt=0,
         le=300,
         description="How long a request's body may take to arrive once its head has (any method that announces a "
-        "body), past it 408; and how long an answer may wait for a client that stopped reading it, past it the "
-        "connection is closed.",
+        "body), past it 408. Slow and stalled bodies are cut sooner by `min_body_bytes_per_second` and "
+        "`body_stall_seconds`, so this only bounds a body that keeps both: 120 s lets a 1,000-record batch "
+        "(about 330 KB) arrive at 3 KB a second. A body still arriving at SIGTERM is answered 503 when the service "
+        "stops listening, so this does not lengthen a stop. Answers the client reads slowly have "
+        "`send_timeout_seconds`.",
+    )
+    send_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=300,
+        description="How long an answer may wait for a client that stopped reading it; past it the connection is "
+        "closed. Not the time to send a whole answer: a client reading slowly but steadily is not cut.",
     )
     body_grace_seconds: float = Field(
         default=5.0,
@@ -187,6 +197,15 @@ class Settings(BaseSettings):
         "slower, 408 and the connection closed (a body trickled a byte a second would otherwise hold a connection "
         "for all of `body_timeout_seconds`). 0 turns it off. Heads (`header_timeout_seconds`) and answers the "
         "client reads slowly are not measured by it.",
+    )
+    body_stall_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="Longest a request's body may pause once it started arriving; past it, 408 and the connection "
+        "closed (a body sent nearly whole then stalled keeps `min_body_bytes_per_second`'s average, and would hold "
+        "its bytes of `max_pending_body_bytes` until `body_timeout_seconds`). 0 turns it off. A body that has not "
+        "started is left to `body_grace_seconds`; heads and answers the client reads slowly are not measured by it.",
     )
     drain_seconds: float = Field(
         default=5.0,

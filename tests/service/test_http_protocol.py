@@ -308,10 +308,10 @@ class _Transport:
 @pytest.mark.parametrize("resumed", [False, True])
 def test_an_answer_the_client_stops_reading_is_dropped(resumed: bool) -> None:
     """The kernel takes answers of a few MB whole, but past that a client that stopped reading held its task and
-    the answer for ever; now the connection is dropped after `body_timeout_seconds` without progress."""
+    the answer for ever; now the connection is dropped after `send_timeout_seconds` without progress."""
     loop = asyncio.new_event_loop()
     try:
-        settings = Settings(body_timeout_seconds=0.05)
+        settings = Settings(send_timeout_seconds=0.05)
         config = uvicorn_config(create_app(settings), settings)
         config.load()
         protocol = config.http_protocol_class(config=config, server_state=ServerState(), app_state={}, _loop=loop)

@@ -8,6 +8,7 @@ protocol read its own `Settings()` from the environment, so `create_app(Settings
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import time
@@ -21,6 +22,7 @@ from service.api import create_app
 from service.server import uvicorn_config
 from service.settings import Settings
 from tests.servers import ROOT, service_command
+from tests.service.helpers import record
 
 
 def test_the_server_takes_every_option_from_the_settings_it_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -70,6 +72,9 @@ def _run(command: list[str], env: dict[str, str] | None = None) -> subprocess.Co
         ("SERVICE_MIN_BODY_BYTES_PER_SECOND", "-1", "min_body_bytes_per_second"),
         ("SERVICE_MAX_EXPLAINED_RECORDS", "500", "max_explained_records must be at least batch_limit"),
         ("SERVICE_MAX_BODY_CHUNKS", "3", "max_body_chunks"),
+        # review 3: the stall rule
+        ("SERVICE_BODY_STALL_SECONDS", "-1", "body_stall_seconds"),
+        ("SERVICE_SEND_TIMEOUT_SECONDS", "-5", "send_timeout_seconds"),
     ],
 )
 def test_python_m_service_refuses_invalid_settings_at_start(variable: str, value: str, words: str) -> None:
@@ -129,3 +134,12 @@ def test_the_app_says_when_it_is_served_without_the_services_server(caplog: pyte
     with TestClient(app):
         pass
     assert not any("without `python -m service`" in r.getMessage() for r in caplog.records)
+
+
+def test_the_default_body_deadline_admits_a_full_batch_sent_at_3_kb_a_second() -> None:
+    """Third review: a 1,000-record batch (about 330 KB) sent steadily at 10 KB a second, well above the minimum
+    rate, got 408 at 30 s. With the minimum rate and the stall rule cutting slow and stalled bodies, the absolute
+    deadline only bounds a steady one, and must let a full batch through from a slow mobile link."""
+    settings = Settings()
+    batch = len(json.dumps({"records": [record()] * settings.batch_limit}).encode())
+    assert batch / settings.body_timeout_seconds <= 3 * 1024

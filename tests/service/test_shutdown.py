@@ -97,6 +97,7 @@ def test_sigterm_under_load_drains_answers_every_accepted_request_and_exits(
         "SERVICE_SHUTDOWN_TIMEOUT_SECONDS": str(SHUTDOWN_TIMEOUT_SECONDS),
         "SERVICE_ACCESS_LOG": "false",
         "SERVICE_MIN_BODY_BYTES_PER_SECOND": "0",  # the slow request's body pauses for seconds
+        "SERVICE_BODY_STALL_SECONDS": "0",
     }
     with serving(str(trained_model_dir), tmp_path / "server.log", settings=settings) as server:
         assert wait_ready(server.url).status_code == 200
@@ -227,3 +228,65 @@ def test_a_connection_flood_during_the_stop_does_not_keep_the_listener_open(
     assert server.process.returncode in (0, -signal.SIGTERM)
     assert exited_after < 5
     assert "stop timeout reached" not in log.read_text()
+
+
+def test_sigterm_under_a_flood_of_batches_closes_the_listener_after_the_drain(
+    trained_model_dir: Path, tmp_path: Path
+) -> None:
+    """Third review: clients sending 1,000-record batches back to back, each on a new connection, kept the stop
+    taking the listener's queue (each accept gave the busy loop a turn while they refilled it, and the listener
+    still accepted) until the stop timeout killed the process, cutting the requests under way. Now the listener
+    closes when the drain ends, the queue it had is answered, and later connections are refused."""
+    settings = {
+        "SERVICE_DRAIN_SECONDS": "2",
+        "SERVICE_SHUTDOWN_TIMEOUT_SECONDS": "12",
+        "SERVICE_STOP_TIMEOUT_SECONDS": "20",
+        "SERVICE_BATCH_QUEUE_SECONDS": "5",
+        "SERVICE_ACCESS_LOG": "false",
+    }
+    log = tmp_path / "server.log"
+    stop = threading.Event()
+    outcomes: list[str] = []
+    with serving(str(trained_model_dir), log, settings=settings) as server:
+        assert wait_ready(server.url).status_code == 200
+        host, port = server.url.removeprefix("http://").split(":")
+        body = json.dumps({"records": [record()] * 1000}).encode()
+
+        def client() -> None:
+            while not stop.is_set():
+                connection = http.client.HTTPConnection(host, int(port), timeout=30)
+                try:
+                    connection.request("POST", "/predict/batch", body, {"Content-Type": "application/json"})
+                    response = connection.getresponse()
+                    response.read()
+                    outcomes.append(str(response.status))
+                except ConnectionRefusedError:  # never accepted: the listener is closed
+                    outcomes.append("refused")
+                    time.sleep(0.05)
+                except (OSError, http.client.HTTPException) as exc:
+                    outcomes.append(type(exc).__name__)
+                finally:
+                    connection.close()
+
+        clients = [threading.Thread(target=client, daemon=True) for _ in range(100)]
+        for thread in clients:
+            thread.start()
+        try:
+            time.sleep(3)
+            server.process.send_signal(signal.SIGTERM)
+            stopped_at = time.monotonic()
+            server.process.wait(25)
+            exited_after = time.monotonic() - stopped_at
+        finally:
+            stop.set()
+            for thread in clients:
+                thread.join(35)
+    text = log.read_text()
+    answered = Counter(outcomes)
+    assert "stop timeout reached" not in text
+    assert server.process.returncode in (0, -signal.SIGTERM)
+    assert exited_after < 2 + 12 + 1
+    assert answered["200"] > 0
+    assert set(answered) <= {"200", "503", "refused"}, answered  # no reset, no connection cut mid-answer
+    assert "drain over" in text
+    assert "listener closed" in text

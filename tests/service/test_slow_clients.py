@@ -99,7 +99,11 @@ def test_a_request_being_handled_is_not_shed_for_a_body_still_arriving(crowded_s
 def paced_server(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """Bodies must start within 1 s and then come at 1 KB a second or faster."""
     log = tmp_path_factory.mktemp("uvicorn") / "server.log"
-    settings = {"SERVICE_BODY_GRACE_SECONDS": "1", "SERVICE_MIN_BODY_BYTES_PER_SECOND": "1024"}
+    settings = {
+        "SERVICE_BODY_GRACE_SECONDS": "1",
+        "SERVICE_MIN_BODY_BYTES_PER_SECOND": "1024",
+        "SERVICE_BODY_STALL_SECONDS": "2",
+    }
     with serving(str(trained_model_dir), log, settings=settings) as server:
         yield server
 
@@ -239,3 +243,46 @@ def test_a_burst_of_silent_connections_leaves_the_keep_alive_ones(few_idle_serve
     finally:
         for sock in keep_alive + burst:
             sock.close()
+
+
+def test_a_body_pausing_for_less_than_the_stall_limit_is_served(paced_server: Server) -> None:
+    """What the stall rule does not cut: a body sent in three parts with 1.5 s pauses (the limit is 2 s here),
+    its average rate well above the minimum."""
+    body = json.dumps(record()).encode().ljust(6000)
+    with connect(paced_server) as sock:
+        sock.sendall(BODY_HEAD % len(body) + body[:2000])
+        for start in (2000, 4000):
+            time.sleep(1.5)
+            sock.sendall(body[start : start + 2000])
+        status, _, answer = read_answer(sock)
+    assert status == 200, answer
+
+
+def test_bodies_sent_nearly_whole_then_stalled_are_cut_off_and_free_the_body_budget(
+    trained_model_dir: Path, tmp_path: Path
+) -> None:
+    """Third review: bodies sent up front but for their last byte, then silent, kept the minimum rate (averaged
+    from the end of the head) for all of `body_timeout_seconds` (30 s) and, holding the whole pending-body budget,
+    made every other request a 503 meanwhile. Now a body that stops arriving for `body_stall_seconds` (5 s by
+    default) is answered 408, its bytes freed."""
+    size = 2 * 1024 * 1024
+    settings = {"SERVICE_MAX_PENDING_BODY_BYTES": str(size), "SERVICE_ACCESS_LOG": "false"}
+    small = json.dumps(record()).encode()
+    with serving(str(trained_model_dir), tmp_path / "server.log", settings=settings) as server:
+        with connect(server) as stalled:
+            stalled.sendall(BODY_HEAD % size + b" " * (size - 1))
+            time.sleep(0.5)
+            with connect(server) as newcomer:
+                newcomer.sendall(BODY_HEAD % len(small) + small)
+                assert _error(newcomer)[0] == 503  # the budget is full: the check that this test fills it
+            started = time.monotonic()
+            stalled.settimeout(10)
+            status, answer = _error(stalled)
+            cut_after = time.monotonic() - started
+        with connect(server) as newcomer:
+            newcomer.sendall(BODY_HEAD % len(small) + small)
+            after, _, served = read_answer(newcomer)
+    assert (status, answer["error"]) == (408, "request_timeout")
+    assert "stopped arriving: nothing came for 5 s" in answer["reason"]
+    assert cut_after < 6
+    assert after == 200, served
