@@ -703,15 +703,30 @@ def test_a_stop_signal_removes_the_temporary_file(trained_model_dir: Path, tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
 
 
+def _wait_until_it_catches(pid: int, signum: int, timeout: float = 60) -> None:
+    """Until process `pid` has a handler for `signum` (Linux: the SigCgt mask of /proc/PID/status)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = Path(f"/proc/{pid}/status").read_text()
+        caught = next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:"))
+        if int(caught, 16) & (1 << (signum - 1)):
+            return
+        time.sleep(0.002)
+    raise AssertionError(f"process {pid} never caught signal {signum}")
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_stop_during_start_up_gives_a_line_not_a_traceback(
     trained_model_dir: Path, tmp_path: Path, signum: int
 ) -> None:
-    """The imports take seconds (pandas, pyarrow, LightGBM); Ctrl-C then printed a KeyboardInterrupt traceback."""
+    """The imports take seconds (pandas, pyarrow, LightGBM); Ctrl-C then printed a KeyboardInterrupt traceback.
+
+    The signal goes as soon as the command catches stop signals, which it does before those imports: a fixed
+    half-second sleep was past the whole run once start-up got faster (the command had finished: exit -2)."""
     data = _write(_frame(20), tmp_path / "in.csv")
     command = [sys.executable, "-m", "ml.predict", "--model", str(trained_model_dir), "--data", str(data)]
     process = subprocess.Popen([*command, "--output", str(tmp_path / "out.csv")], stderr=subprocess.PIPE, text=True)
-    time.sleep(0.5)  # in the imports
+    _wait_until_it_catches(process.pid, signal.SIGTERM)  # `ml.batch.signals.stop_signals_raise`: in the imports
     process.send_signal(signum)
     _, err = process.communicate(timeout=60)
     assert "Traceback" not in err
