@@ -26,16 +26,24 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def _clear_previous_artifact(directory: Path) -> None:
-    """Remove the files of an artifact being replaced; never touch a folder that holds anything else."""
-    if not directory.exists() or not any(directory.iterdir()):
-        return
-    manifest = directory / MANIFEST_FILE
-    if not manifest.is_file():
+def check_output_folder(directory: Path) -> None:
+    """Refuse an output that is a file, or a folder holding anything but an artifact: checked before training too,
+    so a wrong --output costs nothing rather than a whole training."""
+    if directory.exists() and not directory.is_dir():
+        raise ArtifactError(f"{directory} is a file, not a folder; choose an empty or new --output directory")
+    if directory.exists() and any(directory.iterdir()) and not (directory / MANIFEST_FILE).is_file():
         raise ArtifactError(
             f"{directory} is not empty and holds no {MANIFEST_FILE}: refusing to write a model over other files; "
             "choose an empty or new --output directory"
         )
+
+
+def _clear_previous_artifact(directory: Path) -> None:
+    """Remove the files of an artifact being replaced; never touch a folder that holds anything else."""
+    check_output_folder(directory)
+    manifest = directory / MANIFEST_FILE
+    if not manifest.is_file():
+        return
     try:
         listed = json.loads(manifest.read_text()).get("files", {})
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):

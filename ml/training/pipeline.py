@@ -51,7 +51,7 @@ from ml.training.data import (
     read_data_file,
 )
 from ml.training.evaluate import classification_metrics, plot_confusion_matrix, subgroup_table
-from ml.training.export import save_artifact
+from ml.training.export import check_output_folder, save_artifact
 from ml.training.holdout import HOLDOUT_DEFINITION, HOLDOUT_SHARE, in_holdout
 from ml.training.near_copies import check_near_copies
 from ml.training.screening import Scored, choose_screening, raised_flags
@@ -425,6 +425,7 @@ def train(data_path: Path, output_dir: Path, config: TrainingConfig | None = Non
     """Train on the rows of `data_path` (own validation and test split, holdout left out) and write the artifact."""
     config = config or TrainingConfig()
     started = time.perf_counter()
+    check_output_folder(output_dir)
     data = _DataFile.read(data_path)
     folds = split_folds(data.frame, config, data.path.name)
     candidates, without_floor = _candidates(config, folds.x_fit, folds.y_fit, folds.x_val, folds.y_val)

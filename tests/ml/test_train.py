@@ -307,6 +307,18 @@ def test_output_folder_with_other_files_is_never_overwritten(
     assert second.manifest.files == first.manifest.files
 
 
+def test_a_wrong_output_is_refused_before_training(tmp_path: Path) -> None:
+    """A folder of other files, or a file, as --output was refused only after a whole training (minutes on the real
+    file): the data here does not even exist, so only a check made first can answer."""
+    (tmp_path / "notes.txt").write_text("keep me")
+    missing = tmp_path / "no-such-data.csv"
+    with pytest.raises(ArtifactError, match=r"not empty and holds no manifest\.json"):
+        train(missing, tmp_path, FAST)
+    with pytest.raises(ArtifactError, match=r"is a file, not a folder"):
+        train(missing, tmp_path / "notes.txt", FAST)
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
+
+
 def test_a_file_added_to_an_artifact_is_neither_sealed_nor_deleted(
     synthetic_csv: Path, tmp_path: Path, trained: TrainingResult
 ) -> None:
