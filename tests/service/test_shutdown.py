@@ -22,6 +22,7 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -200,11 +201,10 @@ def test_a_connection_flood_during_the_stop_does_not_keep_the_listener_open(
     settings = {"SERVICE_DRAIN_SECONDS": "0", "SERVICE_SHUTDOWN_TIMEOUT_SECONDS": "5"}
     settings["SERVICE_STOP_TIMEOUT_SECONDS"] = "10"
     log = tmp_path / "server.log"
-    stop = threading.Event()
     with serving(str(trained_model_dir), log, settings=settings) as server:
         host, port = server.url.removeprefix("http://").split(":")
 
-        def flood() -> None:
+        def flood(stop: threading.Event) -> None:
             while not stop.is_set():
                 sock = socket.socket()
                 sock.setblocking(False)
@@ -212,19 +212,7 @@ def test_a_connection_flood_during_the_stop_does_not_keep_the_listener_open(
                     sock.connect((host, int(port)))
                 sock.close()
 
-        flooders = [threading.Thread(target=flood, daemon=True) for _ in range(2)]
-        for thread in flooders:
-            thread.start()
-        try:
-            time.sleep(1)
-            server.process.send_signal(signal.SIGTERM)
-            stopped_at = time.monotonic()
-            server.process.wait(15)
-            exited_after = time.monotonic() - stopped_at
-        finally:
-            stop.set()
-            for thread in flooders:
-                thread.join(5)
+        exited_after = _sigterm_during(server, flood, threads=2, after=1, wait=15)
     assert server.process.returncode in (0, -signal.SIGTERM)
     assert exited_after < 5
     assert "stop timeout reached" not in log.read_text()
@@ -245,14 +233,13 @@ def test_sigterm_under_a_flood_of_batches_closes_the_listener_after_the_drain(
         "SERVICE_ACCESS_LOG": "false",
     }
     log = tmp_path / "server.log"
-    stop = threading.Event()
     outcomes: list[str] = []
     with serving(str(trained_model_dir), log, settings=settings) as server:
         assert wait_ready(server.url).status_code == 200
         host, port = server.url.removeprefix("http://").split(":")
         body = json.dumps({"records": [record()] * 1000}).encode()
 
-        def client() -> None:
+        def client(stop: threading.Event) -> None:
             while not stop.is_set():
                 connection = http.client.HTTPConnection(host, int(port), timeout=30)
                 try:
@@ -268,19 +255,7 @@ def test_sigterm_under_a_flood_of_batches_closes_the_listener_after_the_drain(
                 finally:
                     connection.close()
 
-        clients = [threading.Thread(target=client, daemon=True) for _ in range(100)]
-        for thread in clients:
-            thread.start()
-        try:
-            time.sleep(3)
-            server.process.send_signal(signal.SIGTERM)
-            stopped_at = time.monotonic()
-            server.process.wait(25)
-            exited_after = time.monotonic() - stopped_at
-        finally:
-            stop.set()
-            for thread in clients:
-                thread.join(35)
+        exited_after = _sigterm_during(server, client, threads=100, after=3, wait=25)
     text = log.read_text()
     answered = Counter(outcomes)
     assert "stop timeout reached" not in text
@@ -290,3 +265,24 @@ def test_sigterm_under_a_flood_of_batches_closes_the_listener_after_the_drain(
     assert set(answered) <= {"200", "503", "refused"}, answered  # no reset, no connection cut mid-answer
     assert "drain over" in text
     assert "listener closed" in text
+
+
+def _sigterm_during(
+    server: Server, work: Callable[[threading.Event], None], *, threads: int, after: float, wait: float
+) -> float:
+    """SIGTERM to `server` `after` seconds into `work` (run in `threads` threads until the event is set); the seconds
+    it took to exit, waited for at most `wait`."""
+    stop = threading.Event()
+    workers = [threading.Thread(target=work, args=(stop,), daemon=True) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    try:
+        time.sleep(after)
+        server.process.send_signal(signal.SIGTERM)
+        stopped_at = time.monotonic()
+        server.process.wait(wait)
+        return time.monotonic() - stopped_at
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(35)
