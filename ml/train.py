@@ -19,46 +19,40 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m ml.train",
         description="Train the diabetes-status model, write the artifact, log the run to MLflow, print test metrics.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,  # every default in --help
     )
     parser.add_argument("--data", required=True, type=Path, help="CSV or CSV.gz in the Kaggle 3-class format")
     parser.add_argument(
         "--output",
         type=Path,
         default=DEFAULT_MODEL_DIR,
-        help="artifact directory (default: %(default)s)",
+        help="artifact directory",
     )
-    parser.add_argument(
-        "--seed", type=int, default=defaults.seed, help="seed for the splits and LightGBM (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--test-fraction", type=float, default=defaults.test_fraction, help="held-out test share (default: %(default)s)"
-    )
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed for the splits and LightGBM")
+    parser.add_argument("--test-fraction", type=float, default=defaults.test_fraction, help="held-out test share")
     parser.add_argument(
         "--validation-fraction",
         type=float,
         default=defaults.validation_fraction,
-        help="share of the training part used for early stopping, calibration and the decision rule "
-        "(default: %(default)s)",
+        help="share of the training part used for early stopping, calibration and the decision rule",
     )
     parser.add_argument(
         "--learning-rate",
         type=float,
         default=defaults.learning_rate,
-        help="LightGBM learning rate (default: %(default)s)",
+        help="LightGBM learning rate",
     )
-    parser.add_argument(
-        "--num-leaves", type=int, default=defaults.num_leaves, help="LightGBM leaves per tree (default: %(default)s)"
-    )
+    parser.add_argument("--num-leaves", type=int, default=defaults.num_leaves, help="LightGBM leaves per tree")
     parser.add_argument(
         "--max-rounds",
         type=int,
         default=defaults.max_rounds,
-        help="most boosting rounds; early stopping usually ends sooner (default: %(default)s)",
+        help="most boosting rounds; early stopping usually ends sooner",
     )
     parser.add_argument(
         "--experiment",
         default="diabetes-status",
-        help="MLflow experiment name; MLFLOW_TRACKING_URI sets the store (default: %(default)s)",
+        help="MLflow experiment name; MLFLOW_TRACKING_URI sets the store",
     )
     parser.add_argument("--no-mlflow", action="store_true", help="skip MLflow logging (artifact and metrics only)")
     parser.add_argument("--metrics-json", type=Path, help="also write the test metrics as JSON to this path")
