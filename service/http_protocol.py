@@ -77,6 +77,8 @@ _BLANK_LINES = re.compile(rb"[\r\n]*")
 #: A connection that sent nothing yet is shed before keep-alive ones only once it is this old: a client that just
 #: connected sends its request within a round trip.
 FRESH_GRACE_SECONDS = 0.1
+#: How many of the newest bodies still arriving are compared when one must be shed (`ConnectionPool._body_victim`).
+BODY_SHED_SCAN = 64
 #: Most chunks of a chunked body handed to the parser in one turn of the event loop (about 1 ms of work); the rest
 #: waits for the next turn, other connections served in between.
 CHUNKS_PER_TURN = 256
@@ -144,8 +146,9 @@ class ConnectionPool:
     oldest is within `FRESH_GRACE_SECONDS`), a keep-alive one only when the newest is the only fresh one: a flood of
     silent connections, however fast, must not push out the load balancer's pooled connections (whose next request
     would fail), and a new client must still get in. Past `max_connections` open, the oldest fresh one past its
-    grace is closed, then the oldest in a head, then the oldest in a body (answered 503: bodies trickled a byte a
-    second filled every place), then the newest fresh one when others opened with it, an idle one last; connections
+    grace is closed, then the oldest in a head, then a body (answered 503: bodies trickled a byte a second filled
+    every place): of the newest, the one that has sent least (`_body_victim`); then the newest fresh one when
+    others opened with it, an idle one last; connections
     whose request is being handled never are. Past `max_head_bytes` buffered in unfinished heads, the oldest
     connections in a head are closed.
     """
@@ -223,7 +226,8 @@ class ConnectionPool:
         while self.open > self.max_connections:
             victim = (
                 self._older_fresh(newest)
-                or next(iter(self._heads or self._bodies), None)
+                or next(iter(self._heads), None)
+                or self._body_victim()
                 or self._fresh_victim(newest)
                 or next(iter(self._idle), None)
             )
@@ -238,6 +242,20 @@ class ConnectionPool:
         if oldest is None or oldest is newest or time.monotonic() - oldest.opened_at < FRESH_GRACE_SECONDS:
             return None
         return oldest
+
+    def _body_victim(self) -> HttpProtocol | None:
+        """The body to shed: of the `BODY_SHED_SCAN` newest, the one that has sent the fewest bytes (the newest among
+        equals). A burst of new connections that announce bodies sheds its own, not an upload well under way: the
+        oldest body was shed first, and three honest uploads at 20 KB/s got 503 in a burst of 1,000 connections a
+        second. An upload that has sent little is not told from the burst's; one older than the newest
+        `BODY_SHED_SCAN` is shed only when all of those are gone (the scan keeps a shed cheap in a burst)."""
+        victim: HttpProtocol | None = None
+        for scanned, connection in enumerate(reversed(self._bodies)):
+            if scanned == BODY_SHED_SCAN:
+                break
+            if victim is None or connection.body_received < victim.body_received:
+                victim = connection
+        return victim
 
     def _fresh_victim(self, newest: HttpProtocol) -> HttpProtocol | None:
         """The fresh connection to shed before any keep-alive one: the oldest past its grace; else the newest when
@@ -324,6 +342,11 @@ class HttpProtocol(HttpToolsProtocol):
         self.pooled = False  # counted in the pool
         self.opened_at = 0.0
         self.buffered_head = 0  # bytes counted in the pool's head budget
+
+    @property
+    def body_received(self) -> int:
+        """Bytes of the body under way received so far, as sent (framing included)."""
+        return self._body_bytes
 
     # -- connection lifetime ------------------------------------------------------------------------------------
 

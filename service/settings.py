@@ -83,10 +83,10 @@ class Settings(BaseSettings):
         ge=MIN_CONNECTIONS,
         le=1_000_000,
         description="Most connections open at once; past it a connection that has not sent a whole request is "
-        "closed: the oldest silent one (if it had time to send), then the oldest still sending its head, then the "
-        "oldest still sending its body (answered 503), then the newest silent one if others came with it, an idle "
-        "keep-alive one last; never one whose request is being handled. Kept under the open-file limit, which the "
-        "service raises to its hard limit at start.",
+        "closed: the oldest silent one (if it had time to send), then the oldest still sending its head, then of the "
+        "64 newest still sending a body the one that sent least (answered 503), then the newest silent one if others "
+        "came with it, an idle keep-alive one last; never one whose request is being handled. Kept under the "
+        "open-file limit, which the service raises to its hard limit at start.",
     )
     max_head_bytes_buffered: int = Field(
         default=32 * 1024 * 1024,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import select
 import socket
 import time
 from collections.abc import Iterator
@@ -64,12 +65,49 @@ def test_bodies_trickling_in_do_not_fill_the_connections(crowded_server: Server)
             assert read_answer(fresh)[0] == 200
         keep_alive.sendall(HEALTH)
         assert read_answer(keep_alive)[0] == 200
-        status, answer = _error(trickling[0])
+        shed = _answered(trickling)
+        assert shed
+        assert trickling[0] not in shed  # the newest of equals go first (`ConnectionPool._body_victim`)
+        status, answer = _error(shed[0])
         assert (status, answer["error"]) == (503, "overloaded")
         assert "too many connections" in answer["reason"]
     finally:
         keep_alive.close()
         for sock in trickling:
+            sock.close()
+
+
+def _answered(socks: list[socket.socket]) -> list[socket.socket]:
+    """The connections among `socks` the server has answered (and closed) by the time a second has passed."""
+    return select.select(socks, [], [], 1.0)[0]
+
+
+def test_a_burst_of_new_bodies_sheds_its_own_not_uploads_under_way(crowded_server: Server) -> None:
+    """Issue 21, third review (3): a burst of new connections announcing bodies shed the oldest body first, and
+    three honest uploads at 20 KB/s got 503. Now the one of the newest that has sent least goes: the burst's own."""
+    batch = json.dumps({"records": [record()] * 100}).encode()
+    head = b"POST /predict/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+    uploads = [connect(crowded_server) for _ in range(3)]
+    burst: list[socket.socket] = []
+    try:
+        for sock in uploads:
+            sock.sendall(head % len(batch) + batch[: len(batch) // 2])
+        for _ in range(44 + 30):  # 44 fill the 48 places with the uploads and a probe; 30 more shed 30 bodies
+            sock = connect(crowded_server)
+            sock.sendall(BODY_HEAD % 100_000 + b"{")
+            burst.append(sock)
+            if len(burst) == 44:  # every body so far is under way before the burst passes the limit
+                with connect(crowded_server) as probe:
+                    probe.sendall(HEALTH)
+                    assert read_answer(probe)[0] == 200
+        assert not _answered(uploads)
+        for sock in uploads:
+            sock.settimeout(30)
+            sock.sendall(batch[len(batch) // 2 :])
+        assert [read_answer(sock)[0] for sock in uploads] == [200] * 3
+        assert len(_answered(burst)) >= 3 + len(burst) - 48  # the places the uploads and the burst overran
+    finally:
+        for sock in uploads + burst:
             sock.close()
 
 
