@@ -7,6 +7,10 @@ core each, 13 times a plain batch), sent by one client that closed each connecti
 `max_requests_in_flight` for 8 s and kept a 10-record batch waiting 45 s. So here:
 
 - the records of explained batches in flight or waiting have a budget (`max_explained_records`): past it, 503;
+- a batch may take at most half of the budget still free, so it always leaves as much to the next one: two full
+  batches from one client once held the whole budget and 18 of 19 10-record batches from others got 503. What
+  this share does not tell apart: many requests, from one client or many, each taking its half of what is left;
+  past `max_explained_records` they are refused all the same, and a small batch then waits for the next free room;
 - explained batches use all the threads but one when there are several, so a plain batch never waits behind them;
 - a batch waits for a thread at most `batch_queue_seconds`, then 503;
 - a batch whose client has gone by the time it gets a thread is dropped unscored (logged as 499).
@@ -44,13 +48,15 @@ class BatchAdmission:
     async def run(
         self, work: Callable[[], T], *, records: int, explain: bool, client_gone: Callable[[], Awaitable[bool]]
     ) -> T:
-        """`work`, in a worker thread once one is free; 503 `overloaded` when the explained records in flight would
-        pass their budget or no thread frees within `queue_seconds`; 499 when the client left while it waited."""
+        """`work`, in a worker thread once one is free; 503 `overloaded` when an explained batch would take more than
+        half of the explained records' budget still free or no thread frees within `queue_seconds`; 499 when the
+        client left while it waited."""
         cost = records if explain else 0
-        if cost and self.explained_records + cost > self.max_explained_records:
+        if cost and cost > (self.max_explained_records - self.explained_records) / 2:
             reason = (
-                f"The service is explaining as many records as it can ({self.max_explained_records:,} at a time); "
-                "retry in a second, or send the batch without explain=true"
+                f"The service is explaining as many records as it can ({self.max_explained_records:,} at a time, a "
+                "batch at most half of those not taken); retry in a second, send fewer records, or send the batch "
+                "without explain=true"
             )
             raise ProblemError(503, "overloaded", reason, headers=_RETRY, field="server")
         self.explained_records += cost

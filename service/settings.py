@@ -124,8 +124,9 @@ class Settings(BaseSettings):
         ge=1,
         le=100 * MAX_BATCH_LIMIT,
         description="Most records of `/predict/batch?explain=true` being explained or waiting for a worker thread, "
-        "all requests together (an explanation costs about 13 times a prediction); a batch that would pass it gets "
-        "503 `overloaded` with `Retry-After`. At least `batch_limit`. Batches without `explain` and single "
+        "all requests together (an explanation costs about 13 times a prediction); a batch may take at most half of "
+        "what is free (so a few large batches cannot hold it against small ones), past it 503 `overloaded` with "
+        "`Retry-After`. At least twice `batch_limit`. Batches without `explain` and single "
         "`/predict` requests are not counted here (they are bounded by `batch_queue_seconds` and "
         "`max_requests_in_flight`).",
     )
@@ -276,10 +277,10 @@ class Settings(BaseSettings):
                 f"max_pending_body_bytes ({self.max_pending_body_bytes:,}) must be at least body_limit_bytes "
                 f"({self.body_limit_bytes:,}), or every body larger than it is refused as overloaded"
             )
-        if self.max_explained_records < self.batch_limit:
+        if self.max_explained_records < 2 * self.batch_limit:
             raise ValueError(
-                f"max_explained_records must be at least batch_limit ({self.batch_limit:,}), or a full batch with "
-                "explain=true is always refused as overloaded"
+                f"max_explained_records must be at least twice batch_limit ({2 * self.batch_limit:,}): a batch may "
+                "take half of what is free, so a full batch with explain=true would always be refused as overloaded"
             )
         if self.max_head_bytes_buffered < self.max_head_bytes:
             raise ValueError("max_head_bytes_buffered must be at least max_head_bytes, or no full head fits")

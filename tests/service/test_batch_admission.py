@@ -22,7 +22,7 @@ import pytest
 
 from service.batch_admission import BatchAdmission
 from service.errors import ProblemError
-from tests.service.helpers import Server, connect, record, serving
+from tests.service.helpers import Server, connect, read_answer, record, serving
 
 
 async def _present() -> bool:
@@ -38,7 +38,7 @@ def _run(scenario: Callable[[], Awaitable[None]]) -> None:
 
 
 def test_explained_records_past_the_budget_are_refused_and_plain_batches_are_not_counted() -> None:
-    admission = BatchAdmission(threads=2, max_explained_records=100, queue_seconds=5)
+    admission = BatchAdmission(threads=2, max_explained_records=120, queue_seconds=5)
     release = threading.Event()
 
     async def scenario() -> None:
@@ -47,14 +47,51 @@ def test_explained_records_past_the_budget_are_refused_and_plain_batches_are_not
             tasks.start_soon(lambda: held)
             await anyio.sleep(0.05)
             assert admission.explained_records == 60
-            with pytest.raises(ProblemError) as refused:
-                await admission.run(lambda: None, records=41, explain=True, client_gone=_present)
+            with pytest.raises(ProblemError) as refused:  # more than half of the 60 left
+                await admission.run(lambda: None, records=31, explain=True, client_gone=_present)
             assert (refused.value.status_code, refused.value.code) == (503, "overloaded")
             assert refused.value.headers == {"Retry-After": "1"}
             assert "explain=true" in refused.value.reason
             # a plain batch is not counted, and has a thread the explained ones leave free
             assert await admission.run(lambda: "plain", records=1000, explain=False, client_gone=_present) == "plain"
             assert await admission.run(lambda: "fits", records=40, explain=False, client_gone=_present) == "fits"
+            release.set()
+        assert admission.explained_records == 0
+
+    _run(scenario)
+
+
+def test_a_batch_takes_at_most_half_of_the_free_budget_and_many_batches_still_fill_it() -> None:
+    """Issue 21, third review (4): two full explained batches from one client held the whole budget, and 18 of 19
+    small explained batches from others got 503. A batch now takes at most half of what is free, so the second full
+    batch is refused and small ones fit. What the share does not tell apart: many small batches (one client on many
+    connections) each take their half of what is left and fill the budget to its end, never past it."""
+    admission = BatchAdmission(threads=3, max_explained_records=2000, queue_seconds=5)
+    release = threading.Event()
+    outcomes: list[str] = []
+
+    async def held(records: int) -> None:
+        try:
+            await admission.run(lambda: release.wait(5), records=records, explain=True, client_gone=_present)
+            outcomes.append("served")
+        except ProblemError:
+            outcomes.append("refused")
+
+    async def scenario() -> None:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(held, 1000)
+            await anyio.sleep(0.05)
+            with pytest.raises(ProblemError) as refused:
+                await admission.run(lambda: None, records=1000, explain=True, client_gone=_present)
+            assert (refused.value.status_code, refused.value.code) == (503, "overloaded")
+            assert "half" in refused.value.reason
+            assert await admission.run(lambda: "small", records=10, explain=True, client_gone=_present) == "small"
+            for _ in range(200):  # small batches, held or waiting for a thread, until one is refused
+                tasks.start_soon(held, 10)
+                await anyio.sleep(0)
+                if "refused" in outcomes:
+                    break
+            assert 2000 - 2 * 10 < admission.explained_records <= 2000
             release.set()
         assert admission.explained_records == 0
 
@@ -98,11 +135,22 @@ def test_a_batch_whose_client_left_is_not_scored() -> None:
 # -- on a real server ------------------------------------------------------------------------------------------
 
 
+#: A full batch on `explaining_server`.
+FULL = 10_000
+
+
 @pytest.fixture(scope="module")
 def explaining_server(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """Explains at most 1,000 records at a time (one full batch)."""
+    """Batches of up to `FULL` records, and twice that explained at a time (as the defaults: one full batch takes
+    half of it). Large, so that explaining a full batch of the small test model takes long enough (about a second)
+    for other requests to arrive meanwhile."""
     log = tmp_path_factory.mktemp("uvicorn") / "server.log"
-    with serving(str(trained_model_dir), log, settings={"SERVICE_MAX_EXPLAINED_RECORDS": "1000"}) as server:
+    settings = {
+        "SERVICE_BATCH_LIMIT": str(FULL),
+        "SERVICE_MAX_EXPLAINED_RECORDS": str(2 * FULL),
+        "SERVICE_BODY_LIMIT_BYTES": str(8 * 1024 * 1024),
+    }
+    with serving(str(trained_model_dir), log, settings=settings) as server:
         yield server
 
 
@@ -120,12 +168,12 @@ def _batch_statuses(server: Server) -> dict[str, float]:
 
 
 def test_explained_batches_past_the_budget_get_503_and_plain_ones_are_served(explaining_server: Server) -> None:
-    """Three explained batches of 600 records at once: the budget (1,000) takes one, the others get 503 at once
-    with `Retry-After`; a plain batch of 1,000 sent meanwhile is served."""
+    """Three full explained batches at once: the budget (twice a full batch, a batch at most half of what is free)
+    takes one, the others get 503 at once with `Retry-After`; a plain batch of 1,000 sent meanwhile is served."""
     explained = [connect(explaining_server, timeout=60) for _ in range(3)]
     try:
         for sock in explained:
-            sock.sendall(_batch_request(600, explain=True))
+            sock.sendall(_batch_request(FULL, explain=True))
         time.sleep(0.3)
         plain = httpx.post(f"{explaining_server.url}/predict/batch", json={"records": [record()] * 1000}, timeout=60)
         assert plain.status_code == 200
@@ -139,6 +187,25 @@ def test_explained_batches_past_the_budget_get_503_and_plain_ones_are_served(exp
         for sock in explained:
             sock.close()
     assert sorted(answers) == [(200, False), (503, True), (503, True)]
+
+
+def test_full_explained_batches_from_one_client_leave_room_for_small_ones(explaining_server: Server) -> None:
+    """Issue 21, third review (4): one client with two connections of full explained batches held the whole budget,
+    and 18 of 19 small explained batches from others got 503. Now the second full batch is refused (a batch takes
+    at most half of what is free) and a 10-record batch sent while the first is explained is served."""
+    big = [connect(explaining_server, timeout=60) for _ in range(2)]
+    try:
+        for sock in big:
+            sock.sendall(_batch_request(FULL, explain=True))
+        time.sleep(0.5)  # both big batches read and admitted (or refused) before the small one
+        with connect(explaining_server, timeout=60) as small:
+            small.sendall(_batch_request(10, explain=True))
+            assert read_answer(small)[0] == 200
+        statuses = sorted(read_answer(sock)[0] for sock in big)
+    finally:
+        for sock in big:
+            sock.close()
+    assert statuses == [200, 503]  # the 503: the first was still explained when the second came
 
 
 @pytest.fixture(scope="module")

@@ -70,7 +70,7 @@ def _run(command: list[str], env: dict[str, str] | None = None) -> subprocess.Co
         ("SERVICE_CORS_ORIGINS", "*", "cors_origins"),
         # review 2's limits: N1, N2, N3
         ("SERVICE_MIN_BODY_BYTES_PER_SECOND", "-1", "min_body_bytes_per_second"),
-        ("SERVICE_MAX_EXPLAINED_RECORDS", "500", "max_explained_records must be at least batch_limit"),
+        ("SERVICE_MAX_EXPLAINED_RECORDS", "1999", "max_explained_records must be at least twice batch_limit"),
         ("SERVICE_MAX_BODY_CHUNKS", "3", "max_body_chunks"),
         # review 3: the stall rule
         ("SERVICE_BODY_STALL_SECONDS", "-1", "body_stall_seconds"),
