@@ -24,7 +24,7 @@ from service.errors import install_handlers
 from service.model_state import ModelState
 from service.observability import Metrics, configure_logging
 from service.operator import operator_router
-from service.routes import PROBE_PATHS, operations_router, prediction_routers
+from service.routes import BATCH_PATH, PROBE_PATHS, operations_router, prediction_routers
 from service.settings import Settings
 
 API_VERSION = "1.0.0"
@@ -95,6 +95,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_pending_bytes=settings.max_pending_body_bytes,
         max_in_flight=settings.max_requests_in_flight,
         always_admitted=PROBE_PATHS,
+        batch_paths=frozenset({BATCH_PATH}),
+        max_batch_bytes=settings.max_batch_bytes_in_flight,
     )
     if settings.cors_origins:
         app.add_middleware(

@@ -64,6 +64,8 @@ BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 #: The probes: never refused as overloaded, so a busy instance does not look dead to its load balancer.
 PROBE_PATHS = frozenset({"/health", "/ready"})
+#: The batches: admitted by their bytes in flight, apart from single requests (`service.middleware.Admission`).
+BATCH_PATH = "/predict/batch"
 
 Explain = Annotated[bool, Query(description="Also return the top features behind each prediction (TreeSHAP); slower.")]
 
@@ -120,7 +122,7 @@ def prediction_routers(batch_limit: int) -> list[APIRouter]:
         return answers(predictions, row, serving.predictor, serving.settings.explain_top_k)[0]
 
     @batch.post(
-        "/predict/batch",
+        BATCH_PATH,
         summary=f"Predict up to {batch_limit:,} records at once",
         response_model=BatchResponse,
         response_model_exclude_none=True,

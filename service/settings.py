@@ -100,8 +100,19 @@ class Settings(BaseSettings):
         ge=1,
         le=10_000,
         description="Most requests handled at once, counted once their body has arrived until their answer starts; "
-        "past it, 503 `overloaded` with `Retry-After: 1`. `/health` and `/ready` are never refused. Idle "
-        "connections and bodies still arriving do not count.",
+        "past it, 503 `overloaded` with `Retry-After: 1`. `/health` and `/ready` are never refused. Batches have "
+        "their own budget (`max_batch_bytes_in_flight`); idle connections and bodies still arriving do not count.",
+    )
+    max_batch_bytes_in_flight: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        le=1024 * 1024 * 1024,
+        description="Most bytes of `/predict/batch` bodies handled at once (parsed, waiting for a worker thread or "
+        "scored), a stand-in for their records known before they are parsed (a 1,000-record batch is about 330 KB "
+        "of compact JSON); past it, 503 `overloaded` with `Retry-After: 1`, before the body is read when its "
+        "Content-Length says so. Apart from `max_requests_in_flight`, so a flood of batches leaves single "
+        "predictions their room and holds a bounded memory. At least `body_limit_bytes`. Bodies padded with "
+        "white space count their padding.",
     )
     max_pending_body_bytes: int = Field(
         default=128 * 1024 * 1024,
@@ -276,6 +287,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"max_pending_body_bytes ({self.max_pending_body_bytes:,}) must be at least body_limit_bytes "
                 f"({self.body_limit_bytes:,}), or every body larger than it is refused as overloaded"
+            )
+        if self.max_batch_bytes_in_flight < self.body_limit_bytes:
+            raise ValueError(
+                f"max_batch_bytes_in_flight ({self.max_batch_bytes_in_flight:,}) must be at least body_limit_bytes "
+                f"({self.body_limit_bytes:,}), or a batch body of the largest size is always refused as overloaded"
             )
         if self.max_explained_records < 2 * self.batch_limit:
             raise ValueError(

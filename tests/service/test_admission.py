@@ -178,3 +178,35 @@ def test_a_body_over_the_limit_frees_its_bytes() -> None:
         assert admission.in_flight == 0
 
     _run(scenario)
+
+
+def test_batches_have_their_own_budget_of_bytes_in_flight() -> None:
+    """Issue 21, third review (5): batches took every place in flight and `/predict` got 503. Batches now count
+    their bytes against `max_batch_bytes`, apart from the single requests; one whose Content-Length passes what is
+    left is refused before its body is read, a chunked one once it has arrived."""
+
+    async def scenario() -> None:
+        handler = _Handler()
+        admission = _admission(handler, batch_paths=frozenset({"/batch"}), max_batch_bytes=1_000, max_in_flight=1)
+        held = [_Client(admission, _scope("/batch", [(b"content-length", b"400")])) for _ in range(2)]
+        for client in held:
+            client.body(b"x" * 400, more=False)
+        await _turns()
+        assert (admission.batch_bytes, admission.in_flight) == (800, 0)
+        declared = _Client(admission, _scope("/batch", [(b"content-length", b"201")]))
+        await declared.task
+        assert (declared.status, declared.error()) == (503, "overloaded")
+        assert handler.bodies == [b"x" * 400] * 2  # the refused body was never read
+        chunked = _Client(admission, _scope("/batch", [(b"transfer-encoding", b"chunked")]))
+        chunked.body(b"x" * 201, more=False)
+        await chunked.task
+        assert (chunked.status, chunked.error()) == (503, "overloaded")
+        single = _Client(admission, _scope())
+        await _turns()
+        assert admission.in_flight == 1  # the single request has its room
+        handler.release.set()
+        await asyncio.gather(single.task, *(client.task for client in held))
+        assert [client.status for client in [single, *held]] == [200, 200, 200]
+        assert (admission.batch_bytes, admission.in_flight) == (0, 0)
+
+    _run(scenario)

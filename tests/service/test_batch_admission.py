@@ -149,6 +149,7 @@ def explaining_server(trained_model_dir: Path, tmp_path_factory: pytest.TempPath
         "SERVICE_BATCH_LIMIT": str(FULL),
         "SERVICE_MAX_EXPLAINED_RECORDS": str(2 * FULL),
         "SERVICE_BODY_LIMIT_BYTES": str(8 * 1024 * 1024),
+        "SERVICE_MAX_BATCH_BYTES_IN_FLIGHT": str(16 * 1024 * 1024),
     }
     with serving(str(trained_model_dir), log, settings=settings) as server:
         yield server

@@ -369,12 +369,18 @@ def test_an_upgrade_with_a_chunked_body_is_refused(quick_server: Server) -> None
 # -- issue 21: idle connections cost little and lock no one out ---------------------------------------------------
 
 
+#: The batch budget of `capped_server`: the smallest allowed (the body limit).
+BATCH_BYTES_IN_FLIGHT = 2 * 1024 * 1024
+
+
 @pytest.fixture(scope="module")
 def capped_server(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """At most 40 idle connections and 16 requests in flight; deadlines of 1 s. Explained batches are neither
-    budgeted nor timed in the thread queue (`test_batch_admission` checks those): here they only stay in flight."""
+    """At most 40 idle connections, 16 requests and 2 MiB of batches in flight; deadlines of 1 s. Explained batches
+    are neither budgeted nor timed in the thread queue (`test_batch_admission` checks those): here they only stay in
+    flight."""
     log = tmp_path_factory.mktemp("uvicorn") / "server.log"
     caps = {"SERVICE_MAX_IDLE_CONNECTIONS": "40", "SERVICE_MAX_REQUESTS_IN_FLIGHT": "16", **QUICK}
+    caps |= {"SERVICE_MAX_BATCH_BYTES_IN_FLIGHT": str(BATCH_BYTES_IN_FLIGHT)}
     caps |= {"SERVICE_MAX_EXPLAINED_RECORDS": "100000", "SERVICE_BATCH_QUEUE_SECONDS": "300"}
     with serving(str(trained_model_dir), log, settings=caps) as server:
         yield server
@@ -425,8 +431,10 @@ def test_idle_and_trickling_connections_lock_no_one_out(capped_server: Server) -
             sock.close()
 
 
-def test_the_work_in_flight_has_a_limit_answered_as_json(capped_server: Server) -> None:
-    """Past 16 requests in flight, the next is a 503 `overloaded` that says when to retry; the probes still pass."""
+def test_batches_in_flight_have_their_budget_and_single_predictions_their_room(capped_server: Server) -> None:
+    """Past 2 MiB of batches in flight, the next is a 503 `overloaded` that says when to retry; the probes still
+    pass. Issue 21, third review (5): batches counted among the requests in flight, 80 connections of batches
+    starved `/predict` (19 of 19 got 503); now a single prediction sent while 24 batches wait is served."""
     batch = json.dumps({"records": [record(Age=1 + i % 13) for i in range(300)]}).encode()
     request = (
         b"POST /predict/batch?explain=true HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -440,6 +448,12 @@ def test_the_work_in_flight_has_a_limit_answered_as_json(capped_server: Server) 
         with connect(capped_server) as probe:
             probe.sendall(b"GET /ready HTTP/1.1\r\nHost: x\r\n\r\n")
             assert read_answer(probe)[0] == 200
+            single = json.dumps(record()).encode()
+            probe.sendall(
+                b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                % (len(single), single)
+            )
+            assert read_answer(probe)[0] == 200
         statuses = []
         for sock in sockets:
             status, headers, body = read_answer(sock)
@@ -451,4 +465,4 @@ def test_the_work_in_flight_has_a_limit_answered_as_json(capped_server: Server) 
         for sock in sockets:
             sock.close()
     assert set(statuses) == {200, 503}
-    assert statuses.count(200) >= 16
+    assert statuses.count(200) >= BATCH_BYTES_IN_FLIGHT // len(request)
