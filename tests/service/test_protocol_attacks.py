@@ -330,6 +330,38 @@ def test_a_client_that_goes_away_is_not_a_server_error(quick: Server) -> None:
     assert '"status": 431' in quick.log.read_text()
 
 
+def _logged_refusals(server: Server, status: int) -> tuple[int, int]:
+    """The server's log lines of refusals with `status`, and how many refusals they tell of."""
+    lines, told = 0, 0
+    for line in server.log.read_text().splitlines():
+        entry = json.loads(line) if line.startswith("{") else {}
+        if entry.get("message") in ("refused", "refused_more") and entry.get("status") == status:
+            lines += 1
+            told += entry.get("count", 1)
+    return lines, told
+
+
+def test_a_flood_of_refusals_is_logged_as_counts_and_every_one_is_counted(quick: Server) -> None:
+    """Issue 21, third review (9): each refusal was one log line, about 1,000 a second under a flood. Now each
+    status and error gets its first refusal of a second in full and one line counting the rest; the lines still
+    tell of every refusal, and the metrics count each one."""
+    request = b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    started = time.monotonic()
+    for _ in range(200):
+        with connect(quick) as sock:
+            sock.sendall(request)
+            assert read_answer(sock)[0] == 414
+    seconds = time.monotonic() - started
+    refused = _metric(quick, "http_protocol_refusals_total", status="414")
+    assert refused >= 200
+    deadline = time.monotonic() + 5
+    while (logged := _logged_refusals(quick, 414))[1] < refused:  # the last second's count comes at its end
+        assert time.monotonic() < deadline, (logged, refused)
+        time.sleep(0.1)
+    assert logged[1] == refused
+    assert logged[0] <= 2 * (seconds + 2), f"{logged[0]} lines for {refused:g} refusals in {seconds:.1f} s"
+
+
 # -- informational: requests HTTP/1.1 does not allow -----------------------------------------------------------------
 
 
