@@ -32,7 +32,8 @@ adds:
   body still read; HTTP/1.1 without `Host` and versions but 1.0 and 1.1 are refused; every parser error (a request
   target llhttp cannot split included) is a 400; while the server drains (`service.server`), answers close their
   connections, a head under way at shutdown still gets its answer, a body still arriving a 503 at once (its request
-  has not started), and a connection with none gets `SHUTDOWN_GRACE_SECONDS` to send one;
+  has not started) unless at its rate so far it arrives within half the shutdown timeout, and a connection with
+  none gets `SHUTDOWN_GRACE_SECONDS` to send one;
 - its own errors in the service's `ErrorResponse` shape, with a request id, and no `server` header; each counted
   (`http_protocol_refusals_total`) and logged, the first of each reason in a second in full and the rest as one
   count (`service.refusal_log`);
@@ -84,6 +85,7 @@ BODY_SHED_SCAN = 64
 #: Most chunks of a chunked body handed to the parser in one turn of the event loop (about 1 ms of work); the rest
 #: waits for the next turn, other connections served in between.
 CHUNKS_PER_TURN = 256
+_STOPPING = "This instance is stopping and the request's body had not all arrived; send it to another one"
 #: At shutdown, how long a connection with no request under way may still start one: it may have been accepted a
 #: moment before the listener closed, its request on the way.
 SHUTDOWN_GRACE_SECONDS = 1.0
@@ -340,6 +342,7 @@ class HttpProtocol(HttpToolsProtocol):
         self._body_bytes = 0  # of the body, as sent, received so far
         self._body_moved = 0.0  # when bytes of the body last arrived (loop time)
         self._unparsed_body = 0  # bytes of a body the parser skipped (an ignored Upgrade) still to come
+        self._finish_by: float | None = None  # when a body let finish at the stop must have arrived (loop time)
         self._unread = b""  # received after a request whose answer is under way, from `_unread_at`
         self._unread_at = 0
         self._lingering = False  # answered with an error; closing
@@ -393,17 +396,37 @@ class HttpProtocol(HttpToolsProtocol):
 
     def shutdown(self) -> None:
         """The server stops: a request under way, even one still sending its head, gets its answer, then the
-        connection closes; one whose body is still arriving has not started: 503 at once (waiting for it would keep
-        the stop going, and cancelling it log an error); a connection with none gets `SHUTDOWN_GRACE_SECONDS` to
-        start one (it may have been accepted a moment ago, its request on the way), then closes."""
+        connection closes; one whose body is still arriving has not started: it may finish when at its rate so far
+        it arrives within half of `shutdown_timeout_seconds` (and is cut with 503 if it falls behind), else 503 at
+        once (waiting for it would keep the stop going, and cancelling it log an error); a connection with none gets
+        `SHUTDOWN_GRACE_SECONDS` to start one (it may have been accepted a moment ago, its request on the way), then
+        closes."""
         self._unread = b""  # requests pipelined behind the one under way are not read
         if self._in_body and not self._lingering and not self.transport.is_closing():
-            reason = "This instance is stopping and the request's body had not all arrived; send it to another one"
-            self.refuse_body(503, "shutting_down", reason, linger=True)
+            if self._arrives_by(self.loop.time() + self.settings.shutdown_timeout_seconds / 2):
+                self.cycle.keep_alive = False  # the body arrives, its request is answered, then the connection closes
+            else:
+                self.refuse_body(503, "shutting_down", _STOPPING, linger=True)
         elif self.cycle is not None and not self.cycle.response_complete:
             self.cycle.keep_alive = False
         elif not self._head_started:
             self.loop.call_later(SHUTDOWN_GRACE_SECONDS, self._close_if_unused)
+
+    def _arrives_by(self, deadline: float) -> bool:
+        """Whether the body under way, at the rate it has come so far, will all have arrived by `deadline` (loop
+        time); if so it is held to it. An upload well under way at the stop is let finish and answered (one at
+        20 KB/s was cut with 503 although the stop had 20 s to spare); a body of unknown length (chunked) or one
+        that has not started or trickles is not."""
+        elapsed = self.loop.time() - self._body_since
+        if self._body_left is None or self._unparsed_body or not self._body_bytes or elapsed <= 0:
+            return False
+        if self.loop.time() + self._body_left * elapsed / self._body_bytes > deadline:
+            return False
+        self._finish_by = deadline
+        if self._body_deadline is not None:
+            self._body_deadline.cancel()
+        self._body_deadline = self.loop.call_at(self._body_due(), self._body_timed_out)
+        return True
 
     def _close_if_unused(self) -> None:
         if not self._head_started and (self.cycle is None or self.cycle.response_complete):
@@ -702,6 +725,8 @@ class HttpProtocol(HttpToolsProtocol):
             due = min(due, self._body_since + settings.body_grace_seconds + self._body_bytes / rate)
         if settings.body_stall_seconds and self._body_bytes:
             due = min(due, self._body_moved + settings.body_stall_seconds)
+        if self._finish_by is not None:
+            due = min(due, self._finish_by)
         return due
 
     def _body_timed_out(self) -> None:
@@ -715,6 +740,9 @@ class HttpProtocol(HttpToolsProtocol):
             self._body_deadline = self.loop.call_at(due, self._body_timed_out)
             return
         settings = self.settings
+        if due == self._finish_by:
+            self.refuse_body(503, "shutting_down", _STOPPING, linger=True)
+            return
         if settings.body_stall_seconds and self._body_bytes and due == self._body_moved + settings.body_stall_seconds:
             reason = (
                 f"The request body stopped arriving: nothing came for {settings.body_stall_seconds:g} s; "

@@ -192,6 +192,55 @@ def test_bodies_still_arriving_at_the_stop_are_answered_at_once(trained_model_di
     assert '"level": "ERROR"' not in text
 
 
+def test_an_upload_under_way_at_the_stop_is_let_finish_and_answered(trained_model_dir: Path, tmp_path: Path) -> None:
+    """Issue 21, third review (6): an honest upload in progress when the service stopped listening was cut with 503
+    `shutting_down`, although the stop had 20 s to spare. A body arriving fast enough to be in within half the
+    shutdown timeout now finishes and is answered; a trickling one is still refused at once."""
+    settings = {
+        "SERVICE_DRAIN_SECONDS": "0.5",
+        "SERVICE_SHUTDOWN_TIMEOUT_SECONDS": "10",
+        "SERVICE_STOP_TIMEOUT_SECONDS": "15",
+        "SERVICE_MIN_BODY_BYTES_PER_SECOND": "0",
+    }
+    body = json.dumps({"records": [record(Age=1 + i % 13) for i in range(1000)]}).encode()
+    head = b"POST /predict/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+    sent_all_at: list[float] = []
+    with serving(str(trained_model_dir), tmp_path / "server.log", settings=settings) as server:
+        host, port = server.url.removeprefix("http://").split(":")
+        upload = socket.create_connection((host, int(port)), timeout=30)
+        started = threading.Event()
+
+        def send() -> None:  # about 160 KB a second: 2 s for the body, 8 times as fast as the stop needs
+            upload.sendall(head % len(body))
+            for at in range(0, len(body), 16_000):
+                with contextlib.suppress(OSError):  # cut (the old behaviour): the answer says so
+                    upload.sendall(body[at : at + 16_000])
+                started.set()
+                time.sleep(0.1)
+            sent_all_at.append(time.monotonic())
+
+        [trickling] = _trickling(server, 1)
+        sender = threading.Thread(target=send)
+        sender.start()
+        try:
+            assert started.wait(10)
+            server.process.send_signal(signal.SIGTERM)
+            with trickling.makefile("rb") as stream:  # refused when the listener closes, after the drain
+                trickling_answer = stream.readline()
+            refused_at = time.monotonic()
+            sender.join(30)
+            with upload.makefile("rb") as stream:
+                upload_answer = stream.readline()
+            server.process.wait(15)
+        finally:
+            sender.join(30)
+            upload.close()
+            trickling.close()
+    assert trickling_answer.split()[1] == b"503"
+    assert refused_at < sent_all_at[0], "the stop reached the protocol after the upload was sent: nothing tested"
+    assert upload_answer.split()[1] == b"200", upload_answer
+
+
 def test_a_connection_flood_during_the_stop_does_not_keep_the_listener_open(
     trained_model_dir: Path, tmp_path: Path
 ) -> None:
