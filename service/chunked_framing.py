@@ -61,6 +61,11 @@ class ChunkedFraming:
     def done(self) -> bool:
         return self._part is _Part.DONE
 
+    @property
+    def chunks(self) -> int:
+        """Chunks of data begun so far."""
+        return self._chunks
+
     def take(self, data: bytes, start: int, end: int, chunks: int) -> int:
         """How many bytes of `data[start:end]` the parser may take: all of them, or up to the body's end, or up to
         the start of the chunk after the `chunks` begun here (so that the protocol hands a body of tiny chunks to the
@@ -111,8 +116,8 @@ class ChunkedFraming:
             self._chunks += size > 0  # the last, empty chunk ends the body: not counted
             if self._chunks > self.max_chunks:
                 reason = (
-                    f"The chunked body has more than {self.max_chunks:,} chunks; send it in fewer, larger chunks "
-                    "(1 KB or more) or with a Content-Length"
+                    f"The chunked body has more than {self.max_chunks:,} chunks (what its connection had left of "
+                    "its chunks); send it in fewer, larger chunks (1 KB or more) or with a Content-Length"
                 )
                 raise RefusedError(413, "body_too_large", reason, "body")
         elif self._line_bytes <= 2:  # the blank line: the body ends here

@@ -125,7 +125,9 @@ class Settings(BaseSettings):
         default=8192,
         ge=16,
         le=1_000_000,
-        description="Most chunks in one chunked request body; past it, 413. Each chunk costs the event loop a few "
+        description="Most chunks in one chunked request body, and a second on one connection (a connection earns "
+        "back its chunks at this many a second, so pipelined bodies of tiny chunks cannot hold the loop); past it, "
+        "413. Each chunk costs the event loop a few "
         "microseconds whatever its size, so a body of one-byte chunks under the byte limit would hold it for a "
         "second; a full batch sent in 64-byte chunks has about 5,600, real clients send 1-64 KB chunks. Bodies "
         "with a Content-Length have no chunks, and trailers have the head's limits.",
