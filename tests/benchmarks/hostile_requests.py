@@ -42,7 +42,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -92,7 +92,7 @@ def empty_arrays() -> bytes:
     return b"[" + b",".join([b"[]"] * 690_000) + b"]"
 
 
-def _raw(port: int, head: bytes, chunks: Sequence[bytes] = ()) -> tuple[int, float]:
+def _raw(port: int, head: bytes, chunks: Iterable[bytes] = ()) -> tuple[int, float]:
     """Send a raw request (its head, then `chunks`) on a fresh connection; the status of the answer and its time."""
     started = time.perf_counter()
     with socket.create_connection(("127.0.0.1", port), timeout=120) as sock:
@@ -265,6 +265,114 @@ def one_byte_chunks() -> bytes:
     return b"{" + b" " * 359_998 + b"}"
 
 
+def _batch_request(path: bytes, records: int) -> bytes:
+    body = compact({"records": [record(Age=1 + i % 13, BMI=18 + i % 30) for i in range(records)]})
+    head = b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+    return head % (path, len(body)) + body
+
+
+def _paced(pieces: Sequence[bytes], interval: float) -> Iterator[bytes]:
+    for piece in pieces:
+        yield piece
+        time.sleep(interval)
+
+
+def _worst(answers: Sequence[tuple[int, float]]) -> tuple[int, float]:
+    """One status for several requests (theirs if they all agree, else the first that is not 200) and the longest
+    time."""
+    statuses = [status for status, _ in answers]
+    status = statuses[0] if len(set(statuses)) == 1 else next(s for s in statuses if s != 200)
+    return status, max(seconds for _, seconds in answers)
+
+
+def uploads_through_a_burst(uploads: int, rate: int, burst: int) -> Callable[[int], tuple[int, float]]:
+    """Review 3, finding 3: `uploads` honest 1,000-record batches sent at `rate` bytes a second while `burst`
+    connections that announce a 100 KB body (one byte sent) are opened; the uploads' worst status, the longest."""
+    request = _batch_request(b"/predict/batch", DEFAULT_BATCH_LIMIT)
+
+    def upload(port: int) -> tuple[int, float]:
+        step = rate // 10
+        pieces = [request[at : at + step] for at in range(0, len(request), step)]
+        return _raw(port, b"", _paced(pieces, 0.1))
+
+    def send(port: int) -> tuple[int, float]:
+        with ThreadPoolExecutor(uploads) as pool:
+            answers = [pool.submit(upload, port) for _ in range(uploads)]
+            time.sleep(0.5)
+            held = []
+            for _ in range(burst):
+                with contextlib.suppress(OSError):
+                    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+                    sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{")
+                    held.append(sock)
+            results = [answer.result() for answer in answers]
+        for sock in held:
+            sock.close()
+        return _worst(results)
+
+    return send
+
+
+def small_among_flood(
+    flood: bytes, clients: int, small: Callable[[int], tuple[int, float]], seconds: float
+) -> Callable[[int], tuple[int, float]]:
+    """Review 3, findings 4 and 5: `clients` connections sending `flood` over and over (answers read) for `seconds`;
+    meanwhile `small(port)` every 0.25 s; its worst status and longest time."""
+
+    def send(port: int) -> tuple[int, float]:
+        stop = threading.Event()
+
+        def flooding() -> None:
+            while not stop.is_set():
+                with contextlib.suppress(OSError, IndexError, ValueError):
+                    _raw(port, flood)
+
+        threads = [threading.Thread(target=flooding, daemon=True) for _ in range(clients)]
+        for thread in threads:
+            thread.start()
+        time.sleep(1)
+        answers = []
+        ends = time.monotonic() + seconds
+        while time.monotonic() < ends:
+            answers.append(small(port))
+            time.sleep(0.25)
+        stop.set()
+        for thread in threads:
+            thread.join(60)
+        return _worst(answers)
+
+    return send
+
+
+def pipelined_tiny_chunks(requests: int, chunks: int) -> Callable[[int], tuple[int, float]]:
+    """Review 3, finding 8: `requests` bodies of `chunks` one-byte chunks each, pipelined on one connection; the last
+    answer's status and the time until the connection is done."""
+    body = b"{" + b" " * (chunks - 2) + b"}"
+    framed = b"".join(b"1\r\n%s\r\n" % body[at : at + 1] for at in range(len(body))) + b"0\r\n\r\n"
+    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+    def send(port: int) -> tuple[int, float]:
+        started = time.perf_counter()
+        with socket.create_connection(("127.0.0.1", port), timeout=120) as sock:
+            writer = threading.Thread(target=_send_all, args=(sock, head + framed, requests))
+            writer.start()
+            statuses = []
+            with sock.makefile("rb") as stream:
+                while len(statuses) < requests and (line := stream.readline()):
+                    if line.startswith(b"HTTP/1.1 "):
+                        statuses.append(int(line.split()[1]))
+            writer.join(120)
+        return statuses[-1] if statuses else -1, time.perf_counter() - started
+
+    return send
+
+
+def _send_all(sock: socket.socket, request: bytes, count: int) -> None:
+    with contextlib.suppress(OSError):
+        for _ in range(count):
+            sock.sendall(request)
+
+
 SCENARIOS = (
     Scenario("batch: 1,000 records x 293 unknown keys", posted("/predict/batch", hostile_batch), 1, 422),
     Scenario("single: 216,699 unknown keys", posted("/predict", hostile_record), 1, 422),
@@ -358,6 +466,41 @@ SCENARIOS = (
         keep_alive_among_silent(2_000, burst=True),
         1,
         200,
+    ),
+    # review 3
+    Scenario(
+        "R3-3: 3 uploads of a 1,000-record batch at 20 KB/s through a burst of 4,200 connections announcing bodies",
+        uploads_through_a_burst(3, 20_000, 4_200),
+        1,
+        200,
+    ),
+    Scenario(
+        "R3-4: 10-record explained batches while 2 connections send 1,000-record explained batches (10 s)",
+        small_among_flood(
+            _batch_request(b"/predict/batch?explain=true", DEFAULT_BATCH_LIMIT),
+            2,
+            lambda port: _post(port, "/predict/batch?explain=true", compact({"records": [record()] * 10})),
+            10,
+        ),
+        1,
+        200,
+    ),
+    Scenario(
+        "R3-5: POST /predict while 80 connections send 1,000-record plain batches (10 s)",
+        small_among_flood(
+            _batch_request(b"/predict/batch", DEFAULT_BATCH_LIMIT),
+            80,
+            lambda port: _post(port, "/predict", compact(record())),
+            10,
+        ),
+        1,
+        200,
+    ),
+    Scenario(
+        "R3-8: 1,200 bodies of 8,000 one-byte chunks pipelined on one connection",
+        pipelined_tiny_chunks(1_200, 8_000),
+        1,
+        413,
     ),
 )
 
