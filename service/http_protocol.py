@@ -86,6 +86,7 @@ BODY_SHED_SCAN = 64
 #: Most chunks of a chunked body handed to the parser in one turn of the event loop (about 1 ms of work); the rest
 #: waits for the next turn, other connections served in between.
 CHUNKS_PER_TURN = 256
+#: The 503 `shutting_down` of a body still arriving when the service stops listening.
 _STOPPING = "This instance is stopping and the request's body had not all arrived; send it to another one"
 #: How long a connection takes to earn back `max_body_chunks` chunks, once spent (`HttpProtocol._framing`).
 CHUNK_REFILL_SECONDS = 1.0
@@ -155,9 +156,8 @@ class ConnectionPool:
     would fail), and a new client must still get in. Past `max_connections` open, the oldest fresh one past its
     grace is closed, then the oldest in a head, then a body (answered 503: bodies trickled a byte a second filled
     every place): of the newest, the one that has sent least (`_body_victim`); then the newest fresh one when
-    others opened with it, an idle one last; connections
-    whose request is being handled never are. Past `max_head_bytes` buffered in unfinished heads, the oldest
-    connections in a head are closed.
+    others opened with it, an idle one last; connections whose request is being handled never are. Past
+    `max_head_bytes` buffered in unfinished heads, the oldest connections in a head are closed.
     """
 
     def __init__(
