@@ -22,7 +22,7 @@ import pytest
 
 from service.batch_admission import BatchAdmission
 from service.errors import ProblemError
-from tests.service.helpers import Server, connect, read_answer, record, serving
+from tests.service.helpers import Server, connect, read_answer, record, serving, wait_ready
 
 
 async def _present() -> bool:
@@ -152,6 +152,7 @@ def explaining_server(trained_model_dir: Path, tmp_path_factory: pytest.TempPath
         "SERVICE_MAX_BATCH_BYTES_IN_FLIGHT": str(16 * 1024 * 1024),
     }
     with serving(str(trained_model_dir), log, settings=settings) as server:
+        wait_ready(server.url)  # the model loaded: a test run alone must not meet a 503 model_loading
         yield server
 
 

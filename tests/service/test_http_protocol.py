@@ -26,7 +26,7 @@ from service.api import create_app
 from service.http_protocol import CoalescedWrites
 from service.server import uvicorn_config
 from service.settings import Settings
-from tests.service.helpers import Server, connect, read_answer, read_answers, record, serving
+from tests.service.helpers import Server, connect, read_answer, read_answers, record, serving, wait_ready
 
 QUICK = {"SERVICE_HEADER_TIMEOUT_SECONDS": "1", "SERVICE_BODY_TIMEOUT_SECONDS": "1"}
 
@@ -383,6 +383,7 @@ def capped_server(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFact
     caps |= {"SERVICE_MAX_BATCH_BYTES_IN_FLIGHT": str(BATCH_BYTES_IN_FLIGHT)}
     caps |= {"SERVICE_MAX_EXPLAINED_RECORDS": "100000", "SERVICE_BATCH_QUEUE_SECONDS": "300"}
     with serving(str(trained_model_dir), log, settings=caps) as server:
+        wait_ready(server.url)  # the model loaded: a test run alone must not meet a 503 model_loading
         yield server
 
 

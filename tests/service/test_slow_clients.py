@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from service.http_protocol import FRESH_GRACE_SECONDS, ConnectionPool
-from tests.service.helpers import Server, connect, read_answer, record, serving
+from tests.service.helpers import Server, connect, read_answer, record, serving, wait_ready
 
 BODY_HEAD = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
 HEALTH = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -41,6 +41,7 @@ def crowded_server(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFac
     log = tmp_path_factory.mktemp("uvicorn") / "server.log"
     settings = {"SERVICE_MAX_CONNECTIONS": "48", "SERVICE_MIN_BODY_BYTES_PER_SECOND": "0", "SERVICE_ACCESS_LOG": "0"}
     with serving(str(trained_model_dir), log, settings=settings) as server:
+        wait_ready(server.url)  # the model loaded: a test run alone must not meet a 503 model_loading
         yield server
 
 
@@ -143,6 +144,7 @@ def paced_server(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFacto
         "SERVICE_BODY_STALL_SECONDS": "2",
     }
     with serving(str(trained_model_dir), log, settings=settings) as server:
+        wait_ready(server.url)  # the model loaded: a test run alone must not meet a 503 model_loading
         yield server
 
 
