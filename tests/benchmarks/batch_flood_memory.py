@@ -47,7 +47,7 @@ SETTLE_SECONDS = 5.0
 
 
 def batch_body(pad: int) -> bytes:
-    body = json.dumps({"records": [DEFAULT_RECORD] * DEFAULT_BATCH_LIMIT}).encode()
+    body = json.dumps({"records": [dict(DEFAULT_RECORD)] * DEFAULT_BATCH_LIMIT}).encode()
     return body + b" " * max(0, pad - len(body))
 
 
