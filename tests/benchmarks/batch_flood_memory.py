@@ -10,11 +10,12 @@ prober sends `GET /health` every 0.2 s on a fresh connection. Reports the reside
 Target: the peak stays under the task's memory less the stacks' reserve (`stacks.service_limits`).
 
 The machine's 2 cores are shared: counts and memory are exact, latencies noisy; the load average is reported.
-No memory limit is enforced here (the process is not in a cgroup of its own); the peak is compared with it.
-Not collected by pytest. Usage:
+With `--limit-memory` the server runs in a podman container limited to `--memory` (memory and swap; the host's root
+under an overlay, as root, on the host's network), so a flood past it ends in the kernel's OOM kill (reported as
+`killed`); without it, the peak is only compared with the memory. Not collected by pytest. Usage:
 
-    uv run python -m tests.benchmarks.batch_flood_memory --model artifacts/model [--memory 512]
-        [--service-defaults] [--env MALLOC_ARENA_MAX=2] [--cases 64:15:0,64:15:2000000,150:15:2000000]
+    uv run python -m tests.benchmarks.batch_flood_memory --model artifacts/model [--memory 512] [--limit-memory]
+        [--service-defaults] [--env MALLOC_MMAP_THRESHOLD_=131072] [--cases 64:15:0,64:15:2000000,150:15:2000000]
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import asyncio
 import collections
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -38,7 +40,7 @@ from stacks.workloads import api_environment
 from tests.benchmarks.hostile_requests import memory_mb
 from tests.benchmarks.reporting import report
 from tests.benchmarks.serve import running, wait_http
-from tests.servers import free_port, service_command, service_environment
+from tests.servers import ROOT, free_port, service_command, service_environment
 
 DEFAULT_CASES = "64:15:0,64:15:2000000,150:15:2000000"
 PROBE_INTERVAL = 0.2
@@ -122,23 +124,51 @@ async def _flood(port: int, clients: int, seconds: float, body: bytes) -> dict[s
     }
 
 
-def run_case(env: dict[str, str], clients: int, seconds: float, pad: int, work: Path) -> dict[str, Any]:
+def podman_command(env: dict[str, str], memory_mib: int, name: str) -> list[str]:
+    """`python -m service` from this checkout in a container limited to `memory_mib` (memory and swap), with the
+    host's root as its file system under an overlay (nothing is written to it), on the host's network."""
+    limits = ["--memory", f"{memory_mib}m", "--memory-swap", f"{memory_mib}m"]
+    files = ["--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096"]
+    variables = [item for name_value in env.items() for item in ("-e", "=".join(name_value))]
+    return [
+        *("podman", "--runtime", "runc", "run", "--rm", "--name", name, "--network", "host", *limits, *files),
+        *("-w", str(ROOT), *variables, "--rootfs", "/:O", sys.executable, "-m", "service"),
+    ]
+
+
+def _podman(*args: str) -> str:
+    return subprocess.run(["podman", *args], capture_output=True, text=True, check=False).stdout.strip()
+
+
+def run_case(
+    env: dict[str, str], clients: int, seconds: float, pad: int, work: Path, limit_mib: int | None
+) -> dict[str, Any]:
     port = free_port()
     server_env = service_environment(port, env["MODEL_URI"], env)
-    with running(service_command(), server_env, work / "service.log") as process:
-        wait_http(f"http://127.0.0.1:{port}/ready", 60, process)
-        idle = memory_mb(process.pid, "VmRSS")
+    name = f"flood-bench-{port}"
+    # In the container only the service's own variables (and the image's OpenMP setting), not this shell's.
+    own = env | {"SERVICE_HOST": "127.0.0.1", "SERVICE_PORT": str(port), "OMP_WAIT_POLICY": "PASSIVE"}
+    command = service_command() if limit_mib is None else podman_command(own, limit_mib, name)
+    with running(command, server_env, work / "service.log") as process:
+        wait_http(f"http://127.0.0.1:{port}/ready", 120, process)
+        pid = process.pid if limit_mib is None else int(_podman("inspect", "-f", "{{.State.Pid}}", name))
+        idle = memory_mb(pid, "VmRSS")
         flood = asyncio.run(_flood(port, clients, seconds, batch_body(pad)))
         time.sleep(SETTLE_SECONDS)
-        after = memory_mb(process.pid, "VmRSS")
-        peak = memory_mb(process.pid, "VmHWM")
+        alive = Path(f"/proc/{pid}").exists()
+        after = memory_mb(pid, "VmRSS") if alive else None
+        peak = memory_mb(pid, "VmHWM") if alive else None
+        if limit_mib is not None:
+            _podman("rm", "-f", name)
     return {
         "clients": clients,
         "seconds": seconds,
         "body_bytes": len(batch_body(pad)),
+        "memory_limit_mib": limit_mib,
+        "killed": not alive,
         "rss_idle_mb": round(idle, 1),
-        "rss_peak_mb": round(peak, 1),
-        f"rss_{SETTLE_SECONDS:g}s_after_mb": round(after, 1),
+        "rss_peak_mb": None if peak is None else round(peak, 1),
+        f"rss_{SETTLE_SECONDS:g}s_after_mb": None if after is None else round(after, 1),
         **flood,
     }
 
@@ -152,6 +182,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--service-defaults", action="store_true", help="without the limits the stacks derive")
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE added to the server's environment")
     parser.add_argument("--cases", default=DEFAULT_CASES, help="CLIENTS:SECONDS:PAD,... (PAD 0: the plain body)")
+    parser.add_argument(
+        "--limit-memory",
+        action="store_true",
+        help="run the server in a podman container limited to --memory (memory and swap); its OOM kill is reported",
+    )
     parser.add_argument("--output", type=Path, help="also write the results as JSON here")
     args = parser.parse_args(argv)
     platform = PlatformSettings(
@@ -165,12 +200,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     results["server_environment"] = {name: value for name, value in env.items() if name != "MODEL_URI"}
     cases = [tuple(case.split(":")) for case in args.cases.split(",")]
     with tempfile.TemporaryDirectory(prefix="flood-bench-") as tmp:
-        results["cases"] = [run_case(env, int(c), float(s), int(p), Path(tmp)) for c, s, p in cases]
+        limit = args.memory if args.limit_memory else None
+        results["cases"] = [run_case(env, int(c), float(s), int(p), Path(tmp), limit) for c, s, p in cases]
     results["load_average_at_end"] = os.getloadavg()
     ceiling_mb = args.memory * (1 - RESERVE_FRACTION) * 1024 * 1024 / 1e6
     checks = {
-        f"{case['clients']} clients, {case['body_bytes']:,} B: peak RSS < {ceiling_mb:.0f} MB": case["rss_peak_mb"]
-        < ceiling_mb
+        f"{case['clients']} clients, {case['body_bytes']:,} B: alive, peak RSS < {ceiling_mb:.0f} MB": (
+            not case["killed"] and case["rss_peak_mb"] < ceiling_mb
+        )
         for case in results["cases"]
     }
     return report(results, checks, args.output)
