@@ -133,10 +133,14 @@ RUN python -m compileall -q ml service \
 # Kubernetes' 30 s stop timeout.
 # OpenMP threads (a batch's scoring) sleep when idle instead of spinning: on a task's fraction of a core, spinning
 # threads take the CPU the event loop needs (on a busy 2-core machine 150 rounds of training took 9.9 s, not 0.5 s).
+# glibc serves allocations of 128 KiB or more (request bodies, their copies, a batch's arrays) with mmap and gives
+# them back when freed: its default raises that threshold as large blocks are freed, and the heap then kept a flood's
+# memory (260-290 MB resident after a flood of 2 MB batches, 150-170 MB with it; tests/benchmarks/batch_flood_memory.py).
 ENV MODEL_URI=/app/artifacts/model \
     SERVICE_HOST=0.0.0.0 \
     SERVICE_PORT=8000 \
-    OMP_WAIT_POLICY=PASSIVE
+    OMP_WAIT_POLICY=PASSIVE \
+    MALLOC_MMAP_THRESHOLD_=131072
 USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \

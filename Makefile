@@ -16,6 +16,9 @@ MLFLOW_PORT ?= 5000
 # LightGBM's OpenMP threads sleep when idle instead of spinning (training and scoring on a busy or shared machine:
 # 150 rounds took 9.9 s instead of 0.5 s at load 3.5); set OMP_WAIT_POLICY=ACTIVE for a dedicated machine.
 export OMP_WAIT_POLICY ?= PASSIVE
+# glibc gives blocks of 128 KiB or more back to the system when freed, as the image does (Dockerfile): the service
+# then returns a flood's memory after it.
+export MALLOC_MMAP_THRESHOLD_ ?= 131072
 
 .PHONY: help install test test-quick lint format typecheck data synthetic train demo-model demo serve ui mlflow-ui docs image image-test bench
 

@@ -185,8 +185,8 @@ class Settings(BaseSettings):
         description="How long a request's body may take to arrive once its head has (any method that announces a "
         "body), past it 408. Slow and stalled bodies are cut sooner by `min_body_bytes_per_second` and "
         "`body_stall_seconds`, so this only bounds a body that keeps both: 120 s lets a 1,000-record batch "
-        "(about 330 KB) arrive at 3 KB a second. A body still arriving when the service stops listening after "
-        "SIGTERM is answered 503 at once unless, at its rate so far, it arrives within half of "
+        "(about 330 KB) arrive at 4 KB a second (3 KB leaves it no margin). A body still arriving when the service "
+        "stops listening after SIGTERM is answered 503 at once unless, at its rate so far, it arrives within half of "
         "`shutdown_timeout_seconds` (then it is answered), so this does not lengthen a stop. Answers the client "
         "reads slowly have `send_timeout_seconds`.",
     )

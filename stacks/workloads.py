@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from stacks.config import PlatformSettings, ServiceSize
+from stacks.service_limits import service_limits
 
 #: The image's non-root user (uid and gid) baked into both targets.
 RUN_AS_USER = 10001
@@ -34,6 +35,15 @@ API_IDLE_TIMEOUT = 60
 KEEP_ALIVE_MARGIN = 15
 #: How long the load balancer's cookie keeps a browser on one UI task (sticky workloads only).
 STICKY_SESSION_SECONDS = 86400
+#: The API's stop timeout (`SERVICE_STOP_TIMEOUT_SECONDS`): from SIGTERM to exit, its drain and shutdown timeout and
+#: a second fit in it (the service refuses to start otherwise). ECS's `stopTimeout` is set to it.
+STOP_SECONDS = 30
+#: EKS only: how long a terminating pod keeps serving before it gets SIGTERM (a preStop sleep). Kubernetes sends
+#: SIGTERM as it removes the pod's endpoint; the load balancer controller then deregisters the IP and the ALB keeps
+#: routing new requests to it for some seconds more, which would find the listener closed (a 502). AWS and the
+#: controller's docs advise a preStop sleep; ECS needs none (it deregisters and waits the target group's
+#: deregistration delay before SIGTERM). Kubernetes counts it in `terminationGracePeriodSeconds`.
+PRE_STOP_SECONDS = 15
 
 
 @dataclass(frozen=True)
@@ -62,12 +72,15 @@ def load_balancer_idle_timeout(settings: PlatformSettings) -> int:
 def api_environment(settings: PlatformSettings) -> dict[str, str]:
     """The API's settings (service/settings.py): the model, its pinned digest, log level, whether /docs exists.
 
-    The keep-alive follows the load balancer's idle timeout (the image's default only covers the API's own 60 s).
+    The keep-alive follows the load balancer's idle timeout (the image's default only covers the API's own 60 s);
+    the limits that bound memory follow the task's memory (`stacks.service_limits`).
     """
     env = {
+        **service_limits(settings.api.memory).environment(),
         "MODEL_URI": settings.model_uri,
         "SERVICE_KEEP_ALIVE_SECONDS": str(load_balancer_idle_timeout(settings) + KEEP_ALIVE_MARGIN),
         "SERVICE_LOG_LEVEL": settings.log_level,
+        "SERVICE_STOP_TIMEOUT_SECONDS": str(STOP_SECONDS),
         "SERVICE_DOCS_ENABLED": "true" if settings.public_api_docs else "false",
     }
     if settings.model_sha256:

@@ -10,13 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers import MMAP_THRESHOLD, running_server
 from tests.servers import free_port as _find_free_port
-from tests.servers import running_server
 
 # Before anything loads OpenMP (LightGBM, scikit-learn), in this process and every server it starts: threads that
 # wait for work sleep instead of spinning. On a 2-core machine shared with other work, spinning made each LightGBM
 # training round ~20 times slower (9.9 s instead of 0.5 s for 150 rounds at load 3.5); results are the same.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# As the image and the Makefile: glibc gives large freed blocks back (the servers' memory is measured).
+os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", str(MMAP_THRESHOLD))
 
 #: Tasks never run on moto; this makes its ECS services report this many running tasks.
 MOTO_RUNNING_TASKS = 2

@@ -21,6 +21,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SERVICE_STOP_SIGNAL = signal.SIGINT
 
 
+#: glibc's `MALLOC_MMAP_THRESHOLD_` in the image and the Makefile: blocks from 128 KiB on are mmapped and given back
+#: when freed (the default threshold rises as large blocks are freed, and the heap keeps a flood's memory).
+MMAP_THRESHOLD = 128 * 1024
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

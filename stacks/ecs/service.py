@@ -17,7 +17,7 @@ import pulumi
 import pulumi_aws as aws
 
 from stacks.security import allow_between
-from stacks.workloads import RUN_AS_USER, TMP_PATH, Workload, health_command
+from stacks.workloads import RUN_AS_USER, STOP_SECONDS, TMP_PATH, Workload, health_command
 
 #: The port mapping name Service Connect refers to.
 PORT_NAME = "http"
@@ -31,6 +31,9 @@ def container_definitions(workload: Workload, image: str, log_group: str, region
                 "name": workload.name,
                 "image": image,
                 "essential": True,
+                # SIGTERM comes after the target group's deregistration delay; then the service drains and exits
+                # within its stop timeout, which ECS must not cut short (SIGKILL at `stopTimeout`).
+                "stopTimeout": STOP_SECONDS,
                 "user": f"{RUN_AS_USER}:{RUN_AS_USER}",
                 "readonlyRootFilesystem": True,
                 "privileged": False,

@@ -17,9 +17,11 @@ import pulumi
 from stacks.config import EksStackSettings
 from stacks.shared import EKS_ACCESS_LOG_PREFIX
 from stacks.workloads import (
+    PRE_STOP_SECONDS,
     RUN_AS_USER,
     SSL_POLICY,
     STICKY_SESSION_SECONDS,
+    STOP_SECONDS,
     TMP_PATH,
     Workload,
     api_public_paths,
@@ -110,6 +112,8 @@ def deployment(settings: EksStackSettings, workload: Workload, image: pulumi.Inp
             "timeoutSeconds": 3,
             "failureThreshold": 2,
         },
+        # Kubernetes' own sleep action (on by default since 1.30): nothing to exec in the read-only image.
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SECONDS}}},
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": RUN_AS_USER,
@@ -134,7 +138,8 @@ def deployment(settings: EksStackSettings, workload: Workload, image: pulumi.Inp
                 "spec": {
                     "serviceAccountName": workload.name,
                     "automountServiceAccountToken": False,
-                    "terminationGracePeriodSeconds": 30,
+                    # The preStop sleep, then the container's own stop (SIGTERM to exit) within its stop timeout.
+                    "terminationGracePeriodSeconds": PRE_STOP_SECONDS + STOP_SECONDS,
                     "securityContext": {
                         "runAsNonRoot": True,
                         "runAsUser": RUN_AS_USER,

@@ -18,7 +18,7 @@ import pytest
 from ml.schema import CLASS_NAMES, DEFAULT_RECORD
 from tests.container.conftest import Image, Running
 from tests.container.engine import Engine, run
-from tests.servers import free_port
+from tests.servers import MMAP_THRESHOLD, free_port
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(1800)]
 
@@ -84,10 +84,11 @@ def test_api_runs_python_m_service_with_its_protocol_and_limits(api_container: R
 
 def test_api_openmp_threads_sleep_when_idle(engine: Engine, api_container: Running) -> None:
     """The Dockerfile's OMP_WAIT_POLICY=PASSIVE reaches the service: spinning OpenMP threads (batch scoring) take the
-    CPU the event loop needs on a task's fraction of a core. The tests set it for every process they start, so only
-    the image's own environment shows it."""
+    CPU the event loop needs on a task's fraction of a core. So does its allocator setting (a flood's memory is
+    given back). The tests set both for every process they start, so only the image's own environment shows it."""
     environ = engine.exec(api_container.name, "cat", "/proc/1/environ").stdout.split("\0")
     assert "OMP_WAIT_POLICY=PASSIVE" in environ, environ
+    assert f"MALLOC_MMAP_THRESHOLD_={MMAP_THRESHOLD}" in environ, environ  # a flood's memory is given back
 
 
 @BOTH

@@ -5,8 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
+from service.settings import Settings as ServiceSettings
+from stacks.service_limits import service_limits
 from tests.stacks.conftest import CERTIFICATE, MODEL_SHA256, S3_MODEL
 from tests.stacks.harness import Resource, Run, integral, run_ecs, subnet_ids
+from tests.stacks.test_workload_environment import read_as_the_container_would
 
 
 def _containers(run: Run, workload: str) -> list[dict[str, Any]]:
@@ -48,6 +53,8 @@ def test_api_container_is_hardened_and_observable(ecs_full_run: Run) -> None:
         "SERVICE_LOG_LEVEL": "INFO",
         "SERVICE_DOCS_ENABLED": "false",
         "SERVICE_KEEP_ALIVE_SECONDS": "3615",
+        "SERVICE_STOP_TIMEOUT_SECONDS": "30",
+        **service_limits(1024).environment(),  # the full stack's task has 1,024 MiB
     }
     assert "http://127.0.0.1:8000/health" in container["healthCheck"]["command"][-1]
     logging = container["logConfiguration"]
@@ -57,6 +64,22 @@ def test_api_container_is_hardened_and_observable(ecs_full_run: Run) -> None:
         "awslogs-region": "eu-west-1",
         "awslogs-stream-prefix": "api",
     }
+
+
+def test_ecs_waits_for_the_api_to_drain_and_stop_before_it_kills_the_task(
+    ecs_full_run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ECS deregisters the target, waits its deregistration delay, then SIGTERM; SIGKILL follows at `stopTimeout`,
+    which must hold the API's drain and shutdown (review 4, R4-5)."""
+    (container,) = _containers(ecs_full_run, "api")
+    env = {e["name"]: e["value"] for e in container["environment"]}
+    settings = read_as_the_container_would(ServiceSettings, env, monkeypatch)
+    assert isinstance(settings, ServiceSettings)
+    assert settings.drain_seconds + settings.shutdown_timeout_seconds < settings.stop_timeout_seconds
+    assert container["stopTimeout"] >= settings.stop_timeout_seconds
+    assert container["stopTimeout"] <= 120  # Fargate's largest
+    group = ecs_full_run.recorder.one("aws:lb/targetGroup:TargetGroup", "-api")
+    assert group.inputs["deregistrationDelay"] > 0
 
 
 def test_ui_container_reaches_the_api_inside_the_vpc(ecs_full_run: Run) -> None:

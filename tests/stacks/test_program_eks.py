@@ -12,9 +12,11 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from service.settings import Settings as ServiceSettings
 from stacks.config import ConfigError, EksStackSettings
 from stacks.eks import preview_access
 from stacks.eks.lb_controller_policy import CHART_VERSION, CLUSTER_TAG
+from stacks.eks.versions import STANDARD_SUPPORT_END
 from stacks.ops.__main__ import main as ops_main
 from stacks.ops.boundary import workload_boundary_policy
 from stacks.ops.ci_roles import CiSetup
@@ -35,6 +37,7 @@ from tests.stacks.harness import (
     subnet_ids,
 )
 from tests.stacks.iam_lint import allows, allows_bounded
+from tests.stacks.test_workload_environment import read_as_the_container_would
 
 K8S_VERSION = "1.35.0"
 TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
@@ -328,6 +331,33 @@ def test_the_api_outlasts_the_alb_on_idle_connections(eks_full_run: Run, eks_min
             item.split("=", 1) for item in annotations["alb.ingress.kubernetes.io/load-balancer-attributes"].split(",")
         )
         assert int(keep_alive) > int(attributes["idle_timeout.timeout_seconds"])
+
+
+def test_a_terminating_pod_serves_until_the_alb_stops_routing_to_it_and_then_stops_in_its_grace_period(
+    eks_full_run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review 4, R4-5: SIGTERM comes as the endpoint goes; the ALB routes to the pod for seconds more, so each
+    container sleeps first (preStop), and the grace period holds that sleep, the API's drain and its shutdown."""
+    for name in ("api", "ui"):
+        pod = _object(eks_full_run, "Deployment", name)["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+        assert pre_stop >= 10  # the controller's deregistration and the ALB's propagation take several seconds
+        if name == "api":
+            env = {e["name"]: e["value"] for e in container["env"]}
+            settings = read_as_the_container_would(ServiceSettings, env, monkeypatch)
+            assert isinstance(settings, ServiceSettings)
+            assert settings.drain_seconds + settings.shutdown_timeout_seconds < settings.stop_timeout_seconds
+            assert pod["terminationGracePeriodSeconds"] >= pre_stop + settings.stop_timeout_seconds
+        assert pod["terminationGracePeriodSeconds"] > pre_stop
+
+
+def test_the_sleep_action_is_valid_on_every_supported_cluster_version(eks_full_run: Run) -> None:
+    """Kubernetes' own preStop sleep is on by default from 1.30; every version the config accepts has it."""
+    deployment = _object(eks_full_run, "Deployment", "api")
+    for version in STANDARD_SUPPORT_END:
+        assert tuple(map(int, version.split("."))) >= (1, 30), version
+        kubernetes_validate.validate(deployment, f"{version}.0", strict=True)
 
 
 def test_ui_deployment_calls_the_api_service_in_cluster(eks_full_run: Run) -> None:

@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 import pytest
+from pydantic import TypeAdapter
 from pydantic_settings import BaseSettings
 
 from frontend.settings import Settings as UiSettings
@@ -40,6 +41,17 @@ def variables(settings_class: type[BaseSettings]) -> dict[str, str]:
     }
 
 
+def read_as_the_container_would(
+    reader: type[BaseSettings], env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> BaseSettings:
+    """The settings `reader` makes of exactly `env` (the machine's own variables of the two apps cleared)."""
+    for name in [name for name in os.environ if name.upper().startswith(OWN_PREFIXES)]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return reader()  # every value passes the settings' own validation, together
+
+
 def _workloads(**variant: Any) -> list[Workload]:
     settings = PlatformSettings(environment="dev", region="eu-west-1", image_tag="0123abc", **variant)
     return stack_workloads(settings, lambda api: f"http://api.internal:{api.port}")
@@ -53,13 +65,10 @@ def test_every_variable_a_container_gets_is_read_and_accepted_by_its_settings(
         reader = READERS[workload.name]
         fields = variables(reader)
         assert set(workload.env) - set(fields) == set(), f"{workload.name}: variables that no setting reads"
-        for name in [name for name in os.environ if name.upper().startswith(OWN_PREFIXES)]:
-            monkeypatch.delenv(name)
+        read = read_as_the_container_would(reader, dict(workload.env), monkeypatch)
         for name, value in workload.env.items():
-            monkeypatch.setenv(name, value)
-        read = reader()  # every value passes the settings' own validation, together
-        for name, value in workload.env.items():
-            assert str(getattr(read, fields[name])).lower() == value.lower(), name
+            field = reader.model_fields[fields[name]]
+            assert getattr(read, fields[name]) == TypeAdapter(field.annotation).validate_strings(value), name
 
 
 def test_a_renamed_setting_would_be_caught() -> None:
