@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from tests.servers import free_port as _find_free_port
 from tests.servers import running_server
@@ -30,13 +31,20 @@ def free_port() -> Callable[[], int]:
 
 @pytest.fixture(scope="session")
 def trained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model artifact trained once per session on synthetic data (no MLflow), shared by every test package."""
+    """A model artifact trained once per run on synthetic data (no MLflow), shared by every test package and, under
+    pytest-xdist, by every worker (the first to take the lock trains; the others wait and read it)."""
     from ml.training.pipeline import TrainingConfig, train
     from ml.training.synthetic_data import write_synthetic
 
-    folder = tmp_path_factory.mktemp("trained-model")
-    data = write_synthetic(folder / "synthetic.csv.gz", 4_000, seed=3)
-    train(data, folder / "model", TrainingConfig(max_rounds=300))
+    # Each worker's base temp is a folder of the run's own (pytest-N/popen-gwK): its parent is shared by the run.
+    run_folder = tmp_path_factory.getbasetemp()
+    folder = (run_folder.parent if "PYTEST_XDIST_WORKER" in os.environ else run_folder) / "trained-model"
+    with FileLock(f"{folder}.lock"):
+        if not (folder / "model" / "manifest.json").is_file():
+            shutil.rmtree(folder, ignore_errors=True)  # a worker that failed half-way left it
+            folder.mkdir()
+            data = write_synthetic(folder / "synthetic.csv.gz", 4_000, seed=3)
+            train(data, folder / "model", TrainingConfig(max_rounds=300, num_threads=1))
     return folder / "model"
 
 
