@@ -28,11 +28,15 @@ help: ## list the verbs
 install: ## create the environment from uv.lock, compiled to bytecode once (see README, Tests)
 	uv sync --frozen --compile-bytecode
 
+# Two pytest-xdist workers, each taking whole modules (their servers and trained models start once); PYTEST_WORKERS=0
+# runs the tests in this process, one after another.
+PYTEST_WORKERS ?= 2
+
 test: ## the README's test command (what CI runs): the whole suite
-	uv run pytest
+	uv run pytest -n $(PYTEST_WORKERS) --dist loadscope
 
 test-quick: ## the developer's loop: ml, service and frontend tests and the code guards (README, Tests)
-	uv run pytest -m "not container and not browser and not end_to_end" tests/ml tests/service tests/frontend tests/test_layers.py tests/test_function_size.py tests/test_constants_are_read.py
+	uv run pytest -n $(PYTEST_WORKERS) --dist loadscope -m "not container and not browser and not end_to_end" tests/ml tests/service tests/frontend tests/test_layers.py tests/test_function_size.py tests/test_constants_are_read.py
 
 lint: ## ruff lint + format check, mypy, the layer contracts (import-linter)
 	uv run ruff check .

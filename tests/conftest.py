@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from tests.servers import MMAP_THRESHOLD, running_server
 from tests.servers import free_port as _find_free_port
@@ -24,6 +27,28 @@ os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", str(MMAP_THRESHOLD))
 MOTO_RUNNING_TASKS = 2
 
 
+@contextlib.contextmanager
+def _machine_turn(run_folder: Path, alone: bool) -> Iterator[None]:
+    """The machine shared with the other pytest-xdist workers of this run (a shared flock), or alone (an exclusive
+    one). A test waiting to be alone holds the turnstile, so no other test starts before it has its turn."""
+    with (run_folder / "turnstile.lock").open("a") as turnstile, (run_folder / "machine.lock").open("a") as machine:
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        fcntl.flock(machine, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        fcntl.flock(turnstile, fcntl.LOCK_UN)
+        yield  # closing the file releases the lock
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """Under pytest-xdist, a test marked `exclusive` runs (with its fixtures' setup and teardown) while no other
+    worker runs a test; the others share the machine."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return (yield)
+    # pytest-xdist gives each worker the base temp <run>/popen-gwK.
+    with _machine_turn(Path(item.config.option.basetemp).parent, item.get_closest_marker("exclusive") is not None):
+        return (yield)
+
+
 @pytest.fixture
 def free_port() -> Callable[[], int]:
     """Return a function giving a TCP port on 127.0.0.1 that was free a moment ago."""
@@ -32,13 +57,20 @@ def free_port() -> Callable[[], int]:
 
 @pytest.fixture(scope="session")
 def trained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model artifact trained once per session on synthetic data (no MLflow), shared by every test package."""
+    """A model artifact trained once per run on synthetic data (no MLflow), shared by every test package and, under
+    pytest-xdist, by every worker (the first to take the lock trains; the others wait and read it)."""
     from ml.training.pipeline import TrainingConfig, train
     from ml.training.synthetic_data import write_synthetic
 
-    folder = tmp_path_factory.mktemp("trained-model")
-    data = write_synthetic(folder / "synthetic.csv.gz", 4_000, seed=3)
-    train(data, folder / "model", TrainingConfig(max_rounds=300))
+    # Each worker's base temp is a folder of the run's own (pytest-N/popen-gwK): its parent is shared by the run.
+    run_folder = tmp_path_factory.getbasetemp()
+    folder = (run_folder.parent if "PYTEST_XDIST_WORKER" in os.environ else run_folder) / "trained-model"
+    with FileLock(f"{folder}.lock"):
+        if not (folder / "model" / "manifest.json").is_file():
+            shutil.rmtree(folder, ignore_errors=True)  # a worker that failed half-way left it
+            folder.mkdir()
+            data = write_synthetic(folder / "synthetic.csv.gz", 4_000, seed=3)
+            train(data, folder / "model", TrainingConfig(max_rounds=300, num_threads=1))
     return folder / "model"
 
 

@@ -59,11 +59,11 @@ def models(synthetic_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Mod
     real_file = root / "survey.csv.gz"
     shutil.copyfile(synthetic_csv, real_file)  # no sidecar: nothing says these rows are synthetic
     noise = without_signal(synthetic_csv, root / "noise.csv", synthetic=True)
-    strong = TrainingConfig(max_rounds=200)
+    strong = TrainingConfig(max_rounds=200, num_threads=1)  # one thread: the same trees, faster on small files
     return Models(
         strong=train(synthetic_csv, root / "strong", strong),
         weak=train(noise, root / "weak", strong),
-        other_split=train(synthetic_csv, root / "other-split", TrainingConfig(max_rounds=200, seed=9)),
+        other_split=train(synthetic_csv, root / "other-split", TrainingConfig(max_rounds=200, seed=9, num_threads=1)),
         other_file=train(other_file, root / "other-file", strong),
         real=train(real_file, root / "real", strong),
         survey=real_file,

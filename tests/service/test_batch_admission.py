@@ -24,6 +24,9 @@ from service.batch_admission import BatchAdmission
 from service.errors import ProblemError
 from tests.service.helpers import Server, connect, read_answer, record, serving, wait_ready
 
+#: The real-server tests race explaining threads against requests still arriving: no other worker's test beside them.
+pytestmark = pytest.mark.exclusive
+
 
 async def _present() -> bool:
     return False
