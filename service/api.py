@@ -60,6 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_explained_records=settings.max_explained_records,
             queue_seconds=settings.batch_queue_seconds,
         )
+        batches: BatchAdmission = app.state.batches
+        app.state.metrics.explained_records.set_function(lambda: batches.explained_records)
         threading.Thread(target=state.load, name="model-loader", daemon=True).start()
         yield
 

@@ -97,6 +97,11 @@ class Metrics:
             ("reason",),
             registry=self.registry,
         )
+        self.explained_records = Gauge(
+            "batch_explained_records",
+            "Records of explained batches being scored or waiting for a thread (their budget: max_explained_records).",
+            registry=self.registry,
+        )
         self._by_class = [self.predictions.labels(c.name) for c in CLASSES]
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 

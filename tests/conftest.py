@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import shutil
 import sys
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,28 +23,6 @@ os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", str(MMAP_THRESHOLD))
 
 #: Tasks never run on moto; this makes its ECS services report this many running tasks.
 MOTO_RUNNING_TASKS = 2
-
-
-@contextlib.contextmanager
-def _machine_turn(run_folder: Path, alone: bool) -> Iterator[None]:
-    """The machine shared with the other pytest-xdist workers of this run (a shared flock), or alone (an exclusive
-    one). A test waiting to be alone holds the turnstile, so no other test starts before it has its turn."""
-    with (run_folder / "turnstile.lock").open("a") as turnstile, (run_folder / "machine.lock").open("a") as machine:
-        fcntl.flock(turnstile, fcntl.LOCK_EX)
-        fcntl.flock(machine, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
-        fcntl.flock(turnstile, fcntl.LOCK_UN)
-        yield  # closing the file releases the lock
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
-    """Under pytest-xdist, a test marked `exclusive` runs (with its fixtures' setup and teardown) while no other
-    worker runs a test; the others share the machine."""
-    if "PYTEST_XDIST_WORKER" not in os.environ:
-        return (yield)
-    # pytest-xdist gives each worker the base temp <run>/popen-gwK.
-    with _machine_turn(Path(item.config.option.basetemp).parent, item.get_closest_marker("exclusive") is not None):
-        return (yield)
 
 
 @pytest.fixture

@@ -24,9 +24,6 @@ from service.batch_admission import BatchAdmission
 from service.errors import ProblemError
 from tests.service.helpers import Server, connect, read_answer, record, serving, wait_ready
 
-#: The real-server tests race explaining threads against requests still arriving: no other worker's test beside them.
-pytestmark = pytest.mark.exclusive
-
 
 async def _present() -> bool:
     return False
@@ -172,6 +169,21 @@ def _batch_statuses(server: Server) -> dict[str, float]:
     return {status: float(count) for status, count in re.findall(pattern, metrics)}
 
 
+def _explained_records(server: Server) -> float:
+    metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
+    match = re.search(r"^batch_explained_records (\S+)$", metrics, re.MULTILINE)
+    assert match, "no batch_explained_records gauge in /metrics"
+    return float(match.group(1))
+
+
+def _wait_for_explained_records(server: Server, records: int) -> None:
+    """Until the explained records admitted (scored or waiting) are `records`: what the test sent has arrived."""
+    deadline = time.monotonic() + 60
+    while (now := _explained_records(server)) != records:
+        assert time.monotonic() < deadline, f"{now:,.0f} explained records admitted, not {records:,}"
+        time.sleep(0.05)
+
+
 def test_explained_batches_past_the_budget_get_503_and_plain_ones_are_served(explaining_server: Server) -> None:
     """Three full explained batches at once: the budget (twice a full batch, a batch at most half of what is free)
     takes one, the others get 503 at once with `Retry-After`; a plain batch of 1,000 sent meanwhile is served."""
@@ -200,9 +212,15 @@ def test_full_explained_batches_from_one_client_leave_room_for_small_ones(explai
     at most half of what is free) and a 10-record batch sent while the first is explained is served."""
     big = [connect(explaining_server, timeout=60) for _ in range(2)]
     try:
+        refused = _batch_statuses(explaining_server).get("503", 0)
         for sock in big:
             sock.sendall(_batch_request(FULL, explain=True))
-        time.sleep(0.5)  # both big batches read and admitted (or refused) before the small one
+        # both big batches read before the small one: one admitted, the other refused
+        _wait_for_explained_records(explaining_server, FULL)
+        deadline = time.monotonic() + 60
+        while _batch_statuses(explaining_server).get("503", 0) == refused:
+            assert time.monotonic() < deadline, "the second full batch was neither admitted nor refused"
+            time.sleep(0.05)
         with connect(explaining_server, timeout=60) as small:
             small.sendall(_batch_request(10, explain=True))
             assert read_answer(small)[0] == 200
@@ -213,16 +231,33 @@ def test_full_explained_batches_from_one_client_leave_room_for_small_ones(explai
     assert statuses == [200, 503]  # the 503: the first was still explained when the second came
 
 
+#: Records of a batch that holds an explaining thread on `queueing_server`: long enough (a few seconds for the small
+#: test model) that the batches sent after it queue behind it.
+HOLDING = 5_000
+#: Records of a batch whose client leaves at once: a body under 64 KB, which the admission middleware does not check
+#: for a client gone before parsing, so it reaches the queue of the batch threads.
+ABANDONED = 100
+
+
 @pytest.fixture(scope="module")
 def queueing_server(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """Explained records budgeted high enough that batches queue for a thread rather than get 503."""
+    """Explained records budgeted high enough, and a wait for a thread long enough, that batches queue for a thread
+    rather than get 503."""
     log = tmp_path_factory.mktemp("uvicorn") / "server.log"
-    with serving(str(trained_model_dir), log, settings={"SERVICE_MAX_EXPLAINED_RECORDS": "20000"}) as server:
+    settings = {
+        "SERVICE_BATCH_LIMIT": str(HOLDING),
+        "SERVICE_MAX_EXPLAINED_RECORDS": str(40 * HOLDING),
+        "SERVICE_BODY_LIMIT_BYTES": str(8 * 1024 * 1024),
+        "SERVICE_MAX_BATCH_BYTES_IN_FLIGHT": str(16 * 1024 * 1024),
+        "SERVICE_BATCH_QUEUE_SECONDS": "60",  # a batch waits behind the holders, however loaded the machine
+    }
+    with serving(str(trained_model_dir), log, settings=settings) as server:
+        wait_ready(server.url)
         yield server
 
 
 def test_explained_batches_whose_clients_left_are_dropped_unscored(queueing_server: Server) -> None:
-    """Two explained batches of 500 records, each on a connection closed as soon as it is sent, queue behind
+    """Two explained batches of `ABANDONED` records, each on a connection closed as soon as it is sent, queue behind
     batches that hold every explaining thread: neither is scored when its turn comes (both logged 499), and the
     batches whose clients stayed are answered. Queued behind work, so the close has always arrived by their turn
     (sent to an idle thread, a batch can start before its client's close reaches the server)."""
@@ -231,11 +266,13 @@ def test_explained_batches_whose_clients_left_are_dropped_unscored(queueing_serv
     holders = [connect(queueing_server, timeout=120) for _ in range(max((os.cpu_count() or 1) - 1, 1))]
     try:
         for sock in holders:
-            sock.sendall(_batch_request(500, explain=True))
-        time.sleep(0.5)
+            sock.sendall(_batch_request(HOLDING, explain=True))
+        _wait_for_explained_records(queueing_server, HOLDING * len(holders))
         for _ in range(2):
             with connect(queueing_server, timeout=60) as sock:
-                sock.sendall(_batch_request(500, explain=True))
+                sock.sendall(_batch_request(ABANDONED, explain=True))
+        # both queued while the holders are still scored: the gauge counts them all at once
+        _wait_for_explained_records(queueing_server, HOLDING * len(holders) + 2 * ABANDONED)
         statuses = []
         for sock in holders:
             with sock.makefile("rb") as stream:
