@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Iterable
@@ -27,6 +28,33 @@ _HANDLER_NAME = "service-json"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
+#: The fields of the access log's line, one per request (`service.middleware.RequestContext`), after the usual four.
+ACCESS_FIELDS = ("request_id", "method", "path", "route", "status", "duration_ms", "client")
+
+
+class _JsonLines(JsonFormatter):
+    """python-json-logger's lines; the access log's take a shortcut to the same line. Its records carry the known
+    `ACCESS_FIELDS`, so they are read by name and dumped at once rather than found among the record's attributes:
+    half the cost of the line that every request writes."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.name != ACCESS_LOGGER or record.exc_info or record.stack_info:
+            return super().format(record)
+        values = record.__dict__
+        try:
+            fields = [(name, values[name]) for name in ACCESS_FIELDS]
+        except KeyError:  # not the middleware's line
+            return super().format(record)
+        line = {
+            "time": self.formatTime(record, self.datefmt),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        line.update(fields)
+        return json.dumps(line)
+
+
 def configure_logging(level: str) -> None:
     """One JSON line per record on stdout, uvicorn's own lines included; its access log is replaced by ours."""
     root = logging.getLogger()
@@ -35,7 +63,7 @@ def configure_logging(level: str) -> None:
         handler = logging.StreamHandler(sys.stdout)
         handler.set_name(_HANDLER_NAME)
         handler.setFormatter(
-            JsonFormatter(
+            _JsonLines(
                 "%(asctime)s %(levelname)s %(name)s %(message)s",
                 rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
                 datefmt="%Y-%m-%dT%H:%M:%S%z",
