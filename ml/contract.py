@@ -447,23 +447,20 @@ class Screening(BaseModel):
         not_checked = gaps["CholCheck"]
         level = rule.level(risk, not_checked)
         care = CareAccess.of(gaps, rule, level)
-        # One validation of the whole nested answer (pydantic-core), not one per nested model.
-        return cls.model_validate(
-            {
-                "risk": risk,
-                "average": rule.average,
-                "ratio": _ratio(risk, rule.average),
-                "level": level,
-                "thresholds": {"raised": rule.raised_for(not_checked), "high": rule.high},
-                "affected_at_level": rule.test_levels[level].affected,
-                "guideline_test": guideline_advises_test(row),
-                "prediabetes": {
-                    "risk": prediabetes,
-                    "average": rule.prediabetes_average,
-                    "ratio": _ratio(prediabetes, rule.prediabetes_average),
-                },
-                "care_access": care,
-            }
+        return cls(
+            risk=risk,
+            average=rule.average,
+            ratio=_ratio(risk, rule.average),
+            level=level,
+            thresholds=ScreeningThresholds(raised=rule.raised_for(not_checked), high=rule.high),
+            affected_at_level=rule.test_levels[level].affected,
+            guideline_test=guideline_advises_test(row),
+            prediabetes=PrediabetesChance(
+                risk=prediabetes,
+                average=rule.prediabetes_average,
+                ratio=_ratio(prediabetes, rule.prediabetes_average),
+            ),
+            care_access=care,
         )
 
 
@@ -534,17 +531,15 @@ class PredictionResponse(BaseModel):
     ) -> PredictionResponse:
         """`probabilities`: of the answers as given; `screening`: `Screening.of` the same person."""
         predicted = CLASSES[class_id]
-        return cls.model_validate(
-            {
-                "screening": screening,
-                "prediction": predicted.id,
-                "name": predicted.name,
-                "label": predicted.label,
-                "probabilities": {c.name: float(p) for c, p in zip(CLASSES, probabilities, strict=True)},
-                "model_version": model_version,
-                "synthetic": synthetic,
-                "explanation": explanation,
-            }
+        return cls(
+            screening=screening,
+            prediction=predicted.id,
+            name=predicted.name,
+            label=predicted.label,
+            probabilities=Probabilities.of(probabilities),
+            model_version=model_version,
+            synthetic=synthetic,
+            explanation=explanation,
         )
 
     def result_row(self) -> tuple[int | float | str, ...]:

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -37,6 +38,14 @@ class _JsonLines(JsonFormatter):
     `ACCESS_FIELDS`, so they are read by name and dumped at once rather than found among the record's attributes:
     half the cost of the line that every request writes."""
 
+    _time: tuple[int, str] = (-1, "")
+
+    def _second(self, second: int, record: logging.LogRecord) -> str:
+        """`formatTime` (whole seconds), once a second rather than once a line."""
+        if self._time[0] != second:
+            self._time = (second, self.formatTime(record, self.datefmt))
+        return self._time[1]
+
     def format(self, record: logging.LogRecord) -> str:
         if record.name != ACCESS_LOGGER or record.exc_info or record.stack_info:
             return super().format(record)
@@ -46,7 +55,7 @@ class _JsonLines(JsonFormatter):
         except KeyError:  # not the middleware's line
             return super().format(record)
         line = {
-            "time": self.formatTime(record, self.datefmt),
+            "time": self._second(int(record.created), record),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -147,7 +156,7 @@ class Metrics:
     def count_predictions(self, class_ids: Iterable[int]) -> None:
         """Count each predicted class (class ids as a sequence or a numpy array)."""
         counts = [0] * len(self._by_class)
-        for class_id in class_ids:
+        for class_id in class_ids.tolist() if isinstance(class_ids, np.ndarray) else class_ids:
             counts[class_id] += 1
         for counter, count in zip(self._by_class, counts, strict=True):
             if count:

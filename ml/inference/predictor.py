@@ -89,7 +89,7 @@ class Predictor:
         # pass (one row outside the care system is two rows of three scores, not two calibrations).
         screened, changed = in_care(matrix)
         raw = self._raw_scores(matrix)
-        outside_care = bool(changed.any())
+        outside_care = screened is not matrix  # `in_care` returns the rows themselves when none changed
         if outside_care:
             raw = np.concatenate([raw, self._raw_scores(screened[changed])])
         calibrated = calibrate(raw, self.manifest.calibration)
