@@ -19,7 +19,7 @@ from ml.inference.explain import risk_log_odds_contributions
 from ml.inference.lightgbm_capi import SingleRowScorer
 from ml.inference.loader import load_artifact
 from ml.inference.postprocess import calibrate, decide
-from ml.inference.screening import access_columns, in_care, in_care_probabilities
+from ml.inference.screening import access_columns, in_care
 from ml.manifest import Manifest
 from ml.schema import FEATURE_NAMES, N_CLASSES
 
@@ -85,13 +85,21 @@ class Predictor:
             matrix = matrix.reshape(1, -1)
         if matrix.ndim != 2 or matrix.shape[1] != _N_FEATURES:
             raise ValueError(f"expected rows of {_N_FEATURES} features in schema order, got shape {matrix.shape}")
-        calibration = self.manifest.calibration
-        probabilities = calibrate(self._raw_scores(matrix), calibration)
+        # The rows as given and, after them, the changed rows read as "in care": scored, then calibrated in one
+        # pass (one row outside the care system is two rows of three scores, not two calibrations).
+        screened, changed = in_care(matrix)
+        raw = self._raw_scores(matrix)
+        outside_care = screened is not matrix  # `in_care` returns the rows themselves when none changed
+        if outside_care:
+            raw = np.concatenate([raw, self._raw_scores(screened[changed])])
+        calibrated = calibrate(raw, self.manifest.calibration)
+        probabilities = calibrated[: len(matrix)]
+        screening = probabilities
+        if outside_care:
+            screening = probabilities.copy()
+            screening[changed] = calibrated[len(matrix) :]
         classes = decide(probabilities, self.manifest.decision_rule)
-        screening = in_care_probabilities(
-            matrix, probabilities, lambda rows: calibrate(self._raw_scores(rows), calibration)
-        )
-        contributions = self._contributions(in_care(matrix)[0], screening) if explain else None
+        contributions = self._contributions(screened, screening) if explain else None
         return Predictions(classes, probabilities, screening, contributions)
 
     def _raw_scores(self, matrix: np.ndarray) -> np.ndarray:

@@ -141,6 +141,24 @@ def test_one_row_alone_answers_as_inside_a_batch(predictor: Predictor, rows: np.
         assert one.classes[0] == batch.classes[i]
 
 
+def test_screening_probabilities_are_those_of_the_in_care_answers(predictor: Predictor, rows: np.ndarray) -> None:
+    """Scored and calibrated together with the answers as given (`Predictor.predict`), the in-care copies get the
+    probabilities they get alone; rows in care keep their own, and a batch all in care shares one array."""
+    sample = rows[:200]
+    screened, changed = in_care(sample)
+    assert 0 < changed.sum() < len(sample)  # both kinds of people
+    predictions = predictor.predict(sample)
+    alone = predictor.predict(screened)
+    np.testing.assert_allclose(predictions.screening_probabilities, alone.probabilities, rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(predictions.screening_probabilities[~changed], predictions.probabilities[~changed])
+    for i in np.flatnonzero(changed)[:20]:  # one row alone: two rows of scores, one calibration
+        one = predictor.predict(sample[i])
+        np.testing.assert_allclose(one.screening_probabilities[0], alone.probabilities[i], rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(one.probabilities[0], predictions.probabilities[i], rtol=1e-12, atol=1e-15)
+    in_care_only = predictor.predict(sample[~changed])
+    assert in_care_only.screening_probabilities is in_care_only.probabilities
+
+
 def test_wrong_row_width_is_a_clear_error(predictor: Predictor) -> None:
     with pytest.raises(ValueError, match=f"expected rows of {len(FEATURE_NAMES)} features"):
         predictor.predict(np.zeros((2, len(FEATURE_NAMES) - 1)))

@@ -1,0 +1,86 @@
+"""The access log's line: written by a shortcut (`service.observability`), the same line python-json-logger writes."""
+
+import io
+import json
+import logging
+import sys
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from pythonjsonlogger.json import JsonFormatter
+
+from service.observability import ACCESS_FIELDS, ACCESS_LOGGER, configure_logging
+from tests.service.helpers import record
+
+
+@pytest.fixture
+def json_handler() -> Iterator[logging.Handler]:
+    """The service's JSON handler, writing to a buffer for the test."""
+    configure_logging("INFO")
+    (handler,) = [h for h in logging.getLogger().handlers if h.get_name() == "service-json"]
+    assert isinstance(handler, logging.StreamHandler)
+    stream = handler.setStream(io.StringIO())
+    yield handler
+    handler.setStream(stream)
+
+
+def _access_record(**fields: object) -> logging.LogRecord:
+    logger = logging.getLogger(ACCESS_LOGGER)
+    return logger.makeRecord(logger.name, logging.INFO, __file__, 1, "request", (), None, extra=fields)
+
+
+def _plain_formatter(handler: logging.Handler) -> JsonFormatter:
+    """python-json-logger's own formatter with the service's settings: what the shortcut must equal."""
+    formatter = handler.formatter
+    assert isinstance(formatter, JsonFormatter)
+    return JsonFormatter(
+        "%(asctime)s %(levelname)s %(name)s %(message)s",
+        rename_fields=formatter.rename_fields,
+        datefmt=formatter.datefmt,
+        reserved_attrs=list(formatter.reserved_attrs),
+    )
+
+
+def test_the_access_line_is_the_line_python_json_logger_writes(json_handler: logging.Handler) -> None:
+    fields = {
+        "request_id": "id-1",
+        "method": "POST",
+        "path": "/predict/é",  # escaped alike
+        "route": "unmatched",
+        "status": 422,
+        "duration_ms": 0.417,
+        "client": None,
+    }
+    assert tuple(fields) == ACCESS_FIELDS
+    access = _access_record(**fields)
+    line = json_handler.format(access)
+    assert line == _plain_formatter(json_handler).format(access)
+    assert json.loads(line) == {"time": json.loads(line)["time"], "level": "INFO", "logger": ACCESS_LOGGER} | {
+        "message": "request",
+        **fields,
+    }
+
+
+def test_other_access_records_take_the_usual_way(json_handler: logging.Handler) -> None:
+    """A record of the access logger without the middleware's fields, or with an exception, is written whole."""
+    partial = _access_record(request_id="id-2", note="not the middleware's")
+    assert json.loads(json_handler.format(partial))["note"] == "not the middleware's"
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        logger = logging.getLogger(ACCESS_LOGGER)
+        failed = logger.makeRecord(logger.name, logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+    assert "ValueError: boom" in json.loads(json_handler.format(failed))["exc_info"]
+
+
+def test_each_request_logs_one_line_with_every_field(client: TestClient, json_handler: logging.Handler) -> None:
+    answer = client.post("/predict", json=record(), headers={"X-Request-ID": "access-line-1"})
+    assert answer.status_code == 200
+    assert isinstance(json_handler, logging.StreamHandler)
+    lines = [json.loads(line) for line in json_handler.stream.getvalue().splitlines()]
+    (line,) = [line for line in lines if line.get("request_id") == "access-line-1"]
+    assert list(line)[:4] == ["time", "level", "logger", "message"]
+    assert list(line)[4:] == list(ACCESS_FIELDS)
+    assert (line["method"], line["path"], line["route"], line["status"]) == ("POST", "/predict", "/predict", 200)
+    assert line["duration_ms"] > 0
