@@ -80,21 +80,9 @@ def service_account(settings: EksStackSettings, workload: Workload, role_arn: pu
     }
 
 
-def deployment(settings: EksStackSettings, workload: Workload, image: pulumi.Input[str]) -> Manifest:
-    """A hardened Deployment: non-root, read-only root filesystem, no privilege escalation, probes, limits.
-
-    No `replicas`: the HorizontalPodAutoscaler owns the count, so a deployment never resets it under load."""
-    size = workload.size
-    resources = {"cpu": size.k8s_cpu, "memory": size.k8s_memory}
-    selector = {"app.kubernetes.io/name": workload.name}
-    pod_labels = labels(settings, workload.name)
-    container = {
-        "name": workload.name,
-        "image": image,
-        "imagePullPolicy": "IfNotPresent",
-        "ports": [{"name": "http", "containerPort": workload.port, "protocol": "TCP"}],
-        "env": [{"name": key, "value": value} for key, value in sorted(workload.env.items())],
-        "resources": {"requests": resources, "limits": resources},
+def _probes(workload: Workload) -> Manifest:
+    """Start-up (up to 2 min to load the model), liveness (the process answers) and readiness (it can serve)."""
+    return {
         "startupProbe": {
             "httpGet": {"path": workload.liveness_path, "port": "http"},
             "periodSeconds": 5,
@@ -112,6 +100,25 @@ def deployment(settings: EksStackSettings, workload: Workload, image: pulumi.Inp
             "timeoutSeconds": 3,
             "failureThreshold": 2,
         },
+    }
+
+
+def deployment(settings: EksStackSettings, workload: Workload, image: pulumi.Input[str]) -> Manifest:
+    """A hardened Deployment: non-root, read-only root filesystem, no privilege escalation, probes, limits.
+
+    No `replicas`: the HorizontalPodAutoscaler owns the count, so a deployment never resets it under load."""
+    size = workload.size
+    resources = {"cpu": size.k8s_cpu, "memory": size.k8s_memory}
+    selector = {"app.kubernetes.io/name": workload.name}
+    pod_labels = labels(settings, workload.name)
+    container = {
+        "name": workload.name,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "ports": [{"name": "http", "containerPort": workload.port, "protocol": "TCP"}],
+        "env": [{"name": key, "value": value} for key, value in sorted(workload.env.items())],
+        "resources": {"requests": resources, "limits": resources},
+        **_probes(workload),
         # Kubernetes' own sleep action (on by default since 1.30): nothing to exec in the read-only image.
         "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SECONDS}}},
         "securityContext": {
