@@ -74,8 +74,9 @@ class Settings(BaseSettings):
         ge=1,
         le=100_000,
         description="Most connections kept open with no request under way (idle keep-alive, or opened and silent); "
-        "past it a silent one is closed (the oldest, or the newest while all of them opened a moment ago), an idle "
-        "keep-alive one only when a new connection is the only silent one, so idle connections cost little, a burst "
+        "past it a silent one is closed once it has sent nothing for a second (the oldest first: a burst's requests "
+        "may come a moment after its connections), an idle keep-alive one only when a new connection is the only "
+        "silent one, so idle connections cost little, a burst "
         "of silent ones never evicts the load balancer's, and no one is locked out.",
     )
     max_connections: int = Field(
