@@ -392,7 +392,7 @@ class HttpProtocol(HttpToolsProtocol):
         self._unparsed_body = 0  # bytes of a body the parser skipped (an ignored Upgrade) still to come
         self._chunk_allowance = float(self.settings.max_body_chunks)  # chunks the connection may still send now
         self._chunks_counted_at = 0.0  # when the allowance was last brought up to date (loop time)
-        self._finish_by: float | None = None  # when a body let finish at the stop must have arrived (loop time)
+        self._finish_by: float | None = None  # once the server stops: when any body must have arrived (loop time)
         self._unread = b""  # received after a request whose answer is under way, from `_unread_at`
         self._unread_at = 0
         self._lingering = False  # answered with an error; closing
@@ -458,10 +458,13 @@ class HttpProtocol(HttpToolsProtocol):
         it arrives within half of `shutdown_timeout_seconds` (and is cut with 503 if it falls behind), else 503 at
         once (waiting for it would keep the stop going, and cancelling it log an error); a connection with none gets
         `SHUTDOWN_GRACE_SECONDS` to start one (it may have been accepted a moment ago, its request on the way), then
-        closes."""
+        closes. A body whose head ends after this (a request sent in that grace, or a head still arriving) has the
+        same half of the shutdown timeout, then 503: once it trickled 25 s, until uvicorn cancelled it (a plain-text
+        500 and a traceback)."""
         self._unread = b""  # requests pipelined behind the one under way are not read
+        self._finish_by = self.loop.time() + self.settings.shutdown_timeout_seconds / 2
         if self._in_body and not self._lingering and not self.transport.is_closing():
-            if self._arrives_by(self.loop.time() + self.settings.shutdown_timeout_seconds / 2):
+            if self._arrives_by(self._finish_by):
                 self.cycle.keep_alive = False  # the body arrives, its request is answered, then the connection closes
             else:
                 self.refuse_body(503, "shutting_down", _STOPPING, linger=True)
@@ -472,15 +475,14 @@ class HttpProtocol(HttpToolsProtocol):
 
     def _arrives_by(self, deadline: float) -> bool:
         """Whether the body under way, at the rate it has come so far, will all have arrived by `deadline` (loop
-        time); if so it is held to it. An upload well under way at the stop is let finish and answered (one at
-        20 KB/s was cut with 503 although the stop had 20 s to spare); a body of unknown length (chunked) or one
-        that has not started or trickles is not."""
+        time); if so it is held to it (`_finish_by`). An upload well under way at the stop is let finish and
+        answered (one at 20 KB/s was cut with 503 although the stop had 20 s to spare); a body of unknown length
+        (chunked) or one that has not started or trickles is not."""
         elapsed = self.loop.time() - self._body_since
         if self._body_left is None or self._unparsed_body or not self._body_bytes or elapsed <= 0:
             return False
         if self.loop.time() + self._body_left * elapsed / self._body_bytes > deadline:
             return False
-        self._finish_by = deadline
         if self._body_deadline is not None:
             self._body_deadline.cancel()
         self._body_deadline = self.loop.call_at(self._body_due(), self._body_timed_out)

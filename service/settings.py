@@ -234,8 +234,9 @@ class Settings(BaseSettings):
         default=20,
         gt=0,
         le=600,
-        description="Then how long the requests already accepted may take to finish before they are cancelled. "
-        "`drain_seconds` plus this must stay under `stop_timeout_seconds`.",
+        description="Then how long the requests already accepted may take to finish before they are cancelled; a "
+        "body still arriving, or one whose head ends after the listener closed, has half of it, then 503 "
+        "`shutting_down`. `drain_seconds` plus this must stay under `stop_timeout_seconds`.",
     )
     stop_timeout_seconds: float = Field(
         default=30.0,
