@@ -137,12 +137,12 @@ class Settings(BaseSettings):
         default=2 * DEFAULT_BATCH_LIMIT,
         ge=1,
         le=100 * MAX_BATCH_LIMIT,
-        description="Most records of `/predict/batch?explain=true` being explained or waiting for a worker thread, "
+        description="Most records of `/predict/batch?explain=true` (and of `/predict?explain=true`, one each) being "
+        "explained or waiting for a worker thread, "
         "all requests together (an explanation costs about 13 times a prediction); a batch may take at most half of "
         "what is free (so a few large batches cannot hold it against small ones), past it 503 `overloaded` with "
-        "`Retry-After`. At least twice `batch_limit`. Batches without `explain` and single "
-        "`/predict` requests are not counted here (they are bounded by `batch_queue_seconds` and "
-        "`max_requests_in_flight`).",
+        "`Retry-After`. At least twice `batch_limit`. Batches and single `/predict` requests without `explain` are "
+        "not counted here (they are bounded by `batch_queue_seconds` and `max_requests_in_flight`).",
     )
     batch_queue_seconds: float = Field(
         default=10.0,
