@@ -58,6 +58,7 @@ import sys
 import termios
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any, ClassVar, cast
 
 import httptools
@@ -114,16 +115,23 @@ class CoalescedWrites:
     """The connection's transport with its writes joined until the event loop's next turn: one send per response.
 
     A response's head and body are written in one step of the task that answers, so they leave together when it
-    yields; past `FLUSH_BYTES` (a large or streamed body) pending bytes go at once, and `close` sends them first.
-    Everything else (flow control, addresses, `abort`) is the transport's own.
+    yields; past `FLUSH_BYTES` (a large or streamed body) pending bytes go at once, and `close` sends them first,
+    then closes unless `lingers` (the protocol's) says it lingers instead. Everything else (flow control,
+    addresses, `abort`) is the transport's own.
     """
 
     #: Pending bytes sent without waiting for the loop's next turn.
     FLUSH_BYTES = 65536
 
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        loop: asyncio.AbstractEventLoop,
+        lingers: Callable[[], bool] = lambda: False,
+    ) -> None:
         self._transport = transport
         self._loop = loop
+        self._lingers = lingers
         self._pending: list[bytes] = []
         self._size = 0
 
@@ -145,7 +153,8 @@ class CoalescedWrites:
 
     def close(self) -> None:
         self.flush()
-        self._transport.close()
+        if not self._lingers():
+            self._transport.close()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
@@ -416,7 +425,7 @@ class HttpProtocol(HttpToolsProtocol):
     # -- connection lifetime ------------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._writes = CoalescedWrites(cast(asyncio.Transport, transport), self.loop)
+        self._writes = CoalescedWrites(cast(asyncio.Transport, transport), self.loop, self._lingers_after_answer)
         super().connection_made(self._writes)  # type: ignore[arg-type]
         self.pooled = True
         self.opened_at = time.monotonic()
@@ -431,6 +440,16 @@ class HttpProtocol(HttpToolsProtocol):
         self._head_deadline = self._body_deadline = self._send_deadline = None
         self._unread = b""
         super().connection_lost(exc)
+
+    def _lingers_after_answer(self) -> bool:
+        """Whether the connection, closed after its answer, lingers: it does while the request's body is still
+        arriving (the app refused it unread, `service.middleware.Admission`'s 413 and 503), as after the protocol's
+        own errors (`_send_error`); closed with the body unread, the kernel reset the connection and some clients
+        under load lost the answer."""
+        if not self._in_body or self._lingering or not self._writes.can_write_eof():
+            return False
+        self._linger()
+        return True
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -857,11 +876,18 @@ class HttpProtocol(HttpToolsProtocol):
             head += [name, b": ", value, b"\r\n"]
         self.transport.write(b"".join([*head, b"\r\n", body]))
         if not linger or self._lingering or not self.transport.can_write_eof():
+            self._lingering = True  # closed at once (a shed connection), not lingering
             self.transport.close()
             return
+        self._linger()
+
+    def _linger(self) -> None:
+        """Send what is pending and a FIN, drop what arrives, close after `LINGER_SECONDS` (or when the client
+        closes)."""
         self._lingering = True
         self._writes.flush()
-        self.transport.write_eof()
+        self._writes.write_eof()
+        self.flow.resume_reading()  # what arrives is read and dropped, not left to reset the connection
         self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
 

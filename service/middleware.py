@@ -294,7 +294,8 @@ async def _refuse(
     close: bool = True,
     headers: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
-    """Answer without the app; `close` when the body may be left unread on the connection."""
+    """Answer without the app; `close` when the body may be left unread on the connection (the server's protocol
+    then lingers, as after its own errors, so that the client reads the answer rather than a reset)."""
     body, content = raw_error(ProblemError(status, code, reason), request_id_of(scope))
     extra = [(b"connection", b"close")] if close else []
     await send({"type": "http.response.start", "status": status, "headers": [*content, *extra, *(headers or ())]})

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import select
 import socket
 import time
 from collections.abc import Iterator
@@ -467,3 +468,30 @@ def test_batches_in_flight_have_their_budget_and_single_predictions_their_room(c
             sock.close()
     assert set(statuses) == {200, 503}
     assert statuses.count(200) >= BATCH_BYTES_IN_FLIGHT // len(request)
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_a_body_refused_by_the_app_while_it_arrives_closes_without_a_reset(
+    quick_server: Server, declared: bool
+) -> None:
+    """Review 4, R4-6: the app's refusals of a body still arriving (413 here, by its declared length or once it
+    passes the limit; the 503s of the body budgets close the same way) closed the connection with the body unread:
+    the kernel reset it, which under load destroyed some answers before their clients read them (the reset also
+    discards what the server has not sent yet). The connection now lingers as after the protocol's own errors: the
+    answer, a FIN, and what the client still sends is read and dropped, no reset."""
+    limit = 2 * 1024 * 1024
+    length = b"Content-Length: %d" % (limit + 4096) if declared else b"Transfer-Encoding: chunked"
+    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n%s\r\n\r\n" % length
+    part = b"x" * 65536
+    framed = part if declared else b"%x\r\n%s\r\n" % (len(part), part)
+    with connect(quick_server) as sock:
+        sock.sendall(head)
+        while not select.select([sock], [], [], 0.01)[0]:  # the body, until the answer is there
+            sock.sendall(framed)
+        for _ in range(8):  # the client sends on (the old code: a reset, ConnectionResetError or BrokenPipeError)
+            sock.sendall(framed)
+        status, headers, body = read_answer(sock)
+        assert sock.recv(1) == b""  # the FIN, not a reset
+    assert status == 413, body
+    assert json.loads(body)["error"] == "body_too_large"
+    assert headers["connection"] == "close"
