@@ -51,9 +51,11 @@ checks each behaviour on a real server started as `python -m service`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import logging
 import re
+import socket
 import sys
 import termios
 import time
@@ -404,6 +406,7 @@ class HttpProtocol(HttpToolsProtocol):
         self._finish_by: float | None = None  # once the server stops: when any body must have arrived (loop time)
         self._unread = b""  # received after a request whose answer is under way, from `_unread_at`
         self._unread_at = 0
+        self._read_when_sent = False  # the next pipelined request waits for the answer before it to leave
         self._lingering = False  # answered with an error; closing
         self.pooled = False  # counted in the pool
         self.opened_at = 0.0
@@ -426,11 +429,24 @@ class HttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._writes = CoalescedWrites(cast(asyncio.Transport, transport), self.loop, self._lingers_after_answer)
+        self._bound_unsent(cast(asyncio.Transport, transport))
         super().connection_made(self._writes)  # type: ignore[arg-type]
         self.pooled = True
         self.opened_at = time.monotonic()
         self.pool.opened(self)
         self._wait_for_head()
+
+    def _bound_unsent(self, transport: asyncio.Transport) -> None:
+        """Bound what an answer the client does not read may hold: the kernel's send buffer at `send_buffer_bytes`
+        (Linux grew it to 4 MB, so answers to a client that never read stayed there and `send_timeout_seconds`
+        rarely applied: 20 such connections held 56 MB), and the transport's own buffer at nothing, so that any
+        byte the kernel does not take pauses writing (arming the send deadline) and the next pipelined request
+        waits until the answer before it has left (`_read_on`)."""
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.settings.send_buffer_bytes)
+        transport.set_write_buffer_limits(high=0)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.pool.closed(self)
@@ -463,7 +479,11 @@ class HttpProtocol(HttpToolsProtocol):
             self.pool.idle(self)
 
     def _read_on(self) -> None:
-        """The answer is complete: parse what came after its request; once all of it is, read more."""
+        """The answer is complete: once it has left (handed to the kernel), parse what came after its request; once
+        all of it is, read more."""
+        if self.flow.write_paused:
+            self._read_when_sent = True  # by `resume_writing`
+            return
         unread, at = self._unread, self._unread_at
         self._unread = b""
         if unread and not self.transport.is_closing():
@@ -522,6 +542,9 @@ class HttpProtocol(HttpToolsProtocol):
             self._send_deadline.cancel()
             self._send_deadline = None
         super().resume_writing()
+        if self._read_when_sent:
+            self._read_when_sent = False
+            self.loop.call_soon(self._read_on)
 
     # -- bytes in: counted before the parser sees them -----------------------------------------------------------
 

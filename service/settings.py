@@ -191,6 +191,14 @@ class Settings(BaseSettings):
         "`shutdown_timeout_seconds` (then it is answered), so this does not lengthen a stop. Answers the client "
         "reads slowly have `send_timeout_seconds`.",
     )
+    send_buffer_bytes: int = Field(
+        default=128 * 1024,
+        ge=4096,
+        le=16 * 1024 * 1024,
+        description="The kernel's send buffer of each connection (Linux doubles it): what answers a client does not "
+        "read may hold there, past which `send_timeout_seconds` applies. Left to the kernel it grew to 4 MB a "
+        "connection. Larger answers are sent as the client reads them.",
+    )
     send_timeout_seconds: float = Field(
         default=30.0,
         gt=0,

@@ -305,6 +305,8 @@ class _Transport:
 
     def resume_reading(self) -> None: ...
 
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None: ...
+
 
 @pytest.mark.parametrize("resumed", [False, True])
 def test_an_answer_the_client_stops_reading_is_dropped(resumed: bool) -> None:
@@ -325,6 +327,44 @@ def test_an_answer_the_client_stops_reading_is_dropped(resumed: bool) -> None:
         assert transport.aborted is not resumed
     finally:
         loop.close()
+
+
+def _send_queue(server: Server, client: socket.socket) -> int | None:
+    """The server's unsent bytes to `client` (the kernel's Send-Q, from /proc/net/tcp); None once it is closed."""
+    server_port = int(server.url.rsplit(":", 1)[1])
+    client_port = client.getsockname()[1]
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, state = fields[1], fields[2], fields[3]
+        if int(local.split(":")[1], 16) == server_port and int(remote.split(":")[1], 16) == client_port:
+            return int(fields[4].split(":")[0], 16) if state == "01" else None  # 01: established
+    return None
+
+
+def test_answers_a_client_does_not_read_are_bounded_and_dropped_after_the_send_timeout(
+    trained_model_dir: Path, tmp_path: Path
+) -> None:
+    """Review 4, R4-4: a client pipelining requests it never reads had its answers piled in the kernel's send
+    buffer, which Linux grows to 4 MB (2.8 MB a connection held), and the send timeout applied only once that was
+    full. The buffer is now `send_buffer_bytes` (128 KiB, doubled by Linux), the next request is read only once the
+    answer before it has left, and the connection is dropped `send_timeout_seconds` after the client stopped
+    taking bytes."""
+    settings = {"SERVICE_SEND_TIMEOUT_SECONDS": "1.5"}
+    with serving(str(trained_model_dir), tmp_path / "server.log", settings=settings) as server:
+        wait_ready(server.url)
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.connect(("127.0.0.1", int(server.url.rsplit(":", 1)[1])))
+        with client:
+            client.sendall(b"GET /model HTTP/1.1\r\nHost: x\r\n\r\n" * 500)  # about 4.5 MB of answers
+            started = time.monotonic()
+            held = []
+            while (queued := _send_queue(server, client)) is not None and time.monotonic() - started < 20:
+                held.append(queued)
+                time.sleep(0.05)
+            dropped_after = time.monotonic() - started
+    assert max(held) < 1024 * 1024, f"{max(held):,} bytes unsent"
+    assert dropped_after < 1.5 + 3, dropped_after
 
 
 # -- issue 21: HTTP kept whole in uvicorn's corners -----------------------------------------------------------------
