@@ -448,6 +448,16 @@ class HttpProtocol(HttpToolsProtocol):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.settings.send_buffer_bytes)
         transport.set_write_buffer_limits(high=0)
 
+    def eof_received(self) -> bool:  # type: ignore[override]  # asyncio reads the bool; uvicorn says None
+        """The client half-closed (`shutdown(SHUT_WR)`, as `nc -N` and some scripts do): a request it sent whole is
+        still answered, then the connection closes; otherwise it closes now. uvicorn closed at once, so the answer
+        was never sent, although the log and `http_requests_total` said 200."""
+        if self.cycle is not None and not self.cycle.response_complete and not self._in_body:
+            self.cycle.keep_alive = False
+            return True  # the transport stays open for the answer
+        self._writes.flush()  # an answer complete but not sent yet (`CoalescedWrites`) goes before the close
+        return False
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.pool.closed(self)
         for timer in (self._head_deadline, self._body_deadline, self._send_deadline):
@@ -752,6 +762,7 @@ class HttpProtocol(HttpToolsProtocol):
             if name == b"content-length":
                 self._body_left = int(value)
             elif name == b"transfer-encoding":
+                _check_transfer_coding(value)
                 self._body_left = None
                 self._chunked = self._framing()
             elif name == b"host":
@@ -912,6 +923,15 @@ class HttpProtocol(HttpToolsProtocol):
         self._writes.write_eof()
         self.flow.resume_reading()  # what arrives is read and dropped, not left to reset the connection
         self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+
+def _check_transfer_coding(value: bytes) -> None:
+    """Chunked alone: a body under another transfer coding (`gzip, chunked`) would be read as if it had none;
+    RFC 9112 6.1 asks for 501 to a coding the server does not understand."""
+    if value.strip().lower() != b"chunked":
+        shown = value[:40].decode("latin-1")
+        reason = f"The transfer coding {shown!r} is not supported; send the body with Transfer-Encoding: chunked alone"
+        raise RefusedError(501, "not_implemented", reason, "headers")
 
 
 def _check_version(version: str, host: bool) -> None:

@@ -535,3 +535,31 @@ def test_a_body_refused_by_the_app_while_it_arrives_closes_without_a_reset(
     assert status == 413, body
     assert json.loads(body)["error"] == "body_too_large"
     assert headers["connection"] == "close"
+
+
+@pytest.mark.parametrize("records", [1, 1000])
+def test_a_request_sent_whole_then_half_closed_is_answered(quick_server: Server, records: int) -> None:
+    """Review 4, R4-11: a client that sends its request and then half-closes (`nc -N`) got no answer at all, while
+    the access log and `http_requests_total` said 200. It gets its answer, then the connection closes."""
+    path, payload = (b"/predict", record()) if records == 1 else (b"/predict/batch", {"records": [record()] * records})
+    body = json.dumps(payload).encode()
+    head = b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+    with connect(quick_server) as sock:
+        sock.sendall(head % (path, len(body)) + body)
+        sock.shutdown(socket.SHUT_WR)
+        status, _, answer = read_answer(sock)
+        assert sock.recv(1) == b""
+    assert status == 200, answer
+    assert json.loads(answer)
+
+
+def test_a_transfer_coding_other_than_chunked_is_refused_with_501(quick_server: Server) -> None:
+    """Review 4, R4-11: `Transfer-Encoding: gzip, chunked` was read as if the body had no gzip coding (200)."""
+    status, error = _refused(
+        quick_server,
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: gzip, chunked\r\n"
+        b"\r\n2\r\n{}\r\n0\r\n\r\n",
+    )
+    assert status == 501
+    assert error["error"] == "not_implemented"
+    assert "gzip" in error["reason"]
