@@ -11,6 +11,7 @@ import logging
 import re
 import time
 import uuid
+from urllib.parse import parse_qsl
 
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -116,7 +117,10 @@ class Admission:
     their bodies' bytes in flight (`max_batch_bytes`, the records they hold, known before they are parsed): 80
     connections of 1,000-record batches once took every place, every `/predict` got 503 and RSS grew 300 MB while
     parsed batches queued for a thread. A batch past it is refused before its body is read when its
-    `Content-Length` says so. Idle connections and bodies still arriving are not in flight.
+    `Content-Length` says so. Requests with `explain=true` on `explained_paths` (`/predict`) are not in flight either:
+    they wait for a worker thread within the explained records' budget (`service.batch_admission`), and 64 of them
+    waiting once took every place and `/predict` got 503. Idle connections and bodies still arriving are not in
+    flight.
 
     Not counted here: bodies arriving steadily enough, on enough connections, to fill `max_pending_bytes` for
     `body_timeout_seconds` at a time, which only a rate limit in front of the service (a WAF) can tell from real
@@ -133,6 +137,7 @@ class Admission:
         always_admitted: frozenset[str],
         batch_paths: frozenset[str] = frozenset(),
         max_batch_bytes: int = 0,
+        explained_paths: frozenset[str] = frozenset(),
     ) -> None:
         self.app = app
         self.limit = limit
@@ -141,6 +146,7 @@ class Admission:
         self.always_admitted = always_admitted
         self.batch_paths = batch_paths
         self.max_batch_bytes = max_batch_bytes
+        self.explained_paths = explained_paths
         self.pending_bytes = 0  # of bodies being read, all requests together
         self.in_flight = 0  # requests handled, batches and probes aside
         self.batch_bytes = 0  # of batches handled
@@ -163,7 +169,7 @@ class Admission:
             size = len(body)
         if scope["path"] in self.batch_paths:
             await self._batch(scope, receive, send, size)
-        elif scope["path"] in self.always_admitted:
+        elif scope["path"] in self.always_admitted or (scope["path"] in self.explained_paths and _explains(scope)):
             await self.app(scope, receive, send)
         else:
             await self._single(scope, receive, send)
@@ -300,6 +306,16 @@ async def _refuse(
     extra = [(b"connection", b"close")] if close else []
     await send({"type": "http.response.start", "status": status, "headers": [*content, *extra, *(headers or ())]})
     await send({"type": "http.response.body", "body": body})
+
+
+#: The query values FastAPI (pydantic) reads as a true bool.
+_TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
+
+
+def _explains(scope: Scope) -> bool:
+    """Whether the request asks for explanations (`explain`, the last one, read as FastAPI reads a bool)."""
+    values = [value for name, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")) if name == "explain"]
+    return bool(values) and values[-1].lower() in _TRUE
 
 
 def _announced_body(scope: Scope) -> tuple[bool, int | None]:
