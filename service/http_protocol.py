@@ -512,6 +512,10 @@ class HttpProtocol(HttpToolsProtocol):
         500 and a traceback)."""
         self._unread = b""  # requests pipelined behind the one under way are not read
         self._finish_by = self.loop.time() + self.settings.shutdown_timeout_seconds / 2
+        if self._send_deadline is not None:  # an answer the client is not reading: it has until `_finish_by`
+            self._send_deadline.cancel()
+            self._send_deadline = None
+            self.pause_writing()
         if self._in_body and not self._lingering and not self.transport.is_closing():
             if self._arrives_by(self._finish_by):
                 self.cycle.keep_alive = False  # the body arrives, its request is answered, then the connection closes
@@ -542,10 +546,14 @@ class HttpProtocol(HttpToolsProtocol):
             self.transport.close()
 
     def pause_writing(self) -> None:
-        """The client stopped reading: it has `send_timeout_seconds` to start again, then the answer is dropped."""
+        """The client stopped reading: it has `send_timeout_seconds` to start again (at most until `_finish_by`
+        once the server stops), then the answer is dropped."""
         super().pause_writing()
         if self._send_deadline is None:
-            self._send_deadline = self.loop.call_later(self.settings.send_timeout_seconds, self.transport.abort)
+            delay = self.settings.send_timeout_seconds
+            if self._finish_by is not None:
+                delay = max(min(delay, self._finish_by - self.loop.time()), 0.0)
+            self._send_deadline = self.loop.call_later(delay, self.transport.abort)
 
     def resume_writing(self) -> None:
         if self._send_deadline is not None:
@@ -910,7 +918,7 @@ class HttpProtocol(HttpToolsProtocol):
             head += [name, b": ", value, b"\r\n"]
         self.transport.write(b"".join([*head, b"\r\n", body]))
         if not linger or self._lingering or not self.transport.can_write_eof():
-            self._lingering = True  # closed at once (a shed connection), not lingering
+            self._lingering = True  # so that the close does not linger (`_lingers_after_answer`)
             self.transport.close()
             return
         self._linger()

@@ -294,6 +294,30 @@ def test_bodies_whose_heads_end_after_the_listener_closed_are_refused_within_the
     assert '"level": "ERROR"' not in text
 
 
+def test_an_answer_the_client_does_not_read_at_the_stop_ends_within_it(trained_model_dir: Path, tmp_path: Path) -> None:
+    """Review 4, R4-4: answers are no longer taken whole by the kernel (its send buffer is bounded), so an answer a
+    client does not read waits in the service: at the stop it has half the shutdown timeout, as a body still
+    arriving, then the connection is dropped; the stop does not wait out the whole timeout and log an error."""
+    settings = {"SERVICE_DRAIN_SECONDS": "0.5", "SERVICE_SHUTDOWN_TIMEOUT_SECONDS": "6"}
+    body = json.dumps({"records": [record(Age=1 + i % 13) for i in range(1000)]}).encode()
+    head = b"POST /predict/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+    log = tmp_path / "server.log"
+    with serving(str(trained_model_dir), log, settings=settings) as server:
+        assert wait_ready(server.url).status_code == 200
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.connect(("127.0.0.1", int(server.url.rsplit(":", 1)[1])))
+        with client:
+            client.sendall(head % len(body) + body)
+            assert select.select([client], [], [], 30)[0]  # the answer started
+            server.process.send_signal(signal.SIGTERM)
+            stopped_at = time.monotonic()
+            server.process.wait(15)
+            exited_after = time.monotonic() - stopped_at
+    assert exited_after < 0.5 + 6 - 1, exited_after  # the drain and half the shutdown timeout, not all of it
+    assert '"level": "ERROR"' not in log.read_text()
+
+
 def _wait_until_the_listener_closed(server: Server) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
