@@ -70,6 +70,7 @@ from uvicorn.server import ServerState
 
 from service.chunked_framing import ChunkedFraming, RefusedError
 from service.errors import ProblemError, raw_error
+from service.middleware import CLIENT_GONE
 from service.observability import Metrics as ServiceMetrics  # ml.manifest.Metrics too: one name for Sphinx
 from service.refusal_log import RefusalLog
 from service.settings import Settings
@@ -448,17 +449,15 @@ class HttpProtocol(HttpToolsProtocol):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.settings.send_buffer_bytes)
         transport.set_write_buffer_limits(high=0)
 
-    def eof_received(self) -> bool:  # type: ignore[override]  # asyncio reads the bool; uvicorn says None
-        """The client half-closed (`shutdown(SHUT_WR)`, as `nc -N` and some scripts do): a request it sent whole is
-        still answered, then the connection closes; otherwise it closes now. uvicorn closed at once, so the answer
-        was never sent, although the log and `http_requests_total` said 200."""
-        if self.cycle is not None and not self.cycle.response_complete and not self._in_body:
-            self.cycle.keep_alive = False
-            return True  # the transport stays open for the answer
-        self._writes.flush()  # an answer complete but not sent yet (`CoalescedWrites`) goes before the close
-        return False
+    def eof_received(self) -> None:
+        """The client closed its side: the connection closes, an answer complete but not sent yet
+        (`CoalescedWrites`) sent first. A FIN says nothing more: a client that half-closes (`nc -N`) and one that
+        left look the same, and the service drops the batches of clients that left (`service.middleware`)."""
+        self._writes.flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.cycle is not None and not self.cycle.response_complete:  # its answer will not be sent: logged 499
+            self.cycle.scope.setdefault("state", {})[CLIENT_GONE] = True
         self.pool.closed(self)
         for timer in (self._head_deadline, self._body_deadline, self._send_deadline):
             if timer is not None:

@@ -25,6 +25,9 @@ _INCOMING_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 #: The status logged and counted for a request whose client went away (or ran out of time) before its answer: not
 #: a server error (nginx's convention; never sent, there is no one to send it to).
 CLIENT_CLOSED_REQUEST = 499
+#: The key in a request's `scope["state"]` the server's protocol sets when the connection is lost before its answer
+#: was complete (`service.http_protocol`): uvicorn drops the answer silently, and the log said 200.
+CLIENT_GONE = "client_gone"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -78,6 +81,8 @@ class RequestContext:
                 await send_with_id({"type": "http.response.start", "status": 500, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
         finally:
+            if scope["state"].get(CLIENT_GONE):
+                status = CLIENT_CLOSED_REQUEST
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             template = getattr(route, "path", None) or (scope["path"] if scope["path"] in self.paths else "unmatched")
