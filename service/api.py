@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         always_admitted=PROBE_PATHS,
         batch_paths=frozenset({BATCH_PATH}),
         max_batch_bytes=settings.max_batch_bytes_in_flight,
+        explained_paths=frozenset({"/predict"}),
     )
     if settings.cors_origins:
         app.add_middleware(

@@ -1,4 +1,4 @@
-"""Which batches get a worker thread, and for how long they may wait for one.
+"""Which batches (and single explained records) get a worker thread, and for how long they may wait for one.
 
 Batches are scored in worker threads, one per core (`/predict/batch`: LightGBM releases the GIL, and the rows, the
 explanations and the answers of 1,000 records would otherwise hold the event loop). Admission into the thread queue
@@ -7,6 +7,8 @@ core each, 13 times a plain batch), sent by one client that closed each connecti
 `max_requests_in_flight` for 8 s and kept a 10-record batch waiting 45 s. So here:
 
 - the records of explained batches in flight or waiting have a budget (`max_explained_records`): past it, 503;
+  a single `POST /predict?explain=true` is a batch of one here (TreeSHAP, about 6 ms, held the event loop: a flood
+  of them put `/health` at 0.5 s);
 - a batch may take at most half of the budget still free, so it always leaves as much to the next one: two full
   batches from one client once held the whole budget and 18 of 19 10-record batches from others got 503. What
   this share does not tell apart: many requests, from one client or many, each taking its half of what is left;

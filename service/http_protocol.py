@@ -51,10 +51,16 @@ checks each behaviour on a real server started as `python -m service`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import logging
 import re
+import socket
+import sys
+import termios
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any, ClassVar, cast
 
 import httptools
@@ -64,6 +70,7 @@ from uvicorn.server import ServerState
 
 from service.chunked_framing import ChunkedFraming, RefusedError
 from service.errors import ProblemError, raw_error
+from service.middleware import CLIENT_GONE
 from service.observability import Metrics as ServiceMetrics  # ml.manifest.Metrics too: one name for Sphinx
 from service.refusal_log import RefusalLog
 from service.settings import Settings
@@ -81,6 +88,9 @@ _BLANK_LINES = re.compile(rb"[\r\n]*")
 #: A connection that sent nothing yet is shed before keep-alive ones only once it is this old: a client that just
 #: connected sends its request within a round trip.
 FRESH_GRACE_SECONDS = 0.1
+#: The same grace before a fresh connection is shed for `max_idle_connections`, which bounds what costs little: a
+#: client process opening 600 connections at once took more than 0.1 s to send on the last of them (loaded 2 cores).
+IDLE_GRACE_SECONDS = 1.0
 #: How many of the newest bodies still arriving are compared when one must be shed (`ConnectionPool._body_victim`).
 BODY_SHED_SCAN = 64
 #: Most chunks of a chunked body handed to the parser in one turn of the event loop (about 1 ms of work); the rest
@@ -108,16 +118,23 @@ class CoalescedWrites:
     """The connection's transport with its writes joined until the event loop's next turn: one send per response.
 
     A response's head and body are written in one step of the task that answers, so they leave together when it
-    yields; past `FLUSH_BYTES` (a large or streamed body) pending bytes go at once, and `close` sends them first.
-    Everything else (flow control, addresses, `abort`) is the transport's own.
+    yields; past `FLUSH_BYTES` (a large or streamed body) pending bytes go at once, and `close` sends them first,
+    then closes unless `lingers` (the protocol's) says it lingers instead. Everything else (flow control,
+    addresses, `abort`) is the transport's own.
     """
 
     #: Pending bytes sent without waiting for the loop's next turn.
     FLUSH_BYTES = 65536
 
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        loop: asyncio.AbstractEventLoop,
+        lingers: Callable[[], bool] = lambda: False,
+    ) -> None:
         self._transport = transport
         self._loop = loop
+        self._lingers = lingers
         self._pending: list[bytes] = []
         self._size = 0
 
@@ -139,7 +156,8 @@ class CoalescedWrites:
 
     def close(self) -> None:
         self.flush()
-        self._transport.close()
+        if not self._lingers():
+            self._transport.close()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
@@ -150,24 +168,36 @@ class ConnectionPool:
     idle (between keep-alive requests), in a head or in a body (one arriving), oldest first; the bytes of all
     unfinished heads; whether the server is stopping.
 
-    Past `max_idle` fresh and idle connections together, a fresh one is closed (the oldest, or the newest while the
-    oldest is within `FRESH_GRACE_SECONDS`), a keep-alive one only when the newest is the only fresh one: a flood of
-    silent connections, however fast, must not push out the load balancer's pooled connections (whose next request
-    would fail), and a new client must still get in. Past `max_connections` open, the oldest fresh one past its
-    grace is closed, then the oldest in a head, then a body (answered 503: bodies trickled a byte a second filled
-    every place): of the newest, the one that has sent least (`_body_victim`); then the newest fresh one when
-    others opened with it, an idle one last; connections whose request is being handled never are. Past
+    Past `max_idle` fresh and idle connections together, the oldest fresh one past `IDLE_GRACE_SECONDS` is closed,
+    a keep-alive one only when the newest is the only fresh one: a flood of silent connections, however fast, must
+    not push out the load balancer's pooled connections (whose next request would fail), and a new client must still
+    get in. Fresh connections within their grace are never shed for `max_idle`: the pool looks again once the oldest
+    of them is past it (`_grace_over`), and one with bytes waiting in its socket is in its head, not silent. The
+    newest of a burst were shed at once: 88 of 600 clients that opened their connections together lost their
+    requests, sent a moment after the connections were accepted (all of which run `connection_made` before any is
+    read).
+    Past `max_connections` open, the oldest fresh one past `FRESH_GRACE_SECONDS` is closed, then the oldest in a
+    head, then a body (answered 503: bodies trickled a byte a second filled every place): of the newest, the one
+    that has sent least (`_body_victim`); then the newest fresh one when others opened with it, an idle one last;
+    connections whose request is being handled never are. Past
     `max_head_bytes` buffered in unfinished heads, the oldest connections in a head are closed.
     """
 
     def __init__(
-        self, *, max_idle: int, max_connections: int, max_head_bytes: int, metrics: ServiceMetrics | None
+        self,
+        *,
+        max_idle: int,
+        max_connections: int,
+        max_head_bytes: int,
+        metrics: ServiceMetrics | None,
+        refusals: RefusalLog | None = None,
     ) -> None:
         self.max_idle = max_idle
         self.max_connections = max_connections
         self.max_head_bytes = max_head_bytes
         self.metrics = metrics
         self.stopping = False
+        self.refusals = refusals  # where sheds are logged
         self.open = 0
         self.head_bytes = 0
         # insertion order: the oldest first
@@ -175,6 +205,7 @@ class ConnectionPool:
         self._idle: dict[HttpProtocol, None] = {}
         self._heads: dict[HttpProtocol, None] = {}
         self._bodies: dict[HttpProtocol, None] = {}
+        self._recheck: asyncio.TimerHandle | None = None  # when fresh connections within their grace are looked at
 
     def opened(self, connection: HttpProtocol) -> None:
         self.open += 1
@@ -227,28 +258,50 @@ class ConnectionPool:
         self._heads.pop(connection, None)
         self._bodies.pop(connection, None)
 
-    def _trim(self, newest: HttpProtocol) -> None:
+    def _trim(self, newest: HttpProtocol | None) -> None:
         while len(self._fresh) + len(self._idle) > self.max_idle:
-            self._shed(self._fresh_victim(newest) or next(iter(self._idle)), "idle")
+            victim = self._older_fresh(newest, IDLE_GRACE_SECONDS)
+            if victim is None and len(self._fresh) > 1:  # a burst within its grace: its requests may be in the sockets
+                self._look_again_after_grace()
+                break
+            victim = victim or next(iter(self._idle), None)
+            if victim is None:
+                break
+            self._shed(victim, "idle")
         while self.open > self.max_connections:
             victim = (
-                self._older_fresh(newest)
+                self._older_fresh(newest, FRESH_GRACE_SECONDS)
                 or next(iter(self._heads), None)
                 or self._body_victim()
-                or self._fresh_victim(newest)
+                or (newest and self._fresh_victim(newest))
                 or next(iter(self._idle), None)
             )
             if victim is None:
                 return  # every connection has a request being handled
             self._shed(victim, "connections")
 
-    def _older_fresh(self, newest: HttpProtocol) -> HttpProtocol | None:
-        """The oldest fresh connection, unless it opened less than `FRESH_GRACE_SECONDS` ago (its client is about to
-        send: shedding it would fail a request already on the way)."""
-        oldest = next(iter(self._fresh), None)
-        if oldest is None or oldest is newest or time.monotonic() - oldest.opened_at < FRESH_GRACE_SECONDS:
-            return None
-        return oldest
+    def _look_again_after_grace(self) -> None:
+        """Trim again once the oldest fresh connection is past its grace (one timer for all of them)."""
+        if self._recheck is None:
+            oldest = next(iter(self._fresh))
+            delay = max(oldest.opened_at + IDLE_GRACE_SECONDS - time.monotonic(), 0.0)
+            self._recheck = oldest.loop.call_later(delay, self._grace_over)
+
+    def _grace_over(self) -> None:
+        self._recheck = None
+        self._trim(None)
+
+    def _older_fresh(self, newest: HttpProtocol | None, grace: float) -> HttpProtocol | None:
+        """The oldest fresh connection, unless it opened less than `grace` seconds ago (its client is about to
+        send: shedding it would fail a request already on the way). One with bytes waiting in its socket, not read
+        yet, is no longer fresh: it is in its head (uvloop runs a timer that is due before it reads the sockets)."""
+        while (oldest := next(iter(self._fresh), None)) is not None and oldest is not newest:
+            if time.monotonic() - oldest.opened_at < grace:
+                return None
+            if not oldest.bytes_waiting():
+                return oldest
+            self.heading(oldest)
+        return None
 
     def _body_victim(self) -> HttpProtocol | None:
         """The body to shed: of the `BODY_SHED_SCAN` newest, the one that has sent the fewest bytes (the newest among
@@ -265,10 +318,10 @@ class ConnectionPool:
         return victim
 
     def _fresh_victim(self, newest: HttpProtocol) -> HttpProtocol | None:
-        """The fresh connection to shed before any keep-alive one: the oldest past its grace; else the newest when
-        others opened with it (a burst, however fast, makes room among its own connections); None when a single
-        new connection finds the pool full (the longest idle keep-alive one makes room for a new client)."""
-        victim = self._older_fresh(newest)
+        """Past `max_connections`, the fresh connection to shed before any keep-alive one: the oldest past its grace;
+        else the newest when others opened with it (a burst, however fast, makes room among its own connections:
+        the open files must stay bounded); None when a single new connection finds the pool full."""
+        victim = self._older_fresh(newest, FRESH_GRACE_SECONDS)
         if victim is None and len(self._fresh) > 1:
             victim = next(reversed(self._fresh))
         return victim
@@ -281,6 +334,9 @@ class ConnectionPool:
             connection.refuse_body(503, "overloaded", answer, linger=False)
         else:
             connection.transport.close()
+            if self.refusals is not None:
+                age = round(time.monotonic() - connection.opened_at, 3)
+                self.refusals.shed(connection.loop, reason, {"client": connection.client, "open_seconds": age})
         if self.metrics is not None:
             self.metrics.connection_shed(reason)
 
@@ -293,8 +349,9 @@ def protocol_class(settings: Settings, metrics: ServiceMetrics | None = None) ->
         max_connections=settings.max_connections,
         max_head_bytes=settings.max_head_bytes_buffered,
         metrics=metrics,
+        refusals=RefusalLog(logger),
     )
-    attributes = {"settings": settings, "pool": pool, "metrics": metrics, "refusals": RefusalLog(logger)}
+    attributes = {"settings": settings, "pool": pool, "metrics": metrics, "refusals": pool.refusals}
     return type("HttpProtocol", (HttpProtocol,), attributes)
 
 
@@ -347,13 +404,22 @@ class HttpProtocol(HttpToolsProtocol):
         self._unparsed_body = 0  # bytes of a body the parser skipped (an ignored Upgrade) still to come
         self._chunk_allowance = float(self.settings.max_body_chunks)  # chunks the connection may still send now
         self._chunks_counted_at = 0.0  # when the allowance was last brought up to date (loop time)
-        self._finish_by: float | None = None  # when a body let finish at the stop must have arrived (loop time)
+        self._finish_by: float | None = None  # once the server stops: when any body must have arrived (loop time)
         self._unread = b""  # received after a request whose answer is under way, from `_unread_at`
         self._unread_at = 0
+        self._read_when_sent = False  # the next pipelined request waits for the answer before it to leave
         self._lingering = False  # answered with an error; closing
         self.pooled = False  # counted in the pool
         self.opened_at = 0.0
         self.buffered_head = 0  # bytes counted in the pool's head budget
+
+    def bytes_waiting(self) -> bool:
+        """Whether the client sent bytes not read yet (in the socket's receive queue)."""
+        try:
+            waiting = fcntl.ioctl(self.transport.get_extra_info("socket").fileno(), termios.FIONREAD, bytes(4))
+        except (AttributeError, OSError):  # no socket (closed, or a test's transport)
+            return False
+        return int.from_bytes(waiting, sys.byteorder) > 0
 
     @property
     def body_received(self) -> int:
@@ -363,14 +429,35 @@ class HttpProtocol(HttpToolsProtocol):
     # -- connection lifetime ------------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._writes = CoalescedWrites(cast(asyncio.Transport, transport), self.loop)
+        self._writes = CoalescedWrites(cast(asyncio.Transport, transport), self.loop, self._lingers_after_answer)
+        self._bound_unsent(cast(asyncio.Transport, transport))
         super().connection_made(self._writes)  # type: ignore[arg-type]
         self.pooled = True
         self.opened_at = time.monotonic()
         self.pool.opened(self)
         self._wait_for_head()
 
+    def _bound_unsent(self, transport: asyncio.Transport) -> None:
+        """Bound what an answer the client does not read may hold: the kernel's send buffer at `send_buffer_bytes`
+        (Linux grew it to 4 MB, so answers to a client that never read stayed there and `send_timeout_seconds`
+        rarely applied: 20 such connections held 56 MB), and the transport's own buffer at nothing, so that any
+        byte the kernel does not take pauses writing (arming the send deadline) and the next pipelined request
+        waits until the answer before it has left (`_read_on`)."""
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.settings.send_buffer_bytes)
+        transport.set_write_buffer_limits(high=0)
+
+    def eof_received(self) -> None:
+        """The client closed its side: the connection closes, an answer complete but not sent yet
+        (`CoalescedWrites`) sent first. A FIN says nothing more: a client that half-closes (`nc -N`) and one that
+        left look the same, and the service drops the batches of clients that left (`service.middleware`)."""
+        self._writes.flush()
+
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.cycle is not None and not self.cycle.response_complete:  # its answer will not be sent: logged 499
+            self.cycle.scope.setdefault("state", {})[CLIENT_GONE] = True
         self.pool.closed(self)
         for timer in (self._head_deadline, self._body_deadline, self._send_deadline):
             if timer is not None:
@@ -378,6 +465,16 @@ class HttpProtocol(HttpToolsProtocol):
         self._head_deadline = self._body_deadline = self._send_deadline = None
         self._unread = b""
         super().connection_lost(exc)
+
+    def _lingers_after_answer(self) -> bool:
+        """Whether the connection, closed after its answer, lingers: it does while the request's body is still
+        arriving (the app refused it unread, `service.middleware.Admission`'s 413 and 503), as after the protocol's
+        own errors (`_send_error`); closed with the body unread, the kernel reset the connection and some clients
+        under load lost the answer."""
+        if not self._in_body or self._lingering or not self._writes.can_write_eof():
+            return False
+        self._linger()
+        return True
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -391,7 +488,11 @@ class HttpProtocol(HttpToolsProtocol):
             self.pool.idle(self)
 
     def _read_on(self) -> None:
-        """The answer is complete: parse what came after its request; once all of it is, read more."""
+        """The answer is complete: once it has left (handed to the kernel), parse what came after its request; once
+        all of it is, read more."""
+        if self.flow.write_paused:
+            self._read_when_sent = True  # by `resume_writing`
+            return
         unread, at = self._unread, self._unread_at
         self._unread = b""
         if unread and not self.transport.is_closing():
@@ -405,10 +506,17 @@ class HttpProtocol(HttpToolsProtocol):
         it arrives within half of `shutdown_timeout_seconds` (and is cut with 503 if it falls behind), else 503 at
         once (waiting for it would keep the stop going, and cancelling it log an error); a connection with none gets
         `SHUTDOWN_GRACE_SECONDS` to start one (it may have been accepted a moment ago, its request on the way), then
-        closes."""
+        closes. A body whose head ends after this (a request sent in that grace, or a head still arriving) has the
+        same half of the shutdown timeout, then 503: once it trickled 25 s, until uvicorn cancelled it (a plain-text
+        500 and a traceback)."""
         self._unread = b""  # requests pipelined behind the one under way are not read
+        self._finish_by = self.loop.time() + self.settings.shutdown_timeout_seconds / 2
+        if self._send_deadline is not None:  # an answer the client is not reading: it has until `_finish_by`
+            self._send_deadline.cancel()
+            self._send_deadline = None
+            self.pause_writing()
         if self._in_body and not self._lingering and not self.transport.is_closing():
-            if self._arrives_by(self.loop.time() + self.settings.shutdown_timeout_seconds / 2):
+            if self._arrives_by(self._finish_by):
                 self.cycle.keep_alive = False  # the body arrives, its request is answered, then the connection closes
             else:
                 self.refuse_body(503, "shutting_down", _STOPPING, linger=True)
@@ -419,15 +527,14 @@ class HttpProtocol(HttpToolsProtocol):
 
     def _arrives_by(self, deadline: float) -> bool:
         """Whether the body under way, at the rate it has come so far, will all have arrived by `deadline` (loop
-        time); if so it is held to it. An upload well under way at the stop is let finish and answered (one at
-        20 KB/s was cut with 503 although the stop had 20 s to spare); a body of unknown length (chunked) or one
-        that has not started or trickles is not."""
+        time); if so it is held to it (`_finish_by`). An upload well under way at the stop is let finish and
+        answered (one at 20 KB/s was cut with 503 although the stop had 20 s to spare); a body of unknown length
+        (chunked) or one that has not started or trickles is not."""
         elapsed = self.loop.time() - self._body_since
         if self._body_left is None or self._unparsed_body or not self._body_bytes or elapsed <= 0:
             return False
         if self.loop.time() + self._body_left * elapsed / self._body_bytes > deadline:
             return False
-        self._finish_by = deadline
         if self._body_deadline is not None:
             self._body_deadline.cancel()
         self._body_deadline = self.loop.call_at(self._body_due(), self._body_timed_out)
@@ -438,16 +545,23 @@ class HttpProtocol(HttpToolsProtocol):
             self.transport.close()
 
     def pause_writing(self) -> None:
-        """The client stopped reading: it has `send_timeout_seconds` to start again, then the answer is dropped."""
+        """The client stopped reading: it has `send_timeout_seconds` to start again (at most until `_finish_by`
+        once the server stops), then the answer is dropped."""
         super().pause_writing()
         if self._send_deadline is None:
-            self._send_deadline = self.loop.call_later(self.settings.send_timeout_seconds, self.transport.abort)
+            delay = self.settings.send_timeout_seconds
+            if self._finish_by is not None:
+                delay = max(min(delay, self._finish_by - self.loop.time()), 0.0)
+            self._send_deadline = self.loop.call_later(delay, self.transport.abort)
 
     def resume_writing(self) -> None:
         if self._send_deadline is not None:
             self._send_deadline.cancel()
             self._send_deadline = None
         super().resume_writing()
+        if self._read_when_sent:
+            self._read_when_sent = False
+            self.loop.call_soon(self._read_on)
 
     # -- bytes in: counted before the parser sees them -----------------------------------------------------------
 
@@ -655,6 +769,7 @@ class HttpProtocol(HttpToolsProtocol):
             if name == b"content-length":
                 self._body_left = int(value)
             elif name == b"transfer-encoding":
+                _check_transfer_coding(value)
                 self._body_left = None
                 self._chunked = self._framing()
             elif name == b"host":
@@ -802,12 +917,28 @@ class HttpProtocol(HttpToolsProtocol):
             head += [name, b": ", value, b"\r\n"]
         self.transport.write(b"".join([*head, b"\r\n", body]))
         if not linger or self._lingering or not self.transport.can_write_eof():
+            self._lingering = True  # so that the close does not linger (`_lingers_after_answer`)
             self.transport.close()
             return
+        self._linger()
+
+    def _linger(self) -> None:
+        """Send what is pending and a FIN, drop what arrives, close after `LINGER_SECONDS` (or when the client
+        closes)."""
         self._lingering = True
         self._writes.flush()
-        self.transport.write_eof()
+        self._writes.write_eof()
+        self.flow.resume_reading()  # what arrives is read and dropped, not left to reset the connection
         self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+
+def _check_transfer_coding(value: bytes) -> None:
+    """Chunked alone: a body under another transfer coding (`gzip, chunked`) would be read as if it had none;
+    RFC 9112 6.1 asks for 501 to a coding the server does not understand."""
+    if value.strip().lower() != b"chunked":
+        shown = value[:40].decode("latin-1")
+        reason = f"The transfer coding {shown!r} is not supported; send the body with Transfer-Encoding: chunked alone"
+        raise RefusedError(501, "not_implemented", reason, "headers")
 
 
 def _check_version(version: str, host: bool) -> None:

@@ -11,6 +11,7 @@ import logging
 import re
 import time
 import uuid
+from urllib.parse import parse_qsl
 
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -24,6 +25,9 @@ _INCOMING_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 #: The status logged and counted for a request whose client went away (or ran out of time) before its answer: not
 #: a server error (nginx's convention; never sent, there is no one to send it to).
 CLIENT_CLOSED_REQUEST = 499
+#: The key in a request's `scope["state"]` the server's protocol sets when the connection is lost before its answer
+#: was complete (`service.http_protocol`): uvicorn drops the answer silently, and the log said 200.
+CLIENT_GONE = "client_gone"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -77,6 +81,8 @@ class RequestContext:
                 await send_with_id({"type": "http.response.start", "status": 500, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
         finally:
+            if scope["state"].get(CLIENT_GONE):
+                status = CLIENT_CLOSED_REQUEST
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             template = getattr(route, "path", None) or (scope["path"] if scope["path"] in self.paths else "unmatched")
@@ -116,7 +122,10 @@ class Admission:
     their bodies' bytes in flight (`max_batch_bytes`, the records they hold, known before they are parsed): 80
     connections of 1,000-record batches once took every place, every `/predict` got 503 and RSS grew 300 MB while
     parsed batches queued for a thread. A batch past it is refused before its body is read when its
-    `Content-Length` says so. Idle connections and bodies still arriving are not in flight.
+    `Content-Length` says so. Requests with `explain=true` on `explained_paths` (`/predict`) are not in flight either:
+    they wait for a worker thread within the explained records' budget (`service.batch_admission`), and 64 of them
+    waiting once took every place and `/predict` got 503. Idle connections and bodies still arriving are not in
+    flight.
 
     Not counted here: bodies arriving steadily enough, on enough connections, to fill `max_pending_bytes` for
     `body_timeout_seconds` at a time, which only a rate limit in front of the service (a WAF) can tell from real
@@ -133,6 +142,7 @@ class Admission:
         always_admitted: frozenset[str],
         batch_paths: frozenset[str] = frozenset(),
         max_batch_bytes: int = 0,
+        explained_paths: frozenset[str] = frozenset(),
     ) -> None:
         self.app = app
         self.limit = limit
@@ -141,6 +151,7 @@ class Admission:
         self.always_admitted = always_admitted
         self.batch_paths = batch_paths
         self.max_batch_bytes = max_batch_bytes
+        self.explained_paths = explained_paths
         self.pending_bytes = 0  # of bodies being read, all requests together
         self.in_flight = 0  # requests handled, batches and probes aside
         self.batch_bytes = 0  # of batches handled
@@ -163,7 +174,7 @@ class Admission:
             size = len(body)
         if scope["path"] in self.batch_paths:
             await self._batch(scope, receive, send, size)
-        elif scope["path"] in self.always_admitted:
+        elif scope["path"] in self.always_admitted or (scope["path"] in self.explained_paths and _explains(scope)):
             await self.app(scope, receive, send)
         else:
             await self._single(scope, receive, send)
@@ -294,11 +305,22 @@ async def _refuse(
     close: bool = True,
     headers: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
-    """Answer without the app; `close` when the body may be left unread on the connection."""
+    """Answer without the app; `close` when the body may be left unread on the connection (the server's protocol
+    then lingers, as after its own errors, so that the client reads the answer rather than a reset)."""
     body, content = raw_error(ProblemError(status, code, reason), request_id_of(scope))
     extra = [(b"connection", b"close")] if close else []
     await send({"type": "http.response.start", "status": status, "headers": [*content, *extra, *(headers or ())]})
     await send({"type": "http.response.body", "body": body})
+
+
+#: The query values FastAPI (pydantic) reads as a true bool.
+_TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
+
+
+def _explains(scope: Scope) -> bool:
+    """Whether the request asks for explanations (`explain`, the last one, read as FastAPI reads a bool)."""
+    values = [value for name, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")) if name == "explain"]
+    return bool(values) and values[-1].lower() in _TRUE
 
 
 def _announced_body(scope: Scope) -> tuple[bool, int | None]:

@@ -5,6 +5,9 @@ Every refusal was one INFO line: a burst of connections shed or timed out (`serv
 `window` is logged as it happens (request id, reason, client); the others in that window are only counted, and one
 line at its end says how many (`refused_more`, with their `count`). The metrics (`http_protocol_refusals_total`)
 still count every refusal one by one; the log keeps the count, not each request id.
+
+Connections closed unanswered to make room (`service.http_protocol.ConnectionPool`) are logged the same way, per
+limit (`shed`, then `shed_more`): a burst that lost 1,008 requests to `max_idle_connections` once left no line.
 """
 
 from __future__ import annotations
@@ -18,25 +21,33 @@ WINDOW_SECONDS = 1.0
 
 
 class RefusalLog:
-    """At most two lines per status and error per `window` seconds, whatever the rate of refusals."""
+    """At most two lines per kind (status and error, or the limit a connection was shed for) per `window` seconds,
+    whatever the rate."""
 
     def __init__(self, logger: logging.Logger, window: float = WINDOW_SECONDS) -> None:
         self.logger = logger
         self.window = window
-        self._counted: dict[tuple[int, str], int] = {}  # reasons within their window: refusals not yet logged
+        self._counted: dict[tuple[str, int, str], int] = {}  # kinds within their window: events not yet logged
 
     def refused(self, loop: asyncio.AbstractEventLoop, status: int, code: str, details: dict[str, Any]) -> None:
-        key = (status, code)
+        """A request answered with an error by the server itself."""
+        self._note(loop, ("refused", status, code), {"status": status, "error": code, **details})
+
+    def shed(self, loop: asyncio.AbstractEventLoop, limit: str, details: dict[str, Any]) -> None:
+        """A connection closed with no request under way, to keep within `limit`."""
+        self._note(loop, ("shed", 0, limit), {"limit": limit, **details})
+
+    def _note(self, loop: asyncio.AbstractEventLoop, key: tuple[str, int, str], extra: dict[str, Any]) -> None:
         if key in self._counted:
             self._counted[key] += 1
             return
         self._counted[key] = 0
-        self.logger.info("refused", extra={"status": status, "error": code, **details})
+        self.logger.info(key[0], extra=extra)
         loop.call_later(self.window, self._window_over, key)
 
-    def _window_over(self, key: tuple[int, str]) -> None:
+    def _window_over(self, key: tuple[str, int, str]) -> None:
         count = self._counted.pop(key, 0)
         if count:
-            status, code = key
-            extra = {"status": status, "error": code, "count": count, "seconds": self.window}
-            self.logger.info("refused_more", extra=extra)
+            message, status, code = key
+            kind = {"status": status, "error": code} if message == "refused" else {"limit": code}
+            self.logger.info(f"{message}_more", extra={**kind, "count": count, "seconds": self.window})

@@ -74,8 +74,9 @@ class Settings(BaseSettings):
         ge=1,
         le=100_000,
         description="Most connections kept open with no request under way (idle keep-alive, or opened and silent); "
-        "past it a silent one is closed (the oldest, or the newest while all of them opened a moment ago), an idle "
-        "keep-alive one only when a new connection is the only silent one, so idle connections cost little, a burst "
+        "past it a silent one is closed once it has sent nothing for a second (the oldest first: a burst's requests "
+        "may come a moment after its connections), an idle keep-alive one only when a new connection is the only "
+        "silent one, so idle connections cost little, a burst "
         "of silent ones never evicts the load balancer's, and no one is locked out.",
     )
     max_connections: int = Field(
@@ -101,7 +102,8 @@ class Settings(BaseSettings):
         le=10_000,
         description="Most requests handled at once, counted once their body has arrived until their answer starts; "
         "past it, 503 `overloaded` with `Retry-After: 1`. `/health` and `/ready` are never refused. Batches have "
-        "their own budget (`max_batch_bytes_in_flight`); idle connections and bodies still arriving do not count.",
+        "their own budget (`max_batch_bytes_in_flight`), and `/predict?explain=true` the explained records' "
+        "(`max_explained_records`); idle connections and bodies still arriving do not count.",
     )
     max_batch_bytes_in_flight: int = Field(
         default=4 * 1024 * 1024,
@@ -136,12 +138,12 @@ class Settings(BaseSettings):
         default=2 * DEFAULT_BATCH_LIMIT,
         ge=1,
         le=100 * MAX_BATCH_LIMIT,
-        description="Most records of `/predict/batch?explain=true` being explained or waiting for a worker thread, "
+        description="Most records of `/predict/batch?explain=true` (and of `/predict?explain=true`, one each) being "
+        "explained or waiting for a worker thread, "
         "all requests together (an explanation costs about 13 times a prediction); a batch may take at most half of "
         "what is free (so a few large batches cannot hold it against small ones), past it 503 `overloaded` with "
-        "`Retry-After`. At least twice `batch_limit`. Batches without `explain` and single "
-        "`/predict` requests are not counted here (they are bounded by `batch_queue_seconds` and "
-        "`max_requests_in_flight`).",
+        "`Retry-After`. At least twice `batch_limit`. Batches and single `/predict` requests without `explain` are "
+        "not counted here (they are bounded by `batch_queue_seconds` and `max_requests_in_flight`).",
     )
     batch_queue_seconds: float = Field(
         default=10.0,
@@ -190,6 +192,14 @@ class Settings(BaseSettings):
         "`shutdown_timeout_seconds` (then it is answered), so this does not lengthen a stop. Answers the client "
         "reads slowly have `send_timeout_seconds`.",
     )
+    send_buffer_bytes: int = Field(
+        default=128 * 1024,
+        ge=4096,
+        le=16 * 1024 * 1024,
+        description="The kernel's send buffer of each connection (Linux doubles it): what answers a client does not "
+        "read may hold there, past which `send_timeout_seconds` applies. Left to the kernel it grew to 4 MB a "
+        "connection. Larger answers are sent as the client reads them.",
+    )
     send_timeout_seconds: float = Field(
         default=30.0,
         gt=0,
@@ -233,8 +243,9 @@ class Settings(BaseSettings):
         default=20,
         gt=0,
         le=600,
-        description="Then how long the requests already accepted may take to finish before they are cancelled. "
-        "`drain_seconds` plus this must stay under `stop_timeout_seconds`.",
+        description="Then how long the requests already accepted may take to finish before they are cancelled; a "
+        "body still arriving, or one whose head ends after the listener closed, has half of it, then 503 "
+        "`shutting_down`. `drain_seconds` plus this must stay under `stop_timeout_seconds`.",
     )
     stop_timeout_seconds: float = Field(
         default=30.0,

@@ -26,6 +26,16 @@ Replays, each scenario against a fresh server (so its peak resident memory is th
     R3-3 503 in 3.5 s -> 200 (17.7 s, the upload's own pace); R3-4 503 -> 200 (up to 9.8 s: behind a full batch on
     the one explaining thread); R3-5 503, RSS 88 -> 389 MB -> 200, RSS 86 -> 158 MB (`/health` p99 620 -> 540 ms,
     the load's); R3-8 every request served, 199 s of the loop -> 413 and closed after 0.14 s,
+  - the fourth round (R4-n): 600 connections opened at once then a `POST /predict` on each (2), a new `POST
+    /predict` after 20 connections pipelined 2,000 `GET /model` each and never read (4), a body declared past the
+    limit sent on after its 413 (6), `POST /predict` among 64 connections sending `/predict?explain=true` (7), a
+    request sent whole then half-closed and `Transfer-Encoding: gzip, chunked` (11). Measured on the real model,
+    load average 0.5-1 (machine nearly quiet), before (7ec16cc) -> after: R4-2 200 both (the burst's loss needs a
+    loaded machine: 88 of 600 in the review; `tests/service` reproduces it); R4-4 200 both (kernel Send-Q of the
+    non-readers, read with `ss`, 56.1 -> 3.8 MB); R4-6 413 both (the reset needs load: 62 of 1,456 clients of
+    `s12_batch_flood_health.py 64 12 2000000` -> 0); R4-7 200 in 0.158 -> 0.005 s, `/health` p50 4.0 -> 0.6 ms
+    (before the fix of its admission, 503: the waiting explains held every place in flight); R4-11 no answer (-1)
+    -> 200, and 200 -> 501; peak RSS 90-93 MB in every case, before and after,
 while a prober sends `GET /health` every 10 ms on its own connection. Reports each request's time to its answer,
 the server's resident memory before and its peak (`VmHWM`), and the `/health` latency percentiles meanwhile.
 Targets (one 1,024 MiB Fargate task must survive): each single request answered in < 0.5 s with the expected
@@ -376,6 +386,87 @@ def pipelined_tiny_chunks(requests: int, chunks: int) -> Callable[[int], tuple[i
     return send
 
 
+def _answer_status(sock: socket.socket) -> int:
+    """The status of the answer on `sock`; -1 when the connection closed (or was reset) without one."""
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        return int(sock.makefile("rb").readline().split()[1])
+    return -1
+
+
+def requests_after_a_burst(count: int) -> Callable[[int], tuple[int, float]]:
+    """Review 4, R4-2: `count` connections opened at once, then a `POST /predict` sent on each (the newest were shed
+    as silent past `max_idle_connections`); the worst status (-1: closed unanswered) and the longest time."""
+    request = _single_request(b"/predict")
+
+    def send(port: int) -> tuple[int, float]:
+        started = time.perf_counter()
+        sockets = [socket.create_connection(("127.0.0.1", port), timeout=60) for _ in range(count)]
+        try:
+            for sock in sockets:
+                with contextlib.suppress(OSError):
+                    sock.sendall(request)
+            return _worst([(_answer_status(sock), time.perf_counter() - started) for sock in sockets])
+        finally:
+            for sock in sockets:
+                sock.close()
+
+    return send
+
+
+def _single_request(path: bytes, framing: bytes = b"") -> bytes:
+    body = compact(record())
+    length = framing or b"Content-Length: %d" % len(body)
+    if framing:
+        body = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    return b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n%s\r\n\r\n" % (path, length) + body
+
+
+def among_non_readers(clients: int, requests: int) -> Callable[[int], tuple[int, float]]:
+    """Review 4, R4-4: `clients` connections each pipelining `requests` `GET /model` and never reading (a 4 KB
+    receive buffer); after 5 s, a new `POST /predict`: its status and time."""
+
+    def send(port: int) -> tuple[int, float]:
+        sockets = []
+        try:
+            for _ in range(clients):
+                sock = socket.socket()
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                sock.connect(("127.0.0.1", port))
+                sock.setblocking(False)
+                with contextlib.suppress(OSError):
+                    sock.send(b"GET /model HTTP/1.1\r\nHost: x\r\n\r\n" * requests)
+                sockets.append(sock)
+            time.sleep(5)
+            return _post(port, "/predict", compact(record()))
+        finally:
+            for sock in sockets:
+                sock.close()
+
+    return send
+
+
+def refused_while_sending(port: int) -> tuple[int, float]:
+    """Review 4, R4-6: a body declared past the limit, sent on after the 413 (the app's refusal closed unlingered:
+    a reset, -1 when it destroyed the answer)."""
+    started = time.perf_counter()
+    declared = 3 * 1024 * 1024
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        with contextlib.suppress(OSError):
+            sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % declared)
+            for _ in range(declared // 65536):
+                sock.sendall(b" " * 65536)
+        return _answer_status(sock), time.perf_counter() - started
+
+
+def half_closed(port: int) -> tuple[int, float]:
+    """Review 4, R4-11: a `POST /predict` sent whole, then the client's half-close (`nc -N`)."""
+    started = time.perf_counter()
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.sendall(_single_request(b"/predict"))
+        sock.shutdown(socket.SHUT_WR)
+        return _answer_status(sock), time.perf_counter() - started
+
+
 def _send_all(sock: socket.socket, request: bytes, count: int) -> None:
     with contextlib.suppress(OSError):
         for _ in range(count):
@@ -510,6 +601,33 @@ SCENARIOS = (
         pipelined_tiny_chunks(1_200, 8_000),
         1,
         413,
+    ),
+    # review 4
+    Scenario("R4-2: 600 connections opened at once, then a POST /predict on each", requests_after_a_burst(600), 1, 200),
+    Scenario(
+        "R4-4: a new POST /predict after 20 connections pipelined 2,000 GET /model each, never read",
+        among_non_readers(20, 2_000),
+        1,
+        200,
+    ),
+    Scenario("R4-6: a body declared past the limit, sent on after the 413", refused_while_sending, 1, 413),
+    Scenario(
+        "R4-7: POST /predict while 64 connections send POST /predict?explain=true (10 s)",
+        small_among_flood(
+            _single_request(b"/predict?explain=true"),
+            64,
+            lambda port: _post(port, "/predict", compact(record())),
+            10,
+        ),
+        1,
+        200,
+    ),
+    Scenario("R4-11: a POST /predict sent whole, then half-closed", half_closed, 1, 200),
+    Scenario(
+        "R4-11: Transfer-Encoding: gzip, chunked",
+        lambda port: _raw(port, _single_request(b"/predict", b"Transfer-Encoding: gzip, chunked")),
+        1,
+        501,
     ),
 )
 

@@ -103,6 +103,28 @@ def test_requests_past_the_limit_in_flight_are_refused_and_probes_pass() -> None
     _run(scenario)
 
 
+def test_explained_predictions_are_not_counted_in_flight() -> None:
+    """Review 4, R4-7: `/predict?explain=true` now waits for a worker thread within the explained records' budget;
+    counted in flight too, 64 of them waiting took every place and plain `/predict` got 503. They are admitted as
+    the probes are; `explain=false` is a plain request."""
+
+    async def scenario() -> None:
+        handler = _Handler()
+        admission = _admission(handler, explained_paths=frozenset({"/predict"}))
+        held = [_Client(admission, _scope()) for _ in range(2)]
+        await _turns()
+        explained = _Client(admission, {**_scope(), "query_string": b"explain=True"})
+        plain = _Client(admission, {**_scope(), "query_string": b"explain=false"})
+        await _turns()
+        assert explained.status is None  # admitted: waiting for its handler
+        assert plain.status == 503
+        handler.release.set()
+        await asyncio.gather(explained.task, *(client.task for client in held))
+        assert explained.status == 200
+
+    _run(scenario)
+
+
 def test_a_body_still_arriving_is_not_in_flight() -> None:
     """Issue 21: 128 connections trickling a body held every place; now they hold none until their body is in."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -286,3 +287,35 @@ def test_explained_batches_whose_clients_left_are_dropped_unscored(queueing_serv
         assert time.monotonic() < deadline, (before, after)
         time.sleep(0.2)
     assert after.get("200", 0) - before.get("200", 0) == len(holders)  # the holders only: no abandoned batch scored
+
+
+def test_single_explained_records_are_counted_in_the_budget(trained_model_dir: Path, tmp_path: Path) -> None:
+    """Review 4, R4-7: `POST /predict?explain=true` ran TreeSHAP on the event loop, outside the explained records'
+    budget (a flood of them put /health at 0.5 s). Now each is one record of the budget, explained in a worker
+    thread: with a budget of two records, 20 arriving together (the server paused while they queue) cannot all be
+    explained at once; the old code answered all 20."""
+    settings = {"SERVICE_BATCH_LIMIT": "1", "SERVICE_MAX_EXPLAINED_RECORDS": "2"}
+    body = json.dumps(record()).encode()
+    head = b"POST /predict?explain=true HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+    with serving(str(trained_model_dir), tmp_path / "server.log", settings=settings) as server:
+        wait_ready(server.url)
+        sockets = [connect(server, timeout=30) for _ in range(20)]
+        try:
+            os.kill(server.process.pid, signal.SIGSTOP)  # the requests arrive together
+            try:
+                for sock in sockets:
+                    sock.sendall(head % len(body) + b"\r\n" + body)
+            finally:
+                os.kill(server.process.pid, signal.SIGCONT)
+            answers = [read_answer(sock) for sock in sockets]
+        finally:
+            for sock in sockets:
+                sock.close()
+    statuses = [status for status, _, _ in answers]
+    assert 200 in statuses
+    assert 503 in statuses, statuses
+    for status, _, answer in answers:
+        if status == 503:
+            assert json.loads(answer)["error"] == "overloaded"
+        else:
+            assert json.loads(answer)["explanation"]

@@ -13,12 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
+import select
 import socket
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from uvicorn.server import ServerState
 
@@ -304,6 +308,8 @@ class _Transport:
 
     def resume_reading(self) -> None: ...
 
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None: ...
+
 
 @pytest.mark.parametrize("resumed", [False, True])
 def test_an_answer_the_client_stops_reading_is_dropped(resumed: bool) -> None:
@@ -324,6 +330,44 @@ def test_an_answer_the_client_stops_reading_is_dropped(resumed: bool) -> None:
         assert transport.aborted is not resumed
     finally:
         loop.close()
+
+
+def _send_queue(server: Server, client: socket.socket) -> int | None:
+    """The server's unsent bytes to `client` (the kernel's Send-Q, from /proc/net/tcp); None once it is closed."""
+    server_port = int(server.url.rsplit(":", 1)[1])
+    client_port = client.getsockname()[1]
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, state = fields[1], fields[2], fields[3]
+        if int(local.split(":")[1], 16) == server_port and int(remote.split(":")[1], 16) == client_port:
+            return int(fields[4].split(":")[0], 16) if state == "01" else None  # 01: established
+    return None
+
+
+def test_answers_a_client_does_not_read_are_bounded_and_dropped_after_the_send_timeout(
+    trained_model_dir: Path, tmp_path: Path
+) -> None:
+    """Review 4, R4-4: a client pipelining requests it never reads had its answers piled in the kernel's send
+    buffer, which Linux grows to 4 MB (2.8 MB a connection held), and the send timeout applied only once that was
+    full. The buffer is now `send_buffer_bytes` (128 KiB, doubled by Linux), the next request is read only once the
+    answer before it has left, and the connection is dropped `send_timeout_seconds` after the client stopped
+    taking bytes."""
+    settings = {"SERVICE_SEND_TIMEOUT_SECONDS": "1.5"}
+    with serving(str(trained_model_dir), tmp_path / "server.log", settings=settings) as server:
+        wait_ready(server.url)
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.connect(("127.0.0.1", int(server.url.rsplit(":", 1)[1])))
+        with client:
+            client.sendall(b"GET /model HTTP/1.1\r\nHost: x\r\n\r\n" * 500)  # about 4.5 MB of answers
+            started = time.monotonic()
+            held = []
+            while (queued := _send_queue(server, client)) is not None and time.monotonic() - started < 20:
+                held.append(queued)
+                time.sleep(0.05)
+            dropped_after = time.monotonic() - started
+    assert max(held) < 1024 * 1024, f"{max(held):,} bytes unsent"
+    assert dropped_after < 1.5 + 3, dropped_after
 
 
 # -- issue 21: HTTP kept whole in uvicorn's corners -----------------------------------------------------------------
@@ -467,3 +511,73 @@ def test_batches_in_flight_have_their_budget_and_single_predictions_their_room(c
             sock.close()
     assert set(statuses) == {200, 503}
     assert statuses.count(200) >= BATCH_BYTES_IN_FLIGHT // len(request)
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_a_body_refused_by_the_app_while_it_arrives_closes_without_a_reset(
+    quick_server: Server, declared: bool
+) -> None:
+    """Review 4, R4-6: the app's refusals of a body still arriving (413 here, by its declared length or once it
+    passes the limit; the 503s of the body budgets close the same way) closed the connection with the body unread:
+    the kernel reset it, which under load destroyed some answers before their clients read them (the reset also
+    discards what the server has not sent yet). The connection now lingers as after the protocol's own errors: the
+    answer, a FIN, and what the client still sends is read and dropped, no reset."""
+    limit = 2 * 1024 * 1024
+    length = b"Content-Length: %d" % (limit + 4096) if declared else b"Transfer-Encoding: chunked"
+    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n%s\r\n\r\n" % length
+    part = b"x" * 65536
+    framed = part if declared else b"%x\r\n%s\r\n" % (len(part), part)
+    with connect(quick_server) as sock:
+        sock.sendall(head)
+        while not select.select([sock], [], [], 0.01)[0]:  # the body, until the answer is there
+            sock.sendall(framed)
+        for _ in range(8):  # the client sends on (the old code: a reset, ConnectionResetError or BrokenPipeError)
+            sock.sendall(framed)
+        status, headers, body = read_answer(sock)
+        assert sock.recv(1) == b""  # the FIN, not a reset
+    assert status == 413, body
+    assert json.loads(body)["error"] == "body_too_large"
+    assert headers["connection"] == "close"
+
+
+def _predict_statuses(server: Server) -> Counter[str]:
+    metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
+    pattern = r'http_requests_total\{method="POST",route="/predict",status="(\d+)"\} (\S+)'
+    return Counter({status: int(float(count)) for status, count in re.findall(pattern, metrics)})
+
+
+@pytest.mark.parametrize("query", ["", "?explain=true"])
+def test_a_request_sent_whole_then_half_closed_is_logged_as_it_ended(quick_server: Server, query: str) -> None:
+    """Review 4, R4-11: a client that sends its request and then closes its side (`nc -N`) got no answer: the FIN
+    closed the connection and the answer, complete but not sent yet (`CoalescedWrites`), was dropped; the access
+    log and `http_requests_total` said 200 all the same. An answer complete by then is sent; one that is not is
+    dropped (a FIN cannot be told from a client that left) and logged 499: the count says what the client got."""
+    body = json.dumps(record()).encode()
+    head = b"POST /predict%s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+    before = _predict_statuses(quick_server)
+    with connect(quick_server) as sock:
+        sock.sendall(head % (query.encode(), len(body)) + body)
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while data := sock.recv(65536):
+            answer += data
+    deadline = time.monotonic() + 10
+    while (counted := _predict_statuses(quick_server) - before).total() == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if query:  # explained in a worker thread: either outcome, as long as it is the one counted
+        assert counted == Counter({"200" if answer else "499": 1}), (counted, answer[:40])
+    else:
+        assert answer.startswith(b"HTTP/1.1 200"), answer
+        assert counted == Counter({"200": 1})
+
+
+def test_a_transfer_coding_other_than_chunked_is_refused_with_501(quick_server: Server) -> None:
+    """Review 4, R4-11: `Transfer-Encoding: gzip, chunked` was read as if the body had no gzip coding (200)."""
+    status, error = _refused(
+        quick_server,
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: gzip, chunked\r\n"
+        b"\r\n2\r\n{}\r\n0\r\n\r\n",
+    )
+    assert status == 501
+    assert error["error"] == "not_implemented"
+    assert "gzip" in error["reason"]

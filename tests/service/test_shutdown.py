@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import select
 import signal
 import socket
 import threading
@@ -239,6 +240,93 @@ def test_an_upload_under_way_at_the_stop_is_let_finish_and_answered(trained_mode
     assert trickling_answer.split()[1] == b"503"
     assert refused_at < sent_all_at[0], "the stop reached the protocol after the upload was sent: nothing tested"
     assert upload_answer.split()[1] == b"200", upload_answer
+
+
+def test_bodies_whose_heads_end_after_the_listener_closed_are_refused_within_the_stop(
+    trained_model_dir: Path, tmp_path: Path
+) -> None:
+    """Review 4, R4-3: a body whose head ended after the listener closed (on a keep-alive connection in its grace, or
+    a head still arriving at the close) had only the normal deadlines: at 2 KB/s it outlived the shutdown timeout,
+    uvicorn cancelled it (a plain-text 500) and logged a CancelledError traceback. It now has half the shutdown
+    timeout, as a body under way at the stop, then 503 `shutting_down`; the stop waits for nothing more."""
+    settings = {
+        "SERVICE_DRAIN_SECONDS": "0.5",
+        "SERVICE_SHUTDOWN_TIMEOUT_SECONDS": "4",
+        "SERVICE_STOP_TIMEOUT_SECONDS": "8",
+    }
+    head = b"POST /predict/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n"
+    log = tmp_path / "server.log"
+    with serving(str(trained_model_dir), log, settings=settings) as server:
+        assert wait_ready(server.url).status_code == 200
+        host, port = server.url.removeprefix("http://").split(":")
+        idle = socket.create_connection((host, int(port)), timeout=15)
+        heading = socket.create_connection((host, int(port)), timeout=15)
+        try:
+            idle.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert idle.recv(65536).startswith(b"HTTP/1.1 200")
+            heading.sendall(head)  # the head's last line comes after the close
+            server.process.send_signal(signal.SIGTERM)
+            stopped_at = time.monotonic()
+            _wait_until_the_listener_closed(server)
+            idle.sendall(head + b"\r\n")  # within its grace after the close
+            heading.sendall(b"\r\n")
+            answers = {}
+            while len(answers) < 2 and time.monotonic() - stopped_at < 15:  # 2 KB a second, until answered
+                for name, sock in (("idle", idle), ("heading", heading)):
+                    if name not in answers:
+                        with contextlib.suppress(OSError):
+                            sock.sendall(b" " * 200)
+                        if select.select([sock], [], [], 0)[0]:
+                            answers[name] = sock.recv(65536)
+                            answered_after = time.monotonic() - stopped_at
+                time.sleep(0.1)
+            server.process.wait(15)
+        finally:
+            idle.close()
+            heading.close()
+    for name, answer in answers.items():
+        assert answer.startswith(b"HTTP/1.1 503"), (name, answer[:200])
+        assert b'"error":"shutting_down"' in answer
+    assert sorted(answers) == ["heading", "idle"]
+    assert answered_after < 0.5 + 4 / 2 + 1, answered_after  # the drain and half the shutdown timeout, not all of it
+    text = log.read_text()
+    assert "Traceback" not in text
+    assert '"level": "ERROR"' not in text
+
+
+def test_an_answer_the_client_does_not_read_at_the_stop_ends_within_it(trained_model_dir: Path, tmp_path: Path) -> None:
+    """Review 4, R4-4: answers are no longer taken whole by the kernel (its send buffer is bounded), so an answer a
+    client does not read waits in the service: at the stop it has half the shutdown timeout, as a body still
+    arriving, then the connection is dropped; the stop does not wait out the whole timeout and log an error."""
+    settings = {"SERVICE_DRAIN_SECONDS": "0.5", "SERVICE_SHUTDOWN_TIMEOUT_SECONDS": "6"}
+    body = json.dumps({"records": [record(Age=1 + i % 13) for i in range(1000)]}).encode()
+    head = b"POST /predict/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+    log = tmp_path / "server.log"
+    with serving(str(trained_model_dir), log, settings=settings) as server:
+        assert wait_ready(server.url).status_code == 200
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.connect(("127.0.0.1", int(server.url.rsplit(":", 1)[1])))
+        with client:
+            client.sendall(head % len(body) + body)
+            assert select.select([client], [], [], 30)[0]  # the answer started
+            server.process.send_signal(signal.SIGTERM)
+            stopped_at = time.monotonic()
+            server.process.wait(15)
+            exited_after = time.monotonic() - stopped_at
+    assert exited_after < 0.5 + 6 - 1, exited_after  # the drain and half the shutdown timeout, not all of it
+    assert '"level": "ERROR"' not in log.read_text()
+
+
+def _wait_until_the_listener_closed(server: Server) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"{server.url}/health", timeout=1)
+        except httpx.ConnectError:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the listener stayed open")
 
 
 def test_a_connection_flood_during_the_stop_does_not_keep_the_listener_open(
