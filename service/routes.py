@@ -52,6 +52,7 @@ SERVER_RESPONSES: dict[int | str, dict[str, Any]] = {
     414: _error("A request line (path and query) longer than the configured limit."),
     431: _error("A header line, or all headers together, larger than the configured limits, or too many headers."),
     500: _error("An unexpected error; the reason quotes the request id to report."),
+    501: _error("A transfer coding other than `chunked` (e.g. `gzip, chunked`); send the body uncoded or chunked."),
     503: _error(
         "`overloaded`: more requests at once than the service handles (retry after `Retry-After`); "
         "`shutting_down`: the instance is stopping; `model_loading` / `model_unavailable`: no model to answer with."
