@@ -77,14 +77,28 @@ def _run(command: list[str], env: dict[str, str] | None = None) -> subprocess.Co
         ("SERVICE_SEND_TIMEOUT_SECONDS", "-5", "send_timeout_seconds"),
     ],
 )
-def test_python_m_service_refuses_invalid_settings_at_start(variable: str, value: str, words: str) -> None:
+def test_the_service_refuses_invalid_settings_at_start(
+    variable: str, value: str, words: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Issue 21: an empty token opened `/operator/model` to anyone; now the service does not start, and says why
-    without a traceback and without repeating the value."""
-    started = _run(service_command(), {**os.environ, variable: value, "SERVICE_PORT": "1"})
+    without a traceback and without repeating the value. In process (the command's own `main`); the next test runs
+    the command itself."""
+    monkeypatch.setenv(variable, value)
+    served: list[Settings] = []
+    monkeypatch.setattr(server, "serve", served.append)
+    assert server.main([]) == 2
+    assert served == []
+    refusal = capsys.readouterr().err
+    assert words in refusal
+    assert not value or value not in refusal or variable == "SERVICE_MAX_HEADS"
+
+
+def test_python_m_service_refuses_invalid_settings_with_exit_2_and_no_traceback() -> None:
+    started = _run(service_command(), {**os.environ, "SERVICE_OPERATOR_TOKEN": "letmein", "SERVICE_PORT": "1"})
     assert started.returncode == 2, started.stderr
-    assert words in started.stderr
+    assert "SERVICE_OPERATOR_TOKEN must be at least 32 characters" in started.stderr
     assert "Traceback" not in started.stderr
-    assert not value or value not in started.stderr or variable == "SERVICE_MAX_HEADS"
+    assert "letmein" not in started.stderr
 
 
 def test_an_open_file_limit_too_low_for_the_fewest_connections_stops_the_start(
