@@ -55,12 +55,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.model = state
         # Batches are scored in worker threads, at most one per core at a time: TreeSHAP and the answers of 1,000
         # rows would otherwise hold the event loop, and more threads than cores only share the same CPU.
-        app.state.batches = BatchAdmission(
+        batches = BatchAdmission(
             threads=os.cpu_count() or 1,
             max_explained_records=settings.max_explained_records,
             queue_seconds=settings.batch_queue_seconds,
         )
-        batches: BatchAdmission = app.state.batches
+        app.state.batches = batches
         app.state.metrics.explained_records.set_function(lambda: batches.explained_records)
         threading.Thread(target=state.load, name="model-loader", daemon=True).start()
         yield

@@ -8,6 +8,7 @@ whose client left is dropped unscored.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -140,20 +141,31 @@ def test_a_batch_whose_client_left_is_not_scored() -> None:
 FULL = 10_000
 
 
+@contextlib.contextmanager
+def _serving_batches_of(
+    records: int, model: Path, tmp_path_factory: pytest.TempPathFactory, **settings: str
+) -> Iterator[Server]:
+    """A server taking batches of up to `records` (bodies and the batch bytes budget large enough for them), with
+    `settings` on top, once its model is loaded: a test run alone must not meet a 503 model_loading."""
+    log = tmp_path_factory.mktemp("uvicorn") / "server.log"
+    limits = {
+        "SERVICE_BATCH_LIMIT": str(records),
+        "SERVICE_BODY_LIMIT_BYTES": str(8 * 1024 * 1024),
+        "SERVICE_MAX_BATCH_BYTES_IN_FLIGHT": str(16 * 1024 * 1024),
+    }
+    with serving(str(model), log, settings={**limits, **settings}) as server:
+        wait_ready(server.url)
+        yield server
+
+
 @pytest.fixture(scope="module")
 def explaining_server(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """Batches of up to `FULL` records, and twice that explained at a time (as the defaults: one full batch takes
     half of it). Large, so that explaining a full batch of the small test model takes long enough (about a second)
     for other requests to arrive meanwhile."""
-    log = tmp_path_factory.mktemp("uvicorn") / "server.log"
-    settings = {
-        "SERVICE_BATCH_LIMIT": str(FULL),
-        "SERVICE_MAX_EXPLAINED_RECORDS": str(2 * FULL),
-        "SERVICE_BODY_LIMIT_BYTES": str(8 * 1024 * 1024),
-        "SERVICE_MAX_BATCH_BYTES_IN_FLIGHT": str(16 * 1024 * 1024),
-    }
-    with serving(str(trained_model_dir), log, settings=settings) as server:
-        wait_ready(server.url)  # the model loaded: a test run alone must not meet a 503 model_loading
+    with _serving_batches_of(
+        FULL, trained_model_dir, tmp_path_factory, SERVICE_MAX_EXPLAINED_RECORDS=str(2 * FULL)
+    ) as server:
         yield server
 
 
@@ -244,16 +256,13 @@ ABANDONED = 100
 def queueing_server(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """Explained records budgeted high enough, and a wait for a thread long enough, that batches queue for a thread
     rather than get 503."""
-    log = tmp_path_factory.mktemp("uvicorn") / "server.log"
-    settings = {
-        "SERVICE_BATCH_LIMIT": str(HOLDING),
-        "SERVICE_MAX_EXPLAINED_RECORDS": str(40 * HOLDING),
-        "SERVICE_BODY_LIMIT_BYTES": str(8 * 1024 * 1024),
-        "SERVICE_MAX_BATCH_BYTES_IN_FLIGHT": str(16 * 1024 * 1024),
-        "SERVICE_BATCH_QUEUE_SECONDS": "60",  # a batch waits behind the holders, however loaded the machine
-    }
-    with serving(str(trained_model_dir), log, settings=settings) as server:
-        wait_ready(server.url)
+    with _serving_batches_of(
+        HOLDING,
+        trained_model_dir,
+        tmp_path_factory,
+        SERVICE_MAX_EXPLAINED_RECORDS=str(40 * HOLDING),
+        SERVICE_BATCH_QUEUE_SECONDS="60",  # a batch waits behind the holders, however loaded the machine
+    ) as server:
         yield server
 
 
