@@ -13,6 +13,9 @@ Measures, on loopback with wrk (one load thread, so the server keeps a core), si
     thread; LightGBM's default OpenMP pool made MLServer 15x slower on this shared 2-core machine),
   - the same model behind `mlflow models serve` (the project's pyfunc, `ml.training.mlflow_model`, logged to a
     temporary sqlite store),
+  - the floor of idiomatic FastAPI: the same Predictor behind the smallest app answering the same `/predict`
+    (`tests.benchmarks.bare_fastapi`: body and response models, no middleware, no access log, no limits) under plain
+    uvicorn, with its own `/health`: its `/predict` over `/health` is what FastAPI itself leaves for that ratio,
   - rows/s of `/predict/batch` with 100 rows,
   - a soak at concurrency 32: errors and resident-memory growth,
   - in process (ASGI calls, no network, CPU time): `/health`, `/predict`, a bare FastAPI route taking the same
@@ -43,6 +46,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
@@ -54,7 +58,7 @@ import psutil
 from ml.schema import FEATURE_NAMES, FEATURES_BY_NAME
 from ml.training.synthetic_data import make_synthetic
 from tests.benchmarks.reporting import report
-from tests.servers import ROOT, free_port, service_command, service_environment
+from tests.servers import ROOT, free_port, service_command, service_environment, uvicorn_command
 
 CONCURRENCY = (1, 8, 32)
 #: /predict must serve at least this share of /health's requests per second, at this load.
@@ -67,6 +71,8 @@ RATIO_CONCURRENCY = 8
 MLFLOW_CONCURRENCY = (8, 32)
 BATCH_ROWS = 100
 MLSERVER_MODEL = "diabetes"
+#: The other servers of the same model, side by side with the service (`--skip-...` leaves one out).
+PEERS = ("mlserver", "mlflow", "bare_fastapi")
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
@@ -89,6 +95,7 @@ class Peer:
     url: str
     body: Any
     process: psutil.Process
+    health_url: str | None = None  # measured beside it when the peer has one
 
 
 def records(n: int) -> list[dict[str, float]]:
@@ -258,6 +265,19 @@ def mlflow_server(model: Path, work: Path, record: dict[str, float]) -> Iterator
         yield peer, ready
 
 
+@contextmanager
+def bare_fastapi_server(model: Path, work: Path, record: dict[str, float]) -> Iterator[tuple[Peer, float]]:
+    """The same Predictor behind a bare FastAPI app under plain uvicorn (`tests.benchmarks.bare_fastapi`); yields
+    (peer, seconds to ready)."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "MODEL_URI": str(model)}
+    command = [*uvicorn_command("tests.benchmarks.bare_fastapi:app", port), "--no-access-log", "--log-level", "warning"]
+    with running(command, env, work / "bare-fastapi.log") as process:
+        ready = wait_http(f"{base}/health", 60, process)
+        yield Peer(f"{base}/predict", record, psutil.Process(process.pid), health_url=f"{base}/health"), ready
+
+
 def best(loads: Sequence[Load]) -> dict[str, Any]:
     """The run with the most requests per second: background load only ever slows a run down."""
     return asdict(max(loads, key=lambda load: load.requests_per_second))
@@ -280,6 +300,7 @@ def measure(
         starters: dict[str, Callable[[Path, Path, dict[str, float]], Any]] = {
             "mlserver": mlserver_server,
             "mlflow": mlflow_server,
+            "bare_fastapi": bare_fastapi_server,
         }
         for name in peers:
             peer, peer_ready = stack.enter_context(starters[name](model, work, one))
@@ -288,16 +309,20 @@ def measure(
             wrk(peer.url, 8, 3, work, peer.body)  # warm-up
         wrk(f"{base}/predict", 8, 3, work, one)  # warm-up
         for c in CONCURRENCY:
-            runs: dict[str, list[Load]] = {name: [] for name in ("health", "predict", *started)}
+            runs: dict[str, list[Load]] = defaultdict(list)
             for _ in range(rounds):
                 runs["health"].append(wrk(f"{base}/health", c, seconds, work, server=server))
                 runs["predict"].append(wrk(f"{base}/predict", c, seconds, work, one, server=server))
                 for name, peer in started.items():
                     runs[name].append(wrk(peer.url, c, seconds, work, peer.body, server=peer.process))
+                    if peer.health_url is not None:
+                        runs[f"{name}_health"].append(wrk(peer.health_url, c, seconds, work, server=peer.process))
             service[f"health_c{c}"] = best(runs["health"])
             service[f"predict_c{c}"] = best(runs["predict"])
             for name in started:
                 results[name][f"predict_c{c}"] = best(runs[name])
+                if runs[f"{name}_health"]:
+                    results[name][f"health_c{c}"] = best(runs[f"{name}_health"])
         for c in (1, 8):
             load = wrk(f"{base}/predict/batch", c, seconds, work, batch, server=server)
             service[f"batch{BATCH_ROWS}_c{c}"] = {
@@ -412,9 +437,12 @@ def summarise(results: dict[str, Any]) -> dict[str, bool]:
     ratios: dict[str, float] = {}
     for c in CONCURRENCY:
         ratios[f"predict_over_health_c{c}"] = _ratio(service[f"predict_c{c}"], service[f"health_c{c}"])
-        for peer in ("mlserver", "mlflow"):
+        for peer in PEERS:
             if peer in results:
                 ratios[f"speedup_over_{peer}_c{c}"] = _ratio(service[f"predict_c{c}"], results[peer][f"predict_c{c}"])
+        if "bare_fastapi" in results:
+            bare = results["bare_fastapi"]
+            ratios[f"bare_fastapi_predict_over_health_c{c}"] = _ratio(bare[f"predict_c{c}"], bare[f"health_c{c}"])
     results["ratios"] = ratios
     c = RATIO_CONCURRENCY
     checks[f"/predict >= {MIN_SHARE_OF_HEALTH}x /health at c={c}"] = (
@@ -441,7 +469,7 @@ def print_table(results: dict[str, Any]) -> None:
         f"({service['ready_cpu_seconds']:.2f} s CPU)",
         end="",
     )
-    for peer in ("mlserver", "mlflow"):
+    for peer in PEERS:
         if peer in results:
             print(f", {peer} {results[peer]['ready_seconds']:.2f} s", end="")
     print()
@@ -449,12 +477,13 @@ def print_table(results: dict[str, Any]) -> None:
         for name, load in [
             ("/health", service[f"health_c{c}"]),
             ("/predict", service[f"predict_c{c}"]),
-            *[(peer, results[peer][f"predict_c{c}"]) for peer in ("mlserver", "mlflow") if peer in results],
+            *[(peer, results[peer][f"predict_c{c}"]) for peer in PEERS if peer in results],
+            *[("bare /health", results["bare_fastapi"][f"health_c{c}"]) for _ in range("bare_fastapi" in results)],
         ]:
             cpu = load.get("cpu_us_per_request")
             cpu_text = f"{cpu:7.0f} us CPU/req" if cpu is not None else ""
             print(
-                f"c={c:<3} {name:10} {load['requests_per_second']:9.0f} req/s  p50 {load['p50_ms']:7.2f} ms  "
+                f"c={c:<3} {name:13} {load['requests_per_second']:9.0f} req/s  p50 {load['p50_ms']:7.2f} ms  "
                 f"p99 {load['p99_ms']:7.2f} ms  {cpu_text}"
             )
     for name, ratio in results["ratios"].items():
@@ -476,6 +505,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--soak", type=float, default=60, help="seconds of the c=32 soak (default 60)")
     parser.add_argument("--skip-mlflow", action="store_true", help="do not measure the mlflow serve peer")
     parser.add_argument("--skip-mlserver", action="store_true", help="do not measure the MLServer peer")
+    parser.add_argument("--skip-bare", action="store_true", help="do not measure the bare FastAPI floor")
     parser.add_argument("--rounds", type=int, default=2, help="alternating runs per concurrency, best kept (default 2)")
     parser.add_argument("--output", type=Path, help="also write the results as JSON here")
     args = parser.parse_args(argv)
@@ -483,7 +513,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: wrk is not installed (apt-get install -y wrk)", file=sys.stderr)
         return 2
     model = args.model.resolve()
-    peers = [name for name, skip in (("mlserver", args.skip_mlserver), ("mlflow", args.skip_mlflow)) if not skip]
+    skipped = {"mlserver": args.skip_mlserver, "mlflow": args.skip_mlflow, "bare_fastapi": args.skip_bare}
+    peers = [name for name in PEERS if not skipped[name]]
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp:
         work = Path(tmp)
         python, size_mb = runtime_environment(work)
