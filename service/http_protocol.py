@@ -294,7 +294,8 @@ class ConnectionPool:
     def _older_fresh(self, newest: HttpProtocol | None, grace: float) -> HttpProtocol | None:
         """The oldest fresh connection, unless it opened less than `grace` seconds ago (its client is about to
         send: shedding it would fail a request already on the way). One with bytes waiting in its socket, not read
-        yet, is no longer fresh: it is in its head (uvloop runs a timer that is due before it reads the sockets)."""
+        yet, is no longer fresh: it is in its head (a timer due in the same turn of the loop may run before the
+        socket is read)."""
         while (oldest := next(iter(self._fresh), None)) is not None and oldest is not newest:
             if time.monotonic() - oldest.opened_at < grace:
                 return None

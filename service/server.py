@@ -43,6 +43,13 @@ from service.settings import MIN_CONNECTIONS, Settings, unknown_variables
 logger = logging.getLogger("service.server")
 #: File descriptors kept out of `max_connections`: the listener, logs, the model's files, the metrics' /proc reads.
 _RESERVED_FILES = 64
+#: asyncio's own event loop, not uvloop: libuv (since 1.45) accepts one connection per turn of the loop, so while
+#: a flood kept each turn busy (150 clients sending 2 MB batches, each refused one reconnecting) about 140
+#: connections waited in the listener's queue, and a health check on a new connection (the ALB's and the kubelet's
+#: are) took up to 1.8-2.8 s on 2 cores; asyncio takes every queued connection each turn: 0.5-0.7 s
+#: (`tests/benchmarks/hostile_requests.py --only accept`). The price: ~8% more CPU per request, and existing
+#: connections answered later during such a flood (`/health` p99 130-210 -> 330-400 ms).
+EVENT_LOOP = "asyncio"
 #: Longest the stop spends taking the connections queued on the listener (`Server._accept_backlog`).
 BACKLOG_ACCEPT_SECONDS = 0.2
 
@@ -56,6 +63,7 @@ def uvicorn_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
         host=settings.host,
         port=settings.port,
         http=protocol_class(settings, app.state.metrics),
+        loop=EVENT_LOOP,
         ws="none",
         lifespan="on",
         timeout_keep_alive=settings.keep_alive_seconds,

@@ -36,6 +36,11 @@ Replays, each scenario against a fresh server (so its peak resident memory is th
     `s12_batch_flood_health.py 64 12 2000000` -> 0); R4-7 200 in 0.158 -> 0.005 s, `/health` p50 4.0 -> 0.6 ms
     (before the fix of its admission, 503: the waiting explains held every place in flight); R4-11 no answer (-1)
     -> 200, and 200 -> 501; peak RSS 90-93 MB in every case, before and after,
+  - new connections under a flood (`--only accept`): a `GET /health` on a new connection every 0.2 s while 150
+    clients send 2 MB batches back to back, each refused one reconnecting (the flood in a process of its own).
+    Before (uvloop, one accept per turn of the loop) -> after (asyncio's loop), the 512 MiB task's limits, load
+    2.6-3.3: the slowest new connection's answer 1.75-2.76 -> 0.48-0.72 s; the keep-alive prober's `/health` p99
+    134-214 -> 335-397 ms; peak RSS 177-179 -> 252-280 MB (more connections read at once),
 while a prober sends `GET /health` every 10 ms on its own connection. Reports each request's time to its answer,
 the server's resident memory before and its peak (`VmHWM`), and the `/health` latency percentiles meanwhile.
 Targets (one 1,024 MiB Fargate task must survive): each single request answered in < 0.5 s with the expected
@@ -49,9 +54,11 @@ The machine's 2 cores are shared: the load average is reported with the figures.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import functools
 import http.client
+import multiprocessing
 import os
 import re
 import socket
@@ -467,6 +474,64 @@ def half_closed(port: int) -> tuple[int, float]:
         return _answer_status(sock), time.perf_counter() - started
 
 
+async def _flood_batches(port: int, clients: int, seconds: float, size: int) -> None:
+    """`clients` connections sending a 1,000-record batch padded to `size` bytes over and over, answers read, a new
+    connection whenever an answer closes one (as the refused ones do)."""
+    request = _batch_request(b"/predict/batch", DEFAULT_BATCH_LIMIT)
+    head, body = request.split(b"\r\n\r\n", 1)
+    padded = body + b" " * (size - len(body))
+    request = re.sub(rb"Content-Length: \d+", b"Content-Length: %d" % len(padded), head) + b"\r\n\r\n" + padded
+    ends = time.monotonic() + seconds
+
+    async def client() -> None:
+        writer: asyncio.StreamWriter | None = None
+        while time.monotonic() < ends:
+            try:
+                if writer is None:
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(request)
+                await writer.drain()
+                answer_head = await reader.readuntil(b"\r\n\r\n")
+                length = re.search(rb"(?i)content-length: (\d+)", answer_head)
+                await reader.readexactly(int(length.group(1)) if length else 0)
+                if re.search(rb"(?i)connection: close", answer_head):
+                    writer.close()
+                    writer = None
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+                writer = None
+                await asyncio.sleep(0.1)
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+
+
+def _flooding(port: int, clients: int, seconds: float, size: int) -> None:
+    asyncio.run(_flood_batches(port, clients, seconds, size))
+
+
+def new_connections_during_a_flood(clients: int, seconds: float, size: int) -> Callable[[int], tuple[int, float]]:
+    """A `GET /health` on a new connection (as the ALB's and the kubelet's health checks are) every 0.2 s while
+    `clients` connections send `size`-byte batches back to back (`_flood_batches`, in a process of its own: its loop,
+    busy sending, would delay the probe's own); the worst status and the longest time. Each refused batch closes
+    its connection, so the flood also opens ~100-400 connections a second: under uvloop, which accepts one per turn
+    of the loop, ~140 waited in the listener's queue and the probe with them."""
+
+    def send(port: int) -> tuple[int, float]:
+        flood = multiprocessing.get_context("fork").Process(
+            target=_flooding, args=(port, clients, seconds + 2, size), daemon=True
+        )
+        flood.start()
+        time.sleep(2)
+        answers = []
+        ends = time.monotonic() + seconds
+        while time.monotonic() < ends:
+            answers.append(_raw(port, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+            time.sleep(0.2)
+        flood.join(30)
+        return _worst(answers)
+
+    return send
+
+
 def _send_all(sock: socket.socket, request: bytes, count: int) -> None:
     with contextlib.suppress(OSError):
         for _ in range(count):
@@ -628,6 +693,12 @@ SCENARIOS = (
         lambda port: _raw(port, _single_request(b"/predict", b"Transfer-Encoding: gzip, chunked")),
         1,
         501,
+    ),
+    Scenario(
+        "accept: a GET /health on a new connection while 150 clients send 2 MB batches, reconnecting (10 s)",
+        new_connections_during_a_flood(150, 10, 2_000_000),
+        1,
+        200,
     ),
 )
 

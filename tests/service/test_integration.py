@@ -48,6 +48,12 @@ def test_predict_batch_ready_and_metrics_over_http(live_server: Server) -> None:
         )
 
 
+def test_the_server_runs_on_asyncios_event_loop(live_server: Server) -> None:
+    """uvloop accepts one connection per turn of its loop: under a flood, health checks on new connections waited
+    seconds in the listener's queue (`service.server.EVENT_LOOP`). Not loaded at all, not only not chosen."""
+    assert "uvloop" not in Path(f"/proc/{live_server.process.pid}/maps").read_text()
+
+
 def test_oversized_body_is_refused_on_the_wire(live_server: Server) -> None:
     """A 3 MB body with its Content-Length is refused before the server reads it."""
     body = b'{"records": [' + b" " * 3_000_000 + b"]}"

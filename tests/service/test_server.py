@@ -41,6 +41,7 @@ def test_the_server_takes_every_option_from_the_settings_it_is_given(monkeypatch
     assert options == ("0.0.0.0", 8123, 3615, 7)
     assert config.server_header is False
     assert config.limit_concurrency is None  # work in flight is the app's limit, not a count of connections
+    assert config.loop == "asyncio"  # takes every queued connection each turn (uvloop: one; `server.EVENT_LOOP`)
     config.load()
     loop = asyncio.new_event_loop()
     try:
