@@ -163,8 +163,14 @@ def explaining_server(trained_model_dir: Path, tmp_path_factory: pytest.TempPath
     """Batches of up to `FULL` records, and twice that explained at a time (as the defaults: one full batch takes
     half of it). Large, so that explaining a full batch of the small test model takes long enough (about a second)
     for other requests to arrive meanwhile."""
+    # A batch may wait for a thread 60 s, not 10: a full explained batch took 7-15 s on a loaded machine, and a small
+    # one queued behind it was refused by that wait, not by the budget these tests are about.
     with _serving_batches_of(
-        FULL, trained_model_dir, tmp_path_factory, SERVICE_MAX_EXPLAINED_RECORDS=str(2 * FULL)
+        FULL,
+        trained_model_dir,
+        tmp_path_factory,
+        SERVICE_MAX_EXPLAINED_RECORDS=str(2 * FULL),
+        SERVICE_BATCH_QUEUE_SECONDS="60",
     ) as server:
         yield server
 

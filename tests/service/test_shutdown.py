@@ -350,8 +350,9 @@ def test_a_connection_flood_during_the_stop_does_not_keep_the_listener_open(
                 sock.close()
 
         exited_after = _sigterm_during(server, flood, threads=2, after=1, wait=15)
-    assert server.process.returncode in (0, -signal.SIGTERM)
-    assert exited_after < 5
+    assert server.process.returncode in (0, -signal.SIGTERM)  # the stop timeout's watchdog exits 1
+    # Its own stop: 2-3 s of registering and closing the 2,048 queued connections on a busy machine, 5.5 s at load 8
+    assert exited_after < 10 - 1
     assert "stop timeout reached" not in log.read_text()
 
 
