@@ -24,9 +24,9 @@ adds:
   all do, arms no timer;
 - answers bounded once the client is slower than the service (`UnsentAnswers`): the kernel's buffers of each
   connection at `send_buffer_bytes` and `receive_buffer_bytes`, the bytes the service holds past them, all
-  connections together, at `max_unsent_answer_bytes` (past it new requests get 503 `overloaded`, probes aside), and
-  each such answer must leave at `min_send_bytes_per_second` after `send_grace_seconds` and never stall for
-  `send_timeout_seconds`: else the connection is reset, logged (`answer_dropped`) and counted;
+  connections together, at `max_unsent_answer_bytes` (past it new requests get 503 `overloaded`, probes and
+  metrics aside), and each such answer must leave at `min_send_bytes_per_second` after `send_grace_seconds` and
+  never stall for `send_timeout_seconds`: else the connection is reset, logged (`answer_dropped`) and counted;
 - connections bounded (`ConnectionPool`): idle ones by time (`keep_alive_seconds`) and count
   (`max_idle_connections`, fresh silent ones shed before keep-alive ones, however fast they come), all of them by
   count (`max_connections`, bodies still arriving shed with a 503 before any keep-alive connection), unfinished
@@ -107,6 +107,9 @@ CHUNKS_PER_TURN = 256
 _STOPPING = "This instance is stopping and the request's body had not all arrived; send it to another one"
 #: The 503 `overloaded` of a request refused while the answers waiting for their clients pass their budget.
 _UNSENT = "The service holds as many answers for slow clients as it can; retry in a second"
+#: Paths answered whatever `UnsentAnswers` holds: the probes (a task refusing them would be replaced) and the
+#: metrics (what tells an operator why it refuses); their answers are a few KB.
+ALWAYS_ANSWERED = PROBE_PATHS | {"/metrics"}
 #: SO_LINGER on, with no time: closing the socket resets the connection and frees what its send buffer held.
 _RESET_ON_CLOSE = struct.pack("ii", 1, 0)
 #: How long a connection takes to earn back `max_body_chunks` chunks, once spent (`HttpProtocol._framing`).
@@ -904,7 +907,7 @@ class HttpProtocol(HttpToolsProtocol):
             elif name == b"host":
                 host = True
         _check_version(self.parser.get_http_version(), host)
-        if self.unsent.passed and httptools.parse_url(self.url).path.decode("latin-1") not in PROBE_PATHS:
+        if self.unsent.passed and httptools.parse_url(self.url).path.decode("latin-1") not in ALWAYS_ANSWERED:
             raise RefusedError(503, "overloaded", _UNSENT, "request")
         if self._body_left == 0:
             self.pool.busy(self)

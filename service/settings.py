@@ -214,8 +214,8 @@ class Settings(BaseSettings):
         le=4 * 1024 * 1024 * 1024,
         description="Most bytes of answers held in the service until their clients take them, all connections "
         "together (what the kernel's send buffers do not hold); while it is passed, new requests get 503 "
-        "`overloaded` with `Retry-After: 1` before their body is read, `/health` and `/ready` excepted. An answer "
-        "counts from the moment its client is slower than the service until it has all left.",
+        "`overloaded` with `Retry-After: 1` before their body is read, `/health`, `/ready` and `/metrics` excepted. An "
+        "answer counts from the moment its client is slower than the service until it has all left.",
     )
     send_timeout_seconds: float = Field(
         default=30.0,
