@@ -663,7 +663,7 @@ class HttpProtocol(HttpToolsProtocol):
         if not self.flow.write_paused:  # closing or not: a closed transport waits for its answer to leave
             return
         now = self.loop.time()
-        progress = self._delivered() - (self._send_from or 0)
+        progress = 0 if self._send_from is None else self._delivered() - self._send_from
         if progress > self._send_progress:
             self._send_progress, self._send_moved = progress, now
         due, rule = self._send_due()

@@ -190,7 +190,7 @@ class Settings(BaseSettings):
         "(about 330 KB) arrive at 4 KB a second (3 KB leaves it no margin). A body still arriving when the service "
         "stops listening after SIGTERM is answered 503 at once unless, at its rate so far, it arrives within half of "
         "`shutdown_timeout_seconds` (then it is answered), so this does not lengthen a stop. Answers the client "
-        "reads slowly have `send_timeout_seconds`.",
+        "takes slowly have `min_send_bytes_per_second` and `send_timeout_seconds`.",
     )
     send_buffer_bytes: int = Field(
         default=128 * 1024,
