@@ -369,6 +369,9 @@ class UnsentAnswers:
     until its last byte is sent. Past `limit`, new requests are refused at their head (`HttpProtocol`), the answers
     under way still sent; each answer is also held to a rate (`min_send_bytes_per_second`), so one client cannot
     keep the budget for long. Answers that fit in the kernel's buffer are bounded by `max_connections` times it.
+    Not told apart: many connections each taking its answer just above that rate, which hold the budget (and get
+    everyone else 503) for as long as they read; behind a load balancer every client has its address, so only a
+    rate limit in front of the service (a WAF) can tell them from real traffic.
     """
 
     def __init__(self, limit: int) -> None:
