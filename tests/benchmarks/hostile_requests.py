@@ -36,8 +36,19 @@ Replays, each scenario against a fresh server (so its peak resident memory is th
     `s12_batch_flood_health.py 64 12 2000000` -> 0); R4-7 200 in 0.158 -> 0.005 s, `/health` p50 4.0 -> 0.6 ms
     (before the fix of its admission, 503: the waiting explains held every place in flight); R4-11 no answer (-1)
     -> 200, and 200 -> 501; peak RSS 90-93 MB in every case, before and after,
+  - the fifth round (R5-n), each on the settings the stacks give the default 512 MiB task (`TASK_512`; before the
+    fix they had no connection or answer limits): 400 connections reading their 1,000-record batches' answers 2 KB
+    every 3 s, then a `POST /predict` (1), a new `POST /predict` after 2,000 connections pipelined 300 `GET /model`
+    each and never read (4), an explained batch's answer read at 5 KB/s while the server gets SIGTERM (2). Measured
+    on the real model, load average 2.3-3.2 (another engineer's tests), before (b728afc) -> after: R5-1 RSS growth
+    130 -> 98 MB (the rest is the batches in flight), the server's socket queues 49.8 -> 26.2 MB, 0 -> 17 answers
+    cut for their rate, `/health` p99 46 -> 13 ms; R5-4 socket queues 373 -> 48 MB, the new `POST /predict` 23.2 s
+    -> 0.003 s, `/health` p99 182 -> 28 ms; R5-2 the connection ended 89.5 s after the request (the kernel kept
+    sending the closed socket's buffer) -> 28.3 s, logged `answer_dropped` 0 -> 1,
 while a prober sends `GET /health` every 10 ms on its own connection. Reports each request's time to its answer,
-the server's resident memory before and its peak (`VmHWM`), and the `/health` latency percentiles meanwhile.
+the server's resident memory before and its peak (`VmHWM`), the peak of its sockets' send and receive queues (from
+/proc/net/tcp, closed sockets included), the answers it logged as cut (`answer_dropped`), and the `/health` latency
+percentiles meanwhile.
 Targets (one 1,024 MiB Fargate task must survive): each single request answered in < 0.5 s with the expected
 status; RSS growth < 100 MB; `/health` p99 < 100 ms, in every scenario.
 
