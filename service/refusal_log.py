@@ -43,6 +43,12 @@ class RefusalLog:
         """A connection reset with its answer not all sent: its client did not take it fast enough (`rule`)."""
         self._note(loop, ("answer_dropped", 0, rule), {"limit": rule, **details})
 
+    def flush(self) -> None:
+        """Log the counts of every window still open: the server is stopping, and its loop will not run their
+        timers (24 answers cut at the stop left one line, the first)."""
+        for key in list(self._counted):
+            self._window_over(key)
+
     def _note(self, loop: asyncio.AbstractEventLoop, key: tuple[str, int, str], extra: dict[str, Any]) -> None:
         if key in self._counted:
             self._counted[key] += 1

@@ -106,6 +106,8 @@ class Server(uvicorn.Server):
         self._stopping()
         await self._accept_backlog()
         await super().shutdown(sockets)
+        if self.pool.refusals is not None:  # the counts of refusals and answers cut at the stop: no loop after
+            self.pool.refusals.flush()
         if self.stop_deadline is not None:
             self.stop_deadline.cancel()
 
