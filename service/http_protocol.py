@@ -365,8 +365,9 @@ class UnsentAnswers:
     buffer does not take waits in the process until the client reads it. 1,500 connections from one client, each
     sending a 1,000-record batch and reading its 580 KB answer 2 KB every 3 s, held 585 answers: 393 MB of RSS on
     the 512 MiB task. An answer counts here from the write the kernel did not take whole (writing pauses) until its
-    last byte has left (writing resumes) or its connection is gone: all of it, as uvloop keeps each written object
-    until its last byte is sent. Past `limit`, new requests are refused at their head (`HttpProtocol`), the answers
+    last byte has left (writing resumes) or its connection is gone: all of it, what uvloop holds (the written
+    object, until its last byte is sent) and more than asyncio's transport does (a copy of what the kernel did not
+    take). Past `limit`, new requests are refused at their head (`HttpProtocol`), the answers
     under way still sent; each answer is also held to a rate (`min_send_bytes_per_second`), so one client cannot
     keep the budget for long. Answers that fit in the kernel's buffer are bounded by `max_connections` times it.
     Not told apart: many connections each taking its answer just above that rate, which hold the budget (and get
