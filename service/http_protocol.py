@@ -384,6 +384,15 @@ class UnsentAnswers:
         return self.bytes > self.limit
 
 
+def bound_socket_buffers(sock: Any, settings: Settings) -> None:
+    """Set a socket's kernel buffers to `send_buffer_bytes` and `receive_buffer_bytes` (Linux doubles them). On the
+    listener too, whose accepted connections inherit them from their first packet: set on a connection once
+    accepted, its receive window was already open at the default, and 47 KB waited unread behind an answer."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, settings.send_buffer_bytes)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, settings.receive_buffer_bytes)
+
+
 def protocol_class(settings: Settings, metrics: ServiceMetrics | None = None) -> type[HttpProtocol]:
     """The protocol uvicorn runs for one server: `HttpProtocol` with `settings`' limits, its own `ConnectionPool`
     and `UnsentAnswers`, and `metrics` to count what it refuses."""
@@ -506,10 +515,8 @@ class HttpProtocol(HttpToolsProtocol):
         to 1.3 MB for a client that sent fast before it paused (review 5, R5-4: the stacks size `max_connections`
         by these buffers)."""
         sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.settings.send_buffer_bytes)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.settings.receive_buffer_bytes)
+        if sock is not None:  # the listener's, inherited (`service.server`); again for connections taken at the stop
+            bound_socket_buffers(sock, self.settings)
         transport.set_write_buffer_limits(high=0)
 
     def eof_received(self) -> None:
