@@ -20,8 +20,13 @@ adds:
 - deadlines: for the head (from the connection's start or the request's first byte) and for the body of any
   request that announces one (from the end of its head: all of it within `body_timeout_seconds`, and after
   `body_grace_seconds` at `min_body_bytes_per_second` on average, and once started with no pause longer than
-  `body_stall_seconds`), past them a 408 and the connection closed; an answer the client stops reading for
-  `send_timeout_seconds` is dropped. A body that arrives with its head, as nearly all do, arms no timer;
+  `body_stall_seconds`), past them a 408 and the connection closed. A body that arrives with its head, as nearly
+  all do, arms no timer;
+- answers bounded once the client is slower than the service (`UnsentAnswers`): the kernel's buffers of each
+  connection at `send_buffer_bytes` and `receive_buffer_bytes`, the bytes the service holds past them, all
+  connections together, at `max_unsent_answer_bytes` (past it new requests get 503 `overloaded`, probes and
+  metrics aside), and each such answer must leave at `min_send_bytes_per_second` after `send_grace_seconds` and
+  never stall for `send_timeout_seconds`: else the connection is reset, logged (`answer_dropped`) and counted;
 - connections bounded (`ConnectionPool`): idle ones by time (`keep_alive_seconds`) and count
   (`max_idle_connections`, fresh silent ones shed before keep-alive ones, however fast they come), all of them by
   count (`max_connections`, bodies still arriving shed with a 503 before any keep-alive connection), unfinished
@@ -56,6 +61,7 @@ import fcntl
 import logging
 import re
 import socket
+import struct
 import sys
 import termios
 import time
@@ -73,6 +79,7 @@ from service.errors import ProblemError, raw_error
 from service.middleware import CLIENT_GONE
 from service.observability import Metrics as ServiceMetrics  # ml.manifest.Metrics too: one name for Sphinx
 from service.refusal_log import RefusalLog
+from service.routes import PROBE_PATHS
 from service.settings import Settings
 
 MALFORMED = (
@@ -98,6 +105,13 @@ BODY_SHED_SCAN = 64
 CHUNKS_PER_TURN = 256
 #: The 503 `shutting_down` of a body still arriving when the service stops listening.
 _STOPPING = "This instance is stopping and the request's body had not all arrived; send it to another one"
+#: The 503 `overloaded` of a request refused while the answers waiting for their clients pass their budget.
+_UNSENT = "The service holds as many answers for slow clients as it can; retry in a second"
+#: Paths answered whatever `UnsentAnswers` holds: the probes (a task refusing them would be replaced) and the
+#: metrics (what tells an operator why it refuses); their answers are a few KB.
+ALWAYS_ANSWERED = PROBE_PATHS | {"/metrics"}
+#: SO_LINGER on, with no time: closing the socket resets the connection and frees what its send buffer held.
+_RESET_ON_CLOSE = struct.pack("ii", 1, 0)
 #: How long a connection takes to earn back `max_body_chunks` chunks, once spent (`HttpProtocol._framing`).
 CHUNK_REFILL_SECONDS = 1.0
 #: At shutdown, how long a connection with no request under way may still start one: it may have been accepted a
@@ -119,8 +133,8 @@ class CoalescedWrites:
 
     A response's head and body are written in one step of the task that answers, so they leave together when it
     yields; past `FLUSH_BYTES` (a large or streamed body) pending bytes go at once, and `close` sends them first,
-    then closes unless `lingers` (the protocol's) says it lingers instead. Everything else (flow control,
-    addresses, `abort`) is the transport's own.
+    then closes unless `lingers` (the protocol's) says it lingers instead. Each write is reported to `written`
+    once the transport has it. Everything else (flow control, addresses, `abort`) is the transport's own.
     """
 
     #: Pending bytes sent without waiting for the loop's next turn.
@@ -131,10 +145,12 @@ class CoalescedWrites:
         transport: asyncio.Transport,
         loop: asyncio.AbstractEventLoop,
         lingers: Callable[[], bool] = lambda: False,
+        written: Callable[[int], None] = lambda size: None,
     ) -> None:
         self._transport = transport
         self._loop = loop
         self._lingers = lingers
+        self._written = written
         self._pending: list[bytes] = []
         self._size = 0
 
@@ -153,6 +169,7 @@ class CoalescedWrites:
             self._size = 0
             if not self._transport.is_closing():  # a connection lost meanwhile: nobody to send to
                 self._transport.write(data)
+                self._written(len(data))
 
     def close(self) -> None:
         self.flush()
@@ -342,9 +359,44 @@ class ConnectionPool:
             self.metrics.connection_shed(reason)
 
 
+class UnsentAnswers:
+    """The bytes of answers the service holds for clients slower than it, all connections together, and their budget.
+
+    Review 5, R5-1: an answer leaves the budgets of the work in flight once written, and what the kernel's send
+    buffer does not take waits in the process until the client reads it. 1,500 connections from one client, each
+    sending a 1,000-record batch and reading its 580 KB answer 2 KB every 3 s, held 585 answers: 393 MB of RSS on
+    the 512 MiB task. An answer counts here from the write the kernel did not take whole (writing pauses) until its
+    last byte has left (writing resumes) or its connection is gone: all of it, what uvloop holds (the written
+    object, until its last byte is sent) and more than asyncio's transport does (a copy of what the kernel did not
+    take). Past `limit`, new requests are refused at their head (`HttpProtocol`), the answers
+    under way still sent; each answer is also held to a rate (`min_send_bytes_per_second`), so one client cannot
+    keep the budget for long. Answers that fit in the kernel's buffer are bounded by `max_connections` times it.
+    Not told apart: many connections each taking its answer just above that rate, which hold the budget (and get
+    everyone else 503) for as long as they read; behind a load balancer every client has its address, so only a
+    rate limit in front of the service (a WAF) can tell them from real traffic.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.bytes = 0
+
+    @property
+    def passed(self) -> bool:
+        return self.bytes > self.limit
+
+
+def bound_socket_buffers(sock: Any, settings: Settings) -> None:
+    """Set a socket's kernel buffers to `send_buffer_bytes` and `receive_buffer_bytes` (Linux doubles them). On the
+    listener too, whose accepted connections inherit them from their first packet: set on a connection once
+    accepted, its receive window was already open at the default, and 47 KB waited unread behind an answer."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, settings.send_buffer_bytes)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, settings.receive_buffer_bytes)
+
+
 def protocol_class(settings: Settings, metrics: ServiceMetrics | None = None) -> type[HttpProtocol]:
-    """The protocol uvicorn runs for one server: `HttpProtocol` with `settings`' limits, its own `ConnectionPool`,
-    and `metrics` to count what it refuses."""
+    """The protocol uvicorn runs for one server: `HttpProtocol` with `settings`' limits, its own `ConnectionPool`
+    and `UnsentAnswers`, and `metrics` to count what it refuses."""
     pool = ConnectionPool(
         max_idle=settings.max_idle_connections,
         max_connections=settings.max_connections,
@@ -352,7 +404,10 @@ def protocol_class(settings: Settings, metrics: ServiceMetrics | None = None) ->
         metrics=metrics,
         refusals=RefusalLog(logger),
     )
-    attributes = {"settings": settings, "pool": pool, "metrics": metrics, "refusals": pool.refusals}
+    unsent = UnsentAnswers(settings.max_unsent_answer_bytes)
+    if metrics is not None:
+        metrics.unsent_answer_bytes.set_function(lambda: unsent.bytes)
+    attributes = {"settings": settings, "pool": pool, "metrics": metrics, "refusals": pool.refusals, "unsent": unsent}
     return type("HttpProtocol", (HttpProtocol,), attributes)
 
 
@@ -373,6 +428,7 @@ class HttpProtocol(HttpToolsProtocol):
     pool: ClassVar[ConnectionPool]
     metrics: ClassVar[ServiceMetrics | None]
     refusals: ClassVar[RefusalLog]
+    unsent: ClassVar[UnsentAnswers]
 
     def __init__(
         self,
@@ -387,7 +443,13 @@ class HttpProtocol(HttpToolsProtocol):
         self._max_head = settings.max_head_bytes
         self._head_deadline: asyncio.TimerHandle | None = None
         self._body_deadline: asyncio.TimerHandle | None = None
-        self._send_deadline: asyncio.TimerHandle | None = None
+        self._send_deadline: asyncio.TimerHandle | None = None  # while writing is paused: when it is checked
+        self._written_bytes = 0  # handed to the transport, all answers of the connection
+        self._held = 0  # counted in `unsent`: written since writing paused
+        self._send_since = 0.0  # when writing paused (loop time)
+        self._send_from: int | None = None  # bytes the client had received then (`_delivered`)
+        self._send_progress = 0  # bytes it received since, at the last check
+        self._send_moved = 0.0  # when that check saw them move (loop time)
         self._waiting_since: float | None = None  # for a head: since the connection opened or its first bytes came
         self._head_clock = False  # bytes of the next head have arrived (its deadline runs from the first)
         self._head_started = False  # the parser began that head's request line
@@ -416,11 +478,15 @@ class HttpProtocol(HttpToolsProtocol):
 
     def bytes_waiting(self) -> bool:
         """Whether the client sent bytes not read yet (in the socket's receive queue)."""
+        return self._queued(termios.FIONREAD) > 0
+
+    def _queued(self, request: int) -> int:
+        """Bytes in the socket's receive (`FIONREAD`) or send (`TIOCOUTQ`: not yet acknowledged) queue."""
         try:
-            waiting = fcntl.ioctl(self.transport.get_extra_info("socket").fileno(), termios.FIONREAD, bytes(4))
+            queued = fcntl.ioctl(self.transport.get_extra_info("socket").fileno(), request, bytes(4))
         except (AttributeError, OSError):  # no socket (closed, or a test's transport)
-            return False
-        return int.from_bytes(waiting, sys.byteorder) > 0
+            return 0
+        return int.from_bytes(queued, sys.byteorder)
 
     @property
     def body_received(self) -> int:
@@ -430,7 +496,9 @@ class HttpProtocol(HttpToolsProtocol):
     # -- connection lifetime ------------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._writes = CoalescedWrites(cast(asyncio.Transport, transport), self.loop, self._lingers_after_answer)
+        self._writes = CoalescedWrites(
+            cast(asyncio.Transport, transport), self.loop, self._lingers_after_answer, self._answer_written
+        )
         self._bound_unsent(cast(asyncio.Transport, transport))
         super().connection_made(self._writes)  # type: ignore[arg-type]
         self.pooled = True
@@ -442,12 +510,14 @@ class HttpProtocol(HttpToolsProtocol):
         """Bound what an answer the client does not read may hold: the kernel's send buffer at `send_buffer_bytes`
         (Linux grew it to 4 MB, so answers to a client that never read stayed there and `send_timeout_seconds`
         rarely applied: 20 such connections held 56 MB), and the transport's own buffer at nothing, so that any
-        byte the kernel does not take pauses writing (arming the send deadline) and the next pipelined request
-        waits until the answer before it has left (`_read_on`)."""
+        byte the kernel does not take pauses writing (counting the answer in `unsent`, arming the send deadline)
+        and the next pipelined request waits until the answer before it has left (`_read_on`). The receive buffer
+        too (`receive_buffer_bytes`): what is pipelined behind an answer waits there, unread, and Linux had grown it
+        to 1.3 MB for a client that sent fast before it paused (review 5, R5-4: the stacks size `max_connections`
+        by these buffers)."""
         sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.settings.send_buffer_bytes)
+        if sock is not None:  # the listener's, inherited (`service.server`); again for connections taken at the stop
+            bound_socket_buffers(sock, self.settings)
         transport.set_write_buffer_limits(high=0)
 
     def eof_received(self) -> None:
@@ -465,6 +535,7 @@ class HttpProtocol(HttpToolsProtocol):
                 timer.cancel()
         self._head_deadline = self._body_deadline = self._send_deadline = None
         self._unread = b""
+        self._release_unsent()
         super().connection_lost(exc)
 
     def _lingers_after_answer(self) -> bool:
@@ -512,10 +583,9 @@ class HttpProtocol(HttpToolsProtocol):
         500 and a traceback)."""
         self._unread = b""  # requests pipelined behind the one under way are not read
         self._finish_by = self.loop.time() + self.settings.shutdown_timeout_seconds / 2
-        if self._send_deadline is not None:  # an answer the client is not reading: it has until `_finish_by`
+        if self._send_deadline is not None:  # an answer the client is not taking: it has until `_finish_by`
             self._send_deadline.cancel()
-            self._send_deadline = None
-            self.pause_writing()
+            self._send_checked()
         if self._in_body and not self._lingering and not self.transport.is_closing():
             if self._arrives_by(self._finish_by):
                 self.cycle.keep_alive = False  # the body arrives, its request is answered, then the connection closes
@@ -546,23 +616,96 @@ class HttpProtocol(HttpToolsProtocol):
             self.transport.close()
 
     def pause_writing(self) -> None:
-        """The client stopped reading: it has `send_timeout_seconds` to start again (at most until `_finish_by`
-        once the server stops), then the answer is dropped."""
+        """The kernel did not take all of an answer: the client is slower than the service. The answer is held to
+        `_send_due` from now on (at most until `_finish_by` once the server stops)."""
         super().pause_writing()
         if self._send_deadline is None:
-            delay = self.settings.send_timeout_seconds
-            if self._finish_by is not None:
-                delay = max(min(delay, self._finish_by - self.loop.time()), 0.0)
-            self._send_deadline = self.loop.call_later(delay, self.transport.abort)
+            self._send_since = self._send_moved = self.loop.time()
+            self._send_from = None  # known once the write that paused is counted (`_answer_written`)
+            self._send_progress = 0
+            self._send_deadline = self.loop.call_at(self._send_due()[0], self._send_checked)
 
     def resume_writing(self) -> None:
         if self._send_deadline is not None:
             self._send_deadline.cancel()
             self._send_deadline = None
+        self._release_unsent()
         super().resume_writing()
         if self._read_when_sent:
             self._read_when_sent = False
             self.loop.call_soon(self._read_on)
+
+    def _answer_written(self, size: int) -> None:
+        """`size` bytes were handed to the transport: while writing is paused they wait in the service."""
+        self._written_bytes += size
+        if self.flow.write_paused:
+            self._held += size
+            self.unsent.bytes += size
+            if self._send_from is None:
+                self._send_from = self._delivered()
+
+    def _release_unsent(self) -> None:
+        self.unsent.bytes -= self._held
+        self._held = 0
+
+    def _delivered(self) -> int:
+        """Bytes of this connection's answers its client has received: what the transport and the kernel's send
+        queue hold is not. The kernel takes more of an answer only once a third of its buffer is free, so what
+        leaves the transport alone moved in steps: a client reading 4 KB a second seemed to take nothing for 20 s."""
+        return self._written_bytes - self.transport.get_write_buffer_size() - self._queued(termios.TIOCOUTQ)
+
+    def _send_due(self) -> tuple[float, str]:
+        """When the answer waiting for its client must have left (loop time), and the rule that says so: nothing
+        taken for `send_timeout_seconds`, or, after `send_grace_seconds`, less than `min_send_bytes_per_second` on
+        average since writing paused (a reader at 700 bytes a second held a 580 KB answer 14 minutes), or the stop
+        (`_finish_by`)."""
+        settings = self.settings
+        due, rule = self._send_moved + settings.send_timeout_seconds, "send_stalled"
+        rate = settings.min_send_bytes_per_second
+        if rate and self._send_since + settings.send_grace_seconds + self._send_progress / rate < due:
+            due, rule = self._send_since + settings.send_grace_seconds + self._send_progress / rate, "send_rate"
+        if self._finish_by is not None and self._finish_by < due:
+            due, rule = self._finish_by, "shutdown"
+        return due, rule
+
+    def _send_checked(self) -> None:
+        """The lazy send deadline: what the client received since the last look moves it; past it, the answer is
+        dropped."""
+        self._send_deadline = None
+        if not self.flow.write_paused:  # closing or not: a closed transport waits for its answer to leave
+            return
+        now = self.loop.time()
+        progress = 0 if self._send_from is None else self._delivered() - self._send_from
+        if progress > self._send_progress:
+            self._send_progress, self._send_moved = progress, now
+        due, rule = self._send_due()
+        if due > now:
+            self._send_deadline = self.loop.call_at(due, self._send_checked)
+        else:
+            self._drop_answer(rule)
+
+    def _drop_answer(self, rule: str) -> None:
+        """Reset the connection of an answer its client does not take fast enough (`rule`), logged (sampled) and
+        counted in `http_connections_shed_total`: its access line, written when the app finished, says the status
+        the app answered, and the same request id. Reset, not closed: a closed socket's kernel keeps sending its
+        buffer, an orphan no longer counted in `max_connections`, and the client gets a truncated answer without
+        an error."""
+        state = self.cycle.scope.get("state", {}) if self.cycle is not None else {}
+        details = {
+            "request_id": state.get("request_id"),
+            "client": self.client,
+            "sent_bytes": self._send_progress,
+            "unsent_bytes": self.transport.get_write_buffer_size(),
+            "waited_seconds": round(self.loop.time() - self._send_since, 3),
+        }
+        self.refusals.dropped(self.loop, rule, details)
+        if self.metrics is not None:
+            self.metrics.connection_shed(rule)
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
+        self.transport.abort()
 
     # -- bytes in: counted before the parser sees them -----------------------------------------------------------
 
@@ -776,6 +919,8 @@ class HttpProtocol(HttpToolsProtocol):
             elif name == b"host":
                 host = True
         _check_version(self.parser.get_http_version(), host)
+        if self.unsent.passed and httptools.parse_url(self.url).path.decode("latin-1") not in ALWAYS_ANSWERED:
+            raise RefusedError(503, "overloaded", _UNSENT, "request")
         if self._body_left == 0:
             self.pool.busy(self)
         else:

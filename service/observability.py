@@ -130,13 +130,19 @@ class Metrics:
         self.shed = Counter(
             "http_connections_shed_total",
             "Connections closed to stay within a limit: idle (max_idle_connections), connections "
-            "(max_connections), head_bytes (max_head_bytes_buffered).",
+            "(max_connections), head_bytes (max_head_bytes_buffered); reset with their answer not all sent: "
+            "send_rate (min_send_bytes_per_second), send_stalled (send_timeout_seconds), shutdown (the stop).",
             ("reason",),
             registry=self.registry,
         )
         self.explained_records = Gauge(
             "batch_explained_records",
             "Records of explained batches being scored or waiting for a thread (their budget: max_explained_records).",
+            registry=self.registry,
+        )
+        self.unsent_answer_bytes = Gauge(
+            "http_unsent_answer_bytes",
+            "Bytes of answers held for clients slower than the service (their budget: max_unsent_answer_bytes).",
             registry=self.registry,
         )
         self._by_class = [self.predictions.labels(c.name) for c in CLASSES]

@@ -7,7 +7,9 @@ line at its end says how many (`refused_more`, with their `count`). The metrics 
 still count every refusal one by one; the log keeps the count, not each request id.
 
 Connections closed unanswered to make room (`service.http_protocol.ConnectionPool`) are logged the same way, per
-limit (`shed`, then `shed_more`): a burst that lost 1,008 requests to `max_idle_connections` once left no line.
+limit (`shed`, then `shed_more`): a burst that lost 1,008 requests to `max_idle_connections` once left no line. So
+are answers cut because their clients did not take them (`answer_dropped`, `answer_dropped_more`, per rule): their
+access lines, written when the app had answered, say 200.
 """
 
 from __future__ import annotations
@@ -36,6 +38,16 @@ class RefusalLog:
     def shed(self, loop: asyncio.AbstractEventLoop, limit: str, details: dict[str, Any]) -> None:
         """A connection closed with no request under way, to keep within `limit`."""
         self._note(loop, ("shed", 0, limit), {"limit": limit, **details})
+
+    def dropped(self, loop: asyncio.AbstractEventLoop, rule: str, details: dict[str, Any]) -> None:
+        """A connection reset with its answer not all sent: its client did not take it fast enough (`rule`)."""
+        self._note(loop, ("answer_dropped", 0, rule), {"limit": rule, **details})
+
+    def flush(self) -> None:
+        """Log the counts of every window still open: the server is stopping, and its loop will not run their
+        timers (24 answers cut at the stop left one line, the first)."""
+        for key in list(self._counted):
+            self._window_over(key)
 
     def _note(self, loop: asyncio.AbstractEventLoop, key: tuple[str, int, str], extra: dict[str, Any]) -> None:
         if key in self._counted:

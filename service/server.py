@@ -37,7 +37,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from service.api import create_app
-from service.http_protocol import ConnectionPool, protocol_class
+from service.http_protocol import ConnectionPool, bound_socket_buffers, protocol_class
 from service.settings import MIN_CONNECTIONS, Settings, unknown_variables
 
 logger = logging.getLogger("service.server")
@@ -110,10 +110,19 @@ class Server(uvicorn.Server):
             logger.info("drain over: closing the listener", extra={"drain_seconds": self.drain_seconds})
         return await super().on_tick(counter)
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Start listening, the listeners' kernel buffers bounded as the connections' (they inherit them)."""
+        await super().startup(sockets)
+        for server in getattr(self, "servers", ()):  # none when the start failed
+            for listener in server.sockets:
+                bound_socket_buffers(listener, self.config.http.settings)  # type: ignore[union-attr]
+
     async def shutdown(self, sockets: list[Any] | None = None) -> None:
         self._stopping()
         await self._accept_backlog()
         await super().shutdown(sockets)
+        if self.pool.refusals is not None:  # the counts of refusals and answers cut at the stop: no loop after
+            self.pool.refusals.flush()
         if self.stop_deadline is not None:
             self.stop_deadline.cancel()
 

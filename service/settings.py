@@ -190,22 +190,55 @@ class Settings(BaseSettings):
         "(about 330 KB) arrive at 4 KB a second (3 KB leaves it no margin). A body still arriving when the service "
         "stops listening after SIGTERM is answered 503 at once unless, at its rate so far, it arrives within half of "
         "`shutdown_timeout_seconds` (then it is answered), so this does not lengthen a stop. Answers the client "
-        "reads slowly have `send_timeout_seconds`.",
+        "takes slowly have `min_send_bytes_per_second` and `send_timeout_seconds`.",
     )
     send_buffer_bytes: int = Field(
         default=128 * 1024,
         ge=4096,
         le=16 * 1024 * 1024,
         description="The kernel's send buffer of each connection (Linux doubles it): what answers a client does not "
-        "read may hold there, past which `send_timeout_seconds` applies. Left to the kernel it grew to 4 MB a "
-        "connection. Larger answers are sent as the client reads them.",
+        "read may hold there, past which they wait in the service (`max_unsent_answer_bytes`). Left to the kernel it "
+        "grew to 4 MB a connection. The stacks size it, with `max_connections`, from the task's memory.",
+    )
+    receive_buffer_bytes: int = Field(
+        default=128 * 1024,
+        ge=4096,
+        le=16 * 1024 * 1024,
+        description="The kernel's receive buffer of each connection (Linux doubles it): what a client sends while "
+        "the service is not reading (requests pipelined behind an answer still being sent) may hold there. Left to "
+        "the kernel it grew to 1.3 MB a connection. The stacks size it with `send_buffer_bytes`.",
+    )
+    max_unsent_answer_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=64 * 1024,
+        le=4 * 1024 * 1024 * 1024,
+        description="Most bytes of answers held in the service until their clients take them, all connections "
+        "together (what the kernel's send buffers do not hold); while it is passed, new requests get 503 "
+        "`overloaded` with `Retry-After: 1` before their body is read, `/health`, `/ready` and `/metrics` excepted. An "
+        "answer counts from the moment its client is slower than the service until it has all left.",
     )
     send_timeout_seconds: float = Field(
         default=30.0,
         gt=0,
         le=300,
-        description="How long an answer may wait for a client that stopped reading it; past it the connection is "
-        "closed. Not the time to send a whole answer: a client reading slowly but steadily is not cut.",
+        description="Longest an answer may wait for a client that takes none of it; past it the connection is "
+        "dropped. A client that reads, but slower than `min_send_bytes_per_second`, is dropped sooner.",
+    )
+    send_grace_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="How long an answer may wait for its client before `min_send_bytes_per_second` applies.",
+    )
+    min_send_bytes_per_second: int = Field(
+        default=4096,
+        ge=0,
+        le=1024 * 1024 * 1024,
+        description="Slowest a client may take an answer the service holds for it (past the kernel's send buffer), "
+        "averaged from when the answer first waited for it, after `send_grace_seconds`; slower, the connection is "
+        "dropped, its answer cut (logged `answer_dropped`, counted in `http_connections_shed_total`). A client "
+        "reading a 1,000-record batch's answer at 700 bytes a second held it for 14 minutes. 0 turns it off. "
+        "Answers that fit in the kernel's send buffer are not measured by it.",
     )
     body_grace_seconds: float = Field(
         default=5.0,

@@ -16,16 +16,17 @@ derived is accepted by the service's `Settings` and fits the memory for every Fa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 MIB = 1024 * 1024
+KIB = 1024
 #: The largest request body, as the service's `body_limit_bytes` default (the stacks do not change it).
 BODY_LIMIT_BYTES = 2 * MIB
 #: The process at rest with the model loaded (85 MB measured) and what it keeps after a flood (150-170 MB with the
 #: image's `MALLOC_MMAP_THRESHOLD_`: the allocator keeps some freed memory for reuse).
 RESIDENT_MIB = 160
-#: Kept out of the budget for what the process's resident memory does not show but the container is charged:
-#: kernel socket buffers (cgroup v2 charges them to the container), page cache, the runtime's own agents.
+#: Kept out of the budget for what the process's resident memory does not show but the container is charged and no
+#: limit bounds: page cache, the runtime's own agents, sockets closing.
 RESERVE_FRACTION = 0.15
 #: Peak memory of one request in flight with a body at the limit: the body's bytes, its joined copy, the decoded
 #: text, the parsed JSON, 1,000 validated records, the rows and the answer (about 8 MiB measured in floods of 2 MB
@@ -33,6 +34,22 @@ RESERVE_FRACTION = 0.15
 REQUEST_COST_BYTES = 6 * BODY_LIMIT_BYTES
 #: Memory a byte of a body still arriving (or of a head) holds: its chunk, and its share of the joined copy.
 ARRIVING_BYTE_COST = 2
+#: The kernel's socket buffers of a connection at their largest, the service's defaults (`send_buffer_bytes`,
+#: `receive_buffer_bytes`), given to tasks of `FULL_BUFFERS_MIB` or more; smaller tasks get less, in proportion, never
+#: under `MIN_SOCKET_BUFFER_BYTES` (16 KiB, two of them in flight a round trip, 32 MB/s at 1 ms).
+SOCKET_BUFFER_BYTES = 128 * KIB
+FULL_BUFFERS_MIB = 4096
+MIN_SOCKET_BUFFER_BYTES = 16 * KIB
+#: Linux doubles the size a socket buffer is set to (and charges the container, cgroup v2, for what it holds).
+KERNEL_BUFFER_FACTOR = 2
+#: The process's own memory for an open connection (its protocol, parser and transport): 19 KB measured with 2,000
+#: connections (review 5, R5-4), with a margin.
+CONNECTION_PROCESS_BYTES = 32 * KIB
+#: The service's own ceiling on connections (`max_connections`' default).
+MAX_CONNECTIONS = 4096
+#: How the budget (the memory less the reserve and the resident process) is shared, each capped at the service's
+#: default: requests in flight, bodies arriving, heads, answers held for slow clients, the connections' buffers.
+SHARES = {"requests": 0.50, "bodies": 0.20, "heads": 0.05, "answers": 0.10, "connections": 0.15}
 
 
 @dataclass(frozen=True)
@@ -42,33 +59,58 @@ class ServiceLimits:
     max_requests_in_flight: int
     max_pending_body_bytes: int
     max_head_bytes_buffered: int
+    max_unsent_answer_bytes: int
+    max_connections: int
+    send_buffer_bytes: int
+    receive_buffer_bytes: int
 
     def environment(self) -> dict[str, str]:
         """As the service reads them (`SERVICE_` and the setting's name, upper case)."""
         return {f"SERVICE_{name.upper()}": str(value) for name, value in vars(self).items()}
 
+    def connection_cost_bytes(self) -> int:
+        """What one connection may hold at worst: both kernel buffers full (a client that reads nothing, with
+        requests pipelined behind its answer) and the process's share."""
+        return KERNEL_BUFFER_FACTOR * (self.send_buffer_bytes + self.receive_buffer_bytes) + CONNECTION_PROCESS_BYTES
+
     def worst_case_bytes(self) -> int:
-        """What the service may hold at once under these limits, over its resident memory."""
+        """What the service may hold at once under these limits, over its resident memory: every request in flight
+        at the body limit, the budgets of bodies, heads and answers full, every connection's buffers full."""
         return (
             self.max_requests_in_flight * REQUEST_COST_BYTES
             + (self.max_pending_body_bytes + self.max_head_bytes_buffered) * ARRIVING_BYTE_COST
+            + self.max_unsent_answer_bytes
+            + self.max_connections * self.connection_cost_bytes()
         )
 
 
 def service_limits(memory_mib: int) -> ServiceLimits:
-    """The limits for a container of `memory_mib`: its memory less the reserve and the resident process, shared 60%
-    to requests in flight, 30% to bodies arriving and 10% to heads, each capped at the service's default.
+    """The limits for a container of `memory_mib`: its memory less the reserve and the resident process, shared as
+    `SHARES` says, each capped at the service's default; connections take what the others leave (at least their
+    share: review 5, R5-4, the default 4,096 connections of 190 KB of send buffer each passed a 512 MiB task), their
+    buffers smaller on smaller tasks so that a few hundred still fit.
 
     Raises ValueError when the container is too small for one request at the body limit.
     """
     budget = int(memory_mib * MIB * (1 - RESERVE_FRACTION)) - RESIDENT_MIB * MIB
-    if budget < REQUEST_COST_BYTES + 2 * BODY_LIMIT_BYTES * ARRIVING_BYTE_COST:
+    if budget * SHARES["requests"] < REQUEST_COST_BYTES:
         raise ValueError(
             f"{memory_mib} MiB leaves no room for one request at the {BODY_LIMIT_BYTES // MIB} MiB body limit once "
             f"the service's {RESIDENT_MIB} MiB are counted: give the API more memory"
         )
-    return ServiceLimits(
-        max_requests_in_flight=min(64, int(budget * 0.6) // REQUEST_COST_BYTES),
-        max_pending_body_bytes=min(128, max(2, int(budget * 0.3) // ARRIVING_BYTE_COST // MIB)) * MIB,
-        max_head_bytes_buffered=min(32, max(1, int(budget * 0.1) // ARRIVING_BYTE_COST // MIB)) * MIB,
+
+    def share(name: str, cost: int, floor: int, ceiling: int) -> int:
+        return min(ceiling, max(floor, int(budget * SHARES[name]) // cost // MIB)) * MIB
+
+    buffer = max(MIN_SOCKET_BUFFER_BYTES, SOCKET_BUFFER_BYTES * min(memory_mib, FULL_BUFFERS_MIB) // FULL_BUFFERS_MIB)
+    limits = ServiceLimits(
+        max_requests_in_flight=min(64, int(budget * SHARES["requests"]) // REQUEST_COST_BYTES),
+        max_pending_body_bytes=share("bodies", ARRIVING_BYTE_COST, 2, 128),
+        max_head_bytes_buffered=share("heads", ARRIVING_BYTE_COST, 1, 32),
+        max_unsent_answer_bytes=share("answers", 1, 1, 64),
+        max_connections=0,
+        send_buffer_bytes=buffer,
+        receive_buffer_bytes=buffer,
     )
+    left = budget - limits.worst_case_bytes()  # at least the connections' share: the others are rounded down
+    return replace(limits, max_connections=min(MAX_CONNECTIONS, left // limits.connection_cost_bytes()))

@@ -41,8 +41,19 @@ Replays, each scenario against a fresh server (so its peak resident memory is th
     Before (uvloop, one accept per turn of the loop) -> after (asyncio's loop), the 512 MiB task's limits, load
     2.6-3.3: the slowest new connection's answer 1.75-2.76 -> 0.48-0.72 s; the keep-alive prober's `/health` p99
     134-214 -> 335-397 ms; peak RSS 177-179 -> 252-280 MB (more connections read at once),
+  - the fifth round (R5-n), each on the settings the stacks give the default 512 MiB task (`TASK_512`; before the
+    fix they had no connection or answer limits): 400 connections reading their 1,000-record batches' answers 2 KB
+    every 3 s, then a `POST /predict` (1), a new `POST /predict` after 2,000 connections pipelined 300 `GET /model`
+    each and never read (4), an explained batch's answer read at 5 KB/s while the server gets SIGTERM (2). Measured
+    on the real model, load average 2.3-3.2 (another engineer's tests), before (b728afc) -> after: R5-1 RSS growth
+    130 -> 98 MB (the rest is the batches in flight), the server's socket queues 49.8 -> 26.2 MB, 0 -> 17 answers
+    cut for their rate, `/health` p99 46 -> 13 ms; R5-4 socket queues 373 -> 48 MB, the new `POST /predict` 23.2 s
+    -> 0.003 s, `/health` p99 182 -> 28 ms; R5-2 the connection ended 89.5 s after the request (the kernel kept
+    sending the closed socket's buffer) -> 28.3 s, logged `answer_dropped` 0 -> 1,
 while a prober sends `GET /health` every 10 ms on its own connection. Reports each request's time to its answer,
-the server's resident memory before and its peak (`VmHWM`), and the `/health` latency percentiles meanwhile.
+the server's resident memory before and its peak (`VmHWM`), the peak of its sockets' send and receive queues (from
+/proc/net/tcp, closed sockets included), the answers it logged as cut (`answer_dropped`), and the `/health` latency
+percentiles meanwhile.
 Targets (one 1,024 MiB Fargate task must survive): each single request answered in < 0.5 s with the expected
 status; RSS growth < 100 MB; `/health` p99 < 100 ms, in every scenario.
 
@@ -61,19 +72,21 @@ import http.client
 import multiprocessing
 import os
 import re
+import signal
 import socket
 import statistics
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ml.contract import DEFAULT_BATCH_LIMIT, MAX_KEYS_PER_RECORD
+from stacks.service_limits import service_limits
 from tests.benchmarks.reporting import report
 from tests.benchmarks.serve import running, wait_http
 from tests.servers import free_port, service_command, service_environment
@@ -96,6 +109,12 @@ class Scenario:
     copies: int
     expected: int
     also: frozenset[int] = frozenset()  # statuses accepted besides `expected` (503 past a budget)
+    environment: Mapping[str, str] = field(default_factory=dict)  # more settings of the server
+    sigterm_after: float | None = None  # seconds into the scenario when the server gets SIGTERM
+
+
+#: What the stacks give the default 512 MiB task, with the image's allocator setting.
+TASK_512 = {**service_limits(512).environment(), "MALLOC_MMAP_THRESHOLD_": "131072"}
 
 
 def posted(path: str, body: Callable[[], bytes]) -> Callable[[int], tuple[int, float]]:
@@ -532,6 +551,57 @@ def new_connections_during_a_flood(clients: int, seconds: float, size: int) -> C
     return send
 
 
+def _slow_reader(port: int, request: bytes) -> socket.socket:
+    """A connection with a 4 KB receive buffer that sent `request` (its client takes its answer slowly)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(request)
+    sock.setblocking(False)
+    return sock
+
+
+def among_slow_readers(clients: int, read: int, every: float, seconds: float) -> Callable[[int], tuple[int, float]]:
+    """Review 5, R5-1: `clients` connections each send a 1,000-record batch, then read `read` bytes of its answer
+    every `every` seconds (slowly but steadily) for `seconds`; then a new `POST /predict`, timed, while they read."""
+
+    def send(port: int) -> tuple[int, float]:
+        request = _batch_request(b"/predict/batch", DEFAULT_BATCH_LIMIT)
+        sockets = [_slow_reader(port, request) for _ in range(clients)]
+        try:
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                time.sleep(every)
+                for sock in sockets:
+                    with contextlib.suppress(OSError):
+                        sock.recv(read)
+            return _post(port, "/predict", compact(record()))
+        finally:
+            for sock in sockets:
+                sock.close()
+
+    return send
+
+
+def reading_at_the_stop(rate: int) -> Callable[[int], tuple[int, float]]:
+    """Review 5, R5-2: a client reads its explained 1,000-record batch's answer (about 1 MB) at `rate` bytes a
+    second while the server stops: the status of the answer and when the connection ended (cut at the stop)."""
+
+    def send(port: int) -> tuple[int, float]:
+        started = time.perf_counter()
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+            sock.sendall(_batch_request(b"/predict/batch?explain=true", DEFAULT_BATCH_LIMIT))
+            received = b""
+            with contextlib.suppress(OSError):
+                while chunk := sock.recv(rate):
+                    received += chunk
+                    time.sleep(1)
+        status = int(received.split(b" ", 2)[1]) if received.startswith(b"HTTP/") else -1
+        return status, time.perf_counter() - started
+
+    return send
+
+
 def _send_all(sock: socket.socket, request: bytes, count: int) -> None:
     with contextlib.suppress(OSError):
         for _ in range(count):
@@ -688,6 +758,31 @@ SCENARIOS = (
         200,
     ),
     Scenario("R4-11: a POST /predict sent whole, then half-closed", half_closed, 1, 200),
+    # review 5, on the stacks' settings of the default 512 MiB task
+    Scenario(
+        "R5-1: POST /predict while 400 connections read their 1,000-record batches' answers 2 KB every 3 s (20 s, "
+        "512 MiB task)",
+        among_slow_readers(400, 2048, 3.0, 20),
+        1,
+        200,
+        frozenset({503}),
+        TASK_512,
+    ),
+    Scenario(
+        "R5-4: a new POST /predict after 2,000 connections pipelined 300 GET /model each, never read (512 MiB task)",
+        among_non_readers(2_000, 300),
+        1,
+        200,
+        environment=TASK_512,
+    ),
+    Scenario(
+        "R5-2: an explained batch's answer read at 5 KB/s, SIGTERM after 2 s (512 MiB task)",
+        reading_at_the_stop(5_000),
+        1,
+        200,
+        environment=TASK_512,
+        sigterm_after=2.0,
+    ),
     Scenario(
         "R4-11: Transfer-Encoding: gzip, chunked",
         lambda port: _raw(port, _single_request(b"/predict", b"Transfer-Encoding: gzip, chunked")),
@@ -717,6 +812,8 @@ class Outcome:
     health_p50_ms: float
     health_p99_ms: float
     health_max_ms: float
+    kernel_queues_peak_mb: float  # the server's sockets' send and receive queues together, all states
+    answers_dropped: int  # logged `answer_dropped` (their `count` included)
 
 
 def memory_mb(pid: int, field: str) -> float:
@@ -738,6 +835,35 @@ def _post(port: int, path: str, body: bytes) -> tuple[int, float]:
     return response.status, elapsed
 
 
+class Sampler(threading.Thread):
+    """Every 0.2 s: the peak resident memory of `pid` (`VmHWM`) and the bytes queued in its sockets on `port` (from
+    /proc/net/tcp, every state: a socket closed with bytes unsent still holds them)."""
+
+    def __init__(self, pid: int, port: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.port = pid, port
+        self.rss_peak_mb = self.queues_peak_mb = 0.0
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(0.2):
+            with contextlib.suppress(OSError, RuntimeError):  # the server has exited
+                self.rss_peak_mb = max(self.rss_peak_mb, memory_mb(self.pid, "VmHWM"))
+            queued = 0
+            for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+                fields = line.split()
+                if int(fields[1].split(":")[1], 16) == self.port:
+                    queued += sum(int(queue, 16) for queue in fields[4].split(":"))
+            self.queues_peak_mb = max(self.queues_peak_mb, queued / 1e6)
+
+
+def dropped_answers(log: str) -> int:
+    """Answers cut while being sent, as the server logged them: one line each, then one a second with a count."""
+    lines = [line for line in log.splitlines() if '"answer_dropped' in line]
+    more = [int(match.group(1)) for line in lines if (match := re.search(r'"count": (\d+)', line))]
+    return len(lines) - len(more) + sum(more)
+
+
 class HealthProber(threading.Thread):
     """`GET /health` every `PROBE_INTERVAL` seconds on one keep-alive connection, recording each latency."""
 
@@ -751,8 +877,11 @@ class HealthProber(threading.Thread):
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         while not self.stopped.is_set():
             started = time.perf_counter()
-            connection.request("GET", "/health")
-            connection.getresponse().read()
+            try:
+                connection.request("GET", "/health")
+                connection.getresponse().read()
+            except (OSError, http.client.HTTPException):  # the server stopped (a scenario's SIGTERM)
+                break
             self.latencies.append(time.perf_counter() - started)
             self.stopped.wait(PROBE_INTERVAL)
         connection.close()
@@ -764,21 +893,31 @@ def _percentile(values: Sequence[float], q: int) -> float:
 
 def replay(scenario: Scenario, model: Path, work: Path) -> Outcome:
     port = free_port()
-    env = service_environment(port, model, {"SERVICE_ACCESS_LOG": "false"})
-    with running(service_command(), env, work / "service.log") as process:
+    env = service_environment(port, model, {"SERVICE_ACCESS_LOG": "false", **scenario.environment})
+    log = work / "service.log"
+    with running(service_command(), env, log) as process:
         wait_http(f"http://127.0.0.1:{port}/ready", 60, process)
         _post(port, "/predict/batch", b'{"records": [{}]}')  # warm the validation and error paths
         time.sleep(0.5)
         rss_before = memory_mb(process.pid, "VmRSS")
-        prober = HealthProber(port)
+        prober, sampler = HealthProber(port), Sampler(process.pid, port)
         prober.start()
+        sampler.start()
         time.sleep(0.2)
+        if scenario.sigterm_after is not None:
+            threading.Timer(scenario.sigterm_after, process.send_signal, [signal.SIGTERM]).start()
         with ThreadPoolExecutor(scenario.copies) as pool:
             answers = list(pool.map(lambda _: scenario.send(port), range(scenario.copies)))
         time.sleep(0.2)
         prober.stopped.set()
         prober.join()
-        peak = memory_mb(process.pid, "VmHWM")
+        if scenario.sigterm_after is not None:
+            process.wait(60)
+        sampler.stopped.set()
+        sampler.join()
+        with contextlib.suppress(OSError, RuntimeError):  # still running: its peak up to now
+            sampler.rss_peak_mb = max(sampler.rss_peak_mb, memory_mb(process.pid, "VmHWM"))
+    peak = sampler.rss_peak_mb
     latencies_ms = [1000 * s for s in prober.latencies]
     return Outcome(
         scenario=scenario.name,
@@ -793,6 +932,8 @@ def replay(scenario: Scenario, model: Path, work: Path) -> Outcome:
         health_p50_ms=round(_percentile(latencies_ms, 50), 2),
         health_p99_ms=round(_percentile(latencies_ms, 99), 2),
         health_max_ms=round(max(latencies_ms), 2),
+        kernel_queues_peak_mb=round(sampler.queues_peak_mb, 1),
+        answers_dropped=dropped_answers(log.read_text()),
     )
 
 

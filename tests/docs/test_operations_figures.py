@@ -69,8 +69,10 @@ def test_the_memory_limits_quoted_are_what_the_stacks_derive() -> None:
     small, large = service_limits(512), service_limits(1024)
     text = _text("operations")
     assert (
-        f"{small.max_requests_in_flight}, {small.max_pending_body_bytes // MIB} MiB and "
-        f"{small.max_head_bytes_buffered // MIB} MiB for the default 512 MiB task, "
-        f"{large.max_requests_in_flight} in flight at 1 GiB"
+        f"for the default 512 MiB task {small.max_requests_in_flight} in flight, "
+        f"{small.max_pending_body_bytes // MIB} MiB of bodies, {small.max_head_bytes_buffered // MIB} MiB of heads, "
+        f"{small.max_unsent_answer_bytes // MIB} MiB of answers and {small.max_connections} connections of "
+        f"{small.send_buffer_bytes // 1024} KiB buffers; {large.max_requests_in_flight} in flight and "
+        f"{large.max_connections} connections of {large.send_buffer_bytes // 1024} KiB at 1 GiB"
     ) in text
     assert f"{small.max_requests_in_flight} in flight at 512 MiB" in _text("deploy")

@@ -310,6 +310,9 @@ class _Transport:
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None: ...
 
+    def get_write_buffer_size(self) -> int:
+        return 0
+
 
 @pytest.mark.parametrize("resumed", [False, True])
 def test_an_answer_the_client_stops_reading_is_dropped(resumed: bool) -> None:

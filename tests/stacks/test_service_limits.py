@@ -1,5 +1,6 @@
-"""The API's memory-bearing limits fit the memory the stacks give its container (review 4, R4-1): on the 512 MiB task
-the service's defaults let a flood of valid batches take 770 MB."""
+"""The API's memory-bearing limits fit the memory the stacks give its container: on the 512 MiB task the service's
+defaults let a flood of valid batches take 770 MB (review 4, R4-1), 2,000 connections not reading their answers hold
+379 MB of kernel send buffers (review 5, R5-4) and slow readers 393 MB of answers (R5-1)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,11 @@ import pytest
 from service.settings import Settings as ServiceSettings
 from stacks.config import FARGATE_SIZES, PlatformSettings
 from stacks.service_limits import (
-    ARRIVING_BYTE_COST,
     BODY_LIMIT_BYTES,
     MIB,
-    REQUEST_COST_BYTES,
     RESERVE_FRACTION,
     RESIDENT_MIB,
+    ServiceLimits,
     service_limits,
 )
 from stacks.workloads import api_environment
@@ -28,15 +28,16 @@ def default(name: str) -> int:
 
 
 MEMORY_SIZES = sorted({memory for sizes in FARGATE_SIZES.values() for memory in sizes})
+#: A Fargate CPU size each memory size is offered with (the smallest).
+FARGATE_CPU_OF = {
+    memory: min(cpu for cpu, sizes in FARGATE_SIZES.items() if memory in sizes) for memory in MEMORY_SIZES
+}
 
 
 def worst_case_mib(settings: ServiceSettings) -> float:
     """What the service may hold at once under `settings`, with its resident memory (the costs of service_limits)."""
-    held = (
-        settings.max_requests_in_flight * REQUEST_COST_BYTES
-        + (settings.max_pending_body_bytes + settings.max_head_bytes_buffered) * ARRIVING_BYTE_COST
-    )
-    return RESIDENT_MIB + held / MIB
+    limits = ServiceLimits(**{name: getattr(settings, name) for name in ServiceLimits.__dataclass_fields__})
+    return RESIDENT_MIB + limits.worst_case_bytes() / MIB
 
 
 def _api_settings(cpu: int, memory: int, monkeypatch: pytest.MonkeyPatch) -> ServiceSettings:
@@ -63,6 +64,21 @@ def test_the_default_task_is_held_to_a_few_requests_in_flight(monkeypatch: pytes
     settings = _api_settings(256, 512, monkeypatch)
     assert 8 <= settings.max_requests_in_flight < default("max_requests_in_flight")
     assert settings.max_pending_body_bytes < default("max_pending_body_bytes")
+    assert settings.max_unsent_answer_bytes < default("max_unsent_answer_bytes")
+
+
+@pytest.mark.parametrize("memory", MEMORY_SIZES)
+def test_the_kernel_buffers_of_every_connection_a_task_accepts_fit_it(
+    memory: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review 5, R5-4: the stacks left `max_connections` at 4,096, and a connection that reads nothing holds its
+    send buffer (Linux doubles `send_buffer_bytes`: 190 KB measured), so 2,000 such connections held 379 MB on the
+    512 MiB task, 142 MB of RSS aside. Every connection the task accepts, its send buffer full, and the process at
+    rest fit the task's memory less its reserve; enough connections stay for a load balancer's pool."""
+    settings = _api_settings(FARGATE_CPU_OF[memory], memory, monkeypatch)
+    send_buffers_mib = settings.max_connections * 2 * settings.send_buffer_bytes / MIB
+    assert RESIDENT_MIB + send_buffers_mib <= memory * (1 - RESERVE_FRACTION), settings.max_connections
+    assert settings.max_connections >= 256
 
 
 @pytest.mark.parametrize("memory", MEMORY_SIZES)
