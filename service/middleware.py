@@ -11,6 +11,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 from urllib.parse import parse_qsl
 
 import anyio
@@ -122,7 +123,10 @@ class Admission:
     their bodies' bytes in flight (`max_batch_bytes`, the records they hold, known before they are parsed): 80
     connections of 1,000-record batches once took every place, every `/predict` got 503 and RSS grew 300 MB while
     parsed batches queued for a thread. A batch past it is refused before its body is read when its
-    `Content-Length` says so. Requests with `explain=true` on `explained_paths` (`/predict`) are not in flight either:
+    `Content-Length` says so. An explained batch (`explain=true`) is also refused (`explained_refusal`, given the
+    most records its bytes can hold) before its body is read when its `Content-Length` does not fit the explained
+    records' budget (`service.batch_admission`), and a chunked one once its body is read, before it is parsed:
+    parsed first, refused explained batches held the event loop. Requests with `explain=true` on `explained_paths` (`/predict`) are not in flight either:
     they wait for a worker thread within the explained records' budget (`service.batch_admission`), and 64 of them
     waiting once took every place and `/predict` got 503. Idle connections and bodies still arriving are not in
     flight.
@@ -143,6 +147,7 @@ class Admission:
         batch_paths: frozenset[str] = frozenset(),
         max_batch_bytes: int = 0,
         explained_paths: frozenset[str] = frozenset(),
+        explained_refusal: Callable[[int], ProblemError | None] = lambda body_bytes: None,
     ) -> None:
         self.app = app
         self.limit = limit
@@ -152,6 +157,7 @@ class Admission:
         self.batch_paths = batch_paths
         self.max_batch_bytes = max_batch_bytes
         self.explained_paths = explained_paths
+        self.explained_refusal = explained_refusal
         self.pending_bytes = 0  # of bodies being read, all requests together
         self.in_flight = 0  # requests handled, batches and probes aside
         self.batch_bytes = 0  # of batches handled
@@ -170,6 +176,8 @@ class Admission:
                 return
             if len(body) > _CHECKED_BODY_BYTES and await _client_gone(receive):  # it sent a large body and left
                 return  # (an abandoned batch would still be parsed, validated and queued: logged as 499)
+            if declared is None and await self._explain_refused(scope, send, len(body), close=False):
+                return
             receive = _replay(body, receive)
             size = len(body)
         if scope["path"] in self.batch_paths:
@@ -192,7 +200,18 @@ class Admission:
         ):
             await _refuse(scope, send, 503, "overloaded", OVERLOADED, headers=[(b"retry-after", b"1")])
             return True
-        return False
+        return declared is not None and await self._explain_refused(scope, send, declared, close=True)
+
+    async def _explain_refused(self, scope: Scope, send: Send, body_bytes: int, *, close: bool) -> bool:
+        """Whether an explained batch was refused, before it is parsed, by the most records `body_bytes` can hold
+        (the route counts its records once parsed); `close` when its body is left unread."""
+        if scope["path"] not in self.batch_paths or not _explains(scope):
+            return False
+        refusal = self.explained_refusal(body_bytes)
+        if refusal is None:
+            return False
+        await _refuse(scope, send, 503, refusal.code, refusal.reason, close=close, headers=[(b"retry-after", b"1")])
+        return True
 
     async def _single(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A request that is not a batch, handled within `max_in_flight`."""
