@@ -29,6 +29,10 @@ CLIENT_CLOSED_REQUEST = 499
 #: The key in a request's `scope["state"]` the server's protocol sets when the connection is lost before its answer
 #: was complete (`service.http_protocol`): uvicorn drops the answer silently, and the log said 200.
 CLIENT_GONE = "client_gone"
+#: The key in a request's `scope["state"]` the server's protocol sets to the status it answered the request with
+#: itself, its body still arriving (`service.http_protocol`): counted with it, and logged by the protocol's refusal
+#: log (sampled), not one access-log line each.
+ANSWERED_BY_SERVER = "answered_by_server"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -84,12 +88,14 @@ class RequestContext:
         finally:
             if scope["state"].get(CLIENT_GONE):
                 status = CLIENT_CLOSED_REQUEST
+            answered = scope["state"].get(ANSWERED_BY_SERVER)
+            status = answered or status
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             template = getattr(route, "path", None) or (scope["path"] if scope["path"] in self.paths else "unmatched")
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
             self.metrics.observe(method, template, status, elapsed)
-            if self.access_log:
+            if self.access_log and not answered:
                 logger.info(
                     "request",
                     extra={
@@ -126,10 +132,10 @@ class Admission:
     `Content-Length` says so. An explained batch (`explain=true`) is also refused (`explained_refusal`, given the
     most records its bytes can hold) before its body is read when its `Content-Length` does not fit the explained
     records' budget (`service.batch_admission`), and a chunked one once its body is read, before it is parsed:
-    parsed first, refused explained batches held the event loop. Requests with `explain=true` on `explained_paths` (`/predict`) are not in flight either:
-    they wait for a worker thread within the explained records' budget (`service.batch_admission`), and 64 of them
-    waiting once took every place and `/predict` got 503. Idle connections and bodies still arriving are not in
-    flight.
+    parsed first, refused explained batches held the event loop. Requests with `explain=true` on `explained_paths`
+    (`/predict`) are not in flight either: they wait for a worker thread within the explained records' budget, and 64
+    of them waiting once took every place and `/predict` got 503. Idle connections and bodies still arriving are not
+    in flight.
 
     Not counted here: bodies arriving steadily enough, on enough connections, to fill `max_pending_bytes` for
     `body_timeout_seconds` at a time, which only a rate limit in front of the service (a WAF) can tell from real

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from service.http_protocol import IDLE_GRACE_SECONDS, ConnectionPool
-from tests.service.helpers import Server, connect, read_answer, record, serving, wait_ready
+from tests.service.helpers import Server, connect, metric, read_answer, record, serving, wait_ready
 
 BODY_HEAD = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
 HEALTH = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -270,12 +270,16 @@ class _Connection:
         self.loop = loop
         self.client = ("127.0.0.1", 1)
         self.waiting = False  # bytes in its socket, not read yet
+        self.refused: list[tuple[int, str]] = []  # answers given by `refuse`
 
     def bytes_waiting(self) -> bool:
         return self.waiting
 
     def close(self) -> None:
         self.closed = True
+
+    def refuse(self, status: int, code: str, reason: str) -> None:
+        self.refused.append((status, code))
 
 
 def test_a_burst_of_fresh_connections_sheds_only_the_silent_past_their_grace_never_a_keep_alive_one() -> None:
@@ -431,3 +435,98 @@ def test_bodies_sent_nearly_whole_then_stalled_are_cut_off_and_free_the_body_bud
     assert "stopped arriving: nothing came for 5 s" in answer["reason"]
     assert cut_after < 6
     assert after == 200, served
+
+
+# -- review 5: what a shed connection's client gets, and what is counted and logged ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def shedding_server(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """At most 16 connections, bodies not paced, the access log on."""
+    log = tmp_path_factory.mktemp("uvicorn") / "server.log"
+    settings = {"SERVICE_MAX_CONNECTIONS": "16", "SERVICE_MIN_BODY_BYTES_PER_SECOND": "0"}
+    with serving(str(trained_model_dir), log, settings=settings) as server:
+        wait_ready(server.url)
+        yield server
+
+
+def test_requests_sent_on_connections_shed_past_max_connections_get_503_not_eof(shedding_server: Server) -> None:
+    """Review 5, R5-7: past `max_connections`, a connection whose request had arrived (a head, whole and waiting in
+    its socket or still arriving) was closed unanswered: 200 of 600 honest clients of a burst past 400 connections
+    saw EOF. 16 connections hold every place with heads on the way; each of 6 new clients is served, and the head
+    shed for its place is answered 503 `overloaded` with `Retry-After` (the pool's unit test below has the whole request
+    waiting in the socket, which a real burst cannot be timed to)."""
+    body = json.dumps(record()).encode()
+    heads = []
+    try:
+        for _ in range(16):
+            sock = connect(shedding_server)
+            sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\n")
+            heads.append(sock)
+        for _ in range(6):  # each kept open: each takes the place of a head
+            sock = connect(shedding_server)
+            sock.sendall(BODY_HEAD % len(body) + body)
+            assert read_answer(sock)[0] == 200
+            heads.append(sock)
+        answers = []
+        for sock in heads[:6]:
+            status, headers, answer = read_answer(sock)  # the old code: "the connection closed before an answer"
+            answers.append((status, json.loads(answer)["error"], headers["retry-after"], sock.recv(1)))
+    finally:
+        for sock in heads:
+            sock.close()
+    assert answers == [(503, "overloaded", "1", b"")] * 6
+
+
+def test_a_request_waiting_in_a_shed_connection_s_socket_is_answered() -> None:
+    """Review 5, R5-7, in the pool alone: a connection past its grace with its request waiting unread is in its head
+    and is shed first past `max_connections`; it is answered (`refuse`, 503), not closed unanswered."""
+    loop = _Loop()
+    pool = ConnectionPool(max_idle=100, max_connections=1, max_head_bytes=1 << 20, metrics=None)
+    sent, new = _Connection(time.monotonic() - 1, loop), _Connection(time.monotonic(), loop)
+    sent.waiting = True
+    pool.opened(sent)  # type: ignore[arg-type]
+    pool.opened(new)  # type: ignore[arg-type]
+    assert (sent.refused, sent.closed) == ([(503, "overloaded")], False)  # answered, then closed by `refuse`
+    assert (new.refused, new.closed, pool.open) == ([], False, 1)
+
+
+def test_bodies_shed_are_counted_503_and_not_one_access_line_each(shedding_server: Server) -> None:
+    """Review 5, R5-3: a body shed by `max_connections` was answered 503 `overloaded` but counted and logged 499,
+    one access-log line each (600 attackers wrote 12 MB of log in 20 s). Now it is counted with the 503 its client
+    got, under the request id its answer names, and logged by the sampled refusal log alone; the bodies whose
+    clients left unanswered are still 499."""
+
+    def counted() -> dict[str, float]:
+        return {s: metric(shedding_server, "http_requests_total", route="/predict", status=s) for s in ("499", "503")}
+
+    before = counted()
+    logged = len(shedding_server.log.read_text().splitlines())
+    trickling = [connect(shedding_server) for _ in range(40)]
+    try:
+        for sock in trickling:
+            sock.sendall(BODY_HEAD % 100_000 + b"{")
+        deadline = time.monotonic() + 30
+        while len(answered := select.select(trickling, [], [], 0.1)[0]) < 40 - 16:
+            assert time.monotonic() < deadline, f"{len(answered)} bodies shed"
+        shed = [read_answer(sock) for sock in answered]
+    finally:
+        for sock in trickling:
+            sock.close()  # the bodies not shed: their clients leave (499)
+    assert {(status, json.loads(answer)["error"]) for status, _, answer in shed} == {(503, "overloaded")}
+    while sum((after := counted()).values()) - sum(before.values()) < 40:
+        assert time.monotonic() < deadline, (before, after)
+        time.sleep(0.05)
+    assert after["503"] - before["503"] >= len(shed), (before, after)  # the old code: all 40 were 499
+    ids = {headers["x-request-id"] for _, headers, _ in shed}
+    while not (refusals := [line for line in _log_since(shedding_server, logged) if line["message"] == "refused_more"]):
+        assert time.monotonic() < deadline, "no refused_more line: the refusals were not counted in the log"
+        time.sleep(0.1)  # written when the refusal log's window is over, a second after its first refusal
+    assert {line["error"] for line in refusals} == {"overloaded"}, refusals
+    lines = _log_since(shedding_server, logged)
+    assert not [line for line in lines if line.get("request_id") in ids and line["logger"] == "service.access"]
+
+
+def _log_since(server: Server, start: int) -> list[dict[str, Any]]:
+    """The JSON lines of `server`'s log from line `start` on."""
+    return [json.loads(line) for line in server.log.read_text().splitlines()[start:] if line.startswith("{")]
