@@ -102,6 +102,9 @@ CHUNKS_PER_TURN = 256
 _STOPPING = "This instance is stopping and the request's body had not all arrived; send it to another one"
 #: How long a connection takes to earn back `max_body_chunks` chunks, once spent (`HttpProtocol._framing`).
 CHUNK_REFILL_SECONDS = 1.0
+#: Once the server stopped listening, how long a body that starts then may show its rate before it is judged able
+#: to arrive within half the shutdown timeout or not (`HttpProtocol._check_arrival`).
+ARRIVAL_CHECK_SECONDS = 1.0
 #: Most reads (of 64 KB) of what a refused connection sent, dropped before it closes (`HttpProtocol.refuse`).
 REFUSED_READS = 16
 #: At shutdown, how long a connection with no request under way may still start one: it may have been accepted a
@@ -521,9 +524,10 @@ class HttpProtocol(HttpToolsProtocol):
         it arrives within half of `shutdown_timeout_seconds` (and is cut with 503 if it falls behind), else 503 at
         once (waiting for it would keep the stop going, and cancelling it log an error); a connection with none gets
         `SHUTDOWN_GRACE_SECONDS` to start one (it may have been accepted a moment ago, its request on the way), then
-        closes. A body whose head ends after this (a request sent in that grace, or a head still arriving) has the
-        same half of the shutdown timeout, then 503: once it trickled 25 s, until uvicorn cancelled it (a plain-text
-        500 and a traceback)."""
+        closes. A body whose head ends after this (a request sent in that grace, or a head still arriving) is judged
+        the same way once it has had `ARRIVAL_CHECK_SECONDS` to show its rate (`_check_arrival`): once it trickled
+        25 s, until uvicorn cancelled it (a plain-text 500 and a traceback), then it was held the whole half of the
+        shutdown timeout before its 503 although at 1.1 KB/s it could never arrive."""
         self._unread = b""  # requests pipelined behind the one under way are not read
         self._finish_by = self.loop.time() + self.settings.shutdown_timeout_seconds / 2
         if self._send_deadline is not None:  # an answer the client is not reading: it has until `_finish_by`
@@ -554,6 +558,19 @@ class HttpProtocol(HttpToolsProtocol):
             self._body_deadline.cancel()
         self._body_deadline = self.loop.call_at(self._body_due(), self._body_timed_out)
         return True
+
+    def _check_arrival(self, since: float) -> None:
+        """The server is stopping and the body whose head ended at `since` had `ARRIVAL_CHECK_SECONDS`: 503 now
+        unless at its rate so far it arrives by `_finish_by` (then it is held to it)."""
+        if (
+            self._in_body
+            and self._body_since == since
+            and self._finish_by is not None
+            and not self._lingering
+            and not self.transport.is_closing()
+            and not self._arrives_by(self._finish_by)
+        ):
+            self.refuse_body(503, "shutting_down", _STOPPING, linger=True)
 
     def _close_if_unused(self) -> None:
         if not self._head_started and (self.cycle is None or self.cycle.response_complete):
@@ -797,6 +814,8 @@ class HttpProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         if self.pool.stopping:
             self.cycle.keep_alive = False  # while draining, every answer closes its connection
+        if self._finish_by is not None and self._body_left != 0:  # a body begun after the listener closed
+            self.loop.call_later(ARRIVAL_CHECK_SECONDS, self._check_arrival, self._body_since)
 
     def on_body(self, body: bytes) -> None:
         if self._body_left:
