@@ -189,12 +189,15 @@ class ConnectionPool:
     Past `max_connections` open, the oldest fresh one past `FRESH_GRACE_SECONDS` is closed, then the oldest in a
     head, then a body (answered 503: bodies trickled a byte a second filled every place): of the newest, the one
     that has sent least (`_body_victim`); then the newest fresh one when others opened with it, an idle one last;
-    connections whose request is being handled never are. A connection shed with a request sent (a head, whole or
-    not, read or waiting in its socket) is answered 503 `overloaded` with `Retry-After` and closed at once
-    (`HttpProtocol.refuse`): closed unanswered, 200 of 600 honest clients of a burst past 400 connections lost their
-    requests (they saw EOF). Not accepting past `max_connections` instead (new connections left in the listen
-    backlog) would lose none either, but connections holding a place (heads or bodies trickled) could then no longer
-    be shed to let new clients in. Past
+    connections whose request is being handled never are. A fresh connection or one in a head shed for
+    `max_connections` is answered 503 `overloaded` with `Retry-After` (`HttpProtocol.refuse`), its request sent or
+    on its way: closed unanswered, 200 of 600 honest clients of a burst past 400 connections lost their requests
+    (EOF), most of them connections just opened whose request came a moment later. It lingers as the protocol's
+    errors do (so that a client still sending reads the answer, not a reset) while fewer than `max_connections`
+    shed connections linger, else it closes at once: the open files stay within twice `max_connections`. Not
+    accepting past `max_connections` instead (new connections left in the listen backlog) would lose no request
+    either, but connections holding a place (heads or bodies trickled) could then no longer be shed to let new
+    clients in. An idle keep-alive connection is closed unanswered (it has no request). Past
     `max_head_bytes` buffered in unfinished heads, the oldest connections in a head are closed.
     """
 
@@ -215,6 +218,7 @@ class ConnectionPool:
         self.refusals = refusals  # where sheds are logged
         self.open = 0
         self.head_bytes = 0
+        self.lingering = 0  # connections shed with an answer, lingering (`_shed`)
         # insertion order: the oldest first
         self._fresh: dict[HttpProtocol, None] = {}
         self._idle: dict[HttpProtocol, None] = {}
@@ -235,6 +239,9 @@ class ConnectionPool:
             self.head_bytes -= connection.buffered_head
             connection.buffered_head = 0
             self._forget(connection)
+        elif connection.shed_lingering:
+            connection.shed_lingering = False
+            self.lingering -= 1
 
     def idle(self, connection: HttpProtocol) -> None:
         """`connection` waits for its next request."""
@@ -343,13 +350,15 @@ class ConnectionPool:
 
     def _shed(self, connection: HttpProtocol, reason: str) -> None:
         receiving = connection in self._bodies
-        requested = reason == "connections" and (connection in self._heads or connection.bytes_waiting())
+        requested = reason == "connections" and connection not in self._idle  # its request sent or on its way
         self.closed(connection)
         answer = "The service has too many connections open; retry in a second"
         if receiving:  # a request on its way: its client, maybe a slow uploader, learns why
             connection.refuse_body(503, "overloaded", answer, linger=False)
-        elif requested:  # its request sent: answered, not lost
-            connection.refuse(503, "overloaded", answer)
+        elif requested:  # answered, not lost
+            connection.shed_lingering = self.lingering < self.max_connections
+            self.lingering += connection.shed_lingering
+            connection.refuse(503, "overloaded", answer, linger=connection.shed_lingering)
         else:
             connection.transport.close()
             if self.refusals is not None:
@@ -428,6 +437,7 @@ class HttpProtocol(HttpToolsProtocol):
         self._read_when_sent = False  # the next pipelined request waits for the answer before it to leave
         self._lingering = False  # answered with an error; closing
         self.pooled = False  # counted in the pool
+        self.shed_lingering = False  # shed with an answer and lingering: counted in the pool's `lingering`
         self.opened_at = 0.0
         self.buffered_head = 0  # bytes counted in the pool's head budget
 
@@ -937,17 +947,18 @@ class HttpProtocol(HttpToolsProtocol):
         else:
             self.transport.close()
 
-    def refuse(self, status: int, code: str, reason: str) -> None:
-        """Answer a connection whose request has not started (its head sent, maybe not read yet) and close it at once,
-        what its client sent read and dropped first: closed with bytes unread, the kernel resets the connection, and
-        the client may lose the answer. It does not linger (`_linger`), so that a flood of such connections holds no
-        descriptor past `max_connections`; a client still sending after the answer may see a reset."""
-        with contextlib.suppress(AttributeError, OSError):  # no socket (closed, or a test's transport); all read
-            descriptor = self.transport.get_extra_info("socket").fileno()
-            for _ in range(REFUSED_READS):
-                if not os.read(descriptor, 65536):
-                    break
-        self._send_error(status, code, reason, "request", linger=False)
+    def refuse(self, status: int, code: str, reason: str, *, linger: bool) -> None:
+        """Answer a connection whose request has not started (its head sent or on its way, maybe not read yet) and
+        close it, lingering or at once: then what its client sent so far is read and dropped first (closed with
+        bytes unread, the kernel resets the connection and the client may lose the answer); a client still sending
+        after the answer may see a reset."""
+        if not linger:
+            with contextlib.suppress(AttributeError, OSError):  # no socket (closed, a test's transport), or all read
+                descriptor = self.transport.get_extra_info("socket").fileno()
+                for _ in range(REFUSED_READS):
+                    if not os.read(descriptor, 65536):
+                        break
+        self._send_error(status, code, reason, "request", linger=linger)
 
     def _send_error(
         self, status: int, code: str, reason: str, field: str, *, linger: bool = True, request_id: str | None = None

@@ -270,7 +270,8 @@ class _Connection:
         self.loop = loop
         self.client = ("127.0.0.1", 1)
         self.waiting = False  # bytes in its socket, not read yet
-        self.refused: list[tuple[int, str]] = []  # answers given by `refuse`
+        self.shed_lingering = False
+        self.refused: list[tuple[int, str, bool]] = []  # answers given by `refuse`, and whether they linger
 
     def bytes_waiting(self) -> bool:
         return self.waiting
@@ -278,8 +279,8 @@ class _Connection:
     def close(self) -> None:
         self.closed = True
 
-    def refuse(self, status: int, code: str, reason: str) -> None:
-        self.refused.append((status, code))
+    def refuse(self, status: int, code: str, reason: str, *, linger: bool) -> None:
+        self.refused.append((status, code, linger))
 
 
 def test_a_burst_of_fresh_connections_sheds_only_the_silent_past_their_grace_never_a_keep_alive_one() -> None:
@@ -478,17 +479,27 @@ def test_requests_sent_on_connections_shed_past_max_connections_get_503_not_eof(
     assert answers == [(503, "overloaded", "1", b"")] * 6
 
 
-def test_a_request_waiting_in_a_shed_connection_s_socket_is_answered() -> None:
-    """Review 5, R5-7, in the pool alone: a connection past its grace with its request waiting unread is in its head
-    and is shed first past `max_connections`; it is answered (`refuse`, 503), not closed unanswered."""
+def test_connections_shed_past_max_connections_are_answered_and_a_bounded_number_linger() -> None:
+    """Review 5, R5-7, in the pool alone (a real burst cannot be timed to it): past `max_connections`, a connection
+    past its grace with its request waiting unread (in its head), then the newest of a burst within its grace (its
+    request on its way), are answered 503 (`refuse`), not closed unanswered; at most `max_connections` of them
+    linger; an idle keep-alive connection (no request) is still closed unanswered."""
     loop = _Loop()
     pool = ConnectionPool(max_idle=100, max_connections=1, max_head_bytes=1 << 20, metrics=None)
-    sent, new = _Connection(time.monotonic() - 1, loop), _Connection(time.monotonic(), loop)
+    now = time.monotonic()
+    sent = _Connection(now - 1, loop)
     sent.waiting = True
-    pool.opened(sent)  # type: ignore[arg-type]
-    pool.opened(new)  # type: ignore[arg-type]
-    assert (sent.refused, sent.closed) == ([(503, "overloaded")], False)  # answered, then closed by `refuse`
-    assert (new.refused, new.closed, pool.open) == ([], False, 1)
+    burst = [_Connection(now, loop) for _ in range(2)]
+    for connection in [sent, *burst]:
+        pool.opened(connection)  # type: ignore[arg-type]
+    assert sent.refused == [(503, "overloaded", True)]  # lingering
+    assert burst[1].refused == [(503, "overloaded", False)]  # past the lingering bound: closed at once
+    assert (burst[0].refused, pool.open, pool.lingering) == ([], 1, 1)
+    pool.closed(sent)  # type: ignore[arg-type]  # its lingering over
+    assert pool.lingering == 0
+    pool.idle(burst[0])  # type: ignore[arg-type]
+    pool.opened(_Connection(now, loop))  # type: ignore[arg-type]
+    assert (burst[0].refused, burst[0].closed) == ([], True)
 
 
 def test_bodies_shed_are_counted_503_and_not_one_access_line_each(shedding_server: Server) -> None:
