@@ -414,6 +414,7 @@ class HttpProtocol(HttpToolsProtocol):
         self._head_deadline: asyncio.TimerHandle | None = None
         self._body_deadline: asyncio.TimerHandle | None = None
         self._send_deadline: asyncio.TimerHandle | None = None
+        self._linger_deadline: asyncio.TimerHandle | None = None  # the close of a lingering connection
         self._waiting_since: float | None = None  # for a head: since the connection opened or its first bytes came
         self._head_clock = False  # bytes of the next head have arrived (its deadline runs from the first)
         self._head_started = False  # the parser began that head's request line
@@ -487,10 +488,10 @@ class HttpProtocol(HttpToolsProtocol):
         if self.cycle is not None and not self.cycle.response_complete:  # its answer will not be sent: logged 499
             self.cycle.scope.setdefault("state", {})[CLIENT_GONE] = True
         self.pool.closed(self)
-        for timer in (self._head_deadline, self._body_deadline, self._send_deadline):
+        for timer in (self._head_deadline, self._body_deadline, self._send_deadline, self._linger_deadline):
             if timer is not None:
                 timer.cancel()
-        self._head_deadline = self._body_deadline = self._send_deadline = None
+        self._head_deadline = self._body_deadline = self._send_deadline = self._linger_deadline = None
         self._unread = b""
         super().connection_lost(exc)
 
@@ -993,7 +994,7 @@ class HttpProtocol(HttpToolsProtocol):
         self._writes.flush()
         self._writes.write_eof()
         self.flow.resume_reading()  # what arrives is read and dropped, not left to reset the connection
-        self.loop.call_later(LINGER_SECONDS, self.transport.close)
+        self._linger_deadline = self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
 
 def _check_transfer_coding(value: bytes) -> None:

@@ -236,7 +236,8 @@ def test_full_explained_batches_from_one_client_leave_room_for_small_ones(explai
             time.sleep(0.05)
         with connect(explaining_server, timeout=60) as small:
             small.sendall(_batch_request(10, explain=True))
-            assert read_answer(small)[0] == 200
+            small_answer = read_answer(small)
+            assert small_answer[0] == 200, small_answer
         statuses = sorted(read_answer(sock)[0] for sock in big)
     finally:
         for sock in big:
