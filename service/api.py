@@ -18,7 +18,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
 from service import middleware
-from service.batch_admission import BatchAdmission
+from service.batch_admission import BatchAdmission, records_at_most
 from service.docs import docs_router
 from service.errors import install_handlers
 from service.model_state import ModelState
@@ -100,6 +100,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         batch_paths=frozenset({BATCH_PATH}),
         max_batch_bytes=settings.max_batch_bytes_in_flight,
         explained_paths=frozenset({"/predict"}),
+        explained_refusal=lambda body_bytes: app.state.batches.explain_refusal(
+            records_at_most(body_bytes, settings.batch_limit)
+        ),
     )
     if settings.cors_origins:
         app.add_middleware(

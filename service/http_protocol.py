@@ -29,7 +29,8 @@ adds:
   never stall for `send_timeout_seconds`: else the connection is reset, logged (`answer_dropped`) and counted;
 - connections bounded (`ConnectionPool`): idle ones by time (`keep_alive_seconds`) and count
   (`max_idle_connections`, fresh silent ones shed before keep-alive ones, however fast they come), all of them by
-  count (`max_connections`, bodies still arriving shed with a 503 before any keep-alive connection), unfinished
+  count (`max_connections`, bodies still arriving and requests already sent shed with a 503 before any keep-alive
+  connection), unfinished
   heads by their bytes together (`max_head_bytes_buffered`), chunked bodies by their chunks (`max_body_chunks` a
   body, and as many a second on a connection);
   none is counted against the work in flight, which the app limits (`service.middleware.Admission`) once a
@@ -59,6 +60,7 @@ import asyncio
 import contextlib
 import fcntl
 import logging
+import os
 import re
 import socket
 import struct
@@ -76,7 +78,7 @@ from uvicorn.server import ServerState
 
 from service.chunked_framing import ChunkedFraming, RefusedError
 from service.errors import ProblemError, raw_error
-from service.middleware import CLIENT_GONE
+from service.middleware import ANSWERED_BY_SERVER, CLIENT_GONE
 from service.observability import Metrics as ServiceMetrics  # ml.manifest.Metrics too: one name for Sphinx
 from service.refusal_log import RefusalLog
 from service.routes import PROBE_PATHS
@@ -114,15 +116,23 @@ ALWAYS_ANSWERED = PROBE_PATHS | {"/metrics"}
 _RESET_ON_CLOSE = struct.pack("ii", 1, 0)
 #: How long a connection takes to earn back `max_body_chunks` chunks, once spent (`HttpProtocol._framing`).
 CHUNK_REFILL_SECONDS = 1.0
+#: Once the server stopped listening, how long a body that starts then may show its rate before it is judged able
+#: to arrive within half the shutdown timeout or not (`HttpProtocol._check_arrival`).
+ARRIVAL_CHECK_SECONDS = 1.0
+#: Most reads (of 64 KB) of what a refused connection sent, dropped before it closes (`HttpProtocol.refuse`).
+REFUSED_READS = 16
 #: At shutdown, how long a connection with no request under way may still start one: it may have been accepted a
 #: moment before the listener closed, its request on the way.
 SHUTDOWN_GRACE_SECONDS = 1.0
 logger = logging.getLogger("service.http")
 
 
-def _response(status: int, code: str, reason: str, field: str) -> tuple[bytes, list[tuple[bytes, bytes]]]:
-    """An `ErrorResponse` body under a fresh request id, and its headers (the connection closes after it)."""
-    request_id = uuid.uuid4().hex
+def _response(
+    status: int, code: str, reason: str, field: str, request_id: str | None = None
+) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """An `ErrorResponse` body under `request_id` (a fresh one when None), and its headers (the connection closes
+    after it)."""
+    request_id = request_id or uuid.uuid4().hex
     body, headers = raw_error(ProblemError(status, code, reason, field=field), request_id)
     retry = [(b"retry-after", b"1")] if status == 503 else []
     return body, [*headers, *retry, (b"x-request-id", request_id.encode()), (b"connection", b"close")]
@@ -196,7 +206,15 @@ class ConnectionPool:
     Past `max_connections` open, the oldest fresh one past `FRESH_GRACE_SECONDS` is closed, then the oldest in a
     head, then a body (answered 503: bodies trickled a byte a second filled every place): of the newest, the one
     that has sent least (`_body_victim`); then the newest fresh one when others opened with it, an idle one last;
-    connections whose request is being handled never are. Past
+    connections whose request is being handled never are. A fresh connection or one in a head shed for
+    `max_connections` is answered 503 `overloaded` with `Retry-After` (`HttpProtocol.refuse`), its request sent or
+    on its way: closed unanswered, 200 of 600 honest clients of a burst past 400 connections lost their requests
+    (EOF), most of them connections just opened whose request came a moment later. It lingers as the protocol's
+    errors do (so that a client still sending reads the answer, not a reset) while fewer than `max_connections`
+    shed connections linger, else it closes at once: the open files stay within twice `max_connections`. Not
+    accepting past `max_connections` instead (new connections left in the listen backlog) would lose no request
+    either, but connections holding a place (heads or bodies trickled) could then no longer be shed to let new
+    clients in. An idle keep-alive connection is closed unanswered (it has no request). Past
     `max_head_bytes` buffered in unfinished heads, the oldest connections in a head are closed.
     """
 
@@ -217,6 +235,7 @@ class ConnectionPool:
         self.refusals = refusals  # where sheds are logged
         self.open = 0
         self.head_bytes = 0
+        self.lingering = 0  # connections shed with an answer, lingering (`_shed`)
         # insertion order: the oldest first
         self._fresh: dict[HttpProtocol, None] = {}
         self._idle: dict[HttpProtocol, None] = {}
@@ -237,6 +256,9 @@ class ConnectionPool:
             self.head_bytes -= connection.buffered_head
             connection.buffered_head = 0
             self._forget(connection)
+        elif connection.shed_lingering:
+            connection.shed_lingering = False
+            self.lingering -= 1
 
     def idle(self, connection: HttpProtocol) -> None:
         """`connection` waits for its next request."""
@@ -346,10 +368,15 @@ class ConnectionPool:
 
     def _shed(self, connection: HttpProtocol, reason: str) -> None:
         receiving = connection in self._bodies
+        requested = reason == "connections" and connection not in self._idle  # its request sent or on its way
         self.closed(connection)
+        answer = "The service has too many connections open; retry in a second"
         if receiving:  # a request on its way: its client, maybe a slow uploader, learns why
-            answer = "The service has too many connections open; retry in a second"
             connection.refuse_body(503, "overloaded", answer, linger=False)
+        elif requested:  # answered, not lost
+            connection.shed_lingering = self.lingering < self.max_connections
+            self.lingering += connection.shed_lingering
+            connection.refuse(503, "overloaded", answer, linger=connection.shed_lingering)
         else:
             connection.transport.close()
             if self.refusals is not None:
@@ -450,6 +477,7 @@ class HttpProtocol(HttpToolsProtocol):
         self._send_from: int | None = None  # bytes the client had received then (`_delivered`)
         self._send_progress = 0  # bytes it received since, at the last check
         self._send_moved = 0.0  # when that check saw them move (loop time)
+        self._linger_deadline: asyncio.TimerHandle | None = None  # the close of a lingering connection
         self._waiting_since: float | None = None  # for a head: since the connection opened or its first bytes came
         self._head_clock = False  # bytes of the next head have arrived (its deadline runs from the first)
         self._head_started = False  # the parser began that head's request line
@@ -473,6 +501,7 @@ class HttpProtocol(HttpToolsProtocol):
         self._read_when_sent = False  # the next pipelined request waits for the answer before it to leave
         self._lingering = False  # answered with an error; closing
         self.pooled = False  # counted in the pool
+        self.shed_lingering = False  # shed with an answer and lingering: counted in the pool's `lingering`
         self.opened_at = 0.0
         self.buffered_head = 0  # bytes counted in the pool's head budget
 
@@ -530,10 +559,10 @@ class HttpProtocol(HttpToolsProtocol):
         if self.cycle is not None and not self.cycle.response_complete:  # its answer will not be sent: logged 499
             self.cycle.scope.setdefault("state", {})[CLIENT_GONE] = True
         self.pool.closed(self)
-        for timer in (self._head_deadline, self._body_deadline, self._send_deadline):
+        for timer in (self._head_deadline, self._body_deadline, self._send_deadline, self._linger_deadline):
             if timer is not None:
                 timer.cancel()
-        self._head_deadline = self._body_deadline = self._send_deadline = None
+        self._head_deadline = self._body_deadline = self._send_deadline = self._linger_deadline = None
         self._unread = b""
         self._release_unsent()
         super().connection_lost(exc)
@@ -578,9 +607,10 @@ class HttpProtocol(HttpToolsProtocol):
         it arrives within half of `shutdown_timeout_seconds` (and is cut with 503 if it falls behind), else 503 at
         once (waiting for it would keep the stop going, and cancelling it log an error); a connection with none gets
         `SHUTDOWN_GRACE_SECONDS` to start one (it may have been accepted a moment ago, its request on the way), then
-        closes. A body whose head ends after this (a request sent in that grace, or a head still arriving) has the
-        same half of the shutdown timeout, then 503: once it trickled 25 s, until uvicorn cancelled it (a plain-text
-        500 and a traceback)."""
+        closes. A body whose head ends after this (a request sent in that grace, or a head still arriving) is judged
+        the same way once it has had `ARRIVAL_CHECK_SECONDS` to show its rate (`_check_arrival`): once it trickled
+        25 s, until uvicorn cancelled it (a plain-text 500 and a traceback), then it was held the whole half of the
+        shutdown timeout before its 503 although at 1.1 KB/s it could never arrive."""
         self._unread = b""  # requests pipelined behind the one under way are not read
         self._finish_by = self.loop.time() + self.settings.shutdown_timeout_seconds / 2
         if self._send_deadline is not None:  # an answer the client is not taking: it has until `_finish_by`
@@ -610,6 +640,19 @@ class HttpProtocol(HttpToolsProtocol):
             self._body_deadline.cancel()
         self._body_deadline = self.loop.call_at(self._body_due(), self._body_timed_out)
         return True
+
+    def _check_arrival(self, since: float) -> None:
+        """The server is stopping and the body whose head ended at `since` had `ARRIVAL_CHECK_SECONDS`: 503 now
+        unless at its rate so far it arrives by `_finish_by` (then it is held to it)."""
+        if (
+            self._in_body
+            and self._body_since == since
+            and self._finish_by is not None
+            and not self._lingering
+            and not self.transport.is_closing()
+            and not self._arrives_by(self._finish_by)
+        ):
+            self.refuse_body(503, "shutting_down", _STOPPING, linger=True)
 
     def _close_if_unused(self) -> None:
         if not self._head_started and (self.cycle is None or self.cycle.response_complete):
@@ -928,6 +971,8 @@ class HttpProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         if self.pool.stopping:
             self.cycle.keep_alive = False  # while draining, every answer closes its connection
+        if self._finish_by is not None and self._body_left != 0:  # a body begun after the listener closed
+            self.loop.call_later(ARRIVAL_CHECK_SECONDS, self._check_arrival, self._body_since)
 
     def on_body(self, body: bytes) -> None:
         if self._body_left:
@@ -1036,22 +1081,42 @@ class HttpProtocol(HttpToolsProtocol):
 
     def refuse_body(self, status: int, code: str, reason: str, *, linger: bool) -> None:
         """Answer a request whose body is still arriving (the app, waiting for it, has not handled it and sees a
-        disconnect) and close; when its answer has already started, just close."""
+        disconnect) and close; when its answer has already started, just close. The request is counted with the
+        status its client got, under its own request id, and left out of the access log (`ANSWERED_BY_SERVER`):
+        logged 499 one line each, 600 clients shed by `max_connections` wrote 12 MB of it in 20 s; the refusal log
+        has it, sampled."""
         if self.cycle is not None and not self.cycle.response_started:
+            state = self.cycle.scope.setdefault("state", {})
+            state[ANSWERED_BY_SERVER] = status
             self.cycle.disconnected = True
             self.cycle.message_event.set()
-            self._send_error(status, code, reason, "body", linger=linger)
+            self._send_error(status, code, reason, "body", linger=linger, request_id=state.get("request_id"))
         else:
             self.transport.close()
 
-    def _send_error(self, status: int, code: str, reason: str, field: str, *, linger: bool = True) -> None:
+    def refuse(self, status: int, code: str, reason: str, *, linger: bool) -> None:
+        """Answer a connection whose request has not started (its head sent or on its way, maybe not read yet) and
+        close it, lingering or at once: then what its client sent so far is read and dropped first (closed with
+        bytes unread, the kernel resets the connection and the client may lose the answer); a client still sending
+        after the answer may see a reset."""
+        if not linger:
+            with contextlib.suppress(AttributeError, OSError):  # no socket (closed, a test's transport), or all read
+                descriptor = self.transport.get_extra_info("socket").fileno()
+                for _ in range(REFUSED_READS):
+                    if not os.read(descriptor, 65536):
+                        break
+        self._send_error(status, code, reason, "request", linger=linger)
+
+    def _send_error(
+        self, status: int, code: str, reason: str, field: str, *, linger: bool = True, request_id: str | None = None
+    ) -> None:
         """Answer and close, lingering: a client still sending (a large head) would otherwise get a reset, which
         may destroy the answer before it reads it; so the answer and a FIN go first, what arrives meanwhile is
         dropped, and the connection closes when the client closes it or after `LINGER_SECONDS`. Without `linger`
         (a connection shed to make room), it closes at once."""
         self._waiting_since = None
         self._unread = b""
-        body, headers = _response(status, code, reason, field)
+        body, headers = _response(status, code, reason, field, request_id)
         request_id = headers[-2][1].decode()
         if self.metrics is not None:
             self.metrics.protocol_refusal(status, code)
@@ -1075,7 +1140,7 @@ class HttpProtocol(HttpToolsProtocol):
         self._writes.flush()
         self._writes.write_eof()
         self.flow.resume_reading()  # what arrives is read and dropped, not left to reset the connection
-        self.loop.call_later(LINGER_SECONDS, self.transport.close)
+        self._linger_deadline = self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
 
 def _check_transfer_coding(value: bytes) -> None:

@@ -11,6 +11,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 from urllib.parse import parse_qsl
 
 import anyio
@@ -28,6 +29,10 @@ CLIENT_CLOSED_REQUEST = 499
 #: The key in a request's `scope["state"]` the server's protocol sets when the connection is lost before its answer
 #: was complete (`service.http_protocol`): uvicorn drops the answer silently, and the log said 200.
 CLIENT_GONE = "client_gone"
+#: The key in a request's `scope["state"]` the server's protocol sets to the status it answered the request with
+#: itself, its body still arriving (`service.http_protocol`): counted with it, and logged by the protocol's refusal
+#: log (sampled), not one access-log line each.
+ANSWERED_BY_SERVER = "answered_by_server"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -83,12 +88,14 @@ class RequestContext:
         finally:
             if scope["state"].get(CLIENT_GONE):
                 status = CLIENT_CLOSED_REQUEST
+            answered = scope["state"].get(ANSWERED_BY_SERVER)
+            status = answered or status
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             template = getattr(route, "path", None) or (scope["path"] if scope["path"] in self.paths else "unmatched")
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
             self.metrics.observe(method, template, status, elapsed)
-            if self.access_log:
+            if self.access_log and not answered:
                 logger.info(
                     "request",
                     extra={
@@ -122,10 +129,13 @@ class Admission:
     their bodies' bytes in flight (`max_batch_bytes`, the records they hold, known before they are parsed): 80
     connections of 1,000-record batches once took every place, every `/predict` got 503 and RSS grew 300 MB while
     parsed batches queued for a thread. A batch past it is refused before its body is read when its
-    `Content-Length` says so. Requests with `explain=true` on `explained_paths` (`/predict`) are not in flight either:
-    they wait for a worker thread within the explained records' budget (`service.batch_admission`), and 64 of them
-    waiting once took every place and `/predict` got 503. Idle connections and bodies still arriving are not in
-    flight.
+    `Content-Length` says so. An explained batch (`explain=true`) is also refused (`explained_refusal`, given the
+    most records its bytes can hold) before its body is read when its `Content-Length` does not fit the explained
+    records' budget (`service.batch_admission`), and a chunked one once its body is read, before it is parsed:
+    parsed first, refused explained batches held the event loop. Requests with `explain=true` on `explained_paths`
+    (`/predict`) are not in flight either: they wait for a worker thread within the explained records' budget, and 64
+    of them waiting once took every place and `/predict` got 503. Idle connections and bodies still arriving are not
+    in flight.
 
     Not counted here: bodies arriving steadily enough, on enough connections, to fill `max_pending_bytes` for
     `body_timeout_seconds` at a time, which only a rate limit in front of the service (a WAF) can tell from real
@@ -143,6 +153,7 @@ class Admission:
         batch_paths: frozenset[str] = frozenset(),
         max_batch_bytes: int = 0,
         explained_paths: frozenset[str] = frozenset(),
+        explained_refusal: Callable[[int], ProblemError | None] = lambda body_bytes: None,
     ) -> None:
         self.app = app
         self.limit = limit
@@ -152,6 +163,7 @@ class Admission:
         self.batch_paths = batch_paths
         self.max_batch_bytes = max_batch_bytes
         self.explained_paths = explained_paths
+        self.explained_refusal = explained_refusal
         self.pending_bytes = 0  # of bodies being read, all requests together
         self.in_flight = 0  # requests handled, batches and probes aside
         self.batch_bytes = 0  # of batches handled
@@ -170,6 +182,8 @@ class Admission:
                 return
             if len(body) > _CHECKED_BODY_BYTES and await _client_gone(receive):  # it sent a large body and left
                 return  # (an abandoned batch would still be parsed, validated and queued: logged as 499)
+            if declared is None and await self._explain_refused(scope, send, len(body), close=False):
+                return
             receive = _replay(body, receive)
             size = len(body)
         if scope["path"] in self.batch_paths:
@@ -192,7 +206,18 @@ class Admission:
         ):
             await _refuse(scope, send, 503, "overloaded", OVERLOADED, headers=[(b"retry-after", b"1")])
             return True
-        return False
+        return declared is not None and await self._explain_refused(scope, send, declared, close=True)
+
+    async def _explain_refused(self, scope: Scope, send: Send, body_bytes: int, *, close: bool) -> bool:
+        """Whether an explained batch was refused, before it is parsed, by the most records `body_bytes` can hold
+        (the route counts its records once parsed); `close` when its body is left unread."""
+        if scope["path"] not in self.batch_paths or not _explains(scope):
+            return False
+        refusal = self.explained_refusal(body_bytes)
+        if refusal is None:
+            return False
+        await _refuse(scope, send, 503, refusal.code, refusal.reason, close=close, headers=[(b"retry-after", b"1")])
+        return True
 
     async def _single(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A request that is not a batch, handled within `max_in_flight`."""

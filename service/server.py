@@ -10,7 +10,13 @@ out of rotation before it stops listening. Then the listener closes, taking the 
 on it (closing it with them queued would reset them; no more than its backlog, within 200 ms), requests whose body
 is still arriving are answered 503, connections without a request get a second to send one, and the requests
 already accepted get `shutdown_timeout_seconds` to finish. However busy the event loop, the process exits within
-`stop_timeout_seconds` of the signal (a thread watches). A second signal, or Ctrl-C, skips the drain.
+`stop_timeout_seconds` of the signal (a thread watches).
+
+A repeated SIGTERM is ignored (logged once): a supervisor or an operator re-sending it once ended the drain at once,
+unlogged, and the load balancer still sent requests to a closed listener. SIGINT (Ctrl-C) means "now": during the
+drain it skips what is left of it (logged), the stop then goes on as above; a second SIGINT stops waiting for the
+requests under way (uvicorn's force exit). SIGQUIT is left to its default: the process ends at once, nothing
+answered or logged.
 """
 
 from __future__ import annotations
@@ -84,6 +90,8 @@ class Server(uvicorn.Server):
         self.stop_timeout = stop_timeout
         self.drain_ends: float | None = None
         self.stop_deadline: threading.Timer | None = None
+        self.terminated = False  # a SIGTERM came
+        self.repeat_logged = False  # a repeated SIGTERM was logged
 
     @property
     def pool(self) -> ConnectionPool:
@@ -93,6 +101,17 @@ class Server(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.stop_deadline is None:
             self.stop_deadline = _hard_stop_after(self.stop_timeout)
+        if sig == signal.SIGTERM and self.terminated:
+            if not self.repeat_logged:
+                self.repeat_logged = True
+                logger.warning(
+                    "SIGTERM again: ignored, the stop goes on (SIGINT stops at once)",
+                    extra={"draining": self.drain_ends is not None and not self.should_exit},
+                )
+            return
+        self.terminated = self.terminated or sig == signal.SIGTERM
+        if sig == signal.SIGINT and self.drain_ends is not None and not self.should_exit:
+            logger.warning("SIGINT while draining: the drain is cut short, closing the listener now")
         if sig == signal.SIGTERM and self.drain_ends is None and self.drain_seconds > 0 and not self.should_exit:
             self._captured_signals.append(sig)  # re-raised once stopped, as uvicorn does
             self.drain_ends = time.monotonic() + self.drain_seconds

@@ -50,6 +50,16 @@ Replays, each scenario against a fresh server (so its peak resident memory is th
     cut for their rate, `/health` p99 46 -> 13 ms; R5-4 socket queues 373 -> 48 MB, the new `POST /predict` 23.2 s
     -> 0.003 s, `/health` p99 182 -> 28 ms; R5-2 the connection ended 89.5 s after the request (the kernel kept
     sending the closed socket's buffer) -> 28.3 s, logged `answer_dropped` 0 -> 1,
+  - the fifth round (R5-n): 100-record plain batches while 40 connections send 500-record explained batches (8), a
+    burst of 600 `POST /predict` past 400 connections (7), 1,000 bodies begun at once past 400 connections with the
+    access log on (3), SIGTERM twice then new requests during the drain (5), a body begun at 500 B/s after the
+    listener closed (6); scenarios set their own settings (`Scenario.settings`). Measured on the real model, load
+    average 3.8-5.3 before (main, b728afc) and 7.1-7.5 after (others' tests ran), before -> after: R5-8 the worst
+    plain batch 1.64 -> 0.23 s, `/health` p99 210 -> 89 ms, peak RSS 97 -> 114 MB (568 MB before the lingering
+    connections' close timer was cancelled on close); R5-7 -1 (closed unanswered) -> 200/503; R5-3 log lines
+    1,109 -> 521 (the 400 bodies not shed, cut when the client closes, are 499 lines both times); R5-5 -1 (the
+    listener closed at the second signal) -> 200; R5-6 503 after 9.99 -> 1.00 s (the process exits: its peak RSS
+    is nan),
 while a prober sends `GET /health` every 10 ms on its own connection. Reports each request's time to its answer,
 the server's resident memory before and its peak (`VmHWM`), the peak of its sockets' send and receive queues (from
 /proc/net/tcp, closed sockets included), the answers it logged as cut (`answer_dropped`), and the `/health` latency
@@ -72,9 +82,11 @@ import http.client
 import multiprocessing
 import os
 import re
+import select
 import signal
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -608,6 +620,80 @@ def _send_all(sock: socket.socket, request: bytes, count: int) -> None:
             sock.sendall(request)
 
 
+def _server_pid(port: int) -> int:
+    """The pid of the process listening on `port` (the scenario is given the port alone)."""
+    listening = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, check=True)
+    return int(re.findall(r"pid=(\d+)", listening.stdout)[0])
+
+
+def shed_bodies(count: int) -> Callable[[int], tuple[int, float]]:
+    """Review 5, R5-3: `count` connections each announcing a 100 KB `POST /predict/batch` body and sending its first
+    byte, past `max_connections` (set per scenario): those shed get 503; run with the access log on, whose lines
+    (`log_lines`) the bodies shed wrote, one each (as 499), before the fix. The worst status of the shed ones."""
+
+    def send(port: int) -> tuple[int, float]:
+        started = time.perf_counter()
+        head = b"POST /predict/batch HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{"
+        sockets = []
+        try:
+            for _ in range(count):
+                sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+                with contextlib.suppress(OSError):
+                    sock.sendall(head)
+                sockets.append(sock)
+            time.sleep(1)
+            shed = select.select(sockets, [], [], 0)[0]
+            return _worst([(_answer_status(sock), time.perf_counter() - started) for sock in shed])
+        finally:
+            for sock in sockets:
+                sock.close()
+
+    return send
+
+
+def sigterm_twice(port: int) -> tuple[int, float]:
+    """Review 5, R5-5: SIGTERM, a second one 0.5 s later, then a new `GET /health` every 0.1 s for 3 s (the drain,
+    set longer per scenario, must go on); the worst status (-1: refused, the listener closed) and time."""
+    pid = _server_pid(port)
+    os.kill(pid, signal.SIGTERM)
+    time.sleep(0.5)
+    os.kill(pid, signal.SIGTERM)
+    answers = []
+    ends = time.monotonic() + 3
+    while time.monotonic() < ends:
+        started = time.perf_counter()
+        try:
+            answers.append(_raw(port, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+        except OSError:
+            answers.append((-1, time.perf_counter() - started))
+        time.sleep(0.1)
+    return _worst(answers)
+
+
+def body_after_the_listener_closed(port: int) -> tuple[int, float]:
+    """Review 5, R5-6: a keep-alive connection idle at SIGTERM sends, once the listener closed, a head announcing a
+    100 KB batch and 500 bytes of it: the status of its answer (503) and how long after the head it came (half
+    the shutdown timeout before the fix, whatever its rate)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        stream = sock.makefile("rb")
+        stream.readline()
+        while stream.readline() not in (b"\r\n", b""):
+            pass
+        stream.read(15)  # {"status":"ok"}
+        os.kill(_server_pid(port), signal.SIGTERM)
+        while True:  # until the listener closed
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            except OSError:
+                break
+            time.sleep(0.02)
+        sock.sendall(b"POST /predict/batch HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b" " * 500)
+        started = time.perf_counter()
+        status_line = stream.readline()
+        return int(status_line.split()[1]) if status_line else -1, time.perf_counter() - started
+
+
 SCENARIOS = (
     Scenario("batch: 1,000 records x 293 unknown keys", posted("/predict/batch", hostile_batch), 1, 422),
     Scenario("single: 216,699 unknown keys", posted("/predict", hostile_record), 1, 422),
@@ -795,6 +881,51 @@ SCENARIOS = (
         1,
         200,
     ),
+    # review 5
+    Scenario(
+        "R5-8: 100-record plain batches while 40 connections send 500-record explained batches (10 s)",
+        small_among_flood(
+            _batch_request(b"/predict/batch?explain=true", 500),
+            40,
+            lambda port: _post(port, "/predict/batch", compact({"records": [record()] * 100})),
+            10,
+        ),
+        1,
+        200,
+    ),
+    Scenario(
+        "R5-7: 600 connections opened at once, then a POST /predict on each, 400 connections at most",
+        requests_after_a_burst(600),
+        1,
+        200,
+        frozenset({503}),
+        environment={"SERVICE_MAX_CONNECTIONS": "400"},
+    ),
+    Scenario(
+        "R5-3: 1,000 bodies begun at once, 400 connections at most (access log on)",
+        shed_bodies(1_000),
+        1,
+        503,
+        environment={"SERVICE_MAX_CONNECTIONS": "400", "SERVICE_ACCESS_LOG": "true"},
+    ),
+    Scenario(
+        "R5-5: SIGTERM twice, then new GET /health for 3 s (9 s drain)",
+        sigterm_twice,
+        1,
+        200,
+        environment={"SERVICE_DRAIN_SECONDS": "9"},
+    ),
+    Scenario(
+        "R5-6: a body begun at 500 B/s after the listener closed (10 s to arrive)",
+        body_after_the_listener_closed,
+        1,
+        503,
+        environment={
+            "SERVICE_DRAIN_SECONDS": "1",
+            "SERVICE_MIN_BODY_BYTES_PER_SECOND": "0",
+            "SERVICE_BODY_STALL_SECONDS": "0",
+        },
+    ),
 )
 
 
@@ -814,6 +945,7 @@ class Outcome:
     health_max_ms: float
     kernel_queues_peak_mb: float  # the server's sockets' send and receive queues together, all states
     answers_dropped: int  # logged `answer_dropped` (their `count` included)
+    log_lines: int  # the server's log, all loggers
 
 
 def memory_mb(pid: int, field: str) -> float:
@@ -918,6 +1050,7 @@ def replay(scenario: Scenario, model: Path, work: Path) -> Outcome:
         with contextlib.suppress(OSError, RuntimeError):  # still running: its peak up to now
             sampler.rss_peak_mb = max(sampler.rss_peak_mb, memory_mb(process.pid, "VmHWM"))
     peak = sampler.rss_peak_mb
+    log_lines = len(log.read_text().splitlines())
     latencies_ms = [1000 * s for s in prober.latencies]
     return Outcome(
         scenario=scenario.name,
@@ -934,6 +1067,7 @@ def replay(scenario: Scenario, model: Path, work: Path) -> Outcome:
         health_max_ms=round(max(latencies_ms), 2),
         kernel_queues_peak_mb=round(sampler.queues_peak_mb, 1),
         answers_dropped=dropped_answers(log.read_text()),
+        log_lines=log_lines,
     )
 
 

@@ -94,3 +94,13 @@ def read_answers(sock: socket.socket, count: int) -> list[tuple[int, dict[str, s
 
 def read_answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
     return read_answers(sock, 1)[0]
+
+
+def metric(server: Server, name: str, **labels: str) -> float:
+    """The sum of `name`'s samples in `server`'s /metrics whose labels include `labels`."""
+    text = httpx.get(f"{server.url}/metrics", timeout=5).text
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total

@@ -22,7 +22,7 @@ import anyio
 import httpx
 import pytest
 
-from service.batch_admission import BatchAdmission
+from service.batch_admission import MIN_RECORD_BYTES, BatchAdmission
 from service.errors import ProblemError
 from tests.service.helpers import Server, connect, read_answer, record, serving, wait_ready
 
@@ -242,12 +242,48 @@ def test_full_explained_batches_from_one_client_leave_room_for_small_ones(explai
             time.sleep(0.05)
         with connect(explaining_server, timeout=60) as small:
             small.sendall(_batch_request(10, explain=True))
-            assert read_answer(small)[0] == 200
+            small_answer = read_answer(small)
+            assert small_answer[0] == 200, small_answer
         statuses = sorted(read_answer(sock)[0] for sock in big)
     finally:
         for sock in big:
             sock.close()
     assert statuses == [200, 503]  # the 503: the first was still explained when the second came
+
+
+def test_an_explained_batch_that_cannot_fit_is_refused_before_its_body(explaining_server: Server) -> None:
+    """Review 5, R5-8: the explained records' budget was checked in the route, after the event loop had read, parsed
+    and validated the whole body (40 clients of refused explained batches cut plain batches from 114 to 15 a
+    second). While a full batch holds half the budget, a batch whose `Content-Length` can hold more records than half
+    of what is free is refused at its head, its body never sent (the old code waited for it); a chunked one is read,
+    then refused by its bytes before it is parsed: a body that is not even JSON gets the 503, not a 422. Both are
+    sent while the server is paused, so that they arrive while the full batch still holds its records, however
+    loaded the machine."""
+    records = 6_000  # more than half of the FULL records left free by the holder
+    body_bytes = 13 + records * MIN_RECORD_BYTES
+    head = b"POST /predict/batch?explain=true HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    filler = b"x" * body_bytes
+    with (
+        connect(explaining_server, timeout=60) as holder,
+        connect(explaining_server, timeout=30) as early,
+        connect(explaining_server, timeout=30) as chunked,
+    ):
+        holder.sendall(_batch_request(FULL, explain=True))
+        _wait_for_explained_records(explaining_server, FULL)
+        os.kill(explaining_server.process.pid, signal.SIGSTOP)
+        try:
+            early.sendall(head + b"Content-Length: %d\r\n\r\n" % body_bytes)
+            request = head + b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(filler), filler)
+            sending = threading.Thread(target=chunked.sendall, args=(request,))  # more than the socket buffers
+            sending.start()
+        finally:
+            os.kill(explaining_server.process.pid, signal.SIGCONT)
+        answers = [read_answer(early), read_answer(chunked)]  # the old code: a timeout waiting for the early body
+        sending.join(30)
+        read_answer(holder)
+    for status, headers, answer in answers:
+        assert (status, json.loads(answer)["error"], headers.get("retry-after")) == (503, "overloaded", "1")
+        assert "explain=true" in json.loads(answer)["reason"]
 
 
 #: Records of a batch that holds an explaining thread on `queueing_server`: long enough (a few seconds for the small

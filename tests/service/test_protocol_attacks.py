@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.service.helpers import Server, connect, read_answer, read_answers, record, serving, wait_ready
+from tests.service.helpers import Server, connect, metric, read_answer, read_answers, record, serving, wait_ready
 from tests.service.test_http_protocol import QUICK, _closed_by_server, _error, _refused
 
 HEALTH = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -220,11 +220,12 @@ def _held(server: Server, count: int, data: bytes, pause: float = 0.005) -> list
 
 def test_connections_stuck_in_a_head_are_bounded_in_number(crowded: Server) -> None:
     """F7: 1,100 connections each refreshing an unfinished head locked out /health (nofile 1024); the oldest
-    connections in a head are closed past `max_connections`, and new clients are served."""
+    connections in a head are answered 503 `overloaded` (review 5, R5-7: a head may be a whole request) and closed
+    past `max_connections`, and new clients are served."""
     held = _held(crowded, 100, b"GET /health HTTP/1.1\r\nX-A: a")
     try:
-        closed = [_closed_by_server(sock) for sock in held]
-        assert all(closed[:30]), "the oldest connections in a head were closed"
+        closed = [_shed_with_503(sock) for sock in held]
+        assert all(closed[:30]), "the oldest connections in a head were answered and closed"
         assert not any(closed[-20:]), "the newest were kept"
         with connect(crowded) as sock:
             sock.sendall(HEALTH)
@@ -232,6 +233,21 @@ def test_connections_stuck_in_a_head_are_bounded_in_number(crowded: Server) -> N
     finally:
         for sock in held:
             sock.close()
+
+
+def _shed_with_503(sock: socket.socket) -> bool:
+    """Whether the server answered `sock` 503 `overloaded` (read without waiting), and closed it."""
+    sock.setblocking(False)
+    try:
+        answer = sock.recv(65536)
+    except BlockingIOError:
+        return False
+    finally:
+        sock.setblocking(True)
+    sock.settimeout(5)
+    with sock.makefile("rb") as stream:
+        answer += stream.read()  # up to the server's close
+    return answer.startswith(b"HTTP/1.1 503 ") and b'"error":"overloaded"' in answer
 
 
 def test_the_bytes_of_unfinished_heads_have_a_global_budget(crowded: Server) -> None:
@@ -305,20 +321,11 @@ def test_connections_accepted_before_the_listener_closes_are_still_answered(
 # -- F10: what the metrics and the logs count ----------------------------------------------------------------------
 
 
-def _metric(server: Server, name: str, **labels: str) -> float:
-    text = httpx.get(f"{server.url}/metrics", timeout=5).text
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
 def test_a_client_that_goes_away_is_not_a_server_error(quick: Server) -> None:
     """F10: 50 clients that sent 1 byte of a 100-byte body and left were counted as 50 500s (the "any 5xx is a bug"
     alert fired), and the protocol's own 408s, 414s, 431s were neither counted nor logged."""
-    before_500 = _metric(quick, "http_requests_total", status="500")
-    before_499 = _metric(quick, "http_requests_total", status="499")
+    before_500 = metric(quick, "http_requests_total", status="500")
+    before_499 = metric(quick, "http_requests_total", status="499")
     for _ in range(5):
         with connect(quick) as sock:
             sock.sendall(
@@ -326,11 +333,11 @@ def test_a_client_that_goes_away_is_not_a_server_error(quick: Server) -> None:
             )
             time.sleep(0.05)
     time.sleep(0.3)
-    assert _metric(quick, "http_requests_total", status="500") == before_500
-    assert _metric(quick, "http_requests_total", status="499") == before_499 + 5
-    refused = _metric(quick, "http_protocol_refusals_total", status="431")
+    assert metric(quick, "http_requests_total", status="500") == before_500
+    assert metric(quick, "http_requests_total", status="499") == before_499 + 5
+    refused = metric(quick, "http_protocol_refusals_total", status="431")
     _refused(quick, b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"X: y\r\n" * 101 + b"\r\n")
-    assert _metric(quick, "http_protocol_refusals_total", status="431") == refused + 1
+    assert metric(quick, "http_protocol_refusals_total", status="431") == refused + 1
     assert '"status": 431' in quick.log.read_text()
 
 
@@ -356,7 +363,7 @@ def test_a_flood_of_refusals_is_logged_as_counts_and_every_one_is_counted(quick:
             sock.sendall(request)
             assert read_answer(sock)[0] == 414
     seconds = time.monotonic() - started
-    refused = _metric(quick, "http_protocol_refusals_total", status="414")
+    refused = metric(quick, "http_protocol_refusals_total", status="414")
     assert refused >= 200
     deadline = time.monotonic() + 5
     while (logged := _logged_refusals(quick, 414))[1] < refused:  # the last second's count comes at its end

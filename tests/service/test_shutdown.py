@@ -30,7 +30,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.service.helpers import Server, record, serving, wait_ready
+from tests.service.helpers import Server, connect, read_answer, record, serving, wait_ready
 
 CLIENTS = 32
 DRAIN_SECONDS = 4.0
@@ -424,3 +424,65 @@ def _sigterm_during(
         stop.set()
         for worker in workers:
             worker.join(35)
+
+
+def _wait_for_line(log: Path, text: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text():
+        assert time.monotonic() < deadline, f"no {text!r} in the log"
+        time.sleep(0.02)
+
+
+def test_a_repeated_sigterm_does_not_cut_the_drain_and_sigint_does(trained_model_dir: Path, tmp_path: Path) -> None:
+    """Review 5, R5-5: a second SIGTERM during the drain (a supervisor re-sending it, `kubectl delete` repeated)
+    closed the listener at once, unlogged, while the load balancer still sent requests. Now repeated SIGTERMs are
+    ignored, logged once, and requests are served until the drain is over; SIGINT still means "now"."""
+    settings = {"SERVICE_DRAIN_SECONDS": "20", "SERVICE_SHUTDOWN_TIMEOUT_SECONDS": "2"}
+    log = tmp_path / "server.log"
+    with serving(str(trained_model_dir), log, settings=settings) as server:
+        assert wait_ready(server.url).status_code == 200
+        server.process.send_signal(signal.SIGTERM)
+        _wait_for_line(log, "SIGTERM: draining")
+        for _ in range(3):
+            server.process.send_signal(signal.SIGTERM)
+        _wait_for_line(log, "SIGTERM again: ignored")  # the old code: the listener closed, no such line
+        with httpx.Client(timeout=5) as client:  # a new connection each: the listener is open
+            assert client.get(f"{server.url}/health", headers={"Connection": "close"}).status_code == 200
+            assert client.get(f"{server.url}/ready", headers={"Connection": "close"}).status_code == 503
+        assert "drain over" not in log.read_text()
+        server.process.send_signal(signal.SIGINT)
+        server.process.wait(15)
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    messages = [line["message"] for line in lines]
+    assert messages.count("SIGTERM again: ignored, the stop goes on (SIGINT stops at once)") == 1
+    assert "SIGINT while draining: the drain is cut short, closing the listener now" in messages
+    assert "stop timeout reached" not in " ".join(messages)
+
+
+def test_a_body_begun_after_the_listener_closed_is_refused_once_its_rate_shows_it_cannot_arrive(
+    trained_model_dir: Path, tmp_path: Path
+) -> None:
+    """Review 5, R5-6: a body whose head ended after the listener closed was held half the shutdown timeout (10 s
+    here) before its 503, even when its rate showed it could never arrive. 500 bytes of a 100 KB body in the first
+    second: 503 `shutting_down` a second after its head, not at the half timeout."""
+    settings = {
+        "SERVICE_DRAIN_SECONDS": "1",
+        "SERVICE_SHUTDOWN_TIMEOUT_SECONDS": "20",
+        "SERVICE_MIN_BODY_BYTES_PER_SECOND": "0",  # neither the minimum rate nor a stall cuts it off first
+        "SERVICE_BODY_STALL_SECONDS": "0",
+    }
+    log = tmp_path / "server.log"
+    with serving(str(trained_model_dir), log, settings=settings) as server:
+        assert wait_ready(server.url).status_code == 200
+        with connect(server, timeout=30) as sock:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_answer(sock)[0] == 200
+            server.process.send_signal(signal.SIGTERM)
+            _wait_for_line(log, "listener closed")  # the connection, idle, has a second to send its next request
+            sock.sendall(b"POST /predict/batch HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b" " * 500)
+            sent = time.monotonic()
+            status, _, answer = read_answer(sock)
+            answered_after = time.monotonic() - sent
+        server.process.wait(15)
+    assert (status, json.loads(answer)["error"]) == (503, "shutting_down")
+    assert answered_after < 5, answered_after  # the old code: 10 s, half the shutdown timeout

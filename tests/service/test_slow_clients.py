@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from service.http_protocol import IDLE_GRACE_SECONDS, ConnectionPool
-from tests.service.helpers import Server, connect, read_answer, record, serving, wait_ready
+from service.http_protocol import FRESH_GRACE_SECONDS, IDLE_GRACE_SECONDS, ConnectionPool
+from tests.service.helpers import Server, connect, metric, read_answer, record, serving, wait_ready
 
 BODY_HEAD = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
 HEALTH = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -270,12 +270,17 @@ class _Connection:
         self.loop = loop
         self.client = ("127.0.0.1", 1)
         self.waiting = False  # bytes in its socket, not read yet
+        self.shed_lingering = False
+        self.refused: list[tuple[int, str, bool]] = []  # answers given by `refuse`, and whether they linger
 
     def bytes_waiting(self) -> bool:
         return self.waiting
 
     def close(self) -> None:
         self.closed = True
+
+    def refuse(self, status: int, code: str, reason: str, *, linger: bool) -> None:
+        self.refused.append((status, code, linger))
 
 
 def test_a_burst_of_fresh_connections_sheds_only_the_silent_past_their_grace_never_a_keep_alive_one() -> None:
@@ -431,3 +436,120 @@ def test_bodies_sent_nearly_whole_then_stalled_are_cut_off_and_free_the_body_bud
     assert "stopped arriving: nothing came for 5 s" in answer["reason"]
     assert cut_after < 6
     assert after == 200, served
+
+
+# -- review 5: what a shed connection's client gets, and what is counted and logged ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def shedding_server(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """At most 16 connections, bodies not paced, the access log on."""
+    log = tmp_path_factory.mktemp("uvicorn") / "server.log"
+    settings = {"SERVICE_MAX_CONNECTIONS": "16", "SERVICE_MIN_BODY_BYTES_PER_SECOND": "0"}
+    with serving(str(trained_model_dir), log, settings=settings) as server:
+        wait_ready(server.url)
+        yield server
+
+
+def test_requests_sent_on_connections_shed_past_max_connections_get_503_not_eof(shedding_server: Server) -> None:
+    """Review 5, R5-7: past `max_connections`, a connection whose request had arrived (a head, whole and waiting in
+    its socket or still arriving) was closed unanswered: 200 of 600 honest clients of a burst past 400 connections
+    saw EOF. 16 connections hold every place with heads on the way; each of 6 new clients is served, and the head
+    shed for its place is answered 503 `overloaded` with `Retry-After` (the pool's unit test below has the whole request
+    waiting in the socket, which a real burst cannot be timed to)."""
+    body = json.dumps(record()).encode()
+    heads = []
+    try:
+        for _ in range(16):
+            sock = connect(shedding_server)
+            sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\n")
+            heads.append(sock)
+        # past their grace, the heads go before a new connection even if the loop has not read them yet (asyncio
+        # accepts a burst before it reads any; within the grace, the newest of a burst is shed: its own 503)
+        time.sleep(2 * FRESH_GRACE_SECONDS)
+        for _ in range(6):  # each kept open: each takes the place of a head
+            sock = connect(shedding_server)
+            sock.sendall(BODY_HEAD % len(body) + body)
+            assert read_answer(sock)[0] == 200
+            heads.append(sock)
+        answers = []
+        for sock in heads[:6]:
+            status, headers, answer = read_answer(sock)  # the old code: "the connection closed before an answer"
+            answers.append((status, json.loads(answer)["error"], headers["retry-after"], sock.recv(1)))
+    finally:
+        for sock in heads:
+            sock.close()
+    assert answers == [(503, "overloaded", "1", b"")] * 6
+
+
+def test_connections_shed_past_max_connections_are_answered_and_a_bounded_number_linger() -> None:
+    """Review 5, R5-7, in the pool alone (a real burst cannot be timed to it): past `max_connections`, a connection
+    past its grace with its request waiting unread (in its head), then the newest of a burst within its grace (its
+    request on its way), are answered 503 (`refuse`), not closed unanswered; at most `max_connections` of them
+    linger; an idle keep-alive connection (no request) is still closed unanswered."""
+    loop = _Loop()
+    pool = ConnectionPool(max_idle=100, max_connections=1, max_head_bytes=1 << 20, metrics=None)
+    now = time.monotonic()
+    sent = _Connection(now - 1, loop)
+    sent.waiting = True
+    burst = [_Connection(now, loop) for _ in range(2)]
+    for connection in [sent, *burst]:
+        pool.opened(connection)  # type: ignore[arg-type]
+    assert sent.refused == [(503, "overloaded", True)]  # lingering
+    assert burst[1].refused == [(503, "overloaded", False)]  # past the lingering bound: closed at once
+    assert (burst[0].refused, pool.open, pool.lingering) == ([], 1, 1)
+    pool.closed(sent)  # type: ignore[arg-type]  # its lingering over
+    assert pool.lingering == 0
+    pool.idle(burst[0])  # type: ignore[arg-type]
+    pool.opened(_Connection(now, loop))  # type: ignore[arg-type]
+    assert (burst[0].refused, burst[0].closed) == ([], True)
+
+
+def test_bodies_shed_are_counted_503_and_not_one_access_line_each(shedding_server: Server) -> None:
+    """Review 5, R5-3: a body shed by `max_connections` was answered 503 `overloaded` but counted and logged 499,
+    one access-log line each (600 attackers wrote 12 MB of log in 20 s). Now it is counted with the 503 its client
+    got, under the request id its answer names, and logged by the sampled refusal log alone. 40 connections begin
+    a body on 16 places: each shed one is a refusal (`http_protocol_refusals_total`), counted as a request too when
+    its head had been read (503, never 499); the others are cut when their clients close (499)."""
+
+    def counted() -> dict[str, float]:
+        requests = {
+            s: metric(shedding_server, "http_requests_total", route="/predict", status=s) for s in ("499", "503")
+        }
+        return {**requests, "refused": metric(shedding_server, "http_protocol_refusals_total", error="overloaded")}
+
+    before = counted()
+    logged = len(shedding_server.log.read_text().splitlines())
+    trickling = []
+    try:
+        for _ in range(40):
+            sock = connect(shedding_server)
+            sock.sendall(BODY_HEAD % 100_000 + b"{")
+            trickling.append(sock)
+            time.sleep(0.005)  # as clients come, most heads read before the next connection: bodies are shed
+        deadline = time.monotonic() + 30
+        while len(answered := select.select(trickling, [], [], 0.1)[0]) < 40 - 16:
+            assert time.monotonic() < deadline, f"{len(answered)} bodies shed"
+        shed = [read_answer(sock) for sock in answered]
+    finally:
+        for sock in trickling:
+            sock.close()  # the bodies not shed: their clients leave (499)
+    assert {(status, json.loads(answer)["error"]) for status, _, answer in shed} == {(503, "overloaded")}
+    while (after := counted())["refused"] - before["refused"] + after["499"] - before["499"] < 40:
+        assert time.monotonic() < deadline, (before, after)
+        time.sleep(0.05)
+    refused = after["refused"] - before["refused"]
+    assert after["499"] - before["499"] == 40 - refused, (before, after)  # the old code: the shed bodies too
+    assert after["503"] - before["503"] >= 1, (before, after)  # some shed as bodies (their heads read)
+    ids = {headers["x-request-id"] for _, headers, _ in shed}
+    while not (refusals := [line for line in _log_since(shedding_server, logged) if line["message"] == "refused_more"]):
+        assert time.monotonic() < deadline, "no refused_more line: the refusals were not counted in the log"
+        time.sleep(0.1)  # written when the refusal log's window is over, a second after its first refusal
+    assert {line["error"] for line in refusals} == {"overloaded"}, refusals
+    lines = _log_since(shedding_server, logged)
+    assert not [line for line in lines if line.get("request_id") in ids and line["logger"] == "service.access"]
+
+
+def _log_since(server: Server, start: int) -> list[dict[str, Any]]:
+    """The JSON lines of `server`'s log from line `start` on."""
+    return [json.loads(line) for line in server.log.read_text().splitlines()[start:] if line.startswith("{")]
