@@ -100,9 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         batch_paths=frozenset({BATCH_PATH}),
         max_batch_bytes=settings.max_batch_bytes_in_flight,
         explained_paths=frozenset({"/predict"}),
-        explained_refusal=lambda body_bytes: app.state.batches.explain_refusal(
-            records_at_most(body_bytes, settings.batch_limit)
-        ),
+        explained_refusal=lambda size: app.state.batches.explain_refusal(records_at_most(size, settings.batch_limit)),
     )
     if settings.cors_origins:
         app.add_middleware(

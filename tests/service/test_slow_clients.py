@@ -52,13 +52,9 @@ def test_bodies_trickling_in_do_not_fill_the_connections(crowded_server: Server)
     keep_alive = connect(crowded_server)
     keep_alive.sendall(HEALTH)
     assert read_answer(keep_alive)[0] == 200
-    trickling = []
+    trickling: list[socket.socket] = []
     try:
-        for _ in range(60):
-            sock = connect(crowded_server)
-            sock.sendall(BODY_HEAD % 100_000 + b"{")
-            trickling.append(sock)
-            time.sleep(0.005)
+        _begin_bodies(crowded_server, 60, trickling)
         for sock in trickling:
             sock.sendall(b" ")
         with connect(crowded_server) as fresh:
@@ -76,6 +72,16 @@ def test_bodies_trickling_in_do_not_fill_the_connections(crowded_server: Server)
         keep_alive.close()
         for sock in trickling:
             sock.close()
+
+
+def _begin_bodies(server: Server, count: int, trickling: list[socket.socket]) -> None:
+    """`count` new connections into `trickling`, one every 5 ms (as clients come), each announcing a 100 KB body and
+    sending its first byte."""
+    for _ in range(count):
+        sock = connect(server)
+        trickling.append(sock)
+        sock.sendall(BODY_HEAD % 100_000 + b"{")
+        time.sleep(0.005)
 
 
 def _answered(socks: list[socket.socket]) -> list[socket.socket]:
@@ -520,13 +526,9 @@ def test_bodies_shed_are_counted_503_and_not_one_access_line_each(shedding_serve
 
     before = counted()
     logged = len(shedding_server.log.read_text().splitlines())
-    trickling = []
+    trickling: list[socket.socket] = []
     try:
-        for _ in range(40):
-            sock = connect(shedding_server)
-            sock.sendall(BODY_HEAD % 100_000 + b"{")
-            trickling.append(sock)
-            time.sleep(0.005)  # as clients come, most heads read before the next connection: bodies are shed
+        _begin_bodies(shedding_server, 40, trickling)  # most heads read before the next: bodies are shed
         deadline = time.monotonic() + 30
         while len(answered := select.select(trickling, [], [], 0.1)[0]) < 40 - 16:
             assert time.monotonic() < deadline, f"{len(answered)} bodies shed"
