@@ -207,18 +207,21 @@ def _hard_stop_after(seconds: float) -> threading.Timer:
 def open_file_limit(max_connections: int) -> int:
     """Raise the soft limit on open files to the hard one, and return how many connections fit in it (a few
     dozen descriptors stay for the model, logs and the listener): past it the kernel's accept fails silently.
-    Raises `ValueError` when fewer than `MIN_CONNECTIONS` fit: the service could not serve."""
+    Each connection counts twice: as many again, shed for `max_connections`, may linger with their answer
+    (`service.http_protocol.ConnectionPool`). Raises `ValueError` when fewer than `MIN_CONNECTIONS` fit: the service
+    could not serve."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != hard:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
             soft = hard
-    room = max_connections if soft == resource.RLIM_INFINITY else min(max_connections, soft - _RESERVED_FILES)
+    fit = (soft - _RESERVED_FILES) // 2
+    room = max_connections if soft == resource.RLIM_INFINITY else min(max_connections, fit)
     if room < MIN_CONNECTIONS:
         raise ValueError(
             f"the open-file limit ({soft:,}) leaves room for {max(room, 0):,} connections, fewer than "
             f"{MIN_CONNECTIONS}; raise it (`ulimit -n`, or the container's nofile limit) to at least "
-            f"{MIN_CONNECTIONS + _RESERVED_FILES}"
+            f"{2 * MIN_CONNECTIONS + _RESERVED_FILES}"
         )
     if room < max_connections:
         logger.warning(

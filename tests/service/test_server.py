@@ -115,7 +115,8 @@ def test_an_open_file_limit_too_low_for_the_fewest_connections_stops_the_start(
     assert "open-file limit (40)" in capsys.readouterr().err
     monkeypatch.setattr(server.resource, "getrlimit", lambda _: (1024, 1024))
     assert server.main([]) == 0
-    assert served[0].max_connections == 1024 - server._RESERVED_FILES
+    # half what is left: as many connections again, shed past it, may linger with their 503 (review 6 merge)
+    assert served[0].max_connections == (1024 - server._RESERVED_FILES) // 2
 
 
 def test_python_m_service_lists_its_settings() -> None:
