@@ -24,7 +24,7 @@ from service.errors import install_handlers
 from service.model_state import ModelState
 from service.observability import Metrics, configure_logging
 from service.operator import operator_router
-from service.routes import BATCH_PATH, PROBE_PATHS, operations_router, prediction_routers
+from service.routes import BATCH_PATH, PREDICT_PATH, PROBE_PATHS, operations_router, prediction_routers
 from service.settings import Settings
 
 API_VERSION = "1.0.0"
@@ -99,7 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         always_admitted=PROBE_PATHS,
         batch_paths=frozenset({BATCH_PATH}),
         max_batch_bytes=settings.max_batch_bytes_in_flight,
-        explained_paths=frozenset({"/predict"}),
+        explained_paths=frozenset({PREDICT_PATH}),
         explained_refusal=lambda size: app.state.batches.explain_refusal(records_at_most(size, settings.batch_limit)),
     )
     if settings.cors_origins:

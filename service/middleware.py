@@ -188,7 +188,7 @@ class Admission:
             size = len(body)
         if scope["path"] in self.batch_paths:
             await self._batch(scope, receive, send, size)
-        elif scope["path"] in self.always_admitted or (scope["path"] in self.explained_paths and _explains(scope)):
+        elif scope["path"] in self.always_admitted or (scope["path"] in self.explained_paths and _explained(scope)):
             await self.app(scope, receive, send)
         else:
             await self._single(scope, receive, send)
@@ -211,7 +211,7 @@ class Admission:
     async def _explain_refused(self, scope: Scope, send: Send, body_bytes: int, *, close: bool) -> bool:
         """Whether an explained batch was refused, before it is parsed, by the most records `body_bytes` can hold
         (the route counts its records once parsed); `close` when its body is left unread."""
-        if scope["path"] not in self.batch_paths or not _explains(scope):
+        if scope["path"] not in self.batch_paths or not _explained(scope):
             return False
         refusal = self.explained_refusal(body_bytes)
         if refusal is None:
@@ -342,9 +342,13 @@ async def _refuse(
 _TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
 
 
-def _explains(scope: Scope) -> bool:
-    """Whether the request asks for explanations (`explain`, the last one, read as FastAPI reads a bool)."""
-    values = [value for name, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")) if name == "explain"]
+def _explained(scope: Scope) -> bool:
+    return explains(scope.get("query_string", b""))
+
+
+def explains(query: bytes) -> bool:
+    """Whether a request's query asks for explanations (`explain`, the last one, read as FastAPI reads a bool)."""
+    values = [value for name, value in parse_qsl(query.decode("latin-1")) if name == "explain"]
     return bool(values) and values[-1].lower() in _TRUE
 
 

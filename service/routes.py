@@ -65,6 +65,8 @@ BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 #: The probes: never refused as overloaded, so a busy instance does not look dead to its load balancer.
 PROBE_PATHS = frozenset({"/health", "/ready"})
+#: A single prediction: its answer is under 1 KB unless it is explained.
+PREDICT_PATH = "/predict"
 #: The batches: admitted by their bytes in flight, apart from single requests (`service.middleware.Admission`).
 BATCH_PATH = "/predict/batch"
 
@@ -111,7 +113,7 @@ def prediction_routers(batch_limit: int) -> list[APIRouter]:
     batch = APIRouter(route_class=json_body_route(max_values=batch_limit * (MAX_KEYS_PER_RECORD + 1) + 2), **common)
 
     @single.post(
-        "/predict",
+        PREDICT_PATH,
         summary="Predict the diabetes status of one person",
         response_model=PredictionResponse,
         response_model_exclude_none=True,

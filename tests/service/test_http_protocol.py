@@ -584,3 +584,33 @@ def test_a_transfer_coding_other_than_chunked_is_refused_with_501(quick_server: 
     assert status == 501
     assert error["error"] == "not_implemented"
     assert "gzip" in error["reason"]
+
+
+class _ResetTransport(_Transport):
+    """A transport whose client has reset: a FIN can no longer be sent."""
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        raise OSError(107, "Transport endpoint is not connected")
+
+
+def test_an_error_answer_to_a_client_that_reset_closes_without_an_error() -> None:
+    """Review 6, R6-4: a refused body whose client had already reset raised `OSError` (errno 107) from the linger's
+    FIN, out of the app's refusal: an ERROR with a traceback, counted and logged 500, for a client's own reset. The
+    connection is closed and nothing is raised."""
+    loop = asyncio.new_event_loop()
+    try:
+        settings = Settings()
+        config = uvicorn_config(create_app(settings), settings)
+        config.load()
+        protocol = config.http_protocol_class(config=config, server_state=ServerState(), app_state={}, _loop=loop)
+        transport = _ResetTransport()
+        protocol.connection_made(transport)  # type: ignore[arg-type]
+        protocol._send_error(503, "overloaded", "full", "request")  # lingers: the FIN fails
+        assert transport.closed
+        protocol.connection_lost(None)
+        assert (protocol.pool.open, protocol.pool.lingering) == (0, 0)
+    finally:
+        loop.close()

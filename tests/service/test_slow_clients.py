@@ -267,7 +267,8 @@ class _Loop:
 class _Connection:
     """What the pool sees of a connection."""
 
-    def __init__(self, opened_at: float, loop: _Loop) -> None:
+    def __init__(self, opened_at: float, loop: _Loop, pool: ConnectionPool | None = None) -> None:
+        self.pool = pool
         self.pooled = True
         self.buffered_head = 0
         self.opened_at = opened_at
@@ -276,8 +277,10 @@ class _Connection:
         self.loop = loop
         self.client = ("127.0.0.1", 1)
         self.waiting = False  # bytes in its socket, not read yet
-        self.shed_lingering = False
+        self.counted_lingering = False
         self.refused: list[tuple[int, str, bool]] = []  # answers given by `refuse`, and whether they linger
+        self.refused_body: list[tuple[int, str]] = []  # answers given by `refuse_body`
+        self.body_received = 0
 
     def bytes_waiting(self) -> bool:
         return self.waiting
@@ -285,8 +288,13 @@ class _Connection:
     def close(self) -> None:
         self.closed = True
 
+    def refuse_body(self, status: int, code: str, reason: str, *, linger: bool) -> None:
+        self.refused_body.append((status, code))
+
     def refuse(self, status: int, code: str, reason: str, *, linger: bool) -> None:
-        self.refused.append((status, code, linger))
+        """As `HttpProtocol.refuse`: lingering takes a place among the pool's lingering connections, if any is left."""
+        lingers = linger and self.pool is not None and self.pool.linger(self)  # type: ignore[arg-type]
+        self.refused.append((status, code, lingers))
 
 
 def test_a_burst_of_fresh_connections_sheds_only_the_silent_past_their_grace_never_a_keep_alive_one() -> None:
@@ -496,9 +504,9 @@ def test_connections_shed_past_max_connections_are_answered_and_a_bounded_number
     loop = _Loop()
     pool = ConnectionPool(max_idle=100, max_connections=1, max_head_bytes=1 << 20, metrics=None)
     now = time.monotonic()
-    sent = _Connection(now - 1, loop)
+    sent = _Connection(now - 1, loop, pool)
     sent.waiting = True
-    burst = [_Connection(now, loop) for _ in range(2)]
+    burst = [_Connection(now, loop, pool) for _ in range(2)]
     for connection in [sent, *burst]:
         pool.opened(connection)  # type: ignore[arg-type]
     assert sent.refused == [(503, "overloaded", True)]  # lingering
@@ -555,3 +563,65 @@ def test_bodies_shed_are_counted_503_and_not_one_access_line_each(shedding_serve
 def _log_since(server: Server, start: int) -> list[dict[str, Any]]:
     """The JSON lines of `server`'s log from line `start` on."""
     return [json.loads(line) for line in server.log.read_text().splitlines()[start:] if line.startswith("{")]
+
+
+def test_past_max_connections_an_idle_keep_alive_connection_goes_before_a_request_waiting_unread() -> None:
+    """Review 6, R6-7: one client holding keep-alive connections past `max_connections` (one GET each, then idle,
+    reconnecting when closed) made bursts of new connections, and the newest of a burst was shed, its request
+    already in its socket: the health checks on new connections got 503 53-76% of the time. A connection whose
+    request waits unread now goes after every idle one."""
+    loop = _Loop()
+    pool = ConnectionPool(max_idle=100, max_connections=3, max_head_bytes=1 << 20, metrics=None)
+    now = time.monotonic()
+    idle = [_Connection(now - 10, loop, pool) for _ in range(3)]
+    for connection in idle:
+        pool.opened(connection)  # type: ignore[arg-type]
+        pool.idle(connection)  # type: ignore[arg-type]
+    burst = [_Connection(now, loop, pool) for _ in range(2)]
+    for connection in burst:
+        connection.waiting = True  # each sent its request as it connected
+        pool.opened(connection)  # type: ignore[arg-type]
+    assert [(c.refused, c.closed) for c in burst] == [([], False)] * 2
+    assert [c.closed for c in idle] == [True, True, False]  # the oldest idle ones, unanswered
+    assert pool.open == 3
+
+
+def test_past_max_connections_a_trickled_body_goes_before_a_request_waiting_unread() -> None:
+    """Review 6, R6-2: among 1,500 bodies trickled at 1.1 KB/s, a new connection's complete `GET /health`, waiting
+    unread, was taken for a head and shed before any body: 13-19% of health checks got 503. The body goes first."""
+    loop = _Loop()
+    pool = ConnectionPool(max_idle=100, max_connections=2, max_head_bytes=1 << 20, metrics=None)
+    now = time.monotonic()
+    trickling = _Connection(now - 10, loop, pool)
+    pool.opened(trickling)  # type: ignore[arg-type]
+    pool.receiving(trickling)  # type: ignore[arg-type]
+    check = _Connection(now - 1, loop, pool)  # past its grace, its request unread
+    check.waiting = True
+    pool.opened(check)  # type: ignore[arg-type]
+    pool.opened(_Connection(now, loop, pool))  # type: ignore[arg-type]  # the one more
+    assert (check.refused, check.closed) == ([], False)
+    assert trickling.refused_body == [(503, "overloaded")]
+
+
+def test_connections_answered_with_an_error_linger_outside_max_connections_within_their_own_bound() -> None:
+    """Review 6, R6-3: refused connections lingering (reading and dropping the rest of a 2 MB body) still counted
+    as open: 150 clients re-sending refused batches at once held 85% of the places, the admitted batches were shed
+    and none was served. A lingering connection leaves the open ones for the lingering ones, at most
+    `max_connections` of them; past that it closes at once."""
+    loop = _Loop()
+    pool = ConnectionPool(max_idle=100, max_connections=2, max_head_bytes=1 << 20, metrics=None)
+    now = time.monotonic()
+    refused = [_Connection(now - 10, loop, pool) for _ in range(2)]
+    for connection in refused:
+        pool.opened(connection)  # type: ignore[arg-type]
+        pool.busy(connection)  # type: ignore[arg-type]
+    assert [pool.linger(c) for c in refused] == [True, True]  # type: ignore[arg-type]
+    assert (pool.open, pool.lingering) == (0, 2)
+    admitted = [_Connection(now - 5, loop, pool) for _ in range(2)]
+    for connection in admitted:
+        pool.opened(connection)  # type: ignore[arg-type]
+        pool.receiving(connection)  # type: ignore[arg-type]
+    assert not any(c.refused_body for c in admitted)  # not shed to make room for those already answered
+    assert pool.linger(admitted[0]) is False  # type: ignore[arg-type]  # the lingering ones at their bound
+    pool.closed(refused[0])  # type: ignore[arg-type]  # its lingering over
+    assert (pool.open, pool.lingering) == (2, 1)
