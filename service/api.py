@@ -101,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_batch_bytes=settings.max_batch_bytes_in_flight,
         explained_paths=frozenset({PREDICT_PATH}),
         explained_refusal=lambda size: app.state.batches.explain_refusal(records_at_most(size, settings.batch_limit)),
+        metrics=app.state.metrics,
     )
     if settings.cors_origins:
         app.add_middleware(

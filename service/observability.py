@@ -140,6 +140,12 @@ class Metrics:
             "Records of explained batches being scored or waiting for a thread (their budget: max_explained_records).",
             registry=self.registry,
         )
+        self.batch_bytes = Gauge(
+            "batch_bytes_in_flight",
+            "Bytes of batches admitted: declared and arriving, or read and handled (their budget: "
+            "max_batch_bytes_in_flight).",
+            registry=self.registry,
+        )
         self.unsent_answer_bytes = Gauge(
             "http_unsent_answer_bytes",
             "Bytes of answers held for clients slower than the service (their budget: max_unsent_answer_bytes).",

@@ -101,6 +101,6 @@ def metric(server: Server, name: str, **labels: str) -> float:
     text = httpx.get(f"{server.url}/metrics", timeout=5).text
     total = 0.0
     for line in text.splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+        if line.startswith((name + "{", name + " ")) and all(f'{k}="{v}"' in line for k, v in labels.items()):
             total += float(line.rsplit(" ", 1)[1])
     return total

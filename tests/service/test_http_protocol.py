@@ -30,7 +30,7 @@ from service.api import create_app
 from service.http_protocol import CoalescedWrites
 from service.server import uvicorn_config
 from service.settings import Settings
-from tests.service.helpers import Server, connect, read_answer, read_answers, record, serving, wait_ready
+from tests.service.helpers import Server, connect, metric, read_answer, read_answers, record, serving, wait_ready
 
 QUICK = {"SERVICE_HEADER_TIMEOUT_SECONDS": "1", "SERVICE_BODY_TIMEOUT_SECONDS": "1"}
 
@@ -614,3 +614,26 @@ def test_an_error_answer_to_a_client_that_reset_closes_without_an_error() -> Non
         assert (protocol.pool.open, protocol.pool.lingering) == (0, 0)
     finally:
         loop.close()
+
+
+def test_a_batch_holds_its_place_from_its_head_on_and_the_next_is_refused_before_its_body(
+    capped_server: Server,
+) -> None:
+    """Review 6, R6-3: a batch counted in the batches' budget only once its body was read let every batch of 150
+    clients begin reading its 2 MB at once; the bodies arriving together passed their own budget, each was refused
+    part-way and none was served. A batch's declared bytes now hold its place from its head: while one of 1.5 MB
+    arrives, another of 1 MB (2 MiB budget) gets its 503 at once, its body not read."""
+    first = (
+        b"POST /predict/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1500000\r\n\r\n"
+    )
+    second = first.replace(b"1500000", b"1000000")
+    with connect(capped_server) as arriving, connect(capped_server) as refused:
+        arriving.sendall(first + b'{"records": [')
+        deadline = time.monotonic() + 10
+        while metric(capped_server, "batch_bytes_in_flight") < 1_500_000:
+            assert time.monotonic() < deadline, "the first batch's head was not admitted"
+            time.sleep(0.02)
+        refused.sendall(second)
+        refused.settimeout(5)
+        status, headers, answer = read_answer(refused)  # the old code: a 408 once its body deadline passed
+    assert (status, json.loads(answer)["error"], headers["retry-after"]) == (503, "overloaded", "1")
