@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 
 from ml.schema import CLASSES
-from tests.service.helpers import Server, record, serving, wait_ready
+from tests.service.helpers import Server, metric, record, serving, wait_ready
 from tests.service.hostile import hostile_batch, hostile_record
 
 
@@ -120,3 +121,22 @@ def test_server_with_a_corrupt_model_stays_up_and_explains(corrupt_model_dir: Pa
         assert httpx.get(f"{server.url}/health").status_code == 200
         assert httpx.post(f"{server.url}/predict", json=record()).status_code == 503
         assert server.process.poll() is None
+
+
+def test_requests_refused_by_their_declared_length_are_counted_but_logged_sampled(live_server: Server) -> None:
+    """Review 6, R6-5: a 413 decided by the `Content-Length` alone (and the 503s of the budgets) wrote one access
+    line each, unsampled: 6,000 of them, 1.7 MB of log in 10 s from one client. They are counted one by one in the
+    metrics, and logged as the protocol's refusals: the first in full, then one line with the count."""
+    before = live_server.log.read_text().count("\n")
+    counted = metric(live_server, "http_requests_total", route="/predict", status="413")
+    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 99999999\r\n\r\n"
+    for _ in range(50):
+        with socket.create_connection(("127.0.0.1", int(live_server.url.rsplit(":", 1)[1])), timeout=10) as sock:
+            sock.sendall(head)
+            assert sock.makefile("rb").readline().split()[1] == b"413"
+    assert metric(live_server, "http_requests_total", route="/predict", status="413") == counted + 50
+    time.sleep(1.5)  # the refusal log's window of a second closes: its count is written
+    lines = [json.loads(line) for line in live_server.log.read_text().splitlines()[before:] if line.startswith("{")]
+    refusals = [line for line in lines if line.get("status") == 413]
+    assert [line["message"] for line in refusals] == ["refused", "refused_more"]
+    assert refusals[1]["count"] == 49
