@@ -101,9 +101,6 @@ FRESH_GRACE_SECONDS = 0.1
 #: The same grace before a fresh connection is shed for `max_idle_connections`, which bounds what costs little: a
 #: client process opening 600 connections at once took more than 0.1 s to send on the last of them (loaded 2 cores).
 IDLE_GRACE_SECONDS = 1.0
-#: Past `max_connections`, a keep-alive connection idle this long goes before a new connection whose request has
-#: arrived; one idle less long (its client between two requests, as the load balancer's pooled ones) goes after.
-LONG_IDLE_SECONDS = 1.0
 #: How many of the newest bodies still arriving are compared when one must be shed (`ConnectionPool._body_victim`).
 BODY_SHED_SCAN = 64
 #: Most chunks of a chunked body handed to the parser in one turn of the event loop (about 1 ms of work); the rest
@@ -209,13 +206,12 @@ class ConnectionPool:
     read).
     Past `max_connections` open, the oldest fresh one past `FRESH_GRACE_SECONDS` is closed, then the oldest in a
     head, then a body (answered 503: bodies trickled a byte a second filled every place): of the newest, the one
-    that has sent least (`_body_victim`); then the newest silent fresh one when others opened with it, then a
-    keep-alive one idle `LONG_IDLE_SECONDS` or more, then a connection whose request waits unread in its socket (the
-    newest), an idle one last (shed as heads before any idle one, the health checks on new connections, the ALB's
-    and the kubelet's, got 503 53-76% of the time from a client holding 1,000 keep-alive connections, 13-19% among
-    1,500 trickled bodies: review 6, R6-7, R6-2); connections whose request is being handled never are. A fresh
-    connection or one in a head shed for `max_connections` is answered 503
-    `overloaded` with `Retry-After` (`HttpProtocol.refuse`), its request sent or
+    that has sent least (`_body_victim`); then the newest silent fresh one when others opened with it, then an idle
+    one, and a connection whose request waits unread in its socket last (the newest): shed before the idle ones,
+    the health checks on new connections (the ALB's and the kubelet's) of a task that one client held 1,000
+    keep-alive connections to got 503 53-76% of the time, and 13-19% among 1,500 trickled bodies (review 6, R6-7,
+    R6-2); connections whose request is being handled never are. A fresh connection or one in a head shed for
+    `max_connections` is answered 503 `overloaded` with `Retry-After` (`HttpProtocol.refuse`), its request sent or
     on its way: closed unanswered, 200 of 600 honest clients of a burst past 400 connections lost their requests
     (EOF), most of them connections just opened whose request came a moment later. It lingers as the protocol's
     errors do (so that a client still sending reads the answer, not a reset) while fewer than `max_connections`
@@ -285,7 +281,6 @@ class ConnectionPool:
         """`connection` waits for its next request."""
         self._forget(connection)
         self._idle[connection] = None
-        connection.idle_since = time.monotonic()
         self._trim(connection)
 
     def heading(self, connection: HttpProtocol) -> None:
@@ -336,9 +331,8 @@ class ConnectionPool:
                 or next(iter(self._heads), None)
                 or self._body_victim()
                 or (newest and self._fresh_victim(newest))
-                or self._long_idle()
-                or next(reversed(self._requested), None)
                 or next(iter(self._idle), None)
+                or next(reversed(self._requested), None)
             )
             if victim is None:
                 return  # every connection has a request being handled
@@ -368,13 +362,6 @@ class ConnectionPool:
             self._request_arrived(oldest)
         return None
 
-    def _long_idle(self) -> HttpProtocol | None:
-        """The longest idle keep-alive connection, if idle `LONG_IDLE_SECONDS`: shed before a request waiting, it
-        lets new clients in past one holding keep-alive connections (R6-7); one idle a moment, before it, closed the
-        connections of keep-alive clients between two requests, their next one lost (EOF)."""
-        oldest = next(iter(self._idle), None)
-        return oldest if oldest is not None and time.monotonic() - oldest.idle_since >= LONG_IDLE_SECONDS else None
-
     def _request_arrived(self, connection: HttpProtocol) -> None:
         self._forget(connection)
         self._requested[connection] = None
@@ -398,13 +385,11 @@ class ConnectionPool:
         else the newest when others opened with it (a burst, however fast, makes room among its own connections:
         the open files must stay bounded); None when a single new connection finds the pool full."""
         victim = self._older_fresh(newest, FRESH_GRACE_SECONDS)
-        burst = len(self._fresh) > 1
-        if victim is None:  # the newest silent one of a burst, of the `BODY_SHED_SCAN` newest
+        if victim is None and len(self._fresh) > 1:  # the newest silent one, of the `BODY_SHED_SCAN` newest
             for connection in list(islice(reversed(self._fresh), BODY_SHED_SCAN)):  # copied: the loop moves them
-                if connection.bytes_waiting():
-                    self._request_arrived(connection)
-                elif burst:
+                if not connection.bytes_waiting():
                     return connection
+                self._request_arrived(connection)
         return victim
 
     def _shed(self, connection: HttpProtocol, reason: str) -> None:
@@ -542,7 +527,6 @@ class HttpProtocol(HttpToolsProtocol):
         self.pooled = False  # counted in the pool
         self.counted_lingering = False  # answered with an error and lingering: counted in the pool's `lingering`
         self.opened_at = 0.0
-        self.idle_since = 0.0  # when it last became idle (the pool's `_long_idle`)
         self.buffered_head = 0  # bytes counted in the pool's head budget
 
     def bytes_waiting(self) -> bool:
