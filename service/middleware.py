@@ -32,9 +32,9 @@ CLIENT_CLOSED_REQUEST = 499
 #: The key in a request's `scope["state"]` the server's protocol sets when the connection is lost before its answer
 #: was complete (`service.http_protocol`): uvicorn drops the answer silently, and the log said 200.
 CLIENT_GONE = "client_gone"
-#: The key in a request's `scope["state"]` the server's protocol sets to the status it answered the request with
-#: itself, its body still arriving (`service.http_protocol`): counted with it, and logged by the protocol's refusal
-#: log (sampled), not one access-log line each.
+#: The key in a request's `scope["state"]` set to the status the request was refused with before the app saw it, by
+#: the server's protocol (its body still arriving, `service.http_protocol`) or by `Admission`: counted with it, and
+#: logged by a refusal log (sampled), not one access-log line each.
 ANSWERED_BY_SERVER = "answered_by_server"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
