@@ -24,7 +24,7 @@ import pytest
 
 from service.batch_admission import MIN_RECORD_BYTES, BatchAdmission
 from service.errors import ProblemError
-from tests.service.helpers import Server, connect, read_answer, record, serving, wait_ready
+from tests.service.helpers import Server, connect, metric, read_answer, record, serving, wait_ready
 
 
 async def _present() -> bool:
@@ -188,17 +188,10 @@ def _batch_statuses(server: Server) -> dict[str, float]:
     return {status: float(count) for status, count in re.findall(pattern, metrics)}
 
 
-def _explained_records(server: Server) -> float:
-    metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
-    match = re.search(r"^batch_explained_records (\S+)$", metrics, re.MULTILINE)
-    assert match, "no batch_explained_records gauge in /metrics"
-    return float(match.group(1))
-
-
 def _wait_for_explained_records(server: Server, records: int) -> None:
     """Until the explained records admitted (scored or waiting) are `records`: what the test sent has arrived."""
     deadline = time.monotonic() + 60
-    while (now := _explained_records(server)) != records:
+    while (now := metric(server, "batch_explained_records")) != records:
         assert time.monotonic() < deadline, f"{now:,.0f} explained records admitted, not {records:,}"
         time.sleep(0.05)
 

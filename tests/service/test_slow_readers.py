@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.service.helpers import Server, read_answer, record, serving, wait_ready
+from tests.service.helpers import Server, metric, read_answer, record, serving, wait_ready
 
 #: About 58 KB of answer for 100 records, far past the tiny buffers below.
 RECORDS = 100
@@ -43,12 +43,6 @@ def _slow_client(server: Server) -> socket.socket:
     sock.connect(("127.0.0.1", int(server.url.rsplit(":", 1)[1])))
     sock.sendall(_batch_request())
     return sock
-
-
-def _metric(server: Server, name: str) -> float:
-    text = httpx.get(f"{server.url}/metrics", timeout=10).text
-    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
 
 
 def _dropped(log: str) -> list[dict[str, Any]]:
@@ -121,11 +115,11 @@ def test_answers_held_for_slow_clients_have_a_budget_past_which_new_requests_wai
         assert httpx.post(f"{budget_server.url}/predict", json=record(), timeout=10).status_code == 200
         assert httpx.get(f"{budget_server.url}/health", timeout=10).status_code == 200
         assert httpx.get(f"{budget_server.url}/ready", timeout=10).status_code == 200
-        assert _metric(budget_server, "http_unsent_answer_bytes") > 64 * 1024
+        assert metric(budget_server, "http_unsent_answer_bytes") > 64 * 1024
     finally:
         for holder in holders:
             holder.close()
-    _wait_for(lambda: _metric(budget_server, "http_unsent_answer_bytes") == 0, "released the answers")
+    _wait_for(lambda: metric(budget_server, "http_unsent_answer_bytes") == 0, "released the answers")
     assert httpx.post(f"{budget_server.url}/predict", json=record(), timeout=10).status_code == 200
     assert '"answer_dropped"' not in budget_server.log.read_text()  # clients that leave are not answers cut
 
@@ -137,7 +131,7 @@ def test_an_answer_larger_than_the_budget_taken_at_once_is_served(budget_server:
         response = httpx.post(f"{budget_server.url}/predict/batch", json={"records": [record()] * 1000}, timeout=30)
         assert response.status_code == 200
         assert len(response.content) > 64 * 1024
-    assert _metric(budget_server, "http_unsent_answer_bytes") == 0
+    assert metric(budget_server, "http_unsent_answer_bytes") == 0
 
 
 # -- R5-1: a minimum rate for the answers held ------------------------------------------------------------------
@@ -186,7 +180,7 @@ def test_a_client_reading_slower_than_the_minimum_rate_is_cut_logged_and_counted
     assert received.startswith(b"HTTP/1.1 200")
     request_id = re.search(rb"x-request-id: (\w+)", received, re.IGNORECASE)
     assert request_id
-    _wait_for(lambda: _metric(paced_server, 'http_connections_shed_total{reason="send_rate"}') >= 1, "counted")
+    _wait_for(lambda: metric(paced_server, 'http_connections_shed_total{reason="send_rate"}') >= 1, "counted")
     dropped = _dropped(paced_server.log.read_text())
     assert any(line.get("request_id") == request_id.group(1).decode() for line in dropped), dropped
     assert all(line["limit"] == "send_rate" for line in dropped)
