@@ -689,16 +689,21 @@ def test_a_full_disk_says_what_failed_and_that_nothing_was_written(trained_model
 def test_a_stop_signal_removes_the_temporary_file(trained_model_dir: Path, tmp_path: Path, signum: int) -> None:
     """SIGTERM (a scheduler) and SIGHUP (a closed terminal, a dropped ssh session) unwind like Ctrl-C."""
     data = _write(_frame(30_000), tmp_path / "in.csv")
-    command = [sys.executable, "-m", "ml.predict", "--model", str(trained_model_dir), "--data", str(data)]
+    # -X faulthandler: the command ended by SIGABRT (-6) once in about 12 runs beside a CI run: stderr names where.
+    # Chunks of 10 rows: scoring takes ~20 s, not 1.6 s, so that a loaded machine pausing this test cannot make the
+    # signal arrive after the command has finished (it would end by the signal's default action instead).
+    command = [sys.executable, "-X", "faulthandler", "-m", "ml.predict", "--model", str(trained_model_dir)]
     process = subprocess.Popen(
-        [*command, "--output", str(tmp_path / "out.csv"), "--chunk-rows", "50"], stderr=subprocess.PIPE, text=True
+        [*command, "--data", str(data), "--output", str(tmp_path / "out.csv"), "--chunk-rows", "10"],
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob(".out.csv.*.partial")) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     process.send_signal(signum)
     _, err = process.communicate(timeout=60)
-    assert process.returncode == 128 + signum
+    assert process.returncode == 128 + signum, err
     assert f"interrupted: nothing was written to {tmp_path / 'out.csv'}" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
 
