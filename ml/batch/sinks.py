@@ -73,11 +73,12 @@ def atomic_output(path: Path) -> Iterator[Path]:
     """
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
     existing = path.stat().st_mode & 0o7777 if path.exists() else None
-    try:
-        os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-    except OSError as exc:
-        raise OutputError(f"cannot write in {path.parent} ({_reason(exc)}): nothing was written to {path}") from None
-    try:
+    try:  # created inside the `finally`'s reach: a stop signal just after the creation left the file behind
+        try:
+            os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except OSError as exc:
+            reason = f"cannot write in {path.parent} ({_reason(exc)})"
+            raise OutputError(f"{reason}: nothing was written to {path}") from None
         yield temporary
         if existing is not None:
             os.chmod(temporary, existing)

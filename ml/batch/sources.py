@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Protocol
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -183,7 +183,7 @@ class CsvInput:
         self._path = path
         self._gzipped = gzipped
         self._size = path.stat().st_size
-        self._file: IO[bytes] | None = None
+        self._file: pa.NativeFile | None = None
         self._raw_columns = self._read_header()
         self.columns = [name.strip() for name in self._raw_columns]
         self._check_delimiter()
@@ -194,7 +194,7 @@ class CsvInput:
 
     def chunks(self, chunk_rows: int) -> Iterator[Chunk]:
         read = 0
-        with open(self._path, "rb") as self._file:
+        with pa.OSFile(str(self._path)) as self._file:
             try:
                 rows = _without_trailing_blank_rows(
                     self._counted(self._reader()), self._raw_columns, self._empty_lines_at_end
@@ -206,13 +206,17 @@ class CsvInput:
             except (pa.ArrowInvalid, OSError, EOFError) as exc:
                 raise DataValidationError(self._unreadable(exc)) from None
 
-    def _open(self, file: IO[bytes]) -> IO[bytes] | pa.NativeFile:
+    def _open(self, file: pa.NativeFile) -> pa.NativeFile:
+        """The file as pyarrow reads it. A native file, never a Python one: the reader reads ahead on pyarrow's I/O
+        thread, which for a Python file takes the GIL; a stop signal (`ml.batch.signals`) ending the command while
+        a read was pending then had that thread take the GIL during the interpreter's exit, and the process aborted
+        (SIGABRT, `terminate called without an active exception`) instead of exiting 128 + the signal."""
         return pa.CompressedInputStream(file, "gzip") if self._gzipped else file
 
     def _read_header(self) -> list[str]:
         """The header's names as written, from the first row the CSV parser gives (quotes and a BOM understood)."""
         try:
-            with open(self._path, "rb") as file:
+            with pa.OSFile(str(self._path)) as file:
                 reader = pa_csv.open_csv(
                     self._open(file),
                     read_options=pa_csv.ReadOptions(
