@@ -24,7 +24,7 @@ from service.errors import install_handlers
 from service.model_state import ModelState
 from service.observability import Metrics, configure_logging
 from service.operator import operator_router
-from service.routes import BATCH_PATH, PREDICT_PATH, PROBE_PATHS, operations_router, prediction_routers
+from service.routes import ALWAYS_ANSWERED, BATCH_PATH, PREDICT_PATH, operations_router, prediction_routers
 from service.settings import Settings
 
 API_VERSION = "1.0.0"
@@ -96,7 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limit=settings.body_limit_bytes,
         max_pending_bytes=settings.max_pending_body_bytes,
         max_in_flight=settings.max_requests_in_flight,
-        always_admitted=PROBE_PATHS,
+        always_admitted=ALWAYS_ANSWERED,
         batch_paths=frozenset({BATCH_PATH}),
         max_batch_bytes=settings.max_batch_bytes_in_flight,
         explained_paths=frozenset({PREDICT_PATH}),

@@ -82,7 +82,7 @@ from service.errors import ProblemError, raw_error
 from service.middleware import ANSWERED_BY_SERVER, CLIENT_GONE, explains
 from service.observability import Metrics as ServiceMetrics  # ml.manifest.Metrics too: one name for Sphinx
 from service.refusal_log import RefusalLog
-from service.routes import PREDICT_PATH, PROBE_PATHS
+from service.routes import ALWAYS_ANSWERED, PREDICT_PATH
 from service.settings import Settings
 
 MALFORMED = (
@@ -110,9 +110,6 @@ CHUNKS_PER_TURN = 256
 _STOPPING = "This instance is stopping and the request's body had not all arrived; send it to another one"
 #: The 503 `overloaded` of a request refused while the answers waiting for their clients pass their budget.
 _UNSENT = "The service holds as many answers for slow clients as it can; retry in a second"
-#: Paths answered whatever `UnsentAnswers` holds: the probes (a task refusing them would be replaced) and the
-#: metrics (what tells an operator why it refuses); their answers are a few KB.
-ALWAYS_ANSWERED = PROBE_PATHS | {"/metrics"}
 #: SO_LINGER on, with no time: closing the socket resets the connection and frees what its send buffer held.
 _RESET_ON_CLOSE = struct.pack("ii", 1, 0)
 #: How long a connection takes to earn back `max_body_chunks` chunks, once spent (`HttpProtocol._framing`).

@@ -65,6 +65,12 @@ BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 #: The probes: never refused as overloaded, so a busy instance does not look dead to its load balancer.
 PROBE_PATHS = frozenset({"/health", "/ready"})
+#: Where Prometheus scrapes the metrics.
+METRICS_PATH = "/metrics"
+#: Never refused by a budget of work in flight or of answers held (their answers are a few KB): the probes, and the
+#: metrics, which tell an operator why the others are refused (11 slow downloads of the docs' script once took
+#: every place in flight and `/metrics` answered 503 too, review 7, R7-4).
+ALWAYS_ANSWERED = PROBE_PATHS | {METRICS_PATH}
 #: A single prediction: its answer is under 1 KB unless it is explained.
 PREDICT_PATH = "/predict"
 #: The batches: admitted by their bytes in flight, apart from single requests (`service.middleware.Admission`).
@@ -213,7 +219,7 @@ async def model_info(predictor: PredictorDep, settings: SettingsDep) -> ModelRes
 
 
 @operations_router.get(
-    "/metrics",
+    METRICS_PATH,
     tags=["observability"],
     summary="Prometheus metrics: requests and latency by route and status, predictions by class",
     response_class=Response,

@@ -101,9 +101,10 @@ class Settings(BaseSettings):
         ge=1,
         le=10_000,
         description="Most requests handled at once, counted once their body has arrived until their answer starts; "
-        "past it, 503 `overloaded` with `Retry-After: 1`. `/health` and `/ready` are never refused. Batches have "
-        "their own budget (`max_batch_bytes_in_flight`), and `/predict?explain=true` the explained records' "
-        "(`max_explained_records`); idle connections and bodies still arriving do not count.",
+        "past it, 503 `overloaded` with `Retry-After: 1`. `/health`, `/ready` and `/metrics` are never refused. "
+        "Batches have their own budget (`max_batch_bytes_in_flight`), and `/predict?explain=true` the explained "
+        "records' (`max_explained_records`); idle connections, bodies still arriving and answers being read do not "
+        "count.",
     )
     max_batch_bytes_in_flight: int = Field(
         default=4 * 1024 * 1024,

@@ -13,7 +13,9 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from service.api import create_app
 from service.middleware import Admission
+from service.settings import Settings
 
 Message = dict[str, Any]
 
@@ -232,3 +234,11 @@ def test_batches_have_their_own_budget_of_bytes_in_flight() -> None:
         assert (admission.batch_bytes, admission.in_flight) == (0, 0)
 
     _run(scenario)
+
+
+def test_the_app_admits_the_metrics_like_the_probes() -> None:
+    """Review 7, R7-4: with every place in flight taken, `/metrics` answered 503 too, and the operator could not
+    see why the service refused requests."""
+    app = create_app(Settings(model_uri="/nonexistent"))
+    (admission,) = [entry for entry in app.user_middleware if entry.cls is Admission]
+    assert {"/health", "/ready", "/metrics"} <= admission.kwargs["always_admitted"]

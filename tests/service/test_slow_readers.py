@@ -138,6 +138,45 @@ def test_an_answer_larger_than_the_budget_taken_at_once_is_served(budget_server:
 
 
 @pytest.fixture(scope="module")
+def two_in_flight_server(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Two requests handled at once; slow clients are not cut."""
+    log = tmp_path_factory.mktemp("uvicorn") / "server.log"
+    settings = {
+        "SERVICE_MAX_REQUESTS_IN_FLIGHT": "2",
+        "SERVICE_SEND_BUFFER_BYTES": SOCKET_BUFFER,
+        "SERVICE_MIN_SEND_BYTES_PER_SECOND": "0",
+        "SERVICE_SEND_TIMEOUT_SECONDS": "120",
+    }
+    with serving(str(trained_model_dir), log, settings=settings) as server:
+        wait_ready(server.url)
+        yield server
+
+
+def test_slow_downloads_do_not_hold_the_places_in_flight(two_in_flight_server: Server) -> None:
+    """Review 7, R7-4: a request held its place in flight until the app returned, and a streamed answer (the docs'
+    1.7 MB script, `FileResponse`) returns only once its client has read it: 11 slow downloads took every place,
+    `/predict` and `/metrics` answered 503. Its place is now freed when its answer starts; `/metrics` is admitted
+    like the probes."""
+    server = two_in_flight_server
+    port = int(server.url.rsplit(":", 1)[1])
+    readers = []
+    try:
+        for _ in range(2):  # as many as the places in flight, each once the one before has started
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", port))
+            sock.sendall(b"GET /docs/swagger-ui-bundle.js HTTP/1.1\r\nHost: x\r\n\r\n")
+            readers.append(sock)
+            _wait_for(lambda: _answer_held(server, sock), "held the download")  # noqa: B023 (called at once)
+        for _ in range(3):
+            assert httpx.post(f"{server.url}/predict", json=record(), timeout=10).status_code == 200
+            assert httpx.get(f"{server.url}/metrics", timeout=10).status_code == 200
+    finally:
+        for reader in readers:
+            reader.close()
+
+
+@pytest.fixture(scope="module")
 def paced_server(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """Answers held must leave at 20 KB/s after half a second."""
     log = tmp_path_factory.mktemp("uvicorn") / "server.log"
