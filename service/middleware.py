@@ -13,6 +13,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 import anyio
@@ -158,6 +159,7 @@ class Admission:
         explained_paths: frozenset[str] = frozenset(),
         explained_refusal: Callable[[int], ProblemError | None] = lambda body_bytes: None,
         metrics: ServiceMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.app = app
         self.limit = limit
@@ -168,12 +170,21 @@ class Admission:
         self.max_batch_bytes = max_batch_bytes
         self.explained_paths = explained_paths
         self.explained_refusal = explained_refusal
+        self.clock = clock
         self.pending_bytes = 0  # of bodies being read, all requests together
         self.in_flight = 0  # requests handled, batches and probes aside
-        self.batch_bytes = 0  # of batches handled
+        self.handled_batch_bytes = 0  # of batches read whole and handled
+        self._reservations: set[_Reservation] = set()  # batches whose declared body is arriving
         self.refusals = RefusalLog(logging.getLogger("service.http"))
         if metrics is not None:
             metrics.batch_bytes.set_function(lambda: self.batch_bytes)
+
+    @property
+    def batch_bytes(self) -> int:
+        """The batches' bytes in flight: those read and handled, and what the batches arriving hold
+        (`_Reservation.held`)."""
+        now = self.clock()
+        return self.handled_batch_bytes + sum(reservation.held(now) for reservation in self._reservations)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -182,15 +193,18 @@ class Admission:
         announced, declared = _announced_body(scope)
         if announced and await self._refused_unread(scope, send, declared):
             return
-        # A batch's declared bytes hold its place from its head on: counted only once read, 150 clients re-sending
-        # 2 MB batches all began reading theirs, passed the budget of bodies arriving together, and each was
-        # refused part-way: none was served (review 6, R6-3). Now the others are refused at their head.
-        reserved = declared if declared is not None and scope["path"] in self.batch_paths else 0
-        self.batch_bytes += reserved
+        # A batch's declared bytes hold its place from its head on (while its body keeps up): counted only once
+        # read, 150 clients re-sending 2 MB batches all began reading theirs, passed the budget of bodies arriving
+        # together, and each was refused part-way: none was served (review 6, R6-3). Now the others are refused
+        # at their head.
+        reservation = None
+        if declared is not None and scope["path"] in self.batch_paths:
+            reservation = _Reservation(declared, self.clock())
+            self._reservations.add(reservation)
         try:
             size = 0
             if announced:
-                body = await self._body(scope, receive, send)
+                body = await self._body(scope, receive, send, reservation)
                 if body is None:  # refused, or the client went away
                     return
                 if len(body) > _CHECKED_BODY_BYTES and await _client_gone(receive):  # it sent a large body and left
@@ -200,13 +214,18 @@ class Admission:
                 receive = _replay(body, receive)
                 size = len(body)
             if scope["path"] in self.batch_paths:
-                await self._batch(scope, receive, send, size - reserved)
+                self._unreserve(reservation)  # its bytes are now counted as handled, if they fit
+                await self._batch(scope, receive, send, size)
             elif scope["path"] in self.always_admitted or (scope["path"] in self.explained_paths and _explained(scope)):
                 await self.app(scope, receive, send)
             else:
                 await self._single(scope, receive, send)
         finally:
-            self.batch_bytes -= reserved
+            self._unreserve(reservation)
+
+    def _unreserve(self, reservation: _Reservation | None) -> None:
+        if reservation is not None:
+            self._reservations.discard(reservation)
 
     async def _refuse(
         self,
@@ -286,29 +305,30 @@ class Admission:
                 self.in_flight -= 1
 
     async def _batch(self, scope: Scope, receive: Receive, send: Send, size: int) -> None:
-        """A batch of `size` bytes more than its head declared (a chunked one's all), handled within
-        `max_batch_bytes` of batches in flight."""
-        if size and self.batch_bytes + size > self.max_batch_bytes:
+        """A batch of `size` bytes, read whole, handled within `max_batch_bytes` of batches in flight (its place
+        reserved from its head when its body kept up, `_Reservation`; else taken now, if there is room)."""
+        if self.batch_bytes + size > self.max_batch_bytes:
             await self._refuse(scope, send, 503, "overloaded", OVERLOADED, close=False)
             return
-        self.batch_bytes += size
+        self.handled_batch_bytes += size
         try:
             await self.app(scope, receive, send)
         finally:
-            self.batch_bytes -= size
+            self.handled_batch_bytes -= size
 
-    async def _body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
+    async def _body(self, scope: Scope, receive: Receive, send: Send, reservation: _Reservation | None) -> bytes | None:
         """The whole body; None when it was refused (answered here) or the client went away (or ran out of time)."""
         try:
-            return await self._read(receive)
+            return await self._read(receive, reservation)
         except _BodyTooLargeError:
             await self._refuse(scope, send, 413, "body_too_large", self._too_large(f"more than {self.limit:,} bytes"))
         except _OverloadedError:
             await self._refuse(scope, send, 503, "overloaded", OVERLOADED)
         return None
 
-    async def _read(self, receive: Receive) -> bytes | None:
-        """The whole body, or None when the client went away; counted in `pending_bytes` while it arrives."""
+    async def _read(self, receive: Receive, reservation: _Reservation | None) -> bytes | None:
+        """The whole body, or None when the client went away; counted in `pending_bytes` while it arrives (and in
+        its batch's `reservation`)."""
         chunks: list[bytes] = []
         size = 0
         try:
@@ -319,6 +339,8 @@ class Admission:
                 chunk = message.get("body", b"")
                 size += len(chunk)
                 self.pending_bytes += len(chunk)
+                if reservation is not None:
+                    reservation.arrived = size
                 chunks.append(chunk)
                 if size > self.limit:
                     raise _BodyTooLargeError
@@ -335,6 +357,29 @@ class Admission:
 
 #: The reason of a 503 over the service's limits; the client should retry, on another instance if it can.
 OVERLOADED = "The service is answering as many requests as it can; retry in a second"
+#: A batch's body arriving at least this fast (after `RESERVATION_GRACE_SECONDS`) keeps its declared bytes reserved
+#: in the batches' budget; a slower one holds only what has arrived. 64 KB/s: a full 2 MB batch in 32 s.
+MIN_RESERVED_BYTES_PER_SECOND = 64 * 1024
+#: How long a batch's declared bytes are reserved before its body has to show its rate (it starts with the head).
+RESERVATION_GRACE_SECONDS = 0.5
+
+
+@dataclass(eq=False, slots=True)  # hashed by identity: kept in a set
+class _Reservation:
+    """A batch whose body is arriving: what its head declared, when, and what has arrived."""
+
+    declared: int
+    since: float
+    arrived: int = 0
+
+    def held(self, now: float) -> int:
+        """The bytes it holds in the batches' budget at `now`: all it declared while its body keeps up with
+        `MIN_RESERVED_BYTES_PER_SECOND`, else what has arrived. Reserved whatever its rate, two heads announcing
+        2 MiB and sending 1.1 KB/s held the whole budget and every batch got 503 (review 7, R7-3)."""
+        late = now - self.since - RESERVATION_GRACE_SECONDS
+        if late <= 0 or self.arrived >= late * MIN_RESERVED_BYTES_PER_SECOND:
+            return self.declared
+        return self.arrived
 
 
 class _BodyTooLargeError(Exception):

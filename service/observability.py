@@ -142,8 +142,8 @@ class Metrics:
         )
         self.batch_bytes = Gauge(
             "batch_bytes_in_flight",
-            "Bytes of batches admitted: declared and arriving, or read and handled (their budget: "
-            "max_batch_bytes_in_flight).",
+            "Bytes of batches admitted: declared and arriving (what has arrived, for a body arriving under 64 KB/s), "
+            "or read and handled (their budget: max_batch_bytes_in_flight).",
             registry=self.registry,
         )
         self.unsent_answer_bytes = Gauge(

@@ -113,9 +113,10 @@ class Settings(BaseSettings):
         description="Most bytes of `/predict/batch` bodies handled at once (parsed, waiting for a worker thread or "
         "scored), a stand-in for their records known before they are parsed (a 1,000-record batch is about 330 KB "
         "of compact JSON); past it, 503 `overloaded` with `Retry-After: 1`, before the body is read when its "
-        "Content-Length says so. Apart from `max_requests_in_flight`, so a flood of batches leaves single "
-        "predictions their room and holds a bounded memory. At least `body_limit_bytes`. Bodies padded with "
-        "white space count their padding.",
+        "Content-Length says so: a batch's declared bytes are reserved from its head on while its body arrives at "
+        "64 KB/s or more (a slower one holds what has arrived). Apart from `max_requests_in_flight`, so a flood of "
+        "batches leaves single predictions their room and holds a bounded memory. At least `body_limit_bytes`. "
+        "Bodies padded with white space count their padding.",
     )
     max_pending_body_bytes: int = Field(
         default=128 * 1024 * 1024,

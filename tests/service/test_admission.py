@@ -242,3 +242,83 @@ def test_the_app_admits_the_metrics_like_the_probes() -> None:
     app = create_app(Settings(model_uri="/nonexistent"))
     (admission,) = [entry for entry in app.user_middleware if entry.cls is Admission]
     assert {"/health", "/ready", "/metrics"} <= admission.kwargs["always_admitted"]
+
+
+class _Clock:
+    """Time as the test sets it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _batch_admission(clock: _Clock, handler: _Handler) -> Admission:
+    budget = {"limit": 300_000, "max_pending_bytes": 1_000_000, "max_batch_bytes": 400_000}
+    return _admission(handler, batch_paths=frozenset({"/batch"}), clock=clock, **budget)
+
+
+def _batch(admission: Admission, declared: int) -> _Client:
+    return _Client(admission, _scope("/batch", [(b"content-length", str(declared).encode())]))
+
+
+def test_a_batch_whose_body_keeps_up_holds_its_declared_bytes() -> None:
+    """Review 6, R6-3: the declared bytes of a batch arriving at a good rate hold its place: the next batch that
+    does not fit beside them is refused at its head, its body not read."""
+
+    async def scenario() -> None:
+        clock, handler = _Clock(), _Handler()
+        admission = _batch_admission(clock, handler)
+        arriving = _batch(admission, 200_000)
+        arriving.body(b"x" * 100_000, more=True)
+        await _turns()
+        clock.now = 1.0  # 100 KB in a second: it keeps up
+        refused = _batch(admission, 250_000)
+        await refused.task
+        assert (refused.status, refused.error()) == (503, "overloaded")
+        assert admission.batch_bytes == 200_000
+        arriving.body(b"x" * 100_000, more=False)
+        handler.release.set()
+        await arriving.task
+        assert (arriving.status, admission.batch_bytes) == (200, 0)
+
+    _run(scenario)
+
+
+def test_a_batch_whose_body_falls_behind_holds_only_what_has_arrived() -> None:
+    """Review 7, R7-3: declared bytes were reserved whatever the body's rate, so two heads announcing 2 MiB and
+    sending 1.1 KB/s held the whole budget and every other batch, even of one record, got 503 for as long as they
+    trickled. Past the grace, a body slower than `MIN_RESERVED_BYTES_PER_SECOND` holds only what has arrived;
+    should it arrive after all, it is handled only if it fits then."""
+
+    async def scenario() -> None:
+        clock, handler = _Clock(), _Handler()
+        admission = _batch_admission(clock, handler)
+        trickling = [_batch(admission, 200_000) for _ in range(2)]
+        for client in trickling:
+            client.body(b"x" * 1_000, more=True)
+        await _turns()
+        clock.now = 0.2  # within the grace: the budget is theirs
+        assert admission.batch_bytes == 400_000
+        early = _batch(admission, 1_000)
+        await early.task
+        assert early.status == 503
+        clock.now = 5.0  # 1 KB in 5 s
+        assert admission.batch_bytes == 2_000
+        served = _batch(admission, 300_000)
+        served.body(b"x" * 300_000, more=False)
+        await _turns()
+        assert admission.batch_bytes == 302_000
+        trickling[0].body(b"x" * 199_000, more=False)  # arrives at last: no room beside the batch handled
+        await trickling[0].task
+        assert (trickling[0].status, trickling[0].error()) == (503, "overloaded")
+        handler.release.set()
+        await served.task
+        assert served.status == 200
+        trickling[1].body(b"x" * 199_000, more=False)  # room again
+        await trickling[1].task
+        assert trickling[1].status == 200
+        assert admission.batch_bytes == 0
+
+    _run(scenario)
