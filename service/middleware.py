@@ -38,6 +38,9 @@ CLIENT_GONE = "client_gone"
 #: logged by a refusal log (sampled), not one access-log line each.
 ANSWERED_BY_SERVER = "answered_by_server"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+#: Statuses the app answers before any route's work (unknown path, method, content type): their access lines are
+#: sampled (`RefusalLog.answered`), as the server's own refusals; the metrics count each.
+SAMPLED_STATUSES = frozenset({404, 405, 415})
 
 
 def _request_id(scope: Scope) -> str:
@@ -57,6 +60,7 @@ class RequestContext:
         self.metrics = metrics
         self.access_log = access_log
         self.paths = paths  # route templates without parameters: requests refused before routing keep their route
+        self.sampled = RefusalLog(logger)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -100,18 +104,19 @@ class RequestContext:
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
             self.metrics.observe(method, template, status, elapsed)
             if self.access_log and not answered:
-                logger.info(
-                    "request",
-                    extra={
-                        "request_id": request_id,
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "route": template,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 3),
-                        "client": _client(scope),
-                    },
-                )
+                line = {
+                    "request_id": request_id,
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "route": template,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 3),
+                    "client": _client(scope),
+                }
+                if status in SAMPLED_STATUSES:
+                    self.sampled.answered(asyncio.get_running_loop(), status, template, line)
+                else:
+                    logger.info("request", extra=line)
 
 
 def _client(scope: Scope) -> str | None:

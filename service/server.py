@@ -44,6 +44,7 @@ from pydantic_settings import SettingsError
 
 from service.api import create_app
 from service.http_protocol import ConnectionPool, bound_socket_buffers, protocol_class
+from service.refusal_log import RefusalLog
 from service.settings import MIN_CONNECTIONS, Settings, unknown_variables
 
 logger = logging.getLogger("service.server")
@@ -140,8 +141,7 @@ class Server(uvicorn.Server):
         self._stopping()
         await self._accept_backlog()
         await super().shutdown(sockets)
-        if self.pool.refusals is not None:  # the counts of refusals and answers cut at the stop: no loop after
-            self.pool.refusals.flush()
+        RefusalLog.flush_all()  # the counts of refusals and answers cut at the stop: no loop after
         if self.stop_deadline is not None:
             self.stop_deadline.cancel()
 
