@@ -24,9 +24,10 @@ adds:
   all do, arms no timer;
 - answers bounded once the client is slower than the service (`UnsentAnswers`): the kernel's buffers of each
   connection at `send_buffer_bytes` and `receive_buffer_bytes`, the bytes the service holds past them, all
-  connections together, at `max_unsent_answer_bytes` (past it new requests get 503 `overloaded`, probes and
-  metrics aside), and each such answer must leave at `min_send_bytes_per_second` after `send_grace_seconds` and
-  never stall for `send_timeout_seconds`: else the connection is reset, logged (`answer_dropped`) and counted;
+  connections together, at `max_unsent_answer_bytes` (past it a new request whose answer may not fit in the
+  kernel's buffer drops the slowest holder past its grace, or gets 503 `overloaded` when none is), and each such
+  answer must leave at `min_send_bytes_per_second` after `send_grace_seconds` and never stall for
+  `send_timeout_seconds`: else the connection is reset, logged (`answer_dropped`) and counted;
 - connections bounded (`ConnectionPool`): idle ones by time (`keep_alive_seconds`) and count
   (`max_idle_connections`, fresh silent ones shed before keep-alive ones, however fast they come), all of them by
   count (`max_connections`, bodies still arriving and requests already sent shed with a 503 before any keep-alive
