@@ -472,14 +472,18 @@ class UnsentAnswers:
     def passed(self) -> bool:
         return self.bytes > self.limit
 
-    def make_room(self, now: float) -> bool:
-        """Drop the slowest holders past their grace until the budget is no longer passed; whether it no longer is."""
-        while self.passed:
-            rates = [(holder.received_rate(now), holder) for holder in self.holders if holder.waited(now) >= self.grace]
-            if not rates:
-                return False
-            min(rates, key=lambda rated: rated[0])[1].drop_answer("unsent_budget")
-        return True
+    def make_room(self, asking: HttpProtocol, now: float) -> bool:
+        """Drop the slowest holders past their grace but `asking` (its next request may arrive while its answer
+        before waits) until the budget is no longer passed; whether it no longer is."""
+        if self.passed:
+            past_grace = (
+                holder for holder in self.holders if holder is not asking and holder.waited(now) >= self.grace
+            )
+            for holder in sorted(past_grace, key=lambda holder: holder.received_rate(now)):
+                holder.drop_answer("unsent_budget")
+                if not self.passed:
+                    break
+        return not self.passed
 
 
 def answer_may_be_held(url: Any, body_bytes: int | None, settings: Settings) -> bool:
@@ -1075,7 +1079,7 @@ class HttpProtocol(HttpToolsProtocol):
         if (
             self.unsent.passed
             and answer_may_be_held(httptools.parse_url(self.url), self._body_left, self.settings)
-            and not self.unsent.make_room(self.loop.time())
+            and not self.unsent.make_room(self, self.loop.time())
         ):
             raise RefusedError(503, "overloaded", _UNSENT, "request")
         if self._body_left == 0:
