@@ -455,10 +455,10 @@ class UnsentAnswers:
     reading at 5 KB/s: another client's explained predictions, 1-record and 100-record batches, 58-62 of 62-64
     refused before, now 0-3 of 43-51 (in the first 6 s, every answer held still within its grace); the readers'
     batches are now computed as fast as they are dropped (6 a second, was 1), and that client's p90 rose from 4 to
-    up to 300 ms. The cost, under honest overload (many real
-    clients on slow links at once): each newcomer costs the slowest of them its answer, work done and wasted, where
-    a 503 to the newcomer wastes none; the budget is sized for many slow readers (28 MiB on 512 MiB: 50 answers of
-    1,000 records), so that is a task far past its traffic. A per-connection share was not chosen: connections cost
+    up to 300 ms. The cost, under honest overload (many real clients on slow links at once): each newcomer costs
+    the slowest of them its answer, work done and wasted, where a 503 to the newcomer wastes none; the budget is
+    sized for many slow readers (28 MiB on 512 MiB: 48 answers of 1,000 records), so that is a task far past its
+    traffic. A per-connection share was not chosen: connections cost
     a client nothing, so a share of the budget per connection is still the whole budget for who opens the most.
     Not covered: clients that read as fast as honest ones and send new requests as fast as their answers are
     dropped or served, a request rate from many addresses only a rate limit in front of the service (a WAF) tells
