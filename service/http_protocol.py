@@ -24,9 +24,10 @@ adds:
   all do, arms no timer;
 - answers bounded once the client is slower than the service (`UnsentAnswers`): the kernel's buffers of each
   connection at `send_buffer_bytes` and `receive_buffer_bytes`, the bytes the service holds past them, all
-  connections together, at `max_unsent_answer_bytes` (past it new requests get 503 `overloaded`, probes and
-  metrics aside), and each such answer must leave at `min_send_bytes_per_second` after `send_grace_seconds` and
-  never stall for `send_timeout_seconds`: else the connection is reset, logged (`answer_dropped`) and counted;
+  connections together, at `max_unsent_answer_bytes` (past it a new request whose answer may not fit in the
+  kernel's buffer drops the slowest holder past its grace, or gets 503 `overloaded` when none is), and each such
+  answer must leave at `min_send_bytes_per_second` after `send_grace_seconds` and never stall for
+  `send_timeout_seconds`: else the connection is reset, logged (`answer_dropped`) and counted;
 - connections bounded (`ConnectionPool`): idle ones by time (`keep_alive_seconds`) and count
   (`max_idle_connections`, fresh silent ones shed before keep-alive ones, however fast they come), all of them by
   count (`max_connections`, bodies still arriving and requests already sent shed with a 503 before any keep-alive
@@ -59,6 +60,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import re
@@ -77,12 +79,14 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from ml.schema import FEATURES
+from service.batch_admission import records_at_most
 from service.chunked_framing import ChunkedFraming, RefusedError
 from service.errors import ProblemError, raw_error
 from service.middleware import ANSWERED_BY_SERVER, CLIENT_GONE, explains
 from service.observability import Metrics as ServiceMetrics  # ml.manifest.Metrics too: one name for Sphinx
 from service.refusal_log import RefusalLog
-from service.routes import ALWAYS_ANSWERED, PREDICT_PATH
+from service.routes import ALWAYS_ANSWERED, BATCH_PATH, PREDICT_PATH
 from service.settings import Settings
 
 MALFORMED = (
@@ -122,6 +126,22 @@ REFUSED_READS = 16
 #: At shutdown, how long a connection with no request under way may still start one: it may have been accepted a
 #: moment before the listener closed, its request on the way.
 SHUTDOWN_GRACE_SECONDS = 1.0
+#: Most bytes of an answer's head (status line and headers) and of a batch's wrapper: 160 measured.
+ANSWER_HEAD_BYTES = 512
+#: Most bytes of one record's answer without its explanation: 1,481 measured, the most of 300 random records (one
+#: outside the care system, whose `care_access` message is most of it), 580 for a person in care; floats of the
+#: longest form Python writes add up to 5 bytes each.
+ANSWER_BYTES_PER_RECORD = 2048
+#: Most bytes of one feature of an explanation (`explain_top_k` a record): its longest name and label, two floats of
+#: the longest form Python writes (24 bytes), a label of a number (`%g`, 12) and the JSON around them.
+CONTRIBUTION_BYTES = (
+    max(
+        len(feature.name) + max([12, *(len(json.dumps(label)) for label in feature.labels.values())])
+        for feature in FEATURES
+    )
+    + 2 * 24
+    + len('{"feature":"","value":,"value_label":,"contribution":},')
+)
 logger = logging.getLogger("service.http")
 
 
@@ -408,7 +428,8 @@ class ConnectionPool:
 
 
 class UnsentAnswers:
-    """The bytes of answers the service holds for clients slower than it, all connections together, and their budget.
+    """The bytes of answers the service holds for clients slower than it, all connections together, their budget, and
+    who holds them.
 
     Review 5, R5-1: an answer leaves the budgets of the work in flight once written, and what the kernel's send
     buffer does not take waits in the process until the client reads it. 1,500 connections from one client, each
@@ -416,21 +437,80 @@ class UnsentAnswers:
     the 512 MiB task. An answer counts here from the write the kernel did not take whole (writing pauses) until its
     last byte has left (writing resumes) or its connection is gone: all of it, what uvloop holds (the written
     object, until its last byte is sent) and more than asyncio's transport does (a copy of what the kernel did not
-    take). Past `limit`, new requests are refused at their head (`HttpProtocol`), the answers
-    under way still sent; each answer is also held to a rate (`min_send_bytes_per_second`), so one client cannot
-    keep the budget for long. Answers that fit in the kernel's buffer are bounded by `max_connections` times it.
-    Not told apart: many connections each taking its answer just above that rate, which hold the budget (and get
-    everyone else 503) for as long as they read; behind a load balancer every client has its address, so only a
-    rate limit in front of the service (a WAF) can tell them from real traffic.
+    take). Each answer is held to a rate (`min_send_bytes_per_second`), so one client cannot keep it for long.
+
+    Past `limit`, a new request whose answer may be held (`answer_may_be_held`: not one that fits in the kernel's
+    send buffer) makes room (`make_room`): the holder whose client received the fewest bytes a second since its
+    answer first waited, among those past `send_grace_seconds`, is dropped (logged `answer_dropped`, counted
+    `unsent_budget`) until the budget is no longer passed; only when none is past its grace is the newcomer refused
+    (503 `overloaded`, at its head). Refusing the newcomer instead let any set of readers just above the minimum
+    rate hold the budget against everyone for as long as they read (review 7, R7-1: 53 connections reading 580 KB
+    answers at 5 KB/s got 56 of 58 other clients' explained predictions and batches 503). Dropping the slowest
+    holder, the budget goes to whoever reads fastest: an honest reader's answer leaves in milliseconds and is
+    hardly ever a holder past its grace, so to keep its answers a flood must read as fast as the fastest holders
+    (and each answer it loses is one it asked the service to compute). Measured on 512 MiB settings, 60 connections
+    reading at 5 KB/s: another client's explained predictions, 1-record and 100-record batches, 58-62 of 62-64
+    refused before, now 0-3 of 43-51 (in the first 6 s, every answer held still within its grace); the readers'
+    batches are now computed as fast as they are dropped (6 a second, was 1), and that client's p90 rose from 4 to
+    up to 300 ms. The cost, under honest overload (many real clients on slow links at once): each newcomer costs
+    the slowest of them its answer, work done and wasted, where a 503 to the newcomer wastes none; the budget is
+    sized for many slow readers (28 MiB on 512 MiB: 48 answers of 1,000 records), so that is a task far past its
+    traffic. A per-connection share was not chosen: connections cost
+    a client nothing, so a share of the budget per connection is still the whole budget for who opens the most.
+    Not covered: clients that read as fast as honest ones and send new requests as fast as their answers are
+    dropped or served, a request rate from many addresses only a rate limit in front of the service (a WAF) tells
+    from real traffic; answers fresher than `send_grace_seconds` are never dropped for the budget, so a flood of
+    new batches every few seconds still fills it (the batch budgets and `max_requests_in_flight` bound that rate).
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, grace: float) -> None:
         self.limit = limit
+        self.grace = grace
         self.bytes = 0
+        self.holders: set[HttpProtocol] = set()  # connections with bytes counted here
 
     @property
     def passed(self) -> bool:
         return self.bytes > self.limit
+
+    def make_room(self, asking: HttpProtocol, now: float) -> bool:
+        """Drop the slowest holders past their grace but `asking` (its next request may arrive while its answer
+        before waits) until the budget is no longer passed; whether it no longer is."""
+        if self.passed:
+            past_grace = (
+                holder for holder in self.holders if holder is not asking and holder.waited(now) >= self.grace
+            )
+            for holder in sorted(past_grace, key=lambda holder: holder.received_rate(now)):
+                holder.drop_answer("unsent_budget")
+                if not self.passed:
+                    break
+        return not self.passed
+
+
+def answer_may_be_held(url: Any, body_bytes: int | None, settings: Settings) -> bool:
+    """Whether a request's answer may wait for its client in `UnsentAnswers`: not the probes' and the metrics'
+    (`ALWAYS_ANSWERED`), nor one whose largest answer (`answer_bytes_at_most`) the kernel's send buffer takes
+    whole. Refusing those too, slow readers holding the budget got 88% of other clients' `POST /predict` 503
+    (review 6, R6-1), then 56 of 58 of their explained predictions and 1-record batches (review 7, R7-1), though
+    they could never add to it more than a kernel buffer a connection (bounded with `max_connections`)."""
+    path = url.path.decode("latin-1")
+    if path in ALWAYS_ANSWERED:
+        return False
+    most = answer_bytes_at_most(path, explains(url.query or b""), body_bytes, settings)
+    return most is None or most > settings.send_buffer_bytes
+
+
+def answer_bytes_at_most(path: str, explain: bool, body_bytes: int | None, settings: Settings) -> int | None:
+    """The most bytes a prediction's answer can take, head included, from what its head says: one record for
+    `/predict`, `records_at_most` of a batch's `Content-Length`; None for a chunked batch and any other path."""
+    if path == PREDICT_PATH:
+        records = 1
+    elif path == BATCH_PATH and body_bytes is not None:
+        records = records_at_most(body_bytes, settings.batch_limit)
+    else:
+        return None
+    per_record = ANSWER_BYTES_PER_RECORD + (settings.explain_top_k * CONTRIBUTION_BYTES if explain else 0)
+    return ANSWER_HEAD_BYTES + records * per_record
 
 
 def bound_socket_buffers(sock: Any, settings: Settings) -> None:
@@ -452,7 +532,7 @@ def protocol_class(settings: Settings, metrics: ServiceMetrics | None = None) ->
         metrics=metrics,
         refusals=RefusalLog(logger),
     )
-    unsent = UnsentAnswers(settings.max_unsent_answer_bytes)
+    unsent = UnsentAnswers(settings.max_unsent_answer_bytes, settings.send_grace_seconds)
     if metrics is not None:
         metrics.unsent_answer_bytes.set_function(lambda: unsent.bytes)
     attributes = {"settings": settings, "pool": pool, "metrics": metrics, "refusals": pool.refusals, "unsent": unsent}
@@ -704,12 +784,26 @@ class HttpProtocol(HttpToolsProtocol):
         if self.flow.write_paused:
             self._held += size
             self.unsent.bytes += size
+            self.unsent.holders.add(self)
             if self._send_from is None:
                 self._send_from = self._delivered()
 
     def _release_unsent(self) -> None:
         self.unsent.bytes -= self._held
         self._held = 0
+        self.unsent.holders.discard(self)
+
+    def waited(self, now: float) -> float:
+        """Seconds the answer under way has waited for its client (`send_grace_seconds` applies from then)."""
+        return now - self._send_since
+
+    def received_rate(self, now: float) -> float:
+        """Bytes a second the client received of its answer since it first waited (`UnsentAnswers.make_room`)."""
+        return self._received() / max(now - self._send_since, 1e-3)
+
+    def _received(self) -> int:
+        """Bytes the client received since its answer first waited."""
+        return 0 if self._send_from is None else self._delivered() - self._send_from
 
     def _delivered(self) -> int:
         """Bytes of this connection's answers its client has received: what the transport and the kernel's send
@@ -738,16 +832,16 @@ class HttpProtocol(HttpToolsProtocol):
         if not self.flow.write_paused:  # closing or not: a closed transport waits for its answer to leave
             return
         now = self.loop.time()
-        progress = 0 if self._send_from is None else self._delivered() - self._send_from
+        progress = self._received()
         if progress > self._send_progress:
             self._send_progress, self._send_moved = progress, now
         due, rule = self._send_due()
         if due > now:
             self._send_deadline = self.loop.call_at(due, self._send_checked)
         else:
-            self._drop_answer(rule)
+            self.drop_answer(rule)
 
-    def _drop_answer(self, rule: str) -> None:
+    def drop_answer(self, rule: str) -> None:
         """Reset the connection of an answer its client does not take fast enough (`rule`), logged (sampled) and
         counted in `http_connections_shed_total`: its access line, written when the app finished, says the status
         the app answered, and the same request id. Reset, not closed: a closed socket's kernel keeps sending its
@@ -757,7 +851,7 @@ class HttpProtocol(HttpToolsProtocol):
         details = {
             "request_id": state.get("request_id"),
             "client": self.client,
-            "sent_bytes": self._send_progress,
+            "sent_bytes": self._received(),
             "unsent_bytes": self.transport.get_write_buffer_size(),
             "waited_seconds": round(self.loop.time() - self._send_since, 3),
         }
@@ -769,6 +863,7 @@ class HttpProtocol(HttpToolsProtocol):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
         self.transport.abort()
+        self._release_unsent()  # its buffers are freed now: the room `UnsentAnswers.make_room` counts on
 
     # -- bytes in: counted before the parser sees them -----------------------------------------------------------
 
@@ -982,7 +1077,11 @@ class HttpProtocol(HttpToolsProtocol):
             elif name == b"host":
                 host = True
         _check_version(self.parser.get_http_version(), host)
-        if self.unsent.passed and _answer_may_be_held(httptools.parse_url(self.url)):
+        if (
+            self.unsent.passed
+            and answer_may_be_held(httptools.parse_url(self.url), self._body_left, self.settings)
+            and not self.unsent.make_room(self, self.loop.time())
+        ):
             raise RefusedError(503, "overloaded", _UNSENT, "request")
         if self._body_left == 0:
             self.pool.busy(self)
@@ -1171,17 +1270,6 @@ class HttpProtocol(HttpToolsProtocol):
         self.flow.resume_reading()  # what arrives is read and dropped, not left to reset the connection
         self._linger_deadline = self.loop.call_later(LINGER_SECONDS, self.transport.close)
         return True
-
-
-def _answer_may_be_held(url: Any) -> bool:
-    """Whether a request's answer may wait for its client in `UnsentAnswers`: not the probes' and the metrics'
-    (`ALWAYS_ANSWERED`), nor a single unexplained prediction's (under 1 KB, taken whole by the kernel's buffer):
-    refusing those too, 53 connections reading batch answers just above the minimum rate got 88% of other clients'
-    `POST /predict` 503 (review 6, R6-1), though they could not add a byte to the budget."""
-    path = url.path.decode("latin-1")
-    if path in ALWAYS_ANSWERED:
-        return False
-    return path != PREDICT_PATH or explains(url.query or b"")
 
 
 def _check_transfer_coding(value: bytes) -> None:

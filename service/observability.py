@@ -131,7 +131,8 @@ class Metrics:
             "http_connections_shed_total",
             "Connections closed to stay within a limit: idle (max_idle_connections), connections "
             "(max_connections), head_bytes (max_head_bytes_buffered); reset with their answer not all sent: "
-            "send_rate (min_send_bytes_per_second), send_stalled (send_timeout_seconds), shutdown (the stop).",
+            "send_rate (min_send_bytes_per_second), send_stalled (send_timeout_seconds), unsent_budget (the slowest "
+            "holder of max_unsent_answer_bytes, dropped for a new request), shutdown (the stop).",
             ("reason",),
             registry=self.registry,
         )

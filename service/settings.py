@@ -215,8 +215,10 @@ class Settings(BaseSettings):
         ge=64 * 1024,
         le=4 * 1024 * 1024 * 1024,
         description="Most bytes of answers held in the service until their clients take them, all connections "
-        "together (what the kernel's send buffers do not hold); while it is passed, new requests get 503 "
-        "`overloaded` with `Retry-After: 1` before their body is read, `/health`, `/ready` and `/metrics` excepted. An "
+        "together (what the kernel's send buffers do not hold); while it is passed, a new request whose answer may not "
+        "fit in the kernel's send buffer drops the answer whose client takes it slowest, among those waiting longer "
+        "than `send_grace_seconds`, or, when there is none, gets 503 `overloaded` with `Retry-After: 1` before its "
+        "body is read; `/health`, `/ready`, `/metrics` and answers the send buffer takes whole are always answered. An "
         "answer counts from the moment its client is slower than the service until it has all left.",
     )
     send_timeout_seconds: float = Field(
@@ -230,7 +232,8 @@ class Settings(BaseSettings):
         default=5.0,
         gt=0,
         le=300,
-        description="How long an answer may wait for its client before `min_send_bytes_per_second` applies.",
+        description="How long an answer may wait for its client before `min_send_bytes_per_second` applies, and "
+        "before it may be dropped to make room in `max_unsent_answer_bytes` for a new request.",
     )
     min_send_bytes_per_second: int = Field(
         default=4096,

@@ -21,6 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
+from service.http_protocol import answer_bytes_at_most
+from service.settings import Settings
 from tests.service.helpers import Server, metric, read_answer, record, serving, wait_ready
 
 #: About 58 KB of answer for 100 records, far past the tiny buffers below.
@@ -84,13 +86,15 @@ def _answer_held(server: Server, client: socket.socket) -> bool:
 
 @pytest.fixture(scope="module")
 def budget_server(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """Answers held past 64 KiB (the smallest budget) refuse new requests; slow clients are not cut by rate."""
+    """Answers held past 64 KiB (the smallest budget) refuse new requests; slow clients are not cut by rate, nor
+    dropped for the budget (their grace outlasts the tests)."""
     log = tmp_path_factory.mktemp("uvicorn") / "server.log"
     settings = {
         "SERVICE_MAX_UNSENT_ANSWER_BYTES": str(64 * 1024),
         "SERVICE_SEND_BUFFER_BYTES": SOCKET_BUFFER,
         "SERVICE_MIN_SEND_BYTES_PER_SECOND": "0",
         "SERVICE_SEND_TIMEOUT_SECONDS": "120",
+        "SERVICE_SEND_GRACE_SECONDS": "120",
     }
     with serving(str(trained_model_dir), log, settings=settings) as server:
         wait_ready(server.url)
@@ -100,19 +104,29 @@ def budget_server(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFact
 def test_answers_held_for_slow_clients_have_a_budget_past_which_new_requests_wait(budget_server: Server) -> None:
     """R5-1: answers were released from every budget once written, so slow readers piled them in the process
     (585 answers, 393 MB). Two slow clients' answers now pass the budget: a new request whose answer could be held
-    (a batch, an explained prediction) gets the JSON 503 `overloaded` with `Retry-After` before its body is read;
-    the probes, the metrics and a single unexplained prediction (under 1 KB: it cannot add to the budget; refused,
-    53 slow readers got 88% of others' `/predict` 503, review 6, R6-1) still answer; once the clients have gone,
-    requests are served again."""
+    (a batch larger than the kernel's send buffer takes, a path whose answer has no known bound) gets the JSON 503
+    `overloaded` with `Retry-After` before its body is read while the holders are within their grace; the probes,
+    the metrics and whatever the kernel's buffer takes whole (a single prediction, explained or not, a 1-record
+    batch: refused, slow readers got 88% of others' `/predict` 503, review 6, R6-1, then 56 of 58 of their explained
+    predictions and 1-record batches, review 7, R7-1) still answer; once the clients have gone, requests are served
+    again."""
     holders = [_slow_client(budget_server) for _ in range(2)]
     try:
         _wait_for(lambda: all(_answer_held(budget_server, holder) for holder in holders), "held the answers")
-        for path, body in [("/predict?explain=true", record()), ("/predict/batch", {"records": [record()]})]:
-            response = httpx.post(f"{budget_server.url}{path}", json=body, timeout=10)
+        refused = [("POST", "/predict/batch", {"records": [record()] * 10}), ("GET", "/model", None)]
+        for method, path, body in refused:
+            response = httpx.request(method, f"{budget_server.url}{path}", json=body, timeout=10)
             assert response.status_code == 503, (path, response.text)
             assert response.json()["error"] == "overloaded"
             assert response.headers["retry-after"] == "1"
-        assert httpx.post(f"{budget_server.url}/predict", json=record(), timeout=10).status_code == 200
+        answered = [
+            ("/predict", record()),
+            ("/predict?explain=true", record()),
+            ("/predict/batch", {"records": [record()]}),
+        ]
+        for path, body in answered:
+            response = httpx.post(f"{budget_server.url}{path}", json=body, timeout=10)
+            assert response.status_code == 200, (path, response.text)
         assert httpx.get(f"{budget_server.url}/health", timeout=10).status_code == 200
         assert httpx.get(f"{budget_server.url}/ready", timeout=10).status_code == 200
         assert metric(budget_server, "http_unsent_answer_bytes") > 64 * 1024
@@ -132,6 +146,104 @@ def test_an_answer_larger_than_the_budget_taken_at_once_is_served(budget_server:
         assert response.status_code == 200
         assert len(response.content) > 64 * 1024
     assert metric(budget_server, "http_unsent_answer_bytes") == 0
+
+
+# -- R7-1: the budget goes to who reads fastest ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def room_server(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The budget of `budget_server`, its holders past their grace after half a second, never cut by rate."""
+    log = tmp_path_factory.mktemp("uvicorn") / "server.log"
+    settings = {
+        "SERVICE_MAX_UNSENT_ANSWER_BYTES": str(64 * 1024),
+        "SERVICE_SEND_BUFFER_BYTES": SOCKET_BUFFER,
+        "SERVICE_MIN_SEND_BYTES_PER_SECOND": "0",
+        "SERVICE_SEND_TIMEOUT_SECONDS": "120",
+        "SERVICE_SEND_GRACE_SECONDS": "0.5",
+    }
+    with serving(str(trained_model_dir), log, settings=settings) as server:
+        wait_ready(server.url)
+        yield server
+
+
+def _read_to_end(sock: socket.socket, start: bytes) -> bytes:
+    """The answer whose first bytes were `start`, read to its last byte (its `Content-Length`)."""
+    sock.settimeout(10)
+    answer = start
+    while b"\r\n\r\n" not in answer:
+        answer += sock.recv(65536)
+    head, _, _ = answer.partition(b"\r\n\r\n")
+    length = re.search(rb"content-length: (\d+)", head, re.IGNORECASE)
+    assert length
+    while len(answer) < len(head) + 4 + int(length.group(1)):
+        chunk = sock.recv(65536)
+        assert chunk, "the connection closed before its answer's end"
+        answer += chunk
+    return answer
+
+
+def _reset(sock: socket.socket) -> bool:
+    """Whether the server reset the connection (read what is left of its answer until then)."""
+    sock.settimeout(10)
+    try:
+        while sock.recv(65536):
+            pass
+    except ConnectionResetError:
+        return True
+    return False
+
+
+def test_a_full_budget_drops_its_slowest_holder_past_its_grace_rather_than_refuse_a_newcomer(
+    room_server: Server,
+) -> None:
+    """R7-1: readers just above the minimum rate held the budget for as long as they read, and every other client's
+    batches got 503. Now a newcomer whose answer may be held takes the room of the holder whose client received
+    the least a second, once past its grace: the newcomer is answered, the holder that read nothing is reset (an
+    `answer_dropped` line with its request id, `http_connections_shed_total{reason="unsent_budget"}`), the one that
+    read part of its answer is not, and reads all of it."""
+    stalled, reading = _slow_client(room_server), _slow_client(room_server)
+    try:
+        _wait_for(lambda: _answer_held(room_server, stalled) and _answer_held(room_server, reading), "held the answers")
+        head = stalled.recv(512)  # its request id; the rest of its answer it never reads
+        taken = b""
+        while len(taken) < 16 * 1024:
+            taken += reading.recv(65536)
+        assert metric(room_server, "http_unsent_answer_bytes") > 64 * 1024
+        time.sleep(0.6)  # both past their grace
+        response = httpx.post(f"{room_server.url}/predict/batch", json={"records": [record()] * RECORDS}, timeout=10)
+        assert response.status_code == 200, response.text
+        assert _reset(stalled)
+        answer = _read_to_end(reading, taken)
+        assert answer.startswith(b"HTTP/1.1 200")
+        assert len(json.loads(answer.partition(b"\r\n\r\n")[2])["predictions"]) == RECORDS
+    finally:
+        stalled.close()
+        reading.close()
+    assert metric(room_server, "http_connections_shed_total", reason="unsent_budget") == 1
+    request_id = re.search(rb"x-request-id: (\w+)", head, re.IGNORECASE)
+    assert request_id
+    dropped = _dropped(room_server.log.read_text())
+    assert [(line["limit"], line["request_id"]) for line in dropped] == [
+        ("unsent_budget", request_id.group(1).decode())
+    ]
+
+
+def test_the_bound_on_an_answer_holds_for_the_longest_answers(budget_server: Server) -> None:
+    """`answer_bytes_at_most` exempts what fits in the kernel's send buffer from the budget: it must bound real
+    answers, head included. The longest records are those of people outside the care system (their `care_access`
+    message), explained."""
+    outside = record(CholCheck=0, AnyHealthcare=0, NoDocbcCost=1, GenHlth=5, BMI=45, Age=13, HighBP=1, HighChol=1)
+    batch = {"records": [outside] * RECORDS}
+    body = json.dumps(batch).encode()
+    for path, explain in [("/predict", False), ("/predict", True), ("/predict/batch", False), ("/predict/batch", True)]:
+        sent = outside if path == "/predict" else batch
+        response = httpx.post(f"{budget_server.url}{path}", params={"explain": explain}, json=sent, timeout=30)
+        assert response.status_code == 200, response.text
+        size = len(response.content) + sum(len(name) + len(value) + 4 for name, value in response.headers.items())
+        most = answer_bytes_at_most(path, explain, len(body), Settings())
+        assert most is not None
+        assert size + len("HTTP/1.1 200 OK\r\n\r\n") <= most, (path, explain, size, most)
 
 
 # -- R5-1: a minimum rate for the answers held ------------------------------------------------------------------
