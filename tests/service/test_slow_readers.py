@@ -31,6 +31,24 @@ RECORDS = 100
 SOCKET_BUFFER = "4096"
 
 
+#: Slow clients are not cut: no minimum rate, two minutes before a stalled answer is.
+NOT_CUT = {
+    "SERVICE_SEND_BUFFER_BYTES": SOCKET_BUFFER,
+    "SERVICE_MIN_SEND_BYTES_PER_SECOND": "0",
+    "SERVICE_SEND_TIMEOUT_SECONDS": "120",
+}
+
+
+def _started(
+    trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory, settings: dict[str, str]
+) -> Iterator[Server]:
+    """A real server with `settings`, its model loaded."""
+    log = tmp_path_factory.mktemp("uvicorn") / "server.log"
+    with serving(str(trained_model_dir), log, settings=settings) as server:
+        wait_ready(server.url)
+        yield server
+
+
 def _batch_request(records: int = RECORDS) -> bytes:
     body = json.dumps({"records": [record(Age=1 + i % 13) for i in range(records)]}).encode()
     head = b"POST /predict/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
@@ -88,17 +106,11 @@ def _answer_held(server: Server, client: socket.socket) -> bool:
 def budget_server(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """Answers held past 64 KiB (the smallest budget) refuse new requests; slow clients are not cut by rate, nor
     dropped for the budget (their grace outlasts the tests)."""
-    log = tmp_path_factory.mktemp("uvicorn") / "server.log"
-    settings = {
-        "SERVICE_MAX_UNSENT_ANSWER_BYTES": str(64 * 1024),
-        "SERVICE_SEND_BUFFER_BYTES": SOCKET_BUFFER,
-        "SERVICE_MIN_SEND_BYTES_PER_SECOND": "0",
-        "SERVICE_SEND_TIMEOUT_SECONDS": "120",
-        "SERVICE_SEND_GRACE_SECONDS": "120",
-    }
-    with serving(str(trained_model_dir), log, settings=settings) as server:
-        wait_ready(server.url)
-        yield server
+    yield from _started(
+        trained_model_dir,
+        tmp_path_factory,
+        {**NOT_CUT, "SERVICE_MAX_UNSENT_ANSWER_BYTES": str(64 * 1024), "SERVICE_SEND_GRACE_SECONDS": "120"},
+    )
 
 
 def test_answers_held_for_slow_clients_have_a_budget_past_which_new_requests_wait(budget_server: Server) -> None:
@@ -154,17 +166,11 @@ def test_an_answer_larger_than_the_budget_taken_at_once_is_served(budget_server:
 @pytest.fixture(scope="module")
 def room_server(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The budget of `budget_server`, its holders past their grace after half a second, never cut by rate."""
-    log = tmp_path_factory.mktemp("uvicorn") / "server.log"
-    settings = {
-        "SERVICE_MAX_UNSENT_ANSWER_BYTES": str(64 * 1024),
-        "SERVICE_SEND_BUFFER_BYTES": SOCKET_BUFFER,
-        "SERVICE_MIN_SEND_BYTES_PER_SECOND": "0",
-        "SERVICE_SEND_TIMEOUT_SECONDS": "120",
-        "SERVICE_SEND_GRACE_SECONDS": "0.5",
-    }
-    with serving(str(trained_model_dir), log, settings=settings) as server:
-        wait_ready(server.url)
-        yield server
+    yield from _started(
+        trained_model_dir,
+        tmp_path_factory,
+        {**NOT_CUT, "SERVICE_MAX_UNSENT_ANSWER_BYTES": str(64 * 1024), "SERVICE_SEND_GRACE_SECONDS": "0.5"},
+    )
 
 
 def _read_to_end(sock: socket.socket, start: bytes) -> bytes:
@@ -252,16 +258,7 @@ def test_the_bound_on_an_answer_holds_for_the_longest_answers(budget_server: Ser
 @pytest.fixture(scope="module")
 def two_in_flight_server(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """Two requests handled at once; slow clients are not cut."""
-    log = tmp_path_factory.mktemp("uvicorn") / "server.log"
-    settings = {
-        "SERVICE_MAX_REQUESTS_IN_FLIGHT": "2",
-        "SERVICE_SEND_BUFFER_BYTES": SOCKET_BUFFER,
-        "SERVICE_MIN_SEND_BYTES_PER_SECOND": "0",
-        "SERVICE_SEND_TIMEOUT_SECONDS": "120",
-    }
-    with serving(str(trained_model_dir), log, settings=settings) as server:
-        wait_ready(server.url)
-        yield server
+    yield from _started(trained_model_dir, tmp_path_factory, {**NOT_CUT, "SERVICE_MAX_REQUESTS_IN_FLIGHT": "2"})
 
 
 def test_slow_downloads_do_not_hold_the_places_in_flight(two_in_flight_server: Server) -> None:
@@ -291,16 +288,8 @@ def test_slow_downloads_do_not_hold_the_places_in_flight(two_in_flight_server: S
 @pytest.fixture(scope="module")
 def paced_server(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """Answers held must leave at 20 KB/s after half a second."""
-    log = tmp_path_factory.mktemp("uvicorn") / "server.log"
-    settings = {
-        "SERVICE_SEND_BUFFER_BYTES": SOCKET_BUFFER,
-        "SERVICE_MIN_SEND_BYTES_PER_SECOND": "20000",
-        "SERVICE_SEND_GRACE_SECONDS": "0.5",
-        "SERVICE_SEND_TIMEOUT_SECONDS": "120",
-    }
-    with serving(str(trained_model_dir), log, settings=settings) as server:
-        wait_ready(server.url)
-        yield server
+    paced = {"SERVICE_MIN_SEND_BYTES_PER_SECOND": "20000", "SERVICE_SEND_GRACE_SECONDS": "0.5"}
+    yield from _started(trained_model_dir, tmp_path_factory, NOT_CUT | paced)
 
 
 def _read_slowly(sock: socket.socket, seconds: float) -> tuple[bytes, bool]:
