@@ -105,6 +105,13 @@ FRESH_GRACE_SECONDS = 0.1
 #: The same grace before a fresh connection is shed for `max_idle_connections`, which bounds what costs little: a
 #: client process opening 600 connections at once took more than 0.1 s to send on the last of them (loaded 2 cores).
 IDLE_GRACE_SECONDS = 1.0
+#: Past `max_connections`, a keep-alive connection reused (answered twice or more) and idle less than this goes after
+#: a new connection's request waiting unread: its client is between two requests, and closing it races the next one
+#: (EOF or a reset). At most half of `max_connections` of them (`ConnectionPool._stale_kept`).
+KEPT_ALIVE_SECONDS = 5.0
+#: Most bytes of a request waiting unread looked at to tell whether it is whole (`HttpProtocol.request_waiting_whole`).
+WHOLE_PEEK_BYTES = 16 * 1024
+_CONTENT_LENGTH = re.compile(rb"\ncontent-length:[ \t]*(\d{1,19})")
 #: How many of the newest bodies still arriving are compared when one must be shed (`ConnectionPool._body_victim`).
 BODY_SHED_SCAN = 64
 #: Most chunks of a chunked body handed to the parser in one turn of the event loop (about 1 ms of work); the rest
@@ -210,33 +217,44 @@ class CoalescedWrites:
 
 class ConnectionPool:
     """What the connections of one server share: how many are open, which are fresh (opened, nothing sent yet),
-    idle (between keep-alive requests), in a head or in a body (one arriving), oldest first; the bytes of all
-    unfinished heads; whether the server is stopping.
+    idle (between keep-alive requests: after their first, or reused), with a request waiting unread, in a head or in
+    a body (one arriving), oldest first; the bytes of all unfinished heads; whether the server is stopping.
 
     Past `max_idle` fresh and idle connections together, the oldest fresh one past `IDLE_GRACE_SECONDS` is closed,
-    a keep-alive one only when the newest is the only fresh one: a flood of silent connections, however fast, must
-    not push out the load balancer's pooled connections (whose next request would fail), and a new client must still
-    get in. Fresh connections within their grace are never shed for `max_idle`: the pool looks again once the oldest
-    of them is past it (`_grace_over`), and one with bytes waiting in its socket is in its head, not silent. The
-    newest of a burst were shed at once: 88 of 600 clients that opened their connections together lost their
-    requests, sent a moment after the connections were accepted (all of which run `connection_made` before any is
-    read).
+    an idle one (answered once before a reused one) only when the newest is the only fresh one: a flood of silent
+    connections, however fast, must not push out the load balancer's pooled connections (whose next request would
+    fail), and a new client must still get in. Fresh connections within their grace are never shed for `max_idle`:
+    the pool looks again once the oldest of them is past it (`_grace_over`), and one with bytes waiting in its
+    socket is in its head, not silent. The newest of a burst were shed at once: 88 of 600 clients that opened their
+    connections together lost their requests, sent a moment after the connections were accepted (all of which run
+    `connection_made` before any is read).
     Past `max_connections` open, the oldest fresh one past `FRESH_GRACE_SECONDS` is closed, then the oldest in a
     head, then a body (answered 503: bodies trickled a byte a second filled every place): of the newest, the one
-    that has sent least (`_body_victim`); then the newest silent fresh one when others opened with it, then an idle
-    one, and a connection whose request waits unread in its socket last (the newest): shed before the idle ones,
-    the health checks on new connections (the ALB's and the kubelet's) of a task that one client held 1,000
-    keep-alive connections to got 503 53-76% of the time, and 13-19% among 1,500 trickled bodies (review 6, R6-7,
-    R6-2); connections whose request is being handled never are. A fresh connection or one in a head shed for
-    `max_connections` is answered 503 `overloaded` with `Retry-After` (`HttpProtocol.refuse`), its request sent or
-    on its way: closed unanswered, 200 of 600 honest clients of a burst past 400 connections lost their requests
-    (EOF), most of them connections just opened whose request came a moment later. It lingers as the protocol's
-    errors do (so that a client still sending reads the answer, not a reset) while fewer than `max_connections`
-    shed connections linger, else it closes at once: the open files stay within twice `max_connections`. Not
-    accepting past `max_connections` instead (new connections left in the listen backlog) would lose no request
-    either, but connections holding a place (heads or bodies trickled) could then no longer be shed to let new
-    clients in. An idle keep-alive connection is closed unanswered (it has no request). Past
-    `max_head_bytes` buffered in unfinished heads, the oldest connections in a head are closed.
+    that has sent least (`_body_victim`); then the newest silent fresh one when others opened with it; then an idle
+    one answered once (a client reconnecting to hold places looks so: one request, then nothing) and a reused one
+    idle `KEPT_ALIVE_SECONDS` or more (or, past half of `max_connections` of them, the least recent: one client
+    re-sending on every place cannot lock new ones out); then a new connection whose request waits unread in its
+    socket (the newest), one whose body is still to come before one whose whole request is there (a health check,
+    `HttpProtocol.request_waiting_whole`), then a single new connection still silent; a keep-alive connection
+    between two requests of its client last. Shed before every idle one, the health checks on new connections (the
+    ALB's and the kubelet's) got 503 53-76% of the time from a client holding 1,000 keep-alive connections, 13-19%
+    among 1,500 trickled bodies (review 6, R6-7, R6-2); shed after every idle one, they took the places of
+    keep-alive clients between two requests: among 800 and 1,500 bodies trickled at 1.1 KB/s, clients sending a
+    /predict every 0.1 s on connections opened before lost 16-55% of them (EOF, resets, then 503 as they
+    reconnected; review 7, R7-2), now none of 310-570, and health checks on new connections there got 503 in about 4
+    of 20, now none of 12-18 (whole requests last). Connections whose request is being handled are never shed; an
+    idle one whose next request has arrived unread is no longer idle: it goes after all these, answered 503 (closed
+    unanswered, its client saw a reset). A fresh connection or one in a head shed for `max_connections` is answered
+    503 `overloaded` with `Retry-After` (`HttpProtocol.refuse`), its request sent or on its way: closed unanswered,
+    200 of 600 honest clients of a burst past 400 connections lost their requests (EOF), most of them connections
+    just opened whose request came a moment later. It lingers as the protocol's errors do (so that a client still
+    sending reads the answer, not a reset) while fewer than `max_connections` shed connections linger, else it
+    closes at once: the open files stay within twice `max_connections`. Not accepting past `max_connections` instead
+    (new connections left in the listen backlog) would lose no request either, but connections holding a place
+    (heads or bodies trickled) could then no longer be shed to let new clients in. An idle keep-alive connection is
+    closed unanswered (it has no request): its client may be sending its next one at that moment, which then meets
+    EOF or a reset (an ALB answers 502). Past `max_head_bytes` buffered in unfinished heads, the oldest connections
+    in a head are closed.
     """
 
     def __init__(
@@ -259,10 +277,13 @@ class ConnectionPool:
         self.lingering = 0  # connections answered with an error, lingering (`linger`): not open
         # insertion order: the oldest first
         self._fresh: dict[HttpProtocol, None] = {}
-        self._idle: dict[HttpProtocol, None] = {}
+        self._idle: dict[HttpProtocol, None] = {}  # idle after their first request (or a reconnect holding a place)
+        self._kept: dict[HttpProtocol, None] = {}  # idle after a second request or more: keep-alive clients
         self._heads: dict[HttpProtocol, None] = {}
         self._bodies: dict[HttpProtocol, None] = {}
-        self._requested: dict[HttpProtocol, None] = {}  # a request waiting unread in the socket
+        self._requested: dict[HttpProtocol, None] = {}  # a new connection's request waiting unread, not whole
+        self._whole: dict[HttpProtocol, None] = {}  # a new connection's whole request waiting unread (a health check)
+        self._returned: dict[HttpProtocol, None] = {}  # a keep-alive connection's next request waiting unread
         self._recheck: asyncio.TimerHandle | None = None  # when fresh connections within their grace are looked at
 
     def opened(self, connection: HttpProtocol) -> None:
@@ -295,9 +316,11 @@ class ConnectionPool:
         return True
 
     def idle(self, connection: HttpProtocol) -> None:
-        """`connection` waits for its next request."""
+        """`connection` was answered and waits for its next request."""
         self._forget(connection)
-        self._idle[connection] = None
+        connection.answered += 1
+        connection.idle_since = time.monotonic()
+        (self._kept if connection.answered > 1 else self._idle)[connection] = None
         self._trim(connection)
 
     def heading(self, connection: HttpProtocol) -> None:
@@ -327,18 +350,21 @@ class ConnectionPool:
 
     def _forget(self, connection: HttpProtocol) -> None:
         self._requested.pop(connection, None)
+        self._whole.pop(connection, None)
+        self._returned.pop(connection, None)
         self._fresh.pop(connection, None)
         self._idle.pop(connection, None)
+        self._kept.pop(connection, None)
         self._heads.pop(connection, None)
         self._bodies.pop(connection, None)
 
     def _trim(self, newest: HttpProtocol | None) -> None:
-        while len(self._fresh) + len(self._idle) > self.max_idle:
+        while len(self._fresh) + len(self._idle) + len(self._kept) > self.max_idle:
             victim = self._older_fresh(newest, IDLE_GRACE_SECONDS)
             if victim is None and len(self._fresh) > 1:  # a burst within its grace: its requests may be in the sockets
                 self._look_again_after_grace()
                 break
-            victim = victim or next(iter(self._idle), None)
+            victim = victim or self._oldest_idle(self._idle) or self._oldest_idle(self._kept)
             if victim is None:
                 break
             self._shed(victim, "idle")
@@ -348,8 +374,13 @@ class ConnectionPool:
                 or next(iter(self._heads), None)
                 or self._body_victim()
                 or (newest and self._fresh_victim(newest))
-                or next(iter(self._idle), None)
+                or self._oldest_idle(self._idle)
+                or self._stale_kept()
                 or next(reversed(self._requested), None)
+                or next(reversed(self._whole), None)
+                or (newest if newest in self._fresh else None)  # a single new connection, its request on its way
+                or self._oldest_idle(self._kept)
+                or next(iter(self._returned), None)
             )
             if victim is None:
                 return  # every connection has a request being handled
@@ -379,9 +410,32 @@ class ConnectionPool:
             self._request_arrived(oldest)
         return None
 
+    def _oldest_idle(self, idle: dict[HttpProtocol, None]) -> HttpProtocol | None:
+        """The oldest of `idle` with nothing in its socket. One whose next request has arrived, not read yet, is no
+        longer idle (`_returned`): shed as idle, it was closed unanswered and its client saw a reset on a request it
+        had sent (review 7, R7-2)."""
+        while (oldest := next(iter(idle), None)) is not None and oldest.bytes_waiting():
+            self._request_arrived(oldest)
+        return oldest
+
+    def _stale_kept(self) -> HttpProtocol | None:
+        """The oldest keep-alive connection reused, if its client has not come back for `KEPT_ALIVE_SECONDS` or if
+        they hold more than half of `max_connections` (then the clients least recent: one client re-sending on
+        every place cannot hold them all against new connections)."""
+        oldest = self._oldest_idle(self._kept)
+        if oldest is None:
+            return None
+        stale = time.monotonic() - oldest.idle_since >= KEPT_ALIVE_SECONDS
+        return oldest if stale or len(self._kept) > self.max_connections // 2 else None
+
     def _request_arrived(self, connection: HttpProtocol) -> None:
         self._forget(connection)
-        self._requested[connection] = None
+        if connection.answered:
+            self._returned[connection] = None
+        elif connection.request_waiting_whole():
+            self._whole[connection] = None
+        else:
+            self._requested[connection] = None
 
     def _body_victim(self) -> HttpProtocol | None:
         """The body to shed: of the `BODY_SHED_SCAN` newest, the one that has sent the fewest bytes (the newest among
@@ -402,16 +456,18 @@ class ConnectionPool:
         else the newest when others opened with it (a burst, however fast, makes room among its own connections:
         the open files must stay bounded); None when a single new connection finds the pool full."""
         victim = self._older_fresh(newest, FRESH_GRACE_SECONDS)
-        if victim is None and len(self._fresh) > 1:  # the newest silent one, of the `BODY_SHED_SCAN` newest
+        if victim is None:  # of the `BODY_SHED_SCAN` newest, the newest silent one of a burst; requests waiting seen
+            burst = len(self._fresh) > 1
             for connection in list(islice(reversed(self._fresh), BODY_SHED_SCAN)):  # copied: the loop moves them
-                if not connection.bytes_waiting():
+                if connection.bytes_waiting():
+                    self._request_arrived(connection)
+                elif burst:
                     return connection
-                self._request_arrived(connection)
         return victim
 
     def _shed(self, connection: HttpProtocol, reason: str) -> None:
         receiving = connection in self._bodies
-        requested = reason == "connections" and connection not in self._idle  # its request sent or on its way
+        requested = reason == "connections" and connection not in self._idle and connection not in self._kept
         self.closed(connection)
         answer = "The service has too many connections open; retry in a second"
         if receiving:  # a request on its way: its client, maybe a slow uploader, learns why
@@ -604,11 +660,28 @@ class HttpProtocol(HttpToolsProtocol):
         self.pooled = False  # counted in the pool
         self.counted_lingering = False  # answered with an error and lingering: counted in the pool's `lingering`
         self.opened_at = 0.0
+        self.answered = 0  # times answered and left idle (`ConnectionPool.idle`); more than once, its client reuses it
+        self.idle_since = 0.0  # when it was last left idle
         self.buffered_head = 0  # bytes counted in the pool's head budget
 
     def bytes_waiting(self) -> bool:
         """Whether the client sent bytes not read yet (in the socket's receive queue)."""
         return self._queued(termios.FIONREAD) > 0
+
+    def request_waiting_whole(self) -> bool:
+        """Whether what waits unread in the socket is a whole request (a head, and all the body it announces, within
+        `WHOLE_PEEK_BYTES`): a health check or a single prediction, not a head whose body is still to come."""
+        try:
+            peek = socket.socket(fileno=self.transport.get_extra_info("socket").fileno())
+        except (AttributeError, OSError):  # no socket (closed, or a test's transport)
+            return False
+        try:
+            waiting = peek.recv(WHOLE_PEEK_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except OSError:
+            return False
+        finally:
+            peek.detach()  # the descriptor stays the transport's
+        return starts_with_whole_request(waiting)
 
     def _queued(self, request: int) -> int:
         """Bytes in the socket's receive (`FIONREAD`) or send (`TIOCOUTQ`: not yet acknowledged) queue."""
@@ -1270,6 +1343,19 @@ class HttpProtocol(HttpToolsProtocol):
         self.flow.resume_reading()  # what arrives is read and dropped, not left to reset the connection
         self._linger_deadline = self.loop.call_later(LINGER_SECONDS, self.transport.close)
         return True
+
+
+def starts_with_whole_request(waiting: bytes) -> bool:
+    """Whether `waiting` starts with a whole request: its head, and as many bytes after it as its Content-Length
+    (none without one; a chunked body is not judged whole)."""
+    end = waiting.find(_HEAD_END)
+    if end < 0:
+        return False
+    head = waiting[:end].lower()
+    if b"\ntransfer-encoding:" in head:
+        return False
+    length = _CONTENT_LENGTH.search(head)
+    return len(waiting) - end - len(_HEAD_END) >= (int(length[1]) if length else 0)
 
 
 def _check_transfer_coding(value: bytes) -> None:

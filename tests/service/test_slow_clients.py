@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import select
+import signal
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +21,13 @@ from typing import Any
 
 import pytest
 
-from service.http_protocol import FRESH_GRACE_SECONDS, IDLE_GRACE_SECONDS, ConnectionPool
+from service.http_protocol import (
+    FRESH_GRACE_SECONDS,
+    IDLE_GRACE_SECONDS,
+    KEPT_ALIVE_SECONDS,
+    ConnectionPool,
+    starts_with_whole_request,
+)
 from tests.service.helpers import Server, connect, metric, read_answer, record, serving, wait_ready
 
 BODY_HEAD = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
@@ -277,13 +285,19 @@ class _Connection:
         self.loop = loop
         self.client = ("127.0.0.1", 1)
         self.waiting = False  # bytes in its socket, not read yet
+        self.whole = False  # those bytes a whole request
         self.counted_lingering = False
         self.refused: list[tuple[int, str, bool]] = []  # answers given by `refuse`, and whether they linger
         self.refused_body: list[tuple[int, str]] = []  # answers given by `refuse_body`
         self.body_received = 0
+        self.answered = 0  # counted by the pool
+        self.idle_since = 0.0
 
     def bytes_waiting(self) -> bool:
         return self.waiting
+
+    def request_waiting_whole(self) -> bool:
+        return self.whole
 
     def close(self) -> None:
         self.closed = True
@@ -560,6 +574,97 @@ def test_bodies_shed_are_counted_503_and_not_one_access_line_each(shedding_serve
     assert not [line for line in lines if line.get("request_id") in ids and line["logger"] == "service.access"]
 
 
+def test_keep_alive_clients_between_requests_keep_their_connections_past_max_connections(
+    shedding_server: Server,
+) -> None:
+    """Review 7, R7-2: a new connection's request waiting unread went after every idle connection, those of
+    keep-alive clients between two requests included: among 800-1,500 connections trickling bodies, clients sending
+    a request every 0.1 s on a connection opened before lost 19-50% of them (reset, EOF, then 503 on reconnecting).
+    4 such clients are between two requests when 30 new connections arrive together, each with its request (the
+    server paused while they queue): 18 must go, and the new ones get their 503 while every keep-alive client's
+    next request is answered on its connection (the old code closed all 4, unanswered)."""
+    kept = [connect(shedding_server) for _ in range(4)]
+    burst: list[socket.socket] = []
+    try:
+        for sock in kept:
+            for _ in range(2):  # reused: its client comes back
+                sock.sendall(HEALTH)
+                assert read_answer(sock)[0] == 200
+        os.kill(shedding_server.process.pid, signal.SIGSTOP)  # the burst is accepted in one turn, before any is read
+        try:
+            for _ in range(30):
+                sock = connect(shedding_server, timeout=30)
+                burst.append(sock)
+                sock.sendall(HEALTH)
+        finally:
+            os.kill(shedding_server.process.pid, signal.SIGCONT)
+        answers = sorted((_status_or_loss(sock) for sock in burst), key=str)
+        again = [_status_or_loss(sock, HEALTH) for sock in kept]
+    finally:
+        for sock in kept + burst:
+            sock.close()
+    assert again == [200] * 4  # the old code: ["closed", "closed", "closed", "closed"]
+    assert answers == [200] * 12 + [503] * 18, answers  # none lost: a connection shed is answered
+
+
+def test_a_health_check_waiting_whole_goes_after_heads_whose_bodies_are_still_to_come(shedding_server: Server) -> None:
+    """Review 7, R7-6 (R6-2): among connections trickling bodies, a new connection's health check waiting unread was
+    shed like any request waiting: about 4 of 20 got 503 under 1,500 of them. A health check, then 29 connections
+    each sending a head that announces a body and its first bytes, arrive together (the server paused): the 14 shed
+    for the 16 places are connections whose bodies are still to come, and the health check is answered (the old
+    code: 503)."""
+    trickling: list[socket.socket] = []
+    check = None
+    try:
+        os.kill(shedding_server.process.pid, signal.SIGSTOP)
+        try:
+            check = connect(shedding_server, timeout=30)
+            check.sendall(HEALTH)
+            for _ in range(29):
+                sock = connect(shedding_server, timeout=30)
+                trickling.append(sock)
+                sock.sendall(BODY_HEAD % 1_000_000 + b" " * 100)
+        finally:
+            os.kill(shedding_server.process.pid, signal.SIGCONT)
+        status = _status_or_loss(check)
+        deadline = time.monotonic() + 10
+        while len(answered := select.select(trickling, [], [], 0.1)[0]) < 30 - 16:
+            assert time.monotonic() < deadline, f"{len(answered)} bodies shed"
+        shed = [_error(sock) for sock in answered]
+    finally:
+        for sock in [*trickling, *([check] if check else [])]:
+            sock.close()
+    assert status == 200
+    assert {(status, answer["error"]) for status, answer in shed} == {(503, "overloaded")}
+
+
+@pytest.mark.parametrize(
+    ("waiting", "whole"),
+    [
+        (HEALTH, True),
+        (HEALTH + b"GET /ready", True),  # a whole request, then the start of the next
+        (BODY_HEAD % 10 + b"0123456789", True),
+        (b"POST / HTTP/1.1\r\nHost: x\r\ncontent-length:  3\r\n\r\nabc", True),
+        (BODY_HEAD % 1_000_000 + b" " * 1100, False),  # a trickled body begun
+        (b"GET /health HTTP/1.1\r\nHost: x\r\n", False),  # the head not over
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", False),  # chunked: not judged
+    ],
+)
+def test_a_whole_request_is_told_from_a_head_whose_body_is_still_to_come(waiting: bytes, whole: bool) -> None:
+    """What the pool looks at in a new connection's socket to keep a health check over a trickled body (R7-6)."""
+    assert starts_with_whole_request(waiting) is whole
+
+
+def _status_or_loss(sock: socket.socket, request: bytes = b"") -> int | str:
+    """The status of the next answer on `sock` (after sending `request`), or "closed" when the connection closed
+    (EOF, or a reset) before it."""
+    try:
+        sock.sendall(request)
+        return read_answer(sock)[0]
+    except (AssertionError, OSError):
+        return "closed"
+
+
 def _log_since(server: Server, start: int) -> list[dict[str, Any]]:
     """The JSON lines of `server`'s log from line `start` on."""
     return [json.loads(line) for line in server.log.read_text().splitlines()[start:] if line.startswith("{")]
@@ -569,7 +674,8 @@ def test_past_max_connections_an_idle_keep_alive_connection_goes_before_a_reques
     """Review 6, R6-7: one client holding keep-alive connections past `max_connections` (one GET each, then idle,
     reconnecting when closed) made bursts of new connections, and the newest of a burst was shed, its request
     already in its socket: the health checks on new connections got 503 53-76% of the time. A connection whose
-    request waits unread now goes after every idle one."""
+    request waits unread now goes after every idle one answered once (what such a client leaves; review 7 keeps
+    the keep-alive connections reused by their clients, below)."""
     loop = _Loop()
     pool = ConnectionPool(max_idle=100, max_connections=3, max_head_bytes=1 << 20, metrics=None)
     now = time.monotonic()
@@ -625,3 +731,52 @@ def test_connections_answered_with_an_error_linger_outside_max_connections_withi
     assert pool.linger(admitted[0]) is False  # type: ignore[arg-type]  # the lingering ones at their bound
     pool.closed(refused[0])  # type: ignore[arg-type]  # its lingering over
     assert (pool.open, pool.lingering) == (2, 1)
+
+
+def test_past_max_connections_keep_alive_clients_go_after_new_requests_and_those_returning_are_answered() -> None:
+    """Review 7, R7-2, in the pool alone: a connection reused by its client (answered twice) and idle less than
+    `KEPT_ALIVE_SECONDS` goes after a new connection's request waiting unread, and after a single new connection
+    still silent; one idle longer, and one answered once (a reconnect holding a place, R6-7), go before them. One
+    whose next request has arrived unread is no longer idle: never closed unanswered (its client saw a reset)."""
+    loop = _Loop()
+    pool = ConnectionPool(max_idle=100, max_connections=4, max_head_bytes=1 << 20, metrics=None)
+    now = time.monotonic()
+    once, stale, between, returning = (_Connection(now - 10, loop, pool) for _ in range(4))
+    for connection, answers in ((once, 1), (stale, 2), (between, 2), (returning, 3)):
+        pool.opened(connection)  # type: ignore[arg-type]
+        for _ in range(answers):
+            pool.idle(connection)  # type: ignore[arg-type]
+    stale.idle_since -= KEPT_ALIVE_SECONDS
+    returning.waiting = True  # its next request sent, not read yet
+    burst = [_Connection(now, loop, pool) for _ in range(3)]
+    for connection in burst:
+        connection.waiting = True
+        pool.opened(connection)  # type: ignore[arg-type]
+    assert (once.closed, stale.closed) == (True, True)  # unanswered: no request
+    assert [c.refused for c in burst] == [[], [], [(503, "overloaded", True)]]  # the newest request
+    for connection in burst[:2]:
+        pool.busy(connection)  # type: ignore[arg-type]  # being answered: never shed
+    single = _Connection(now, loop, pool)
+    pool.opened(single)  # type: ignore[arg-type]
+    assert single.refused == [(503, "overloaded", True)]
+    assert (between.closed, between.refused, returning.closed, returning.refused) == (False, [], False, [])
+    assert pool.open == 4
+
+
+def test_keep_alive_clients_hold_at_most_half_of_max_connections_against_new_requests() -> None:
+    """Past half of `max_connections` held by keep-alive clients between two requests, the least recent of them
+    goes before a new connection's request: one client re-sending on every place cannot lock new clients out."""
+    loop = _Loop()
+    pool = ConnectionPool(max_idle=100, max_connections=4, max_head_bytes=1 << 20, metrics=None)
+    now = time.monotonic()
+    kept = [_Connection(now - 10, loop, pool) for _ in range(4)]
+    for connection in kept:
+        pool.opened(connection)  # type: ignore[arg-type]
+        pool.idle(connection)  # type: ignore[arg-type]
+        pool.idle(connection)  # type: ignore[arg-type]
+    new = [_Connection(now, loop, pool) for _ in range(3)]
+    for connection in new:
+        connection.waiting = True
+        pool.opened(connection)  # type: ignore[arg-type]
+    assert [c.closed for c in kept] == [True, True, False, False]
+    assert [c.refused for c in new] == [[], [], [(503, "overloaded", True)]]
