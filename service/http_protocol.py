@@ -133,6 +133,10 @@ REFUSED_READS = 16
 #: At shutdown, how long a connection with no request under way may still start one: it may have been accepted a
 #: moment before the listener closed, its request on the way.
 SHUTDOWN_GRACE_SECONDS = 1.0
+#: A holder of the answers' budget may be dropped to make room only while its client receives less than this many
+#: bytes a second or `DROPPABLE_RATE_FACTOR` times `min_send_bytes_per_second`, whichever is more (`UnsentAnswers`).
+DROPPABLE_BYTES_PER_SECOND = 16 * 1024
+DROPPABLE_RATE_FACTOR = 4
 #: Most bytes of an answer's head (status line and headers) and of a batch's wrapper: 160 measured.
 ANSWER_HEAD_BYTES = 512
 #: Most bytes of one record's answer without its explanation: 1,481 measured, the most of 300 random records (one
@@ -497,14 +501,16 @@ class UnsentAnswers:
 
     Past `limit`, a new request whose answer may be held (`answer_may_be_held`: not one that fits in the kernel's
     send buffer) makes room (`make_room`): the holder whose client received the fewest bytes a second since its
-    answer first waited, among those past `send_grace_seconds`, is dropped (logged `answer_dropped`, counted
-    `unsent_budget`) until the budget is no longer passed; only when none is past its grace is the newcomer refused
-    (503 `overloaded`, at its head). Refusing the newcomer instead let any set of readers just above the minimum
-    rate hold the budget against everyone for as long as they read (review 7, R7-1: 53 connections reading 580 KB
-    answers at 5 KB/s got 56 of 58 other clients' explained predictions and batches 503). Dropping the slowest
-    holder, the budget goes to whoever reads fastest: an honest reader's answer leaves in milliseconds and is
-    hardly ever a holder past its grace, so to keep its answers a flood must read as fast as the fastest holders
-    (and each answer it loses is one it asked the service to compute). Measured on 512 MiB settings, 60 connections
+    answer first waited, among those past `send_grace_seconds` and slower than `droppable_below`
+    (`DROPPABLE_BYTES_PER_SECOND`), is dropped (logged `answer_dropped`, counted `unsent_budget`) until the budget is
+    no longer passed; only when none is droppable is the newcomer refused (503 `overloaded`, at its head).
+    Refusing the newcomer instead let any set of readers just above the minimum rate hold the budget against
+    everyone for as long as they read (review 7, R7-1: 53 connections reading 580 KB answers at 5 KB/s got 56 of 58
+    other clients' explained predictions and batches 503). Dropping the slowest holder, the budget goes to whoever
+    reads fastest: an honest reader's answer leaves in milliseconds and is hardly ever a holder past its grace, so
+    to keep its answers a flood must read at `droppable_below` or faster (each answer it loses is one it asked the
+    service to compute); without that bar, honest clients slower than the flood lost theirs (review 8, R8-2).
+    Measured on 512 MiB settings, 60 connections
     reading at 5 KB/s: another client's explained predictions, 1-record and 100-record batches, 58-62 of 62-64
     refused before, now 0-3 of 43-51 (in the first 6 s, every answer held still within its grace); the readers'
     batches are now computed as fast as they are dropped (6 a second, was 1), and that client's p90 rose from 4 to
@@ -519,9 +525,10 @@ class UnsentAnswers:
     new batches every few seconds still fills it (the batch budgets and `max_requests_in_flight` bound that rate).
     """
 
-    def __init__(self, limit: int, grace: float) -> None:
+    def __init__(self, limit: int, grace: float, droppable_below: float) -> None:
         self.limit = limit
         self.grace = grace
+        self.droppable_below = droppable_below  # bytes a second
         self.bytes = 0
         self.holders: set[HttpProtocol] = set()  # connections with bytes counted here
 
@@ -530,13 +537,21 @@ class UnsentAnswers:
         return self.bytes > self.limit
 
     def make_room(self, asking: HttpProtocol, now: float) -> bool:
-        """Drop the slowest holders past their grace but `asking` (its next request may arrive while its answer
-        before waits) until the budget is no longer passed; whether it no longer is."""
+        """Drop the slowest holders past their grace, and slower than `droppable_below`, but `asking` (its next
+        request may arrive while its answer before waits) until the budget is no longer passed; whether it no
+        longer is. Any holder slower than the others, a client reading at 20 KB/s (5 times the minimum rate) lost
+        all 14 of its answers to 60 connections reading at 30 KB/s (review 8, R8-2): a client at the bar or faster
+        keeps its answer, and newcomers get 503 while such clients fill the budget (48 answers of 1,000 records
+        at 16 KB/s, 770 KB/s of download, on 512 MiB)."""
         if self.passed:
-            past_grace = (
-                holder for holder in self.holders if holder is not asking and holder.waited(now) >= self.grace
+            droppable = (
+                (rate, id(holder), holder)
+                for holder in self.holders
+                if holder is not asking
+                and holder.waited(now) >= self.grace
+                and (rate := holder.received_rate(now)) < self.droppable_below
             )
-            for holder in sorted(past_grace, key=lambda holder: holder.received_rate(now)):
+            for _, _, holder in sorted(droppable):
                 holder.drop_answer("unsent_budget")
                 if not self.passed:
                     break
@@ -588,7 +603,8 @@ def protocol_class(settings: Settings, metrics: ServiceMetrics | None = None) ->
         metrics=metrics,
         refusals=RefusalLog(logger),
     )
-    unsent = UnsentAnswers(settings.max_unsent_answer_bytes, settings.send_grace_seconds)
+    droppable_below = max(DROPPABLE_BYTES_PER_SECOND, DROPPABLE_RATE_FACTOR * settings.min_send_bytes_per_second)
+    unsent = UnsentAnswers(settings.max_unsent_answer_bytes, settings.send_grace_seconds, droppable_below)
     if metrics is not None:
         metrics.unsent_answer_bytes.set_function(lambda: unsent.bytes)
     attributes = {"settings": settings, "pool": pool, "metrics": metrics, "refusals": pool.refusals, "unsent": unsent}

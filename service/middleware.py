@@ -198,10 +198,10 @@ class Admission:
         announced, declared = _announced_body(scope)
         if announced and await self._refused_unread(scope, send, declared):
             return
-        # A batch's declared bytes hold its place from its head on (while its body keeps up): counted only once
-        # read, 150 clients re-sending 2 MB batches all began reading theirs, passed the budget of bodies arriving
-        # together, and each was refused part-way: none was served (review 6, R6-3). Now the others are refused
-        # at their head.
+        # A batch's declared bytes hold its place as its body arrives (while it keeps up, `_Reservation.held`):
+        # counted only once read, 150 clients re-sending 2 MB batches all began reading theirs, passed the budget of
+        # bodies arriving together, and each was refused part-way: none was served (review 6, R6-3). Now the others
+        # are refused at their head.
         reservation = None
         if declared is not None and scope["path"] in self.batch_paths:
             reservation = _Reservation(declared, self.clock())
@@ -362,11 +362,14 @@ class Admission:
 
 #: The reason of a 503 over the service's limits; the client should retry, on another instance if it can.
 OVERLOADED = "The service is answering as many requests as it can; retry in a second"
-#: A batch's body arriving at least this fast (after `RESERVATION_GRACE_SECONDS`) keeps its declared bytes reserved
-#: in the batches' budget; a slower one holds only what has arrived. 64 KB/s: a full 2 MB batch in 32 s.
+#: A batch's body arriving at least this fast (after `RESERVATION_GRACE_SECONDS`) keeps its reservation in the
+#: batches' budget; a slower one holds only what has arrived. 64 KB/s: a full 2 MB batch in 32 s.
 MIN_RESERVED_BYTES_PER_SECOND = 64 * 1024
-#: How long a batch's declared bytes are reserved before its body has to show its rate (it starts with the head).
+#: How long a batch's body may take to show its rate (it starts with the head).
 RESERVATION_GRACE_SECONDS = 0.5
+#: What each byte of a batch's body that has arrived reserves of what its head declared: 128 KB reserve a full 2 MB
+#: batch, a head alone nothing.
+RESERVED_PER_BYTE_ARRIVED = 16
 
 
 @dataclass(eq=False, slots=True)  # hashed by identity: kept in a set
@@ -378,13 +381,15 @@ class _Reservation:
     arrived: int = 0
 
     def held(self, now: float) -> int:
-        """The bytes it holds in the batches' budget at `now`: all it declared while its body keeps up with
-        `MIN_RESERVED_BYTES_PER_SECOND`, else what has arrived. Reserved whatever its rate, two heads announcing
-        2 MiB and sending 1.1 KB/s held the whole budget and every batch got 503 (review 7, R7-3)."""
+        """The bytes it holds in the batches' budget at `now`: while its body keeps up with
+        `MIN_RESERVED_BYTES_PER_SECOND`, `RESERVED_PER_BYTE_ARRIVED` for each byte arrived, up to all it declared;
+        else what has arrived. Reserved whatever its rate, two heads announcing 2 MiB and sending 1.1 KB/s held the
+        whole budget and every batch got 503 (review 7, R7-3); reserved whole for half a second from the head, ten
+        heads a second with no body did (review 8, R8-1)."""
         late = now - self.since - RESERVATION_GRACE_SECONDS
-        if late <= 0 or self.arrived >= late * MIN_RESERVED_BYTES_PER_SECOND:
-            return self.declared
-        return self.arrived
+        if late > 0 and self.arrived < late * MIN_RESERVED_BYTES_PER_SECOND:
+            return self.arrived
+        return min(self.declared, self.arrived * RESERVED_PER_BYTE_ARRIVED)
 
 
 class _BodyTooLargeError(Exception):

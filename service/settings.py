@@ -115,8 +115,9 @@ class Settings(BaseSettings):
         description="Most bytes of `/predict/batch` bodies handled at once (parsed, waiting for a worker thread or "
         "scored), a stand-in for their records known before they are parsed (a 1,000-record batch is about 330 KB "
         "of compact JSON); past it, 503 `overloaded` with `Retry-After: 1`, before the body is read when its "
-        "Content-Length says so: a batch's declared bytes are reserved from its head on while its body arrives at "
-        "64 KB/s or more (a slower one holds what has arrived). Apart from `max_requests_in_flight`, so a flood of "
+        "Content-Length says so: a batch arriving reserves 16 bytes of what it declared for each byte of its body "
+        "received while its body arrives at 64 KB/s or more (a slower one holds what has arrived). Apart from "
+        "`max_requests_in_flight`, so a flood of "
         "batches leaves single predictions their room and holds a bounded memory. At least `body_limit_bytes`. "
         "Bodies padded with white space count their padding.",
     )
@@ -219,7 +220,8 @@ class Settings(BaseSettings):
         description="Most bytes of answers held in the service until their clients take them, all connections "
         "together (what the kernel's send buffers do not hold); while it is passed, a new request whose answer may not "
         "fit in the kernel's send buffer drops the answer whose client takes it slowest, among those waiting longer "
-        "than `send_grace_seconds`, or, when there is none, gets 503 `overloaded` with `Retry-After: 1` before its "
+        "than `send_grace_seconds` taken slower than 16 KB/s (or 4 times `min_send_bytes_per_second`), or, when "
+        "there is none, gets 503 `overloaded` with `Retry-After: 1` before its "
         "body is read; `/health`, `/ready`, `/metrics` and answers the send buffer takes whole are always answered. An "
         "answer counts from the moment its client is slower than the service until it has all left.",
     )

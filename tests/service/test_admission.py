@@ -297,28 +297,55 @@ def test_a_batch_whose_body_falls_behind_holds_only_what_has_arrived() -> None:
         admission = _batch_admission(clock, handler)
         trickling = [_batch(admission, 200_000) for _ in range(2)]
         for client in trickling:
-            client.body(b"x" * 1_000, more=True)
+            client.body(b"x" * 20_000, more=True)  # 16 bytes reserved for each: all they declared
         await _turns()
         clock.now = 0.2  # within the grace: the budget is theirs
         assert admission.batch_bytes == 400_000
         early = _batch(admission, 1_000)
         await early.task
         assert early.status == 503
-        clock.now = 5.0  # 1 KB in 5 s
-        assert admission.batch_bytes == 2_000
+        clock.now = 5.0  # 20 KB in 5 s
+        assert admission.batch_bytes == 40_000
         served = _batch(admission, 300_000)
         served.body(b"x" * 300_000, more=False)
         await _turns()
-        assert admission.batch_bytes == 302_000
-        trickling[0].body(b"x" * 199_000, more=False)  # arrives at last: no room beside the batch handled
+        assert admission.batch_bytes == 340_000
+        trickling[0].body(b"x" * 180_000, more=False)  # arrives at last: no room beside the batch handled
         await trickling[0].task
         assert (trickling[0].status, trickling[0].error()) == (503, "overloaded")
         handler.release.set()
         await served.task
         assert served.status == 200
-        trickling[1].body(b"x" * 199_000, more=False)  # room again
+        trickling[1].body(b"x" * 180_000, more=False)  # room again
         await trickling[1].task
         assert trickling[1].status == 200
         assert admission.batch_bytes == 0
+
+    _run(scenario)
+
+
+def test_a_batch_head_alone_reserves_nothing() -> None:
+    """Review 8, R8-1: a head's declared bytes were reserved whole for the half second its body had to show its
+    rate, so ten heads a second announcing 2 MiB, with no body (1 KB/s of upload), kept the budget full. A batch
+    reserves 16 bytes for each byte of its body that has arrived, up to what it declared."""
+
+    async def scenario() -> None:
+        clock, handler = _Clock(), _Handler()
+        admission = _batch_admission(clock, handler)
+        heads = [_batch(admission, 200_000) for _ in range(4)]
+        await _turns()
+        assert admission.batch_bytes == 0
+        served = _batch(admission, 300_000)
+        served.body(b"x" * 300_000, more=False)
+        await _turns()
+        assert admission.batch_bytes == 300_000
+        heads[0].body(b"x" * 5_000, more=True)
+        await _turns()
+        assert admission.batch_bytes == 380_000
+        handler.release.set()
+        await served.task
+        assert served.status == 200
+        for client in heads:
+            client.task.cancel()
 
     _run(scenario)

@@ -27,7 +27,7 @@ import pytest
 from uvicorn.server import ServerState
 
 from service.api import create_app
-from service.http_protocol import CoalescedWrites
+from service.http_protocol import CoalescedWrites, UnsentAnswers
 from service.server import uvicorn_config
 from service.settings import Settings
 from tests.service.helpers import Server, connect, metric, read_answer, read_answers, record, serving, wait_ready
@@ -638,3 +638,39 @@ def test_a_batch_holds_its_place_from_its_head_on_and_the_next_is_refused_before
         refused.settimeout(5)
         status, headers, answer = read_answer(refused)  # the old code: a 408 once its body deadline passed
     assert (status, json.loads(answer)["error"], headers["retry-after"]) == (503, "overloaded", "1")
+
+
+class _Holder:
+    """A connection holding `held` bytes of the answers' budget, its client taking them at `rate`."""
+
+    def __init__(self, answers: UnsentAnswers, held: int, rate: float, waited: float) -> None:
+        self.answers, self.held, self.rate, self._waited = answers, held, rate, waited
+        self.dropped: str | None = None
+        answers.bytes += held
+        answers.holders.add(self)  # type: ignore[arg-type]
+
+    def waited(self, now: float) -> float:
+        return self._waited
+
+    def received_rate(self, now: float) -> float:
+        return self.rate
+
+    def drop_answer(self, rule: str) -> None:
+        self.dropped = rule
+        self.answers.bytes -= self.held
+        self.answers.holders.discard(self)  # type: ignore[arg-type]
+
+
+def test_only_holders_slower_than_the_bar_are_dropped_to_make_room() -> None:
+    """Review 8, R8-2: the slowest holder past its grace was dropped whatever its rate, so a client reading at
+    20 KB/s (five times the minimum) lost all 14 of its answers to 60 connections reading at 30 KB/s. A holder is
+    dropped for the budget only while slower than the bar (16 KB/s); when none is, the newcomer gets its 503."""
+    answers = UnsentAnswers(limit=100, grace=5.0, droppable_below=16 * 1024)
+    honest = _Holder(answers, 100, rate=20_000, waited=10)
+    flood = [_Holder(answers, 100, rate=30_000, waited=10) for _ in range(2)]
+    young = _Holder(answers, 100, rate=0, waited=1)
+    slow = _Holder(answers, 100, rate=5_000, waited=10)
+    assert not answers.make_room(asking=None, now=0.0)  # type: ignore[arg-type]
+    assert slow.dropped == "unsent_budget"
+    assert [holder.dropped for holder in (honest, *flood, young)] == [None] * 4
+    assert answers.bytes == 400
