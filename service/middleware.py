@@ -38,9 +38,10 @@ CLIENT_GONE = "client_gone"
 #: logged by a refusal log (sampled), not one access-log line each.
 ANSWERED_BY_SERVER = "answered_by_server"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-#: Statuses the app answers before any route's work (unknown path, method, content type): their access lines are
-#: sampled (`RefusalLog.answered`), as the server's own refusals; the metrics count each.
-SAMPLED_STATUSES = frozenset({404, 405, 415})
+#: Statuses the app answers before any route's work (a path with a trailing slash, a missing operator token, an
+#: unknown path or method, a body not sent as JSON): their access lines are sampled (`RefusalLog.answered`), as the
+#: server's own refusals; the metrics count each.
+SAMPLED_STATUSES = frozenset({307, 401, 404, 405, 415})
 
 
 def _request_id(scope: Scope) -> str:
