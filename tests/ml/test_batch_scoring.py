@@ -777,14 +777,10 @@ def test_a_stop_during_start_up_gives_a_line_not_a_traceback(
     """The imports take seconds (pandas, pyarrow, LightGBM); Ctrl-C then printed a KeyboardInterrupt traceback.
 
     The signal goes as soon as the command catches stop signals, which it does before those imports: a fixed
-    half-second sleep was past the whole run once start-up got faster (the command had finished: exit -2). The
-    whole run of 20 rows then took 0.4 s, and a CI run once paused this test longer than that (exit 0): the file
-    now takes ~20 s to score (chunks of 10 rows), so a late signal still stops the command, while it scores."""
-    data = _write(_frame(30_000), tmp_path / "in.csv")
+    half-second sleep was past the whole run once start-up got faster (the command had finished: exit -2)."""
+    data = _write(_frame(20), tmp_path / "in.csv")
     command = [sys.executable, "-m", "ml.predict", "--model", str(trained_model_dir), "--data", str(data)]
-    process = subprocess.Popen(
-        [*command, "--output", str(tmp_path / "out.csv"), "--chunk-rows", "10"], stderr=subprocess.PIPE, text=True
-    )
+    process = subprocess.Popen([*command, "--output", str(tmp_path / "out.csv")], stderr=subprocess.PIPE, text=True)
     _wait_until_it_catches(process.pid, signal.SIGTERM)  # `ml.batch.signals.stop_signals_raise`: in the imports
     process.send_signal(signum)
     _, err = process.communicate(timeout=60)
