@@ -777,10 +777,16 @@ def test_a_stop_during_start_up_gives_a_line_not_a_traceback(
     """The imports take seconds (pandas, pyarrow, LightGBM); Ctrl-C then printed a KeyboardInterrupt traceback.
 
     The signal goes as soon as the command catches stop signals, which it does before those imports: a fixed
-    half-second sleep was past the whole run once start-up got faster (the command had finished: exit -2)."""
+    half-second sleep was past the whole run once start-up got faster (the command had finished: exit -2). SIGINT
+    as a terminal sends it: a test run in the background of a shell (`cmd &`) has SIGINT ignored, the command
+    inherited that, and the run went on to exit 0."""
     data = _write(_frame(20), tmp_path / "in.csv")
     command = [sys.executable, "-m", "ml.predict", "--model", str(trained_model_dir), "--data", str(data)]
-    process = subprocess.Popen([*command, "--output", str(tmp_path / "out.csv")], stderr=subprocess.PIPE, text=True)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # caught here: the default in the command
+    try:
+        process = subprocess.Popen([*command, "--output", str(tmp_path / "out.csv")], stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     _wait_until_it_catches(process.pid, signal.SIGTERM)  # `ml.batch.signals.stop_signals_raise`: in the imports
     process.send_signal(signum)
     _, err = process.communicate(timeout=60)
