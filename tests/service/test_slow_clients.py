@@ -311,17 +311,31 @@ class _Connection:
         self.refused.append((status, code, lingers))
 
 
+def _pool(*, max_connections: int = 100, max_idle: int = 100) -> tuple[_Loop, ConnectionPool]:
+    """A pool alone, with its fake loop."""
+    return _Loop(), ConnectionPool(
+        max_idle=max_idle, max_connections=max_connections, max_head_bytes=1 << 20, metrics=None
+    )
+
+
+def _arrive(pool: ConnectionPool, connections: list[_Connection], *, answered: int = 0, waiting: bool = False) -> None:
+    """Each of `connections` opens, its request already in its socket when `waiting`, and is answered `answered`
+    times (then left idle)."""
+    for connection in connections:
+        connection.waiting = waiting
+        pool.opened(connection)  # type: ignore[arg-type]
+        for _ in range(answered):
+            pool.idle(connection)  # type: ignore[arg-type]
+
+
 def test_a_burst_of_fresh_connections_sheds_only_the_silent_past_their_grace_never_a_keep_alive_one() -> None:
     """N5: past `max_idle`, a keep-alive connection goes only when no fresh one is left. Review 4, R4-2: the newest
     of a burst were shed at once, but asyncio opens every connection of a burst before it reads any, so their
     requests were already there: now fresh connections wait out their grace, and then only the silent ones go."""
-    loop = _Loop()
-    pool = ConnectionPool(max_idle=3, max_connections=100, max_head_bytes=1 << 20, metrics=None)
+    loop, pool = _pool(max_idle=3)
     now = time.monotonic()
     idle = [_Connection(now - 10, loop) for _ in range(2)]
-    for connection in idle:
-        pool.opened(connection)  # type: ignore[arg-type]
-        pool.idle(connection)  # type: ignore[arg-type]
+    _arrive(pool, idle, answered=1)
     old = _Connection(now - 2 * IDLE_GRACE_SECONDS, loop)
     pool.opened(old)  # type: ignore[arg-type]
     burst = [_Connection(now, loop) for _ in range(4)]
@@ -515,8 +529,7 @@ def test_connections_shed_past_max_connections_are_answered_and_a_bounded_number
     past its grace with its request waiting unread (in its head), then the newest of a burst within its grace (its
     request on its way), are answered 503 (`refuse`), not closed unanswered; at most `max_connections` of them
     linger; an idle keep-alive connection (no request) is still closed unanswered."""
-    loop = _Loop()
-    pool = ConnectionPool(max_idle=100, max_connections=1, max_head_bytes=1 << 20, metrics=None)
+    loop, pool = _pool(max_connections=1)
     now = time.monotonic()
     sent = _Connection(now - 1, loop, pool)
     sent.waiting = True
@@ -676,17 +689,12 @@ def test_past_max_connections_an_idle_keep_alive_connection_goes_before_a_reques
     already in its socket: the health checks on new connections got 503 53-76% of the time. A connection whose
     request waits unread now goes after every idle one answered once (what such a client leaves; review 7 keeps
     the keep-alive connections reused by their clients, below)."""
-    loop = _Loop()
-    pool = ConnectionPool(max_idle=100, max_connections=3, max_head_bytes=1 << 20, metrics=None)
+    loop, pool = _pool(max_connections=3)
     now = time.monotonic()
     idle = [_Connection(now - 10, loop, pool) for _ in range(3)]
-    for connection in idle:
-        pool.opened(connection)  # type: ignore[arg-type]
-        pool.idle(connection)  # type: ignore[arg-type]
+    _arrive(pool, idle, answered=1)
     burst = [_Connection(now, loop, pool) for _ in range(2)]
-    for connection in burst:
-        connection.waiting = True  # each sent its request as it connected
-        pool.opened(connection)  # type: ignore[arg-type]
+    _arrive(pool, burst, waiting=True)  # each sent its request as it connected
     assert [(c.refused, c.closed) for c in burst] == [([], False)] * 2
     assert [c.closed for c in idle] == [True, True, False]  # the oldest idle ones, unanswered
     assert pool.open == 3
@@ -695,8 +703,7 @@ def test_past_max_connections_an_idle_keep_alive_connection_goes_before_a_reques
 def test_past_max_connections_a_trickled_body_goes_before_a_request_waiting_unread() -> None:
     """Review 6, R6-2: among 1,500 bodies trickled at 1.1 KB/s, a new connection's complete `GET /health`, waiting
     unread, was taken for a head and shed before any body: 13-19% of health checks got 503. The body goes first."""
-    loop = _Loop()
-    pool = ConnectionPool(max_idle=100, max_connections=2, max_head_bytes=1 << 20, metrics=None)
+    loop, pool = _pool(max_connections=2)
     now = time.monotonic()
     trickling = _Connection(now - 10, loop, pool)
     pool.opened(trickling)  # type: ignore[arg-type]
@@ -714,8 +721,7 @@ def test_connections_answered_with_an_error_linger_outside_max_connections_withi
     as open: 150 clients re-sending refused batches at once held 85% of the places, the admitted batches were shed
     and none was served. A lingering connection leaves the open ones for the lingering ones, at most
     `max_connections` of them; past that it closes at once."""
-    loop = _Loop()
-    pool = ConnectionPool(max_idle=100, max_connections=2, max_head_bytes=1 << 20, metrics=None)
+    loop, pool = _pool(max_connections=2)
     now = time.monotonic()
     refused = [_Connection(now - 10, loop, pool) for _ in range(2)]
     for connection in refused:
@@ -738,20 +744,15 @@ def test_past_max_connections_keep_alive_clients_go_after_new_requests_and_those
     `KEPT_ALIVE_SECONDS` goes after a new connection's request waiting unread, and after a single new connection
     still silent; one idle longer, and one answered once (a reconnect holding a place, R6-7), go before them. One
     whose next request has arrived unread is no longer idle: never closed unanswered (its client saw a reset)."""
-    loop = _Loop()
-    pool = ConnectionPool(max_idle=100, max_connections=4, max_head_bytes=1 << 20, metrics=None)
+    loop, pool = _pool(max_connections=4)
     now = time.monotonic()
     once, stale, between, returning = (_Connection(now - 10, loop, pool) for _ in range(4))
     for connection, answers in ((once, 1), (stale, 2), (between, 2), (returning, 3)):
-        pool.opened(connection)  # type: ignore[arg-type]
-        for _ in range(answers):
-            pool.idle(connection)  # type: ignore[arg-type]
+        _arrive(pool, [connection], answered=answers)
     stale.idle_since -= KEPT_ALIVE_SECONDS
     returning.waiting = True  # its next request sent, not read yet
     burst = [_Connection(now, loop, pool) for _ in range(3)]
-    for connection in burst:
-        connection.waiting = True
-        pool.opened(connection)  # type: ignore[arg-type]
+    _arrive(pool, burst, waiting=True)
     assert (once.closed, stale.closed) == (True, True)  # unanswered: no request
     assert [c.refused for c in burst] == [[], [], [(503, "overloaded", True)]]  # the newest request
     for connection in burst[:2]:
@@ -766,17 +767,11 @@ def test_past_max_connections_keep_alive_clients_go_after_new_requests_and_those
 def test_keep_alive_clients_hold_at_most_half_of_max_connections_against_new_requests() -> None:
     """Past half of `max_connections` held by keep-alive clients between two requests, the least recent of them
     goes before a new connection's request: one client re-sending on every place cannot lock new clients out."""
-    loop = _Loop()
-    pool = ConnectionPool(max_idle=100, max_connections=4, max_head_bytes=1 << 20, metrics=None)
+    loop, pool = _pool(max_connections=4)
     now = time.monotonic()
     kept = [_Connection(now - 10, loop, pool) for _ in range(4)]
-    for connection in kept:
-        pool.opened(connection)  # type: ignore[arg-type]
-        pool.idle(connection)  # type: ignore[arg-type]
-        pool.idle(connection)  # type: ignore[arg-type]
+    _arrive(pool, kept, answered=2)
     new = [_Connection(now, loop, pool) for _ in range(3)]
-    for connection in new:
-        connection.waiting = True
-        pool.opened(connection)  # type: ignore[arg-type]
+    _arrive(pool, new, waiting=True)
     assert [c.closed for c in kept] == [True, True, False, False]
     assert [c.refused for c in new] == [[], [], [(503, "overloaded", True)]]
