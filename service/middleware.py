@@ -23,6 +23,7 @@ from service.errors import ProblemError, raw_error, request_id_of
 from service.observability import ACCESS_LOGGER
 from service.observability import Metrics as ServiceMetrics  # ml.manifest.Metrics too: one name for Sphinx
 from service.refusal_log import RefusalLog
+from service.settings import BATCH_RESERVED_BYTES_PER_SECOND, RESERVED_PER_BYTE_ARRIVED
 
 logger = logging.getLogger(ACCESS_LOGGER)
 _error_logger = logging.getLogger("service.errors")
@@ -363,14 +364,8 @@ class Admission:
 
 #: The reason of a 503 over the service's limits; the client should retry, on another instance if it can.
 OVERLOADED = "The service is answering as many requests as it can; retry in a second"
-#: A batch's body arriving at least this fast (after `RESERVATION_GRACE_SECONDS`) keeps its reservation in the
-#: batches' budget; a slower one holds only what has arrived. 64 KB/s: a full 2 MB batch in 32 s.
-MIN_RESERVED_BYTES_PER_SECOND = 64 * 1024
 #: How long a batch's body may take to show its rate (it starts with the head).
 RESERVATION_GRACE_SECONDS = 0.5
-#: What each byte of a batch's body that has arrived reserves of what its head declared: 128 KB reserve a full 2 MB
-#: batch, a head alone nothing.
-RESERVED_PER_BYTE_ARRIVED = 16
 
 
 @dataclass(eq=False, slots=True)  # hashed by identity: kept in a set
@@ -383,13 +378,15 @@ class _Reservation:
 
     def held(self, now: float) -> int:
         """The bytes it holds in the batches' budget at `now`: while its body keeps up with
-        `MIN_RESERVED_BYTES_PER_SECOND`, `RESERVED_PER_BYTE_ARRIVED` for each byte arrived, up to all it declared;
-        else what has arrived. Reserved whatever its rate, two heads announcing 2 MiB and sending 1.1 KB/s held the
-        whole budget and every batch got 503 (review 7, R7-3); reserved whole for half a second from the head, ten
-        heads a second with no body did (review 8, R8-1)."""
+        `BATCH_RESERVED_BYTES_PER_SECOND`, `RESERVED_PER_BYTE_ARRIVED` for each byte arrived, up to all it declared;
+        else none (what has arrived counts among the bodies arriving, `max_pending_bytes`). Reserved whatever its
+        rate, two heads announcing 2 MiB and sending 1.1 KB/s held the whole budget and every batch got 503 (review
+        7, R7-3); reserved whole for half a second from the head, ten heads a second with no body did (review 8,
+        R8-1); reserved at 64 KB/s, two bodies at 70 KB/s did for 30 s (reviews 8 and 9, R8-3, R9-3). A slow body
+        held what had arrived too: enough of them at the minimum body rate would fill the budget as cheaply."""
         late = now - self.since - RESERVATION_GRACE_SECONDS
-        if late > 0 and self.arrived < late * MIN_RESERVED_BYTES_PER_SECOND:
-            return self.arrived
+        if late > 0 and self.arrived < late * BATCH_RESERVED_BYTES_PER_SECOND:
+            return 0
         return min(self.declared, self.arrived * RESERVED_PER_BYTE_ARRIVED)
 
 

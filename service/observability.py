@@ -143,7 +143,7 @@ class Metrics:
         )
         self.batch_bytes = Gauge(
             "batch_bytes_in_flight",
-            "Bytes of batches admitted: reserved as their body arrives (what has arrived, for a body under 64 KB/s), "
+            "Bytes of batches admitted: reserved as their body arrives (none for a slow body, until it has arrived), "
             "or read and handled (their budget: max_batch_bytes_in_flight).",
             registry=self.registry,
         )

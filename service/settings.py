@@ -22,6 +22,15 @@ from ml.schema import FEATURES
 MIN_OPERATOR_TOKEN_LENGTH = 32
 #: The fewest connections the service is configured for, whatever the open-file limit (`service.server`).
 MIN_CONNECTIONS = 16
+#: A batch whose body arrives at least this fast (past its first half second) keeps its place reserved in the
+#: batches' budget (`service.middleware.Admission`); a slower one holds no place there until it has all arrived (its
+#: bytes count among the bodies arriving). 512 KB/s: a full 2 MB batch in 4 s. At 64 KB/s, two bodies of 2 MiB
+#: (140 KB/s of upload) held the 4 MiB budget of a 512 MiB task for 30 s and nearly every other batch got 503
+#: (reviews 8 and 9, R8-3, R9-3); holding a reservation now lasts at most `body_limit_bytes` / this rate.
+BATCH_RESERVED_BYTES_PER_SECOND = 512 * 1024
+#: What each byte of a batch's body that has arrived reserves of what its head declared, while it keeps up: 128 KB
+#: reserve a full 2 MB batch, a head alone nothing.
+RESERVED_PER_BYTE_ARRIVED = 16
 
 
 class Settings(BaseSettings):
@@ -115,8 +124,9 @@ class Settings(BaseSettings):
         description="Most bytes of `/predict/batch` bodies handled at once (parsed, waiting for a worker thread or "
         "scored), a stand-in for their records known before they are parsed (a 1,000-record batch is about 330 KB "
         "of compact JSON); past it, 503 `overloaded` with `Retry-After: 1`, before the body is read when its "
-        "Content-Length says so: a batch arriving reserves 16 bytes of what it declared for each byte of its body "
-        "received while its body arrives at 64 KB/s or more (a slower one holds what has arrived). Apart from "
+        f"Content-Length says so: a batch arriving reserves {RESERVED_PER_BYTE_ARRIVED} bytes of what it declared "
+        f"for each byte of its body received while its body arrives at {BATCH_RESERVED_BYTES_PER_SECOND // 1024} KB/s "
+        "or more (a slower one holds no place until it has all arrived, then is handled if it fits). Apart from "
         "`max_requests_in_flight`, so a flood of "
         "batches leaves single predictions their room and holds a bounded memory. At least `body_limit_bytes`. "
         "Bodies padded with white space count their padding.",

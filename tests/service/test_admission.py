@@ -273,7 +273,7 @@ def test_a_batch_whose_body_keeps_up_holds_its_declared_bytes() -> None:
         arriving = _batch(admission, 200_000)
         arriving.body(b"x" * 100_000, more=True)
         await _turns()
-        clock.now = 1.0  # 100 KB in a second: it keeps up
+        clock.now = 0.6  # 100 KB in 0.6 s (0.1 s past the grace): it keeps up
         refused = _batch(admission, 250_000)
         await refused.task
         assert (refused.status, refused.error()) == (503, "overloaded")
@@ -286,11 +286,11 @@ def test_a_batch_whose_body_keeps_up_holds_its_declared_bytes() -> None:
     _run(scenario)
 
 
-def test_a_batch_whose_body_falls_behind_holds_only_what_has_arrived() -> None:
+def test_a_batch_whose_body_falls_behind_holds_no_place_until_it_has_arrived() -> None:
     """Review 7, R7-3: declared bytes were reserved whatever the body's rate, so two heads announcing 2 MiB and
     sending 1.1 KB/s held the whole budget and every other batch, even of one record, got 503 for as long as they
-    trickled. Past the grace, a body slower than `MIN_RESERVED_BYTES_PER_SECOND` holds only what has arrived;
-    should it arrive after all, it is handled only if it fits then."""
+    trickled. Past the grace, a body slower than `BATCH_RESERVED_BYTES_PER_SECOND` holds no place (what has
+    arrived counts among the bodies arriving); should it arrive after all, it is handled only if it fits then."""
 
     async def scenario() -> None:
         clock, handler = _Clock(), _Handler()
@@ -305,11 +305,11 @@ def test_a_batch_whose_body_falls_behind_holds_only_what_has_arrived() -> None:
         await early.task
         assert early.status == 503
         clock.now = 5.0  # 20 KB in 5 s
-        assert admission.batch_bytes == 40_000
+        assert admission.batch_bytes == 0
         served = _batch(admission, 300_000)
         served.body(b"x" * 300_000, more=False)
         await _turns()
-        assert admission.batch_bytes == 340_000
+        assert admission.batch_bytes == 300_000
         trickling[0].body(b"x" * 180_000, more=False)  # arrives at last: no room beside the batch handled
         await trickling[0].task
         assert (trickling[0].status, trickling[0].error()) == (503, "overloaded")
@@ -319,6 +319,37 @@ def test_a_batch_whose_body_falls_behind_holds_only_what_has_arrived() -> None:
         trickling[1].body(b"x" * 180_000, more=False)  # room again
         await trickling[1].task
         assert trickling[1].status == 200
+        assert admission.batch_bytes == 0
+
+    _run(scenario)
+
+
+def test_bodies_arriving_at_a_modest_rate_do_not_hold_the_budget() -> None:
+    """Reviews 8 and 9, R8-3/R9-3: a body arriving at 64 KB/s or more kept all it declared reserved until it ended,
+    so two bodies of 2 MiB at 70 KB/s (140 KB/s of upload) held the 4 MiB budget for 30 s and nearly every other
+    batch got 503. A reservation now needs the body to keep up with `BATCH_RESERVED_BYTES_PER_SECOND` (512 KB/s):
+    holding the budget takes a flood of uploads, not a trickle. Here two bodies arrive at 100 KB/s."""
+
+    async def scenario() -> None:
+        clock, handler = _Clock(), _Handler()
+        admission = _batch_admission(clock, handler)
+        uploading = [_batch(admission, 200_000) for _ in range(2)]
+        for client in uploading:
+            client.body(b"x" * 100_000, more=True)
+        await _turns()
+        clock.now = 1.0  # 100 KB in a second each
+        assert admission.batch_bytes == 0  # the old code: 400,000, the whole budget
+        served = _batch(admission, 1_000)
+        served.body(b"x" * 1_000, more=False)
+        await _turns()
+        assert admission.batch_bytes == 1_000
+        handler.release.set()
+        await served.task
+        assert served.status == 200
+        for client in uploading:  # they arrive and, with room, are handled
+            client.body(b"x" * 100_000, more=False)
+            await client.task
+            assert client.status == 200
         assert admission.batch_bytes == 0
 
     _run(scenario)

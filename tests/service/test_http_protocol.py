@@ -622,14 +622,14 @@ def test_a_batch_holds_its_place_from_its_head_on_and_the_next_is_refused_before
     """Review 6, R6-3: a batch counted in the batches' budget only once its body was read let every batch of 150
     clients begin reading its 2 MB at once; the bodies arriving together passed their own budget, each was refused
     part-way and none was served. A batch's declared bytes now hold its place from its head while its body keeps up
-    (`service.middleware.MIN_RESERVED_BYTES_PER_SECOND`; 100 KB at once here): while one of 1.5 MB arrives, another
+    (`service.settings.BATCH_RESERVED_BYTES_PER_SECOND`; 600 KB at once here): while one of 1.5 MB arrives, another
     of 1 MB (2 MiB budget) gets its 503 at once, its body not read."""
     first = (
         b"POST /predict/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1500000\r\n\r\n"
     )
     second = first.replace(b"1500000", b"1000000")
     with connect(capped_server) as arriving, connect(capped_server) as refused:
-        arriving.sendall(first + b'{"records": [' + b" " * 100_000)
+        arriving.sendall(first + b'{"records": [' + b" " * 600_000)
         deadline = time.monotonic() + 10
         while metric(capped_server, "batch_bytes_in_flight") < 1_500_000:
             assert time.monotonic() < deadline, "the first batch's head was not admitted"
