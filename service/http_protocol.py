@@ -83,7 +83,7 @@ from ml.schema import FEATURES
 from service.batch_admission import records_at_most
 from service.chunked_framing import ChunkedFraming, RefusedError
 from service.errors import ProblemError, raw_error
-from service.middleware import ANSWERED_BY_SERVER, CLIENT_GONE, explains
+from service.middleware import ANSWER_LEAVING, ANSWERED_BY_SERVER, CLIENT_GONE, explains
 from service.observability import Metrics as ServiceMetrics  # ml.manifest.Metrics too: one name for Sphinx
 from service.refusal_log import RefusalLog
 from service.routes import ALWAYS_ANSWERED, BATCH_PATH, PREDICT_PATH
@@ -650,6 +650,8 @@ class HttpProtocol(HttpToolsProtocol):
         self._send_from: int | None = None  # bytes the client had received then (`_delivered`)
         self._send_progress = 0  # bytes it received since, at the last check
         self._send_moved = 0.0  # when that check saw them move (loop time)
+        self._answer_left: Callable[[str | None], None] | None = None  # told when the answer waiting leaves
+        self._lost = False  # the connection is gone
         self._linger_deadline: asyncio.TimerHandle | None = None  # the close of a lingering connection
         self._waiting_since: float | None = None  # for a head: since the connection opened or its first bytes came
         self._head_clock = False  # bytes of the next head have arrived (its deadline runs from the first)
@@ -755,6 +757,8 @@ class HttpProtocol(HttpToolsProtocol):
         self._head_deadline = self._body_deadline = self._send_deadline = self._linger_deadline = None
         self._unread = b""
         self._release_unsent()
+        self._lost = True
+        self._answer_has_left("client_gone" if self.flow.write_paused else None)
         super().connection_lost(exc)
 
     def _lingers_after_answer(self) -> bool:
@@ -862,6 +866,7 @@ class HttpProtocol(HttpToolsProtocol):
             self._send_deadline.cancel()
             self._send_deadline = None
         self._release_unsent()
+        self._answer_has_left(None)
         super().resume_writing()
         if self._read_when_sent:
             self._read_when_sent = False
@@ -932,8 +937,8 @@ class HttpProtocol(HttpToolsProtocol):
 
     def drop_answer(self, rule: str) -> None:
         """Reset the connection of an answer its client does not take fast enough (`rule`), logged (sampled) and
-        counted in `http_connections_shed_total`: its access line, written when the app finished, says the status
-        the app answered, and the same request id. Reset, not closed: a closed socket's kernel keeps sending its
+        counted in `http_connections_shed_total`: its request is counted and logged now, 499 with the rule
+        (`ANSWER_LEAVING`), under the same request id. Reset, not closed: a closed socket's kernel keeps sending its
         buffer, an orphan no longer counted in `max_connections`, and the client gets a truncated answer without
         an error."""
         state = self.cycle.scope.get("state", {}) if self.cycle is not None else {}
@@ -953,6 +958,23 @@ class HttpProtocol(HttpToolsProtocol):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
         self.transport.abort()
         self._release_unsent()  # its buffers are freed now: the room `UnsentAnswers.make_room` counts on
+        self._answer_has_left(rule)
+
+    def _answer_leaving(self, left: Callable[[str | None], None]) -> bool:
+        """Whether the answer the app has just finished still waits for its client (`ANSWER_LEAVING`, as the app
+        returns); if so, `left` is told once it has left (None), or why it never will. The answer is whole
+        by then: what `CoalescedWrites` holds of it leaves now rather than at the loop's next turn."""
+        self._writes.flush()
+        if self._lost or not self.flow.write_paused:
+            return False
+        self._answer_has_left(None)  # one answer is followed at a time: one before it, still waiting, counts as left
+        self._answer_left = left
+        return True
+
+    def _answer_has_left(self, not_delivered: str | None) -> None:
+        left, self._answer_left = self._answer_left, None
+        if left is not None:
+            left(not_delivered)
 
     # -- bytes in: counted before the parser sees them -----------------------------------------------------------
 
@@ -1177,6 +1199,7 @@ class HttpProtocol(HttpToolsProtocol):
         else:
             self.pool.receiving(self)
         super().on_headers_complete()
+        self.scope["state"][ANSWER_LEAVING] = self._answer_leaving
         if self.pool.stopping:
             self.cycle.keep_alive = False  # while draining, every answer closes its connection
         if self._finish_by is not None and self._body_left != 0:  # a body begun after the listener closed

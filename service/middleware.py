@@ -8,6 +8,7 @@ JSON parsing or validation runs, and bounds the work in flight.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
@@ -20,7 +21,7 @@ import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import ProblemError, raw_error, request_id_of
-from service.observability import ACCESS_LOGGER
+from service.observability import ACCESS_LOGGER, NOT_DELIVERED_FIELD
 from service.observability import Metrics as ServiceMetrics  # ml.manifest.Metrics too: one name for Sphinx
 from service.refusal_log import RefusalLog
 from service.settings import BATCH_RESERVED_BYTES_PER_SECOND, RESERVED_PER_BYTE_ARRIVED
@@ -38,6 +39,12 @@ CLIENT_GONE = "client_gone"
 #: the server's protocol (its body still arriving, `service.http_protocol`) or by `Admission`: counted with it, and
 #: logged by a refusal log (sampled), not one access-log line each.
 ANSWERED_BY_SERVER = "answered_by_server"
+#: The key in a request's `scope["state"]` the server's protocol sets to a function of a callback, called as the app
+#: returns: True when the answer still waits for its client (`service.http_protocol`), and the callback then gets
+#: None once it has left, else why it never will (the rule it was dropped by, or `client_gone`). The request is
+#: counted and logged then, 499 when not delivered: counted and logged as the app returned, the answers cut for
+#: their reader's rate or at the stop said 200 (review 7, R7-8).
+ANSWER_LEAVING = "answer_leaving"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 #: Statuses the app answers before any route's work (a path with a trailing slash, a missing operator token, an
 #: unknown path or method, a body not sent as JSON): their access lines are sampled (`RefusalLog.answered`), as the
@@ -99,26 +106,47 @@ class RequestContext:
             if scope["state"].get(CLIENT_GONE):
                 status = CLIENT_CLOSED_REQUEST
             answered = scope["state"].get(ANSWERED_BY_SERVER)
-            status = answered or status
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             template = getattr(route, "path", None) or (scope["path"] if scope["path"] in self.paths else "unmatched")
-            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
-            self.metrics.observe(method, template, status, elapsed)
-            if self.access_log and not answered:
-                line = {
-                    "request_id": request_id,
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "route": template,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 3),
-                    "client": _client(scope),
-                }
-                if status in SAMPLED_STATUSES:
-                    self.sampled.answered(asyncio.get_running_loop(), status, template, line)
-                else:
-                    logger.info("request", extra=line)
+            done = functools.partial(self._record, scope, request_id, template, answered or status, elapsed, answered)
+            leaving = scope["state"].get(ANSWER_LEAVING)
+            if leaving is None or not leaving(done):
+                done(None)
+
+    def _record(
+        self,
+        scope: Scope,
+        request_id: str,
+        template: str,
+        status: int,
+        elapsed: float,
+        answered: int | None,
+        not_delivered: str | None,
+    ) -> None:
+        """Count the request and write its access line (unless the server answered it: its refusals are logged
+        apart), once its answer has left; `not_delivered`: why it never will, then it is a 499."""
+        if not_delivered is not None:
+            status = CLIENT_CLOSED_REQUEST
+        method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+        self.metrics.observe(method, template, status, elapsed)
+        if not self.access_log or answered:
+            return
+        line: dict[str, object] = {
+            "request_id": request_id,
+            "method": scope["method"],
+            "path": scope["path"],
+            "route": template,
+            "status": status,
+            "duration_ms": round(elapsed * 1000, 3),
+            "client": _client(scope),
+        }
+        if not_delivered is not None:
+            line[NOT_DELIVERED_FIELD] = not_delivered
+        if status in SAMPLED_STATUSES:
+            self.sampled.answered(asyncio.get_running_loop(), status, template, line)
+        else:
+            logger.info("request", extra=line)
 
 
 def _client(scope: Scope) -> str | None:

@@ -31,6 +31,8 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05
 
 #: The fields of the access log's line, one per request (`service.middleware.RequestContext`), after the usual four.
 ACCESS_FIELDS = ("request_id", "method", "path", "route", "status", "duration_ms", "client")
+#: The access line's field when the answer did not reach its client: the rule it was dropped by, or `client_gone`.
+NOT_DELIVERED_FIELD = "not_delivered"
 
 
 class _JsonLines(JsonFormatter):
@@ -61,6 +63,8 @@ class _JsonLines(JsonFormatter):
             "message": record.getMessage(),
         }
         line.update(fields)
+        if NOT_DELIVERED_FIELD in values:
+            line[NOT_DELIVERED_FIELD] = values[NOT_DELIVERED_FIELD]
         return json.dumps(line)
 
 

@@ -318,10 +318,7 @@ def test_explained_batches_whose_clients_left_are_dropped_unscored(queueing_serv
                 sock.sendall(_batch_request(ABANDONED, explain=True))
         # both queued while the holders are still scored: the gauge counts them all at once
         _wait_for_explained_records(queueing_server, HOLDING * len(holders) + 2 * ABANDONED)
-        statuses = []
-        for sock in holders:
-            with sock.makefile("rb") as stream:
-                statuses.append(int(stream.readline().split()[1]))
+        statuses = [read_answer(sock)[0] for sock in holders]  # read whole: an answer left unread is a 499
     finally:
         for sock in holders:
             sock.close()

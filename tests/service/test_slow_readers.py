@@ -70,6 +70,11 @@ def _dropped(log: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in log.splitlines() if '"answer_dropped' in line]
 
 
+def _access_lines(log: str) -> list[dict[str, Any]]:
+    """The access lines of a server's log (one per request the app handled)."""
+    return [line for line in map(json.loads, log.splitlines()) if line.get("message") == "request"]
+
+
 def _wait_for(condition_met: Callable[[], bool], what: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -312,8 +317,9 @@ def _read_slowly(sock: socket.socket, seconds: float) -> tuple[bytes, bool]:
 
 def test_a_client_reading_slower_than_the_minimum_rate_is_cut_logged_and_counted(paced_server: Server) -> None:
     """R5-1: a client reading its answer at 700 B/s was never cut (14 minutes for a 580 KB answer). At 10 KB/s,
-    under the 20 KB/s asked here, its connection is reset within seconds, one `answer_dropped` line names the
-    request id its (200) access line has, and `http_connections_shed_total{reason="send_rate"}` counts it."""
+    under the 20 KB/s asked here, its connection is reset within seconds, one `answer_dropped` line names its
+    request id, and `http_connections_shed_total{reason="send_rate"}` counts it. Review 7, R7-8: its access line
+    and `http_requests_total` said 200, written as the app returned; now they say 499, once the answer is dropped."""
     with _slow_client(paced_server) as sock:
         received, reset = _read_slowly(sock, 20)
     assert reset, f"not cut: {len(received):,} bytes read"
@@ -321,9 +327,13 @@ def test_a_client_reading_slower_than_the_minimum_rate_is_cut_logged_and_counted
     request_id = re.search(rb"x-request-id: (\w+)", received, re.IGNORECASE)
     assert request_id
     _wait_for(lambda: metric(paced_server, 'http_connections_shed_total{reason="send_rate"}') >= 1, "counted")
-    dropped = _dropped(paced_server.log.read_text())
+    log = paced_server.log.read_text()
+    dropped = _dropped(log)
     assert any(line.get("request_id") == request_id.group(1).decode() for line in dropped), dropped
     assert all(line["limit"] == "send_rate" for line in dropped)
+    (access,) = [line for line in _access_lines(log) if line["request_id"] == request_id.group(1).decode()]
+    assert (access["status"], access["not_delivered"]) == (499, "send_rate")
+    assert metric(paced_server, "http_requests_total", route="/predict/batch", status="499") >= 1
 
 
 def test_a_client_taking_its_answer_at_once_is_not_cut(paced_server: Server) -> None:
@@ -374,7 +384,7 @@ def test_answers_cut_at_the_stop_are_logged_with_their_request_id(trained_model_
     dropped; the access log said 200 and nothing else told of the cut. Now the first cut is an `answer_dropped`
     line (rule `shutdown`) with its request id, the others a count logged before the process exits (its loop
     stopped before the count's second was over, and 23 of 24 cuts went unlogged); the stop still ends within the
-    drain and half the shutdown timeout."""
+    drain and half the shutdown timeout. Their access lines say 499 with the rule (review 7, R7-8: 200)."""
     settings = {
         "SERVICE_DRAIN_SECONDS": "0.5",
         "SERVICE_SHUTDOWN_TIMEOUT_SECONDS": "4",
@@ -403,4 +413,6 @@ def test_answers_cut_at_the_stop_are_logged_with_their_request_id(trained_model_
     assert (first["message"], first["limit"]) == ("answer_dropped", "shutdown")
     assert first["request_id"] in request_ids
     assert [(line["message"], line["count"]) for line in more] == [("answer_dropped_more", 2)]
+    cut = [line for line in _access_lines(log.read_text()) if line["request_id"] in request_ids]
+    assert [(line["status"], line["not_delivered"]) for line in cut] == [(499, "shutdown")] * 3  # R7-8: were 200
     assert '"level": "ERROR"' not in log.read_text()
