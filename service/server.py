@@ -78,6 +78,7 @@ def uvicorn_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
         server_header=False,
         log_config=None,
         access_log=False,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
 
 

@@ -7,6 +7,7 @@ the service like any other, not options of whoever starts uvicorn.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from typing import Literal
 
@@ -58,6 +59,13 @@ class Settings(BaseSettings):
         default_factory=list,
         description='Origins allowed to call the API from a browser, as JSON (e.g. ["http://localhost:8501"]); '
         "empty (the default) turns CORS off.",
+    )
+    forwarded_allow_ips: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"],
+        description="Addresses or networks (CIDR) of the proxies in front of the service, as JSON (e.g. "
+        '["10.40.0.0/20"]): from these, `X-Forwarded-For` and `X-Forwarded-Proto` give the client\'s address (the '
+        "access log's `client`) and scheme. The stacks set the load balancer's subnets; behind it with the default, "
+        "every request is logged from the load balancer's address.",
     )
     batch_limit: int = Field(
         default=DEFAULT_BATCH_LIMIT, ge=1, le=MAX_BATCH_LIMIT, description="Most records one /predict/batch accepts."
@@ -328,6 +336,19 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _networks(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"SERVICE_FORWARDED_ALLOW_IPS holds {value[:60]!r}, not an address or a network (CIDR); name the "
+                    "proxies' addresses: trusting every address ('*') would let any client choose the address logged"
+                ) from None
+        return values
 
     @field_validator("operator_token")
     @classmethod

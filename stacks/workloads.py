@@ -7,6 +7,7 @@ health path, an environment variable, a TLS policy or a timeout.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -33,6 +34,10 @@ API_IDLE_TIMEOUT = 60
 #: How much longer the API keeps an idle connection than the load balancer in front of it, so the load balancer,
 #: never the task, closes it (the other way round it may reuse a connection the task just closed: a 502).
 KEEP_ALIVE_MARGIN = 15
+#: The proxies whose `X-Forwarded-For` the API takes the client's address from (`SERVICE_FORWARDED_ALLOW_IPS`): the
+#: load balancer's nodes, in the VPC's public subnets, and the VPC is always within 10.0.0.0/8
+#: (`SharedSettings.vpc_cidr`). Without it every request was logged from a load balancer node's address.
+TRUSTED_PROXIES = ("10.0.0.0/8",)
 #: How long the load balancer's cookie keeps a browser on one UI task (sticky workloads only).
 STICKY_SESSION_SECONDS = 86400
 #: The API's stop timeout (`SERVICE_STOP_TIMEOUT_SECONDS`): from SIGTERM to exit, its drain and shutdown timeout and
@@ -70,7 +75,8 @@ def load_balancer_idle_timeout(settings: PlatformSettings) -> int:
 
 
 def api_environment(settings: PlatformSettings) -> dict[str, str]:
-    """The API's settings (service/settings.py): the model, its pinned digest, log level, whether /docs exists.
+    """The API's settings (service/settings.py): the model, its pinned digest, log level, whether /docs exists,
+    which proxies name the client.
 
     The keep-alive follows the load balancer's idle timeout (the image's default only covers the API's own 60 s);
     the limits that bound memory follow the task's memory (`stacks.service_limits`).
@@ -82,6 +88,7 @@ def api_environment(settings: PlatformSettings) -> dict[str, str]:
         "SERVICE_LOG_LEVEL": settings.log_level,
         "SERVICE_STOP_TIMEOUT_SECONDS": str(STOP_SECONDS),
         "SERVICE_DOCS_ENABLED": "true" if settings.public_api_docs else "false",
+        "SERVICE_FORWARDED_ALLOW_IPS": json.dumps(list(TRUSTED_PROXIES)),
     }
     if settings.model_sha256:
         env["MODEL_SHA256"] = settings.model_sha256

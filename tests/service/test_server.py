@@ -12,7 +12,9 @@ import json
 import os
 import subprocess
 import time
+from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from uvicorn.server import ServerState
@@ -22,7 +24,7 @@ from service.api import create_app
 from service.server import uvicorn_config
 from service.settings import Settings
 from tests.servers import ROOT, service_command
-from tests.service.helpers import record
+from tests.service.helpers import record, serving, wait_ready
 
 
 def test_the_server_takes_every_option_from_the_settings_it_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -35,10 +37,12 @@ def test_the_server_takes_every_option_from_the_settings_it_is_given(monkeypatch
         shutdown_timeout_seconds=7,
         header_timeout_seconds=2.5,
         max_headers=42,
+        forwarded_allow_ips=["10.0.0.0/8"],
     )
     config = uvicorn_config(create_app(settings), settings)
     options = (config.host, config.port, config.timeout_keep_alive, config.timeout_graceful_shutdown)
     assert options == ("0.0.0.0", 8123, 3615, 7)
+    assert config.forwarded_allow_ips == ["10.0.0.0/8"]
     assert config.server_header is False
     assert config.limit_concurrency is None  # work in flight is the app's limit, not a count of connections
     assert config.loop == "asyncio"  # takes every queued connection each turn (uvloop: one; `server.EVENT_LOOP`)
@@ -76,6 +80,8 @@ def _run(command: list[str], env: dict[str, str] | None = None) -> subprocess.Co
         # review 3: the stall rule
         ("SERVICE_BODY_STALL_SECONDS", "-1", "body_stall_seconds"),
         ("SERVICE_SEND_TIMEOUT_SECONDS", "-5", "send_timeout_seconds"),
+        # any client could choose the address it is logged from
+        ("SERVICE_FORWARDED_ALLOW_IPS", '["*"]', "not an address or a network"),
     ],
 )
 def test_the_service_refuses_invalid_settings_at_start(
@@ -159,3 +165,19 @@ def test_the_default_body_deadline_admits_a_full_batch_sent_at_3_kb_a_second() -
     settings = Settings()
     batch = len(json.dumps({"records": [record()] * settings.batch_limit}).encode())
     assert batch / settings.body_timeout_seconds <= 3 * 1024
+
+
+@pytest.mark.parametrize(("trusted", "logged"), [('["127.0.0.1"]', "203.0.113.7"), ('["10.0.0.0/8"]', "127.0.0.1")])
+def test_the_client_logged_is_the_one_trusted_proxies_name(
+    trusted: str, logged: str, trained_model_dir: Path, tmp_path: Path
+) -> None:
+    """Behind the load balancer every request was logged from its node's address: the proxies the settings trust
+    name the client in `X-Forwarded-For` (the stacks trust the VPC's, `stacks.workloads.TRUSTED_PROXIES`); from
+    anyone else the header is ignored (the old server trusted 127.0.0.1 whatever the settings said)."""
+    log = tmp_path / "server.log"
+    with serving(str(trained_model_dir), log, settings={"SERVICE_FORWARDED_ALLOW_IPS": trusted}) as started:
+        wait_ready(started.url)
+        response = httpx.get(f"{started.url}/model", headers={"X-Forwarded-For": "198.51.100.1, 203.0.113.7"})
+        assert response.status_code == 200
+    (line,) = [json.loads(text) for text in log.read_text().splitlines() if '"route": "/model"' in text]
+    assert line["client"].rsplit(":", 1)[0] == logged

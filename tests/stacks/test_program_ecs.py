@@ -54,6 +54,7 @@ def test_api_container_is_hardened_and_observable(ecs_full_run: Run) -> None:
         "SERVICE_DOCS_ENABLED": "false",
         "SERVICE_KEEP_ALIVE_SECONDS": "3615",
         "SERVICE_STOP_TIMEOUT_SECONDS": "30",
+        "SERVICE_FORWARDED_ALLOW_IPS": '["10.0.0.0/8"]',  # the load balancer names the client
         **service_limits(1024).environment(),  # the full stack's task has 1,024 MiB
     }
     assert "http://127.0.0.1:8000/health" in container["healthCheck"]["command"][-1]

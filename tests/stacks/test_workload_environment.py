@@ -3,8 +3,9 @@ would otherwise deploy and be ignored (the settings ignore variables they do not
 
 from __future__ import annotations
 
+import ipaddress
 import os
-from typing import Any
+from typing import Any, get_origin
 
 import pytest
 from pydantic import TypeAdapter
@@ -12,7 +13,8 @@ from pydantic_settings import BaseSettings
 
 from frontend.settings import Settings as UiSettings
 from service.settings import Settings as ServiceSettings
-from stacks.config import PlatformSettings
+from stacks.config import PlatformSettings, SharedSettings
+from stacks.network import subnet_cidrs
 from stacks.workloads import Workload, stack_workloads
 
 #: Every variant of the platform settings that changes the environment.
@@ -68,7 +70,14 @@ def test_every_variable_a_container_gets_is_read_and_accepted_by_its_settings(
         read = read_as_the_container_would(reader, dict(workload.env), monkeypatch)
         for name, value in workload.env.items():
             field = reader.model_fields[fields[name]]
-            assert getattr(read, fields[name]) == TypeAdapter(field.annotation).validate_strings(value), name
+            adapter = TypeAdapter(field.annotation)
+            # pydantic-settings reads a list from JSON, as the stacks write it
+            expected = (
+                adapter.validate_json(value)
+                if get_origin(field.annotation) is list
+                else adapter.validate_strings(value)
+            )
+            assert getattr(read, fields[name]) == expected, name
 
 
 def test_a_renamed_setting_would_be_caught() -> None:
@@ -76,3 +85,20 @@ def test_a_renamed_setting_would_be_caught() -> None:
     assert "SERVICE_LOG_LEVEL" in variables(ServiceSettings)
     assert "SERVICE_LOGLEVEL" not in variables(ServiceSettings)
     assert {"API_URL", "UI_TIMEOUT_SECONDS"} <= set(variables(UiSettings))
+
+
+@pytest.mark.parametrize("vpc_cidr", [SharedSettings.model_fields["vpc_cidr"].default, "10.255.0.0/16"])
+def test_the_api_takes_the_client_address_from_the_load_balancer(
+    vpc_cidr: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The load balancer's nodes, in the VPC's public subnets, name the client in `X-Forwarded-For`; without their
+    addresses trusted, every request was logged from a node's address. Nothing outside the VPC is trusted."""
+    (api,) = [workload for workload in _workloads() if workload.name == "api"]
+    read = read_as_the_container_would(ServiceSettings, dict(api.env), monkeypatch)
+    assert isinstance(read, ServiceSettings)
+    trusted = [ipaddress.ip_network(network) for network in read.forwarded_allow_ips]
+    public, _ = subnet_cidrs(vpc_cidr)
+    for subnet in map(ipaddress.ip_network, public):
+        assert any(subnet.subnet_of(network) for network in trusted), subnet  # type: ignore[arg-type]
+    for outside in ("203.0.113.7", "172.16.0.1", "192.168.1.1"):
+        assert not any(ipaddress.ip_address(outside) in network for network in trusted), outside
