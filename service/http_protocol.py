@@ -192,6 +192,7 @@ class CoalescedWrites:
         self._written = written
         self._pending: list[bytes] = []
         self._size = 0
+        self.failed = False  # a write found the connection reset (or already gone): what it held never left
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not self._pending:
@@ -206,8 +207,13 @@ class CoalescedWrites:
             data = b"".join(self._pending)
             self._pending.clear()
             self._size = 0
-            if not self._transport.is_closing():  # a connection lost meanwhile: nobody to send to
-                self._transport.write(data)
+            if self._transport.is_closing():  # a connection lost meanwhile: nobody to send to
+                self.failed = True
+                return
+            self._transport.write(data)
+            if self._transport.is_closing():  # asyncio closes a transport whose write failed (the client reset)
+                self.failed = True
+            else:
                 self._written(len(data))
 
     def close(self) -> None:
@@ -965,6 +971,9 @@ class HttpProtocol(HttpToolsProtocol):
         returns); if so, `left` is told once it has left (None), or why it never will. The answer is whole
         by then: what `CoalescedWrites` holds of it leaves now rather than at the loop's next turn."""
         self._writes.flush()
+        if self._writes.failed and not self._lost:  # the client reset before its answer was written (R10-3)
+            left("client_gone")
+            return True
         if self._lost or not self.flow.write_paused:
             return False
         self._answer_has_left(None)  # one answer is followed at a time: one before it, still waiting, counts as left

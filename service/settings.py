@@ -64,8 +64,8 @@ class Settings(BaseSettings):
         default_factory=lambda: ["127.0.0.1", "::1"],
         description="Addresses or networks (CIDR) of the proxies in front of the service, as JSON (e.g. "
         '["10.40.0.0/20"]): from these, `X-Forwarded-For` and `X-Forwarded-Proto` give the client\'s address (the '
-        "access log's `client`) and scheme. The stacks set the load balancer's subnets; behind it with the default, "
-        "every request is logged from the load balancer's address.",
+        "access log's `client`) and scheme. The stacks trust the VPC, where the load balancer is; behind a load "
+        "balancer with the default, every request is logged from its address.",
     )
     batch_limit: int = Field(
         default=DEFAULT_BATCH_LIMIT, ge=1, le=MAX_BATCH_LIMIT, description="Most records one /predict/batch accepts."
@@ -340,14 +340,21 @@ class Settings(BaseSettings):
     @field_validator("forwarded_allow_ips")
     @classmethod
     def _networks(cls, values: list[str]) -> list[str]:
+        """Each an address or a network as uvicorn reads it (strictly: with host bits set, it trusted no one,
+        silently), and none that trusts every address."""
         for value in values:
             try:
-                ipaddress.ip_network(value, strict=False)
+                network = None if value == "*" else ipaddress.ip_network(value)
             except ValueError:
                 raise ValueError(
-                    f"SERVICE_FORWARDED_ALLOW_IPS holds {value[:60]!r}, not an address or a network (CIDR); name the "
-                    "proxies' addresses: trusting every address ('*') would let any client choose the address logged"
+                    f"SERVICE_FORWARDED_ALLOW_IPS holds {value[:60]!r}, not an address or a network (CIDR, its host "
+                    "bits zero: 10.40.0.0/20, not 10.40.1.5/20); name the proxies' addresses"
                 ) from None
+            if network is None or network.prefixlen == 0:
+                raise ValueError(
+                    f"SERVICE_FORWARDED_ALLOW_IPS holds {value!r}, every address: any client could choose the "
+                    "address it is logged from; name the proxies' addresses"
+                )
         return values
 
     @field_validator("operator_token")

@@ -81,7 +81,10 @@ def _run(command: list[str], env: dict[str, str] | None = None) -> subprocess.Co
         ("SERVICE_BODY_STALL_SECONDS", "-1", "body_stall_seconds"),
         ("SERVICE_SEND_TIMEOUT_SECONDS", "-5", "send_timeout_seconds"),
         # any client could choose the address it is logged from
-        ("SERVICE_FORWARDED_ALLOW_IPS", '["*"]', "not an address or a network"),
+        ("SERVICE_FORWARDED_ALLOW_IPS", '["*"]', "every address"),
+        # review 10, R10-6: accepted here, then uvicorn read them strictly and trusted no one, or every address
+        ("SERVICE_FORWARDED_ALLOW_IPS", '["127.0.0.1/8"]', "host bits zero"),
+        ("SERVICE_FORWARDED_ALLOW_IPS", '["::/0"]', "every address"),
     ],
 )
 def test_the_service_refuses_invalid_settings_at_start(
@@ -167,17 +170,25 @@ def test_the_default_body_deadline_admits_a_full_batch_sent_at_3_kb_a_second() -
     assert batch / settings.body_timeout_seconds <= 3 * 1024
 
 
-@pytest.mark.parametrize(("trusted", "logged"), [('["127.0.0.1"]', "203.0.113.7"), ('["10.0.0.0/8"]', "127.0.0.1")])
+@pytest.mark.parametrize(
+    ("trusted", "forwarded", "logged"),
+    [
+        ('["127.0.0.1"]', "198.51.100.1, 203.0.113.7", "203.0.113.7"),
+        ('["10.0.0.0/8"]', "198.51.100.1, 203.0.113.7", "127.0.0.1:"),  # the peer, with its port
+        ('["127.0.0.1"]', "x" * 15_000, "x" * 64),  # review 10, R10-7: logged whole on every line
+    ],
+)
 def test_the_client_logged_is_the_one_trusted_proxies_name(
-    trusted: str, logged: str, trained_model_dir: Path, tmp_path: Path
+    trusted: str, forwarded: str, logged: str, trained_model_dir: Path, tmp_path: Path
 ) -> None:
     """Behind the load balancer every request was logged from its node's address: the proxies the settings trust
-    name the client in `X-Forwarded-For` (the stacks trust the VPC's, `stacks.workloads.TRUSTED_PROXIES`); from
-    anyone else the header is ignored (the old server trusted 127.0.0.1 whatever the settings said)."""
+    name the client in `X-Forwarded-For` (the stacks trust the VPC's, `stacks.workloads.TRUSTED_PROXIES`), logged
+    without uvicorn's port 0 and at most 64 characters; from anyone else the header is ignored (the old server
+    trusted 127.0.0.1 whatever the settings said)."""
     log = tmp_path / "server.log"
     with serving(str(trained_model_dir), log, settings={"SERVICE_FORWARDED_ALLOW_IPS": trusted}) as started:
         wait_ready(started.url)
-        response = httpx.get(f"{started.url}/model", headers={"X-Forwarded-For": "198.51.100.1, 203.0.113.7"})
+        response = httpx.get(f"{started.url}/model", headers={"X-Forwarded-For": forwarded})
         assert response.status_code == 200
     (line,) = [json.loads(text) for text in log.read_text().splitlines() if '"route": "/model"' in text]
-    assert line["client"].rsplit(":", 1)[0] == logged
+    assert line["client"] == logged if not logged.endswith(":") else line["client"].startswith(logged)
