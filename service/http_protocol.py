@@ -71,7 +71,7 @@ import termios
 import time
 import uuid
 from collections.abc import Callable
-from itertools import islice
+from itertools import islice, takewhile
 from typing import Any, ClassVar, cast
 
 import httptools
@@ -288,6 +288,7 @@ class ConnectionPool:
         self._requested: dict[HttpProtocol, None] = {}  # a new connection's request waiting unread, not whole
         self._whole: dict[HttpProtocol, None] = {}  # a new connection's whole request waiting unread (a health check)
         self._returned: dict[HttpProtocol, None] = {}  # a keep-alive connection's next request waiting unread
+        self._first: dict[HttpProtocol, None] = {}  # a new connection's request being handled (never shed)
         self._recheck: asyncio.TimerHandle | None = None  # when fresh connections within their grace are looked at
 
     def opened(self, connection: HttpProtocol) -> None:
@@ -341,6 +342,8 @@ class ConnectionPool:
     def busy(self, connection: HttpProtocol) -> None:
         """A request is being handled on `connection`: it is never shed."""
         self._forget(connection)
+        if not connection.answered:
+            self._first[connection] = None
 
     def head_grew(self, connection: HttpProtocol, size: int) -> None:
         connection.buffered_head += size
@@ -353,6 +356,7 @@ class ConnectionPool:
         connection.buffered_head = 0
 
     def _forget(self, connection: HttpProtocol) -> None:
+        self._first.pop(connection, None)
         self._requested.pop(connection, None)
         self._whole.pop(connection, None)
         self._returned.pop(connection, None)
@@ -373,22 +377,34 @@ class ConnectionPool:
                 break
             self._shed(victim, "idle")
         while self.open > self.max_connections:
+            # new connections (`_arriving`) may also take the places the lingering ones leave (`linger`)
+            arriving, room = self._arriving(), self.max_connections - self.lingering
+            if self.open <= self.max_connections + min(arriving, room):
+                return
+            spare = arriving > room  # new connections past their reserve: they may be shed too
             victim = (
                 self._older_fresh(newest, FRESH_GRACE_SECONDS)
                 or next(iter(self._heads), None)
                 or self._body_victim()
-                or (newest and self._fresh_victim(newest))
+                or (self._fresh_victim(newest) if spare and newest else None)
                 or self._oldest_idle(self._idle)
                 or self._stale_kept()
                 or next(reversed(self._requested), None)
-                or next(reversed(self._whole), None)
-                or (newest if newest in self._fresh else None)  # a single new connection, its request on its way
+                or (next(reversed(self._whole), None) if spare else None)
+                or (newest if spare and newest in self._fresh else None)  # a single new connection, on its way
                 or self._oldest_idle(self._kept)
                 or next(iter(self._returned), None)
             )
             if victim is None:
-                return  # every connection has a request being handled
+                return  # every connection has a request being handled, or is new within the reserve
             self._shed(victim, "connections")
+
+    def _arriving(self) -> int:
+        """New connections: with a whole request waiting unread or being handled, or opened less than
+        `FRESH_GRACE_SECONDS` ago (the oldest fresh ones, past it, are shed first)."""
+        now = time.monotonic()
+        past = sum(1 for _ in takewhile(lambda c: now - c.opened_at >= FRESH_GRACE_SECONDS, self._fresh))
+        return len(self._whole) + len(self._first) + len(self._fresh) - past
 
     def _look_again_after_grace(self) -> None:
         """Trim again once the oldest fresh connection is past its grace (one timer for all of them)."""
@@ -462,11 +478,12 @@ class ConnectionPool:
         victim = self._older_fresh(newest, FRESH_GRACE_SECONDS)
         if victim is None:  # of the `BODY_SHED_SCAN` newest, the newest silent one of a burst; requests waiting seen
             burst = len(self._fresh) > 1
-            for connection in list(islice(reversed(self._fresh), BODY_SHED_SCAN)):  # copied: the loop moves them
+            scanned = list(islice(reversed(self._fresh), BODY_SHED_SCAN))  # copied: the loop moves them
+            for connection in reversed(scanned):  # the oldest first: `_whole` and `_requested` keep their order
                 if connection.bytes_waiting():
                     self._request_arrived(connection)
-                elif burst:
-                    return connection
+            if burst:
+                victim = next((c for c in scanned if c in self._fresh), None)
         return victim
 
     def _shed(self, connection: HttpProtocol, reason: str) -> None:
