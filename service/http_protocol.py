@@ -309,16 +309,20 @@ class ConnectionPool:
             self.lingering -= 1
 
     def linger(self, connection: HttpProtocol) -> bool:
-        """Whether `connection`, answered with an error, may linger: it then counts among the lingering ones (at
-        most `max_connections`), not among those open."""
+        """Whether `connection`, answered with an error, may linger: it then counts among the lingering ones, not
+        among those open. They share `max_connections` places with the new connections open past it (`_trim`): a
+        burst past them is shed down to them, not all of it for the lingering its own sheds would take."""
         if connection.counted_lingering:
             return True
-        if self.lingering >= self.max_connections:
+        if not self._room_to_linger(self.open - connection.pooled):
             return False
         self.closed(connection)
         connection.counted_lingering = True
         self.lingering += 1
         return True
+
+    def _room_to_linger(self, open_after: int) -> bool:
+        return self.lingering + max(open_after - self.max_connections, 0) < self.max_connections
 
     def idle(self, connection: HttpProtocol) -> None:
         """`connection` was answered and waits for its next request."""
@@ -494,7 +498,7 @@ class ConnectionPool:
         if receiving:  # a request on its way: its client, maybe a slow uploader, learns why
             connection.refuse_body(503, "overloaded", answer, linger=False)
         elif requested:  # answered, not lost; lingering if there is room (`linger`)
-            connection.refuse(503, "overloaded", answer, linger=self.lingering < self.max_connections)
+            connection.refuse(503, "overloaded", answer, linger=self._room_to_linger(self.open))
         else:
             connection.transport.close()
             if self.refusals is not None:
