@@ -611,8 +611,9 @@ def test_keep_alive_clients_between_requests_keep_their_connections_past_max_con
     keep-alive clients between two requests included: among 800-1,500 connections trickling bodies, clients sending
     a request every 0.1 s on a connection opened before lost 19-50% of them (reset, EOF, then 503 on reconnecting).
     4 such clients are between two requests when 30 new connections arrive together, each with its request (the
-    server paused while they queue): 18 must go, and the new ones get their 503 while every keep-alive client's
-    next request is answered on its connection (the old code closed all 4, unanswered)."""
+    server paused while they queue): 18 are past `max_connections`, 16 of them within the places past it that new
+    connections may take (review 9, R9-4), the others get their 503 while every keep-alive client's next request is
+    answered on its connection (the code of review 7 closed all 4, unanswered)."""
     kept = [connect(shedding_server) for _ in range(4)]
     burst: list[socket.socket] = []
     try:
@@ -668,6 +669,39 @@ def test_a_health_check_waiting_whole_goes_after_heads_whose_bodies_are_still_to
             sock.close()
     assert status == 200
     assert {(status, answer["error"]) for status, answer in shed} == {(503, "overloaded")}
+
+
+def test_a_health_check_among_reconnects_holding_every_place_is_answered(shedding_server: Server) -> None:
+    """Review 9, R9-4 (R7-6): 1,000-2,000 connections that send one GET /health, idle, and reconnect at once when
+    shed kept every place past `max_connections` taken by new connections whose whole request waited unread, and
+    the newest of them was shed: a health check on a new connection got 503 10-18% of the time (28% measured).
+    8 keep-alive clients between two requests and 8 reconnects idle hold the 16 places; 15 reconnects and then a
+    health check arrive together (the server paused): the idle reconnects go, every new request is answered, and
+    each keep-alive client's next request too (the old code: the health check 503, the newest request waiting)."""
+    kept = [connect(shedding_server) for _ in range(8)]
+    idle = [connect(shedding_server) for _ in range(8)]
+    burst: list[socket.socket] = []
+    try:
+        for sock in kept + kept + idle:  # the kept ones reused: their clients come back
+            sock.sendall(HEALTH)
+            assert read_answer(sock)[0] == 200
+        os.kill(shedding_server.process.pid, signal.SIGSTOP)  # the burst is accepted in one turn, before any is read
+        try:
+            for _ in range(16):
+                sock = connect(shedding_server, timeout=30)
+                burst.append(sock)
+                sock.sendall(HEALTH)
+        finally:
+            os.kill(shedding_server.process.pid, signal.SIGCONT)
+        answers = [_status_or_loss(sock) for sock in burst]
+        again = [_status_or_loss(sock, HEALTH) for sock in kept]
+        left = [_status_or_loss(sock, HEALTH) for sock in idle]
+    finally:
+        for sock in kept + idle + burst:
+            sock.close()
+    assert answers == [200] * 16, answers  # the health check last: the old code [200] * 8 + [503] * 8
+    assert again == [200] * 8
+    assert left == ["closed"] * 8  # idle after one request, as a reconnect holding a place: they went first
 
 
 @pytest.mark.parametrize(
@@ -798,3 +832,58 @@ def test_keep_alive_clients_hold_at_most_half_of_max_connections_against_new_req
     _arrive(pool, new, waiting=True)
     assert [c.closed for c in kept] == [True, True, False, False]
     assert [c.refused for c in new] == [[], [], [(503, "overloaded", False)]]
+
+
+def test_past_max_connections_new_requests_take_the_places_lingering_ones_leave() -> None:
+    """Review 9, R9-4, in the pool alone: keep-alive clients between two requests, and reconnects that came in a
+    burst with their whole requests waiting unread, held every place, and the newest connection was shed: a health
+    check accepted with the burst (silent a moment more) or after it (its request waiting). New connections now
+    take the places past `max_connections` that lingering ones leave, and keep them while their first request is
+    handled: no keep-alive connection is shed for them either."""
+    loop, pool = _pool(max_connections=4)
+    now = time.monotonic()
+    kept = [_Connection(now - 10, loop, pool) for _ in range(2)]
+    _arrive(pool, kept, answered=2)
+    reconnects = [_Connection(now, loop, pool) for _ in range(2)]
+    for connection in reconnects:
+        connection.whole = True
+    _arrive(pool, reconnects, waiting=True)
+    check = _Connection(now, loop, pool)
+    pool.opened(check)  # type: ignore[arg-type]  # silent when accepted
+    check.waiting = check.whole = True
+    late = _Connection(now - 1, loop, pool)  # another past its grace, its whole request waiting
+    late.waiting = late.whole = True
+    pool.opened(late)  # type: ignore[arg-type]
+    connections = [*kept, *reconnects, check, late]
+    # the old code: check 503 (the newest silent one of a burst), then reconnects[0] (a request waiting unread)
+    assert [(c.refused, c.closed) for c in connections] == [([], False)] * 6
+    assert pool.open == 6
+    for connection in [*reconnects, check, late]:
+        connection.waiting = False  # read: their answers under way
+        pool.busy(connection)  # type: ignore[arg-type]
+    pool.idle(kept[0])  # type: ignore[arg-type]  # a keep-alive client answered again
+    assert not any(c.closed for c in kept)
+    for connection in reconnects:
+        pool.idle(connection)  # type: ignore[arg-type]  # answered once: idle, as a reconnect holding a place
+    assert not any(c.closed for c in reconnects)  # within the places of the new requests still answered
+    pool.idle(check)  # type: ignore[arg-type]
+    assert [c.closed for c in reconnects] == [True, False]  # the oldest idle one goes once it is answered
+    pool.closed(check)  # type: ignore[arg-type]  # its client closes
+    pool.idle(late)  # type: ignore[arg-type]
+    assert (pool.open, [c.closed for c in kept]) == (4, [False, False])
+
+
+def test_past_max_connections_the_newest_request_waiting_unread_is_shed_first() -> None:
+    """The requests found waiting in a scan of the newest connections were moved in the order opposite to their
+    age, so that the oldest of them was shed though the pool (and `max_connections`' description) shed the newest:
+    a burst makes room among its own connections, newest first."""
+    loop, pool = _pool(max_connections=2)
+    _no_reserve(pool, loop)
+    now = time.monotonic()
+    burst = [_Connection(now, loop, pool) for _ in range(3)]
+    for connection in burst[:2]:
+        pool.opened(connection)  # type: ignore[arg-type]
+    for connection in burst:
+        connection.waiting = connection.whole = True
+    pool.opened(burst[2])  # type: ignore[arg-type]
+    assert [c.refused for c in burst] == [[], [], [(503, "overloaded", False)]]  # the old code: burst[0]
