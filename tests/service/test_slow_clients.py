@@ -637,7 +637,8 @@ def test_keep_alive_clients_between_requests_keep_their_connections_past_max_con
     assert again == [200] * 4  # the old code: ["closed", "closed", "closed", "closed"]
     # of the 30 new connections, 16 take the places past `max_connections` (`ConnectionPool._arriving`) and 2 are
     # shed (503: none lost) unless connections of the tests before still linger there (the old code: 18)
-    assert set(answers) <= {200, 503} and 2 <= answers.count(503) <= 6, answers
+    assert set(answers) <= {200, 503}, answers
+    assert 2 <= answers.count(503) <= 6, answers
 
 
 def test_a_health_check_waiting_whole_goes_after_heads_whose_bodies_are_still_to_come(shedding_server: Server) -> None:
@@ -810,7 +811,8 @@ def test_past_max_connections_keep_alive_clients_go_after_new_requests_and_those
     burst = [_Connection(now, loop, pool) for _ in range(3)]
     _arrive(pool, burst, waiting=True)
     assert (once.closed, stale.closed) == (True, True)  # unanswered: no request
-    assert [c.refused for c in burst] == [[], [], [(503, "overloaded", False)]]  # the newest request (no lingering place left)
+    # the newest request, with no place left to linger in
+    assert [c.refused for c in burst] == [[], [], [(503, "overloaded", False)]]
     for connection in burst[:2]:
         pool.busy(connection)  # type: ignore[arg-type]  # being answered: never shed
     single = _Connection(now, loop, pool)
