@@ -297,6 +297,7 @@ class ConnectionPool:
         self._returned: dict[HttpProtocol, None] = {}  # a keep-alive connection's next request waiting unread
         self._first: dict[HttpProtocol, None] = {}  # a new connection's request being handled (never shed)
         self._recheck: asyncio.TimerHandle | None = None  # when fresh connections within their grace are looked at
+        self._retrim: asyncio.Handle | None = None  # when connections no longer new are looked at (`_trim_soon`)
 
     def opened(self, connection: HttpProtocol) -> None:
         self.open += 1
@@ -318,10 +319,12 @@ class ConnectionPool:
     def linger(self, connection: HttpProtocol) -> bool:
         """Whether `connection`, answered with an error, may linger: it then counts among the lingering ones, not
         among those open. They share `max_connections` places with the new connections open past it (`_trim`): a
-        burst past them is shed down to them, not all of it for the lingering its own sheds would take."""
+        burst past them is shed down to them, not all of it for the lingering its own sheds would take. One already
+        closing (its client gone before the answer) does not linger: counted, it was never uncounted (its
+        `connection_lost` had run), and 16 bodies whose clients left took every place for good."""
         if connection.counted_lingering:
             return True
-        if not self._room_to_linger(self.open - connection.pooled):
+        if connection.transport.is_closing() or not self._room_to_linger(self.open - connection.pooled):
             return False
         self.closed(connection)
         connection.counted_lingering = True
@@ -349,6 +352,18 @@ class ConnectionPool:
         """The body of a request arrives on `connection`: the request is not handled yet."""
         self._forget(connection)
         self._bodies[connection] = None
+        self._trim_soon(connection)
+
+    def _trim_soon(self, connection: HttpProtocol) -> None:
+        """`connection` may have taken a new connection's place past `max_connections` (`_arriving`) and be no
+        longer new: the pool looks again on the loop's next turn, not from within the parser's callback. Else bodies
+        begun by a burst's last connections held those places until their deadline (408), not shed (503)."""
+        if self.open > self.max_connections and self._retrim is None:
+            self._retrim = connection.loop.call_soon(self._look_again)
+
+    def _look_again(self) -> None:
+        self._retrim = None
+        self._trim(None)
 
     def busy(self, connection: HttpProtocol) -> None:
         """A request is being handled on `connection`: it is never shed."""

@@ -302,6 +302,9 @@ class _Connection:
     def close(self) -> None:
         self.closed = True
 
+    def is_closing(self) -> bool:
+        return self.closed
+
     def refuse_body(self, status: int, code: str, reason: str, *, linger: bool) -> None:
         self.refused_body.append((status, code))
 
@@ -888,3 +891,17 @@ def test_past_max_connections_the_newest_request_waiting_unread_is_shed_first() 
         connection.waiting = connection.whole = True
     pool.opened(burst[2])  # type: ignore[arg-type]
     assert [c.refused for c in burst] == [[], [], [(503, "overloaded", False)]]  # the old code: burst[0]
+
+
+def test_a_connection_closed_before_its_error_answer_does_not_count_as_lingering() -> None:
+    """A connection whose client left before its error answer was counted among the lingering ones, and never
+    uncounted (it was gone): 16 bodies whose clients closed them filled the lingering bound for good, so every
+    refused connection after closed at once (a reset where a 503 was due) and, with new connections sharing that
+    bound (R9-4), none had a place past `max_connections` any more."""
+    loop, pool = _pool(max_connections=2)
+    gone = _Connection(time.monotonic(), loop, pool)
+    pool.opened(gone)  # type: ignore[arg-type]
+    gone.close()
+    pool.closed(gone)  # type: ignore[arg-type]  # `connection_lost`
+    assert pool.linger(gone) is False  # type: ignore[arg-type]  # the old code: True, and counted
+    assert (pool.open, pool.lingering) == (0, 0)
