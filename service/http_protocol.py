@@ -233,39 +233,40 @@ class ConnectionPool:
     socket is in its head, not silent. The newest of a burst were shed at once: 88 of 600 clients that opened their
     connections together lost their requests, sent a moment after the connections were accepted (all of which run
     `connection_made` before any is read).
-    Past `max_connections`, new connections (`_arriving`: opened within `FRESH_GRACE_SECONDS`, or with a whole request
-    waiting unread or being handled) take the places that lingering ones (below) leave, up to `max_connections` more,
-    and nothing is shed for them: answered, a reconnect holding a place is idle and goes first. Among 1,000-2,000
-    connections that sent one GET /health, idled and reconnected at once when shed, every place past `max_connections`
-    was held by such reconnects, and the newest new connection was shed: a health check on a new connection got 503
-    10-28% of the time (review 9, R9-4), now 0 of 44-62 beside 1,000 keep-alive posers; with 2,000 reconnecting (their
-    first requests alone fill both) still some of them. Past those places too, the oldest fresh one past
-    `FRESH_GRACE_SECONDS` is closed, then the oldest in a head, then a body (answered 503: bodies trickled a byte a
-    second filled every place): of the newest, the one that has sent least (`_body_victim`); then the newest silent
-    fresh one when others opened with it; then an idle one answered once (a client reconnecting to hold places looks so:
-    one request, then nothing) and a reused one idle `KEPT_ALIVE_SECONDS` or more (or, past half of `max_connections` of
-    them, the least recent: one client re-sending on every place cannot lock new ones out); then a new connection whose
-    request waits unread in its socket (the newest seen), one whose body is still to come before one whose whole request
-    is there (a health check, `HttpProtocol.request_waiting_whole`), then a single new connection still silent; a
-    keep-alive connection between two requests of its client last. Shed before every idle one, the health checks on new
-    connections (the ALB's and the kubelet's) got 503 53-76% of the time from a client holding 1,000 keep-alive
-    connections, 13-19% among 1,500 trickled bodies (review 6, R6-7, R6-2); shed after every idle one, they took the
-    places of keep-alive clients between two requests: among 800 and 1,500 bodies trickled at 1.1 KB/s, clients sending
-    a /predict every 0.1 s on connections opened before lost 16-55% of them (EOF, resets, then 503 as they reconnected;
-    review 7, R7-2), now none of 310-570, and health checks on new connections there got 503 in about 4 of 20, now none
-    of 12-18 (whole requests last). Connections whose request is being handled are never shed; an idle one whose next
-    request has arrived unread is no longer idle: it goes after all these, answered 503 (closed unanswered, its client
-    saw a reset). A fresh connection or one in a head shed for `max_connections` is answered 503 `overloaded` with
-    `Retry-After` (`HttpProtocol.refuse`), its request sent or on its way: closed unanswered, 200 of 600 honest clients
-    of a burst past 400 connections lost their requests (EOF), most of them connections just opened whose request came a
-    moment later. It lingers as the protocol's errors do (so that a client still sending reads the answer, not a reset)
-    while the lingering ones and the new ones open past `max_connections` are fewer than `max_connections` together
-    (`linger`), else it closes at once: the open files stay within twice `max_connections`. Not accepting past
-    `max_connections` instead (new connections left in the listen backlog) would lose no request either, but connections
-    holding a place (heads or bodies trickled) could then no longer be shed to let new clients in. An idle keep-alive
-    connection is closed unanswered (it has no request): its client may be sending its next one at that moment, which
-    then meets EOF or a reset (an ALB answers 502). Past `max_head_bytes` buffered in unfinished heads, the oldest
-    connections in a head are closed.
+    Past `max_connections`, new connections (`_arriving`: opened within `FRESH_GRACE_SECONDS`, or with a whole
+    request waiting unread or being handled) take the places that lingering ones (below) leave, up to
+    `max_connections` more, and nothing is shed for them: answered, a reconnect holding a place is idle and goes
+    first. Among 1,000-2,000 connections that sent one GET /health, idled and reconnected at once when shed, every
+    place past `max_connections` was held by such reconnects, and the newest new connection was shed: a health check
+    on a new connection got 503 10-28% of the time (review 9, R9-4), now NUMBERS.
+    Past those places too, the oldest fresh one past `FRESH_GRACE_SECONDS` is closed, then the oldest in a
+    head, then a body (answered 503: bodies trickled a byte a second filled every place): of the newest, the one
+    that has sent least (`_body_victim`); then the newest silent fresh one when others opened with it; then an idle
+    one answered once (a client reconnecting to hold places looks so: one request, then nothing) and a reused one
+    idle `KEPT_ALIVE_SECONDS` or more (or, past half of `max_connections` of them, the least recent: one client
+    re-sending on every place cannot lock new ones out); then a new connection whose request waits unread in its
+    socket (the newest seen), one whose body is still to come before one whose whole request is there (a health
+    check, `HttpProtocol.request_waiting_whole`), then a single new connection still silent; a keep-alive connection
+    between two requests of its client last. Shed before every idle one, the health checks on new connections (the
+    ALB's and the kubelet's) got 503 53-76% of the time from a client holding 1,000 keep-alive connections, 13-19%
+    among 1,500 trickled bodies (review 6, R6-7, R6-2); shed after every idle one, they took the places of
+    keep-alive clients between two requests: among 800 and 1,500 bodies trickled at 1.1 KB/s, clients sending a
+    /predict every 0.1 s on connections opened before lost 16-55% of them (EOF, resets, then 503 as they
+    reconnected; review 7, R7-2), now none of 310-570, and health checks on new connections there got 503 in about 4
+    of 20, now none of 12-18 (whole requests last). Connections whose request is being handled are never shed; an
+    idle one whose next request has arrived unread is no longer idle: it goes after all these, answered 503 (closed
+    unanswered, its client saw a reset). A fresh connection or one in a head shed for `max_connections` is answered
+    503 `overloaded` with `Retry-After` (`HttpProtocol.refuse`), its request sent or on its way: closed unanswered,
+    200 of 600 honest clients of a burst past 400 connections lost their requests (EOF), most of them connections
+    just opened whose request came a moment later. It lingers as the protocol's errors do (so that a client still
+    sending reads the answer, not a reset) while the lingering ones and the new ones open past `max_connections`
+    are fewer than `max_connections` together (`linger`), else it closes at once: the open files stay within twice
+    `max_connections`. Not accepting past `max_connections` instead
+    (new connections left in the listen backlog) would lose no request either, but connections holding a place
+    (heads or bodies trickled) could then no longer be shed to let new clients in. An idle keep-alive connection is
+    closed unanswered (it has no request): its client may be sending its next one at that moment, which then meets
+    EOF or a reset (an ALB answers 502). Past `max_head_bytes` buffered in unfinished heads, the oldest connections
+    in a head are closed.
     """
 
     def __init__(
@@ -359,9 +360,9 @@ class ConnectionPool:
         longer new: the pool looks again on the loop's next turn, not from within the parser's callback. Else bodies
         begun by a burst's last connections held those places until their deadline (408), not shed (503)."""
         if self.open > self.max_connections and self._retrim is None:
-            self._retrim = connection.loop.call_soon(self._look_again)
+            self._retrim = connection.loop.call_soon(self._retrim_now)
 
-    def _look_again(self) -> None:
+    def _retrim_now(self) -> None:
         self._retrim = None
         self._trim(None)
 
