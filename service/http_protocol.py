@@ -72,7 +72,7 @@ import termios
 import time
 import uuid
 from collections.abc import Callable
-from itertools import islice, takewhile
+from itertools import islice
 from typing import Any, ClassVar, cast
 
 import httptools
@@ -233,8 +233,8 @@ class ConnectionPool:
     socket is in its head, not silent. The newest of a burst were shed at once: 88 of 600 clients that opened their
     connections together lost their requests, sent a moment after the connections were accepted (all of which run
     `connection_made` before any is read).
-    Past `max_connections`, new connections (`_arriving`: opened within `FRESH_GRACE_SECONDS`, or with a whole
-    request waiting unread or being handled) take the places that lingering ones (below) leave, up to
+    Past `max_connections`, new connections (`_arriving`: opened and silent, or with a whole request waiting unread
+    or being handled) take the places that lingering ones (below) leave, up to
     `max_connections` more, and nothing is shed for them: answered, a reconnect holding a place is idle and goes
     first. Among 1,000-2,000 connections that sent one GET /health, idled and reconnected at once when shed, every
     place past `max_connections` was held by such reconnects, and the newest new connection was shed: a health check
@@ -427,11 +427,10 @@ class ConnectionPool:
             self._shed(victim, "connections")
 
     def _arriving(self) -> int:
-        """New connections: with a whole request waiting unread or being handled, or opened less than
-        `FRESH_GRACE_SECONDS` ago (the oldest fresh ones, past it, are shed first)."""
-        now = time.monotonic()
-        past = sum(1 for _ in takewhile(lambda c: now - c.opened_at >= FRESH_GRACE_SECONDS, self._fresh))
-        return len(self._whole) + len(self._first) + len(self._fresh) - past
+        """New connections: with a whole request waiting unread or being handled, or opened and silent (those past
+        `FRESH_GRACE_SECONDS` are shed first once there are too many). Counted in constant time: it is asked on
+        every connection opened past `max_connections`."""
+        return len(self._whole) + len(self._first) + len(self._fresh)
 
     def _look_again_after_grace(self) -> None:
         """Trim again once the oldest fresh connection is past its grace (one timer for all of them)."""

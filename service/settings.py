@@ -83,8 +83,8 @@ class Settings(BaseSettings):
         default=4096,
         ge=MIN_CONNECTIONS,
         le=1_000_000,
-        description="Most connections open at once, but for as many more shared by new connections (opened within 0.1 "
-        "s, or with a whole request waiting or being handled: a health check is answered, not shed, among reconnects "
+        description="Most connections open at once, but for as many more shared by new connections (opened and silent, "
+        "or with a whole request waiting or being handled: a health check is answered, not shed, among reconnects "
         "holding every place) and those lingering after an error answer; past it a connection whose request is not "
         "being handled is closed: the oldest silent one (if it had time to send), then the oldest still sending its "
         "head, then of the 64 newest still sending a body the one that sent least (answered 503), then the newest "

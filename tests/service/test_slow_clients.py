@@ -538,32 +538,29 @@ def test_requests_sent_on_connections_shed_past_max_connections_get_503_not_eof(
 
 
 def test_connections_shed_past_max_connections_are_answered_and_a_bounded_number_linger() -> None:
-    """Review 5, R5-7, in the pool alone (a real burst cannot be timed to it): past `max_connections`, the newest of
-    a burst within its grace (its request on its way) and a connection past its grace with its request waiting
-    unread (in its head) are answered 503 (`refuse`), not closed unanswered; at most `max_connections` of them linger,
-    and new connections open past `max_connections` take from that bound; an idle keep-alive connection (no request)
-    is still closed unanswered."""
+    """Review 5, R5-7, in the pool alone (a real burst cannot be timed to it): past `max_connections`, a connection
+    whose head is arriving, and the newest of a burst within its grace (its request on its way), are answered 503
+    (`refuse`), not closed unanswered; at most `max_connections` of them linger, new connections open past
+    `max_connections` counted with them (R9-4); an idle connection (no request) is closed unanswered."""
     loop, pool = _pool(max_connections=1)
     now = time.monotonic()
     sent = _Connection(now - 1, loop, pool)
-    sent.waiting = True
+    pool.opened(sent)  # type: ignore[arg-type]
+    pool.heading(sent)  # type: ignore[arg-type]  # its head arriving
+    newcomer = _Connection(now, loop, pool)
+    pool.opened(newcomer)  # type: ignore[arg-type]  # new: it takes the place past `max_connections`
+    assert (sent.refused, newcomer.refused, pool.open) == ([], [], 2)
+    pool.busy(newcomer)  # type: ignore[arg-type]
+    pool.idle(newcomer)  # type: ignore[arg-type]  # answered: no longer new, the pool goes back to its bound
+    assert (sent.refused, newcomer.closed, pool.open, pool.lingering) == ([(503, "overloaded", True)], False, 1, 1)
     burst = [_Connection(now, loop, pool) for _ in range(2)]
-    for connection in [sent, *burst]:
+    for connection in burst:
         pool.opened(connection)  # type: ignore[arg-type]
-    # burst[0] takes the one place past `max_connections`; burst[1] is one new connection too many, with no place
-    # left to linger in
-    assert burst[1].refused == [(503, "overloaded", False)]
-    assert (sent.refused, burst[0].refused, pool.open, pool.lingering) == ([], [], 2, 0)
-    pool.busy(burst[0])  # type: ignore[arg-type]
-    pool.idle(burst[0])  # type: ignore[arg-type]  # answered: no longer new, and idle (no request)
-    assert (burst[0].refused, burst[0].closed, pool.open) == ([], True, 1)
-    late = _Connection(now - 1, loop, pool)  # past its grace when it opens, silent
-    pool.opened(late)  # type: ignore[arg-type]
-    assert (sent.refused, pool.open, pool.lingering) == ([(503, "overloaded", True)], 1, 1)  # lingering
-    pool.opened(_Connection(now - 1, loop, pool))  # type: ignore[arg-type]
-    assert late.refused == [(503, "overloaded", False)]  # past the lingering bound: closed at once
+    assert (newcomer.refused, newcomer.closed) == ([], True)  # idle, no request: closed unanswered
+    assert burst[1].refused == [(503, "overloaded", False)]  # no place left to linger in: closed at once
+    assert (burst[0].refused, pool.open, pool.lingering) == ([], 1, 1)
     pool.closed(sent)  # type: ignore[arg-type]  # its lingering over
-    assert (pool.open, pool.lingering) == (1, 0)
+    assert pool.lingering == 0
 
 
 def test_bodies_shed_are_counted_503_and_not_one_access_line_each(shedding_server: Server) -> None:
