@@ -30,7 +30,8 @@ adds:
   `send_timeout_seconds`: else the connection is reset, logged (`answer_dropped`) and counted;
 - connections bounded (`ConnectionPool`): idle ones by time (`keep_alive_seconds`) and count
   (`max_idle_connections`, fresh silent ones shed before keep-alive ones, however fast they come), all of them by
-  count (`max_connections`, bodies still arriving and requests already sent shed with a 503 before any keep-alive
+  count (`max_connections`, and as many more shared by new connections, whose requests are answered, and those
+  lingering after an error; bodies still arriving and requests already sent shed with a 503 before any keep-alive
   connection), unfinished
   heads by their bytes together (`max_head_bytes_buffered`), chunked bodies by their chunks (`max_body_chunks` a
   body, and as many a second on a connection);
@@ -238,14 +239,22 @@ class ConnectionPool:
     socket is in its head, not silent. The newest of a burst were shed at once: 88 of 600 clients that opened their
     connections together lost their requests, sent a moment after the connections were accepted (all of which run
     `connection_made` before any is read).
-    Past `max_connections` open, the oldest fresh one past `FRESH_GRACE_SECONDS` is closed, then the oldest in a
+    Past `max_connections`, new connections (`_arriving`: opened and silent, or with a whole request waiting unread
+    or being handled) take the places that lingering ones (below) leave, up to
+    `max_connections` more, and nothing is shed for them: answered, a reconnect holding a place is idle and goes
+    first. Among 1,000-2,000 connections that sent one GET /health, idled and reconnected at once when shed, every
+    place past `max_connections` was held by such reconnects, and the newest new connection was shed: a health check
+    on a new connection got 503 10-28% of the time (review 9, R9-4; 5 of 66 with 1,000 keep-alive posers beside,
+    6 of 91 with 2,000 reconnecting), now 0 of 50 and 0 of 78 (the answers to the flood's requests slow the others:
+    a pooled client's median 45-61 ms became 138-171 ms beside the posers, 9-13 ms 27-34 ms without).
+    Past those places too, the oldest fresh one past `FRESH_GRACE_SECONDS` is closed, then the oldest in a
     head, then a body (answered 503: bodies trickled a byte a second filled every place): of the newest, the one
     that has sent least (`_body_victim`); then the newest silent fresh one when others opened with it; then an idle
     one answered once (a client reconnecting to hold places looks so: one request, then nothing) and a reused one
     idle `KEPT_ALIVE_SECONDS` or more (or, past half of `max_connections` of them, the least recent: one client
     re-sending on every place cannot lock new ones out); then a new connection whose request waits unread in its
-    socket (the newest), one whose body is still to come before one whose whole request is there (a health check,
-    `HttpProtocol.request_waiting_whole`), then a single new connection still silent; a keep-alive connection
+    socket (the newest seen), one whose body is still to come before one whose whole request is there (a health
+    check, `HttpProtocol.request_waiting_whole`), then a single new connection still silent; a keep-alive connection
     between two requests of its client last. Shed before every idle one, the health checks on new connections (the
     ALB's and the kubelet's) got 503 53-76% of the time from a client holding 1,000 keep-alive connections, 13-19%
     among 1,500 trickled bodies (review 6, R6-7, R6-2); shed after every idle one, they took the places of
@@ -258,8 +267,9 @@ class ConnectionPool:
     503 `overloaded` with `Retry-After` (`HttpProtocol.refuse`), its request sent or on its way: closed unanswered,
     200 of 600 honest clients of a burst past 400 connections lost their requests (EOF), most of them connections
     just opened whose request came a moment later. It lingers as the protocol's errors do (so that a client still
-    sending reads the answer, not a reset) while fewer than `max_connections` shed connections linger, else it
-    closes at once: the open files stay within twice `max_connections`. Not accepting past `max_connections` instead
+    sending reads the answer, not a reset) while the lingering ones and the new ones open past `max_connections`
+    are fewer than `max_connections` together (`linger`), else it closes at once: the open files stay within twice
+    `max_connections`. Not accepting past `max_connections` instead
     (new connections left in the listen backlog) would lose no request either, but connections holding a place
     (heads or bodies trickled) could then no longer be shed to let new clients in. An idle keep-alive connection is
     closed unanswered (it has no request): its client may be sending its next one at that moment, which then meets
@@ -294,7 +304,9 @@ class ConnectionPool:
         self._requested: dict[HttpProtocol, None] = {}  # a new connection's request waiting unread, not whole
         self._whole: dict[HttpProtocol, None] = {}  # a new connection's whole request waiting unread (a health check)
         self._returned: dict[HttpProtocol, None] = {}  # a keep-alive connection's next request waiting unread
+        self._first: dict[HttpProtocol, None] = {}  # a new connection's request being handled (never shed)
         self._recheck: asyncio.TimerHandle | None = None  # when fresh connections within their grace are looked at
+        self._retrim: asyncio.Handle | None = None  # when connections no longer new are looked at (`_trim_soon`)
 
     def opened(self, connection: HttpProtocol) -> None:
         self.open += 1
@@ -314,16 +326,22 @@ class ConnectionPool:
             self.lingering -= 1
 
     def linger(self, connection: HttpProtocol) -> bool:
-        """Whether `connection`, answered with an error, may linger: it then counts among the lingering ones (at
-        most `max_connections`), not among those open."""
+        """Whether `connection`, answered with an error, may linger: it then counts among the lingering ones, not
+        among those open. They share `max_connections` places with the new connections open past it (`_trim`): a
+        burst past them is shed down to them, not all of it for the lingering its own sheds would take. One already
+        closing (its client gone before the answer) does not linger: counted, it was never uncounted (its
+        `connection_lost` had run), and 16 bodies whose clients left took every place for good."""
         if connection.counted_lingering:
             return True
-        if self.lingering >= self.max_connections:
+        if connection.transport.is_closing() or not self._room_to_linger(self.open - connection.pooled):
             return False
         self.closed(connection)
         connection.counted_lingering = True
         self.lingering += 1
         return True
+
+    def _room_to_linger(self, open_after: int) -> bool:
+        return self.lingering + max(open_after - self.max_connections, 0) < self.max_connections
 
     def idle(self, connection: HttpProtocol) -> None:
         """`connection` was answered and waits for its next request."""
@@ -343,10 +361,24 @@ class ConnectionPool:
         """The body of a request arrives on `connection`: the request is not handled yet."""
         self._forget(connection)
         self._bodies[connection] = None
+        self._trim_soon(connection)
+
+    def _trim_soon(self, connection: HttpProtocol) -> None:
+        """`connection` may have taken a new connection's place past `max_connections` (`_arriving`) and be no
+        longer new: the pool looks again on the loop's next turn, not from within the parser's callback. Else bodies
+        begun by a burst's last connections held those places until their deadline (408), not shed (503)."""
+        if self.open > self.max_connections and self._retrim is None:
+            self._retrim = connection.loop.call_soon(self._retrim_now)
+
+    def _retrim_now(self) -> None:
+        self._retrim = None
+        self._trim(None)
 
     def busy(self, connection: HttpProtocol) -> None:
         """A request is being handled on `connection`: it is never shed."""
         self._forget(connection)
+        if not connection.answered:
+            self._first[connection] = None
 
     def head_grew(self, connection: HttpProtocol, size: int) -> None:
         connection.buffered_head += size
@@ -359,6 +391,7 @@ class ConnectionPool:
         connection.buffered_head = 0
 
     def _forget(self, connection: HttpProtocol) -> None:
+        self._first.pop(connection, None)
         self._requested.pop(connection, None)
         self._whole.pop(connection, None)
         self._returned.pop(connection, None)
@@ -379,22 +412,33 @@ class ConnectionPool:
                 break
             self._shed(victim, "idle")
         while self.open > self.max_connections:
+            # new connections (`_arriving`) may also take the places the lingering ones leave (`linger`)
+            arriving, room = self._arriving(), self.max_connections - self.lingering
+            if self.open <= self.max_connections + min(arriving, room):
+                return
+            spare = arriving > room  # new connections past their reserve: they may be shed too
             victim = (
                 self._older_fresh(newest, FRESH_GRACE_SECONDS)
                 or next(iter(self._heads), None)
                 or self._body_victim()
-                or (newest and self._fresh_victim(newest))
+                or (self._fresh_victim(newest) if spare and newest else None)
                 or self._oldest_idle(self._idle)
                 or self._stale_kept()
                 or next(reversed(self._requested), None)
-                or next(reversed(self._whole), None)
-                or (newest if newest in self._fresh else None)  # a single new connection, its request on its way
+                or (next(reversed(self._whole), None) if spare else None)
+                or (newest if spare and newest in self._fresh else None)  # a single new connection, on its way
                 or self._oldest_idle(self._kept)
                 or next(iter(self._returned), None)
             )
             if victim is None:
-                return  # every connection has a request being handled
+                return  # every connection has a request being handled, or is new within the reserve
             self._shed(victim, "connections")
+
+    def _arriving(self) -> int:
+        """New connections: with a whole request waiting unread or being handled, or opened and silent (those past
+        `FRESH_GRACE_SECONDS` are shed first once there are too many). Counted in constant time: it is asked on
+        every connection opened past `max_connections`."""
+        return len(self._whole) + len(self._first) + len(self._fresh)
 
     def _look_again_after_grace(self) -> None:
         """Trim again once the oldest fresh connection is past its grace (one timer for all of them)."""
@@ -439,6 +483,8 @@ class ConnectionPool:
         return oldest if stale or len(self._kept) > self.max_connections // 2 else None
 
     def _request_arrived(self, connection: HttpProtocol) -> None:
+        """`connection`'s request is in its socket, not read yet. Called oldest first (`_older_fresh`,
+        `_fresh_victim`), so that the last of `_requested` and `_whole` is the newest seen, the one shed first."""
         self._forget(connection)
         if connection.answered:
             self._returned[connection] = None
@@ -468,11 +514,12 @@ class ConnectionPool:
         victim = self._older_fresh(newest, FRESH_GRACE_SECONDS)
         if victim is None:  # of the `BODY_SHED_SCAN` newest, the newest silent one of a burst; requests waiting seen
             burst = len(self._fresh) > 1
-            for connection in list(islice(reversed(self._fresh), BODY_SHED_SCAN)):  # copied: the loop moves them
+            scanned = list(islice(reversed(self._fresh), BODY_SHED_SCAN))  # copied: the loop moves them
+            for connection in reversed(scanned):  # the oldest first: `_whole` and `_requested` keep their order
                 if connection.bytes_waiting():
                     self._request_arrived(connection)
-                elif burst:
-                    return connection
+            if burst:
+                victim = next((c for c in scanned if c in self._fresh), None)
         return victim
 
     def _shed(self, connection: HttpProtocol, reason: str) -> None:
@@ -483,7 +530,7 @@ class ConnectionPool:
         if receiving:  # a request on its way: its client, maybe a slow uploader, learns why
             connection.refuse_body(503, "overloaded", answer, linger=False)
         elif requested:  # answered, not lost; lingering if there is room (`linger`)
-            connection.refuse(503, "overloaded", answer, linger=self.lingering < self.max_connections)
+            connection.refuse(503, "overloaded", answer, linger=self._room_to_linger(self.open))
         else:
             connection.transport.close()
             if self.refusals is not None:

@@ -206,11 +206,11 @@ def _hard_stop_after(seconds: float) -> threading.Timer:
 
 
 def open_file_limit(max_connections: int) -> int:
-    """Raise the soft limit on open files to the hard one, and return how many connections fit in it (a few
-    dozen descriptors stay for the model, logs and the listener): past it the kernel's accept fails silently.
-    Each connection counts twice: as many again, shed for `max_connections`, may linger with their answer
-    (`service.http_protocol.ConnectionPool`). Raises `ValueError` when fewer than `MIN_CONNECTIONS` fit: the service
-    could not serve."""
+    """Raise the soft limit on open files to the hard one, and return how many connections fit in it (a few dozen
+    descriptors stay for the model, logs and the listener): past it the kernel's accept fails silently. Each
+    connection counts twice: as many again, new ones and those shed for `max_connections` lingering with their
+    answer, may be open past it (`service.http_protocol.ConnectionPool`). Raises `ValueError` when fewer than
+    `MIN_CONNECTIONS` fit: the service could not serve."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != hard:
         with contextlib.suppress(ValueError, OSError):

@@ -100,13 +100,15 @@ class Settings(BaseSettings):
         default=4096,
         ge=MIN_CONNECTIONS,
         le=1_000_000,
-        description="Most connections open at once; past it a connection whose request is not being handled is "
-        "closed: the oldest silent one (if it had time to send), then the oldest still sending its head, then of the "
-        "64 newest still sending a body the one that sent least (answered 503), then the newest silent one if others "
-        "came with it, then an idle one answered once or idle 5 s, then a new connection's request not read yet "
-        "(503; a whole one, a health check, after one whose body is still to come), a keep-alive connection between "
-        "two requests of its client last. Kept under the open-file limit, which the service raises to its hard limit "
-        "at start.",
+        description="Most connections open at once, but for as many more shared by new connections (opened and silent, "
+        "or with a whole request waiting or being handled: a health check is answered, not shed, among reconnects "
+        "holding every place) and those lingering after an error answer; past it a connection whose request is not "
+        "being handled is closed: the oldest silent one (if it had time to send), then the oldest still sending its "
+        "head, then of the 64 newest still sending a body the one that sent least (answered 503), then the newest "
+        "silent one if others came with it, then an idle one answered once or idle 5 s, then a new connection's request"
+        " not read yet (503; a whole one, a health check, after one whose body is still to come), a keep-alive "
+        "connection between two requests of its client last. Kept under the open-file limit, which the service raises "
+        "to its hard limit at start.",
     )
     max_head_bytes_buffered: int = Field(
         default=32 * 1024 * 1024,
