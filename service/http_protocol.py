@@ -76,6 +76,7 @@ from typing import Any, ClassVar, cast
 
 import httptools
 from uvicorn.config import Config
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
@@ -128,6 +129,9 @@ CHUNK_REFILL_SECONDS = 1.0
 #: Once the server stopped listening, how long a body that starts then may show its rate before it is judged able
 #: to arrive within half the shutdown timeout or not (`HttpProtocol._check_arrival`).
 ARRIVAL_CHECK_SECONDS = 1.0
+#: While the app leaves a body's bytes untaken (a batch waiting for room, `service.middleware.Admission`), how often
+#: its deadline looks whether it took them (`HttpProtocol._body_timed_out`).
+BODY_HELD_RECHECK_SECONDS = 1.0
 #: Most reads (of 64 KB) of what a refused connection sent, dropped before it closes (`HttpProtocol.refuse`).
 REFUSED_READS = 16
 #: At shutdown, how long a connection with no request under way may still start one: it may have been accepted a
@@ -665,6 +669,8 @@ class HttpProtocol(HttpToolsProtocol):
         self._body_since = 0.0  # when the body's head ended (loop time)
         self._body_bytes = 0  # of the body, as sent, received so far
         self._body_moved = 0.0  # when bytes of the body last arrived (loop time)
+        self._body_held = 0.0  # seconds the app left the body's bytes untaken, reading paused (`_app_holds_body`)
+        self._held_since: float | None = None  # since when it leaves them so (loop time)
         self._unparsed_body = 0  # bytes of a body the parser skipped (an ignored Upgrade) still to come
         self._chunk_allowance = float(self.settings.max_body_chunks)  # chunks the connection may still send now
         self._chunks_counted_at = 0.0  # when the allowance was last brought up to date (loop time)
@@ -992,6 +998,7 @@ class HttpProtocol(HttpToolsProtocol):
                 if body_piece and size:
                     self._body_bytes += size
                     self._body_moved = self.loop.time()
+                    self._hold_ended(self._body_moved)
                 self.parser.feed_data(view[at : at + size])
                 if not self._in_body and self._head_started:  # the head goes on past this piece
                     self._head_grew(view, at, size)
@@ -1155,6 +1162,7 @@ class HttpProtocol(HttpToolsProtocol):
         self._chunked = None
         self._body_since = self._body_moved = self.loop.time()
         self._body_bytes = 0
+        self._body_held, self._held_since = 0.0, None
         host = False
         for name, value in self.headers:
             if name == b"content-length":
@@ -1249,10 +1257,11 @@ class HttpProtocol(HttpToolsProtocol):
         Once it started, with no gap longer than `body_stall_seconds`: the average lets a body sent nearly whole then
         stalled hold its bytes of `max_pending_body_bytes` until the absolute deadline."""
         settings = self.settings
-        due = self._body_since + settings.body_timeout_seconds
+        since = self._body_since + self._body_held  # the time the app held it unread is not the client's
+        due = since + settings.body_timeout_seconds
         rate = settings.min_body_bytes_per_second
         if rate:
-            due = min(due, self._body_since + settings.body_grace_seconds + self._body_bytes / rate)
+            due = min(due, since + settings.body_grace_seconds + self._body_bytes / rate)
         if settings.body_stall_seconds and self._body_bytes:
             due = min(due, self._body_moved + settings.body_stall_seconds)
         if self._finish_by is not None:
@@ -1265,6 +1274,13 @@ class HttpProtocol(HttpToolsProtocol):
         self._body_deadline = None
         if self.transport.is_closing() or self._lingering or not self._in_body:
             return
+        now = self.loop.time()
+        if self._app_holds_body():
+            if self._held_since is None:  # reading paused when the last bytes came
+                self._held_since = self._body_moved
+            self._body_deadline = self.loop.call_at(now + BODY_HELD_RECHECK_SECONDS, self._body_timed_out)
+            return
+        self._hold_ended(now)
         due = self._body_due()
         if due > self.loop.time():
             self._body_deadline = self.loop.call_at(due, self._body_timed_out)
@@ -1278,7 +1294,7 @@ class HttpProtocol(HttpToolsProtocol):
                 f"The request body stopped arriving: nothing came for {settings.body_stall_seconds:g} s; "
                 "send it without pausing."
             )
-        elif due < self._body_since + settings.body_timeout_seconds:
+        elif due < self._body_since + self._body_held + settings.body_timeout_seconds:
             reason = (
                 f"The request body arrived slower than {settings.min_body_bytes_per_second:,} bytes a second; "
                 "send it at once."
@@ -1286,6 +1302,20 @@ class HttpProtocol(HttpToolsProtocol):
         else:
             reason = f"The request body did not arrive within {settings.body_timeout_seconds:g} s; send it at once."
         self.refuse_body(408, "request_timeout", reason, linger=True)
+
+    def _app_holds_body(self) -> bool:
+        """Whether the app leaves the body's bytes untaken (uvicorn paused reading past `HIGH_WATER_LIMIT` of them
+        until it takes them): a batch waiting for room in its budget (`service.middleware.Admission`). Its client
+        is then not behind: it cannot send. Held 5 s, such a batch got 408 for its stalled body (review 7, R7-5)."""
+        return self.cycle is not None and len(self.cycle.body) > HIGH_WATER_LIMIT
+
+    def _hold_ended(self, now: float) -> None:
+        """The app took the body's bytes (seen by `now`): the time it held them is not counted against the body's
+        rate, nor its stall (counted from `now`, when it could send again)."""
+        if self._held_since is not None:
+            self._body_held += now - self._held_since
+            self._body_moved = max(self._body_moved, now)
+            self._held_since = None
 
     def refuse_body(self, status: int, code: str, reason: str, *, linger: bool) -> None:
         """Answer a request whose body is still arriving (the app, waiting for it, has not handled it and sees a
