@@ -252,10 +252,10 @@ class Admission:
         body.counted = 0
 
     async def _room(self, scope: Scope, receive: Receive, send: Send, reservation: _Reservation, body: _Body) -> bool:
-        """Wait for room for a batch past what is left of the batches' budget, its body unread past the first
-        `1 / RESERVED_PER_BYTE_ARRIVED` of what it declared; whether it was let in (its `reservation` then counts in
-        the budget, all it declared); False when refused (503 after `max_batch_wait`, or at once without one) or
-        its client went away.
+        """Wait for room for a batch past what is left of the batches' budget, its body unread past its first
+        message; whether it was let in (its `reservation` then counts in the budget, all it declared for the
+        grace, `_Reservation.held`); False when refused (503 after `max_batch_wait`, or at once without one) or its
+        client went away.
 
         Refused at once, each 2 MB batch was read whole all the same, to be dropped (the answer lingers so that its
         client reads it, not a reset), and its eager client sent the next at once: 20 clients had the event loop
@@ -264,15 +264,16 @@ class Admission:
         connection and what was read of it (counted in `pending_bytes`; the server reads on only up to uvicorn's
         64 KB buffer, then pauses reading and stops the body's clock, `service.http_protocol`); a flood is served
         as fast as the budget allows and each of its connections refused at most once per `max_batch_wait`.
-        Reading its first sixteenth before it gets in line, a batch let in holds all it declared by R8-1's rule
-        (`_Reservation.held`), so one batch's room never lets in two; a head whose body does not come never gets
-        in line (review 8, R8-1: bodiless heads held the budget). Not counted: a client that gives up while its
-        batch waits still holds its place in line until it is let in (then read as gone) or refused."""
+        A head whose body does not come never gets in line (review 8, R8-1: bodiless heads held the budget); read
+        up to a sixteenth of it (what R8-1's rule asks to hold all it declared), 500 clients' waiting batches
+        filled `max_pending_bytes` and the bodies let in were refused part-way: none was served. Not counted: a
+        client that gives up while its batch waits still holds its place in line until it is let in (then read as
+        gone) or refused; one that sends a byte of its body and no more holds all it declared for the grace once
+        let in, then what has arrived."""
         if self.max_batch_wait <= 0:
             await self._refuse(scope, send, 503, "overloaded", OVERLOADED)
             return False
-        enough = -(-reservation.declared // RESERVED_PER_BYTE_ARRIVED)
-        if not await self._body(scope, receive, send, reservation, body, enough=enough):
+        if not await self._body(scope, receive, send, reservation, body, enough=1):
             return False
         waiter = _Waiter(reservation, anyio.Event())
         self._waiting[waiter] = None
@@ -303,6 +304,7 @@ class Admission:
             if reservation.declared <= room:
                 room -= reservation.declared
                 reservation.since = now  # its rate is judged from now: its body was held unread
+                reservation.begun = True
                 self._reservations.add(reservation)
                 del self._waiting[waiter]
                 waiter.let_in.set()
@@ -466,16 +468,21 @@ class _Reservation:
     declared: int
     since: float
     arrived: int = 0
+    begun: bool = False  # let in from the line, its body begun
 
     def held(self, now: float) -> int:
         """The bytes it holds in the batches' budget at `now`: while its body keeps up with
         `MIN_RESERVED_BYTES_PER_SECOND`, `RESERVED_PER_BYTE_ARRIVED` for each byte arrived, up to all it declared;
         else what has arrived. Reserved whatever its rate, two heads announcing 2 MiB and sending 1.1 KB/s held the
         whole budget and every batch got 503 (review 7, R7-3); reserved whole for half a second from the head, ten
-        heads a second with no body did (review 8, R8-1)."""
+        heads a second with no body did (review 8, R8-1). A batch let in from the line (`begun`: its body has
+        begun, `Admission._room`) holds all it declared through the grace: holding what its first message was
+        worth, one batch's room let in the next waiting one too, which was refused once read."""
         late = now - self.since - RESERVATION_GRACE_SECONDS
         if late > 0 and self.arrived < late * MIN_RESERVED_BYTES_PER_SECOND:
             return self.arrived
+        if self.begun and late <= 0:
+            return self.declared
         return min(self.declared, self.arrived * RESERVED_PER_BYTE_ARRIVED)
 
 

@@ -357,11 +357,11 @@ def _chunks(client: _Client, count: int, size: int) -> None:
         client.body(b"x" * size, more=index < count - 1)
 
 
-def test_a_batch_past_the_budget_waits_unread_past_its_first_sixteenth_and_is_served_when_room_frees() -> None:
+def test_a_batch_past_the_budget_waits_unread_past_its_first_message_and_is_served_when_room_frees() -> None:
     """Review 7, R7-5: a batch past the budget was refused at its head, then read whole all the same (the answer
     lingers so that its client reads it) and its client sent the next one at once: 20 eager clients of 2 MB
     batches had the server read and drop 3.2 GB in 10 s, and 10 batches were served. It now waits for room, read
-    only up to a sixteenth of what it declared (enough to hold all of it once let in, R8-1's rule)."""
+    no further than its first message."""
 
     async def scenario() -> None:
         clock, handler = _Clock(), _Handler()
@@ -369,12 +369,12 @@ def test_a_batch_past_the_budget_waits_unread_past_its_first_sixteenth_and_is_se
         served = _batch(admission, 300_000)
         served.body(b"x" * 300_000, more=False)
         await _turns()
-        waiting = _batch(admission, 200_000)  # 12,500 bytes are a sixteenth
+        waiting = _batch(admission, 200_000)
         _chunks(waiting, 20, 10_000)
         await _turns()
         assert waiting.status is None  # the old code: 503 at once
-        assert waiting.incoming.qsize() == 18  # two messages read, the rest left unread
-        assert (admission.batch_bytes, admission.pending_bytes) == (300_000, 20_000)
+        assert waiting.incoming.qsize() == 19  # one message read, the rest left unread
+        assert (admission.batch_bytes, admission.pending_bytes) == (300_000, 10_000)
         handler.release.set()
         await asyncio.gather(served.task, waiting.task)
         assert (served.status, waiting.status) == (200, 200)
@@ -437,5 +437,38 @@ def test_a_smaller_batch_passes_a_larger_one_that_does_not_fit_and_one_that_wait
         handler.release.set()
         await asyncio.gather(held[0].task, small.task)
         assert (held[0].status, small.status) == (200, 200)
+
+    _run(scenario)
+
+
+def test_a_batch_let_in_from_the_line_holds_all_it_declared_through_the_grace() -> None:
+    """Holding only 16 bytes for each byte of its first message, a batch let in left room for the next one waiting,
+    which was let in too and refused once read (500 clients of 2 MB batches: none served). Let in, a batch whose
+    body has begun holds all it declared for the grace, then what its rate earns (`_Reservation.held`)."""
+
+    async def scenario() -> None:
+        clock, handler = _Clock(), _Handler()
+        admission = _batch_admission(clock, handler, wait=30)
+        served = _batch(admission, 300_000)
+        served.body(b"x" * 300_000, more=False)
+        await _turns()
+        first, second = _batch(admission, 250_000), _batch(admission, 250_000)
+        for client in (first, second):
+            client.body(b"x" * 5_000, more=True)  # 80,000 bytes' worth at 16 a byte
+        await _turns()
+        handler.release.set()
+        await served.task
+        await _turns()
+        assert admission.batch_bytes == 250_000  # the first, let in
+        admission._let_in()
+        assert second.incoming.qsize() == 0 and len(admission._waiting) == 1  # the second still waits
+        clock.now = 1.0  # past the grace, at 5 KB a second: what has arrived
+        assert admission.batch_bytes == 5_000
+        admission._let_in()
+        assert not admission._waiting
+        for client in (first, second):
+            client.body(b"x" * 245_000, more=False)
+        await asyncio.gather(first.task, second.task)
+        assert sorted([first.status, second.status]) == [200, 503]  # the second let in past the grace: no room
 
     _run(scenario)
