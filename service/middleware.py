@@ -188,6 +188,7 @@ class Admission:
         self.refusals = RefusalLog(logging.getLogger("service.http"))
         if metrics is not None:
             metrics.batch_bytes.set_function(lambda: self.batch_bytes)
+            metrics.batches_waiting.set_function(lambda: len(self._waiting))
 
     @property
     def batch_bytes(self) -> int:

@@ -118,6 +118,7 @@ def test_a_batch_past_the_budget_waits_with_its_body_unread_and_is_served_once_t
         assert taken < len(request) // 2, f"the server read {taken:,} of {len(request):,} bytes of a waiting batch"
         with pytest.raises(BlockingIOError):
             eager.recv(1, socket.MSG_DONTWAIT)  # no answer while it waits
+        assert metric(budget_server, "batches_waiting_for_room") == 1
         time.sleep(STALL_SECONDS * 1.5)  # held longer than a client's body may pause
         assert holder.finish()[0] == 200
         eager.sendall(request[taken:])
