@@ -268,8 +268,9 @@ class Admission:
         A head whose body does not come never gets in line (review 8, R8-1: bodiless heads held the budget); read
         up to a sixteenth of it (what R8-1's rule asks to hold all it declared), 500 clients' waiting batches
         filled `max_pending_bytes` and the bodies let in were refused part-way: none was served. Not counted: a
-        client that gives up while its batch waits still holds its place in line until it is let in (then read as
-        gone) or refused; one that sends a byte of its body and no more holds all it declared for the grace once
+        client that gives up, or one the server's protocol answers (shed past `max_connections`, or the server
+        stopping), leaves the line within `ROOM_RECHECK_SECONDS` (a waiting batch kept the stop waiting for its
+        `max_batch_wait`); one that sends a byte of its body and no more holds all it declared for the grace once
         let in, then what has arrived."""
         if self.max_batch_wait <= 0:
             await self._refuse(scope, send, 503, "overloaded", OVERLOADED)
@@ -280,7 +281,7 @@ class Admission:
         self._waiting[waiter] = None
         try:
             with anyio.move_on_after(self.max_batch_wait):
-                while not waiter.let_in.is_set():
+                while not waiter.let_in.is_set() and not _ended(scope):
                     if next(iter(self._waiting)) is waiter:  # the oldest looks again: held bytes decay with time
                         self._let_in()
                     with anyio.move_on_after(ROOM_RECHECK_SECONDS):
@@ -290,7 +291,8 @@ class Admission:
         if waiter.let_in.is_set():
             return True
         self._uncount(body)
-        await self._refuse(scope, send, 503, "overloaded", OVERLOADED, close=not body.whole)
+        if not _ended(scope):
+            await self._refuse(scope, send, 503, "overloaded", OVERLOADED, close=not body.whole)
         return False
 
     def _let_in(self) -> None:
@@ -457,9 +459,10 @@ RESERVATION_GRACE_SECONDS = 0.5
 RESERVED_PER_BYTE_ARRIVED = 16
 
 
-#: How often the oldest batch waiting for room looks again without being woken (a trickled batch's reservation
-#: shrinks with time, `_Reservation.held`; batches leaving wake the waiting ones at once).
-ROOM_RECHECK_SECONDS = 0.25
+#: How often a batch waiting for room looks whether its request has ended (`_ended`), and the oldest whether there
+#: is room without being woken (a trickled batch's reservation shrinks with time, `_Reservation.held`; batches
+#: leaving wake the waiting ones at once).
+ROOM_RECHECK_SECONDS = 0.5
 
 
 @dataclass(eq=False, slots=True)  # hashed by identity: kept in a set
@@ -532,6 +535,13 @@ async def _client_gone(receive: Receive) -> bool:
         scope.cancel()
         message = await receive()
     return message.get("type") == "http.disconnect"
+
+
+def _ended(scope: Scope) -> bool:
+    """Whether the request ended while its body was left unread: its client went away, or the server's protocol
+    answered it (`ANSWERED_BY_SERVER`, `CLIENT_GONE`)."""
+    state = scope["state"]
+    return bool(state.get(ANSWERED_BY_SERVER) or state.get(CLIENT_GONE))
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

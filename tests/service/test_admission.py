@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from service.api import create_app
-from service.middleware import Admission
+from service.middleware import ANSWERED_BY_SERVER, Admission
 from service.settings import Settings
 
 Message = dict[str, Any]
@@ -46,6 +46,7 @@ class _Client:
     def __init__(self, middleware: Admission, scope: Message) -> None:
         self.incoming: asyncio.Queue[Message] = asyncio.Queue()
         self.sent: list[Message] = []
+        self.scope = scope
         if not scope["headers"]:
             self.body(b"", more=False)
         self.task = asyncio.ensure_future(middleware(scope, self.incoming.get, self._send))
@@ -471,5 +472,26 @@ def test_a_batch_let_in_from_the_line_holds_all_it_declared_through_the_grace() 
             client.body(b"x" * 245_000, more=False)
         await asyncio.gather(first.task, second.task)
         assert sorted([first.status, second.status]) == [200, 503]  # the second let in past the grace: no room
+
+    _run(scenario)
+
+
+def test_a_waiting_batch_whose_request_ends_leaves_the_line_without_an_answer_of_its_own() -> None:
+    """A batch waiting for room whose client went away, or whom the server's protocol answered (shed past
+    `max_connections`, or the server stopping: `ANSWERED_BY_SERVER`), waited out its `max_batch_wait` all the same,
+    and a stopping server waited for it."""
+
+    async def scenario() -> None:
+        clock, handler = _Clock(), _Handler()
+        admission, served = await _behind_a_batch(clock, handler)
+        waiting = _batch(admission, 200_000)
+        _chunks(waiting, 20, 10_000)
+        await _turns()
+        assert len(admission._waiting) == 1
+        waiting.scope["state"][ANSWERED_BY_SERVER] = 503  # as `HttpProtocol.refuse_body` does
+        await asyncio.wait_for(waiting.task, 5)  # within `ROOM_RECHECK_SECONDS`, not the 30 s wait
+        assert (waiting.sent, admission._waiting, admission.pending_bytes) == ([], {}, 0)
+        handler.release.set()
+        await served.task
 
     _run(scenario)
