@@ -825,9 +825,12 @@ class HttpProtocol(HttpToolsProtocol):
         """Whether the body under way, at the rate it has come so far, will all have arrived by `deadline` (loop
         time); if so it is held to it (`_finish_by`). An upload well under way at the stop is let finish and
         answered (one at 20 KB/s was cut with 503 although the stop had 20 s to spare); a body of unknown length
-        (chunked) or one that has not started or trickles is not."""
+        (chunked) or one that has not started or trickles is not, nor one the app leaves unread (a batch waiting for
+        room, `_app_holds_body`: it would not arrive at all)."""
         elapsed = self.loop.time() - self._body_since
         if self._body_left is None or self._unparsed_body or not self._body_bytes or elapsed <= 0:
+            return False
+        if self._app_holds_body():
             return False
         if self.loop.time() + self._body_left * elapsed / self._body_bytes > deadline:
             return False
@@ -1275,7 +1278,7 @@ class HttpProtocol(HttpToolsProtocol):
         if self.transport.is_closing() or self._lingering or not self._in_body:
             return
         now = self.loop.time()
-        if self._app_holds_body():
+        if self._app_holds_body() and (self._finish_by is None or now < self._finish_by):
             if self._held_since is None:  # reading paused when the last bytes came
                 self._held_since = self._body_moved
             self._body_deadline = self.loop.call_at(now + BODY_HELD_RECHECK_SECONDS, self._body_timed_out)
