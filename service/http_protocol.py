@@ -76,7 +76,6 @@ from typing import Any, ClassVar, cast
 
 import httptools
 from uvicorn.config import Config
-from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
@@ -84,7 +83,7 @@ from ml.schema import FEATURES
 from service.batch_admission import records_at_most
 from service.chunked_framing import ChunkedFraming, RefusedError
 from service.errors import ProblemError, raw_error
-from service.middleware import ANSWERED_BY_SERVER, CLIENT_GONE, explains
+from service.middleware import ANSWERED_BY_SERVER, BODY_HELD, CLIENT_GONE, explains
 from service.observability import Metrics as ServiceMetrics  # ml.manifest.Metrics too: one name for Sphinx
 from service.refusal_log import RefusalLog
 from service.routes import ALWAYS_ANSWERED, BATCH_PATH, PREDICT_PATH
@@ -669,8 +668,6 @@ class HttpProtocol(HttpToolsProtocol):
         self._body_since = 0.0  # when the body's head ended (loop time)
         self._body_bytes = 0  # of the body, as sent, received so far
         self._body_moved = 0.0  # when bytes of the body last arrived (loop time)
-        self._body_held = 0.0  # seconds the app left the body's bytes untaken, reading paused (`_app_holds_body`)
-        self._held_since: float | None = None  # since when it leaves them so (loop time)
         self._unparsed_body = 0  # bytes of a body the parser skipped (an ignored Upgrade) still to come
         self._chunk_allowance = float(self.settings.max_body_chunks)  # chunks the connection may still send now
         self._chunks_counted_at = 0.0  # when the allowance was last brought up to date (loop time)
@@ -1001,7 +998,6 @@ class HttpProtocol(HttpToolsProtocol):
                 if body_piece and size:
                     self._body_bytes += size
                     self._body_moved = self.loop.time()
-                    self._hold_ended(self._body_moved)
                 self.parser.feed_data(view[at : at + size])
                 if not self._in_body and self._head_started:  # the head goes on past this piece
                     self._head_grew(view, at, size)
@@ -1165,7 +1161,6 @@ class HttpProtocol(HttpToolsProtocol):
         self._chunked = None
         self._body_since = self._body_moved = self.loop.time()
         self._body_bytes = 0
-        self._body_held, self._held_since = 0.0, None
         host = False
         for name, value in self.headers:
             if name == b"content-length":
@@ -1197,6 +1192,8 @@ class HttpProtocol(HttpToolsProtocol):
         if self._body_left:
             self._body_left -= len(body)
         super().on_body(body)
+        if self._app_holds_body():  # the rest stays in the kernel's buffers, not uvicorn's 64 KB
+            self.flow.pause_reading()
 
     def _framing(self) -> ChunkedFraming:
         """The framing of a chunked body, its chunks bounded by what the connection has left of its own: a body has
@@ -1260,13 +1257,13 @@ class HttpProtocol(HttpToolsProtocol):
         Once it started, with no gap longer than `body_stall_seconds`: the average lets a body sent nearly whole then
         stalled hold its bytes of `max_pending_body_bytes` until the absolute deadline."""
         settings = self.settings
-        since = self._body_since + self._body_held  # the time the app held it unread is not the client's
+        since, moved = self._body_clock()
         due = since + settings.body_timeout_seconds
         rate = settings.min_body_bytes_per_second
         if rate:
             due = min(due, since + settings.body_grace_seconds + self._body_bytes / rate)
         if settings.body_stall_seconds and self._body_bytes:
-            due = min(due, self._body_moved + settings.body_stall_seconds)
+            due = min(due, moved + settings.body_stall_seconds)
         if self._finish_by is not None:
             due = min(due, self._finish_by)
         return due
@@ -1279,11 +1276,8 @@ class HttpProtocol(HttpToolsProtocol):
             return
         now = self.loop.time()
         if self._app_holds_body() and (self._finish_by is None or now < self._finish_by):
-            if self._held_since is None:  # reading paused when the last bytes came
-                self._held_since = self._body_moved
             self._body_deadline = self.loop.call_at(now + BODY_HELD_RECHECK_SECONDS, self._body_timed_out)
             return
-        self._hold_ended(now)
         due = self._body_due()
         if due > self.loop.time():
             self._body_deadline = self.loop.call_at(due, self._body_timed_out)
@@ -1292,12 +1286,13 @@ class HttpProtocol(HttpToolsProtocol):
         if due == self._finish_by:
             self.refuse_body(503, "shutting_down", _STOPPING, linger=True)
             return
-        if settings.body_stall_seconds and self._body_bytes and due == self._body_moved + settings.body_stall_seconds:
+        since, moved = self._body_clock()
+        if settings.body_stall_seconds and self._body_bytes and due == moved + settings.body_stall_seconds:
             reason = (
                 f"The request body stopped arriving: nothing came for {settings.body_stall_seconds:g} s; "
                 "send it without pausing."
             )
-        elif due < self._body_since + self._body_held + settings.body_timeout_seconds:
+        elif due < since + settings.body_timeout_seconds:
             reason = (
                 f"The request body arrived slower than {settings.min_body_bytes_per_second:,} bytes a second; "
                 "send it at once."
@@ -1306,19 +1301,31 @@ class HttpProtocol(HttpToolsProtocol):
             reason = f"The request body did not arrive within {settings.body_timeout_seconds:g} s; send it at once."
         self.refuse_body(408, "request_timeout", reason, linger=True)
 
-    def _app_holds_body(self) -> bool:
-        """Whether the app leaves the body's bytes untaken (uvicorn paused reading past `HIGH_WATER_LIMIT` of them
-        until it takes them): a batch waiting for room in its budget (`service.middleware.Admission`). Its client
-        is then not behind: it cannot send. Held 5 s, such a batch got 408 for its stalled body (review 7, R7-5)."""
-        return self.cycle is not None and len(self.cycle.body) > HIGH_WATER_LIMIT
+    def _hold(self) -> tuple[float, float | None] | None:
+        """When the app began to leave the body unread, and when it took it on (None: not yet), if it did: a batch
+        waiting for room in its budget (`BODY_HELD`, `service.middleware.Admission`)."""
+        if self.cycle is None:
+            return None
+        hold: tuple[float, float | None] | None = self.cycle.scope.get("state", {}).get(BODY_HELD)
+        return hold
 
-    def _hold_ended(self, now: float) -> None:
-        """The app took the body's bytes (seen by `now`): the time it held them is not counted against the body's
-        rate, nor its stall (counted from `now`, when it could send again)."""
-        if self._held_since is not None:
-            self._body_held += now - self._held_since
-            self._body_moved = max(self._body_moved, now)
-            self._held_since = None
+    def _app_holds_body(self) -> bool:
+        """Whether the app leaves the body unread now: its client is not behind, it cannot send. Held 5 s, such a
+        batch got 408 for its stalled body (review 7, R7-5)."""
+        hold = self._hold()
+        return hold is not None and hold[1] is None
+
+    def _body_clock(self) -> tuple[float, float]:
+        """When the body's head ended and when its bytes last moved, as the client's deadlines count them: the time
+        the app held it unread (`_hold`) is not the client's, and the client could send again only once it
+        ended."""
+        since, moved = self._body_since, self._body_moved
+        hold = self._hold()
+        if hold is not None:
+            start, end = hold
+            end = self.loop.time() if end is None else end
+            since, moved = since + max(end - start, 0.0), max(moved, end)
+        return since, moved
 
     def refuse_body(self, status: int, code: str, reason: str, *, linger: bool) -> None:
         """Answer a request whose body is still arriving (the app, waiting for it, has not handled it and sees a

@@ -38,6 +38,11 @@ CLIENT_GONE = "client_gone"
 #: logged by a refusal log (sampled), not one access-log line each.
 ANSWERED_BY_SERVER = "answered_by_server"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+#: The key in a request's `scope["state"]` set when `Admission` leaves its body unread, a batch waiting for room:
+#: (when it began, when it ended or None) in the event loop's time. The server's protocol reads no more of the body
+#: meanwhile (uvicorn would buffer 64 KB) and does not count the wait against the body's deadlines
+#: (`service.http_protocol`).
+BODY_HELD = "body_held"
 #: Statuses the app answers before any route's work (a path with a trailing slash, a missing operator token, an
 #: unknown path or method, a body not sent as JSON): their access lines are sampled (`RefusalLog.answered`), as the
 #: server's own refusals; the metrics count each.
@@ -262,8 +267,9 @@ class Admission:
         client reads it, not a reset), and its eager client sent the next at once: 20 clients had the event loop
         read and drop 3.2 GB in 10 s, 17 KB at a time, the admitted batches' bodies arrived a twentieth as fast,
         and 10 were served where one client alone is served 25 (review 7, R7-5). Waiting, a batch costs its
-        connection and what was read of it (counted in `pending_bytes`; the server reads on only up to uvicorn's
-        64 KB buffer, then pauses reading and stops the body's clock, `service.http_protocol`); a flood is served
+        connection and its first message (counted in `pending_bytes`; the server's protocol reads no more of it and
+        stops the body's clock, `BODY_HELD`: with uvicorn's 64 KB buffer filled too, 500 eager clients held RSS at
+        200 MB on 512 MiB settings); a flood is served
         as fast as the budget allows and each of its connections refused at most once per `max_batch_wait`.
         A head whose body does not come never gets in line (review 8, R8-1: bodiless heads held the budget); read
         up to a sixteenth of it (what R8-1's rule asks to hold all it declared), 500 clients' waiting batches
@@ -279,6 +285,8 @@ class Admission:
             return False
         waiter = _Waiter(reservation, anyio.Event())
         self._waiting[waiter] = None
+        loop = asyncio.get_running_loop()
+        scope["state"][BODY_HELD] = (loop.time(), None)
         try:
             with anyio.move_on_after(self.max_batch_wait):
                 while not waiter.let_in.is_set() and not _ended(scope):
@@ -288,6 +296,7 @@ class Admission:
                         await waiter.let_in.wait()
         finally:
             self._waiting.pop(waiter, None)
+            scope["state"][BODY_HELD] = (scope["state"][BODY_HELD][0], loop.time())
         if waiter.let_in.is_set():
             return True
         self._uncount(body)
