@@ -267,17 +267,16 @@ class Admission:
         client reads it, not a reset), and its eager client sent the next at once: 20 clients had the event loop
         read and drop 3.2 GB in 10 s, 17 KB at a time, the admitted batches' bodies arrived a twentieth as fast,
         and 10 were served where one client alone is served 25 (review 7, R7-5). Waiting, a batch costs its
-        connection and its first message (counted in `pending_bytes`; the server's protocol reads no more of it and
-        stops the body's clock, `BODY_HELD`: with uvicorn's 64 KB buffer filled too, 500 eager clients held RSS at
-        200 MB on 512 MiB settings); a flood is served
-        as fast as the budget allows and each of its connections refused at most once per `max_batch_wait`.
-        A head whose body does not come never gets in line (review 8, R8-1: bodiless heads held the budget); read
-        up to a sixteenth of it (what R8-1's rule asks to hold all it declared), 500 clients' waiting batches
-        filled `max_pending_bytes` and the bodies let in were refused part-way: none was served. Not counted: a
-        client that gives up, or one the server's protocol answers (shed past `max_connections`, or the server
-        stopping), leaves the line within `ROOM_RECHECK_SECONDS` (a waiting batch kept the stop waiting for its
-        `max_batch_wait`); one that sends a byte of its body and no more holds all it declared for the grace once
-        let in, then what has arrived."""
+        connection and its first message (counted in `pending_bytes`); the server's protocol reads no more of it
+        and stops the body's clock (`BODY_HELD`; with uvicorn's 64 KB buffer filled too, 500 eager clients held
+        RSS at 200 MB on 512 MiB settings). A flood is served as fast as the budget allows, each of its connections
+        refused at most once per `max_batch_wait`. A head whose body does not come never gets in line (review 8,
+        R8-1: bodiless heads held the budget); read up to a sixteenth of it (what R8-1's rule asks to hold all it
+        declared), the waiting batches of 500 clients filled `max_pending_bytes` and the bodies let in were
+        refused part-way: none was served. A batch whose client went away, or that the server's protocol answered
+        (shed past `max_connections`, or the server stopping), leaves the line within `ROOM_RECHECK_SECONDS`.
+        Not covered: a client that sends one byte of its body and no more holds all it declared for the grace
+        once let in (then what has arrived), in its turn."""
         if self.max_batch_wait <= 0:
             await self._refuse(scope, send, 503, "overloaded", OVERLOADED)
             return False
