@@ -362,6 +362,14 @@ async def _behind_a_batch(clock: _Clock, handler: _Handler) -> tuple[Admission, 
     return admission, served
 
 
+async def _waiting_batch(admission: Admission) -> _Client:
+    """A batch of 200,000 bytes, all sent in 20 messages, that does not fit beside `_behind_a_batch`'s."""
+    waiting = _batch(admission, 200_000)
+    _chunks(waiting, 20, 10_000)
+    await _turns()
+    return waiting
+
+
 def _chunks(client: _Client, count: int, size: int) -> None:
     """`count` messages of `size` bytes, the last one ending the body."""
     for index in range(count):
@@ -377,9 +385,7 @@ def test_a_batch_past_the_budget_waits_unread_past_its_first_message_and_is_serv
     async def scenario() -> None:
         clock, handler = _Clock(), _Handler()
         admission, served = await _behind_a_batch(clock, handler)
-        waiting = _batch(admission, 200_000)
-        _chunks(waiting, 20, 10_000)
-        await _turns()
+        waiting = await _waiting_batch(admission)
         assert waiting.status is None  # the old code: 503 at once
         assert waiting.incoming.qsize() == 19  # one message read, the rest left unread
         assert (admission.batch_bytes, admission.pending_bytes) == (300_000, 10_000)
@@ -484,9 +490,7 @@ def test_a_waiting_batch_whose_request_ends_leaves_the_line_without_an_answer_of
     async def scenario() -> None:
         clock, handler = _Clock(), _Handler()
         admission, served = await _behind_a_batch(clock, handler)
-        waiting = _batch(admission, 200_000)
-        _chunks(waiting, 20, 10_000)
-        await _turns()
+        waiting = await _waiting_batch(admission)
         assert len(admission._waiting) == 1
         waiting.scope["state"][ANSWERED_BY_SERVER] = 503  # as `HttpProtocol.refuse_body` does
         await asyncio.wait_for(waiting.task, 5)  # within `ROOM_RECHECK_SECONDS`, not the 30 s wait
