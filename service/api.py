@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         always_admitted=ALWAYS_ANSWERED,
         batch_paths=frozenset({BATCH_PATH}),
         max_batch_bytes=settings.max_batch_bytes_in_flight,
+        max_batch_wait_seconds=settings.batch_queue_seconds,
         explained_paths=frozenset({PREDICT_PATH}),
         explained_refusal=lambda size: app.state.batches.explain_refusal(records_at_most(size, settings.batch_limit)),
         metrics=app.state.metrics,

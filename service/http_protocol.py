@@ -84,7 +84,7 @@ from ml.schema import FEATURES
 from service.batch_admission import records_at_most
 from service.chunked_framing import ChunkedFraming, RefusedError
 from service.errors import ProblemError, raw_error
-from service.middleware import ANSWER_LEAVING, ANSWERED_BY_SERVER, CLIENT_GONE, explains
+from service.middleware import ANSWER_LEAVING, ANSWERED_BY_SERVER, BODY_HELD, CLIENT_GONE, explains
 from service.observability import Metrics as ServiceMetrics  # ml.manifest.Metrics too: one name for Sphinx
 from service.refusal_log import RefusalLog
 from service.routes import ALWAYS_ANSWERED, BATCH_PATH, PREDICT_PATH
@@ -129,6 +129,9 @@ CHUNK_REFILL_SECONDS = 1.0
 #: Once the server stopped listening, how long a body that starts then may show its rate before it is judged able
 #: to arrive within half the shutdown timeout or not (`HttpProtocol._check_arrival`).
 ARRIVAL_CHECK_SECONDS = 1.0
+#: While the app leaves a body's bytes untaken (a batch waiting for room, `service.middleware.Admission`), how often
+#: its deadline looks whether it took them (`HttpProtocol._body_timed_out`).
+BODY_HELD_RECHECK_SECONDS = 1.0
 #: Most reads (of 64 KB) of what a refused connection sent, dropped before it closes (`HttpProtocol.refuse`).
 REFUSED_READS = 16
 #: At shutdown, how long a connection with no request under way may still start one: it may have been accepted a
@@ -876,9 +879,12 @@ class HttpProtocol(HttpToolsProtocol):
         """Whether the body under way, at the rate it has come so far, will all have arrived by `deadline` (loop
         time); if so it is held to it (`_finish_by`). An upload well under way at the stop is let finish and
         answered (one at 20 KB/s was cut with 503 although the stop had 20 s to spare); a body of unknown length
-        (chunked) or one that has not started or trickles is not."""
+        (chunked) or one that has not started or trickles is not, nor one the app leaves unread (a batch waiting for
+        room, `_app_holds_body`: it would not arrive at all)."""
         elapsed = self.loop.time() - self._body_since
         if self._body_left is None or self._unparsed_body or not self._body_bytes or elapsed <= 0:
+            return False
+        if self._app_holds_body():
             return False
         if self.loop.time() + self._body_left * elapsed / self._body_bytes > deadline:
             return False
@@ -1265,6 +1271,8 @@ class HttpProtocol(HttpToolsProtocol):
         if self._body_left:
             self._body_left -= len(body)
         super().on_body(body)
+        if self._app_holds_body():  # the rest stays in the kernel's buffers, not uvicorn's 64 KB
+            self.flow.pause_reading()
 
     def _framing(self) -> ChunkedFraming:
         """The framing of a chunked body, its chunks bounded by what the connection has left of its own: a body has
@@ -1328,12 +1336,13 @@ class HttpProtocol(HttpToolsProtocol):
         Once it started, with no gap longer than `body_stall_seconds`: the average lets a body sent nearly whole then
         stalled hold its bytes of `max_pending_body_bytes` until the absolute deadline."""
         settings = self.settings
-        due = self._body_since + settings.body_timeout_seconds
+        since, moved = self._body_clock()
+        due = since + settings.body_timeout_seconds
         rate = settings.min_body_bytes_per_second
         if rate:
-            due = min(due, self._body_since + settings.body_grace_seconds + self._body_bytes / rate)
+            due = min(due, since + settings.body_grace_seconds + self._body_bytes / rate)
         if settings.body_stall_seconds and self._body_bytes:
-            due = min(due, self._body_moved + settings.body_stall_seconds)
+            due = min(due, moved + settings.body_stall_seconds)
         if self._finish_by is not None:
             due = min(due, self._finish_by)
         return due
@@ -1344,6 +1353,10 @@ class HttpProtocol(HttpToolsProtocol):
         self._body_deadline = None
         if self.transport.is_closing() or self._lingering or not self._in_body:
             return
+        now = self.loop.time()
+        if self._app_holds_body() and (self._finish_by is None or now < self._finish_by):
+            self._body_deadline = self.loop.call_at(now + BODY_HELD_RECHECK_SECONDS, self._body_timed_out)
+            return
         due = self._body_due()
         if due > self.loop.time():
             self._body_deadline = self.loop.call_at(due, self._body_timed_out)
@@ -1352,12 +1365,13 @@ class HttpProtocol(HttpToolsProtocol):
         if due == self._finish_by:
             self.refuse_body(503, "shutting_down", _STOPPING, linger=True)
             return
-        if settings.body_stall_seconds and self._body_bytes and due == self._body_moved + settings.body_stall_seconds:
+        since, moved = self._body_clock()
+        if settings.body_stall_seconds and self._body_bytes and due == moved + settings.body_stall_seconds:
             reason = (
                 f"The request body stopped arriving: nothing came for {settings.body_stall_seconds:g} s; "
                 "send it without pausing."
             )
-        elif due < self._body_since + settings.body_timeout_seconds:
+        elif due < since + settings.body_timeout_seconds:
             reason = (
                 f"The request body arrived slower than {settings.min_body_bytes_per_second:,} bytes a second; "
                 "send it at once."
@@ -1365,6 +1379,32 @@ class HttpProtocol(HttpToolsProtocol):
         else:
             reason = f"The request body did not arrive within {settings.body_timeout_seconds:g} s; send it at once."
         self.refuse_body(408, "request_timeout", reason, linger=True)
+
+    def _hold(self) -> tuple[float, float | None] | None:
+        """When the app began to leave the body unread, and when it took it on (None: not yet), if it did: a batch
+        waiting for room in its budget (`BODY_HELD`, `service.middleware.Admission`)."""
+        if self.cycle is None:
+            return None
+        hold: tuple[float, float | None] | None = self.cycle.scope.get("state", {}).get(BODY_HELD)
+        return hold
+
+    def _app_holds_body(self) -> bool:
+        """Whether the app leaves the body unread now: its client is not behind, it cannot send. Held 5 s, such a
+        batch got 408 for its stalled body (review 7, R7-5)."""
+        hold = self._hold()
+        return hold is not None and hold[1] is None
+
+    def _body_clock(self) -> tuple[float, float]:
+        """When the body's head ended and when its bytes last moved, as the client's deadlines count them: the time
+        the app held it unread (`_hold`) is not the client's, and the client could send again only once it
+        ended."""
+        since, moved = self._body_since, self._body_moved
+        hold = self._hold()
+        if hold is not None:
+            start, end = hold
+            end = self.loop.time() if end is None else end
+            since, moved = since + max(end - start, 0.0), max(moved, end)
+        return since, moved
 
     def refuse_body(self, status: int, code: str, reason: str, *, linger: bool) -> None:
         """Answer a request whose body is still arriving (the app, waiting for it, has not handled it and sees a

@@ -14,7 +14,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
 import anyio
@@ -46,6 +46,11 @@ ANSWERED_BY_SERVER = "answered_by_server"
 #: their reader's rate or at the stop said 200 (review 7, R7-8).
 ANSWER_LEAVING = "answer_leaving"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+#: The key in a request's `scope["state"]` set when `Admission` leaves its body unread, a batch waiting for room:
+#: (when it began, when it ended or None) in the event loop's time. The server's protocol reads no more of the body
+#: meanwhile (uvicorn would buffer 64 KB) and does not count the wait against the body's deadlines
+#: (`service.http_protocol`).
+BODY_HELD = "body_held"
 #: Statuses the app answers before any route's work (a path with a trailing slash, a missing operator token, an
 #: unknown path or method, a body not sent as JSON): their access lines are sampled (`RefusalLog.answered`), as the
 #: server's own refusals; the metrics count each.
@@ -176,8 +181,9 @@ class Admission:
     probes: a busy task must not look dead to its load balancer) and `batch_paths`. Batches have their own budget,
     their bodies' bytes in flight (`max_batch_bytes`, the records they hold, known before they are parsed): 80
     connections of 1,000-record batches once took every place, every `/predict` got 503 and RSS grew 300 MB while
-    parsed batches queued for a thread. A batch past it is refused before its body is read when its
-    `Content-Length` says so. An explained batch (`explain=true`) is also refused (`explained_refusal`, given the
+    parsed batches queued for a thread. A batch past it whose `Content-Length` says so waits, its body unread, up
+    to `max_batch_wait_seconds` for room (`_room`; refused at once when that is 0), then 503; a chunked one is
+    refused once its body is read. An explained batch (`explain=true`) is also refused (`explained_refusal`, given the
     most records its bytes can hold) before its body is read when its `Content-Length` does not fit the explained
     records' budget (`service.batch_admission`), and a chunked one once its body is read, before it is parsed:
     parsed first, refused explained batches held the event loop. Requests with `explain=true` on `explained_paths`
@@ -200,6 +206,7 @@ class Admission:
         always_admitted: frozenset[str],
         batch_paths: frozenset[str] = frozenset(),
         max_batch_bytes: int = 0,
+        max_batch_wait_seconds: float = 0.0,
         explained_paths: frozenset[str] = frozenset(),
         explained_refusal: Callable[[int], ProblemError | None] = lambda body_bytes: None,
         metrics: ServiceMetrics | None = None,
@@ -212,6 +219,7 @@ class Admission:
         self.always_admitted = always_admitted
         self.batch_paths = batch_paths
         self.max_batch_bytes = max_batch_bytes
+        self.max_batch_wait = max_batch_wait_seconds
         self.explained_paths = explained_paths
         self.explained_refusal = explained_refusal
         self.clock = clock
@@ -219,9 +227,11 @@ class Admission:
         self.in_flight = 0  # requests handled, batches and probes aside
         self.handled_batch_bytes = 0  # of batches read whole and handled
         self._reservations: set[_Reservation] = set()  # batches whose declared body is arriving
+        self._waiting: dict[_Waiter, None] = {}  # batches waiting for room, their bodies unread: the oldest first
         self.refusals = RefusalLog(logging.getLogger("service.http"))
         if metrics is not None:
             metrics.batch_bytes.set_function(lambda: self.batch_bytes)
+            metrics.batches_waiting.set_function(lambda: len(self._waiting))
 
     @property
     def batch_bytes(self) -> int:
@@ -240,25 +250,29 @@ class Admission:
         # A batch's declared bytes hold its place as its body arrives (while it keeps up, `_Reservation.held`):
         # counted only once read, 150 clients re-sending 2 MB batches all began reading theirs, passed the budget of
         # bodies arriving together, and each was refused part-way: none was served (review 6, R6-3). Now the others
-        # are refused at their head.
+        # wait for room, their bodies unread (`_room`).
         reservation = None
-        if declared is not None and scope["path"] in self.batch_paths:
-            reservation = _Reservation(declared, self.clock())
-            self._reservations.add(reservation)
+        body = _Body()
         try:
+            if declared is not None and scope["path"] in self.batch_paths:
+                reservation = _Reservation(declared, self.clock())
+                if self.batch_bytes + declared <= self.max_batch_bytes:
+                    self._reservations.add(reservation)
+                elif not await self._room(scope, receive, send, reservation, body):
+                    return  # refused, or the client went away
             size = 0
             if announced:
-                body = await self._body(scope, receive, send, reservation)
-                if body is None:  # refused, or the client went away
-                    return
-                if len(body) > _CHECKED_BODY_BYTES and await _client_gone(receive):  # it sent a large body and left
+                if not await self._body(scope, receive, send, reservation, body):
+                    return  # refused, or the client went away
+                whole = body.joined()
+                if len(whole) > _CHECKED_BODY_BYTES and await _client_gone(receive):  # it sent a large body and left
                     return  # (an abandoned batch would still be parsed, validated and queued: logged as 499)
-                if declared is None and await self._explain_refused(scope, send, len(body), close=False):
+                if declared is None and await self._explain_refused(scope, send, len(whole), close=False):
                     return
-                receive = _replay(body, receive)
-                size = len(body)
+                receive = _replay(whole, receive)
+                size = len(whole)
             if scope["path"] in self.batch_paths:
-                self._unreserve(reservation)  # its bytes are now counted as handled, if they fit
+                self._unreserve(reservation, let_in=False)  # its bytes are now counted as handled, if they fit
                 await self._batch(scope, receive, send, size)
             elif scope["path"] in self.always_admitted or (scope["path"] in self.explained_paths and _explained(scope)):
                 await self.app(scope, receive, send)
@@ -266,10 +280,83 @@ class Admission:
                 await self._single(scope, receive, send)
         finally:
             self._unreserve(reservation)
+            self._uncount(body)
 
-    def _unreserve(self, reservation: _Reservation | None) -> None:
-        if reservation is not None:
+    def _unreserve(self, reservation: _Reservation | None, *, let_in: bool = True) -> None:
+        """`reservation` leaves the budget; its room goes to the batches waiting, unless it is handed over to the
+        batch handled (`_batch`)."""
+        if reservation is not None and reservation in self._reservations:
             self._reservations.discard(reservation)
+            if let_in:
+                self._let_in()
+
+    def _uncount(self, body: _Body) -> None:
+        """`body` is no longer arriving (whole, refused, or its client gone): out of `pending_bytes`."""
+        self.pending_bytes -= body.counted
+        body.counted = 0
+
+    async def _room(self, scope: Scope, receive: Receive, send: Send, reservation: _Reservation, body: _Body) -> bool:
+        """Wait for room for a batch past what is left of the batches' budget, its body unread past its first
+        message; whether it was let in (its `reservation` then counts in the budget, all it declared for the
+        grace, `_Reservation.held`); False when refused (503 after `max_batch_wait`, or at once without one) or its
+        client went away.
+
+        Refused at once, each 2 MB batch was read whole all the same, to be dropped (the answer lingers so that its
+        client reads it, not a reset), and its eager client sent the next at once: 20 clients had the event loop
+        read and drop 3.2 GB in 10 s, 17 KB at a time, the admitted batches' bodies arrived a twentieth as fast,
+        and 10 were served where one client alone is served 25 (review 7, R7-5). Waiting, a batch costs its
+        connection and its first message (counted in `pending_bytes`); the server's protocol reads no more of it
+        and stops the body's clock (`BODY_HELD`; with uvicorn's 64 KB buffer filled too, 500 eager clients held
+        RSS at 200 MB on 512 MiB settings). A flood is served as fast as the budget allows, each of its connections
+        refused at most once per `max_batch_wait`. A head whose body does not come never gets in line (review 8,
+        R8-1: bodiless heads held the budget); read up to a sixteenth of it (what R8-1's rule asks to hold all it
+        declared), the waiting batches of 500 clients filled `max_pending_bytes` and the bodies let in were
+        refused part-way: none was served. A batch whose client went away, or that the server's protocol answered
+        (shed past `max_connections`, or the server stopping), leaves the line within `ROOM_RECHECK_SECONDS`.
+        Not covered: a client that sends one byte of its body and no more holds all it declared for the grace
+        once let in (then what has arrived), in its turn."""
+        if self.max_batch_wait <= 0:
+            await self._refuse(scope, send, 503, "overloaded", OVERLOADED)
+            return False
+        if not await self._body(scope, receive, send, reservation, body, enough=1):
+            return False
+        waiter = _Waiter(reservation, anyio.Event())
+        self._waiting[waiter] = None
+        loop = asyncio.get_running_loop()
+        scope["state"][BODY_HELD] = (loop.time(), None)
+        try:
+            with anyio.move_on_after(self.max_batch_wait):
+                while not waiter.let_in.is_set() and not _ended(scope):
+                    if next(iter(self._waiting)) is waiter:  # the oldest looks again: held bytes decay with time
+                        self._let_in()
+                    with anyio.move_on_after(ROOM_RECHECK_SECONDS):
+                        await waiter.let_in.wait()
+        finally:
+            self._waiting.pop(waiter, None)
+            scope["state"][BODY_HELD] = (scope["state"][BODY_HELD][0], loop.time())
+        if waiter.let_in.is_set():
+            return True
+        self._uncount(body)
+        if not _ended(scope):
+            await self._refuse(scope, send, 503, "overloaded", OVERLOADED, close=not body.whole)
+        return False
+
+    def _let_in(self) -> None:
+        """Let in the waiting batches that fit what is left of the budget, the oldest first (a smaller one passes
+        a larger one that does not fit: a 100-record batch is not held behind 2 MB ones)."""
+        if not self._waiting:
+            return
+        now = self.clock()
+        room = self.max_batch_bytes - self.batch_bytes
+        for waiter in list(self._waiting):
+            reservation = waiter.reservation
+            if reservation.declared <= room:
+                room -= reservation.declared
+                reservation.since = now  # its rate is judged from now: its body was held unread
+                reservation.begun = True
+                self._reservations.add(reservation)
+                del self._waiting[waiter]
+                waiter.let_in.set()
 
     async def _refuse(
         self,
@@ -298,17 +385,10 @@ class Admission:
         await send({"type": "http.response.body", "body": body})
 
     async def _refused_unread(self, scope: Scope, send: Send, declared: int | None) -> bool:
-        """Whether the request was refused by its declared length alone: past the body limit, or a batch past
-        what is left of the batches' budget."""
+        """Whether the request was refused by its declared length alone: past the body limit, or an explained
+        batch past the explained records' budget."""
         if declared is not None and declared > self.limit:
             await self._refuse(scope, send, 413, "body_too_large", self._too_large(f"declared {declared:,} bytes"))
-            return True
-        if (
-            declared is not None
-            and scope["path"] in self.batch_paths
-            and self.batch_bytes + declared > self.max_batch_bytes
-        ):
-            await self._refuse(scope, send, 503, "overloaded", OVERLOADED)
             return True
         return declared is not None and await self._explain_refused(scope, send, declared, close=True)
 
@@ -352,6 +432,7 @@ class Admission:
         """A batch of `size` bytes, read whole, handled within `max_batch_bytes` of batches in flight (its place
         reserved from its head when its body kept up, `_Reservation`; else taken now, if there is room)."""
         if self.batch_bytes + size > self.max_batch_bytes:
+            self._let_in()  # the room its reservation held, if any
             await self._refuse(scope, send, 503, "overloaded", OVERLOADED, close=False)
             return
         self.handled_batch_bytes += size
@@ -359,41 +440,54 @@ class Admission:
             await self.app(scope, receive, send)
         finally:
             self.handled_batch_bytes -= size
+            self._let_in()
 
-    async def _body(self, scope: Scope, receive: Receive, send: Send, reservation: _Reservation | None) -> bytes | None:
-        """The whole body; None when it was refused (answered here) or the client went away (or ran out of time)."""
+    async def _body(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        reservation: _Reservation | None,
+        body: _Body,
+        *,
+        enough: int | None = None,
+    ) -> bool:
+        """Read `body` on until it is whole (or has `enough` bytes); False when it was refused (answered here) or
+        the client went away (or ran out of time)."""
         try:
-            return await self._read(receive, reservation)
+            await self._read(receive, reservation, body, enough)
         except _BodyTooLargeError:
+            self._uncount(body)
             await self._refuse(scope, send, 413, "body_too_large", self._too_large(f"more than {self.limit:,} bytes"))
+            return False
         except _OverloadedError:
+            self._uncount(body)
             await self._refuse(scope, send, 503, "overloaded", OVERLOADED)
-        return None
+            return False
+        if body.whole or body.gone:
+            self._uncount(body)
+        return not body.gone
 
-    async def _read(self, receive: Receive, reservation: _Reservation | None) -> bytes | None:
-        """The whole body, or None when the client went away; counted in `pending_bytes` while it arrives (and in
-        its batch's `reservation`)."""
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return None
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                self.pending_bytes += len(chunk)
-                if reservation is not None:
-                    reservation.arrived = size
-                chunks.append(chunk)
-                if size > self.limit:
-                    raise _BodyTooLargeError
-                if self.pending_bytes > self.max_pending_bytes:
-                    raise _OverloadedError
-                if not message.get("more_body", False):
-                    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        finally:
-            self.pending_bytes -= size
+    async def _read(self, receive: Receive, reservation: _Reservation | None, body: _Body, enough: int | None) -> None:
+        """Read `body` on until it is whole, its client gone, or (`enough`) that many bytes arrived; counted in
+        `pending_bytes` while it arrives (and in its batch's `reservation`)."""
+        while not body.whole and (enough is None or body.size < enough):
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                body.gone = True
+                return
+            chunk = message.get("body", b"")
+            body.chunks.append(chunk)
+            body.size += len(chunk)
+            body.counted += len(chunk)
+            self.pending_bytes += len(chunk)
+            if reservation is not None:
+                reservation.arrived = body.size
+            if body.size > self.limit:
+                raise _BodyTooLargeError
+            if self.pending_bytes > self.max_pending_bytes:
+                raise _OverloadedError
+            body.whole = not message.get("more_body", False)
 
     def _too_large(self, seen: str) -> str:
         return f"Request body too large ({seen}); the limit is {self.limit:,} bytes. Send fewer records per request."
@@ -405,6 +499,12 @@ OVERLOADED = "The service is answering as many requests as it can; retry in a se
 RESERVATION_GRACE_SECONDS = 0.5
 
 
+#: How often a batch waiting for room looks whether its request has ended (`_ended`), and the oldest whether there
+#: is room without being woken (a trickled batch's reservation shrinks with time, `_Reservation.held`; batches
+#: leaving wake the waiting ones at once).
+ROOM_RECHECK_SECONDS = 0.5
+
+
 @dataclass(eq=False, slots=True)  # hashed by identity: kept in a set
 class _Reservation:
     """A batch whose body is arriving: what its head declared, when, and what has arrived."""
@@ -412,6 +512,7 @@ class _Reservation:
     declared: int
     since: float
     arrived: int = 0
+    begun: bool = False  # let in from the line, its body begun
 
     def held(self, now: float) -> int:
         """The bytes it holds in the batches' budget at `now`: while its body keeps up with
@@ -420,11 +521,38 @@ class _Reservation:
         rate, two heads announcing 2 MiB and sending 1.1 KB/s held the whole budget and every batch got 503 (review
         7, R7-3); reserved whole for half a second from the head, ten heads a second with no body did (review 8,
         R8-1); reserved at 64 KB/s, two bodies at 70 KB/s did for 30 s (reviews 8 and 9, R8-3, R9-3). A slow body
-        held what had arrived too: enough of them at the minimum body rate would fill the budget as cheaply."""
+        held what had arrived too: enough of them at the minimum body rate would fill the budget as cheaply. A batch
+        let in from the line (`begun`: its body has begun, `Admission._room`) holds all it declared through the
+        grace: holding what its first message was worth, one batch's room let in the next waiting one too, which
+        was refused once read."""
         late = now - self.since - RESERVATION_GRACE_SECONDS
         if late > 0 and self.arrived < late * BATCH_RESERVED_BYTES_PER_SECOND:
             return 0
+        if self.begun and late <= 0:
+            return self.declared
         return min(self.declared, self.arrived * RESERVED_PER_BYTE_ARRIVED)
+
+
+@dataclass(slots=True)
+class _Body:
+    """A request's body as read so far."""
+
+    chunks: list[bytes] = field(default_factory=list)
+    size: int = 0
+    counted: int = 0  # of `size`, in `Admission.pending_bytes`
+    whole: bool = False
+    gone: bool = False  # its client went away (or ran out of time)
+
+    def joined(self) -> bytes:
+        return self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
+
+
+@dataclass(eq=False, slots=True)  # hashed by identity: kept in a dict
+class _Waiter:
+    """A batch waiting for room in the batches' budget, and the event that lets it in."""
+
+    reservation: _Reservation
+    let_in: anyio.Event
 
 
 class _BodyTooLargeError(Exception):
@@ -450,6 +578,13 @@ async def _client_gone(receive: Receive) -> bool:
         scope.cancel()
         message = await receive()
     return message.get("type") == "http.disconnect"
+
+
+def _ended(scope: Scope) -> bool:
+    """Whether the request ended while its body was left unread: its client went away, or the server's protocol
+    answered it (`ANSWERED_BY_SERVER`, `CLIENT_GONE`)."""
+    state = scope["state"]
+    return bool(state.get(ANSWERED_BY_SERVER) or state.get(CLIENT_GONE))
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -151,6 +151,11 @@ class Metrics:
             "or read and handled (their budget: max_batch_bytes_in_flight).",
             registry=self.registry,
         )
+        self.batches_waiting = Gauge(
+            "batches_waiting_for_room",
+            "Batches waiting, their bodies unread, for room in max_batch_bytes_in_flight (up to batch_queue_seconds).",
+            registry=self.registry,
+        )
         self.unsent_answer_bytes = Gauge(
             "http_unsent_answer_bytes",
             "Bytes of answers held for clients slower than the service (their budget: max_unsent_answer_bytes).",

@@ -133,9 +133,10 @@ class Settings(BaseSettings):
         le=1024 * 1024 * 1024,
         description="Most bytes of `/predict/batch` bodies handled at once (parsed, waiting for a worker thread or "
         "scored), a stand-in for their records known before they are parsed (a 1,000-record batch is about 330 KB "
-        "of compact JSON); past it, 503 `overloaded` with `Retry-After: 1`, before the body is read when its "
-        f"Content-Length says so: a batch arriving reserves {RESERVED_PER_BYTE_ARRIVED} bytes of what it declared "
-        f"for each byte of its body received while its body arrives at {BATCH_RESERVED_BYTES_PER_SECOND // 1024} KB/s "
+        "of compact JSON). A batch past it whose Content-Length says so waits for room, its body unread past its "
+        "first bytes, up to `batch_queue_seconds`, then 503 `overloaded` with `Retry-After: 1` (a chunked one is "
+        f"refused once read): a batch arriving reserves {RESERVED_PER_BYTE_ARRIVED} bytes of what it declared for "
+        f"each byte of its body received while its body arrives at {BATCH_RESERVED_BYTES_PER_SECOND // 1024} KB/s "
         "or more (a slower one holds no place until it has all arrived, then is handled if it fits). Apart from "
         "`max_requests_in_flight`, so a flood of "
         "batches leaves single predictions their room and holds a bounded memory. At least `body_limit_bytes`. "
@@ -175,7 +176,8 @@ class Settings(BaseSettings):
         gt=0,
         le=300,
         description="How long a batch may wait for a worker thread (one per core; explained batches use all but one "
-        "of them when there are several); past it, 503 `overloaded` with `Retry-After`. A batch whose client has "
+        "of them when there are several), and before that, its body unread, for room in "
+        "`max_batch_bytes_in_flight`; past either, 503 `overloaded` with `Retry-After`. A batch whose client has "
         "gone by the time a thread is free is dropped unscored.",
     )
     max_request_line_bytes: int = Field(

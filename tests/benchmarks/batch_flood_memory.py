@@ -6,8 +6,16 @@ as the stacks did before), plus any `--env NAME=VALUE` (e.g. `MALLOC_ARENA_MAX=2
 server: C clients send 1,000-record batches back to back on keep-alive connections for D seconds, the JSON padded
 with spaces to PAD bytes (0: the plain 330 KB body), as the reviewer's `s12_batch_flood_health.py` does, while a
 prober sends `GET /health` every 0.2 s on a fresh connection. Reports the resident memory idle, its peak
-(`VmHWM`) and 5 s after the flood, the answers by status, and the `/health` latency.
-Target: the peak stays under the task's memory less the stacks' reserve (`stacks.service_limits`).
+(`VmHWM`) and 5 s after the flood, the answers by status, the batches served a second, and the `/health` latency.
+Targets: the peak stays under the task's memory less the stacks' reserve (`stacks.service_limits`); with more
+clients, batches of the same size are served at least `GOODPUT_SHARE` as fast as with the fewest (review 7, R7-5:
+20 eager clients of 2 MB batches were served 1 a second where one client alone was served 2.5: each batch past
+the budget was refused at its head and its body read to be dropped).
+
+R7-5, `--cases 1:8:2000000,3:8:2000000,6:8:2000000,20:10:2000000,150:20:2000000 --env MALLOC_MMAP_THRESHOLD_=131072`
+on 512 MiB, batches served a second, before (fda00b0) -> after, the two runs one after the other, load average
+1.5-2.6: 1 client 2.38 -> 2.38; 3 clients 6.38 -> 6.12; 6 clients 4.25 -> 11.0; 20 clients 0.8 -> 12.9; 150
+clients 0.4 -> 14.95 (503s 8,842 -> 105); peak RSS at 150 clients 165 -> 124 MB; `/health` worst 801 -> 365 ms.
 
 The machine's 2 cores are shared: counts and memory are exact, latencies noisy; the load average is reported.
 With `--limit-memory` the server runs in a podman container limited to `--memory` (memory and swap; the host's root
@@ -46,6 +54,8 @@ DEFAULT_CASES = "64:15:0,64:15:2000000,150:15:2000000"
 PROBE_INTERVAL = 0.2
 #: How long after the flood the resident memory is read again (what the task keeps as its new baseline).
 SETTLE_SECONDS = 5.0
+#: The least share of the fewest clients' batches a second that more clients of the same batches are served.
+GOODPUT_SHARE = 0.5
 
 
 def batch_body(pad: int) -> bytes:
@@ -118,6 +128,7 @@ async def _flood(port: int, clients: int, seconds: float, body: bytes) -> dict[s
     )
     return {
         "answers": dict(outcomes),
+        "served_per_second": round(outcomes["200"] / seconds, 2),
         "health_probes": len(latencies),
         "health_failures": failures,
         "health_max_ms": round(1000 * max(latencies), 1) if latencies else None,
@@ -210,6 +221,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         for case in results["cases"]
     }
+    fewest: dict[int, dict[str, Any]] = {}
+    for case in results["cases"]:
+        base = fewest.setdefault(case["body_bytes"], case)
+        if case is not base:
+            share = f"served >= {GOODPUT_SHARE:.0%} of {base['clients']} clients' rate"
+            name = f"{case['clients']} clients, {case['body_bytes']:,} B: {share}"
+            checks[name] = case["served_per_second"] >= GOODPUT_SHARE * base["served_per_second"]
     return report(results, checks, args.output)
 
 

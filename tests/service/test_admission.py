@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from service.api import create_app
-from service.middleware import Admission
+from service.middleware import ANSWERED_BY_SERVER, Admission
 from service.settings import Settings
 
 Message = dict[str, Any]
@@ -46,6 +46,7 @@ class _Client:
     def __init__(self, middleware: Admission, scope: Message) -> None:
         self.incoming: asyncio.Queue[Message] = asyncio.Queue()
         self.sent: list[Message] = []
+        self.scope = scope
         if not scope["headers"]:
             self.body(b"", more=False)
         self.task = asyncio.ensure_future(middleware(scope, self.incoming.get, self._send))
@@ -254,9 +255,9 @@ class _Clock:
         return self.now
 
 
-def _batch_admission(clock: _Clock, handler: _Handler) -> Admission:
+def _batch_admission(clock: _Clock, handler: _Handler, wait: float = 0.0) -> Admission:
     budget = {"limit": 300_000, "max_pending_bytes": 1_000_000, "max_batch_bytes": 400_000}
-    return _admission(handler, batch_paths=frozenset({"/batch"}), clock=clock, **budget)
+    return _admission(handler, batch_paths=frozenset({"/batch"}), clock=clock, max_batch_wait_seconds=wait, **budget)
 
 
 def _batch(admission: Admission, declared: int) -> _Client:
@@ -378,5 +379,154 @@ def test_a_batch_head_alone_reserves_nothing() -> None:
         assert served.status == 200
         for client in heads:
             client.task.cancel()
+
+    _run(scenario)
+
+
+async def _behind_a_batch(clock: _Clock, handler: _Handler) -> tuple[Admission, _Client]:
+    """Batches waiting up to 30 s for room, and a batch of 300,000 bytes of the 400,000 handled until
+    `handler.release`."""
+    admission = _batch_admission(clock, handler, wait=30)
+    served = _batch(admission, 300_000)
+    served.body(b"x" * 300_000, more=False)
+    await _turns()
+    return admission, served
+
+
+async def _waiting_batch(admission: Admission) -> _Client:
+    """A batch of 200,000 bytes, all sent in 20 messages, that does not fit beside `_behind_a_batch`'s."""
+    waiting = _batch(admission, 200_000)
+    _chunks(waiting, 20, 10_000)
+    await _turns()
+    return waiting
+
+
+def _chunks(client: _Client, count: int, size: int) -> None:
+    """`count` messages of `size` bytes, the last one ending the body."""
+    for index in range(count):
+        client.body(b"x" * size, more=index < count - 1)
+
+
+def test_a_batch_past_the_budget_waits_unread_past_its_first_message_and_is_served_when_room_frees() -> None:
+    """Review 7, R7-5: a batch past the budget was refused at its head, then read whole all the same (the answer
+    lingers so that its client reads it) and its client sent the next one at once: 20 eager clients of 2 MB
+    batches had the server read and drop 3.2 GB in 10 s, and 10 batches were served. It now waits for room, read
+    no further than its first message."""
+
+    async def scenario() -> None:
+        clock, handler = _Clock(), _Handler()
+        admission, served = await _behind_a_batch(clock, handler)
+        waiting = await _waiting_batch(admission)
+        assert waiting.status is None  # the old code: 503 at once
+        assert waiting.incoming.qsize() == 19  # one message read, the rest left unread
+        assert (admission.batch_bytes, admission.pending_bytes) == (300_000, 10_000)
+        handler.release.set()
+        await asyncio.gather(served.task, waiting.task)
+        assert (served.status, waiting.status) == (200, 200)
+        assert handler.bodies[1] == b"x" * 200_000
+        assert (admission.batch_bytes, admission.pending_bytes) == (0, 0)
+
+    _run(scenario)
+
+
+def test_the_room_a_batch_hands_over_to_its_handling_goes_to_no_one_waiting() -> None:
+    """Its body read, a batch's reservation becomes its bytes handled: offered to the batches waiting in between,
+    the next one was let into its room and the batch itself refused, 967 of 993 let in that way (R7-5's fix as
+    first written). One batch's room lets in one batch; the next waits for it to be answered."""
+
+    async def scenario() -> None:
+        clock, handler = _Clock(), _Handler()
+        admission, served = await _behind_a_batch(clock, handler)
+        first, second = _batch(admission, 250_000), _batch(admission, 250_000)
+        for client in (first, second):
+            _chunks(client, 25, 10_000)
+        await _turns()
+        handler.release.set()  # room for one of them
+        await asyncio.gather(served.task, first.task)
+        assert first.status == 200
+        await second.task
+        assert second.status == 200
+        assert handler.bodies == [b"x" * 300_000, b"x" * 250_000, b"x" * 250_000]
+
+    _run(scenario)
+
+
+def test_a_smaller_batch_passes_a_larger_one_that_does_not_fit_and_one_that_waits_too_long_gets_503() -> None:
+    """The batches waiting are let in oldest first as they fit: a 100-record batch is not held behind 2 MB ones.
+    Past `max_batch_wait_seconds` a batch gets 503 with `Retry-After`, its connection closed when its body was not
+    all read (the server's protocol then reads and drops the rest, so that the client reads the answer)."""
+
+    async def scenario() -> None:
+        clock, handler = _Clock(), _Handler()
+        admission = _batch_admission(clock, handler, wait=0.2)
+        held = [_batch(admission, size) for size in (200_000, 180_000)]
+        for client, size in zip(held, (200_000, 180_000), strict=True):
+            client.body(b"x" * size, more=False)
+        await _turns()
+        large = _batch(admission, 250_000)
+        _chunks(large, 25, 10_000)
+        small = _batch(admission, 50_000)
+        small.body(b"x" * 50_000, more=False)
+        await _turns()
+        assert (admission.batch_bytes, large.status, small.status) == (380_000, None, None)
+        held[1].task.cancel()  # its 180,000 bytes leave: room for the small one, not the large one
+        await _turns()
+        assert admission.batch_bytes == 250_000
+        await large.task
+        assert (large.status, large.error()) == (503, "overloaded")
+        assert {(b"retry-after", b"1"), (b"connection", b"close")} <= set(large.sent[0]["headers"])
+        assert admission.pending_bytes == 0
+        handler.release.set()
+        await asyncio.gather(held[0].task, small.task)
+        assert (held[0].status, small.status) == (200, 200)
+
+    _run(scenario)
+
+
+def test_a_batch_let_in_from_the_line_holds_all_it_declared_through_the_grace() -> None:
+    """Holding only 16 bytes for each byte of its first message, a batch let in left room for the next one waiting,
+    which was let in too and refused once read (500 clients of 2 MB batches: none served). Let in, a batch whose
+    body has begun holds all it declared for the grace, then what its rate earns (`_Reservation.held`)."""
+
+    async def scenario() -> None:
+        clock, handler = _Clock(), _Handler()
+        admission, served = await _behind_a_batch(clock, handler)
+        first, second = _batch(admission, 250_000), _batch(admission, 250_000)
+        for client in (first, second):
+            client.body(b"x" * 5_000, more=True)  # 80,000 bytes' worth at 16 a byte
+        await _turns()
+        handler.release.set()
+        await served.task
+        await _turns()
+        assert admission.batch_bytes == 250_000  # the first, let in
+        admission._let_in()
+        assert (admission.batch_bytes, len(admission._waiting)) == (250_000, 1)  # the second still waits
+        clock.now = 1.0  # past the grace, at 5 KB a second: what has arrived
+        assert admission.batch_bytes == 5_000
+        admission._let_in()
+        assert not admission._waiting
+        for client in (first, second):
+            client.body(b"x" * 245_000, more=False)
+        await asyncio.gather(first.task, second.task)
+        assert sorted([first.status, second.status]) == [200, 503]  # the second let in past the grace: no room
+
+    _run(scenario)
+
+
+def test_a_waiting_batch_whose_request_ends_leaves_the_line_without_an_answer_of_its_own() -> None:
+    """A batch waiting for room whose client went away, or whom the server's protocol answered (shed past
+    `max_connections`, or the server stopping: `ANSWERED_BY_SERVER`), waited out its `max_batch_wait` all the same,
+    and a stopping server waited for it."""
+
+    async def scenario() -> None:
+        clock, handler = _Clock(), _Handler()
+        admission, served = await _behind_a_batch(clock, handler)
+        waiting = await _waiting_batch(admission)
+        assert len(admission._waiting) == 1
+        waiting.scope["state"][ANSWERED_BY_SERVER] = 503  # as `HttpProtocol.refuse_body` does
+        await asyncio.wait_for(waiting.task, 5)  # within `ROOM_RECHECK_SECONDS`, not the 30 s wait
+        assert (waiting.sent, admission._waiting, admission.pending_bytes) == ([], {}, 0)
+        handler.release.set()
+        await served.task
 
     _run(scenario)

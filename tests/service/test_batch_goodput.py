@@ -1,0 +1,141 @@
+"""Batches past the batches' budget, on a real server (review 7, R7-5).
+
+A batch whose declared bytes did not fit the budget was refused at its head, and its body read whole all the same
+(the answer lingers so that its client reads it, not a reset); an eager client then sent the next one at once. 20
+such clients of 2 MB batches had the server read and drop 3.2 GB in 10 s, the admitted bodies arrived a twentieth
+as fast, and 10 batches were served (one client alone: 25). A batch past the budget now waits for room, its body
+unread past a sixteenth of it, and the protocol does not hold that wait against its body's deadlines.
+"""
+
+from __future__ import annotations
+
+import json
+import select
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.service.helpers import Server, connect, metric, read_answer, record, serving, wait_ready
+
+#: The batches' budget here (and the body limit, so that one batch can hold it while its body keeps arriving at
+#: `service.settings.BATCH_RESERVED_BYTES_PER_SECOND` for the whole test), and how long a batch may wait for room.
+BUDGET = 16 * 1024 * 1024
+WAIT_SECONDS = 6.0
+#: Longest pause of a body the protocol allows (`body_stall_seconds`): a batch waits longer than that.
+STALL_SECONDS = 1.0
+
+
+@pytest.fixture(scope="module")
+def budget_server(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    log = tmp_path_factory.mktemp("uvicorn") / "server.log"
+    settings = {
+        "SERVICE_MAX_BATCH_BYTES_IN_FLIGHT": str(BUDGET),
+        "SERVICE_BODY_LIMIT_BYTES": str(BUDGET),
+        "SERVICE_BATCH_QUEUE_SECONDS": str(WAIT_SECONDS),
+        "SERVICE_BODY_STALL_SECONDS": str(STALL_SECONDS),
+        "SERVICE_RECEIVE_BUFFER_BYTES": "16384",
+    }
+    with serving(str(trained_model_dir), log, settings=settings) as server:
+        wait_ready(server.url)
+        yield server
+
+
+def _request(records: int, size: int) -> bytes:
+    """A valid batch of `records` records, padded with spaces to `size` bytes of body."""
+    body = json.dumps({"records": [record()] * records}).encode()
+    body += b" " * (size - len(body))
+    head = b"POST /predict/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+    return head % len(body) + body
+
+
+class _Holder:
+    """A client whose 16 MB batch holds the budget while its body arrives (1 MB at once, then 600 KB/s: fast
+    enough to keep its reservation), until `finish` sends the rest at once."""
+
+    def __init__(self, server: Server) -> None:
+        self.request = _request(10, 16_000_000)
+        self.sock = connect(server)
+        self.sock.sendall(self.request[:1_000_000])
+        self.sent = 1_000_000
+        self._finish = threading.Event()
+        self._thread = threading.Thread(target=self._trickle, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while metric(server, "batch_bytes_in_flight") < 16_000_000:
+            assert time.monotonic() < deadline, "the holding batch was not let in"
+            time.sleep(0.02)
+
+    def _trickle(self) -> None:
+        while self.sent < len(self.request) and not self._finish.wait(0.2):
+            self.sock.sendall(self.request[self.sent : self.sent + 120_000])
+            self.sent += 120_000
+
+    def finish(self) -> tuple[int, dict[str, str], bytes]:
+        self._finish.set()
+        self._thread.join()
+        self.sock.sendall(self.request[self.sent :])
+        return read_answer(self.sock)
+
+
+def _send_until_stalled(sock: socket.socket, data: bytes) -> int:
+    """Send `data` without blocking until the server stops reading (the socket not writable for a second); the
+    bytes the kernels took."""
+    sock.setblocking(False)
+    sent = 0
+    while sent < len(data):
+        try:
+            sent += sock.send(data[sent : sent + 65536])
+        except BlockingIOError:
+            if not select.select([], [sock], [], 1.0)[1]:
+                break
+    sock.setblocking(True)
+    return sent
+
+
+def _small_buffers(server: Server) -> socket.socket:
+    """A connection whose own send buffer is small, so that what the server leaves unread stays unsent."""
+    host, port = server.url.removeprefix("http://").split(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+    sock.settimeout(30)
+    sock.connect((host, int(port)))
+    return sock
+
+
+def test_a_batch_past_the_budget_waits_with_its_body_unread_and_is_served_once_there_is_room(
+    budget_server: Server,
+) -> None:
+    """While a 16 MB batch holds the 16 MiB budget, an eager client sends a 1 MB batch whole: the server reads
+    no more of it than a sixteenth and its buffers (the old code: 503 at its head, then read all of it to drop
+    it), does not answer it, holds it past the body's stall limit without a 408, and serves it once the first
+    batch is answered."""
+    holder = _Holder(budget_server)
+    request = _request(1000, 1_000_000)
+    with holder.sock, _small_buffers(budget_server) as eager:
+        taken = _send_until_stalled(eager, request)
+        assert taken < len(request) // 2, f"the server read {taken:,} of {len(request):,} bytes of a waiting batch"
+        with pytest.raises(BlockingIOError):
+            eager.recv(1, socket.MSG_DONTWAIT)  # no answer while it waits
+        assert metric(budget_server, "batches_waiting_for_room") == 1
+        time.sleep(STALL_SECONDS * 1.5)  # held longer than a client's body may pause
+        assert holder.finish()[0] == 200
+        eager.sendall(request[taken:])
+        status, _, answer = read_answer(eager)
+    assert status == 200, answer[:300]
+    assert len(json.loads(answer)["predictions"]) == 1000
+
+
+def test_a_batch_that_waits_past_its_time_gets_a_readable_503_with_retry_after(budget_server: Server) -> None:
+    """Past `batch_queue_seconds` without room, the waiting batch is refused: 503 `overloaded` with
+    `Retry-After`, its body read and dropped so that a client sending it whole reads the answer, not a reset."""
+    holder = _Holder(budget_server)
+    request = _request(1000, 1_000_000)
+    with holder.sock, _small_buffers(budget_server) as eager:
+        eager.sendall(request)  # returns once the server drains it, after the wait
+        status, headers, answer = read_answer(eager)
+        assert (status, json.loads(answer)["error"], headers["retry-after"]) == (503, "overloaded", "1")
+        assert holder.finish()[0] == 200
