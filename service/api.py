@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -39,9 +39,8 @@ and a request id. This is a statistical estimate from survey answers, not a diag
 """
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
-    configure_logging(settings.log_level)
+def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """What runs from the app's start to its stop: the model's loading and the batches' worker threads."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,11 +64,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         threading.Thread(target=state.load, name="model-loader", daemon=True).start()
         yield
 
+    return lifespan
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+
     app = FastAPI(
         title="Diabetes status API",
         version=API_VERSION,
         description=DESCRIPTION,
-        lifespan=lifespan,
+        lifespan=_lifespan(settings),
         docs_url=None,  # served by `service.docs`, without a CDN
         redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,

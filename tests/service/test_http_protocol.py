@@ -590,6 +590,38 @@ class _ResetTransport(_Transport):
         raise OSError(107, "Transport endpoint is not connected")
 
 
+class _FailingTransport(_Transport):
+    """A transport whose client has reset: asyncio closes it when a write fails."""
+
+    def write(self, data: bytes) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize(("transport", "told"), [(_Transport, []), (_FailingTransport, ["client_gone"])])
+def test_an_answer_whose_write_finds_the_client_reset_is_not_delivered(
+    transport: type[_Transport], told: list[str | None]
+) -> None:
+    """Review 10, R10-3: a `/predict` whose client reset right after sending it was logged and counted 200: its
+    answer, coalesced until the app returned, was written then, the write found the reset and asyncio closed the
+    transport, unseen. As the app returns (`service.middleware.ANSWER_LEAVING`) the answer is written, and one
+    whose write failed is told `client_gone` (a 499); one the kernel took is delivered (no callback, False).
+    On a real server 20 requests each reset right after sending were 20 x 200 before, 20 x 499 after on a quiet
+    machine; under load the answer may reach the client's kernel before its reset (then 200 is the truth)."""
+    loop = asyncio.new_event_loop()
+    try:
+        settings = Settings()
+        config = uvicorn_config(create_app(settings), settings)
+        config.load()
+        protocol = config.http_protocol_class(config=config, server_state=ServerState(), app_state={}, _loop=loop)
+        protocol.connection_made(transport())  # type: ignore[arg-type]
+        protocol._writes.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")  # coalesced, not written yet
+        outcomes: list[str | None] = []
+        assert protocol._answer_leaving(outcomes.append) is bool(told)
+        assert outcomes == told
+    finally:
+        loop.close()
+
+
 def test_an_error_answer_to_a_client_that_reset_closes_without_an_error() -> None:
     """Review 6, R6-4: a refused body whose client had already reset raised `OSError` (errno 107) from the linger's
     FIN, out of the app's refusal: an ERROR with a traceback, counted and logged 500, for a client's own reset. The
