@@ -590,6 +590,16 @@ class _ResetTransport(_Transport):
         raise OSError(107, "Transport endpoint is not connected")
 
 
+def _protocol(loop: asyncio.AbstractEventLoop, transport: _Transport) -> Any:
+    """The service's protocol, with the default settings, connected to `transport`."""
+    settings = Settings()
+    config = uvicorn_config(create_app(settings), settings)
+    config.load()
+    protocol = config.http_protocol_class(config=config, server_state=ServerState(), app_state={}, _loop=loop)
+    protocol.connection_made(transport)
+    return protocol
+
+
 class _FailingTransport(_Transport):
     """A transport whose client has reset: asyncio closes it when a write fails."""
 
@@ -609,11 +619,7 @@ def test_an_answer_whose_write_finds_the_client_reset_is_not_delivered(
     machine; under load the answer may reach the client's kernel before its reset (then 200 is the truth)."""
     loop = asyncio.new_event_loop()
     try:
-        settings = Settings()
-        config = uvicorn_config(create_app(settings), settings)
-        config.load()
-        protocol = config.http_protocol_class(config=config, server_state=ServerState(), app_state={}, _loop=loop)
-        protocol.connection_made(transport())  # type: ignore[arg-type]
+        protocol = _protocol(loop, transport())
         protocol._writes.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")  # coalesced, not written yet
         outcomes: list[str | None] = []
         assert protocol._answer_leaving(outcomes.append) is bool(told)
@@ -628,12 +634,8 @@ def test_an_error_answer_to_a_client_that_reset_closes_without_an_error() -> Non
     connection is closed and nothing is raised."""
     loop = asyncio.new_event_loop()
     try:
-        settings = Settings()
-        config = uvicorn_config(create_app(settings), settings)
-        config.load()
-        protocol = config.http_protocol_class(config=config, server_state=ServerState(), app_state={}, _loop=loop)
         transport = _ResetTransport()
-        protocol.connection_made(transport)  # type: ignore[arg-type]
+        protocol = _protocol(loop, transport)
         protocol._send_error(503, "overloaded", "full", "request")  # lingers: the FIN fails
         assert transport.closed
         protocol.connection_lost(None)
