@@ -297,9 +297,9 @@ class Admission:
 
     async def _room(self, scope: Scope, receive: Receive, send: Send, reservation: _Reservation, body: _Body) -> bool:
         """Wait for room for a batch past what is left of the batches' budget, its body unread past its first
-        message; whether it was let in (its `reservation` then counts in the budget, all it declared for the
-        grace, `_Reservation.held`); False when refused (503 after `max_batch_wait`, or at once without one) or its
-        client went away.
+        message; whether it was let in (its `reservation` then counts in the budget, all it declared while its body
+        keeps coming, `_Reservation.held`); False when refused (503 after `max_batch_wait`, or at once without one)
+        or its client went away.
 
         Refused at once, each 2 MB batch was read whole all the same, to be dropped (the answer lingers so that its
         client reads it, not a reset), and its eager client sent the next at once: 20 clients had the event loop
@@ -313,8 +313,8 @@ class Admission:
         declared), the waiting batches of 500 clients filled `max_pending_bytes` and the bodies let in were
         refused part-way: none was served. A batch whose client went away, or that the server's protocol answered
         (shed past `max_connections`, or the server stopping), leaves the line within `ROOM_RECHECK_SECONDS`.
-        Not covered: a client that sends one byte of its body and no more holds all it declared for the grace
-        once let in (then what has arrived), in its turn."""
+        Not covered: heads with one byte of body, each let in in its turn, hold all they declared for 31 ms each
+        (`LET_IN_ALLOWANCE_BYTES`): about 65 connections a second to keep a 4 MiB budget held."""
         if self.max_batch_wait <= 0:
             await self._refuse(scope, send, 503, "overloaded", OVERLOADED)
             return False
@@ -353,7 +353,7 @@ class Admission:
             if reservation.declared <= room:
                 room -= reservation.declared
                 reservation.since = now  # its rate is judged from now: its body was held unread
-                reservation.begun = True
+                reservation.begun_at = reservation.arrived
                 self._reservations.add(reservation)
                 del self._waiting[waiter]
                 waiter.let_in.set()
@@ -497,6 +497,9 @@ class Admission:
 OVERLOADED = "The service is answering as many requests as it can; retry in a second"
 #: How long a batch's body may take to show its rate (it starts with the head).
 RESERVATION_GRACE_SECONDS = 0.5
+#: How far behind `BATCH_RESERVED_BYTES_PER_SECOND` a batch let in from the line may be and keep its place: its
+#: client sent its body while it waited, so an eager one's arrives at once (16 KB: 31 ms at that rate).
+LET_IN_ALLOWANCE_BYTES = 16 * 1024
 
 
 #: How often a batch waiting for room looks whether its request has ended (`_ended`), and the oldest whether there
@@ -512,7 +515,7 @@ class _Reservation:
     declared: int
     since: float
     arrived: int = 0
-    begun: bool = False  # let in from the line, its body begun
+    begun_at: int | None = None  # the bytes arrived when it was let in from the line (`Admission._room`)
 
     def held(self, now: float) -> int:
         """The bytes it holds in the batches' budget at `now`: while its body keeps up with
@@ -522,14 +525,16 @@ class _Reservation:
         7, R7-3); reserved whole for half a second from the head, ten heads a second with no body did (review 8,
         R8-1); reserved at 64 KB/s, two bodies at 70 KB/s did for 30 s (reviews 8 and 9, R8-3, R9-3). A slow body
         held what had arrived too: enough of them at the minimum body rate would fill the budget as cheaply. A batch
-        let in from the line (`begun`: its body has begun, `Admission._room`) holds all it declared through the
-        grace: holding what its first message was worth, one batch's room let in the next waiting one too, which
-        was refused once read."""
+        let in from the line (`begun_at`) holds all it declared while its body keeps up with that rate from then on,
+        `LET_IN_ALLOWANCE_BYTES` behind at most: holding what its first message was worth, one batch's room let in
+        the next waiting one too, which was refused once read; holding all it declared for the half-second grace,
+        heads with one byte of body, a few a second, kept the line full and the budget held (review 11, R11-1)."""
+        if self.begun_at is not None:
+            behind = (now - self.since) * BATCH_RESERVED_BYTES_PER_SECOND - (self.arrived - self.begun_at)
+            return self.declared if behind <= LET_IN_ALLOWANCE_BYTES else 0
         late = now - self.since - RESERVATION_GRACE_SECONDS
         if late > 0 and self.arrived < late * BATCH_RESERVED_BYTES_PER_SECOND:
             return 0
-        if self.begun and late <= 0:
-            return self.declared
         return min(self.declared, self.arrived * RESERVED_PER_BYTE_ARRIVED)
 
 

@@ -483,10 +483,10 @@ def test_a_smaller_batch_passes_a_larger_one_that_does_not_fit_and_one_that_wait
     _run(scenario)
 
 
-def test_a_batch_let_in_from_the_line_holds_all_it_declared_through_the_grace() -> None:
+def test_a_batch_let_in_from_the_line_holds_all_it_declared_while_its_body_comes() -> None:
     """Holding only 16 bytes for each byte of its first message, a batch let in left room for the next one waiting,
-    which was let in too and refused once read (500 clients of 2 MB batches: none served). Let in, a batch whose
-    body has begun holds all it declared for the grace, then what its rate earns (`_Reservation.held`)."""
+    which was let in too and refused once read (500 clients of 2 MB batches: none served). Let in, a batch holds
+    all it declared while its body keeps coming (`_Reservation.held`)."""
 
     async def scenario() -> None:
         clock, handler = _Clock(), _Handler()
@@ -530,5 +530,39 @@ def test_a_waiting_batch_whose_request_ends_leaves_the_line_without_an_answer_of
         assert (waiting.sent, admission._waiting, admission.pending_bytes) == ([], {}, 0)
         handler.release.set()
         await served.task
+
+    _run(scenario)
+
+
+def test_a_batch_let_in_whose_body_does_not_come_soon_leaves_its_room_to_the_next() -> None:
+    """Review 11, R11-1: a batch let in from the line held all it declared for the half-second grace whatever
+    came, so heads of 2 MiB with one byte of body, 6-10 new connections a second, kept the line full and the budget
+    held (1-record batches 8/13, 2 MB batches waited 8 s). Let in, a batch keeps its room only while its body
+    comes at `BATCH_RESERVED_BYTES_PER_SECOND`, `LET_IN_ALLOWANCE_BYTES` behind at most: one whose body does not
+    come leaves it within tens of milliseconds, and the next waiting one is let in."""
+
+    async def scenario() -> None:
+        clock, handler = _Clock(), _Handler()
+        admission, served = await _behind_a_batch(clock, handler)
+        stalled, honest = _batch(admission, 250_000), _batch(admission, 250_000)
+        stalled.body(b"x", more=True)  # one byte, then nothing
+        await _turns()
+        honest.body(b"x" * 5_000, more=True)
+        await _turns()
+        handler.release.set()
+        await served.task
+        await _turns()
+        assert (admission.batch_bytes, len(admission._waiting)) == (250_000, 1)  # the stalled one, let in first
+        clock.now = 0.05  # 50 ms on: 25 KB were due, none came (the old code: all it declared, for 0.5 s)
+        assert admission.batch_bytes == 0
+        admission._let_in()
+        assert not admission._waiting  # the honest one's turn
+        honest.body(b"x" * 20_000, more=True)  # its body comes at once, as an eager client's does
+        await _turns()
+        assert admission.batch_bytes == 250_000
+        honest.body(b"x" * 225_000, more=False)
+        await honest.task
+        assert honest.status == 200
+        stalled.task.cancel()
 
     _run(scenario)
