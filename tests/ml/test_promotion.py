@@ -7,6 +7,7 @@ labels were set to its own model's predictions. Both won on their own file's hol
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import shutil
@@ -301,14 +302,18 @@ def test_two_promotions_at_once_move_the_alias_at_most_once(
     real_compare = tracking_module.compare
 
     def compare_when_both_counted(*args: object, **kwargs: object) -> object:
-        both_counted.wait()
+        with contextlib.suppress(threading.BrokenBarrierError):  # the other was refused before it counted
+            both_counted.wait()
         return real_compare(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(tracking_module, "compare", compare_when_both_counted)
     decisions: dict[str, PromotionDecision] = {}
 
     def decide(version: str, model: TrainingResult) -> None:
-        decisions[version] = decide_promotion(MlflowClient(tracking.tracking_uri), MODEL_NAME, version, model)
+        try:
+            decisions[version] = decide_promotion(MlflowClient(tracking.tracking_uri), MODEL_NAME, version, model)
+        finally:
+            both_counted.abort()  # a decision made: the other does not wait for it at the barrier
 
     threads = [threading.Thread(target=decide, args=pair) for pair in registered]
     for thread in threads:
@@ -319,7 +324,11 @@ def test_two_promotions_at_once_move_the_alias_at_most_once(
     promoted = [version for version, decision in decisions.items() if decision.promoted]
     assert len(promoted) == 1, {v: d.reason for v, d in decisions.items()}
     (loser,) = [decision for decision in decisions.values() if not decision.promoted]
-    assert "since this comparison started (two promotions at once)" in loser.reason
+    # Seen racing, or refused by the registry: sqlite's store sometimes refuses one of two writes at once (an
+    # IntegrityError, a CI run on a loaded machine); either way the alias moved once.
+    assert "since this comparison started (two promotions at once)" in loser.reason or (
+        "the registry could not answer" in loser.reason
+    ), loser.reason
     assert _champion(tracking) == promoted[0] != weak.registered_version
 
 
