@@ -84,7 +84,7 @@ from ml.schema import FEATURES
 from service.batch_admission import records_at_most
 from service.chunked_framing import ChunkedFraming, RefusedError
 from service.errors import ProblemError, raw_error
-from service.middleware import ANSWER_LEAVING, ANSWERED_BY_SERVER, BODY_HELD, CLIENT_GONE, explains
+from service.middleware import ANSWER_LEAVING, ANSWERED_BY_SERVER, BODY_HELD, BODY_WAITING, CLIENT_GONE, explains
 from service.observability import Metrics as ServiceMetrics  # ml.manifest.Metrics too: one name for Sphinx
 from service.refusal_log import RefusalLog
 from service.routes import ALWAYS_ANSWERED, BATCH_PATH, PREDICT_PATH
@@ -757,6 +757,12 @@ class HttpProtocol(HttpToolsProtocol):
             peek.detach()  # the descriptor stays the transport's
         return starts_with_whole_request(waiting)
 
+    def _body_waiting(self) -> int:
+        """Bytes its client sent that the app has not read: uvicorn's buffer and the socket's receive queue
+        (`service.middleware.BODY_WAITING`)."""
+        buffered = len(self.cycle.body) if self.cycle is not None else 0
+        return buffered + self._queued(termios.FIONREAD)
+
     def _queued(self, request: int) -> int:
         """Bytes in the socket's receive (`FIONREAD`) or send (`TIOCOUTQ`: not yet acknowledged) queue."""
         try:
@@ -1262,6 +1268,8 @@ class HttpProtocol(HttpToolsProtocol):
             self.pool.receiving(self)
         super().on_headers_complete()
         self.scope["state"][ANSWER_LEAVING] = self._answer_leaving
+        if self._body_left != 0:
+            self.scope["state"][BODY_WAITING] = self._body_waiting
         if self.pool.stopping:
             self.cycle.keep_alive = False  # while draining, every answer closes its connection
         if self._finish_by is not None and self._body_left != 0:  # a body begun after the listener closed

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from service.api import create_app
-from service.middleware import ANSWERED_BY_SERVER, Admission
+from service.middleware import ANSWERED_BY_SERVER, BODY_WAITING, Admission
 from service.settings import Settings
 
 Message = dict[str, Any]
@@ -47,14 +47,22 @@ class _Client:
         self.incoming: asyncio.Queue[Message] = asyncio.Queue()
         self.sent: list[Message] = []
         self.scope = scope
+        self.unread = 0  # bytes sent and not read, as the server's protocol tells them (`BODY_WAITING`)
+        scope["state"][BODY_WAITING] = lambda: self.unread
         if not scope["headers"]:
             self.body(b"", more=False)
-        self.task = asyncio.ensure_future(middleware(scope, self.incoming.get, self._send))
+        self.task = asyncio.ensure_future(middleware(scope, self._receive, self._send))
+
+    async def _receive(self) -> Message:
+        message = await self.incoming.get()
+        self.unread -= len(message.get("body", b""))
+        return message
 
     async def _send(self, message: Message) -> None:
         self.sent.append(message)
 
     def body(self, chunk: bytes, *, more: bool) -> None:
+        self.unread += len(chunk)
         self.incoming.put_nowait({"type": "http.request", "body": chunk, "more_body": more})
 
     @property
@@ -260,8 +268,9 @@ def _batch_admission(clock: _Clock, handler: _Handler, wait: float = 0.0) -> Adm
     return _admission(handler, batch_paths=frozenset({"/batch"}), clock=clock, max_batch_wait_seconds=wait, **budget)
 
 
-def _batch(admission: Admission, declared: int) -> _Client:
-    return _Client(admission, _scope("/batch", [(b"content-length", str(declared).encode())]))
+def _batch(admission: Admission, declared: int, client: str = "192.0.2.1") -> _Client:
+    scope = _scope("/batch", [(b"content-length", str(declared).encode())])
+    return _Client(admission, {**scope, "client": (client, 40000)})
 
 
 def test_a_batch_whose_body_keeps_up_holds_its_declared_bytes() -> None:
@@ -564,5 +573,87 @@ def test_a_batch_let_in_whose_body_does_not_come_soon_leaves_its_room_to_the_nex
         await honest.task
         assert honest.status == 200
         stalled.task.cancel()
+
+    _run(scenario)
+
+
+def test_a_client_holding_a_place_waits_behind_other_clients() -> None:
+    """Review 12, F1: let in oldest first, one client that filled the line with heads whose bodies stopped after
+    16 KiB (30-40 a second) had each hold its room in turn, and 2 MB batches from others waited 7-10 s behind them.
+    Room now goes first to the clients (addresses) holding the fewest places."""
+
+    async def scenario() -> None:
+        clock, handler = _Clock(), _Handler()
+        admission = _batch_admission(clock, handler, wait=30)
+        holding = _batch(admission, 200_000, client="203.0.113.9")
+        holding.body(b"x" * 20_000, more=True)  # 16 bytes a byte: all it declared, its body keeping up
+        served = _batch(admission, 150_000)
+        served.body(b"x" * 150_000, more=False)
+        await _turns()
+        flood = [_batch(admission, 150_000, client="203.0.113.9") for _ in range(3)]
+        for client in flood:
+            client.body(b"x" * 20_000, more=True)
+            await _turns()
+        other = _batch(admission, 150_000, client="198.51.100.7")
+        other.body(b"x" * 20_000, more=True)
+        await _turns()
+        assert admission.batch_bytes == 350_000 and len(admission._waiting) == 4
+        handler.release.set()
+        await served.task  # room for one more: the other client's, the newest (the old code: the flood's oldest)
+        await _turns()
+        assert [waiter.reservation.client for waiter in admission._waiting] == ["203.0.113.9"] * 3
+        for client in [holding, *flood, other]:
+            client.task.cancel()
+
+    _run(scenario)
+
+
+def test_a_batch_whose_body_is_coming_is_let_in_before_older_stalled_heads() -> None:
+    """Review 12, F2: heads with one byte of body, 100 new connections a second, each let in in its turn, kept
+    2 MB batches waiting (p90 5.9 s). Among one client's batches, those whose clients have sent their body on
+    while they waited (`BODY_WAITING`: in the kernel's buffers) go first."""
+
+    async def scenario() -> None:
+        clock, handler = _Clock(), _Handler()
+        admission, served = await _behind_a_batch(clock, handler)
+        stalled = [_batch(admission, 250_000) for _ in range(3)]
+        for client in stalled:
+            client.body(b"x", more=True)
+            await _turns()
+        eager = _batch(admission, 250_000)
+        _chunks(eager, 25, 10_000)  # its first message read, 240,000 bytes waiting
+        await _turns()
+        assert len(admission._waiting) == 4
+        handler.release.set()
+        await served.task
+        await _turns()
+        assert eager.status == 200  # let in first and served (the old code: the oldest stalled head was let in)
+        for client in stalled:
+            client.task.cancel()
+
+    _run(scenario)
+
+
+def test_what_a_batch_sent_while_it_waited_does_not_count_as_keeping_up() -> None:
+    """Review 12, F1: bytes a batch's client sent while it waited arrive at once when it is let in, and counted as
+    its body keeping up: heads of 256 KiB, 4-8 a second, held 2 MiB a quarter of a second each and small batches
+    timed out. Let in, a batch holds all it declared while those are read, then only while what comes after them
+    keeps up (`LET_IN_ALLOWANCE_BYTES` behind at most)."""
+
+    async def scenario() -> None:
+        clock, handler = _Clock(), _Handler()
+        admission, served = await _behind_a_batch(clock, handler)
+        head = _batch(admission, 250_000)
+        for _ in range(10):  # 100,000 bytes sent as it waits; the rest never comes
+            head.body(b"x" * 10_000, more=True)
+        await _turns()
+        assert len(admission._waiting) == 1
+        handler.release.set()
+        await served.task
+        await _turns()
+        assert admission.batch_bytes == 250_000  # let in, the 90,000 bytes waiting read
+        clock.now = 0.04  # 40 ms on: 20 KB were due past them, none came (the old code: 90,000 counted, held 0.2 s)
+        assert admission.batch_bytes == 0
+        head.task.cancel()
 
     _run(scenario)

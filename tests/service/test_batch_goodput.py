@@ -139,3 +139,38 @@ def test_a_batch_that_waits_past_its_time_gets_a_readable_503_with_retry_after(b
         status, headers, answer = read_answer(eager)
         assert (status, json.loads(answer)["error"], headers["retry-after"]) == (503, "overloaded", "1")
         assert holder.finish()[0] == 200
+
+
+def test_a_batch_whose_body_waits_in_the_buffers_passes_older_heads_whose_bodies_stopped(
+    budget_server: Server,
+) -> None:
+    """Review 12, F2: heads whose bodies stopped after a byte, each let in in its turn, kept larger batches waiting
+    (one-byte heads at 100 a second: 2 MB batches p90 5.9 s). The server's protocol tells the line what a waiting
+    batch's client has sent on (`service.middleware.BODY_WAITING`, the socket's receive queue): the eager batch,
+    newest, is let in first and answered while the stalled heads still wait (the old code: let in oldest first, it
+    waited for each of them to be let in and fall behind)."""
+    holder = _Holder(budget_server)
+    declared = 10_000_000  # one fits the budget at a time
+    head = b"POST /predict/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+    stalled = [connect(budget_server) for _ in range(3)]
+    for sock in stalled:
+        sock.sendall(head % declared + b"{")
+    request = _request(100, declared)
+    with holder.sock, _small_buffers(budget_server) as eager:
+        deadline = time.monotonic() + 10
+        while metric(budget_server, "batches_waiting_for_room") < 3:
+            assert time.monotonic() < deadline, "the stalled heads did not wait for room"
+            time.sleep(0.02)
+        sending = threading.Thread(target=eager.sendall, args=(request,), daemon=True)
+        sending.start()
+        while metric(budget_server, "batches_waiting_for_room") < 4:
+            assert time.monotonic() < deadline, "the eager batch did not wait for room"
+            time.sleep(0.02)
+        assert holder.finish()[0] == 200
+        status, _, answer = read_answer(eager)
+        waiting = metric(budget_server, "batches_waiting_for_room")
+        sending.join()
+    for sock in stalled:
+        sock.close()
+    assert status == 200, answer[:300]
+    assert waiting >= 2, f"{waiting:g} stalled heads still waiting when the eager batch was answered"
