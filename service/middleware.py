@@ -233,6 +233,8 @@ class Admission:
         self.handled_batch_bytes = 0  # of batches read whole and handled
         self._reservations: set[_Reservation] = set()  # batches whose declared body is arriving
         self._waiting: dict[_Waiter, None] = {}  # batches waiting for room, their bodies unread: the oldest first
+        self._clients_behind = _RecentClients()  # whose batches' bodies fell behind (`_fell_behind`)
+        self._clients_served = _RecentClients()  # whose batches were handled (`_batch`)
         self.refusals = RefusalLog(logging.getLogger("service.http"))
         if metrics is not None:
             metrics.batch_bytes.set_function(lambda: self.batch_bytes)
@@ -334,9 +336,10 @@ class Admission:
         try:
             with anyio.move_on_after(self.max_batch_wait):
                 while not waiter.let_in.is_set() and not _ended(scope):
-                    if next(iter(self._waiting)) is waiter:  # the oldest looks again: held bytes decay with time
+                    oldest = next(iter(self._waiting)) is waiter
+                    if oldest:  # the oldest looks again: a batch whose body fell behind holds nothing
                         self._let_in()
-                    with anyio.move_on_after(ROOM_RECHECK_SECONDS):
+                    with anyio.move_on_after(FELL_BEHIND_RECHECK_SECONDS if oldest else ROOM_RECHECK_SECONDS):
                         await waiter.let_in.wait()
         finally:
             self._waiting.pop(waiter, None)
@@ -350,24 +353,32 @@ class Admission:
 
     def _let_in(self) -> None:
         """Let in the waiting batches that fit what is left of the budget (a smaller one passes a larger one that
-        does not fit: a 100-record batch is not held behind 2 MB ones): first those of the clients (addresses)
-        holding the fewest places now, then those whose bodies are coming (`_Waiter.coming`), then the oldest.
+        does not fit: a 100-record batch is not held behind 2 MB ones), in this order: clients (addresses) whose
+        batches' bodies fell behind lately last; clients whose batches were handled lately first; then those
+        holding the fewest places now; then batches whose bodies are coming (`_Waiter.coming`); then the oldest.
 
-        Let in oldest first, a client that filled the line with heads whose bodies stopped after 16 KiB (30-40
-        connections a second, ~0.5 MB/s) had each hold its room in turn, and 2 MB batches waited 7-10 s behind
-        them (review 12, F1); so did one-byte heads at 100 a second (F2). A let-in batch is judged on the bytes that
-        arrive after what its client had sent while it waited (`BODY_WAITING`): those came at once and counted as
-        keeping up, so a head of 256 KiB held 2 MiB for a quarter of a second. Not told apart: a client of many
-        addresses whose heads send 16 KiB more than their first message, each then holding its room for 31 ms
-        (`LET_IN_ALLOWANCE_BYTES`), which only a rate limit per address in front of the service (a WAF) bounds."""
+        Let in oldest first, heads whose bodies stopped after 16-48 KiB, 10-40 new connections a second (~0.5 MB/s)
+        from one address or 30, each held its room in turn, and 2 MB batches waited 7-10 s behind them (reviews 12
+        and 13, F1); so did bursts of 100 such heads every 5 s from 250 addresses. A let-in batch is judged on the
+        bytes that arrive after what its client had sent while it waited (`BODY_WAITING`): those came at once and
+        counted as keeping up, so a head of 256 KiB held 2 MiB for a quarter of a second. Not told apart: a client
+        that shares its address with such an attacker (behind one NAT), whose batches go after the others' while
+        the attacker's fall behind; and an attacker whose many addresses each had a batch handled lately."""
         if not self._waiting:
             return
         now = self.clock()
         room = self.max_batch_bytes - self.batch_bytes
         holding = Counter(reservation.client for reservation in self._reservations if reservation.held(now))
+        behind = self._fell_behind(now)
+        self._clients_served.forget(now)
         order = {waiter: (not waiter.coming(), age) for age, waiter in enumerate(self._waiting)}
+
+        def turn(waiter: _Waiter) -> tuple[bool, bool, int, tuple[bool, int]]:
+            client = waiter.reservation.client
+            return client in behind, client not in self._clients_served, holding[client], order[waiter]
+
         while fitting := [waiter for waiter in order if waiter.reservation.declared <= room]:
-            waiter = min(fitting, key=lambda waiter: (holding[waiter.reservation.client], order[waiter]))
+            waiter = min(fitting, key=turn)
             reservation = waiter.reservation
             room -= reservation.declared
             holding[reservation.client] += 1
@@ -376,6 +387,15 @@ class Admission:
             self._reservations.add(reservation)
             del self._waiting[waiter], order[waiter]
             waiter.let_in.set()
+
+    def _fell_behind(self, now: float) -> _RecentClients:
+        """The clients whose batches' bodies fell behind (`_Reservation.fell_behind`) lately."""
+        for reservation in self._reservations:
+            if not reservation.noted and reservation.fell_behind(now):
+                reservation.noted = True
+                self._clients_behind.add(reservation.client, now)
+        self._clients_behind.forget(now)
+        return self._clients_behind
 
     async def _refuse(
         self,
@@ -458,6 +478,7 @@ class Admission:
             await self.app(scope, receive, send)
         finally:
             self.handled_batch_bytes -= body.size
+            self._clients_served.add(_address(scope), self.clock())
             self._let_in()
 
     async def _whole_batch_room(self, scope: Scope, send: Send, body: _Body) -> bool:
@@ -543,6 +564,13 @@ LET_IN_ALLOWANCE_BYTES = 16 * 1024
 #: is room without being woken (a trickled batch's reservation shrinks with time, `_Reservation.held`; batches
 #: leaving wake the waiting ones at once).
 ROOM_RECHECK_SECONDS = 0.5
+#: How often the oldest batch waiting looks for room: a batch let in whose body stops holds nothing 31 ms later
+#: (`LET_IN_ALLOWANCE_BYTES`), and looked for every `ROOM_RECHECK_SECONDS`, 100 heads of 48 KiB every 5 s each
+#: held its room half a second in turn, and batches waited 8 s behind them (review 13).
+FELL_BEHIND_RECHECK_SECONDS = 0.05
+#: How long the line remembers a client (an address) whose batch's body fell behind (it goes after the others),
+#: or whose batch was handled (it goes before the clients it does not know).
+CLIENT_MEMORY_SECONDS = 10.0
 
 
 @dataclass(eq=False, slots=True)  # hashed by identity: kept in a set
@@ -553,39 +581,63 @@ class _Reservation:
     since: float
     client: str | None  # its address (`_address`)
     arrived: int = 0
+    noted: bool = False  # its falling behind counted against its client (`Admission._fell_behind`)
     begun_at: int | None = None  # the bytes sent when it was let in from the line (`Admission._let_in`)
 
     def held(self, now: float) -> int:
-        """The bytes it holds in the batches' budget at `now`: while its body keeps up with
-        `BATCH_RESERVED_BYTES_PER_SECOND`, `RESERVED_PER_BYTE_ARRIVED` for each byte arrived, up to all it declared;
-        else none (what has arrived counts among the bodies arriving, `max_pending_bytes`). Reserved whatever its
-        rate, two heads announcing 2 MiB and sending 1.1 KB/s held the whole budget and every batch got 503 (review
-        7, R7-3); reserved whole for half a second from the head, ten heads a second with no body did (review 8,
-        R8-1); reserved at 64 KB/s, two bodies at 70 KB/s did for 30 s (reviews 8 and 9, R8-3, R9-3). A slow body
-        held what had arrived too: enough of them at the minimum body rate would fill the budget as cheaply. A batch
-        let in from the line (`begun_at`) holds all it declared while what its client had sent as it waited is read,
-        then while its body keeps up with that rate, `LET_IN_ALLOWANCE_BYTES` behind at most: holding what its first
-        message was worth, one batch's room let in the next waiting one too, which was refused once read; holding
-        all it declared for the half-second grace, heads with one byte of body, a few a second, kept the line full
-        and the budget held (review 11, R11-1); counting what had waited as keeping up, heads of 256 KiB held all
-        they declared for a quarter of a second each (review 12, F1)."""
-        if self.arrived >= self.declared:  # whole: about to be handled (`Admission._batch`)
-            return self.declared
-        if self.begun_at is not None:
-            if self.arrived < self.begun_at:
-                return self.declared
-            behind = (now - self.since) * BATCH_RESERVED_BYTES_PER_SECOND - (self.arrived - self.begun_at)
-            return self.declared if behind <= LET_IN_ALLOWANCE_BYTES else 0
-        late = now - self.since - RESERVATION_GRACE_SECONDS
-        if late > 0 and self.arrived < late * BATCH_RESERVED_BYTES_PER_SECOND:
+        """The bytes it holds in the batches' budget at `now`: while its body keeps up (`fell_behind`),
+        `RESERVED_PER_BYTE_ARRIVED` for each byte arrived, up to all it declared; all it declared once let in from
+        the line (`begun_at`) or whole; else none (what has arrived counts among the bodies arriving,
+        `max_pending_bytes`). Reserved whatever its rate, two heads announcing 2 MiB and sending 1.1 KB/s held the
+        whole budget and every batch got 503 (review 7, R7-3); reserved whole for half a second from the head, ten
+        heads a second with no body did (review 8, R8-1). Holding what its first message was worth, a batch let in
+        from the line left room for the next one waiting, which was let in too and refused once read."""
+        if self.fell_behind(now):
             return 0
+        if self.begun_at is not None or self.arrived >= self.declared:
+            return self.declared
         return min(self.declared, self.arrived * RESERVED_PER_BYTE_ARRIVED)
+
+    def fell_behind(self, now: float) -> bool:
+        """Whether its body, not whole, stopped keeping up with `BATCH_RESERVED_BYTES_PER_SECOND`: from its head
+        after `RESERVATION_GRACE_SECONDS`, or, let in from the line, from when what its client had sent as it
+        waited was read (`begun_at`), `LET_IN_ALLOWANCE_BYTES` behind at most. Reserved at 64 KB/s, two bodies at
+        70 KB/s held the budget for 30 s (reviews 8 and 9, R8-3, R9-3); let in and holding all it declared for the
+        half-second grace, heads with one byte of body, a few a second, kept the line full and the budget held
+        (review 11, R11-1); counting what had waited as keeping up, heads of 256 KiB held all they declared for a
+        quarter of a second each (review 12, F1)."""
+        if self.arrived >= self.declared:
+            return False
+        if self.begun_at is not None:
+            behind = (now - self.since) * BATCH_RESERVED_BYTES_PER_SECOND - (self.arrived - self.begun_at)
+            return self.arrived >= self.begun_at and behind > LET_IN_ALLOWANCE_BYTES
+        late = now - self.since - RESERVATION_GRACE_SECONDS
+        return late > 0 and self.arrived < late * BATCH_RESERVED_BYTES_PER_SECOND
 
     def arrive(self, arrived: int, now: float) -> None:
         """Its body has `arrived` bytes at `now`; once what had waited is read, its rate is judged from then."""
         if self.begun_at is not None and self.arrived < self.begun_at <= arrived:
             self.since = now
         self.arrived = arrived
+
+
+class _RecentClients:
+    """Clients (addresses) seen lately, each with when it was last, the oldest first; forgotten after
+    `CLIENT_MEMORY_SECONDS` (so as many as a flood can show in that time at most)."""
+
+    def __init__(self) -> None:
+        self._last: dict[str | None, float] = {}
+
+    def __contains__(self, client: str | None) -> bool:
+        return client in self._last
+
+    def add(self, client: str | None, now: float) -> None:
+        self._last.pop(client, None)
+        self._last[client] = now
+
+    def forget(self, now: float) -> None:
+        while self._last and next(iter(self._last.values())) < now - CLIENT_MEMORY_SECONDS:
+            del self._last[next(iter(self._last))]
 
 
 @dataclass(slots=True)

@@ -687,3 +687,65 @@ def test_a_new_batch_does_not_pass_the_batches_waiting() -> None:
             client.task.cancel()
 
     _run(scenario)
+
+
+def test_a_client_whose_batch_fell_behind_goes_after_other_clients() -> None:
+    """Review 13: 100 heads announcing 2 MiB with 48 KiB of body, from 30 addresses, every 5 s: each address held
+    no place between its turns, and let in oldest first, each head held its room in turn while batches from others
+    waited 8 s. A client (address) whose batch's body fell behind goes after the others for
+    `CLIENT_MEMORY_SECONDS`."""
+
+    async def scenario() -> None:
+        clock, handler = _Clock(), _Handler()
+        admission, served = await _behind_a_batch(clock, handler)
+        stalled = _batch(admission, 250_000, client="203.0.113.9")
+        stalled.body(b"x" * 20_000, more=True)
+        await _turns()
+        later = _batch(admission, 250_000, client="203.0.113.9")
+        later.body(b"x" * 20_000, more=True)
+        await _turns()
+        other = _batch(admission, 250_000, client="198.51.100.7")
+        other.body(b"x" * 20_000, more=True)
+        await _turns()
+        handler.release.set()
+        await served.task
+        await _turns()
+        assert [waiter.reservation.client for waiter in admission._waiting] == ["203.0.113.9", "198.51.100.7"]
+        clock.now = 0.1  # the first let in, its body stopped: it fell behind
+        admission._let_in()
+        assert [waiter.reservation.client for waiter in admission._waiting] == ["203.0.113.9"]  # the old: other's
+        for client in (stalled, later, other):
+            client.task.cancel()
+
+    _run(scenario)
+
+
+def test_a_client_whose_batch_was_served_goes_before_clients_the_line_does_not_know() -> None:
+    """Review 13, its neighbour (found measuring the fix): the same bursts from 250 addresses, none seen again
+    within `CLIENT_MEMORY_SECONDS`, so that none had fallen behind yet: 2 MB batches waited 5 s behind them and 3 of
+    22 got 503. A client whose batch was handled lately goes before the clients the line does not know."""
+
+    async def scenario() -> None:
+        clock, handler = _Clock(), _Handler()
+        admission, served = await _behind_a_batch(clock, handler)  # from 192.0.2.1
+        strangers = [_batch(admission, 250_000, client=f"203.0.113.{index}") for index in range(3)]
+        for stranger in strangers:
+            stranger.body(b"x" * 20_000, more=True)
+            await _turns()
+        handler.release.set()
+        await served.task  # handled: its client is known now
+        await _turns()
+        handler.release.clear()
+        admission._let_in()
+        known = _batch(admission, 250_000)
+        known.body(b"x" * 20_000, more=True)
+        await _turns()
+        assert len(admission._waiting) == 3  # a stranger was let in with the room the served batch left
+        clock.now = 0.1  # its body stopped: its room is free again
+        admission._let_in()
+        waiting = [waiter.reservation.client for waiter in admission._waiting]
+        assert "192.0.2.1" not in waiting and len(waiting) == 2  # the old code: the next stranger
+        for client in (*strangers, known):
+            client.task.cancel()
+
+    _run(scenario)
