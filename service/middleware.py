@@ -364,10 +364,10 @@ class Admission:
         counted as keeping up, so a head of 256 KiB held 2 MiB for a quarter of a second. Not told apart: a client
         that shares its address with such an attacker (behind one NAT), whose batches go after the others' while
         the attacker's fall behind; and an attacker whose many addresses each had a batch handled lately."""
-        if not self._waiting:
-            return
         now = self.clock()
         room = self.max_batch_bytes - self.batch_bytes
+        if all(waiter.reservation.declared > room for waiter in self._waiting):
+            return  # (nothing fits: the order is not worth a look into every waiting socket, `coming`)
         holding = Counter(reservation.client for reservation in self._reservations if reservation.held(now))
         behind = self._fell_behind(now)
         self._clients_served.forget(now)
