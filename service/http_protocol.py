@@ -132,9 +132,9 @@ _STOPPING = "This instance is stopping and the request's body had not all arrive
 _UNSENT = "The service holds as many answers for slow clients as it can; retry in a second"
 #: The 503 `overloaded` of a body dropped to make room in `max_pending_body_bytes` (`HttpProtocol._drop_body`).
 _DROPPED_BODY = (
-    f"The request body arrived slower than {DROPPABLE_BODY_BYTES_PER_SECOND // 1024} KB a second over the last "
-    f"{BODY_RATE_WINDOW_SECONDS:g} s while the bodies arriving filled the service's budget, and was dropped to make "
-    "room; send the body at once and retry"
+    f"The request body arrived slower than {DROPPABLE_BODY_BYTES_PER_SECOND // 1024} KB a second over its last "
+    f"{BODY_RATE_WINDOW_SECONDS:g}-{2 * BODY_RATE_WINDOW_SECONDS:g} s while the bodies arriving filled the "
+    "service's budget, and was dropped to make room; send the body at once and retry"
 )
 #: SO_LINGER on, with no time: closing the socket resets the connection and frees what its send buffer held.
 _RESET_ON_CLOSE = struct.pack("ii", 1, 0)

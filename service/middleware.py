@@ -530,24 +530,25 @@ class Admission:
             self._arriving.discard(body)
 
     def _make_room(self, asking: _Body, now: float) -> bool:
-        """Drop the bodies arriving slowest (`_Body.recent_rate`), among those read for `BODY_RATE_WINDOW_SECONDS`
-        or more and slower than `DROPPABLE_BODY_BYTES_PER_SECOND`, but `asking`, until `pending_bytes` is back
-        within `max_pending_bytes`; whether it is. None is dropped when they all would not make the room.
+        """Drop the bodies arriving slowest over their last second or two (`_Body.recent_rate`: from their second
+        window on), among those slower there than `DROPPABLE_BODY_BYTES_PER_SECOND`, but `asking`, until
+        `pending_bytes` is back within `max_pending_bytes`; whether it is. None is dropped when they all would not
+        make the room.
 
         Review 10, R10-1 (review 11, R11-2): 14 connections sending 2 MB batches nearly whole then a byte every few
         seconds kept `min_body_bytes_per_second`'s average and `body_stall_seconds`, and held the whole budget of
         the 512 MiB task (27 MiB) for `body_timeout_seconds`, every other body that did not fit 503, for ~250 KB/s
-        of upload. Judged on its recent bytes, such a body is dropped a few seconds after its burst; to keep the
+        of upload. Judged on its recent bytes, such a body may be dropped two seconds after its burst; to keep the
         budget, each of its bodies must bring 64 KB/s (a 2 MB one then arrives within 32 s), about 1 MB/s for 14,
-        or a new burst every few seconds. An honest upload at 100 KB/s is never dropped; a slower one (a body a
+        or a new burst every two seconds. An honest upload at 100 KB/s is never dropped; a slower one (a body a
         slow link trickles) may be, while the budget is full, where it would have got 503 at its next bytes."""
         needed = self.pending_bytes - self.max_pending_bytes
         droppable = sorted(
             (rate, id(body), body)
             for body in self._arriving
             if body is not asking
-            and now - body.since >= BODY_RATE_WINDOW_SECONDS
-            and (rate := body.recent_rate(now)) < DROPPABLE_BODY_BYTES_PER_SECOND
+            and (rate := body.recent_rate(now)) is not None
+            and rate < DROPPABLE_BODY_BYTES_PER_SECOND
         )
         victims: list[_Body] = []
         for _, _, body in droppable:
@@ -627,7 +628,7 @@ class _Reservation:
 @dataclass(eq=False, slots=True)  # hashed by identity: kept in a set
 class _Body:
     """A request's body as read so far, and how fast it arrived lately: the bytes since the older of two marks, at
-    least `BODY_RATE_WINDOW_SECONDS` apart (O(1) whatever its chunks)."""
+    least `BODY_RATE_WINDOW_SECONDS` apart (O(1) whatever its chunks; a list of its arrivals would grow with them)."""
 
     chunks: list[bytes] = field(default_factory=list)
     size: int = 0
@@ -648,20 +649,28 @@ class _Body:
         self.mark = self.older = (now, self.size)
 
     def roll(self, now: float) -> None:
-        """Move the marks on: a window after the newer one, it becomes the older; two windows after it, nothing
-        came within the last one (a byte since would have moved the marks), and both are now."""
+        """Move the marks on: a window after the newer one, it becomes the older, but at the end of its first window
+        (what came then is not judged: a burst); two windows after it, nothing came within the last one (a byte
+        since would have moved the marks)."""
+        window = BODY_RATE_WINDOW_SECONDS
         passed = now - self.mark[0]
-        if passed >= 2 * BODY_RATE_WINDOW_SECONDS:
+        if passed >= 2 * window:
+            self.mark, self.older = (now, self.size), (now - window, self.size)
+        elif passed >= window and self.mark[0] == self.since:
             self.mark = self.older = (now, self.size)
-        elif passed >= BODY_RATE_WINDOW_SECONDS:
+        elif passed >= window:
             self.older, self.mark = self.mark, (now, self.size)
 
-    def recent_rate(self, now: float) -> float:
-        """Bytes a second it brought over its last `BODY_RATE_WINDOW_SECONDS` to twice that: a body sent nearly
-        whole then trickled keeps a high average since its head, not here."""
+    def recent_rate(self, now: float) -> float | None:
+        """Bytes a second it brought over its last `BODY_RATE_WINDOW_SECONDS` to twice that, past its first window;
+        None before (about twice the window from its start). A body sent nearly whole then trickled keeps a high
+        average since its head, not here; judged on windows that may hold its burst, such a body stayed fast for
+        2-4 s after each burst, and re-sending them kept the budget full (review 10, R10-1)."""
         self.roll(now)
         at, size = self.older
-        return (self.size - size) / max(now - at, BODY_RATE_WINDOW_SECONDS)
+        if now - at < BODY_RATE_WINDOW_SECONDS:
+            return None
+        return (self.size - size) / (now - at)
 
 
 @dataclass(eq=False, slots=True)  # hashed by identity: kept in a dict

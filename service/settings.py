@@ -33,9 +33,10 @@ BATCH_RESERVED_BYTES_PER_SECOND = 512 * 1024
 #: to make room in `max_pending_body_bytes` for a newcomer (`service.middleware.Admission`): 64 KB/s, so a 2 MB
 #: batch at 100 KB/s or faster is never dropped (review 10, R10-1; review 11, R11-2).
 DROPPABLE_BODY_BYTES_PER_SECOND = 64 * 1024
-#: How recent the bytes are that a body arriving is judged by for that: those of the last 2 to 4 seconds; a body
-#: read for less than this is never dropped.
-BODY_RATE_WINDOW_SECONDS = 2.0
+#: How recent the bytes are that a body arriving is judged by for that: those of its last 1 to 2 seconds, once past
+#: its first second (what came then is not judged: a body sent at once has arrived by then, a burst would count as
+#: fast for seconds after it).
+BODY_RATE_WINDOW_SECONDS = 1.0
 #: What each byte of a batch's body that has arrived reserves of what its head declared, while it keeps up: 128 KB
 #: reserve a full 2 MB batch, a head alone nothing.
 RESERVED_PER_BYTE_ARRIVED = 16
@@ -156,8 +157,8 @@ class Settings(BaseSettings):
         description="Most bytes of request bodies still arriving, all connections together. Bodies cost what has "
         "arrived, so a slow sender holds almost nothing. A body whose next bytes would pass it drops the bodies "
         "that brought the fewest bytes over their last "
-        f"{BODY_RATE_WINDOW_SECONDS:g}-{2 * BODY_RATE_WINDOW_SECONDS:g} s, "
-        f"among those read for {BODY_RATE_WINDOW_SECONDS:g} s or more and slower than "
+        f"{BODY_RATE_WINDOW_SECONDS:g}-{2 * BODY_RATE_WINDOW_SECONDS:g} s (their first "
+        f"{BODY_RATE_WINDOW_SECONDS:g} s is not judged), among those slower than "
         f"{DROPPABLE_BODY_BYTES_PER_SECOND // 1024} KB/s there (503 `overloaded`, counted `body_budget` in "
         "`http_connections_shed_total`), when that makes room; else it gets 503 `overloaded` itself. A body sent "
         "nearly whole then trickled (its average rate stays high) would otherwise hold its bytes until "

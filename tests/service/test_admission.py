@@ -717,17 +717,20 @@ def test_fresh_bodies_fast_bodies_and_bodies_no_server_can_drop_are_not_dropped(
         fast, undroppable = _arriving(admission, 300_000), _arriving(admission, 300_000, droppable=False)
         await _turns()
         clock.now = 4.0
-        fast.body(b"x" * 200_000, more=True)  # 200 KB in its last 2 s
-        slow = _arriving(admission, 200_000)  # read from now: fresh
+        fast.body(b"x" * 200_000, more=True)  # 200 KB in its last second
+        slow = _arriving(admission, 199_999)  # read from now: its first second is not judged
         await _turns()
         clock.now = 5.0
+        slow.body(b"x", more=True)
+        await _turns()
+        clock.now = 5.5  # `slow` brought a byte in its last half second: judged on a second, not on that
         refused = _arriving(admission, 200_000)
         await refused.task
         assert (refused.status, refused.error()) == (503, "overloaded")
         assert [fast.dropped, undroppable.dropped, slow.dropped] == [False] * 3
         fast.task.cancel()
         await _turns()
-        clock.now = 9.0  # `slow` brought nothing for 5 s, but holds 200,000 where 300,001 are needed
+        clock.now = 9.0  # `slow` brought nothing for 4 s, but holds 200,000 where 300,001 are needed
         too_large = _arriving(admission, 800_000)
         await too_large.task
         assert (too_large.status, slow.dropped) == (503, False)
