@@ -1403,16 +1403,18 @@ class HttpProtocol(HttpToolsProtocol):
             reason = f"The request body did not arrive within {settings.body_timeout_seconds:g} s; send it at once."
         self.refuse_body(408, "request_timeout", reason, linger=True)
 
-    def _drop_body(self) -> None:
+    def _drop_body(self) -> bool:
         """The app drops this body, still arriving, to make room for a faster one in `max_pending_body_bytes`
         (`DROP_BODY`, review 10, R10-1): 503 `overloaded`, counted (`http_protocol_refusals_total`, and `body_budget`
         in `http_connections_shed_total`) and logged as the protocol's refusals; the connection lingers, so that
-        its client, still sending, reads the answer."""
+        its client, still sending, reads the answer. Whether it did: not when the rest of the body has just arrived
+        (the app has not read it yet) or the connection is already closing."""
         if not self._in_body or self._lingering or self.transport.is_closing():
-            return
+            return False
         if self.metrics is not None:
             self.metrics.connection_shed("body_budget")
         self.refuse_body(503, "overloaded", _DROPPED_BODY, linger=True)
+        return True
 
     def _hold(self) -> tuple[float, float | None] | None:
         """When the app began to leave the body unread, and when it took it on (None: not yet), if it did: a batch

@@ -62,7 +62,8 @@ BODY_HELD = "body_held"
 #: the line is judged on what arrives after them (`Admission._let_in`).
 BODY_WAITING = "body_waiting"
 #: The key in a request's `scope["state"]` the server's protocol sets to a function that answers the request 503
-#: and closes its connection, its body still arriving: `Admission` drops the slowest body this way to make room in
+#: and closes its connection, its body still arriving, and says whether it did (not when the rest of the body has
+#: just arrived, or the connection is closing): `Admission` drops the slowest body this way to make room in
 #: `max_pending_bytes` (`Admission._make_room`). Without it (another server), a body is never dropped.
 DROP_BODY = "drop_body"
 #: Statuses the app answers before any route's work (a path with a trailing slash, a missing operator token, an
@@ -559,11 +560,10 @@ class Admission:
         if needed > 0:
             return False
         for body in victims:
-            self._arriving.discard(body)
-            self._uncount(body)
-            if body.drop is not None:
-                body.drop()
-        return True
+            if body.drop is not None and body.drop():
+                self._arriving.discard(body)
+                self._uncount(body)
+        return self.pending_bytes <= self.max_pending_bytes
 
     def _too_large(self, seen: str) -> str:
         return f"Request body too large ({seen}); the limit is {self.limit:,} bytes. Send fewer records per request."
@@ -635,7 +635,7 @@ class _Body:
     counted: int = 0  # of `size`, in `Admission.pending_bytes`
     whole: bool = False
     gone: bool = False  # its client went away (or ran out of time)
-    drop: Callable[[], None] | None = None  # `DROP_BODY`, from the server's protocol
+    drop: Callable[[], bool] | None = None  # `DROP_BODY`, from the server's protocol
     since: float = 0.0  # when it began to be read (again, once let in from the line)
     mark: tuple[float, int] = (0.0, 0)  # the newer mark: (when, its size then)
     older: tuple[float, int] = (0.0, 0)

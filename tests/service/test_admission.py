@@ -64,10 +64,11 @@ class _Client:
     async def _send(self, message: Message) -> None:
         self.sent.append(message)
 
-    def _drop(self) -> None:
+    def _drop(self) -> bool:
         """As the server's protocol: its own 503, and the app waiting for the body sees a disconnect."""
         self.dropped = True
         self.incoming.put_nowait({"type": "http.disconnect"})
+        return True
 
     def body(self, chunk: bytes, *, more: bool) -> None:
         self.unread += len(chunk)
