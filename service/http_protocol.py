@@ -761,7 +761,7 @@ class HttpProtocol(HttpToolsProtocol):
         `WHOLE_PEEK_BYTES`): a health check or a single prediction, not a head whose body is still to come."""
         try:
             peek = socket.socket(fileno=self.transport.get_extra_info("socket").fileno())
-        except (AttributeError, OSError):  # no socket (closed, or a test's transport)
+        except (AttributeError, OSError, ValueError):  # no socket (closed: its descriptor is -1; a test's transport)
             return False
         try:
             waiting = peek.recv(WHOLE_PEEK_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
@@ -781,7 +781,7 @@ class HttpProtocol(HttpToolsProtocol):
         """Bytes in the socket's receive (`FIONREAD`) or send (`TIOCOUTQ`: not yet acknowledged) queue."""
         try:
             queued = fcntl.ioctl(self.transport.get_extra_info("socket").fileno(), request, bytes(4))
-        except (AttributeError, OSError):  # no socket (closed, or a test's transport)
+        except (AttributeError, OSError, ValueError):  # no socket (closed: its descriptor is -1; a test's transport)
             return 0
         return int.from_bytes(queued, sys.byteorder)
 
