@@ -84,11 +84,19 @@ from ml.schema import FEATURES
 from service.batch_admission import records_at_most
 from service.chunked_framing import ChunkedFraming, RefusedError
 from service.errors import ProblemError, raw_error
-from service.middleware import ANSWER_LEAVING, ANSWERED_BY_SERVER, BODY_HELD, BODY_WAITING, CLIENT_GONE, explains
+from service.middleware import (
+    ANSWER_LEAVING,
+    ANSWERED_BY_SERVER,
+    BODY_HELD,
+    BODY_WAITING,
+    CLIENT_GONE,
+    DROP_BODY,
+    explains,
+)
 from service.observability import Metrics as ServiceMetrics  # ml.manifest.Metrics too: one name for Sphinx
 from service.refusal_log import RefusalLog
 from service.routes import ALWAYS_ANSWERED, BATCH_PATH, PREDICT_PATH
-from service.settings import Settings
+from service.settings import BODY_RATE_WINDOW_SECONDS, DROPPABLE_BODY_BYTES_PER_SECOND, Settings
 
 MALFORMED = (
     "The request is not valid HTTP/1.1 (for example a malformed or conflicting Content-Length and "
@@ -122,6 +130,12 @@ CHUNKS_PER_TURN = 256
 _STOPPING = "This instance is stopping and the request's body had not all arrived; send it to another one"
 #: The 503 `overloaded` of a request refused while the answers waiting for their clients pass their budget.
 _UNSENT = "The service holds as many answers for slow clients as it can; retry in a second"
+#: The 503 `overloaded` of a body dropped to make room in `max_pending_body_bytes` (`HttpProtocol._drop_body`).
+_DROPPED_BODY = (
+    f"The request body arrived slower than {DROPPABLE_BODY_BYTES_PER_SECOND // 1024} KB a second over its last "
+    f"{BODY_RATE_WINDOW_SECONDS:g}-{2 * BODY_RATE_WINDOW_SECONDS:g} s while the bodies arriving filled the "
+    "service's budget, and was dropped to make room; send the body at once and retry"
+)
 #: SO_LINGER on, with no time: closing the socket resets the connection and frees what its send buffer held.
 _RESET_ON_CLOSE = struct.pack("ii", 1, 0)
 #: How long a connection takes to earn back `max_body_chunks` chunks, once spent (`HttpProtocol._framing`).
@@ -747,7 +761,7 @@ class HttpProtocol(HttpToolsProtocol):
         `WHOLE_PEEK_BYTES`): a health check or a single prediction, not a head whose body is still to come."""
         try:
             peek = socket.socket(fileno=self.transport.get_extra_info("socket").fileno())
-        except (AttributeError, OSError):  # no socket (closed, or a test's transport)
+        except (AttributeError, OSError, ValueError):  # no socket (closed: its descriptor is -1; a test's transport)
             return False
         try:
             waiting = peek.recv(WHOLE_PEEK_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
@@ -767,7 +781,7 @@ class HttpProtocol(HttpToolsProtocol):
         """Bytes in the socket's receive (`FIONREAD`) or send (`TIOCOUTQ`: not yet acknowledged) queue."""
         try:
             queued = fcntl.ioctl(self.transport.get_extra_info("socket").fileno(), request, bytes(4))
-        except (AttributeError, OSError):  # no socket (closed, or a test's transport)
+        except (AttributeError, OSError, ValueError):  # no socket (closed: its descriptor is -1; a test's transport)
             return 0
         return int.from_bytes(queued, sys.byteorder)
 
@@ -1270,6 +1284,7 @@ class HttpProtocol(HttpToolsProtocol):
         self.scope["state"][ANSWER_LEAVING] = self._answer_leaving
         if self._body_left != 0:
             self.scope["state"][BODY_WAITING] = self._body_waiting
+            self.scope["state"][DROP_BODY] = self._drop_body
         if self.pool.stopping:
             self.cycle.keep_alive = False  # while draining, every answer closes its connection
         if self._finish_by is not None and self._body_left != 0:  # a body begun after the listener closed
@@ -1387,6 +1402,19 @@ class HttpProtocol(HttpToolsProtocol):
         else:
             reason = f"The request body did not arrive within {settings.body_timeout_seconds:g} s; send it at once."
         self.refuse_body(408, "request_timeout", reason, linger=True)
+
+    def _drop_body(self) -> bool:
+        """The app drops this body, still arriving, to make room for a faster one in `max_pending_body_bytes`
+        (`DROP_BODY`, review 10, R10-1): 503 `overloaded`, counted (`http_protocol_refusals_total`, and `body_budget`
+        in `http_connections_shed_total`) and logged as the protocol's refusals; the connection lingers, so that
+        its client, still sending, reads the answer. Whether it did: not when the rest of the body has just arrived
+        (the app has not read it yet) or the connection is already closing."""
+        if not self._in_body or self._lingering or self.transport.is_closing():
+            return False
+        if self.metrics is not None:
+            self.metrics.connection_shed("body_budget")
+        self.refuse_body(503, "overloaded", _DROPPED_BODY, linger=True)
+        return True
 
     def _hold(self) -> tuple[float, float | None] | None:
         """When the app began to leave the body unread, and when it took it on (None: not yet), if it did: a batch

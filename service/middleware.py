@@ -25,7 +25,12 @@ from service.errors import ProblemError, raw_error, request_id_of
 from service.observability import ACCESS_LOGGER, NOT_DELIVERED_FIELD
 from service.observability import Metrics as ServiceMetrics  # ml.manifest.Metrics too: one name for Sphinx
 from service.refusal_log import RefusalLog
-from service.settings import BATCH_RESERVED_BYTES_PER_SECOND, RESERVED_PER_BYTE_ARRIVED
+from service.settings import (
+    BATCH_RESERVED_BYTES_PER_SECOND,
+    BODY_RATE_WINDOW_SECONDS,
+    DROPPABLE_BODY_BYTES_PER_SECOND,
+    RESERVED_PER_BYTE_ARRIVED,
+)
 
 logger = logging.getLogger(ACCESS_LOGGER)
 _error_logger = logging.getLogger("service.errors")
@@ -56,6 +61,11 @@ BODY_HELD = "body_held"
 #: client has sent that the app has not read yet (in the protocol's buffer and the kernel's). A batch let in from
 #: the line is judged on what arrives after them (`Admission._let_in`).
 BODY_WAITING = "body_waiting"
+#: The key in a request's `scope["state"]` the server's protocol sets to a function that answers the request 503
+#: and closes its connection, its body still arriving, and says whether it did (not when the rest of the body has
+#: just arrived, or the connection is closing): `Admission` drops the slowest body this way to make room in
+#: `max_pending_bytes` (`Admission._make_room`). Without it (another server), a body is never dropped.
+DROP_BODY = "drop_body"
 #: Statuses the app answers before any route's work (a path with a trailing slash, a missing operator token, an
 #: unknown path or method, a body not sent as JSON): their access lines are sampled (`RefusalLog.answered`), as the
 #: server's own refusals; the metrics count each.
@@ -196,9 +206,13 @@ class Admission:
     of them waiting once took every place and `/predict` got 503. Idle connections and bodies still arriving are not
     in flight.
 
-    Not counted here: bodies arriving steadily enough, on enough connections, to fill `max_pending_bytes` for
-    `body_timeout_seconds` at a time, which only a rate limit in front of the service (a WAF) can tell from real
-    traffic.
+    A body whose next bytes would pass `max_pending_bytes` first makes room (`_make_room`): the bodies arriving
+    slowest over their last few seconds are dropped, as the answers of the slowest readers are
+    (`service.http_protocol.UnsentAnswers`), so holding the budget costs a steady upload rate, not a burst.
+
+    Not counted here: bodies arriving at `DROPPABLE_BODY_BYTES_PER_SECOND` or faster, on enough connections, to
+    fill `max_pending_bytes` (with 2 MB bodies on 512 MiB, 14 of them: about 1 MB/s of upload), which only a rate
+    limit in front of the service (a WAF) can tell from real traffic.
     """
 
     def __init__(
@@ -235,6 +249,7 @@ class Admission:
         self._waiting: dict[_Waiter, None] = {}  # batches waiting for room, their bodies unread: the oldest first
         self._clients_behind = _RecentClients()  # whose batches' bodies fell behind (`_fell_behind`)
         self._clients_served = _RecentClients()  # whose batches were handled (`_batch`)
+        self._arriving: set[_Body] = set()  # bodies being read that the server's protocol can drop (`DROP_BODY`)
         self.refusals = RefusalLog(logging.getLogger("service.http"))
         if metrics is not None:
             metrics.batch_bytes.set_function(lambda: self.batch_bytes)
@@ -512,6 +527,7 @@ class Admission:
     ) -> bool:
         """Read `body` on until it is whole (or has `enough` bytes); False when it was refused (answered here) or
         the client went away (or ran out of time)."""
+        body.drop = scope["state"].get(DROP_BODY)
         try:
             await self._read(receive, reservation, body, enough)
         except _BodyTooLargeError:
@@ -528,24 +544,68 @@ class Admission:
 
     async def _read(self, receive: Receive, reservation: _Reservation | None, body: _Body, enough: int | None) -> None:
         """Read `body` on until it is whole, its client gone, or (`enough`) that many bytes arrived; counted in
-        `pending_bytes` while it arrives (and in its batch's `reservation`)."""
-        while not body.whole and (enough is None or body.size < enough):
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                body.gone = True
-                return
-            chunk = message.get("body", b"")
-            body.chunks.append(chunk)
-            body.size += len(chunk)
-            body.counted += len(chunk)
-            self.pending_bytes += len(chunk)
-            if reservation is not None:
-                reservation.arrive(body.size, self.clock())
-            if body.size > self.limit:
-                raise _BodyTooLargeError
-            if self.pending_bytes > self.max_pending_bytes:
-                raise _OverloadedError
-            body.whole = not message.get("more_body", False)
+        `pending_bytes` while it arrives (and in its batch's `reservation`), and droppable meanwhile
+        (`_make_room`)."""
+        body.begin(self.clock())
+        if body.drop is not None:
+            self._arriving.add(body)
+        try:
+            while not body.whole and (enough is None or body.size < enough):
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    body.gone = True
+                    return
+                chunk = message.get("body", b"")
+                now = self.clock()
+                body.roll(now)  # before its size grows: this chunk is recent
+                body.chunks.append(chunk)
+                body.size += len(chunk)
+                body.counted += len(chunk)
+                self.pending_bytes += len(chunk)
+                if reservation is not None:
+                    reservation.arrive(body.size, now)
+                if body.size > self.limit:
+                    raise _BodyTooLargeError
+                if self.pending_bytes > self.max_pending_bytes and not self._make_room(body, now):
+                    raise _OverloadedError
+                body.whole = not message.get("more_body", False)
+        finally:
+            self._arriving.discard(body)
+
+    def _make_room(self, asking: _Body, now: float) -> bool:
+        """Drop the bodies arriving slowest over their last second or two (`_Body.recent_rate`: from their second
+        window on), among those slower there than `DROPPABLE_BODY_BYTES_PER_SECOND`, but `asking`, until
+        `pending_bytes` is back within `max_pending_bytes`; whether it is. None is dropped when they all would not
+        make the room.
+
+        Review 10, R10-1 (review 11, R11-2): 14 connections sending 2 MB batches nearly whole then a byte every few
+        seconds kept `min_body_bytes_per_second`'s average and `body_stall_seconds`, and held the whole budget of
+        the 512 MiB task (27 MiB) for `body_timeout_seconds`, every other body that did not fit 503, for ~250 KB/s
+        of upload. Judged on its recent bytes, such a body may be dropped two seconds after its burst; to keep the
+        budget, each of its bodies must bring 64 KB/s (a 2 MB one then arrives within 32 s), about 1 MB/s for 14,
+        or a new burst every two seconds. An honest upload at 100 KB/s is never dropped; a slower one (a body a
+        slow link trickles) may be, while the budget is full, where it would have got 503 at its next bytes."""
+        needed = self.pending_bytes - self.max_pending_bytes
+        droppable = sorted(
+            (rate, id(body), body)
+            for body in self._arriving
+            if body is not asking
+            and (rate := body.recent_rate(now)) is not None
+            and rate < DROPPABLE_BODY_BYTES_PER_SECOND
+        )
+        victims: list[_Body] = []
+        for _, _, body in droppable:
+            if needed <= 0:
+                break
+            victims.append(body)
+            needed -= body.counted
+        if needed > 0:
+            return False
+        for body in victims:
+            if body.drop is not None and body.drop():
+                self._arriving.discard(body)
+                self._uncount(body)
+        return self.pending_bytes <= self.max_pending_bytes
 
     def _too_large(self, seen: str) -> str:
         return f"Request body too large ({seen}); the limit is {self.limit:,} bytes. Send fewer records per request."
@@ -640,18 +700,52 @@ class _RecentClients:
             del self._last[next(iter(self._last))]
 
 
-@dataclass(slots=True)
+@dataclass(eq=False, slots=True)  # hashed by identity: kept in a set
 class _Body:
-    """A request's body as read so far."""
+    """A request's body as read so far, and how fast it arrived lately: the bytes since the older of two marks, at
+    least `BODY_RATE_WINDOW_SECONDS` apart (O(1) whatever its chunks; a list of its arrivals would grow with them)."""
 
     chunks: list[bytes] = field(default_factory=list)
     size: int = 0
     counted: int = 0  # of `size`, in `Admission.pending_bytes`
     whole: bool = False
     gone: bool = False  # its client went away (or ran out of time)
+    drop: Callable[[], bool] | None = None  # `DROP_BODY`, from the server's protocol
+    since: float = 0.0  # when it began to be read (again, once let in from the line)
+    mark: tuple[float, int] = (0.0, 0)  # the newer mark: (when, its size then)
+    older: tuple[float, int] = (0.0, 0)
 
     def joined(self) -> bytes:
         return self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
+
+    def begin(self, now: float) -> None:
+        """It is read from `now`: what it sent while a batch waited in line came at once, not at its rate."""
+        self.since = now
+        self.mark = self.older = (now, self.size)
+
+    def roll(self, now: float) -> None:
+        """Move the marks on: a window after the newer one, it becomes the older, but at the end of its first window
+        (what came then is not judged: a burst); two windows after it, nothing came within the last one (a byte
+        since would have moved the marks)."""
+        window = BODY_RATE_WINDOW_SECONDS
+        passed = now - self.mark[0]
+        if passed >= 2 * window:
+            self.mark, self.older = (now, self.size), (now - window, self.size)
+        elif passed >= window and self.mark[0] == self.since:
+            self.mark = self.older = (now, self.size)
+        elif passed >= window:
+            self.older, self.mark = self.mark, (now, self.size)
+
+    def recent_rate(self, now: float) -> float | None:
+        """Bytes a second it brought over its last `BODY_RATE_WINDOW_SECONDS` to twice that, past its first window;
+        None before (about twice the window from its start). A body sent nearly whole then trickled keeps a high
+        average since its head, not here; judged on windows that may hold its burst, such a body stayed fast for
+        2-4 s after each burst, and re-sending them kept the budget full (review 10, R10-1)."""
+        self.roll(now)
+        at, size = self.older
+        if now - at < BODY_RATE_WINDOW_SECONDS:
+            return None
+        return (self.size - size) / (now - at)
 
 
 @dataclass(eq=False, slots=True)  # hashed by identity: kept in a dict

@@ -29,6 +29,14 @@ MIN_CONNECTIONS = 16
 #: (140 KB/s of upload) held the 4 MiB budget of a 512 MiB task for 30 s and nearly every other batch got 503
 #: (reviews 8 and 9, R8-3, R9-3); holding a reservation now lasts at most `body_limit_bytes` / this rate.
 BATCH_RESERVED_BYTES_PER_SECOND = 512 * 1024
+#: A body still arriving that brought less than this over its last `BODY_RATE_WINDOW_SECONDS` may be dropped (503)
+#: to make room in `max_pending_body_bytes` for a newcomer (`service.middleware.Admission`): 64 KB/s, so a 2 MB
+#: batch at 100 KB/s or faster is never dropped (review 10, R10-1; review 11, R11-2).
+DROPPABLE_BODY_BYTES_PER_SECOND = 64 * 1024
+#: How recent the bytes are that a body arriving is judged by for that: those of its last 1 to 2 seconds, once past
+#: its first second (what came then is not judged: a body sent at once has arrived by then, a burst would count as
+#: fast for seconds after it).
+BODY_RATE_WINDOW_SECONDS = 1.0
 #: What each byte of a batch's body that has arrived reserves of what its head declared, while it keeps up: 128 KB
 #: reserve a full 2 MB batch, a head alone nothing.
 RESERVED_PER_BYTE_ARRIVED = 16
@@ -146,8 +154,17 @@ class Settings(BaseSettings):
         default=128 * 1024 * 1024,
         ge=1024,
         le=4 * 1024 * 1024 * 1024,
-        description="Most bytes of request bodies still arriving, all connections together; a request whose body "
-        "would pass it gets 503 `overloaded`. Bodies cost what has arrived, so a slow sender holds almost nothing.",
+        description="Most bytes of request bodies still arriving, all connections together. Bodies cost what has "
+        "arrived, so a slow sender holds almost nothing. A body whose next bytes would pass it drops the bodies "
+        "that brought the fewest bytes over their last "
+        f"{BODY_RATE_WINDOW_SECONDS:g}-{2 * BODY_RATE_WINDOW_SECONDS:g} s (their first "
+        f"{BODY_RATE_WINDOW_SECONDS:g} s is not judged), among those slower than "
+        f"{DROPPABLE_BODY_BYTES_PER_SECOND // 1024} KB/s there (503 `overloaded`, counted `body_budget` in "
+        "`http_connections_shed_total`), when that makes room; else it gets 503 `overloaded` itself. A body sent "
+        "nearly whole then trickled (its average rate stays high) would otherwise hold its bytes until "
+        "`body_timeout_seconds` (review 10, R10-1). Not counted here: bodies a batch waiting for room leaves unread "
+        "(`max_batch_bytes_in_flight`), bodies still fresh, and bodies at that rate or faster: to hold the budget, a "
+        "client must keep sending.",
     )
     max_body_chunks: int = Field(
         default=8192,

@@ -7,12 +7,17 @@ from __future__ import annotations
 import pytest
 
 from service.server import BACKLOG_ACCEPT_SECONDS
-from service.settings import Settings
+from service.settings import BODY_RATE_WINDOW_SECONDS, DROPPABLE_BODY_BYTES_PER_SECOND, Settings
 from stacks.service_limits import MIB, service_limits
 from stacks.workloads import PRE_STOP_SECONDS, STOP_SECONDS
 from tests.docs.extensions import DOCS, ROOT
 
-PAGES = {"operations": DOCS / "operations.md", "deploy": DOCS / "deploy.md", "readme": ROOT / "README.md"}
+PAGES = {
+    "operations": DOCS / "operations.md",
+    "deploy": DOCS / "deploy.md",
+    "readme": ROOT / "README.md",
+    "api-guide": DOCS / "api-guide.md",
+}
 #: A full batch of compact JSON (about 330 KB), and the share of the body deadline an example rate may use.
 BATCH_BYTES = 330_000
 MARGIN = 0.75
@@ -42,6 +47,17 @@ def test_no_page_says_the_longest_idle_connections_are_closed_first(page: str) -
     text = _text(page)
     assert "longest idle are closed" not in text
     assert "longest idle closed" not in text
+
+
+@pytest.mark.parametrize("page", ["operations", "api-guide"])
+def test_the_rate_under_which_a_body_may_be_dropped_for_room_is_the_services(page: str) -> None:
+    """Review 10, R10-1: the pages quote the rate under which a body still arriving may be dropped to make room in
+    `max_pending_body_bytes`, and the window it is judged on."""
+    text = _text(page)
+    assert f"slower there than {DROPPABLE_BODY_BYTES_PER_SECOND // 1024} KB/s" in text
+    assert f"last {BODY_RATE_WINDOW_SECONDS:g}-{2 * BODY_RATE_WINDOW_SECONDS:g} s" in text
+    if page == "operations":
+        assert f"({service_limits(512).max_pending_body_bytes // MIB} MiB on the 512 MiB task)" in text
 
 
 def test_the_rate_a_full_batch_needs_leaves_a_margin_in_the_body_deadline() -> None:

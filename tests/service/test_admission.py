@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from service.api import create_app
-from service.middleware import ANSWERED_BY_SERVER, BODY_WAITING, Admission
+from service.middleware import ANSWERED_BY_SERVER, BODY_WAITING, DROP_BODY, Admission
 from service.settings import Settings
 
 Message = dict[str, Any]
@@ -43,12 +43,15 @@ class _Client:
     """One request: its body is fed message by message (none announced: one empty message); the answer's status
     and body are recorded."""
 
-    def __init__(self, middleware: Admission, scope: Message) -> None:
+    def __init__(self, middleware: Admission, scope: Message, *, droppable: bool = False) -> None:
         self.incoming: asyncio.Queue[Message] = asyncio.Queue()
         self.sent: list[Message] = []
         self.scope = scope
         self.unread = 0  # bytes sent and not read, as the server's protocol tells them (`BODY_WAITING`)
+        self.dropped = False  # the app dropped its body (`DROP_BODY`), as the server's protocol would be told to
         scope["state"][BODY_WAITING] = lambda: self.unread
+        if droppable:
+            scope["state"][DROP_BODY] = self._drop
         if not scope["headers"]:
             self.body(b"", more=False)
         self.task = asyncio.ensure_future(middleware(scope, self._receive, self._send))
@@ -60,6 +63,12 @@ class _Client:
 
     async def _send(self, message: Message) -> None:
         self.sent.append(message)
+
+    def _drop(self) -> bool:
+        """As the server's protocol: its own 503, and the app waiting for the body sees a disconnect."""
+        self.dropped = True
+        self.incoming.put_nowait({"type": "http.disconnect"})
+        return True
 
     def body(self, chunk: bytes, *, more: bool) -> None:
         self.unread += len(chunk)
@@ -598,7 +607,7 @@ def test_a_client_holding_a_place_waits_behind_other_clients() -> None:
         other = _batch(admission, 150_000, client="198.51.100.7")
         other.body(b"x" * 20_000, more=True)
         await _turns()
-        assert admission.batch_bytes == 350_000 and len(admission._waiting) == 4
+        assert (admission.batch_bytes, len(admission._waiting)) == (350_000, 4)
         handler.release.set()
         await served.task  # room for one more: the other client's, the newest (the old code: the flood's oldest)
         await _turns()
@@ -744,8 +753,83 @@ def test_a_client_whose_batch_was_served_goes_before_clients_the_line_does_not_k
         clock.now = 0.1  # its body stopped: its room is free again
         admission._let_in()
         waiting = [waiter.reservation.client for waiter in admission._waiting]
-        assert "192.0.2.1" not in waiting and len(waiting) == 2  # the old code: the next stranger
+        assert len(waiting) == 2
+        assert "192.0.2.1" not in waiting  # the old code: the next stranger was let in
         for client in (*strangers, known):
+            client.task.cancel()
+
+    _run(scenario)
+
+
+def _arriving(admission: Admission, size: int, *, droppable: bool = True) -> _Client:
+    """A body of `size` bytes sent at once, with more to come (a `POST /predict` whose Content-Length says more)."""
+    client = _Client(admission, _scope(headers=[(b"content-length", b"1000000")]), droppable=droppable)
+    client.body(b"x" * size, more=True)
+    return client
+
+
+def test_a_body_sent_nearly_whole_then_trickled_is_dropped_to_make_room() -> None:
+    """Review 10, R10-1 (review 11, R11-2): bodies sent nearly whole at once, then a byte every few seconds, kept
+    the average rate and the stall limit of the server's protocol and held `max_pending_bytes` for
+    `body_timeout_seconds`: every body that did not fit got 503. Past the budget, the body arriving slowest over its
+    last seconds is dropped instead (the old code: the newcomer got 503, nothing was dropped)."""
+
+    async def scenario() -> None:
+        clock, handler = _Clock(), _Handler()
+        handler.release.set()
+        admission = _admission(handler, limit=1_000_000, max_pending_bytes=1_000_000, clock=clock)
+        stalled, trickled = _arriving(admission, 400_000), _arriving(admission, 400_000)
+        await _turns()
+        for second in range(1, 6):  # a byte a second: under any stall limit, its average since its head far above
+            clock.now = second
+            trickled.body(b"x", more=True)
+            await _turns()
+        newcomer = _arriving(admission, 300_000)
+        newcomer.body(b"x", more=False)
+        await newcomer.task
+        assert newcomer.status == 200
+        assert (stalled.dropped, trickled.dropped) == (True, False)  # the slowest, and enough to make room
+        await stalled.task
+        assert admission.pending_bytes == 400_005
+        trickled.body(b"x", more=False)
+        await trickled.task
+        assert (trickled.status, admission.pending_bytes) == (200, 0)
+
+    _run(scenario)
+
+
+def test_fresh_bodies_fast_bodies_and_bodies_no_server_can_drop_are_not_dropped() -> None:
+    """What the rule does not count: a body read for less than `BODY_RATE_WINDOW_SECONDS`, one that brought
+    `DROPPABLE_BODY_BYTES_PER_SECOND` or more over its last seconds (an honest upload at 100 KB/s), one whose server
+    cannot drop it (no `DROP_BODY`). With only those holding the budget, the newcomer gets 503 as before, and none is
+    dropped: nor when the droppable ones would not make room enough."""
+
+    async def scenario() -> None:
+        clock, handler = _Clock(), _Handler()
+        handler.release.set()
+        admission = _admission(handler, limit=1_000_000, max_pending_bytes=1_000_000, clock=clock)
+        fast, undroppable = _arriving(admission, 300_000), _arriving(admission, 300_000, droppable=False)
+        await _turns()
+        clock.now = 4.0
+        fast.body(b"x" * 200_000, more=True)  # 200 KB in its last second
+        slow = _arriving(admission, 199_999)  # read from now: its first second is not judged
+        await _turns()
+        clock.now = 5.0
+        slow.body(b"x", more=True)
+        await _turns()
+        clock.now = 5.5  # `slow` brought a byte in its last half second: judged on a second, not on that
+        refused = _arriving(admission, 200_000)
+        await refused.task
+        assert (refused.status, refused.error()) == (503, "overloaded")
+        assert [fast.dropped, undroppable.dropped, slow.dropped] == [False] * 3
+        fast.task.cancel()
+        await _turns()
+        clock.now = 9.0  # `slow` brought nothing for 4 s, but holds 200,000 where 300,001 are needed
+        too_large = _arriving(admission, 800_000)
+        await too_large.task
+        assert (too_large.status, slow.dropped) == (503, False)
+        assert admission.pending_bytes == 500_000
+        for client in (undroppable, slow):
             client.task.cancel()
 
     _run(scenario)

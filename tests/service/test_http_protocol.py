@@ -27,7 +27,7 @@ import pytest
 from uvicorn.server import ServerState
 
 from service.api import create_app
-from service.http_protocol import CoalescedWrites, UnsentAnswers
+from service.http_protocol import CoalescedWrites, HttpProtocol, UnsentAnswers
 from service.server import uvicorn_config
 from service.settings import Settings
 from tests.service.helpers import Server, connect, read_answer, read_answers, record, serving, wait_ready
@@ -678,3 +678,17 @@ def test_only_holders_slower_than_the_bar_are_dropped_to_make_room() -> None:
     assert slow.dropped == "unsent_budget"
     assert [holder.dropped for holder in (honest, *flood, young)] == [None] * 4
     assert answers.bytes == 400
+
+
+def test_a_closed_connection_has_nothing_waiting_and_no_request_waiting_whole() -> None:
+    """At a stop under a flood of batches, the line (`service.middleware.Admission._let_in`) asked a batch whose
+    connection had just closed what its client had sent (`BODY_WAITING`): the closed socket's descriptor is -1,
+    `fcntl.ioctl` raised ValueError, not OSError, and 5-11 requests got 500 (test_shutdown's flood of batches)."""
+    closed = socket.socket()
+    closed.close()
+    connection = HttpProtocol.__new__(HttpProtocol)
+    connection.transport = type("Transport", (), {"get_extra_info": lambda self, name: closed})()
+    connection.cycle = None
+    assert connection._body_waiting() == 0
+    assert connection.bytes_waiting() is False
+    assert connection.request_waiting_whole() is False

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from service.http_protocol import (
@@ -28,10 +29,12 @@ from service.http_protocol import (
     ConnectionPool,
     starts_with_whole_request,
 )
+from service.settings import BODY_RATE_WINDOW_SECONDS
 from tests.service.helpers import Server, connect, metric, read_answer, record, serving, wait_ready
 
 BODY_HEAD = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
 HEALTH = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+JSON = {"content-type": "application/json"}
 
 
 def _error(sock: socket.socket) -> tuple[int, dict[str, Any]]:
@@ -491,6 +494,45 @@ def test_bodies_sent_nearly_whole_then_stalled_are_cut_off_and_free_the_body_bud
     assert "stopped arriving: nothing came for 5 s" in answer["reason"]
     assert cut_after < 6
     assert after == 200, served
+
+
+def test_bodies_sent_nearly_whole_then_trickled_are_dropped_for_a_body_that_does_not_fit(
+    trained_model_dir: Path, tmp_path: Path
+) -> None:
+    """Review 10, R10-1 (review 11, R11-2): bodies sent nearly whole at once, then a byte now and then (under
+    `body_stall_seconds`, their average since the head far above `min_body_bytes_per_second`), held the whole
+    pending-body budget for `body_timeout_seconds`, and every other body that did not fit got 503 (the old code:
+    the batch here got 503, nothing was dropped). Now the body arriving slowest over its last seconds is dropped
+    for it: 503 `overloaded` saying why, counted and logged; the other body still arriving is left alone."""
+    limit = 64 * 1024
+    settings = {
+        "SERVICE_BODY_LIMIT_BYTES": str(limit),
+        "SERVICE_MAX_PENDING_BODY_BYTES": str(2 * limit),
+        "SERVICE_BODY_STALL_SECONDS": "60",  # so that their pauses here need no trickle, whatever the machine's load
+        "SERVICE_ACCESS_LOG": "false",
+    }
+    batch = json.dumps({"records": [record()] * 100}).encode()
+    assert 8 * 1024 < len(batch) < limit  # more than the room the two bodies leave
+    with serving(str(trained_model_dir), tmp_path / "server.log", settings=settings) as server:
+        wait_ready(server.url)
+        holders = [connect(server) for _ in range(2)]
+        try:
+            for sock in holders:
+                sock.sendall(BODY_HEAD % limit + b" " * (limit - 4 * 1024))
+            time.sleep(2 * BODY_RATE_WINDOW_SECONDS + 1)  # their bytes came more than a window ago
+            answer = httpx.post(f"{server.url}/predict/batch", content=batch, headers=JSON, timeout=30)
+            assert answer.status_code == 200, answer.text
+            dropped = [sock for sock in holders if _closed(sock) or select.select([sock], [], [], 1)[0]]
+            assert len(dropped) == 1
+            status, error = _error(dropped[0])
+            assert (status, error["error"]) == (503, "overloaded")
+            assert "dropped to make room" in error["reason"]
+            assert metric(server, "http_connections_shed_total", reason="body_budget") == 1
+            assert metric(server, "http_protocol_refusals_total", status="503", error="overloaded") == 1
+        finally:
+            for sock in holders:
+                sock.close()
+    assert "dropped to make room" in server.log.read_text()
 
 
 # -- review 5: what a shed connection's client gets, and what is counted and logged ---------------------------------
