@@ -369,16 +369,21 @@ class Admission:
     def _let_in(self) -> None:
         """Let in the waiting batches that fit what is left of the budget (a smaller one passes a larger one that
         does not fit: a 100-record batch is not held behind 2 MB ones), in this order: clients (addresses) whose
-        batches' bodies fell behind lately last; clients whose batches were handled lately first; then those
-        holding the fewest places now; then batches whose bodies are coming (`_Waiter.coming`); then the oldest.
+        batches' bodies fell behind lately last; first batches whose clients had a batch as large or larger handled
+        lately; then those of the clients holding the fewest places now; then batches whose bodies are coming
+        (`_Waiter.coming`); then the oldest.
 
         Let in oldest first, heads whose bodies stopped after 16-48 KiB, 10-40 new connections a second (~0.5 MB/s)
         from one address or 30, each held its room in turn, and 2 MB batches waited 7-10 s behind them (reviews 12
         and 13, F1); so did bursts of 100 such heads every 5 s from 250 addresses. A let-in batch is judged on the
         bytes that arrive after what its client had sent while it waited (`BODY_WAITING`): those came at once and
-        counted as keeping up, so a head of 256 KiB held 2 MiB for a quarter of a second. Not told apart: a client
-        that shares its address with such an attacker (behind one NAT), whose batches go after the others' while
-        the attacker's fall behind; and an attacker whose many addresses each had a batch handled lately."""
+        counted as keeping up, so a head of 256 KiB held 2 MiB for a quarter of a second. Any batch handled lately
+        once put its client first: one 1-record batch from each of 250 addresses before each head did, and batches
+        waited 3-7 s behind those heads, longer than with no order (review 14, F1); now an attacker must have had
+        as many bytes handled as each head announces. Not told apart: a client that shares its address with such
+        an attacker (behind one NAT), whose batches go after the others' while the attacker's fall behind; an
+        attacker whose many addresses each had a batch as large handled lately; and a client's first batch, which
+        waits behind the heads of a burst that came before it."""
         now = self.clock()
         room = self.max_batch_bytes - self.batch_bytes
         if all(waiter.reservation.declared > room for waiter in self._waiting):
@@ -390,7 +395,8 @@ class Admission:
 
         def turn(waiter: _Waiter) -> tuple[bool, bool, int, tuple[bool, int]]:
             client = waiter.reservation.client
-            return client in behind, client not in self._clients_served, holding[client], order[waiter]
+            known = self._clients_served.largest(client) >= waiter.reservation.declared
+            return client in behind, not known, holding[client], order[waiter]
 
         while fitting := [waiter for waiter in order if waiter.reservation.declared <= room]:
             waiter = min(fitting, key=turn)
@@ -408,7 +414,7 @@ class Admission:
         for reservation in self._reservations:
             if not reservation.noted and reservation.fell_behind(now):
                 reservation.noted = True
-                self._clients_behind.add(reservation.client, now)
+                self._clients_behind.add(reservation.client, now, reservation.declared)
         self._clients_behind.forget(now)
         return self._clients_behind
 
@@ -493,7 +499,7 @@ class Admission:
             await self.app(scope, receive, send)
         finally:
             self.handled_batch_bytes -= body.size
-            self._clients_served.add(_address(scope), self.clock())
+            self._clients_served.add(_address(scope), self.clock(), body.size)
             self._let_in()
 
     async def _whole_batch_room(self, scope: Scope, send: Send, body: _Body) -> bool:
@@ -629,7 +635,7 @@ ROOM_RECHECK_SECONDS = 0.5
 #: held its room half a second in turn, and batches waited 8 s behind them (review 13).
 FELL_BEHIND_RECHECK_SECONDS = 0.05
 #: How long the line remembers a client (an address) whose batch's body fell behind (it goes after the others),
-#: or whose batch was handled (it goes before the clients it does not know).
+#: or whose batch was handled (it goes first with batches no larger).
 CLIENT_MEMORY_SECONDS = 10.0
 
 
@@ -682,21 +688,26 @@ class _Reservation:
 
 
 class _RecentClients:
-    """Clients (addresses) seen lately, each with when it was last, the oldest first; forgotten after
-    `CLIENT_MEMORY_SECONDS` (so as many as a flood can show in that time at most)."""
+    """Clients (addresses) seen lately, each with when it was last and the largest batch it was seen with since
+    (bytes), the oldest first; forgotten after `CLIENT_MEMORY_SECONDS` (so as many as a flood can show in that time
+    at most)."""
 
     def __init__(self) -> None:
-        self._last: dict[str | None, float] = {}
+        self._last: dict[str | None, tuple[float, int]] = {}
 
     def __contains__(self, client: str | None) -> bool:
         return client in self._last
 
-    def add(self, client: str | None, now: float) -> None:
+    def largest(self, client: str | None) -> int:
+        return self._last.get(client, (0.0, 0))[1]
+
+    def add(self, client: str | None, now: float, size: int) -> None:
+        size = max(size, self.largest(client))
         self._last.pop(client, None)
-        self._last[client] = now
+        self._last[client] = (now, size)
 
     def forget(self, now: float) -> None:
-        while self._last and next(iter(self._last.values())) < now - CLIENT_MEMORY_SECONDS:
+        while self._last and next(iter(self._last.values()))[0] < now - CLIENT_MEMORY_SECONDS:
             del self._last[next(iter(self._last))]
 
 

@@ -833,3 +833,38 @@ def test_fresh_bodies_fast_bodies_and_bodies_no_server_can_drop_are_not_dropped(
             client.task.cancel()
 
     _run(scenario)
+
+
+def test_a_small_batch_handled_does_not_put_its_client_first_with_a_large_one() -> None:
+    """Review 14, F1: any batch handled lately put its client first in the line, so an attacker had one 1-record
+    batch answered from each of 250 addresses before each head announcing 2 MiB, and honest batches waited 3-7 s
+    behind those heads (longer than with no order at all). A client goes first only with a batch no larger than
+    one it had handled lately."""
+
+    async def scenario() -> None:
+        clock, handler = _Clock(), _Handler()
+        admission = _batch_admission(clock, handler, wait=30)
+        handler.release.set()
+        small = _batch(admission, 1_000, client="203.0.113.9")
+        small.body(b"x" * 1_000, more=False)
+        await small.task
+        assert small.status == 200
+        handler.release.clear()
+        served = _batch(admission, 300_000)
+        served.body(b"x" * 300_000, more=False)
+        await _turns()
+        stranger = _batch(admission, 250_000, client="198.51.100.7")
+        stranger.body(b"x" * 20_000, more=True)
+        await _turns()
+        head = _batch(admission, 250_000, client="203.0.113.9")
+        head.body(b"x" * 20_000, more=True)
+        await _turns()
+        assert len(admission._waiting) == 2
+        handler.release.set()
+        await served.task  # its room: for one of the two
+        await _turns()
+        assert [waiter.reservation.client for waiter in admission._waiting] == ["203.0.113.9"]  # the old: stranger's
+        for client in (stranger, head):
+            client.task.cancel()
+
+    _run(scenario)
