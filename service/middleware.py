@@ -414,7 +414,7 @@ class Admission:
         for reservation in self._reservations:
             if not reservation.noted and reservation.fell_behind(now):
                 reservation.noted = True
-                self._clients_behind.add(reservation.client, now, reservation.declared)
+                self._clients_behind.add(reservation.client, now)
         self._clients_behind.forget(now)
         return self._clients_behind
 
@@ -689,8 +689,8 @@ class _Reservation:
 
 class _RecentClients:
     """Clients (addresses) seen lately, each with when it was last and the largest batch it was seen with since
-    (bytes), the oldest first; forgotten after `CLIENT_MEMORY_SECONDS` (so as many as a flood can show in that time
-    at most)."""
+    (bytes, when that counts), the oldest first; forgotten after `CLIENT_MEMORY_SECONDS` (so as many as a flood can
+    show in that time at most)."""
 
     def __init__(self) -> None:
         self._last: dict[str | None, tuple[float, int]] = {}
@@ -701,7 +701,7 @@ class _RecentClients:
     def largest(self, client: str | None) -> int:
         return self._last.get(client, (0.0, 0))[1]
 
-    def add(self, client: str | None, now: float, size: int) -> None:
+    def add(self, client: str | None, now: float, size: int = 0) -> None:
         size = max(size, self.largest(client))
         self._last.pop(client, None)
         self._last[client] = (now, size)

@@ -282,6 +282,15 @@ def _batch(admission: Admission, declared: int, client: str = "192.0.2.1") -> _C
     return _Client(admission, {**scope, "client": (client, 40000)})
 
 
+async def _begun(admission: Admission, client: str = "192.0.2.1", declared: int = 250_000) -> _Client:
+    """A batch from `client` whose body has begun: its first 20,000 bytes (16 bytes reserved for each: all it
+    declared, while it keeps up), the rest to come."""
+    batch = _batch(admission, declared, client)
+    batch.body(b"x" * 20_000, more=True)
+    await _turns()
+    return batch
+
+
 def test_a_batch_whose_body_keeps_up_holds_its_declared_bytes() -> None:
     """Review 6, R6-3: the declared bytes of a batch arriving at a good rate hold its place: the next batch that
     does not fit beside them is refused at its head, its body not read."""
@@ -600,13 +609,8 @@ def test_a_client_holding_a_place_waits_behind_other_clients() -> None:
         served = _batch(admission, 150_000)
         served.body(b"x" * 150_000, more=False)
         await _turns()
-        flood = [_batch(admission, 150_000, client="203.0.113.9") for _ in range(3)]
-        for client in flood:
-            client.body(b"x" * 20_000, more=True)
-            await _turns()
-        other = _batch(admission, 150_000, client="198.51.100.7")
-        other.body(b"x" * 20_000, more=True)
-        await _turns()
+        flood = [await _begun(admission, client="203.0.113.9", declared=150_000) for _ in range(3)]
+        other = await _begun(admission, client="198.51.100.7", declared=150_000)
         assert (admission.batch_bytes, len(admission._waiting)) == (350_000, 4)
         handler.release.set()
         await served.task  # room for one more: the other client's, the newest (the old code: the flood's oldest)
@@ -682,14 +686,10 @@ def test_a_new_batch_does_not_pass_the_batches_waiting() -> None:
         holding = _batch(admission, 250_000, client="203.0.113.9")
         holding.body(b"x" * 20_000, more=True)  # reserved at its head: all it declared, while its body keeps up
         await _turns()
-        waiting = _batch(admission, 250_000, client="198.51.100.7")
-        waiting.body(b"x" * 20_000, more=True)
-        await _turns()
+        waiting = await _begun(admission, client="198.51.100.7")
         assert (admission.batch_bytes, len(admission._waiting)) == (250_000, 1)
         clock.now = 2.0  # the first one's body stopped: it holds nothing now (noticed at the next turn in line)
-        newcomer = _batch(admission, 250_000, client="203.0.113.9")
-        newcomer.body(b"x" * 20_000, more=True)
-        await _turns()
+        newcomer = await _begun(admission, client="203.0.113.9")
         assert [waiter.reservation.client for waiter in admission._waiting] == ["203.0.113.9"]  # the old: waiting's
         assert admission.batch_bytes == 250_000
         for client in (holding, waiting, newcomer):
@@ -707,15 +707,9 @@ def test_a_client_whose_batch_fell_behind_goes_after_other_clients() -> None:
     async def scenario() -> None:
         clock, handler = _Clock(), _Handler()
         admission, served = await _behind_a_batch(clock, handler)
-        stalled = _batch(admission, 250_000, client="203.0.113.9")
-        stalled.body(b"x" * 20_000, more=True)
-        await _turns()
-        later = _batch(admission, 250_000, client="203.0.113.9")
-        later.body(b"x" * 20_000, more=True)
-        await _turns()
-        other = _batch(admission, 250_000, client="198.51.100.7")
-        other.body(b"x" * 20_000, more=True)
-        await _turns()
+        stalled = await _begun(admission, client="203.0.113.9")
+        later = await _begun(admission, client="203.0.113.9")
+        other = await _begun(admission, client="198.51.100.7")
         handler.release.set()
         await served.task
         await _turns()
@@ -737,18 +731,13 @@ def test_a_client_whose_batch_was_served_goes_before_clients_the_line_does_not_k
     async def scenario() -> None:
         clock, handler = _Clock(), _Handler()
         admission, served = await _behind_a_batch(clock, handler)  # from 192.0.2.1
-        strangers = [_batch(admission, 250_000, client=f"203.0.113.{index}") for index in range(3)]
-        for stranger in strangers:
-            stranger.body(b"x" * 20_000, more=True)
-            await _turns()
+        strangers = [await _begun(admission, client=f"203.0.113.{index}") for index in range(3)]
         handler.release.set()
         await served.task  # handled: its client is known now
         await _turns()
         handler.release.clear()
         admission._let_in()
-        known = _batch(admission, 250_000)
-        known.body(b"x" * 20_000, more=True)
-        await _turns()
+        known = await _begun(admission)
         assert len(admission._waiting) == 3  # a stranger was let in with the room the served batch left
         clock.now = 0.1  # its body stopped: its room is free again
         admission._let_in()
@@ -853,12 +842,8 @@ def test_a_small_batch_handled_does_not_put_its_client_first_with_a_large_one() 
         served = _batch(admission, 300_000)
         served.body(b"x" * 300_000, more=False)
         await _turns()
-        stranger = _batch(admission, 250_000, client="198.51.100.7")
-        stranger.body(b"x" * 20_000, more=True)
-        await _turns()
-        head = _batch(admission, 250_000, client="203.0.113.9")
-        head.body(b"x" * 20_000, more=True)
-        await _turns()
+        stranger = await _begun(admission, client="198.51.100.7")
+        head = await _begun(admission, client="203.0.113.9")
         assert len(admission._waiting) == 2
         handler.release.set()
         await served.task  # its room: for one of the two

@@ -29,39 +29,33 @@ WAIT_SECONDS = 6.0
 STALL_SECONDS = 1.0
 
 
-@pytest.fixture(scope="module")
-def budget_server(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    log = tmp_path_factory.mktemp("uvicorn") / "server.log"
-    settings = {
-        "SERVICE_MAX_BATCH_BYTES_IN_FLIGHT": str(BUDGET),
-        "SERVICE_BODY_LIMIT_BYTES": str(BUDGET),
-        "SERVICE_BATCH_QUEUE_SECONDS": str(WAIT_SECONDS),
-        "SERVICE_BODY_STALL_SECONDS": str(STALL_SECONDS),
-        "SERVICE_RECEIVE_BUFFER_BYTES": "16384",
-    }
-    with serving(str(trained_model_dir), log, settings=settings) as server:
-        wait_ready(server.url)
-        yield server
-
-
 #: A body's longest pause on `quick_stall_server`: a stalled batch let in gets 408 soon after, so the order in
 #: which the line lets batches in shows in the order of the answers.
 QUICK_STALL_SECONDS = 0.4
 
 
-@pytest.fixture(scope="module")
-def quick_stall_server(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    log = tmp_path_factory.mktemp("uvicorn") / "server.log"
+def _budget_server(model: Path, factory: pytest.TempPathFactory, stall_seconds: float) -> Iterator[Server]:
+    """A server with the batches' budget `BUDGET`, whose bodies may pause `stall_seconds`."""
     settings = {
         "SERVICE_MAX_BATCH_BYTES_IN_FLIGHT": str(BUDGET),
         "SERVICE_BODY_LIMIT_BYTES": str(BUDGET),
         "SERVICE_BATCH_QUEUE_SECONDS": str(WAIT_SECONDS),
-        "SERVICE_BODY_STALL_SECONDS": str(QUICK_STALL_SECONDS),
+        "SERVICE_BODY_STALL_SECONDS": str(stall_seconds),
         "SERVICE_RECEIVE_BUFFER_BYTES": "16384",
     }
-    with serving(str(trained_model_dir), log, settings=settings) as server:
+    with serving(str(model), factory.mktemp("uvicorn") / "server.log", settings=settings) as server:
         wait_ready(server.url)
         yield server
+
+
+@pytest.fixture(scope="module")
+def budget_server(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    yield from _budget_server(trained_model_dir, tmp_path_factory, STALL_SECONDS)
+
+
+@pytest.fixture(scope="module")
+def quick_stall_server(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    yield from _budget_server(trained_model_dir, tmp_path_factory, QUICK_STALL_SECONDS)
 
 
 def _request(records: int, size: int) -> bytes:
