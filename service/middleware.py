@@ -368,10 +368,11 @@ class Admission:
 
     def _let_in(self) -> None:
         """Let in the waiting batches that fit what is left of the budget (a smaller one passes a larger one that
-        does not fit: a 100-record batch is not held behind 2 MB ones), in this order: clients (addresses) whose
-        batches' bodies fell behind lately last; first batches whose clients had a batch as large or larger handled
-        lately; then those of the clients holding the fewest places now; then batches whose bodies are coming
-        (`_Waiter.coming`); then the oldest.
+        does not fit: a 100-record batch is not held behind 2 MB ones), in this order: first the batches whose whole
+        body is here (read, or sent and waiting in the server's buffers, `_Waiter.sent`: such a batch cannot stall),
+        whoever their client; then, of the others, those of clients (addresses) whose batches' bodies fell behind
+        lately go last; first those whose clients had a batch as large or larger handled lately; then those of the
+        clients holding the fewest places now; then those whose bodies are coming (`_Waiter.sent`); then the oldest.
 
         Let in oldest first, heads whose bodies stopped after 16-48 KiB, 10-40 new connections a second (~0.5 MB/s)
         from one address or 30, each held its room in turn, and 2 MB batches waited 7-10 s behind them (reviews 12
@@ -382,21 +383,24 @@ class Admission:
         waited 3-7 s behind those heads, longer than with no order (review 14, F1); now an attacker must have had
         as many bytes handled as each head announces. Not told apart: a client that shares its address with such
         an attacker (behind one NAT), whose batches go after the others' while the attacker's fall behind; an
-        attacker whose many addresses each had a batch as large handled lately; and a client's first batch, which
-        waits behind the heads of a burst that came before it."""
+        attacker whose many addresses each had a batch as large handled lately; and a client's first batch larger
+        than the server's buffers hold, which waits behind the heads of a burst that came before it. Its smaller
+        batches waited there too (1 and 100 records: 6-7 s, review 15), also from an address marked behind: a body
+        all here now goes first."""
         now = self.clock()
         room = self.max_batch_bytes - self.batch_bytes
         if all(waiter.reservation.declared > room for waiter in self._waiting):
-            return  # (nothing fits: the order is not worth a look into every waiting socket, `coming`)
+            return  # (nothing fits: the order is not worth a look into every waiting socket, `_Waiter.sent`)
         holding = Counter(reservation.client for reservation in self._reservations if reservation.held(now))
         behind = self._fell_behind(now)
         self._clients_served.forget(now)
-        order = {waiter: (not waiter.coming(), age) for age, waiter in enumerate(self._waiting)}
+        order = {waiter: (*waiter.sent(), age) for age, waiter in enumerate(self._waiting)}
 
-        def turn(waiter: _Waiter) -> tuple[bool, bool, int, tuple[bool, int]]:
+        def turn(waiter: _Waiter) -> tuple[bool, bool, bool, int, bool, int]:
             client = waiter.reservation.client
             known = self._clients_served.largest(client) >= waiter.reservation.declared
-            return client in behind, not known, holding[client], order[waiter]
+            whole, coming, age = order[waiter]
+            return not whole, client in behind, not known, holding[client], not coming, age
 
         while fitting := [waiter for waiter in order if waiter.reservation.declared <= room]:
             waiter = min(fitting, key=turn)
@@ -767,11 +771,14 @@ class _Waiter:
     let_in: anyio.Event
     body_waiting: Callable[[], int]  # `BODY_WAITING`
 
-    def coming(self) -> bool:
-        """Whether its body is coming: its client has sent, past what was read, `LET_IN_ALLOWANCE_BYTES` or the
-        rest of it (an eager client's fills the kernel's buffers as it waits; a stalled head's does not)."""
-        reservation = self.reservation
-        return self.body_waiting() >= min(LET_IN_ALLOWANCE_BYTES, reservation.declared - reservation.arrived)
+    def sent(self) -> tuple[bool, bool]:
+        """What its client has sent past what was read (`BODY_WAITING`, one look into its socket): the whole rest of
+        its body (let in, it is read at once and cannot fall behind), and whether its body is coming:
+        `LET_IN_ALLOWANCE_BYTES` or the rest of it (an eager client's fills the kernel's buffers as it waits; a
+        stalled head's does not)."""
+        rest = self.reservation.declared - self.reservation.arrived
+        waiting = self.body_waiting()
+        return waiting >= rest, waiting >= min(LET_IN_ALLOWANCE_BYTES, rest)
 
 
 class _BodyTooLargeError(Exception):

@@ -750,6 +750,47 @@ def test_a_client_whose_batch_was_served_goes_before_clients_the_line_does_not_k
     _run(scenario)
 
 
+def test_a_batch_whose_whole_body_is_here_goes_first_whoever_its_client() -> None:
+    """Review 15 (review 14's F2): bursts of heads announcing 2 MiB (two fill the budget), each from an address
+    that had one batch handled, kept a client's first batches of 1 and 100 records waiting 6-7 s: the heads' bodies
+    were coming and older, their clients known, and every room that freed went to the next head. A batch whose
+    whole body has been sent (read, or waiting in the server's buffers) cannot stall: it goes first, also from an
+    address marked behind (a client sharing its address with an attacker)."""
+
+    async def scenario() -> None:
+        clock, handler = _Clock(), _Handler()
+        admission = _batch_admission(clock, handler, wait=30)
+        handler.release.set()
+        for index in range(3):  # three addresses, each known for 100,000 bytes
+            warm = _batch(admission, 100_000, client=f"203.0.113.{index}")
+            warm.body(b"x" * 100_000, more=False)
+            await warm.task
+        handler.release.clear()
+        served = _batch(admission, 300_000)
+        served.body(b"x" * 300_000, more=False)
+        first = _batch(admission, 100_000, client="203.0.113.0")  # reserved at its head: the room left
+        first.body(b"x" * 30_000, more=True)
+        await _turns()
+        heads = []
+        for index in (1, 2):
+            head = _batch(admission, 100_000, client=f"203.0.113.{index}")
+            _chunks(head, 3, 10_000)  # its first message read, 20,000 bytes waiting: coming
+            heads.append(head)
+            await _turns()
+        shared = _batch(admission, 100_000, client="203.0.113.0")  # the first head's address, all sent
+        _chunks(shared, 10, 10_000)
+        await _turns()
+        assert (admission.batch_bytes, len(admission._waiting)) == (400_000, 3)
+        clock.now = 1.0  # the first head's body stopped: its address fell behind, its room is free
+        admission._let_in()
+        waiting = [waiter.reservation.client for waiter in admission._waiting]
+        assert waiting == ["203.0.113.1", "203.0.113.2"]  # the old code: the oldest known head was let in
+        for client in (served, first, *heads, shared):
+            client.task.cancel()
+
+    _run(scenario)
+
+
 def _arriving(admission: Admission, size: int, *, droppable: bool = True) -> _Client:
     """A body of `size` bytes sent at once, with more to come (a `POST /predict` whose Content-Length says more)."""
     client = _Client(admission, _scope(headers=[(b"content-length", b"1000000")]), droppable=droppable)
