@@ -277,7 +277,7 @@ class Admission:
         body = _Body()
         try:
             if declared is not None and scope["path"] in self.batch_paths:
-                reservation = _Reservation(declared, self.clock(), _address(scope))
+                reservation = _Reservation(declared, self.clock(), _address(scope), body=body)
                 if not self._waiting and self.batch_bytes + declared <= self.max_batch_bytes:
                     self._reservations.add(reservation)  # (with batches waiting, it takes its turn: `_let_in`)
                 elif not await self._room(scope, receive, send, reservation, body):
@@ -408,6 +408,8 @@ class Admission:
             room -= reservation.declared
             holding[reservation.client] += 1
             reservation.since = now  # its rate is judged from now: its body was held unread
+            if reservation.body is not None:
+                reservation.body.begin(now)  # (so is its recent rate, `_Reservation.stalled`)
             reservation.begun_at = min(reservation.declared, reservation.arrived + waiter.body_waiting())
             self._reservations.add(reservation)
             del self._waiting[waiter], order[waiter]
@@ -653,6 +655,7 @@ class _Reservation:
     arrived: int = 0
     noted: bool = False  # its falling behind counted against its client (`Admission._fell_behind`)
     begun_at: int | None = None  # the bytes sent when it was let in from the line (`Admission._let_in`)
+    body: _Body | None = None  # as read, with its recent rate (`stalled`)
 
     def held(self, now: float) -> int:
         """The bytes it holds in the batches' budget at `now`: while its body keeps up (`fell_behind`),
@@ -662,7 +665,7 @@ class _Reservation:
         whole budget and every batch got 503 (review 7, R7-3); reserved whole for half a second from the head, ten
         heads a second with no body did (review 8, R8-1). Holding what its first message was worth, a batch let in
         from the line left room for the next one waiting, which was let in too and refused once read."""
-        if self.fell_behind(now):
+        if self.fell_behind(now) or self.stalled(now):
             return 0
         if self.begun_at is not None or self.arrived >= self.declared:
             return self.declared
@@ -683,6 +686,17 @@ class _Reservation:
             return self.arrived >= self.begun_at and behind > LET_IN_ALLOWANCE_BYTES
         late = now - self.since - RESERVATION_GRACE_SECONDS
         return late > 0 and self.arrived < late * BATCH_RESERVED_BYTES_PER_SECOND
+
+    def stalled(self, now: float) -> bool:
+        """Whether its body, not whole, brought less than `BATCH_RESERVED_BYTES_PER_SECOND` over its last second
+        or two (`_Body.recent_rate`, from its second window on). Sent nearly whole at once, then a byte every few
+        seconds, a 2 MiB batch kept its average since its head (`fell_behind`) and held all it declared for 4 s
+        after each burst: 14 such connections on `/predict/batch` kept two of them in the 4 MiB budget, and honest
+        batches waited 1.8-2.4 s for room (review 15, `tests/benchmarks/trickled_bodies.py`)."""
+        if self.body is None or self.arrived >= self.declared:
+            return False
+        rate = self.body.recent_rate(now)
+        return rate is not None and rate < BATCH_RESERVED_BYTES_PER_SECOND
 
     def arrive(self, arrived: int, now: float) -> None:
         """Its body has `arrived` bytes at `now`; once what had waited is read, its rate is judged from then."""

@@ -791,6 +791,31 @@ def test_a_batch_whose_whole_body_is_here_goes_first_whoever_its_client() -> Non
     _run(scenario)
 
 
+def test_a_batch_sent_nearly_whole_then_trickled_holds_no_place_after_its_burst() -> None:
+    """Review 15 (`tests/benchmarks/trickled_bodies.py` on `/predict/batch`): a 2 MiB batch sent nearly whole at
+    once, then a byte every second, kept its average since its head above `BATCH_RESERVED_BYTES_PER_SECOND` for
+    4 s after each burst and held all it declared meanwhile; 14 such connections kept honest batches waiting about
+    2 s for room. A batch holds its place only while its last second or two keep that rate too."""
+
+    async def scenario() -> None:
+        clock, handler = _Clock(), _Handler()
+        limits = {"limit": 3_000_000, "max_pending_bytes": 10_000_000, "max_batch_bytes": 4_000_000}
+        admission = _admission(handler, batch_paths=frozenset({"/batch"}), clock=clock, **limits)
+        burst = _batch(admission, 2_097_152)
+        burst.body(b"x" * 2_000_000, more=True)
+        await _turns()
+        assert admission.batch_bytes == 2_097_152
+        for second in (1.0, 2.0):  # a byte a second after its burst
+            clock.now = second
+            burst.body(b"x", more=True)
+            await _turns()
+        clock.now = 2.5  # its average since its head: 800 KB/s; its last 1.5 s: a byte
+        assert admission.batch_bytes == 0  # the old code: 2,097,152 until 4.4 s
+        burst.task.cancel()
+
+    _run(scenario)
+
+
 def _arriving(admission: Admission, size: int, *, droppable: bool = True) -> _Client:
     """A body of `size` bytes sent at once, with more to come (a `POST /predict` whose Content-Length says more)."""
     client = _Client(admission, _scope(headers=[(b"content-length", b"1000000")]), droppable=droppable)
