@@ -382,10 +382,17 @@ def test_a_flood_of_refusals_is_logged_as_counts_and_every_one_is_counted(quick:
 
 @pytest.mark.parametrize(
     "request_bytes",
-    [b"GET /health HTTP/1.1\r\n\r\n", b"GET /health HTTP/2.0\r\nHost: x\r\n\r\n", b"GET /health\r\n\r\n"],
-    ids=["no-host", "http-2.0-line", "http-0.9"],
+    [
+        b"GET /health HTTP/1.1\r\n\r\n",
+        b"GET /health HTTP/2.0\r\nHost: x\r\n\r\n",
+        b"GET /health\r\n\r\n",
+        b"GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",  # review 16, F5: was answered 200
+        b"GET /health HTTP/1.0\r\nHost: a\r\nhost: a\r\n\r\n",
+    ],
+    ids=["no-host", "http-2.0-line", "http-0.9", "two-hosts", "two-hosts-http-1.0"],
 )
 def test_requests_http_1_1_does_not_allow_are_a_json_400(quick: Server, request_bytes: bytes) -> None:
+    """RFC 9112 3.2: no Host, or more than one, is a 400."""
     status, answer = _refused(quick, request_bytes)
     assert (status, answer["error"]) == (400, "bad_request")
 
