@@ -79,6 +79,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,  # served by `service.docs`, without a CDN
         redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
+        # `/predict/` is a 404, not a 307 to the client's own `Host` (a POST and its body re-sent wherever that names;
+        # review 16, F4): every path is matched exactly, as the docs and the load balancers' rules name it.
+        redirect_slashes=False,
         # FastAPI's native OpenTelemetry probes global providers on every request; this service exports
         # Prometheus metrics and JSON logs instead, so the probe is pure overhead.
         telemetry={"tracing": False, "metrics": False, "logs": False},

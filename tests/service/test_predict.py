@@ -181,16 +181,28 @@ def test_openapi_documents_fields_codes_and_an_example(client: TestClient) -> No
 
 def test_openapi_documents_what_the_server_answers_around_every_route(client: TestClient) -> None:
     """Issue 21: 400, 408, 413, 431, 500 and 503 were answered but missing from the OpenAPI document, so generated
-    clients had no model for them (501 since: a transfer coding the server does not implement)."""
+    clients had no model for them (501 since: a transfer coding the server does not implement; 404 and 405 since
+    review 16, F4)."""
     schema = client.get("/openapi.json").json()
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
             documented = operation["responses"]
-            protocol_statuses = ("400", "408", "413", "414", "431", "500", "501", "503")
+            protocol_statuses = ("400", "404", "405", "408", "413", "414", "431", "500", "501", "503")
             assert set(documented) >= set(protocol_statuses), (method, path)
             for status in protocol_statuses:
                 reference = documented[status]["content"]["application/json"]["schema"]["$ref"]
                 assert reference == "#/components/schemas/ErrorResponse"
+
+
+@pytest.mark.parametrize(("method", "path"), [("POST", "/predict/"), ("GET", "/health/"), ("GET", "/operator/model/")])
+def test_a_trailing_slash_is_a_json_404_not_a_redirect_to_the_client_s_host(
+    client: TestClient, method: str, path: str
+) -> None:
+    """Review 16, F4: `/predict/` was a 307 to `http://<the request's Host>/predict`, an empty body: a client
+    following it re-sent the POST and its health record wherever the Host header named."""
+    answer = client.request(method, path, json=record(), headers={"Host": "evil.example"}, follow_redirects=False)
+    assert (answer.status_code, answer.json()["error"]) == (404, "not_found")
+    assert "location" not in answer.headers
 
 
 def test_cors_is_off_by_default_and_configurable(make_client: object, trained_model_dir: Path) -> None:
