@@ -8,6 +8,7 @@ the service like any other, not options of whoever starts uvicorn.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from typing import Literal
 
@@ -21,6 +22,12 @@ from ml.schema import FEATURES
 
 #: The shortest operator token accepted: an empty or guessable one would open the operator view to anyone.
 MIN_OPERATOR_TOKEN_LENGTH = 32
+#: The fewest different characters an operator token holds (`secrets.token_hex(16)` has about 14, `token_urlsafe(32)`
+#: about 30): 32 of one letter passed the length alone (review 16, F6).
+MIN_OPERATOR_TOKEN_CHARACTERS = 8
+#: A bearer token's characters (RFC 6750 2.1, `b64token`): what every client sends the same way. A token of
+#: other characters started, then curl (UTF-8) got 401 and Python's http.client (Latin-1) 200 (review 16, F6).
+OPERATOR_TOKEN_PATTERN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 #: The fewest connections the service is configured for, whatever the open-file limit (`service.server`).
 MIN_CONNECTIONS = 16
 #: A batch whose body arrives at least this fast (past its first half second) keeps its place reserved in the
@@ -343,9 +350,10 @@ class Settings(BaseSettings):
     operator_token: SecretStr | None = Field(
         default=None,
         description="Bearer token for `GET /operator/model` (where the model came from, what it was trained on and "
-        f'with, why it is not loaded), at least {MIN_OPERATOR_TOKEN_LENGTH} characters (e.g. `python -c "import '
-        'secrets; print(secrets.token_urlsafe(32))"`); unset (the default), that view does not exist and those '
-        "details are only in the logs. An empty or shorter token stops the service at start.",
+        f"with, why it is not loaded), at least {MIN_OPERATOR_TOKEN_LENGTH} characters of a bearer token's (letters, "
+        f"digits, `-._~+/`, `=` at the end), {MIN_OPERATOR_TOKEN_CHARACTERS} or more of them different (e.g. "
+        '`python -c "import secrets; print(secrets.token_urlsafe(32))"`); unset (the default), that view does not '
+        "exist and those details are only in the logs. Any other token stops the service at start.",
     )
     docs_enabled: bool = Field(
         default=True,
@@ -391,6 +399,17 @@ class Settings(BaseSettings):
             raise ValueError(
                 "SERVICE_OPERATOR_TOKEN starts or ends with white space, which no Authorization header carries, so "
                 "no one could use it; remove the white space"
+            )
+        if token is not None and not OPERATOR_TOKEN_PATTERN.fullmatch(token.get_secret_value()):
+            raise ValueError(
+                "SERVICE_OPERATOR_TOKEN holds characters a bearer token cannot (RFC 6750: letters, digits and "
+                "- . _ ~ + / then = at the end), which clients send differently; make one with "
+                '`python -c "import secrets; print(secrets.token_urlsafe(32))"`'
+            )
+        if token is not None and len(set(token.get_secret_value())) < MIN_OPERATOR_TOKEN_CHARACTERS:
+            raise ValueError(
+                f"SERVICE_OPERATOR_TOKEN repeats fewer than {MIN_OPERATOR_TOKEN_CHARACTERS} different characters: "
+                'guessable; make one with `python -c "import secrets; print(secrets.token_urlsafe(32))"`'
             )
         return token
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,28 @@ def test_an_empty_or_short_operator_token_is_refused_at_start(token: str) -> Non
     with pytest.raises(ValidationError, match="at least 32 characters") as caught:
         Settings(operator_token=token)
     assert token.strip() == "" or token not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("token", "words"),
+    [
+        ("\u00e9" * 32, "characters a bearer token cannot"),
+        ("t" * 20 + " " + "u" * 20, "characters a bearer token cannot"),
+        ("a" * 40, "fewer than 8 different characters"),
+        ("ab" * 20, "fewer than 8 different characters"),
+    ],
+)
+def test_an_operator_token_no_client_sends_alike_or_guessable_is_refused_at_start(token: str, words: str) -> None:
+    """Review 16, F6: 32 accented letters started, then curl (UTF-8) got 401 and Python's http.client (Latin-1) 200;
+    40 of one letter passed on its length alone. The error never shows the token."""
+    with pytest.raises(ValidationError, match=words) as caught:
+        Settings(operator_token=token)
+    assert token not in str(caught.value)
+
+
+def test_an_operator_token_made_as_the_docs_say_is_accepted() -> None:
+    for token in (secrets.token_urlsafe(32), secrets.token_hex(16), secrets.token_urlsafe(32) + "=="):
+        assert Settings(operator_token=token).operator_token is not None
 
 
 def test_unhandled_error_is_a_json_500_with_the_request_id(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
