@@ -26,6 +26,10 @@ machine (load average 0.4-0.7 at the start), answered 200 of those sent:
                            `max_batch_bytes_in_flight` while it "keeps up" (4 s). 1-record 132/132 -> 132/132,
                            100-record 60/60 -> 20/20 (waiting in line), 2 MB 3/53 -> 11/12, 2 MB at 100 KB/s
                            2/3 -> 0/3, 100-record at 4 KB/s 4/6 -> 2/6; attacker 1.9 -> 1.3 MB/s
+    later (95a7812: a batch holds its place only while its last second or two keep 512 KB/s), 30 s, load 1.2-4.0,
+                           answered 200 and p50 / p90 of those: 100-record 14-20 (1.2-2.5 / 2.9-3.7 s) -> 31
+                           (0.6-0.7 / 1.4-1.6 s), 2 MB 10-12 (1.8-3.7 / 3.0-5.1 s) -> 24-26 (0.8-1.0 / 1.4-1.9 s);
+                           attacker 1.5 -> 2.0 MB/s
     a rate-keeping attacker (after, --connections 20 --burst 1000000 --piece 7000 --interval 0.1: 70 KB/s a body,
                            never dropped): 2 MB batches 28/119, 2 MB at 100 KB/s 2/4, 1-record and 100-record
                            131/131 and 126/128, for 4.1 MB/s of upload
