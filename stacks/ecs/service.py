@@ -243,7 +243,7 @@ def _autoscale(
                 predefined_metric_type="ALBRequestCountPerTarget",
                 resource_label=pulumi.Output.concat(inputs.alb_arn_suffix, "/", inputs.target_group.arn_suffix),
             ),
-            workload.size.requests_per_target,
+            workload.size.request_count_target,
         ),
     }
     for kind, (metric, value) in scaling.items():

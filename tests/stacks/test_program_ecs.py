@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from service.settings import Settings as ServiceSettings
+from stacks.config import UI_REQUESTS_PER_TARGET, requests_per_target_for
 from stacks.service_limits import service_limits
 from tests.stacks.conftest import CERTIFICATE, MODEL_SHA256, S3_MODEL
 from tests.stacks.harness import Resource, Run, integral, run_ecs, subnet_ids
@@ -230,6 +231,14 @@ def test_autoscaling_tracks_cpu_and_requests_per_target(ecs_full_run: Run) -> No
     cpu = policies["diabetes-dev-ecs-api-cpu"]
     assert cpu["predefinedMetricSpecification"]["predefinedMetricType"] == "ECSServiceAverageCPUUtilization"
     assert cpu["targetValue"] == 60
+    # requests per task per minute, from the task's 512 CPU units (stacks.config.requests_per_target_for)
+    assert policies["diabetes-dev-ecs-api-requests"]["targetValue"] == requests_per_target_for(512) == 24_000
+    ui_requests = next(
+        p.inputs["targetTrackingScalingPolicyConfiguration"]
+        for p in ecs_full_run.recorder.of_type("aws:appautoscaling/policy:Policy")
+        if p.name == "diabetes-dev-ecs-ui-requests"
+    )
+    assert ui_requests["targetValue"] == UI_REQUESTS_PER_TARGET
     requests = policies["diabetes-dev-ecs-api-requests"]["predefinedMetricSpecification"]
     assert requests["predefinedMetricType"] == "ALBRequestCountPerTarget"
     balancer = ecs_full_run.recorder.one("aws:lb/loadBalancer:LoadBalancer")
