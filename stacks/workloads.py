@@ -30,8 +30,9 @@ TMP_PATH = "/tmp"  # noqa: S108 - a dedicated, per-task volume, not the host's /
 API_PUBLIC_PATHS = ("/predict", "/predict/*", "/health", "/ready", "/model")
 #: The interactive docs, their assets and the schema, public only when `publicApiDocs` is true.
 API_DOCS_PATHS = ("/docs", "/docs/*", "/openapi.json")
-#: The UI's paths the load balancer refuses although the UI owns `/`: Streamlit's own metrics (its cache and session
-#: stats; the costliest family walks every session's state).
+#: The UI's paths the load balancer refuses although the UI owns `/`: Streamlit's own metrics (session and cache
+#: stats). Refused only as spelled: the UI owns every other path, and Streamlit decodes the path, so a percent-encoded
+#: spelling (`/_stcore/%6detrics`) still reaches it if the ALB matches the raw path (ALB patterns cannot hold `%`).
 UI_PRIVATE_PATHS = ("/_stcore/metrics",)
 #: What the load balancer answers itself for any path it does not route (both platforms): a 404 in the service's
 #: own error shape (`{"error", "reason", "errors", "request_id"}`; no request id: no task saw the request).

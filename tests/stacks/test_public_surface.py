@@ -12,7 +12,8 @@ backend, else its own 404).
 What this does not cover: how an ALB decodes or normalises a path before matching (`/%6detrics`, `/./metrics`,
 absolute-form targets): whatever it does, only the public patterns forward to the API, so a probe that is not one of
 them cannot reach `/metrics` however it is decoded. What the allowed patterns let through (`/predict/*`, `/docs/*`)
-is checked against the real service below.
+is checked against the real service below. The UI's `/_stcore/metrics` is the one path refused where a workload
+owns `/`: only as spelled (Streamlit decodes `/_stcore/%6detrics` and serves it; an ALB pattern cannot hold `%`).
 """
 
 from __future__ import annotations
@@ -268,7 +269,7 @@ def test_the_load_balancer_refuses_with_the_services_error_shape() -> None:
     assert len(NOT_FOUND_BODY) <= 1024  # an ALB fixed response's body limit
 
 
-def test_the_public_patterns_fit_the_alb(request: pytest.FixtureRequest) -> None:
+def test_the_public_patterns_fit_the_alb() -> None:
     """Path patterns: up to 128 characters, no character an ALB refuses."""
     for pattern in (*API_PUBLIC_PATHS, *API_DOCS_PATHS, *UI_PRIVATE_PATHS):
         assert len(pattern) <= 128, pattern
