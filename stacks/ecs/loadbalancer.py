@@ -5,9 +5,8 @@ With a certificate, HTTP only redirects to HTTPS. The API's public routes (`stac
 forwarded by path rules; nothing else of the API is routed (`/metrics` is scraped inside the VPC). The UI (when
 enabled) owns `/` with sticky sessions and a long idle timeout for Streamlit's websocket, but for its own metrics,
 which the load balancer refuses; without the UI every other path gets the load balancer's own 404 (JSON). The load
-balancer and its target groups are autonamed (`<name>-<random>`), so a change that
-replaces one creates the new one before deleting the old, without a name clash. Access logs go to the root's
-access-log bucket under `ecs/`.
+balancer and its target groups are autonamed (`<name>-<random>`), so a change that replaces one creates the new one
+before deleting the old, without a name clash. Access logs go to the root's access-log bucket under `ecs/`.
 """
 
 from __future__ import annotations
