@@ -34,6 +34,36 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 #: in the 32 characters ELB allows.
 MAX_NAME_LENGTH = 20
 
+#: What the ECS request-count policy (`requestsPerTarget`) is derived from when the stack does not set it. The ALB's
+#: `ALBRequestCountPerTarget` is the Sum of requests a target received over the policy's one-minute period, so its
+#: target is requests per task per MINUTE. The old fixed 500 a minute (8 a second) scaled the API out at about a
+#: fiftieth of what one default task serves.
+#:
+#: Single predictions (`/predict`) one full core serves a second: the low end of the 1,600-2,000 measured by
+#: tests/benchmarks/serve.py on a 2-core machine (8 clients; docs/operations.md#capacity; ~1,850 in a later run).
+PREDICTIONS_PER_CORE_SECOND = 1_600
+#: Fargate's CPU units in one vCPU (`api.cpu` 256 is a quarter of one).
+CPU_UNITS_PER_VCPU = 1024
+#: One uvicorn worker per task: past one vCPU a task serves no more (docs/operations.md#capacity).
+MAX_USEFUL_VCPUS = 1.0
+#: The share of a task's capacity the policy aims at, the headroom being the rest: a Fargate vCPU is at best the
+#: benchmark's core; the alarm needs three one-minute datapoints and a new task up to two minutes more to load its
+#: model, while traffic may double; and a request is counted the same whether it is one prediction or a batch or an
+#: explained one (those the CPU policy, `cpuTargetPercent`, catches: ECS scales out when either policy asks).
+REQUEST_TARGET_SHARE = 0.5
+SECONDS_PER_MINUTE = 60
+#: The UI's requests are page loads, assets and websocket upgrades, not predictions: its value is not derived (its CPU
+#: policy does the scaling).
+UI_REQUESTS_PER_TARGET = 500
+
+
+def requests_per_target_for(cpu: int) -> int:
+    """The request-count target (requests per task per minute) of a task with `cpu` units: `REQUEST_TARGET_SHARE` of
+    the single predictions it serves in a minute (256 units: 1,600 x 0.25 x 0.5 x 60 = 12,000)."""
+    vcpus = min(cpu / CPU_UNITS_PER_VCPU, MAX_USEFUL_VCPUS)
+    return round(PREDICTIONS_PER_CORE_SECOND * vcpus * REQUEST_TARGET_SHARE * SECONDS_PER_MINUTE)
+
+
 _IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 #: An environment's name: no hyphen, so no environment's `<project>-<env>-` names (load balancers, log groups, WAF,
 #: task families) start with another's (`dev` and `dev-2` would share every grant made on `diabetes-dev-*`).
@@ -62,7 +92,8 @@ class ServiceSize(_Model):
     min_count: int = Field(default=1, ge=0, le=100)
     max_count: int = Field(default=4, ge=1, le=100)
     cpu_target_percent: int = Field(default=60, ge=10, le=95)
-    requests_per_target: int = Field(default=500, ge=10, le=100_000)
+    #: Requests per task per minute the ECS request policy aims at; unset: from `cpu` (`requests_per_target_for`).
+    requests_per_target: int | None = Field(default=None, ge=10, le=100_000)
 
     @model_validator(mode="after")
     def _check(self) -> ServiceSize:
@@ -78,6 +109,11 @@ class ServiceSize(_Model):
                 f"{self.desired_count} <= {self.max_count}"
             )
         return self
+
+    @property
+    def request_count_target(self) -> int:
+        """The ECS request policy's target: `requestsPerTarget` when set, else what follows from the task's CPU."""
+        return self.requests_per_target or requests_per_target_for(self.cpu)
 
     @property
     def k8s_cpu_millis(self) -> int:
@@ -103,6 +139,7 @@ class UiSettings(ServiceSize):
     desired_count: int = Field(default=1, ge=0, le=100)
     min_count: int = Field(default=1, ge=0, le=100)
     max_count: int = Field(default=2, ge=1, le=100)
+    requests_per_target: int | None = Field(default=UI_REQUESTS_PER_TARGET, ge=10, le=100_000)
 
 
 def principal_name(value: str) -> str:

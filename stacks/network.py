@@ -44,6 +44,8 @@ class Network(pulumi.ComponentResource):
 
     vpc_id: pulumi.Output[str]
     public_subnet_ids: list[pulumi.Output[str]]
+    #: Where the load balancers' nodes are: the only proxies the API trusts to name the client.
+    public_subnet_cidrs: list[pulumi.Output[str]]
     private_subnet_ids: list[pulumi.Output[str]]
 
     def __init__(
@@ -94,6 +96,7 @@ class Network(pulumi.ComponentResource):
 
         self.vpc_id = vpc.id
         self.public_subnet_ids = [subnet.id for subnet in public]
+        self.public_subnet_cidrs = [subnet.cidr_block for subnet in public]
         self.private_subnet_ids = [subnet.id for subnet in private]
         self.register_outputs({"vpcId": self.vpc_id})
 

@@ -39,6 +39,7 @@ def build(settings: SharedSettings) -> Root:
     pulumi.export(shared.VPC_ID, network.vpc_id)
     pulumi.export(shared.PUBLIC_SUBNET_IDS, network.public_subnet_ids)
     pulumi.export(shared.PRIVATE_SUBNET_IDS, network.private_subnet_ids)
+    pulumi.export(shared.PUBLIC_SUBNET_CIDRS, network.public_subnet_cidrs)
     pulumi.export(shared.MODEL_BUCKET, buckets.model_bucket.bucket)
     pulumi.export(shared.ACCESS_LOG_BUCKET, buckets.access_log_bucket.bucket)
     pulumi.export(shared.NAT_GATEWAYS, settings.nat_gateways)

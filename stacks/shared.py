@@ -19,6 +19,8 @@ TARGETS = ("api", "ui")
 VPC_ID = "vpcId"
 PUBLIC_SUBNET_IDS = "publicSubnetIds"
 PRIVATE_SUBNET_IDS = "privateSubnetIds"
+#: The public subnets' CIDR blocks: where the load balancers' nodes are, the only proxies the API trusts (R10-5).
+PUBLIC_SUBNET_CIDRS = "publicSubnetCidrs"
 MODEL_BUCKET = "modelBucket"
 ACCESS_LOG_BUCKET = "accessLogBucket"
 #: `none`, `single` or `perAz`: whether the private subnets reach the internet (a platform refuses what cannot run).
@@ -50,6 +52,7 @@ class SharedOutputs:
     vpc_id: pulumi.Output[str]
     public_subnet_ids: pulumi.Output[list[str]]
     private_subnet_ids: pulumi.Output[list[str]]
+    public_subnet_cidrs: pulumi.Output[list[str]]
     repository_urls: dict[str, pulumi.Output[str]]
     repository_arns: dict[str, pulumi.Output[str]]
     access_log_bucket: pulumi.Output[str]
@@ -70,6 +73,7 @@ class SharedOutputs:
             vpc_id=out(VPC_ID),
             public_subnet_ids=out_list(PUBLIC_SUBNET_IDS),
             private_subnet_ids=out_list(PRIVATE_SUBNET_IDS),
+            public_subnet_cidrs=ref.get_output(PUBLIC_SUBNET_CIDRS).apply(_public_subnet_cidrs),
             repository_urls={target: out(repository_url_output(target)) for target in TARGETS},
             repository_arns={target: out(repository_arn_output(target)) for target in TARGETS},
             access_log_bucket=out(ACCESS_LOG_BUCKET),
@@ -95,3 +99,15 @@ class SharedOutputs:
     def image(self, target: str, tag: str) -> pulumi.Output[str]:
         """The full image reference of one target at one tag."""
         return pulumi.Output.concat(self.repository_urls[target], ":", tag)
+
+
+def _public_subnet_cidrs(value: Any) -> list[str]:
+    """The root's public subnet CIDRs, or a clear error when the root predates that output (whatever uses them, the
+    API's environment, waits for the check, so the error cannot be lost)."""
+    if not value:
+        raise ConfigError(
+            f"the root stack exports no {PUBLIC_SUBNET_CIDRS} (it was deployed before the API trusted only the load "
+            "balancer's subnets to name the client). Run `pulumi up` on the root stack first; it changes nothing "
+            "but its outputs."
+        )
+    return [str(cidr) for cidr in value]

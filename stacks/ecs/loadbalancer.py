@@ -1,11 +1,12 @@
 """The public entry point on ECS: an ALB in the public subnets, open to the world on 80 (and 443 with a
 certificate), with an optional WAF rate-based rule in front.
 
-With a certificate, HTTP only redirects to HTTPS. The UI (when enabled) owns `/` with sticky sessions and a
-long idle timeout for Streamlit's websocket; the API's public routes are forwarded by path rules. Without the
-UI the API owns `/`. The load balancer and its target groups are autonamed (`<name>-<random>`), so a change that
-replaces one creates the new one before deleting the old, without a name clash. Access logs go to the root's
-access-log bucket under `ecs/`.
+With a certificate, HTTP only redirects to HTTPS. The API's public routes (`stacks.workloads.api_public_paths`) are
+forwarded by path rules; nothing else of the API is routed (`/metrics` is scraped inside the VPC). The UI (when
+enabled) owns `/` with sticky sessions and a long idle timeout for Streamlit's websocket, but for its own metrics,
+which the load balancer refuses; without the UI every other path gets the load balancer's own 404 (JSON). The load
+balancer and its target groups are autonamed (`<name>-<random>`), so a change that replaces one creates the new one
+before deleting the old, without a name clash. Access logs go to the root's access-log bucket under `ecs/`.
 """
 
 from __future__ import annotations
@@ -19,8 +20,12 @@ from stacks.config import EcsStackSettings
 from stacks.ecs.waf import rate_limited_acl
 from stacks.shared import ECS_ACCESS_LOG_PREFIX
 from stacks.workloads import (
+    NOT_FOUND_BODY,
+    NOT_FOUND_CONTENT_TYPE,
+    NOT_FOUND_STATUS,
     SSL_POLICY,
     STICKY_SESSION_SECONDS,
+    UI_PRIVATE_PATHS,
     Workload,
     api_public_paths,
     load_balancer_idle_timeout,
@@ -30,6 +35,9 @@ from stacks.workloads import (
 PUBLIC_ROLE_TAG = {"diabetes:role": "load-balancer"}
 #: Maximum path values one ALB listener rule may hold.
 MAX_RULE_VALUES = 5
+#: Rule priorities (lower is evaluated first): the refusals of the UI's private paths, then the API's routes.
+REFUSAL_PRIORITY = 1
+API_RULE_PRIORITY = 10
 
 
 def path_chunks(paths: Sequence[str], size: int = MAX_RULE_VALUES) -> list[list[str]]:
@@ -81,10 +89,11 @@ class LoadBalancer(pulumi.ComponentResource):
             opts=child,
         )
         self.target_groups = {w.name: _target_group(settings, w, vpc_id, tags, child) for w in workloads}
-        has_ui = "ui" in self.target_groups
-        self._listen(name, settings, self.target_groups["ui" if has_ui else "api"], tags, child)
-        if has_ui:
-            self.routing += _api_path_rules(name, settings, self.listener, self.target_groups["api"], tags, child)
+        ui = self.target_groups.get("ui")
+        self._listen(name, settings, ui, tags, child)
+        self.routing += _api_path_rules(name, settings, self.listener, self.target_groups["api"], tags, child)
+        if ui is not None:
+            self.routing += _refusal_rules(name, self.listener, UI_PRIVATE_PATHS, tags, child)
         self.web_acl = (
             rate_limited_acl(f"{settings.name}-ecs-waf", settings.waf, self.alb.arn, tags, child)
             if settings.waf
@@ -98,13 +107,18 @@ class LoadBalancer(pulumi.ComponentResource):
         self,
         name: str,
         settings: EcsStackSettings,
-        default_target: aws.lb.TargetGroup,
+        ui: aws.lb.TargetGroup | None,
         tags: dict[str, str],
         child: pulumi.ResourceOptions,
     ) -> None:
-        """With a certificate, port 80 only redirects and 443 serves; without one, port 80 serves."""
+        """With a certificate, port 80 only redirects and 443 serves; without one, port 80 serves. The serving
+        listener's default: the UI when enabled, else the load balancer's own 404."""
         https = settings.certificate_arn is not None
-        forward_default = [aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=default_target.arn)]
+        forward_default = [
+            aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=ui.arn)
+            if ui is not None
+            else aws.lb.ListenerDefaultActionArgs(type="fixed-response", fixed_response=_not_found())
+        ]
         redirect = aws.lb.ListenerDefaultActionArgs(
             type="redirect",
             redirect=aws.lb.ListenerDefaultActionRedirectArgs(port="443", protocol="HTTPS", status_code="HTTP_301"),
@@ -210,12 +224,12 @@ def _api_path_rules(
     tags: dict[str, str],
     child: pulumi.ResourceOptions,
 ) -> list[pulumi.Resource]:
-    """When the UI owns `/`, the API's public paths go to the API (an ALB rule takes at most 5 values)."""
+    """The API's public paths go to the API (an ALB rule takes at most 5 values), whatever the default action is."""
     return [
         aws.lb.ListenerRule(
             f"{name}-api-paths-{index}",
             listener_arn=listener.arn,
-            priority=10 + index,
+            priority=API_RULE_PRIORITY + index,
             actions=[aws.lb.ListenerRuleActionArgs(type="forward", target_group_arn=api.arn)],
             conditions=[
                 aws.lb.ListenerRuleConditionArgs(path_pattern=aws.lb.ListenerRuleConditionPathPatternArgs(values=paths))
@@ -224,4 +238,38 @@ def _api_path_rules(
             opts=child,
         )
         for index, paths in enumerate(path_chunks(api_public_paths(settings)))
+    ]
+
+
+def _not_found() -> aws.lb.ListenerDefaultActionFixedResponseArgs:
+    """The load balancer's own 404 for a path it does not route, in the service's error shape."""
+    return aws.lb.ListenerDefaultActionFixedResponseArgs(
+        status_code=str(NOT_FOUND_STATUS), content_type=NOT_FOUND_CONTENT_TYPE, message_body=NOT_FOUND_BODY
+    )
+
+
+def _refusal_rules(
+    name: str,
+    listener: aws.lb.Listener,
+    paths: Sequence[str],
+    tags: dict[str, str],
+    child: pulumi.ResourceOptions,
+) -> list[pulumi.Resource]:
+    """Paths of a workload that owns `/` the load balancer answers itself with its 404, before any forward."""
+    refusal = aws.lb.ListenerRuleActionFixedResponseArgs(
+        status_code=str(NOT_FOUND_STATUS), content_type=NOT_FOUND_CONTENT_TYPE, message_body=NOT_FOUND_BODY
+    )
+    return [
+        aws.lb.ListenerRule(
+            f"{name}-refused-{index}",
+            listener_arn=listener.arn,
+            priority=REFUSAL_PRIORITY + index,
+            actions=[aws.lb.ListenerRuleActionArgs(type="fixed-response", fixed_response=refusal)],
+            conditions=[
+                aws.lb.ListenerRuleConditionArgs(path_pattern=aws.lb.ListenerRuleConditionPathPatternArgs(values=chunk))
+            ],
+            tags=tags,
+            opts=child,
+        )
+        for index, chunk in enumerate(path_chunks(paths))
     ]

@@ -40,7 +40,7 @@ class EcsPlatform(pulumi.ComponentResource):
         tags = settings.tags_for("ecs")
 
         # The API's Service Connect client alias (below) is its name and port: the UI's API_URL.
-        workloads = stack_workloads(settings, lambda api: f"http://{api.name}:{api.port}")
+        workloads = stack_workloads(settings, lambda api: f"http://{api.name}:{api.port}", shared.public_subnet_cidrs)
 
         namespace, self.cluster = _cluster(name, settings, tags, child)
         log_group = aws.cloudwatch.LogGroup(

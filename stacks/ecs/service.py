@@ -10,8 +10,9 @@ autonamed, so a replacement starts the new service before it deletes the old one
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -23,8 +24,8 @@ from stacks.workloads import RUN_AS_USER, STOP_SECONDS, TMP_PATH, Workload, heal
 PORT_NAME = "http"
 
 
-def container_definitions(workload: Workload, image: str, log_group: str, region: str) -> str:
-    """The task's single container, hardened; JSON as ECS expects it."""
+def container_definitions(workload: Workload, image: str, log_group: str, region: str, env: Mapping[str, str]) -> str:
+    """The task's single container, hardened; JSON as ECS expects it (`env`: the workload's, resolved)."""
     return json.dumps(
         [
             {
@@ -45,7 +46,7 @@ def container_definitions(workload: Workload, image: str, log_group: str, region
                         "appProtocol": "http",
                     }
                 ],
-                "environment": [{"name": key, "value": value} for key, value in sorted(workload.env.items())],
+                "environment": [{"name": key, "value": value} for key, value in sorted(env.items())],
                 "mountPoints": [{"sourceVolume": "tmp", "containerPath": TMP_PATH, "readOnly": False}],
                 "linuxParameters": {"initProcessEnabled": True, "capabilities": {"drop": ["ALL"]}},
                 "healthCheck": {
@@ -66,6 +67,12 @@ def container_definitions(workload: Workload, image: str, log_group: str, region
             }
         ]
     )
+
+
+def _definitions(workload: Workload, values: list[Any], region: str) -> str:
+    """`container_definitions` of the resolved image, log group and environment."""
+    image, log_group, env = values
+    return container_definitions(workload, image, log_group, region, env)
 
 
 @dataclass(frozen=True)
@@ -160,9 +167,9 @@ class FargateService(pulumi.ComponentResource):
             execution_role_arn=inputs.execution_role_arn,
             task_role_arn=inputs.task_role_arn,
             volumes=[{"name": "tmp"}],
-            container_definitions=pulumi.Output.all(inputs.image, inputs.log_group_name).apply(
-                lambda values: container_definitions(workload, values[0], values[1], inputs.region)
-            ),
+            container_definitions=pulumi.Output.all(
+                inputs.image, inputs.log_group_name, pulumi.Output.from_input(dict(workload.env))
+            ).apply(lambda values: _definitions(workload, values, inputs.region)),
             tags=tags,
             opts=child,
         )
@@ -236,7 +243,7 @@ def _autoscale(
                 predefined_metric_type="ALBRequestCountPerTarget",
                 resource_label=pulumi.Output.concat(inputs.alb_arn_suffix, "/", inputs.target_group.arn_suffix),
             ),
-            workload.size.requests_per_target,
+            workload.size.request_count_target,
         ),
     }
     for kind, (metric, value) in scaling.items():

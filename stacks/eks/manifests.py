@@ -17,12 +17,16 @@ import pulumi
 from stacks.config import EksStackSettings
 from stacks.shared import EKS_ACCESS_LOG_PREFIX
 from stacks.workloads import (
+    NOT_FOUND_BODY,
+    NOT_FOUND_CONTENT_TYPE,
+    NOT_FOUND_STATUS,
     PRE_STOP_SECONDS,
     RUN_AS_USER,
     SSL_POLICY,
     STICKY_SESSION_SECONDS,
     STOP_SECONDS,
     TMP_PATH,
+    UI_PRIVATE_PATHS,
     Workload,
     api_public_paths,
     by_name,
@@ -31,6 +35,10 @@ from stacks.workloads import (
 
 Manifest = dict[str, Any]
 ALB = "alb.ingress.kubernetes.io"
+#: The Ingress's own action (`alb.ingress.kubernetes.io/actions.<name>`): the load balancer's 404, referenced as a
+#: backend whose port is `use-annotation` (the controller's convention); the default backend and the UI's refusals.
+NOT_FOUND_ACTION = "not-found"
+USE_ANNOTATION = "use-annotation"
 #: Where Fargate's built-in Fluent Bit reads its output config from (names fixed by EKS).
 OBSERVABILITY_NAMESPACE = "aws-observability"
 
@@ -230,6 +238,34 @@ def _backend(workload: Workload) -> dict[str, Any]:
     return {"service": {"name": workload.name, "port": {"name": "http"}}}
 
 
+def _not_found_backend() -> dict[str, Any]:
+    """The backend that is the not-found action, not a Service (a fresh dict: YAML would alias a shared one)."""
+    return {"service": {"name": NOT_FOUND_ACTION, "port": {"name": USE_ANNOTATION}}}
+
+
+def not_found_action() -> str:
+    """The controller's fixed-response action: the load balancer's 404 in the service's error shape."""
+    config = {"contentType": NOT_FOUND_CONTENT_TYPE, "statusCode": str(NOT_FOUND_STATUS), "messageBody": NOT_FOUND_BODY}
+    return json.dumps({"type": "fixed-response", "fixedResponseConfig": config})
+
+
+def _ingress_paths(settings: EksStackSettings, api: Workload, ui: Workload | None) -> list[dict[str, Any]]:
+    """The API's public routes to the API; `/` to the UI when enabled, less its private paths (the load balancer's
+    404). Anything else reaches the default backend, the same 404: `/metrics` is scraped inside the cluster.
+
+    ALB patterns -> Kubernetes paths: "/x/*" becomes Prefix "/x" (which also matches "/x" itself); the controller
+    orders Exact paths first, then Prefix ones longest first, so `/` comes last."""
+    kinds: dict[str, str] = {}
+    for pattern in api_public_paths(settings):
+        path = pattern.removesuffix("/*")
+        kinds[path] = "Prefix" if pattern.endswith("/*") or kinds.get(path) == "Prefix" else "Exact"
+    paths = [{"path": path, "pathType": kind, "backend": _backend(api)} for path, kind in kinds.items()]
+    if ui:
+        paths += [{"path": path, "pathType": "Exact", "backend": _not_found_backend()} for path in UI_PRIVATE_PATHS]
+        paths.append({"path": "/", "pathType": "Prefix", "backend": _backend(ui)})
+    return paths
+
+
 def load_balancer_attributes(idle_timeout: int, access_log_bucket: pulumi.Input[str] | None) -> pulumi.Input[str]:
     """The ALB's attributes: explicit idle timeout, invalid headers dropped, access logs to the shared bucket."""
     fixed = f"idle_timeout.timeout_seconds={idle_timeout},routing.http.drop_invalid_header_fields.enabled=true"
@@ -250,7 +286,8 @@ def load_balancer_attributes(idle_timeout: int, access_log_bucket: pulumi.Input[
 def ingress(
     settings: EksStackSettings, workloads: Sequence[Workload], access_log_bucket: pulumi.Input[str] | None
 ) -> Manifest:
-    """Internet-facing ALB (IP targets) `/` to the UI when enabled, the API's public routes to the API."""
+    """Internet-facing ALB (IP targets): the API's public routes to the API, `/` to the UI when enabled, anything
+    else the load balancer's 404 (the default backend)."""
     named = by_name(workloads)
     api, ui = named["api"], named.get("ui")
     tags = ",".join(f"{key}={value}" for key, value in settings.tags_for("eks-ingress").items())
@@ -262,6 +299,7 @@ def ingress(
             load_balancer_idle_timeout(settings), access_log_bucket
         ),
         f"{ALB}/tags": tags,
+        f"{ALB}/actions.{NOT_FOUND_ACTION}": not_found_action(),
     }
     if settings.certificate_arn:
         annotations |= {
@@ -273,22 +311,15 @@ def ingress(
     else:
         annotations[f"{ALB}/listen-ports"] = json.dumps([{"HTTP": 80}])
 
-    paths: list[dict[str, Any]]
-    if ui:
-        # ALB patterns -> Kubernetes paths: "/x/*" becomes Prefix "/x" (which also matches "/x" itself).
-        kinds: dict[str, str] = {}
-        for pattern in api_public_paths(settings):
-            path = pattern.removesuffix("/*")
-            kinds[path] = "Prefix" if pattern.endswith("/*") or kinds.get(path) == "Prefix" else "Exact"
-        paths = [{"path": path, "pathType": kind, "backend": _backend(api)} for path, kind in kinds.items()]
-        paths.append({"path": "/", "pathType": "Prefix", "backend": _backend(ui)})
-    else:
-        paths = [{"path": "/", "pathType": "Prefix", "backend": _backend(api)}]
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
         "metadata": _meta(settings.name, settings.eks.namespace, labels(settings), annotations=annotations),
-        "spec": {"ingressClassName": "alb", "rules": [{"http": {"paths": paths}}]},
+        "spec": {
+            "ingressClassName": "alb",
+            "defaultBackend": _not_found_backend(),
+            "rules": [{"http": {"paths": _ingress_paths(settings, api, ui)}}],
+        },
     }
 
 

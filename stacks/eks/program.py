@@ -34,7 +34,11 @@ def build(settings: EksStackSettings) -> EksPlatform:
     ctx = lookup_context(settings.region, settings.name, settings.certificate_arn)
     shared = SharedOutputs.read(settings)
     namespace = settings.eks.namespace
-    workloads = stack_workloads(settings, lambda api: f"http://{api.name}.{namespace}.svc.cluster.local:{api.port}")
+    workloads = stack_workloads(
+        settings,
+        lambda api: f"http://{api.name}.{namespace}.svc.cluster.local:{api.port}",
+        shared.public_subnet_cidrs,
+    )
     cluster = EksCluster(
         name,
         settings,

@@ -37,7 +37,8 @@ EXAMPLES = """examples:
   python -m stacks.ops verify-ecs --cluster diabetes-dev-ecs --service diabetes-dev-ecs-api-1a2b3c4
   python -m stacks.ops verify-eks --cluster diabetes-dev-eks --fargate-profile <name> --fargate-profile <name>
   python -m stacks.ops render-k8s --api-image <registry>/diabetes-dev/api:3f2c1ab \\
-      --ui-image <registry>/diabetes-dev/ui:3f2c1ab --namespace diabetes --output k8s/
+      --ui-image <registry>/diabetes-dev/ui:3f2c1ab --namespace diabetes --output k8s/ \\
+      --load-balancer-subnet 10.40.0.0/20 --load-balancer-subnet 10.40.16.0/20
 
 exit status: 0 success, 1 operation failed or deployment unhealthy, 2 bad arguments
 """
@@ -187,6 +188,14 @@ def _stack_file_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     )
     render.add_argument("--api-role-arn", help="IAM role the api's service account assumes (an S3 model)")
     render.add_argument("--access-log-bucket", help="S3 bucket for the ALB's access logs")
+    render.add_argument(
+        "--load-balancer-subnet",
+        action="append",
+        required=True,
+        metavar="CIDR",
+        help="CIDR of a public subnet the ALB is in (repeat for each): the only proxies the API trusts to name the "
+        "client in X-Forwarded-For",
+    )
     render.add_argument("--output", type=Path, required=True, help="folder for the YAML files")
     _region_option(render)
 
@@ -249,7 +258,7 @@ def _render_k8s(args: argparse.Namespace) -> str:
     tag = args.api_image.rsplit(":", 1)[-1] if ":" in args.api_image else "untagged"
     settings = stack_file_settings(args.stack_file, args.namespace, tag, _region(args))
     images = {"api": args.api_image, **({"ui": args.ui_image} if args.ui_image else {})}
-    objects = render_objects(settings, images, args.api_role_arn, args.access_log_bucket)
+    objects = render_objects(settings, images, args.api_role_arn, args.access_log_bucket, args.load_balancer_subnet)
     return "\n".join(str(path) for path in write_objects(objects, args.output))
 
 

@@ -1,15 +1,15 @@
 """The app's Kubernetes objects as plain YAML, for a cluster this project does not create (kubectl apply, GitOps).
 
 The objects come from `stacks.eks.manifests.app_manifests`, the builders the EKS program applies, with the sizes,
-probes and routes of an EKS stack file; only the images, the namespace, the API's IRSA role and the access-log
-bucket are given here. The cluster needs the AWS Load Balancer Controller (for the Ingress) and metrics-server
-(for the HPAs).
+probes and routes of an EKS stack file; only the images, the namespace, the API's IRSA role, the access-log
+bucket and the CIDRs of the load balancer's subnets are given here. The cluster needs the AWS Load Balancer
+Controller (for the Ingress) and metrics-server (for the HPAs).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +40,14 @@ def render_objects(
     images: Mapping[str, str],
     api_role_arn: str | None,
     access_log_bucket: str | None,
+    load_balancer_subnets: Sequence[str],
 ) -> list[Manifest]:
-    """The objects the EKS program would apply with these settings, as plain values."""
+    """The objects the EKS program would apply with these settings, as plain values; `load_balancer_subnets`: the
+    CIDRs of the subnets the Ingress's ALB is in (the proxies the API trusts to name the client)."""
     namespace = settings.eks.namespace
-    workloads = stack_workloads(settings, lambda api: f"http://{api.name}.{namespace}.svc.cluster.local:{api.port}")
+    workloads = stack_workloads(
+        settings, lambda api: f"http://{api.name}.{namespace}.svc.cluster.local:{api.port}", load_balancer_subnets
+    )
     missing = [workload.name for workload in workloads if workload.name not in images]
     if missing:
         raise OpsError(f"no image given for {missing}: pass --{missing[0]}-image (the stack file enables it)")

@@ -42,13 +42,17 @@ from pathlib import Path
 from typing import Any
 
 from ml.contract import DEFAULT_BATCH_LIMIT, DEFAULT_RECORD
-from stacks.config import PlatformSettings
+from stacks.config import PlatformSettings, SharedSettings
+from stacks.network import subnet_cidrs
 from stacks.service_limits import RESERVE_FRACTION, service_limits
 from stacks.workloads import api_environment
 from tests.benchmarks.hostile_requests import memory_mb
 from tests.benchmarks.reporting import report
 from tests.benchmarks.serve import running, wait_http
 from tests.servers import ROOT, free_port, service_command, service_environment
+
+#: The default VPC's public subnets: the proxies the deployed API trusts (not the loopback the benchmark sends from).
+DEFAULT_PUBLIC_SUBNETS, _ = subnet_cidrs(SharedSettings.model_fields["vpc_cidr"].default)
 
 DEFAULT_CASES = "64:15:0,64:15:2000000,150:15:2000000"
 PROBE_INTERVAL = 0.2
@@ -203,7 +207,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     platform = PlatformSettings(
         environment="bench", region="eu-west-1", image_tag="bench", api={"cpu": 256, "memory": args.memory}
     )
-    env = api_environment(platform) | {"MODEL_URI": str(args.model.resolve()), "SERVICE_ACCESS_LOG": "false"}
+    env = api_environment(platform, DEFAULT_PUBLIC_SUBNETS) | {
+        "MODEL_URI": str(args.model.resolve()),
+        "SERVICE_ACCESS_LOG": "false",
+    }
     if args.service_defaults:
         env = {name: value for name, value in env.items() if name not in service_limits(args.memory).environment()}
     env |= dict(item.split("=", 1) for item in args.env)

@@ -37,7 +37,7 @@ from typing import Any
 from ml.contract import DEFAULT_RECORD
 from stacks.config import PlatformSettings
 from stacks.workloads import api_environment
-from tests.benchmarks.batch_flood_memory import _answer
+from tests.benchmarks.batch_flood_memory import DEFAULT_PUBLIC_SUBNETS, _answer
 from tests.benchmarks.reporting import report
 from tests.benchmarks.serve import running, wait_http
 from tests.servers import ROOT, free_port, service_command, service_environment
@@ -151,7 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     platform = PlatformSettings(
         environment="bench", region="eu-west-1", image_tag="bench", api={"cpu": 256, "memory": args.memory}
     )
-    env = api_environment(platform) | {"MODEL_URI": str(args.model.resolve()), "SERVICE_ACCESS_LOG": "false"}
+    env = api_environment(platform, DEFAULT_PUBLIC_SUBNETS) | {
+        "MODEL_URI": str(args.model.resolve()),
+        "SERVICE_ACCESS_LOG": "false",
+    }
     port = free_port()
     repo = args.repo.resolve()
     results: dict[str, Any] = {"repo": str(repo), "load_average_at_start": os.getloadavg()}

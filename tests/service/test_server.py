@@ -182,9 +182,9 @@ def test_the_client_logged_is_the_one_trusted_proxies_name(
     trusted: str, forwarded: str, logged: str, trained_model_dir: Path, tmp_path: Path
 ) -> None:
     """Behind the load balancer every request was logged from its node's address: the proxies the settings trust
-    name the client in `X-Forwarded-For` (the stacks trust the VPC's, `stacks.workloads.TRUSTED_PROXIES`), logged
-    without uvicorn's port 0 and at most 64 characters; from anyone else the header is ignored (the old server
-    trusted 127.0.0.1 whatever the settings said)."""
+    name the client in `X-Forwarded-For` (the stacks trust the load balancer's subnets,
+    `stacks.workloads.forwarded_allow_ips`), logged without uvicorn's port 0 and at most 64 characters; from anyone
+    else the header is ignored (the old server trusted 127.0.0.1 whatever the settings said)."""
     log = tmp_path / "server.log"
     with serving(str(trained_model_dir), log, settings={"SERVICE_FORWARDED_ALLOW_IPS": trusted}) as started:
         wait_ready(started.url)

@@ -78,6 +78,7 @@ ROOT_OUTPUTS_FOR_CONFIG = {
     "vpcId": "vpc-id",
     "publicSubnetIds": ["public-0", "public-1"],
     "privateSubnetIds": ["private-0", "private-1"],
+    "publicSubnetCidrs": ["10.40.0.0/20", "10.40.16.0/20"],
     "apiRepositoryUrl": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/diabetes-dev/api",
     "uiRepositoryUrl": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/diabetes-dev/ui",
     "apiRepositoryArn": f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/diabetes-dev/api",

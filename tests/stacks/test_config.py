@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import runpy
 from pathlib import Path
 from typing import Any
@@ -12,13 +13,22 @@ import pytest
 import yaml
 
 from stacks.config import (
+    CPU_UNITS_PER_VCPU,
+    FARGATE_SIZES,
+    PREDICTIONS_PER_CORE_SECOND,
+    REQUEST_TARGET_SHARE,
+    SECONDS_PER_MINUTE,
+    UI_REQUESTS_PER_TARGET,
     ConfigError,
     EcsStackSettings,
     EksStackSettings,
+    ServiceSize,
     SharedSettings,
     StackSettings,
+    UiSettings,
     load_settings,
     parse_settings,
+    requests_per_target_for,
 )
 from tests.stacks.conftest import MODEL_SHA256
 from tests.stacks.harness import DEPLOYER, EKS_ACCESS, ROOT_OUTPUTS_FOR_CONFIG, Recorder, RecordingMonitor, settings_for
@@ -244,3 +254,50 @@ def test_a_certificate_of_another_account_is_refused_before_anything_is_made(pla
         run_program(build, settings_for(model, certificateArn=other), root.outputs)
     own = other.replace("9" * 12, ACCOUNT)
     run_program(build, settings_for(model, certificateArn=own), root.outputs)
+
+
+def test_the_default_request_target_is_a_real_share_of_what_a_default_task_serves() -> None:
+    """`ALBRequestCountPerTarget` is a per-minute sum. As requests a second, the default target must be a real share
+    of the single predictions a 0.25-vCPU task serves (the old 500 a minute, 8 a second, was a fiftieth of it: the API
+    scaled out under light traffic) and leave it at least the CPU policy's headroom."""
+    size = ServiceSize()
+    served_per_second = PREDICTIONS_PER_CORE_SECOND * size.cpu / CPU_UNITS_PER_VCPU
+    share = size.request_count_target / SECONDS_PER_MINUTE / served_per_second
+    assert share == pytest.approx(REQUEST_TARGET_SHARE, rel=0.01)
+    assert 0.25 <= share <= size.cpu_target_percent / 100
+    assert size.request_count_target == 12_000  # 1,600 a second x 0.25 vCPU x 0.5 x 60 s
+
+
+@pytest.mark.parametrize("cpu", sorted(FARGATE_SIZES))
+def test_the_request_target_follows_the_cpu_one_worker_can_use(cpu: int) -> None:
+    """Proportional to the task's CPU up to one vCPU; past it flat, one worker serving no more."""
+    size = ServiceSize(cpu=cpu, memory=FARGATE_SIZES[cpu][0])
+    quarter = ServiceSize().request_count_target
+    assert size.request_count_target * 256 == quarter * min(cpu, CPU_UNITS_PER_VCPU)
+
+
+def test_a_configured_request_target_wins_and_the_ui_keeps_its_own() -> None:
+    assert ServiceSize(requests_per_target=900).request_count_target == 900
+    assert UiSettings().request_count_target == UI_REQUESTS_PER_TARGET  # page loads and websockets, not predictions
+
+
+def test_the_ecs_dev_stack_derives_its_request_target_and_says_which() -> None:
+    """The dev stack's API (512 CPU units) sets no `requestsPerTarget`: the comment next to it names the value that
+    follows, which must be the one used."""
+    text = (ROOT / "stacks" / "ecs" / "Pulumi.dev.yaml").read_text()
+    api = yaml.safe_load(text)["config"]["diabetes-ecs:api"]
+    assert "requestsPerTarget" not in api
+    stated = re.search(r"# requestsPerTarget .* ([\d,]+) for (\d+)", text)
+    assert stated, "Pulumi.dev.yaml no longer says what requestsPerTarget follows from"
+    assert int(stated[2]) == api["cpu"]
+    assert (
+        int(stated[1].replace(",", ""))
+        == requests_per_target_for(api["cpu"])
+        == ServiceSize(**api).request_count_target
+    )
+
+
+def test_the_ecs_runbook_states_the_derived_request_targets() -> None:
+    runbook = " ".join((ROOT / "docs" / "runbook-ecs.md").read_text().split())
+    for cpu, words in ((256, "for 256"), (512, "for 512"), (1024, "from 1024 up")):
+        assert f"{requests_per_target_for(cpu):,} {words}" in runbook, cpu

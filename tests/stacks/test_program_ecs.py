@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from service.settings import Settings as ServiceSettings
+from stacks.config import UI_REQUESTS_PER_TARGET, requests_per_target_for
 from stacks.service_limits import service_limits
 from tests.stacks.conftest import CERTIFICATE, MODEL_SHA256, S3_MODEL
 from tests.stacks.harness import Resource, Run, integral, run_ecs, subnet_ids
@@ -54,7 +55,8 @@ def test_api_container_is_hardened_and_observable(ecs_full_run: Run) -> None:
         "SERVICE_DOCS_ENABLED": "false",
         "SERVICE_KEEP_ALIVE_SECONDS": "3615",
         "SERVICE_STOP_TIMEOUT_SECONDS": "30",
-        "SERVICE_FORWARDED_ALLOW_IPS": '["10.0.0.0/8"]',  # the load balancer names the client
+        # the load balancer names the client; only its subnets, the root's public ones, are trusted (R10-5)
+        "SERVICE_FORWARDED_ALLOW_IPS": json.dumps(ecs_full_run.recorder.shared_outputs["publicSubnetCidrs"]),
         **service_limits(1024).environment(),  # the full stack's task has 1,024 MiB
     }
     assert "http://127.0.0.1:8000/health" in container["healthCheck"]["command"][-1]
@@ -144,12 +146,16 @@ def test_https_listener_and_redirect_with_a_certificate(ecs_full_run: Run) -> No
     assert ecs_full_run.outputs["ecsUrl"].startswith("https://")
 
 
-def test_plain_http_listener_forwards_to_the_api_without_certificate(ecs_minimal_run: Run) -> None:
+def test_plain_http_listener_serves_the_api_routes_without_certificate(ecs_minimal_run: Run) -> None:
+    """Without the UI, the listener's default is the load balancer's own 404: only the API's public routes are
+    forwarded (tests/stacks/test_public_surface.py evaluates them)."""
     (listener,) = ecs_minimal_run.recorder.of_type("aws:lb/listener:Listener")
     assert listener.inputs["port"] == 80
-    assert listener.inputs["defaultActions"][0]["type"] == "forward"
-    assert listener.inputs["defaultActions"][0]["targetGroupArn"].endswith("-api")
-    assert not ecs_minimal_run.recorder.of_type("aws:lb/listenerRule:ListenerRule")
+    (default,) = listener.inputs["defaultActions"]
+    assert default["type"] == "fixed-response"
+    assert integral(default["fixedResponse"])["statusCode"] == "404"
+    rules = ecs_minimal_run.recorder.of_type("aws:lb/listenerRule:ListenerRule")
+    assert {rule.inputs["actions"][0]["targetGroupArn"].rsplit("-", 1)[-1] for rule in rules} == {"api"}
     assert ecs_minimal_run.outputs["ecsUrl"].startswith("http://")
 
 
@@ -160,8 +166,12 @@ def test_api_routes_are_forwarded_when_the_ui_owns_the_root(ecs_full_run: Run) -
         values = rule.inputs["conditions"][0]["pathPattern"]["values"]
         assert len(values) <= 5  # the ALB limit per rule
         assert rule.inputs["listenerArn"].endswith("-https")
-        assert rule.inputs["actions"][0]["targetGroupArn"].endswith("-api")
-        paths.extend(values)
+        (action,) = rule.inputs["actions"]
+        if action["type"] == "forward":
+            assert action["targetGroupArn"].endswith("-api")
+            paths.extend(values)
+        else:  # the UI's own metrics, refused
+            assert (action["type"], values) == ("fixed-response", ["/_stcore/metrics"])
     assert {"/predict", "/health", "/ready"} <= set(paths)
     assert "/metrics" not in paths
     assert "/docs" not in paths  # publicApiDocs is off by default
@@ -221,6 +231,14 @@ def test_autoscaling_tracks_cpu_and_requests_per_target(ecs_full_run: Run) -> No
     cpu = policies["diabetes-dev-ecs-api-cpu"]
     assert cpu["predefinedMetricSpecification"]["predefinedMetricType"] == "ECSServiceAverageCPUUtilization"
     assert cpu["targetValue"] == 60
+    # requests per task per minute, from the task's 512 CPU units (stacks.config.requests_per_target_for)
+    assert policies["diabetes-dev-ecs-api-requests"]["targetValue"] == requests_per_target_for(512) == 24_000
+    ui_requests = next(
+        p.inputs["targetTrackingScalingPolicyConfiguration"]
+        for p in ecs_full_run.recorder.of_type("aws:appautoscaling/policy:Policy")
+        if p.name == "diabetes-dev-ecs-ui-requests"
+    )
+    assert ui_requests["targetValue"] == UI_REQUESTS_PER_TARGET
     requests = policies["diabetes-dev-ecs-api-requests"]["predefinedMetricSpecification"]
     assert requests["predefinedMetricType"] == "ALBRequestCountPerTarget"
     balancer = ecs_full_run.recorder.one("aws:lb/loadBalancer:LoadBalancer")

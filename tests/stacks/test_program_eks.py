@@ -385,10 +385,18 @@ def test_ingress_is_an_internet_facing_alb_with_access_logs(eks_full_run: Run, e
     paths = {(p["path"], p["pathType"]): p["backend"]["service"]["name"] for p in rules}
     assert paths[("/", "Prefix")] == "ui"
     assert paths[("/predict", "Prefix")] == "api"
+    assert paths[("/_stcore/metrics", "Exact")] == "not-found"  # the UI's own metrics, refused
     assert ("/docs", "Exact") not in paths
     assert eks_full_run.outputs["eksIngressHostname"] == INGRESS_HOST
-    (only,) = _object(eks_minimal_run, "Ingress", "diabetes-dev")["spec"]["rules"][0]["http"]["paths"]
-    assert (only["path"], only["backend"]["service"]["name"]) == ("/", "api")
+    # Without the UI, no `/`: the API's routes, anything else the default backend, the controller's 404 action
+    # (tests/stacks/test_public_surface.py evaluates them).
+    minimal = _object(eks_minimal_run, "Ingress", "diabetes-dev")
+    only_api = {(p["path"], p["backend"]["service"]["name"]) for p in minimal["spec"]["rules"][0]["http"]["paths"]}
+    assert {name for _, name in only_api} == {"api"}
+    assert "/" not in {path for path, _ in only_api}
+    assert minimal["spec"]["defaultBackend"] == {"service": {"name": "not-found", "port": {"name": "use-annotation"}}}
+    action = json.loads(minimal["metadata"]["annotations"]["alb.ingress.kubernetes.io/actions.not-found"])
+    assert (action["type"], action["fixedResponseConfig"]["statusCode"]) == ("fixed-response", "404")
 
 
 def test_fargate_logs_go_to_a_log_group_with_retention(eks_full_run: Run) -> None:
@@ -417,6 +425,7 @@ def test_rendered_yaml_is_what_the_program_applies(root_run: Run, tmp_path: Path
             "--namespace=diabetes",
             f"--api-role-arn={api_role}",
             "--access-log-bucket=diabetes-dev-access-logs-bucket",
+            *(f"--load-balancer-subnet={cidr}" for cidr in root_run.outputs["publicSubnetCidrs"]),
             f"--output={out}",
         ]
     )
@@ -436,6 +445,7 @@ def test_rendering_into_another_namespace_moves_every_object(tmp_path: Path) -> 
         "render-k8s",
         f"--stack-file={stack_file}",
         "--api-image=r/api:1",
+        "--load-balancer-subnet=10.40.0.0/20",
         "--ui-image=r/ui:1",
     ]
     assert ops_main([*args, "--namespace=team-ml", f"--output={out}"]) == 0

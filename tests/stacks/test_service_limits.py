@@ -17,7 +17,7 @@ from stacks.service_limits import (
     service_limits,
 )
 from stacks.workloads import api_environment
-from tests.stacks.test_workload_environment import read_as_the_container_would
+from tests.stacks.test_workload_environment import PUBLIC_CIDRS, read_as_the_container_would
 
 
 def default(name: str) -> int:
@@ -44,7 +44,7 @@ def _api_settings(cpu: int, memory: int, monkeypatch: pytest.MonkeyPatch) -> Ser
     platform = PlatformSettings(
         environment="dev", region="eu-west-1", image_tag="0123abc", api={"cpu": cpu, "memory": memory}
     )
-    read = read_as_the_container_would(ServiceSettings, api_environment(platform), monkeypatch)
+    read = read_as_the_container_would(ServiceSettings, api_environment(platform, PUBLIC_CIDRS), monkeypatch)
     assert isinstance(read, ServiceSettings)
     return read
 

@@ -4,7 +4,9 @@ would otherwise deploy and be ignored (the settings ignore variables they do not
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
+from collections.abc import Sequence
 from typing import Any, get_origin
 
 import pytest
@@ -13,9 +15,10 @@ from pydantic_settings import BaseSettings
 
 from frontend.settings import Settings as UiSettings
 from service.settings import Settings as ServiceSettings
-from stacks.config import PlatformSettings, SharedSettings
+from stacks.config import ConfigError, PlatformSettings, SharedSettings
 from stacks.network import subnet_cidrs
 from stacks.workloads import Workload, stack_workloads
+from tests.stacks.harness import Run, run_program, settings_for
 
 #: Every variant of the platform settings that changes the environment.
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -43,6 +46,12 @@ def variables(settings_class: type[BaseSettings]) -> dict[str, str]:
     }
 
 
+def plain(workload: Workload) -> dict[str, str]:
+    """A workload's environment built from plain values (no Pulumi output in it)."""
+    assert all(isinstance(value, str) for value in workload.env.values()), workload.env
+    return {name: str(value) for name, value in workload.env.items()}
+
+
 def read_as_the_container_would(
     reader: type[BaseSettings], env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> BaseSettings:
@@ -54,9 +63,13 @@ def read_as_the_container_would(
     return reader()  # every value passes the settings' own validation, together
 
 
-def _workloads(**variant: Any) -> list[Workload]:
+#: The default VPC's public subnets: where the load balancer's nodes are.
+PUBLIC_CIDRS, PRIVATE_CIDRS = subnet_cidrs(SharedSettings.model_fields["vpc_cidr"].default)
+
+
+def _workloads(load_balancer_subnets: Sequence[str] = PUBLIC_CIDRS, **variant: Any) -> list[Workload]:
     settings = PlatformSettings(environment="dev", region="eu-west-1", image_tag="0123abc", **variant)
-    return stack_workloads(settings, lambda api: f"http://api.internal:{api.port}")
+    return stack_workloads(settings, lambda api: f"http://api.internal:{api.port}", load_balancer_subnets)
 
 
 @pytest.mark.parametrize("variant", VARIANTS.values(), ids=VARIANTS.keys())
@@ -67,7 +80,7 @@ def test_every_variable_a_container_gets_is_read_and_accepted_by_its_settings(
         reader = READERS[workload.name]
         fields = variables(reader)
         assert set(workload.env) - set(fields) == set(), f"{workload.name}: variables that no setting reads"
-        read = read_as_the_container_would(reader, dict(workload.env), monkeypatch)
+        read = read_as_the_container_would(reader, plain(workload), monkeypatch)
         for name, value in workload.env.items():
             field = reader.model_fields[fields[name]]
             adapter = TypeAdapter(field.annotation)
@@ -88,17 +101,64 @@ def test_a_renamed_setting_would_be_caught() -> None:
 
 
 @pytest.mark.parametrize("vpc_cidr", [SharedSettings.model_fields["vpc_cidr"].default, "10.255.0.0/16"])
-def test_the_api_takes_the_client_address_from_the_load_balancer(
-    vpc_cidr: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_api_trusts_exactly_the_load_balancers_subnets(vpc_cidr: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The load balancer's nodes, in the VPC's public subnets, name the client in `X-Forwarded-For`; without their
-    addresses trusted, every request was logged from a node's address. Nothing outside the VPC is trusted."""
-    (api,) = [workload for workload in _workloads() if workload.name == "api"]
-    read = read_as_the_container_would(ServiceSettings, dict(api.env), monkeypatch)
+    addresses trusted, every request was logged from a node's address. Nothing else is trusted (review 10, R10-5:
+    all of 10.0.0.0/8 was, so any peer in the VPC that reached a task could name the address the batch line orders
+    it by): not the private subnets the tasks and pods run in, not the rest of the VPC."""
+    public, private = subnet_cidrs(vpc_cidr)
+    (api,) = [workload for workload in _workloads(public) if workload.name == "api"]
+    read = read_as_the_container_would(ServiceSettings, plain(api), monkeypatch)
     assert isinstance(read, ServiceSettings)
     trusted = [ipaddress.ip_network(network) for network in read.forwarded_allow_ips]
-    public, _ = subnet_cidrs(vpc_cidr)
-    for subnet in map(ipaddress.ip_network, public):
-        assert any(subnet.subnet_of(network) for network in trusted), subnet  # type: ignore[arg-type]
-    for outside in ("203.0.113.7", "172.16.0.1", "192.168.1.1"):
-        assert not any(ipaddress.ip_address(outside) in network for network in trusted), outside
+    assert trusted == [ipaddress.ip_network(subnet) for subnet in public]
+    for elsewhere in (*private, "203.0.113.7/32", "172.16.0.1/32", "192.168.1.1/32"):
+        assert not any(network.overlaps(ipaddress.ip_network(elsewhere)) for network in trusted), elsewhere
+    assert not any(network.supernet_of(ipaddress.ip_network(vpc_cidr)) for network in trusted)  # the old trust
+
+
+@pytest.mark.parametrize("subnets", [[], ["10.40.1.5/20"], ["10.40.0.0/20", "not-a-network"]])
+def test_load_balancer_subnets_that_are_not_networks_are_refused(subnets: list[str]) -> None:
+    """An empty list would trust no proxy, a network with host bits set is refused by the service at its start:
+    both fail at the preview instead, naming the root's output."""
+    with pytest.raises(ConfigError, match="load balancer's subnet"):
+        _workloads(subnets)
+
+
+def _deployed_proxies(run: Run) -> list[str]:
+    """`SERVICE_FORWARDED_ALLOW_IPS` as a platform run deployed it: the ECS task definition's or the Deployment's."""
+    for resource in run.recorder.of_type("aws:ecs/taskDefinition:TaskDefinition"):
+        if resource.name.endswith("-api"):
+            (container,) = json.loads(resource.inputs["containerDefinitions"])
+            env = {item["name"]: item["value"] for item in container["environment"]}
+            return list(json.loads(env["SERVICE_FORWARDED_ALLOW_IPS"]))
+    deployment = run.recorder.one_named("kubernetes:apps/v1:Deployment", "diabetes-dev-eks-app-api-deployment")
+    (container,) = deployment.inputs["spec"]["template"]["spec"]["containers"]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    return list(json.loads(env["SERVICE_FORWARDED_ALLOW_IPS"]))
+
+
+@pytest.mark.parametrize("platform", ["ecs_full_run", "ecs_minimal_run", "eks_full_run", "eks_minimal_run"])
+def test_the_deployed_api_trusts_the_roots_public_subnets_only(
+    platform: str, root_run: Run, request: pytest.FixtureRequest
+) -> None:
+    """The root's public subnets (their CIDR blocks, an output of the root) reach both platforms' API environment
+    through the stack reference: exactly those, nothing wider."""
+    public = [r.inputs["cidrBlock"] for r in root_run.recorder.of_type("aws:ec2/subnet:Subnet") if "-public-" in r.name]
+    assert len(public) == 2
+    assert root_run.outputs["publicSubnetCidrs"] == public
+    assert _deployed_proxies(request.getfixturevalue(platform)) == public
+
+
+@pytest.mark.parametrize("project", ["ecs", "eks"])
+def test_a_root_without_the_public_subnet_cidrs_is_refused(project: str, root_run: Run) -> None:
+    """A root deployed before it exported its public subnets' CIDRs: the platform's preview fails, saying to update
+    the root first (a fallback to the VPC would trust what R10-5 removed)."""
+    from stacks.config import EcsStackSettings, EksStackSettings
+    from stacks.ecs.program import build as ecs_build
+    from stacks.eks.program import build as eks_build
+
+    older = {key: value for key, value in root_run.outputs.items() if key != "publicSubnetCidrs"}
+    build, model = (ecs_build, EcsStackSettings) if project == "ecs" else (eks_build, EksStackSettings)
+    with pytest.raises(Exception, match="exports no publicSubnetCidrs"):
+        run_program(build, settings_for(model), older)

@@ -83,12 +83,24 @@ def target_group(clients: Clients, d: Declared) -> dict[str, Any]:
     return {"id": arn, "arn": arn, "arnSuffix": arn.split(":", 5)[5], "name": name}
 
 
+#: A fixed response's fields (the load balancer's own 404).
+FIXED_RESPONSE = {"statusCode": "StatusCode", "contentType": "ContentType", "messageBody": "MessageBody"}
+
+
 def _action(action: dict[str, Any]) -> dict[str, Any]:
-    api = renamed(action, {"type": "Type", "targetGroupArn": "TargetGroupArn", "redirect": "RedirectConfig"})
+    names = {
+        "type": "Type",
+        "targetGroupArn": "TargetGroupArn",
+        "redirect": "RedirectConfig",
+        "fixedResponse": "FixedResponseConfig",
+    }
+    api = renamed(action, names)
     if "RedirectConfig" in api:
         api["RedirectConfig"] = renamed(
             api["RedirectConfig"], {"port": "Port", "protocol": "Protocol", "statusCode": "StatusCode"}
         )
+    if "FixedResponseConfig" in api:
+        api["FixedResponseConfig"] = renamed(api["FixedResponseConfig"], FIXED_RESPONSE)
     return api
 
 
