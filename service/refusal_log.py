@@ -10,7 +10,7 @@ Connections closed unanswered to make room (`service.http_protocol.ConnectionPoo
 limit (`shed`, then `shed_more`): a burst that lost 1,008 requests to `max_idle_connections` once left no line. So
 are answers cut because their clients did not take them (`answer_dropped`, `answer_dropped_more`, per rule): their
 access lines, written when the app had answered, say 200. And so are the access lines of requests the app refuses
-before any route's work (307, 401, 404, 405, 415, per status and route: `request`, then `request_more`): one client
+before any route's work (401, 404, 405, 415, per status and route: `request`, then `request_more`): one client
 sending them wrote 1.0-1.6 MB of log a second (reviews 7 and 8, R7-9, R8-5).
 """
 

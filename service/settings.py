@@ -79,8 +79,9 @@ class Settings(BaseSettings):
         default_factory=lambda: ["127.0.0.1", "::1"],
         description="Addresses or networks (CIDR) of the proxies in front of the service, as JSON (e.g. "
         '["10.40.0.0/20"]): from these, `X-Forwarded-For` and `X-Forwarded-Proto` give the client\'s address (the '
-        "access log's `client`) and scheme. The stacks trust the VPC, where the load balancer is; behind a load "
-        "balancer with the default, every request is logged from its address.",
+        "access log's `client`, and the batch line's order by client) and scheme. The stacks trust the load "
+        "balancer's public subnets; behind a load balancer with the default, every request is logged from its "
+        "address.",
     )
     batch_limit: int = Field(
         default=DEFAULT_BATCH_LIMIT, ge=1, le=MAX_BATCH_LIMIT, description="Most records one /predict/batch accepts."

@@ -150,14 +150,15 @@ def test_requests_refused_by_their_declared_length_are_counted_but_logged_sample
 
 @pytest.mark.parametrize(
     ("method", "path", "status"),
-    [("GET", "/nope", 404), ("DELETE", "/predict", 405), ("POST", "/predict", 415), ("GET", "/health/", 307)],
+    [("GET", "/nope", 404), ("DELETE", "/predict", 405), ("POST", "/predict", 415), ("GET", "/health/", 404)],
 )
 def test_requests_refused_before_any_route_work_are_counted_but_logged_sampled(
     live_server: Server, method: str, path: str, status: int
 ) -> None:
     """Review 7, R7-9 (R6-5's neighbour): an unknown path, a wrong method or a body not sent as JSON wrote one
     access line each: one client, 10 connections, 12.7-14.6 MB of log in 10 s; a trailing slash's redirect too
-    (review 8, R8-5). Counted one by one, logged sampled: the first line in full, then one line with the count."""
+    (review 8, R8-5; a 404 since review 16, F4). Counted one by one, logged sampled: the first line in full, then one
+    line with the count."""
     before = live_server.log.read_text().count("\n")
     route = path if status in (405, 415) else "unmatched"
     counted = metric(live_server, "http_requests_total", route=route, status=str(status))
