@@ -61,6 +61,7 @@ class ServiceLimits:
     max_head_bytes_buffered: int
     max_unsent_answer_bytes: int
     max_connections: int
+    max_idle_connections: int
     send_buffer_bytes: int
     receive_buffer_bytes: int
 
@@ -109,8 +110,12 @@ def service_limits(memory_mib: int) -> ServiceLimits:
         max_head_bytes_buffered=share("heads", ARRIVING_BYTE_COST, 1, 32),
         max_unsent_answer_bytes=share("answers", 1, 1, 64),
         max_connections=0,
+        max_idle_connections=0,
         send_buffer_bytes=buffer,
         receive_buffer_bytes=buffer,
     )
     left = budget - limits.worst_case_bytes()  # at least the connections' share: the others are rounded down
-    return replace(limits, max_connections=min(MAX_CONNECTIONS, left // limits.connection_cost_bytes()))
+    connections = min(MAX_CONNECTIONS, left // limits.connection_cost_bytes())
+    # every connection may be a client's idle keep-alive one (their buffers are counted above): fewer, and those past
+    # them had theirs closed under them as new ones opened (review 16, F8)
+    return replace(limits, max_connections=connections, max_idle_connections=connections)

@@ -92,6 +92,17 @@ def test_a_larger_task_gets_more_but_never_past_the_services_own_defaults(memory
     assert limits.worst_case_bytes() / MIB + RESIDENT_MIB <= memory * (1 - RESERVE_FRACTION)
 
 
+@pytest.mark.parametrize("memory", MEMORY_SIZES)
+def test_every_connection_a_task_accepts_may_be_an_idle_keep_alive_one(
+    memory: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review 16, F8: `max_idle_connections` (512) was below the 512 MiB task's `max_connections` (535): 520
+    keep-alive clients had their connections closed under them as others reconnected, and lost 91% of the requests
+    they sent on them (a load balancer's 502s). Every connection the task accepts may stay idle."""
+    settings = _api_settings(FARGATE_CPU_OF[memory], memory, monkeypatch)
+    assert settings.max_idle_connections >= settings.max_connections
+
+
 def test_the_costs_are_of_the_services_body_limit() -> None:
     assert default("body_limit_bytes") == BODY_LIMIT_BYTES
 
