@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Query, Request
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
 from ml.contract import (
@@ -230,4 +230,4 @@ async def model_info(predictor: PredictorDep, settings: SettingsDep) -> ModelRes
 async def metrics(metrics: MetricsDep, state: ModelStateDep) -> Response:
     if state.predictor is not None:
         metrics.model_loaded(state.predictor.version)
-    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(await metrics.scrape(), media_type=CONTENT_TYPE_LATEST)
