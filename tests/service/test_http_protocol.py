@@ -647,8 +647,11 @@ def test_an_error_answer_to_a_client_that_reset_closes_without_an_error() -> Non
 class _Holder:
     """A connection holding `held` bytes of the answers' budget, its client taking them at `rate`."""
 
-    def __init__(self, answers: UnsentAnswers, held: int, rate: float, waited: float) -> None:
+    def __init__(
+        self, answers: UnsentAnswers, held: int, rate: float, waited: float, client: str = "192.0.2.1"
+    ) -> None:
         self.answers, self.held, self.rate, self._waited = answers, held, rate, waited
+        self.held_bytes, self.answer_client = held, client
         self.dropped: str | None = None
         answers.bytes += held
         answers.holders.add(self)  # type: ignore[arg-type]
@@ -674,10 +677,28 @@ def test_only_holders_slower_than_the_bar_are_dropped_to_make_room() -> None:
     flood = [_Holder(answers, 100, rate=30_000, waited=10) for _ in range(2)]
     young = _Holder(answers, 100, rate=0, waited=1)
     slow = _Holder(answers, 100, rate=5_000, waited=10)
-    assert not answers.make_room(asking=None, now=0.0)  # type: ignore[arg-type]
+    # (the newcomer's client is the holders', past its share: only the bar applies)
+    assert not answers.make_room(asking=None, now=0.0, client="192.0.2.1")  # type: ignore[arg-type]
     assert slow.dropped == "unsent_budget"
     assert [holder.dropped for holder in (honest, *flood, young)] == [None] * 4
     assert answers.bytes == 400
+
+
+def test_a_client_holding_more_than_its_share_loses_answers_past_their_grace_to_another_client() -> None:
+    """Review 16, F9: 60 connections of one client reading 1,000-record answers at 20 KB/s (above the bar) held
+    the whole budget, and 194 of 195 other clients' batches got 503. A newcomer from a client holding less than a
+    quarter of the budget makes room by dropping, the slowest first, the answers past their grace of the clients
+    holding more, while they do. Not counted: that client's own newcomers (503), answers within their grace, and
+    a flood of addresses each within its share."""
+    answers = UnsentAnswers(limit=400, grace=5.0, droppable_below=16 * 1024)
+    flood = [_Holder(answers, 100, rate=20_000 + index, waited=10, client="203.0.113.9") for index in range(4)]
+    young = _Holder(answers, 100, rate=20_000, waited=1, client="203.0.113.9")
+    other = _Holder(answers, 100, rate=20_000, waited=10, client="198.51.100.7")
+    assert not answers.make_room(asking=None, now=0.0, client="203.0.113.9")  # type: ignore[arg-type]
+    assert [holder.dropped for holder in (*flood, young, other)] == [None] * 6
+    assert answers.make_room(asking=None, now=0.0, client="192.0.2.50")  # type: ignore[arg-type]  # the old: False
+    assert [holder.dropped for holder in flood] == ["unsent_budget", "unsent_budget", None, None]  # the slowest
+    assert (young.dropped, other.dropped, answers.bytes) == (None, None, 400)
 
 
 def test_a_closed_connection_has_nothing_waiting_and_no_request_waiting_whole() -> None:
