@@ -601,7 +601,9 @@ class UnsentAnswers:
     the slowest of them its answer, work done and wasted, where a 503 to the newcomer wastes none; the budget is
     sized for many slow readers (28 MiB on 512 MiB: 48 answers of 1,000 records), so that is a task far past its
     traffic. A per-connection share was not chosen: connections cost
-    a client nothing, so a share of the budget per connection is still the whole budget for who opens the most.
+    a client nothing, so a share of the budget per connection is still the whole budget for who opens the most; a
+    client (address) holding more than its share loses its answers past their grace to others
+    (`_drop_past_share`).
     Not covered: clients that read as fast as honest ones and send new requests as fast as their answers are
     dropped or served, a request rate from many addresses only a rate limit in front of the service (a WAF) tells
     from real traffic; answers fresher than `send_grace_seconds` are never dropped for the budget, so a flood of
