@@ -537,6 +537,19 @@ def test_a_body_refused_by_the_app_while_it_arrives_closes_without_a_reset(
     assert headers["connection"] == "close"
 
 
+def test_an_answer_that_closes_with_pipelined_requests_unread_closes_without_a_reset(quick_server: Server) -> None:
+    """Review 16, F10: at a stop, the answer that closed a connection left the batches pipelined after it unread,
+    and the kernel reset the connection (a client reading later, or through a proxy, may lose the answers sent).
+    `Connection: close` is the same: the answer, a FIN, and what the client sent after is read and dropped."""
+    pipelined = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n" * 8_000  # ~290 KB behind the request that closes
+    with connect(quick_server) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" + pipelined)
+        time.sleep(0.5)  # the answer and the close happen before the client reads
+        status, headers, _ = read_answer(sock)
+        assert sock.recv(1) == b""  # the FIN, not a reset (the old code: ConnectionResetError)
+    assert (status, headers["connection"]) == (200, "close")
+
+
 def _predict_statuses(server: Server) -> Counter[str]:
     metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
     pattern = r'http_requests_total\{method="POST",route="/predict",status="(\d+)"\} (\S+)'
