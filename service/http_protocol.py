@@ -157,8 +157,8 @@ SHUTDOWN_GRACE_SECONDS = 1.0
 #: bytes a second or `DROPPABLE_RATE_FACTOR` times `min_send_bytes_per_second`, whichever is more (`UnsentAnswers`).
 DROPPABLE_BYTES_PER_SECOND = 16 * 1024
 DROPPABLE_RATE_FACTOR = 4
-#: A client (address) holding more than this fraction's share of the answers' budget may lose its answers past
-#: their grace to a newcomer from a client holding less (`UnsentAnswers._drop_past_share`): 7 MB on 512 MiB.
+#: A client (address) holding more than the answers' budget divided by this may lose its answers past their grace
+#: to a newcomer from a client holding less (`UnsentAnswers._drop_past_share`): 7 MB on 512 MiB.
 UNSENT_CLIENT_SHARES = 4
 #: Most bytes of an answer's head (status line and headers) and of a batch's wrapper: 160 measured.
 ANSWER_HEAD_BYTES = 512

@@ -66,9 +66,9 @@ BODY_WAITING = "body_waiting"
 #: just arrived, or the connection is closing): `Admission` drops the slowest body this way to make room in
 #: `max_pending_bytes` (`Admission._make_room`). Without it (another server), a body is never dropped.
 DROP_BODY = "drop_body"
-#: Statuses the app answers before any route's work (a missing operator token, an unknown path, a trailing slash's
-#: too, or method, a body not sent as JSON): their access lines are sampled (`RefusalLog.answered`), as the server's
-#: own refusals; the metrics count each.
+#: Statuses the app answers before any route's work (a missing operator token, an unknown path or method, a path
+#: with a trailing slash among them, a body not sent as JSON): their access lines are sampled (`RefusalLog.answered`),
+#: as the server's own refusals; the metrics count each.
 SAMPLED_STATUSES = frozenset({401, 404, 405, 415})
 
 
