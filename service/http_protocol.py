@@ -1386,8 +1386,7 @@ class HttpProtocol(HttpToolsProtocol):
         at most `max_body_chunks`, and the connection earns them back at `max_body_chunks` per
         `CHUNK_REFILL_SECONDS`. Counted per request only, requests of 8,000 one-byte chunks pipelined on one
         connection cost 5.9 s of CPU for 9.6 MB; now a connection costs the loop at most that rate of chunks.
-        Not counted: many connections, each with its own allowance (`max_connections` bounds them); what their
-        chunks cost a request is bounded by their average size (`chunked_framing.MIN_AVERAGE_CHUNK_BYTES`)."""
+        Not counted: many connections, each with its own allowance (`max_connections` bounds them)."""
         settings = self.settings
         now = self.loop.time()
         earned = (now - self._chunks_counted_at) * settings.max_body_chunks / CHUNK_REFILL_SECONDS
