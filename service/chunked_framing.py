@@ -12,14 +12,6 @@ from __future__ import annotations
 
 import enum
 
-#: Chunks a body may begin before their sizes are judged (`MIN_AVERAGE_CHUNK_BYTES`): a single record in a few.
-FREE_CHUNKS = 16
-#: The least its chunks may average past `FREE_CHUNKS` (the size of a full batch sent in 64-byte chunks, the smallest
-#: a real client writes). Each chunk costs the loop a few microseconds whatever its size, and the chunk budget is a
-#: connection's: 400 connections sending `/predict` bodies in one-byte chunks (326 each) cost the loop 3.5 times
-#: their requests sent whole, and honest `/health` checks waited 2.1 s, 1,000-record batches 13 s (review 16, F3).
-MIN_AVERAGE_CHUNK_BYTES = 64
-
 
 class RefusedError(Exception):
     """The request breaks a limit (`status` 413, 414 or 431) or a rule of HTTP/1.1 (400): the protocol
@@ -64,7 +56,6 @@ class ChunkedFraming:
         self._trailer_bytes = 0
         self._wire = 0
         self._chunks = 0
-        self._data = 0  # bytes of the chunks' data, as their sizes say
 
     @property
     def done(self) -> bool:
@@ -123,15 +114,6 @@ class ChunkedFraming:
             self._line.clear()
             self._part, self._left = (_Part.DATA, size) if size else (_Part.TRAILERS, 0)
             self._chunks += size > 0  # the last, empty chunk ends the body: not counted
-            self._data += size
-            # (judged without the newest chunk: the last one of a body sent in even chunks is what is left, smaller)
-            if self._chunks > FREE_CHUNKS and self._data < (self._chunks - 1) * MIN_AVERAGE_CHUNK_BYTES:
-                reason = (
-                    f"The chunked body's {self._chunks:,} chunks average {self._data // self._chunks:,} bytes; past "
-                    f"the first {FREE_CHUNKS}, send chunks of {MIN_AVERAGE_CHUNK_BYTES} bytes or more on average (1 KB "
-                    "or more is usual) or the body with a Content-Length"
-                )
-                raise RefusedError(413, "body_too_large", reason, "body")
             if self._chunks > self.max_chunks:
                 reason = (
                     f"The chunked body has more than {self.max_chunks:,} chunks (what its connection had left of "

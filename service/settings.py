@@ -185,9 +185,7 @@ class Settings(BaseSettings):
         "413. Each chunk costs the event loop a few "
         "microseconds whatever its size, so a body of one-byte chunks under the byte limit would hold it for a "
         "second; a full batch sent in 64-byte chunks has about 5,600, real clients send 1-64 KB chunks. Bodies "
-        "with a Content-Length have no chunks, and trailers have the head's limits. Past a body's first 16 chunks, "
-        "they must average 64 bytes or more (`service.chunked_framing.MIN_AVERAGE_CHUNK_BYTES`: the allowance is a "
-        "connection's, and many connections sending one-byte chunks would share none), else 413.",
+        "with a Content-Length have no chunks, and trailers have the head's limits.",
     )
     max_explained_records: int = Field(
         default=2 * DEFAULT_BATCH_LIMIT,
