@@ -386,7 +386,10 @@ class Admission:
         attacker whose many addresses each had a batch as large handled lately; and a client's first batch larger
         than the server's buffers hold, which waits behind the heads of a burst that came before it. Its smaller
         batches waited there too (1 and 100 records: 6-7 s, review 15), also from an address marked behind: a body
-        all here now goes first."""
+        all here now goes first. A batch first in this order that does not fit is passed by smaller ones for
+        `ROOM_HELD_AFTER_SECONDS`, then the room that frees is held for it: passed for good, 100- and 1,000-record
+        batches waited out their 10 s while 200 connections sent 80-record batches whole, each let in as soon as
+        80 records' room freed (review 17, N6)."""
         now = self.clock()
         room = self.max_batch_bytes - self.batch_bytes
         if all(waiter.reservation.declared > room for waiter in self._waiting):
@@ -403,6 +406,9 @@ class Admission:
             return not whole, client in behind, not known, holding[client], not coming, age
 
         while fitting := [waiter for waiter in order if waiter.reservation.declared <= room]:
+            first = min(order, key=turn)
+            if first.reservation.declared > room and now - first.reservation.since >= ROOM_HELD_AFTER_SECONDS:
+                return  # the room that frees is held for it: smaller, later batches no longer pass it
             waiter = min(fitting, key=turn)
             reservation = waiter.reservation
             room -= reservation.declared
@@ -640,6 +646,9 @@ ROOM_RECHECK_SECONDS = 0.5
 #: (`LET_IN_ALLOWANCE_BYTES`), and looked for every `ROOM_RECHECK_SECONDS`, 100 heads of 48 KiB every 5 s each
 #: held its room half a second in turn, and batches waited 8 s behind them (review 13).
 FELL_BEHIND_RECHECK_SECONDS = 0.05
+#: How long the batch first in the line's order may be passed by smaller ones that fit when it does not
+#: (`Admission._let_in`); then the room that frees is held for it.
+ROOM_HELD_AFTER_SECONDS = 1.0
 #: How long the line remembers a client (an address) whose batch's body fell behind (it goes after the others),
 #: or whose batch was handled (it goes first with batches no larger).
 CLIENT_MEMORY_SECONDS = 10.0

@@ -816,6 +816,34 @@ def test_a_batch_sent_nearly_whole_then_trickled_holds_no_place_after_its_burst(
     _run(scenario)
 
 
+def test_a_batch_first_in_line_that_does_not_fit_is_passed_for_a_second_then_room_is_held_for_it() -> None:
+    """Review 17, N6: 200 connections sending 80-record batches whole took each 80 records' room as it freed, and
+    other clients' 100- and 1,000-record batches, first in line but never fitting, waited out their 10 s. The
+    first in line is passed by smaller batches that fit for `ROOM_HELD_AFTER_SECONDS`, then no longer."""
+
+    async def scenario() -> None:
+        clock, handler = _Clock(), _Handler()
+        admission, served = await _behind_a_batch(clock, handler)  # 300,000 of 400,000 handled
+        larger = _batch(admission, 150_000, client="198.51.100.7")
+        _chunks(larger, 15, 10_000)  # all sent: whole, first in line
+        await _turns()
+        early = _batch(admission, 60_000, client="203.0.113.9")
+        _chunks(early, 6, 10_000)
+        await _turns()
+        assert [w.reservation.client for w in admission._waiting] == ["198.51.100.7"]  # the smaller one passed
+        clock.now = 1.5  # the first in line has waited past its second
+        late = _batch(admission, 30_000, client="203.0.113.9")
+        _chunks(late, 3, 10_000)
+        await _turns()
+        waiting = [w.reservation.client for w in admission._waiting]
+        assert waiting == ["198.51.100.7", "203.0.113.9"]  # the old code: let in, 10,000 bytes left
+        handler.release.set()
+        await asyncio.gather(served.task, larger.task, early.task, late.task)
+        assert [c.status for c in (served, larger, early, late)] == [200] * 4
+
+    _run(scenario)
+
+
 def _arriving(admission: Admission, size: int, *, droppable: bool = True) -> _Client:
     """A body of `size` bytes sent at once, with more to come (a `POST /predict` whose Content-Length says more)."""
     client = _Client(admission, _scope(headers=[(b"content-length", b"1000000")]), droppable=droppable)
