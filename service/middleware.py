@@ -370,7 +370,8 @@ class Admission:
         """Let in the waiting batches that fit what is left of the budget (a smaller one passes a larger one that
         does not fit: a 100-record batch is not held behind 2 MB ones), in this order: first the batches whose whole
         body is here (read, or sent and waiting in the server's buffers, `_Waiter.sent`: such a batch cannot stall),
-        whoever their client; then, of the others, those of clients (addresses) whose batches' bodies fell behind
+        whoever their client, those of the clients holding the fewest places first, then the oldest; then, of the
+        others, those of clients (addresses) whose batches' bodies fell behind
         lately go last; first those whose clients had a batch as large or larger handled lately; then those of the
         clients holding the fewest places now; then those whose bodies are coming (`_Waiter.sent`); then the oldest.
 
@@ -389,7 +390,7 @@ class Admission:
         all here now goes first. A batch first in this order that does not fit is passed by smaller ones for
         `ROOM_HELD_AFTER_SECONDS`, then the room that frees is held for it: passed for good, 100- and 1,000-record
         batches waited out their 10 s while 200 connections sent 80-record batches whole, each let in as soon as
-        80 records' room freed (review 17, N6)."""
+        80 records' room freed, and first as their clients' batches as large had been handled (review 17, N6)."""
         now = self.clock()
         room = self.max_batch_bytes - self.batch_bytes
         if all(waiter.reservation.declared > room for waiter in self._waiting):
@@ -401,9 +402,11 @@ class Admission:
 
         def turn(waiter: _Waiter) -> tuple[bool, bool, bool, int, bool, int]:
             client = waiter.reservation.client
-            known = self._clients_served.largest(client) >= waiter.reservation.declared
             whole, coming, age = order[waiter]
-            return not whole, client in behind, not known, holding[client], not coming, age
+            if whole:  # it cannot stall: who its client is matters only for the places it holds
+                return False, False, False, holding[client], False, age
+            known = self._clients_served.largest(client) >= waiter.reservation.declared
+            return True, client in behind, not known, holding[client], not coming, age
 
         while fitting := [waiter for waiter in order if waiter.reservation.declared <= room]:
             first = min(order, key=turn)

@@ -817,13 +817,22 @@ def test_a_batch_sent_nearly_whole_then_trickled_holds_no_place_after_its_burst(
 
 
 def test_a_batch_first_in_line_that_does_not_fit_is_passed_for_a_second_then_room_is_held_for_it() -> None:
-    """Review 17, N6: 200 connections sending 80-record batches whole took each 80 records' room as it freed, and
-    other clients' 100- and 1,000-record batches, first in line but never fitting, waited out their 10 s. The
-    first in line is passed by smaller batches that fit for `ROOM_HELD_AFTER_SECONDS`, then no longer."""
+    """Review 17, N6: 200 connections sending 80-record batches whole took each 80 records' room as it freed,
+    first as their clients were known for that size, and other clients' 100- and 1,000-record batches, never
+    fitting, waited out their 10 s. Whole batches go oldest first whoever their client, and the first in line is
+    passed by smaller batches that fit for `ROOM_HELD_AFTER_SECONDS`, then no longer."""
 
     async def scenario() -> None:
         clock, handler = _Clock(), _Handler()
-        admission, served = await _behind_a_batch(clock, handler)  # 300,000 of 400,000 handled
+        admission = _batch_admission(clock, handler, wait=30)
+        handler.release.set()
+        warm = _batch(admission, 60_000, client="203.0.113.9")  # the flood's client: known for its size
+        _chunks(warm, 6, 10_000)
+        await warm.task
+        handler.release.clear()
+        served = _batch(admission, 300_000)  # 300,000 of 400,000 handled
+        served.body(b"x" * 300_000, more=False)
+        await _turns()
         larger = _batch(admission, 150_000, client="198.51.100.7")
         _chunks(larger, 15, 10_000)  # all sent: whole, first in line
         await _turns()
@@ -839,7 +848,7 @@ def test_a_batch_first_in_line_that_does_not_fit_is_passed_for_a_second_then_roo
         assert waiting == ["198.51.100.7", "203.0.113.9"]  # the old code: let in, 10,000 bytes left
         handler.release.set()
         await asyncio.gather(served.task, larger.task, early.task, late.task)
-        assert [c.status for c in (served, larger, early, late)] == [200] * 4
+        assert [c.status for c in (warm, served, larger, early, late)] == [200] * 5
 
     _run(scenario)
 
