@@ -160,6 +160,8 @@ DROPPABLE_RATE_FACTOR = 4
 #: A client (address) holding more than the answers' budget divided by this may lose its answers past their grace
 #: to a newcomer from a client holding less (`UnsentAnswers._drop_past_share`): 7 MB on 512 MiB.
 UNSENT_CLIENT_SHARES = 4
+#: A Host header's value: RFC 3986's host (a name, an IPv4 address or a bracketed IP literal) and port characters.
+_HOST_VALUE = re.compile(rb"[A-Za-z0-9\-._~!$&'()*+,;=%:\[\]]*")
 #: Most bytes of an answer's head (status line and headers) and of a batch's wrapper: 160 measured.
 ANSWER_HEAD_BYTES = 512
 #: Most bytes of one record's answer without its explanation: 1,481 measured, the most of 300 random records (one
@@ -1353,6 +1355,7 @@ class HttpProtocol(HttpToolsProtocol):
                 self._chunked = self._framing()
             elif name == b"host":
                 host += 1
+                _check_host(value)
         _check_version(self.parser.get_http_version(), host)
         if (
             self.unsent.passed
@@ -1620,6 +1623,14 @@ def _check_transfer_coding(value: bytes) -> None:
         shown = value[:40].decode("latin-1")
         reason = f"The transfer coding {shown!r} is not supported; send the body with Transfer-Encoding: chunked alone"
         raise RefusedError(501, "not_implemented", reason, "headers")
+
+
+def _check_host(value: bytes) -> None:
+    """A Host header's value is a host and an optional port (RFC 9112 3.2, RFC 3986 3.2.2): `a, b` (two values a
+    proxy folded into one) was answered 200 (review 17, N5)."""
+    if not _HOST_VALUE.fullmatch(value):
+        reason = f"The Host header {value[:100]!r} is not a host and port (RFC 9112 3.2); send one host"
+        raise RefusedError(400, "bad_request", reason, "headers")
 
 
 def _check_version(version: str, hosts: int) -> None:

@@ -388,13 +388,23 @@ def test_a_flood_of_refusals_is_logged_as_counts_and_every_one_is_counted(quick:
         b"GET /health\r\n\r\n",
         b"GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",  # review 16, F5: was answered 200
         b"GET /health HTTP/1.0\r\nHost: a\r\nhost: a\r\n\r\n",
+        b"GET /health HTTP/1.1\r\nHost: a, b\r\n\r\n",  # review 17, N5: two values folded into one
+        b"GET /health HTTP/1.1\r\nHost: a/b\r\n\r\n",
     ],
-    ids=["no-host", "http-2.0-line", "http-0.9", "two-hosts", "two-hosts-http-1.0"],
+    ids=["no-host", "http-2.0-line", "http-0.9", "two-hosts", "two-hosts-http-1.0", "folded-hosts", "host-with-a-path"],
 )
 def test_requests_http_1_1_does_not_allow_are_a_json_400(quick: Server, request_bytes: bytes) -> None:
     """RFC 9112 3.2: no Host, or more than one, is a 400."""
     status, answer = _refused(quick, request_bytes)
     assert (status, answer["error"]) == (400, "bad_request")
+
+
+@pytest.mark.parametrize("host", [b"x", b"api.example.com:8080", b"10.0.0.1", b"[::1]:8000", b""])
+def test_hosts_as_clients_send_them_are_served(quick: Server, host: bytes) -> None:
+    """What `_check_host` does not count: names, ports, IPv4 and IPv6 literals, and the empty Host RFC 9112 allows."""
+    with connect(quick) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: %s\r\n\r\n" % host)
+        assert read_answer(sock)[0] == 200
 
 
 def test_http_1_0_without_host_is_still_served(quick: Server) -> None:
