@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=_lifespan(settings),
         docs_url=None,  # served by `service.docs`, without a CDN
         redoc_url=None,
-        openapi_url="/openapi.json" if settings.docs_enabled else None,
+        openapi_url=None,  # served rendered once by `service.docs` when the docs are on
         # `/predict/` is a 404, not a 307 to the client's own `Host` (a POST and its body re-sent wherever that names;
         # review 16, F4): every path is matched exactly, as the docs and the load balancers' rules name it.
         redirect_slashes=False,
@@ -122,9 +122,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["x-request-id"],
         )
     # Added last, so outermost: it sees every response, the 413s and CORS preflights included. The route templates
-    # (FastAPI's own /openapi.json among them) label the metrics of requests refused before routing.
+    # label the metrics of requests refused before routing.
     paths = frozenset(route.path for router in routers for route in router.routes if isinstance(route, APIRoute))
-    paths |= {app.openapi_url} if app.openapi_url else set()
     app.add_middleware(
         middleware.RequestContext, metrics=app.state.metrics, access_log=settings.access_log, paths=paths
     )

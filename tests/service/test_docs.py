@@ -7,8 +7,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
+from service import docs
 from service.docs import SWAGGER_UI
 
 
@@ -47,3 +49,22 @@ def test_docs_and_schema_requests_have_their_own_route_label(client: TestClient)
     for route in ("/docs", "/docs/{asset}", "/openapi.json"):
         assert f'http_requests_total{{method="GET",route="{route}",status="200"}} 1.0' in metrics, route
     assert 'route="unmatched"' not in metrics
+
+
+def test_the_openapi_document_is_rendered_once(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review 17, N4: FastAPI's own route rendered the document's JSON for every request (2.7 times a `/health`),
+    and 100 clients fetching it took other clients' 1,000-record batches past 2 s. Rendered once, as served."""
+    renders: list[int] = []
+    render = docs.JSONResponse
+
+    def counted(content: Any) -> Any:
+        renders.append(1)
+        return render(content)
+
+    monkeypatch.setattr(docs, "JSONResponse", counted)
+    client.app.state.openapi_document = None  # type: ignore[attr-defined]  # (another test may have had it rendered)
+    answers = [client.get("/openapi.json") for _ in range(3)]
+    assert len(renders) == 1  # the old route: 3
+    assert {answer.content for answer in answers} == {answers[0].content}
+    assert answers[0].headers["content-type"] == "application/json"
+    assert answers[0].json() == client.app.openapi()  # type: ignore[attr-defined]
