@@ -124,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added last, so outermost: it sees every response, the 413s and CORS preflights included. The route templates
     # label the metrics of requests refused before routing.
     paths = frozenset(route.path for router in routers for route in router.routes if isinstance(route, APIRoute))
+    app.state.route_paths = paths  # (also what a 404 with a trailing slash names, `service.errors`)
     app.add_middleware(
         middleware.RequestContext, metrics=app.state.metrics, access_log=settings.access_log, paths=paths
     )

@@ -173,6 +173,16 @@ def invalid_input(errors: Sequence[dict[str, Any]]) -> ProblemError:
     return ProblemError(422, "invalid_input", reason, shown)
 
 
+def _route_without_slash(request: Request) -> str | None:
+    """The route a path names but for its trailing slash (a 404 since the service no longer redirects it to the
+    request's own Host: review 16, F4; the answer says so, review 17, N7)."""
+    path = request.url.path
+    stripped = path.rstrip("/")
+    if stripped == path or not stripped:
+        return None
+    return stripped if stripped in getattr(request.app.state, "route_paths", ()) else None
+
+
 def install_handlers(app: FastAPI) -> None:
     """Answer ProblemError, FastAPI's validation errors and Starlette's HTTP errors (404, 405) in the common shape."""
 
@@ -191,6 +201,8 @@ def install_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         field = "method" if exc.status_code == 405 else "path"
         reason = f"{exc.detail}: {request.method} {excerpt(request.url.path)}"
+        if exc.status_code == 404 and (route := _route_without_slash(request)):
+            reason += f"; paths end without a slash: {route}"
         headers = dict(exc.headers) if exc.headers else None
         problem = ProblemError(exc.status_code, code, reason, headers=headers, field=field)
         return error_response(problem, request_id_of(request.scope))

@@ -25,9 +25,26 @@ MIN_OPERATOR_TOKEN_LENGTH = 32
 #: The fewest different characters an operator token holds (`secrets.token_hex(16)` has about 14, `token_urlsafe(32)`
 #: about 30): 32 of one letter passed the length alone (review 16, F6).
 MIN_OPERATOR_TOKEN_CHARACTERS = 8
-#: A bearer token's characters (RFC 6750 2.1, `b64token`): what every client sends the same way. A token of
-#: other characters started, then curl (UTF-8) got 401 and Python's http.client (Latin-1) 200 (review 16, F6).
-OPERATOR_TOKEN_PATTERN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+#: An operator token's characters: visible ASCII, which every client sends the same way. A token of other characters
+#: started, then curl (UTF-8) got 401 and Python's http.client (Latin-1) 200 (review 16, F6).
+OPERATOR_TOKEN_PATTERN = re.compile(r"[!-~]+")
+#: A token that is a shorter one repeated (`abcdefgh` four times) is a pattern, however many characters it has.
+_REPEATED = re.compile(r"(.+?)\1+", re.DOTALL)
+
+
+def _token_problem(token: str) -> str | None:
+    """What is wrong with an operator token past its length and white space, if anything. Not counted: a pattern of
+    eight different characters or more that is not a repetition (a person's choice); generated tokens are safe."""
+    if not OPERATOR_TOKEN_PATTERN.fullmatch(token):
+        return (
+            "holds characters other than visible ASCII (letters, digits, punctuation), which clients send differently"
+        )
+    if len(set(token)) < MIN_OPERATOR_TOKEN_CHARACTERS or _REPEATED.fullmatch(token):
+        fewest = MIN_OPERATOR_TOKEN_CHARACTERS
+        return f"is a pattern (fewer than {fewest} different characters, or a shorter one repeated): guessable"
+    return None
+
+
 #: The fewest connections the service is configured for, whatever the open-file limit (`service.server`).
 MIN_CONNECTIONS = 16
 #: A batch whose body arrives at least this fast (past its first half second) keeps its place reserved in the
@@ -353,8 +370,8 @@ class Settings(BaseSettings):
     operator_token: SecretStr | None = Field(
         default=None,
         description="Bearer token for `GET /operator/model` (where the model came from, what it was trained on and "
-        f"with, why it is not loaded), at least {MIN_OPERATOR_TOKEN_LENGTH} characters of a bearer token's (letters, "
-        f"digits, `-._~+/`, `=` at the end), {MIN_OPERATOR_TOKEN_CHARACTERS} or more of them different (e.g. "
+        f"with, why it is not loaded), at least {MIN_OPERATOR_TOKEN_LENGTH} visible ASCII characters, "
+        f"{MIN_OPERATOR_TOKEN_CHARACTERS} or more of them different and not a shorter token repeated (e.g. "
         '`python -c "import secrets; print(secrets.token_urlsafe(32))"`); unset (the default), that view does not '
         "exist and those details are only in the logs. Any other token stops the service at start.",
     )
@@ -403,16 +420,11 @@ class Settings(BaseSettings):
                 "SERVICE_OPERATOR_TOKEN starts or ends with white space, which no Authorization header carries, so "
                 "no one could use it; remove the white space"
             )
-        if token is not None and not OPERATOR_TOKEN_PATTERN.fullmatch(token.get_secret_value()):
+        problem = None if token is None else _token_problem(token.get_secret_value())
+        if problem is not None:
             raise ValueError(
-                "SERVICE_OPERATOR_TOKEN holds characters a bearer token cannot (RFC 6750: letters, digits and "
-                "- . _ ~ + / then = at the end), which clients send differently; make one with "
+                f"SERVICE_OPERATOR_TOKEN {problem}; make one with "
                 '`python -c "import secrets; print(secrets.token_urlsafe(32))"`'
-            )
-        if token is not None and len(set(token.get_secret_value())) < MIN_OPERATOR_TOKEN_CHARACTERS:
-            raise ValueError(
-                f"SERVICE_OPERATOR_TOKEN repeats fewer than {MIN_OPERATOR_TOKEN_CHARACTERS} different characters: "
-                'guessable; make one with `python -c "import secrets; print(secrets.token_urlsafe(32))"`'
             )
         return token
 
