@@ -249,6 +249,7 @@ class Admission:
         self._waiting: dict[_Waiter, None] = {}  # batches waiting for room, their bodies unread: the oldest first
         self._clients_behind = _RecentClients()  # whose batches' bodies fell behind (`_fell_behind`)
         self._clients_served = _RecentClients()  # whose batches were handled (`_batch`)
+        self._handled_clients: Counter[str | None] = Counter()  # batches being handled, by client (`_batch`)
         self._arriving: set[_Body] = set()  # bodies being read that the server's protocol can drop (`DROP_BODY`)
         self.refusals = RefusalLog(logging.getLogger("service.http"))
         if metrics is not None:
@@ -396,17 +397,18 @@ class Admission:
         if all(waiter.reservation.declared > room for waiter in self._waiting):
             return  # (nothing fits: the order is not worth a look into every waiting socket, `_Waiter.sent`)
         holding = Counter(reservation.client for reservation in self._reservations if reservation.held(now))
+        holding.update(+self._handled_clients)
         behind = self._fell_behind(now)
         self._clients_served.forget(now)
         order = {waiter: (*waiter.sent(), age) for age, waiter in enumerate(self._waiting)}
 
-        def turn(waiter: _Waiter) -> tuple[bool, bool, bool, int, bool, int]:
+        def turn(waiter: _Waiter) -> tuple[int, bool, bool, bool, bool, int]:
             client = waiter.reservation.client
             whole, coming, age = order[waiter]
             if whole:  # it cannot stall: who its client is matters only for the places it holds
-                return False, False, False, holding[client], False, age
+                return holding[client], False, False, False, False, age
             known = self._clients_served.largest(client) >= waiter.reservation.declared
-            return True, client in behind, not known, holding[client], not coming, age
+            return holding[client], True, client in behind, not known, not coming, age
 
         while fitting := [waiter for waiter in order if waiter.reservation.declared <= room]:
             first = min(order, key=turn)
@@ -510,10 +512,12 @@ class Admission:
         if self.batch_bytes + body.size > self.max_batch_bytes and not await self._whole_batch_room(scope, send, body):
             return
         self.handled_batch_bytes += body.size
+        self._handled_clients[_address(scope)] += 1
         try:
             await self.app(scope, receive, send)
         finally:
             self.handled_batch_bytes -= body.size
+            self._handled_clients[_address(scope)] -= 1
             self._clients_served.add(_address(scope), self.clock(), body.size)
             self._let_in()
 

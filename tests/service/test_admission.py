@@ -853,6 +853,40 @@ def test_a_batch_first_in_line_that_does_not_fit_is_passed_for_a_second_then_roo
     _run(scenario)
 
 
+def test_a_client_with_batches_being_handled_goes_after_a_client_with_none_whole_or_not() -> None:
+    """Review 17, N6: 200 connections sending 80-record batches whole went first whoever their client, and another
+    client's 1,000-record batch (larger than the server's buffers: never whole) waited out its 10 s. Room goes first
+    to the clients holding the fewest places, the batches being handled counted with those arriving."""
+
+    async def scenario() -> None:
+        clock, handler = _Clock(), _Handler()
+        admission = _batch_admission(clock, handler, wait=30)
+        flood = []
+        for _ in range(3):  # the flood's client: three batches whole, being handled
+            handled = _batch(admission, 100_000, client="203.0.113.9")
+            handled.body(b"x" * 100_000, more=False)
+            flood.append(handled)
+            await _turns()
+        stalling = _batch(admission, 100_000, client="192.0.2.7")  # the room left: reserved, then stops at 0.54 s
+        stalling.body(b"x" * 20_000, more=True)
+        await _turns()
+        whole = _batch(admission, 100_000, client="203.0.113.9")
+        _chunks(whole, 10, 10_000)
+        await _turns()
+        coming = _batch(admission, 100_000, client="198.51.100.7")
+        _chunks(coming, 4, 10_000)  # its first message read, 30,000 bytes waiting: coming, not whole
+        coming.body(b"x" * 10_000, more=True)
+        await _turns()
+        assert len(admission._waiting) == 2
+        clock.now = 0.6  # the stalling body fell behind: room for one
+        admission._let_in()
+        assert [w.reservation.client for w in admission._waiting] == ["203.0.113.9"]  # the old code: coming's
+        for client in (*flood, stalling, whole, coming):
+            client.task.cancel()
+
+    _run(scenario)
+
+
 def _arriving(admission: Admission, size: int, *, droppable: bool = True) -> _Client:
     """A body of `size` bytes sent at once, with more to come (a `POST /predict` whose Content-Length says more)."""
     client = _Client(admission, _scope(headers=[(b"content-length", b"1000000")]), droppable=droppable)
