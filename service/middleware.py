@@ -369,12 +369,12 @@ class Admission:
 
     def _let_in(self) -> None:
         """Let in the waiting batches that fit what is left of the budget (a smaller one passes a larger one that
-        does not fit: a 100-record batch is not held behind 2 MB ones), in this order: first the batches whose whole
-        body is here (read, or sent and waiting in the server's buffers, `_Waiter.sent`: such a batch cannot stall),
-        whoever their client, those of the clients holding the fewest places first, then the oldest; then, of the
-        others, those of clients (addresses) whose batches' bodies fell behind
-        lately go last; first those whose clients had a batch as large or larger handled lately; then those of the
-        clients holding the fewest places now; then those whose bodies are coming (`_Waiter.sent`); then the oldest.
+        does not fit: a 100-record batch is not held behind 2 MB ones), in this order: first the batches of the
+        clients (addresses) holding the fewest places now (batches arriving or being handled); of those, first the
+        batches whose whole body is here (read, or sent and waiting in the server's buffers, `_Waiter.sent`: such a
+        batch cannot stall), the oldest first; then, of the others, those of clients whose batches' bodies fell
+        behind lately go last; first those whose clients had a batch as large or larger handled lately; then those
+        whose bodies are coming (`_Waiter.sent`); then the oldest.
 
         Let in oldest first, heads whose bodies stopped after 16-48 KiB, 10-40 new connections a second (~0.5 MB/s)
         from one address or 30, each held its room in turn, and 2 MB batches waited 7-10 s behind them (reviews 12
@@ -390,8 +390,10 @@ class Admission:
         batches waited there too (1 and 100 records: 6-7 s, review 15), also from an address marked behind: a body
         all here now goes first. A batch first in this order that does not fit is passed by smaller ones for
         `ROOM_HELD_AFTER_SECONDS`, then the room that frees is held for it: passed for good, 100- and 1,000-record
-        batches waited out their 10 s while 200 connections sent 80-record batches whole, each let in as soon as
-        80 records' room freed, and first as their clients' batches as large had been handled (review 17, N6)."""
+        batches waited out their 10 s while 200 connections from 20 addresses sent 80-record batches whole, each
+        let in as soon as 80 records' room freed, first as whole (and as known, their clients' batches as large
+        having been handled), while, counting only the places of batches arriving, those clients held none
+        (review 17, N6)."""
         now = self.clock()
         room = self.max_batch_bytes - self.batch_bytes
         if all(waiter.reservation.declared > room for waiter in self._waiting):
