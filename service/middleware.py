@@ -388,13 +388,14 @@ class Admission:
         attacker whose many addresses each had a batch as large handled lately; and a client's first batch larger
         than the server's buffers hold, which waits behind the heads of a burst that came before it. Its smaller
         batches waited there too (1 and 100 records: 6-7 s, review 15), also from an address marked behind: a body
-        all here now goes first. A batch first in this order that does not fit, its body whole, is passed by smaller
-        ones for `ROOM_HELD_AFTER_SECONDS`, then the room that frees is held for it (for any batch, the heads of a
-        burst held it in turn: 2 MB batches of new clients p90 4.5 s, was 0.4 s): passed for good, 100- and 1,000-record
-        batches waited out their 10 s while 200 connections from 20 addresses sent 80-record batches whole, each
-        let in as soon as 80 records' room freed, first as whole (and as known, their clients' batches as large
-        having been handled), while, counting only the places of batches arriving, those clients held none
-        (review 17, N6)."""
+        all here now goes first. While 200 connections from 20 addresses sent 80-record batches whole, other
+        clients' 100- and 1,000-record batches waited out their 10 s (review 17, N6): the flood's batches went first
+        as whole (and as known), its clients held no place as only batches arriving were counted, and each let in
+        as soon as 80 records' room freed, so that a larger batch never fitted. Now the batches being handled count
+        too, and a whole batch first in this order that does not fit is passed by smaller ones for
+        `ROOM_HELD_AFTER_SECONDS`, then the room that frees is held for it (held so for any batch, the stalled heads
+        of a burst held it in turn: new clients' 2 MB batches p90 4.5 s, 0.4 s without). Not counted: a batch that
+        may stall (larger than the server's buffers), which such a flood can still pass until its 10 s."""
         now = self.clock()
         room = self.max_batch_bytes - self.batch_bytes
         if all(waiter.reservation.declared > room for waiter in self._waiting):
@@ -522,6 +523,8 @@ class Admission:
         finally:
             self.handled_batch_bytes -= body.size
             self._handled_clients[_address(scope)] -= 1
+            if not self._handled_clients[_address(scope)]:  # (kept, every address once seen stayed in it)
+                del self._handled_clients[_address(scope)]
             self._clients_served.add(_address(scope), self.clock(), body.size)
             self._let_in()
 
