@@ -853,6 +853,29 @@ def test_a_batch_first_in_line_that_does_not_fit_is_passed_for_a_second_then_roo
     _run(scenario)
 
 
+def test_room_held_for_the_first_in_line_still_lets_in_a_client_holding_no_place() -> None:
+    """Review 18, F3: held from everyone, the room that freed went to nothing while a 100-record batch first in line
+    waited for two slow 2 MB uploads to end, and 1-record batches waited up to 3 s behind it. A batch of a client
+    holding no place still passes it."""
+
+    async def scenario() -> None:
+        clock, handler = _Clock(), _Handler()
+        admission, served = await _behind_a_batch(clock, handler)  # 300,000 of 400,000 handled, 192.0.2.1's
+        larger = _batch(admission, 150_000, client="198.51.100.7")
+        _chunks(larger, 15, 10_000)  # all sent: whole, first in line
+        await _turns()
+        clock.now = 1.5  # past its second: the room is held for it
+        small = _batch(admission, 400, client="198.51.100.8")
+        small.body(b"x" * 400, more=False)
+        await _turns()
+        assert [w.reservation.client for w in admission._waiting] == ["198.51.100.7"]  # let in (held: waiting)
+        handler.release.set()
+        await asyncio.gather(served.task, larger.task, small.task)
+        assert [c.status for c in (served, larger, small)] == [200] * 3
+
+    _run(scenario)
+
+
 def test_a_client_with_batches_being_handled_goes_after_a_client_with_none_whole_or_not() -> None:
     """Review 17, N6: 200 connections sending 80-record batches whole went first whoever their client, and another
     client's 1,000-record batch (larger than the server's buffers: never whole) waited out its 10 s. Room goes first
