@@ -392,12 +392,11 @@ class Admission:
         clients' 100- and 1,000-record batches waited out their 10 s (review 17, N6): the flood's batches went first
         as whole (and as known), its clients held no place as only batches arriving were counted, and each let in
         as soon as 80 records' room freed, so that a larger batch never fitted. Now the batches being handled count
-        too, and a whole batch first in this order that does not fit is passed by smaller ones for
-        `ROOM_HELD_AFTER_SECONDS`, then only by those of clients holding no place (held so for any batch, the
-        stalled heads of a burst held it in turn: new clients' 2 MB batches p90 4.5 s, 0.4 s without; held from
-        everyone, 1-record batches waited up to 3 s behind a 100-record one while two 2 MB uploads at 560 KB/s held
-        the budget, review 18). Not counted: a batch that may stall (larger than the server's buffers), which such
-        a flood can still pass until its 10 s; a flood from as many addresses as its batches, each holding none."""
+        too, and a batch first in this order that does not fit is passed by smaller ones for
+        `ROOM_HELD_AFTER_SECONDS`, then only by those of clients holding no place (held from everyone, the stalled
+        heads of a burst held it in turn: new clients' 2 MB batches p90 4.5 s, 0.4 s without; and 1-record batches
+        waited up to 3 s behind a 100-record one while two 2 MB uploads at 560 KB/s held the budget, review 18).
+        Not counted: a flood from as many addresses as its batches, each holding none when its next one waits."""
         now = self.clock()
         room = self.max_batch_bytes - self.batch_bytes
         if all(waiter.reservation.declared > room for waiter in self._waiting):
@@ -420,7 +419,7 @@ class Admission:
             first = min(order, key=turn)
             held_for = first.reservation.declared > room and now - first.reservation.since >= ROOM_HELD_AFTER_SECONDS
             waiter = min(fitting, key=turn)
-            if held_for and order[first][0] and holding[waiter.reservation.client]:
+            if held_for and holding[waiter.reservation.client]:
                 return  # the room that frees is held for it: only clients holding no place pass it now
             reservation = waiter.reservation
             room -= reservation.declared

@@ -853,6 +853,29 @@ def test_a_batch_first_in_line_that_does_not_fit_is_passed_for_a_second_then_roo
     _run(scenario)
 
 
+def test_room_is_held_for_a_first_in_line_whose_body_is_coming_not_whole() -> None:
+    """Review 18, F1 and F5: a 1,000-record batch (more than the server's buffers hold: never whole) first in line
+    was passed for good by a flood's smaller batches sent whole, and waited out its 10 s: room was held only for
+    a whole one. It is held for any batch first in line, against clients holding places."""
+
+    async def scenario() -> None:
+        clock, handler = _Clock(), _Handler()
+        admission, served = await _behind_a_batch(clock, handler)  # 300,000 of 400,000 handled, 192.0.2.1's
+        larger = _batch(admission, 150_000, client="198.51.100.7")
+        _chunks(larger, 4, 10_000)  # 30,000 waiting: coming, not whole
+        larger.body(b"x" * 10_000, more=True)
+        await _turns()
+        clock.now = 1.5  # past its second
+        passer = _batch(admission, 30_000)  # from 192.0.2.1, whose batch is being handled
+        _chunks(passer, 3, 10_000)
+        await _turns()
+        assert [w.reservation.client for w in admission._waiting] == ["198.51.100.7", "192.0.2.1"]  # the old: let in
+        for client in (served, larger, passer):
+            client.task.cancel()
+
+    _run(scenario)
+
+
 def test_room_held_for_the_first_in_line_still_lets_in_a_client_holding_no_place() -> None:
     """Review 18, F3: held from everyone, the room that freed went to nothing while a 100-record batch first in line
     waited for two slow 2 MB uploads to end, and 1-record batches waited up to 3 s behind it. A batch of a client
