@@ -416,11 +416,12 @@ class Admission:
             return holding[client], True, client in behind, not known, not coming, age
 
         while fitting := [waiter for waiter in order if waiter.reservation.declared <= room]:
-            first = min(order, key=turn)
-            held_for = first.reservation.declared > room and now - first.reservation.since >= ROOM_HELD_AFTER_SECONDS
             waiter = min(fitting, key=turn)
-            if held_for and holding[waiter.reservation.client]:
-                return  # the room that frees is held for it: only clients holding no place pass it now
+            # the first in line does not fit when it is not `waiter`; past its second, only clients holding no place
+            # pass it: the room that frees is held for it
+            first = min(order, key=turn) if holding[waiter.reservation.client] else waiter
+            if first is not waiter and now - first.reservation.since >= ROOM_HELD_AFTER_SECONDS:
+                return
             reservation = waiter.reservation
             room -= reservation.declared
             holding[reservation.client] += 1
@@ -517,16 +518,17 @@ class Admission:
         for, `_whole_batch_room`)."""
         if self.batch_bytes + body.size > self.max_batch_bytes and not await self._whole_batch_room(scope, send, body):
             return
+        client = _address(scope)
         self.handled_batch_bytes += body.size
-        self._handled_clients[_address(scope)] += 1
+        self._handled_clients[client] += 1
         try:
             await self.app(scope, receive, send)
         finally:
             self.handled_batch_bytes -= body.size
-            self._handled_clients[_address(scope)] -= 1
-            if not self._handled_clients[_address(scope)]:  # (kept, every address once seen stayed in it)
-                del self._handled_clients[_address(scope)]
-            self._clients_served.add(_address(scope), self.clock(), body.size)
+            self._handled_clients[client] -= 1
+            if not self._handled_clients[client]:  # (kept, every address once seen stayed in it)
+                del self._handled_clients[client]
+            self._clients_served.add(client, self.clock(), body.size)
             self._let_in()
 
     async def _whole_batch_room(self, scope: Scope, send: Send, body: _Body) -> bool:

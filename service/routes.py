@@ -47,10 +47,10 @@ def _error(description: str) -> dict[str, Any]:
 #: in the same `ErrorResponse` shape: documented on every operation, so generated clients can read them.
 SERVER_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: _error("Not valid HTTP/1.1 (e.g. a conflicting Content-Length and Transfer-Encoding); connection closed."),
-    408: _error("The request's head or body did not arrive in time; connection closed."),
-    413: _error("A body larger than the configured limit (any method)."),
     404: _error("No such route: paths are matched exactly (`/predict/` is not `/predict`)."),
     405: _error("The route does not take this method."),
+    408: _error("The request's head or body did not arrive in time; connection closed."),
+    413: _error("A body larger than the configured limit (any method)."),
     414: _error("A request line (path and query) longer than the configured limit."),
     431: _error("A header line, or all headers together, larger than the configured limits, or too many headers."),
     500: _error("An unexpected error; the reason quotes the request id to report."),

@@ -32,19 +32,6 @@ OPERATOR_TOKEN_PATTERN = re.compile(r"[!-~]+")
 _REPEATED = re.compile(r"(.+?)\1+", re.DOTALL)
 
 
-def _token_problem(token: str) -> str | None:
-    """What is wrong with an operator token past its length and white space, if anything. Not counted: a pattern of
-    eight different characters or more that is not a repetition (a person's choice); generated tokens are safe."""
-    if not OPERATOR_TOKEN_PATTERN.fullmatch(token):
-        return (
-            "holds characters other than visible ASCII (letters, digits, punctuation), which clients send differently"
-        )
-    if len(set(token)) < MIN_OPERATOR_TOKEN_CHARACTERS or _REPEATED.fullmatch(token):
-        fewest = MIN_OPERATOR_TOKEN_CHARACTERS
-        return f"is a pattern (fewer than {fewest} different characters, or a shorter one repeated): guessable"
-    return None
-
-
 #: The fewest connections the service is configured for, whatever the open-file limit (`service.server`).
 MIN_CONNECTIONS = 16
 #: A batch whose body arrives at least this fast (past its first half second) keeps its place reserved in the
@@ -64,6 +51,19 @@ BODY_RATE_WINDOW_SECONDS = 1.0
 #: What each byte of a batch's body that has arrived reserves of what its head declared, while it keeps up: 128 KB
 #: reserve a full 2 MB batch, a head alone nothing.
 RESERVED_PER_BYTE_ARRIVED = 16
+
+
+def _token_problem(token: str) -> str | None:
+    """What is wrong with an operator token past its length and white space, if anything. Not counted: a pattern of
+    eight different characters or more that is not a repetition (a person's choice); generated tokens are safe."""
+    if not OPERATOR_TOKEN_PATTERN.fullmatch(token):
+        return (
+            "holds characters other than visible ASCII (letters, digits, punctuation), which clients send differently"
+        )
+    if len(set(token)) < MIN_OPERATOR_TOKEN_CHARACTERS or _REPEATED.fullmatch(token):
+        fewest = MIN_OPERATOR_TOKEN_CHARACTERS
+        return f"is a pattern (fewer than {fewest} different characters, or a shorter one repeated): guessable"
+    return None
 
 
 class Settings(BaseSettings):

@@ -241,11 +241,17 @@ def _api_path_rules(
     ]
 
 
+#: The load balancer's own 404 for a path it does not route, in the service's error shape (a listener's default
+#: action and a rule's action take it as different argument types).
+_NOT_FOUND = {
+    "status_code": str(NOT_FOUND_STATUS),
+    "content_type": NOT_FOUND_CONTENT_TYPE,
+    "message_body": NOT_FOUND_BODY,
+}
+
+
 def _not_found() -> aws.lb.ListenerDefaultActionFixedResponseArgs:
-    """The load balancer's own 404 for a path it does not route, in the service's error shape."""
-    return aws.lb.ListenerDefaultActionFixedResponseArgs(
-        status_code=str(NOT_FOUND_STATUS), content_type=NOT_FOUND_CONTENT_TYPE, message_body=NOT_FOUND_BODY
-    )
+    return aws.lb.ListenerDefaultActionFixedResponseArgs(**_NOT_FOUND)
 
 
 def _refusal_rules(
@@ -256,9 +262,7 @@ def _refusal_rules(
     child: pulumi.ResourceOptions,
 ) -> list[pulumi.Resource]:
     """Paths of a workload that owns `/` the load balancer answers itself with its 404, before any forward."""
-    refusal = aws.lb.ListenerRuleActionFixedResponseArgs(
-        status_code=str(NOT_FOUND_STATUS), content_type=NOT_FOUND_CONTENT_TYPE, message_body=NOT_FOUND_BODY
-    )
+    refusal = aws.lb.ListenerRuleActionFixedResponseArgs(**_NOT_FOUND)
     return [
         aws.lb.ListenerRule(
             f"{name}-refused-{index}",
