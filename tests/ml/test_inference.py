@@ -133,11 +133,15 @@ def test_probabilities_are_a_distribution_and_decisions_follow_the_rule(predicto
 
 
 def test_one_row_alone_answers_as_inside_a_batch(predictor: Predictor, rows: np.ndarray) -> None:
-    """The single-row fast path and LightGBM's own batch prediction agree to rounding, row by row."""
+    """The single-row fast path and LightGBM's own batch prediction agree to rounding, row by row, the screening
+    (of the in-care answers) included."""
     batch = predictor.predict(rows[:200])
     for i in range(200):
         one = predictor.predict(rows[i])
         np.testing.assert_allclose(one.probabilities, batch.probabilities[i : i + 1], rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(
+            one.screening_probabilities, batch.screening_probabilities[i : i + 1], rtol=1e-12, atol=1e-15
+        )
         assert one.classes[0] == batch.classes[i]
 
 
@@ -157,6 +161,8 @@ def test_screening_probabilities_are_those_of_the_in_care_answers(predictor: Pre
         np.testing.assert_allclose(one.probabilities[0], predictions.probabilities[i], rtol=1e-12, atol=1e-15)
     in_care_only = predictor.predict(sample[~changed])
     assert in_care_only.screening_probabilities is in_care_only.probabilities
+    one_in_care = predictor.predict(sample[~changed][0])
+    assert one_in_care.screening_probabilities is one_in_care.probabilities
 
 
 def test_wrong_row_width_is_a_clear_error(predictor: Predictor) -> None:

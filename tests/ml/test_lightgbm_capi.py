@@ -59,10 +59,11 @@ def test_raw_scores_and_contributions_equal_the_python_package(model_text: str, 
 def test_single_rows_score_as_the_python_package_row_by_row(model_text: str, rows: np.ndarray) -> None:
     expected = lgb.Booster(model_str=model_text).predict(rows, raw_score=True)
     score = SingleRowScorer(Booster(model_text))
-    actual = np.vstack([score(row) for row in rows])
+    actual = np.vstack([score(rows[i : i + 1]) for i in range(len(rows))])
     np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=1e-12)
-    first = score(rows[0])
-    score(rows[1])
+    np.testing.assert_allclose(score(rows[:2]), expected[:2], rtol=1e-12, atol=1e-12)  # two rows, each alone
+    first = score(rows[:1])
+    score(rows[1:2])
     np.testing.assert_array_equal(first, expected[:1])  # an answer is the caller's, not the reused buffer
 
 
@@ -70,8 +71,8 @@ def test_rows_of_the_wrong_shape_are_refused(model_text: str) -> None:
     booster = Booster(model_text)
     width = len(FEATURE_NAMES)
     score = SingleRowScorer(booster)
-    for bad in (np.zeros(width - 1), np.zeros((1, width)), np.zeros(width + 1)):
-        with pytest.raises(ValueError, match=f"expected one row of {width} values"):
+    for bad in (np.zeros(width), np.zeros((1, width - 1)), np.zeros((2, width + 1))):
+        with pytest.raises(ValueError, match=f"expected rows of {width} values"):
             score(bad)
     with pytest.raises(ValueError, match=f"expected rows of {width} features"):
         booster.raw_scores(np.zeros((2, width - 1)))
