@@ -183,9 +183,10 @@ class SingleRowScorer:
         self._lock = threading.Lock()
 
     def __call__(self, rows: np.ndarray) -> np.ndarray:
-        """Scores, shape (n, classes), of rows (n, `n_features`), each scored alone: for one row, or two."""
+        """Scores, shape (n, classes), of rows (n, `n_features`), each scored alone: for a few rows (the batch call
+        is cheaper past a handful)."""
         if rows.ndim != 2 or rows.shape[1] != self._row.size:
-            raise ValueError(f"expected rows of {self._row.size} values, got shape {rows.shape}")
+            raise ValueError(f"expected a 2-D array of rows of {self._row.size} values, got shape {rows.shape}")
         scores = np.empty((len(rows), self._out.size), dtype=np.float64)
         with self._lock:
             for row, score in zip(rows, scores, strict=True):

@@ -18,7 +18,7 @@ from ml.manifest import ScreeningCutoffs, ScreeningLevel
 from ml.schema import CARE_ACCESS, FEATURE_NAMES
 
 _IN_CARE = tuple((FEATURE_NAMES.index(name), float(value)) for name, value in CARE_ACCESS.items())
-#: The same as arrays, so one row is checked and rewritten in one numpy call each (the service's hot path).
+#: The same as arrays, so rows are checked and rewritten in one numpy call each.
 _IN_CARE_COLUMNS = np.array([column for column, _ in _IN_CARE])
 _IN_CARE_VALUES = np.array([value for _, value in _IN_CARE])
 _CHOL_CHECK = FEATURE_NAMES.index("CholCheck")
@@ -40,7 +40,10 @@ def in_care(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def with_in_care_copy(row: np.ndarray) -> np.ndarray:
     """One row (1, features) as `in_care` sees it, for the service's hot path: the row itself when every access
     answer is "in care", else the row and its in-care copy, shape (2, features): 2.6 us where `in_care`'s numpy
-    reductions and the concatenation after them cost 10 on one row."""
+    reductions and the concatenation after them cost 10 on one row. A value `in_care` does not read as "in care"
+    (NaN included) is not read so here either (`test_one_row_s_in_care_copy_agrees_with_in_care`)."""
+    if row.ndim != 2 or len(row) != 1:
+        raise ValueError(f"expected one row of shape (1, features), got shape {row.shape}")
     values = row[0]
     if all(values[column] == value for column, value in _IN_CARE):
         return row

@@ -145,6 +145,20 @@ def test_one_row_alone_answers_as_inside_a_batch(predictor: Predictor, rows: np.
         assert one.classes[0] == batch.classes[i]
 
 
+def test_one_row_s_class_is_decided_on_the_answers_as_given(predictor: Predictor, rows: np.ndarray) -> None:
+    """Review 20, M1: one row has its own path (`Predictor._predict_one`); its class is the decision rule's on the
+    probabilities of the answers as given, never on the screening's (the in-care answers), for the rows where the
+    two readings give different classes."""
+    batch = predictor.predict(rows)
+    rule = predictor.manifest.decision_rule
+    split = np.flatnonzero(decide(batch.screening_probabilities, rule) != batch.classes)
+    assert len(split) > 0  # else this test could not tell the two readings apart
+    for i in split[:50]:
+        one = predictor.predict(rows[i])
+        assert one.classes[0] == batch.classes[i] == decide(one.probabilities, rule)[0]
+        assert one.classes[0] != decide(one.screening_probabilities, rule)[0]
+
+
 def test_screening_probabilities_are_those_of_the_in_care_answers(predictor: Predictor, rows: np.ndarray) -> None:
     """Scored and calibrated together with the answers as given (`Predictor.predict`), the in-care copies get the
     probabilities they get alone; rows in care keep their own, and a batch all in care shares one array."""

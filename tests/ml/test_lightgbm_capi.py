@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
 
@@ -67,12 +68,30 @@ def test_single_rows_score_as_the_python_package_row_by_row(model_text: str, row
     np.testing.assert_array_equal(first, expected[:1])  # an answer is the caller's, not the reused buffer
 
 
+def test_one_scorer_shared_by_threads_gives_each_call_its_rows_scores(model_text: str, rows: np.ndarray) -> None:
+    """Review 20, M3: the service scores single predictions on the event loop and one-record batches in worker
+    threads through the same scorer and its shared buffers (LightGBM's call releases the GIL): without its lock,
+    6 threads got 1,822 wrong answers in 2,400."""
+    score = SingleRowScorer(Booster(model_text))
+    pairs = [rows[i : i + 2] for i in range(0, len(rows), 2)]
+    expected = [score(pair) for pair in pairs]  # one thread
+
+    def all_pairs(start: int) -> list[tuple[int, np.ndarray]]:
+        order = [*range(start, len(pairs)), *range(start)]
+        return [(i, score(pairs[i])) for i in order * 3]
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = [answer for answers in pool.map(all_pairs, range(0, 60, 10)) for answer in answers]
+    wrong = sum(not np.array_equal(scores, expected[i]) for i, scores in results)
+    assert wrong == 0, f"{wrong} of {len(results)} calls got another call's scores"
+
+
 def test_rows_of_the_wrong_shape_are_refused(model_text: str) -> None:
     booster = Booster(model_text)
     width = len(FEATURE_NAMES)
     score = SingleRowScorer(booster)
     for bad in (np.zeros(width), np.zeros((1, width - 1)), np.zeros((2, width + 1))):
-        with pytest.raises(ValueError, match=f"expected rows of {width} values"):
+        with pytest.raises(ValueError, match=f"expected a 2-D array of rows of {width} values"):
             score(bad)
     with pytest.raises(ValueError, match=f"expected rows of {width} features"):
         booster.raw_scores(np.zeros((2, width - 1)))

@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from ml.inference.loader import load_artifact
-from ml.inference.screening import in_care, levels, not_checked
+from ml.inference.screening import in_care, levels, not_checked, with_in_care_copy
 from ml.manifest import Manifest, ScreeningCutoffs, ScreeningLevel
 from ml.schema import CARE_ACCESS, DEFAULT_RECORD, FEATURE_NAMES, SUBGROUP_BANDS
 from ml.training.ada import ada_risk_points
@@ -27,6 +27,29 @@ def _rows(n: int, **columns: np.ndarray) -> np.ndarray:
     for name, values in columns.items():
         rows[:, FEATURE_NAMES.index(name)] = values
     return rows
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf, -0.0, 0.0, 1.0, 2.0, -1.0, 7.0])
+@pytest.mark.parametrize("name", list(CARE_ACCESS))
+def test_one_row_s_in_care_copy_agrees_with_in_care(name: str, value: float) -> None:
+    """Review 20, M2: the one-row path checks the access answers its own way (`with_in_care_copy`); on any value,
+    unusual ones included, it reads a row as `in_care` does: the row alone when in care, else the row and the same
+    in-care copy."""
+    row = _rows(1, **{name: np.array([value])})
+    pair = with_in_care_copy(row)
+    screened, changed = in_care(row)
+    if changed[0]:
+        assert pair.shape == (2, len(FEATURE_NAMES))
+        np.testing.assert_array_equal(pair[0], row[0])
+        np.testing.assert_array_equal(pair[1], screened[0])
+    else:
+        assert pair is row
+
+
+def test_one_row_s_in_care_copy_takes_one_row_only() -> None:
+    for bad in (_rows(2), _rows(1)[0]):
+        with pytest.raises(ValueError, match="expected one row of shape"):
+            with_in_care_copy(bad)
 
 
 def test_in_care_reads_every_access_answer_as_in_care_and_copies_only_when_needed() -> None:
