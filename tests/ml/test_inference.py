@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -19,8 +20,8 @@ from ml.inference.loader import load_artifact, read_folder
 from ml.inference.postprocess import calibrate, decide
 from ml.inference.predictor import Predictor
 from ml.inference.screening import access_columns, in_care
-from ml.manifest import Manifest, ScreeningLevel
-from ml.schema import FEATURE_NAMES, TARGET
+from ml.manifest import DecisionRule, Manifest, ScreeningLevel
+from ml.schema import FEATURE_NAMES, N_CLASSES, TARGET
 from ml.training.data import features_matrix, read_data_file
 from ml.training.synthetic_data import make_synthetic, write_synthetic
 from ml.training.tuning import weighted_f1
@@ -145,18 +146,28 @@ def test_one_row_alone_answers_as_inside_a_batch(predictor: Predictor, rows: np.
         assert one.classes[0] == batch.classes[i]
 
 
-def test_one_row_s_class_is_decided_on_the_answers_as_given(predictor: Predictor, rows: np.ndarray) -> None:
+def test_one_row_s_class_is_decided_on_the_answers_as_given(
+    predictor: Predictor, rows: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Review 20, M1: one row has its own path (`Predictor._predict_one`); its class is the decision rule's on the
-    probabilities of the answers as given, never on the screening's (the in-care answers), for the rows where the
-    two readings give different classes."""
-    batch = predictor.predict(rows)
-    rule = predictor.manifest.decision_rule
-    split = np.flatnonzero(decide(batch.screening_probabilities, rule) != batch.classes)
-    assert len(split) > 0  # else this test could not tell the two readings apart
-    for i in split[:50]:
-        one = predictor.predict(rows[i])
-        assert one.classes[0] == batch.classes[i] == decide(one.probabilities, rule)[0]
-        assert one.classes[0] != decide(one.screening_probabilities, rule)[0]
+    probabilities of the answers as given, never on the screening's (the in-care answers). A person outside care
+    whose two rows are given raw scores (so that the test does not depend on how much the model reads the access
+    answers), under a rule chosen so that the two readings give different classes."""
+    raw = np.array([[0.0, -1.0, 0.5], [0.0, 0.2, 1.5]])  # as given, then in care
+    given, screening = calibrate(raw, predictor.manifest.calibration)
+    ratio = screening / given
+    a, b = int(np.argmax(ratio)), int(np.argmin(ratio))
+    weights = np.full(N_CLASSES, 1e-9)  # given: b wins; screening: a (sqrt(ratio_a * ratio_b) > ratio_b)
+    weights[a], weights[b] = np.sqrt(ratio[b] / ratio[a]) / given[a], 1 / given[b]
+    rule = DecisionRule.from_weights(tuple(float(w) for w in weights / weights.max()))
+    manifest = predictor.manifest.model_copy(update={"decision_rule": rule})
+    ruled = Predictor(dataclasses.replace(predictor._artifact, manifest=manifest))
+    monkeypatch.setattr(ruled, "_score_rows_alone", lambda pair: raw[: len(pair)])
+    outside_care = rows[in_care(rows)[1]][0]
+    one = ruled.predict(outside_care)
+    np.testing.assert_allclose(one.screening_probabilities[0], screening)  # the in-care row's scores
+    assert decide(one.screening_probabilities, rule)[0] == a != b  # the readings differ under this rule
+    assert one.classes[0] == b
 
 
 def test_screening_probabilities_are_those_of_the_in_care_answers(predictor: Predictor, rows: np.ndarray) -> None:
