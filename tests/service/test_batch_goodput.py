@@ -67,12 +67,17 @@ def _request(records: int, size: int) -> bytes:
 
 
 class _Holder:
-    """A client whose 16 MB batch holds the budget while its body arrives (1 MB at once, then 600 KB/s: fast
-    enough to keep its reservation), until `finish` sends the rest at once."""
+    """A client whose 16 MB batch holds the budget while its body arrives (1 MB at once, then `RATE`: fast enough
+    to keep its reservation), until `finish` sends the rest at once. Its pace is kept by the clock, not by the
+    pauses: at 600 KB/s counted in pauses, a late wake-up on a busy machine brought its last second under
+    `BATCH_RESERVED_BYTES_PER_SECOND`, it lost its room and the waiting batch was served (a clean-clone CI run)."""
+
+    #: Twice `service.settings.BATCH_RESERVED_BYTES_PER_SECOND`: the 15 MB left last 15 s, past any test here.
+    RATE = 1_048_576
 
     def __init__(self, server: Server, pause: float = 0.2) -> None:
         self.request = _request(10, 16_000_000)
-        self.pause = pause  # between its pieces, at 600 KB/s
+        self.pause = pause  # between its pieces
         self.sock = connect(server)
         self.sock.sendall(self.request[:1_000_000])
         self.sent = 1_000_000
@@ -84,15 +89,26 @@ class _Holder:
             assert time.monotonic() < deadline, "the holding batch was not let in"
             time.sleep(0.02)
 
-    def _trickle(self) -> None:
-        piece = int(600_000 * self.pause)
-        while self.sent < len(self.request) and not self._finish.wait(self.pause):
-            self.sock.sendall(self.request[self.sent : self.sent + piece])
-            self.sent += piece
+    def __enter__(self) -> _Holder:
+        return self
 
-    def finish(self) -> tuple[int, dict[str, str], bytes]:
+    def __exit__(self, *_: object) -> None:
+        self._stop()
+        self.sock.close()
+
+    def _trickle(self) -> None:
+        start, first = time.monotonic(), self.sent
+        while self.sent < len(self.request) and not self._finish.wait(self.pause):
+            due = min(len(self.request), first + int((time.monotonic() - start) * self.RATE))
+            self.sock.sendall(self.request[self.sent : due])
+            self.sent = max(self.sent, due)
+
+    def _stop(self) -> None:
         self._finish.set()
         self._thread.join()
+
+    def finish(self) -> tuple[int, dict[str, str], bytes]:
+        self._stop()
         self.sock.sendall(self.request[self.sent :])
         return read_answer(self.sock)
 
@@ -131,7 +147,7 @@ def test_a_batch_past_the_budget_waits_with_its_body_unread_and_is_served_once_t
     batch is answered."""
     holder = _Holder(budget_server)
     request = _request(1000, 1_000_000)
-    with holder.sock, _small_buffers(budget_server) as eager:
+    with holder, _small_buffers(budget_server) as eager:
         taken = _send_until_stalled(eager, request)
         assert taken < len(request) // 2, f"the server read {taken:,} of {len(request):,} bytes of a waiting batch"
         with pytest.raises(BlockingIOError):
@@ -150,7 +166,7 @@ def test_a_batch_that_waits_past_its_time_gets_a_readable_503_with_retry_after(b
     `Retry-After`, its body read and dropped so that a client sending it whole reads the answer, not a reset."""
     holder = _Holder(budget_server)
     request = _request(1000, 1_000_000)
-    with holder.sock, _small_buffers(budget_server) as eager:
+    with holder, _small_buffers(budget_server) as eager:
         eager.sendall(request)  # returns once the server drains it, after the wait
         status, headers, answer = read_answer(eager)
         assert (status, json.loads(answer)["error"], headers["retry-after"]) == (503, "overloaded", "1")
@@ -174,7 +190,7 @@ def test_a_batch_whose_body_waits_in_the_buffers_passes_older_heads_whose_bodies
     for sock in stalled:
         sock.sendall(head % declared + b"{")
     request = _request(100, declared)
-    with holder.sock, _small_buffers(server) as eager:
+    with holder, _small_buffers(server) as eager:
         deadline = time.monotonic() + 10
         while metric(server, "batches_waiting_for_room") < 3:
             assert time.monotonic() < deadline, "the stalled heads did not wait for room"
