@@ -15,7 +15,10 @@ Measures, on loopback with wrk (one load thread, so the server keeps a core), si
     temporary sqlite store),
   - the floor of idiomatic FastAPI: the same Predictor behind the smallest app answering the same `/predict`
     (`tests.benchmarks.bare_fastapi`: body and response models, no middleware, no access log, no limits) under plain
-    uvicorn, with its own `/health`: its `/predict` over `/health` is what FastAPI itself leaves for that ratio,
+    uvicorn, with its own `/health`: its `/predict` over `/health` is what FastAPI itself leaves for that ratio;
+    `bare_route_over_health` (its route's CPU over the service's `/health`; above 1, the service cannot reach 0.5x
+    while its route does what the bare one does) and `bare_fastapi_over_mlserver` (2 over it: the share of the
+    bare app's speed the service must keep for 2x) say how far the targets are from that floor,
   - rows/s of `/predict/batch` with 100 rows,
   - a soak at concurrency 32: errors and resident-memory growth,
   - in process (ASGI calls, no network, CPU time): `/health`, `/predict`, a bare FastAPI route taking the same
@@ -425,6 +428,22 @@ def _ratio(numerator: dict[str, Any], denominator: dict[str, Any]) -> float:
     return float(numerator["requests_per_second"] / denominator["requests_per_second"])
 
 
+def _floors(service: dict[str, Any], bare: dict[str, Any], mlserver: dict[str, Any] | None, c: int) -> dict[str, float]:
+    """What the bare FastAPI app leaves for the targets at concurrency `c`. `/predict` >= 0.5x `/health` means the
+    route's own CPU (its `/predict` less its `/health`) at most one `/health`: `bare_route_over_health` is the bare
+    app's route (body and response models, the Predictor) over the service's `/health`: above 1, out of reach
+    while the service's route does at least what the bare one does. `bare_fastapi_over_mlserver`: the bare app's
+    own speed-up, so the share of its throughput the service must keep for 2x is 2 over it."""
+    route = [bare[f"{kind}_c{c}"].get("cpu_us_per_request") for kind in ("predict", "health")]
+    health = service[f"health_c{c}"].get("cpu_us_per_request")
+    floors: dict[str, float] = {}
+    if route[0] is not None and route[1] is not None and health:
+        floors[f"bare_route_over_health_c{c}"] = (route[0] - route[1]) / health
+    if mlserver is not None:
+        floors[f"bare_fastapi_over_mlserver_c{c}"] = _ratio(bare[f"predict_c{c}"], mlserver[f"predict_c{c}"])
+    return floors
+
+
 def summarise(results: dict[str, Any]) -> dict[str, bool]:
     service = results["service"]
     checks = {
@@ -443,6 +462,7 @@ def summarise(results: dict[str, Any]) -> dict[str, bool]:
         if "bare_fastapi" in results:
             bare = results["bare_fastapi"]
             ratios[f"bare_fastapi_predict_over_health_c{c}"] = _ratio(bare[f"predict_c{c}"], bare[f"health_c{c}"])
+            ratios.update(_floors(service, bare, results.get("mlserver"), c))
     results["ratios"] = ratios
     c = RATIO_CONCURRENCY
     checks[f"/predict >= {MIN_SHARE_OF_HEALTH}x /health at c={c}"] = (
