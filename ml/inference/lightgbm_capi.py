@@ -185,16 +185,21 @@ class SingleRowScorer:
     def __call__(self, rows: np.ndarray) -> np.ndarray:
         """Scores, shape (n, classes), of rows (n, `n_features`), each scored alone: for a few rows (the batch call
         is cheaper past a handful)."""
+        return np.array(self.as_lists(rows), dtype=np.float64).reshape(len(rows), self._out.size)
+
+    def as_lists(self, rows: np.ndarray) -> list[list[float]]:
+        """The same scores as Python floats, one list per row: what the one-row path reads them as
+        (`ml.inference.postprocess.calibrate_row`), without an array made only to be read back."""
         if rows.ndim != 2 or rows.shape[1] != self._row.size:
             raise ValueError(f"expected a 2-D array of rows of {self._row.size} values, got shape {rows.shape}")
-        scores = np.empty((len(rows), self._out.size), dtype=np.float64)
+        scores = []
         with self._lock:
-            for row, score in zip(rows, scores, strict=True):
+            for row in rows:
                 self._row[:] = row
                 _call(self._score(*self._arguments))
                 if self._length.value != self._out.size:
                     raise LightGBMError(f"LightGBM returned {self._length.value} scores for one row")
-                score[:] = self._out
+                scores.append(self._out.tolist())
         return scores
 
 

@@ -4,12 +4,16 @@ Calibration is bias-corrected temperature scaling (one temperature and one bias 
 fold by log loss), so it corrects both over-confidence and the prior shift that class weighting introduces. The
 decision rule multiplies the calibrated probabilities by per-class weights before the argmax: a cost-sensitive rule
 whose weights are tuned on the validation fold to maximise weighted F1. Both are numpy on (n, 3) arrays; one row is
-n = 1.
+n = 1. `calibrate_row` and `decide_row` are the same two formulas on one row of Python floats, for the service's
+one-row path: numpy's calls on a (2, 3) array cost more than their arithmetic (`test_postprocess` holds the two
+forms together).
 """
 
 from __future__ import annotations
 
 import functools
+import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -33,6 +37,23 @@ def decide(proba: np.ndarray, rule: DecisionRule) -> np.ndarray:
     """Class ids, shape (n,), from calibrated probabilities through the decision rule."""
     decided: np.ndarray = np.argmax(proba * _as_array(rule.class_weights), axis=1)
     return decided
+
+
+def calibrate_row(raw: Sequence[float], calibration: Calibration) -> list[float]:
+    """`calibrate` of one row of raw scores, in Python floats: the same operations in the same order (the exponential
+    is the C library's, within an ulp of numpy's). A row and its in-care copy: 8.5 us of numpy calls, 4.3 us here."""
+    temperature = calibration.temperature
+    logits = [score / temperature + bias for score, bias in zip(raw, calibration.bias, strict=True)]
+    top = max(logits)
+    shifted = [math.exp(logit - top) for logit in logits]
+    total = sum(shifted)
+    return [value / total for value in shifted]
+
+
+def decide_row(proba: Sequence[float], rule: DecisionRule) -> int:
+    """`decide` of one row of calibrated probabilities: its class id (the first of equal weighted ones, as argmax)."""
+    weighted = [p * weight for p, weight in zip(proba, rule.class_weights, strict=True)]
+    return weighted.index(max(weighted))
 
 
 @functools.lru_cache(maxsize=64)
