@@ -84,3 +84,24 @@ def test_each_request_logs_one_line_with_every_field(client: TestClient, json_ha
     assert list(line)[4:] == list(ACCESS_FIELDS)
     assert (line["method"], line["path"], line["route"], line["status"]) == ("POST", "/predict", "/predict", 200)
     assert line["duration_ms"] > 0
+
+
+def test_records_skip_the_attributes_no_line_writes(json_handler: logging.Handler) -> None:
+    """The caller, thread and process of each record are not looked up (no line writes them): a record made after
+    `configure_logging` has none, and its line still has every field."""
+    logger = logging.getLogger(ACCESS_LOGGER)
+    stream = json_handler.stream  # type: ignore[attr-defined]
+    kept: list[logging.LogRecord] = []
+    keeper = logging.Handler()
+    keeper.emit = kept.append  # type: ignore[method-assign]
+    logger.addHandler(keeper)
+    try:
+        logger.info("request", extra={"request_id": "id-3"})
+    finally:
+        logger.removeHandler(keeper)
+    (made,) = kept
+    assert (made.pathname, made.funcName) == ("(unknown file)", "(unknown function)")
+    assert (made.thread, made.threadName, made.process, made.processName) == (None, None, None, None)
+    line = json.loads(stream.getvalue().splitlines()[-1])
+    assert line["request_id"] == "id-3"
+    assert set(line) == {"time", "level", "logger", "message", "request_id"}
