@@ -73,7 +73,6 @@ class _JsonLines(JsonFormatter):
 
 def configure_logging(level: str) -> None:
     """One JSON line per record on stdout, uvicorn's own lines included; its access log is replaced by ours."""
-    _skip_unlogged_attributes()
     root = logging.getLogger()
     handler = next((h for h in root.handlers if h.get_name() == _HANDLER_NAME), None)
     if handler is None:
@@ -100,11 +99,13 @@ def configure_logging(level: str) -> None:
     access.propagate = False
 
 
-def _skip_unlogged_attributes() -> None:
+def skip_unlogged_record_attributes() -> None:
     """Every record's caller (a walk up the stack), thread, process and process name are found for each line, and
     no line writes them (`_JsonLines` writes its four fields and the extras; tracebacks come from `exc_info`): the
     switches the logging HOWTO lists under "Optimization" leave them unset (the access line of a `/predict`, in
-    process: 6-12 us of about 300)."""
+    process: 6-12 us of about 300). They hold for the whole process, and `stack_info=True` writes no stack under
+    them (nothing the service runs asks for one): set by `service.server` for the service's own process only, not
+    by `create_app`, so that a process embedding the app keeps its callers in its own logs (review 22, F4)."""
     logging._srcfile = None  # the caller: file, function and line
     logging.logThreads = False
     logging.logProcesses = False

@@ -44,6 +44,7 @@ from pydantic_settings import SettingsError
 
 from service.api import create_app
 from service.http_protocol import ConnectionPool, bound_socket_buffers, protocol_class
+from service.observability import skip_unlogged_record_attributes
 from service.refusal_log import RefusalLog
 from service.settings import MIN_CONNECTIONS, Settings, unknown_variables
 
@@ -234,6 +235,7 @@ def open_file_limit(max_connections: int) -> int:
 
 def serve(settings: Settings) -> None:
     """Serve until stopped (SIGTERM drains first; see the module's doc)."""
+    skip_unlogged_record_attributes()
     app = create_app(settings)
     Server(uvicorn_config(app, settings), app, settings.drain_seconds, settings.stop_timeout_seconds).run()
 

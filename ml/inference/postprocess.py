@@ -12,7 +12,6 @@ forms together).
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -40,12 +39,14 @@ def decide(proba: np.ndarray, rule: DecisionRule) -> np.ndarray:
 
 
 def calibrate_row(raw: Sequence[float], calibration: Calibration) -> list[float]:
-    """`calibrate` of one row of raw scores, in Python floats: the same operations in the same order (the exponential
-    is the C library's, within an ulp of numpy's). A row and its in-care copy: 8.5 us of numpy calls, 4.3 us here."""
+    """`calibrate` of one row of raw scores, in Python floats: the same operations in the same order, and numpy's
+    exponential (the C library's `math.exp` differs from numpy's SIMD one by an ulp on 3% of values: 8.6% of the
+    survey's people got other last digits from `/predict` than from a batch, review 22). A row and its in-care
+    copy: 8.5 us of numpy calls on a (2, 3) array, 5.2 us here."""
     temperature = calibration.temperature
     logits = [score / temperature + bias for score, bias in zip(raw, calibration.bias, strict=True)]
     top = max(logits)
-    shifted = [math.exp(logit - top) for logit in logits]
+    shifted: list[float] = np.exp([logit - top for logit in logits]).tolist()
     total = sum(shifted)
     return [value / total for value in shifted]
 

@@ -112,7 +112,7 @@ class Predictor:
         in-care copy, scored alone (`SingleRowScorer`) and calibrated together; what `predict` of several rows gives
         each (`test_one_row_alone_answers_as_inside_a_batch`), 6-20 us sooner than through `in_care` (outside care,
         warm: 49-59 us measured, most of it the trees). Calibrated and decided in Python floats (`calibrate_row`,
-        `decide_row`): numpy's calls on so few values cost more than the arithmetic (warm 49 -> 43 us; the service's
+        `decide_row`): numpy's calls on so few values cost more than the arithmetic (warm 49 -> 44 us; the service's
         `/predict` in process 326 -> 301 us, its trees colder there)."""
         rows = with_in_care_copy(row)
         manifest = self.manifest

@@ -364,8 +364,11 @@ def in_process(model: Path, repeats: int = 7, calls: int = 500) -> dict[str, flo
     from ml.contract import PatientRecord
     from ml.inference.predictor import Predictor
     from service.api import create_app
+    from service.observability import skip_unlogged_record_attributes
     from service.settings import Settings
     from tests.benchmarks.bare_fastapi import bare_app
+
+    skip_unlogged_record_attributes()  # as `service.server` does in the service's process
 
     body = json.dumps(outside_care_record()).encode()
     predictor = Predictor.load(model)

@@ -3,14 +3,16 @@
 import io
 import json
 import logging
+import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from pythonjsonlogger.json import JsonFormatter
 
-from service.observability import ACCESS_FIELDS, ACCESS_LOGGER, configure_logging
+from service.observability import ACCESS_FIELDS, ACCESS_LOGGER, configure_logging, skip_unlogged_record_attributes
 from tests.service.helpers import record
 
 
@@ -23,6 +25,24 @@ def json_handler() -> Iterator[logging.Handler]:
     stream = handler.setStream(io.StringIO())
     yield handler
     handler.setStream(stream)
+
+
+#: The logging module's switches `skip_unlogged_record_attributes` sets, for the whole process.
+_SWITCHES = ("_srcfile", "logThreads", "logProcesses", "logMultiprocessing")
+
+
+def _switches() -> dict[str, object]:
+    return {name: getattr(logging, name) for name in _SWITCHES}
+
+
+@pytest.fixture
+def unlogged_attributes_skipped() -> Iterator[None]:
+    """The switches as the service's process sets them, put back after the test."""
+    before = _switches()
+    skip_unlogged_record_attributes()
+    yield
+    for name, value in before.items():
+        setattr(logging, name, value)
 
 
 def _access_record(**fields: object) -> logging.LogRecord:
@@ -86,9 +106,10 @@ def test_each_request_logs_one_line_with_every_field(client: TestClient, json_ha
     assert line["duration_ms"] > 0
 
 
+@pytest.mark.usefixtures("unlogged_attributes_skipped")
 def test_records_skip_the_attributes_no_line_writes(json_handler: logging.Handler) -> None:
-    """The caller, thread and process of each record are not looked up (no line writes them): a record made after
-    `configure_logging` has none, and its line still has every field."""
+    """The caller, thread and process of each record are not looked up (no line writes them): a record made in the
+    service's process has none, and its line still has every field."""
     logger = logging.getLogger(ACCESS_LOGGER)
     stream = json_handler.stream  # type: ignore[attr-defined]
     kept: list[logging.LogRecord] = []
@@ -105,3 +126,17 @@ def test_records_skip_the_attributes_no_line_writes(json_handler: logging.Handle
     line = json.loads(stream.getvalue().splitlines()[-1])
     assert line["request_id"] == "id-3"
     assert set(line) == {"time", "level", "logger", "message", "request_id"}
+
+
+def test_making_the_app_leaves_the_process_s_logging_switches(
+    make_client: Callable[..., TestClient], trained_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review 22, F4: set by `create_app`, the switches took the callers out of the logs of every process embedding
+    the app (tests, benchmarks: `(unknown file):0`) and dropped their `stack_info`; only the service's own process
+    (`service.server.serve`) sets them now."""
+    for name in _SWITCHES[1:]:
+        monkeypatch.setattr(logging, name, True)  # the logging module's defaults
+    monkeypatch.setattr(logging, "_srcfile", os.path.normcase(logging.addLevelName.__code__.co_filename))
+    before = _switches()
+    make_client(MODEL_URI=str(trained_model_dir))
+    assert _switches() == before
