@@ -182,14 +182,10 @@ class SingleRowScorer:
         self._score = library.LGBM_BoosterPredictForMatSingleRowFast
         self._lock = threading.Lock()
 
-    def __call__(self, rows: np.ndarray) -> np.ndarray:
-        """Scores, shape (n, classes), of rows (n, `n_features`), each scored alone: for a few rows (the batch call
-        is cheaper past a handful)."""
-        return np.array(self.as_lists(rows), dtype=np.float64).reshape(len(rows), self._out.size)
-
-    def as_lists(self, rows: np.ndarray) -> list[list[float]]:
-        """The same scores as Python floats, one list per row: what the one-row path reads them as
-        (`ml.inference.postprocess.calibrate_row`), without an array made only to be read back."""
+    def __call__(self, rows: np.ndarray) -> list[list[float]]:
+        """Scores of rows (n, `n_features`), each scored alone, as Python floats, one list of the classes' per row:
+        for a few rows (the batch call is cheaper past a handful), read as floats by the one-row path
+        (`ml.inference.postprocess.calibrate_row`) without an array made only to be read back."""
         if rows.ndim != 2 or rows.shape[1] != self._row.size:
             raise ValueError(f"expected a 2-D array of rows of {self._row.size} values, got shape {rows.shape}")
         scores = []

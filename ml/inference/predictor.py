@@ -116,7 +116,7 @@ class Predictor:
         `/predict` in process 326 -> 301 us, its trees colder there)."""
         rows = with_in_care_copy(row)
         manifest = self.manifest
-        calibrated = [calibrate_row(raw, manifest.calibration) for raw in self._score_rows_alone.as_lists(rows)]
+        calibrated = [calibrate_row(raw, manifest.calibration) for raw in self._score_rows_alone(rows)]
         probabilities = np.array(calibrated[:1])
         screening = np.array(calibrated[1:]) if len(rows) == 2 else probabilities
         classes = np.array([decide_row(calibrated[0], manifest.decision_rule)])

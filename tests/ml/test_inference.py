@@ -6,7 +6,6 @@ import dataclasses
 import json
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -162,8 +161,7 @@ def test_one_row_s_class_is_decided_on_the_answers_as_given(
     rule = DecisionRule.from_weights(tuple(float(w) for w in weights / weights.max()))
     manifest = predictor.manifest.model_copy(update={"decision_rule": rule})
     ruled = Predictor(dataclasses.replace(predictor._artifact, manifest=manifest))
-    scorer = types.SimpleNamespace(as_lists=lambda pair: raw[: len(pair)].tolist())
-    monkeypatch.setattr(ruled, "_score_rows_alone", scorer)
+    monkeypatch.setattr(ruled, "_score_rows_alone", lambda pair: raw[: len(pair)].tolist())
     outside_care = rows[in_care(rows)[1]][0]
     one = ruled.predict(outside_care)
     np.testing.assert_allclose(one.screening_probabilities[0], screening)  # the in-care row's scores
