@@ -110,10 +110,10 @@ class Predictor:
     def _predict_one(self, row: np.ndarray) -> Predictions:
         """`predict` of one row (1, features), the service's hot path: the row and, outside the care system, its
         in-care copy, scored alone (`SingleRowScorer`) and calibrated together; what `predict` of several rows gives
-        each (`test_one_row_alone_answers_as_inside_a_batch`), 6-20 us sooner than through `in_care` (outside care,
-        warm: 49-59 us measured, most of it the trees). Calibrated and decided in Python floats (`calibrate_row`,
-        `decide_row`): numpy's calls on so few values cost more than the arithmetic (warm 49 -> 44 us; the service's
-        `/predict` in process 326 -> 301 us, its trees colder there)."""
+        each, bit for bit (`test_one_row_alone_answers_as_inside_a_batch`), without `in_care`'s numpy reductions
+        and calibrated and decided in Python floats (`calibrate_row`, `decide_row`): numpy's calls on so few values
+        cost more than the arithmetic. Outside care, warm: 70 us through `in_care` and numpy, 44-45 us here, most of
+        it the trees; the service's `/predict` in process 336 -> 298-301 us with the logging switches beside it."""
         rows = with_in_care_copy(row)
         manifest = self.manifest
         calibrated = [calibrate_row(raw, manifest.calibration) for raw in self._score_rows_alone(rows)]

@@ -446,11 +446,13 @@ def _floors(service: dict[str, Any], bare: dict[str, Any], mlserver: dict[str, A
     app's route (body and response models, the Predictor) over the service's `/health`: above 1, out of reach
     while the service's route does at least what the bare one does. `bare_fastapi_over_mlserver`: the bare app's
     own speed-up, so the share of its throughput the service must keep for 2x is 2 over it."""
-    route = [bare[f"{kind}_c{c}"].get("cpu_us_per_request") for kind in ("predict", "health")]
-    health = service[f"health_c{c}"].get("cpu_us_per_request")
+    bare_predict, bare_health, health = (
+        load[f"{kind}_c{c}"].get("cpu_us_per_request")
+        for load, kind in ((bare, "predict"), (bare, "health"), (service, "health"))
+    )
     floors: dict[str, float] = {}
-    if route[0] is not None and route[1] is not None and health:
-        floors[f"bare_route_over_health_c{c}"] = (route[0] - route[1]) / health
+    if bare_predict is not None and bare_health is not None and health:
+        floors[f"bare_route_over_health_c{c}"] = (bare_predict - bare_health) / health
     if mlserver is not None:
         floors[f"bare_fastapi_over_mlserver_c{c}"] = _ratio(bare[f"predict_c{c}"], mlserver[f"predict_c{c}"])
     return floors

@@ -12,7 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 from pythonjsonlogger.json import JsonFormatter
 
+from service import server
 from service.observability import ACCESS_FIELDS, ACCESS_LOGGER, configure_logging, skip_unlogged_record_attributes
+from service.settings import Settings
 from tests.service.helpers import record
 
 
@@ -36,13 +38,11 @@ def _switches() -> dict[str, object]:
 
 
 @pytest.fixture
-def unlogged_attributes_skipped() -> Iterator[None]:
+def unlogged_attributes_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
     """The switches as the service's process sets them, put back after the test."""
-    before = _switches()
+    for name, value in _switches().items():
+        monkeypatch.setattr(logging, name, value)
     skip_unlogged_record_attributes()
-    yield
-    for name, value in before.items():
-        setattr(logging, name, value)
 
 
 def _access_record(**fields: object) -> logging.LogRecord:
@@ -140,3 +140,21 @@ def test_making_the_app_leaves_the_process_s_logging_switches(
     before = _switches()
     make_client(MODEL_URI=str(trained_model_dir))
     assert _switches() == before
+
+
+def test_the_service_s_process_skips_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`service.server.serve` (what `python -m service` runs) sets the switches before it makes the app: without
+    it the 6-12 us they save of every request were silently gone."""
+    for name, value in _switches().items():
+        monkeypatch.setattr(logging, name, value)
+    monkeypatch.setattr(logging, "logThreads", True)
+    seen: list[dict[str, object]] = []
+
+    def making_the_app(settings: Settings) -> None:
+        seen.append(_switches())
+        raise RuntimeError("stop before serving")
+
+    monkeypatch.setattr(server, "create_app", making_the_app)
+    with pytest.raises(RuntimeError, match="stop before serving"):
+        server.serve(Settings(MODEL_URI="unused"))
+    assert [switches["logThreads"] for switches in seen] == [False]
